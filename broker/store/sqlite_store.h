@@ -1,0 +1,24 @@
+// SqliteStore: the embedded default Store, one SQLite file in WAL mode with
+// synchronous=FULL and versioned schema migrations. Thread-safe.
+#ifndef CREDBROKER_BROKER_STORE_SQLITE_STORE_H_
+#define CREDBROKER_BROKER_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "broker/store/store.h"
+
+namespace credbroker {
+
+// The schema version this build writes. Opening a newer database is
+// FAILED_PRECONDITION ("created by a newer credbroker").
+constexpr int kSqliteSchemaVersion = 1;
+
+// Opens (creating if needed, file mode 0600) the database at `path` and
+// migrates it to kSqliteSchemaVersion.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_STORE_SQLITE_STORE_H_

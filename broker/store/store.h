@@ -1,0 +1,87 @@
+// Store is the broker's persistent state: credential versions (sealed by the
+// caller; the store never sees a plaintext secret), and broker metadata (the
+// wrapped data key, schema version). A Store is safe for concurrent use from
+// multiple threads without external synchronization. A write returns OK only
+// after it is durable.
+#ifndef CREDBROKER_BROKER_STORE_STORE_H_
+#define CREDBROKER_BROKER_STORE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace credbroker {
+
+// One stored version of one provider/profile credential.
+struct CredentialRecord {
+  std::string provider;
+  std::string profile;
+  int64_t version = 0;          // 1, 2, ... per provider/profile.
+  std::string sealed;           // Opaque: sealed field values.
+  std::string fingerprint;      // Of the values; shown in history.
+  absl::Time created_at;        // When this version was stored.
+  absl::Time first_created_at;  // When version 1 was stored (filled by reads).
+  // Rotation period override for this profile; zero means the provider's.
+  absl::Duration rotation_period = absl::ZeroDuration();
+  int64_t version_count = 0;    // Filled by reads of the latest version.
+};
+
+struct ListCredentialsOptions {
+  std::string provider;  // Empty: all.
+  int limit = 100;
+  // Resume after this provider/profile (exclusive), for paging.
+  std::string after_provider;
+  std::string after_profile;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Stores a new version of provider/profile. `seal` is called inside the
+  // write transaction with the version number being written (so the caller
+  // can bind the ciphertext to it) and returns the sealed bytes and
+  // fingerprint. Returns the stored record.
+  using SealFn = std::function<absl::StatusOr<std::pair<std::string, std::string>>(
+      int64_t version)>;
+  virtual absl::StatusOr<CredentialRecord> PutCredential(
+      absl::string_view provider, absl::string_view profile,
+      absl::Duration rotation_period, const SealFn& seal) = 0;
+
+  // The latest version (version == 0) or a given one. NOT_FOUND otherwise.
+  virtual absl::StatusOr<CredentialRecord> GetCredential(
+      absl::string_view provider, absl::string_view profile,
+      int64_t version) = 0;
+
+  // Latest version of each provider/profile, ordered by provider, profile.
+  virtual absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
+      const ListCredentialsOptions& options) = 0;
+
+  // Every version of provider/profile, oldest first (history).
+  virtual absl::StatusOr<std::vector<CredentialRecord>> ListVersions(
+      absl::string_view provider, absl::string_view profile) = 0;
+
+  // Removes every version; returns how many. NOT_FOUND when there were none.
+  virtual absl::StatusOr<int64_t> DeleteCredential(
+      absl::string_view provider, absl::string_view profile) = 0;
+
+  // Small broker metadata (wrapped data key, kdf params). NOT_FOUND if unset.
+  virtual absl::StatusOr<std::string> GetMeta(absl::string_view key) = 0;
+  virtual absl::Status PutMeta(absl::string_view key,
+                               absl::string_view value) = 0;
+
+  // PRAGMA integrity_check (or the equivalent): OK or DATA_LOSS.
+  virtual absl::Status CheckIntegrity() = 0;
+};
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_STORE_STORE_H_
