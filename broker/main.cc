@@ -1,1 +1,220 @@
-int main() { return 1; }
+// credbrokerd: the credential broker daemon. Wiring only: flags, process
+// hardening, the data directory, the store and its key, the server, signals.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "broker/common/errors.h"
+#include "broker/common/executor.h"
+#include "broker/common/files.h"
+#include "broker/core/credentials.h"
+#include "broker/core/keyring.h"
+#include "broker/crypto/crypto.h"
+#include "broker/providers/registry.h"
+#include "broker/rpc/auth.h"
+#include "broker/rpc/server.h"
+#include "broker/store/sqlite_store.h"
+
+ABSL_FLAG(std::string, data_dir, "",
+          "Data directory (default $CREDBROKER_DATA_DIR, else "
+          "~/.local/share/credbroker); created 0700.");
+ABSL_FLAG(std::string, listen, "",
+          "Comma-separated unix:PATH and HOST:PORT endpoints (default "
+          "unix:<data_dir>/broker.sock).");
+ABSL_FLAG(bool, allow_remote, false,
+          "Allow TCP listeners on addresses that are not loopback.");
+ABSL_FLAG(bool, insecure_plaintext_tcp, false,
+          "Serve TCP listeners without TLS (loopback debugging only).");
+ABSL_FLAG(std::string, key_file, "",
+          "Master key file (default <data_dir>/master.key, created 0600 at "
+          "first start).");
+ABSL_FLAG(int, passphrase_fd, -1,
+          "Read the master passphrase from this file descriptor instead of "
+          "using the key file.");
+ABSL_FLAG(bool, passphrase_prompt, false,
+          "Prompt for the master passphrase on the terminal.");
+ABSL_FLAG(int, threads, 4, "Worker threads for store and crypto work.");
+
+namespace credbroker {
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::cerr << "credbrokerd: " << status.message() << "\n";
+  for (const FieldViolation& v : GetFieldViolations(status)) {
+    std::cerr << "  " << v.field << ": " << v.description << "\n";
+  }
+  return 1;
+}
+
+void HardenProcess() {
+  // No core dumps and no ptrace attach by other processes of this user.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  rlimit none{0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+}
+
+absl::StatusOr<SecretBytes> ReadPassphraseFromFd(int fd) {
+  std::string buf;
+  char c;
+  while (true) {
+    ssize_t n = read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == '\n') break;
+    buf.push_back(c);
+    if (buf.size() > 4096) {
+      WipeString(buf);
+      return absl::InvalidArgumentError("the passphrase is longer than 4096 bytes");
+    }
+  }
+  if (!buf.empty() && buf.back() == '\r') buf.pop_back();
+  if (buf.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no passphrase could be read from file descriptor ", fd));
+  }
+  return SecretBytes::TakeFrom(buf);
+}
+
+absl::StatusOr<SecretBytes> PromptPassphrase() {
+  int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        "--passphrase_prompt needs a terminal; use --passphrase_fd instead");
+  }
+  const char prompt[] = "credbrokerd master passphrase: ";
+  (void)!write(fd, prompt, sizeof prompt - 1);
+  termios old{};
+  tcgetattr(fd, &old);
+  termios quiet = old;
+  quiet.c_lflag &= ~ECHO;
+  tcsetattr(fd, TCSAFLUSH, &quiet);
+  absl::StatusOr<SecretBytes> pass = ReadPassphraseFromFd(fd);
+  tcsetattr(fd, TCSAFLUSH, &old);
+  (void)!write(fd, "\n", 1);
+  close(fd);
+  return pass;
+}
+
+int Run(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "credbrokerd [--data_dir DIR] [--listen unix:PATH,HOST:PORT]\n"
+      "Holds your provider credentials encrypted on this machine and releases "
+      "them to a deployment agent only for actions you approve.");
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals are taken synchronously by sigwait below; every thread started
+  // from here on inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  HardenProcess();
+
+  if (absl::Status s = InitCrypto(); !s.ok()) return Fail(s);
+  std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (data_dir.empty()) data_dir = DefaultDataDir();
+  if (absl::Status s = EnsurePrivateDir(data_dir); !s.ok()) return Fail(s);
+
+  absl::StatusOr<LockFile> lock = LockFile::Acquire(data_dir + "/broker.lock");
+  if (!lock.ok()) return Fail(lock.status());
+
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      OpenSqliteStore(data_dir + "/credbroker.db");
+  if (!store.ok()) return Fail(store.status());
+
+  KeySource key_source;
+  key_source.key_file = absl::GetFlag(FLAGS_key_file);
+  if (key_source.key_file.empty()) key_source.key_file = data_dir + "/master.key";
+  if (absl::GetFlag(FLAGS_passphrase_fd) >= 0) {
+    absl::StatusOr<SecretBytes> p = ReadPassphraseFromFd(absl::GetFlag(FLAGS_passphrase_fd));
+    if (!p.ok()) return Fail(p.status());
+    key_source.passphrase = std::move(*p);
+  } else if (absl::GetFlag(FLAGS_passphrase_prompt)) {
+    absl::StatusOr<SecretBytes> p = PromptPassphrase();
+    if (!p.ok()) return Fail(p.status());
+    key_source.passphrase = std::move(*p);
+  }
+  absl::StatusOr<std::unique_ptr<Sealer>> sealer = OpenDataKey(**store, key_source);
+  if (!sealer.ok()) return Fail(sealer.status());
+  key_source.passphrase.reset();
+
+  const std::string approver_token_file = data_dir + "/approver.token";
+  const std::string agent_token_file = data_dir + "/agent.token";
+  absl::StatusOr<std::string> approver_token = LoadOrCreateToken(approver_token_file);
+  if (!approver_token.ok()) return Fail(approver_token.status());
+  absl::StatusOr<std::string> agent_token = LoadOrCreateToken(agent_token_file);
+  if (!agent_token.ok()) return Fail(agent_token.status());
+  Authenticator auth(std::move(*agent_token), std::move(*approver_token));
+
+  CredentialManager credentials(store->get(), sealer->get(),
+                                &ProviderRegistry::Default(), [] { return absl::Now(); });
+  Executor executor(absl::GetFlag(FLAGS_threads));
+
+  ServerOptions options;
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  if (listen.empty()) listen = absl::StrCat("unix:", data_dir, "/broker.sock");
+  options.listen = absl::StrSplit(listen, ',', absl::SkipWhitespace());
+  options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
+  options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
+  absl::StatusOr<std::unique_ptr<BrokerServer>> server =
+      BrokerServer::Start(options, &credentials, &auth, &executor);
+  if (!server.ok()) return Fail(server.status());
+
+  std::string unix_address;
+  for (const std::string& a : (*server)->addresses()) {
+    if (unix_address.empty() && a.rfind("unix:", 0) == 0) unix_address = a;
+  }
+  std::cout << "credbrokerd is serving on " << absl::StrJoin((*server)->addresses(), ", ")
+            << "\n"
+            << "  data directory:  " << data_dir << "\n"
+            << "  approver token:  " << approver_token_file << "\n"
+            << "  agent token:     " << agent_token_file << "\n";
+  if (options.insecure_plaintext_tcp) {
+    std::cout << "  WARNING: TCP listeners are plaintext (--insecure_plaintext_tcp)\n";
+  }
+  if (!unix_address.empty()) {
+    std::string sock = unix_address.substr(5);
+    std::cout << "Try:\n"
+              << "  credctl --broker " << unix_address << " --token_file "
+              << approver_token_file << " providers\n"
+              << "  grpcurl -plaintext -unix " << sock << " list\n"
+              << "  grpcurl -plaintext -unix -H \"authorization: Bearer $(cat "
+              << approver_token_file << ")\" " << sock
+              << " credbroker.v1.CredentialService/ListCredentials\n";
+  }
+  std::cout << "ready" << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << "credbrokerd: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            << " received, shutting down\n";
+  (*server)->Shutdown();
+  executor.Shutdown();
+  server->reset();
+  store->reset();
+  std::cerr << "credbrokerd: stopped\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace credbroker
+
+int main(int argc, char** argv) { return credbroker::Run(argc, argv); }

@@ -1,0 +1,576 @@
+#include "broker/core/credentials.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "broker/common/errors.h"
+#include "broker/common/status_macros.h"
+#include "broker/core/record_codec.h"
+
+namespace credbroker {
+namespace {
+
+constexpr char kDefaultProfile[] = "default";
+constexpr size_t kGeneratedPasswordLength = 32;
+
+std::string RecordName(absl::string_view provider, absl::string_view profile,
+                       int64_t version) {
+  return absl::StrCat(provider, "/", profile, " version ", version);
+}
+
+// Field violations for every error finding, naming the request field.
+std::vector<FieldViolation> ViolationsOf(const std::vector<Finding>& findings) {
+  std::vector<FieldViolation> out;
+  for (const Finding& f : findings) {
+    if (f.severity != Severity::kError) continue;
+    std::string desc = f.message;
+    if (!f.fix.empty()) absl::StrAppend(&desc, " ", f.fix);
+    out.push_back(
+        {f.field.empty() ? std::string("values") : absl::StrCat("values.", f.field),
+         std::move(desc)});
+  }
+  return out;
+}
+
+absl::Status CheckInputBounds(const FieldValues& values,
+                              const SecretBytes& file) {
+  std::vector<FieldViolation> violations;
+  if (values.size() > kMaxFields) {
+    violations.push_back({"values", absl::StrCat("at most ", kMaxFields,
+                                                 " fields may be given; got ",
+                                                 values.size())});
+  }
+  for (const auto& [name, value] : values) {
+    if (name.empty() || name.size() > 64) {
+      violations.push_back(
+          {"values", "field names must be 1 to 64 characters long"});
+    } else if (value.size() > kMaxValueBytes) {
+      violations.push_back(
+          {absl::StrCat("values.", name),
+           absl::StrCat("the value is ", value.size(), " bytes; at most ",
+                        kMaxValueBytes, " are accepted")});
+    }
+  }
+  if (file.size() > kMaxFileBytes) {
+    violations.push_back({"from_file", absl::StrCat("the file is ", file.size(),
+                                                    " bytes; at most ",
+                                                    kMaxFileBytes,
+                                                    " are accepted")});
+  }
+  if (violations.empty()) return absl::OkStatus();
+  return InvalidArgumentWithViolations("the request is too large", violations);
+}
+
+// Empty values count as not given.
+void DropEmpty(FieldValues& values) {
+  for (auto it = values.begin(); it != values.end();) {
+    if (it->second.empty()) {
+      it = values.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Readiness ReadinessOf(const std::vector<std::string>& missing,
+                      const std::vector<Finding>& findings, bool rotation_due) {
+  if (!missing.empty()) return Readiness::kIncomplete;
+  if (HasErrors(findings)) return Readiness::kInvalid;
+  for (const Finding& f : findings) {
+    if (f.code == "expired") return Readiness::kExpired;
+  }
+  if (rotation_due) return Readiness::kRotationDue;
+  return Readiness::kReady;
+}
+
+std::string EncodePageToken(const CredentialRecord& last) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(last.provider, std::string(1, '\0'), last.profile));
+}
+
+absl::Status DecodePageToken(absl::string_view token, std::string& provider,
+                             std::string& profile) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw)) {
+    return InvalidArgumentWithViolations(
+        "page_token is not valid",
+        {{"page_token", "pass the next_page_token of the previous response "
+                        "unchanged, or leave it empty for the first page"}});
+  }
+  std::vector<std::string> parts = absl::StrSplit(raw, '\0');
+  if (parts.size() != 2) {
+    return InvalidArgumentWithViolations(
+        "page_token is not valid",
+        {{"page_token", "pass the next_page_token of the previous response "
+                        "unchanged, or leave it empty for the first page"}});
+  }
+  provider = parts[0];
+  profile = parts[1];
+  return absl::OkStatus();
+}
+
+// Words that name a provider in a deploy target, for ResolveRequirements.
+struct TargetWord {
+  const char* word;
+  const char* provider;
+  const char* reason;
+};
+constexpr TargetWord kTargetWords[] = {
+    {"aws", "aws", "creating clusters on AWS"},
+    {"amazon", "aws", "creating clusters on AWS"},
+    {"ec2", "aws", "creating clusters on AWS"},
+    {"gcp", "gcp", "creating clusters on Google Cloud"},
+    {"google", "gcp", "creating clusters on Google Cloud"},
+    {"gke", "gcp", "creating clusters on Google Cloud"},
+    {"azure", "azure", "creating clusters on Azure"},
+    {"digitalocean", "digitalocean", "creating clusters on DigitalOcean"},
+    {"do", "digitalocean", "creating clusters on DigitalOcean"},
+    {"mongodb", "mongodb-atlas", "using MongoDB Atlas for a database"},
+    {"mongodb-atlas", "mongodb-atlas", "using MongoDB Atlas for a database"},
+    {"atlas", "mongodb-atlas", "using MongoDB Atlas for a database"},
+    {"redis", "redis-cloud", "using Redis Cloud"},
+    {"redis-cloud", "redis-cloud", "using Redis Cloud"},
+    {"netlify", "netlify", "deploying a frontend to Netlify"},
+    {"auth0", "auth0", "using Auth0 for authentication"},
+    {"vercel", "vercel", "deploying a frontend to Vercel"},
+    {"github", "github", "setting up CI/CD with GitHub Actions"},
+    {"slack", "slack", "sending watcher alerts to Slack"},
+    {"custom", "custom", "application secrets"},
+    {"secrets", "custom", "application secrets"},
+};
+
+}  // namespace
+
+absl::string_view ReadinessName(Readiness r) {
+  switch (r) {
+    case Readiness::kReady:
+      return "READY";
+    case Readiness::kIncomplete:
+      return "INCOMPLETE";
+    case Readiness::kInvalid:
+      return "INVALID";
+    case Readiness::kRotationDue:
+      return "ROTATION_DUE";
+    case Readiness::kExpired:
+      return "EXPIRED";
+    case Readiness::kVerifyFailed:
+      return "VERIFY_FAILED";
+  }
+  return "UNKNOWN";
+}
+
+absl::StatusOr<std::string> CheckProfileName(absl::string_view profile) {
+  if (profile.empty()) return std::string(kDefaultProfile);
+  bool ok = profile.size() <= 64 && absl::ascii_isalnum(profile[0]);
+  for (char c : profile) {
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' ||
+          c == '-' || c == '.')) {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    return InvalidArgumentWithViolations(
+        "invalid profile name",
+        {{"profile",
+          "a profile name is 1 to 64 characters of lowercase letters, digits, "
+          "'_', '-' and '.', starting with a letter or digit (e.g. "
+          "\"default\", \"staging\")"}});
+  }
+  return std::string(profile);
+}
+
+std::vector<MaskedField> MaskFields(const ProviderSpec& spec,
+                                    const FieldValues& values) {
+  std::vector<MaskedField> out;
+  std::set<std::string> seen;
+  for (const FieldSpec& f : spec.fields) {
+    MaskedField m;
+    m.name = f.name;
+    m.sensitive = f.sensitive;
+    auto it = values.find(f.name);
+    if (it != values.end() && !it->second.empty()) {
+      m.set = true;
+      m.display = MaskValue(f, it->second);
+    }
+    out.push_back(std::move(m));
+    seen.insert(f.name);
+  }
+  // Fields outside the spec ("custom" secrets) are always sensitive.
+  for (const auto& [name, value] : values) {
+    if (seen.count(name)) continue;
+    FieldSpec f;
+    f.name = name;
+    f.sensitive = true;
+    MaskedField m;
+    m.name = name;
+    m.sensitive = true;
+    m.set = !value.empty();
+    m.display = m.set ? MaskValue(f, value) : "";
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+CredentialManager::CredentialManager(Store* store, const Sealer* sealer,
+                                     const ProviderRegistry* registry,
+                                     Clock clock)
+    : store_(store),
+      sealer_(sealer),
+      registry_(registry),
+      clock_(std::move(clock)) {}
+
+absl::StatusOr<FieldValues> CredentialManager::Open(
+    const CredentialRecord& record) const {
+  CB_ASSIGN_OR_RETURN(
+      SecretBytes plaintext,
+      sealer_->Open(record.sealed,
+                    RecordAssociatedData(record.provider, record.profile,
+                                         record.version),
+                    RecordName(record.provider, record.profile, record.version)));
+  absl::StatusOr<FieldValues> values = DecodeFieldValues(plaintext);
+  if (!values.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "stored credential ",
+        RecordName(record.provider, record.profile, record.version),
+        " is damaged: ", values.status().message()));
+  }
+  return values;
+}
+
+CredentialSummary CredentialManager::Summarize(const Provider& provider,
+                                               const CredentialRecord& record,
+                                               const FieldValues& values) const {
+  const ProviderSpec& spec = provider.spec();
+  CredentialSummary s;
+  s.provider = record.provider;
+  s.profile = record.profile;
+  s.version = record.version;
+  s.version_count = record.version_count;
+  s.fields = MaskFields(spec, values);
+  s.findings = provider.Validate(values);
+  s.missing_fields = MissingFields(spec, values);
+  s.created_at = record.first_created_at == absl::Time() ? record.created_at
+                                                         : record.first_created_at;
+  s.updated_at = record.created_at;
+  absl::Duration period = record.rotation_period > absl::ZeroDuration()
+                              ? record.rotation_period
+                              : spec.rotation_period;
+  s.rotation_due_at = record.created_at + period;
+  s.readiness =
+      ReadinessOf(s.missing_fields, s.findings, clock_() >= s.rotation_due_at);
+  s.fingerprint = record.fingerprint;
+  return s;
+}
+
+absl::StatusOr<PutCredentialResult> CredentialManager::Put(
+    PutCredentialInput input) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(input.provider));
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(input.profile));
+  CB_RETURN_IF_ERROR(CheckInputBounds(input.values, input.file_contents));
+  if (input.rotation_period < absl::ZeroDuration() ||
+      input.rotation_period > absl::Hours(24 * 3650)) {
+    return InvalidArgumentWithViolations(
+        "invalid rotation period",
+        {{"rotation_period", "give a period between 1 day and 10 years, or "
+                             "leave it unset for the provider's default"}});
+  }
+  const ProviderSpec& spec = provider->spec();
+  DropEmpty(input.values);
+
+  absl::Duration rotation_period = input.rotation_period;
+  if (input.keep_existing) {
+    absl::StatusOr<CredentialRecord> current =
+        store_->GetCredential(spec.id, profile, 0);
+    if (current.ok()) {
+      CB_ASSIGN_OR_RETURN(FieldValues stored, Open(*current));
+      for (auto& [name, value] : stored) {
+        const FieldSpec* f = spec.FindField(name);
+        // Derived fields are derived again from what is now given.
+        if (f != nullptr && f->derived) continue;
+        input.values.emplace(name, std::move(value));
+      }
+      if (rotation_period == absl::ZeroDuration()) {
+        rotation_period = current->rotation_period;
+      }
+    } else if (!absl::IsNotFound(current.status())) {
+      return current.status();
+    }
+  }
+
+  PutCredentialResult result;
+  std::vector<FieldViolation> gen_violations;
+  for (const std::string& name : input.generate) {
+    const FieldSpec* f = spec.FindField(name);
+    if (f == nullptr || !f->generatable) {
+      gen_violations.push_back(
+          {absl::StrCat("generate.", name),
+           absl::StrCat("the broker can generate only fields marked "
+                        "generatable in ",
+                        spec.display_name, "'s form")});
+      continue;
+    }
+    input.values[name] = GeneratePassword(kGeneratedPasswordLength);
+    result.generated.push_back(name);
+  }
+  if (!gen_violations.empty()) {
+    return InvalidArgumentWithViolations("cannot generate these fields",
+                                         gen_violations);
+  }
+
+  CB_ASSIGN_OR_RETURN(NormalizeResult normalized,
+                      provider->Normalize(std::move(input.values),
+                                          input.file_contents.Reveal()));
+  std::vector<Finding> findings = provider->Validate(normalized.values);
+  std::vector<Finding> all = normalized.findings;
+  all.insert(all.end(), findings.begin(), findings.end());
+  if (HasErrors(all)) {
+    return InvalidArgumentWithViolations(
+        absl::StrCat(spec.display_name,
+                     " credential was not stored: fix the fields below"),
+        ViolationsOf(all));
+  }
+
+  const FieldValues& values = normalized.values;
+  SecretBytes plaintext = EncodeFieldValues(values);
+  std::string fingerprint = sealer_->Fingerprint(plaintext);
+  CB_ASSIGN_OR_RETURN(
+      CredentialRecord record,
+      store_->PutCredential(
+          spec.id, profile, rotation_period,
+          [&](int64_t version)
+              -> absl::StatusOr<std::pair<std::string, std::string>> {
+            return std::make_pair(
+                sealer_->Seal(plaintext,
+                              RecordAssociatedData(spec.id, profile, version)),
+                fingerprint);
+          }));
+  if (record.version_count == 0) record.version_count = record.version;
+  result.credential = Summarize(*provider, record, values);
+  for (Finding& f : all) {
+    if (f.severity != Severity::kError) result.findings.push_back(std::move(f));
+  }
+  return result;
+}
+
+absl::StatusOr<CredentialSummary> CredentialManager::Get(
+    absl::string_view provider_id, absl::string_view profile_in,
+    int64_t version) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  CB_ASSIGN_OR_RETURN(CredentialRecord record,
+                      store_->GetCredential(provider->spec().id, profile, version));
+  CB_ASSIGN_OR_RETURN(FieldValues values, Open(record));
+  return Summarize(*provider, record, values);
+}
+
+absl::StatusOr<CredentialManager::StoredValues> CredentialManager::GetValues(
+    absl::string_view provider_id, absl::string_view profile_in,
+    int64_t version) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  CB_ASSIGN_OR_RETURN(CredentialRecord record,
+                      store_->GetCredential(provider->spec().id, profile, version));
+  StoredValues out;
+  out.version = record.version;
+  CB_ASSIGN_OR_RETURN(out.values, Open(record));
+  return out;
+}
+
+absl::StatusOr<ListCredentialsResult> CredentialManager::List(
+    absl::string_view provider_id, int page_size, absl::string_view page_token) {
+  ListCredentialsOptions options;
+  if (!provider_id.empty()) {
+    CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+    options.provider = provider->spec().id;
+  }
+  if (page_size < 0) {
+    return InvalidArgumentWithViolations(
+        "invalid page_size", {{"page_size", "give 0 (default 100) to 1000"}});
+  }
+  options.limit = page_size == 0 ? 100 : std::min(page_size, 1000);
+  if (!page_token.empty()) {
+    CB_RETURN_IF_ERROR(DecodePageToken(page_token, options.after_provider,
+                                       options.after_profile));
+  }
+  // One extra row tells whether there is a next page.
+  options.limit += 1;
+  CB_ASSIGN_OR_RETURN(std::vector<CredentialRecord> records,
+                      store_->ListCredentials(options));
+  ListCredentialsResult result;
+  bool more = records.size() == static_cast<size_t>(options.limit);
+  if (more) records.pop_back();
+  for (const CredentialRecord& record : records) {
+    const Provider* provider = registry_->Find(record.provider);
+    if (provider == nullptr) continue;  // A provider this build dropped.
+    absl::StatusOr<FieldValues> values = Open(record);
+    if (!values.ok()) {
+      CredentialSummary s;
+      s.provider = record.provider;
+      s.profile = record.profile;
+      s.version = record.version;
+      s.version_count = record.version_count;
+      s.readiness = Readiness::kInvalid;
+      s.created_at = record.first_created_at;
+      s.updated_at = record.created_at;
+      s.fingerprint = record.fingerprint;
+      s.findings.push_back({"", Severity::kError, "undecryptable",
+                            std::string(values.status().message()),
+                            "store the credential again"});
+      result.credentials.push_back(std::move(s));
+      continue;
+    }
+    result.credentials.push_back(Summarize(*provider, record, *values));
+  }
+  if (more && !records.empty()) {
+    result.next_page_token = EncodePageToken(records.back());
+  }
+  return result;
+}
+
+absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
+                                                  absl::string_view profile_in) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  return store_->DeleteCredential(provider->spec().id, profile);
+}
+
+absl::StatusOr<ValidateResult> CredentialManager::Validate(
+    absl::string_view provider_id, absl::string_view profile_in,
+    FieldValues values, const SecretBytes& file_contents) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  CB_RETURN_IF_ERROR(CheckInputBounds(values, file_contents));
+  const ProviderSpec& spec = provider->spec();
+  DropEmpty(values);
+  ValidateResult result;
+  result.required_permissions = spec.required_permissions;
+  if (values.empty() && file_contents.empty()) {
+    CB_ASSIGN_OR_RETURN(CredentialRecord record,
+                        store_->GetCredential(spec.id, profile, 0));
+    CB_ASSIGN_OR_RETURN(FieldValues stored, Open(record));
+    CredentialSummary s = Summarize(*provider, record, stored);
+    result.readiness = s.readiness;
+    result.findings = std::move(s.findings);
+    result.missing_fields = std::move(s.missing_fields);
+    result.fields = std::move(s.fields);
+    if (s.readiness == Readiness::kRotationDue) {
+      result.findings.push_back(
+          {"", Severity::kWarning, "rotation_due",
+           absl::StrCat("this credential is older than its rotation period (",
+                        absl::FormatDuration(s.rotation_due_at - s.updated_at),
+                        ")"),
+           absl::StrCat("create a new key in the provider's console, store it "
+                        "with `credctl set ",
+                        spec.id, "`, then disable the old key")});
+    }
+    result.valid = !HasErrors(result.findings) && result.missing_fields.empty();
+    return result;
+  }
+  absl::StatusOr<NormalizeResult> normalized =
+      provider->Normalize(std::move(values), file_contents.Reveal());
+  if (!normalized.ok()) {
+    // A file that cannot be read at all is a finding, not a failed call.
+    if (!absl::IsInvalidArgument(normalized.status())) return normalized.status();
+    for (const FieldViolation& v : GetFieldViolations(normalized.status())) {
+      std::string field = v.field;
+      if (absl::StartsWith(field, "values.")) field = field.substr(7);
+      result.findings.push_back(
+          {field, Severity::kError, "unreadable", v.description, ""});
+    }
+    if (result.findings.empty()) {
+      result.findings.push_back({"", Severity::kError, "unreadable",
+                                 std::string(normalized.status().message()), ""});
+    }
+    result.readiness = Readiness::kInvalid;
+    return result;
+  }
+  result.findings = normalized->findings;
+  std::vector<Finding> checks = provider->Validate(normalized->values);
+  result.findings.insert(result.findings.end(), checks.begin(), checks.end());
+  result.missing_fields = MissingFields(spec, normalized->values);
+  result.fields = MaskFields(spec, normalized->values);
+  result.readiness = ReadinessOf(result.missing_fields, result.findings, false);
+  result.valid = !HasErrors(result.findings) && result.missing_fields.empty();
+  return result;
+}
+
+absl::StatusOr<std::vector<Requirement>> CredentialManager::ResolveRequirements(
+    const std::vector<std::string>& targets, absl::string_view profile_in) {
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  if (targets.empty() || targets.size() > 64) {
+    return InvalidArgumentWithViolations(
+        "no targets", {{"targets", "name 1 to 64 targets, e.g. \"aws\", "
+                                   "\"deploy frontend to netlify\""}});
+  }
+  std::vector<std::pair<std::string, std::string>> wanted;  // provider, reason
+  std::vector<FieldViolation> unknown;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    std::string lower = absl::AsciiStrToLower(targets[i]);
+    bool matched = false;
+    auto add = [&](const std::string& provider, const std::string& reason) {
+      matched = true;
+      for (const auto& w : wanted) {
+        if (w.first == provider) return;
+      }
+      wanted.emplace_back(provider, reason);
+    };
+    if (registry_->Find(lower) != nullptr) {
+      const TargetWord* tw = nullptr;
+      for (const TargetWord& t : kTargetWords) {
+        if (lower == t.provider) tw = &t;
+      }
+      add(lower, tw != nullptr ? tw->reason : lower);
+      continue;
+    }
+    for (absl::string_view word :
+         absl::StrSplit(lower, absl::ByAnyChar(" ,;/:"), absl::SkipEmpty())) {
+      for (const TargetWord& t : kTargetWords) {
+        if (word == t.word) add(t.provider, t.reason);
+      }
+    }
+    if (!matched) {
+      unknown.push_back(
+          {absl::StrCat("targets[", i, "]"),
+           "names no known provider; use a provider id (aws, gcp, azure, "
+           "digitalocean, mongodb-atlas, redis-cloud, netlify, auth0, vercel, "
+           "github, slack, custom) or words that contain one"});
+    }
+  }
+  if (!unknown.empty()) {
+    return InvalidArgumentWithViolations("some targets name no provider",
+                                         unknown);
+  }
+  std::vector<Requirement> out;
+  for (const auto& [provider_id, reason] : wanted) {
+    const Provider* provider = registry_->Find(provider_id);
+    const ProviderSpec& spec = provider->spec();
+    Requirement r;
+    r.provider = spec.id;
+    r.profile = profile;
+    r.reason = reason;
+    r.required_permissions = spec.required_permissions;
+    absl::StatusOr<CredentialSummary> s = Get(spec.id, profile, 0);
+    if (s.ok()) {
+      r.configured = true;
+      r.readiness = s->readiness;
+      r.missing_fields = s->missing_fields;
+    } else if (absl::IsNotFound(s.status())) {
+      r.configured = false;
+      r.readiness = Readiness::kIncomplete;
+      r.missing_fields = MissingFields(spec, FieldValues());
+    } else {
+      return s.status();
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace credbroker

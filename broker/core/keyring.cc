@@ -1,0 +1,130 @@
+#include "broker/core/keyring.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "broker/common/files.h"
+#include "broker/common/status_macros.h"
+
+namespace credbroker {
+namespace {
+
+constexpr char kWrappedKey[] = "wrapped_data_key";
+constexpr char kKeySource[] = "key_source";
+constexpr char kKdfParams[] = "kdf_params";
+
+std::string EncodeParams(const PassphraseParams& p) {
+  return absl::StrCat("argon2id13:", absl::BytesToHexString(p.salt), ":",
+                      p.opslimit, ":", p.memlimit);
+}
+
+absl::StatusOr<PassphraseParams> DecodeParams(absl::string_view s) {
+  std::vector<std::string> parts = absl::StrSplit(s, ':');
+  PassphraseParams p;
+  if (parts.size() != 4 || parts[0] != "argon2id13" ||
+      !absl::SimpleAtoi(parts[2], &p.opslimit) ||
+      !absl::SimpleAtoi(parts[3], &p.memlimit)) {
+    return absl::DataLossError(
+        "the store's passphrase parameters are damaged (meta key kdf_params)");
+  }
+  p.salt = absl::HexStringToBytes(parts[1]);
+  return p;
+}
+
+absl::StatusOr<std::string> GetMetaOrEmpty(Store& store, absl::string_view key) {
+  absl::StatusOr<std::string> v = store.GetMeta(key);
+  if (absl::IsNotFound(v.status())) return std::string();
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
+                                                    const KeySource& source) {
+  CB_ASSIGN_OR_RETURN(std::string wrapped, GetMetaOrEmpty(store, kWrappedKey));
+  CB_ASSIGN_OR_RETURN(std::string stored_source, GetMetaOrEmpty(store, kKeySource));
+  const bool use_passphrase = source.passphrase.has_value();
+  const std::string want_source = use_passphrase ? "passphrase" : "key_file";
+  const bool existing = !wrapped.empty();
+
+  if (existing && !stored_source.empty() && stored_source != want_source) {
+    return absl::FailedPreconditionError(
+        stored_source == "passphrase"
+            ? "this store is protected by a passphrase: start the broker with "
+              "--passphrase_fd or --passphrase_prompt"
+            : absl::StrCat("this store is protected by the key file (",
+                           source.key_file,
+                           " by default): start the broker without a "
+                           "passphrase option"));
+  }
+
+  SecretBytes master;
+  if (use_passphrase) {
+    PassphraseParams params;
+    if (existing) {
+      CB_ASSIGN_OR_RETURN(std::string encoded, store.GetMeta(kKdfParams));
+      CB_ASSIGN_OR_RETURN(params, DecodeParams(encoded));
+    } else {
+      params = NewPassphraseParams(source.fast_kdf);
+    }
+    CB_ASSIGN_OR_RETURN(master, DeriveKeyFromPassphrase(*source.passphrase, params));
+    if (!existing) CB_RETURN_IF_ERROR(store.PutMeta(kKdfParams, EncodeParams(params)));
+  } else {
+    absl::StatusOr<SecretBytes> loaded =
+        LoadOrCreateKeyFile(source.key_file, /*create=*/!existing);
+    if (absl::IsNotFound(loaded.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the master key file ", source.key_file,
+          " is missing, but this store already holds credentials sealed "
+          "under a key: restore the key file from your backup (a new key "
+          "could not open them)"));
+    }
+    if (!loaded.ok()) return loaded.status();
+    master = std::move(*loaded);
+  }
+
+  if (existing) {
+    absl::StatusOr<SecretBytes> data_key = UnwrapKey(master, wrapped);
+    if (!data_key.ok()) {
+      return absl::FailedPreconditionError(
+          use_passphrase
+              ? "the passphrase does not open this store: check that you typed "
+                "the passphrase the store was created with"
+              : absl::StrCat("the master key in ", source.key_file,
+                             " does not open this store: check that it is the "
+                             "key file this data directory was created with "
+                             "(nothing was changed)"));
+    }
+    return std::make_unique<Sealer>(std::move(*data_key));
+  }
+
+  SecretBytes data_key = NewDataKey();
+  CB_ASSIGN_OR_RETURN(std::string new_wrapped, WrapKey(master, data_key));
+  CB_RETURN_IF_ERROR(store.PutMeta(kKeySource, want_source));
+  CB_RETURN_IF_ERROR(store.PutMeta(kWrappedKey, new_wrapped));
+  return std::make_unique<Sealer>(std::move(data_key));
+}
+
+absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
+  absl::StatusOr<std::string> existing = ReadFile(path);
+  if (existing.ok()) {
+    std::string token(absl::StripAsciiWhitespace(*existing));
+    if (token.size() < 32) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the token file ", path,
+          " is too short to be a credbroker token; delete it and restart the "
+          "broker to create a new one"));
+    }
+    return token;
+  }
+  if (!absl::IsNotFound(existing.status())) return existing.status();
+  std::string token = NewToken();
+  absl::Status written = WritePrivateFile(path, absl::StrCat(token, "\n"), true);
+  if (absl::IsAlreadyExists(written)) return LoadOrCreateToken(path);
+  CB_RETURN_IF_ERROR(written);
+  return token;
+}
+
+}  // namespace credbroker

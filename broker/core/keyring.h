@@ -1,0 +1,39 @@
+// The keyring opens a store's data key: it derives or loads the master key,
+// unwraps the data key kept in the store's metadata, or — for a new store —
+// creates and wraps one. It never replaces an existing key or key file.
+#ifndef CREDBROKER_BROKER_CORE_KEYRING_H_
+#define CREDBROKER_BROKER_CORE_KEYRING_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "broker/common/secret.h"
+#include "broker/crypto/crypto.h"
+#include "broker/store/store.h"
+
+namespace credbroker {
+
+struct KeySource {
+  // The 0600 master key file (created for a new store when missing).
+  std::string key_file;
+  // When set, the master key comes from this passphrase through Argon2id
+  // instead of the key file.
+  std::optional<SecretBytes> passphrase;
+  // Cheaper Argon2id limits for tests.
+  bool fast_kdf = false;
+};
+
+// FAILED_PRECONDITION with what to check when the key does not open the
+// store (wrong key file, wrong passphrase, key file missing for an existing
+// store, passphrase store opened with a key file or the other way round).
+absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
+                                                    const KeySource& source);
+
+// Reads the bearer token in `path`, creating a fresh one (0600) when absent.
+absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path);
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_CORE_KEYRING_H_

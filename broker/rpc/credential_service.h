@@ -1,0 +1,60 @@
+// The gRPC adapter for credbroker.v1.CredentialService: authorizes the
+// approver, converts messages, calls CredentialManager on the executor.
+#ifndef CREDBROKER_BROKER_RPC_CREDENTIAL_SERVICE_H_
+#define CREDBROKER_BROKER_RPC_CREDENTIAL_SERVICE_H_
+
+#include "broker/common/executor.h"
+#include "broker/core/credentials.h"
+#include "broker/rpc/auth.h"
+#include "credbroker/v1/credential_service.grpc.pb.h"
+
+namespace credbroker {
+
+class CredentialServiceImpl final : public v1::CredentialService::CallbackService {
+ public:
+  // All three must outlive the service.
+  CredentialServiceImpl(CredentialManager* credentials, const Authenticator* auth,
+                        Executor* executor)
+      : credentials_(credentials), auth_(auth), executor_(executor) {}
+
+  grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* context,
+                                          const v1::ListProvidersRequest* request,
+                                          v1::ListProvidersResponse* response) override;
+  grpc::ServerUnaryReactor* ListCredentials(
+      grpc::CallbackServerContext* context, const v1::ListCredentialsRequest* request,
+      v1::ListCredentialsResponse* response) override;
+  grpc::ServerUnaryReactor* GetCredential(grpc::CallbackServerContext* context,
+                                          const v1::GetCredentialRequest* request,
+                                          v1::CredentialSummary* response) override;
+  grpc::ServerUnaryReactor* PutCredential(grpc::CallbackServerContext* context,
+                                          const v1::PutCredentialRequest* request,
+                                          v1::PutCredentialResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteCredential(
+      grpc::CallbackServerContext* context, const v1::DeleteCredentialRequest* request,
+      v1::DeleteCredentialResponse* response) override;
+  grpc::ServerUnaryReactor* ValidateCredential(
+      grpc::CallbackServerContext* context, const v1::ValidateCredentialRequest* request,
+      v1::ValidateCredentialResponse* response) override;
+  grpc::ServerUnaryReactor* ResolveRequirements(
+      grpc::CallbackServerContext* context,
+      const v1::ResolveRequirementsRequest* request,
+      v1::ResolveRequirementsResponse* response) override;
+  grpc::ServerUnaryReactor* ListGrants(grpc::CallbackServerContext* context,
+                                       const v1::ListGrantsRequest* request,
+                                       v1::ListGrantsResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeGrant(grpc::CallbackServerContext* context,
+                                        const v1::RevokeGrantRequest* request,
+                                        v1::RevokeGrantResponse* response) override;
+  grpc::ServerUnaryReactor* ListAuditEvents(
+      grpc::CallbackServerContext* context, const v1::ListAuditEventsRequest* request,
+      v1::ListAuditEventsResponse* response) override;
+
+ private:
+  CredentialManager* credentials_;
+  const Authenticator* auth_;
+  Executor* executor_;
+};
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_RPC_CREDENTIAL_SERVICE_H_

@@ -1,0 +1,231 @@
+#include "broker/rpc/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "broker/common/errors.h"
+#include "broker/common/status_macros.h"
+#include "broker/rpc/credential_service.h"
+#include "broker/rpc/pending_services.h"
+#include "grpc/health/v1/health.pb.h"
+
+namespace credbroker {
+namespace {
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (host == "localhost") return true;
+  std::string h(host);
+  in_addr a4;
+  if (inet_pton(AF_INET, h.c_str(), &a4) == 1) {
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  }
+  in6_addr a6;
+  if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&a6);
+  }
+  return false;
+}
+
+// A socket file left behind by a broker that died: nothing accepts on it.
+bool IsStaleSocket(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  close(fd);
+  return rc != 0 && (err == ECONNREFUSED || err == ENOENT);
+}
+
+absl::Status PrepareUnixPath(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return InvalidArgumentWithViolations(
+        "socket path too long",
+        {{"listen", absl::StrCat("a Unix socket path must be shorter than ",
+                                 sizeof(sockaddr_un::sun_path),
+                                 " bytes; choose a shorter --data_dir or "
+                                 "--listen path")}});
+  }
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " exists and is not a socket; move it away or choose another "
+              "--listen path"));
+  }
+  if (!IsStaleSocket(path)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "another process is already serving on ", path,
+        "; stop it or choose another --listen path"));
+  }
+  if (unlink(path.c_str()) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot remove the stale socket ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string Endpoint::ToString() const {
+  if (is_unix) return absl::StrCat("unix:", path);
+  if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote) {
+  Endpoint ep;
+  auto bad = [&](absl::string_view why) {
+    return InvalidArgumentWithViolations(
+        absl::StrCat("cannot listen on \"", spec, "\""),
+        {{"listen", absl::StrCat(why,
+                                 "; use unix:/absolute/path or HOST:PORT "
+                                 "(e.g. 127.0.0.1:7443)")}});
+  };
+  if (absl::ConsumePrefix(&spec, "unix:")) {
+    absl::ConsumePrefix(&spec, "//");
+    if (spec.empty() || spec[0] != '/') return bad("the socket path must be absolute");
+    ep.is_unix = true;
+    ep.path = std::string(spec);
+    return ep;
+  }
+  size_t colon = spec.rfind(':');
+  if (colon == absl::string_view::npos) return bad("no port given");
+  absl::string_view host = spec.substr(0, colon);
+  if (absl::ConsumePrefix(&host, "[")) {
+    if (!absl::ConsumeSuffix(&host, "]")) return bad("unbalanced [ in the host");
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(spec.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return bad("the port must be a number from 0 to 65535");
+  }
+  if (host.empty()) return bad("no host given");
+  if (!allow_remote && !IsLoopbackHost(host)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to listen on ", spec,
+        ": the host is not a loopback address, so callers on the network "
+        "could reach the broker. Use 127.0.0.1 or [::1], or pass "
+        "--allow_remote if you really mean it"));
+  }
+  ep.host = std::string(host);
+  ep.port = port;
+  return ep;
+}
+
+struct BrokerServer::Impl {
+  std::unique_ptr<CredentialServiceImpl> credential_service;
+  std::unique_ptr<PendingBrokerService> broker_service;
+  std::unique_ptr<PendingApprovalService> approval_service;
+  std::unique_ptr<grpc::Server> server;
+  std::vector<std::string> unix_paths;
+  bool shut_down = false;
+};
+
+BrokerServer::BrokerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+BrokerServer::~BrokerServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
+    const ServerOptions& options, CredentialManager* credentials,
+    const Authenticator* auth, Executor* executor) {
+  // Link the health proto's descriptors so reflection can describe Health.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  auto impl = std::make_unique<Impl>();
+  impl->credential_service =
+      std::make_unique<CredentialServiceImpl>(credentials, auth, executor);
+  impl->broker_service = std::make_unique<PendingBrokerService>(auth);
+  impl->approval_service = std::make_unique<PendingApprovalService>(auth);
+
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  std::vector<Endpoint> endpoints;
+  std::vector<std::unique_ptr<int>> ports;
+  if (options.listen.empty()) {
+    return absl::InvalidArgumentError("no --listen address given");
+  }
+  for (const std::string& spec : options.listen) {
+    CB_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(spec, options.allow_remote));
+    if (ep.is_unix) {
+      CB_RETURN_IF_ERROR(PrepareUnixPath(ep.path));
+      impl->unix_paths.push_back(ep.path);
+    } else if (!options.insecure_plaintext_tcp) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "TCP listener ", spec,
+          " needs TLS, which this build does not serve yet; use a Unix "
+          "socket, or pass --insecure_plaintext_tcp to serve plaintext on "
+          "loopback for debugging"));
+    }
+    ports.push_back(std::make_unique<int>(0));
+    builder.AddListeningPort(ep.ToString(), grpc::InsecureServerCredentials(),
+                             ports.back().get());
+    endpoints.push_back(ep);
+  }
+  builder.RegisterService(impl->credential_service.get());
+  builder.RegisterService(impl->broker_service.get());
+  builder.RegisterService(impl->approval_service.get());
+
+  // Sockets are created 0600: only this user may connect.
+  mode_t old_umask = umask(0177);
+  impl->server = builder.BuildAndStart();
+  umask(old_umask);
+  if (impl->server == nullptr) {
+    return absl::UnavailableError(
+        "could not start the gRPC server on the requested addresses (is a "
+        "port in use, or a directory missing?)");
+  }
+  std::vector<std::string> addresses;
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    Endpoint ep = endpoints[i];
+    if (ep.is_unix) {
+      chmod(ep.path.c_str(), 0600);
+    } else {
+      if (*ports[i] == 0) {
+        impl->server->Shutdown();
+        return absl::UnavailableError(
+            absl::StrCat("could not listen on ", ep.ToString()));
+      }
+      ep.port = *ports[i];
+    }
+    addresses.push_back(ep.ToString());
+  }
+  impl->server->GetHealthCheckService()->SetServingStatus(true);
+  auto server = std::unique_ptr<BrokerServer>(new BrokerServer(std::move(impl)));
+  server->addresses_ = std::move(addresses);
+  return server;
+}
+
+void BrokerServer::Shutdown(absl::Duration grace) {
+  if (impl_ == nullptr || impl_->shut_down) return;
+  impl_->shut_down = true;
+  impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  impl_->server->Shutdown(std::chrono::system_clock::now() +
+                          absl::ToChronoNanoseconds(grace));
+  impl_->server->Wait();
+  for (const std::string& path : impl_->unix_paths) unlink(path.c_str());
+}
+
+void BrokerServer::Wait() {
+  if (impl_ != nullptr && impl_->server != nullptr) impl_->server->Wait();
+}
+
+}  // namespace credbroker

@@ -1,0 +1,68 @@
+// BrokerServer: the gRPC server of credbrokerd — its listening endpoints
+// (Unix sockets, loopback TCP), health, reflection and the credbroker.v1
+// services. Start() returns once it is serving; Shutdown() ends open calls
+// and removes the sockets it created. Not copyable; Shutdown is idempotent.
+#ifndef CREDBROKER_BROKER_RPC_SERVER_H_
+#define CREDBROKER_BROKER_RPC_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "broker/common/executor.h"
+#include "broker/core/credentials.h"
+#include "broker/rpc/auth.h"
+
+namespace credbroker {
+
+struct ServerOptions {
+  // "unix:/abs/path" or "HOST:PORT" (port 0 picks one).
+  std::vector<std::string> listen;
+  // Allow TCP hosts that are not loopback.
+  bool allow_remote = false;
+  // TCP without TLS. Until the broker can serve TLS, TCP needs this flag.
+  bool insecure_plaintext_tcp = false;
+};
+
+// One parsed --listen entry.
+struct Endpoint {
+  bool is_unix = false;
+  std::string path;  // Unix.
+  std::string host;  // TCP.
+  int port = 0;
+  std::string ToString() const;
+};
+
+// INVALID_ARGUMENT explaining the accepted forms for a malformed entry;
+// PERMISSION_DENIED-free FAILED_PRECONDITION for a non-loopback host without
+// allow_remote.
+absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote);
+
+class BrokerServer {
+ public:
+  // All pointers must outlive the server.
+  static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(
+      const ServerOptions& options, CredentialManager* credentials,
+      const Authenticator* auth, Executor* executor);
+  ~BrokerServer();
+
+  // Addresses actually bound: "unix:/path", "127.0.0.1:43123".
+  const std::vector<std::string>& addresses() const { return addresses_; }
+
+  // Stops accepting calls, cancels open ones after `grace`, removes sockets.
+  void Shutdown(absl::Duration grace = absl::Seconds(2));
+  // Blocks until Shutdown completes.
+  void Wait();
+
+ private:
+  struct Impl;
+  explicit BrokerServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::vector<std::string> addresses_;
+};
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_RPC_SERVER_H_
