@@ -1,0 +1,573 @@
+// credctl: manage the credentials held by credbrokerd from a terminal.
+//
+//   credctl [--broker ADDR] [--token_file PATH] [--json] COMMAND ...
+//
+// Every command talks to the broker through the client library with the
+// approver token. Errors print the broker's message and every field
+// violation and exit 1; usage errors exit 2.
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/common/errors.h"
+#include "broker/common/files.h"
+#include "client/credbroker/client.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace credbroker {
+namespace {
+
+constexpr char kUsage[] = R"(credctl — manage the credentials held by credbrokerd
+
+Usage: credctl [global flags] COMMAND [flags]
+
+Commands:
+  providers                         list the providers and what each needs
+  list [PROVIDER]                   configured credentials and their readiness
+  show PROVIDER [--profile P] [--version N]
+                                    one credential, secrets masked
+  set PROVIDER [--profile P] [--field NAME=VALUE]... [--field NAME]...
+               [--from_file PATH] [--generate NAME]... [--keep]
+                                    store a new version (prompts on a terminal
+                                    for missing fields, secrets hidden;
+                                    --field NAME alone prompts for that field)
+  delete PROVIDER [--profile P]     remove every version
+  validate PROVIDER [--profile P] [--field NAME=VALUE]... [--from_file PATH]
+                                    diagnose candidate values, or the stored ones
+  needs TARGET...                   which credentials these targets need
+
+Global flags:
+  --broker ADDR       unix:/path/broker.sock or 127.0.0.1:PORT
+                      (default unix:<data dir>/broker.sock)
+  --token_file PATH   approver token (default <data dir>/approver.token)
+  --data_dir DIR      the broker's data directory (default $CREDBROKER_DATA_DIR
+                      or ~/.local/share/credbroker)
+  --json              print the broker's answer as JSON
+  --timeout SECONDS   deadline of each call (default 30)
+)";
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::multimap<std::string, std::string> flags;  // --name -> value
+  std::map<std::string, bool> switches;
+
+  std::string Flag(const std::string& name, const std::string& def = "") const {
+    auto it = flags.find(name);
+    return it == flags.end() ? def : it->second;
+  }
+  std::vector<std::string> All(const std::string& name) const {
+    std::vector<std::string> out;
+    auto range = flags.equal_range(name);
+    for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
+    return out;
+  }
+  bool Switch(const std::string& name) const { return switches.count(name) > 0; }
+};
+
+int UsageError(const std::string& message) {
+  std::cerr << "credctl: " << message << "\nRun `credctl help` for usage.\n";
+  return 2;
+}
+
+int PrintError(const absl::Status& status) {
+  std::cerr << "credctl: " << absl::StatusCodeToString(status.code()) << ": "
+            << status.message() << "\n";
+  for (const FieldViolation& v : GetFieldViolations(status)) {
+    std::cerr << "  " << v.field << ": " << v.description << "\n";
+  }
+  return 1;
+}
+
+// Flags that take a value; everything else starting with -- is a switch.
+bool TakesValue(const std::string& name) {
+  static const char* kValued[] = {"broker", "token_file", "data_dir", "profile",
+                                  "field",  "from_file",  "generate", "version",
+                                  "timeout", "rotation_days", "page_size"};
+  for (const char* v : kValued) {
+    if (name == v) return true;
+  }
+  return false;
+}
+
+std::optional<Args> Parse(int argc, char** argv, std::string& error) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (absl::StartsWith(a, "--")) {
+      std::string name = a.substr(2);
+      std::string value;
+      bool has_value = false;
+      size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        has_value = true;
+      }
+      if (TakesValue(name)) {
+        if (!has_value) {
+          if (i + 1 >= argc) {
+            error = absl::StrCat("--", name, " needs a value");
+            return std::nullopt;
+          }
+          value = argv[++i];
+        }
+        args.flags.emplace(name, value);
+      } else {
+        if (name != "json" && name != "keep" && name != "help") {
+          error = absl::StrCat("unknown flag --", name);
+          return std::nullopt;
+        }
+        args.switches[name] = true;
+      }
+    } else if (args.command.empty()) {
+      args.command = a;
+    } else {
+      args.positional.push_back(a);
+    }
+  }
+  return args;
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+bool StdinIsTerminal() { return isatty(STDIN_FILENO) == 1; }
+
+// Reads one line from the terminal, without echo when `hidden`.
+std::optional<std::string> Prompt(const std::string& label, bool hidden) {
+  std::cerr << label << ": " << std::flush;
+  termios old{};
+  bool restore = false;
+  if (hidden && tcgetattr(STDIN_FILENO, &old) == 0) {
+    termios quiet = old;
+    quiet.c_lflag &= ~ECHO;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    restore = true;
+  }
+  std::string line;
+  bool ok = static_cast<bool>(std::getline(std::cin, line));
+  if (restore) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    std::cerr << "\n";
+  }
+  if (!ok) return std::nullopt;
+  return line;
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::string ReadinessText(v1::Readiness r) {
+  const std::string& name = v1::Readiness_Name(r);
+  return std::string(absl::StripPrefix(name, "READINESS_"));
+}
+
+std::string SeverityText(v1::Severity s) {
+  switch (s) {
+    case v1::SEVERITY_INFO:
+      return "note";
+    case v1::SEVERITY_WARNING:
+      return "warning";
+    case v1::SEVERITY_ERROR:
+      return "error";
+    default:
+      return "";
+  }
+}
+
+void PrintFindings(const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
+  for (const auto& f : findings) {
+    std::cout << "  " << SeverityText(f.severity()) << ": "
+              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
+              << f.message() << "\n";
+    if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
+  }
+}
+
+std::string DaysLeft(const google::protobuf::Timestamp& due) {
+  if (due.seconds() == 0) return "-";
+  int64_t days = (due.seconds() - absl::ToUnixSeconds(absl::Now())) / 86400;
+  if (days < 0) return absl::StrCat("overdue ", -days, "d");
+  return absl::StrCat(days, "d");
+}
+
+class Cli {
+ public:
+  Cli(Args args, std::unique_ptr<client::CredentialClient> client)
+      : args_(std::move(args)), client_(std::move(client)) {}
+
+  int Run() {
+    const std::string& c = args_.command;
+    if (c == "providers") return Providers();
+    if (c == "list") return List();
+    if (c == "show") return Show();
+    if (c == "set") return Set();
+    if (c == "delete") return Delete();
+    if (c == "validate") return Validate();
+    if (c == "needs") return Needs();
+    return UsageError(absl::StrCat("unknown command \"", c, "\""));
+  }
+
+ private:
+  bool json() const { return args_.Switch("json"); }
+
+  std::optional<std::string> Provider() {
+    if (args_.positional.empty()) return std::nullopt;
+    return args_.positional[0];
+  }
+
+  // --field NAME=VALUE and --field NAME (prompted, hidden).
+  absl::Status CollectFields(google::protobuf::Map<std::string, std::string>* values,
+                             std::vector<std::string>* prompt_for) {
+    for (const std::string& f : args_.All("field")) {
+      size_t eq = f.find('=');
+      if (eq == std::string::npos) {
+        prompt_for->push_back(f);
+        continue;
+      }
+      if (eq == 0) {
+        return absl::InvalidArgumentError(
+            "--field takes NAME=VALUE (or NAME alone to be prompted)");
+      }
+      (*values)[f.substr(0, eq)] = f.substr(eq + 1);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadFromFile(std::string* out) {
+    std::string path = args_.Flag("from_file");
+    if (path.empty()) return absl::OkStatus();
+    absl::StatusOr<std::string> contents = ReadFile(path);
+    if (!contents.ok()) return contents.status();
+    *out = std::move(*contents);
+    return absl::OkStatus();
+  }
+
+  int Providers() {
+    absl::StatusOr<v1::ListProvidersResponse> r = client_->ListProviders();
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    for (const auto& p : r->providers()) {
+      std::cout << p.id() << " — " << p.display_name() << "\n";
+      if (p.oauth()) std::cout << "  connects through the provider's OAuth flow\n";
+      if (p.arbitrary_fields()) std::cout << "  any named secrets of your application\n";
+      for (const auto& f : p.fields()) {
+        std::cout << "  " << f.name() << (f.optional() ? " (optional)" : "")
+                  << (f.sensitive() ? " [secret]" : "") << " — " << f.label();
+        if (!f.default_value().empty()) std::cout << ", default " << f.default_value();
+        std::cout << "\n";
+      }
+      if (!p.required_permissions().empty()) {
+        std::cout << "  permissions: " << absl::StrJoin(p.required_permissions(), "; ")
+                  << "\n";
+      }
+    }
+    return 0;
+  }
+
+  int List() {
+    v1::ListCredentialsRequest req;
+    if (auto p = Provider()) req.set_provider(*p);
+    v1::ListCredentialsResponse all;
+    while (true) {
+      absl::StatusOr<v1::ListCredentialsResponse> r = client_->ListCredentials(req);
+      if (!r.ok()) return PrintError(r.status());
+      for (auto& c : *r->mutable_credentials()) *all.add_credentials() = std::move(c);
+      if (r->next_page_token().empty()) break;
+      req.set_page_token(r->next_page_token());
+    }
+    if (json()) {
+      std::cout << ToJson(all) << "\n";
+      return 0;
+    }
+    if (all.credentials().empty()) {
+      std::cout << "No credentials configured. Add one with `credctl set PROVIDER`.\n";
+      return 0;
+    }
+    std::printf("%-14s %-12s %4s  %-13s %-16s %-9s %s\n", "PROVIDER", "PROFILE", "VER",
+                "READINESS", "UPDATED", "ROTATE IN", "FIELDS");
+    for (const auto& c : all.credentials()) {
+      std::vector<std::string> fields;
+      for (const auto& f : c.fields()) {
+        if (f.set()) fields.push_back(absl::StrCat(f.name(), "=", f.display()));
+      }
+      std::printf("%-14s %-12s %4lld  %-13s %-16s %-9s %s\n", c.provider().c_str(),
+                  c.profile().c_str(), static_cast<long long>(c.version()),
+                  ReadinessText(c.readiness()).c_str(),
+                  FormatTime(c.updated_at()).c_str(),
+                  DaysLeft(c.rotation_due_at()).c_str(),
+                  absl::StrJoin(fields, " ").c_str());
+    }
+    return 0;
+  }
+
+  int Show() {
+    auto provider = Provider();
+    if (!provider) return UsageError("show needs a PROVIDER");
+    v1::GetCredentialRequest req;
+    req.set_provider(*provider);
+    req.set_profile(args_.Flag("profile"));
+    int64_t version = 0;
+    if (!args_.Flag("version").empty() &&
+        !absl::SimpleAtoi(args_.Flag("version"), &version)) {
+      return UsageError("--version takes a number");
+    }
+    req.set_version(version);
+    absl::StatusOr<v1::CredentialSummary> r = client_->GetCredential(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    std::cout << r->provider() << "/" << r->profile() << "  version " << r->version()
+              << " of " << r->version_count() << "  " << ReadinessText(r->readiness())
+              << "\n"
+              << "  created " << FormatTime(r->created_at()) << ", updated "
+              << FormatTime(r->updated_at()) << ", rotation due "
+              << FormatTime(r->rotation_due_at()) << " (" << DaysLeft(r->rotation_due_at())
+              << ")\n"
+              << "  fingerprint " << r->fingerprint() << "\n";
+    for (const auto& f : r->fields()) {
+      std::cout << "  " << f.name() << ": "
+                << (f.set() ? f.display() : std::string("(not set)"))
+                << (f.sensitive() ? "  [secret]" : "") << "\n";
+    }
+    PrintFindings(r->findings());
+    return 0;
+  }
+
+  int Set() {
+    auto provider = Provider();
+    if (!provider) return UsageError("set needs a PROVIDER");
+    v1::PutCredentialRequest req;
+    req.set_provider(*provider);
+    req.set_profile(args_.Flag("profile"));
+    req.set_keep_existing(args_.Switch("keep"));
+    std::vector<std::string> prompt_for;
+    if (absl::Status s = CollectFields(req.mutable_values(), &prompt_for); !s.ok()) {
+      return UsageError(std::string(s.message()));
+    }
+    if (absl::Status s = ReadFromFile(req.mutable_from_file()); !s.ok()) {
+      return PrintError(s);
+    }
+    for (const std::string& g : args_.All("generate")) req.add_generate(g);
+    if (!args_.Flag("rotation_days").empty()) {
+      int days = 0;
+      if (!absl::SimpleAtoi(args_.Flag("rotation_days"), &days) || days <= 0) {
+        return UsageError("--rotation_days takes a positive number of days");
+      }
+      req.mutable_rotation_period()->set_seconds(int64_t{days} * 86400);
+    }
+
+    // On a terminal, ask for the required fields that were not given.
+    absl::StatusOr<v1::ListProvidersResponse> catalog = client_->ListProviders();
+    if (!catalog.ok()) return PrintError(catalog.status());
+    const v1::ProviderInfo* info = nullptr;
+    for (const auto& p : catalog->providers()) {
+      if (p.id() == *provider) info = &p;
+    }
+    if (info != nullptr && StdinIsTerminal() && req.from_file().empty() &&
+        !req.keep_existing()) {
+      for (const auto& f : info->fields()) {
+        if (f.optional() || f.derived() || req.values().count(f.name())) continue;
+        bool generated = false;
+        for (const auto& g : req.generate()) generated |= g == f.name();
+        if (generated) continue;
+        if (f.multiline()) {
+          auto path = Prompt(absl::StrCat(f.label(), " (path to the file)"), false);
+          if (!path) return UsageError("input ended");
+          absl::StatusOr<std::string> contents = ReadFile(*path);
+          if (!contents.ok()) return PrintError(contents.status());
+          (*req.mutable_values())[f.name()] = std::move(*contents);
+          continue;
+        }
+        prompt_for.push_back(f.name());
+      }
+    }
+    for (const std::string& name : prompt_for) {
+      bool hidden = true;
+      std::string label = name;
+      if (info != nullptr) {
+        for (const auto& f : info->fields()) {
+          if (f.name() == name) {
+            hidden = f.sensitive();
+            label = f.label();
+            if (!f.format_hint().empty()) absl::StrAppend(&label, " (", f.format_hint(), ")");
+          }
+        }
+      }
+      if (!StdinIsTerminal()) {
+        auto line = Prompt(label, false);
+        if (!line) return UsageError(absl::StrCat("no value on standard input for ", name));
+        (*req.mutable_values())[name] = *line;
+        continue;
+      }
+      auto value = Prompt(label, hidden);
+      if (!value) return UsageError("input ended");
+      (*req.mutable_values())[name] = *value;
+    }
+
+    absl::StatusOr<v1::PutCredentialResponse> r = client_->PutCredential(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    const auto& c = r->credential();
+    std::cout << "Stored " << c.provider() << "/" << c.profile() << " version "
+              << c.version() << " (" << ReadinessText(c.readiness()) << ")\n";
+    for (const auto& g : r->generated()) {
+      std::cout << "  generated a strong random value for " << g << "\n";
+    }
+    PrintFindings(r->findings());
+    return 0;
+  }
+
+  int Delete() {
+    auto provider = Provider();
+    if (!provider) return UsageError("delete needs a PROVIDER");
+    v1::DeleteCredentialRequest req;
+    req.set_provider(*provider);
+    req.set_profile(args_.Flag("profile"));
+    absl::StatusOr<v1::DeleteCredentialResponse> r = client_->DeleteCredential(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    std::cout << "Deleted " << *provider << "/"
+              << (req.profile().empty() ? "default" : req.profile()) << " ("
+              << r->versions_deleted() << " version"
+              << (r->versions_deleted() == 1 ? "" : "s") << ")\n";
+    return 0;
+  }
+
+  int Validate() {
+    auto provider = Provider();
+    if (!provider) return UsageError("validate needs a PROVIDER");
+    v1::ValidateCredentialRequest req;
+    req.set_provider(*provider);
+    req.set_profile(args_.Flag("profile"));
+    std::vector<std::string> prompt_for;
+    if (absl::Status s = CollectFields(req.mutable_values(), &prompt_for); !s.ok()) {
+      return UsageError(std::string(s.message()));
+    }
+    for (const std::string& name : prompt_for) {
+      auto value = Prompt(name, StdinIsTerminal());
+      if (!value) return UsageError(absl::StrCat("no value for ", name));
+      (*req.mutable_values())[name] = *value;
+    }
+    if (absl::Status s = ReadFromFile(req.mutable_from_file()); !s.ok()) {
+      return PrintError(s);
+    }
+    absl::StatusOr<v1::ValidateCredentialResponse> r = client_->ValidateCredential(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return r->valid() ? 0 : 1;
+    }
+    std::cout << *provider << ": " << (r->valid() ? "valid" : "NOT valid") << " ("
+              << ReadinessText(r->readiness()) << ")\n";
+    if (!r->missing_fields().empty()) {
+      std::cout << "  missing: " << absl::StrJoin(r->missing_fields(), ", ") << "\n";
+    }
+    PrintFindings(r->findings());
+    if (!r->required_permissions().empty()) {
+      std::cout << "  check these permissions in the provider's console: "
+                << absl::StrJoin(r->required_permissions(), "; ") << "\n";
+    }
+    return r->valid() ? 0 : 1;
+  }
+
+  int Needs() {
+    if (args_.positional.empty()) return UsageError("needs takes one or more TARGETs");
+    v1::ResolveRequirementsRequest req;
+    for (const auto& t : args_.positional) req.add_targets(t);
+    req.set_profile(args_.Flag("profile"));
+    absl::StatusOr<v1::ResolveRequirementsResponse> r = client_->ResolveRequirements(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    for (const auto& q : r->requirements()) {
+      std::cout << q.provider() << "/" << q.profile() << ": "
+                << (q.configured() ? ReadinessText(q.readiness()) : "not configured")
+                << " — needed for " << q.reason() << "\n";
+      if (!q.missing_fields().empty()) {
+        std::cout << "  missing: " << absl::StrJoin(q.missing_fields(), ", ") << "\n";
+      }
+      if (!q.required_permissions().empty()) {
+        std::cout << "  permissions: " << absl::StrJoin(q.required_permissions(), "; ")
+                  << "\n";
+      }
+    }
+    return 0;
+  }
+
+  Args args_;
+  std::unique_ptr<client::CredentialClient> client_;
+};
+
+int Main(int argc, char** argv) {
+  std::string error;
+  std::optional<Args> args = Parse(argc, argv, error);
+  if (!args) return UsageError(error);
+  if (args->command.empty() || args->command == "help" || args->Switch("help")) {
+    std::cout << kUsage;
+    return args->command.empty() && !args->Switch("help") ? 2 : 0;
+  }
+  std::string data_dir = args->Flag("data_dir");
+  if (data_dir.empty()) data_dir = DefaultDataDir();
+  client::Options options;
+  options.address = args->Flag("broker", absl::StrCat("unix:", data_dir, "/broker.sock"));
+  std::string token_file =
+      args->Flag("token_file", absl::StrCat(data_dir, "/approver.token"));
+  absl::StatusOr<std::string> token = client::ReadTokenFile(token_file);
+  if (!token.ok()) return PrintError(token.status());
+  options.token = std::move(*token);
+  if (!args->Flag("timeout").empty()) {
+    int seconds = 0;
+    if (!absl::SimpleAtoi(args->Flag("timeout"), &seconds) || seconds <= 0) {
+      return UsageError("--timeout takes a positive number of seconds");
+    }
+    options.timeout = absl::Seconds(seconds);
+  }
+  absl::StatusOr<std::unique_ptr<client::CredentialClient>> c =
+      client::CredentialClient::Connect(options);
+  if (!c.ok()) return PrintError(c.status());
+  return Cli(std::move(*args), std::move(*c)).Run();
+}
+
+}  // namespace
+}  // namespace credbroker
+
+int main(int argc, char** argv) { return credbroker::Main(argc, argv); }

@@ -1,0 +1,137 @@
+#include "client/credbroker/client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "broker/common/files.h"
+#include "broker/rpc/status.h"
+#include "credbroker/v1/credential_service.grpc.pb.h"
+
+namespace credbroker {
+namespace client {
+
+std::string DefaultAddress() {
+  return absl::StrCat("unix:", DefaultDataDir(), "/broker.sock");
+}
+
+std::string DefaultTokenFile(const std::string& role) {
+  return absl::StrCat(DefaultDataDir(), "/", role, ".token");
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  absl::StatusOr<std::string> contents = ReadFile(path);
+  if (absl::IsNotFound(contents.status())) {
+    return absl::NotFoundError(absl::StrCat(
+        "token file ", path,
+        " not found: start credbrokerd first (it creates the token files in "
+        "its data directory), or pass --token_file"));
+  }
+  if (!contents.ok()) return contents.status();
+  return std::string(absl::StripAsciiWhitespace(*contents));
+}
+
+struct CredentialClient::Impl {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::CredentialService::Stub> stub;
+  std::string authorization;
+  absl::Duration timeout;
+
+  void Prepare(grpc::ClientContext& ctx) const {
+    ctx.AddMetadata("authorization", authorization);
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoMilliseconds(timeout));
+  }
+
+  template <typename Request, typename Response, typename Method>
+  absl::StatusOr<Response> Call(Method method, const Request& request) const {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    Response response;
+    grpc::Status status = ((*stub).*method)(&ctx, request, &response);
+    if (!status.ok()) {
+      if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        return absl::UnavailableError(absl::StrCat(
+            "cannot reach the broker: ", status.error_message(),
+            " (is credbrokerd running? start it with scripts/run.sh)"));
+      }
+      return FromGrpcStatus(status);
+    }
+    return response;
+  }
+};
+
+CredentialClient::CredentialClient(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+CredentialClient::~CredentialClient() = default;
+
+absl::StatusOr<std::unique_ptr<CredentialClient>> CredentialClient::Connect(
+    const Options& options) {
+  auto impl = std::make_unique<Impl>();
+  std::string address = options.address.empty() ? DefaultAddress() : options.address;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  impl->channel = grpc::CreateCustomChannel(
+      address, grpc::InsecureChannelCredentials(), args);
+  if (impl->channel == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("bad broker address ", address));
+  }
+  impl->stub = v1::CredentialService::NewStub(impl->channel);
+  impl->authorization = absl::StrCat("Bearer ", options.token);
+  impl->timeout = options.timeout;
+  return std::unique_ptr<CredentialClient>(new CredentialClient(std::move(impl)));
+}
+
+using Stub = v1::CredentialService::Stub;
+
+absl::StatusOr<v1::ListProvidersResponse> CredentialClient::ListProviders() {
+  return impl_->Call<v1::ListProvidersRequest, v1::ListProvidersResponse>(
+      &Stub::ListProviders, v1::ListProvidersRequest());
+}
+absl::StatusOr<v1::ListCredentialsResponse> CredentialClient::ListCredentials(
+    const v1::ListCredentialsRequest& r) {
+  return impl_->Call<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
+      &Stub::ListCredentials, r);
+}
+absl::StatusOr<v1::CredentialSummary> CredentialClient::GetCredential(
+    const v1::GetCredentialRequest& r) {
+  return impl_->Call<v1::GetCredentialRequest, v1::CredentialSummary>(
+      &Stub::GetCredential, r);
+}
+absl::StatusOr<v1::PutCredentialResponse> CredentialClient::PutCredential(
+    const v1::PutCredentialRequest& r) {
+  return impl_->Call<v1::PutCredentialRequest, v1::PutCredentialResponse>(
+      &Stub::PutCredential, r);
+}
+absl::StatusOr<v1::DeleteCredentialResponse> CredentialClient::DeleteCredential(
+    const v1::DeleteCredentialRequest& r) {
+  return impl_->Call<v1::DeleteCredentialRequest, v1::DeleteCredentialResponse>(
+      &Stub::DeleteCredential, r);
+}
+absl::StatusOr<v1::ValidateCredentialResponse> CredentialClient::ValidateCredential(
+    const v1::ValidateCredentialRequest& r) {
+  return impl_->Call<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
+      &Stub::ValidateCredential, r);
+}
+absl::StatusOr<v1::ResolveRequirementsResponse> CredentialClient::ResolveRequirements(
+    const v1::ResolveRequirementsRequest& r) {
+  return impl_->Call<v1::ResolveRequirementsRequest, v1::ResolveRequirementsResponse>(
+      &Stub::ResolveRequirements, r);
+}
+absl::StatusOr<v1::ListGrantsResponse> CredentialClient::ListGrants(
+    const v1::ListGrantsRequest& r) {
+  return impl_->Call<v1::ListGrantsRequest, v1::ListGrantsResponse>(&Stub::ListGrants, r);
+}
+absl::StatusOr<v1::RevokeGrantResponse> CredentialClient::RevokeGrant(
+    const v1::RevokeGrantRequest& r) {
+  return impl_->Call<v1::RevokeGrantRequest, v1::RevokeGrantResponse>(&Stub::RevokeGrant,
+                                                                      r);
+}
+absl::StatusOr<v1::ListAuditEventsResponse> CredentialClient::ListAuditEvents(
+    const v1::ListAuditEventsRequest& r) {
+  return impl_->Call<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse>(
+      &Stub::ListAuditEvents, r);
+}
+
+}  // namespace client
+}  // namespace credbroker

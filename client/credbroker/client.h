@@ -1,0 +1,74 @@
+// credbroker's C++ client library: typed calls to a running credbrokerd over
+// its Unix socket or loopback TCP, with the bearer token attached and a
+// deadline on every call. No gRPC type appears here; errors are
+// absl::Status with the broker's code and message, and field violations
+// readable with credbroker::GetFieldViolations (broker/common/errors.h).
+//
+// A client is safe to use from several threads at once.
+#ifndef CREDBROKER_CLIENT_CREDBROKER_CLIENT_H_
+#define CREDBROKER_CLIENT_CREDBROKER_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "credbroker/v1/credential_service.pb.h"
+
+namespace credbroker {
+namespace client {
+
+struct Options {
+  // "unix:/path/broker.sock" or "127.0.0.1:PORT". Empty: DefaultAddress().
+  std::string address;
+  // The bearer token itself (not the file).
+  std::string token;
+  // Deadline of each call.
+  absl::Duration timeout = absl::Seconds(30);
+};
+
+// unix:<data dir>/broker.sock for the default data directory.
+std::string DefaultAddress();
+// <data dir>/<role>.token for the default data directory.
+std::string DefaultTokenFile(const std::string& role);
+// Reads a token file (trailing whitespace removed). NOT_FOUND with a hint to
+// start the broker when absent.
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
+
+class CredentialClient {
+ public:
+  // Creates the channel; nothing is sent until the first call.
+  static absl::StatusOr<std::unique_ptr<CredentialClient>> Connect(
+      const Options& options);
+  ~CredentialClient();
+
+  absl::StatusOr<v1::ListProvidersResponse> ListProviders();
+  absl::StatusOr<v1::ListCredentialsResponse> ListCredentials(
+      const v1::ListCredentialsRequest& request);
+  absl::StatusOr<v1::CredentialSummary> GetCredential(
+      const v1::GetCredentialRequest& request);
+  absl::StatusOr<v1::PutCredentialResponse> PutCredential(
+      const v1::PutCredentialRequest& request);
+  absl::StatusOr<v1::DeleteCredentialResponse> DeleteCredential(
+      const v1::DeleteCredentialRequest& request);
+  absl::StatusOr<v1::ValidateCredentialResponse> ValidateCredential(
+      const v1::ValidateCredentialRequest& request);
+  absl::StatusOr<v1::ResolveRequirementsResponse> ResolveRequirements(
+      const v1::ResolveRequirementsRequest& request);
+  absl::StatusOr<v1::ListGrantsResponse> ListGrants(
+      const v1::ListGrantsRequest& request);
+  absl::StatusOr<v1::RevokeGrantResponse> RevokeGrant(
+      const v1::RevokeGrantRequest& request);
+  absl::StatusOr<v1::ListAuditEventsResponse> ListAuditEvents(
+      const v1::ListAuditEventsRequest& request);
+
+ private:
+  struct Impl;
+  explicit CredentialClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace client
+}  // namespace credbroker
+
+#endif  // CREDBROKER_CLIENT_CREDBROKER_CLIENT_H_
