@@ -2,10 +2,9 @@
 //
 // The bytes live in memory that is locked against swapping where the system
 // allows and wiped (sodium_memzero) when the value is destroyed or
-// overwritten. There is no implicit conversion to std::string, no
-// operator<<, and AbslStringify prints "<redacted>", so a secret cannot reach
-// a log line or a status message by accident; Reveal() is the one explicit
-// way to read it. A SecretBytes is a value type: copies are deep and each
+// overwritten. There is no conversion to std::string or absl::AlphaNum and
+// no operator<<, so a secret cannot reach a log line or a status message by
+// accident; Reveal() is the one explicit way to read it. A SecretBytes is a value type: copies are deep and each
 // copy is wiped on its own. Not thread-safe for concurrent mutation.
 #ifndef CREDBROKER_BROKER_COMMON_SECRET_H_
 #define CREDBROKER_BROKER_COMMON_SECRET_H_
@@ -50,11 +49,6 @@ class SecretBytes {
   bool operator!=(const SecretBytes& other) const { return !Equals(other); }
 
   void Clear();
-
-  template <typename Sink>
-  friend void AbslStringify(Sink& sink, const SecretBytes&) {
-    sink.Append("<redacted>");
-  }
 
  private:
   void Assign(const uint8_t* data, size_t size);
