@@ -24,6 +24,13 @@ constexpr size_t kKeyBytes = 32;
 // not exist and `create` is set, generates one and writes it 0600 (the
 // directory must exist). FAILED_PRECONDITION when the file has the wrong size
 // or is readable by others; NOT_FOUND when absent and !create.
+//
+// File format: the key as 64 lowercase hex characters and a newline (what we
+// write, so that a backup can be copied by hand); 32 raw bytes are accepted
+// on read. Creation is O_CREAT|O_EXCL|O_NOFOLLOW, and the file and its
+// directory are fsynced before the key is returned. A symbolic link, a file
+// owned by another user, or a mode with any group/other bit is refused
+// (FAILED_PRECONDITION saying what to fix).
 absl::StatusOr<SecretBytes> LoadOrCreateKeyFile(const std::string& path,
                                                 bool create);
 
@@ -36,6 +43,10 @@ struct PassphraseParams {
 // Fresh salt with libsodium's MODERATE limits (or INTERACTIVE when `fast`,
 // for tests).
 PassphraseParams NewPassphraseParams(bool fast = false);
+// Argon2id13 (crypto_pwhash) of `passphrase` into a kKeyBytes key:
+// deterministic for the same passphrase and params. INVALID_ARGUMENT for an
+// empty passphrase, a salt of the wrong size or limits out of range;
+// RESOURCE_EXHAUSTED when the memory limit cannot be allocated.
 absl::StatusOr<SecretBytes> DeriveKeyFromPassphrase(
     const SecretBytes& passphrase, const PassphraseParams& params);
 
@@ -56,6 +67,8 @@ SecretBytes NewDataKey();
 // with other associated data fails. Thread-safe.
 class Sealer {
  public:
+  // `data_key` must be kKeyBytes long (NewDataKey() or UnwrapKey()); any
+  // other size is a programming error and aborts the process.
   explicit Sealer(SecretBytes data_key);
 
   // nonce || ciphertext+tag.
@@ -85,7 +98,8 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 // Fills `out` with bytes from libsodium's CSPRNG.
 void RandomBytes(uint8_t* out, size_t size);
 // A random password of `length` characters from letters, digits and
-// "-_.~!@#%^*+=" with at least one of each class.
+// "-_.~!@#%^*+=" with at least one of each class (lowercase, uppercase,
+// digit, symbol); shorter than 4 characters, as many classes as fit.
 SecretBytes GeneratePassword(size_t length);
 // SHA-256 (hex) for the audit chain and key fingerprints.
 std::string Sha256Hex(absl::string_view data);

@@ -1,0 +1,701 @@
+#include "broker/store/sqlite_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/common/status_macros.h"
+
+namespace credbroker {
+namespace {
+
+// Schema migrations: kMigrations[v] takes a database from version v-1 to v
+// (kMigrations[0] is unused). Each step runs in its own transaction together
+// with `PRAGMA user_version = v`. Never edit a released step: append one.
+constexpr const char* kMigrations[] = {
+    "",
+    // 1: broker metadata and credential versions. credential_profiles holds
+    // one row per provider/profile (the latest version and first creation
+    // time), so that listing the latest versions is an index walk.
+    R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value BLOB NOT NULL
+);
+CREATE TABLE credential_profiles (
+  provider         TEXT NOT NULL,
+  profile          TEXT NOT NULL,
+  latest_version   INTEGER NOT NULL,
+  version_count    INTEGER NOT NULL,
+  first_created_at INTEGER NOT NULL,  -- Unix micros.
+  PRIMARY KEY (provider, profile)
+);
+CREATE TABLE credentials (
+  provider          TEXT NOT NULL,
+  profile           TEXT NOT NULL,
+  version           INTEGER NOT NULL CHECK (version > 0),
+  sealed            BLOB NOT NULL,
+  fingerprint       TEXT NOT NULL,
+  created_at        INTEGER NOT NULL,  -- Unix micros.
+  rotation_period_s INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (provider, profile, version),
+  FOREIGN KEY (provider, profile)
+    REFERENCES credential_profiles (provider, profile)
+);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSqliteSchemaVersion + 1,
+              "kMigrations must have one step per schema version");
+
+constexpr int kBusyTimeoutMs = 5000;
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// Maps an SQLite result code to a status. `what` says what we were doing;
+// SQLite's messages never contain bound values, so no secret can leak.
+absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view what) {
+  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string message = absl::StrCat(what, ": ", detail);
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "disk full: ", message,
+          " (free some space in the data directory; nothing was stored)"));
+    case SQLITE_NOMEM:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("out of memory: ", message));
+    case SQLITE_TOOBIG:
+      return absl::InvalidArgumentError(
+          absl::StrCat("value too large: ", message));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(absl::StrCat(
+          "the database is locked by another process (another broker?): ",
+          message));
+    case SQLITE_READONLY:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the database is read-only: ", message,
+          " (check the permissions of the data directory and its files)"));
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot open the database: ", message,
+          " (check that the data directory exists and is writable)"));
+    case SQLITE_IOERR:
+      return absl::UnavailableError(
+          absl::StrCat("I/O error on the database: ", message));
+    case SQLITE_CORRUPT:
+      return absl::DataLossError(absl::StrCat(
+          "the database is corrupt: ", message,
+          " (restore the data directory from a backup)"));
+    case SQLITE_NOTADB:
+      return absl::DataLossError(absl::StrCat(
+          "the file is not a credbroker database: ", message,
+          " (point the broker at its data directory, or restore it from a "
+          "backup)"));
+    case SQLITE_CONSTRAINT:
+      return absl::InternalError(
+          absl::StrCat("constraint violated: ", message));
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// A prepared statement borrowed from the cache; reset (and its bindings
+// cleared) when this goes out of scope.
+class Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(Statement&& other) noexcept
+      : db_(other.db_),
+        stmt_(std::exchange(other.stmt_, nullptr)),
+        bind_status_(std::move(other.bind_status_)) {}
+  Statement& operator=(Statement&&) = delete;
+  ~Statement() {
+    if (stmt_ == nullptr) return;
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Statement& Bind(int index, absl::string_view text) {
+    Check(sqlite3_bind_text(stmt_, index, text.data(),
+                            static_cast<int>(text.size()), SQLITE_TRANSIENT),
+          text.size());
+    return *this;
+  }
+  Statement& BindBlob(int index, absl::string_view bytes) {
+    // A null pointer would bind NULL; an empty blob must stay a blob.
+    Check(bytes.empty()
+              ? sqlite3_bind_zeroblob(stmt_, index, 0)
+              : sqlite3_bind_blob(stmt_, index, bytes.data(),
+                                  static_cast<int>(bytes.size()),
+                                  SQLITE_TRANSIENT),
+          bytes.size());
+    return *this;
+  }
+  Statement& Bind(int index, int64_t value) {
+    Check(sqlite3_bind_int64(stmt_, index, value), 0);
+    return *this;
+  }
+
+  // Steps once: true when a row is available, false when done.
+  absl::StatusOr<bool> Step(absl::string_view what) {
+    CB_RETURN_IF_ERROR(bind_status_);
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteStatus(rc, db_, what);
+  }
+  // Steps to completion (statements that return no rows).
+  absl::Status Run(absl::string_view what) {
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, Step(what));
+      if (!row) return absl::OkStatus();
+    }
+  }
+
+  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  std::string Text(int column) const { return Bytes(column); }
+  std::string Bytes(int column) const {
+    const void* data = sqlite3_column_blob(stmt_, column);
+    int size = sqlite3_column_bytes(stmt_, column);
+    if (data == nullptr || size <= 0) return std::string();
+    return std::string(static_cast<const char*>(data),
+                       static_cast<size_t>(size));
+  }
+
+ private:
+  void Check(int rc, size_t size) {
+    if (rc == SQLITE_OK || !bind_status_.ok()) return;
+    bind_status_ =
+        rc == SQLITE_TOOBIG || rc == SQLITE_RANGE
+            ? absl::InvalidArgumentError(absl::StrCat(
+                  "value of ", size, " bytes is too large for the store"))
+            : SqliteStatus(rc, db_, "bind");
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  absl::Status bind_status_;
+};
+
+absl::Time FromMicros(int64_t micros) { return absl::FromUnixMicros(micros); }
+
+// The columns ReadRecord() reads, in order, and the join they come from.
+#define CB_SELECT_RECORD                                                      \
+  "SELECT c.provider, c.profile, c.version, c.sealed, c.fingerprint,"        \
+  " c.created_at, c.rotation_period_s, p.first_created_at, p.version_count"  \
+  " FROM credential_profiles p JOIN credentials c"                           \
+  " ON c.provider = p.provider AND c.profile = p.profile"
+
+constexpr char kGetSql[] =
+    CB_SELECT_RECORD
+    " AND c.version = CASE WHEN ?3 = 0 THEN p.latest_version ELSE ?3 END"
+    " WHERE p.provider = ?1 AND p.profile = ?2";
+// Keyset paging on credential_profiles' primary key; each row joins to its
+// latest version through the credentials primary key.
+constexpr char kListAllSql[] =
+    CB_SELECT_RECORD
+    " AND c.version = p.latest_version"
+    " WHERE (p.provider, p.profile) > (?2, ?3)"
+    " ORDER BY p.provider, p.profile LIMIT ?4";
+constexpr char kListProviderSql[] =
+    CB_SELECT_RECORD
+    " AND c.version = p.latest_version"
+    " WHERE p.provider = ?1 AND (p.provider, p.profile) > (?2, ?3)"
+    " ORDER BY p.provider, p.profile LIMIT ?4";
+constexpr char kVersionsSql[] =
+    CB_SELECT_RECORD
+    " WHERE p.provider = ?1 AND p.profile = ?2 ORDER BY c.version";
+#undef CB_SELECT_RECORD
+
+CredentialRecord ReadRecord(const Statement& s) {
+  CredentialRecord r;
+  r.provider = s.Text(0);
+  r.profile = s.Text(1);
+  r.version = s.Int(2);
+  r.sealed = s.Bytes(3);
+  r.fingerprint = s.Text(4);
+  r.created_at = FromMicros(s.Int(5));
+  r.rotation_period = absl::Seconds(s.Int(6));
+  r.first_created_at = FromMicros(s.Int(7));
+  r.version_count = s.Int(8);
+  return r;
+}
+
+absl::Status ValidateIdentity(absl::string_view provider,
+                              absl::string_view profile) {
+  if (provider.empty()) {
+    return absl::InvalidArgumentError("provider must not be empty");
+  }
+  if (profile.empty()) {
+    return absl::InvalidArgumentError("profile must not be empty");
+  }
+  return absl::OkStatus();
+}
+
+// Creates `path` 0600 before SQLite writes anything to it, and tightens an
+// existing database (and its WAL/shm companions) that others can read.
+absl::Status PreparePrivateFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ELOOP) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the database ", path,
+          " is a symbolic link: point the broker at the file itself"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot open the database ", path, ": ", ErrnoText(err),
+        " (check that the data directory exists and is writable)"));
+  }
+  struct stat st;
+  absl::Status status;
+  if (fstat(fd, &st) != 0) {
+    status = absl::UnavailableError(
+        absl::StrCat("cannot stat the database ", path, ": ", ErrnoText(errno)));
+  } else if (!S_ISREG(st.st_mode)) {
+    status = absl::FailedPreconditionError(
+        absl::StrCat("the database ", path, " is not a regular file"));
+  } else if ((st.st_mode & 077) != 0 && fchmod(fd, 0600) != 0) {
+    status = absl::FailedPreconditionError(
+        absl::StrCat("the database ", path, " is accessible by other users and "
+                     "cannot be made private (chmod 600): ", ErrnoText(errno)));
+  }
+  close(fd);
+  CB_RETURN_IF_ERROR(status);
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::string companion = path + suffix;
+    struct stat cst;
+    if (lstat(companion.c_str(), &cst) == 0 && S_ISREG(cst.st_mode) &&
+        (cst.st_mode & 077) != 0) {
+      chmod(companion.c_str(), 0600);  // Best effort; SQLite copies our mode.
+    }
+  }
+  return absl::OkStatus();
+}
+
+class SqliteStore : public Store {
+ public:
+  SqliteStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+  ~SqliteStore() override {
+    absl::MutexLock lock(&mu_);
+    for (auto& entry : statements_) sqlite3_finalize(entry.second);
+    statements_.clear();
+    sqlite3_close_v2(db_);
+  }
+
+  // Pragmas and migrations; called once before the store is shared.
+  absl::Status Initialize() {
+    absl::MutexLock lock(&mu_);
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    {
+      CB_ASSIGN_OR_RETURN(Statement s, Prepare("PRAGMA journal_mode = WAL"));
+      CB_ASSIGN_OR_RETURN(bool row, s.Step(OpenContext("enable WAL")));
+      std::string mode = row ? s.Text(0) : "";
+      if (mode != "wal") {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the database ", path_, " cannot use write-ahead logging (mode \"",
+            mode, "\"): is the data directory on a network file system?"));
+      }
+    }
+    CB_RETURN_IF_ERROR(Exec("PRAGMA synchronous = FULL", "configure"));
+    CB_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys = ON", "configure"));
+    // Deleted credentials are overwritten, not left in free pages.
+    CB_RETURN_IF_ERROR(Exec("PRAGMA secure_delete = ON", "configure"));
+    return Migrate();
+  }
+
+  absl::StatusOr<CredentialRecord> PutCredential(
+      absl::string_view provider, absl::string_view profile,
+      absl::Duration rotation_period, const SealFn& seal) override {
+    CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
+    if (rotation_period < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("rotation period must not be negative");
+    }
+    absl::MutexLock lock(&mu_);
+    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "store credential"));
+    absl::StatusOr<CredentialRecord> record =
+        PutLocked(provider, profile, rotation_period, seal);
+    if (record.ok()) {
+      absl::Status committed = Exec("COMMIT", "store credential");
+      if (committed.ok()) return record;
+      record = committed;
+    }
+    Rollback();
+    return record;
+  }
+
+  absl::StatusOr<CredentialRecord> GetCredential(absl::string_view provider,
+                                                 absl::string_view profile,
+                                                 int64_t version) override {
+    CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
+    if (version < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "version must be positive (or 0 for the latest), got ", version));
+    }
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetSql));
+    s.Bind(1, provider).Bind(2, profile).Bind(3, version);
+    CB_ASSIGN_OR_RETURN(bool row, s.Step("read credential"));
+    if (!row) {
+      return absl::NotFoundError(
+          version == 0 ? absl::StrCat("no credential stored for ", provider,
+                                      "/", profile)
+                       : absl::StrCat("no credential stored for ", provider,
+                                      "/", profile, " version ", version));
+    }
+    return ReadRecord(s);
+  }
+
+  absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
+      const ListCredentialsOptions& options) override {
+    if (options.limit <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "list limit must be positive, got ", options.limit));
+    }
+    absl::MutexLock lock(&mu_);
+    const bool filtered = !options.provider.empty();
+    CB_ASSIGN_OR_RETURN(Statement s,
+                        Prepare(filtered ? kListProviderSql : kListAllSql));
+    if (filtered) s.Bind(1, options.provider);
+    s.Bind(2, options.after_provider)
+        .Bind(3, options.after_profile)
+        .Bind(4, static_cast<int64_t>(options.limit));
+    std::vector<CredentialRecord> records;
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("list credentials"));
+      if (!row) break;
+      records.push_back(ReadRecord(s));
+    }
+    return records;
+  }
+
+  absl::StatusOr<std::vector<CredentialRecord>> ListVersions(
+      absl::string_view provider, absl::string_view profile) override {
+    CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kVersionsSql));
+    s.Bind(1, provider).Bind(2, profile);
+    std::vector<CredentialRecord> records;
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("list credential versions"));
+      if (!row) break;
+      records.push_back(ReadRecord(s));
+    }
+    return records;
+  }
+
+  absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,
+                                           absl::string_view profile) override {
+    CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
+    absl::MutexLock lock(&mu_);
+    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "delete credential"));
+    absl::StatusOr<int64_t> count = DeleteLocked(provider, profile);
+    if (count.ok()) {
+      absl::Status committed = Exec("COMMIT", "delete credential");
+      if (committed.ok()) return count;
+      count = committed;
+    }
+    Rollback();
+    return count;
+  }
+
+  absl::StatusOr<std::string> GetMeta(absl::string_view key) override {
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s,
+                        Prepare("SELECT value FROM meta WHERE key = ?1"));
+    s.Bind(1, key);
+    CB_ASSIGN_OR_RETURN(bool row, s.Step("read metadata"));
+    if (!row) {
+      return absl::NotFoundError(
+          absl::StrCat("no metadata \"", key, "\" in the store"));
+    }
+    return s.Bytes(0);
+  }
+
+  absl::Status PutMeta(absl::string_view key,
+                       absl::string_view value) override {
+    if (key.empty()) {
+      return absl::InvalidArgumentError("metadata key must not be empty");
+    }
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(
+        Statement s,
+        Prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
+    s.Bind(1, key).BindBlob(2, value);
+    return s.Run("write metadata");
+  }
+
+  absl::Status CheckIntegrity() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> problems;
+    {
+      CB_ASSIGN_OR_RETURN(Statement s, Prepare("PRAGMA integrity_check"));
+      while (true) {
+        // A badly damaged file fails the check itself (DATA_LOSS).
+        CB_ASSIGN_OR_RETURN(bool row, s.Step("check integrity"));
+        if (!row) break;
+        std::string line = s.Text(0);
+        if (line != "ok") problems.push_back(std::move(line));
+      }
+    }
+    {
+      CB_ASSIGN_OR_RETURN(Statement s, Prepare("PRAGMA foreign_key_check"));
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("check integrity"));
+      if (row) {
+        problems.push_back(absl::StrCat("table ", s.Text(0),
+                                        " has rows without their parent in ",
+                                        s.Text(2)));
+      }
+    }
+    if (problems.empty()) return absl::OkStatus();
+    std::string message = absl::StrCat("the database ", path_,
+                                       " failed its integrity check: ");
+    constexpr size_t kMaxShown = 5;
+    for (size_t i = 0; i < problems.size() && i < kMaxShown; ++i) {
+      absl::StrAppend(&message, i > 0 ? "; " : "", problems[i]);
+    }
+    if (problems.size() > kMaxShown) {
+      absl::StrAppend(&message, "; and ", problems.size() - kMaxShown,
+                      " more");
+    }
+    absl::StrAppend(&message, " (restore the data directory from a backup)");
+    return absl::DataLossError(message);
+  }
+
+ private:
+  std::string OpenContext(absl::string_view what) const {
+    return absl::StrCat("open ", path_, " (", what, ")");
+  }
+
+  // A cached prepared statement for `sql` (a string with static lifetime,
+  // which is also the cache key).
+  absl::StatusOr<Statement> Prepare(const char* sql)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                  &stmt, nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return SqliteStatus(rc, db_, "prepare statement");
+      }
+      it = statements_.emplace(sql, stmt).first;
+    }
+    return Statement(db_, it->second);
+  }
+
+  absl::Status Exec(const char* sql, absl::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return SqliteStatus(rc, db_, what);
+    return absl::OkStatus();
+  }
+
+  // Ends a failed transaction. Some errors (disk full, I/O) have already
+  // rolled it back, in which case there is nothing left to do.
+  void Rollback() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!sqlite3_get_autocommit(db_)) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (true) {
+      // Read and migrate inside one write transaction so that two processes
+      // opening a new database do not both apply a step.
+      CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", OpenContext("migrate")));
+      absl::StatusOr<int> version = UserVersion();
+      if (!version.ok()) {
+        Rollback();
+        return version.status();
+      }
+      if (*version > kSqliteSchemaVersion) {
+        Rollback();
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the database ", path_,
+            " was created by a newer credbroker (schema ", *version,
+            ", this build knows ", kSqliteSchemaVersion,
+            "): upgrade credbroker, or use another data directory"));
+      }
+      if (*version == kSqliteSchemaVersion) {
+        return Exec("COMMIT", OpenContext("migrate"));
+      }
+      const int next = *version + 1;
+      absl::Status step =
+          Exec(kMigrations[next], OpenContext(absl::StrCat(
+                                      "migrate to schema ", next)));
+      if (step.ok()) {
+        step = Exec(absl::StrCat("PRAGMA user_version = ", next).c_str(),
+                    OpenContext("migrate"));
+      }
+      if (step.ok()) step = Exec("COMMIT", OpenContext("migrate"));
+      if (!step.ok()) {
+        Rollback();
+        return step;
+      }
+    }
+  }
+
+  absl::StatusOr<int> UserVersion() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare("PRAGMA user_version"));
+    CB_ASSIGN_OR_RETURN(bool row, s.Step(OpenContext("read schema version")));
+    if (!row) return absl::InternalError("PRAGMA user_version returned no row");
+    return static_cast<int>(s.Int(0));
+  }
+
+  absl::StatusOr<CredentialRecord> PutLocked(absl::string_view provider,
+                                             absl::string_view profile,
+                                             absl::Duration rotation_period,
+                                             const SealFn& seal)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    CredentialRecord record;
+    record.provider = std::string(provider);
+    record.profile = std::string(profile);
+    record.rotation_period = absl::Seconds(
+        absl::ToInt64Seconds(rotation_period));  // Stored in whole seconds.
+    record.created_at = FromMicros(absl::ToUnixMicros(absl::Now()));
+    bool exists = false;
+    {
+      CB_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare("SELECT latest_version, version_count, first_created_at"
+                  " FROM credential_profiles"
+                  " WHERE provider = ?1 AND profile = ?2"));
+      s.Bind(1, provider).Bind(2, profile);
+      CB_ASSIGN_OR_RETURN(exists, s.Step("store credential"));
+      if (exists) {
+        record.version = s.Int(0) + 1;
+        record.version_count = s.Int(1) + 1;
+        record.first_created_at = FromMicros(s.Int(2));
+      } else {
+        record.version = 1;
+        record.version_count = 1;
+        record.first_created_at = record.created_at;
+      }
+    }
+
+    absl::StatusOr<std::pair<std::string, std::string>> sealed =
+        seal(record.version);
+    if (!sealed.ok()) return sealed.status();
+    record.sealed = std::move(sealed->first);
+    record.fingerprint = std::move(sealed->second);
+
+    if (exists) {
+      CB_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare("UPDATE credential_profiles"
+                  " SET latest_version = ?3, version_count = ?4"
+                  " WHERE provider = ?1 AND profile = ?2"));
+      s.Bind(1, provider).Bind(2, profile).Bind(3, record.version)
+          .Bind(4, record.version_count);
+      CB_RETURN_IF_ERROR(s.Run("store credential"));
+    } else {
+      CB_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare("INSERT INTO credential_profiles (provider, profile,"
+                  " latest_version, version_count, first_created_at)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5)"));
+      s.Bind(1, provider).Bind(2, profile).Bind(3, record.version)
+          .Bind(4, record.version_count)
+          .Bind(5, absl::ToUnixMicros(record.first_created_at));
+      CB_RETURN_IF_ERROR(s.Run("store credential"));
+    }
+    {
+      CB_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare("INSERT INTO credentials (provider, profile, version,"
+                  " sealed, fingerprint, created_at, rotation_period_s)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+      s.Bind(1, provider).Bind(2, profile).Bind(3, record.version)
+          .BindBlob(4, record.sealed)
+          .Bind(5, record.fingerprint)
+          .Bind(6, absl::ToUnixMicros(record.created_at))
+          .Bind(7, absl::ToInt64Seconds(record.rotation_period));
+      CB_RETURN_IF_ERROR(s.Run("store credential"));
+    }
+    return record;
+  }
+
+  absl::StatusOr<int64_t> DeleteLocked(absl::string_view provider,
+                                       absl::string_view profile)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int64_t count = 0;
+    {
+      CB_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare("DELETE FROM credentials"
+                  " WHERE provider = ?1 AND profile = ?2"));
+      s.Bind(1, provider).Bind(2, profile);
+      CB_RETURN_IF_ERROR(s.Run("delete credential"));
+      count = sqlite3_changes64(db_);
+    }
+    {
+      CB_ASSIGN_OR_RETURN(
+          Statement s,
+          Prepare("DELETE FROM credential_profiles"
+                  " WHERE provider = ?1 AND profile = ?2"));
+      s.Bind(1, provider).Bind(2, profile);
+      CB_RETURN_IF_ERROR(s.Run("delete credential"));
+    }
+    if (count == 0) {
+      return absl::NotFoundError(absl::StrCat("no credential stored for ",
+                                              provider, "/", profile));
+    }
+    return count;
+  }
+
+  const std::string path_;
+  // Guards the connection and everything done through it: one statement or
+  // transaction at a time.
+  absl::Mutex mu_;
+  sqlite3* const db_ ABSL_GUARDED_BY(mu_);
+  // Prepared statements keyed by their (static) SQL text.
+  std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
+    const std::string& path) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError("no database path given");
+  }
+  CB_RETURN_IF_ERROR(PreparePrivateFile(path));
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status =
+        SqliteStatus(rc, db, absl::StrCat("open database ", path));
+    sqlite3_close_v2(db);
+    return status;
+  }
+  auto store = std::make_unique<SqliteStore>(path, db);
+  CB_RETURN_IF_ERROR(store->Initialize());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace credbroker

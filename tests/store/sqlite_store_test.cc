@@ -1,0 +1,814 @@
+#include "broker/store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace credbroker {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string SealedFor(absl::string_view provider, absl::string_view profile,
+                      int64_t version) {
+  return absl::StrCat("sealed:", provider, "/", profile, "/", version,
+                      std::string("\0\xff", 2));
+}
+
+// A SealFn that records the version it was asked for.
+Store::SealFn FakeSeal(std::string provider, std::string profile,
+                       int64_t* seen = nullptr) {
+  return [=](int64_t version)
+             -> absl::StatusOr<std::pair<std::string, std::string>> {
+    if (seen != nullptr) *seen = version;
+    return std::make_pair(SealedFor(provider, profile, version),
+                          absl::StrCat("fp", version));
+  };
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/store_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/credbroker.db";
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::string cmd = absl::StrCat("rm -rf '", dir_, "'");
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  void Reopen() {
+    store_.reset();
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+
+  CredentialRecord Put(const std::string& provider, const std::string& profile,
+                       absl::Duration rotation = absl::ZeroDuration()) {
+    absl::StatusOr<CredentialRecord> r =
+        store_->PutCredential(provider, profile, rotation,
+                              FakeSeal(provider, profile));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : CredentialRecord{};
+  }
+
+  // Runs `sql` on the database file through a separate raw connection.
+  void RawExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+  std::string RawQuery(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr),
+              SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      out = text ? reinterpret_cast<const char*>(text) : "";
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out;
+  }
+
+  static mode_t ModeOf(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) return 0;
+    return st.st_mode & 0777;
+  }
+
+  std::string dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+};
+
+// --- Put / Get ------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, PutAssignsConsecutiveVersions) {
+  absl::Time before = absl::Now();
+  for (int64_t v = 1; v <= 5; ++v) {
+    int64_t seen = -1;
+    absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+        "aws", "default", absl::Hours(24 * 30),
+        FakeSeal("aws", "default", &seen));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(seen, v);
+    EXPECT_EQ(r->version, v);
+    EXPECT_EQ(r->version_count, v);
+    EXPECT_EQ(r->provider, "aws");
+    EXPECT_EQ(r->profile, "default");
+    EXPECT_EQ(r->sealed, SealedFor("aws", "default", v));
+    EXPECT_EQ(r->fingerprint, absl::StrCat("fp", v));
+    EXPECT_EQ(r->rotation_period, absl::Hours(24 * 30));
+    EXPECT_GE(r->created_at, before - absl::Seconds(1));
+    EXPECT_LE(r->first_created_at, r->created_at);
+  }
+  // Another profile of the same provider numbers on its own.
+  EXPECT_EQ(Put("aws", "prod").version, 1);
+  EXPECT_EQ(Put("gcp", "default").version, 1);
+}
+
+TEST_F(SqliteStoreTest, GetLatestAndSpecificVersions) {
+  CredentialRecord v1 = Put("aws", "default", absl::Hours(1));
+  Put("aws", "default", absl::Hours(2));
+  CredentialRecord v3 = Put("aws", "default", absl::Hours(3));
+
+  absl::StatusOr<CredentialRecord> latest =
+      store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->version, 3);
+  EXPECT_EQ(latest->version_count, 3);
+  EXPECT_EQ(latest->sealed, SealedFor("aws", "default", 3));
+  EXPECT_EQ(latest->fingerprint, "fp3");
+  EXPECT_EQ(latest->rotation_period, absl::Hours(3));
+  EXPECT_EQ(latest->created_at, v3.created_at);
+  EXPECT_EQ(latest->first_created_at, v1.created_at);
+
+  absl::StatusOr<CredentialRecord> second =
+      store_->GetCredential("aws", "default", 2);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->version, 2);
+  EXPECT_EQ(second->sealed, SealedFor("aws", "default", 2));
+  EXPECT_EQ(second->rotation_period, absl::Hours(2));
+  EXPECT_EQ(second->first_created_at, v1.created_at);
+  EXPECT_EQ(second->version_count, 3);
+}
+
+TEST_F(SqliteStoreTest, GetMissingIsNotFound) {
+  absl::StatusOr<CredentialRecord> none =
+      store_->GetCredential("aws", "prod", 0);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(none.status().message(), "no credential stored for aws/prod");
+
+  Put("aws", "prod");
+  absl::StatusOr<CredentialRecord> v4 = store_->GetCredential("aws", "prod", 4);
+  EXPECT_EQ(v4.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(v4.status().message(),
+            "no credential stored for aws/prod version 4");
+}
+
+TEST_F(SqliteStoreTest, InvalidArguments) {
+  EXPECT_EQ(store_->PutCredential("", "p", absl::ZeroDuration(),
+                                  FakeSeal("", "p"))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutCredential("aws", "", absl::ZeroDuration(),
+                                  FakeSeal("aws", ""))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutCredential("aws", "p", absl::Seconds(-1),
+                                  FakeSeal("aws", "p"))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetCredential("aws", "default", -1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ListCredentialsOptions options;
+  options.limit = 0;
+  EXPECT_EQ(store_->ListCredentials(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutMeta("", "v").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, OddNamesAndBinarySealedBytesRoundTrip) {
+  const std::string provider = "custom";
+  const std::string profile = "it's \"quoted\"; DROP TABLE credentials; --";
+  std::string sealed(256, '\0');
+  for (int i = 0; i < 256; ++i) sealed[i] = static_cast<char>(i);
+  absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+      provider, profile, absl::ZeroDuration(),
+      [&](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+        return std::make_pair(sealed, "fp");
+      });
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::StatusOr<CredentialRecord> got =
+      store_->GetCredential(provider, profile, 0);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->profile, profile);
+  EXPECT_EQ(got->sealed, sealed);
+
+  // An empty sealed blob stays an empty blob.
+  absl::StatusOr<CredentialRecord> empty = store_->PutCredential(
+      provider, "empty", absl::ZeroDuration(),
+      [&](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+        return std::make_pair(std::string(), std::string());
+      });
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(store_->GetCredential(provider, "empty", 1)->sealed, "");
+}
+
+// --- Seal failures --------------------------------------------------------
+
+TEST_F(SqliteStoreTest, SealFailureRollsBack) {
+  Put("aws", "default");
+  auto failing =
+      [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+    return absl::InternalError("sealer exploded");
+  };
+  absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+      "aws", "default", absl::ZeroDuration(), failing);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(r.status().message(), "sealer exploded");
+  r = store_->PutCredential("aws", "fresh", absl::ZeroDuration(), failing);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0)->version, 1);
+  EXPECT_EQ(store_->GetCredential("aws", "fresh", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  ListCredentialsOptions options;
+  EXPECT_EQ(store_->ListCredentials(options)->size(), 1u);
+  // The transaction was closed: later writes work and number on.
+  EXPECT_EQ(Put("aws", "default").version, 2);
+  EXPECT_EQ(Put("aws", "fresh").version, 1);
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+// --- List -----------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, ListReturnsLatestPerProfileInOrder) {
+  Put("gcp", "b");
+  Put("aws", "z");
+  Put("aws", "a");
+  Put("aws", "a");
+  Put("gcp", "a");
+  Put("aws", "z");
+  Put("aws", "z");
+  Put("slack", "default");
+
+  ListCredentialsOptions options;
+  absl::StatusOr<std::vector<CredentialRecord>> all =
+      store_->ListCredentials(options);
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::vector<std::string> names;
+  for (const CredentialRecord& r : *all) {
+    names.push_back(absl::StrCat(r.provider, "/", r.profile, "@", r.version,
+                                 "#", r.version_count));
+    EXPECT_EQ(r.sealed, SealedFor(r.provider, r.profile, r.version));
+  }
+  EXPECT_THAT(names, ::testing::ElementsAre("aws/a@2#2", "aws/z@3#3",
+                                            "gcp/a@1#1", "gcp/b@1#1",
+                                            "slack/default@1#1"));
+
+  options.provider = "gcp";
+  absl::StatusOr<std::vector<CredentialRecord>> gcp =
+      store_->ListCredentials(options);
+  ASSERT_TRUE(gcp.ok());
+  ASSERT_EQ(gcp->size(), 2u);
+  EXPECT_EQ((*gcp)[0].profile, "a");
+  EXPECT_EQ((*gcp)[1].profile, "b");
+
+  options.provider = "azure";
+  EXPECT_TRUE(store_->ListCredentials(options)->empty());
+}
+
+TEST_F(SqliteStoreTest, ListPagesWithKeyset) {
+  std::vector<std::string> expected;
+  for (const char* provider : {"auth0", "aws", "gcp"}) {
+    for (int i = 0; i < 7; ++i) {
+      std::string profile = absl::StrFormat("p%02d", i);
+      Put(provider, profile);
+      expected.push_back(absl::StrCat(provider, "/", profile));
+    }
+  }
+  for (int page_size : {1, 2, 5, 7, 100}) {
+    ListCredentialsOptions options;
+    options.limit = page_size;
+    std::vector<std::string> got;
+    for (int pages = 0; pages < 100; ++pages) {
+      absl::StatusOr<std::vector<CredentialRecord>> page =
+          store_->ListCredentials(options);
+      ASSERT_TRUE(page.ok()) << page.status();
+      ASSERT_LE(page->size(), static_cast<size_t>(page_size));
+      if (page->empty()) break;
+      for (const CredentialRecord& r : *page) {
+        got.push_back(absl::StrCat(r.provider, "/", r.profile));
+      }
+      options.after_provider = page->back().provider;
+      options.after_profile = page->back().profile;
+    }
+    EXPECT_EQ(got, expected) << "page size " << page_size;
+  }
+
+  // Paging within one provider.
+  ListCredentialsOptions options;
+  options.provider = "aws";
+  options.limit = 3;
+  options.after_provider = "aws";
+  options.after_profile = "p02";
+  absl::StatusOr<std::vector<CredentialRecord>> page =
+      store_->ListCredentials(options);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 3u);
+  EXPECT_EQ((*page)[0].profile, "p03");
+  EXPECT_EQ((*page)[2].profile, "p05");
+  // A cursor before the provider starts at its first profile; after it,
+  // nothing.
+  options.after_provider = "auth0";
+  options.after_profile = "zzz";
+  EXPECT_EQ(store_->ListCredentials(options)->front().profile, "p00");
+  options.after_provider = "azure";
+  options.after_profile = "";
+  EXPECT_TRUE(store_->ListCredentials(options)->empty());
+  // A cursor that is not a stored profile still resumes in order.
+  ListCredentialsOptions between;
+  between.after_provider = "aws";
+  between.after_profile = "p03x";
+  EXPECT_EQ(store_->ListCredentials(between)->front().profile, "p04");
+}
+
+TEST_F(SqliteStoreTest, ListVersionsOldestFirst) {
+  EXPECT_TRUE(store_->ListVersions("aws", "default")->empty());
+  for (int i = 0; i < 4; ++i) Put("aws", "default");
+  Put("aws", "other");
+  absl::StatusOr<std::vector<CredentialRecord>> versions =
+      store_->ListVersions("aws", "default");
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_EQ(versions->size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ((*versions)[i].version, i + 1);
+    EXPECT_EQ((*versions)[i].sealed, SealedFor("aws", "default", i + 1));
+    EXPECT_EQ((*versions)[i].first_created_at, (*versions)[0].created_at);
+  }
+}
+
+// --- Delete ---------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, DeleteRemovesEveryVersion) {
+  for (int i = 0; i < 3; ++i) Put("aws", "default");
+  Put("aws", "prod");
+  absl::StatusOr<int64_t> deleted = store_->DeleteCredential("aws", "default");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 3);
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetCredential("aws", "default", 2).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListVersions("aws", "default")->empty());
+  EXPECT_EQ(store_->GetCredential("aws", "prod", 0)->version, 1);
+
+  absl::StatusOr<int64_t> again = store_->DeleteCredential("aws", "default");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(again.status().message(), HasSubstr("aws/default"));
+
+  // Numbering restarts, with a new first_created_at.
+  CredentialRecord fresh = Put("aws", "default");
+  EXPECT_EQ(fresh.version, 1);
+  EXPECT_EQ(fresh.version_count, 1);
+  EXPECT_EQ(fresh.first_created_at, fresh.created_at);
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+// --- Meta -----------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, MetaGetPut) {
+  EXPECT_EQ(store_->GetMeta("wrapped_data_key").status().code(),
+            absl::StatusCode::kNotFound);
+  std::string binary("\0\x01\xfe\xff wrapped", 12);
+  ASSERT_TRUE(store_->PutMeta("wrapped_data_key", binary).ok());
+  EXPECT_EQ(*store_->GetMeta("wrapped_data_key"), binary);
+  ASSERT_TRUE(store_->PutMeta("wrapped_data_key", "replaced").ok());
+  EXPECT_EQ(*store_->GetMeta("wrapped_data_key"), "replaced");
+  ASSERT_TRUE(store_->PutMeta("empty", "").ok());
+  absl::StatusOr<std::string> empty = store_->GetMeta("empty");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(*empty, "");
+}
+
+// --- Persistence and files ------------------------------------------------
+
+TEST_F(SqliteStoreTest, ReopenKeepsEverything) {
+  CredentialRecord v1 = Put("aws", "default", absl::Hours(48));
+  Put("aws", "default", absl::Hours(48));
+  Put("github", "bot");
+  ASSERT_TRUE(store_->PutMeta("key_source", "key_file").ok());
+  Reopen();
+  absl::StatusOr<CredentialRecord> latest =
+      store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->version, 2);
+  EXPECT_EQ(latest->version_count, 2);
+  EXPECT_EQ(latest->first_created_at, v1.created_at);
+  EXPECT_EQ(latest->rotation_period, absl::Hours(48));
+  EXPECT_EQ(*store_->GetMeta("key_source"), "key_file");
+  EXPECT_EQ(store_->ListCredentials(ListCredentialsOptions())->size(), 2u);
+  EXPECT_EQ(Put("aws", "default").version, 3);
+}
+
+TEST_F(SqliteStoreTest, FreshDatabaseIsPrivateAndConfigured) {
+  Put("aws", "default");
+  EXPECT_EQ(ModeOf(path_), 0600u);
+  // The WAL and shared-memory files inherit the database's mode.
+  for (const char* suffix : {"-wal", "-shm"}) {
+    mode_t mode = ModeOf(path_ + suffix);
+    if (mode != 0) {
+      EXPECT_EQ(mode, 0600u) << suffix;
+    }
+  }
+  EXPECT_EQ(RawQuery("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(RawQuery("PRAGMA user_version"),
+            std::to_string(kSqliteSchemaVersion));
+}
+
+TEST_F(SqliteStoreTest, CreatedPrivateUnderPermissiveUmask) {
+  store_.reset();
+  const std::string other = dir_ + "/umask.db";
+  mode_t old = umask(0);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(other);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)
+                  ->PutCredential("aws", "x", absl::ZeroDuration(),
+                                  FakeSeal("aws", "x"))
+                  .ok());
+  umask(old);
+  EXPECT_EQ(ModeOf(other), 0600u);
+  EXPECT_EQ(ModeOf(other + "-wal"), 0600u);
+  EXPECT_EQ(ModeOf(other + "-shm"), 0600u);
+}
+
+TEST_F(SqliteStoreTest, LooseExistingDatabaseIsTightened) {
+  store_.reset();
+  ASSERT_EQ(chmod(path_.c_str(), 0644), 0);
+  Reopen();
+  EXPECT_EQ(ModeOf(path_), 0600u);
+}
+
+TEST_F(SqliteStoreTest, SymlinkIsRefused) {
+  store_.reset();
+  const std::string link = dir_ + "/link.db";
+  ASSERT_EQ(symlink(path_.c_str(), link.c_str()), 0);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(link);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("symbolic link"));
+}
+
+TEST_F(SqliteStoreTest, MissingDirectoryIsFailedPrecondition) {
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      OpenSqliteStore(dir_ + "/missing/credbroker.db");
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("missing/credbroker.db"));
+}
+
+TEST_F(SqliteStoreTest, NotADatabaseIsDataLoss) {
+  const std::string junk = dir_ + "/junk.db";
+  FILE* f = fopen(junk.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  for (int i = 0; i < 200; ++i) fputs("this is not an sqlite database\n", f);
+  fclose(f);
+  chmod(junk.c_str(), 0600);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(junk);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss)
+      << store.status();
+  EXPECT_THAT(store.status().message(), HasSubstr("not a credbroker database"));
+}
+
+// --- Schema versions ------------------------------------------------------
+
+TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
+  Put("aws", "default");
+  store_.reset();
+  RawExec("PRAGMA user_version = 99");
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(),
+              HasSubstr(absl::StrCat("created by a newer credbroker (schema 99, "
+                                     "this build knows ",
+                                     kSqliteSchemaVersion, ")")));
+  // Refusing did not touch the database.
+  EXPECT_EQ(RawQuery("PRAGMA user_version"), "99");
+  EXPECT_EQ(RawQuery("SELECT count(*) FROM credentials"), "1");
+}
+
+TEST_F(SqliteStoreTest, CurrentSchemaIsNotReapplied) {
+  Put("aws", "default");
+  Reopen();
+  Reopen();
+  EXPECT_EQ(RawQuery("PRAGMA user_version"),
+            std::to_string(kSqliteSchemaVersion));
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0)->version, 1);
+}
+
+TEST_F(SqliteStoreTest, EmptyExistingFileIsInitialized) {
+  store_.reset();
+  const std::string empty = dir_ + "/empty.db";
+  int fd = open(empty.c_str(), O_CREAT | O_WRONLY, 0600);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(empty);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE((*store)->CheckIntegrity().ok());
+}
+
+// --- Integrity ------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, IntegrityCheckPassesOnHealthyStore) {
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+  for (int i = 0; i < 20; ++i) Put("aws", absl::StrCat("p", i));
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteStoreTest, CorruptionIsDataLoss) {
+  // Enough rows for several b-tree pages, then checkpoint into the main file.
+  for (int i = 0; i < 300; ++i) {
+    absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+        "custom", absl::StrFormat("profile-%04d", i), absl::ZeroDuration(),
+        [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+          return std::make_pair(std::string(200, 's'), "fp");
+        });
+    ASSERT_TRUE(r.ok());
+  }
+  store_.reset();  // Closing the last connection checkpoints the WAL.
+  struct stat st;
+  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  ASSERT_GT(st.st_size, 4 * 4096);
+  // Scribble over the middle pages (not the header page).
+  int fd = open(path_.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  std::string garbage(4096 * 2, '\x5a');
+  ASSERT_EQ(pwrite(fd, garbage.data(), garbage.size(), 2 * 4096),
+            static_cast<ssize_t>(garbage.size()));
+  close(fd);
+
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
+  absl::Status status = store.ok() ? (*store)->CheckIntegrity() : store.status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_THAT(status.message(), Not(HasSubstr("sssss")));
+}
+
+// --- Concurrency ----------------------------------------------------------
+
+TEST_F(SqliteStoreTest, ConcurrentPutsGetDistinctConsecutiveVersions) {
+  constexpr int kThreads = 6;
+  constexpr int kPutsPerThread = 20;
+  std::vector<std::vector<int64_t>> versions(kThreads);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPutsPerThread; ++i) {
+        absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+            "aws", "shared", absl::ZeroDuration(), FakeSeal("aws", "shared"));
+        if (!r.ok()) {
+          ++failures;
+          continue;
+        }
+        versions[t].push_back(r->version);
+        // Readers interleave with writers.
+        if (!store_->GetCredential("aws", "shared", 0).ok()) ++failures;
+        if (!store_->ListCredentials(ListCredentialsOptions()).ok()) ++failures;
+        // Each thread also writes its own profile.
+        if (!store_
+                 ->PutCredential("gcp", absl::StrCat("t", t),
+                                 absl::ZeroDuration(),
+                                 FakeSeal("gcp", absl::StrCat("t", t)))
+                 .ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::set<int64_t> all;
+  for (const auto& per_thread : versions) {
+    // Each thread sees its own versions increase.
+    EXPECT_TRUE(std::is_sorted(per_thread.begin(), per_thread.end()));
+    all.insert(per_thread.begin(), per_thread.end());
+  }
+  constexpr int kTotal = kThreads * kPutsPerThread;
+  ASSERT_EQ(all.size(), static_cast<size_t>(kTotal));
+  EXPECT_EQ(*all.begin(), 1);
+  EXPECT_EQ(*all.rbegin(), kTotal);
+  absl::StatusOr<std::vector<CredentialRecord>> history =
+      store_->ListVersions("aws", "shared");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), static_cast<size_t>(kTotal));
+  for (int i = 0; i < kTotal; ++i) {
+    EXPECT_EQ((*history)[i].version, i + 1);
+    EXPECT_EQ((*history)[i].sealed, SealedFor("aws", "shared", i + 1));
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(store_->GetCredential("gcp", absl::StrCat("t", t), 0)->version,
+              kPutsPerThread);
+  }
+}
+
+TEST_F(SqliteStoreTest, TwoStoresOnOneFileShareVersions) {
+  // Two connections (as two broker processes on a shared file would have):
+  // BEGIN IMMEDIATE and the busy timeout keep numbering consistent.
+  absl::StatusOr<std::unique_ptr<Store>> second = OpenSqliteStore(path_);
+  ASSERT_TRUE(second.ok()) << second.status();
+  std::thread a([&] {
+    for (int i = 0; i < 25; ++i) Put("aws", "default");
+  });
+  std::thread b([&] {
+    for (int i = 0; i < 25; ++i) {
+      EXPECT_TRUE((*second)
+                      ->PutCredential("aws", "default", absl::ZeroDuration(),
+                                      FakeSeal("aws", "default"))
+                      .ok());
+    }
+  });
+  a.join();
+  b.join();
+  absl::StatusOr<std::vector<CredentialRecord>> history =
+      store_->ListVersions("aws", "default");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ((*history)[i].version, i + 1);
+}
+
+// --- Scale ----------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, ListingStaysFastWithManyProfiles) {
+  constexpr int kProfiles = 100000;
+  store_.reset();
+  // Bulk-load through a raw connection in one transaction (the store's own
+  // writes each wait for fsync); two versions per profile.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_stmt* profile = nullptr;
+    sqlite3_stmt* version = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(
+                  db,
+                  "INSERT INTO credential_profiles VALUES (?1, ?2, 2, 2, 1)",
+                  -1, &profile, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(
+                  db,
+                  "INSERT INTO credentials VALUES (?1, ?2, ?3, x'00', 'fp', "
+                  "?3, 0)",
+                  -1, &version, nullptr),
+              SQLITE_OK);
+    for (int i = 0; i < kProfiles; ++i) {
+      std::string name = absl::StrFormat("p%06d", i);
+      const char* provider = i % 2 == 0 ? "aws" : "gcp";
+      sqlite3_bind_text(profile, 1, provider, -1, SQLITE_STATIC);
+      sqlite3_bind_text(profile, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+      ASSERT_EQ(sqlite3_step(profile), SQLITE_DONE);
+      sqlite3_reset(profile);
+      for (int v = 1; v <= 2; ++v) {
+        sqlite3_bind_text(version, 1, provider, -1, SQLITE_STATIC);
+        sqlite3_bind_text(version, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(version, 3, v);
+        ASSERT_EQ(sqlite3_step(version), SQLITE_DONE);
+        sqlite3_reset(version);
+      }
+    }
+    sqlite3_finalize(profile);
+    sqlite3_finalize(version);
+    ASSERT_EQ(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  Reopen();
+
+  // A page deep into the keyspace costs about as much as the first one.
+  ListCredentialsOptions options;
+  options.limit = 100;
+  options.after_provider = "gcp";
+  options.after_profile = "p090001";
+  absl::Time start = absl::Now();
+  constexpr int kRepeats = 50;
+  for (int i = 0; i < kRepeats; ++i) {
+    absl::StatusOr<std::vector<CredentialRecord>> page =
+        store_->ListCredentials(options);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->size(), 100u);
+    EXPECT_EQ(page->front().profile, "p090003");
+    EXPECT_EQ(page->front().version, 2);
+  }
+  absl::Duration per_page = (absl::Now() - start) / kRepeats;
+  EXPECT_LT(per_page, absl::Milliseconds(50)) << per_page;
+
+  options.provider = "aws";
+  options.after_provider = "aws";
+  options.after_profile = "p099990";
+  absl::StatusOr<std::vector<CredentialRecord>> tail =
+      store_->ListCredentials(options);
+  ASSERT_TRUE(tail.ok());
+  ASSERT_EQ(tail->size(), 4u);  // p099992 .. p099998
+  EXPECT_EQ(tail->back().profile, "p099998");
+
+  // Walking every page visits each profile once.
+  ListCredentialsOptions walk;
+  walk.limit = 1000;
+  int seen = 0;
+  start = absl::Now();
+  while (true) {
+    absl::StatusOr<std::vector<CredentialRecord>> page =
+        store_->ListCredentials(walk);
+    ASSERT_TRUE(page.ok());
+    if (page->empty()) break;
+    seen += static_cast<int>(page->size());
+    walk.after_provider = page->back().provider;
+    walk.after_profile = page->back().profile;
+  }
+  EXPECT_EQ(seen, kProfiles);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+// --- Durability -----------------------------------------------------------
+
+// A writer killed at a random moment loses none of the writes it reported.
+TEST_F(SqliteStoreTest, KilledWriterLosesNoAcknowledgedWrite) {
+  store_.reset();
+  std::mt19937 rng(std::random_device{}());
+  int64_t acknowledged_total = 0;
+  for (int iteration = 0; iteration < 4; ++iteration) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(fds[0]);
+      absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
+      if (!store.ok()) _exit(2);
+      for (int i = 0; i < 100000; ++i) {
+        absl::StatusOr<CredentialRecord> r = (*store)->PutCredential(
+            "aws", "killed", absl::ZeroDuration(), FakeSeal("aws", "killed"));
+        if (!r.ok()) _exit(3);
+        int64_t v = r->version;
+        if (write(fds[1], &v, sizeof(v)) != sizeof(v)) _exit(4);
+      }
+      _exit(0);
+    }
+    close(fds[1]);
+    std::uniform_int_distribution<int> delay_ms(30, 300);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    kill(pid, SIGKILL);
+    int wstatus = 0;
+    ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited with "
+                                      << WEXITSTATUS(wstatus);
+    std::vector<int64_t> acknowledged;
+    int64_t v = 0;
+    while (read(fds[0], &v, sizeof(v)) == sizeof(v)) acknowledged.push_back(v);
+    close(fds[0]);
+    acknowledged_total += static_cast<int64_t>(acknowledged.size());
+
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CheckIntegrity().ok());
+    for (int64_t version : acknowledged) {
+      absl::StatusOr<CredentialRecord> r =
+          (*store)->GetCredential("aws", "killed", version);
+      ASSERT_TRUE(r.ok()) << "acknowledged version " << version
+                          << " lost: " << r.status();
+      EXPECT_EQ(r->sealed, SealedFor("aws", "killed", version));
+    }
+    // History has no holes.
+    absl::StatusOr<std::vector<CredentialRecord>> history =
+        (*store)->ListVersions("aws", "killed");
+    ASSERT_TRUE(history.ok());
+    for (size_t i = 0; i < history->size(); ++i) {
+      ASSERT_EQ((*history)[i].version, static_cast<int64_t>(i + 1));
+    }
+    if (!acknowledged.empty()) {
+      EXPECT_GE(static_cast<int64_t>(history->size()), acknowledged.back());
+    }
+  }
+  EXPECT_GT(acknowledged_total, 0);
+}
+
+}  // namespace
+}  // namespace credbroker
