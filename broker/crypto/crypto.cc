@@ -182,8 +182,8 @@ absl::StatusOr<SecretBytes> ReadKeyFile(const std::string& path, int fd) {
     if (n == 0) break;
     total += static_cast<size_t>(n);
   }
-  SecretBytes contents(absl::string_view(
-      reinterpret_cast<const char*>(buffer.data()), total));
+  SecretBytes contents(
+      absl::string_view(reinterpret_cast<const char*>(buffer.data()), total));
   return ParseKeyFile(contents, path);
 }
 
@@ -232,9 +232,9 @@ absl::StatusOr<SecretBytes> CreateKeyFile(const std::string& path) {
   auto fail = [&](absl::string_view what, int err) {
     close(fd);
     unlink(path.c_str());
-    return absl::UnavailableError(absl::StrCat(
-        "cannot write the master key file ", path, ": ", what, ": ",
-        ErrnoText(err)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot write the master key file ", path, ": ", what,
+                     ": ", ErrnoText(err)));
   };
   // umask cannot widen the mode, but make sure it is exactly 0600.
   if (fchmod(fd, 0600) != 0) return fail("chmod", errno);
@@ -249,9 +249,9 @@ absl::StatusOr<SecretBytes> CreateKeyFile(const std::string& path) {
   if (close(fd) != 0) {
     int err = errno;
     unlink(path.c_str());
-    return absl::UnavailableError(absl::StrCat(
-        "cannot write the master key file ", path, ": close: ",
-        ErrnoText(err)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot write the master key file ", path,
+                     ": close: ", ErrnoText(err)));
   }
   CB_RETURN_IF_ERROR(FsyncDirectoryOf(path));
   return key;
@@ -329,9 +329,9 @@ absl::StatusOr<SecretBytes> DeriveKeyFromPassphrase(
     return absl::InvalidArgumentError("the passphrase is too long");
   }
   if (params.salt.size() != crypto_pwhash_SALTBYTES) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "passphrase salt must be %d bytes, got %d", crypto_pwhash_SALTBYTES,
-        params.salt.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("passphrase salt must be %d bytes, got %d",
+                        crypto_pwhash_SALTBYTES, params.salt.size()));
   }
   // Reject parameters libsodium would refuse, or that would let a damaged
   // store make us allocate without bound.
@@ -488,8 +488,8 @@ SecretBytes GeneratePassword(size_t length) {
   while (true) {
     bool seen[kClasses] = {};
     for (size_t i = 0; i < length; ++i) {
-      char c = alphabet[randombytes_uniform(
-          static_cast<uint32_t>(alphabet.size()))];
+      char c =
+          alphabet[randombytes_uniform(static_cast<uint32_t>(alphabet.size()))];
       password.mutable_data()[i] = static_cast<uint8_t>(c);
       for (size_t k = 0; k < kClasses; ++k) {
         if (classes[k].find(c) != absl::string_view::npos) seen[k] = true;

@@ -27,6 +27,8 @@ namespace {
 // Schema migrations: kMigrations[v] takes a database from version v-1 to v
 // (kMigrations[0] is unused). Each step runs in its own transaction together
 // with `PRAGMA user_version = v`. Never edit a released step: append one.
+// foreign_keys is ON while steps run (it cannot change inside a
+// transaction), so a step that rebuilds a table must keep references valid.
 constexpr const char* kMigrations[] = {
     "",
     // 1: broker metadata and credential versions. credential_profiles holds
@@ -44,7 +46,7 @@ CREATE TABLE credential_profiles (
   version_count    INTEGER NOT NULL,
   first_created_at INTEGER NOT NULL,  -- Unix micros.
   PRIMARY KEY (provider, profile)
-);
+) WITHOUT ROWID;
 CREATE TABLE credentials (
   provider          TEXT NOT NULL,
   profile           TEXT NOT NULL,
@@ -101,9 +103,9 @@ absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view what) {
       return absl::UnavailableError(
           absl::StrCat("I/O error on the database: ", message));
     case SQLITE_CORRUPT:
-      return absl::DataLossError(absl::StrCat(
-          "the database is corrupt: ", message,
-          " (restore the data directory from a backup)"));
+      return absl::DataLossError(
+          absl::StrCat("the database is corrupt: ", message,
+                       " (restore the data directory from a backup)"));
     case SQLITE_NOTADB:
       return absl::DataLossError(absl::StrCat(
           "the file is not a credbroker database: ", message,
@@ -141,11 +143,10 @@ class Statement {
   }
   Statement& BindBlob(int index, absl::string_view bytes) {
     // A null pointer would bind NULL; an empty blob must stay a blob.
-    Check(bytes.empty()
-              ? sqlite3_bind_zeroblob(stmt_, index, 0)
-              : sqlite3_bind_blob(stmt_, index, bytes.data(),
-                                  static_cast<int>(bytes.size()),
-                                  SQLITE_TRANSIENT),
+    Check(bytes.empty() ? sqlite3_bind_zeroblob(stmt_, index, 0)
+                        : sqlite3_bind_blob(stmt_, index, bytes.data(),
+                                            static_cast<int>(bytes.size()),
+                                            SQLITE_TRANSIENT),
           bytes.size());
     return *this;
   }
@@ -198,30 +199,31 @@ class Statement {
 absl::Time FromMicros(int64_t micros) { return absl::FromUnixMicros(micros); }
 
 // The columns ReadRecord() reads, in order, and the join they come from.
-#define CB_SELECT_RECORD                                                      \
-  "SELECT c.provider, c.profile, c.version, c.sealed, c.fingerprint,"        \
-  " c.created_at, c.rotation_period_s, p.first_created_at, p.version_count"  \
-  " FROM credential_profiles p JOIN credentials c"                           \
+#define CB_SELECT_RECORD                                                    \
+  "SELECT c.provider, c.profile, c.version, c.sealed, c.fingerprint,"       \
+  " c.created_at, c.rotation_period_s, p.first_created_at, p.version_count" \
+  " FROM credential_profiles p JOIN credentials c"                          \
   " ON c.provider = p.provider AND c.profile = p.profile"
 
-constexpr char kGetSql[] =
-    CB_SELECT_RECORD
+constexpr char kGetSql[] = CB_SELECT_RECORD
     " AND c.version = CASE WHEN ?3 = 0 THEN p.latest_version ELSE ?3 END"
     " WHERE p.provider = ?1 AND p.profile = ?2";
 // Keyset paging on credential_profiles' primary key; each row joins to its
 // latest version through the credentials primary key.
-constexpr char kListAllSql[] =
-    CB_SELECT_RECORD
+constexpr char kListAllSql[] = CB_SELECT_RECORD
     " AND c.version = p.latest_version"
     " WHERE (p.provider, p.profile) > (?2, ?3)"
     " ORDER BY p.provider, p.profile LIMIT ?4";
-constexpr char kListProviderSql[] =
-    CB_SELECT_RECORD
+// One provider: an index range on (provider, profile) in both cases.
+constexpr char kListProviderSql[] = CB_SELECT_RECORD
     " AND c.version = p.latest_version"
-    " WHERE p.provider = ?1 AND (p.provider, p.profile) > (?2, ?3)"
+    " WHERE p.provider = ?1"
     " ORDER BY p.provider, p.profile LIMIT ?4";
-constexpr char kVersionsSql[] =
-    CB_SELECT_RECORD
+constexpr char kListProviderAfterSql[] = CB_SELECT_RECORD
+    " AND c.version = p.latest_version"
+    " WHERE p.provider = ?1 AND p.profile > ?3"
+    " ORDER BY p.provider, p.profile LIMIT ?4";
+constexpr char kVersionsSql[] = CB_SELECT_RECORD
     " WHERE p.provider = ?1 AND p.profile = ?2 ORDER BY c.version";
 #undef CB_SELECT_RECORD
 
@@ -268,15 +270,17 @@ absl::Status PreparePrivateFile(const std::string& path) {
   struct stat st;
   absl::Status status;
   if (fstat(fd, &st) != 0) {
-    status = absl::UnavailableError(
-        absl::StrCat("cannot stat the database ", path, ": ", ErrnoText(errno)));
+    status = absl::UnavailableError(absl::StrCat("cannot stat the database ",
+                                                 path, ": ", ErrnoText(errno)));
   } else if (!S_ISREG(st.st_mode)) {
     status = absl::FailedPreconditionError(
         absl::StrCat("the database ", path, " is not a regular file"));
   } else if ((st.st_mode & 077) != 0 && fchmod(fd, 0600) != 0) {
     status = absl::FailedPreconditionError(
-        absl::StrCat("the database ", path, " is accessible by other users and "
-                     "cannot be made private (chmod 600): ", ErrnoText(errno)));
+        absl::StrCat("the database ", path,
+                     " is accessible by other users and "
+                     "cannot be made private (chmod 600): ",
+                     ErrnoText(errno)));
   }
   close(fd);
   CB_RETURN_IF_ERROR(status);
@@ -293,7 +297,8 @@ absl::Status PreparePrivateFile(const std::string& path) {
 
 class SqliteStore : public Store {
  public:
-  SqliteStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+  SqliteStore(std::string path, sqlite3* db)
+      : path_(std::move(path)), db_(db) {}
   ~SqliteStore() override {
     absl::MutexLock lock(&mu_);
     for (auto& entry : statements_) sqlite3_finalize(entry.second);
@@ -323,9 +328,10 @@ class SqliteStore : public Store {
     return Migrate();
   }
 
-  absl::StatusOr<CredentialRecord> PutCredential(
-      absl::string_view provider, absl::string_view profile,
-      absl::Duration rotation_period, const SealFn& seal) override {
+  absl::StatusOr<CredentialRecord> PutCredential(absl::string_view provider,
+                                                 absl::string_view profile,
+                                                 absl::Duration rotation_period,
+                                                 const SealFn& seal) override {
     CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
     if (rotation_period < absl::ZeroDuration()) {
       return absl::InvalidArgumentError("rotation period must not be negative");
@@ -368,17 +374,22 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
       const ListCredentialsOptions& options) override {
     if (options.limit <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "list limit must be positive, got ", options.limit));
+      return absl::InvalidArgumentError(
+          absl::StrCat("list limit must be positive, got ", options.limit));
     }
     absl::MutexLock lock(&mu_);
-    const bool filtered = !options.provider.empty();
-    CB_ASSIGN_OR_RETURN(Statement s,
-                        Prepare(filtered ? kListProviderSql : kListAllSql));
-    if (filtered) s.Bind(1, options.provider);
-    s.Bind(2, options.after_provider)
-        .Bind(3, options.after_profile)
-        .Bind(4, static_cast<int64_t>(options.limit));
+    const char* sql = kListAllSql;
+    if (!options.provider.empty()) {
+      const int cursor = options.after_provider.compare(options.provider);
+      if (cursor > 0) return std::vector<CredentialRecord>();  // Past it.
+      sql = cursor == 0 ? kListProviderAfterSql : kListProviderSql;
+    }
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(sql));
+    if (sql != kListAllSql) s.Bind(1, options.provider);
+    if (sql != kListProviderSql) {
+      s.Bind(2, options.after_provider).Bind(3, options.after_profile);
+    }
+    s.Bind(4, static_cast<int64_t>(options.limit));
     std::vector<CredentialRecord> records;
     while (true) {
       CB_ASSIGN_OR_RETURN(bool row, s.Step("list credentials"));
@@ -468,15 +479,14 @@ class SqliteStore : public Store {
       }
     }
     if (problems.empty()) return absl::OkStatus();
-    std::string message = absl::StrCat("the database ", path_,
-                                       " failed its integrity check: ");
+    std::string message =
+        absl::StrCat("the database ", path_, " failed its integrity check: ");
     constexpr size_t kMaxShown = 5;
     for (size_t i = 0; i < problems.size() && i < kMaxShown; ++i) {
       absl::StrAppend(&message, i > 0 ? "; " : "", problems[i]);
     }
     if (problems.size() > kMaxShown) {
-      absl::StrAppend(&message, "; and ", problems.size() - kMaxShown,
-                      " more");
+      absl::StrAppend(&message, "; and ", problems.size() - kMaxShown, " more");
     }
     absl::StrAppend(&message, " (restore the data directory from a backup)");
     return absl::DataLossError(message);
@@ -543,8 +553,8 @@ class SqliteStore : public Store {
       }
       const int next = *version + 1;
       absl::Status step =
-          Exec(kMigrations[next], OpenContext(absl::StrCat(
-                                      "migrate to schema ", next)));
+          Exec(kMigrations[next],
+               OpenContext(absl::StrCat("migrate to schema ", next)));
       if (step.ok()) {
         step = Exec(absl::StrCat("PRAGMA user_version = ", next).c_str(),
                     OpenContext("migrate"));
@@ -602,12 +612,13 @@ class SqliteStore : public Store {
     record.fingerprint = std::move(sealed->second);
 
     if (exists) {
-      CB_ASSIGN_OR_RETURN(
-          Statement s,
-          Prepare("UPDATE credential_profiles"
-                  " SET latest_version = ?3, version_count = ?4"
-                  " WHERE provider = ?1 AND profile = ?2"));
-      s.Bind(1, provider).Bind(2, profile).Bind(3, record.version)
+      CB_ASSIGN_OR_RETURN(Statement s,
+                          Prepare("UPDATE credential_profiles"
+                                  " SET latest_version = ?3, version_count = ?4"
+                                  " WHERE provider = ?1 AND profile = ?2"));
+      s.Bind(1, provider)
+          .Bind(2, profile)
+          .Bind(3, record.version)
           .Bind(4, record.version_count);
       CB_RETURN_IF_ERROR(s.Run("store credential"));
     } else {
@@ -616,7 +627,9 @@ class SqliteStore : public Store {
           Prepare("INSERT INTO credential_profiles (provider, profile,"
                   " latest_version, version_count, first_created_at)"
                   " VALUES (?1, ?2, ?3, ?4, ?5)"));
-      s.Bind(1, provider).Bind(2, profile).Bind(3, record.version)
+      s.Bind(1, provider)
+          .Bind(2, profile)
+          .Bind(3, record.version)
           .Bind(4, record.version_count)
           .Bind(5, absl::ToUnixMicros(record.first_created_at));
       CB_RETURN_IF_ERROR(s.Run("store credential"));
@@ -627,7 +640,9 @@ class SqliteStore : public Store {
           Prepare("INSERT INTO credentials (provider, profile, version,"
                   " sealed, fingerprint, created_at, rotation_period_s)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-      s.Bind(1, provider).Bind(2, profile).Bind(3, record.version)
+      s.Bind(1, provider)
+          .Bind(2, profile)
+          .Bind(3, record.version)
           .BindBlob(4, record.sealed)
           .Bind(5, record.fingerprint)
           .Bind(6, absl::ToUnixMicros(record.created_at))
@@ -642,25 +657,23 @@ class SqliteStore : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     int64_t count = 0;
     {
-      CB_ASSIGN_OR_RETURN(
-          Statement s,
-          Prepare("DELETE FROM credentials"
-                  " WHERE provider = ?1 AND profile = ?2"));
+      CB_ASSIGN_OR_RETURN(Statement s,
+                          Prepare("DELETE FROM credentials"
+                                  " WHERE provider = ?1 AND profile = ?2"));
       s.Bind(1, provider).Bind(2, profile);
       CB_RETURN_IF_ERROR(s.Run("delete credential"));
       count = sqlite3_changes64(db_);
     }
     {
-      CB_ASSIGN_OR_RETURN(
-          Statement s,
-          Prepare("DELETE FROM credential_profiles"
-                  " WHERE provider = ?1 AND profile = ?2"));
+      CB_ASSIGN_OR_RETURN(Statement s,
+                          Prepare("DELETE FROM credential_profiles"
+                                  " WHERE provider = ?1 AND profile = ?2"));
       s.Bind(1, provider).Bind(2, profile);
       CB_RETURN_IF_ERROR(s.Run("delete credential"));
     }
     if (count == 0) {
-      return absl::NotFoundError(absl::StrCat("no credential stored for ",
-                                              provider, "/", profile));
+      return absl::NotFoundError(
+          absl::StrCat("no credential stored for ", provider, "/", profile));
     }
     return count;
   }

@@ -16,7 +16,16 @@ namespace credbroker {
 constexpr int kSqliteSchemaVersion = 1;
 
 // Opens (creating if needed, file mode 0600) the database at `path` and
-// migrates it to kSqliteSchemaVersion.
+// migrates it to kSqliteSchemaVersion; the directory must exist. An existing
+// database readable by others is tightened to 0600; a symbolic link is
+// refused. Errors: FAILED_PRECONDITION (cannot open or create, newer schema),
+// DATA_LOSS (not a database, corrupt), UNAVAILABLE (locked by another
+// process for longer than the busy timeout, I/O error).
+//
+// Every operation's errors map SQLite's: disk full is RESOURCE_EXHAUSTED,
+// busy/locked UNAVAILABLE, corruption DATA_LOSS, read-only
+// FAILED_PRECONDITION. Deleted credentials are overwritten on disk
+// (secure_delete).
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 
 }  // namespace credbroker

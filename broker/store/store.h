@@ -49,7 +49,10 @@ class Store {
   // Stores a new version of provider/profile. `seal` is called inside the
   // write transaction with the version number being written (so the caller
   // can bind the ciphertext to it) and returns the sealed bytes and
-  // fingerprint. Returns the stored record.
+  // fingerprint. Returns the stored record (version_count and
+  // first_created_at filled). `seal` runs while the store is locked: it must
+  // not call back into the store; when it fails nothing is written and its
+  // status is returned.
   using SealFn = std::function<absl::StatusOr<std::pair<std::string, std::string>>(
       int64_t version)>;
   virtual absl::StatusOr<CredentialRecord> PutCredential(

@@ -114,8 +114,8 @@ TEST_F(CryptoTest, TamperingWithAnyByteIsDataLoss) {
 TEST_F(CryptoTest, TruncatedOrEmptyRecordIsDataLoss) {
   Sealer sealer(NewDataKey());
   const std::string sealed = sealer.Seal(SecretBytes("value"), "ad");
-  for (size_t len : {size_t{0}, size_t{1}, kNonce, kNonce + kTag - 1,
-                     sealed.size() - 1}) {
+  for (size_t len :
+       {size_t{0}, size_t{1}, kNonce, kNonce + kTag - 1, sealed.size() - 1}) {
     absl::StatusOr<SecretBytes> opened =
         sealer.Open(sealed.substr(0, len), "ad", "slack/default v2");
     ASSERT_FALSE(opened.ok()) << len;
@@ -282,8 +282,7 @@ TEST_F(CryptoTest, KeyFileCreatedThenReloaded) {
 
 TEST_F(CryptoTest, KeyFileCreatedPrivateEvenWithPermissiveUmask) {
   mode_t old = umask(0);
-  absl::StatusOr<SecretBytes> created =
-      LoadOrCreateKeyFile(dir_ + "/k", true);
+  absl::StatusOr<SecretBytes> created = LoadOrCreateKeyFile(dir_ + "/k", true);
   umask(old);
   ASSERT_TRUE(created.ok());
   struct stat st;
@@ -409,8 +408,8 @@ TEST_F(CryptoTest, PassphraseDerivationIsDeterministicPerSalt) {
   ASSERT_TRUE(k3.ok());
   EXPECT_NE(*k1, *k3);
 
-  absl::StatusOr<SecretBytes> k4 =
-      DeriveKeyFromPassphrase(SecretBytes("correct horse battery stapl"), params);
+  absl::StatusOr<SecretBytes> k4 = DeriveKeyFromPassphrase(
+      SecretBytes("correct horse battery stapl"), params);
   ASSERT_TRUE(k4.ok());
   EXPECT_NE(*k1, *k4);
 }

@@ -73,9 +73,8 @@ class SqliteStoreTest : public ::testing::Test {
 
   CredentialRecord Put(const std::string& provider, const std::string& profile,
                        absl::Duration rotation = absl::ZeroDuration()) {
-    absl::StatusOr<CredentialRecord> r =
-        store_->PutCredential(provider, profile, rotation,
-                              FakeSeal(provider, profile));
+    absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+        provider, profile, rotation, FakeSeal(provider, profile));
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : CredentialRecord{};
   }
@@ -123,9 +122,9 @@ TEST_F(SqliteStoreTest, PutAssignsConsecutiveVersions) {
   absl::Time before = absl::Now();
   for (int64_t v = 1; v <= 5; ++v) {
     int64_t seen = -1;
-    absl::StatusOr<CredentialRecord> r = store_->PutCredential(
-        "aws", "default", absl::Hours(24 * 30),
-        FakeSeal("aws", "default", &seen));
+    absl::StatusOr<CredentialRecord> r =
+        store_->PutCredential("aws", "default", absl::Hours(24 * 30),
+                              FakeSeal("aws", "default", &seen));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(seen, v);
     EXPECT_EQ(r->version, v);
@@ -183,21 +182,22 @@ TEST_F(SqliteStoreTest, GetMissingIsNotFound) {
 }
 
 TEST_F(SqliteStoreTest, InvalidArguments) {
-  EXPECT_EQ(store_->PutCredential("", "p", absl::ZeroDuration(),
-                                  FakeSeal("", "p"))
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->PutCredential("aws", "", absl::ZeroDuration(),
-                                  FakeSeal("aws", ""))
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->PutCredential("aws", "p", absl::Seconds(-1),
-                                  FakeSeal("aws", "p"))
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->PutCredential("", "p", absl::ZeroDuration(), FakeSeal("", "p"))
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_
+          ->PutCredential("aws", "", absl::ZeroDuration(), FakeSeal("aws", ""))
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->PutCredential("aws", "p", absl::Seconds(-1), FakeSeal("aws", "p"))
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->GetCredential("aws", "default", -1).status().code(),
             absl::StatusCode::kInvalidArgument);
   ListCredentialsOptions options;
@@ -243,8 +243,8 @@ TEST_F(SqliteStoreTest, SealFailureRollsBack) {
       [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
     return absl::InternalError("sealer exploded");
   };
-  absl::StatusOr<CredentialRecord> r = store_->PutCredential(
-      "aws", "default", absl::ZeroDuration(), failing);
+  absl::StatusOr<CredentialRecord> r =
+      store_->PutCredential("aws", "default", absl::ZeroDuration(), failing);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
   EXPECT_EQ(r.status().message(), "sealer exploded");
   r = store_->PutCredential("aws", "fresh", absl::ZeroDuration(), failing);
@@ -283,9 +283,9 @@ TEST_F(SqliteStoreTest, ListReturnsLatestPerProfileInOrder) {
                                  "#", r.version_count));
     EXPECT_EQ(r.sealed, SealedFor(r.provider, r.profile, r.version));
   }
-  EXPECT_THAT(names, ::testing::ElementsAre("aws/a@2#2", "aws/z@3#3",
-                                            "gcp/a@1#1", "gcp/b@1#1",
-                                            "slack/default@1#1"));
+  EXPECT_THAT(names,
+              ::testing::ElementsAre("aws/a@2#2", "aws/z@3#3", "gcp/a@1#1",
+                                     "gcp/b@1#1", "slack/default@1#1"));
 
   options.provider = "gcp";
   absl::StatusOr<std::vector<CredentialRecord>> gcp =
@@ -508,10 +508,11 @@ TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
   absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(store.status().message(),
-              HasSubstr(absl::StrCat("created by a newer credbroker (schema 99, "
-                                     "this build knows ",
-                                     kSqliteSchemaVersion, ")")));
+  EXPECT_THAT(
+      store.status().message(),
+      HasSubstr(absl::StrCat("created by a newer credbroker (schema 99, "
+                             "this build knows ",
+                             kSqliteSchemaVersion, ")")));
   // Refusing did not touch the database.
   EXPECT_EQ(RawQuery("PRAGMA user_version"), "99");
   EXPECT_EQ(RawQuery("SELECT count(*) FROM credentials"), "1");
@@ -568,7 +569,8 @@ TEST_F(SqliteStoreTest, CorruptionIsDataLoss) {
   close(fd);
 
   absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
-  absl::Status status = store.ok() ? (*store)->CheckIntegrity() : store.status();
+  absl::Status status =
+      store.ok() ? (*store)->CheckIntegrity() : store.status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
   EXPECT_THAT(status.message(), Not(HasSubstr("sssss")));
 }
@@ -656,6 +658,43 @@ TEST_F(SqliteStoreTest, TwoStoresOnOneFileShareVersions) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ((*history)[i].version, i + 1);
 }
 
+TEST_F(SqliteStoreTest, WriterWaitsForAnotherProcessLock) {
+  Put("aws", "default");
+  // Another connection holds the write lock briefly: the store waits for it
+  // (busy timeout) instead of failing.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  absl::Time start = absl::Now();
+  CredentialRecord r = Put("aws", "default");
+  release.join();
+  sqlite3_close(other);
+  EXPECT_EQ(r.version, 2);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+}
+
+TEST_F(SqliteStoreTest, LockHeldTooLongIsUnavailable) {
+  Put("aws", "default");
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+      "aws", "default", absl::ZeroDuration(), FakeSeal("aws", "default"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("locked"));
+  // Reads are not blocked by a writer in WAL mode.
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0)->version, 1);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_EQ(Put("aws", "default").version, 2);
+}
+
 // --- Scale ----------------------------------------------------------------
 
 TEST_F(SqliteStoreTest, ListingStaysFastWithManyProfiles) {
@@ -669,11 +708,11 @@ TEST_F(SqliteStoreTest, ListingStaysFastWithManyProfiles) {
     ASSERT_EQ(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_stmt* profile = nullptr;
     sqlite3_stmt* version = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(
-                  db,
-                  "INSERT INTO credential_profiles VALUES (?1, ?2, 2, 2, 1)",
-                  -1, &profile, nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_prepare_v2(
+            db, "INSERT INTO credential_profiles VALUES (?1, ?2, 2, 2, 1)", -1,
+            &profile, nullptr),
+        SQLITE_OK);
     ASSERT_EQ(sqlite3_prepare_v2(
                   db,
                   "INSERT INTO credentials VALUES (?1, ?2, ?3, x'00', 'fp', "
@@ -720,8 +759,22 @@ TEST_F(SqliteStoreTest, ListingStaysFastWithManyProfiles) {
   absl::Duration per_page = (absl::Now() - start) / kRepeats;
   EXPECT_LT(per_page, absl::Milliseconds(50)) << per_page;
 
+  // The same deep in one provider's profiles.
   options.provider = "aws";
   options.after_provider = "aws";
+  options.after_profile = "p090000";
+  start = absl::Now();
+  for (int i = 0; i < kRepeats; ++i) {
+    absl::StatusOr<std::vector<CredentialRecord>> page =
+        store_->ListCredentials(options);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->size(), 100u);
+    EXPECT_EQ(page->front().profile, "p090002");
+    EXPECT_EQ(page->back().profile, "p090200");
+  }
+  per_page = (absl::Now() - start) / kRepeats;
+  EXPECT_LT(per_page, absl::Milliseconds(50)) << per_page;
+
   options.after_profile = "p099990";
   absl::StatusOr<std::vector<CredentialRecord>> tail =
       store_->ListCredentials(options);
@@ -778,8 +831,8 @@ TEST_F(SqliteStoreTest, KilledWriterLosesNoAcknowledgedWrite) {
     kill(pid, SIGKILL);
     int wstatus = 0;
     ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited with "
-                                      << WEXITSTATUS(wstatus);
+    ASSERT_TRUE(WIFSIGNALED(wstatus))
+        << "child exited with " << WEXITSTATUS(wstatus);
     std::vector<int64_t> acknowledged;
     int64_t v = 0;
     while (read(fds[0], &v, sizeof(v)) == sizeof(v)) acknowledged.push_back(v);
