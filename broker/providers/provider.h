@@ -28,6 +28,9 @@ struct FieldSpec {
   bool multiline = false;     // A JSON key file, a PEM block.
   // Shown as "AKIA…MPLE" in listings even though not sensitive.
   bool partially_masked = false;
+  // Where the user finds the value, in the words of the guide's steps:
+  // "IAM → Users → your user → Security credentials → Create access key".
+  std::string where_to_find;
 };
 
 struct ProviderSpec {
@@ -38,6 +41,9 @@ struct ProviderSpec {
   std::vector<std::string> how_to_get;
   std::vector<std::string> required_permissions;
   std::vector<std::string> troubleshooting;
+  // The guide's security advice for this provider (dedicated account, MFA,
+  // audit logs to watch).
+  std::vector<std::string> best_practices;
   absl::Duration rotation_period = absl::Hours(24 * 90);
   bool arbitrary_fields = false;  // "custom": any field names.
   bool oauth = false;             // Netlify.
