@@ -73,7 +73,18 @@ std::string ErrnoText(int err) { return std::strerror(err); }
 absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view what) {
   const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   std::string message = absl::StrCat(what, ": ", detail);
-  switch (rc & 0xff) {
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_IOERR && db != nullptr) {
+    // A failed write because the disk (or quota, or file size limit) is
+    // full is reported as an I/O error; say what it is.
+    const int err = sqlite3_system_errno(db);
+    if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "disk full: ", message, " (", ErrnoText(err),
+          "; free some space in the data directory; nothing was stored)"));
+    }
+  }
+  switch (primary) {
     case SQLITE_FULL:
       return absl::ResourceExhaustedError(absl::StrCat(
           "disk full: ", message,

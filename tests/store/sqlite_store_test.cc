@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -693,6 +694,62 @@ TEST_F(SqliteStoreTest, LockHeldTooLongIsUnavailable) {
   sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(other);
   EXPECT_EQ(Put("aws", "default").version, 2);
+}
+
+TEST_F(SqliteStoreTest, DiskFullIsResourceExhaustedAndLosesNothing) {
+  Put("aws", "default");
+  Put("aws", "default");
+  store_.reset();
+  // In a child (file size limits are per process): cap file growth a little
+  // above the current files, then try to store a large credential.
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path_);
+    if (!store.ok()) _exit(10);
+    off_t largest = 0;
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      struct stat st;
+      if (stat((path_ + suffix).c_str(), &st) == 0) {
+        largest = std::max(largest, st.st_size);
+      }
+    }
+    struct rlimit limit;
+    limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(largest + 64 * 1024);
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(11);
+    absl::StatusOr<CredentialRecord> r = (*store)->PutCredential(
+        "aws", "default", absl::ZeroDuration(),
+        [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+          return std::make_pair(std::string(4 << 20, 'x'), "fp");
+        });
+    if (r.ok()) _exit(12);
+    if (r.status().code() != absl::StatusCode::kResourceExhausted) _exit(13);
+    if (r.status().message().find("disk full") == absl::string_view::npos) {
+      _exit(14);
+    }
+    if (r.status().message().find("xxxx") != absl::string_view::npos) {
+      _exit(15);
+    }
+    // The store is still usable for reads.
+    absl::StatusOr<CredentialRecord> latest =
+        (*store)->GetCredential("aws", "default", 0);
+    if (!latest.ok() || latest->version != 2) _exit(16);
+    _exit(0);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0);
+
+  Reopen();
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+  absl::StatusOr<CredentialRecord> latest =
+      store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->version, 2);
+  EXPECT_EQ(latest->sealed, SealedFor("aws", "default", 2));
+  EXPECT_EQ(Put("aws", "default").version, 3);
 }
 
 // --- Scale ----------------------------------------------------------------
