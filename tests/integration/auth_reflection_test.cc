@@ -1,0 +1,246 @@
+// Authentication and roles, health and server reflection on the real
+// credbrokerd, through generated stubs (no client library). The reflection
+// stubs come from Debian's reflection.proto, compiled for this test only.
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "credbroker/v1/approval_service.grpc.pb.h"
+#include "credbroker/v1/credential_broker.grpc.pb.h"
+#include "credbroker/v1/credential_service.grpc.pb.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/descriptor_database.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/broker_fixture.h"
+
+namespace credbroker {
+namespace testing {
+namespace {
+
+namespace refl = grpc::reflection::v1alpha;
+
+class AuthReflectionTest : public BrokerTest {
+ protected:
+  void SetUp() override {
+    BrokerTest::SetUp();
+    if (HasFatalFailure()) return;
+    channel_ = grpc::CreateChannel(broker_->address(), grpc::InsecureChannelCredentials());
+  }
+
+  // A context with a deadline and, unless empty, `authorization: <value>`.
+  static std::unique_ptr<grpc::ClientContext> Context(const std::string& authorization) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!authorization.empty()) ctx->AddMetadata("authorization", authorization);
+    return ctx;
+  }
+
+  grpc::StatusCode ListCredentialsCode(const std::string& authorization) {
+    auto stub = v1::CredentialService::NewStub(channel_);
+    auto ctx = Context(authorization);
+    v1::ListCredentialsResponse resp;
+    return stub->ListCredentials(ctx.get(), v1::ListCredentialsRequest(), &resp)
+        .error_code();
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
+  const std::string approver = broker_->approver_token();
+  const std::string agent = broker_->agent_token();
+  ASSERT_GE(approver.size(), 32u);
+  ASSERT_GE(agent.size(), 32u);
+  EXPECT_NE(approver, agent);
+
+  EXPECT_EQ(ListCredentialsCode(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListCredentialsCode("Bearer " + RandomString(43)),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListCredentialsCode("Basic " + approver), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListCredentialsCode("Bearer " + agent), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ListCredentialsCode("Bearer " + approver), grpc::StatusCode::OK);
+
+  // Every CredentialService method refuses the agent, PutCredential included,
+  // and nothing is stored.
+  auto stub = v1::CredentialService::NewStub(channel_);
+  {
+    auto ctx = Context("Bearer " + agent);
+    v1::PutCredentialRequest req;
+    req.set_provider("aws");
+    (*req.mutable_values())["access_key_id"] = kAwsExampleKeyId;
+    (*req.mutable_values())["secret_access_key"] = kAwsExampleSecret;
+    v1::PutCredentialResponse resp;
+    grpc::Status s = stub->PutCredential(ctx.get(), req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_FALSE(s.error_message().empty());
+  }
+  {
+    auto ctx = Context("");
+    v1::GetCredentialRequest req;
+    req.set_provider("aws");
+    v1::CredentialSummary resp;
+    EXPECT_EQ(stub->GetCredential(ctx.get(), req, &resp).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    auto ctx = Context("Bearer " + agent);
+    v1::ListProvidersResponse resp;
+    EXPECT_EQ(stub->ListProviders(ctx.get(), v1::ListProvidersRequest(), &resp)
+                  .error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  absl::StatusOr<v1::ListCredentialsResponse> list =
+      client_->ListCredentials(v1::ListCredentialsRequest());
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->credentials_size(), 0);
+
+  // The client library maps the same codes.
+  auto no_token = broker_->ClientWithToken("");
+  EXPECT_EQ(no_token->ListProviders().status().code(), absl::StatusCode::kUnauthenticated);
+  auto bogus = broker_->ClientWithToken(RandomString(43));
+  EXPECT_EQ(bogus->ListProviders().status().code(), absl::StatusCode::kUnauthenticated);
+  auto as_agent = broker_->ClientWithToken(agent);
+  EXPECT_EQ(as_agent->ListProviders().status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(AuthReflectionTest, PendingServicesCheckRolesFirst) {
+  const std::string approver = broker_->approver_token();
+  const std::string agent = broker_->agent_token();
+  auto broker_stub = v1::CredentialBroker::NewStub(channel_);
+  auto release = [&](const std::string& auth) {
+    auto ctx = Context(auth);
+    v1::ReleaseGrantRequest req;
+    req.set_grant_id("g-1");
+    v1::ReleaseGrantResponse resp;
+    return broker_stub->ReleaseGrant(ctx.get(), req, &resp).error_code();
+  };
+  EXPECT_EQ(release(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(release("Bearer " + approver), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(release("Bearer " + agent), grpc::StatusCode::UNIMPLEMENTED);
+
+  auto approval_stub = v1::ApprovalService::NewStub(channel_);
+  auto deny = [&](const std::string& auth) {
+    auto ctx = Context(auth);
+    v1::DenyRequest req;
+    req.set_request_id("r-1");
+    v1::DenyResponse resp;
+    return approval_stub->Deny(ctx.get(), req, &resp).error_code();
+  };
+  EXPECT_EQ(deny(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(deny("Bearer " + agent), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(deny("Bearer " + approver), grpc::StatusCode::UNIMPLEMENTED);
+
+  // A server stream ends with the same status.
+  auto ctx = Context("Bearer " + approver);
+  v1::RequestCredentialRequest req;
+  req.mutable_need()->set_provider("aws");
+  auto reader = broker_stub->RequestCredential(ctx.get(), req);
+  v1::NeedUpdate update;
+  EXPECT_FALSE(reader->Read(&update));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(AuthReflectionTest, HealthIsServingWithoutAToken) {
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  auto ctx = Context("");
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::Status s = stub->Check(ctx.get(), req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// One reflection exchange on a fresh stream.
+refl::ServerReflectionResponse Reflect(const std::shared_ptr<grpc::Channel>& channel,
+                                       const refl::ServerReflectionRequest& req) {
+  auto stub = refl::ServerReflection::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->ServerReflectionInfo(&ctx);
+  refl::ServerReflectionResponse resp;
+  EXPECT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Read(&resp));
+  refl::ServerReflectionResponse extra;
+  while (stream->Read(&extra)) {
+  }
+  grpc::Status s = stream->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp;
+}
+
+TEST_F(AuthReflectionTest, ReflectionListsAndDescribesEveryService) {
+  refl::ServerReflectionRequest list;
+  list.set_list_services("*");
+  refl::ServerReflectionResponse listed = Reflect(channel_, list);
+  ASSERT_TRUE(listed.has_list_services_response())
+      << (listed.has_error_response() ? listed.error_response().error_message() : "");
+  std::set<std::string> services;
+  for (const auto& s : listed.list_services_response().service()) services.insert(s.name());
+  const std::vector<std::string> want = {
+      "credbroker.v1.CredentialService", "credbroker.v1.CredentialBroker",
+      "credbroker.v1.ApprovalService",   "grpc.health.v1.Health",
+      "grpc.reflection.v1alpha.ServerReflection"};
+  for (const std::string& name : want) EXPECT_TRUE(services.count(name)) << name;
+
+  // Describe each as grpcurl would: the file defining the symbol and its
+  // dependencies, enough to build the service's descriptor.
+  for (const std::string& name : want) {
+    SCOPED_TRACE(name);
+    refl::ServerReflectionRequest req;
+    req.set_file_containing_symbol(name);
+    refl::ServerReflectionResponse resp = Reflect(channel_, req);
+    ASSERT_TRUE(resp.has_file_descriptor_response())
+        << (resp.has_error_response() ? resp.error_response().error_message() : "");
+    google::protobuf::SimpleDescriptorDatabase db;
+    for (const std::string& bytes :
+         resp.file_descriptor_response().file_descriptor_proto()) {
+      google::protobuf::FileDescriptorProto file;
+      ASSERT_TRUE(file.ParseFromString(bytes));
+      db.Add(file);
+    }
+    // Well-known imports may be left out when the client is expected to
+    // know them; give the database the ones this binary has.
+    for (const char* f : {"google/protobuf/duration.proto",
+                          "google/protobuf/timestamp.proto"}) {
+      google::protobuf::FileDescriptorProto have;
+      if (db.FindFileByName(f, &have)) continue;
+      const google::protobuf::FileDescriptor* fd =
+          google::protobuf::DescriptorPool::generated_pool()->FindFileByName(f);
+      ASSERT_NE(fd, nullptr);
+      google::protobuf::FileDescriptorProto p;
+      fd->CopyTo(&p);
+      db.Add(p);
+    }
+    google::protobuf::DescriptorPool pool(&db);
+    const google::protobuf::ServiceDescriptor* service = pool.FindServiceByName(name);
+    ASSERT_NE(service, nullptr);
+    EXPECT_GT(service->method_count(), 0);
+  }
+
+  // Methods of CredentialService and their input types resolve.
+  refl::ServerReflectionRequest method;
+  method.set_file_containing_symbol("credbroker.v1.CredentialService.PutCredential");
+  refl::ServerReflectionResponse resp = Reflect(channel_, method);
+  EXPECT_TRUE(resp.has_file_descriptor_response());
+  refl::ServerReflectionRequest message;
+  message.set_file_containing_symbol("credbroker.v1.CredentialSummary");
+  resp = Reflect(channel_, message);
+  EXPECT_TRUE(resp.has_file_descriptor_response());
+  refl::ServerReflectionRequest unknown;
+  unknown.set_file_containing_symbol("no.such.Service");
+  resp = Reflect(channel_, unknown);
+  ASSERT_TRUE(resp.has_error_response());
+  EXPECT_EQ(resp.error_response().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace credbroker

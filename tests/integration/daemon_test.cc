@@ -1,0 +1,351 @@
+// credbrokerd as a process: start and clean stop, file permissions, the
+// master key check, the single-broker lock, stale sockets, secrets never in
+// clear on disk or in its output, and durability across SIGKILL.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/integration/broker_fixture.h"
+
+namespace credbroker {
+namespace testing {
+namespace {
+
+class DaemonTest : public BrokerTest {
+ protected:
+  DaemonTest() { start_in_setup_ = false; }
+
+  void StartBroker() {
+    absl::Status started = broker_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    client_ = broker_->Client();
+    ASSERT_NE(client_, nullptr);
+  }
+
+  std::string data_dir() const { return broker_->data_dir(); }
+  std::string db_path() const { return data_dir() + "/credbroker.db"; }
+};
+
+bool IsSocket(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+TEST_F(DaemonTest, StartsPrivateAndStopsCleanly) {
+  ASSERT_FALSE(FileExists(data_dir()));
+  StartBroker();
+  if (HasFatalFailure()) return;
+
+  EXPECT_EQ(FileMode(data_dir()), 0700);
+  EXPECT_TRUE(IsSocket(broker_->socket_path()));
+  EXPECT_EQ(FileMode(broker_->socket_path()), 0600);
+  for (const char* f : {"approver.token", "agent.token", "master.key"}) {
+    EXPECT_EQ(FileMode(data_dir() + "/" + f), 0600) << f;
+  }
+  EXPECT_TRUE(FileExists(db_path()));
+  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), broker_->socket_path()));
+  ASSERT_TRUE(client_->ListProviders().ok());
+
+  absl::StatusOr<int> code = broker_->Stop();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << broker_->stderr_text();
+  EXPECT_FALSE(FileExists(broker_->socket_path()));
+
+  // SIGINT stops it the same way.
+  StartBroker();
+  if (HasFatalFailure()) return;
+  client_.reset();
+  kill(broker_->pid(), SIGINT);
+  absl::StatusOr<int> int_code = broker_->Stop();  // Already stopping; SIGTERM is harmless.
+  ASSERT_TRUE(int_code.ok()) << int_code.status();
+  EXPECT_EQ(*int_code, 0) << broker_->stderr_text();
+  EXPECT_FALSE(FileExists(broker_->socket_path()));
+}
+
+TEST_F(DaemonTest, ExistingDataDirIsTightenedAndStaleSocketRemoved) {
+  ASSERT_EQ(mkdir(data_dir().c_str(), 0755), 0);
+  chmod(data_dir().c_str(), 0755);
+  // A socket file nobody listens on, as a killed broker leaves behind.
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, broker_->socket_path().c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  close(fd);
+  ASSERT_TRUE(IsSocket(broker_->socket_path()));
+
+  StartBroker();
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(FileMode(data_dir()), 0700);
+  EXPECT_EQ(FileMode(broker_->socket_path()), 0600);
+  absl::StatusOr<v1::ListProvidersResponse> r = client_->ListProviders();
+  EXPECT_TRUE(r.ok()) << r.status();
+}
+
+TEST_F(DaemonTest, SecondBrokerOnTheSameDataDirRefuses) {
+  StartBroker();
+  if (HasFatalFailure()) return;
+  const std::string other_logs = tmp_.path() + "/second";
+  ASSERT_EQ(mkdir(other_logs.c_str(), 0700), 0);
+  BrokerProcess second(data_dir(), other_logs);
+  absl::StatusOr<int> code = second.RunExpectingExit();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  EXPECT_TRUE(absl::StrContains(second.stderr_text(), "another credbrokerd"))
+      << second.stderr_text();
+  // The first one is untouched and still serving.
+  EXPECT_TRUE(IsSocket(broker_->socket_path()));
+  absl::StatusOr<v1::ListProvidersResponse> r = client_->ListProviders();
+  EXPECT_TRUE(r.ok()) << r.status();
+}
+
+TEST_F(DaemonTest, WrongKeyFileStopsTheStartAndOverwritesNothing) {
+  StartBroker();
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(Put("aws", "", {{"access_key_id", kAwsExampleKeyId},
+                              {"secret_access_key", kAwsExampleSecret}})
+                  .ok());
+  client_.reset();
+  absl::StatusOr<int> code = broker_->Stop();
+  ASSERT_TRUE(code.ok() && *code == 0) << broker_->stderr_text();
+
+  const std::string key_path = data_dir() + "/master.key";
+  absl::StatusOr<std::string> original = ReadFileBytes(key_path);
+  ASSERT_TRUE(original.ok()) << original.status();
+  // Another key in the same format as the one the broker wrote.
+  std::string body(absl::StripTrailingAsciiWhitespace(*original));
+  std::string trailer = original->substr(body.size());
+  std::string other_key;
+  bool hex = !body.empty();
+  for (char c : body) hex &= absl::ascii_isxdigit(c) != 0;
+  if (hex) {
+    const bool upper = absl::AsciiStrToUpper(body) == body;
+    other_key = RandomString(body.size(), upper ? "0123456789ABCDEF" : "0123456789abcdef");
+  } else {
+    std::string all_bytes;
+    for (int i = 0; i < 256; ++i) all_bytes.push_back(static_cast<char>(i));
+    other_key = RandomString(body.size(), all_bytes);
+  }
+  ASSERT_NE(other_key, body);
+  other_key += trailer;
+  ASSERT_EQ(other_key.size(), original->size());
+  ASSERT_TRUE(WriteFileBytes(key_path, other_key, 0600).ok());
+
+  std::map<std::string, std::string> before;
+  for (const std::string& f : ListFiles(data_dir())) {
+    if (f == "broker.lock") continue;  // Holds the pid of the last broker.
+    absl::StatusOr<std::string> bytes = ReadFileBytes(data_dir() + "/" + f);
+    ASSERT_TRUE(bytes.ok());
+    before[f] = *bytes;
+  }
+  ASSERT_TRUE(before.count("credbroker.db"));
+
+  absl::StatusOr<int> refused = broker_->RunExpectingExit();
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_NE(*refused, 0);
+  const std::string err = broker_->stderr_text();
+  EXPECT_TRUE(absl::StrContains(err, "master.key")) << err;
+  EXPECT_FALSE(absl::StrContains(broker_->stdout_text(), "ready"));
+  EXPECT_FALSE(FileExists(broker_->socket_path()));
+  for (const auto& [name, bytes] : before) {
+    absl::StatusOr<std::string> now = ReadFileBytes(data_dir() + "/" + name);
+    ASSERT_TRUE(now.ok()) << name << " was removed";
+    EXPECT_TRUE(*now == bytes) << name << " was changed by the refused start";
+  }
+
+  // With the right key back, everything is there.
+  ASSERT_TRUE(WriteFileBytes(key_path, *original, 0600).ok());
+  StartBroker();
+  if (HasFatalFailure()) return;
+  absl::StatusOr<v1::CredentialSummary> got = Get("aws", "default");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->version(), 1);
+  EXPECT_EQ(got->readiness(), v1::READINESS_READY);
+}
+
+// Every file of the data directory and every byte the daemon printed.
+struct Haystack {
+  std::string name;
+  std::string bytes;
+};
+
+std::vector<Haystack> Collect(const BrokerProcess& broker) {
+  std::vector<Haystack> out;
+  for (const std::string& f : ListFiles(broker.data_dir())) {
+    absl::StatusOr<std::string> bytes = ReadFileBytes(broker.data_dir() + "/" + f);
+    if (bytes.ok()) out.push_back({f, *bytes});
+  }
+  out.push_back({"daemon output", broker.AllOutput()});
+  return out;
+}
+
+TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
+  StartBroker();
+  if (HasFatalFailure()) return;
+  std::vector<std::string> markers;  // Secret values the broker was given.
+
+  const std::string aws_secret = NewAwsSecret();
+  markers.push_back(aws_secret);
+  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()},
+                              {"secret_access_key", aws_secret}})
+                  .ok());
+  const std::string custom_secret = "cbit-custom-" + RandomString(32);
+  const std::string custom_secret2 = "cbit-custom2-" + RandomString(32);
+  markers.push_back(custom_secret);
+  markers.push_back(custom_secret2);
+  ASSERT_TRUE(Put("custom", "app", {{"session_key", custom_secret}}).ok());
+  ASSERT_TRUE(Put("custom", "app", {{"other_key", custom_secret2}}, true).ok());
+
+  std::string domain_field;
+  std::map<std::string, std::string> auth0 = Auth0Values("tenant.auth0.com", &domain_field);
+  for (const auto& [name, value] : auth0) {
+    if (absl::StrContains(name, "secret")) markers.push_back(value);
+  }
+  absl::StatusOr<v1::PutCredentialResponse> a = Put("auth0", "", auth0);
+  EXPECT_TRUE(a.ok()) << a.status();
+
+  const std::string key_marker = RandomString(40);
+  markers.push_back(key_marker);
+  v1::PutCredentialRequest gcp;
+  gcp.set_provider("gcp");
+  gcp.set_from_file(GcpServiceAccountJson("cbit-secret-test", "sa@cbit-secret-test.iam.gserviceaccount.com", key_marker));
+  absl::StatusOr<v1::PutCredentialResponse> g = client_->PutCredential(gcp);
+  EXPECT_TRUE(g.ok()) << g.status();
+
+  // Refused and validated values must not leak through error paths either.
+  const std::string refused_secret = NewAwsSecret();
+  markers.push_back(refused_secret);
+  absl::StatusOr<v1::PutCredentialResponse> refused =
+      Put("aws", "bad", {{"access_key_id", "AKIA-not-a-key"},
+                         {"secret_access_key", refused_secret}});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(absl::StrContains(refused.status().ToString(), refused_secret));
+  const std::string wrong_field_secret = "cbit-misplaced-" + RandomString(32);
+  markers.push_back(wrong_field_secret);
+  absl::StatusOr<v1::PutCredentialResponse> misplaced =
+      Put("aws", "bad", {{"access_key_id", wrong_field_secret},
+                         {"secret_access_key", NewAwsSecret()}});
+  EXPECT_EQ(misplaced.status().code(), absl::StatusCode::kInvalidArgument);
+  for (const FieldViolation& v : GetFieldViolations(misplaced.status())) {
+    EXPECT_FALSE(absl::StrContains(v.description, wrong_field_secret)) << v.field;
+  }
+  const std::string validated_secret = NewAwsSecret();
+  markers.push_back(validated_secret);
+  v1::ValidateCredentialRequest validate;
+  validate.set_provider("aws");
+  (*validate.mutable_values())["access_key_id"] = "AKIA" + RandomString(3);
+  (*validate.mutable_values())["secret_access_key"] = validated_secret;
+  absl::StatusOr<v1::ValidateCredentialResponse> vr = client_->ValidateCredential(validate);
+  ASSERT_TRUE(vr.ok()) << vr.status();
+  EXPECT_FALSE(absl::StrContains(vr->SerializeAsString(), validated_secret));
+
+  auto check = [&](const char* when) {
+    for (const Haystack& h : Collect(*broker_)) {
+      for (size_t i = 0; i < markers.size(); ++i) {
+        // Never print the marker itself: only which one and where.
+        EXPECT_FALSE(absl::StrContains(h.bytes, markers[i]))
+            << "secret #" << i << " in clear in " << h.name << " (" << when << ")";
+        EXPECT_FALSE(absl::StrContains(h.bytes, absl::BytesToHexString(markers[i])))
+            << "secret #" << i << " hex-encoded in " << h.name << " (" << when << ")";
+      }
+    }
+  };
+  // While running (the WAL holds recent writes), then after a clean stop.
+  check("running");
+  client_.reset();
+  absl::StatusOr<int> code = broker_->Stop();
+  ASSERT_TRUE(code.ok() && *code == 0) << broker_->stderr_text();
+  check("stopped");
+}
+
+TEST_F(DaemonTest, SigkillLosesNoAcknowledgedWrite) {
+  std::random_device seed_source;
+  const unsigned seed = seed_source();
+  std::mt19937 rng(seed);
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  std::map<int64_t, std::string> acked;  // version -> fingerprint
+  int64_t last_acked = 0;
+
+  for (int iteration = 0; iteration < 3; ++iteration) {
+    SCOPED_TRACE(absl::StrCat("iteration ", iteration));
+    StartBroker();
+    if (HasFatalFailure()) return;
+
+    // Everything acknowledged before the previous kill is there.
+    for (const auto& [version, fingerprint] : acked) {
+      absl::StatusOr<v1::CredentialSummary> got = Get("custom", "durable", version);
+      ASSERT_TRUE(got.ok()) << "version " << version << ": " << got.status();
+      EXPECT_EQ(got->fingerprint(), fingerprint) << "version " << version;
+    }
+    if (last_acked > 0) {
+      absl::StatusOr<v1::CredentialSummary> cur = Get("custom", "durable");
+      ASSERT_TRUE(cur.ok()) << cur.status();
+      EXPECT_GE(cur->version(), last_acked);
+    }
+
+    const pid_t pid = broker_->pid();
+    const int delay_ms = std::uniform_int_distribution<int>(100, 500)(rng);
+    std::thread killer([pid, delay_ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      kill(pid, SIGKILL);
+    });
+    absl::Status last;
+    for (int i = 0; i < 20000; ++i) {
+      absl::StatusOr<v1::PutCredentialResponse> put =
+          Put("custom", "durable",
+              {{"counter", absl::StrCat("durable-", iteration, "-", i, "-",
+                                        RandomString(16))},
+               {"note", "written by the SIGKILL test"}});
+      if (!put.ok()) {
+        last = put.status();
+        break;
+      }
+      const auto& c = put->credential();
+      EXPECT_GT(c.version(), last_acked);
+      last_acked = c.version();
+      acked[c.version()] = c.fingerprint();
+    }
+    killer.join();
+    broker_->Kill();
+    client_.reset();
+    EXPECT_EQ(last.code(), absl::StatusCode::kUnavailable) << last;
+  }
+
+  StartBroker();
+  if (HasFatalFailure()) return;
+  ASSERT_FALSE(acked.empty());
+  for (const auto& [version, fingerprint] : acked) {
+    absl::StatusOr<v1::CredentialSummary> got = Get("custom", "durable", version);
+    ASSERT_TRUE(got.ok()) << "version " << version << ": " << got.status();
+    EXPECT_EQ(got->fingerprint(), fingerprint) << "version " << version;
+  }
+  absl::StatusOr<v1::CredentialSummary> cur = Get("custom", "durable");
+  ASSERT_TRUE(cur.ok()) << cur.status();
+  EXPECT_GE(cur->version(), last_acked);
+  EXPECT_EQ(cur->readiness(), v1::READINESS_READY);
+  // The store still takes writes after the kills.
+  absl::StatusOr<v1::PutCredentialResponse> after =
+      Put("custom", "durable", {{"counter", "after-" + RandomString(16)}});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->credential().version(), cur->version() + 1);
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace credbroker
