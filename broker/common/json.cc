@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <system_error>
+#include <unordered_set>
 
 #include "absl/strings/charconv.h"
 #include "absl/strings/cord.h"
@@ -187,9 +188,8 @@ class Parser {
         ++where.column;
       }
     }
-    absl::Status status = absl::InvalidArgumentError(
-        absl::StrCat("line ", where.line, ", column ", where.column, ": ",
-                     what));
+    absl::Status status = absl::InvalidArgumentError(absl::StrCat(
+        "line ", where.line, ", column ", where.column, ": ", what));
     status.SetPayload(kPositionUrl,
                       absl::Cord(absl::StrCat(where.line, ":", where.column)));
     return status;
@@ -246,6 +246,7 @@ class Parser {
     }
     ++pos_;  // '{'
     JsonValue::Object members;
+    std::unordered_set<std::string> names;
     SkipWhitespace();
     if (!AtEnd() && Peek() == '}') {
       ++pos_;
@@ -256,19 +257,18 @@ class Parser {
       SkipWhitespace();
       if (AtEnd()) return Error("unexpected end of input inside an object");
       if (Peek() != '"') {
-        return Error(Peek() == '}'
-                         ? "trailing comma before '}'"
-                         : "expected a member name in double quotes");
+        return Error(Peek() == '}' ? "trailing comma before '}'"
+                                   : "expected a member name in double quotes");
       }
       size_t key_pos = pos_;
       std::string key;
       absl::Status status = ParseString(key);
       if (!status.ok()) return status;
-      for (const auto& member : members) {
-        if (member.first == key) {
-          pos_ = key_pos;
-          return Error("duplicate member name in an object");
-        }
+      // A set rather than a scan of `members`: a large object must not cost
+      // quadratic time.
+      if (!names.insert(key).second) {
+        pos_ = key_pos;
+        return Error("duplicate member name in an object");
       }
       SkipWhitespace();
       if (AtEnd() || Peek() != ':') {
@@ -402,14 +402,16 @@ class Parser {
             if (!s.ok()) return s;
             if (unit >= 0xDC00 && unit <= 0xDFFF) {
               pos_ = escape_pos;
-              return Error("a \\u escape holds a low surrogate without a "
-                           "preceding high surrogate");
+              return Error(
+                  "a \\u escape holds a low surrogate without a "
+                  "preceding high surrogate");
             }
             if (unit >= 0xD800 && unit <= 0xDBFF) {
               if (text_.substr(pos_, 2) != "\\u") {
                 pos_ = escape_pos;
-                return Error("a \\u escape holds a high surrogate that is "
-                             "not followed by a low surrogate escape");
+                return Error(
+                    "a \\u escape holds a high surrogate that is "
+                    "not followed by a low surrogate escape");
               }
               pos_ += 2;
               uint32_t low;
@@ -417,8 +419,9 @@ class Parser {
               if (!s.ok()) return s;
               if (low < 0xDC00 || low > 0xDFFF) {
                 pos_ = escape_pos;
-                return Error("a \\u escape holds a high surrogate that is "
-                             "not followed by a low surrogate escape");
+                return Error(
+                    "a \\u escape holds a high surrogate that is "
+                    "not followed by a low surrogate escape");
               }
               unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
             }

@@ -83,7 +83,7 @@ class JsonValue {
 absl::string_view JsonTypeName(JsonValue::Type type);
 
 struct JsonParseOptions {
-  size_t max_depth = 64;          // Nested arrays/objects.
+  size_t max_depth = 64;           // Nested arrays/objects.
   size_t max_bytes = 1024 * 1024;  // Whole input.
 };
 

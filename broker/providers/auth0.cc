@@ -6,8 +6,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "broker/providers/checks.h"
 
 namespace credbroker {
@@ -20,7 +20,8 @@ constexpr char kAppSteps[] =
 
 // Tenant domains are TENANT.auth0.com (the original US region) or
 // TENANT.REGION.auth0.com. Source: Auth0 docs, "Locate Auth0 Domain" and
-// "Custom Domains" (https://auth0.com/docs/get-started/tenant-settings/find-your-tenant-name-or-tenant-id).
+// "Custom Domains"
+// (https://auth0.com/docs/get-started/tenant-settings/find-your-tenant-name-or-tenant-id).
 constexpr absl::string_view kRegions[] = {"us", "eu", "au", "jp", "uk", "ca"};
 
 // Client IDs are 32 letters and digits. Source: Auth0 docs, "Application
@@ -106,8 +107,7 @@ class Auth0Provider : public BasicProvider {
 
   absl::Status NormalizeMore(absl::string_view file_contents,
                              NormalizeResult& result) const override {
-    absl::Status status =
-        BasicProvider::NormalizeMore(file_contents, result);
+    absl::Status status = BasicProvider::NormalizeMore(file_contents, result);
     if (!status.ok()) return status;
     auto it = result.values.find("domain");
     if (it == result.values.end()) return absl::OkStatus();
@@ -137,12 +137,11 @@ class Auth0Provider : public BasicProvider {
     absl::string_view id = ValueOf(values, "client_id");
     absl::string_view secret = ValueOf(values, "client_secret");
     std::string fix = absl::StrCat("Copy it from ", kAppSteps, ".");
-    bool id_ok = !id.empty() && CheckSingleToken("client_id", "Client ID", id,
-                                                 fix, findings);
+    bool id_ok = !id.empty() &&
+                 CheckSingleToken("client_id", "Client ID", id, fix, findings);
     bool secret_ok =
-        !secret.empty() &&
-        CheckSingleToken("client_secret", "Client Secret", secret, fix,
-                         findings);
+        !secret.empty() && CheckSingleToken("client_secret", "Client Secret",
+                                            secret, fix, findings);
     bool id_looks_like_id = id.size() == kClientIdLength && IsAlnumString(id);
     bool secret_looks_like_id =
         secret.size() == kClientIdLength && IsAlnumString(secret);
@@ -232,11 +231,11 @@ class Auth0Provider : public BasicProvider {
             kFix));
       }
     } else if (n > 4) {
-      findings.push_back(ErrorFinding(
-          "domain", "bad_format",
-          "Auth0 tenant domains are your-tenant.auth0.com or "
-          "your-tenant.REGION.auth0.com.",
-          kFix));
+      findings.push_back(
+          ErrorFinding("domain", "bad_format",
+                       "Auth0 tenant domains are your-tenant.auth0.com or "
+                       "your-tenant.REGION.auth0.com.",
+                       kFix));
     }
   }
 };

@@ -42,12 +42,15 @@ struct IdPrefix {
   absl::string_view what;
 };
 constexpr IdPrefix kOtherIdPrefixes[] = {
-    {"AIDA", "an IAM user ID"},       {"AROA", "an IAM role ID"},
-    {"AGPA", "an IAM group ID"},      {"ANPA", "a managed policy ID"},
+    {"AIDA", "an IAM user ID"},
+    {"AROA", "an IAM role ID"},
+    {"AGPA", "an IAM group ID"},
+    {"ANPA", "a managed policy ID"},
     {"ANVA", "a managed policy version ID"},
     {"AIPA", "an instance profile ID"},
     {"APKA", "a CloudFront key pair ID"},
-    {"ASCA", "a certificate ID"},     {"ABIA", "an STS bearer token ID"},
+    {"ASCA", "a certificate ID"},
+    {"ABIA", "an STS bearer token ID"},
     {"ACCA", "a context-specific credential ID"},
 };
 
@@ -55,7 +58,8 @@ constexpr IdPrefix kOtherIdPrefixes[] = {
 // user's long-term key, ASIA for temporary STS credentials) and 16 uppercase
 // letters and digits. Secret access keys are 40 base64 characters. Source:
 // IAM User Guide, "Manage access keys for IAM users" and "IAM identifiers"
-// (example keys AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY).
+// (example keys AKIAIOSFODNN7EXAMPLE /
+// wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY).
 constexpr size_t kKeyIdLength = 20;
 constexpr size_t kSecretLength = 40;
 
@@ -100,23 +104,28 @@ bool IsPrefixTypo(absl::string_view p) {
   return false;
 }
 
+// [a-z]+-\d: the tail of a region code, "east-1".
+bool IsRegionTail(absl::string_view t) {
+  size_t i = 0;
+  while (i < t.size() && absl::ascii_islower(t[i])) ++i;
+  return i > 0 && t.size() == i + 2 && t[i] == '-' &&
+         absl::ascii_isdigit(t[i + 1]);
+}
+
+// ^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$
 bool IsWellFormedRegion(absl::string_view r) {
-  // ^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$
-  if (r.size() < 6) return false;
-  if (!absl::ascii_islower(r[0]) || !absl::ascii_islower(r[1]) || r[2] != '-') {
+  if (r.size() < 6 || !absl::ascii_islower(r[0]) ||
+      !absl::ascii_islower(r[1]) || r[2] != '-') {
     return false;
   }
   absl::string_view rest = r.substr(3);
-  if (absl::ConsumePrefix(&rest, "gov-")) {
-  } else if (absl::ConsumePrefix(&rest, "iso")) {
+  if (IsRegionTail(rest)) return true;
+  if (absl::ConsumePrefix(&rest, "gov-")) return IsRegionTail(rest);
+  if (absl::ConsumePrefix(&rest, "iso")) {
     while (!rest.empty() && absl::ascii_islower(rest[0])) rest.remove_prefix(1);
-    if (!absl::ConsumePrefix(&rest, "-")) return false;
+    return absl::ConsumePrefix(&rest, "-") && IsRegionTail(rest);
   }
-  size_t i = 0;
-  while (i < rest.size() && absl::ascii_islower(rest[i])) ++i;
-  if (i == 0) return false;
-  rest.remove_prefix(i);
-  return rest.size() == 2 && rest[0] == '-' && absl::ascii_isdigit(rest[1]);
+  return false;
 }
 
 class AwsProvider : public BasicProvider {
@@ -136,7 +145,8 @@ class AwsProvider : public BasicProvider {
     id.name = "access_key_id";
     id.label = "AWS Access Key ID";
     id.partially_masked = true;
-    id.format_hint = "20 characters, starts with AKIA (or ASIA for a temporary key)";
+    id.format_hint =
+        "20 characters, starts with AKIA (or ASIA for a temporary key)";
     id.where_to_find = kGetKeySteps;
     FieldSpec secret;
     secret.name = "secret_access_key";
@@ -260,8 +270,8 @@ class AwsProvider : public BasicProvider {
   // Returns true when the key ID is a well-formed temporary (ASIA) key.
   bool CheckKeyId(absl::string_view id, std::vector<Finding>& findings) const {
     constexpr char kField[] = "access_key_id";
-    std::string fix = absl::StrCat("Copy the Access Key ID again from ",
-                                   kGetKeySteps, ".");
+    std::string fix =
+        absl::StrCat("Copy the Access Key ID again from ", kGetKeySteps, ".");
     if (!CheckSingleToken(kField, "AWS Access Key ID", id, fix, findings)) {
       return false;
     }
@@ -309,12 +319,12 @@ class AwsProvider : public BasicProvider {
       return false;
     }
     if (id.size() != kKeyIdLength) {
-      findings.push_back(ErrorFinding(
-          kField, "wrong_length",
-          absl::StrCat("The access key ID has ", id.size(),
-                       " characters; AWS access key IDs have ", kKeyIdLength,
-                       "."),
-          fix));
+      findings.push_back(
+          ErrorFinding(kField, "wrong_length",
+                       absl::StrCat("The access key ID has ", id.size(),
+                                    " characters; AWS access key IDs have ",
+                                    kKeyIdLength, "."),
+                       fix));
       return false;
     }
     if (!IsUpperAlnum(id)) {
@@ -348,12 +358,12 @@ class AwsProvider : public BasicProvider {
       return;
     }
     if (secret.size() != kSecretLength) {
-      findings.push_back(ErrorFinding(
-          kField, "wrong_length",
-          absl::StrCat("The secret access key has ", secret.size(),
-                       " characters; AWS secret access keys have ",
-                       kSecretLength, "."),
-          fix));
+      findings.push_back(
+          ErrorFinding(kField, "wrong_length",
+                       absl::StrCat("The secret access key has ", secret.size(),
+                                    " characters; AWS secret access keys have ",
+                                    kSecretLength, "."),
+                       fix));
       return;
     }
     if (!IsSecretCharset(secret)) {

@@ -66,11 +66,11 @@ class AzureProvider : public BasicProvider {
       f.where_to_find = std::move(where);
       return f;
     };
-    FieldSpec secret = field(
-        "client_secret", "Client Secret",
-        "The secret's Value (not its Secret ID)",
-        "Certificates & secrets → New client secret → Value (shown only "
-        "once, right after it is created)");
+    FieldSpec secret =
+        field("client_secret", "Client Secret",
+              "The secret's Value (not its Secret ID)",
+              "Certificates & secrets → New client secret → Value (shown only "
+              "once, right after it is created)");
     secret.sensitive = true;
     s.fields = {
         field("client_id", "Client ID (Application ID)",
@@ -140,9 +140,9 @@ class AzureProvider : public BasicProvider {
     if (!json.ok()) {
       return InvalidArgumentWithViolations(
           "the Azure credentials file is not valid JSON",
-          {{"from_file", absl::StrCat("The file is not valid JSON (",
-                                      json.status().message(), "). ",
-                                      kExpected)}});
+          {{"from_file",
+            absl::StrCat("The file is not valid JSON (",
+                         json.status().message(), "). ", kExpected)}});
     }
     if (!json->is_object()) {
       return InvalidArgumentWithViolations(
@@ -287,11 +287,11 @@ class AzureProvider : public BasicProvider {
         "')'.";
     size_t chars = CharCount(group);
     if (chars > 90) {
-      findings.push_back(ErrorFinding(
-          "resource_group", "wrong_length",
-          absl::StrCat("The resource group name has ", chars,
-                       " characters; at most 90 are allowed."),
-          kFix));
+      findings.push_back(
+          ErrorFinding("resource_group", "wrong_length",
+                       absl::StrCat("The resource group name has ", chars,
+                                    " characters; at most 90 are allowed."),
+                       kFix));
       return;
     }
     for (char c : group) {

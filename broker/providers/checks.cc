@@ -5,8 +5,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "broker/common/errors.h"
 
 namespace credbroker {
@@ -48,10 +48,10 @@ absl::StatusOr<NormalizeResult> BasicProvider::Normalize(
     absl::string_view raw = value.Reveal();
     absl::string_view trimmed = TrimPasted(raw);
     if (trimmed.size() != raw.size()) {
-      result.findings.push_back(InfoFinding(
-          name, "whitespace_trimmed",
-          absl::StrCat("Removed spaces or line breaks around the ",
-                       LabelOf(name), ".")));
+      result.findings.push_back(
+          InfoFinding(name, "whitespace_trimmed",
+                      absl::StrCat("Removed spaces or line breaks around the ",
+                                   LabelOf(name), ".")));
       if (trimmed.empty()) continue;  // Blank: the field was not given.
       result.values.emplace(name, SecretBytes(trimmed));
     } else if (!raw.empty()) {

@@ -62,9 +62,9 @@ class CustomProvider : public BasicProvider {
     bool any = false;
     for (const auto& entry : values) any = any || !entry.second.empty();
     if (!any) {
-      findings.push_back(ErrorFinding(
-          "", "missing_field", "No secrets were given.",
-          "Add at least one named secret, e.g. STRIPE_API_KEY."));
+      findings.push_back(
+          ErrorFinding("", "missing_field", "No secrets were given.",
+                       "Add at least one named secret, e.g. STRIPE_API_KEY."));
     }
   }
 };

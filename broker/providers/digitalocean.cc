@@ -27,7 +27,8 @@ constexpr char kTokenSteps[] =
 constexpr size_t kTokenHexLength = 64;
 
 // Datacenter region slugs. Source: DigitalOcean docs, "Regional
-// Availability" (https://docs.digitalocean.com/platform/regional-availability/).
+// Availability"
+// (https://docs.digitalocean.com/platform/regional-availability/).
 constexpr absl::string_view kRegions[] = {
     "nyc1", "nyc3", "sfo2", "sfo3", "ams3", "sgp1",
     "lon1", "fra1", "tor1", "blr1", "syd1", "atl1",
@@ -93,9 +94,9 @@ class DigitalOceanProvider : public BasicProvider {
 
   void CheckToken(absl::string_view token,
                   std::vector<Finding>& findings) const {
-    std::string fix = absl::StrCat(
-        "Generate a new token in ", kTokenSteps,
-        " and copy it immediately; it is shown only once.");
+    std::string fix =
+        absl::StrCat("Generate a new token in ", kTokenSteps,
+                     " and copy it immediately; it is shown only once.");
     if (!CheckSingleToken("token", "Personal Access Token", token, fix,
                           findings)) {
       return;
@@ -110,8 +111,8 @@ class DigitalOceanProvider : public BasicProvider {
     }
     bool oauth = absl::ConsumePrefix(&rest, "doo_v1_");
     bool personal = !oauth && absl::ConsumePrefix(&rest, "dop_v1_");
-    if (!oauth && !personal && !(rest.size() == kTokenHexLength &&
-                                 IsHexString(rest))) {
+    if (!oauth && !personal &&
+        !(rest.size() == kTokenHexLength && IsHexString(rest))) {
       findings.push_back(ErrorFinding(
           "token", "bad_format",
           "The token is not a DigitalOcean personal access token (dop_v1_ "
@@ -141,8 +142,7 @@ class DigitalOceanProvider : public BasicProvider {
           "token", "oauth_token",
           "This is an OAuth access token (doo_v1_…) issued to an app; it "
           "expires and its scopes are the app's.",
-          absl::StrCat("Use a personal access token from ", kTokenSteps,
-                       ".")));
+          absl::StrCat("Use a personal access token from ", kTokenSteps, ".")));
     } else if (!personal) {
       findings.push_back(WarningFinding(
           "token", "legacy_token",
@@ -156,10 +156,10 @@ class DigitalOceanProvider : public BasicProvider {
 
   void CheckRegion(absl::string_view region,
                    std::vector<Finding>& findings) const {
-    bool well_formed = region.size() == 4 &&
-                       std::all_of(region.begin(), region.begin() + 3,
-                                   absl::ascii_islower) &&
-                       absl::ascii_isdigit(region[3]);
+    bool well_formed =
+        region.size() == 4 &&
+        std::all_of(region.begin(), region.begin() + 3, absl::ascii_islower) &&
+        absl::ascii_isdigit(region[3]);
     if (!well_formed) {
       findings.push_back(ErrorFinding(
           "region", "bad_region",

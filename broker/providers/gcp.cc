@@ -21,23 +21,21 @@ constexpr char kKeySteps[] =
 
 // Source: Google Cloud documentation, "Regions and zones"
 // (https://cloud.google.com/compute/docs/regions-zones).
+// clang-format off
 constexpr absl::string_view kRegions[] = {
-    "africa-south1",        "asia-east1",           "asia-east2",
-    "asia-northeast1",      "asia-northeast2",      "asia-northeast3",
-    "asia-south1",          "asia-south2",          "asia-southeast1",
-    "asia-southeast2",      "australia-southeast1", "australia-southeast2",
-    "europe-central2",      "europe-north1",        "europe-north2",
-    "europe-southwest1",    "europe-west1",         "europe-west2",
-    "europe-west3",         "europe-west4",         "europe-west6",
-    "europe-west8",         "europe-west9",         "europe-west10",
-    "europe-west12",        "me-central1",          "me-central2",
-    "me-west1",             "northamerica-northeast1",
-    "northamerica-northeast2",                      "northamerica-south1",
-    "southamerica-east1",   "southamerica-west1",   "us-central1",
-    "us-east1",             "us-east4",             "us-east5",
-    "us-south1",            "us-west1",             "us-west2",
-    "us-west3",             "us-west4",
+    "africa-south1", "asia-east1", "asia-east2", "asia-northeast1",
+    "asia-northeast2", "asia-northeast3", "asia-south1", "asia-south2",
+    "asia-southeast1", "asia-southeast2", "australia-southeast1",
+    "australia-southeast2", "europe-central2", "europe-north1", "europe-north2",
+    "europe-southwest1", "europe-west1", "europe-west2", "europe-west3",
+    "europe-west4", "europe-west6", "europe-west8", "europe-west9",
+    "europe-west10", "europe-west12", "me-central1", "me-central2", "me-west1",
+    "northamerica-northeast1", "northamerica-northeast2", "northamerica-south1",
+    "southamerica-east1", "southamerica-west1", "us-central1", "us-east1",
+    "us-east4", "us-east5", "us-south1", "us-west1", "us-west2", "us-west3",
+    "us-west4",
 };
+// clang-format on
 
 // ^[a-z]+-[a-z]+[0-9]+$, e.g. us-central1, northamerica-northeast2.
 bool IsWellFormedRegion(absl::string_view r) {
@@ -55,7 +53,8 @@ bool IsWellFormedRegion(absl::string_view r) {
 // Project IDs: 6 to 30 lowercase letters, digits and hyphens, starting with
 // a letter, not ending with a hyphen; legacy domain-scoped projects are
 // "example.com:my-project". Source: Resource Manager docs, "Creating and
-// managing projects" (https://cloud.google.com/resource-manager/docs/creating-managing-projects).
+// managing projects"
+// (https://cloud.google.com/resource-manager/docs/creating-managing-projects).
 bool IsProjectId(absl::string_view p) {
   size_t colon = p.rfind(':');
   if (colon != absl::string_view::npos) {
@@ -128,7 +127,8 @@ class GcpProvider : public BasicProvider {
     project.optional = true;
     project.derived = true;
     project.format_hint = "Auto-extracted from the key, e.g. my-project-123";
-    project.where_to_find = "the project selector at the top of the GCP Console";
+    project.where_to_find =
+        "the project selector at the top of the GCP Console";
     FieldSpec email;
     email.name = "client_email";
     email.label = "Service account email";
@@ -209,8 +209,9 @@ class GcpProvider : public BasicProvider {
     if (text.front() != '{') {
       std::string why = ExplainNotJson(text);
       if (why.empty()) {
-        why = "This is not a JSON key file; a service account key file is a "
-              "JSON object starting with '{'.";
+        why =
+            "This is not a JSON key file; a service account key file is a "
+            "JSON object starting with '{'.";
       }
       return InvalidArgumentWithViolations(
           "the GCP service account key cannot be read",
@@ -322,19 +323,22 @@ class GcpProvider : public BasicProvider {
     if (*type != "service_account") {
       std::string why;
       if (*type == "authorized_user") {
-        why = "This file holds user credentials (\"type\": "
-              "\"authorized_user\", as written by `gcloud auth "
-              "application-default login`), not a service account key. The "
-              "guide asks for a service account so that access can be "
-              "limited and rotated without touching your personal account.";
+        why =
+            "This file holds user credentials (\"type\": "
+            "\"authorized_user\", as written by `gcloud auth "
+            "application-default login`), not a service account key. The "
+            "guide asks for a service account so that access can be "
+            "limited and rotated without touching your personal account.";
       } else if (*type == "external_account" ||
                  *type == "external_account_authorized_user") {
-        why = "This file is a workload identity federation configuration "
-              "(\"type\": \"external_account\"); it holds no key and works "
-              "only inside its external environment.";
+        why =
+            "This file is a workload identity federation configuration "
+            "(\"type\": \"external_account\"); it holds no key and works "
+            "only inside its external environment.";
       } else if (*type == "impersonated_service_account") {
-        why = "This file impersonates a service account with someone's user "
-              "credentials; the broker needs the service account's own key.";
+        why =
+            "This file impersonates a service account with someone's user "
+            "credentials; the broker needs the service account's own key.";
       } else {
         why = "The key file's \"type\" is not \"service_account\".";
       }
@@ -345,11 +349,11 @@ class GcpProvider : public BasicProvider {
          {"project_id", "private_key_id", "private_key", "client_email"}) {
       std::optional<absl::string_view> v = json->FindString(required);
       if (!v.has_value() || v->empty()) {
-        findings.push_back(ErrorFinding(
-            kField, "missing_key_field",
-            absl::StrCat("The key file has no \"", required,
-                         "\"; it is incomplete or was edited."),
-            fix));
+        findings.push_back(
+            ErrorFinding(kField, "missing_key_field",
+                         absl::StrCat("The key file has no \"", required,
+                                      "\"; it is incomplete or was edited."),
+                         fix));
       }
     }
     std::optional<absl::string_view> pem = json->FindString("private_key");
@@ -391,11 +395,11 @@ class GcpProvider : public BasicProvider {
       }
       absl::string_view given = ValueOf(values, "client_email");
       if (!given.empty() && given != *email) {
-        findings.push_back(WarningFinding(
-            "client_email", "client_email_mismatch",
-            "The service account email differs from the key's "
-            "\"client_email\".",
-            "Clear the field; it is read from the key file."));
+        findings.push_back(
+            WarningFinding("client_email", "client_email_mismatch",
+                           "The service account email differs from the key's "
+                           "\"client_email\".",
+                           "Clear the field; it is read from the key file."));
       }
     }
   }

@@ -85,8 +85,10 @@ class GithubProvider : public BasicProvider {
         "Click Generate token and copy it.",
     };
     s.required_permissions = {
-        "Actions: Read and write",      "Secrets: Read and write",
-        "Environments: Read and write", "Contents: Read",
+        "Actions: Read and write",
+        "Secrets: Read and write",
+        "Environments: Read and write",
+        "Contents: Read",
         "Metadata: Read",
     };
     s.troubleshooting = {
@@ -107,9 +109,9 @@ class GithubProvider : public BasicProvider {
                    std::vector<Finding>& findings) const override {
     absl::string_view token = ValueOf(values, "token");
     if (token.empty()) return;
-    std::string fix = absl::StrCat(
-        "Create a fine-grained token in ", kTokenSteps,
-        ", limited to the repositories the agent needs.");
+    std::string fix =
+        absl::StrCat("Create a fine-grained token in ", kTokenSteps,
+                     ", limited to the repositories the agent needs.");
     if (!CheckSingleToken("token", "GitHub token", token, fix, findings)) {
       return;
     }

@@ -143,9 +143,8 @@ class MongoDbAtlasProvider : public BasicProvider {
         "lost.");
     KeyKind id_kind = KeyKind::kNone;
     absl::string_view id = ValueOf(values, "client_id");
-    if (!id.empty() &&
-        CheckSingleToken("client_id", "Client ID (Public Key)", id, fix,
-                         findings)) {
+    if (!id.empty() && CheckSingleToken("client_id", "Client ID (Public Key)",
+                                        id, fix, findings)) {
       if (IsPublicKey(id)) {
         id_kind = KeyKind::kApiKey;
       } else if (IsServiceAccountId(id)) {
@@ -169,8 +168,8 @@ class MongoDbAtlasProvider : public BasicProvider {
     KeyKind secret_kind = KeyKind::kNone;
     absl::string_view secret = ValueOf(values, "client_secret");
     if (!secret.empty() &&
-        CheckSingleToken("client_secret", "Client Secret (Private Key)",
-                         secret, fix, findings)) {
+        CheckSingleToken("client_secret", "Client Secret (Private Key)", secret,
+                         fix, findings)) {
       if (IsGuid(secret)) {
         secret_kind = KeyKind::kApiKey;
       } else if (IsServiceAccountSecret(secret)) {

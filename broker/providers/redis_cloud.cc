@@ -54,7 +54,8 @@ class RedisCloudProvider : public BasicProvider {
     password.format_hint =
         "At least 12 characters, mixing letters, digits and symbols; or let "
         "the broker generate one";
-    password.where_to_find = "a password manager, or let the broker generate one";
+    password.where_to_find =
+        "a password manager, or let the broker generate one";
     s.fields = {account, user, password};
     s.how_to_get = {
         "Log into the Redis Cloud console.",
@@ -95,12 +96,12 @@ class RedisCloudProvider : public BasicProvider {
         "Choose a longer password mixing letters, digits and symbols, or let "
         "the broker generate one.";
     if (chars < kMinPassword) {
-      findings.push_back(ErrorFinding(
-          "database_password", "weak_password",
-          absl::StrCat("The database password has ", chars,
-                       " characters; at least ", kMinPassword,
-                       " are required."),
-          kGenerate));
+      findings.push_back(
+          ErrorFinding("database_password", "weak_password",
+                       absl::StrCat("The database password has ", chars,
+                                    " characters; at least ", kMinPassword,
+                                    " are required."),
+                       kGenerate));
       return;
     }
     bool lower = false, upper = false, digit = false, other = false;

@@ -88,9 +88,9 @@ class SlackProvider : public BasicProvider {
       return;
     }
     if (!absl::StartsWithIgnoreCase(rest, "https://")) {
-      findings.push_back(ErrorFinding(
-          kField, "bad_format", "The webhook URL does not start with https://.",
-          kFix));
+      findings.push_back(
+          ErrorFinding(kField, "bad_format",
+                       "The webhook URL does not start with https://.", kFix));
       return;
     }
     rest.remove_prefix(8);
@@ -139,8 +139,7 @@ class SlackProvider : public BasicProvider {
     if (parts[3].size() != 24) {
       findings.push_back(WarningFinding(
           kField, "unusual_length",
-          absl::StrCat("The last part of the webhook URL has ",
-                       parts[3].size(),
+          absl::StrCat("The last part of the webhook URL has ", parts[3].size(),
                        " characters; Slack's have 24. It may be cut short."),
           kFix));
     }

@@ -67,11 +67,10 @@ class VercelProvider : public BasicProvider {
                    std::vector<Finding>& findings) const override {
     absl::string_view token = ValueOf(values, "token");
     if (!token.empty()) {
-      CheckSingleToken(
-          "token", "Vercel token", token,
-          absl::StrCat("Create a new token in ", kTokenSteps,
-                       " and copy it in one piece."),
-          findings);
+      CheckSingleToken("token", "Vercel token", token,
+                       absl::StrCat("Create a new token in ", kTokenSteps,
+                                    " and copy it in one piece."),
+                       findings);
     }
     // Team IDs are "team_" followed by letters and digits. Source: Vercel
     // docs, "Finding your team ID"

@@ -14,10 +14,14 @@ TEST(JsonTest, ParsesScalars) {
     const char* text;
     JsonValue::Type type;
   } cases[] = {
-      {"null", JsonValue::Type::kNull},   {"true", JsonValue::Type::kBool},
-      {"false", JsonValue::Type::kBool},  {"0", JsonValue::Type::kNumber},
-      {"-0", JsonValue::Type::kNumber},   {"\"\"", JsonValue::Type::kString},
-      {"[]", JsonValue::Type::kArray},    {"{}", JsonValue::Type::kObject},
+      {"null", JsonValue::Type::kNull},
+      {"true", JsonValue::Type::kBool},
+      {"false", JsonValue::Type::kBool},
+      {"0", JsonValue::Type::kNumber},
+      {"-0", JsonValue::Type::kNumber},
+      {"\"\"", JsonValue::Type::kString},
+      {"[]", JsonValue::Type::kArray},
+      {"{}", JsonValue::Type::kObject},
       {" \t\r\n 1 \n", JsonValue::Type::kNumber},
   };
   for (const Case& c : cases) {
@@ -34,9 +38,15 @@ TEST(JsonTest, ParsesNumbers) {
     const char* text;
     double value;
   } cases[] = {
-      {"0", 0},         {"-1", -1},          {"42", 42},
-      {"1.5", 1.5},     {"-0.25", -0.25},    {"1e3", 1000},
-      {"1E+2", 100},    {"25e-2", 0.25},     {"123456789", 123456789},
+      {"0", 0},
+      {"-1", -1},
+      {"42", 42},
+      {"1.5", 1.5},
+      {"-0.25", -0.25},
+      {"1e3", 1000},
+      {"1E+2", 100},
+      {"25e-2", 0.25},
+      {"123456789", 123456789},
       {"1.7976931348623157e308", 1.7976931348623157e308},
   };
   for (const Case& c : cases) {
@@ -57,7 +67,8 @@ TEST(JsonTest, ParsesStringEscapes) {
       {R"("\u0041\u00e9\u20AC")", "A\xC3\xA9\xE2\x82\xAC"},
       {R"("\ud83d\ude00")", "\xF0\x9F\x98\x80"},  // U+1F600, surrogate pair
       {R"("\u0000")", std::string("\0", 1)},
-      {"\"\xC3\xA9\xF0\x9F\x98\x80\"", "\xC3\xA9\xF0\x9F\x98\x80"},  // raw UTF-8
+      {"\"\xC3\xA9\xF0\x9F\x98\x80\"",
+       "\xC3\xA9\xF0\x9F\x98\x80"},  // raw UTF-8
       {"\"-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n\"",
        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"},
   };
@@ -89,7 +100,7 @@ TEST(JsonTest, ParsesNestedStructuresInOrder) {
   EXPECT_EQ(a->array_items()[2].FindString("k").value_or(""), "v");
   EXPECT_EQ(v->Find("missing"), nullptr);
   EXPECT_FALSE(v->FindString("z").has_value());  // a number, not a string
-  EXPECT_EQ(a->Find("k"), nullptr);               // not an object
+  EXPECT_EQ(a->Find("k"), nullptr);              // not an object
 }
 
 TEST(JsonTest, SkipsLeadingByteOrderMark) {
@@ -153,8 +164,8 @@ TEST(JsonTest, ReportsErrorsWithLineAndColumn) {
     absl::StatusOr<JsonValue> v = ParseJson(c.text);
     ASSERT_FALSE(v.ok());
     EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
-    std::string prefix = absl::StrCat("line ", c.line, ", column ", c.column,
-                                      ": ");
+    std::string prefix =
+        absl::StrCat("line ", c.line, ", column ", c.column, ": ");
     EXPECT_TRUE(absl::StartsWith(v.status().message(), prefix))
         << v.status().message();
     EXPECT_TRUE(absl::StrContains(v.status().message(), c.what))
@@ -222,6 +233,62 @@ TEST(JsonTest, EnforcesSizeLimit) {
             "line 1, column 1: the input is 11 bytes; at most 10 are accepted");
 }
 
+TEST(JsonTest, LargeObjectsParse) {
+  std::string text = "{";
+  for (int i = 0; i < 50000; ++i) {
+    absl::StrAppend(&text, i == 0 ? "" : ",", "\"k", i, "\":", i);
+  }
+  text += "}";
+  absl::StatusOr<JsonValue> v = ParseJson(text);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->object_members().size(), 50000u);
+  text.insert(text.size() - 1, ",\"k123\":0");
+  v = ParseJson(text);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(absl::StrContains(v.status().message(), "duplicate"));
+}
+
+// Deterministic mutations of a realistic document: every result is a value
+// or a positioned error, never a crash, and never echoes the input.
+TEST(JsonTest, MutatedInputsFailCleanly) {
+  const std::string base =
+      "{\n  \"type\": \"service_account\",\n  \"n\": [1, -2.5e3, true, "
+      "null],\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nQk9HVVM="
+      "\\n-----END PRIVATE KEY-----\\n\",\n  \"u\": \"\\u00e9\\ud83d"
+      "\\ude00\"\n}\n";
+  ASSERT_TRUE(ParseJson(base).ok());
+  const char kBytes[] = "{}[]\",:\\/ \n\tu0eE+-.9aZ\x80\xC3\xFF";
+  uint32_t seed = 12345;
+  auto next = [&seed]() {
+    seed = seed * 1103515245u + 12345u;
+    return seed >> 8;
+  };
+  for (int i = 0; i < 5000; ++i) {
+    std::string text = base;
+    int edits = 1 + next() % 3;
+    for (int e = 0; e < edits && !text.empty(); ++e) {
+      size_t at = next() % text.size();
+      switch (next() % 3) {
+        case 0:
+          text[at] = kBytes[next() % (sizeof(kBytes) - 1)];
+          break;
+        case 1:
+          text.erase(at, 1 + next() % 4);
+          break;
+        default:
+          text.insert(at, 1, kBytes[next() % (sizeof(kBytes) - 1)]);
+      }
+    }
+    absl::StatusOr<JsonValue> v = ParseJson(text);
+    if (v.ok()) continue;
+    EXPECT_TRUE(absl::StartsWith(v.status().message(), "line "))
+        << v.status().message();
+    EXPECT_FALSE(absl::StrContains(v.status().message(), "Qk9HVVM"));
+    EXPECT_FALSE(absl::StrContains(v.status().message(), "service_account"));
+    EXPECT_TRUE(GetJsonErrorPosition(v.status()).has_value());
+  }
+}
+
 TEST(JsonTest, ErrorPositionAbsentForOtherStatuses) {
   EXPECT_FALSE(GetJsonErrorPosition(absl::OkStatus()).has_value());
   EXPECT_FALSE(
@@ -232,7 +299,8 @@ TEST(JsonTest, BuildsValues) {
   JsonValue obj = JsonValue::MakeObject(
       {{"s", JsonValue::String("x")},
        {"n", JsonValue::Number(2)},
-       {"a", JsonValue::MakeArray({JsonValue::Bool(true), JsonValue::Null()})}});
+       {"a",
+        JsonValue::MakeArray({JsonValue::Bool(true), JsonValue::Null()})}});
   EXPECT_EQ(obj.FindString("s").value_or(""), "x");
   EXPECT_EQ(obj.Find("n")->number_value(), 2);
   EXPECT_EQ(obj.Find("a")->array_items().size(), 2u);
@@ -267,8 +335,12 @@ TEST(JsonQuoteTest, EscapesWhatJsonRequires) {
 
 TEST(JsonQuoteTest, RoundTripsThroughParser) {
   const std::string inputs[] = {
-      "", "simple", "quotes \" and \\ backslashes", "\n\r\t\b\f",
-      std::string("\0\x01\x1f", 3), "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
+      "",
+      "simple",
+      "quotes \" and \\ backslashes",
+      "\n\r\t\b\f",
+      std::string("\0\x01\x1f", 3),
+      "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
       "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
   };
   for (const std::string& s : inputs) {

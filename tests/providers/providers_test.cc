@@ -55,8 +55,8 @@ absl::string_view SeverityName(Severity s) {
 std::string Describe(const std::vector<Finding>& findings) {
   std::vector<std::string> parts;
   for (const Finding& f : findings) {
-    parts.push_back(absl::StrCat(f.field, "/", f.code, "/",
-                                 SeverityName(f.severity)));
+    parts.push_back(
+        absl::StrCat(f.field, "/", f.code, "/", SeverityName(f.severity)));
   }
   return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
 }
@@ -79,7 +79,8 @@ struct Checked {
 Checked Check(absl::string_view provider, const Pairs& pairs,
               absl::string_view file = "") {
   Checked out;
-  absl::StatusOr<NormalizeResult> n = P(provider).Normalize(Values(pairs), file);
+  absl::StatusOr<NormalizeResult> n =
+      P(provider).Normalize(Values(pairs), file);
   out.status = n.status();
   if (!n.ok()) return out;
   out.values = n->values;
@@ -105,8 +106,8 @@ constexpr char kGuid3[] = "01234567-89ab-cdef-0123-456789abcdef";
 constexpr char kAzureSecret[] = "abc8Q~FAKEfakeFAKEfakeFAKEfakeFAKEfake.x";
 
 const std::string kHex64(64, 'a');
-const std::string kDoToken = "dop_v1_" + std::string(32, '0') +
-                             std::string(32, 'f');
+const std::string kDoToken =
+    "dop_v1_" + std::string(32, '0') + std::string(32, 'f');
 
 constexpr char kFakePem[] =
     "-----BEGIN PRIVATE KEY-----\n"
@@ -122,7 +123,8 @@ std::string GcpKey(const Pairs& overrides = {}) {
       {"project_id", "my-project-123"},
       {"private_key_id", "0123456789abcdef0123456789abcdef01234567"},
       {"private_key", kFakePem},
-      {"client_email", "monk-deployment@my-project-123.iam.gserviceaccount.com"},
+      {"client_email",
+       "monk-deployment@my-project-123.iam.gserviceaccount.com"},
       {"client_id", "123456789012345678901"},
       {"auth_uri", "https://accounts.google.com/o/oauth2/auth"},
       {"token_uri", "https://oauth2.googleapis.com/token"},
@@ -297,32 +299,40 @@ TEST(SpecTest, PermissionsStepsAndTroubleshootingMatchTheGuide) {
     std::vector<const char*> permissions;
     std::vector<const char*> troubleshooting;
   } cases[] = {
-      {"aws", 7,
+      {"aws",
+       7,
        {"AmazonEC2FullAccess", "AmazonVPCFullAccess", "IAMReadOnlyAccess"},
        {"Access keys disabled", "Missing required permissions",
         "Region mismatch"}},
-      {"gcp", 10,
+      {"gcp",
+       10,
        {"Compute Admin", "Service Account User"},
        {"Service account disabled", "JSON key file malformed",
         "Missing required roles"}},
-      {"azure", 10,
+      {"azure",
+       10,
        {"Contributor"},
-       {"Client secret expired", "Wrong tenant ID", "Missing Contributor role"}},
-      {"digitalocean", 8,
+       {"Client secret expired", "Wrong tenant ID",
+        "Missing Contributor role"}},
+      {"digitalocean",
+       8,
        {"Read", "Write"},
        {"Token revoked", "Insufficient scopes"}},
-      {"mongodb-atlas", 10,
+      {"mongodb-atlas",
+       10,
        {"Organization Project Creator", "Project Cluster Manager",
         "Project User Admin"},
        {"API key disabled or deleted", "Wrong organization name/ID",
         "Insufficient permissions on API key"}},
       {"redis-cloud", 5, {}, {"typos or extra spaces"}},
       {"netlify", 6, {}, {"Connect Netlify"}},
-      {"auth0", 9,
+      {"auth0",
+       9,
        {"Applications", "Users", "Resource Servers"},
        {"your-tenant.auth0.com"}},
       {"vercel", 8, {"Full Account"}, {"Token expired"}},
-      {"github", 9,
+      {"github",
+       9,
        {"Actions: Read and write", "Secrets: Read and write",
         "Environments: Read and write", "Contents: Read", "Metadata: Read"},
        {"Token expired"}},
@@ -351,8 +361,8 @@ TEST(SpecTest, PermissionsStepsAndTroubleshootingMatchTheGuide) {
   EXPECT_TRUE(ContainsLine(P("aws").spec().best_practices, "CloudTrail"));
   EXPECT_TRUE(ContainsLine(P("gcp").spec().best_practices, "Audit Logs"));
   EXPECT_TRUE(ContainsLine(P("azure").spec().best_practices, "Activity Log"));
-  EXPECT_TRUE(
-      ContainsLine(P("mongodb-atlas").spec().best_practices, "Access Tracking"));
+  EXPECT_TRUE(ContainsLine(P("mongodb-atlas").spec().best_practices,
+                           "Access Tracking"));
 }
 
 // ---------------------------------------------------------------------------
@@ -376,10 +386,11 @@ constexpr Severity kW = Severity::kWarning;
 constexpr Severity kI = Severity::kInfo;
 
 std::vector<Case> Cases() {
-  const std::string az_file_cli = absl::StrCat(
-      "{\n  \"appId\": \"", kGuid1, "\",\n  \"displayName\": \"monk\",\n"
-      "  \"password\": \"", kAzureSecret, "\",\n  \"tenant\": \"", kGuid2,
-      "\"\n}\n");
+  const std::string az_file_cli =
+      absl::StrCat("{\n  \"appId\": \"", kGuid1,
+                   "\",\n  \"displayName\": \"monk\",\n"
+                   "  \"password\": \"",
+                   kAzureSecret, "\",\n  \"tenant\": \"", kGuid2, "\"\n}\n");
   const std::string az_file_sdk = absl::StrCat(
       "{\"clientId\": \"", kGuid1, "\", \"clientSecret\": \"", kAzureSecret,
       "\", \"subscriptionId\": \"", kGuid3, "\", \"tenantId\": \"", kGuid2,
@@ -398,11 +409,11 @@ std::vector<Case> Cases() {
     return p;
   };
   const std::string atlas_sa_id = "mdb_sa_id_" + std::string(24, 'c');
-  const std::string atlas_sa_secret =
-      "mdb_sa_sk_" + std::string(40, 'Z');
-  const Pairs redis = {{"account_key", "A1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvWxYz0123456789abc"},
-                       {"user_key", "Z9y8X7w6V5u4T3s2R1q0PoNmLkJiHgFeDcBa9876543210zyx"},
-                       {"database_password", "Tr0ub4dor&3-horse"}};
+  const std::string atlas_sa_secret = "mdb_sa_sk_" + std::string(40, 'Z');
+  const Pairs redis = {
+      {"account_key", "A1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvWxYz0123456789abc"},
+      {"user_key", "Z9y8X7w6V5u4T3s2R1q0PoNmLkJiHgFeDcBa9876543210zyx"},
+      {"database_password", "Tr0ub4dor&3-horse"}};
   auto redis_pw = [&](const std::string& pw) {
     Pairs p = redis;
     p[2].second = pw;
@@ -411,6 +422,7 @@ std::vector<Case> Cases() {
   const std::string auth0_id = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
   const std::string auth0_secret = std::string(64, 'S');
 
+  // clang-format off
   return {
       // AWS.
       {"aws valid", "aws", {{"access_key_id", kAwsId}, {"secret_access_key", kAwsSecret}}, "", "", "", kE},
@@ -571,6 +583,7 @@ std::vector<Case> Cases() {
       {"custom valid", "custom", {{"STRIPE_API_KEY", "sk_test_FAKE"}, {"db.password", "x"}, {"_private-1", "y"}}, "", "", "", kE},
       {"custom empty", "custom", {}, "", "", "missing_field", kE},
   };
+  // clang-format on
 }
 
 TEST(ValidateTest, TableOfExamplesAndMistakes) {
@@ -610,7 +623,8 @@ TEST(ValidateTest, TableOfExamplesAndMistakes) {
 TEST(NormalizeTest, TrimsAndReportsWithoutValues) {
   absl::StatusOr<NormalizeResult> r = P("aws").Normalize(
       Values({{"access_key_id", "\t AKIAIOSFODNN7EXAMPLE \r\n"},
-              {"secret_access_key", "\xC2\xA0wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\xE2\x80\x8B"},
+              {"secret_access_key",
+               "\xC2\xA0wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\xE2\x80\x8B"},
               {"region", "us-east-1"}}),
       "");
   ASSERT_TRUE(r.ok()) << r.status();
@@ -626,12 +640,12 @@ TEST(NormalizeTest, TrimsAndReportsWithoutValues) {
 }
 
 TEST(NormalizeTest, DropsBlankValues) {
-  absl::StatusOr<NormalizeResult> r = P("aws").Normalize(
-      Values({{"access_key_id", kAwsId},
-              {"secret_access_key", kAwsSecret},
-              {"region", "   "},
-              {"session_token", ""}}),
-      "");
+  absl::StatusOr<NormalizeResult> r =
+      P("aws").Normalize(Values({{"access_key_id", kAwsId},
+                                 {"secret_access_key", kAwsSecret},
+                                 {"region", "   "},
+                                 {"session_token", ""}}),
+                         "");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->values.count("region"), 0u);
   EXPECT_EQ(r->values.count("session_token"), 0u);
@@ -684,7 +698,10 @@ TEST(GcpTest, KeepsTheProjectTheUserGave) {
 
 TEST(GcpTest, MalformedFileReportsLineAndColumnWithoutKeyText) {
   // Line 3 lacks its trailing comma: the error is at the start of line 4.
-  std::string key = GcpKey({{"private_key", "-----BEGIN PRIVATE KEY-----\nLEAKCANARY\n-----END PRIVATE KEY-----\n"}});
+  std::string key =
+      GcpKey({{"private_key",
+               "-----BEGIN PRIVATE KEY-----\nLEAKCANARY\n-----END PRIVATE "
+               "KEY-----\n"}});
   size_t line3_end = key.find('\n', key.find('\n', key.find('\n') + 1) + 1);
   ASSERT_EQ(key[line3_end - 1], ',');
   key.erase(line3_end - 1, 1);
@@ -763,8 +780,10 @@ TEST(AzureTest, ReadsTheFileSpellings) {
     const char* sub;
     const char* group;
   } spellings[] = {
-      {"clientId", "clientSecret", "tenantId", "subscriptionId", "resourceGroup"},
-      {"client_id", "client_secret", "tenant_id", "subscription_id", "resource_group"},
+      {"clientId", "clientSecret", "tenantId", "subscriptionId",
+       "resourceGroup"},
+      {"client_id", "client_secret", "tenant_id", "subscription_id",
+       "resource_group"},
       {"appId", "password", "tenant", "SUBSCRIPTIONID", "resourceGroupName"},
       {"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID",
        "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP"},
@@ -834,8 +853,9 @@ TEST(Auth0Test, NormalizesDomains) {
         P("auth0").Normalize(Values({{"domain", d.in}}), "");
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(ValueOf(r->values, "domain"), d.out);
-    EXPECT_EQ(FindFinding(r->findings, "domain", "domain_normalized") != nullptr,
-              d.reported);
+    EXPECT_EQ(
+        FindFinding(r->findings, "domain", "domain_normalized") != nullptr,
+        d.reported);
   }
   // Validate alone refuses an unnormalized domain.
   std::vector<Finding> f =
@@ -844,9 +864,11 @@ TEST(Auth0Test, NormalizesDomains) {
 }
 
 TEST(AwsTest, WrongLengthSaysActualAndExpected) {
-  Checked got = Check("aws", {{"access_key_id", "AKIAIOSFODNN7EXAMPL"},
-                              {"secret_access_key", kAwsSecret + std::string("A")}});
-  const Finding* id = FindFinding(got.findings, "access_key_id", "wrong_length");
+  Checked got =
+      Check("aws", {{"access_key_id", "AKIAIOSFODNN7EXAMPL"},
+                    {"secret_access_key", kAwsSecret + std::string("A")}});
+  const Finding* id =
+      FindFinding(got.findings, "access_key_id", "wrong_length");
   ASSERT_NE(id, nullptr);
   EXPECT_TRUE(absl::StrContains(id->message, "19"));
   EXPECT_TRUE(absl::StrContains(id->message, "20"));
@@ -867,16 +889,16 @@ TEST(GithubTest, ClassicTokenRefusalGivesTheReason) {
 }
 
 TEST(CustomTest, FieldNames) {
-  const char* good[] = {"A", "_", "STRIPE_API_KEY", "db.password", "a-b",
-                        "x123"};
+  const char* good[] = {"A",           "_",   "STRIPE_API_KEY",
+                        "db.password", "a-b", "x123"};
   for (const char* name : good) {
     EXPECT_TRUE(P("custom").Normalize(Values({{name, "v"}}), "").ok()) << name;
   }
   const std::string too_long(65, 'a');
   const std::string longest(64, 'a');
   EXPECT_TRUE(P("custom").Normalize(Values({{longest, "v"}}), "").ok());
-  const std::string bad[] = {"1abc", "-x", ".x", "has space", "a/b", "a=b",
-                             too_long, "caf\xC3\xA9"};
+  const std::string bad[] = {"1abc", "-x",  ".x",     "has space",
+                             "a/b",  "a=b", too_long, "caf\xC3\xA9"};
   for (const std::string& name : bad) {
     absl::StatusOr<NormalizeResult> r =
         P("custom").Normalize(Values({{name, "v"}}), "");
@@ -896,15 +918,20 @@ TEST(MaskValueTest, Rules) {
   FieldSpec partial;
   partial.partially_masked = true;
   FieldSpec plain;
-  EXPECT_EQ(MaskValue(sensitive, SecretBytes(kAwsSecret)), "\xE2\x80\xA6" "EKEY");
+  EXPECT_EQ(MaskValue(sensitive, SecretBytes(kAwsSecret)),
+            "\xE2\x80\xA6"
+            "EKEY");
   EXPECT_EQ(MaskValue(sensitive, SecretBytes("0123456789abcdef")),
-            "\xE2\x80\xA6" "cdef");                                 // 16
+            "\xE2\x80\xA6"
+            "cdef");                                                       // 16
   EXPECT_EQ(MaskValue(sensitive, SecretBytes("0123456789abcde")), "set");  // 15
   EXPECT_EQ(MaskValue(sensitive, SecretBytes("")), "");
   EXPECT_EQ(MaskValue(partial, SecretBytes(kAwsId)),
-            "AKIA\xE2\x80\xA6" "MPLE");
+            "AKIA\xE2\x80\xA6"
+            "MPLE");
   EXPECT_EQ(MaskValue(partial, SecretBytes("0123456789ab")),
-            "0123\xE2\x80\xA6" "89ab");                              // 12
+            "0123\xE2\x80\xA6"
+            "89ab");                                                 // 12
   EXPECT_EQ(MaskValue(partial, SecretBytes("0123456789a")), "set");  // 11
   EXPECT_EQ(MaskValue(plain, SecretBytes("us-east-1")), "us-east-1");
   // Characters, not bytes: a multi-byte character is never cut in half.
@@ -912,11 +939,14 @@ TEST(MaskValueTest, Rules) {
                                              "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
                                              "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
                                              "abc\xC3\xA9")),
-            "\xE2\x80\xA6" "abc\xC3\xA9");
+            "\xE2\x80\xA6"
+            "abc\xC3\xA9");
   // Sensitive wins over partially masked.
   FieldSpec both = partial;
   both.sensitive = true;
-  EXPECT_EQ(MaskValue(both, SecretBytes(kAwsId)), "\xE2\x80\xA6" "MPLE");
+  EXPECT_EQ(MaskValue(both, SecretBytes(kAwsId)),
+            "\xE2\x80\xA6"
+            "MPLE");
 }
 
 TEST(MissingFieldsTest, RequiredOnly) {
@@ -924,9 +954,8 @@ TEST(MissingFieldsTest, RequiredOnly) {
             (std::vector<std::string>{"access_key_id", "secret_access_key"}));
   EXPECT_EQ(MissingFields(P("aws").spec(), Values({{"access_key_id", kAwsId}})),
             (std::vector<std::string>{"secret_access_key"}));
-  EXPECT_EQ(MissingFields(P("aws").spec(),
-                          Values({{"access_key_id", kAwsId},
-                                  {"secret_access_key", ""}})),
+  EXPECT_EQ(MissingFields(P("aws").spec(), Values({{"access_key_id", kAwsId},
+                                                   {"secret_access_key", ""}})),
             (std::vector<std::string>{"secret_access_key"}));
   EXPECT_EQ(MissingFields(P("gcp").spec(), {}),
             (std::vector<std::string>{"service_account_json"}));
@@ -951,7 +980,8 @@ void ExpectNoCanary(const Checked& got, absl::string_view canary,
                     absl::string_view what) {
   SCOPED_TRACE(what);
   for (const Finding& f : got.findings) {
-    EXPECT_FALSE(absl::StrContains(f.message, canary)) << f.field << "/" << f.code;
+    EXPECT_FALSE(absl::StrContains(f.message, canary))
+        << f.field << "/" << f.code;
     EXPECT_FALSE(absl::StrContains(f.fix, canary)) << f.field << "/" << f.code;
     EXPECT_FALSE(absl::StrContains(f.field, canary));
   }
