@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <iterator>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -308,8 +309,8 @@ absl::Status PreparePrivateFile(const std::string& path) {
 
 class SqliteStore : public Store {
  public:
-  SqliteStore(std::string path, sqlite3* db)
-      : path_(std::move(path)), db_(db) {}
+  SqliteStore(std::string path, sqlite3* db, std::function<absl::Time()> clock)
+      : path_(std::move(path)), db_(db), clock_(std::move(clock)) {}
   ~SqliteStore() override {
     absl::MutexLock lock(&mu_);
     for (auto& entry : statements_) sqlite3_finalize(entry.second);
@@ -595,7 +596,7 @@ class SqliteStore : public Store {
     record.profile = std::string(profile);
     record.rotation_period = absl::Seconds(
         absl::ToInt64Seconds(rotation_period));  // Stored in whole seconds.
-    record.created_at = FromMicros(absl::ToUnixMicros(absl::Now()));
+    record.created_at = FromMicros(absl::ToUnixMicros(clock_()));
     bool exists = false;
     {
       CB_ASSIGN_OR_RETURN(
@@ -690,6 +691,8 @@ class SqliteStore : public Store {
   }
 
   const std::string path_;
+  // Stamps new versions; immutable after construction.
+  const std::function<absl::Time()> clock_;
   // Guards the connection and everything done through it: one statement or
   // transaction at a time.
   absl::Mutex mu_;
@@ -701,7 +704,8 @@ class SqliteStore : public Store {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
-    const std::string& path) {
+    const std::string& path, std::function<absl::Time()> clock) {
+  if (!clock) clock = [] { return absl::Now(); };
   if (path.empty()) {
     return absl::InvalidArgumentError("no database path given");
   }
@@ -717,7 +721,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     sqlite3_close_v2(db);
     return status;
   }
-  auto store = std::make_unique<SqliteStore>(path, db);
+  auto store = std::make_unique<SqliteStore>(path, db, std::move(clock));
   CB_RETURN_IF_ERROR(store->Initialize());
   return std::unique_ptr<Store>(std::move(store));
 }

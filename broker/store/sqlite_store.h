@@ -3,10 +3,12 @@
 #ifndef CREDBROKER_BROKER_STORE_SQLITE_STORE_H_
 #define CREDBROKER_BROKER_STORE_SQLITE_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "broker/store/store.h"
 
 namespace credbroker {
@@ -26,7 +28,9 @@ constexpr int kSqliteSchemaVersion = 1;
 // busy/locked UNAVAILABLE, corruption DATA_LOSS, read-only
 // FAILED_PRECONDITION. Deleted credentials are overwritten on disk
 // (secure_delete).
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// `clock` stamps new versions (default absl::Now); tests inject their own.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
+    const std::string& path, std::function<absl::Time()> clock = nullptr);
 
 }  // namespace credbroker
 

@@ -25,11 +25,11 @@ class CredentialManagerTest : public ::testing::Test {
     char tmpl[] = "/tmp/cbcore.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto store = OpenSqliteStore(dir_ + "/credbroker.db");
+    now_ = absl::FromUnixSeconds(1'800'000'000);
+    auto store = OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     sealer_ = std::make_unique<Sealer>(NewDataKey());
-    now_ = absl::FromUnixSeconds(1'800'000'000);
     manager_ = std::make_unique<CredentialManager>(
         store_.get(), sealer_.get(), &ProviderRegistry::Default(),
         [this] { return now_; });
