@@ -163,7 +163,8 @@ class CredentialServiceE2E(unittest.TestCase):
         return self.call("PutCredential", req)
 
     def assertNoSecret(self, message):
-        self.assertNotIn(self.secret.encode(), message.SerializeToString(),
+        # assertFalse, not assertNotIn: a failure must not print the secret.
+        self.assertFalse(self.secret.encode() in message.SerializeToString(),
                          "a secret value came back in a response")
 
     def test_providers(self):
@@ -220,7 +221,7 @@ class CredentialServiceE2E(unittest.TestCase):
             self.call("PutCredential", req)
         err = ctx.exception
         self.assertEqual(err.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertNotIn(self.secret, err.details() or "")
+        self.assertFalse(self.secret in (err.details() or ""), "secret in the message")
         raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
         self.assertIsNotNone(raw, "no grpc-status-details-bin trailer")
         status = STUBS.status.Status.FromString(raw)
@@ -235,7 +236,7 @@ class CredentialServiceE2E(unittest.TestCase):
         self.assertTrue(any("access_key_id" in f for f in fields), fields)
         for v in violations:
             self.assertTrue(v.description)
-            self.assertNotIn(self.secret, v.description)
+            self.assertFalse(self.secret in v.description, "secret in a violation")
         # Nothing was stored.
         with self.assertRaises(self.grpc.RpcError) as ctx:
             self.call("GetCredential", STUBS.cs.GetCredentialRequest(provider="aws", profile="bad"))

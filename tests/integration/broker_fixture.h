@@ -100,6 +100,7 @@ class BrokerTest : public ::testing::Test {
       EXPECT_TRUE(code.ok()) << code.status();
       if (code.ok()) {
         EXPECT_EQ(*code, 0) << broker_->stderr_text();
+        EXPECT_FALSE(FileExists(broker_->socket_path())) << "socket left behind";
       }
     }
     broker_.reset();

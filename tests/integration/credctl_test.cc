@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "credbroker/v1/credential_service.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -26,6 +27,9 @@ class CredctlTest : public BrokerTest {
     // No command may print a secret it was given.
     EXPECT_FALSE(absl::StrContains(r->out, secret_)) << "secret on stdout";
     EXPECT_FALSE(absl::StrContains(r->err, secret_)) << "secret on stderr";
+    // Failure messages below print the output: never with the secret in it.
+    r->out = absl::StrReplaceAll(r->out, {{secret_, "<secret>"}});
+    r->err = absl::StrReplaceAll(r->err, {{secret_, "<secret>"}});
     return *r;
   }
 
