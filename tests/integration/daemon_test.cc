@@ -277,30 +277,72 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   check("stopped");
 }
 
+// What one writer had acknowledged: version -> fingerprint.
+struct Acked {
+  std::string profile;
+  std::map<int64_t, std::string> versions;
+  int64_t last = 0;
+};
+
+// Every acknowledged version is readable with its fingerprint, and the
+// current version is at least the last acknowledged one.
+void ExpectAllPresent(client::CredentialClient& client, const Acked& acked) {
+  for (const auto& [version, fingerprint] : acked.versions) {
+    v1::GetCredentialRequest req;
+    req.set_provider("custom");
+    req.set_profile(acked.profile);
+    req.set_version(version);
+    absl::StatusOr<v1::CredentialSummary> got = client.GetCredential(req);
+    ASSERT_TRUE(got.ok()) << acked.profile << " version " << version << ": "
+                          << got.status();
+    EXPECT_EQ(got->fingerprint(), fingerprint) << acked.profile << " version " << version;
+  }
+  if (acked.last == 0) return;
+  v1::GetCredentialRequest req;
+  req.set_provider("custom");
+  req.set_profile(acked.profile);
+  absl::StatusOr<v1::CredentialSummary> cur = client.GetCredential(req);
+  ASSERT_TRUE(cur.ok()) << cur.status();
+  EXPECT_GE(cur->version(), acked.last) << acked.profile;
+  EXPECT_EQ(cur->readiness(), v1::READINESS_READY);
+}
+
+// Writes versions until a call fails (the broker was killed); returns the
+// failure.
+absl::Status WriteUntilFailure(client::CredentialClient& client, Acked& acked, int round) {
+  for (int i = 0; i < 100000; ++i) {
+    v1::PutCredentialRequest req;
+    req.set_provider("custom");
+    req.set_profile(acked.profile);
+    (*req.mutable_values())["counter"] =
+        absl::StrCat("durable-", round, "-", i, "-", RandomString(16));
+    (*req.mutable_values())["note"] = "written by the SIGKILL test";
+    absl::StatusOr<v1::PutCredentialResponse> put = client.PutCredential(req);
+    if (!put.ok()) return put.status();
+    const v1::CredentialSummary& c = put->credential();
+    EXPECT_GT(c.version(), acked.last);
+    acked.last = c.version();
+    acked.versions[c.version()] = c.fingerprint();
+  }
+  return absl::OkStatus();
+}
+
 TEST_F(DaemonTest, SigkillLosesNoAcknowledgedWrite) {
   std::random_device seed_source;
   const unsigned seed = seed_source();
   std::mt19937 rng(seed);
   SCOPED_TRACE(absl::StrCat("seed ", seed));
-  std::map<int64_t, std::string> acked;  // version -> fingerprint
-  int64_t last_acked = 0;
+  // Two writers on two profiles, concurrently.
+  Acked a{"durable-a", {}, 0};
+  Acked b{"durable-b", {}, 0};
 
-  for (int iteration = 0; iteration < 3; ++iteration) {
-    SCOPED_TRACE(absl::StrCat("iteration ", iteration));
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
     StartBroker();
     if (HasFatalFailure()) return;
-
-    // Everything acknowledged before the previous kill is there.
-    for (const auto& [version, fingerprint] : acked) {
-      absl::StatusOr<v1::CredentialSummary> got = Get("custom", "durable", version);
-      ASSERT_TRUE(got.ok()) << "version " << version << ": " << got.status();
-      EXPECT_EQ(got->fingerprint(), fingerprint) << "version " << version;
-    }
-    if (last_acked > 0) {
-      absl::StatusOr<v1::CredentialSummary> cur = Get("custom", "durable");
-      ASSERT_TRUE(cur.ok()) << cur.status();
-      EXPECT_GE(cur->version(), last_acked);
-    }
+    ExpectAllPresent(*client_, a);
+    ExpectAllPresent(*client_, b);
+    if (HasFatalFailure()) return;
 
     const pid_t pid = broker_->pid();
     const int delay_ms = std::uniform_int_distribution<int>(100, 500)(rng);
@@ -308,45 +350,31 @@ TEST_F(DaemonTest, SigkillLosesNoAcknowledgedWrite) {
       std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
       kill(pid, SIGKILL);
     });
-    absl::Status last;
-    for (int i = 0; i < 20000; ++i) {
-      absl::StatusOr<v1::PutCredentialResponse> put =
-          Put("custom", "durable",
-              {{"counter", absl::StrCat("durable-", iteration, "-", i, "-",
-                                        RandomString(16))},
-               {"note", "written by the SIGKILL test"}});
-      if (!put.ok()) {
-        last = put.status();
-        break;
-      }
-      const auto& c = put->credential();
-      EXPECT_GT(c.version(), last_acked);
-      last_acked = c.version();
-      acked[c.version()] = c.fingerprint();
-    }
+    absl::Status b_status;
+    std::thread writer_b([&] { b_status = WriteUntilFailure(*client_, b, round); });
+    absl::Status a_status = WriteUntilFailure(*client_, a, round);
+    writer_b.join();
     killer.join();
     broker_->Kill();
-    RecordProperty(absl::StrCat("acknowledged_before_kill_", iteration),
-                   static_cast<int>(acked.size()));
     client_.reset();
-    EXPECT_EQ(last.code(), absl::StatusCode::kUnavailable) << last;
+    EXPECT_EQ(a_status.code(), absl::StatusCode::kUnavailable) << a_status;
+    EXPECT_EQ(b_status.code(), absl::StatusCode::kUnavailable) << b_status;
+    RecordProperty(absl::StrCat("acknowledged_after_round_", round),
+                   static_cast<int>(a.versions.size() + b.versions.size()));
   }
 
   StartBroker();
   if (HasFatalFailure()) return;
-  ASSERT_FALSE(acked.empty());
-  for (const auto& [version, fingerprint] : acked) {
-    absl::StatusOr<v1::CredentialSummary> got = Get("custom", "durable", version);
-    ASSERT_TRUE(got.ok()) << "version " << version << ": " << got.status();
-    EXPECT_EQ(got->fingerprint(), fingerprint) << "version " << version;
-  }
-  absl::StatusOr<v1::CredentialSummary> cur = Get("custom", "durable");
-  ASSERT_TRUE(cur.ok()) << cur.status();
-  EXPECT_GE(cur->version(), last_acked);
-  EXPECT_EQ(cur->readiness(), v1::READINESS_READY);
+  ASSERT_FALSE(a.versions.empty());
+  ASSERT_FALSE(b.versions.empty());
+  ExpectAllPresent(*client_, a);
+  ExpectAllPresent(*client_, b);
+  if (HasFatalFailure()) return;
   // The store still takes writes after the kills.
+  absl::StatusOr<v1::CredentialSummary> cur = Get("custom", a.profile);
+  ASSERT_TRUE(cur.ok()) << cur.status();
   absl::StatusOr<v1::PutCredentialResponse> after =
-      Put("custom", "durable", {{"counter", "after-" + RandomString(16)}});
+      Put("custom", a.profile, {{"counter", "after-" + RandomString(16)}});
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->credential().version(), cur->version() + 1);
 }
