@@ -24,6 +24,7 @@
 #include "broker/common/errors.h"
 #include "broker/common/executor.h"
 #include "broker/common/files.h"
+#include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/keyring.h"
 #include "broker/crypto/crypto.h"
@@ -167,6 +168,7 @@ int Run(int argc, char** argv) {
   CredentialManager credentials(store->get(), sealer->get(),
                                 &ProviderRegistry::Default(), [] { return absl::Now(); });
   Executor executor(absl::GetFlag(FLAGS_threads));
+  AuditLog audit(store->get(), sealer->get(), [] { return absl::Now(); });
 
   ServerOptions options;
   std::string listen = absl::GetFlag(FLAGS_listen);
@@ -175,7 +177,7 @@ int Run(int argc, char** argv) {
   options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
   options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
-      BrokerServer::Start(options, &credentials, &auth, &executor);
+      BrokerServer::Start(options, &credentials, RpcEnv{&auth, &executor, &audit});
   if (!server.ok()) return Fail(server.status());
 
   std::string unix_address;

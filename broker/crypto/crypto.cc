@@ -35,6 +35,9 @@ constexpr char kWrapAssociatedData[] = "credbroker data key v1";
 constexpr char kFingerprintContext[crypto_kdf_CONTEXTBYTES + 1] = "cbfprint";
 constexpr uint64_t kFingerprintSubkeyId = 1;
 constexpr size_t kFingerprintBytes = 8;
+// The audit chain's MAC key: another subkey of the data key.
+constexpr char kAuditContext[crypto_kdf_CONTEXTBYTES + 1] = "cbauditc";
+constexpr uint64_t kAuditSubkeyId = 2;
 
 // Key file: 64 lowercase hex characters and a newline (what we write), or the
 // same without the newline, or 32 raw bytes (accepted on read).
@@ -406,6 +409,19 @@ Sealer::Sealer(SecretBytes data_key) : key_(std::move(data_key)) {
                                  kFingerprintContext, key_.data()) != 0) {
     Fatal("crypto_kdf_derive_from_key failed");
   }
+  audit_key_ = SecretBytes::Zeroed(crypto_generichash_KEYBYTES);
+  if (crypto_kdf_derive_from_key(audit_key_.mutable_data(), audit_key_.size(),
+                                 kAuditSubkeyId, kAuditContext,
+                                 key_.data()) != 0) {
+    Fatal("crypto_kdf_derive_from_key failed");
+  }
+}
+
+std::string Sealer::AuditMac(absl::string_view data) const {
+  uint8_t mac[crypto_generichash_BYTES];
+  crypto_generichash(mac, sizeof(mac), reinterpret_cast<const uint8_t*>(data.data()),
+                     data.size(), audit_key_.data(), audit_key_.size());
+  return ToHex(mac, sizeof(mac));
 }
 
 std::string Sealer::Seal(const SecretBytes& plaintext,

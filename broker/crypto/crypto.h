@@ -84,9 +84,15 @@ class Sealer {
   // equal fingerprints under this store's key; reveals nothing of the value.
   std::string Fingerprint(const SecretBytes& value) const;
 
+  // Keyed BLAKE2b-256 (hex) of `data` under a subkey of the data key, for
+  // the audit chain: without the key, nobody can recompute a chain after
+  // editing it.
+  std::string AuditMac(absl::string_view data) const;
+
  private:
   SecretBytes key_;
   SecretBytes fingerprint_key_;
+  SecretBytes audit_key_;
 };
 
 // A random bearer token (43 url-safe base64 characters, 256 bits).

@@ -20,8 +20,8 @@ Request& Mutable(const Request& request) {
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListProviders(
     grpc::CallbackServerContext* context, const v1::ListProvidersRequest* request,
     v1::ListProvidersResponse* response) {
-  return RunUnary(context, request, response, *auth_, Role::kApprover,
-                  "ListProviders", *executor_,
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "ListProviders",
                   [this](const v1::ListProvidersRequest&,
                          v1::ListProvidersResponse& resp) {
                     for (const auto& p : credentials_->registry().providers()) {
@@ -35,8 +35,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
     grpc::CallbackServerContext* context, const v1::ListCredentialsRequest* request,
     v1::ListCredentialsResponse* response) {
   return RunUnary(
-      context, request, response, *auth_, Role::kApprover, "ListCredentials",
-      *executor_,
+      context, request, response, env_, Role::kApprover, "ListCredentials",
       [this](const v1::ListCredentialsRequest& req,
              v1::ListCredentialsResponse& resp) -> absl::Status {
         CB_ASSIGN_OR_RETURN(
@@ -53,8 +52,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
     grpc::CallbackServerContext* context, const v1::GetCredentialRequest* request,
     v1::CredentialSummary* response) {
-  return RunUnary(context, request, response, *auth_, Role::kApprover,
-                  "GetCredential", *executor_,
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "GetCredential",
                   [this](const v1::GetCredentialRequest& req,
                          v1::CredentialSummary& resp) -> absl::Status {
                     CB_ASSIGN_OR_RETURN(
@@ -70,10 +69,9 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
     grpc::CallbackServerContext* context, const v1::PutCredentialRequest* request,
     v1::PutCredentialResponse* response) {
   return RunUnary(
-      context, request, response, *auth_, Role::kApprover, "PutCredential",
-      *executor_,
-      [this](const v1::PutCredentialRequest& req,
-             v1::PutCredentialResponse& resp) -> absl::Status {
+      context, request, response, env_, Role::kApprover, "PutCredential",
+      [this, context](const v1::PutCredentialRequest& req,
+                      v1::PutCredentialResponse& resp) -> absl::Status {
         v1::PutCredentialRequest& m = Mutable(req);
         PutCredentialInput input;
         input.provider = req.provider();
@@ -85,11 +83,20 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
         if (req.has_rotation_period()) {
           input.rotation_period = FromProto(req.rotation_period());
         }
-        CB_ASSIGN_OR_RETURN(PutCredentialResult result,
-                            credentials_->Put(std::move(input)));
-        ToProto(result.credential, resp.mutable_credential());
-        for (const auto& f : result.findings) ToProto(f, resp.add_findings());
-        for (const auto& g : result.generated) resp.add_generated(g);
+        absl::StatusOr<PutCredentialResult> result = credentials_->Put(std::move(input));
+        AuditRecord event;
+        event.kind = "credential.put";
+        event.provider = req.provider();
+        event.profile = req.profile().empty() ? "default" : req.profile();
+        if (result.ok()) {
+          event.detail = absl::StrCat("version ", result->credential.version,
+                                      ", fingerprint ", result->credential.fingerprint);
+        }
+        AuditCall(env_, *context, Role::kApprover, result.status(), std::move(event));
+        if (!result.ok()) return result.status();
+        ToProto(result->credential, resp.mutable_credential());
+        for (const auto& f : result->findings) ToProto(f, resp.add_findings());
+        for (const auto& g : result->generated) resp.add_generated(g);
         return absl::OkStatus();
       });
 }
@@ -97,13 +104,21 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
 grpc::ServerUnaryReactor* CredentialServiceImpl::DeleteCredential(
     grpc::CallbackServerContext* context, const v1::DeleteCredentialRequest* request,
     v1::DeleteCredentialResponse* response) {
-  return RunUnary(context, request, response, *auth_, Role::kApprover,
-                  "DeleteCredential", *executor_,
-                  [this](const v1::DeleteCredentialRequest& req,
-                         v1::DeleteCredentialResponse& resp) -> absl::Status {
-                    CB_ASSIGN_OR_RETURN(
-                        int64_t n, credentials_->Delete(req.provider(), req.profile()));
-                    resp.set_versions_deleted(n);
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "DeleteCredential",
+                  [this, context](const v1::DeleteCredentialRequest& req,
+                                  v1::DeleteCredentialResponse& resp) -> absl::Status {
+                    absl::StatusOr<int64_t> n =
+                        credentials_->Delete(req.provider(), req.profile());
+                    AuditRecord event;
+                    event.kind = "credential.delete";
+                    event.provider = req.provider();
+                    event.profile = req.profile().empty() ? "default" : req.profile();
+                    if (n.ok()) event.detail = absl::StrCat(*n, " versions removed");
+                    AuditCall(env_, *context, Role::kApprover, n.status(),
+                              std::move(event));
+                    if (!n.ok()) return n.status();
+                    resp.set_versions_deleted(*n);
                     return absl::OkStatus();
                   });
 }
@@ -112,8 +127,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
     grpc::CallbackServerContext* context, const v1::ValidateCredentialRequest* request,
     v1::ValidateCredentialResponse* response) {
   return RunUnary(
-      context, request, response, *auth_, Role::kApprover, "ValidateCredential",
-      *executor_,
+      context, request, response, env_, Role::kApprover, "ValidateCredential",
       [this](const v1::ValidateCredentialRequest& req,
              v1::ValidateCredentialResponse& resp) -> absl::Status {
         v1::ValidateCredentialRequest& m = Mutable(req);
@@ -139,8 +153,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ResolveRequirements(
     const v1::ResolveRequirementsRequest* request,
     v1::ResolveRequirementsResponse* response) {
   return RunUnary(
-      context, request, response, *auth_, Role::kApprover, "ResolveRequirements",
-      *executor_,
+      context, request, response, env_, Role::kApprover, "ResolveRequirements",
       [this](const v1::ResolveRequirementsRequest& req,
              v1::ResolveRequirementsResponse& resp) -> absl::Status {
         std::vector<std::string> targets(req.targets().begin(), req.targets().end());
@@ -167,8 +180,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ResolveRequirements(
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListGrants(
     grpc::CallbackServerContext* context, const v1::ListGrantsRequest* request,
     v1::ListGrantsResponse* response) {
-  return RunUnary(context, request, response, *auth_, Role::kApprover,
-                  "ListGrants", *executor_,
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "ListGrants",
                   [](const v1::ListGrantsRequest&, v1::ListGrantsResponse&) {
                     return absl::OkStatus();
                   });
@@ -177,8 +190,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListGrants(
 grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeGrant(
     grpc::CallbackServerContext* context, const v1::RevokeGrantRequest* request,
     v1::RevokeGrantResponse* response) {
-  return RunUnary(context, request, response, *auth_, Role::kApprover,
-                  "RevokeGrant", *executor_,
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "RevokeGrant",
                   [](const v1::RevokeGrantRequest& req, v1::RevokeGrantResponse&) {
                     return absl::NotFoundError(
                         absl::StrCat("no grant with id \"", req.grant_id(), "\""));
@@ -188,13 +201,37 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeGrant(
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListAuditEvents(
     grpc::CallbackServerContext* context, const v1::ListAuditEventsRequest* request,
     v1::ListAuditEventsResponse* response) {
-  return RunUnary(context, request, response, *auth_, Role::kApprover,
-                  "ListAuditEvents", *executor_,
-                  [](const v1::ListAuditEventsRequest&,
-                     v1::ListAuditEventsResponse&) {
-                    return absl::UnimplementedError(
-                        "the audit log is not recorded by this build yet");
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "ListAuditEvents",
+      [this](const v1::ListAuditEventsRequest& req,
+             v1::ListAuditEventsResponse& resp) -> absl::Status {
+        AuditQuery query;
+        if (req.has_since()) query.since = FromProto(req.since());
+        if (req.has_until()) query.until = FromProto(req.until());
+        query.provider = req.provider();
+        query.kind = req.kind();
+        CB_ASSIGN_OR_RETURN(AuditPage page,
+                            env_.audit->List(query, req.page_size(), req.page_token()));
+        for (const AuditRecord& e : page.events) {
+          v1::AuditEvent* out = resp.add_events();
+          out->set_sequence(e.sequence);
+          ToProto(e.time, out->mutable_time());
+          out->set_kind(e.kind);
+          out->set_role(e.role);
+          out->set_peer(e.peer);
+          out->set_provider(e.provider);
+          out->set_profile(e.profile);
+          out->set_request_id(e.request_id);
+          out->set_grant_id(e.grant_id);
+          out->set_action(e.action);
+          out->set_outcome(e.outcome);
+          out->set_detail(e.detail);
+          out->set_hash(e.hash);
+          out->set_prev_hash(e.prev_hash);
+        }
+        resp.set_next_page_token(page.next_page_token);
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace credbroker

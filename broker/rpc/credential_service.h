@@ -6,16 +6,16 @@
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
 #include "broker/rpc/auth.h"
+#include "broker/rpc/unary.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
 
 namespace credbroker {
 
 class CredentialServiceImpl final : public v1::CredentialService::CallbackService {
  public:
-  // All three must outlive the service.
-  CredentialServiceImpl(CredentialManager* credentials, const Authenticator* auth,
-                        Executor* executor)
-      : credentials_(credentials), auth_(auth), executor_(executor) {}
+  // `credentials` and everything in `env` must outlive the service.
+  CredentialServiceImpl(CredentialManager* credentials, RpcEnv env)
+      : credentials_(credentials), env_(env) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* context,
                                           const v1::ListProvidersRequest* request,
@@ -51,8 +51,7 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
 
  private:
   CredentialManager* credentials_;
-  const Authenticator* auth_;
-  Executor* executor_;
+  RpcEnv env_;
 };
 
 }  // namespace credbroker

@@ -6,10 +6,13 @@
 namespace credbroker {
 namespace {
 
-absl::Status Refusal(const Authenticator& auth, const grpc::ServerContextBase& ctx,
+absl::Status Refusal(const RpcEnv& env, const grpc::ServerContextBase& ctx,
                      Role role, absl::string_view rpc) {
-  absl::Status allowed = auth.Require(ctx, role, rpc);
-  if (!allowed.ok()) return allowed;
+  absl::Status allowed = env.auth->Require(ctx, role, rpc);
+  if (!allowed.ok()) {
+    AuditRefusal(env, ctx, rpc, allowed);
+    return allowed;
+  }
   return absl::UnimplementedError(
       absl::StrCat(rpc, " is not served by this build of credbrokerd yet"));
 }
@@ -36,43 +39,43 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
 grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>*
 PendingBrokerService::Session(grpc::CallbackServerContext* context) {
   return new FinishedReactor<grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>>(
-      Refusal(*auth_, *context, Role::kAgent, "Session"));
+      Refusal(env_, *context, Role::kAgent, "Session"));
 }
 
 grpc::ServerWriteReactor<v1::NeedUpdate>* PendingBrokerService::RequestCredential(
     grpc::CallbackServerContext* context, const v1::RequestCredentialRequest*) {
   return new FinishedReactor<grpc::ServerWriteReactor<v1::NeedUpdate>>(
-      Refusal(*auth_, *context, Role::kAgent, "RequestCredential"));
+      Refusal(env_, *context, Role::kAgent, "RequestCredential"));
 }
 
 grpc::ServerUnaryReactor* PendingBrokerService::ReleaseGrant(
     grpc::CallbackServerContext* context, const v1::ReleaseGrantRequest*,
     v1::ReleaseGrantResponse*) {
-  return FinishUnary(context, Refusal(*auth_, *context, Role::kAgent, "ReleaseGrant"));
+  return FinishUnary(context, Refusal(env_, *context, Role::kAgent, "ReleaseGrant"));
 }
 
 grpc::ServerWriteReactor<v1::ApprovalEvent>* PendingApprovalService::WatchRequests(
     grpc::CallbackServerContext* context, const v1::WatchRequestsRequest*) {
   return new FinishedReactor<grpc::ServerWriteReactor<v1::ApprovalEvent>>(
-      Refusal(*auth_, *context, Role::kApprover, "WatchRequests"));
+      Refusal(env_, *context, Role::kApprover, "WatchRequests"));
 }
 
 grpc::ServerUnaryReactor* PendingApprovalService::GetCredentialForm(
     grpc::CallbackServerContext* context, const v1::GetCredentialFormRequest*,
     v1::CredentialForm*) {
   return FinishUnary(context,
-                     Refusal(*auth_, *context, Role::kApprover, "GetCredentialForm"));
+                     Refusal(env_, *context, Role::kApprover, "GetCredentialForm"));
 }
 
 grpc::ServerUnaryReactor* PendingApprovalService::Approve(
     grpc::CallbackServerContext* context, const v1::ApproveRequest*,
     v1::ApproveResponse*) {
-  return FinishUnary(context, Refusal(*auth_, *context, Role::kApprover, "Approve"));
+  return FinishUnary(context, Refusal(env_, *context, Role::kApprover, "Approve"));
 }
 
 grpc::ServerUnaryReactor* PendingApprovalService::Deny(
     grpc::CallbackServerContext* context, const v1::DenyRequest*, v1::DenyResponse*) {
-  return FinishUnary(context, Refusal(*auth_, *context, Role::kApprover, "Deny"));
+  return FinishUnary(context, Refusal(env_, *context, Role::kApprover, "Deny"));
 }
 
 }  // namespace credbroker

@@ -4,7 +4,7 @@
 #ifndef CREDBROKER_BROKER_RPC_PENDING_SERVICES_H_
 #define CREDBROKER_BROKER_RPC_PENDING_SERVICES_H_
 
-#include "broker/rpc/auth.h"
+#include "broker/rpc/unary.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
 
@@ -12,7 +12,7 @@ namespace credbroker {
 
 class PendingBrokerService final : public v1::CredentialBroker::CallbackService {
  public:
-  explicit PendingBrokerService(const Authenticator* auth) : auth_(auth) {}
+  explicit PendingBrokerService(RpcEnv env) : env_(env) {}
   grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* Session(
       grpc::CallbackServerContext* context) override;
   grpc::ServerWriteReactor<v1::NeedUpdate>* RequestCredential(
@@ -23,12 +23,12 @@ class PendingBrokerService final : public v1::CredentialBroker::CallbackService 
                                          v1::ReleaseGrantResponse* response) override;
 
  private:
-  const Authenticator* auth_;
+  RpcEnv env_;
 };
 
 class PendingApprovalService final : public v1::ApprovalService::CallbackService {
  public:
-  explicit PendingApprovalService(const Authenticator* auth) : auth_(auth) {}
+  explicit PendingApprovalService(RpcEnv env) : env_(env) {}
   grpc::ServerWriteReactor<v1::ApprovalEvent>* WatchRequests(
       grpc::CallbackServerContext* context,
       const v1::WatchRequestsRequest* request) override;
@@ -44,7 +44,7 @@ class PendingApprovalService final : public v1::ApprovalService::CallbackService
                                  v1::DenyResponse* response) override;
 
  private:
-  const Authenticator* auth_;
+  RpcEnv env_;
 };
 
 }  // namespace credbroker

@@ -143,8 +143,7 @@ BrokerServer::BrokerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 BrokerServer::~BrokerServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
-    const ServerOptions& options, CredentialManager* credentials,
-    const Authenticator* auth, Executor* executor) {
+    const ServerOptions& options, CredentialManager* credentials, RpcEnv env) {
   // Link the health proto's descriptors so reflection can describe Health.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
@@ -152,9 +151,9 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   auto impl = std::make_unique<Impl>();
   impl->credential_service =
-      std::make_unique<CredentialServiceImpl>(credentials, auth, executor);
-  impl->broker_service = std::make_unique<PendingBrokerService>(auth);
-  impl->approval_service = std::make_unique<PendingApprovalService>(auth);
+      std::make_unique<CredentialServiceImpl>(credentials, env);
+  impl->broker_service = std::make_unique<PendingBrokerService>(env);
+  impl->approval_service = std::make_unique<PendingApprovalService>(env);
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(4 << 20);

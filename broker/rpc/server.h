@@ -14,6 +14,7 @@
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
 #include "broker/rpc/auth.h"
+#include "broker/rpc/unary.h"
 
 namespace credbroker {
 
@@ -44,8 +45,7 @@ class BrokerServer {
  public:
   // All pointers must outlive the server.
   static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(
-      const ServerOptions& options, CredentialManager* credentials,
-      const Authenticator* auth, Executor* executor);
+      const ServerOptions& options, CredentialManager* credentials, RpcEnv env);
   ~BrokerServer();
 
   // Addresses actually bound: "unix:/path", "127.0.0.1:43123".

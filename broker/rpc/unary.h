@@ -1,11 +1,11 @@
 // RunUnary: the shape of every unary credbroker handler on the callback API.
 // It checks the caller's role on the gRPC thread, then runs `body` on the
 // executor (where blocking SQLite and crypto work is allowed) and finishes the
-// reactor with its status converted once.
+// reactor with its status converted once. A refused call is audited.
 #ifndef CREDBROKER_BROKER_RPC_UNARY_H_
 #define CREDBROKER_BROKER_RPC_UNARY_H_
 
-#include <functional>
+#include <string>
 #include <utility>
 
 #include <grpcpp/grpcpp.h>
@@ -13,26 +13,44 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "broker/common/executor.h"
+#include "broker/core/audit.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/status.h"
 
 namespace credbroker {
 
+// What every service adapter needs; all pointers outlive the services.
+struct RpcEnv {
+  const Authenticator* auth = nullptr;
+  Executor* executor = nullptr;
+  AuditLog* audit = nullptr;
+};
+
+// Records a refused call (no token, bad token, wrong role) on the executor.
+void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
+                  absl::string_view rpc, const absl::Status& refusal);
+
+// Records `event` (role, peer and outcome filled in); a failed write is
+// reported on stderr, without any value.
+void AuditCall(const RpcEnv& env, const grpc::ServerContextBase& context,
+               Role role, const absl::Status& outcome, AuditRecord event);
+
 template <typename Request, typename Response, typename Body>
 grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
                                    const Request* request, Response* response,
-                                   const Authenticator& auth, Role role,
-                                   absl::string_view rpc, Executor& executor,
-                                   Body body) {
+                                   const RpcEnv& env, Role role,
+                                   absl::string_view rpc, Body body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status allowed = auth.Require(*context, role, rpc);
+  absl::Status allowed = env.auth->Require(*context, role, rpc);
   if (!allowed.ok()) {
+    AuditRefusal(env, *context, rpc, allowed);
     reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
-  executor.Schedule([reactor, request, response, body = std::move(body)]() mutable {
-    reactor->Finish(ToGrpcStatus(body(*request, *response)));
-  });
+  env.executor->Schedule(
+      [reactor, request, response, body = std::move(body)]() mutable {
+        reactor->Finish(ToGrpcStatus(body(*request, *response)));
+      });
   return reactor;
 }
 

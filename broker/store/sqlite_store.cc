@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iterator>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,6 +61,26 @@ CREATE TABLE credentials (
   FOREIGN KEY (provider, profile)
     REFERENCES credential_profiles (provider, profile)
 );
+)sql",
+    // 2: the append-only, hash-chained audit log.
+    R"sql(
+CREATE TABLE audit_events (
+  sequence   INTEGER PRIMARY KEY,  -- 1, 2, ...: the chain order.
+  time_us    INTEGER NOT NULL,     -- Unix micros.
+  kind       TEXT NOT NULL,
+  role       TEXT NOT NULL,
+  peer       TEXT NOT NULL,
+  provider   TEXT NOT NULL,
+  profile    TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  grant_id   TEXT NOT NULL,
+  action     TEXT NOT NULL,
+  outcome    TEXT NOT NULL,
+  detail     TEXT NOT NULL,
+  prev_hash  TEXT NOT NULL,
+  hash       TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_time ON audit_events (time_us);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion + 1,
@@ -238,6 +259,40 @@ constexpr char kListProviderAfterSql[] = CB_SELECT_RECORD
 constexpr char kVersionsSql[] = CB_SELECT_RECORD
     " WHERE p.provider = ?1 AND p.profile = ?2 ORDER BY c.version";
 #undef CB_SELECT_RECORD
+
+constexpr char kLastAuditSql[] =
+    "SELECT sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1";
+constexpr char kInsertAuditSql[] =
+    "INSERT INTO audit_events (sequence, time_us, kind, role, peer, provider,"
+    " profile, request_id, grant_id, action, outcome, detail, prev_hash, hash)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+constexpr char kListAuditSql[] =
+    "SELECT sequence, time_us, kind, role, peer, provider, profile, request_id,"
+    " grant_id, action, outcome, detail, prev_hash, hash FROM audit_events"
+    " WHERE sequence > ?1 AND time_us >= ?2 AND time_us < ?3"
+    " AND (?4 = '' OR provider = ?4)"
+    " AND (?5 = '' OR kind = ?5 OR (substr(?5, -1) = '.' AND"
+    "      substr(kind, 1, length(?5)) = ?5))"
+    " ORDER BY sequence LIMIT ?6";
+
+AuditRecord ReadAudit(const Statement& s) {
+  AuditRecord r;
+  r.sequence = s.Int(0);
+  r.time = FromMicros(s.Int(1));
+  r.kind = s.Text(2);
+  r.role = s.Text(3);
+  r.peer = s.Text(4);
+  r.provider = s.Text(5);
+  r.profile = s.Text(6);
+  r.request_id = s.Text(7);
+  r.grant_id = s.Text(8);
+  r.action = s.Text(9);
+  r.outcome = s.Text(10);
+  r.detail = s.Text(11);
+  r.prev_hash = s.Text(12);
+  r.hash = s.Text(13);
+  return r;
+}
 
 CredentialRecord ReadRecord(const Statement& s) {
   CredentialRecord r;
@@ -504,6 +559,47 @@ class SqliteStore : public Store {
     return absl::DataLossError(message);
   }
 
+  absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
+                                          const AuditHashFn& hash_fn) override {
+    absl::MutexLock lock(&mu_);
+    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "append audit event"));
+    absl::StatusOr<AuditRecord> appended = AppendAuditLocked(std::move(event), hash_fn);
+    if (appended.ok()) {
+      absl::Status committed = Exec("COMMIT", "append audit event");
+      if (committed.ok()) return appended;
+      appended = committed;
+    }
+    Rollback();
+    return appended;
+  }
+
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      const AuditQuery& query) override {
+    if (query.limit <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("list limit must be positive, got ", query.limit));
+    }
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListAuditSql));
+    s.Bind(1, query.after_sequence)
+        .Bind(2, query.since == absl::InfinitePast()
+                     ? std::numeric_limits<int64_t>::min()
+                     : absl::ToUnixMicros(query.since))
+        .Bind(3, query.until == absl::InfiniteFuture()
+                     ? std::numeric_limits<int64_t>::max()
+                     : absl::ToUnixMicros(query.until))
+        .Bind(4, query.provider)
+        .Bind(5, query.kind)
+        .Bind(6, static_cast<int64_t>(query.limit));
+    std::vector<AuditRecord> out;
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("list audit events"));
+      if (!row) break;
+      out.push_back(ReadAudit(s));
+    }
+    return out;
+  }
+
  private:
   std::string OpenContext(absl::string_view what) const {
     return absl::StrCat("open ", path_, " (", what, ")");
@@ -688,6 +784,35 @@ class SqliteStore : public Store {
           absl::StrCat("no credential stored for ", provider, "/", profile));
     }
     return count;
+  }
+
+  absl::StatusOr<AuditRecord> AppendAuditLocked(AuditRecord event,
+                                                const AuditHashFn& hash_fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    {
+      CB_ASSIGN_OR_RETURN(Statement last, Prepare(kLastAuditSql));
+      CB_ASSIGN_OR_RETURN(bool row, last.Step("read audit chain"));
+      event.sequence = row ? last.Int(0) + 1 : 1;
+      event.prev_hash = row ? last.Text(1) : "";
+    }
+    event.hash = hash_fn(event);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kInsertAuditSql));
+    s.Bind(1, event.sequence)
+        .Bind(2, absl::ToUnixMicros(event.time))
+        .Bind(3, event.kind)
+        .Bind(4, event.role)
+        .Bind(5, event.peer)
+        .Bind(6, event.provider)
+        .Bind(7, event.profile)
+        .Bind(8, event.request_id)
+        .Bind(9, event.grant_id)
+        .Bind(10, event.action)
+        .Bind(11, event.outcome)
+        .Bind(12, event.detail)
+        .Bind(13, event.prev_hash)
+        .Bind(14, event.hash);
+    CB_RETURN_IF_ERROR(s.Run("append audit event"));
+    return event;
   }
 
   const std::string path_;

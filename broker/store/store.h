@@ -42,6 +42,34 @@ struct ListCredentialsOptions {
   std::string after_profile;
 };
 
+// One audit event. The store assigns `sequence` and `prev_hash`; the caller's
+// hash function fills `hash` from everything else.
+struct AuditRecord {
+  int64_t sequence = 0;
+  absl::Time time;
+  std::string kind;        // "credential.put", "call.refused", ...
+  std::string role;        // "approver", "agent", "" for the broker.
+  std::string peer;
+  std::string provider;
+  std::string profile;
+  std::string request_id;
+  std::string grant_id;
+  std::string action;
+  std::string outcome;     // "ok" or a status code name.
+  std::string detail;      // Never a secret value.
+  std::string prev_hash;
+  std::string hash;
+};
+
+struct AuditQuery {
+  absl::Time since = absl::InfinitePast();  // Inclusive.
+  absl::Time until = absl::InfiniteFuture();  // Exclusive.
+  std::string provider;  // Empty: any.
+  std::string kind;      // Empty: any; "credential." matches a prefix.
+  int64_t after_sequence = 0;  // Paging cursor (exclusive).
+  int limit = 100;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -80,6 +108,18 @@ class Store {
   virtual absl::StatusOr<std::string> GetMeta(absl::string_view key) = 0;
   virtual absl::Status PutMeta(absl::string_view key,
                                absl::string_view value) = 0;
+
+  // Appends an audit event at the end of the chain. Inside the write
+  // transaction the store sets `sequence` and `prev_hash` (the previous
+  // event's hash, "" for the first) and calls `hash_fn` for `hash`. Durable
+  // when OK, like every write.
+  using AuditHashFn = std::function<std::string(const AuditRecord&)>;
+  virtual absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
+                                                  const AuditHashFn& hash_fn) = 0;
+
+  // Events matching `query`, in sequence order.
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      const AuditQuery& query) = 0;
 
   // PRAGMA integrity_check (or the equivalent): OK or DATA_LOSS.
   virtual absl::Status CheckIntegrity() = 0;

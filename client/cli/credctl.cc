@@ -49,6 +49,8 @@ Commands:
   validate PROVIDER [--profile P] [--field NAME=VALUE]... [--from_file PATH]
                                     diagnose candidate values, or the stored ones
   needs TARGET...                   which credentials these targets need
+  audit [--provider P] [--kind K] [--since T] [--until T]
+                                    the audit log (T: RFC 3339, e.g. 2026-11-26T10:00:00Z)
 
 Global flags:
   --broker ADDR       unix:/path/broker.sock or 127.0.0.1:PORT
@@ -97,7 +99,8 @@ int PrintError(const absl::Status& status) {
 bool TakesValue(const std::string& name) {
   static const char* kValued[] = {"broker", "token_file", "data_dir", "profile",
                                   "field",  "from_file",  "generate", "version",
-                                  "timeout", "rotation_days", "page_size"};
+                                  "timeout", "rotation_days", "page_size",
+                                  "provider", "kind", "since", "until"};
   for (const char* v : kValued) {
     if (name == v) return true;
   }
@@ -230,6 +233,7 @@ class Cli {
     if (c == "delete") return Delete();
     if (c == "validate") return Validate();
     if (c == "needs") return Needs();
+    if (c == "audit") return Audit();
     return UsageError(absl::StrCat("unknown command \"", c, "\""));
   }
 
@@ -529,6 +533,48 @@ class Cli {
         std::cout << "  permissions: " << absl::StrJoin(q.required_permissions(), "; ")
                   << "\n";
       }
+    }
+    return 0;
+  }
+
+  int Audit() {
+    v1::ListAuditEventsRequest req;
+    req.set_provider(args_.Flag("provider"));
+    req.set_kind(args_.Flag("kind"));
+    for (const char* name : {"since", "until"}) {
+      std::string text = args_.Flag(name);
+      if (text.empty()) continue;
+      absl::Time t;
+      std::string err;
+      if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
+        return UsageError(absl::StrCat("--", name, " takes an RFC 3339 time such as "
+                                       "2026-11-26T10:00:00Z: ", err));
+      }
+      auto* ts = std::string(name) == "since" ? req.mutable_since() : req.mutable_until();
+      ts->set_seconds(absl::ToUnixSeconds(t));
+    }
+    v1::ListAuditEventsResponse all;
+    while (true) {
+      absl::StatusOr<v1::ListAuditEventsResponse> r = client_->ListAuditEvents(req);
+      if (!r.ok()) return PrintError(r.status());
+      for (auto& e : *r->mutable_events()) *all.add_events() = std::move(e);
+      if (r->next_page_token().empty()) break;
+      req.set_page_token(r->next_page_token());
+    }
+    if (json()) {
+      std::cout << ToJson(all) << "\n";
+      return 0;
+    }
+    for (const auto& e : all.events()) {
+      std::cout << e.sequence() << "  "
+                << absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(e.time().seconds()),
+                                    absl::UTCTimeZone())
+                << "  " << e.kind() << "  " << (e.role().empty() ? "-" : e.role());
+      if (!e.provider().empty()) std::cout << "  " << e.provider() << "/" << e.profile();
+      if (!e.action().empty()) std::cout << "  " << e.action();
+      std::cout << "  " << e.outcome();
+      if (!e.detail().empty()) std::cout << "  (" << e.detail() << ")";
+      std::cout << "\n";
     }
     return 0;
   }

@@ -541,6 +541,52 @@ TEST_F(SqliteStoreTest, EmptyExistingFileIsInitialized) {
 
 // --- Integrity ------------------------------------------------------------
 
+TEST_F(SqliteStoreTest, AuditEventsAppendInChainOrder) {
+  int calls = 0;
+  auto hash = [&](const AuditRecord& e) {
+    ++calls;
+    return absl::StrCat("h", e.sequence, "<", e.prev_hash);
+  };
+  AuditRecord e;
+  e.kind = "credential.put";
+  e.provider = "aws";
+  e.time = absl::FromUnixSeconds(100);
+  absl::StatusOr<AuditRecord> first = store_->AppendAudit(e, hash);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->sequence, 1);
+  EXPECT_EQ(first->prev_hash, "");
+  EXPECT_EQ(first->hash, "h1<");
+  e.kind = "call.refused";
+  e.provider = "";
+  e.time = absl::FromUnixSeconds(200);
+  absl::StatusOr<AuditRecord> second = store_->AppendAudit(e, hash);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->sequence, 2);
+  EXPECT_EQ(second->prev_hash, "h1<");
+  EXPECT_EQ(calls, 2);
+
+  Reopen();
+  AuditQuery all;
+  absl::StatusOr<std::vector<AuditRecord>> listed = store_->ListAudit(all);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[1].hash, "h2<h1<");
+  EXPECT_EQ((*listed)[0].time, absl::FromUnixSeconds(100));
+  AuditQuery by_provider;
+  by_provider.provider = "aws";
+  EXPECT_EQ(store_->ListAudit(by_provider)->size(), 1u);
+  AuditQuery by_prefix;
+  by_prefix.kind = "call.";
+  EXPECT_EQ(store_->ListAudit(by_prefix)->size(), 1u);
+  AuditQuery after;
+  after.after_sequence = 1;
+  EXPECT_EQ(store_->ListAudit(after)->front().sequence, 2);
+  AuditQuery bad;
+  bad.limit = 0;
+  EXPECT_EQ(store_->ListAudit(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(SqliteStoreTest, IntegrityCheckPassesOnHealthyStore) {
   EXPECT_TRUE(store_->CheckIntegrity().ok());
   for (int i = 0; i < 20; ++i) Put("aws", absl::StrCat("p", i));
@@ -754,7 +800,7 @@ TEST_F(SqliteStoreTest, DiskFullIsResourceExhaustedAndLosesNothing) {
 
 // --- Scale ----------------------------------------------------------------
 
-TEST_F(SqliteStoreTest, ListingStaysFastWithManyProfiles) {
+TEST_F(SqliteStoreTest, ListingPagesThroughManyProfiles) {
   constexpr int kProfiles = 100000;
   store_.reset();
   // Bulk-load through a raw connection in one transaction (the store's own
