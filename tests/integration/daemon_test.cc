@@ -60,6 +60,12 @@ TEST_F(DaemonTest, StartsPrivateAndStopsCleanly) {
   EXPECT_TRUE(FileExists(db_path()));
   EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), broker_->socket_path()));
   ASSERT_TRUE(client_->ListProviders().ok());
+  // The database and its WAL files too: nothing in the directory is open to
+  // group or others.
+  ASSERT_TRUE(Put("custom", "", {{"k", "v-" + RandomString(12)}}).ok());
+  for (const std::string& f : ListFiles(data_dir())) {
+    EXPECT_EQ(FileMode(data_dir() + "/" + f) & 077, 0) << f;
+  }
 
   // (An idle client connection left open makes the stop wait out the
   // broker's shutdown grace period; close ours first.)
