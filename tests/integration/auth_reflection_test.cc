@@ -30,14 +30,18 @@ class AuthReflectionTest : public BrokerTest {
   void SetUp() override {
     BrokerTest::SetUp();
     if (HasFatalFailure()) return;
-    channel_ = grpc::CreateChannel(broker_->address(), grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel(broker_->address(),
+                                   grpc::InsecureChannelCredentials());
   }
 
   // A context with a deadline and, unless empty, `authorization: <value>`.
-  static std::unique_ptr<grpc::ClientContext> Context(const std::string& authorization) {
+  static std::unique_ptr<grpc::ClientContext> Context(
+      const std::string& authorization) {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    if (!authorization.empty()) ctx->AddMetadata("authorization", authorization);
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(10));
+    if (!authorization.empty())
+      ctx->AddMetadata("authorization", authorization);
     return ctx;
   }
 
@@ -62,8 +66,10 @@ TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
   EXPECT_EQ(ListCredentialsCode(""), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(ListCredentialsCode("Bearer " + RandomString(43)),
             grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(ListCredentialsCode("Basic " + approver), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(ListCredentialsCode("Bearer " + agent), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ListCredentialsCode("Basic " + approver),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListCredentialsCode("Bearer " + agent),
+            grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(ListCredentialsCode("Bearer " + approver), grpc::StatusCode::OK);
 
   // Every CredentialService method refuses the agent, PutCredential included,
@@ -102,9 +108,11 @@ TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
 
   // The client library maps the same codes.
   auto no_token = broker_->ClientWithToken("");
-  EXPECT_EQ(no_token->ListProviders().status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(no_token->ListProviders().status().code(),
+            absl::StatusCode::kUnauthenticated);
   auto bogus = broker_->ClientWithToken(RandomString(43));
-  EXPECT_EQ(bogus->ListProviders().status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(bogus->ListProviders().status().code(),
+            absl::StatusCode::kUnauthenticated);
   auto as_agent = broker_->ClientWithToken(agent);
   EXPECT_EQ(as_agent->ListProviders().status().code(),
             absl::StatusCode::kPermissionDenied);
@@ -158,8 +166,9 @@ TEST_F(AuthReflectionTest, HealthIsServingWithoutAToken) {
 }
 
 // One reflection exchange on a fresh stream.
-refl::ServerReflectionResponse Reflect(const std::shared_ptr<grpc::Channel>& channel,
-                                       const refl::ServerReflectionRequest& req) {
+refl::ServerReflectionResponse Reflect(
+    const std::shared_ptr<grpc::Channel>& channel,
+    const refl::ServerReflectionRequest& req) {
   auto stub = refl::ServerReflection::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -181,14 +190,17 @@ TEST_F(AuthReflectionTest, ReflectionListsAndDescribesEveryService) {
   list.set_list_services("*");
   refl::ServerReflectionResponse listed = Reflect(channel_, list);
   ASSERT_TRUE(listed.has_list_services_response())
-      << (listed.has_error_response() ? listed.error_response().error_message() : "");
+      << (listed.has_error_response() ? listed.error_response().error_message()
+                                      : "");
   std::set<std::string> services;
-  for (const auto& s : listed.list_services_response().service()) services.insert(s.name());
+  for (const auto& s : listed.list_services_response().service())
+    services.insert(s.name());
   const std::vector<std::string> want = {
       "credbroker.v1.CredentialService", "credbroker.v1.CredentialBroker",
-      "credbroker.v1.ApprovalService",   "grpc.health.v1.Health",
+      "credbroker.v1.ApprovalService", "grpc.health.v1.Health",
       "grpc.reflection.v1alpha.ServerReflection"};
-  for (const std::string& name : want) EXPECT_TRUE(services.count(name)) << name;
+  for (const std::string& name : want)
+    EXPECT_TRUE(services.count(name)) << name;
 
   // Describe each as grpcurl would: the file defining the symbol and its
   // dependencies, enough to build the service's descriptor.
@@ -198,7 +210,8 @@ TEST_F(AuthReflectionTest, ReflectionListsAndDescribesEveryService) {
     req.set_file_containing_symbol(name);
     refl::ServerReflectionResponse resp = Reflect(channel_, req);
     ASSERT_TRUE(resp.has_file_descriptor_response())
-        << (resp.has_error_response() ? resp.error_response().error_message() : "");
+        << (resp.has_error_response() ? resp.error_response().error_message()
+                                      : "");
     google::protobuf::SimpleDescriptorDatabase db;
     for (const std::string& bytes :
          resp.file_descriptor_response().file_descriptor_proto()) {
@@ -220,14 +233,16 @@ TEST_F(AuthReflectionTest, ReflectionListsAndDescribesEveryService) {
       db.Add(p);
     }
     google::protobuf::DescriptorPool pool(&db);
-    const google::protobuf::ServiceDescriptor* service = pool.FindServiceByName(name);
+    const google::protobuf::ServiceDescriptor* service =
+        pool.FindServiceByName(name);
     ASSERT_NE(service, nullptr);
     EXPECT_GT(service->method_count(), 0);
   }
 
   // Methods of CredentialService and their input types resolve.
   refl::ServerReflectionRequest method;
-  method.set_file_containing_symbol("credbroker.v1.CredentialService.PutCredential");
+  method.set_file_containing_symbol(
+      "credbroker.v1.CredentialService.PutCredential");
   refl::ServerReflectionResponse resp = Reflect(channel_, method);
   EXPECT_TRUE(resp.has_file_descriptor_response());
   refl::ServerReflectionRequest message;

@@ -20,12 +20,14 @@ namespace testing {
 
 // The example key pair from AWS's documentation.
 inline constexpr char kAwsExampleKeyId[] = "AKIAIOSFODNN7EXAMPLE";
-inline constexpr char kAwsExampleSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+inline constexpr char kAwsExampleSecret[] =
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 // A fresh AWS-shaped key pair; the secret is unique to this call so a test
 // can look for it in files and output.
 inline std::string NewAwsKeyId() {
-  return absl::StrCat("AKIA", RandomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
+  return absl::StrCat("AKIA",
+                      RandomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
 }
 inline std::string NewAwsSecret() { return RandomString(40); }
 
@@ -39,17 +41,29 @@ inline std::string GcpServiceAccountJson(const std::string& project_id,
   return absl::StrCat(
       "{\n"
       "  \"type\": \"service_account\",\n"
-      "  \"project_id\": \"", project_id, "\",\n"
-      "  \"private_key_id\": \"", RandomString(40, "0123456789abcdef"), "\",\n"
-      "  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n", body,
+      "  \"project_id\": \"",
+      project_id,
+      "\",\n"
+      "  \"private_key_id\": \"",
+      RandomString(40, "0123456789abcdef"),
+      "\",\n"
+      "  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n",
+      body,
       "\\n-----END PRIVATE KEY-----\\n\",\n"
-      "  \"client_email\": \"", client_email, "\",\n"
-      "  \"client_id\": \"1", RandomString(20, "0123456789"), "\",\n"
+      "  \"client_email\": \"",
+      client_email,
+      "\",\n"
+      "  \"client_id\": \"1",
+      RandomString(20, "0123456789"),
+      "\",\n"
       "  \"auth_uri\": \"https://accounts.google.com/o/oauth2/auth\",\n"
       "  \"token_uri\": \"https://oauth2.googleapis.com/token\",\n"
-      "  \"auth_provider_x509_cert_url\": \"https://www.googleapis.com/oauth2/v1/certs\",\n"
-      "  \"client_x509_cert_url\": \"https://www.googleapis.com/robot/v1/metadata/x509/",
-      client_email, "\",\n"
+      "  \"auth_provider_x509_cert_url\": "
+      "\"https://www.googleapis.com/oauth2/v1/certs\",\n"
+      "  \"client_x509_cert_url\": "
+      "\"https://www.googleapis.com/robot/v1/metadata/x509/",
+      client_email,
+      "\",\n"
       "  \"universe_domain\": \"googleapis.com\"\n"
       "}\n");
 }
@@ -58,7 +72,8 @@ inline std::string GcpServiceAccountJson(const std::string& project_id,
 // `field` (e.g. "access_key_id" matches "values.access_key_id").
 inline bool HasViolation(const absl::Status& status, absl::string_view field) {
   for (const FieldViolation& v : GetFieldViolations(status)) {
-    if (absl::StrContains(v.field, field) && !v.description.empty()) return true;
+    if (absl::StrContains(v.field, field) && !v.description.empty())
+      return true;
   }
   return false;
 }
@@ -84,7 +99,8 @@ class BrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(tmp_.ok()) << "mkdtemp failed";
-    broker_ = std::make_unique<BrokerProcess>(tmp_.path() + "/data", tmp_.path());
+    broker_ =
+        std::make_unique<BrokerProcess>(tmp_.path() + "/data", tmp_.path());
     if (start_in_setup_) {
       absl::Status started = broker_->Start();
       ASSERT_TRUE(started.ok()) << started;
@@ -100,7 +116,8 @@ class BrokerTest : public ::testing::Test {
       EXPECT_TRUE(code.ok()) << code.status();
       if (code.ok()) {
         EXPECT_EQ(*code, 0) << broker_->stderr_text();
-        EXPECT_FALSE(FileExists(broker_->socket_path())) << "socket left behind";
+        EXPECT_FALSE(FileExists(broker_->socket_path()))
+            << "socket left behind";
       }
     }
     broker_.reset();
@@ -122,7 +139,8 @@ class BrokerTest : public ::testing::Test {
 
   absl::StatusOr<v1::PutCredentialResponse> Put(
       const std::string& provider, const std::string& profile,
-      const std::map<std::string, std::string>& values, bool keep_existing = false) {
+      const std::map<std::string, std::string>& values,
+      bool keep_existing = false) {
     v1::PutCredentialRequest req;
     req.set_provider(provider);
     req.set_profile(profile);

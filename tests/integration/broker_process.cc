@@ -37,7 +37,8 @@ TempDir::~TempDir() {
 absl::StatusOr<std::string> ReadFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    if (!FileExists(path)) return absl::NotFoundError(absl::StrCat(path, " not found"));
+    if (!FileExists(path))
+      return absl::NotFoundError(absl::StrCat(path, " not found"));
     return absl::InternalError(absl::StrCat("cannot read ", path));
   }
   std::ostringstream ss;
@@ -45,10 +46,12 @@ absl::StatusOr<std::string> ReadFileBytes(const std::string& path) {
   return ss.str();
 }
 
-absl::Status WriteFileBytes(const std::string& path, absl::string_view bytes, int mode) {
+absl::Status WriteFileBytes(const std::string& path, absl::string_view bytes,
+                            int mode) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
-    return absl::InternalError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("open ", path, ": ", std::strerror(errno)));
   }
   size_t done = 0;
   while (done < bytes.size()) {
@@ -56,7 +59,8 @@ absl::Status WriteFileBytes(const std::string& path, absl::string_view bytes, in
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       close(fd);
-      return absl::InternalError(absl::StrCat("write ", path, ": ", std::strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("write ", path, ": ", std::strerror(errno)));
     }
     done += static_cast<size_t>(n);
   }
@@ -137,14 +141,14 @@ absl::Status BrokerProcess::Start(const std::vector<std::string>& extra_args,
   if (process_->WaitForStdoutLine("ready", timeout)) return absl::OkStatus();
   absl::StatusOr<int> code = process_->WaitForExit(absl::ZeroDuration());
   if (code.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("credbrokerd exited with code ", *code,
-                     " before it was ready; stderr:\n", process_->stderr_text()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "credbrokerd exited with code ", *code,
+        " before it was ready; stderr:\n", process_->stderr_text()));
   }
   process_->Kill();
-  return absl::DeadlineExceededError(
-      absl::StrCat("credbrokerd did not print \"ready\" within ",
-                   absl::FormatDuration(timeout), "; stderr:\n", process_->stderr_text()));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "credbrokerd did not print \"ready\" within ",
+      absl::FormatDuration(timeout), "; stderr:\n", process_->stderr_text()));
 }
 
 absl::StatusOr<int> BrokerProcess::RunExpectingExit(
@@ -156,7 +160,8 @@ absl::StatusOr<int> BrokerProcess::RunExpectingExit(
 }
 
 absl::StatusOr<int> BrokerProcess::Stop(absl::Duration timeout) {
-  if (process_ == nullptr) return absl::FailedPreconditionError("never started");
+  if (process_ == nullptr)
+    return absl::FailedPreconditionError("never started");
   process_->Signal(SIGTERM);
   absl::StatusOr<int> code = process_->WaitForExit(timeout);
   if (!code.ok()) process_->Kill();
@@ -167,9 +172,13 @@ void BrokerProcess::Kill() {
   if (process_ != nullptr) process_->Kill();
 }
 
-bool BrokerProcess::running() const { return process_ != nullptr && !process_->exited(); }
+bool BrokerProcess::running() const {
+  return process_ != nullptr && !process_->exited();
+}
 
-pid_t BrokerProcess::pid() const { return process_ == nullptr ? -1 : process_->pid(); }
+pid_t BrokerProcess::pid() const {
+  return process_ == nullptr ? -1 : process_->pid();
+}
 
 std::string BrokerProcess::stdout_text() const {
   return process_ == nullptr ? "" : process_->stdout_text();

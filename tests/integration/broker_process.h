@@ -48,9 +48,10 @@ int FileMode(const std::string& path);
 std::vector<std::string> ListFiles(const std::string& dir);
 
 // Random characters from `alphabet`, from the OS generator.
-std::string RandomString(size_t length,
-                         absl::string_view alphabet =
-                             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+std::string RandomString(
+    size_t length,
+    absl::string_view alphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
 
 // One credbrokerd on `data_dir` (created by the broker), serving the default
 // unix:<data_dir>/broker.sock. Every run's stdout and stderr are kept in
@@ -67,8 +68,9 @@ class BrokerProcess {
                      absl::Duration timeout = absl::Seconds(20));
   // Starts a daemon that is expected to refuse: waits for it to exit and
   // returns its exit code (its output stays readable).
-  absl::StatusOr<int> RunExpectingExit(const std::vector<std::string>& extra_args = {},
-                                       absl::Duration timeout = absl::Seconds(20));
+  absl::StatusOr<int> RunExpectingExit(
+      const std::vector<std::string>& extra_args = {},
+      absl::Duration timeout = absl::Seconds(20));
   // SIGTERM, then waits (bounded) for the exit code.
   absl::StatusOr<int> Stop(absl::Duration timeout = absl::Seconds(20));
   // SIGKILL and reap.
@@ -90,7 +92,8 @@ class BrokerProcess {
 
   // A client library instance with the approver token (or `token`).
   std::unique_ptr<client::CredentialClient> Client() const;
-  std::unique_ptr<client::CredentialClient> ClientWithToken(const std::string& token) const;
+  std::unique_ptr<client::CredentialClient> ClientWithToken(
+      const std::string& token) const;
 
  private:
   absl::Status Spawn(const std::vector<std::string>& extra_args);

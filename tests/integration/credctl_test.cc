@@ -19,7 +19,8 @@ namespace {
 class CredctlTest : public BrokerTest {
  protected:
   CommandResult Credctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {CredctlPath(), "--data_dir", broker_->data_dir()};
+    std::vector<std::string> argv = {CredctlPath(), "--data_dir",
+                                     broker_->data_dir()};
     argv.insert(argv.end(), args.begin(), args.end());
     absl::StatusOr<CommandResult> r = RunCommand(argv, absl::Seconds(30));
     EXPECT_TRUE(r.ok()) << r.status();
@@ -47,24 +48,28 @@ TEST_F(CredctlTest, ProvidersListsTheCatalog) {
 }
 
 TEST_F(CredctlTest, SetListShowValidateDelete) {
-  CommandResult set = Credctl({"set", "aws", "--field", "access_key_id=" + key_id_,
-                               "--field", "secret_access_key=" + secret_});
+  CommandResult set =
+      Credctl({"set", "aws", "--field", "access_key_id=" + key_id_, "--field",
+               "secret_access_key=" + secret_});
   ASSERT_EQ(set.exit_code, 0) << set.err;
-  EXPECT_TRUE(absl::StrContains(set.out, "Stored aws/default version 1")) << set.out;
+  EXPECT_TRUE(absl::StrContains(set.out, "Stored aws/default version 1"))
+      << set.out;
 
   CommandResult list = Credctl({"list"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   EXPECT_TRUE(absl::StrContains(list.out, "aws")) << list.out;
   EXPECT_TRUE(absl::StrContains(list.out, "default")) << list.out;
   EXPECT_TRUE(absl::StrContains(list.out, "READY")) << list.out;
-  EXPECT_TRUE(absl::StrContains(list.out, key_id_.substr(0, 4) + "…" + key_id_.substr(16)))
+  EXPECT_TRUE(absl::StrContains(
+      list.out, key_id_.substr(0, 4) + "…" + key_id_.substr(16)))
       << list.out;
 
   CommandResult json = Credctl({"list", "--json"});
   ASSERT_EQ(json.exit_code, 0) << json.err;
   v1::ListCredentialsResponse parsed;
   google::protobuf::util::JsonParseOptions options;
-  auto status = google::protobuf::util::JsonStringToMessage(json.out, &parsed, options);
+  auto status =
+      google::protobuf::util::JsonStringToMessage(json.out, &parsed, options);
   ASSERT_TRUE(status.ok()) << status.ToString() << "\n" << json.out;
   ASSERT_EQ(parsed.credentials_size(), 1);
   EXPECT_EQ(parsed.credentials(0).provider(), "aws");
@@ -82,25 +87,31 @@ TEST_F(CredctlTest, SetListShowValidateDelete) {
   EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
   EXPECT_TRUE(absl::StrContains(good.out, "valid")) << good.out;
 
-  CommandResult bad = Credctl({"validate", "aws", "--field", "access_key_id=AKIA...bad"});
+  CommandResult bad =
+      Credctl({"validate", "aws", "--field", "access_key_id=AKIA...bad"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(bad.out, "NOT valid")) << bad.out;
-  EXPECT_TRUE(absl::StrContains(bad.out + bad.err, "access_key_id")) << bad.out << bad.err;
+  EXPECT_TRUE(absl::StrContains(bad.out + bad.err, "access_key_id"))
+      << bad.out << bad.err;
 
-  CommandResult second = Credctl({"set", "aws", "--profile", "staging", "--field",
-                                  "access_key_id=" + std::string(kAwsExampleKeyId), "--field",
-                                  "secret_access_key=" + secret_});
+  CommandResult second =
+      Credctl({"set", "aws", "--profile", "staging", "--field",
+               "access_key_id=" + std::string(kAwsExampleKeyId), "--field",
+               "secret_access_key=" + secret_});
   ASSERT_EQ(second.exit_code, 0) << second.err;
-  CommandResult staging = Credctl({"show", "aws", "--profile", "staging", "--json"});
+  CommandResult staging =
+      Credctl({"show", "aws", "--profile", "staging", "--json"});
   ASSERT_EQ(staging.exit_code, 0) << staging.err;
   v1::CredentialSummary summary;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(staging.out, &summary).ok())
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(staging.out, &summary).ok())
       << staging.out;
   EXPECT_EQ(summary.profile(), "staging");
 
   CommandResult del = Credctl({"delete", "aws"});
   ASSERT_EQ(del.exit_code, 0) << del.err;
-  EXPECT_TRUE(absl::StrContains(del.out, "Deleted aws/default (1 version)")) << del.out;
+  EXPECT_TRUE(absl::StrContains(del.out, "Deleted aws/default (1 version)"))
+      << del.out;
 
   CommandResult gone = Credctl({"show", "aws"});
   EXPECT_NE(gone.exit_code, 0);
@@ -110,28 +121,33 @@ TEST_F(CredctlTest, SetListShowValidateDelete) {
 }
 
 TEST_F(CredctlTest, ErrorsPrintTheBrokersMessageAndFieldViolations) {
-  CommandResult unknown = Credctl({"set", "no-such-cloud", "--field", "token=abc"});
+  CommandResult unknown =
+      Credctl({"set", "no-such-cloud", "--field", "token=abc"});
   EXPECT_EQ(unknown.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(unknown.err, "INVALID_ARGUMENT")) << unknown.err;
-  EXPECT_TRUE(absl::StrContains(unknown.err, "unknown provider")) << unknown.err;
+  EXPECT_TRUE(absl::StrContains(unknown.err, "INVALID_ARGUMENT"))
+      << unknown.err;
+  EXPECT_TRUE(absl::StrContains(unknown.err, "unknown provider"))
+      << unknown.err;
   EXPECT_TRUE(absl::StrContains(unknown.err, "  provider: ")) << unknown.err;
 
-  CommandResult bad = Credctl({"set", "aws", "--field", "access_key_id=AKIA123", "--field",
-                               "secret_access_key=" + secret_});
+  CommandResult bad = Credctl({"set", "aws", "--field", "access_key_id=AKIA123",
+                               "--field", "secret_access_key=" + secret_});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(bad.err, "INVALID_ARGUMENT")) << bad.err;
   EXPECT_TRUE(absl::StrContains(bad.err, "values.access_key_id: ")) << bad.err;
   CommandResult list = Credctl({"list", "--json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   v1::ListCredentialsResponse parsed;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(list.out, &parsed).ok());
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(list.out, &parsed).ok());
   EXPECT_EQ(parsed.credentials_size(), 0);
 
   // Usage errors exit 2; a broker that is not there is an error too.
   EXPECT_EQ(Credctl({"frobnicate"}).exit_code, 2);
   EXPECT_EQ(Credctl({"set"}).exit_code, 2);
-  CommandResult down = Credctl({"--broker", "unix:" + tmp_.path() + "/nobody.sock",
-                                "--timeout", "5", "list"});
+  CommandResult down =
+      Credctl({"--broker", "unix:" + tmp_.path() + "/nobody.sock", "--timeout",
+               "5", "list"});
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(down.err, "UNAVAILABLE")) << down.err;
 }

@@ -23,16 +23,19 @@ bool Contains(const Message& m, const std::string& secret) {
 }
 
 // For failure messages: names only, never values.
-std::string FindingFields(const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
+std::string FindingFields(
+    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
   std::string out;
   for (const auto& f : findings) {
-    absl::StrAppend(&out, f.field(), ":", v1::Severity_Name(f.severity()), ":", f.code(), " ");
+    absl::StrAppend(&out, f.field(), ":", v1::Severity_Name(f.severity()), ":",
+                    f.code(), " ");
   }
   return out;
 }
 std::string FieldNames(const v1::CredentialSummary& c) {
   std::string out;
-  for (const auto& f : c.fields()) absl::StrAppend(&out, f.name(), f.set() ? "(set) " : " ");
+  for (const auto& f : c.fields())
+    absl::StrAppend(&out, f.name(), f.set() ? "(set) " : " ");
   return out;
 }
 
@@ -48,9 +51,9 @@ TEST_F(CredentialServiceTest, ListProvidersHasTheWholeCatalog) {
       EXPECT_FALSE(p.how_to_get().empty()) << p.id();
     }
   }
-  for (const char* id : {"aws", "gcp", "azure", "digitalocean", "mongodb-atlas",
-                         "redis-cloud", "netlify", "auth0", "vercel", "github", "slack",
-                         "custom"}) {
+  for (const char* id :
+       {"aws", "gcp", "azure", "digitalocean", "mongodb-atlas", "redis-cloud",
+        "netlify", "auth0", "vercel", "github", "slack", "custom"}) {
     EXPECT_TRUE(ids.count(id)) << id;
   }
   v1::ProviderInfo aws = ProviderInfo("aws");
@@ -66,8 +69,9 @@ TEST_F(CredentialServiceTest, ListProvidersHasTheWholeCatalog) {
 
 TEST_F(CredentialServiceTest, AwsSetShowListValidateDelete) {
   absl::StatusOr<v1::PutCredentialResponse> put =
-      Put("aws", "", {{"access_key_id", kAwsExampleKeyId},
-                      {"secret_access_key", kAwsExampleSecret}});
+      Put("aws", "",
+          {{"access_key_id", kAwsExampleKeyId},
+           {"secret_access_key", kAwsExampleSecret}});
   ASSERT_TRUE(put.ok()) << put.status();
   EXPECT_FALSE(Contains(*put, kAwsExampleSecret));
   const v1::CredentialSummary& c = put->credential();
@@ -105,7 +109,8 @@ TEST_F(CredentialServiceTest, AwsSetShowListValidateDelete) {
 
   v1::ValidateCredentialRequest stored;
   stored.set_provider("aws");
-  absl::StatusOr<v1::ValidateCredentialResponse> v = client_->ValidateCredential(stored);
+  absl::StatusOr<v1::ValidateCredentialResponse> v =
+      client_->ValidateCredential(stored);
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_TRUE(v->valid());
   EXPECT_EQ(v->readiness(), v1::READINESS_READY);
@@ -114,11 +119,13 @@ TEST_F(CredentialServiceTest, AwsSetShowListValidateDelete) {
 
   v1::DeleteCredentialRequest del;
   del.set_provider("aws");
-  absl::StatusOr<v1::DeleteCredentialResponse> d = client_->DeleteCredential(del);
+  absl::StatusOr<v1::DeleteCredentialResponse> d =
+      client_->DeleteCredential(del);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->versions_deleted(), 1);
   EXPECT_EQ(Get("aws", "default").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(client_->DeleteCredential(del).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteCredential(del).status().code(),
+            absl::StatusCode::kNotFound);
   list = client_->ListCredentials(v1::ListCredentialsRequest());
   ASSERT_TRUE(list.ok()) << list.status();
   EXPECT_EQ(list->credentials_size(), 0);
@@ -126,13 +133,15 @@ TEST_F(CredentialServiceTest, AwsSetShowListValidateDelete) {
 
 TEST_F(CredentialServiceTest, AwsStraySpacesAreTrimmedAndReported) {
   absl::StatusOr<v1::PutCredentialResponse> put =
-      Put("aws", "", {{"access_key_id", absl::StrCat("  ", kAwsExampleKeyId, " ")},
-                      {"secret_access_key", absl::StrCat(kAwsExampleSecret, "\n")}});
+      Put("aws", "",
+          {{"access_key_id", absl::StrCat("  ", kAwsExampleKeyId, " ")},
+           {"secret_access_key", absl::StrCat(kAwsExampleSecret, "\n")}});
   ASSERT_TRUE(put.ok()) << put.status();
   EXPECT_EQ(put->credential().readiness(), v1::READINESS_READY);
   bool reported = false;
   for (const auto& f : put->findings()) {
-    if (f.field() == "access_key_id" && f.severity() == v1::SEVERITY_INFO) reported = true;
+    if (f.field() == "access_key_id" && f.severity() == v1::SEVERITY_INFO)
+      reported = true;
   }
   EXPECT_TRUE(reported) << FindingFields(put->findings());
   const v1::MaskedField* id = FindField(put->credential(), "access_key_id");
@@ -140,8 +149,9 @@ TEST_F(CredentialServiceTest, AwsStraySpacesAreTrimmedAndReported) {
   EXPECT_EQ(id->display(), "AKIA…MPLE");
   // Same values as without the spaces: same fingerprint.
   absl::StatusOr<v1::PutCredentialResponse> clean =
-      Put("aws", "clean", {{"access_key_id", kAwsExampleKeyId},
-                           {"secret_access_key", kAwsExampleSecret}});
+      Put("aws", "clean",
+          {{"access_key_id", kAwsExampleKeyId},
+           {"secret_access_key", kAwsExampleSecret}});
   ASSERT_TRUE(clean.ok()) << clean.status();
 }
 
@@ -151,7 +161,8 @@ TEST_F(CredentialServiceTest, Auth0DomainIsNormalized) {
       Auth0Values("https://tenant.auth0.com/", &domain_field);
   ASSERT_FALSE(domain_field.empty()) << "auth0 has no domain field";
   absl::StatusOr<v1::PutCredentialResponse> put = Put("auth0", "", values);
-  ASSERT_TRUE(put.ok()) << put.status() << " fields: " << ViolationFields(put.status());
+  ASSERT_TRUE(put.ok()) << put.status()
+                        << " fields: " << ViolationFields(put.status());
   const v1::MaskedField* domain = FindField(put->credential(), domain_field);
   ASSERT_NE(domain, nullptr);
   EXPECT_EQ(domain->display(), "tenant.auth0.com");
@@ -177,7 +188,8 @@ TEST_F(CredentialServiceTest, Auth0DomainIsNormalized) {
   values[domain_field] = "not a domain/at all";
   absl::StatusOr<v1::PutCredentialResponse> bad = Put("auth0", "bad", values);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(HasViolation(bad.status(), domain_field)) << ViolationFields(bad.status());
+  EXPECT_TRUE(HasViolation(bad.status(), domain_field))
+      << ViolationFields(bad.status());
   EXPECT_EQ(Get("auth0", "bad").status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -189,7 +201,8 @@ TEST_F(CredentialServiceTest, GcpServiceAccountKeyFileGivesProjectAndEmail) {
   req.set_provider("gcp");
   req.set_from_file(GcpServiceAccountJson(project, email, marker));
   absl::StatusOr<v1::PutCredentialResponse> put = client_->PutCredential(req);
-  ASSERT_TRUE(put.ok()) << put.status() << " fields: " << ViolationFields(put.status());
+  ASSERT_TRUE(put.ok()) << put.status()
+                        << " fields: " << ViolationFields(put.status());
   EXPECT_FALSE(Contains(*put, marker));
   EXPECT_EQ(put->credential().readiness(), v1::READINESS_READY);
   bool has_project = false, has_email = false;
@@ -203,7 +216,8 @@ TEST_F(CredentialServiceTest, GcpServiceAccountKeyFileGivesProjectAndEmail) {
   v1::ValidateCredentialRequest vreq;
   vreq.set_provider("gcp");
   vreq.set_from_file(GcpServiceAccountJson(project, email, marker));
-  absl::StatusOr<v1::ValidateCredentialResponse> v = client_->ValidateCredential(vreq);
+  absl::StatusOr<v1::ValidateCredentialResponse> v =
+      client_->ValidateCredential(vreq);
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_TRUE(v->valid());
   EXPECT_FALSE(Contains(*v, marker));
@@ -216,7 +230,8 @@ TEST_F(CredentialServiceTest, GcpServiceAccountKeyFileGivesProjectAndEmail) {
   broken.set_provider("gcp");
   broken.set_profile("broken");
   broken.set_from_file("{\"type\": \"service_account\", \"project_id\": ");
-  absl::StatusOr<v1::PutCredentialResponse> bad = client_->PutCredential(broken);
+  absl::StatusOr<v1::PutCredentialResponse> bad =
+      client_->PutCredential(broken);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(GetFieldViolations(bad.status()).empty());
   EXPECT_EQ(Get("gcp", "broken").status().code(), absl::StatusCode::kNotFound);
@@ -227,7 +242,8 @@ TEST_F(CredentialServiceTest, CustomSecretsAreStoredMasked) {
       "postgres://app:" + RandomString(24) + "@db.internal:5432/app";
   const std::string api_key = "sk_live_" + RandomString(32);
   absl::StatusOr<v1::PutCredentialResponse> put =
-      Put("custom", "myapp", {{"database_url", db_url}, {"stripe_api_key", api_key}});
+      Put("custom", "myapp",
+          {{"database_url", db_url}, {"stripe_api_key", api_key}});
   ASSERT_TRUE(put.ok()) << put.status();
   EXPECT_FALSE(Contains(*put, db_url));
   EXPECT_FALSE(Contains(*put, api_key));
@@ -239,7 +255,8 @@ TEST_F(CredentialServiceTest, CustomSecretsAreStoredMasked) {
   EXPECT_TRUE(url->sensitive());
   EXPECT_TRUE(key->set());
   EXPECT_TRUE(key->sensitive());
-  EXPECT_TRUE(absl::EndsWith(key->display(), api_key.substr(api_key.size() - 4)));
+  EXPECT_TRUE(
+      absl::EndsWith(key->display(), api_key.substr(api_key.size() - 4)));
   EXPECT_EQ(put->credential().readiness(), v1::READINESS_READY);
 
   absl::StatusOr<v1::CredentialSummary> got = Get("custom", "myapp");
@@ -251,22 +268,24 @@ TEST_F(CredentialServiceTest, CustomSecretsAreStoredMasked) {
 TEST_F(CredentialServiceTest, VersionsAreKeptAndKeepExistingUpdates) {
   const std::string secret = NewAwsSecret();
   const std::string first_id = NewAwsKeyId();
-  absl::StatusOr<v1::PutCredentialResponse> v1r =
-      Put("aws", "", {{"access_key_id", first_id}, {"secret_access_key", secret}});
+  absl::StatusOr<v1::PutCredentialResponse> v1r = Put(
+      "aws", "", {{"access_key_id", first_id}, {"secret_access_key", secret}});
   ASSERT_TRUE(v1r.ok()) << v1r.status();
 
   // Only the key ID changes; the stored secret is kept.
-  absl::StatusOr<v1::PutCredentialResponse> v2r =
-      Put("aws", "", {{"access_key_id", kAwsExampleKeyId}}, /*keep_existing=*/true);
+  absl::StatusOr<v1::PutCredentialResponse> v2r = Put(
+      "aws", "", {{"access_key_id", kAwsExampleKeyId}}, /*keep_existing=*/true);
   ASSERT_TRUE(v2r.ok()) << v2r.status();
   EXPECT_EQ(v2r->credential().version(), 2);
   EXPECT_EQ(v2r->credential().version_count(), 2);
   EXPECT_EQ(v2r->credential().readiness(), v1::READINESS_READY);
   EXPECT_NE(v2r->credential().fingerprint(), v1r->credential().fingerprint());
-  const v1::MaskedField* kept = FindField(v2r->credential(), "secret_access_key");
+  const v1::MaskedField* kept =
+      FindField(v2r->credential(), "secret_access_key");
   ASSERT_NE(kept, nullptr);
   EXPECT_TRUE(kept->set());
-  EXPECT_EQ(FindField(v2r->credential(), "access_key_id")->display(), "AKIA…MPLE");
+  EXPECT_EQ(FindField(v2r->credential(), "access_key_id")->display(),
+            "AKIA…MPLE");
 
   // Without keep_existing the missing secret makes it refused.
   absl::StatusOr<v1::PutCredentialResponse> partial =
@@ -286,7 +305,8 @@ TEST_F(CredentialServiceTest, VersionsAreKeptAndKeepExistingUpdates) {
   ASSERT_TRUE(cur.ok()) << cur.status();
   EXPECT_EQ(cur->version(), 2);
   EXPECT_EQ(cur->version_count(), 2);
-  EXPECT_EQ(Get("aws", "default", 99).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get("aws", "default", 99).status().code(),
+            absl::StatusCode::kNotFound);
 
   // Custom: keep_existing adds a secret to the stored ones.
   ASSERT_TRUE(Put("custom", "", {{"a", "alpha-" + RandomString(12)}}).ok());
@@ -299,23 +319,28 @@ TEST_F(CredentialServiceTest, VersionsAreKeptAndKeepExistingUpdates) {
 
   v1::DeleteCredentialRequest del;
   del.set_provider("aws");
-  absl::StatusOr<v1::DeleteCredentialResponse> d = client_->DeleteCredential(del);
+  absl::StatusOr<v1::DeleteCredentialResponse> d =
+      client_->DeleteCredential(del);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->versions_deleted(), 2);
-  EXPECT_EQ(Get("aws", "default", 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get("aws", "default", 1).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(CredentialServiceTest, TwoProfilesAreIndependent) {
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", kAwsExampleKeyId},
-                              {"secret_access_key", kAwsExampleSecret}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", kAwsExampleKeyId},
+                   {"secret_access_key", kAwsExampleSecret}})
                   .ok());
   const std::string staging_id = NewAwsKeyId();
   ASSERT_TRUE(Put("aws", "staging",
-                  {{"access_key_id", staging_id}, {"secret_access_key", NewAwsSecret()}})
+                  {{"access_key_id", staging_id},
+                   {"secret_access_key", NewAwsSecret()}})
                   .ok());
   v1::ListCredentialsRequest lreq;
   lreq.set_provider("aws");
-  absl::StatusOr<v1::ListCredentialsResponse> list = client_->ListCredentials(lreq);
+  absl::StatusOr<v1::ListCredentialsResponse> list =
+      client_->ListCredentials(lreq);
   ASSERT_TRUE(list.ok()) << list.status();
   std::set<std::string> profiles;
   for (const auto& c : list->credentials()) profiles.insert(c.profile());
@@ -336,10 +361,12 @@ TEST_F(CredentialServiceTest, TwoProfilesAreIndependent) {
   EXPECT_EQ(FindField(*def, "access_key_id")->display(), "AKIA…MPLE");
 }
 
-TEST_F(CredentialServiceTest, BadInputIsRefusedWithFieldViolationsAndNothingStored) {
+TEST_F(CredentialServiceTest,
+       BadInputIsRefusedWithFieldViolationsAndNothingStored) {
   // A version already stored must not change on a refused update.
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", kAwsExampleKeyId},
-                              {"secret_access_key", kAwsExampleSecret}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", kAwsExampleKeyId},
+                   {"secret_access_key", kAwsExampleSecret}})
                   .ok());
   struct Case {
     const char* what;
@@ -349,32 +376,51 @@ TEST_F(CredentialServiceTest, BadInputIsRefusedWithFieldViolationsAndNothingStor
     const char* field;
   };
   const std::vector<Case> cases = {
-      {"short key id", "aws", "", {{"access_key_id", "AKIA123"},
-                                   {"secret_access_key", kAwsExampleSecret}},
+      {"short key id",
+       "aws",
+       "",
+       {{"access_key_id", "AKIA123"}, {"secret_access_key", kAwsExampleSecret}},
        "access_key_id"},
-      {"key id prefix typo", "aws", "", {{"access_key_id", "AKAIIOSFODNN7EXAMPLE"},
-                                         {"secret_access_key", kAwsExampleSecret}},
+      {"key id prefix typo",
+       "aws",
+       "",
+       {{"access_key_id", "AKAIIOSFODNN7EXAMPLE"},
+        {"secret_access_key", kAwsExampleSecret}},
        "access_key_id"},
-      {"short secret", "aws", "", {{"access_key_id", kAwsExampleKeyId},
-                                   {"secret_access_key", "tooShort"}},
+      {"short secret",
+       "aws",
+       "",
+       {{"access_key_id", kAwsExampleKeyId}, {"secret_access_key", "tooShort"}},
        "secret_access_key"},
-      {"missing secret", "aws", "new", {{"access_key_id", kAwsExampleKeyId}},
+      {"missing secret",
+       "aws",
+       "new",
+       {{"access_key_id", kAwsExampleKeyId}},
        "secret_access_key"},
-      {"unknown field", "aws", "new", {{"access_key_id", kAwsExampleKeyId},
-                                       {"secret_access_key", kAwsExampleSecret},
-                                       {"favourite_colour", "blue"}},
+      {"unknown field",
+       "aws",
+       "new",
+       {{"access_key_id", kAwsExampleKeyId},
+        {"secret_access_key", kAwsExampleSecret},
+        {"favourite_colour", "blue"}},
        "favourite_colour"},
       {"unknown provider", "no-such-cloud", "", {{"token", "x"}}, "provider"},
-      {"bad profile name", "aws", "Bad Profile!", {{"access_key_id", kAwsExampleKeyId},
-                                                   {"secret_access_key", kAwsExampleSecret}},
+      {"bad profile name",
+       "aws",
+       "Bad Profile!",
+       {{"access_key_id", kAwsExampleKeyId},
+        {"secret_access_key", kAwsExampleSecret}},
        "profile"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
-    absl::StatusOr<v1::PutCredentialResponse> r = Put(c.provider, c.profile, c.values);
-    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    absl::StatusOr<v1::PutCredentialResponse> r =
+        Put(c.provider, c.profile, c.values);
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
+        << r.status();
     EXPECT_FALSE(r.status().message().empty());
-    EXPECT_TRUE(HasViolation(r.status(), c.field)) << ViolationFields(r.status());
+    EXPECT_TRUE(HasViolation(r.status(), c.field))
+        << ViolationFields(r.status());
     EXPECT_FALSE(absl::StrContains(r.status().ToString(), kAwsExampleSecret));
   }
   absl::StatusOr<v1::CredentialSummary> cur = Get("aws", "default");
@@ -393,10 +439,12 @@ TEST_F(CredentialServiceTest, MissingCredentialsAreNotFound) {
   EXPECT_EQ(Get("slack", "nope").status().code(), absl::StatusCode::kNotFound);
   v1::DeleteCredentialRequest del;
   del.set_provider("github");
-  EXPECT_EQ(client_->DeleteCredential(del).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteCredential(del).status().code(),
+            absl::StatusCode::kNotFound);
   v1::ValidateCredentialRequest v;
   v.set_provider("vercel");
-  absl::StatusOr<v1::ValidateCredentialResponse> r = client_->ValidateCredential(v);
+  absl::StatusOr<v1::ValidateCredentialResponse> r =
+      client_->ValidateCredential(v);
   // Diagnosing what is stored when nothing is: NOT_FOUND, or a not-valid
   // answer naming the missing fields.
   if (r.ok()) {
@@ -404,7 +452,8 @@ TEST_F(CredentialServiceTest, MissingCredentialsAreNotFound) {
   } else {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
   }
-  EXPECT_EQ(Get("no-such-cloud", "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Get("no-such-cloud", "").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(CredentialServiceTest, ValidateDiagnosesCandidatesWithoutStoring) {
@@ -412,7 +461,8 @@ TEST_F(CredentialServiceTest, ValidateDiagnosesCandidatesWithoutStoring) {
   good.set_provider("aws");
   (*good.mutable_values())["access_key_id"] = kAwsExampleKeyId;
   (*good.mutable_values())["secret_access_key"] = kAwsExampleSecret;
-  absl::StatusOr<v1::ValidateCredentialResponse> r = client_->ValidateCredential(good);
+  absl::StatusOr<v1::ValidateCredentialResponse> r =
+      client_->ValidateCredential(good);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->valid());
   EXPECT_FALSE(Contains(*r, kAwsExampleSecret));
@@ -438,11 +488,13 @@ TEST_F(CredentialServiceTest, ListCredentialsPages) {
   std::set<std::string> want;
   for (int i = 0; i < 5; ++i) {
     std::string profile = absl::StrCat("p", i);
-    ASSERT_TRUE(Put("custom", profile, {{"k", "value-" + RandomString(10)}}).ok());
+    ASSERT_TRUE(
+        Put("custom", profile, {{"k", "value-" + RandomString(10)}}).ok());
     want.insert("custom/" + profile);
   }
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", kAwsExampleKeyId},
-                              {"secret_access_key", kAwsExampleSecret}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", kAwsExampleKeyId},
+                   {"secret_access_key", kAwsExampleSecret}})
                   .ok());
   want.insert("aws/default");
 
@@ -452,7 +504,8 @@ TEST_F(CredentialServiceTest, ListCredentialsPages) {
   int pages = 0;
   while (true) {
     ASSERT_LT(++pages, 10) << "paging does not end";
-    absl::StatusOr<v1::ListCredentialsResponse> r = client_->ListCredentials(req);
+    absl::StatusOr<v1::ListCredentialsResponse> r =
+        client_->ListCredentials(req);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_LE(r->credentials_size(), 2);
     for (const auto& c : r->credentials()) {
@@ -467,23 +520,27 @@ TEST_F(CredentialServiceTest, ListCredentialsPages) {
 
   v1::ListCredentialsRequest only_custom;
   only_custom.set_provider("custom");
-  absl::StatusOr<v1::ListCredentialsResponse> r = client_->ListCredentials(only_custom);
+  absl::StatusOr<v1::ListCredentialsResponse> r =
+      client_->ListCredentials(only_custom);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->credentials_size(), 5);
 
   v1::ListCredentialsRequest bogus;
   bogus.set_page_token("not a token!");
-  absl::StatusOr<v1::ListCredentialsResponse> b = client_->ListCredentials(bogus);
+  absl::StatusOr<v1::ListCredentialsResponse> b =
+      client_->ListCredentials(bogus);
   EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(HasViolation(b.status(), "page_token"));
 }
 
 TEST_F(CredentialServiceTest, RestartKeepsEverything) {
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", kAwsExampleKeyId},
-                              {"secret_access_key", kAwsExampleSecret}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", kAwsExampleKeyId},
+                   {"secret_access_key", kAwsExampleSecret}})
                   .ok());
   ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()}}, true).ok());
-  ASSERT_TRUE(Put("custom", "svc", {{"token", "tok-" + RandomString(20)}}).ok());
+  ASSERT_TRUE(
+      Put("custom", "svc", {{"token", "tok-" + RandomString(20)}}).ok());
   absl::StatusOr<v1::ListCredentialsResponse> before =
       client_->ListCredentials(v1::ListCredentialsRequest());
   ASSERT_TRUE(before.ok()) << before.status();
@@ -517,7 +574,8 @@ TEST_F(CredentialServiceTest, RestartKeepsEverything) {
   EXPECT_EQ(FindField(*v1r, "access_key_id")->display(), "AKIA…MPLE");
   v1::ValidateCredentialRequest stored;
   stored.set_provider("aws");
-  absl::StatusOr<v1::ValidateCredentialResponse> v = client_->ValidateCredential(stored);
+  absl::StatusOr<v1::ValidateCredentialResponse> v =
+      client_->ValidateCredential(stored);
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_TRUE(v->valid());
 }

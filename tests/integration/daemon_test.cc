@@ -58,7 +58,8 @@ TEST_F(DaemonTest, StartsPrivateAndStopsCleanly) {
     EXPECT_EQ(FileMode(data_dir() + "/" + f), 0600) << f;
   }
   EXPECT_TRUE(FileExists(db_path()));
-  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), broker_->socket_path()));
+  EXPECT_TRUE(
+      absl::StrContains(broker_->stdout_text(), broker_->socket_path()));
   ASSERT_TRUE(client_->ListProviders().ok());
   // The database and its WAL files too: nothing in the directory is open to
   // group or others.
@@ -80,7 +81,8 @@ TEST_F(DaemonTest, StartsPrivateAndStopsCleanly) {
   if (HasFatalFailure()) return;
   client_.reset();
   kill(broker_->pid(), SIGINT);
-  absl::StatusOr<int> int_code = broker_->Stop();  // Already stopping; SIGTERM is harmless.
+  absl::StatusOr<int> int_code =
+      broker_->Stop();  // Already stopping; SIGTERM is harmless.
   ASSERT_TRUE(int_code.ok()) << int_code.status();
   EXPECT_EQ(*int_code, 0) << broker_->stderr_text();
   EXPECT_FALSE(FileExists(broker_->socket_path()));
@@ -94,7 +96,8 @@ TEST_F(DaemonTest, ExistingDataDirIsTightenedAndStaleSocketRemoved) {
   ASSERT_GE(fd, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, broker_->socket_path().c_str(), sizeof(addr.sun_path) - 1);
+  std::strncpy(addr.sun_path, broker_->socket_path().c_str(),
+               sizeof(addr.sun_path) - 1);
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   close(fd);
   ASSERT_TRUE(IsSocket(broker_->socket_path()));
@@ -127,8 +130,9 @@ TEST_F(DaemonTest, SecondBrokerOnTheSameDataDirRefuses) {
 TEST_F(DaemonTest, WrongKeyFileStopsTheStartAndOverwritesNothing) {
   StartBroker();
   if (HasFatalFailure()) return;
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", kAwsExampleKeyId},
-                              {"secret_access_key", kAwsExampleSecret}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", kAwsExampleKeyId},
+                   {"secret_access_key", kAwsExampleSecret}})
                   .ok());
   client_.reset();
   absl::StatusOr<int> code = broker_->Stop();
@@ -145,7 +149,8 @@ TEST_F(DaemonTest, WrongKeyFileStopsTheStartAndOverwritesNothing) {
   for (char c : body) hex &= absl::ascii_isxdigit(c) != 0;
   if (hex) {
     const bool upper = absl::AsciiStrToUpper(body) == body;
-    other_key = RandomString(body.size(), upper ? "0123456789ABCDEF" : "0123456789abcdef");
+    other_key = RandomString(body.size(),
+                             upper ? "0123456789ABCDEF" : "0123456789abcdef");
   } else {
     std::string all_bytes;
     for (int i = 0; i < 256; ++i) all_bytes.push_back(static_cast<char>(i));
@@ -197,7 +202,8 @@ struct Haystack {
 std::vector<Haystack> Collect(const BrokerProcess& broker) {
   std::vector<Haystack> out;
   for (const std::string& f : ListFiles(broker.data_dir())) {
-    absl::StatusOr<std::string> bytes = ReadFileBytes(broker.data_dir() + "/" + f);
+    absl::StatusOr<std::string> bytes =
+        ReadFileBytes(broker.data_dir() + "/" + f);
     if (bytes.ok()) out.push_back({f, *bytes});
   }
   out.push_back({"daemon output", broker.AllOutput()});
@@ -211,9 +217,10 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
 
   const std::string aws_secret = NewAwsSecret();
   markers.push_back(aws_secret);
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()},
-                              {"secret_access_key", aws_secret}})
-                  .ok());
+  ASSERT_TRUE(
+      Put("aws", "",
+          {{"access_key_id", NewAwsKeyId()}, {"secret_access_key", aws_secret}})
+          .ok());
   const std::string custom_secret = "cbit-custom-" + RandomString(32);
   const std::string custom_secret2 = "cbit-custom2-" + RandomString(32);
   markers.push_back(custom_secret);
@@ -222,7 +229,8 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   ASSERT_TRUE(Put("custom", "app", {{"other_key", custom_secret2}}, true).ok());
 
   std::string domain_field;
-  std::map<std::string, std::string> auth0 = Auth0Values("tenant.auth0.com", &domain_field);
+  std::map<std::string, std::string> auth0 =
+      Auth0Values("tenant.auth0.com", &domain_field);
   for (const auto& [name, value] : auth0) {
     if (absl::StrContains(name, "secret")) markers.push_back(value);
   }
@@ -233,7 +241,9 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   markers.push_back(key_marker);
   v1::PutCredentialRequest gcp;
   gcp.set_provider("gcp");
-  gcp.set_from_file(GcpServiceAccountJson("cbit-secret-test", "sa@cbit-secret-test.iam.gserviceaccount.com", key_marker));
+  gcp.set_from_file(GcpServiceAccountJson(
+      "cbit-secret-test", "sa@cbit-secret-test.iam.gserviceaccount.com",
+      key_marker));
   absl::StatusOr<v1::PutCredentialResponse> g = client_->PutCredential(gcp);
   EXPECT_TRUE(g.ok()) << g.status();
 
@@ -241,18 +251,21 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   const std::string refused_secret = NewAwsSecret();
   markers.push_back(refused_secret);
   absl::StatusOr<v1::PutCredentialResponse> refused =
-      Put("aws", "bad", {{"access_key_id", "AKIA-not-a-key"},
-                         {"secret_access_key", refused_secret}});
+      Put("aws", "bad",
+          {{"access_key_id", "AKIA-not-a-key"},
+           {"secret_access_key", refused_secret}});
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(absl::StrContains(refused.status().ToString(), refused_secret));
   const std::string wrong_field_secret = "cbit-misplaced-" + RandomString(32);
   markers.push_back(wrong_field_secret);
   absl::StatusOr<v1::PutCredentialResponse> misplaced =
-      Put("aws", "bad", {{"access_key_id", wrong_field_secret},
-                         {"secret_access_key", NewAwsSecret()}});
+      Put("aws", "bad",
+          {{"access_key_id", wrong_field_secret},
+           {"secret_access_key", NewAwsSecret()}});
   EXPECT_EQ(misplaced.status().code(), absl::StatusCode::kInvalidArgument);
   for (const FieldViolation& v : GetFieldViolations(misplaced.status())) {
-    EXPECT_FALSE(absl::StrContains(v.description, wrong_field_secret)) << v.field;
+    EXPECT_FALSE(absl::StrContains(v.description, wrong_field_secret))
+        << v.field;
   }
   const std::string validated_secret = NewAwsSecret();
   markers.push_back(validated_secret);
@@ -260,7 +273,8 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   validate.set_provider("aws");
   (*validate.mutable_values())["access_key_id"] = "AKIA" + RandomString(3);
   (*validate.mutable_values())["secret_access_key"] = validated_secret;
-  absl::StatusOr<v1::ValidateCredentialResponse> vr = client_->ValidateCredential(validate);
+  absl::StatusOr<v1::ValidateCredentialResponse> vr =
+      client_->ValidateCredential(validate);
   ASSERT_TRUE(vr.ok()) << vr.status();
   EXPECT_FALSE(absl::StrContains(vr->SerializeAsString(), validated_secret));
 
@@ -269,9 +283,12 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
       for (size_t i = 0; i < markers.size(); ++i) {
         // Never print the marker itself: only which one and where.
         EXPECT_FALSE(absl::StrContains(h.bytes, markers[i]))
-            << "secret #" << i << " in clear in " << h.name << " (" << when << ")";
-        EXPECT_FALSE(absl::StrContains(h.bytes, absl::BytesToHexString(markers[i])))
-            << "secret #" << i << " hex-encoded in " << h.name << " (" << when << ")";
+            << "secret #" << i << " in clear in " << h.name << " (" << when
+            << ")";
+        EXPECT_FALSE(
+            absl::StrContains(h.bytes, absl::BytesToHexString(markers[i])))
+            << "secret #" << i << " hex-encoded in " << h.name << " (" << when
+            << ")";
       }
     }
   };
@@ -301,7 +318,8 @@ void ExpectAllPresent(client::CredentialClient& client, const Acked& acked) {
     absl::StatusOr<v1::CredentialSummary> got = client.GetCredential(req);
     ASSERT_TRUE(got.ok()) << acked.profile << " version " << version << ": "
                           << got.status();
-    EXPECT_EQ(got->fingerprint(), fingerprint) << acked.profile << " version " << version;
+    EXPECT_EQ(got->fingerprint(), fingerprint)
+        << acked.profile << " version " << version;
   }
   if (acked.last == 0) return;
   v1::GetCredentialRequest req;
@@ -315,7 +333,8 @@ void ExpectAllPresent(client::CredentialClient& client, const Acked& acked) {
 
 // Writes versions until a call fails (the broker was killed); returns the
 // failure.
-absl::Status WriteUntilFailure(client::CredentialClient& client, Acked& acked, int round) {
+absl::Status WriteUntilFailure(client::CredentialClient& client, Acked& acked,
+                               int round) {
   for (int i = 0; i < 100000; ++i) {
     v1::PutCredentialRequest req;
     req.set_provider("custom");
@@ -357,7 +376,8 @@ TEST_F(DaemonTest, SigkillLosesNoAcknowledgedWrite) {
       kill(pid, SIGKILL);
     });
     absl::Status b_status;
-    std::thread writer_b([&] { b_status = WriteUntilFailure(*client_, b, round); });
+    std::thread writer_b(
+        [&] { b_status = WriteUntilFailure(*client_, b, round); });
     absl::Status a_status = WriteUntilFailure(*client_, a, round);
     writer_b.join();
     killer.join();

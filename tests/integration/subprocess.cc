@@ -41,7 +41,8 @@ int OpenCopy(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(const Options& options) {
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(
+    const Options& options) {
   if (options.argv.empty()) return absl::InvalidArgumentError("empty argv");
   int out_pipe[2];
   int err_pipe[2];
@@ -54,7 +55,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(const Options& opt
     return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
   }
   std::vector<char*> argv;
-  for (const std::string& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : options.argv)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   const char* stdin_path = options.stdin_path.c_str();
   const pid_t parent = getpid();
@@ -65,7 +67,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(const Options& opt
   pid_t pid = fork();
   if (pid == 0) {
     int in = open(stdin_path, O_RDONLY);
-    if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out_pipe[1], STDOUT_FILENO) < 0 ||
+    if (in < 0 || dup2(in, STDIN_FILENO) < 0 ||
+        dup2(out_pipe[1], STDOUT_FILENO) < 0 ||
         dup2(err_pipe[1], STDERR_FILENO) < 0) {
       _exit(127);
     }
@@ -81,7 +84,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(const Options& opt
   if (pid < 0) {
     close(out_pipe[0]);
     close(err_pipe[0]);
-    return absl::InternalError(absl::StrCat("fork: ", std::strerror(fork_errno)));
+    return absl::InternalError(
+        absl::StrCat("fork: ", std::strerror(fork_errno)));
   }
 
   std::unique_ptr<Subprocess> p(new Subprocess());
@@ -126,11 +130,13 @@ void Subprocess::ReadLoop(Stream* stream) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       return;
     }
     stream->text.append(buf, static_cast<size_t>(n));
-    if (stream->file_fd >= 0) WriteAll(stream->file_fd, buf, static_cast<size_t>(n));
+    if (stream->file_fd >= 0)
+      WriteAll(stream->file_fd, buf, static_cast<size_t>(n));
   }
 }
 
-bool Subprocess::WaitForStdoutLine(absl::string_view line, absl::Duration timeout) {
+bool Subprocess::WaitForStdoutLine(absl::string_view line,
+                                   absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto done = [this, line]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return out_.eof || HasLine(out_.text, line);

@@ -34,7 +34,8 @@ class Subprocess {
   };
 
   // INTERNAL when the process cannot be spawned.
-  static absl::StatusOr<std::unique_ptr<Subprocess>> Spawn(const Options& options);
+  static absl::StatusOr<std::unique_ptr<Subprocess>> Spawn(
+      const Options& options);
   ~Subprocess();
 
   pid_t pid() const { return pid_; }
