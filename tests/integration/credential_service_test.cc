@@ -411,6 +411,11 @@ TEST_F(CredentialServiceTest,
        {{"access_key_id", kAwsExampleKeyId},
         {"secret_access_key", kAwsExampleSecret}},
        "profile"},
+      {"value over the size limit",
+       "custom",
+       "big",
+       {{"blob", std::string(70 * 1024, 'x')}},
+       "blob"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
@@ -428,6 +433,7 @@ TEST_F(CredentialServiceTest,
   EXPECT_EQ(cur->version(), 1);
   EXPECT_EQ(cur->version_count(), 1);
   EXPECT_EQ(Get("aws", "new").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get("custom", "big").status().code(), absl::StatusCode::kNotFound);
   absl::StatusOr<v1::ListCredentialsResponse> list =
       client_->ListCredentials(v1::ListCredentialsRequest());
   ASSERT_TRUE(list.ok()) << list.status();
