@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <iterator>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -81,6 +81,61 @@ CREATE TABLE audit_events (
   hash       TEXT NOT NULL
 );
 CREATE INDEX audit_events_by_time ON audit_events (time_us);
+)sql",
+    // 3: the approval flow. Times are Unix micros, with the int64 minimum and
+    // maximum standing for InfinitePast and InfiniteFuture. A need_id may be
+    // reused within a session once its earlier request is decided, so
+    // (session_key, need_id) is indexed but not unique. context and
+    // missing_fields hold length-prefixed strings (see EncodeStrings).
+    R"sql(
+CREATE TABLE requests (
+  request_id       TEXT PRIMARY KEY NOT NULL CHECK (request_id <> ''),
+  session_key      TEXT NOT NULL,
+  need_id          TEXT NOT NULL,
+  provider         TEXT NOT NULL,
+  profile          TEXT NOT NULL,
+  action           TEXT NOT NULL,
+  context          BLOB NOT NULL,     -- key, value, key, value, ...
+  requested_ttl_us INTEGER NOT NULL,
+  agent_peer       TEXT NOT NULL,
+  state            INTEGER NOT NULL,
+  missing_fields   BLOB NOT NULL,
+  created_at       INTEGER NOT NULL,
+  expires_at       INTEGER NOT NULL,
+  decided_at       INTEGER NOT NULL,  -- int64 minimum: undecided.
+  decision         TEXT NOT NULL,
+  grant_id         TEXT NOT NULL
+);
+CREATE INDEX requests_by_need ON requests (session_key, need_id);
+CREATE INDEX requests_by_created ON requests (created_at, request_id);
+CREATE INDEX requests_by_decided
+  ON requests (decided_at, created_at, request_id);
+CREATE TABLE grants (
+  grant_id           TEXT PRIMARY KEY NOT NULL CHECK (grant_id <> ''),
+  request_id         TEXT NOT NULL,
+  session_key        TEXT NOT NULL,
+  provider           TEXT NOT NULL,
+  profile            TEXT NOT NULL,
+  action             TEXT NOT NULL,
+  credential_version INTEGER NOT NULL,
+  scope              INTEGER NOT NULL,
+  created_at         INTEGER NOT NULL,
+  expires_at         INTEGER NOT NULL,
+  ended_at           INTEGER NOT NULL,  -- int64 maximum: not ended.
+  end_reason         TEXT NOT NULL
+);
+CREATE INDEX grants_by_created ON grants (created_at, grant_id);
+CREATE TABLE standing_approvals (
+  id             TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  provider       TEXT NOT NULL,
+  profile        TEXT NOT NULL,
+  action_pattern TEXT NOT NULL,
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  revoked        INTEGER NOT NULL CHECK (revoked IN (0, 1))
+);
+CREATE INDEX standing_approvals_by_created
+  ON standing_approvals (created_at, id);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion + 1,
@@ -308,6 +363,221 @@ CredentialRecord ReadRecord(const Statement& s) {
   return r;
 }
 
+// Flow times: exact Unix micros, with the infinities as the int64 extremes
+// (so that they round-trip and compare correctly in SQL).
+constexpr int64_t kPastMicros = std::numeric_limits<int64_t>::min();
+constexpr int64_t kFutureMicros = std::numeric_limits<int64_t>::max();
+
+int64_t TimeToMicros(absl::Time t) {
+  if (t == absl::InfinitePast()) return kPastMicros;
+  if (t == absl::InfiniteFuture()) return kFutureMicros;
+  return absl::ToUnixMicros(t);
+}
+absl::Time MicrosToTime(int64_t micros) {
+  if (micros == kPastMicros) return absl::InfinitePast();
+  if (micros == kFutureMicros) return absl::InfiniteFuture();
+  return absl::FromUnixMicros(micros);
+}
+int64_t DurationToMicros(absl::Duration d) {
+  if (d == absl::InfiniteDuration()) return kFutureMicros;
+  if (d == -absl::InfiniteDuration()) return kPastMicros;
+  return absl::ToInt64Microseconds(d);
+}
+absl::Duration MicrosToDuration(int64_t micros) {
+  if (micros == kFutureMicros) return absl::InfiniteDuration();
+  if (micros == kPastMicros) return -absl::InfiniteDuration();
+  return absl::Microseconds(micros);
+}
+
+// A list of arbitrary byte strings as one blob: each is "<decimal length>:"
+// followed by its bytes.
+std::string EncodeStrings(const std::vector<absl::string_view>& strings) {
+  std::string out;
+  for (absl::string_view s : strings) {
+    absl::StrAppend(&out, s.size(), ":", s);
+  }
+  return out;
+}
+
+// Inverse of EncodeStrings; DATA_LOSS when `blob` is not such a list.
+absl::StatusOr<std::vector<std::string>> DecodeStrings(absl::string_view blob,
+                                                       absl::string_view what) {
+  std::vector<std::string> out;
+  while (!blob.empty()) {
+    size_t colon = blob.find(':');
+    uint64_t size = 0;
+    bool valid = colon != absl::string_view::npos && colon > 0 && colon <= 10;
+    for (size_t i = 0; valid && i < colon; ++i) {
+      valid = blob[i] >= '0' && blob[i] <= '9';
+      size = size * 10 + static_cast<uint64_t>(blob[i] - '0');
+    }
+    if (!valid || size > blob.size() - colon - 1) {
+      return absl::DataLossError(
+          absl::StrCat("the database holds a malformed ", what,
+                       " (restore the data directory from a backup)"));
+    }
+    out.emplace_back(blob.substr(colon + 1, size));
+    blob.remove_prefix(colon + 1 + size);
+  }
+  return out;
+}
+
+#define CB_REQUEST_COLUMNS                                                \
+  "request_id, session_key, need_id, provider, profile, action, context," \
+  " requested_ttl_us, agent_peer, state, missing_fields, created_at,"     \
+  " expires_at, decided_at, decision, grant_id"
+constexpr char kUpsertRequestSql[] =
+    "INSERT INTO requests (" CB_REQUEST_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+    " ?15, ?16) ON CONFLICT (request_id) DO UPDATE SET"
+    " session_key = excluded.session_key, need_id = excluded.need_id,"
+    " provider = excluded.provider, profile = excluded.profile,"
+    " action = excluded.action,"
+    " context = excluded.context, requested_ttl_us = excluded.requested_ttl_us,"
+    " agent_peer = excluded.agent_peer, state = excluded.state,"
+    " missing_fields = excluded.missing_fields,"
+    " created_at = excluded.created_at, expires_at = excluded.expires_at,"
+    " decided_at = excluded.decided_at, decision = excluded.decision,"
+    " grant_id = excluded.grant_id";
+constexpr char kListRequestsSql[] = "SELECT " CB_REQUEST_COLUMNS
+                                    " FROM requests"
+                                    " ORDER BY created_at, request_id";
+constexpr char kListOpenRequestsSql[] = "SELECT " CB_REQUEST_COLUMNS
+                                        " FROM requests WHERE decided_at = ?1"
+                                        " ORDER BY created_at, request_id";
+constexpr char kGetRequestSql[] =
+    "SELECT " CB_REQUEST_COLUMNS " FROM requests WHERE request_id = ?1";
+#undef CB_REQUEST_COLUMNS
+
+#define CB_GRANT_COLUMNS                                          \
+  "grant_id, request_id, session_key, provider, profile, action," \
+  " credential_version, scope, created_at, expires_at, ended_at," \
+  " end_reason"
+constexpr char kUpsertGrantSql[] =
+    "INSERT INTO grants (" CB_GRANT_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    " ON CONFLICT (grant_id) DO UPDATE SET request_id = excluded.request_id,"
+    " session_key = excluded.session_key, provider = excluded.provider,"
+    " profile = excluded.profile, action = excluded.action,"
+    " credential_version = excluded.credential_version,"
+    " scope = excluded.scope, created_at = excluded.created_at,"
+    " expires_at = excluded.expires_at, ended_at = excluded.ended_at,"
+    " end_reason = excluded.end_reason";
+// Keyset paging on grants_by_created. ?3 = 1 includes ended and expired
+// grants; otherwise only those with ended_at = ?4 (not ended) that expire
+// after ?5 (now).
+constexpr char kListGrantsSql[] =
+    "SELECT " CB_GRANT_COLUMNS
+    " FROM grants WHERE (created_at, grant_id) > (?1, ?2)"
+    " AND (?3 = 1 OR (ended_at = ?4 AND expires_at > ?5))"
+    " ORDER BY created_at, grant_id LIMIT ?6";
+constexpr char kGetGrantSql[] =
+    "SELECT " CB_GRANT_COLUMNS " FROM grants WHERE grant_id = ?1";
+#undef CB_GRANT_COLUMNS
+
+#define CB_STANDING_COLUMNS \
+  "id, provider, profile, action_pattern, created_at, expires_at, revoked"
+constexpr char kUpsertStandingSql[] =
+    "INSERT INTO standing_approvals (" CB_STANDING_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    " ON CONFLICT (id) DO UPDATE SET provider = excluded.provider,"
+    " profile = excluded.profile, action_pattern = excluded.action_pattern,"
+    " created_at = excluded.created_at, expires_at = excluded.expires_at,"
+    " revoked = excluded.revoked";
+constexpr char kListStandingSql[] = "SELECT " CB_STANDING_COLUMNS
+                                    " FROM standing_approvals"
+                                    " ORDER BY created_at, id";
+#undef CB_STANDING_COLUMNS
+
+absl::StatusOr<RequestRecord> ReadRequest(const Statement& s) {
+  RequestRecord r;
+  r.request_id = s.Text(0);
+  r.session_key = s.Text(1);
+  r.need_id = s.Text(2);
+  r.provider = s.Text(3);
+  r.profile = s.Text(4);
+  r.action = s.Text(5);
+  CB_ASSIGN_OR_RETURN(
+      std::vector<std::string> context,
+      DecodeStrings(s.Bytes(6),
+                    absl::StrCat("context of request ", r.request_id)));
+  if (context.size() % 2 != 0) {
+    return absl::DataLossError(absl::StrCat(
+        "the database holds a malformed context of request ", r.request_id,
+        " (restore the data directory from a backup)"));
+  }
+  for (size_t i = 0; i < context.size(); i += 2) {
+    r.context.emplace_back(std::move(context[i]), std::move(context[i + 1]));
+  }
+  r.requested_ttl = MicrosToDuration(s.Int(7));
+  r.agent_peer = s.Text(8);
+  r.state = static_cast<int>(s.Int(9));
+  CB_ASSIGN_OR_RETURN(
+      r.missing_fields,
+      DecodeStrings(s.Bytes(10), absl::StrCat("missing field list of request ",
+                                              r.request_id)));
+  r.created_at = MicrosToTime(s.Int(11));
+  r.expires_at = MicrosToTime(s.Int(12));
+  r.decided_at = MicrosToTime(s.Int(13));
+  r.decision = s.Text(14);
+  r.grant_id = s.Text(15);
+  return r;
+}
+
+GrantRecord ReadGrant(const Statement& s) {
+  GrantRecord g;
+  g.grant_id = s.Text(0);
+  g.request_id = s.Text(1);
+  g.session_key = s.Text(2);
+  g.provider = s.Text(3);
+  g.profile = s.Text(4);
+  g.action = s.Text(5);
+  g.credential_version = s.Int(6);
+  g.scope = static_cast<int>(s.Int(7));
+  g.created_at = MicrosToTime(s.Int(8));
+  g.expires_at = MicrosToTime(s.Int(9));
+  g.ended_at = MicrosToTime(s.Int(10));
+  g.end_reason = s.Text(11);
+  return g;
+}
+
+StandingRecord ReadStanding(const Statement& s) {
+  StandingRecord r;
+  r.id = s.Text(0);
+  r.provider = s.Text(1);
+  r.profile = s.Text(2);
+  r.action_pattern = s.Text(3);
+  r.created_at = MicrosToTime(s.Int(4));
+  r.expires_at = MicrosToTime(s.Int(5));
+  r.revoked = s.Int(6) != 0;
+  return r;
+}
+
+// Ids are the flow tables' keys: an empty one is the caller's mistake.
+absl::Status ValidateFlowWrite(const FlowWrite& write,
+                               const Store::AuditHashFn& hash_fn) {
+  for (const RequestRecord& r : write.requests) {
+    if (r.request_id.empty()) {
+      return absl::InvalidArgumentError("request id must not be empty");
+    }
+  }
+  for (const GrantRecord& g : write.grants) {
+    if (g.grant_id.empty()) {
+      return absl::InvalidArgumentError("grant id must not be empty");
+    }
+  }
+  for (const StandingRecord& r : write.standing) {
+    if (r.id.empty()) {
+      return absl::InvalidArgumentError(
+          "standing approval id must not be empty");
+    }
+  }
+  if (!write.audit.empty() && !hash_fn) {
+    return absl::InvalidArgumentError("no audit hash function given");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateIdentity(absl::string_view provider,
                               absl::string_view profile) {
   if (provider.empty()) {
@@ -365,7 +635,7 @@ absl::Status PreparePrivateFile(const std::string& path) {
 class SqliteStore : public Store {
  public:
   SqliteStore(std::string path, sqlite3* db, std::function<absl::Time()> clock)
-      : path_(std::move(path)), db_(db), clock_(std::move(clock)) {}
+      : path_(std::move(path)), clock_(std::move(clock)), db_(db) {}
   ~SqliteStore() override {
     absl::MutexLock lock(&mu_);
     for (auto& entry : statements_) sqlite3_finalize(entry.second);
@@ -563,7 +833,8 @@ class SqliteStore : public Store {
                                           const AuditHashFn& hash_fn) override {
     absl::MutexLock lock(&mu_);
     CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "append audit event"));
-    absl::StatusOr<AuditRecord> appended = AppendAuditLocked(std::move(event), hash_fn);
+    absl::StatusOr<AuditRecord> appended =
+        AppendAuditLocked(std::move(event), hash_fn);
     if (appended.ok()) {
       absl::Status committed = Exec("COMMIT", "append audit event");
       if (committed.ok()) return appended;
@@ -596,6 +867,91 @@ class SqliteStore : public Store {
       CB_ASSIGN_OR_RETURN(bool row, s.Step("list audit events"));
       if (!row) break;
       out.push_back(ReadAudit(s));
+    }
+    return out;
+  }
+
+  absl::Status WriteFlow(const FlowWrite& write,
+                         const AuditHashFn& hash_fn) override {
+    CB_RETURN_IF_ERROR(ValidateFlowWrite(write, hash_fn));
+    absl::MutexLock lock(&mu_);
+    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "write approval flow"));
+    absl::Status status = WriteFlowLocked(write, hash_fn);
+    if (status.ok()) {
+      status = Exec("COMMIT", "write approval flow");
+      if (status.ok()) return status;
+    }
+    Rollback();
+    return status;
+  }
+
+  absl::StatusOr<std::vector<RequestRecord>> ListRequests(
+      bool open_only) override {
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(open_only ? kListOpenRequestsSql
+                                                       : kListRequestsSql));
+    if (open_only) s.Bind(1, kPastMicros);
+    std::vector<RequestRecord> out;
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("list requests"));
+      if (!row) break;
+      CB_ASSIGN_OR_RETURN(RequestRecord r, ReadRequest(s));
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  absl::StatusOr<RequestRecord> GetRequest(
+      absl::string_view request_id) override {
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetRequestSql));
+    s.Bind(1, request_id);
+    CB_ASSIGN_OR_RETURN(bool row, s.Step("read request"));
+    if (!row)
+      return absl::NotFoundError(absl::StrCat("no request ", request_id));
+    return ReadRequest(s);
+  }
+
+  absl::StatusOr<std::vector<GrantRecord>> ListGrants(
+      const ListGrantsOptions& options) override {
+    if (options.limit <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("list limit must be positive, got ", options.limit));
+    }
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListGrantsSql));
+    s.Bind(1, TimeToMicros(options.after_created_at))
+        .Bind(2, options.after_grant_id)
+        .Bind(3, int64_t{options.include_ended ? 1 : 0})
+        .Bind(4, kFutureMicros)
+        .Bind(5, TimeToMicros(options.now))
+        .Bind(6, static_cast<int64_t>(options.limit));
+    std::vector<GrantRecord> out;
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("list grants"));
+      if (!row) break;
+      out.push_back(ReadGrant(s));
+    }
+    return out;
+  }
+
+  absl::StatusOr<GrantRecord> GetGrant(absl::string_view grant_id) override {
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetGrantSql));
+    s.Bind(1, grant_id);
+    CB_ASSIGN_OR_RETURN(bool row, s.Step("read grant"));
+    if (!row) return absl::NotFoundError(absl::StrCat("no grant ", grant_id));
+    return ReadGrant(s);
+  }
+
+  absl::StatusOr<std::vector<StandingRecord>> ListStanding() override {
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListStandingSql));
+    std::vector<StandingRecord> out;
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("list standing approvals"));
+      if (!row) break;
+      out.push_back(ReadStanding(s));
     }
     return out;
   }
@@ -786,9 +1142,16 @@ class SqliteStore : public Store {
     return count;
   }
 
+  // Appends `event` at the end of the audit chain inside the caller's
+  // transaction: sets sequence (last + 1) and prev_hash (the last hash, ""
+  // for the first), then hash from `hash_fn`. AppendAudit and WriteFlow
+  // both chain through here.
   absl::StatusOr<AuditRecord> AppendAuditLocked(AuditRecord event,
                                                 const AuditHashFn& hash_fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!hash_fn) {
+      return absl::InvalidArgumentError("no audit hash function given");
+    }
     {
       CB_ASSIGN_OR_RETURN(Statement last, Prepare(kLastAuditSql));
       CB_ASSIGN_OR_RETURN(bool row, last.Step("read audit chain"));
@@ -813,6 +1176,71 @@ class SqliteStore : public Store {
         .Bind(14, event.hash);
     CB_RETURN_IF_ERROR(s.Run("append audit event"));
     return event;
+  }
+
+  // Every part of `write`, inside the caller's transaction.
+  absl::Status WriteFlowLocked(const FlowWrite& write,
+                               const AuditHashFn& hash_fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const RequestRecord& r : write.requests) {
+      std::vector<absl::string_view> context;
+      context.reserve(2 * r.context.size());
+      for (const auto& [key, value] : r.context) {
+        context.push_back(key);
+        context.push_back(value);
+      }
+      std::vector<absl::string_view> missing(r.missing_fields.begin(),
+                                             r.missing_fields.end());
+      CB_ASSIGN_OR_RETURN(Statement s, Prepare(kUpsertRequestSql));
+      s.Bind(1, r.request_id)
+          .Bind(2, r.session_key)
+          .Bind(3, r.need_id)
+          .Bind(4, r.provider)
+          .Bind(5, r.profile)
+          .Bind(6, r.action)
+          .BindBlob(7, EncodeStrings(context))
+          .Bind(8, DurationToMicros(r.requested_ttl))
+          .Bind(9, r.agent_peer)
+          .Bind(10, int64_t{r.state})
+          .BindBlob(11, EncodeStrings(missing))
+          .Bind(12, TimeToMicros(r.created_at))
+          .Bind(13, TimeToMicros(r.expires_at))
+          .Bind(14, TimeToMicros(r.decided_at))
+          .Bind(15, r.decision)
+          .Bind(16, r.grant_id);
+      CB_RETURN_IF_ERROR(s.Run("write request"));
+    }
+    for (const GrantRecord& g : write.grants) {
+      CB_ASSIGN_OR_RETURN(Statement s, Prepare(kUpsertGrantSql));
+      s.Bind(1, g.grant_id)
+          .Bind(2, g.request_id)
+          .Bind(3, g.session_key)
+          .Bind(4, g.provider)
+          .Bind(5, g.profile)
+          .Bind(6, g.action)
+          .Bind(7, g.credential_version)
+          .Bind(8, int64_t{g.scope})
+          .Bind(9, TimeToMicros(g.created_at))
+          .Bind(10, TimeToMicros(g.expires_at))
+          .Bind(11, TimeToMicros(g.ended_at))
+          .Bind(12, g.end_reason);
+      CB_RETURN_IF_ERROR(s.Run("write grant"));
+    }
+    for (const StandingRecord& r : write.standing) {
+      CB_ASSIGN_OR_RETURN(Statement s, Prepare(kUpsertStandingSql));
+      s.Bind(1, r.id)
+          .Bind(2, r.provider)
+          .Bind(3, r.profile)
+          .Bind(4, r.action_pattern)
+          .Bind(5, TimeToMicros(r.created_at))
+          .Bind(6, TimeToMicros(r.expires_at))
+          .Bind(7, int64_t{r.revoked ? 1 : 0});
+      CB_RETURN_IF_ERROR(s.Run("write standing approval"));
+    }
+    for (const AuditRecord& event : write.audit) {
+      CB_RETURN_IF_ERROR(AppendAuditLocked(event, hash_fn).status());
+    }
+    return absl::OkStatus();
   }
 
   const std::string path_;

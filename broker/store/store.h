@@ -1,6 +1,7 @@
 // Store is the broker's persistent state: credential versions (sealed by the
-// caller; the store never sees a plaintext secret), and broker metadata (the
-// wrapped data key, schema version). A Store is safe for concurrent use from
+// caller; the store never sees a plaintext secret), broker metadata (the
+// wrapped data key), the audit log, and the approval flow's requests, grants
+// and standing approvals. A Store is safe for concurrent use from
 // multiple threads without external synchronization. A write returns OK only
 // after it is durable.
 #ifndef CREDBROKER_BROKER_STORE_STORE_H_
@@ -11,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -70,6 +72,74 @@ struct AuditQuery {
   int limit = 100;
 };
 
+// An agent's need and what became of it (the approval flow's request).
+// `state` and `scope` values are core's enums; the store keeps them opaque.
+struct RequestRecord {
+  std::string request_id;
+  std::string session_key;  // The agent session the need came from.
+  std::string need_id;      // Unique within the session.
+  std::string provider;
+  std::string profile;
+  std::string action;
+  std::vector<std::pair<std::string, std::string>> context;  // In order.
+  absl::Duration requested_ttl = absl::ZeroDuration();
+  std::string agent_peer;
+  int state = 0;
+  std::vector<std::string> missing_fields;
+  absl::Time created_at;
+  absl::Time expires_at;
+  absl::Time decided_at = absl::InfinitePast();  // InfinitePast: undecided.
+  std::string decision;     // "approved", "denied: <reason>", ...
+  std::string grant_id;
+};
+
+// A release of one credential version to one agent session.
+struct GrantRecord {
+  std::string grant_id;
+  std::string request_id;
+  std::string session_key;
+  std::string provider;
+  std::string profile;
+  std::string action;
+  int64_t credential_version = 0;
+  int scope = 0;
+  absl::Time created_at;
+  absl::Time expires_at;
+  absl::Time ended_at = absl::InfiniteFuture();  // Released or revoked.
+  std::string end_reason;   // "released", "revoked: <reason>".
+};
+
+// A standing approval: needs for provider/profile whose action matches
+// `action_pattern` are granted without asking until `expires_at`.
+struct StandingRecord {
+  std::string id;
+  std::string provider;
+  std::string profile;
+  std::string action_pattern;
+  absl::Time created_at;
+  absl::Time expires_at;
+  bool revoked = false;
+};
+
+// Writes that must land together or not at all: a decision, its grant, the
+// standing rule it made, and their audit events (so that a release whose
+// audit event cannot be written does not happen).
+struct FlowWrite {
+  std::vector<RequestRecord> requests;    // Upserted by request_id.
+  std::vector<GrantRecord> grants;        // Upserted by grant_id.
+  std::vector<StandingRecord> standing;   // Upserted by id.
+  std::vector<AuditRecord> audit;         // Appended in order.
+};
+
+struct ListGrantsOptions {
+  bool include_ended = false;  // Also released, revoked and expired ones.
+  absl::Time now;              // What "expired" is measured against.
+  int limit = 100;
+  // Resume after this (created_at, grant_id), exclusive; ordered by both.
+  absl::Time after_created_at = absl::InfinitePast();
+  std::string after_grant_id;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -120,6 +190,28 @@ class Store {
   // Events matching `query`, in sequence order.
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(
       const AuditQuery& query) = 0;
+
+  // Applies every part of `write` in one transaction (audit events chained as
+  // AppendAudit does). On any error nothing is applied.
+  virtual absl::Status WriteFlow(const FlowWrite& write,
+                                 const AuditHashFn& hash_fn) = 0;
+
+  // Requests, oldest first; `open_only`: those with no decision yet.
+  virtual absl::StatusOr<std::vector<RequestRecord>> ListRequests(
+      bool open_only) = 0;
+  // NOT_FOUND when absent.
+  virtual absl::StatusOr<RequestRecord> GetRequest(
+      absl::string_view request_id) = 0;
+
+  // Grants ordered by (created_at, grant_id). Without include_ended, only
+  // those not ended and not expired at options.now.
+  virtual absl::StatusOr<std::vector<GrantRecord>> ListGrants(
+      const ListGrantsOptions& options) = 0;
+  // NOT_FOUND when absent.
+  virtual absl::StatusOr<GrantRecord> GetGrant(absl::string_view grant_id) = 0;
+
+  // Standing approvals, oldest first, revoked and expired ones included.
+  virtual absl::StatusOr<std::vector<StandingRecord>> ListStanding() = 0;
 
   // PRAGMA integrity_check (or the equivalent): OK or DATA_LOSS.
   virtual absl::Status CheckIntegrity() = 0;

@@ -539,6 +539,114 @@ TEST_F(SqliteStoreTest, EmptyExistingFileIsInitialized) {
   EXPECT_TRUE((*store)->CheckIntegrity().ok());
 }
 
+// Schema 2 exactly as released (migrations 1 and 2), for the upgrade test.
+constexpr char kSchemaVersion2Sql[] = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value BLOB NOT NULL
+);
+CREATE TABLE credential_profiles (
+  provider         TEXT NOT NULL,
+  profile          TEXT NOT NULL,
+  latest_version   INTEGER NOT NULL,
+  version_count    INTEGER NOT NULL,
+  first_created_at INTEGER NOT NULL,  -- Unix micros.
+  PRIMARY KEY (provider, profile)
+) WITHOUT ROWID;
+CREATE TABLE credentials (
+  provider          TEXT NOT NULL,
+  profile           TEXT NOT NULL,
+  version           INTEGER NOT NULL CHECK (version > 0),
+  sealed            BLOB NOT NULL,
+  fingerprint       TEXT NOT NULL,
+  created_at        INTEGER NOT NULL,  -- Unix micros.
+  rotation_period_s INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (provider, profile, version),
+  FOREIGN KEY (provider, profile)
+    REFERENCES credential_profiles (provider, profile)
+);
+CREATE TABLE audit_events (
+  sequence   INTEGER PRIMARY KEY,  -- 1, 2, ...: the chain order.
+  time_us    INTEGER NOT NULL,     -- Unix micros.
+  kind       TEXT NOT NULL,
+  role       TEXT NOT NULL,
+  peer       TEXT NOT NULL,
+  provider   TEXT NOT NULL,
+  profile    TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  grant_id   TEXT NOT NULL,
+  action     TEXT NOT NULL,
+  outcome    TEXT NOT NULL,
+  detail     TEXT NOT NULL,
+  prev_hash  TEXT NOT NULL,
+  hash       TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_time ON audit_events (time_us);
+)sql";
+
+TEST_F(SqliteStoreTest, MigratesSchemaVersion2Database) {
+  store_.reset();
+  ASSERT_EQ(unlink(path_.c_str()), 0);
+  RawExec(absl::StrCat(
+      "BEGIN;", kSchemaVersion2Sql,
+      "INSERT INTO meta VALUES ('key_source', 'key_file');"
+      "INSERT INTO credential_profiles VALUES ('aws', 'default', 1, 1, 5);"
+      "INSERT INTO credentials VALUES ('aws', 'default', 1, x'00ff', 'fp1',"
+      " 5, 3600);"
+      "INSERT INTO audit_events VALUES (1, 7, 'credential.put', 'approver',"
+      " '', 'aws', 'default', '', '', '', 'ok', '', '', 'h1');"
+      "PRAGMA user_version = 2; COMMIT;"));
+  Reopen();
+  EXPECT_EQ(RawQuery("PRAGMA user_version"), "3");
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+
+  // Old data survives.
+  absl::StatusOr<CredentialRecord> credential =
+      store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(credential.ok()) << credential.status();
+  EXPECT_EQ(credential->sealed, std::string("\0\xff", 2));
+  EXPECT_EQ(credential->rotation_period, absl::Hours(1));
+  EXPECT_EQ(*store_->GetMeta("key_source"), "key_file");
+  EXPECT_EQ(Put("aws", "default").version, 2);
+
+  // The new tables work, and the audit chain continues.
+  FlowWrite write;
+  RequestRecord request;
+  request.request_id = "r-1";
+  request.created_at = absl::FromUnixSeconds(1700000000);
+  write.requests = {request};
+  AuditRecord event;
+  event.kind = "request.added";
+  write.audit = {event};
+  ASSERT_TRUE(store_
+                  ->WriteFlow(write,
+                              [](const AuditRecord& e) {
+                                return absl::StrCat("h", e.sequence, "<",
+                                                    e.prev_hash);
+                              })
+                  .ok());
+  EXPECT_EQ(store_->ListRequests(true)->size(), 1u);
+  absl::StatusOr<std::vector<AuditRecord>> audit =
+      store_->ListAudit(AuditQuery());
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 2u);
+  EXPECT_EQ((*audit)[1].sequence, 2);
+  EXPECT_EQ((*audit)[1].prev_hash, "h1");
+
+  // The migrated schema is the one a fresh database gets.
+  const std::string schema_sql =
+      "SELECT group_concat(type || ' ' || name || ': ' || ifnull(sql, ''),"
+      " char(10)) FROM (SELECT * FROM sqlite_master ORDER BY name)";
+  const std::string migrated = RawQuery(schema_sql);
+  EXPECT_THAT(migrated, HasSubstr("CREATE TABLE standing_approvals"));
+  store_.reset();
+  const std::string migrated_path = path_;
+  path_ = dir_ + "/fresh.db";
+  Reopen();
+  EXPECT_EQ(RawQuery(schema_sql), migrated);
+  path_ = migrated_path;
+}
+
 // --- Integrity ------------------------------------------------------------
 
 TEST_F(SqliteStoreTest, AuditEventsAppendInChainOrder) {
@@ -893,6 +1001,480 @@ TEST_F(SqliteStoreTest, ListingPagesThroughManyProfiles) {
     walk.after_profile = page->back().profile;
   }
   EXPECT_EQ(seen, kProfiles);
+}
+
+// --- Approval flow --------------------------------------------------------
+
+// An audit hash that shows the chain: "h<sequence><kind><<prev_hash>".
+std::string ChainHash(const AuditRecord& e) {
+  return absl::StrCat("h", e.sequence, e.kind, "<", e.prev_hash);
+}
+
+AuditRecord Event(absl::string_view kind) {
+  AuditRecord e;
+  e.time = absl::FromUnixMicros(1700000000000001);
+  e.kind = std::string(kind);
+  e.role = "approver";
+  e.request_id = "r-1";
+  e.outcome = "ok";
+  return e;
+}
+
+RequestRecord Request(absl::string_view id, absl::Time created_at) {
+  RequestRecord r;
+  r.request_id = std::string(id);
+  r.session_key = "session-1";
+  r.need_id = absl::StrCat("need-", id);
+  r.provider = "aws";
+  r.profile = "default";
+  r.action = "deploy to AWS in us-east-1";
+  r.created_at = created_at;
+  r.expires_at = created_at + absl::Minutes(5);
+  return r;
+}
+
+GrantRecord Grant(absl::string_view id, absl::Time created_at,
+                  absl::Time expires_at) {
+  GrantRecord g;
+  g.grant_id = std::string(id);
+  g.request_id = "r-1";
+  g.session_key = "session-1";
+  g.provider = "aws";
+  g.profile = "default";
+  g.action = "deploy";
+  g.credential_version = 3;
+  g.scope = 1;
+  g.created_at = created_at;
+  g.expires_at = expires_at;
+  return g;
+}
+
+void ExpectSameRequest(const RequestRecord& a, const RequestRecord& b) {
+  EXPECT_EQ(a.request_id, b.request_id);
+  EXPECT_EQ(a.session_key, b.session_key);
+  EXPECT_EQ(a.need_id, b.need_id);
+  EXPECT_EQ(a.provider, b.provider);
+  EXPECT_EQ(a.profile, b.profile);
+  EXPECT_EQ(a.action, b.action);
+  EXPECT_EQ(a.context, b.context);
+  EXPECT_EQ(a.requested_ttl, b.requested_ttl);
+  EXPECT_EQ(a.agent_peer, b.agent_peer);
+  EXPECT_EQ(a.state, b.state);
+  EXPECT_EQ(a.missing_fields, b.missing_fields);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.expires_at, b.expires_at);
+  EXPECT_EQ(a.decided_at, b.decided_at);
+  EXPECT_EQ(a.decision, b.decision);
+  EXPECT_EQ(a.grant_id, b.grant_id);
+}
+
+void ExpectSameGrant(const GrantRecord& a, const GrantRecord& b) {
+  EXPECT_EQ(a.grant_id, b.grant_id);
+  EXPECT_EQ(a.request_id, b.request_id);
+  EXPECT_EQ(a.session_key, b.session_key);
+  EXPECT_EQ(a.provider, b.provider);
+  EXPECT_EQ(a.profile, b.profile);
+  EXPECT_EQ(a.action, b.action);
+  EXPECT_EQ(a.credential_version, b.credential_version);
+  EXPECT_EQ(a.scope, b.scope);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.expires_at, b.expires_at);
+  EXPECT_EQ(a.ended_at, b.ended_at);
+  EXPECT_EQ(a.end_reason, b.end_reason);
+}
+
+std::vector<std::string> GrantIds(const std::vector<GrantRecord>& grants) {
+  std::vector<std::string> ids;
+  for (const GrantRecord& g : grants) ids.push_back(g.grant_id);
+  return ids;
+}
+
+std::vector<std::string> RequestIds(
+    const std::vector<RequestRecord>& requests) {
+  std::vector<std::string> ids;
+  for (const RequestRecord& r : requests) ids.push_back(r.request_id);
+  return ids;
+}
+
+TEST_F(SqliteStoreTest, RequestRoundTripsEveryField) {
+  RequestRecord open = Request("r-odd", absl::FromUnixMicros(1700000000123456));
+  // Separators, digits, NULs, invalid UTF-8 and empty strings all survive.
+  open.context = {{"region", "us-east-1"},
+                  {std::string("k\0:3:", 5), std::string("\xff\0v", 3)},
+                  {"", ""},
+                  {"12:", "0:"},
+                  {"cluster", std::string(3000, 'c')}};
+  open.missing_fields = {"api_key", "", std::string("\0\xfe", 2), "4:abcd"};
+  open.session_key = std::string("sess\0ion", 8);
+  open.action = "deploy \xe2\x9c\x93";
+  open.requested_ttl = absl::Microseconds(90 * 60 * 1000000LL + 7);
+  open.agent_peer = "pid=42 uid=1000";
+  open.state = 3;
+  open.expires_at = absl::InfiniteFuture();
+  // Decided, with both infinities and no context at all.
+  RequestRecord decided = Request("r-inf", absl::InfinitePast());
+  decided.expires_at = absl::InfiniteFuture();
+  decided.decided_at = absl::FromUnixMicros(-5);  // Before the epoch.
+  decided.requested_ttl = absl::InfiniteDuration();
+  decided.decision = "denied: not today";
+  decided.grant_id = "g-none";
+  FlowWrite write;
+  write.requests = {open, decided};
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "before reopen" : "after reopen");
+    absl::StatusOr<RequestRecord> got = store_->GetRequest("r-odd");
+    ASSERT_TRUE(got.ok()) << got.status();
+    ExpectSameRequest(*got, open);
+    EXPECT_EQ(got->decided_at, absl::InfinitePast());
+    got = store_->GetRequest("r-inf");
+    ASSERT_TRUE(got.ok()) << got.status();
+    ExpectSameRequest(*got, decided);
+    EXPECT_EQ(got->created_at, absl::InfinitePast());
+    EXPECT_EQ(got->expires_at, absl::InfiniteFuture());
+    EXPECT_TRUE(got->context.empty());
+    Reopen();
+  }
+
+  absl::StatusOr<RequestRecord> missing = store_->GetRequest("r-missing");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("no request r-missing"));
+}
+
+TEST_F(SqliteStoreTest, RequestsUpsertAndListOldestFirst) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  FlowWrite write;
+  // Same created_at for r-b and r-a: request_id breaks the tie.
+  write.requests = {Request("r-c", t0 + absl::Seconds(2)), Request("r-b", t0),
+                    Request("r-a", t0)};
+  // A need_id may come back in the same session once decided.
+  write.requests[0].need_id = write.requests[1].need_id;
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+  EXPECT_THAT(RequestIds(*store_->ListRequests(false)),
+              ::testing::ElementsAre("r-a", "r-b", "r-c"));
+  EXPECT_THAT(RequestIds(*store_->ListRequests(true)),
+              ::testing::ElementsAre("r-a", "r-b", "r-c"));
+
+  // Deciding r-b updates it in place.
+  RequestRecord decided = Request("r-b", t0);
+  decided.state = 4;
+  decided.decided_at = t0 + absl::Seconds(1);
+  decided.decision = "approved";
+  decided.grant_id = "g-1";
+  decided.context = {{"region", "eu-west-1"}};
+  FlowWrite decide;
+  decide.requests = {decided};
+  ASSERT_TRUE(store_->WriteFlow(decide, ChainHash).ok());
+  absl::StatusOr<RequestRecord> got = store_->GetRequest("r-b");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameRequest(*got, decided);
+  EXPECT_THAT(RequestIds(*store_->ListRequests(false)),
+              ::testing::ElementsAre("r-a", "r-b", "r-c"));
+  EXPECT_THAT(RequestIds(*store_->ListRequests(true)),
+              ::testing::ElementsAre("r-a", "r-c"));
+  EXPECT_EQ(RawQuery("SELECT count(*) FROM requests"), "3");
+}
+
+TEST_F(SqliteStoreTest, GrantRoundTripsAndUpserts) {
+  GrantRecord active = Grant("g-1", absl::FromUnixMicros(1700000000654321),
+                             absl::InfiniteFuture());
+  active.session_key = std::string("s\0\xff", 3);
+  active.credential_version = int64_t{1} << 40;
+  active.scope = -2;
+  FlowWrite write;
+  write.grants = {active};
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+  absl::StatusOr<GrantRecord> got = store_->GetGrant("g-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameGrant(*got, active);
+  EXPECT_EQ(got->ended_at, absl::InfiniteFuture());
+
+  GrantRecord released = active;
+  released.ended_at = active.created_at + absl::Microseconds(1);
+  released.end_reason = "released";
+  write.grants = {released};
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+  Reopen();
+  got = store_->GetGrant("g-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameGrant(*got, released);
+  EXPECT_EQ(RawQuery("SELECT count(*) FROM grants"), "1");
+
+  absl::StatusOr<GrantRecord> missing = store_->GetGrant("g-missing");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("no grant g-missing"));
+}
+
+TEST_F(SqliteStoreTest, ListGrantsFiltersAndPages) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  const absl::Time now = t0 + absl::Hours(1);
+  FlowWrite write;
+  write.grants = {
+      Grant("g-active-b", t0, now + absl::Minutes(1)),
+      Grant("g-active-a", t0, absl::InfiniteFuture()),
+      Grant("g-expired", t0 + absl::Seconds(1), now),  // Expires at `now`.
+      Grant("g-released", t0 + absl::Seconds(2), now + absl::Hours(1)),
+      Grant("g-old", absl::InfinitePast(), now + absl::Hours(1)),
+      Grant("g-late", t0 + absl::Seconds(3), now + absl::Seconds(1)),
+  };
+  write.grants[3].ended_at = now - absl::Minutes(1);
+  write.grants[3].end_reason = "released";
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+
+  ListGrantsOptions active;
+  active.now = now;
+  EXPECT_THAT(
+      GrantIds(*store_->ListGrants(active)),
+      ::testing::ElementsAre("g-old", "g-active-a", "g-active-b", "g-late"));
+  ListGrantsOptions all = active;
+  all.include_ended = true;
+  EXPECT_THAT(GrantIds(*store_->ListGrants(all)),
+              ::testing::ElementsAre("g-old", "g-active-a", "g-active-b",
+                                     "g-expired", "g-released", "g-late"));
+
+  // Pages of two, resuming after the last (created_at, grant_id) seen;
+  // the cursor splits a tie on created_at.
+  std::vector<std::string> seen;
+  ListGrantsOptions page = all;
+  page.limit = 2;
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<std::vector<GrantRecord>> got = store_->ListGrants(page);
+    ASSERT_TRUE(got.ok()) << got.status();
+    if (got->empty()) break;
+    EXPECT_LE(got->size(), 2u);
+    for (const GrantRecord& g : *got) seen.push_back(g.grant_id);
+    page.after_created_at = got->back().created_at;
+    page.after_grant_id = got->back().grant_id;
+  }
+  EXPECT_THAT(seen,
+              ::testing::ElementsAre("g-old", "g-active-a", "g-active-b",
+                                     "g-expired", "g-released", "g-late"));
+  ListGrantsOptions after_tie = active;
+  after_tie.after_created_at = t0;
+  after_tie.after_grant_id = "g-active-a";
+  EXPECT_THAT(GrantIds(*store_->ListGrants(after_tie)),
+              ::testing::ElementsAre("g-active-b", "g-late"));
+
+  // Later, fewer are active.
+  ListGrantsOptions later = active;
+  later.now = now + absl::Minutes(30);
+  EXPECT_THAT(GrantIds(*store_->ListGrants(later)),
+              ::testing::ElementsAre("g-old", "g-active-a"));
+
+  ListGrantsOptions bad = active;
+  bad.limit = 0;
+  EXPECT_EQ(store_->ListGrants(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, StandingApprovalsRoundTripOldestFirst) {
+  StandingRecord newer;
+  newer.id = "s-2";
+  newer.provider = "github";
+  newer.profile = "bot";
+  newer.action_pattern = "push to *";
+  newer.created_at = absl::FromUnixMicros(1700000000000002);
+  newer.expires_at = absl::InfiniteFuture();
+  StandingRecord older = newer;
+  older.id = "s-1";
+  older.provider = "aws";
+  older.action_pattern = std::string("deploy\0*", 8);
+  older.created_at = absl::InfinitePast();
+  older.expires_at = absl::FromUnixSeconds(1800000000);
+  FlowWrite write;
+  write.standing = {newer, older};
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+  older.revoked = true;
+  write.standing = {older};
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+  Reopen();
+
+  absl::StatusOr<std::vector<StandingRecord>> listed = store_->ListStanding();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const StandingRecord& want = i == 0 ? older : newer;
+    const StandingRecord& got = (*listed)[i];
+    EXPECT_EQ(got.id, want.id);
+    EXPECT_EQ(got.provider, want.provider);
+    EXPECT_EQ(got.profile, want.profile);
+    EXPECT_EQ(got.action_pattern, want.action_pattern);
+    EXPECT_EQ(got.created_at, want.created_at);
+    EXPECT_EQ(got.expires_at, want.expires_at);
+    EXPECT_EQ(got.revoked, want.revoked);
+  }
+}
+
+TEST_F(SqliteStoreTest, WriteFlowChainsAuditWithAppendAudit) {
+  ASSERT_TRUE(store_->AppendAudit(Event("credential.put"), ChainHash).ok());
+  std::vector<AuditRecord> hashed;
+  auto recording_hash = [&](const AuditRecord& e) {
+    hashed.push_back(e);
+    return ChainHash(e);
+  };
+  FlowWrite write;
+  write.requests = {Request("r-1", absl::FromUnixSeconds(1700000000))};
+  write.audit = {Event("request.approved"), Event("grant.created")};
+  ASSERT_TRUE(store_->WriteFlow(write, recording_hash).ok());
+  ASSERT_EQ(hashed.size(), 2u);
+  EXPECT_EQ(hashed[0].sequence, 2);
+  EXPECT_EQ(hashed[0].prev_hash, "h1credential.put<");
+  EXPECT_EQ(hashed[1].sequence, 3);
+  EXPECT_EQ(hashed[1].prev_hash, ChainHash(hashed[0]));
+  absl::StatusOr<AuditRecord> last =
+      store_->AppendAudit(Event("grant.released"), ChainHash);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->sequence, 4);
+  EXPECT_EQ(last->prev_hash, ChainHash(hashed[1]));
+
+  Reopen();
+  absl::StatusOr<std::vector<AuditRecord>> listed =
+      store_->ListAudit(AuditQuery());
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 4u);
+  std::string prev;
+  for (size_t i = 0; i < listed->size(); ++i) {
+    const AuditRecord& e = (*listed)[i];
+    EXPECT_EQ(e.sequence, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(e.prev_hash, prev);
+    EXPECT_EQ(e.hash, ChainHash(e));
+    prev = e.hash;
+  }
+  EXPECT_EQ((*listed)[1].kind, "request.approved");
+  EXPECT_EQ((*listed)[1].request_id, "r-1");
+  EXPECT_EQ((*listed)[1].time, absl::FromUnixMicros(1700000000000001));
+}
+
+TEST_F(SqliteStoreTest, FailedWriteFlowAppliesNothing) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  FlowWrite setup;
+  setup.requests = {Request("r-1", t0)};
+  setup.audit = {Event("request.added")};
+  ASSERT_TRUE(store_->WriteFlow(setup, ChainHash).ok());
+
+  // The decision, its grant, a standing rule and two audit events; the
+  // second event's insert fails (a test trigger), after everything else was
+  // written inside the transaction.
+  RequestRecord decided = Request("r-1", t0);
+  decided.decided_at = t0 + absl::Seconds(1);
+  decided.decision = "approved";
+  decided.grant_id = "g-1";
+  StandingRecord standing;
+  standing.id = "s-1";
+  standing.provider = "aws";
+  standing.profile = "default";
+  standing.action_pattern = "*";
+  FlowWrite write;
+  write.requests = {decided};
+  write.grants = {Grant("g-1", t0, absl::InfiniteFuture())};
+  write.standing = {standing};
+  write.audit = {Event("request.approved"), Event("test.fail")};
+  RawExec(
+      "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events"
+      " WHEN NEW.kind = 'test.fail'"
+      " BEGIN SELECT RAISE(ABORT, 'injected audit failure'); END");
+  absl::Status failed = store_->WriteFlow(write, ChainHash);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_THAT(failed.message(), HasSubstr("injected audit failure"));
+
+  auto expect_untouched = [&] {
+    absl::StatusOr<RequestRecord> request = store_->GetRequest("r-1");
+    ASSERT_TRUE(request.ok()) << request.status();
+    EXPECT_EQ(request->decided_at, absl::InfinitePast());
+    EXPECT_EQ(request->grant_id, "");
+    EXPECT_EQ(store_->ListRequests(true)->size(), 1u);
+    EXPECT_EQ(store_->GetGrant("g-1").status().code(),
+              absl::StatusCode::kNotFound);
+    ListGrantsOptions all;
+    all.include_ended = true;
+    EXPECT_TRUE(store_->ListGrants(all)->empty());
+    EXPECT_TRUE(store_->ListStanding()->empty());
+    absl::StatusOr<std::vector<AuditRecord>> audit =
+        store_->ListAudit(AuditQuery());
+    ASSERT_TRUE(audit.ok()) << audit.status();
+    ASSERT_EQ(audit->size(), 1u);
+    EXPECT_EQ(audit->front().kind, "request.added");
+  };
+  expect_untouched();
+
+  // Invalid parts are refused before anything is written.
+  FlowWrite no_grant_id = write;
+  no_grant_id.audit = {Event("request.approved")};
+  no_grant_id.grants[0].grant_id = "";
+  absl::Status refused = store_->WriteFlow(no_grant_id, ChainHash);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("grant id"));
+  FlowWrite no_hash = no_grant_id;
+  no_hash.grants[0].grant_id = "g-1";
+  EXPECT_EQ(store_->WriteFlow(no_hash, nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
+  FlowWrite no_request_id = no_hash;
+  no_request_id.requests[0].request_id = "";
+  EXPECT_EQ(store_->WriteFlow(no_request_id, ChainHash).code(),
+            absl::StatusCode::kInvalidArgument);
+  FlowWrite no_standing_id = no_hash;
+  no_standing_id.standing[0].id = "";
+  EXPECT_EQ(store_->WriteFlow(no_standing_id, ChainHash).code(),
+            absl::StatusCode::kInvalidArgument);
+  expect_untouched();
+  Reopen();
+  expect_untouched();
+
+  // Without the fault the same write lands whole, chained after the first
+  // event with no gap.
+  RawExec("DROP TRIGGER fail_audit");
+  write.audit = {Event("request.approved"), Event("grant.created")};
+  ASSERT_TRUE(store_->WriteFlow(write, ChainHash).ok());
+  EXPECT_TRUE(store_->ListRequests(true)->empty());
+  EXPECT_TRUE(store_->GetGrant("g-1").ok());
+  EXPECT_EQ(store_->ListStanding()->size(), 1u);
+  absl::StatusOr<std::vector<AuditRecord>> audit =
+      store_->ListAudit(AuditQuery());
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 3u);
+  EXPECT_EQ((*audit)[1].sequence, 2);
+  EXPECT_EQ((*audit)[1].prev_hash, (*audit)[0].hash);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentFlowWritesKeepOneChain) {
+  constexpr int kThreads = 4;
+  constexpr int kWrites = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kWrites; ++i) {
+        FlowWrite write;
+        write.grants = {Grant(absl::StrCat("g-", t, "-", i),
+                              absl::FromUnixSeconds(1700000000 + i),
+                              absl::InfiniteFuture())};
+        write.audit = {Event("grant.created"), Event("grant.sent")};
+        if (!store_->WriteFlow(write, ChainHash).ok()) ++failures;
+        if (!store_->AppendAudit(Event("call.ok"), ChainHash).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  ListGrantsOptions all;
+  all.include_ended = true;
+  all.limit = 1000;
+  EXPECT_EQ(store_->ListGrants(all)->size(),
+            static_cast<size_t>(kThreads * kWrites));
+  AuditQuery query;
+  query.limit = 1000;
+  absl::StatusOr<std::vector<AuditRecord>> audit = store_->ListAudit(query);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), static_cast<size_t>(3 * kThreads * kWrites));
+  std::string prev;
+  for (size_t i = 0; i < audit->size(); ++i) {
+    EXPECT_EQ((*audit)[i].sequence, static_cast<int64_t>(i + 1));
+    EXPECT_EQ((*audit)[i].prev_hash, prev);
+    prev = (*audit)[i].hash;
+  }
 }
 
 // --- Durability -----------------------------------------------------------
