@@ -34,6 +34,12 @@ class AuthReflectionTest : public BrokerTest {
                                    grpc::InsecureChannelCredentials());
   }
 
+  void TearDown() override {
+    // An open connection would make the broker's stop wait out its grace.
+    channel_.reset();
+    BrokerTest::TearDown();
+  }
+
   // A context with a deadline and, unless empty, `authorization: <value>`.
   static std::unique_ptr<grpc::ClientContext> Context(
       const std::string& authorization) {
