@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "broker/common/errors.h"
 #include "broker/common/executor.h"
@@ -27,6 +29,7 @@
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/keyring.h"
+#include "broker/core/requests.h"
 #include "broker/crypto/crypto.h"
 #include "broker/providers/registry.h"
 #include "broker/rpc/auth.h"
@@ -52,6 +55,11 @@ ABSL_FLAG(int, passphrase_fd, -1,
 ABSL_FLAG(bool, passphrase_prompt, false,
           "Prompt for the master passphrase on the terminal.");
 ABSL_FLAG(int, threads, 4, "Worker threads for store and crypto work.");
+ABSL_FLAG(absl::Duration, pending_timeout, absl::Minutes(10),
+          "How long a credential need waits for a decision before it expires.");
+ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(60),
+          "How long an agent that disconnected has to come back before its "
+          "pending needs are cancelled.");
 
 namespace credbroker {
 namespace {
@@ -169,6 +177,19 @@ int Run(int argc, char** argv) {
                                 &ProviderRegistry::Default(), [] { return absl::Now(); });
   Executor executor(absl::GetFlag(FLAGS_threads));
   AuditLog audit(store->get(), sealer->get(), [] { return absl::Now(); });
+  RequestOptions request_options;
+  request_options.pending_timeout = absl::GetFlag(FLAGS_pending_timeout);
+  request_options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  RequestManager requests(store->get(), &credentials, &audit, [] { return absl::Now(); },
+                          request_options);
+  if (absl::Status s = requests.Recover(); !s.ok()) return Fail(s);
+  // Expiry and the agents' grace period are driven from here.
+  absl::Notification stop_ticker;
+  std::thread ticker([&] {
+    while (!stop_ticker.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+      requests.Tick();
+    }
+  });
 
   ServerOptions options;
   std::string listen = absl::GetFlag(FLAGS_listen);
@@ -177,8 +198,13 @@ int Run(int argc, char** argv) {
   options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
   options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
-      BrokerServer::Start(options, &credentials, RpcEnv{&auth, &executor, &audit});
-  if (!server.ok()) return Fail(server.status());
+      BrokerServer::Start(options, &credentials, &requests,
+                          RpcEnv{&auth, &executor, &audit});
+  if (!server.ok()) {
+    stop_ticker.Notify();
+    ticker.join();
+    return Fail(server.status());
+  }
 
   std::string unix_address;
   for (const std::string& a : (*server)->addresses()) {
@@ -209,6 +235,8 @@ int Run(int argc, char** argv) {
   std::cerr << "credbrokerd: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << " received, shutting down\n";
   (*server)->Shutdown();
+  stop_ticker.Notify();
+  ticker.join();
   executor.Shutdown();
   server->reset();
   store->reset();

@@ -1,5 +1,7 @@
 #include "broker/rpc/convert.h"
 
+#include <algorithm>
+
 namespace credbroker {
 
 void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
@@ -112,6 +114,111 @@ void ToProto(const CredentialSummary& in, v1::CredentialSummary* out) {
   ToProto(in.updated_at, out->mutable_updated_at());
   ToProto(in.rotation_due_at, out->mutable_rotation_due_at());
   out->set_fingerprint(in.fingerprint);
+}
+
+Need FromProto(const v1::CredentialNeeded& in) {
+  Need need;
+  need.need_id = in.need_id();
+  need.provider = in.provider();
+  need.profile = in.profile();
+  need.action = in.action();
+  // A proto map has no order; sort for a stable record.
+  for (const auto& [k, v] : in.context()) need.context.emplace_back(k, v);
+  std::sort(need.context.begin(), need.context.end());
+  if (in.has_requested_ttl()) need.requested_ttl = FromProto(in.requested_ttl());
+  return need;
+}
+
+void ToProto(const Need& in, v1::CredentialNeeded* out) {
+  out->set_need_id(in.need_id);
+  out->set_provider(in.provider);
+  out->set_profile(in.profile);
+  out->set_action(in.action);
+  for (const auto& [k, v] : in.context) (*out->mutable_context())[k] = v;
+  if (in.requested_ttl > absl::ZeroDuration()) {
+    ToProto(in.requested_ttl, out->mutable_requested_ttl());
+  }
+}
+
+void ToProto(const RequestView& in, v1::ApprovalRequest* out) {
+  const RequestRecord& r = in.record;
+  out->set_request_id(r.request_id);
+  v1::CredentialNeeded* need = out->mutable_need();
+  need->set_need_id(r.need_id);
+  need->set_provider(r.provider);
+  need->set_profile(r.profile);
+  need->set_action(r.action);
+  for (const auto& [k, v] : r.context) (*need->mutable_context())[k] = v;
+  if (r.requested_ttl > absl::ZeroDuration()) {
+    ToProto(r.requested_ttl, need->mutable_requested_ttl());
+  }
+  out->set_state(static_cast<v1::RequestState>(r.state));
+  for (const auto& f : r.missing_fields) out->add_missing_fields(f);
+  ToProto(r.created_at, out->mutable_created_at());
+  ToProto(r.expires_at, out->mutable_expires_at());
+  out->set_agent_session(r.session_key);
+  out->set_agent_connected(in.agent_connected);
+  out->set_agent_peer(r.agent_peer);
+  out->set_decision(r.decision);
+}
+
+void ToProto(const GrantRecord& in, absl::Time now, v1::GrantInfo* out) {
+  out->set_grant_id(in.grant_id);
+  out->set_provider(in.provider);
+  out->set_profile(in.profile);
+  out->set_credential_version(in.credential_version);
+  out->set_scope(static_cast<v1::Scope>(in.scope));
+  ToProto(in.created_at, out->mutable_created_at());
+  ToProto(in.expires_at, out->mutable_expires_at());
+  out->set_request_id(in.request_id);
+  out->set_action(in.action);
+  out->set_agent_session(in.session_key);
+  bool ended = in.ended_at != absl::InfiniteFuture();
+  out->set_revoked(ended && in.end_reason.rfind("revoked", 0) == 0);
+  out->set_released(ended && in.end_reason == "released");
+  if (ended) {
+    ToProto(in.ended_at, out->mutable_ended_at());
+    out->set_end_reason(in.end_reason);
+  } else if (in.expires_at <= now) {
+    out->set_end_reason("expired");
+  }
+}
+
+void ToProto(const NeedUpdate& in, v1::NeedUpdate* out) {
+  out->set_need_id(in.need_id);
+  out->set_request_id(in.request_id);
+  out->set_state(static_cast<v1::RequestState>(in.state));
+  for (const auto& f : in.missing_fields) out->add_missing_fields(f);
+  out->set_reason(in.reason);
+  out->set_message(in.message);
+  if (in.grant.has_value()) {
+    const GrantRecord& g = in.grant->record;
+    v1::Grant* grant = out->mutable_grant();
+    grant->set_grant_id(g.grant_id);
+    grant->set_provider(g.provider);
+    grant->set_profile(g.profile);
+    grant->set_credential_version(g.credential_version);
+    grant->set_scope(static_cast<v1::Scope>(g.scope));
+    ToProto(g.expires_at, grant->mutable_expires_at());
+    grant->set_request_id(g.request_id);
+    grant->set_action(g.action);
+    for (const auto& [name, value] : in.grant->values) {
+      (*grant->mutable_values())[name] = std::string(value.Reveal());
+    }
+  }
+}
+
+Scope FromProto(v1::Scope scope) {
+  switch (scope) {
+    case v1::SCOPE_ONCE:
+      return Scope::kOnce;
+    case v1::SCOPE_SESSION:
+      return Scope::kSession;
+    case v1::SCOPE_STANDING:
+      return Scope::kStanding;
+    default:
+      return Scope::kUnspecified;
+  }
 }
 
 FieldValues TakeValues(google::protobuf::Map<std::string, std::string>* values) {

@@ -1,6 +1,10 @@
 #include "broker/rpc/credential_service.h"
 
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/unary.h"
@@ -175,26 +179,91 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ResolveRequirements(
       });
 }
 
-// Grants are created by the approval flow (ApprovalService.Approve), which
-// this build does not serve yet: there are none to list or revoke.
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListGrants(
     grpc::CallbackServerContext* context, const v1::ListGrantsRequest* request,
     v1::ListGrantsResponse* response) {
-  return RunUnary(context, request, response, env_, Role::kApprover,
-                  "ListGrants",
-                  [](const v1::ListGrantsRequest&, v1::ListGrantsResponse&) {
-                    return absl::OkStatus();
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "ListGrants",
+      [this](const v1::ListGrantsRequest& req, v1::ListGrantsResponse& resp) -> absl::Status {
+        if (req.page_size() < 0) {
+          return InvalidArgumentWithViolations(
+              "invalid page_size", {{"page_size", "give 0 (default 100) to 1000"}});
+        }
+        ListGrantsOptions options;
+        options.include_ended = req.include_ended();
+        options.now = absl::Now();
+        int limit = req.page_size() == 0 ? 100 : std::min(req.page_size(), 1000);
+        options.limit = limit + 1;
+        if (!req.page_token().empty()) {
+          size_t sep = req.page_token().find('/');
+          int64_t micros = 0;
+          if (sep == std::string::npos ||
+              !absl::SimpleAtoi(req.page_token().substr(0, sep), &micros)) {
+            return InvalidArgumentWithViolations(
+                "page_token is not valid",
+                {{"page_token", "pass the next_page_token of the previous response "
+                                "unchanged, or leave it empty for the first page"}});
+          }
+          options.after_created_at = absl::FromUnixMicros(micros);
+          options.after_grant_id = req.page_token().substr(sep + 1);
+        }
+        CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants,
+                            requests_->ListGrants(options));
+        bool more = grants.size() > static_cast<size_t>(limit);
+        if (more) grants.resize(limit);
+        for (const GrantRecord& g : grants) ToProto(g, options.now, resp.add_grants());
+        if (more) {
+          resp.set_next_page_token(absl::StrCat(
+              absl::ToUnixMicros(grants.back().created_at), "/", grants.back().grant_id));
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeGrant(
     grpc::CallbackServerContext* context, const v1::RevokeGrantRequest* request,
     v1::RevokeGrantResponse* response) {
+  Caller caller{"approver", context->peer()};
+  return RunUnary(context, request, response, env_, Role::kApprover, "RevokeGrant",
+                  [this, caller](const v1::RevokeGrantRequest& req,
+                                 v1::RevokeGrantResponse&) {
+                    return requests_->RevokeGrant(req.grant_id(), req.reason(), caller);
+                  });
+}
+
+grpc::ServerUnaryReactor* CredentialServiceImpl::ListStandingApprovals(
+    grpc::CallbackServerContext* context, const v1::ListStandingApprovalsRequest* request,
+    v1::ListStandingApprovalsResponse* response) {
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "ListStandingApprovals",
+      [this](const v1::ListStandingApprovalsRequest& req,
+             v1::ListStandingApprovalsResponse& resp) -> absl::Status {
+        CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> all, requests_->ListStanding());
+        absl::Time now = absl::Now();
+        for (const StandingRecord& s : all) {
+          if (!req.include_ended() && (s.revoked || s.expires_at <= now)) continue;
+          v1::StandingApproval* out = resp.add_approvals();
+          out->set_id(s.id);
+          out->set_provider(s.provider);
+          out->set_profile(s.profile);
+          out->set_action_pattern(s.action_pattern);
+          ToProto(s.created_at, out->mutable_created_at());
+          ToProto(s.expires_at, out->mutable_expires_at());
+          out->set_revoked(s.revoked);
+        }
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeStandingApproval(
+    grpc::CallbackServerContext* context, const v1::RevokeStandingApprovalRequest* request,
+    v1::RevokeStandingApprovalResponse* response) {
+  Caller caller{"approver", context->peer()};
   return RunUnary(context, request, response, env_, Role::kApprover,
-                  "RevokeGrant",
-                  [](const v1::RevokeGrantRequest& req, v1::RevokeGrantResponse&) {
-                    return absl::NotFoundError(
-                        absl::StrCat("no grant with id \"", req.grant_id(), "\""));
+                  "RevokeStandingApproval",
+                  [this, caller](const v1::RevokeStandingApprovalRequest& req,
+                                 v1::RevokeStandingApprovalResponse&) {
+                    return requests_->RevokeStanding(req.id(), caller);
                   });
 }
 

@@ -5,6 +5,7 @@
 
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
+#include "broker/core/requests.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/unary.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
@@ -14,8 +15,9 @@ namespace credbroker {
 class CredentialServiceImpl final : public v1::CredentialService::CallbackService {
  public:
   // `credentials` and everything in `env` must outlive the service.
-  CredentialServiceImpl(CredentialManager* credentials, RpcEnv env)
-      : credentials_(credentials), env_(env) {}
+  CredentialServiceImpl(CredentialManager* credentials, RequestManager* requests,
+                        RpcEnv env)
+      : credentials_(credentials), requests_(requests), env_(env) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* context,
                                           const v1::ListProvidersRequest* request,
@@ -48,9 +50,18 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
   grpc::ServerUnaryReactor* ListAuditEvents(
       grpc::CallbackServerContext* context, const v1::ListAuditEventsRequest* request,
       v1::ListAuditEventsResponse* response) override;
+  grpc::ServerUnaryReactor* ListStandingApprovals(
+      grpc::CallbackServerContext* context,
+      const v1::ListStandingApprovalsRequest* request,
+      v1::ListStandingApprovalsResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeStandingApproval(
+      grpc::CallbackServerContext* context,
+      const v1::RevokeStandingApprovalRequest* request,
+      v1::RevokeStandingApprovalResponse* response) override;
 
  private:
   CredentialManager* credentials_;
+  RequestManager* requests_;
   RpcEnv env_;
 };
 

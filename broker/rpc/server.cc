@@ -21,7 +21,8 @@
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/credential_service.h"
-#include "broker/rpc/pending_services.h"
+#include "broker/rpc/flow_services.h"
+#include "broker/rpc/streams.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace credbroker {
@@ -130,9 +131,10 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote
 }
 
 struct BrokerServer::Impl {
+  StreamRegistry streams;
   std::unique_ptr<CredentialServiceImpl> credential_service;
-  std::unique_ptr<PendingBrokerService> broker_service;
-  std::unique_ptr<PendingApprovalService> approval_service;
+  std::unique_ptr<BrokerServiceImpl> broker_service;
+  std::unique_ptr<ApprovalServiceImpl> approval_service;
   std::unique_ptr<grpc::Server> server;
   std::vector<std::string> unix_paths;
   bool shut_down = false;
@@ -143,7 +145,8 @@ BrokerServer::BrokerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 BrokerServer::~BrokerServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
-    const ServerOptions& options, CredentialManager* credentials, RpcEnv env) {
+    const ServerOptions& options, CredentialManager* credentials,
+    RequestManager* requests, RpcEnv env) {
   // Link the health proto's descriptors so reflection can describe Health.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
@@ -151,9 +154,11 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   auto impl = std::make_unique<Impl>();
   impl->credential_service =
-      std::make_unique<CredentialServiceImpl>(credentials, env);
-  impl->broker_service = std::make_unique<PendingBrokerService>(env);
-  impl->approval_service = std::make_unique<PendingApprovalService>(env);
+      std::make_unique<CredentialServiceImpl>(credentials, requests, env);
+  impl->broker_service =
+      std::make_unique<BrokerServiceImpl>(requests, env, &impl->streams);
+  impl->approval_service =
+      std::make_unique<ApprovalServiceImpl>(requests, env, &impl->streams);
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(4 << 20);
@@ -217,6 +222,7 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   if (impl_ == nullptr || impl_->shut_down) return;
   impl_->shut_down = true;
   impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  impl_->streams.CloseAll();
   impl_->server->Shutdown(std::chrono::system_clock::now() +
                           absl::ToChronoNanoseconds(grace));
   impl_->server->Wait();

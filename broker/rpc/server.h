@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
+#include "broker/core/requests.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/unary.h"
 
@@ -45,13 +46,15 @@ class BrokerServer {
  public:
   // All pointers must outlive the server.
   static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(
-      const ServerOptions& options, CredentialManager* credentials, RpcEnv env);
+      const ServerOptions& options, CredentialManager* credentials,
+      RequestManager* requests, RpcEnv env);
   ~BrokerServer();
 
   // Addresses actually bound: "unix:/path", "127.0.0.1:43123".
   const std::vector<std::string>& addresses() const { return addresses_; }
 
-  // Stops accepting calls, cancels open ones after `grace`, removes sockets.
+  // Ends open streams with UNAVAILABLE, stops accepting calls, cancels
+  // unary calls still running after `grace`, removes the sockets.
   void Shutdown(absl::Duration grace = absl::Seconds(2));
   // Blocks until Shutdown completes.
   void Wait();

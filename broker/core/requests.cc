@@ -1,0 +1,878 @@
+#include "broker/core/requests.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "broker/common/errors.h"
+#include "broker/common/status_macros.h"
+#include "broker/crypto/crypto.h"
+
+namespace credbroker {
+namespace {
+
+constexpr size_t kMaxNeedId = 128;
+constexpr size_t kMaxAction = 1024;
+constexpr size_t kMaxContextEntries = 32;
+constexpr size_t kMaxContextKey = 64;
+constexpr size_t kMaxContextValue = 1024;
+constexpr size_t kMaxReason = 1024;
+
+bool Usable(Readiness r) {
+  return r == Readiness::kReady || r == Readiness::kRotationDue;
+}
+
+absl::Status CheckNeed(const Need& need) {
+  std::vector<FieldViolation> v;
+  if (need.need_id.empty() || need.need_id.size() > kMaxNeedId) {
+    v.push_back({"need.need_id", absl::StrCat("give a need id of 1 to ", kMaxNeedId,
+                                              " characters, unique within the session")});
+  }
+  if (need.action.empty() || need.action.size() > kMaxAction) {
+    v.push_back({"need.action",
+                 absl::StrCat("say in 1 to ", kMaxAction,
+                              " characters what the credential is for, e.g. "
+                              "\"deploy to AWS in us-east-1\"")});
+  }
+  if (need.context.size() > kMaxContextEntries) {
+    v.push_back({"need.context", absl::StrCat("at most ", kMaxContextEntries,
+                                              " context entries are accepted")});
+  }
+  for (const auto& [k, val] : need.context) {
+    if (k.empty() || k.size() > kMaxContextKey || val.size() > kMaxContextValue) {
+      v.push_back({absl::StrCat("need.context.", k.substr(0, kMaxContextKey)),
+                   absl::StrCat("context keys are 1 to ", kMaxContextKey,
+                                " characters and values at most ", kMaxContextValue)});
+    }
+  }
+  if (need.requested_ttl < absl::ZeroDuration()) {
+    v.push_back({"need.requested_ttl", "must not be negative"});
+  }
+  if (v.empty()) return absl::OkStatus();
+  return InvalidArgumentWithViolations("the credential need is not valid", v);
+}
+
+bool GlobMatch(absl::string_view p, absl::string_view s) {
+  size_t pi = 0, si = 0, star = absl::string_view::npos, mark = 0;
+  while (si < s.size()) {
+    if (pi < p.size() && (p[pi] == '?' || absl::ascii_tolower(p[pi]) ==
+                                              absl::ascii_tolower(s[si]))) {
+      ++pi;
+      ++si;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = si;
+    } else if (star != absl::string_view::npos) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+}  // namespace
+
+bool ActionMatches(absl::string_view pattern, absl::string_view action) {
+  return GlobMatch(pattern, action);
+}
+
+absl::string_view RequestStateName(RequestState s) {
+  switch (s) {
+    case RequestState::kPendingApproval:
+      return "PENDING_APPROVAL";
+    case RequestState::kNeedsInput:
+      return "NEEDS_INPUT";
+    case RequestState::kGranted:
+      return "GRANTED";
+    case RequestState::kDenied:
+      return "DENIED";
+    case RequestState::kExpired:
+      return "EXPIRED";
+    case RequestState::kCancelled:
+      return "CANCELLED";
+    case RequestState::kRevoked:
+      return "REVOKED";
+    case RequestState::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+bool IsTerminal(RequestState s) {
+  return s != RequestState::kPendingApproval && s != RequestState::kNeedsInput &&
+         s != RequestState::kUnspecified;
+}
+
+absl::string_view ScopeName(Scope s) {
+  switch (s) {
+    case Scope::kOnce:
+      return "once";
+    case Scope::kSession:
+      return "session";
+    case Scope::kStanding:
+      return "standing";
+    case Scope::kUnspecified:
+      break;
+  }
+  return "unspecified";
+}
+
+RequestManager::RequestManager(Store* store, CredentialManager* credentials,
+                               AuditLog* audit, Clock clock, RequestOptions options)
+    : store_(store),
+      credentials_(credentials),
+      audit_(audit),
+      clock_(std::move(clock)),
+      options_(options) {}
+
+absl::Status RequestManager::Recover() {
+  CB_ASSIGN_OR_RETURN(std::vector<RequestRecord> open, store_->ListRequests(true));
+  ListGrantsOptions grant_options;
+  grant_options.now = clock_();
+  grant_options.limit = 100000;
+  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants,
+                      store_->ListGrants(grant_options));
+  CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> standing, store_->ListStanding());
+  absl::MutexLock lock(&mu_);
+  absl::Time now = clock_();
+  for (RequestRecord& r : open) {
+    Session& session = sessions_[r.session_key];
+    session.disconnected_at = now;
+    session.caller.peer = r.agent_peer;
+    by_need_[{r.session_key, r.need_id}] = r.request_id;
+    open_[r.request_id] = std::move(r);
+  }
+  for (GrantRecord& g : grants) active_grants_[g.grant_id] = std::move(g);
+  standing_ = std::move(standing);
+  return absl::OkStatus();
+}
+
+AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
+                                  const RequestRecord* request,
+                                  const GrantRecord* grant, absl::string_view outcome,
+                                  std::string detail) const {
+  AuditRecord e;
+  e.time = clock_();
+  e.kind = std::string(kind);
+  e.role = caller.role;
+  e.peer = caller.peer;
+  if (request != nullptr) {
+    e.provider = request->provider;
+    e.profile = request->profile;
+    e.request_id = request->request_id;
+    e.action = request->action;
+  }
+  if (grant != nullptr) {
+    e.provider = grant->provider;
+    e.profile = grant->profile;
+    e.grant_id = grant->grant_id;
+    if (e.request_id.empty()) e.request_id = grant->request_id;
+    if (e.action.empty()) e.action = grant->action;
+  }
+  e.outcome = std::string(outcome);
+  e.detail = std::move(detail);
+  return e;
+}
+
+absl::Status RequestManager::Commit(Effects& effects) {
+  for (AuditRecord& e : effects.write.audit) e.time = clock_();
+  return store_->WriteFlow(effects.write,
+                           [this](const AuditRecord& e) { return audit_->HashOf(e); });
+}
+
+void RequestManager::NotifyAgent(const std::string& session_key,
+                                 const NeedUpdate& update) {
+  auto it = sessions_.find(session_key);
+  if (it != sessions_.end() && it->second.listener) it->second.listener(update);
+}
+
+void RequestManager::Notify(const Effects& effects) {
+  for (const auto& [session_key, update] : effects.agent_updates) {
+    auto it = sessions_.find(session_key);
+    if (it != sessions_.end() && it->second.listener) it->second.listener(update);
+  }
+  for (const WatchEvent& event : effects.watch_events) {
+    for (const auto& [id, listener] : watchers_) listener(event);
+  }
+}
+
+RequestView RequestManager::ViewOf(const RequestRecord& r) const {
+  RequestView v;
+  v.record = r;
+  auto it = sessions_.find(r.session_key);
+  v.agent_connected = it != sessions_.end() && static_cast<bool>(it->second.listener);
+  return v;
+}
+
+NeedUpdate RequestManager::UpdateOf(const RequestRecord& r) {
+  NeedUpdate u;
+  u.need_id = r.need_id;
+  u.request_id = r.request_id;
+  u.state = static_cast<RequestState>(r.state);
+  u.missing_fields = r.missing_fields;
+  switch (u.state) {
+    case RequestState::kPendingApproval:
+      u.message = absl::StrCat("waiting for approval of \"", r.action, "\"");
+      break;
+    case RequestState::kNeedsInput:
+      u.message = absl::StrCat("waiting for the user to enter the ", r.provider,
+                               " credential: ", absl::StrJoin(r.missing_fields, ", "));
+      break;
+    case RequestState::kGranted: {
+      auto g = active_grants_.find(r.grant_id);
+      if (g == active_grants_.end() || g->second.expires_at <= clock_() ||
+          g->second.ended_at != absl::InfiniteFuture()) {
+        // An ended or expired grant is never handed out again.
+        u.state = RequestState::kExpired;
+        u.reason = "the grant for this need has ended; send a new need";
+        break;
+      }
+      absl::StatusOr<CredentialManager::StoredValues> values = credentials_->GetValues(
+          g->second.provider, g->second.profile, g->second.credential_version);
+      if (!values.ok()) {
+        u.state = RequestState::kCancelled;
+        u.reason = absl::StrCat("the granted credential is no longer available: ",
+                                values.status().message());
+        break;
+      }
+      u.grant = Grant{g->second, std::move(values->values)};
+      u.message = r.decision;
+      break;
+    }
+    default:
+      u.reason = r.decision;
+      break;
+  }
+  return u;
+}
+
+absl::StatusOr<Grant> RequestManager::IssueGrant(const RequestRecord& request,
+                                                 Scope scope, absl::Duration ttl,
+                                                 absl::Time now) {
+  CB_ASSIGN_OR_RETURN(CredentialManager::StoredValues values,
+                      credentials_->GetValues(request.provider, request.profile, 0));
+  if (request.requested_ttl > absl::ZeroDuration()) {
+    ttl = std::min(ttl, request.requested_ttl);
+  }
+  Grant grant;
+  GrantRecord& g = grant.record;
+  g.grant_id = absl::StrCat("g-", RandomHex(10));
+  g.request_id = request.request_id;
+  g.session_key = request.session_key;
+  g.provider = request.provider;
+  g.profile = request.profile;
+  g.action = request.action;
+  g.credential_version = values.version;
+  g.scope = static_cast<int>(scope);
+  g.created_at = now;
+  g.expires_at = now + std::min(ttl, options_.max_grant_ttl);
+  grant.values = std::move(values.values);
+  return grant;
+}
+
+const StandingRecord* RequestManager::MatchStanding(const RequestRecord& r,
+                                                    absl::Time now) const {
+  for (const StandingRecord& s : standing_) {
+    if (!s.revoked && s.expires_at > now && s.provider == r.provider &&
+        s.profile == r.profile && ActionMatches(s.action_pattern, r.action)) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+int64_t RequestManager::AttachSession(const std::string& session_key,
+                                      const Caller& caller, AgentListener listener) {
+  absl::MutexLock lock(&mu_);
+  Session& session = sessions_[session_key];
+  bool was_away = !session.listener && session.disconnected_at != absl::InfiniteFuture();
+  session.caller = caller;
+  session.listener = std::move(listener);
+  session.attachment = next_id_++;
+  session.disconnected_at = absl::InfiniteFuture();
+  if (was_away) {
+    Effects effects;
+    for (const auto& [id, r] : open_) {
+      if (r.session_key == session_key) {
+        effects.watch_events.push_back({WatchEventKind::kAgentReconnected, ViewOf(r)});
+      }
+    }
+    Notify(effects);
+  }
+  return session.attachment;
+}
+
+void RequestManager::DetachSession(const std::string& session_key, int64_t attachment) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session_key);
+  if (it == sessions_.end() || it->second.attachment != attachment) return;
+  it->second.listener = nullptr;
+  it->second.disconnected_at = clock_();
+  Effects effects;
+  for (const auto& [id, r] : open_) {
+    if (r.session_key == session_key) {
+      effects.watch_events.push_back({WatchEventKind::kAgentDisconnected, ViewOf(r)});
+    }
+  }
+  Notify(effects);
+}
+
+absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session_key,
+                                                      const Caller& caller, Need need) {
+  CB_RETURN_IF_ERROR(CheckNeed(need));
+  CB_ASSIGN_OR_RETURN(const Provider* provider,
+                      credentials_->registry().Get(need.provider));
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(need.profile));
+
+  absl::MutexLock lock(&mu_);
+  const auto key = std::make_pair(session_key, need.need_id);
+  if (auto it = by_need_.find(key); it != by_need_.end()) {
+    NeedUpdate u = UpdateOf(open_.at(it->second));
+    NotifyAgent(session_key, u);
+    return u;
+  }
+  if (auto it = decided_.find(key); it != decided_.end()) {
+    NeedUpdate u = UpdateOf(it->second);
+    NotifyAgent(session_key, u);
+    return u;
+  }
+  int open_in_session = 0;
+  for (const auto& [id, r] : open_) open_in_session += r.session_key == session_key;
+  if (open_in_session >= options_.max_open_per_session) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this agent session already has ", open_in_session,
+        " needs waiting for a decision; wait for them or cancel some"));
+  }
+
+  absl::Time now = clock_();
+  RequestRecord r;
+  r.request_id = absl::StrCat("r-", RandomHex(10));
+  r.session_key = session_key;
+  r.need_id = need.need_id;
+  r.provider = provider->spec().id;
+  r.profile = profile;
+  r.action = need.action;
+  r.context = need.context;
+  r.requested_ttl = need.requested_ttl;
+  r.agent_peer = caller.peer;
+  r.created_at = now;
+  r.expires_at = now + options_.pending_timeout;
+
+  absl::StatusOr<CredentialSummary> stored = credentials_->Get(r.provider, r.profile, 0);
+  bool usable = stored.ok() && Usable(stored->readiness);
+  if (!stored.ok() && !absl::IsNotFound(stored.status()) &&
+      !absl::IsDataLoss(stored.status())) {
+    return stored.status();
+  }
+
+  Effects effects;
+  // A SESSION approval or a standing approval grants without asking.
+  Scope auto_scope = Scope::kUnspecified;
+  std::string auto_detail;
+  if (usable) {
+    Session& session = sessions_[session_key];
+    auto approval = session.approvals.find({r.provider, r.profile});
+    if (approval != session.approvals.end() && approval->second > now) {
+      auto_scope = Scope::kSession;
+      auto_detail = "granted under this session's approval";
+    } else if (const StandingRecord* s = MatchStanding(r, now)) {
+      auto_scope = Scope::kStanding;
+      auto_detail = absl::StrCat("granted under standing approval ", s->id);
+    }
+  }
+  if (auto_scope != Scope::kUnspecified) {
+    absl::Duration ttl = auto_scope == Scope::kSession
+                             ? sessions_[session_key].approvals[{r.provider, r.profile}] - now
+                             : options_.once_ttl;
+    CB_ASSIGN_OR_RETURN(Grant grant, IssueGrant(r, auto_scope, ttl, now));
+    r.state = static_cast<int>(RequestState::kGranted);
+    r.decided_at = now;
+    r.decision = auto_detail;
+    r.grant_id = grant.record.grant_id;
+    effects.write.requests.push_back(r);
+    effects.write.grants.push_back(grant.record);
+    effects.write.audit.push_back(Event("request.created", caller, &r, nullptr, "ok", ""));
+    effects.write.audit.push_back(
+        Event("grant.created", caller, &r, &grant.record, "ok",
+              absl::StrCat(ScopeName(auto_scope), ", ", auto_detail, ", version ",
+                           grant.record.credential_version)));
+    CB_RETURN_IF_ERROR(Commit(effects));
+    active_grants_[grant.record.grant_id] = grant.record;
+    decided_[key] = r;
+    NeedUpdate u;
+    u.need_id = r.need_id;
+    u.request_id = r.request_id;
+    u.state = RequestState::kGranted;
+    u.grant = std::move(grant);
+    u.message = auto_detail;
+    NotifyAgent(session_key, u);
+    return u;
+  }
+
+  if (usable) {
+    r.state = static_cast<int>(RequestState::kPendingApproval);
+  } else {
+    r.state = static_cast<int>(RequestState::kNeedsInput);
+    r.missing_fields = stored.ok() && !stored->missing_fields.empty()
+                           ? stored->missing_fields
+                           : MissingFields(provider->spec(), FieldValues());
+  }
+  effects.write.requests.push_back(r);
+  effects.write.audit.push_back(Event("request.created", caller, &r, nullptr, "ok",
+                                      std::string(RequestStateName(
+                                          static_cast<RequestState>(r.state)))));
+  CB_RETURN_IF_ERROR(Commit(effects));
+  by_need_[key] = r.request_id;
+  open_[r.request_id] = r;
+  Session& session = sessions_[session_key];
+  if (session.caller.peer.empty()) session.caller = caller;
+  effects.watch_events.push_back({WatchEventKind::kAdded, ViewOf(r)});
+  NeedUpdate u = UpdateOf(r);
+  effects.agent_updates.push_back({session_key, u});
+  Notify(effects);
+  return u;
+}
+
+void RequestManager::Close(RequestRecord& r, RequestState state, std::string decision,
+                           absl::string_view audit_kind, const Caller& caller,
+                           Effects& effects) {
+  r.state = static_cast<int>(state);
+  r.decided_at = clock_();
+  r.decision = std::move(decision);
+  effects.write.requests.push_back(r);
+  effects.write.audit.push_back(Event(audit_kind, caller, &r, nullptr, "ok", r.decision));
+  WatchEventKind kind = state == RequestState::kExpired     ? WatchEventKind::kExpired
+                        : state == RequestState::kCancelled ? WatchEventKind::kCancelled
+                                                            : WatchEventKind::kResolved;
+  effects.watch_events.push_back({kind, ViewOf(r)});
+}
+
+absl::Status RequestManager::CancelNeed(const std::string& session_key,
+                                        const std::string& need_id,
+                                        const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  auto it = by_need_.find({session_key, need_id});
+  if (it == by_need_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("need \"", need_id, "\" is not waiting for a decision"));
+  }
+  RequestRecord r = open_.at(it->second);
+  Effects effects;
+  Close(r, RequestState::kCancelled, "cancelled by the agent", "request.cancelled",
+        caller, effects);
+  CB_RETURN_IF_ERROR(Commit(effects));
+  open_.erase(r.request_id);
+  by_need_.erase(it);
+  decided_[{session_key, need_id}] = r;
+  effects.agent_updates.push_back({session_key, UpdateOf(r)});
+  Notify(effects);
+  return absl::OkStatus();
+}
+
+absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
+                                          const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_grants_.find(grant_id);
+  if (it == active_grants_.end()) {
+    absl::StatusOr<GrantRecord> stored = store_->GetGrant(grant_id);
+    if (!stored.ok()) return stored.status();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "grant ", grant_id, " has already ended",
+        stored->end_reason.empty() ? " (expired)" : absl::StrCat(" (", stored->end_reason, ")")));
+  }
+  GrantRecord g = it->second;
+  g.ended_at = clock_();
+  g.end_reason = "released";
+  Effects effects;
+  effects.write.grants.push_back(g);
+  effects.write.audit.push_back(Event("grant.released", caller, nullptr, &g, "ok", ""));
+  CB_RETURN_IF_ERROR(Commit(effects));
+  active_grants_.erase(it);
+  if (g.scope == static_cast<int>(Scope::kSession)) {
+    auto s = sessions_.find(g.session_key);
+    if (s != sessions_.end()) s->second.approvals.erase({g.provider, g.profile});
+  }
+  return absl::OkStatus();
+}
+
+int64_t RequestManager::Watch(WatchListener listener) {
+  absl::MutexLock lock(&mu_);
+  int64_t id = next_id_++;
+  for (const auto& [rid, r] : open_) listener({WatchEventKind::kSnapshot, ViewOf(r)});
+  listener({WatchEventKind::kSnapshotDone, RequestView()});
+  watchers_[id] = std::move(listener);
+  return id;
+}
+
+void RequestManager::Unwatch(int64_t watcher) {
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(watcher);
+}
+
+std::vector<RequestView> RequestManager::PendingRequests() {
+  absl::MutexLock lock(&mu_);
+  std::vector<RequestView> out;
+  for (const auto& [id, r] : open_) out.push_back(ViewOf(r));
+  return out;
+}
+
+absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
+                                             const std::string& provider_in,
+                                             const std::string& profile_in) {
+  Form form;
+  std::string provider_id = provider_in;
+  std::string profile = profile_in;
+  if (!request_id.empty()) {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(request_id);
+    if (it != open_.end()) {
+      form.request = ViewOf(it->second);
+    } else {
+      absl::StatusOr<RequestRecord> stored = store_->GetRequest(request_id);
+      if (!stored.ok()) return stored.status();
+      form.request = ViewOf(*stored);
+    }
+    provider_id = form.request->record.provider;
+    profile = form.request->record.profile;
+  } else if (provider_id.empty()) {
+    return InvalidArgumentWithViolations(
+        "say which form", {{"request_id", "give a request id, or a provider (and profile)"}});
+  }
+  CB_ASSIGN_OR_RETURN(const Provider* provider, credentials_->registry().Get(provider_id));
+  CB_ASSIGN_OR_RETURN(profile, CheckProfileName(profile));
+  form.provider = &provider->spec();
+  form.profile = profile;
+  FieldValues stored;
+  absl::StatusOr<CredentialManager::StoredValues> values =
+      credentials_->GetValues(provider->spec().id, profile, 0);
+  if (values.ok()) {
+    stored = std::move(values->values);
+  } else if (!absl::IsNotFound(values.status())) {
+    return values.status();
+  }
+  for (const FieldSpec& spec : provider->spec().fields) {
+    FormField f;
+    f.spec = spec;
+    auto it = stored.find(spec.name);
+    if (it != stored.end() && !it->second.empty()) {
+      f.is_set = true;
+      if (!spec.sensitive) f.current_value = std::string(it->second.Reveal());
+    }
+    form.fields.push_back(std::move(f));
+  }
+  if (provider->spec().oauth) {
+    form.notes.push_back(
+        "Netlify connects through its OAuth flow: the IDE opens Netlify's "
+        "authorization page and stores the access token it returns.");
+  }
+  for (const FieldSpec& spec : provider->spec().fields) {
+    if (spec.generatable) {
+      form.notes.push_back(absl::StrCat(
+          spec.label, ": leave it empty and ask the broker to generate a strong one "
+                      "(generate: \"", spec.name, "\")."));
+    }
+  }
+  if (!stored.empty()) {
+    form.notes.push_back(
+        "A credential is stored: sensitive fields left empty keep their stored values.");
+  }
+  return form;
+}
+
+absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
+                                                      const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(input.request_id);
+  if (it == open_.end()) {
+    absl::StatusOr<RequestRecord> stored = store_->GetRequest(input.request_id);
+    if (!stored.ok()) return stored.status();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "request ", input.request_id, " was already decided: ", stored->decision));
+  }
+  RequestRecord r = it->second;
+  if (input.scope == Scope::kUnspecified) input.scope = Scope::kOnce;
+  absl::Duration ttl = input.ttl;
+  if (ttl < absl::ZeroDuration()) {
+    return InvalidArgumentWithViolations("invalid ttl", {{"ttl", "must not be negative"}});
+  }
+  if (ttl == absl::ZeroDuration()) {
+    ttl = input.scope == Scope::kOnce      ? options_.once_ttl
+          : input.scope == Scope::kSession ? options_.session_ttl
+                                           : options_.standing_ttl;
+  }
+  if (input.scope == Scope::kStanding && ttl > options_.max_standing_ttl) {
+    return InvalidArgumentWithViolations(
+        "standing approval too long",
+        {{"ttl", absl::StrCat("a standing approval lasts at most ",
+                              absl::FormatDuration(options_.max_standing_ttl),
+                              " (90 days)")}});
+  }
+  if (input.scope != Scope::kStanding && ttl > options_.max_grant_ttl) {
+    return InvalidArgumentWithViolations(
+        "grant too long", {{"ttl", absl::StrCat("a grant lasts at most ",
+                                                absl::FormatDuration(options_.max_grant_ttl))}});
+  }
+  std::string pattern = input.action_pattern.empty() ? r.action : input.action_pattern;
+  if (pattern.size() > kMaxAction) {
+    return InvalidArgumentWithViolations(
+        "action pattern too long",
+        {{"action_pattern", absl::StrCat("at most ", kMaxAction, " characters")}});
+  }
+
+  Effects effects;
+  if (!input.values.empty() || !input.generate.empty()) {
+    PutCredentialInput put;
+    put.provider = r.provider;
+    put.profile = r.profile;
+    put.values = std::move(input.values);
+    put.generate = input.generate;
+    put.keep_existing = true;
+    absl::StatusOr<PutCredentialResult> stored = credentials_->Put(std::move(put));
+    if (!stored.ok()) return stored.status();  // The request stays pending.
+    effects.write.audit.push_back(
+        Event("credential.put", caller, &r, nullptr, "ok",
+              absl::StrCat("version ", stored->credential.version, ", fingerprint ",
+                           stored->credential.fingerprint)));
+  } else {
+    absl::StatusOr<CredentialSummary> current = credentials_->Get(r.provider, r.profile, 0);
+    if (absl::IsNotFound(current.status()) ||
+        (current.ok() && !Usable(current->readiness))) {
+      std::vector<std::string> missing =
+          current.ok() ? current->missing_fields
+                       : MissingFields(credentials_->registry().Find(r.provider)->spec(),
+                                       FieldValues());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no ready ", r.provider, "/", r.profile,
+          " credential is stored: approve with the values",
+          missing.empty() ? "" : absl::StrCat(" (", absl::StrJoin(missing, ", "), ")")));
+    }
+    if (!current.ok()) return current.status();
+  }
+
+  absl::Time now = clock_();
+  CB_ASSIGN_OR_RETURN(Grant grant, IssueGrant(r, input.scope, ttl, now));
+  ApproveResult result;
+  result.grant_id = grant.record.grant_id;
+  std::string decision = absl::StrCat("approved (", ScopeName(input.scope), ")");
+  if (input.scope == Scope::kStanding) {
+    StandingRecord s;
+    s.id = absl::StrCat("s-", RandomHex(8));
+    s.provider = r.provider;
+    s.profile = r.profile;
+    s.action_pattern = pattern;
+    s.created_at = now;
+    s.expires_at = now + ttl;
+    effects.write.standing.push_back(s);
+    result.standing_id = s.id;
+    effects.write.audit.push_back(Event(
+        "standing.created", caller, &r, nullptr, "ok",
+        absl::StrCat(s.id, " for \"", pattern, "\" until ",
+                     absl::FormatTime(absl::RFC3339_sec, s.expires_at, absl::UTCTimeZone()))));
+    // The standing rule outlives this grant; the grant itself is one-off.
+    grant.record.expires_at = std::min(grant.record.expires_at, now + options_.once_ttl);
+  }
+  r.grant_id = grant.record.grant_id;
+  Close(r, RequestState::kGranted, decision, "request.approved", caller, effects);
+  effects.write.grants.push_back(grant.record);
+  effects.write.audit.push_back(
+      Event("grant.created", caller, &r, &grant.record, "ok",
+            absl::StrCat(ScopeName(input.scope), ", version ",
+                         grant.record.credential_version, ", expires ",
+                         absl::FormatTime(absl::RFC3339_sec, grant.record.expires_at,
+                                          absl::UTCTimeZone()))));
+  // Fail closed: without its durable decision and audit events, nothing is
+  // released and the request stays pending.
+  absl::Status committed = Commit(effects);
+  if (!committed.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "the decision could not be recorded, so nothing was released; the "
+        "request is still pending: ",
+        committed.message()));
+  }
+  open_.erase(r.request_id);
+  by_need_.erase({r.session_key, r.need_id});
+  decided_[{r.session_key, r.need_id}] = r;
+  active_grants_[grant.record.grant_id] = grant.record;
+  if (!effects.write.standing.empty()) standing_.push_back(effects.write.standing[0]);
+  if (input.scope == Scope::kSession) {
+    sessions_[r.session_key].approvals[{r.provider, r.profile}] = grant.record.expires_at;
+  }
+  NeedUpdate u;
+  u.need_id = r.need_id;
+  u.request_id = r.request_id;
+  u.state = RequestState::kGranted;
+  u.message = decision;
+  u.grant = std::move(grant);
+  effects.agent_updates.push_back({r.session_key, std::move(u)});
+  Notify(effects);
+  return result;
+}
+
+absl::Status RequestManager::Deny(const std::string& request_id,
+                                  const std::string& reason, const Caller& caller) {
+  if (reason.size() > kMaxReason) {
+    return InvalidArgumentWithViolations(
+        "reason too long", {{"reason", absl::StrCat("at most ", kMaxReason, " characters")}});
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(request_id);
+  if (it == open_.end()) {
+    absl::StatusOr<RequestRecord> stored = store_->GetRequest(request_id);
+    if (!stored.ok()) return stored.status();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "request ", request_id, " was already decided: ", stored->decision));
+  }
+  RequestRecord r = it->second;
+  Effects effects;
+  Close(r, RequestState::kDenied,
+        reason.empty() ? std::string("denied") : absl::StrCat("denied: ", reason),
+        "request.denied", caller, effects);
+  CB_RETURN_IF_ERROR(Commit(effects));
+  open_.erase(r.request_id);
+  by_need_.erase({r.session_key, r.need_id});
+  decided_[{r.session_key, r.need_id}] = r;
+  NeedUpdate u = UpdateOf(r);
+  u.reason = reason.empty() ? "denied by the user" : reason;
+  effects.agent_updates.push_back({r.session_key, std::move(u)});
+  Notify(effects);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrants(
+    const ListGrantsOptions& options) {
+  return store_->ListGrants(options);
+}
+
+absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
+                                         const std::string& reason, const Caller& caller) {
+  if (reason.size() > kMaxReason) {
+    return InvalidArgumentWithViolations(
+        "reason too long", {{"reason", absl::StrCat("at most ", kMaxReason, " characters")}});
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = active_grants_.find(grant_id);
+  if (it == active_grants_.end()) {
+    absl::StatusOr<GrantRecord> stored = store_->GetGrant(grant_id);
+    if (!stored.ok()) return stored.status();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "grant ", grant_id, " has already ended",
+        stored->end_reason.empty() ? " (expired)" : absl::StrCat(" (", stored->end_reason, ")")));
+  }
+  GrantRecord g = it->second;
+  g.ended_at = clock_();
+  g.end_reason = reason.empty() ? "revoked" : absl::StrCat("revoked: ", reason);
+  Effects effects;
+  effects.write.grants.push_back(g);
+  effects.write.audit.push_back(Event("grant.revoked", caller, nullptr, &g, "ok", reason));
+  CB_RETURN_IF_ERROR(Commit(effects));
+  active_grants_.erase(it);
+  auto s = sessions_.find(g.session_key);
+  if (s != sessions_.end()) s->second.approvals.erase({g.provider, g.profile});
+  // Tell the agent to stop using the values.
+  std::string need_id;
+  for (const auto& [key, r] : decided_) {
+    if (r.request_id == g.request_id) need_id = r.need_id;
+  }
+  NeedUpdate u;
+  u.need_id = need_id;
+  u.request_id = g.request_id;
+  u.state = RequestState::kRevoked;
+  u.reason = g.end_reason;
+  u.message = absl::StrCat("grant ", g.grant_id, " was revoked: stop using its values");
+  effects.agent_updates.push_back({g.session_key, std::move(u)});
+  Notify(effects);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StandingRecord>> RequestManager::ListStanding() {
+  absl::MutexLock lock(&mu_);
+  return standing_;
+}
+
+absl::Status RequestManager::RevokeStanding(const std::string& id, const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  for (StandingRecord& s : standing_) {
+    if (s.id != id) continue;
+    if (s.revoked) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("standing approval ", id, " was already revoked"));
+    }
+    StandingRecord revoked = s;
+    revoked.revoked = true;
+    Effects effects;
+    effects.write.standing.push_back(revoked);
+    AuditRecord e = Event("standing.revoked", caller, nullptr, nullptr, "ok", id);
+    e.provider = s.provider;
+    e.profile = s.profile;
+    e.action = s.action_pattern;
+    effects.write.audit.push_back(std::move(e));
+    CB_RETURN_IF_ERROR(Commit(effects));
+    s.revoked = true;
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrCat("no standing approval ", id));
+}
+
+void RequestManager::Tick() {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = clock_();
+  Effects effects;
+  std::vector<RequestRecord> closed;
+  const Caller broker{"", ""};
+  for (auto& [id, r] : open_) {
+    if (r.expires_at <= now) {
+      RequestRecord c = r;
+      Close(c, RequestState::kExpired, "expired: no decision before the timeout",
+            "request.expired", broker, effects);
+      closed.push_back(std::move(c));
+      continue;
+    }
+    auto s = sessions_.find(r.session_key);
+    if (s != sessions_.end() && !s->second.listener &&
+        s->second.disconnected_at + options_.grace_period <= now) {
+      RequestRecord c = r;
+      Close(c, RequestState::kCancelled,
+            "cancelled: the agent disconnected and did not come back",
+            "request.cancelled", broker, effects);
+      closed.push_back(std::move(c));
+    }
+  }
+  std::vector<std::string> expired_grants;
+  for (const auto& [id, g] : active_grants_) {
+    if (g.expires_at <= now) expired_grants.push_back(id);
+  }
+  if (!closed.empty()) {
+    absl::Status s = Commit(effects);
+    if (!s.ok()) return;  // Retried on the next tick.
+    for (RequestRecord& c : closed) {
+      open_.erase(c.request_id);
+      by_need_.erase({c.session_key, c.need_id});
+      effects.agent_updates.push_back({c.session_key, UpdateOf(c)});
+      decided_[{c.session_key, c.need_id}] = std::move(c);
+    }
+    Notify(effects);
+  }
+  for (const std::string& id : expired_grants) active_grants_.erase(id);
+  // Forget sessions gone past the grace period with nothing open.
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    const Session& s = it->second;
+    bool gone = !s.listener && s.disconnected_at + options_.grace_period <= now;
+    bool has_open = false;
+    for (const auto& [id, r] : open_) has_open |= r.session_key == it->first;
+    if (gone && !has_open) {
+      for (auto d = decided_.begin(); d != decided_.end();) {
+        d = d->first.first == it->first ? decided_.erase(d) : std::next(d);
+      }
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace credbroker

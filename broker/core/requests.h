@@ -1,0 +1,274 @@
+// RequestManager is the approval flow: agents' credential needs, approvers'
+// decisions, the grants that release credential values, session and
+// standing approvals, expiry and the agent's grace period. It knows nothing
+// of gRPC: agents and watchers are listeners it calls with updates.
+//
+// Thread-safe. Every method may block on the store (SQLite) and must not be
+// called from a gRPC reactor. Listeners are called with the manager's lock
+// held, in event order: they must return quickly, must not block and must
+// not call back into the manager.
+#ifndef CREDBROKER_BROKER_CORE_REQUESTS_H_
+#define CREDBROKER_BROKER_CORE_REQUESTS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "broker/core/audit.h"
+#include "broker/core/credentials.h"
+#include "broker/store/store.h"
+
+namespace credbroker {
+
+// Numbered as credbroker.v1.RequestState.
+enum class RequestState {
+  kUnspecified = 0,
+  kPendingApproval = 1,
+  kNeedsInput = 2,
+  kGranted = 3,
+  kDenied = 4,
+  kExpired = 5,
+  kCancelled = 6,
+  kRevoked = 7,
+};
+absl::string_view RequestStateName(RequestState s);
+bool IsTerminal(RequestState s);
+
+// Numbered as credbroker.v1.Scope.
+enum class Scope { kUnspecified = 0, kOnce = 1, kSession = 2, kStanding = 3 };
+absl::string_view ScopeName(Scope s);
+
+struct Need {
+  std::string need_id;
+  std::string provider;
+  std::string profile;  // Empty: the default profile.
+  std::string action;
+  std::vector<std::pair<std::string, std::string>> context;
+  absl::Duration requested_ttl = absl::ZeroDuration();
+};
+
+// Who is calling, for audit events and the approver's view.
+struct Caller {
+  std::string role;  // "agent", "approver".
+  std::string peer;
+};
+
+struct Grant {
+  GrantRecord record;
+  FieldValues values;
+};
+
+// What an agent hears about one need.
+struct NeedUpdate {
+  std::string need_id;
+  std::string request_id;
+  RequestState state = RequestState::kUnspecified;
+  std::vector<std::string> missing_fields;
+  std::optional<Grant> grant;  // With kGranted.
+  std::string reason;          // With kDenied, kExpired, kCancelled, kRevoked.
+  std::string message;
+};
+
+// A request as approvers see it.
+struct RequestView {
+  RequestRecord record;
+  bool agent_connected = false;
+};
+
+enum class WatchEventKind {
+  kSnapshot = 1,
+  kSnapshotDone = 2,
+  kAdded = 3,
+  kResolved = 4,
+  kCancelled = 5,
+  kExpired = 6,
+  kAgentDisconnected = 7,
+  kAgentReconnected = 8,
+};
+
+struct WatchEvent {
+  WatchEventKind kind = WatchEventKind::kSnapshot;
+  RequestView request;
+};
+
+struct FormField {
+  FieldSpec spec;
+  std::string current_value;  // Non-sensitive fields only.
+  bool is_set = false;
+};
+
+struct Form {
+  const ProviderSpec* provider = nullptr;
+  std::string profile;
+  std::vector<FormField> fields;
+  std::optional<RequestView> request;
+  std::vector<std::string> notes;
+};
+
+struct ApproveInput {
+  std::string request_id;
+  FieldValues values;  // Empty: use the stored credential.
+  std::vector<std::string> generate;
+  Scope scope = Scope::kOnce;
+  absl::Duration ttl = absl::ZeroDuration();  // Zero: the scope's default.
+  std::string action_pattern;                 // STANDING; empty: the action.
+};
+
+struct ApproveResult {
+  std::string grant_id;
+  std::string standing_id;
+};
+
+struct RequestOptions {
+  absl::Duration pending_timeout = absl::Minutes(10);
+  absl::Duration grace_period = absl::Seconds(60);
+  absl::Duration once_ttl = absl::Minutes(15);
+  absl::Duration session_ttl = absl::Hours(8);
+  absl::Duration standing_ttl = absl::Hours(24 * 30);
+  absl::Duration max_standing_ttl = absl::Hours(24 * 90);
+  absl::Duration max_grant_ttl = absl::Hours(24);
+  int max_open_per_session = 64;
+};
+
+class RequestManager {
+ public:
+  using AgentListener = std::function<void(const NeedUpdate&)>;
+  using WatchListener = std::function<void(const WatchEvent&)>;
+
+  // All pointers must outlive the manager.
+  RequestManager(Store* store, CredentialManager* credentials, AuditLog* audit,
+                 Clock clock, RequestOptions options);
+
+  // Loads open requests, active grants and standing approvals from the
+  // store. The agents of open requests count as disconnected from now: they
+  // have the grace period to come back.
+  absl::Status Recover();
+
+  // --- Agents ---
+  // Attaches a live stream to `session_key` (replacing an older stream of
+  // the same session). Returns the attachment id for DetachSession.
+  int64_t AttachSession(const std::string& session_key, const Caller& caller,
+                        AgentListener listener);
+  // The stream ended. Open needs wait the grace period, then are cancelled.
+  void DetachSession(const std::string& session_key, int64_t attachment);
+
+  // Idempotent per (session_key, need_id): a repeated need returns the
+  // state of the request it made (and the decision, if one was made). The
+  // returned update is also given to the session's listener, if attached,
+  // in order with every later update.
+  // INVALID_ARGUMENT for a malformed need; RESOURCE_EXHAUSTED past the
+  // per-session limit of open needs.
+  absl::StatusOr<NeedUpdate> SubmitNeed(const std::string& session_key,
+                                        const Caller& caller, Need need);
+  // NOT_FOUND when the need is not open.
+  absl::Status CancelNeed(const std::string& session_key,
+                          const std::string& need_id, const Caller& caller);
+  // Ends a grant early. NOT_FOUND, or FAILED_PRECONDITION when it already
+  // ended.
+  absl::Status ReleaseGrant(const std::string& grant_id, const Caller& caller);
+
+  // --- Approvers ---
+  // Registers a watcher. The snapshot of pending requests is delivered to
+  // `listener` (kSnapshot..., kSnapshotDone) before any live event.
+  int64_t Watch(WatchListener listener);
+  void Unwatch(int64_t watcher);
+
+  // The form for a request (request_id set) or for a stored credential.
+  absl::StatusOr<Form> GetForm(const std::string& request_id,
+                               const std::string& provider,
+                               const std::string& profile);
+
+  // The first decision wins: a decided request is FAILED_PRECONDITION naming
+  // the decision. Invalid values: INVALID_ARGUMENT with field violations, the
+  // request stays pending. When the decision cannot be recorded (with its
+  // audit events), nothing is released and the request stays pending.
+  absl::StatusOr<ApproveResult> Approve(ApproveInput input, const Caller& caller);
+  absl::Status Deny(const std::string& request_id, const std::string& reason,
+                    const Caller& caller);
+
+  absl::StatusOr<std::vector<GrantRecord>> ListGrants(const ListGrantsOptions& options);
+  absl::Status RevokeGrant(const std::string& grant_id, const std::string& reason,
+                           const Caller& caller);
+  absl::StatusOr<std::vector<StandingRecord>> ListStanding();
+  absl::Status RevokeStanding(const std::string& id, const Caller& caller);
+
+  // Expires pending requests, cancels the needs of agents gone past the
+  // grace period, drops expired grants. The daemon calls it periodically;
+  // tests call it after moving the clock.
+  void Tick();
+
+  // Requests still open (pending approval or needing input).
+  std::vector<RequestView> PendingRequests();
+
+ private:
+  struct Session {
+    Caller caller;
+    AgentListener listener;     // Empty while disconnected.
+    int64_t attachment = 0;
+    absl::Time disconnected_at = absl::InfiniteFuture();
+    // SESSION-scope approvals: provider/profile -> until.
+    std::map<std::pair<std::string, std::string>, absl::Time> approvals;
+  };
+
+  // A change to apply: store writes plus the notifications they cause.
+  struct Effects {
+    FlowWrite write;
+    std::vector<std::pair<std::string, NeedUpdate>> agent_updates;  // session
+    std::vector<WatchEvent> watch_events;
+  };
+
+  absl::Status Commit(Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Notify(const Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyAgent(const std::string& session_key, const NeedUpdate& update)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  AuditRecord Event(absl::string_view kind, const Caller& caller,
+                    const RequestRecord* request, const GrantRecord* grant,
+                    absl::string_view outcome, std::string detail) const;
+  RequestView ViewOf(const RequestRecord& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  NeedUpdate UpdateOf(const RequestRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Grant> IssueGrant(const RequestRecord& request, Scope scope,
+                                   absl::Duration ttl, absl::Time now);
+  const StandingRecord* MatchStanding(const RequestRecord& r, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Close(RequestRecord& r, RequestState state, std::string decision,
+             absl::string_view audit_kind, const Caller& caller, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Store* const store_;
+  CredentialManager* const credentials_;
+  AuditLog* const audit_;
+  const Clock clock_;
+  const RequestOptions options_;
+
+  absl::Mutex mu_;
+  // Open requests by id, and their (session_key, need_id) index.
+  std::map<std::string, RequestRecord> open_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::string> by_need_
+      ABSL_GUARDED_BY(mu_);
+  // Decided requests of live sessions, by (session_key, need_id), so that a
+  // re-sent need gets its decision.
+  std::map<std::pair<std::string, std::string>, RequestRecord> decided_
+      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, GrantRecord> active_grants_ ABSL_GUARDED_BY(mu_);
+  std::vector<StandingRecord> standing_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, WatchListener> watchers_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// Case-insensitive glob: '*' any run, '?' one character.
+bool ActionMatches(absl::string_view pattern, absl::string_view action);
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_CORE_REQUESTS_H_

@@ -1,0 +1,439 @@
+#include "broker/rpc/flow_services.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "broker/common/status_macros.h"
+#include "broker/crypto/crypto.h"
+#include "broker/rpc/convert.h"
+#include "broker/rpc/outbox.h"
+
+namespace credbroker {
+namespace {
+
+// A stream reactor that finishes at once with a fixed status.
+template <typename Base>
+class FinishedReactor : public Base {
+ public:
+  explicit FinishedReactor(const absl::Status& status) {
+    this->Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+// Serializes the end of a reactor's life with work in flight: Finish is
+// deferred while a hold is taken (an executor task, a StartRead being
+// issued), so that the reactor is never deleted under a running task.
+class FinishGate {
+ public:
+  // Returns false when the stream already finished: do not start work.
+  bool Hold() {
+    absl::MutexLock lock(&mu_);
+    if (finish_called_) return false;
+    ++holds_;
+    return true;
+  }
+  // Returns the status to Finish with, if a finish was deferred.
+  std::optional<grpc::Status> Release() {
+    absl::MutexLock lock(&mu_);
+    --holds_;
+    if (holds_ == 0 && deferred_.has_value() && !finish_called_) {
+      finish_called_ = true;
+      return std::exchange(deferred_, std::nullopt);
+    }
+    return std::nullopt;
+  }
+  // Returns true when the caller should Finish now; otherwise deferred.
+  bool RequestFinish(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (finish_called_ || deferred_.has_value()) return false;
+    if (holds_ > 0) {
+      deferred_ = status;
+      return false;
+    }
+    finish_called_ = true;
+    return true;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int holds_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> deferred_ ABSL_GUARDED_BY(mu_);
+};
+
+Caller AgentCaller(const grpc::CallbackServerContext& ctx) {
+  return Caller{"agent", ctx.peer()};
+}
+Caller ApproverCaller(const grpc::ServerContextBase& ctx) {
+  return Caller{"approver", ctx.peer()};
+}
+
+// Session: the agent's long-lived bidirectional stream.
+class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate> {
+ public:
+  SessionReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
+                 const grpc::CallbackServerContext& ctx)
+      : requests_(requests), env_(env), streams_(streams), caller_(AgentCaller(ctx)) {
+    outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
+        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) { StartWrite(m); },
+        [this](const grpc::Status& s) { RequestFinish(s); });
+    stream_id_ = streams_->Add(
+        [box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](const grpc::Status& s) {
+          if (auto b = box.lock()) b->CloseNow(s);
+        });
+    Read();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The agent closed its side (or went away): the session ends once
+      // what is queued has been written.
+      outbox_->CloseAfterDrain(grpc::Status::OK);
+      return;
+    }
+    if (!gate_.Hold()) return;  // Finishing already.
+    v1::SessionRequest message = std::move(request_);
+    env_.executor->Schedule([this, message = std::move(message)]() mutable {
+      Handle(std::move(message));
+      // The next message only after this one is handled: needs keep order.
+      if (!outbox_->closing()) Read();
+      if (auto s = gate_.Release()) Finish(*s);
+    });
+  }
+
+  void OnWriteDone(bool ok) override { outbox_->OnWriteDone(ok); }
+  void OnCancel() override {
+    outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+
+  void OnDone() override {
+    outbox_->OnDone();
+    streams_->Remove(stream_id_);
+    if (attachment_ != 0) {
+      env_.executor->Schedule(
+          [requests = requests_, key = session_key_, attachment = attachment_] {
+            requests->DetachSession(key, attachment);
+          });
+    }
+    delete this;
+  }
+
+ private:
+  // Issues the next read; Finish waits while StartRead is being called.
+  void Read() {
+    if (!gate_.Hold()) return;
+    StartRead(&request_);
+    if (auto s = gate_.Release()) Finish(*s);
+  }
+
+  void RequestFinish(const grpc::Status& status) {
+    if (gate_.RequestFinish(status)) Finish(status);
+  }
+
+  void Attach(std::string session_key) {
+    session_key_ = std::move(session_key);
+    std::weak_ptr<Outbox<v1::NeedUpdate>> box = outbox_;
+    attachment_ = requests_->AttachSession(
+        session_key_, caller_, [box](const NeedUpdate& update) {
+          if (auto b = box.lock()) {
+            v1::NeedUpdate m;
+            ToProto(update, &m);
+            b->Push(std::move(m));
+          }
+        });
+  }
+
+  void Handle(v1::SessionRequest message) {
+    switch (message.kind_case()) {
+      case v1::SessionRequest::kHello: {
+        if (attachment_ != 0) {
+          outbox_->CloseNow(ToGrpcStatus(absl::FailedPreconditionError(
+              "hello must be the first message of a session, and only once")));
+          return;
+        }
+        const std::string& key = message.hello().session_key();
+        if (key.size() > 128) {
+          outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+              "session_key must be at most 128 characters")));
+          return;
+        }
+        Attach(key.empty() ? absl::StrCat("s-", RandomHex(12)) : key);
+        return;
+      }
+      case v1::SessionRequest::kNeed: {
+        if (attachment_ == 0) Attach(absl::StrCat("s-", RandomHex(12)));
+        absl::StatusOr<NeedUpdate> update =
+            requests_->SubmitNeed(session_key_, caller_, FromProto(message.need()));
+        if (!update.ok()) outbox_->CloseNow(ToGrpcStatus(update.status()));
+        return;
+      }
+      case v1::SessionRequest::kCancelNeedId: {
+        if (attachment_ == 0) return;
+        absl::Status s =
+            requests_->CancelNeed(session_key_, message.cancel_need_id(), caller_);
+        if (!s.ok() && !absl::IsNotFound(s)) outbox_->CloseNow(ToGrpcStatus(s));
+        return;
+      }
+      default:
+        outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+            "a session message carries hello, need or cancel_need_id")));
+    }
+  }
+
+  RequestManager* const requests_;
+  const RpcEnv env_;
+  StreamRegistry* const streams_;
+  const Caller caller_;
+  FinishGate gate_;
+  std::shared_ptr<Outbox<v1::NeedUpdate>> outbox_;
+  int64_t stream_id_ = 0;
+  v1::SessionRequest request_;
+  // Set by executor tasks, which run one at a time per stream; read in
+  // OnDone, after the last task.
+  std::string session_key_;
+  int64_t attachment_ = 0;
+};
+
+// RequestCredential: one need as a server stream, ended after the need's
+// terminal state.
+class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate> {
+ public:
+  RequestCredentialReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
+                           const grpc::CallbackServerContext& ctx,
+                           const v1::RequestCredentialRequest& request)
+      : requests_(requests), env_(env), streams_(streams) {
+    outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
+        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) { StartWrite(m); },
+        [this](const grpc::Status& s) {
+          if (gate_.RequestFinish(s)) Finish(s);
+        });
+    stream_id_ = streams_->Add(
+        [box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](const grpc::Status& s) {
+          if (auto b = box.lock()) b->CloseNow(s);
+        });
+    session_key_ = request.session_key().empty()
+                       ? absl::StrCat("rc-", RandomHex(12))
+                       : request.session_key();
+    Need need = FromProto(request.need());
+    Caller caller = AgentCaller(ctx);
+    if (!gate_.Hold()) return;
+    env_.executor->Schedule([this, need = std::move(need), caller]() mutable {
+      Run(std::move(need), caller);
+      if (auto s = gate_.Release()) Finish(*s);
+    });
+  }
+
+  void OnWriteDone(bool ok) override { outbox_->OnWriteDone(ok); }
+  void OnCancel() override {
+    outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+  void OnDone() override {
+    outbox_->OnDone();
+    streams_->Remove(stream_id_);
+    if (attachment_ != 0) {
+      env_.executor->Schedule(
+          [requests = requests_, key = session_key_, attachment = attachment_] {
+            requests->DetachSession(key, attachment);
+          });
+    }
+    delete this;
+  }
+
+ private:
+  void Run(Need need, const Caller& caller) {
+    if (session_key_.size() > 128) {
+      outbox_->CloseNow(ToGrpcStatus(
+          absl::InvalidArgumentError("session_key must be at most 128 characters")));
+      return;
+    }
+    std::weak_ptr<Outbox<v1::NeedUpdate>> box = outbox_;
+    std::string need_id = need.need_id;
+    attachment_ = requests_->AttachSession(
+        session_key_, caller, [box, need_id](const NeedUpdate& update) {
+          auto b = box.lock();
+          if (!b || update.need_id != need_id) return;
+          v1::NeedUpdate m;
+          ToProto(update, &m);
+          b->Push(std::move(m));
+          if (IsTerminal(update.state)) b->CloseAfterDrain(grpc::Status::OK);
+        });
+    absl::StatusOr<NeedUpdate> update = requests_->SubmitNeed(session_key_, caller, need);
+    if (!update.ok()) outbox_->CloseNow(ToGrpcStatus(update.status()));
+  }
+
+  RequestManager* const requests_;
+  const RpcEnv env_;
+  StreamRegistry* const streams_;
+  FinishGate gate_;
+  std::shared_ptr<Outbox<v1::NeedUpdate>> outbox_;
+  int64_t stream_id_ = 0;
+  std::string session_key_;
+  int64_t attachment_ = 0;  // Written by the one task; read in OnDone.
+};
+
+// WatchRequests: a snapshot of pending requests, then live events.
+class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
+ public:
+  WatchReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
+      : requests_(requests), env_(env), streams_(streams) {
+    outbox_ = std::make_shared<Outbox<v1::ApprovalEvent>>(
+        kMaxQueuedPerStream, [this](const v1::ApprovalEvent* m) { StartWrite(m); },
+        [this](const grpc::Status& s) {
+          if (gate_.RequestFinish(s)) Finish(s);
+        });
+    stream_id_ = streams_->Add(
+        [box = std::weak_ptr<Outbox<v1::ApprovalEvent>>(outbox_)](const grpc::Status& s) {
+          if (auto b = box.lock()) b->CloseNow(s);
+        });
+    if (!gate_.Hold()) return;
+    env_.executor->Schedule([this] {
+      std::weak_ptr<Outbox<v1::ApprovalEvent>> box = outbox_;
+      watcher_ = requests_->Watch([box](const WatchEvent& event) {
+        auto b = box.lock();
+        if (!b) return;
+        v1::ApprovalEvent m;
+        m.set_kind(static_cast<v1::ApprovalEvent::Kind>(event.kind));
+        if (event.kind != WatchEventKind::kSnapshotDone) {
+          ToProto(event.request, m.mutable_request());
+        }
+        b->Push(std::move(m));
+      });
+      if (auto s = gate_.Release()) Finish(*s);
+    });
+  }
+
+  void OnWriteDone(bool ok) override { outbox_->OnWriteDone(ok); }
+  void OnCancel() override {
+    outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+  void OnDone() override {
+    outbox_->OnDone();
+    streams_->Remove(stream_id_);
+    if (watcher_ != 0) {
+      env_.executor->Schedule(
+          [requests = requests_, id = watcher_] { requests->Unwatch(id); });
+    }
+    delete this;
+  }
+
+ private:
+  RequestManager* const requests_;
+  const RpcEnv env_;
+  StreamRegistry* const streams_;
+  FinishGate gate_;
+  std::shared_ptr<Outbox<v1::ApprovalEvent>> outbox_;
+  int64_t stream_id_ = 0;
+  int64_t watcher_ = 0;  // Written by the one task; read in OnDone.
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* BrokerServiceImpl::Session(
+    grpc::CallbackServerContext* context) {
+  absl::Status allowed = env_.auth->Require(*context, Role::kAgent, "Session");
+  if (!allowed.ok()) {
+    AuditRefusal(env_, *context, "Session", allowed);
+    return new FinishedReactor<
+        grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>>(allowed);
+  }
+  return new SessionReactor(requests_, env_, streams_, *context);
+}
+
+grpc::ServerWriteReactor<v1::NeedUpdate>* BrokerServiceImpl::RequestCredential(
+    grpc::CallbackServerContext* context, const v1::RequestCredentialRequest* request) {
+  absl::Status allowed = env_.auth->Require(*context, Role::kAgent, "RequestCredential");
+  if (!allowed.ok()) {
+    AuditRefusal(env_, *context, "RequestCredential", allowed);
+    return new FinishedReactor<grpc::ServerWriteReactor<v1::NeedUpdate>>(allowed);
+  }
+  return new RequestCredentialReactor(requests_, env_, streams_, *context, *request);
+}
+
+grpc::ServerUnaryReactor* BrokerServiceImpl::ReleaseGrant(
+    grpc::CallbackServerContext* context, const v1::ReleaseGrantRequest* request,
+    v1::ReleaseGrantResponse* response) {
+  Caller caller = AgentCaller(*context);
+  return RunUnary(context, request, response, env_, Role::kAgent, "ReleaseGrant",
+                  [this, caller](const v1::ReleaseGrantRequest& req,
+                                 v1::ReleaseGrantResponse&) {
+                    return requests_->ReleaseGrant(req.grant_id(), caller);
+                  });
+}
+
+grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchRequests(
+    grpc::CallbackServerContext* context, const v1::WatchRequestsRequest*) {
+  absl::Status allowed = env_.auth->Require(*context, Role::kApprover, "WatchRequests");
+  if (!allowed.ok()) {
+    AuditRefusal(env_, *context, "WatchRequests", allowed);
+    return new FinishedReactor<grpc::ServerWriteReactor<v1::ApprovalEvent>>(allowed);
+  }
+  return new WatchReactor(requests_, env_, streams_);
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::GetCredentialForm(
+    grpc::CallbackServerContext* context, const v1::GetCredentialFormRequest* request,
+    v1::CredentialForm* response) {
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "GetCredentialForm",
+      [this](const v1::GetCredentialFormRequest& req,
+             v1::CredentialForm& resp) -> absl::Status {
+        CB_ASSIGN_OR_RETURN(Form form, requests_->GetForm(req.request_id(), req.provider(),
+                                                          req.profile()));
+        resp.set_provider(form.provider->id);
+        resp.set_profile(form.profile);
+        resp.set_display_name(form.provider->display_name);
+        for (const FormField& f : form.fields) {
+          v1::FormField* out = resp.add_fields();
+          ToProto(f.spec, out->mutable_spec());
+          out->set_current_value(f.current_value);
+          out->set_is_set(f.is_set);
+        }
+        for (const auto& s : form.provider->how_to_get) resp.add_how_to_get(s);
+        for (const auto& p : form.provider->required_permissions) {
+          resp.add_required_permissions(p);
+        }
+        if (form.request.has_value()) ToProto(*form.request, resp.mutable_request());
+        resp.set_oauth(form.provider->oauth);
+        for (const auto& n : form.notes) resp.add_notes(n);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
+    grpc::CallbackServerContext* context, const v1::ApproveRequest* request,
+    v1::ApproveResponse* response) {
+  Caller caller = ApproverCaller(*context);
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "Approve",
+      [this, caller](const v1::ApproveRequest& req,
+                     v1::ApproveResponse& resp) -> absl::Status {
+        ApproveInput input;
+        input.request_id = req.request_id();
+        input.values = TakeValues(const_cast<v1::ApproveRequest&>(req).mutable_values());
+        input.generate.assign(req.generate().begin(), req.generate().end());
+        input.scope = FromProto(req.scope());
+        if (req.has_ttl()) input.ttl = FromProto(req.ttl());
+        input.action_pattern = req.action_pattern();
+        CB_ASSIGN_OR_RETURN(ApproveResult result,
+                            requests_->Approve(std::move(input), caller));
+        resp.set_grant_id(result.grant_id);
+        resp.set_standing_approval_id(result.standing_id);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ApprovalServiceImpl::Deny(grpc::CallbackServerContext* context,
+                                                    const v1::DenyRequest* request,
+                                                    v1::DenyResponse* response) {
+  Caller caller = ApproverCaller(*context);
+  return RunUnary(context, request, response, env_, Role::kApprover, "Deny",
+                  [this, caller](const v1::DenyRequest& req, v1::DenyResponse&) {
+                    return requests_->Deny(req.request_id(), req.reason(), caller);
+                  });
+}
+
+}  // namespace credbroker

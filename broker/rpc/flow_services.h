@@ -1,0 +1,67 @@
+// gRPC adapters for the approval flow: credbroker.v1.CredentialBroker (the
+// agent's side) and credbroker.v1.ApprovalService (the approver's side).
+// Streams are callback reactors whose blocking work runs on the executor;
+// each stream writes through a bounded Outbox.
+#ifndef CREDBROKER_BROKER_RPC_FLOW_SERVICES_H_
+#define CREDBROKER_BROKER_RPC_FLOW_SERVICES_H_
+
+#include "broker/core/requests.h"
+#include "broker/rpc/streams.h"
+#include "broker/rpc/unary.h"
+#include "credbroker/v1/approval_service.grpc.pb.h"
+#include "credbroker/v1/credential_broker.grpc.pb.h"
+
+namespace credbroker {
+
+// How many messages a stream may have waiting before it is ended.
+inline constexpr size_t kMaxQueuedPerStream = 256;
+
+class BrokerServiceImpl final : public v1::CredentialBroker::CallbackService {
+ public:
+  // All pointers (and everything in `env`) must outlive the service.
+  BrokerServiceImpl(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
+      : requests_(requests), env_(env), streams_(streams) {}
+
+  grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* Session(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerWriteReactor<v1::NeedUpdate>* RequestCredential(
+      grpc::CallbackServerContext* context,
+      const v1::RequestCredentialRequest* request) override;
+  grpc::ServerUnaryReactor* ReleaseGrant(grpc::CallbackServerContext* context,
+                                         const v1::ReleaseGrantRequest* request,
+                                         v1::ReleaseGrantResponse* response) override;
+
+ private:
+  RequestManager* requests_;
+  RpcEnv env_;
+  StreamRegistry* streams_;
+};
+
+class ApprovalServiceImpl final : public v1::ApprovalService::CallbackService {
+ public:
+  ApprovalServiceImpl(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
+      : requests_(requests), env_(env), streams_(streams) {}
+
+  grpc::ServerWriteReactor<v1::ApprovalEvent>* WatchRequests(
+      grpc::CallbackServerContext* context,
+      const v1::WatchRequestsRequest* request) override;
+  grpc::ServerUnaryReactor* GetCredentialForm(
+      grpc::CallbackServerContext* context,
+      const v1::GetCredentialFormRequest* request,
+      v1::CredentialForm* response) override;
+  grpc::ServerUnaryReactor* Approve(grpc::CallbackServerContext* context,
+                                    const v1::ApproveRequest* request,
+                                    v1::ApproveResponse* response) override;
+  grpc::ServerUnaryReactor* Deny(grpc::CallbackServerContext* context,
+                                 const v1::DenyRequest* request,
+                                 v1::DenyResponse* response) override;
+
+ private:
+  RequestManager* requests_;
+  RpcEnv env_;
+  StreamRegistry* streams_;
+};
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_RPC_FLOW_SERVICES_H_

@@ -1,0 +1,146 @@
+// Outbox is the write side of one server stream: a bounded queue of messages
+// written one at a time, so that a reader that stops reading delays nobody
+// but itself. Producers (any thread, including while holding other locks)
+// Push; the reactor reports OnWriteDone and OnDone. When the queue overflows
+// the stream is finished with RESOURCE_EXHAUSTED and the client can
+// reconnect. Thread-safe; shared between the reactor and producers, it
+// outlives the reactor safely (pushes after OnDone are dropped).
+#ifndef CREDBROKER_BROKER_RPC_OUTBOX_H_
+#define CREDBROKER_BROKER_RPC_OUTBOX_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <utility>
+
+#include <grpcpp/support/status.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace credbroker {
+
+template <typename Msg>
+class Outbox {
+ public:
+  using StartWriteFn = std::function<void(const Msg*)>;
+  using FinishFn = std::function<void(const grpc::Status&)>;
+
+  // The functions call the reactor's StartWrite and Finish; they are never
+  // called with the outbox's lock held, nor after OnDone.
+  Outbox(size_t max_queued, StartWriteFn start_write, FinishFn finish)
+      : max_queued_(max_queued),
+        start_write_(std::move(start_write)),
+        finish_(std::move(finish)) {}
+
+  // Queues `msg`. False when the stream is closing or gone.
+  bool Push(Msg msg) {
+    bool overflow = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_ || done_) return false;
+      if (queue_.size() >= max_queued_) {
+        overflow = true;
+        closing_ = true;
+        queue_.clear();
+        final_status_ = grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            "this stream fell too far behind (it stopped reading); reconnect "
+            "to get a fresh snapshot");
+      } else {
+        queue_.push_back(std::move(msg));
+      }
+    }
+    Pump();
+    return !overflow;
+  }
+
+  // Finishes with `status` once the queued messages are written.
+  void CloseAfterDrain(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_ || done_) return;
+      closing_ = true;
+      final_status_ = status;
+    }
+    Pump();
+  }
+
+  // Finishes with `status` now, dropping what is queued.
+  void CloseNow(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_ || finish_called_) return;
+      queue_.clear();
+      closing_ = true;
+      final_status_ = status;
+    }
+    Pump();
+  }
+
+  // The reactor's OnWriteDone.
+  void OnWriteDone(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok && !closing_) {
+        // The client went away; nothing more can be written.
+        closing_ = true;
+        queue_.clear();
+        final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      }
+    }
+    Pump();
+  }
+
+  // The reactor's OnDone: no gRPC call may be made after this.
+  void OnDone() {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+    queue_.clear();
+  }
+
+  bool closing() const {
+    absl::MutexLock lock(&mu_);
+    return closing_ || done_;
+  }
+
+ private:
+  // Starts the next write, or finishes, outside the lock.
+  void Pump() {
+    const Msg* to_write = nullptr;
+    std::optional<grpc::Status> to_finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_ || writing_ || finish_called_) return;
+      if (!queue_.empty()) {
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+        writing_ = true;
+        to_write = &current_;
+      } else if (closing_) {
+        finish_called_ = true;
+        to_finish = final_status_;
+      }
+    }
+    if (to_write != nullptr) start_write_(to_write);
+    if (to_finish.has_value()) finish_(*to_finish);
+  }
+
+  const size_t max_queued_;
+  const StartWriteFn start_write_;
+  const FinishFn finish_;
+  mutable absl::Mutex mu_;
+  std::deque<Msg> queue_ ABSL_GUARDED_BY(mu_);  // Waiting to be written.
+  Msg current_;  // The message being written; touched only by Pump/gRPC.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_RPC_OUTBOX_H_

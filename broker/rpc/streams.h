@@ -1,0 +1,66 @@
+// StreamRegistry tracks the open server streams so that shutdown can end
+// each with UNAVAILABLE before the server stops. Thread-safe.
+#ifndef CREDBROKER_BROKER_RPC_STREAMS_H_
+#define CREDBROKER_BROKER_RPC_STREAMS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <utility>
+
+#include <grpcpp/support/status.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace credbroker {
+
+class StreamRegistry {
+ public:
+  using Closer = std::function<void(const grpc::Status&)>;
+
+  // Returns an id for Remove. After CloseAll, `closer` is called at once.
+  int64_t Add(Closer closer) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!closed_) {
+        int64_t id = next_id_++;
+        closers_[id] = std::move(closer);
+        return id;
+      }
+    }
+    closer(Shutdown());
+    return 0;
+  }
+
+  void Remove(int64_t id) {
+    absl::MutexLock lock(&mu_);
+    closers_.erase(id);
+  }
+
+  // Ends every open stream with UNAVAILABLE; later streams end at once.
+  void CloseAll() {
+    std::map<int64_t, Closer> closers;
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+      closers.swap(closers_);
+    }
+    for (auto& [id, closer] : closers) closer(Shutdown());
+  }
+
+ private:
+  static grpc::Status Shutdown() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the broker is shutting down; reconnect when it is back");
+  }
+
+  absl::Mutex mu_;
+  std::map<int64_t, Closer> closers_ ABSL_GUARDED_BY(mu_);  // Open streams.
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace credbroker
+
+#endif  // CREDBROKER_BROKER_RPC_STREAMS_H_
