@@ -280,8 +280,8 @@ class CredentialServiceE2E(unittest.TestCase):
             self.call("ListCredentials", STUBS.cs.ListCredentialsRequest(), metadata=self.agent)
         self.assertEqual(ctx.exception.code(), self.grpc.StatusCode.PERMISSION_DENIED)
 
-        # The agent's own service answers the agent (UNIMPLEMENTED for now),
-        # and refuses the approver.
+        # The agent's own service answers the agent (the grant does not
+        # exist), and refuses the approver.
         broker = STUBS.cb_grpc.CredentialBrokerStub(self.channel)
         with self.assertRaises(self.grpc.RpcError) as ctx:
             broker.ReleaseGrant(STUBS.cb.ReleaseGrantRequest(grant_id="g"),
@@ -290,7 +290,7 @@ class CredentialServiceE2E(unittest.TestCase):
         with self.assertRaises(self.grpc.RpcError) as ctx:
             broker.ReleaseGrant(STUBS.cb.ReleaseGrantRequest(grant_id="g"),
                                 metadata=self.agent, timeout=15)
-        self.assertEqual(ctx.exception.code(), self.grpc.StatusCode.UNIMPLEMENTED)
+        self.assertEqual(ctx.exception.code(), self.grpc.StatusCode.NOT_FOUND)
 
 
 def main():

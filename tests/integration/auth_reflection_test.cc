@@ -124,7 +124,7 @@ TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
             absl::StatusCode::kPermissionDenied);
 }
 
-TEST_F(AuthReflectionTest, PendingServicesCheckRolesFirst) {
+TEST_F(AuthReflectionTest, FlowServicesCheckRolesFirst) {
   const std::string approver = broker_->approver_token();
   const std::string agent = broker_->agent_token();
   auto broker_stub = v1::CredentialBroker::NewStub(channel_);
@@ -137,7 +137,8 @@ TEST_F(AuthReflectionTest, PendingServicesCheckRolesFirst) {
   };
   EXPECT_EQ(release(""), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(release("Bearer " + approver), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(release("Bearer " + agent), grpc::StatusCode::UNIMPLEMENTED);
+  // Past the role check: the grant does not exist.
+  EXPECT_EQ(release("Bearer " + agent), grpc::StatusCode::NOT_FOUND);
 
   auto approval_stub = v1::ApprovalService::NewStub(channel_);
   auto deny = [&](const std::string& auth) {
@@ -149,7 +150,7 @@ TEST_F(AuthReflectionTest, PendingServicesCheckRolesFirst) {
   };
   EXPECT_EQ(deny(""), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(deny("Bearer " + agent), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(deny("Bearer " + approver), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(deny("Bearer " + approver), grpc::StatusCode::NOT_FOUND);
 
   // A server stream ends with the same status.
   auto ctx = Context("Bearer " + approver);
