@@ -1,0 +1,534 @@
+#include "broker/core/requests.h"
+
+#include <stdlib.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "broker/common/errors.h"
+#include "broker/store/sqlite_store.h"
+#include "gtest/gtest.h"
+
+namespace credbroker {
+namespace {
+
+constexpr char kKeyId[] = "AKIAIOSFODNN7EXAMPLE";
+constexpr char kSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+// Forwards to a real store; WriteFlow fails while `fail_flow` is set, as a
+// full disk or a broken audit table would make it.
+class FlakyStore : public Store {
+ public:
+  explicit FlakyStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+  bool fail_flow = false;
+
+  absl::StatusOr<CredentialRecord> PutCredential(absl::string_view a, absl::string_view b,
+                                                 absl::Duration c, const SealFn& d) override {
+    return inner_->PutCredential(a, b, c, d);
+  }
+  absl::StatusOr<CredentialRecord> GetCredential(absl::string_view a, absl::string_view b,
+                                                 int64_t c) override {
+    return inner_->GetCredential(a, b, c);
+  }
+  absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
+      const ListCredentialsOptions& o) override {
+    return inner_->ListCredentials(o);
+  }
+  absl::StatusOr<std::vector<CredentialRecord>> ListVersions(absl::string_view a,
+                                                             absl::string_view b) override {
+    return inner_->ListVersions(a, b);
+  }
+  absl::StatusOr<int64_t> DeleteCredential(absl::string_view a, absl::string_view b) override {
+    return inner_->DeleteCredential(a, b);
+  }
+  absl::StatusOr<std::string> GetMeta(absl::string_view k) override { return inner_->GetMeta(k); }
+  absl::Status PutMeta(absl::string_view k, absl::string_view v) override {
+    return inner_->PutMeta(k, v);
+  }
+  absl::StatusOr<AuditRecord> AppendAudit(AuditRecord e, const AuditHashFn& h) override {
+    return inner_->AppendAudit(std::move(e), h);
+  }
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {
+    return inner_->ListAudit(q);
+  }
+  absl::Status WriteFlow(const FlowWrite& w, const AuditHashFn& h) override {
+    if (fail_flow) return absl::ResourceExhaustedError("disk full (test)");
+    return inner_->WriteFlow(w, h);
+  }
+  absl::StatusOr<std::vector<RequestRecord>> ListRequests(bool open_only) override {
+    return inner_->ListRequests(open_only);
+  }
+  absl::StatusOr<RequestRecord> GetRequest(absl::string_view id) override {
+    return inner_->GetRequest(id);
+  }
+  absl::StatusOr<std::vector<GrantRecord>> ListGrants(const ListGrantsOptions& o) override {
+    return inner_->ListGrants(o);
+  }
+  absl::StatusOr<GrantRecord> GetGrant(absl::string_view id) override {
+    return inner_->GetGrant(id);
+  }
+  absl::StatusOr<std::vector<StandingRecord>> ListStanding() override {
+    return inner_->ListStanding();
+  }
+  absl::Status CheckIntegrity() override { return inner_->CheckIntegrity(); }
+
+ private:
+  std::unique_ptr<Store> inner_;
+};
+
+class RequestManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(InitCrypto().ok());
+    char tmpl[] = "/tmp/cbreq.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    now_ = absl::FromUnixSeconds(1'800'000'000);
+    OpenAll();
+  }
+  void TearDown() override {
+    requests_.reset();
+    audit_.reset();
+    credentials_.reset();
+    store_.reset();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+  void OpenAll() {
+    requests_.reset();
+    audit_.reset();
+    credentials_.reset();
+    store_.reset();
+    auto inner = OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
+    ASSERT_TRUE(inner.ok()) << inner.status();
+    store_ = std::make_unique<FlakyStore>(std::move(*inner));
+    Clock clock = [this] { return now_; };
+    credentials_ = std::make_unique<CredentialManager>(store_.get(), &sealer_,
+                                                       &ProviderRegistry::Default(), clock);
+    audit_ = std::make_unique<AuditLog>(store_.get(), &sealer_, clock);
+    RequestOptions options;
+    options.pending_timeout = absl::Minutes(10);
+    options.grace_period = absl::Seconds(60);
+    requests_ = std::make_unique<RequestManager>(store_.get(), credentials_.get(),
+                                                 audit_.get(), clock, options);
+  }
+
+  void StoreAws() {
+    PutCredentialInput in;
+    in.provider = "aws";
+    in.values.emplace("access_key_id", SecretBytes(kKeyId));
+    in.values.emplace("secret_access_key", SecretBytes(kSecret));
+    ASSERT_TRUE(credentials_->Put(std::move(in)).ok());
+  }
+
+  Need AwsNeed(const std::string& id, const std::string& action = "deploy to AWS") {
+    Need n;
+    n.need_id = id;
+    n.provider = "aws";
+    n.action = action;
+    n.context = {{"region", "us-east-1"}};
+    return n;
+  }
+
+  // Attaches `session` and records every update it receives.
+  int64_t Attach(const std::string& session) {
+    return requests_->AttachSession(session, agent_, [this, session](const NeedUpdate& u) {
+      updates_[session].push_back(u);
+    });
+  }
+  void WatchAll() {
+    requests_->Watch([this](const WatchEvent& e) { events_.push_back(e); });
+  }
+  std::vector<std::string> AuditKinds() {
+    std::vector<std::string> kinds;
+    absl::StatusOr<AuditPage> page = audit_->List({}, 1000, "");
+    for (const auto& e : page->events) kinds.push_back(e.kind);
+    return kinds;
+  }
+  bool HasEvent(WatchEventKind kind, const std::string& request_id) {
+    for (const auto& e : events_) {
+      if (e.kind == kind && e.request.record.request_id == request_id) return true;
+    }
+    return false;
+  }
+
+  std::string dir_;
+  absl::Time now_;
+  Sealer sealer_{NewDataKey()};
+  std::unique_ptr<FlakyStore> store_;
+  std::unique_ptr<CredentialManager> credentials_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<RequestManager> requests_;
+  Caller agent_{"agent", "unix:test"};
+  Caller approver_{"approver", "unix:ide"};
+  std::map<std::string, std::vector<NeedUpdate>> updates_;
+  std::vector<WatchEvent> events_;
+};
+
+TEST_F(RequestManagerTest, MissingCredentialNeedsInputNamingTheFields) {
+  Attach("s1");
+  absl::StatusOr<NeedUpdate> u = requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->state, RequestState::kNeedsInput);
+  EXPECT_EQ(u->missing_fields,
+            (std::vector<std::string>{"access_key_id", "secret_access_key"}));
+  ASSERT_EQ(updates_["s1"].size(), 1u);
+  EXPECT_EQ(updates_["s1"][0].request_id, u->request_id);
+}
+
+TEST_F(RequestManagerTest, ApproveWithValuesStoresThemAndGrants) {
+  WatchAll();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ASSERT_TRUE(HasEvent(WatchEventKind::kAdded, pending.request_id));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  in.values.emplace("access_key_id", SecretBytes(kKeyId));
+  in.values.emplace("secret_access_key", SecretBytes(kSecret));
+  absl::StatusOr<ApproveResult> r = requests_->Approve(std::move(in), approver_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(updates_["s1"].size(), 2u);
+  const NeedUpdate& granted = updates_["s1"][1];
+  EXPECT_EQ(granted.state, RequestState::kGranted);
+  ASSERT_TRUE(granted.grant.has_value());
+  EXPECT_EQ(granted.grant->record.grant_id, r->grant_id);
+  EXPECT_EQ(granted.grant->record.expires_at, now_ + absl::Minutes(15));
+  EXPECT_TRUE(granted.grant->values.at("secret_access_key").Reveal() == kSecret);
+  EXPECT_TRUE(HasEvent(WatchEventKind::kResolved, pending.request_id));
+  EXPECT_TRUE(credentials_->Get("aws", "default", 0).ok());
+  EXPECT_EQ(AuditKinds(), (std::vector<std::string>{"request.created", "credential.put",
+                                                    "request.approved", "grant.created"}));
+  EXPECT_TRUE(audit_->Verify().ok());
+  EXPECT_TRUE(requests_->PendingRequests().empty());
+}
+
+TEST_F(RequestManagerTest, InvalidValuesKeepTheRequestPending) {
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  in.values.emplace("access_key_id", SecretBytes("AKIA-short"));
+  in.values.emplace("secret_access_key", SecretBytes(kSecret));
+  absl::StatusOr<ApproveResult> r = requests_->Approve(std::move(in), approver_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(GetFieldViolations(r.status()).empty());
+  ASSERT_EQ(requests_->PendingRequests().size(), 1u);
+  EXPECT_EQ(updates_["s1"].size(), 1u);
+}
+
+TEST_F(RequestManagerTest, ApproveWithoutValuesNeedsAReadyCredential) {
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  EXPECT_EQ(requests_->Approve(in, approver_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  StoreAws();
+  EXPECT_TRUE(requests_->Approve(in, approver_).ok());
+}
+
+TEST_F(RequestManagerTest, FirstDecisionWins) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  EXPECT_EQ(pending.state, RequestState::kPendingApproval);
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  absl::Status deny = requests_->Deny(pending.request_id, "too late", approver_);
+  EXPECT_EQ(deny.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(deny.message(), "approved")) << deny.message();
+  EXPECT_EQ(requests_->Approve(in, approver_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(requests_->Deny("r-nope", "", approver_).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RequestManagerTest, DenyTellsTheAgentWhy) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ASSERT_TRUE(requests_->Deny(pending.request_id, "not on a Friday", approver_).ok());
+  ASSERT_EQ(updates_["s1"].size(), 2u);
+  EXPECT_EQ(updates_["s1"][1].state, RequestState::kDenied);
+  EXPECT_EQ(updates_["s1"][1].reason, "not on a Friday");
+  EXPECT_FALSE(updates_["s1"][1].grant.has_value());
+}
+
+TEST_F(RequestManagerTest, PendingRequestsExpire) {
+  StoreAws();
+  WatchAll();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  now_ += absl::Minutes(9);
+  requests_->Tick();
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  now_ += absl::Minutes(2);
+  requests_->Tick();
+  EXPECT_TRUE(requests_->PendingRequests().empty());
+  EXPECT_EQ(updates_["s1"].back().state, RequestState::kExpired);
+  EXPECT_TRUE(HasEvent(WatchEventKind::kExpired, pending.request_id));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  EXPECT_EQ(requests_->Approve(in, approver_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RequestManagerTest, DisconnectedAgentIsCancelledAfterTheGracePeriod) {
+  StoreAws();
+  WatchAll();
+  int64_t a = Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  requests_->DetachSession("s1", a);
+  EXPECT_TRUE(HasEvent(WatchEventKind::kAgentDisconnected, pending.request_id));
+  EXPECT_FALSE(requests_->PendingRequests()[0].agent_connected);
+  now_ += absl::Seconds(59);
+  requests_->Tick();
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  now_ += absl::Seconds(2);
+  requests_->Tick();
+  EXPECT_TRUE(requests_->PendingRequests().empty());
+  EXPECT_TRUE(HasEvent(WatchEventKind::kCancelled, pending.request_id));
+}
+
+TEST_F(RequestManagerTest, ReattachWithinGraceGetsTheDecisionMadeMeanwhile) {
+  StoreAws();
+  WatchAll();
+  int64_t a = Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  requests_->DetachSession("s1", a);
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  now_ += absl::Seconds(30);
+  updates_.clear();
+  Attach("s1");
+  absl::StatusOr<NeedUpdate> again = requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->request_id, pending.request_id);
+  EXPECT_EQ(again->state, RequestState::kGranted);
+  ASSERT_TRUE(again->grant.has_value());
+  EXPECT_TRUE(again->grant->values.at("access_key_id").Reveal() == kKeyId);
+  ASSERT_EQ(updates_["s1"].size(), 1u);  // The listener heard it too.
+}
+
+TEST_F(RequestManagerTest, ReattachWhilePendingKeepsTheSameRequest) {
+  StoreAws();
+  WatchAll();
+  int64_t a = Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  requests_->DetachSession("s1", a);
+  Attach("s1");
+  EXPECT_TRUE(HasEvent(WatchEventKind::kAgentReconnected, pending.request_id));
+  NeedUpdate again = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  EXPECT_EQ(again.request_id, pending.request_id);
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  now_ += absl::Minutes(5);
+  requests_->Tick();  // Connected again: no cancellation.
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+}
+
+TEST_F(RequestManagerTest, SessionScopeGrantsLaterNeedsOfTheSameSession) {
+  StoreAws();
+  Attach("s1");
+  Attach("s2");
+  NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = first.request_id;
+  in.scope = Scope::kSession;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  NeedUpdate second = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "anything else"));
+  EXPECT_EQ(second.state, RequestState::kGranted);
+  ASSERT_TRUE(second.grant.has_value());
+  EXPECT_EQ(second.grant->record.scope, static_cast<int>(Scope::kSession));
+  NeedUpdate other = *requests_->SubmitNeed("s2", agent_, AwsNeed("n1"));
+  EXPECT_EQ(other.state, RequestState::kPendingApproval);
+}
+
+TEST_F(RequestManagerTest, StandingApprovalGrantsMatchingActionsUntilRevoked) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
+  ApproveInput in;
+  in.request_id = first.request_id;
+  in.scope = Scope::kStanding;
+  in.action_pattern = "deploy *";
+  in.ttl = absl::Hours(24);
+  absl::StatusOr<ApproveResult> r = requests_->Approve(in, approver_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_FALSE(r->standing_id.empty());
+
+  Attach("s2");
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("a", "deploy api"))->state,
+            RequestState::kGranted);
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("b", "destroy everything"))->state,
+            RequestState::kPendingApproval);
+  ASSERT_TRUE(requests_->RevokeStanding(r->standing_id, approver_).ok());
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("c", "deploy db"))->state,
+            RequestState::kPendingApproval);
+  EXPECT_EQ(requests_->RevokeStanding(r->standing_id, approver_).code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // Longer than 90 days is refused.
+  NeedUpdate next = *requests_->SubmitNeed("s2", agent_, AwsNeed("d", "deploy x"));
+  ApproveInput long_in;
+  long_in.request_id = next.request_id;
+  long_in.scope = Scope::kStanding;
+  long_in.ttl = absl::Hours(24 * 91);
+  EXPECT_EQ(requests_->Approve(long_in, approver_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RequestManagerTest, StandingApprovalEndsAtItsExpiry) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = first.request_id;
+  in.scope = Scope::kStanding;
+  in.ttl = absl::Hours(1);
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  Attach("s2");
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("a"))->state, RequestState::kGranted);
+  now_ += absl::Hours(2);
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("b"))->state,
+            RequestState::kPendingApproval);
+}
+
+TEST_F(RequestManagerTest, AnExpiredGrantIsNeverHandedOutAgain) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  now_ += absl::Minutes(16);
+  requests_->Tick();
+  NeedUpdate again = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  EXPECT_NE(again.state, RequestState::kGranted);
+  EXPECT_FALSE(again.grant.has_value());
+}
+
+TEST_F(RequestManagerTest, RevokeReachesTheAgentAndEndsTheGrant) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  ApproveResult r = *requests_->Approve(in, approver_);
+  ASSERT_TRUE(requests_->RevokeGrant(r.grant_id, "key leaked", approver_).ok());
+  EXPECT_EQ(updates_["s1"].back().state, RequestState::kRevoked);
+  EXPECT_EQ(updates_["s1"].back().need_id, "n1");
+  EXPECT_EQ(requests_->RevokeGrant(r.grant_id, "", approver_).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ListGrantsOptions active;
+  active.now = now_;
+  EXPECT_TRUE(requests_->ListGrants(active)->empty());
+  ListGrantsOptions all = active;
+  all.include_ended = true;
+  ASSERT_EQ(requests_->ListGrants(all)->size(), 1u);
+  EXPECT_EQ((*requests_->ListGrants(all))[0].end_reason, "revoked: key leaked");
+}
+
+TEST_F(RequestManagerTest, ReleaseEndsAGrant) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  ApproveResult r = *requests_->Approve(in, approver_);
+  ASSERT_TRUE(requests_->ReleaseGrant(r.grant_id, agent_).ok());
+  EXPECT_EQ(requests_->ReleaseGrant(r.grant_id, agent_).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(requests_->ReleaseGrant("g-unknown", agent_).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RequestManagerTest, PendingRequestsSurviveARestart) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  OpenAll();
+  ASSERT_TRUE(requests_->Recover().ok());
+  std::vector<RequestView> open = requests_->PendingRequests();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].record.request_id, pending.request_id);
+  EXPECT_EQ(open[0].record.context.size(), 1u);
+  // The agent comes back with the same need and the same session.
+  Attach("s1");
+  EXPECT_EQ(requests_->SubmitNeed("s1", agent_, AwsNeed("n1"))->request_id,
+            pending.request_id);
+}
+
+TEST_F(RequestManagerTest, ReleaseFailsClosedWhenTheDecisionCannotBeRecorded) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  store_->fail_flow = true;
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  absl::StatusOr<ApproveResult> r = requests_->Approve(in, approver_);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "nothing was released"));
+  ASSERT_EQ(updates_["s1"].size(), 1u);  // No grant reached the agent.
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  store_->fail_flow = false;
+  EXPECT_TRUE(requests_->Approve(in, approver_).ok());
+}
+
+TEST_F(RequestManagerTest, MalformedNeedsAndLimits) {
+  Attach("s1");
+  Need bad = AwsNeed("");
+  EXPECT_EQ(requests_->SubmitNeed("s1", agent_, bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  Need unknown = AwsNeed("x");
+  unknown.provider = "ibm";
+  EXPECT_EQ(requests_->SubmitNeed("s1", agent_, unknown).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n" + std::to_string(i))).ok());
+  }
+  EXPECT_EQ(requests_->SubmitNeed("s1", agent_, AwsNeed("one-more")).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(RequestManagerTest, WatchersGetASnapshotFirst) {
+  StoreAws();
+  Attach("s1");
+  requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).IgnoreError();
+  requests_->SubmitNeed("s1", agent_, AwsNeed("n2")).IgnoreError();
+  WatchAll();
+  ASSERT_EQ(events_.size(), 3u);
+  EXPECT_EQ(events_[0].kind, WatchEventKind::kSnapshot);
+  EXPECT_EQ(events_[1].kind, WatchEventKind::kSnapshot);
+  EXPECT_EQ(events_[2].kind, WatchEventKind::kSnapshotDone);
+}
+
+TEST_F(RequestManagerTest, FormShowsPlainValuesAndOnlyWhetherSecretsAreSet) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  absl::StatusOr<Form> form = requests_->GetForm(pending.request_id, "", "");
+  ASSERT_TRUE(form.ok()) << form.status();
+  EXPECT_EQ(form->provider->id, "aws");
+  ASSERT_TRUE(form->request.has_value());
+  for (const FormField& f : form->fields) {
+    if (f.spec.name == "access_key_id") EXPECT_EQ(f.current_value, kKeyId);
+    if (f.spec.name == "secret_access_key") {
+      EXPECT_TRUE(f.is_set);
+      EXPECT_TRUE(f.current_value.empty());
+    }
+  }
+}
+
+TEST(ActionMatchesTest, Globs) {
+  EXPECT_TRUE(ActionMatches("deploy *", "deploy web"));
+  EXPECT_TRUE(ActionMatches("DEPLOY *", "deploy web"));
+  EXPECT_TRUE(ActionMatches("deploy to AWS in us-east-?", "deploy to AWS in us-east-1"));
+  EXPECT_TRUE(ActionMatches("*", "anything"));
+  EXPECT_FALSE(ActionMatches("deploy *", "destroy web"));
+  EXPECT_FALSE(ActionMatches("deploy", "deploy web"));
+  EXPECT_TRUE(ActionMatches("*web*", "deploy web now"));
+}
+
+}  // namespace
+}  // namespace credbroker
