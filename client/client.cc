@@ -132,6 +132,16 @@ absl::StatusOr<v1::ListAuditEventsResponse> CredentialClient::ListAuditEvents(
   return impl_->Call<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse>(
       &Stub::ListAuditEvents, r);
 }
+absl::StatusOr<v1::ListStandingApprovalsResponse> CredentialClient::ListStandingApprovals(
+    const v1::ListStandingApprovalsRequest& r) {
+  return impl_->Call<v1::ListStandingApprovalsRequest, v1::ListStandingApprovalsResponse>(
+      &Stub::ListStandingApprovals, r);
+}
+absl::StatusOr<v1::RevokeStandingApprovalResponse> CredentialClient::RevokeStandingApproval(
+    const v1::RevokeStandingApprovalRequest& r) {
+  return impl_->Call<v1::RevokeStandingApprovalRequest, v1::RevokeStandingApprovalResponse>(
+      &Stub::RevokeStandingApproval, r);
+}
 
 }  // namespace client
 }  // namespace credbroker

@@ -1,10 +1,13 @@
-// credctl: manage the credentials held by credbrokerd from a terminal.
+// credctl: manage the credentials held by credbrokerd, and answer (or make)
+// agents' credential requests, from a terminal.
 //
 //   credctl [--broker ADDR] [--token_file PATH] [--json] COMMAND ...
 //
 // Every command talks to the broker through the client library with the
-// approver token. Errors print the broker's message and every field
-// violation and exit 1; usage errors exit 2.
+// token of the role it acts as: the agent token for `request`, the approver
+// token for everything else. Errors print the broker's message and every
+// field violation and exit 1; usage errors exit 2. The approval-flow
+// commands live in commands_flow.cc.
 #include <termios.h>
 #include <unistd.h>
 
@@ -25,10 +28,12 @@
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
 #include "broker/common/files.h"
+#include "client/cli/cli_util.h"
+#include "client/cli/commands_flow.h"
 #include "client/credbroker/client.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace credbroker {
+namespace cli {
 namespace {
 
 constexpr char kUsage[] = R"(credctl — manage the credentials held by credbrokerd
@@ -52,138 +57,41 @@ Commands:
   audit [--provider P] [--kind K] [--since T] [--until T]
                                     the audit log (T: RFC 3339, e.g. 2026-11-26T10:00:00Z)
 
+Approving agents' requests (approver token):
+  watch                             the approval client: shows each pending request,
+                                    asks for the form's fields and approve/deny;
+                                    without a terminal (or with --json) prints
+                                    each event as a line
+  pending                           requests waiting for a decision
+  form PROVIDER [--profile P] | form --request ID
+                                    the credential form (fields, how to get them)
+  approve REQUEST_ID [--scope once|session|standing] [--ttl D] [--pattern P]
+                     [--field NAME=VALUE]... [--field NAME]... [--generate NAME]...
+                                    approve (D: 15m, 2h, 720h; P: action pattern
+                                    of a standing approval, e.g. "deploy *")
+  deny REQUEST_ID --reason TEXT     deny, telling the agent why
+  grants [--all]                    active grants (--all: ended ones too)
+  revoke GRANT_ID [--reason TEXT]   end a grant; the agent is told
+  standing [--all]                  standing approvals
+  standing revoke ID                end a standing approval
+
+Acting as an agent (agent token, default <data dir>/agent.token):
+  request PROVIDER --action TEXT [--profile P] [--context K=V]... [--need_id ID]
+          [--session_key K] [--timeout S]
+                                    ask for a credential and wait (default 900 s)
+                                    for the decision; prints the grant as JSON;
+                                    exits 3 when denied, 4 expired, 5 cancelled
+
 Global flags:
   --broker ADDR       unix:/path/broker.sock or 127.0.0.1:PORT
                       (default unix:<data dir>/broker.sock)
-  --token_file PATH   approver token (default <data dir>/approver.token)
+  --token_file PATH   token of the command's role (default <data dir>/approver.token,
+                      or <data dir>/agent.token for `request`)
   --data_dir DIR      the broker's data directory (default $CREDBROKER_DATA_DIR
                       or ~/.local/share/credbroker)
   --json              print the broker's answer as JSON
   --timeout SECONDS   deadline of each call (default 30)
 )";
-
-struct Args {
-  std::string command;
-  std::vector<std::string> positional;
-  std::multimap<std::string, std::string> flags;  // --name -> value
-  std::map<std::string, bool> switches;
-
-  std::string Flag(const std::string& name, const std::string& def = "") const {
-    auto it = flags.find(name);
-    return it == flags.end() ? def : it->second;
-  }
-  std::vector<std::string> All(const std::string& name) const {
-    std::vector<std::string> out;
-    auto range = flags.equal_range(name);
-    for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
-    return out;
-  }
-  bool Switch(const std::string& name) const { return switches.count(name) > 0; }
-};
-
-int UsageError(const std::string& message) {
-  std::cerr << "credctl: " << message << "\nRun `credctl help` for usage.\n";
-  return 2;
-}
-
-int PrintError(const absl::Status& status) {
-  std::cerr << "credctl: " << absl::StatusCodeToString(status.code()) << ": "
-            << status.message() << "\n";
-  for (const FieldViolation& v : GetFieldViolations(status)) {
-    std::cerr << "  " << v.field << ": " << v.description << "\n";
-  }
-  return 1;
-}
-
-// Flags that take a value; everything else starting with -- is a switch.
-bool TakesValue(const std::string& name) {
-  static const char* kValued[] = {"broker", "token_file", "data_dir", "profile",
-                                  "field",  "from_file",  "generate", "version",
-                                  "timeout", "rotation_days", "page_size",
-                                  "provider", "kind", "since", "until"};
-  for (const char* v : kValued) {
-    if (name == v) return true;
-  }
-  return false;
-}
-
-std::optional<Args> Parse(int argc, char** argv, std::string& error) {
-  Args args;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (absl::StartsWith(a, "--")) {
-      std::string name = a.substr(2);
-      std::string value;
-      bool has_value = false;
-      size_t eq = name.find('=');
-      if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-        has_value = true;
-      }
-      if (TakesValue(name)) {
-        if (!has_value) {
-          if (i + 1 >= argc) {
-            error = absl::StrCat("--", name, " needs a value");
-            return std::nullopt;
-          }
-          value = argv[++i];
-        }
-        args.flags.emplace(name, value);
-      } else {
-        if (name != "json" && name != "keep" && name != "help") {
-          error = absl::StrCat("unknown flag --", name);
-          return std::nullopt;
-        }
-        args.switches[name] = true;
-      }
-    } else if (args.command.empty()) {
-      args.command = a;
-    } else {
-      args.positional.push_back(a);
-    }
-  }
-  return args;
-}
-
-std::string ToJson(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
-  return out;
-}
-
-bool StdinIsTerminal() { return isatty(STDIN_FILENO) == 1; }
-
-// Reads one line from the terminal, without echo when `hidden`.
-std::optional<std::string> Prompt(const std::string& label, bool hidden) {
-  std::cerr << label << ": " << std::flush;
-  termios old{};
-  bool restore = false;
-  if (hidden && tcgetattr(STDIN_FILENO, &old) == 0) {
-    termios quiet = old;
-    quiet.c_lflag &= ~ECHO;
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    restore = true;
-  }
-  std::string line;
-  bool ok = static_cast<bool>(std::getline(std::cin, line));
-  if (restore) {
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-    std::cerr << "\n";
-  }
-  if (!ok) return std::nullopt;
-  return line;
-}
-
-std::string FormatTime(const google::protobuf::Timestamp& t) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
-                          absl::UTCTimeZone());
-}
 
 std::string ReadinessText(v1::Readiness r) {
   const std::string& name = v1::Readiness_Name(r);
@@ -591,22 +499,29 @@ int Main(int argc, char** argv) {
     std::cout << kUsage;
     return args->command.empty() && !args->Switch("help") ? 2 : 0;
   }
-  std::string data_dir = args->Flag("data_dir");
-  if (data_dir.empty()) data_dir = DefaultDataDir();
+  Context ctx;
+  ctx.data_dir = args->Flag("data_dir");
+  if (ctx.data_dir.empty()) ctx.data_dir = DefaultDataDir();
   client::Options options;
-  options.address = args->Flag("broker", absl::StrCat("unix:", data_dir, "/broker.sock"));
-  std::string token_file =
-      args->Flag("token_file", absl::StrCat(data_dir, "/approver.token"));
+  options.address =
+      args->Flag("broker", absl::StrCat("unix:", ctx.data_dir, "/broker.sock"));
+  const bool as_agent = IsAgentCommand(args->command);
+  std::string token_file = args->Flag(
+      "token_file",
+      absl::StrCat(ctx.data_dir, as_agent ? "/agent.token" : "/approver.token"));
   absl::StatusOr<std::string> token = client::ReadTokenFile(token_file);
   if (!token.ok()) return PrintError(token.status());
   options.token = std::move(*token);
-  if (!args->Flag("timeout").empty()) {
+  // For `request`, --timeout is how long to wait for the decision.
+  if (!args->Flag("timeout").empty() && !as_agent) {
     int seconds = 0;
     if (!absl::SimpleAtoi(args->Flag("timeout"), &seconds) || seconds <= 0) {
       return UsageError("--timeout takes a positive number of seconds");
     }
     options.timeout = absl::Seconds(seconds);
   }
+  (as_agent ? ctx.agent : ctx.approver) = options;
+  if (IsFlowCommand(args->command)) return RunFlowCommand(*args, ctx);
   absl::StatusOr<std::unique_ptr<client::CredentialClient>> c =
       client::CredentialClient::Connect(options);
   if (!c.ok()) return PrintError(c.status());
@@ -614,6 +529,7 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace cli
 }  // namespace credbroker
 
-int main(int argc, char** argv) { return credbroker::Main(argc, argv); }
+int main(int argc, char** argv) { return credbroker::cli::Main(argc, argv); }

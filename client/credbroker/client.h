@@ -61,6 +61,10 @@ class CredentialClient {
       const v1::RevokeGrantRequest& request);
   absl::StatusOr<v1::ListAuditEventsResponse> ListAuditEvents(
       const v1::ListAuditEventsRequest& request);
+  absl::StatusOr<v1::ListStandingApprovalsResponse> ListStandingApprovals(
+      const v1::ListStandingApprovalsRequest& request);
+  absl::StatusOr<v1::RevokeStandingApprovalResponse> RevokeStandingApproval(
+      const v1::RevokeStandingApprovalRequest& request);
 
  private:
   struct Impl;

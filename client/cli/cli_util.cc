@@ -1,0 +1,160 @@
+#include "client/cli/cli_util.h"
+
+#include <termios.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/common/errors.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace credbroker {
+namespace cli {
+
+int UsageError(const std::string& message) {
+  std::cerr << "credctl: " << message << "\nRun `credctl help` for usage.\n";
+  return 2;
+}
+
+int PrintError(const absl::Status& status) {
+  std::cerr << "credctl: " << absl::StatusCodeToString(status.code()) << ": "
+            << status.message() << "\n";
+  for (const FieldViolation& v : GetFieldViolations(status)) {
+    std::cerr << "  " << v.field << ": " << v.description << "\n";
+  }
+  return 1;
+}
+
+// Flags that take a value; everything else starting with -- is a switch.
+bool TakesValue(const std::string& name) {
+  static const char* kValued[] = {
+      "broker",   "token_file", "data_dir", "profile",    "field",   "from_file",
+      "generate", "version",    "timeout",  "rotation_days", "page_size", "provider",
+      "kind",     "since",      "until",    "scope",      "ttl",     "pattern",
+      "reason",   "request",    "action",   "context",    "need_id", "session_key"};
+  for (const char* v : kValued) {
+    if (name == v) return true;
+  }
+  return false;
+}
+
+std::optional<Args> Parse(int argc, char** argv, std::string& error) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (absl::StartsWith(a, "--")) {
+      std::string name = a.substr(2);
+      std::string value;
+      bool has_value = false;
+      size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        has_value = true;
+      }
+      if (TakesValue(name)) {
+        if (!has_value) {
+          if (i + 1 >= argc) {
+            error = absl::StrCat("--", name, " needs a value");
+            return std::nullopt;
+          }
+          value = argv[++i];
+        }
+        args.flags.emplace(name, value);
+      } else {
+        if (name != "json" && name != "keep" && name != "help" && name != "all") {
+          error = absl::StrCat("unknown flag --", name);
+          return std::nullopt;
+        }
+        args.switches[name] = true;
+      }
+    } else if (args.command.empty()) {
+      args.command = a;
+    } else {
+      args.positional.push_back(a);
+    }
+  }
+  return args;
+}
+
+std::string ToJson(const google::protobuf::Message& m, bool compact) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = !compact;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+bool StdinIsTerminal() { return isatty(STDIN_FILENO) == 1; }
+
+// Reads one line from the terminal, without echo when `hidden`.
+namespace {
+// The terminal's settings while a hidden prompt runs, for the SIGINT handler.
+termios saved_termios;
+volatile sig_atomic_t termios_saved = 0;
+
+void RestoreAndExit(int sig) {
+  if (termios_saved) tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+}  // namespace
+
+std::optional<std::string> Prompt(const std::string& label, bool hidden) {
+  std::cerr << label << ": " << std::flush;
+  bool restore = false;
+  if (hidden && tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
+    termios quiet = saved_termios;
+    quiet.c_lflag &= ~ECHO;
+    termios_saved = 1;
+    signal(SIGINT, RestoreAndExit);
+    signal(SIGTERM, RestoreAndExit);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    restore = true;
+  }
+  std::string line;
+  bool ok = static_cast<bool>(std::getline(std::cin, line));
+  if (restore) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+    termios_saved = 0;
+    std::cerr << "\n";
+  }
+  if (!ok) return std::nullopt;
+  return line;
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+
+std::string Relative(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  absl::Duration d = absl::FromUnixSeconds(t.seconds()) - absl::Now();
+  bool past = d < absl::ZeroDuration();
+  if (past) d = -d;
+  std::string text;
+  if (d < absl::Minutes(1)) {
+    text = absl::StrCat(absl::ToInt64Seconds(d), "s");
+  } else if (d < absl::Hours(1)) {
+    text = absl::StrCat(absl::ToInt64Minutes(d), "m");
+  } else if (d < absl::Hours(48)) {
+    text = absl::StrCat(absl::ToInt64Hours(d), "h");
+  } else {
+    text = absl::StrCat(absl::ToInt64Hours(d) / 24, "d");
+  }
+  return past ? absl::StrCat(text, " ago") : absl::StrCat("in ", text);
+}
+
+}  // namespace cli
+}  // namespace credbroker

@@ -1,0 +1,66 @@
+// Shared by credctl's commands: command-line arguments, error printing,
+// JSON output and terminal prompts. Not thread-safe unless stated.
+#ifndef CREDBROKER_CLIENT_CLI_CLI_UTIL_H_
+#define CREDBROKER_CLIENT_CLI_CLI_UTIL_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/credbroker/client.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace credbroker {
+namespace cli {
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::multimap<std::string, std::string> flags;  // --name -> value
+  std::map<std::string, bool> switches;
+
+  std::string Flag(const std::string& name, const std::string& def = "") const {
+    auto it = flags.find(name);
+    return it == flags.end() ? def : it->second;
+  }
+  bool Has(const std::string& name) const { return flags.count(name) > 0; }
+  std::vector<std::string> All(const std::string& name) const {
+    std::vector<std::string> out;
+    auto range = flags.equal_range(name);
+    for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
+    return out;
+  }
+  bool Switch(const std::string& name) const { return switches.count(name) > 0; }
+};
+
+// Everything a command needs to reach the broker as its role.
+struct Context {
+  std::string data_dir;
+  client::Options approver;  // With the approver token (when read).
+  client::Options agent;     // With the agent token (when read).
+};
+
+// Prints "credctl: MESSAGE" and the usage hint; returns 2.
+int UsageError(const std::string& message);
+// Prints the status and its field violations; returns 1.
+int PrintError(const absl::Status& status);
+std::optional<Args> Parse(int argc, char** argv, std::string& error);
+
+// Indented JSON (field names as in the .proto), or one line when `compact`.
+std::string ToJson(const google::protobuf::Message& m, bool compact = false);
+bool StdinIsTerminal();
+// Reads one line, prompting on stderr; without echo when `hidden`. nullopt
+// when the input ended. Safe to interrupt: the echo is restored on SIGINT.
+std::optional<std::string> Prompt(const std::string& label, bool hidden);
+// "2026-11-26 10:02" (UTC), or "-" for an unset time.
+std::string FormatTime(const google::protobuf::Timestamp& t);
+// "in 9m", "2m ago" relative to now.
+std::string Relative(const google::protobuf::Timestamp& t);
+
+}  // namespace cli
+}  // namespace credbroker
+
+#endif  // CREDBROKER_CLIENT_CLI_CLI_UTIL_H_

@@ -1,0 +1,87 @@
+// The approver's side of the credential-needed flow: watch pending
+// requests, get a request's form, approve or deny. Needs the approver token.
+// Grants and standing approvals are managed with CredentialClient. No gRPC
+// type appears here; errors are absl::Status with the broker's code and
+// message (field violations readable with credbroker::GetFieldViolations).
+//
+// An ApprovalClient is safe for concurrent use from several threads. Each
+// Watcher reads its stream on one dedicated thread, which calls its
+// callbacks in stream order.
+#ifndef CREDBROKER_CLIENT_CREDBROKER_APPROVAL_H_
+#define CREDBROKER_CLIENT_CREDBROKER_APPROVAL_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/credbroker/client.h"
+#include "credbroker/v1/approval_service.pb.h"
+
+namespace credbroker {
+namespace client {
+
+// One ApprovalService.WatchRequests stream: a snapshot of the pending
+// requests (KIND_SNAPSHOT..., KIND_SNAPSHOT_DONE), then live events, until
+// cancelled or ended by the broker (RESOURCE_EXHAUSTED when it fell too far
+// behind: watch again for a fresh snapshot).
+class Watcher {
+ public:
+  using EventCallback = std::function<void(const v1::ApprovalEvent&)>;
+  using EndCallback = std::function<void(const absl::Status&)>;
+
+  // Cancels the stream and waits for the reader thread. Must not be called
+  // from a callback.
+  ~Watcher();
+  Watcher(const Watcher&) = delete;
+  Watcher& operator=(const Watcher&) = delete;
+
+  // Ends the stream; the end callback then sees CANCELLED.
+  void Cancel();
+  // Blocks until the stream has ended, at most `timeout`; its end status,
+  // or nullopt when it is still open.
+  std::optional<absl::Status> WaitForEnd(absl::Duration timeout);
+
+ private:
+  friend class ApprovalClient;
+  struct Impl;
+  explicit Watcher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class ApprovalClient {
+ public:
+  // Creates the channel; nothing is sent until the first call.
+  static absl::StatusOr<std::unique_ptr<ApprovalClient>> Connect(const Options& options);
+  ~ApprovalClient();
+
+  // Starts watching. `on_event` is called for every event, `on_end` (may be
+  // empty) once when the stream ends. The stream has no deadline; the
+  // connection is bounded by the options' timeout (UNAVAILABLE).
+  absl::StatusOr<std::unique_ptr<Watcher>> Watch(Watcher::EventCallback on_event,
+                                                 Watcher::EndCallback on_end = nullptr);
+
+  // The requests pending now: the snapshot of a watch that is then ended.
+  absl::StatusOr<std::vector<v1::ApprovalRequest>> ListPending();
+
+  // Unary calls, each with the options' deadline.
+  absl::StatusOr<v1::CredentialForm> GetForm(const v1::GetCredentialFormRequest& request);
+  // FAILED_PRECONDITION naming the decision when the request was already
+  // decided; INVALID_ARGUMENT with field violations for bad values (the
+  // request stays pending).
+  absl::StatusOr<v1::ApproveResponse> Approve(const v1::ApproveRequest& request);
+  absl::Status Deny(const std::string& request_id, const std::string& reason);
+
+ private:
+  struct Impl;
+  explicit ApprovalClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace client
+}  // namespace credbroker
+
+#endif  // CREDBROKER_CLIENT_CREDBROKER_APPROVAL_H_
