@@ -34,7 +34,8 @@ struct AgentSession::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::CredentialBroker::Stub> stub;
   grpc::ClientContext ctx;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::SessionRequest, v1::NeedUpdate>> stream;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::SessionRequest, v1::NeedUpdate>>
+      stream;
   std::thread reader;
 
   // Serializes writes: the sync API allows one outstanding write.
@@ -43,7 +44,8 @@ struct AgentSession::Impl {
 
   // Protects what the reader thread records.
   mutable absl::Mutex mu;
-  std::map<std::string, std::vector<v1::NeedUpdate>> updates ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::vector<v1::NeedUpdate>> updates
+      ABSL_GUARDED_BY(mu);
   // Per need: how many decided updates WaitFor has returned.
   std::map<std::string, size_t> consumed ABSL_GUARDED_BY(mu);
   std::optional<absl::Status> end ABSL_GUARDED_BY(mu);
@@ -73,7 +75,8 @@ struct AgentSession::Impl {
     if (stream->Write(message)) return absl::OkStatus();
     // The stream is broken: its status comes from the reader thread.
     absl::MutexLock l(&mu);
-    auto ended = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return end.has_value(); };
+    auto ended = [this]()
+                     ABSL_SHARED_LOCKS_REQUIRED(mu) { return end.has_value(); };
     mu.AwaitWithTimeout(absl::Condition(&ended), options.timeout);
     return absl::FailedPreconditionError(absl::StrCat(
         "the session stream has ended",
@@ -81,7 +84,8 @@ struct AgentSession::Impl {
   }
 };
 
-AgentSession::AgentSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AgentSession::AgentSession(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
 
 AgentSession::~AgentSession() {
   if (impl_->reader.joinable()) {
@@ -102,12 +106,14 @@ absl::StatusOr<std::unique_ptr<AgentSession>> AgentSession::Connect(
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->session = std::move(session);
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = internal::MakeChannel(options);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      internal::MakeChannel(options);
   if (!channel.ok()) return channel.status();
   impl->channel = *channel;
   // Bounded connection: the stream itself is long-lived and has no deadline.
-  if (!impl->channel->WaitForConnected(std::chrono::system_clock::now() +
-                                       absl::ToChronoMilliseconds(options.timeout))) {
+  if (!impl->channel->WaitForConnected(
+          std::chrono::system_clock::now() +
+          absl::ToChronoMilliseconds(options.timeout))) {
     return absl::UnavailableError(absl::StrCat(
         "cannot reach the broker at ",
         options.address.empty() ? DefaultAddress() : options.address,
@@ -156,7 +162,8 @@ absl::StatusOr<v1::NeedUpdate> AgentSession::WaitFor(const std::string& need_id,
   Impl& impl = *impl_;
   absl::MutexLock lock(&impl.mu);
   // The index of the next decided update after those already returned.
-  auto next = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const v1::NeedUpdate* {
+  auto next =
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const v1::NeedUpdate* {
     auto it = impl.updates.find(need_id);
     if (it == impl.updates.end()) return nullptr;
     size_t seen = 0;
@@ -180,16 +187,18 @@ absl::StatusOr<v1::NeedUpdate> AgentSession::WaitFor(const std::string& need_id,
         absl::StrCat("the session ended before need ", need_id,
                      " was decided: ", impl.end->ToString()));
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "no decision for need ", need_id, " within ", absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(
+      absl::StrCat("no decision for need ", need_id, " within ",
+                   absl::FormatDuration(timeout)));
 }
 
-absl::StatusOr<v1::NeedUpdate> AgentSession::WaitForState(const std::string& need_id,
-                                                          v1::RequestState state,
-                                                          absl::Duration timeout) {
+absl::StatusOr<v1::NeedUpdate> AgentSession::WaitForState(
+    const std::string& need_id, v1::RequestState state,
+    absl::Duration timeout) {
   Impl& impl = *impl_;
   absl::MutexLock lock(&impl.mu);
-  auto latest = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const v1::NeedUpdate* {
+  auto latest =
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const v1::NeedUpdate* {
     auto it = impl.updates.find(need_id);
     if (it == impl.updates.end()) return nullptr;
     for (auto u = it->second.rbegin(); u != it->second.rend(); ++u) {
@@ -207,12 +216,13 @@ absl::StatusOr<v1::NeedUpdate> AgentSession::WaitForState(const std::string& nee
         absl::StrCat("the session ended before need ", need_id, " reached ",
                      v1::RequestState_Name(state), ": ", impl.end->ToString()));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("need ", need_id, " did not reach ", v1::RequestState_Name(state),
-                   " within ", absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "need ", need_id, " did not reach ", v1::RequestState_Name(state),
+      " within ", absl::FormatDuration(timeout)));
 }
 
-std::vector<v1::NeedUpdate> AgentSession::Updates(const std::string& need_id) const {
+std::vector<v1::NeedUpdate> AgentSession::Updates(
+    const std::string& need_id) const {
   absl::MutexLock lock(&impl_->mu);
   auto it = impl_->updates.find(need_id);
   if (it == impl_->updates.end()) return {};
@@ -234,7 +244,8 @@ absl::Status AgentSession::Close() {
     auto done = [&impl]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) {
       return impl.end.has_value();
     };
-    ended = impl.mu.AwaitWithTimeout(absl::Condition(&done), impl.options.timeout);
+    ended =
+        impl.mu.AwaitWithTimeout(absl::Condition(&done), impl.options.timeout);
   }
   if (!ended) impl.ctx.TryCancel();
   if (impl.reader.joinable()) impl.reader.join();
@@ -254,10 +265,13 @@ std::optional<absl::Status> AgentSession::EndStatus() const {
 
 absl::StatusOr<v1::NeedUpdate> RequestCredential(
     const Options& options, const v1::RequestCredentialRequest& request,
-    absl::Duration timeout, const std::function<void(const v1::NeedUpdate&)>& on_update) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = internal::MakeChannel(options);
+    absl::Duration timeout,
+    const std::function<void(const v1::NeedUpdate&)>& on_update) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      internal::MakeChannel(options);
   if (!channel.ok()) return channel.status();
-  std::unique_ptr<v1::CredentialBroker::Stub> stub = v1::CredentialBroker::NewStub(*channel);
+  std::unique_ptr<v1::CredentialBroker::Stub> stub =
+      v1::CredentialBroker::NewStub(*channel);
   grpc::ClientContext ctx;
   internal::PrepareContext(ctx, options.token, timeout);
   std::unique_ptr<grpc::ClientReader<v1::NeedUpdate>> reader =

@@ -63,14 +63,16 @@ struct ApprovalClient::Impl {
   std::unique_ptr<v1::ApprovalService::Stub> stub;
 };
 
-ApprovalClient::ApprovalClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ApprovalClient::ApprovalClient(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
 ApprovalClient::~ApprovalClient() = default;
 
 absl::StatusOr<std::unique_ptr<ApprovalClient>> ApprovalClient::Connect(
     const Options& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = internal::MakeChannel(options);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      internal::MakeChannel(options);
   if (!channel.ok()) return channel.status();
   impl->channel = *channel;
   impl->stub = v1::ApprovalService::NewStub(impl->channel);
@@ -84,13 +86,15 @@ absl::StatusOr<std::unique_ptr<Watcher>> ApprovalClient::Watch(
           absl::ToChronoMilliseconds(impl_->options.timeout))) {
     return absl::UnavailableError(absl::StrCat(
         "cannot reach the broker at ",
-        impl_->options.address.empty() ? DefaultAddress() : impl_->options.address,
+        impl_->options.address.empty() ? DefaultAddress()
+                                       : impl_->options.address,
         " (is credbrokerd running? start it with scripts/run.sh)"));
   }
   auto w = std::make_unique<Watcher::Impl>();
   w->on_event = std::move(on_event);
   w->on_end = std::move(on_end);
-  internal::PrepareContext(w->ctx, impl_->options.token, absl::InfiniteDuration());
+  internal::PrepareContext(w->ctx, impl_->options.token,
+                           absl::InfiniteDuration());
   w->stream = impl_->stub->WatchRequests(&w->ctx, v1::WatchRequestsRequest());
   Watcher::Impl* raw = w.get();
   w->reader = std::thread([raw] { raw->ReadLoop(); });
@@ -117,7 +121,8 @@ absl::StatusOr<std::vector<v1::ApprovalRequest>> ApprovalClient::ListPending() {
   grpc::Status status = stream->Finish();
   if (complete) return pending;
   if (!status.ok()) return internal::FromCallStatus(status);
-  return absl::InternalError("the watch ended before its snapshot was complete");
+  return absl::InternalError(
+      "the watch ended before its snapshot was complete");
 }
 
 absl::StatusOr<v1::CredentialForm> ApprovalClient::GetForm(

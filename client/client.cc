@@ -68,18 +68,21 @@ CredentialClient::~CredentialClient() = default;
 absl::StatusOr<std::unique_ptr<CredentialClient>> CredentialClient::Connect(
     const Options& options) {
   auto impl = std::make_unique<Impl>();
-  std::string address = options.address.empty() ? DefaultAddress() : options.address;
+  std::string address =
+      options.address.empty() ? DefaultAddress() : options.address;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
   impl->channel = grpc::CreateCustomChannel(
       address, grpc::InsecureChannelCredentials(), args);
   if (impl->channel == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("bad broker address ", address));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad broker address ", address));
   }
   impl->stub = v1::CredentialService::NewStub(impl->channel);
   impl->authorization = absl::StrCat("Bearer ", options.token);
   impl->timeout = options.timeout;
-  return std::unique_ptr<CredentialClient>(new CredentialClient(std::move(impl)));
+  return std::unique_ptr<CredentialClient>(
+      new CredentialClient(std::move(impl)));
 }
 
 using Stub = v1::CredentialService::Stub;
@@ -108,39 +111,70 @@ absl::StatusOr<v1::DeleteCredentialResponse> CredentialClient::DeleteCredential(
   return impl_->Call<v1::DeleteCredentialRequest, v1::DeleteCredentialResponse>(
       &Stub::DeleteCredential, r);
 }
-absl::StatusOr<v1::ValidateCredentialResponse> CredentialClient::ValidateCredential(
-    const v1::ValidateCredentialRequest& r) {
-  return impl_->Call<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
-      &Stub::ValidateCredential, r);
+absl::StatusOr<v1::ValidateCredentialResponse>
+CredentialClient::ValidateCredential(const v1::ValidateCredentialRequest& r) {
+  return impl_
+      ->Call<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
+          &Stub::ValidateCredential, r);
 }
-absl::StatusOr<v1::ResolveRequirementsResponse> CredentialClient::ResolveRequirements(
-    const v1::ResolveRequirementsRequest& r) {
-  return impl_->Call<v1::ResolveRequirementsRequest, v1::ResolveRequirementsResponse>(
-      &Stub::ResolveRequirements, r);
+absl::StatusOr<v1::ResolveRequirementsResponse>
+CredentialClient::ResolveRequirements(const v1::ResolveRequirementsRequest& r) {
+  return impl_
+      ->Call<v1::ResolveRequirementsRequest, v1::ResolveRequirementsResponse>(
+          &Stub::ResolveRequirements, r);
 }
 absl::StatusOr<v1::ListGrantsResponse> CredentialClient::ListGrants(
     const v1::ListGrantsRequest& r) {
-  return impl_->Call<v1::ListGrantsRequest, v1::ListGrantsResponse>(&Stub::ListGrants, r);
+  return impl_->Call<v1::ListGrantsRequest, v1::ListGrantsResponse>(
+      &Stub::ListGrants, r);
 }
 absl::StatusOr<v1::RevokeGrantResponse> CredentialClient::RevokeGrant(
     const v1::RevokeGrantRequest& r) {
-  return impl_->Call<v1::RevokeGrantRequest, v1::RevokeGrantResponse>(&Stub::RevokeGrant,
-                                                                      r);
+  return impl_->Call<v1::RevokeGrantRequest, v1::RevokeGrantResponse>(
+      &Stub::RevokeGrant, r);
 }
 absl::StatusOr<v1::ListAuditEventsResponse> CredentialClient::ListAuditEvents(
     const v1::ListAuditEventsRequest& r) {
   return impl_->Call<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse>(
       &Stub::ListAuditEvents, r);
 }
-absl::StatusOr<v1::ListStandingApprovalsResponse> CredentialClient::ListStandingApprovals(
+absl::StatusOr<v1::ListStandingApprovalsResponse>
+CredentialClient::ListStandingApprovals(
     const v1::ListStandingApprovalsRequest& r) {
-  return impl_->Call<v1::ListStandingApprovalsRequest, v1::ListStandingApprovalsResponse>(
+  return impl_->Call<v1::ListStandingApprovalsRequest,
+                     v1::ListStandingApprovalsResponse>(
       &Stub::ListStandingApprovals, r);
 }
-absl::StatusOr<v1::RevokeStandingApprovalResponse> CredentialClient::RevokeStandingApproval(
+absl::StatusOr<v1::RevokeStandingApprovalResponse>
+CredentialClient::RevokeStandingApproval(
     const v1::RevokeStandingApprovalRequest& r) {
-  return impl_->Call<v1::RevokeStandingApprovalRequest, v1::RevokeStandingApprovalResponse>(
+  return impl_->Call<v1::RevokeStandingApprovalRequest,
+                     v1::RevokeStandingApprovalResponse>(
       &Stub::RevokeStandingApproval, r);
+}
+absl::StatusOr<v1::ListCredentialVersionsResponse>
+CredentialClient::ListCredentialVersions(
+    const v1::ListCredentialVersionsRequest& r) {
+  return impl_->Call<v1::ListCredentialVersionsRequest,
+                     v1::ListCredentialVersionsResponse>(
+      &Stub::ListCredentialVersions, r);
+}
+absl::StatusOr<v1::RollbackCredentialResponse>
+CredentialClient::RollbackCredential(const v1::RollbackCredentialRequest& r) {
+  return impl_
+      ->Call<v1::RollbackCredentialRequest, v1::RollbackCredentialResponse>(
+          &Stub::RollbackCredential, r);
+}
+absl::StatusOr<v1::SetDefaultProfileResponse>
+CredentialClient::SetDefaultProfile(const v1::SetDefaultProfileRequest& r) {
+  return impl_
+      ->Call<v1::SetDefaultProfileRequest, v1::SetDefaultProfileResponse>(
+          &Stub::SetDefaultProfile, r);
+}
+absl::StatusOr<v1::ListBindingsResponse> CredentialClient::ListBindings(
+    const v1::ListBindingsRequest& r) {
+  return impl_->Call<v1::ListBindingsRequest, v1::ListBindingsResponse>(
+      &Stub::ListBindings, r);
 }
 
 }  // namespace client

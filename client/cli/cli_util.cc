@@ -34,10 +34,11 @@ int PrintError(const absl::Status& status) {
 // Flags that take a value; everything else starting with -- is a switch.
 bool TakesValue(const std::string& name) {
   static const char* kValued[] = {
-      "broker",   "token_file", "data_dir", "profile",    "field",   "from_file",
-      "generate", "version",    "timeout",  "rotation_days", "page_size", "provider",
-      "kind",     "since",      "until",    "scope",      "ttl",     "pattern",
-      "reason",   "request",    "action",   "context",    "need_id", "session_key"};
+      "broker",    "token_file", "data_dir", "profile",    "field",
+      "from_file", "generate",   "version",  "timeout",    "rotation_days",
+      "page_size", "provider",   "kind",     "since",      "until",
+      "scope",     "ttl",        "pattern",  "reason",     "request",
+      "action",    "context",    "need_id",  "session_key"};
   for (const char* v : kValued) {
     if (name == v) return true;
   }
@@ -68,7 +69,8 @@ std::optional<Args> Parse(int argc, char** argv, std::string& error) {
         }
         args.flags.emplace(name, value);
       } else {
-        if (name != "json" && name != "keep" && name != "help" && name != "all") {
+        if (name != "json" && name != "keep" && name != "help" &&
+            name != "all") {
           error = absl::StrCat("unknown flag --", name);
           return std::nullopt;
         }
@@ -136,7 +138,6 @@ std::string FormatTime(const google::protobuf::Timestamp& t) {
   return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
                           absl::UTCTimeZone());
 }
-
 
 std::string Relative(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return "-";

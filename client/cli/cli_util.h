@@ -30,10 +30,13 @@ struct Args {
   std::vector<std::string> All(const std::string& name) const {
     std::vector<std::string> out;
     auto range = flags.equal_range(name);
-    for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
+    for (auto it = range.first; it != range.second; ++it)
+      out.push_back(it->second);
     return out;
   }
-  bool Switch(const std::string& name) const { return switches.count(name) > 0; }
+  bool Switch(const std::string& name) const {
+    return switches.count(name) > 0;
+  }
 };
 
 // Everything a command needs to reach the broker as its role.

@@ -36,11 +36,13 @@ constexpr int kExitExpired = 4;
 constexpr int kExitCancelled = 5;
 
 std::string StateText(v1::RequestState s) {
-  return absl::AsciiStrToLower(absl::StripPrefix(v1::RequestState_Name(s), "REQUEST_STATE_"));
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::RequestState_Name(s), "REQUEST_STATE_"));
 }
 
 std::string KindText(v1::ApprovalEvent::Kind k) {
-  return absl::AsciiStrToLower(absl::StripPrefix(v1::ApprovalEvent::Kind_Name(k), "KIND_"));
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::ApprovalEvent::Kind_Name(k), "KIND_"));
 }
 
 std::string ScopeText(v1::Scope s) {
@@ -48,7 +50,8 @@ std::string ScopeText(v1::Scope s) {
 }
 
 std::string ContextText(const v1::CredentialNeeded& need) {
-  std::map<std::string, std::string> sorted(need.context().begin(), need.context().end());
+  std::map<std::string, std::string> sorted(need.context().begin(),
+                                            need.context().end());
   std::vector<std::string> parts;
   for (const auto& [k, v] : sorted) parts.push_back(absl::StrCat(k, "=", v));
   return absl::StrJoin(parts, " ");
@@ -60,8 +63,9 @@ std::string ProfileOf(const v1::CredentialNeeded& need) {
 
 // One line for a request: id, provider/profile, action, context.
 std::string RequestLine(const v1::ApprovalRequest& r) {
-  std::string line = absl::StrCat(r.request_id(), "  ", r.need().provider(), "/",
-                                  ProfileOf(r.need()), "  \"", r.need().action(), "\"");
+  std::string line =
+      absl::StrCat(r.request_id(), "  ", r.need().provider(), "/",
+                   ProfileOf(r.need()), "  \"", r.need().action(), "\"");
   std::string context = ContextText(r.need());
   if (!context.empty()) absl::StrAppend(&line, "  [", context, "]");
   return line;
@@ -70,8 +74,9 @@ std::string RequestLine(const v1::ApprovalRequest& r) {
 // The request in full, for a person deciding on it.
 void PrintRequest(const v1::ApprovalRequest& r, std::ostream& out) {
   out << RequestLine(r) << "\n"
-      << "  state " << StateText(r.state()) << ", expires " << Relative(r.expires_at())
-      << " (" << FormatTime(r.expires_at()) << " UTC), agent "
+      << "  state " << StateText(r.state()) << ", expires "
+      << Relative(r.expires_at()) << " (" << FormatTime(r.expires_at())
+      << " UTC), agent "
       << (r.agent_connected() ? "connected" : "disconnected");
   if (!r.agent_peer().empty()) out << " (" << r.agent_peer() << ")";
   out << "\n";
@@ -85,17 +90,19 @@ absl::StatusOr<v1::Scope> ParseScope(const std::string& text) {
   if (text.empty() || text == "once") return v1::SCOPE_ONCE;
   if (text == "session") return v1::SCOPE_SESSION;
   if (text == "standing") return v1::SCOPE_STANDING;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown scope \"", text, "\": use once, session or standing"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown scope \"", text, "\": use once, session or standing"));
 }
 
-absl::Status ParseTtl(const std::string& text, google::protobuf::Duration* out) {
+absl::Status ParseTtl(const std::string& text,
+                      google::protobuf::Duration* out) {
   if (text.empty()) return absl::OkStatus();
   absl::Duration d;
   if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration() ||
       d == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad ttl \"", text, "\": use a positive duration such as 15m, 2h or 720h"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad ttl \"", text,
+                     "\": use a positive duration such as 15m, 2h or 720h"));
   }
   out->set_seconds(absl::ToInt64Seconds(d));
   return absl::OkStatus();
@@ -106,18 +113,22 @@ absl::Status ParseTtl(const std::string& text, google::protobuf::Duration* out) 
 // fields (key files) are read from a path.
 absl::Status FillForm(const v1::CredentialForm& form, v1::ApproveRequest* req) {
   if (form.oauth()) {
-    std::cerr << "  " << form.display_name()
-              << " connects through its OAuth flow in the IDE; enter the values it "
-                 "gave you, or leave them empty to keep the stored ones.\n";
+    std::cerr
+        << "  " << form.display_name()
+        << " connects through its OAuth flow in the IDE; enter the values it "
+           "gave you, or leave them empty to keep the stored ones.\n";
   }
-  for (const std::string& step : form.how_to_get()) std::cerr << "  - " << step << "\n";
-  for (const std::string& note : form.notes()) std::cerr << "  note: " << note << "\n";
+  for (const std::string& step : form.how_to_get())
+    std::cerr << "  - " << step << "\n";
+  for (const std::string& note : form.notes())
+    std::cerr << "  note: " << note << "\n";
   for (const v1::FormField& f : form.fields()) {
     const v1::FieldSpec& spec = f.spec();
     if (spec.derived()) continue;
     if (req->values().count(spec.name())) continue;
     std::string label = spec.label().empty() ? spec.name() : spec.label();
-    if (!spec.format_hint().empty()) absl::StrAppend(&label, " (", spec.format_hint(), ")");
+    if (!spec.format_hint().empty())
+      absl::StrAppend(&label, " (", spec.format_hint(), ")");
     if (spec.sensitive() && f.is_set()) {
       absl::StrAppend(&label, " [set; empty keeps it]");
     } else if (!f.current_value().empty()) {
@@ -143,7 +154,8 @@ absl::Status FillForm(const v1::CredentialForm& form, v1::ApproveRequest* req) {
     if (!value) return absl::CancelledError("input ended");
     if (!value->empty()) {
       (*req->mutable_values())[spec.name()] = std::move(*value);
-    } else if (!f.is_set() && f.current_value().empty() && !spec.default_value().empty()) {
+    } else if (!f.is_set() && f.current_value().empty() &&
+               !spec.default_value().empty()) {
       (*req->mutable_values())[spec.name()] = spec.default_value();
     } else if (!f.is_set() && f.current_value().empty() && spec.generatable()) {
       req->add_generate(spec.name());
@@ -153,13 +165,14 @@ absl::Status FillForm(const v1::CredentialForm& form, v1::ApproveRequest* req) {
 }
 
 void PrintForm(const v1::CredentialForm& form) {
-  std::cout << form.display_name() << " (" << form.provider() << "/" << form.profile()
-            << ")\n";
+  std::cout << form.display_name() << " (" << form.provider() << "/"
+            << form.profile() << ")\n";
   if (form.has_request()) {
     std::cout << "For request ";
     PrintRequest(form.request(), std::cout);
   }
-  if (form.oauth()) std::cout << "Connects through the provider's OAuth flow.\n";
+  if (form.oauth())
+    std::cout << "Connects through the provider's OAuth flow.\n";
   std::cout << "Fields:\n";
   for (const v1::FormField& f : form.fields()) {
     const v1::FieldSpec& s = f.spec();
@@ -172,7 +185,8 @@ void PrintForm(const v1::CredentialForm& form) {
     if (s.multiline()) tags.push_back("file");
     if (!tags.empty()) std::cout << " [" << absl::StrJoin(tags, ", ") << "]";
     if (!s.format_hint().empty()) std::cout << "; " << s.format_hint();
-    if (!s.default_value().empty()) std::cout << "; default " << s.default_value();
+    if (!s.default_value().empty())
+      std::cout << "; default " << s.default_value();
     if (s.sensitive()) {
       std::cout << (f.is_set() ? "; stored" : "; not set");
     } else if (!f.current_value().empty()) {
@@ -183,11 +197,12 @@ void PrintForm(const v1::CredentialForm& form) {
   if (!form.how_to_get().empty()) {
     std::cout << "How to get them:\n";
     int i = 1;
-    for (const auto& step : form.how_to_get()) std::cout << "  " << i++ << ". " << step << "\n";
+    for (const auto& step : form.how_to_get())
+      std::cout << "  " << i++ << ". " << step << "\n";
   }
   if (!form.required_permissions().empty()) {
-    std::cout << "Required permissions: " << absl::StrJoin(form.required_permissions(), "; ")
-              << "\n";
+    std::cout << "Required permissions: "
+              << absl::StrJoin(form.required_permissions(), "; ") << "\n";
   }
   for (const auto& n : form.notes()) std::cout << "Note: " << n << "\n";
 }
@@ -220,12 +235,15 @@ class FlowCli {
   client::CredentialClient& credentials() { return **credentials_; }
 
   int Pending() {
-    absl::StatusOr<std::vector<v1::ApprovalRequest>> pending = approval().ListPending();
+    absl::StatusOr<std::vector<v1::ApprovalRequest>> pending =
+        approval().ListPending();
     if (!pending.ok()) return PrintError(pending.status());
     if (json()) {
       std::vector<std::string> items;
-      for (const auto& r : *pending) items.push_back(ToJson(r, /*compact=*/true));
-      std::cout << "{\"requests\": [" << absl::StrJoin(items, ",\n  ") << "]}\n";
+      for (const auto& r : *pending)
+        items.push_back(ToJson(r, /*compact=*/true));
+      std::cout << "{\"requests\": [" << absl::StrJoin(items, ",\n  ")
+                << "]}\n";
       return 0;
     }
     if (pending->empty()) {
@@ -256,11 +274,13 @@ class FlowCli {
 
   // Values from --field NAME=VALUE, --field NAME (prompted, hidden when the
   // form says sensitive) and --generate NAME.
-  absl::Status CollectValues(const std::string& request_id, v1::ApproveRequest* req) {
+  absl::Status CollectValues(const std::string& request_id,
+                             v1::ApproveRequest* req) {
     std::vector<std::string> prompt_for;
     for (const std::string& f : args_.All("field")) {
       size_t eq = f.find('=');
-      if (eq == 0) return absl::InvalidArgumentError("--field takes NAME=VALUE or NAME");
+      if (eq == 0)
+        return absl::InvalidArgumentError("--field takes NAME=VALUE or NAME");
       if (eq == std::string::npos) {
         prompt_for.push_back(f);
       } else {
@@ -269,7 +289,8 @@ class FlowCli {
     }
     for (const std::string& g : args_.All("generate")) req->add_generate(g);
     const bool tty = StdinIsTerminal();
-    if (prompt_for.empty() && !(tty && req->values().empty() && req->generate().empty())) {
+    if (prompt_for.empty() &&
+        !(tty && req->values().empty() && req->generate().empty())) {
       return absl::OkStatus();
     }
     v1::GetCredentialFormRequest form_req;
@@ -286,32 +307,37 @@ class FlowCli {
         }
       }
       std::optional<std::string> v = Prompt(label, hidden && tty);
-      if (!v) return absl::InvalidArgumentError(absl::StrCat("no value for ", name));
+      if (!v)
+        return absl::InvalidArgumentError(absl::StrCat("no value for ", name));
       (*req->mutable_values())[name] = *v;
     }
     // On a terminal, a request that needs input gets the whole form.
     if (tty && req->values().empty() && req->generate().empty() &&
         form->request().state() == v1::REQUEST_STATE_NEEDS_INPUT) {
       std::cerr << "Request " << request_id << " needs values for "
-                << absl::StrJoin(form->request().missing_fields(), ", ") << ".\n";
+                << absl::StrJoin(form->request().missing_fields(), ", ")
+                << ".\n";
       return FillForm(*form, req);
     }
     return absl::OkStatus();
   }
 
   int Approve() {
-    if (args_.positional.size() != 1) return UsageError("approve takes one REQUEST_ID");
+    if (args_.positional.size() != 1)
+      return UsageError("approve takes one REQUEST_ID");
     v1::ApproveRequest req;
     req.set_request_id(args_.positional[0]);
     absl::StatusOr<v1::Scope> scope = ParseScope(args_.Flag("scope"));
     if (!scope.ok()) return UsageError(std::string(scope.status().message()));
     req.set_scope(*scope);
-    if (absl::Status s = ParseTtl(args_.Flag("ttl"), req.mutable_ttl()); !s.ok()) {
+    if (absl::Status s = ParseTtl(args_.Flag("ttl"), req.mutable_ttl());
+        !s.ok()) {
       return UsageError(std::string(s.message()));
     }
     if (!args_.Has("ttl")) req.clear_ttl();
     if (args_.Has("pattern")) {
-      if (*scope != v1::SCOPE_STANDING) return UsageError("--pattern needs --scope standing");
+      if (*scope != v1::SCOPE_STANDING)
+        return UsageError("--pattern needs --scope standing");
       req.set_action_pattern(args_.Flag("pattern"));
     }
     if (absl::Status s = CollectValues(req.request_id(), &req); !s.ok()) {
@@ -323,8 +349,8 @@ class FlowCli {
       std::cout << ToJson(*r) << "\n";
       return 0;
     }
-    std::cout << "Approved " << req.request_id() << " (" << ScopeText(req.scope())
-              << "): grant " << r->grant_id();
+    std::cout << "Approved " << req.request_id() << " ("
+              << ScopeText(req.scope()) << "): grant " << r->grant_id();
     if (!r->standing_approval_id().empty()) {
       std::cout << ", standing approval " << r->standing_approval_id();
     }
@@ -333,13 +359,16 @@ class FlowCli {
   }
 
   int Deny() {
-    if (args_.positional.size() != 1) return UsageError("deny takes one REQUEST_ID");
+    if (args_.positional.size() != 1)
+      return UsageError("deny takes one REQUEST_ID");
     std::string reason = args_.Flag("reason");
-    if (reason.empty()) return UsageError("deny needs --reason TEXT (the agent sees it)");
+    if (reason.empty())
+      return UsageError("deny needs --reason TEXT (the agent sees it)");
     absl::Status s = approval().Deny(args_.positional[0], reason);
     if (!s.ok()) return PrintError(s);
     if (json()) {
-      std::cout << "{\"request_id\": \"" << args_.positional[0] << "\", \"denied\": true}\n";
+      std::cout << "{\"request_id\": \"" << args_.positional[0]
+                << "\", \"denied\": true}\n";
       return 0;
     }
     std::cout << "Denied " << args_.positional[0] << "\n";
@@ -362,24 +391,28 @@ class FlowCli {
       return 0;
     }
     if (all.grants().empty()) {
-      std::cout << (req.include_ended() ? "No grants.\n" : "No active grants.\n");
+      std::cout << (req.include_ended() ? "No grants.\n"
+                                        : "No active grants.\n");
       return 0;
     }
-    std::printf("%-22s %-22s %3s  %-8s %-16s %-14s %s\n", "GRANT", "PROVIDER/PROFILE", "VER",
-                "SCOPE", "EXPIRES (UTC)", "STATUS", "ACTION");
+    std::printf("%-22s %-22s %3s  %-8s %-16s %-14s %s\n", "GRANT",
+                "PROVIDER/PROFILE", "VER", "SCOPE", "EXPIRES (UTC)", "STATUS",
+                "ACTION");
     for (const auto& g : all.grants()) {
       std::string status = g.end_reason().empty() ? "active" : g.end_reason();
-      std::printf("%-22s %-22s %3lld  %-8s %-16s %-14s %s\n", g.grant_id().c_str(),
-                  absl::StrCat(g.provider(), "/", g.profile()).c_str(),
-                  static_cast<long long>(g.credential_version()),
-                  ScopeText(g.scope()).c_str(), FormatTime(g.expires_at()).c_str(),
-                  status.c_str(), g.action().c_str());
+      std::printf(
+          "%-22s %-22s %3lld  %-8s %-16s %-14s %s\n", g.grant_id().c_str(),
+          absl::StrCat(g.provider(), "/", g.profile()).c_str(),
+          static_cast<long long>(g.credential_version()),
+          ScopeText(g.scope()).c_str(), FormatTime(g.expires_at()).c_str(),
+          status.c_str(), g.action().c_str());
     }
     return 0;
   }
 
   int Revoke() {
-    if (args_.positional.size() != 1) return UsageError("revoke takes one GRANT_ID");
+    if (args_.positional.size() != 1)
+      return UsageError("revoke takes one GRANT_ID");
     v1::RevokeGrantRequest req;
     req.set_grant_id(args_.positional[0]);
     req.set_reason(args_.Flag("reason"));
@@ -389,13 +422,15 @@ class FlowCli {
       std::cout << ToJson(*r) << "\n";
       return 0;
     }
-    std::cout << "Revoked " << req.grant_id() << "; the agent was told to stop using it\n";
+    std::cout << "Revoked " << req.grant_id()
+              << "; the agent was told to stop using it\n";
     return 0;
   }
 
   int Standing() {
     if (!args_.positional.empty() && args_.positional[0] == "revoke") {
-      if (args_.positional.size() != 2) return UsageError("standing revoke takes one ID");
+      if (args_.positional.size() != 2)
+        return UsageError("standing revoke takes one ID");
       v1::RevokeStandingApprovalRequest req;
       req.set_id(args_.positional[1]);
       absl::StatusOr<v1::RevokeStandingApprovalResponse> r =
@@ -425,9 +460,10 @@ class FlowCli {
       return 0;
     }
     for (const auto& s : r->approvals()) {
-      std::cout << s.id() << "  " << s.provider() << "/" << s.profile() << "  \""
-                << s.action_pattern() << "\"  until " << FormatTime(s.expires_at())
-                << " UTC" << (s.revoked() ? "  (revoked)" : "") << "\n";
+      std::cout << s.id() << "  " << s.provider() << "/" << s.profile()
+                << "  \"" << s.action_pattern() << "\"  until "
+                << FormatTime(s.expires_at()) << " UTC"
+                << (s.revoked() ? "  (revoked)" : "") << "\n";
     }
     return 0;
   }
@@ -456,7 +492,8 @@ class FlowCli {
     std::cout << KindText(e.kind()) << "  " << RequestLine(r) << "  "
               << StateText(r.state());
     if (!r.missing_fields().empty()) {
-      std::cout << " (missing " << absl::StrJoin(r.missing_fields(), ", ") << ")";
+      std::cout << " (missing " << absl::StrJoin(r.missing_fields(), ", ")
+                << ")";
     }
     if (!r.decision().empty()) {
       std::cout << "  " << r.decision();
@@ -471,31 +508,32 @@ class FlowCli {
     const bool interactive = StdinIsTerminal() && !json();
     while (true) {
       WatchState state;
-      absl::StatusOr<std::unique_ptr<client::Watcher>> watcher = approval().Watch(
-          [&state](const v1::ApprovalEvent& e) {
-            absl::MutexLock lock(&state.mu);
-            const std::string& id = e.request().request_id();
-            switch (e.kind()) {
-              case v1::ApprovalEvent::KIND_SNAPSHOT:
-              case v1::ApprovalEvent::KIND_ADDED:
-              case v1::ApprovalEvent::KIND_AGENT_DISCONNECTED:
-              case v1::ApprovalEvent::KIND_AGENT_RECONNECTED:
-                state.open[id] = e.request();
-                break;
-              case v1::ApprovalEvent::KIND_RESOLVED:
-              case v1::ApprovalEvent::KIND_CANCELLED:
-              case v1::ApprovalEvent::KIND_EXPIRED:
-                state.open.erase(id);
-                break;
-              default:
-                break;
-            }
-            state.events.push_back(e);
-          },
-          [&state](const absl::Status& s) {
-            absl::MutexLock lock(&state.mu);
-            state.end = s;
-          });
+      absl::StatusOr<std::unique_ptr<client::Watcher>> watcher =
+          approval().Watch(
+              [&state](const v1::ApprovalEvent& e) {
+                absl::MutexLock lock(&state.mu);
+                const std::string& id = e.request().request_id();
+                switch (e.kind()) {
+                  case v1::ApprovalEvent::KIND_SNAPSHOT:
+                  case v1::ApprovalEvent::KIND_ADDED:
+                  case v1::ApprovalEvent::KIND_AGENT_DISCONNECTED:
+                  case v1::ApprovalEvent::KIND_AGENT_RECONNECTED:
+                    state.open[id] = e.request();
+                    break;
+                  case v1::ApprovalEvent::KIND_RESOLVED:
+                  case v1::ApprovalEvent::KIND_CANCELLED:
+                  case v1::ApprovalEvent::KIND_EXPIRED:
+                    state.open.erase(id);
+                    break;
+                  default:
+                    break;
+                }
+                state.events.push_back(e);
+              },
+              [&state](const absl::Status& s) {
+                absl::MutexLock lock(&state.mu);
+                state.end = s;
+              });
       if (!watcher.ok()) return PrintError(watcher.status());
       if (interactive) {
         std::cerr << "Watching for credential requests (Ctrl-C to stop).\n";
@@ -503,7 +541,8 @@ class FlowCli {
       absl::Status end = WatchLoop(state, interactive);
       watcher->reset();
       if (absl::IsResourceExhausted(end)) {
-        std::cerr << "credctl: fell behind the broker's events; watching again\n";
+        std::cerr
+            << "credctl: fell behind the broker's events; watching again\n";
         continue;
       }
       if (end.ok() || absl::IsCancelled(end)) return 0;
@@ -554,8 +593,8 @@ class FlowCli {
         case v1::ApprovalEvent::KIND_RESOLVED:
         case v1::ApprovalEvent::KIND_CANCELLED:
         case v1::ApprovalEvent::KIND_EXPIRED:
-          std::cerr << "  " << r.request_id() << " " << KindText(event->kind()) << ": "
-                    << r.decision() << "\n";
+          std::cerr << "  " << r.request_id() << " " << KindText(event->kind())
+                    << ": " << r.decision() << "\n";
           break;
         case v1::ApprovalEvent::KIND_AGENT_DISCONNECTED:
           std::cerr << "  " << r.request_id() << ": the agent disconnected\n";
@@ -575,16 +614,19 @@ class FlowCli {
       std::optional<std::string> answer =
           Prompt("[a]pprove, [d]eny, [s]kip, [f]orm", false);
       if (!answer) return false;
-      std::string a = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*answer));
+      std::string a =
+          absl::AsciiStrToLower(absl::StripAsciiWhitespace(*answer));
       {
         absl::MutexLock lock(&state.mu);
         if (state.open.count(r.request_id()) == 0) {
-          std::cerr << "  " << r.request_id() << " was resolved elsewhere meanwhile.\n";
+          std::cerr << "  " << r.request_id()
+                    << " was resolved elsewhere meanwhile.\n";
           return true;
         }
       }
       if (a == "s" || a == "skip") {
-        std::cerr << "  Skipped; later: credctl approve " << r.request_id() << "\n";
+        std::cerr << "  Skipped; later: credctl approve " << r.request_id()
+                  << "\n";
         return true;
       }
       if (a == "f" || a == "form") {
@@ -599,7 +641,8 @@ class FlowCli {
         continue;
       }
       if (a == "d" || a == "deny") {
-        std::optional<std::string> reason = Prompt("Reason (the agent sees it)", false);
+        std::optional<std::string> reason =
+            Prompt("Reason (the agent sees it)", false);
         if (!reason) return false;
         absl::Status s = approval().Deny(r.request_id(), *reason);
         if (!s.ok()) {
@@ -625,8 +668,8 @@ class FlowCli {
     req.set_request_id(r.request_id());
     bool fill = r.state() == v1::REQUEST_STATE_NEEDS_INPUT;
     if (!fill) {
-      std::optional<std::string> update =
-          Prompt("Use the stored credential? [Y/n] (n: enter new values)", false);
+      std::optional<std::string> update = Prompt(
+          "Use the stored credential? [Y/n] (n: enter new values)", false);
       if (!update) return std::nullopt;
       fill = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*update)) == "n";
     }
@@ -646,7 +689,8 @@ class FlowCli {
       }
     }
     while (true) {
-      std::optional<std::string> scope = Prompt("Scope: once, session, standing [once]", false);
+      std::optional<std::string> scope =
+          Prompt("Scope: once, session, standing [once]", false);
       if (!scope) return std::nullopt;
       absl::StatusOr<v1::Scope> parsed =
           ParseScope(std::string(absl::StripAsciiWhitespace(*scope)));
@@ -657,11 +701,12 @@ class FlowCli {
       std::cerr << "  " << parsed.status().message() << "\n";
     }
     while (true) {
-      std::optional<std::string> ttl =
-          Prompt("For how long (e.g. 15m, 2h, 720h; empty: the scope's default)", false);
+      std::optional<std::string> ttl = Prompt(
+          "For how long (e.g. 15m, 2h, 720h; empty: the scope's default)",
+          false);
       if (!ttl) return std::nullopt;
-      absl::Status s =
-          ParseTtl(std::string(absl::StripAsciiWhitespace(*ttl)), req.mutable_ttl());
+      absl::Status s = ParseTtl(std::string(absl::StripAsciiWhitespace(*ttl)),
+                                req.mutable_ttl());
       if (s.ok()) {
         if (absl::StripAsciiWhitespace(*ttl).empty()) req.clear_ttl();
         break;
@@ -669,9 +714,10 @@ class FlowCli {
       std::cerr << "  " << s.message() << "\n";
     }
     if (req.scope() == v1::SCOPE_STANDING) {
-      std::optional<std::string> pattern = Prompt(
-          absl::StrCat("Actions it covers (* matches anything) [", r.need().action(), "]"),
-          false);
+      std::optional<std::string> pattern =
+          Prompt(absl::StrCat("Actions it covers (* matches anything) [",
+                              r.need().action(), "]"),
+                 false);
       if (!pattern) return std::nullopt;
       req.set_action_pattern(std::string(absl::StripAsciiWhitespace(*pattern)));
     }
@@ -692,7 +738,8 @@ class FlowCli {
   // --- request (as the agent) ---
 
   int Request() {
-    if (args_.positional.size() != 1) return UsageError("request takes one PROVIDER");
+    if (args_.positional.size() != 1)
+      return UsageError("request takes one PROVIDER");
     std::string action = args_.Flag("action");
     if (action.empty()) return UsageError("request needs --action TEXT");
     v1::RequestCredentialRequest req;
@@ -700,15 +747,18 @@ class FlowCli {
     need->set_provider(args_.positional[0]);
     need->set_profile(args_.Flag("profile"));
     need->set_action(action);
-    need->set_need_id(args_.Flag(
-        "need_id", absl::StrCat("credctl-", getpid(), "-", absl::ToUnixMillis(absl::Now()))));
+    need->set_need_id(
+        args_.Flag("need_id", absl::StrCat("credctl-", getpid(), "-",
+                                           absl::ToUnixMillis(absl::Now()))));
     for (const std::string& kv : args_.All("context")) {
       size_t eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) return UsageError("--context takes KEY=VALUE");
+      if (eq == std::string::npos || eq == 0)
+        return UsageError("--context takes KEY=VALUE");
       (*need->mutable_context())[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
     if (args_.Has("ttl")) {
-      if (absl::Status s = ParseTtl(args_.Flag("ttl"), need->mutable_requested_ttl());
+      if (absl::Status s =
+              ParseTtl(args_.Flag("ttl"), need->mutable_requested_ttl());
           !s.ok()) {
         return UsageError(std::string(s.message()));
       }
@@ -725,15 +775,18 @@ class FlowCli {
             case v1::REQUEST_STATE_PENDING_APPROVAL:
               std::cerr << "request " << u.request_id()
                         << ": pending approval (approve with `credctl approve "
-                        << u.request_id() << "` or in `credctl watch`)" << std::endl;
+                        << u.request_id() << "` or in `credctl watch`)"
+                        << std::endl;
               break;
             case v1::REQUEST_STATE_NEEDS_INPUT:
               std::cerr << "request " << u.request_id()
-                        << ": needs input, missing " << absl::StrJoin(u.missing_fields(), ", ")
+                        << ": needs input, missing "
+                        << absl::StrJoin(u.missing_fields(), ", ")
                         << " (the approver fills them in)" << std::endl;
               break;
             default:
-              std::cerr << "request " << u.request_id() << ": " << StateText(u.state());
+              std::cerr << "request " << u.request_id() << ": "
+                        << StateText(u.state());
               if (!u.message().empty()) std::cerr << " — " << u.message();
               std::cerr << std::endl;
           }
@@ -751,12 +804,12 @@ class FlowCli {
         std::cout << ToJson(u.grant()) << std::endl;
         return 0;
       case v1::REQUEST_STATE_DENIED:
-        std::cerr << "credctl: request " << u.request_id() << " was denied: " << u.reason()
-                  << "\n";
+        std::cerr << "credctl: request " << u.request_id()
+                  << " was denied: " << u.reason() << "\n";
         return kExitDenied;
       case v1::REQUEST_STATE_EXPIRED:
-        std::cerr << "credctl: request " << u.request_id() << " expired: " << u.reason()
-                  << "\n";
+        std::cerr << "credctl: request " << u.request_id()
+                  << " expired: " << u.reason() << "\n";
         return kExitExpired;
       default:
         std::cerr << "credctl: request " << u.request_id() << " "
@@ -774,13 +827,16 @@ class FlowCli {
 }  // namespace
 
 bool IsFlowCommand(const std::string& c) {
-  return c == "watch" || c == "pending" || c == "form" || c == "approve" || c == "deny" ||
-         c == "grants" || c == "revoke" || c == "standing" || c == "request";
+  return c == "watch" || c == "pending" || c == "form" || c == "approve" ||
+         c == "deny" || c == "grants" || c == "revoke" || c == "standing" ||
+         c == "request";
 }
 
 bool IsAgentCommand(const std::string& c) { return c == "request"; }
 
-int RunFlowCommand(const Args& args, const Context& ctx) { return FlowCli(args, ctx).Run(); }
+int RunFlowCommand(const Args& args, const Context& ctx) {
+  return FlowCli(args, ctx).Run();
+}
 
 }  // namespace cli
 }  // namespace credbroker

@@ -36,7 +36,8 @@ namespace credbroker {
 namespace cli {
 namespace {
 
-constexpr char kUsage[] = R"(credctl — manage the credentials held by credbrokerd
+constexpr char kUsage[] =
+    R"(credctl — manage the credentials held by credbrokerd
 
 Usage: credctl [global flags] COMMAND [flags]
 
@@ -111,7 +112,8 @@ std::string SeverityText(v1::Severity s) {
   }
 }
 
-void PrintFindings(const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
+void PrintFindings(
+    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
   for (const auto& f : findings) {
     std::cout << "  " << SeverityText(f.severity()) << ": "
               << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
@@ -154,8 +156,9 @@ class Cli {
   }
 
   // --field NAME=VALUE and --field NAME (prompted, hidden).
-  absl::Status CollectFields(google::protobuf::Map<std::string, std::string>* values,
-                             std::vector<std::string>* prompt_for) {
+  absl::Status CollectFields(
+      google::protobuf::Map<std::string, std::string>* values,
+      std::vector<std::string>* prompt_for) {
     for (const std::string& f : args_.All("field")) {
       size_t eq = f.find('=');
       if (eq == std::string::npos) {
@@ -189,17 +192,20 @@ class Cli {
     }
     for (const auto& p : r->providers()) {
       std::cout << p.id() << " — " << p.display_name() << "\n";
-      if (p.oauth()) std::cout << "  connects through the provider's OAuth flow\n";
-      if (p.arbitrary_fields()) std::cout << "  any named secrets of your application\n";
+      if (p.oauth())
+        std::cout << "  connects through the provider's OAuth flow\n";
+      if (p.arbitrary_fields())
+        std::cout << "  any named secrets of your application\n";
       for (const auto& f : p.fields()) {
         std::cout << "  " << f.name() << (f.optional() ? " (optional)" : "")
                   << (f.sensitive() ? " [secret]" : "") << " — " << f.label();
-        if (!f.default_value().empty()) std::cout << ", default " << f.default_value();
+        if (!f.default_value().empty())
+          std::cout << ", default " << f.default_value();
         std::cout << "\n";
       }
       if (!p.required_permissions().empty()) {
-        std::cout << "  permissions: " << absl::StrJoin(p.required_permissions(), "; ")
-                  << "\n";
+        std::cout << "  permissions: "
+                  << absl::StrJoin(p.required_permissions(), "; ") << "\n";
       }
     }
     return 0;
@@ -210,9 +216,11 @@ class Cli {
     if (auto p = Provider()) req.set_provider(*p);
     v1::ListCredentialsResponse all;
     while (true) {
-      absl::StatusOr<v1::ListCredentialsResponse> r = client_->ListCredentials(req);
+      absl::StatusOr<v1::ListCredentialsResponse> r =
+          client_->ListCredentials(req);
       if (!r.ok()) return PrintError(r.status());
-      for (auto& c : *r->mutable_credentials()) *all.add_credentials() = std::move(c);
+      for (auto& c : *r->mutable_credentials())
+        *all.add_credentials() = std::move(c);
       if (r->next_page_token().empty()) break;
       req.set_page_token(r->next_page_token());
     }
@@ -221,18 +229,20 @@ class Cli {
       return 0;
     }
     if (all.credentials().empty()) {
-      std::cout << "No credentials configured. Add one with `credctl set PROVIDER`.\n";
+      std::cout << "No credentials configured. Add one with `credctl set "
+                   "PROVIDER`.\n";
       return 0;
     }
-    std::printf("%-14s %-12s %4s  %-13s %-16s %-9s %s\n", "PROVIDER", "PROFILE", "VER",
-                "READINESS", "UPDATED", "ROTATE IN", "FIELDS");
+    std::printf("%-14s %-12s %4s  %-13s %-16s %-9s %s\n", "PROVIDER", "PROFILE",
+                "VER", "READINESS", "UPDATED", "ROTATE IN", "FIELDS");
     for (const auto& c : all.credentials()) {
       std::vector<std::string> fields;
       for (const auto& f : c.fields()) {
         if (f.set()) fields.push_back(absl::StrCat(f.name(), "=", f.display()));
       }
-      std::printf("%-14s %-12s %4lld  %-13s %-16s %-9s %s\n", c.provider().c_str(),
-                  c.profile().c_str(), static_cast<long long>(c.version()),
+      std::printf("%-14s %-12s %4lld  %-13s %-16s %-9s %s\n",
+                  c.provider().c_str(), c.profile().c_str(),
+                  static_cast<long long>(c.version()),
                   ReadinessText(c.readiness()).c_str(),
                   FormatTime(c.updated_at()).c_str(),
                   DaysLeft(c.rotation_due_at()).c_str(),
@@ -259,13 +269,13 @@ class Cli {
       std::cout << ToJson(*r) << "\n";
       return 0;
     }
-    std::cout << r->provider() << "/" << r->profile() << "  version " << r->version()
-              << " of " << r->version_count() << "  " << ReadinessText(r->readiness())
-              << "\n"
+    std::cout << r->provider() << "/" << r->profile() << "  version "
+              << r->version() << " of " << r->version_count() << "  "
+              << ReadinessText(r->readiness()) << "\n"
               << "  created " << FormatTime(r->created_at()) << ", updated "
               << FormatTime(r->updated_at()) << ", rotation due "
-              << FormatTime(r->rotation_due_at()) << " (" << DaysLeft(r->rotation_due_at())
-              << ")\n"
+              << FormatTime(r->rotation_due_at()) << " ("
+              << DaysLeft(r->rotation_due_at()) << ")\n"
               << "  fingerprint " << r->fingerprint() << "\n";
     for (const auto& f : r->fields()) {
       std::cout << "  " << f.name() << ": "
@@ -284,7 +294,8 @@ class Cli {
     req.set_profile(args_.Flag("profile"));
     req.set_keep_existing(args_.Switch("keep"));
     std::vector<std::string> prompt_for;
-    if (absl::Status s = CollectFields(req.mutable_values(), &prompt_for); !s.ok()) {
+    if (absl::Status s = CollectFields(req.mutable_values(), &prompt_for);
+        !s.ok()) {
       return UsageError(std::string(s.message()));
     }
     if (absl::Status s = ReadFromFile(req.mutable_from_file()); !s.ok()) {
@@ -300,7 +311,8 @@ class Cli {
     }
 
     // On a terminal, ask for the required fields that were not given.
-    absl::StatusOr<v1::ListProvidersResponse> catalog = client_->ListProviders();
+    absl::StatusOr<v1::ListProvidersResponse> catalog =
+        client_->ListProviders();
     if (!catalog.ok()) return PrintError(catalog.status());
     const v1::ProviderInfo* info = nullptr;
     for (const auto& p : catalog->providers()) {
@@ -309,12 +321,14 @@ class Cli {
     if (info != nullptr && StdinIsTerminal() && req.from_file().empty() &&
         !req.keep_existing()) {
       for (const auto& f : info->fields()) {
-        if (f.optional() || f.derived() || req.values().count(f.name())) continue;
+        if (f.optional() || f.derived() || req.values().count(f.name()))
+          continue;
         bool generated = false;
         for (const auto& g : req.generate()) generated |= g == f.name();
         if (generated) continue;
         if (f.multiline()) {
-          auto path = Prompt(absl::StrCat(f.label(), " (path to the file)"), false);
+          auto path =
+              Prompt(absl::StrCat(f.label(), " (path to the file)"), false);
           if (!path) return UsageError("input ended");
           absl::StatusOr<std::string> contents = ReadFile(*path);
           if (!contents.ok()) return PrintError(contents.status());
@@ -332,13 +346,16 @@ class Cli {
           if (f.name() == name) {
             hidden = f.sensitive();
             label = f.label();
-            if (!f.format_hint().empty()) absl::StrAppend(&label, " (", f.format_hint(), ")");
+            if (!f.format_hint().empty())
+              absl::StrAppend(&label, " (", f.format_hint(), ")");
           }
         }
       }
       if (!StdinIsTerminal()) {
         auto line = Prompt(label, false);
-        if (!line) return UsageError(absl::StrCat("no value on standard input for ", name));
+        if (!line)
+          return UsageError(
+              absl::StrCat("no value on standard input for ", name));
         (*req.mutable_values())[name] = *line;
         continue;
       }
@@ -369,7 +386,8 @@ class Cli {
     v1::DeleteCredentialRequest req;
     req.set_provider(*provider);
     req.set_profile(args_.Flag("profile"));
-    absl::StatusOr<v1::DeleteCredentialResponse> r = client_->DeleteCredential(req);
+    absl::StatusOr<v1::DeleteCredentialResponse> r =
+        client_->DeleteCredential(req);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
       std::cout << ToJson(*r) << "\n";
@@ -389,7 +407,8 @@ class Cli {
     req.set_provider(*provider);
     req.set_profile(args_.Flag("profile"));
     std::vector<std::string> prompt_for;
-    if (absl::Status s = CollectFields(req.mutable_values(), &prompt_for); !s.ok()) {
+    if (absl::Status s = CollectFields(req.mutable_values(), &prompt_for);
+        !s.ok()) {
       return UsageError(std::string(s.message()));
     }
     for (const std::string& name : prompt_for) {
@@ -400,16 +419,18 @@ class Cli {
     if (absl::Status s = ReadFromFile(req.mutable_from_file()); !s.ok()) {
       return PrintError(s);
     }
-    absl::StatusOr<v1::ValidateCredentialResponse> r = client_->ValidateCredential(req);
+    absl::StatusOr<v1::ValidateCredentialResponse> r =
+        client_->ValidateCredential(req);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
       std::cout << ToJson(*r) << "\n";
       return r->valid() ? 0 : 1;
     }
-    std::cout << *provider << ": " << (r->valid() ? "valid" : "NOT valid") << " ("
-              << ReadinessText(r->readiness()) << ")\n";
+    std::cout << *provider << ": " << (r->valid() ? "valid" : "NOT valid")
+              << " (" << ReadinessText(r->readiness()) << ")\n";
     if (!r->missing_fields().empty()) {
-      std::cout << "  missing: " << absl::StrJoin(r->missing_fields(), ", ") << "\n";
+      std::cout << "  missing: " << absl::StrJoin(r->missing_fields(), ", ")
+                << "\n";
     }
     PrintFindings(r->findings());
     if (!r->required_permissions().empty()) {
@@ -420,11 +441,13 @@ class Cli {
   }
 
   int Needs() {
-    if (args_.positional.empty()) return UsageError("needs takes one or more TARGETs");
+    if (args_.positional.empty())
+      return UsageError("needs takes one or more TARGETs");
     v1::ResolveRequirementsRequest req;
     for (const auto& t : args_.positional) req.add_targets(t);
     req.set_profile(args_.Flag("profile"));
-    absl::StatusOr<v1::ResolveRequirementsResponse> r = client_->ResolveRequirements(req);
+    absl::StatusOr<v1::ResolveRequirementsResponse> r =
+        client_->ResolveRequirements(req);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
       std::cout << ToJson(*r) << "\n";
@@ -432,14 +455,16 @@ class Cli {
     }
     for (const auto& q : r->requirements()) {
       std::cout << q.provider() << "/" << q.profile() << ": "
-                << (q.configured() ? ReadinessText(q.readiness()) : "not configured")
+                << (q.configured() ? ReadinessText(q.readiness())
+                                   : "not configured")
                 << " — needed for " << q.reason() << "\n";
       if (!q.missing_fields().empty()) {
-        std::cout << "  missing: " << absl::StrJoin(q.missing_fields(), ", ") << "\n";
+        std::cout << "  missing: " << absl::StrJoin(q.missing_fields(), ", ")
+                  << "\n";
       }
       if (!q.required_permissions().empty()) {
-        std::cout << "  permissions: " << absl::StrJoin(q.required_permissions(), "; ")
-                  << "\n";
+        std::cout << "  permissions: "
+                  << absl::StrJoin(q.required_permissions(), "; ") << "\n";
       }
     }
     return 0;
@@ -455,15 +480,19 @@ class Cli {
       absl::Time t;
       std::string err;
       if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
-        return UsageError(absl::StrCat("--", name, " takes an RFC 3339 time such as "
-                                       "2026-11-26T10:00:00Z: ", err));
+        return UsageError(absl::StrCat("--", name,
+                                       " takes an RFC 3339 time such as "
+                                       "2026-11-26T10:00:00Z: ",
+                                       err));
       }
-      auto* ts = std::string(name) == "since" ? req.mutable_since() : req.mutable_until();
+      auto* ts = std::string(name) == "since" ? req.mutable_since()
+                                              : req.mutable_until();
       ts->set_seconds(absl::ToUnixSeconds(t));
     }
     v1::ListAuditEventsResponse all;
     while (true) {
-      absl::StatusOr<v1::ListAuditEventsResponse> r = client_->ListAuditEvents(req);
+      absl::StatusOr<v1::ListAuditEventsResponse> r =
+          client_->ListAuditEvents(req);
       if (!r.ok()) return PrintError(r.status());
       for (auto& e : *r->mutable_events()) *all.add_events() = std::move(e);
       if (r->next_page_token().empty()) break;
@@ -475,10 +504,13 @@ class Cli {
     }
     for (const auto& e : all.events()) {
       std::cout << e.sequence() << "  "
-                << absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(e.time().seconds()),
+                << absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                                    absl::FromUnixSeconds(e.time().seconds()),
                                     absl::UTCTimeZone())
-                << "  " << e.kind() << "  " << (e.role().empty() ? "-" : e.role());
-      if (!e.provider().empty()) std::cout << "  " << e.provider() << "/" << e.profile();
+                << "  " << e.kind() << "  "
+                << (e.role().empty() ? "-" : e.role());
+      if (!e.provider().empty())
+        std::cout << "  " << e.provider() << "/" << e.profile();
       if (!e.action().empty()) std::cout << "  " << e.action();
       std::cout << "  " << e.outcome();
       if (!e.detail().empty()) std::cout << "  (" << e.detail() << ")";
@@ -495,7 +527,8 @@ int Main(int argc, char** argv) {
   std::string error;
   std::optional<Args> args = Parse(argc, argv, error);
   if (!args) return UsageError(error);
-  if (args->command.empty() || args->command == "help" || args->Switch("help")) {
+  if (args->command.empty() || args->command == "help" ||
+      args->Switch("help")) {
     std::cout << kUsage;
     return args->command.empty() && !args->Switch("help") ? 2 : 0;
   }
@@ -507,8 +540,8 @@ int Main(int argc, char** argv) {
       args->Flag("broker", absl::StrCat("unix:", ctx.data_dir, "/broker.sock"));
   const bool as_agent = IsAgentCommand(args->command);
   std::string token_file = args->Flag(
-      "token_file",
-      absl::StrCat(ctx.data_dir, as_agent ? "/agent.token" : "/approver.token"));
+      "token_file", absl::StrCat(ctx.data_dir, as_agent ? "/agent.token"
+                                                        : "/approver.token"));
   absl::StatusOr<std::string> token = client::ReadTokenFile(token_file);
   if (!token.ok()) return PrintError(token.status());
   options.token = std::move(*token);

@@ -55,24 +55,27 @@ class Watcher {
 class ApprovalClient {
  public:
   // Creates the channel; nothing is sent until the first call.
-  static absl::StatusOr<std::unique_ptr<ApprovalClient>> Connect(const Options& options);
+  static absl::StatusOr<std::unique_ptr<ApprovalClient>> Connect(
+      const Options& options);
   ~ApprovalClient();
 
   // Starts watching. `on_event` is called for every event, `on_end` (may be
   // empty) once when the stream ends. The stream has no deadline; the
   // connection is bounded by the options' timeout (UNAVAILABLE).
-  absl::StatusOr<std::unique_ptr<Watcher>> Watch(Watcher::EventCallback on_event,
-                                                 Watcher::EndCallback on_end = nullptr);
+  absl::StatusOr<std::unique_ptr<Watcher>> Watch(
+      Watcher::EventCallback on_event, Watcher::EndCallback on_end = nullptr);
 
   // The requests pending now: the snapshot of a watch that is then ended.
   absl::StatusOr<std::vector<v1::ApprovalRequest>> ListPending();
 
   // Unary calls, each with the options' deadline.
-  absl::StatusOr<v1::CredentialForm> GetForm(const v1::GetCredentialFormRequest& request);
+  absl::StatusOr<v1::CredentialForm> GetForm(
+      const v1::GetCredentialFormRequest& request);
   // FAILED_PRECONDITION naming the decision when the request was already
   // decided; INVALID_ARGUMENT with field violations for bad values (the
   // request stays pending).
-  absl::StatusOr<v1::ApproveResponse> Approve(const v1::ApproveRequest& request);
+  absl::StatusOr<v1::ApproveResponse> Approve(
+      const v1::ApproveRequest& request);
   absl::Status Deny(const std::string& request_id, const std::string& reason);
 
  private:

@@ -65,6 +65,16 @@ class CredentialClient {
       const v1::ListStandingApprovalsRequest& request);
   absl::StatusOr<v1::RevokeStandingApprovalResponse> RevokeStandingApproval(
       const v1::RevokeStandingApprovalRequest& request);
+  // History (times and fingerprints, never values) and rollback, which
+  // stores a new version with an earlier version's values.
+  absl::StatusOr<v1::ListCredentialVersionsResponse> ListCredentialVersions(
+      const v1::ListCredentialVersionsRequest& request);
+  absl::StatusOr<v1::RollbackCredentialResponse> RollbackCredential(
+      const v1::RollbackCredentialRequest& request);
+  absl::StatusOr<v1::SetDefaultProfileResponse> SetDefaultProfile(
+      const v1::SetDefaultProfileRequest& request);
+  absl::StatusOr<v1::ListBindingsResponse> ListBindings(
+      const v1::ListBindingsRequest& request);
 
  private:
   struct Impl;

@@ -7,14 +7,17 @@ namespace credbroker {
 namespace client {
 namespace internal {
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const Options& options) {
-  std::string address = options.address.empty() ? DefaultAddress() : options.address;
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const Options& options) {
+  std::string address =
+      options.address.empty() ? DefaultAddress() : options.address;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      address, grpc::InsecureChannelCredentials(), args);
   if (channel == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("bad broker address ", address));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad broker address ", address));
   }
   return channel;
 }

@@ -19,7 +19,8 @@ namespace internal {
 
 // A channel to options.address (or DefaultAddress()). INVALID_ARGUMENT for
 // an address gRPC cannot use.
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const Options& options);
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const Options& options);
 
 // Adds the bearer token, and a deadline `timeout` from now unless it is
 // infinite.

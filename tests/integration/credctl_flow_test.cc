@@ -49,7 +49,8 @@ class CredctlFlowTest : public BrokerTest {
   }
 
   // `credctl request ...` in the background.
-  std::unique_ptr<Subprocess> StartRequest(const std::vector<std::string>& args) {
+  std::unique_ptr<Subprocess> StartRequest(
+      const std::vector<std::string>& args) {
     Subprocess::Options o;
     o.argv = Base();
     o.argv.push_back("request");
@@ -73,7 +74,8 @@ class CredctlFlowTest : public BrokerTest {
         line.remove_prefix(at);
         if (!absl::ConsumeSuffix(&line, ",")) absl::ConsumeSuffix(&line, "]}");
         v1::ApprovalRequest req;
-        if (google::protobuf::util::JsonStringToMessage(std::string(line), &req).ok()) {
+        if (google::protobuf::util::JsonStringToMessage(std::string(line), &req)
+                .ok()) {
           return req.request_id();
         }
       }
@@ -84,7 +86,8 @@ class CredctlFlowTest : public BrokerTest {
   }
 
   void PutAws() {
-    auto r = Put("aws", "", {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
+    auto r = Put("aws", "",
+                 {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
     ASSERT_TRUE(r.ok()) << r.status();
   }
 
@@ -101,8 +104,9 @@ TEST_F(CredctlFlowTest, RequestApprovedPrintsTheGrant) {
     return Subprocess::Spawn(o);
   }();
   ASSERT_TRUE(watch.ok()) << watch.status();
-  auto request = StartRequest({"aws", "--action", "deploy to AWS in us-east-1", "--context",
-                               "region=us-east-1", "--timeout", "60"});
+  auto request =
+      StartRequest({"aws", "--action", "deploy to AWS in us-east-1",
+                    "--context", "region=us-east-1", "--timeout", "60"});
   ASSERT_NE(request, nullptr);
   std::string id = WaitForPending("deploy to AWS in us-east-1");
   ASSERT_FALSE(id.empty());
@@ -112,7 +116,8 @@ TEST_F(CredctlFlowTest, RequestApprovedPrintsTheGrant) {
   EXPECT_TRUE(absl::StrContains(form.out, "secret_access_key")) << form.out;
   EXPECT_TRUE(absl::StrContains(form.out, "stored")) << form.out;
 
-  CommandResult approve = Credctl({"approve", id, "--scope", "once", "--ttl", "10m"});
+  CommandResult approve =
+      Credctl({"approve", id, "--scope", "once", "--ttl", "10m"});
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
   EXPECT_TRUE(absl::StrContains(approve.out, "Approved " + id)) << approve.out;
 
@@ -122,7 +127,9 @@ TEST_F(CredctlFlowTest, RequestApprovedPrintsTheGrant) {
   EXPECT_TRUE(absl::StrContains(request->stderr_text(), id));
   EXPECT_TRUE(absl::StrContains(request->stderr_text(), "pending approval"));
   v1::Grant grant;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(request->stdout_text(), &grant).ok())
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  request->stdout_text(), &grant)
+                  .ok())
       << "grant JSON does not parse";
   EXPECT_EQ(grant.provider(), "aws");
   EXPECT_EQ(grant.request_id(), id);
@@ -140,10 +147,14 @@ TEST_F(CredctlFlowTest, RequestApprovedPrintsTheGrant) {
   std::string events = (*watch)->stdout_text();
   EXPECT_FALSE(absl::StrContains(events, secret_));
   int resolved = 0;
-  for (absl::string_view line : absl::StrSplit(events, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(events, '\n', absl::SkipEmpty())) {
     v1::ApprovalEvent e;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &e).ok());
-    if (e.kind() == v1::ApprovalEvent::KIND_RESOLVED && e.request().request_id() == id) {
+    ASSERT_TRUE(
+        google::protobuf::util::JsonStringToMessage(std::string(line), &e)
+            .ok());
+    if (e.kind() == v1::ApprovalEvent::KIND_RESOLVED &&
+        e.request().request_id() == id) {
       ++resolved;
       EXPECT_TRUE(absl::StrContains(e.request().decision(), "approved"));
     }
@@ -156,18 +167,20 @@ TEST_F(CredctlFlowTest, RequestApprovedPrintsTheGrant) {
   CommandResult grants = Credctl({"grants", "--json"});
   ASSERT_EQ(grants.exit_code, 0) << grants.err;
   v1::ListGrantsResponse listed;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(grants.out, &listed).ok());
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(grants.out, &listed).ok());
   ASSERT_EQ(listed.grants_size(), 1);
   EXPECT_EQ(listed.grants(0).grant_id(), grant.grant_id());
-  CommandResult revoke = Credctl({"revoke", grant.grant_id(), "--reason", "done"});
+  CommandResult revoke =
+      Credctl({"revoke", grant.grant_id(), "--reason", "done"});
   EXPECT_EQ(revoke.exit_code, 0) << revoke.err;
   CommandResult active = Credctl({"grants"});
   EXPECT_TRUE(absl::StrContains(active.out, "No active grants")) << active.out;
   CommandResult all = Credctl({"grants", "--all"});
   EXPECT_TRUE(absl::StrContains(all.out, "revoked: done")) << all.out;
   CommandResult audit = Credctl({"audit", "--json"});
-  for (const char* kind : {"request.created", "request.approved", "grant.created",
-                           "grant.revoked"}) {
+  for (const char* kind : {"request.created", "request.approved",
+                           "grant.created", "grant.revoked"}) {
     EXPECT_TRUE(absl::StrContains(audit.out, kind)) << kind;
   }
 }
@@ -197,8 +210,8 @@ TEST_F(CredctlFlowTest, RequestDeniedExitsWithTheReason) {
 
 TEST_F(CredctlFlowTest, ApproveWithValuesAndAStandingScope) {
   // Nothing stored: the request needs input, the approver gives the values.
-  auto request = StartRequest({"aws", "--action", "deploy the web tier", "--session_key",
-                               "s-cli", "--need_id", "n1"});
+  auto request = StartRequest({"aws", "--action", "deploy the web tier",
+                               "--session_key", "s-cli", "--need_id", "n1"});
   ASSERT_NE(request, nullptr);
   std::string id = WaitForPending("deploy the web tier");
   ASSERT_FALSE(id.empty());
@@ -206,18 +219,20 @@ TEST_F(CredctlFlowTest, ApproveWithValuesAndAStandingScope) {
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(bad.err, "access_key_id")) << bad.err;
   CommandResult approve =
-      Credctl({"approve", id, "--scope", "standing", "--ttl", "720h", "--pattern",
-               "deploy *", "--field", "access_key_id=" + key_id_, "--field",
-               "secret_access_key=" + secret_});
+      Credctl({"approve", id, "--scope", "standing", "--ttl", "720h",
+               "--pattern", "deploy *", "--field", "access_key_id=" + key_id_,
+               "--field", "secret_access_key=" + secret_});
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
-  EXPECT_TRUE(absl::StrContains(approve.out, "standing approval s-")) << approve.out;
+  EXPECT_TRUE(absl::StrContains(approve.out, "standing approval s-"))
+      << approve.out;
   absl::StatusOr<int> code = request->WaitForExit(kWait);
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0) << Clean(request->stderr_text());
   EXPECT_TRUE(absl::StrContains(request->stderr_text(), "needs input"));
 
   // A matching request is granted without a prompt.
-  auto second = StartRequest({"aws", "--action", "deploy the db tier", "--timeout", "20"});
+  auto second = StartRequest(
+      {"aws", "--action", "deploy the db tier", "--timeout", "20"});
   ASSERT_NE(second, nullptr);
   code = second->WaitForExit(kWait);
   ASSERT_TRUE(code.ok());
@@ -226,13 +241,16 @@ TEST_F(CredctlFlowTest, ApproveWithValuesAndAStandingScope) {
   CommandResult standing = Credctl({"standing", "--json"});
   ASSERT_EQ(standing.exit_code, 0) << standing.err;
   v1::ListStandingApprovalsResponse listed;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(standing.out, &listed).ok());
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(standing.out, &listed).ok());
   ASSERT_EQ(listed.approvals_size(), 1);
-  CommandResult revoke = Credctl({"standing", "revoke", listed.approvals(0).id()});
+  CommandResult revoke =
+      Credctl({"standing", "revoke", listed.approvals(0).id()});
   EXPECT_EQ(revoke.exit_code, 0) << revoke.err;
 
   // Now it asks again; the request gives up after its timeout.
-  auto third = StartRequest({"aws", "--action", "deploy the cache tier", "--timeout", "2"});
+  auto third = StartRequest(
+      {"aws", "--action", "deploy the cache tier", "--timeout", "2"});
   ASSERT_NE(third, nullptr);
   EXPECT_FALSE(WaitForPending("deploy the cache tier").empty());
   code = third->WaitForExit(kWait);
@@ -245,12 +263,14 @@ TEST_F(CredctlFlowTest, EachCommandUsesItsRolesToken) {
   CommandResult as_agent = Credctl(
       {"--token_file", broker_->data_dir() + "/agent.token", "pending"});
   EXPECT_EQ(as_agent.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(as_agent.err, "PERMISSION_DENIED")) << as_agent.err;
+  EXPECT_TRUE(absl::StrContains(as_agent.err, "PERMISSION_DENIED"))
+      << as_agent.err;
   CommandResult as_approver =
-      Credctl({"--token_file", broker_->data_dir() + "/approver.token", "request", "aws",
-               "--action", "x", "--timeout", "5"});
+      Credctl({"--token_file", broker_->data_dir() + "/approver.token",
+               "request", "aws", "--action", "x", "--timeout", "5"});
   EXPECT_EQ(as_approver.exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(as_approver.err, "PERMISSION_DENIED")) << as_approver.err;
+  EXPECT_TRUE(absl::StrContains(as_approver.err, "PERMISSION_DENIED"))
+      << as_approver.err;
 }
 
 }  // namespace

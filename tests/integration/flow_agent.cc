@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
     if (flag == "--session_key") session.session_key = argv[i + 1];
   }
   options.timeout = absl::Seconds(10);
-  absl::StatusOr<std::string> token = credbroker::client::ReadTokenFile(token_file);
+  absl::StatusOr<std::string> token =
+      credbroker::client::ReadTokenFile(token_file);
   if (!token.ok()) {
     std::cerr << token.status() << "\n";
     return 1;
@@ -67,7 +68,9 @@ int main(int argc, char** argv) {
   session.on_update = [](const credbroker::v1::NeedUpdate& u) {
     Emit(absl::StrCat("update ", Compact(u)));
   };
-  session.on_end = [](const absl::Status& s) { Emit(absl::StrCat("end ", s.ToString())); };
+  session.on_end = [](const absl::Status& s) {
+    Emit(absl::StrCat("end ", s.ToString()));
+  };
   auto agent = credbroker::client::AgentSession::Connect(options, session);
   if (!agent.ok()) {
     Emit(absl::StrCat("end ", agent.status().ToString()));
@@ -76,7 +79,8 @@ int main(int argc, char** argv) {
   Emit("ready");
   std::string line;
   while (std::getline(std::cin, line)) {
-    std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    std::vector<std::string> words =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (words.empty()) continue;
     const std::string& cmd = words[0];
     if (cmd == "need" && words.size() >= 4) {
@@ -91,7 +95,8 @@ int main(int argc, char** argv) {
       absl::Status s = (*agent)->Cancel(words[1]);
       if (!s.ok()) Emit(absl::StrCat("error ", s.ToString()));
     } else if (cmd == "release" && words.size() == 2) {
-      Emit(absl::StrCat("released ", (*agent)->ReleaseGrant(words[1]).ToString()));
+      Emit(absl::StrCat("released ",
+                        (*agent)->ReleaseGrant(words[1]).ToString()));
     } else if (cmd == "close") {
       (*agent)->Close().IgnoreError();
       return 0;

@@ -77,7 +77,6 @@ class EventLog {
   std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);
 };
 
-
 // A flow_agent child process: the deployment agent, in its own process (the
 // broker refuses approvals from the requesting agent's process tree). The
 // test process is the approver.
@@ -94,8 +93,13 @@ class AgentProcess {
       return nullptr;
     }
     Subprocess::Options o;
-    o.argv = {FLOW_AGENT_PATH, "--address", broker.address(), "--token_file",
-              broker.data_dir() + "/agent.token", "--session_key", session_key};
+    o.argv = {FLOW_AGENT_PATH,
+              "--address",
+              broker.address(),
+              "--token_file",
+              broker.data_dir() + "/agent.token",
+              "--session_key",
+              session_key};
     o.stdin_path = a->fifo_;
     auto p = Subprocess::Spawn(o);
     if (!p.ok()) {
@@ -126,7 +130,8 @@ class AgentProcess {
   }
 
   absl::Status SendNeed(const v1::CredentialNeeded& n) {
-    return Write(absl::StrCat("need ", n.need_id(), " ", n.provider(), " ", n.action()));
+    return Write(
+        absl::StrCat("need ", n.need_id(), " ", n.provider(), " ", n.action()));
   }
   absl::Status Cancel(const std::string& need_id) {
     return Write(absl::StrCat("cancel ", need_id));
@@ -150,14 +155,16 @@ class AgentProcess {
     options.ignore_unknown_fields = true;
     for (const std::string& json : Lines("update ")) {
       v1::NeedUpdate u;
-      if (!google::protobuf::util::JsonStringToMessage(json, &u, options).ok()) continue;
+      if (!google::protobuf::util::JsonStringToMessage(json, &u, options).ok())
+        continue;
       if (u.need_id() == need_id) out.push_back(std::move(u));
     }
     return out;
   }
 
   // The next decided update of `need_id` not returned before.
-  absl::StatusOr<v1::NeedUpdate> WaitFor(const std::string& need_id, absl::Duration timeout) {
+  absl::StatusOr<v1::NeedUpdate> WaitFor(const std::string& need_id,
+                                         absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
     size_t& consumed = consumed_[need_id];
     do {
@@ -171,7 +178,8 @@ class AgentProcess {
       }
       absl::SleepFor(absl::Milliseconds(10));
     } while (absl::Now() < deadline);
-    return absl::DeadlineExceededError(absl::StrCat("no decision for ", need_id));
+    return absl::DeadlineExceededError(
+        absl::StrCat("no decision for ", need_id));
   }
 
   absl::StatusOr<v1::NeedUpdate> WaitForState(const std::string& need_id,
@@ -194,8 +202,9 @@ class AgentProcess {
     if (absl::Status s = Write("close"); !s.ok()) return s;
     absl::StatusOr<int> code = process_->WaitForExit(kWait);
     if (!code.ok()) return code.status();
-    return *code == 0 ? absl::OkStatus()
-                      : absl::InternalError(absl::StrCat("flow_agent exited ", *code));
+    return *code == 0
+               ? absl::OkStatus()
+               : absl::InternalError(absl::StrCat("flow_agent exited ", *code));
   }
   // Exits without closing the stream: a crashed agent.
   void Abort() {
@@ -208,7 +217,8 @@ class AgentProcess {
 
   absl::Status Write(const std::string& line) {
     std::string data = line + "\n";
-    if (write(fd_, data.data(), data.size()) != static_cast<ssize_t>(data.size())) {
+    if (write(fd_, data.data(), data.size()) !=
+        static_cast<ssize_t>(data.size())) {
       return absl::InternalError("cannot write to flow_agent");
     }
     return absl::OkStatus();
@@ -217,7 +227,8 @@ class AgentProcess {
   // Stdout lines starting with `prefix`, without it.
   std::vector<std::string> Lines(absl::string_view prefix) const {
     std::vector<std::string> out;
-    for (absl::string_view line : absl::StrSplit(process_->stdout_text(), '\n')) {
+    for (absl::string_view line :
+         absl::StrSplit(process_->stdout_text(), '\n')) {
       if (absl::ConsumePrefix(&line, prefix)) out.emplace_back(line);
     }
     return out;
@@ -251,7 +262,9 @@ class FlowTest : public BrokerTest {
     o.timeout = absl::Seconds(15);
     return o;
   }
-  client::Options AgentOptions() const { return OptionsWith(broker_->agent_token()); }
+  client::Options AgentOptions() const {
+    return OptionsWith(broker_->agent_token());
+  }
   client::Options ApproverOptions() const {
     return OptionsWith(broker_->approver_token());
   }
@@ -260,7 +273,8 @@ class FlowTest : public BrokerTest {
     return AgentProcess::Start(*broker_, tmp_.path(), session_key);
   }
   // An agent in this process (for what needs no approval).
-  std::unique_ptr<client::AgentSession> LocalAgent(const std::string& session_key) {
+  std::unique_ptr<client::AgentSession> LocalAgent(
+      const std::string& session_key) {
     auto s = client::AgentSession::Connect(AgentOptions(), session_key);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::move(*s) : nullptr;
@@ -272,7 +286,8 @@ class FlowTest : public BrokerTest {
     return a.ok() ? std::move(*a) : nullptr;
   }
 
-  std::unique_ptr<client::Watcher> Watch(client::ApprovalClient& approver, EventLog& log) {
+  std::unique_ptr<client::Watcher> Watch(client::ApprovalClient& approver,
+                                         EventLog& log) {
     auto w = approver.Watch([&log](const v1::ApprovalEvent& e) { log.Add(e); },
                             [&log](const absl::Status& s) { log.End(s); });
     EXPECT_TRUE(w.ok()) << w.status();
@@ -281,9 +296,9 @@ class FlowTest : public BrokerTest {
     return std::move(*w);
   }
 
-  static v1::CredentialNeeded Need(const std::string& need_id,
-                                   const std::string& provider = "aws",
-                                   const std::string& action = "deploy to AWS in us-east-1") {
+  static v1::CredentialNeeded Need(
+      const std::string& need_id, const std::string& provider = "aws",
+      const std::string& action = "deploy to AWS in us-east-1") {
     v1::CredentialNeeded n;
     n.set_need_id(need_id);
     n.set_provider(provider);
@@ -293,14 +308,16 @@ class FlowTest : public BrokerTest {
   }
 
   void PutAws() {
-    auto r = Put("aws", "", {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
+    auto r = Put("aws", "",
+                 {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
     ASSERT_TRUE(r.ok()) << r.status();
   }
 
   // Sends the need and waits for its first update; returns the request id.
   template <typename AgentT>
-  std::string Ask(AgentT& agent, const v1::CredentialNeeded& need,
-                  v1::RequestState expected = v1::REQUEST_STATE_PENDING_APPROVAL) {
+  std::string Ask(
+      AgentT& agent, const v1::CredentialNeeded& need,
+      v1::RequestState expected = v1::REQUEST_STATE_PENDING_APPROVAL) {
     absl::Status sent = agent.SendNeed(need);
     EXPECT_TRUE(sent.ok()) << sent;
     auto u = agent.WaitForState(need.need_id(), expected, kWait);
@@ -320,8 +337,8 @@ class FlowTest : public BrokerTest {
   bool HasAwsValues(const v1::Grant& g) const {
     auto id = g.values().find("access_key_id");
     auto secret = g.values().find("secret_access_key");
-    return id != g.values().end() && secret != g.values().end() && id->second == key_id_ &&
-           secret->second == secret_;
+    return id != g.values().end() && secret != g.values().end() &&
+           id->second == key_id_ && secret->second == secret_;
   }
 
   std::multiset<std::string> AuditKinds() {
@@ -333,7 +350,8 @@ class FlowTest : public BrokerTest {
       if (!r.ok()) break;
       for (const auto& e : r->events()) {
         kinds.insert(e.kind());
-        EXPECT_FALSE(absl::StrContains(e.detail(), secret_)) << "secret in audit";
+        EXPECT_FALSE(absl::StrContains(e.detail(), secret_))
+            << "secret in audit";
       }
       if (r->next_page_token().empty()) break;
       req.set_page_token(r->next_page_token());
@@ -343,7 +361,8 @@ class FlowTest : public BrokerTest {
 
   void ExpectAudit(const std::vector<std::string>& kinds) {
     std::multiset<std::string> have = AuditKinds();
-    for (const auto& k : kinds) EXPECT_TRUE(have.count(k) > 0) << "no audit event " << k;
+    for (const auto& k : kinds)
+      EXPECT_TRUE(have.count(k) > 0) << "no audit event " << k;
   }
 
   const std::string key_id_ = NewAwsKeyId();
@@ -366,7 +385,8 @@ TEST_F(FlowTest, ApproveWithNewValues) {
   (*bad.mutable_values())["access_key_id"] = "not-a-key";
   (*bad.mutable_values())["secret_access_key"] = secret_;
   auto refused = approver->Approve(bad);
-  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status().code();
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status()))
+      << refused.status().code();
   EXPECT_TRUE(HasViolation(refused.status(), "access_key_id"))
       << ViolationFields(refused.status());
   EXPECT_FALSE(absl::StrContains(refused.status().ToString(), secret_));
@@ -403,13 +423,15 @@ TEST_F(FlowTest, ApproveWithNewValues) {
   EXPECT_EQ(granted->grant().grant_id(), approved->grant_id());
   EXPECT_EQ(granted->grant().scope(), v1::SCOPE_ONCE);
   EXPECT_TRUE(HasAwsValues(granted->grant())) << "grant values differ";
-  EXPECT_GT(granted->grant().expires_at().seconds(), absl::ToUnixSeconds(absl::Now()));
+  EXPECT_GT(granted->grant().expires_at().seconds(),
+            absl::ToUnixSeconds(absl::Now()));
 
   // The values are stored now, and the form shows the secret only as set.
   auto stored = Get("aws", "");
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_EQ(stored->version(), 1);
-  ExpectAudit({"request.created", "credential.put", "request.approved", "grant.created"});
+  ExpectAudit({"request.created", "credential.put", "request.approved",
+               "grant.created"});
 }
 
 TEST_F(FlowTest, ApproveStoredCredentialWithoutValues) {
@@ -439,7 +461,8 @@ TEST_F(FlowTest, ApproveStoredCredentialWithoutValues) {
   EXPECT_EQ(agent->ReleaseGrant(approved->grant_id()), "OK");
   std::string again = agent->ReleaseGrant(approved->grant_id());
   EXPECT_TRUE(absl::StartsWith(again, "FAILED_PRECONDITION")) << again;
-  ExpectAudit({"request.created", "request.approved", "grant.created", "grant.released"});
+  ExpectAudit({"request.created", "request.approved", "grant.created",
+               "grant.released"});
   EXPECT_TRUE(agent->Close().ok());
 }
 
@@ -464,7 +487,8 @@ TEST_F(FlowTest, DenyTellsTheAgentWhy) {
   // A later approval names the decision.
   auto late = approver->Approve(ApproveReq(id));
   EXPECT_TRUE(absl::IsFailedPrecondition(late.status())) << late.status();
-  EXPECT_TRUE(absl::StrContains(late.status().message(), "denied")) << late.status();
+  EXPECT_TRUE(absl::StrContains(late.status().message(), "denied"))
+      << late.status();
   ExpectAudit({"request.created", "request.denied"});
 }
 
@@ -531,7 +555,8 @@ TEST_F(FlowTest, ReattachWithinGracePeriod) {
   EXPECT_TRUE(HasAwsValues(granted->grant())) << "grant values differ";
 
   ASSERT_TRUE(second->SendNeed(Need("n2")).ok());
-  auto still = second->WaitForState("n2", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  auto still =
+      second->WaitForState("n2", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
   ASSERT_TRUE(still.ok()) << still.status();
   EXPECT_EQ(still->request_id(), open_id);  // Nothing asked twice.
   EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_AGENT_RECONNECTED, open_id));
@@ -571,7 +596,8 @@ TEST_F(FlowTest, TwoApproversRaceAndTheFirstDecisionWins) {
     t2.join();
     EXPECT_NE(approve_status.ok(), deny_status.ok())
         << approve_status << " / " << deny_status;
-    const absl::Status& loser = approve_status.ok() ? deny_status : approve_status;
+    const absl::Status& loser =
+        approve_status.ok() ? deny_status : approve_status;
     EXPECT_TRUE(absl::IsFailedPrecondition(loser)) << loser;
     EXPECT_TRUE(absl::StrContains(loser.message(),
                                   approve_status.ok() ? "approved" : "denied"))
@@ -659,7 +685,8 @@ TEST_F(FlowTest, StandingApprovalLongerThan90DaysIsRefused) {
   req.mutable_ttl()->set_seconds(91 * 86400);
   auto refused = approver->Approve(req);
   EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
-  EXPECT_TRUE(HasViolation(refused.status(), "ttl")) << ViolationFields(refused.status());
+  EXPECT_TRUE(HasViolation(refused.status(), "ttl"))
+      << ViolationFields(refused.status());
 }
 
 TEST_F(FlowTest, PendingRequestsSurviveARestart) {
@@ -679,7 +706,8 @@ TEST_F(FlowTest, PendingRequestsSurviveARestart) {
   // The agent comes back within the grace period and is granted.
   auto agent = Agent("s-restart");
   ASSERT_TRUE(agent->SendNeed(Need("n1")).ok());
-  auto again = agent->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  auto again =
+      agent->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->request_id(), id);
   ASSERT_TRUE(approver->Approve(ApproveReq(id)).ok());
@@ -698,15 +726,18 @@ TEST_F(FlowTest, RoleMatrix) {
   v1::GetCredentialFormRequest fr;
   fr.set_provider("aws");
   EXPECT_TRUE(absl::IsPermissionDenied((*as_agent)->GetForm(fr).status()));
-  EXPECT_TRUE(absl::IsPermissionDenied((*as_agent)->Approve(ApproveReq("r-x")).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      (*as_agent)->Approve(ApproveReq("r-x")).status()));
   EXPECT_TRUE(absl::IsPermissionDenied((*as_agent)->Deny("r-x", "")));
   auto agent_credentials = broker_->ClientWithToken(broker_->agent_token());
   ASSERT_NE(agent_credentials, nullptr);
-  EXPECT_TRUE(absl::IsPermissionDenied(agent_credentials->ListProviders().status()));
   EXPECT_TRUE(
-      absl::IsPermissionDenied(agent_credentials->ListGrants(v1::ListGrantsRequest()).status()));
+      absl::IsPermissionDenied(agent_credentials->ListProviders().status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
-      agent_credentials->ListAuditEvents(v1::ListAuditEventsRequest()).status()));
+      agent_credentials->ListGrants(v1::ListGrantsRequest()).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      agent_credentials->ListAuditEvents(v1::ListAuditEventsRequest())
+          .status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
       agent_credentials->RevokeGrant(v1::RevokeGrantRequest()).status()));
 
@@ -714,9 +745,11 @@ TEST_F(FlowTest, RoleMatrix) {
   v1::RequestCredentialRequest rc;
   *rc.mutable_need() = Need("n1");
   auto rc_status =
-      client::RequestCredential(ApproverOptions(), rc, absl::Seconds(10)).status();
+      client::RequestCredential(ApproverOptions(), rc, absl::Seconds(10))
+          .status();
   EXPECT_TRUE(absl::IsPermissionDenied(rc_status)) << rc_status;
-  auto session = client::AgentSession::Connect(ApproverOptions(), "s-wrong-role");
+  auto session =
+      client::AgentSession::Connect(ApproverOptions(), "s-wrong-role");
   if (session.ok()) {
     (*session)->SendNeed(Need("n1")).IgnoreError();
     auto u = (*session)->WaitFor("n1", kWait);
@@ -751,7 +784,8 @@ TEST_F(FlowTest, RevokeGrantReachesTheAgent) {
   auto revoked = agent->WaitFor("n1", kWait);  // The next decided update.
   ASSERT_TRUE(revoked.ok()) << revoked.status();
   EXPECT_EQ(revoked->state(), v1::REQUEST_STATE_REVOKED);
-  EXPECT_TRUE(absl::StrContains(revoked->reason(), "key rotated")) << revoked->reason();
+  EXPECT_TRUE(absl::StrContains(revoked->reason(), "key rotated"))
+      << revoked->reason();
   EXPECT_FALSE(revoked->has_grant());
   auto twice = client_->RevokeGrant(rg);
   EXPECT_TRUE(absl::IsFailedPrecondition(twice.status())) << twice.status();
@@ -810,7 +844,8 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
     agents.push_back(LocalAgent(absl::StrCat("s-flood-", s)));
     ASSERT_NE(agents.back(), nullptr);
     for (int n = 0; n < kNeeds; ++n) {
-      v1::CredentialNeeded need = Need(absl::StrCat("n", n), "github", "deploy");
+      v1::CredentialNeeded need =
+          Need(absl::StrCat("n", n), "github", "deploy");
       for (int k = 0; k < 30; ++k) {
         (*need.mutable_context())[absl::StrCat("k", k)] = RandomString(1000);
       }
@@ -819,8 +854,8 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
   }
   for (auto& a : agents) {
     for (int n = 0; n < kNeeds; ++n) {
-      ASSERT_TRUE(a->WaitForState(absl::StrCat("n", n), v1::REQUEST_STATE_NEEDS_INPUT,
-                                  kWait)
+      ASSERT_TRUE(a->WaitForState(absl::StrCat("n", n),
+                                  v1::REQUEST_STATE_NEEDS_INPUT, kWait)
                       .ok());
       ASSERT_TRUE(a->Cancel(absl::StrCat("n", n)).ok());
     }
