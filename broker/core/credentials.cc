@@ -1,6 +1,8 @@
 #include "broker/core/credentials.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -19,6 +21,52 @@ namespace {
 
 constexpr char kDefaultProfile[] = "default";
 constexpr size_t kGeneratedPasswordLength = 32;
+// A known expiry closer than this is worth a warning.
+constexpr absl::Duration kExpirySoon = absl::Hours(24 * 14);
+
+std::string FormatDay(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone());
+}
+
+// Whole days from `now` until `t`, rounded down (negative once past).
+int64_t DaysUntil(absl::Time now, absl::Time t) {
+  absl::Duration rem;
+  int64_t days = absl::IDivDuration(t - now, absl::Hours(24), &rem);
+  if (rem < absl::ZeroDuration()) --days;
+  return days;
+}
+
+// Findings about the credential's own expiry (a field marked `expiry`) at
+// `now`. `stored`: about a stored credential (EXPIRED readiness, a warning)
+// rather than one being entered (refused, an error).
+void CheckExpiry(const ProviderSpec& spec, const FieldValues& values,
+                 absl::Time now, bool stored, std::vector<Finding>& findings) {
+  std::optional<absl::Time> expiry = ExpiryOf(spec, values);
+  if (!expiry.has_value()) return;
+  std::string field;
+  for (const FieldSpec& f : spec.fields) {
+    if (f.expiry) field = f.name;
+  }
+  if (*expiry <= now) {
+    // The guide: "For API keys - check they haven't expired"; Azure:
+    // "Client secret expired".
+    findings.push_back(
+        {field, stored ? Severity::kWarning : Severity::kError, "expired",
+         absl::StrCat("This ", spec.display_name, " credential expired on ",
+                      FormatDay(*expiry), "."),
+         absl::StrCat("Create a new one (see the how-to-get steps), store it "
+                      "with its new expiry date, then delete the old one in ",
+                      spec.display_name, "'s console.")});
+  } else if (*expiry - now <= kExpirySoon) {
+    findings.push_back(
+        {field, Severity::kWarning, "expires_soon",
+         absl::StrCat("This ", spec.display_name, " credential expires on ",
+                      FormatDay(*expiry), ", in ", DaysUntil(now, *expiry),
+                      " days."),
+         "Create its replacement now and store it before the old one "
+         "expires."});
+  }
+}
 
 std::string RecordName(absl::string_view provider, absl::string_view profile,
                        int64_t version) {
@@ -82,10 +130,15 @@ void DropEmpty(FieldValues& values) {
 Readiness ReadinessOf(const std::vector<std::string>& missing,
                       const std::vector<Finding>& findings, bool rotation_due) {
   if (!missing.empty()) return Readiness::kIncomplete;
-  if (HasErrors(findings)) return Readiness::kInvalid;
+  bool expired = false;
   for (const Finding& f : findings) {
-    if (f.code == "expired") return Readiness::kExpired;
+    if (f.code == "expired") {
+      expired = true;
+    } else if (f.severity == Severity::kError) {
+      return Readiness::kInvalid;
+    }
   }
+  if (expired) return Readiness::kExpired;
   if (rotation_due) return Readiness::kRotationDue;
   return Readiness::kReady;
 }
@@ -263,16 +316,27 @@ CredentialSummary CredentialManager::Summarize(const Provider& provider,
                               ? record.rotation_period
                               : spec.rotation_period;
   s.rotation_due_at = record.created_at + period;
-  s.readiness =
-      ReadinessOf(s.missing_fields, s.findings, clock_() >= s.rotation_due_at);
+  const absl::Time now = clock_();
+  s.days_until_rotation = DaysUntil(now, s.rotation_due_at);
+  std::optional<absl::Time> expiry = ExpiryOf(spec, values);
+  if (expiry.has_value()) s.expires_at = *expiry;
+  CheckExpiry(spec, values, now, /*stored=*/true, s.findings);
+  s.readiness = ReadinessOf(s.missing_fields, s.findings, now >= s.rotation_due_at);
   s.fingerprint = record.fingerprint;
   return s;
+}
+
+absl::Status CredentialManager::MarkDefault(CredentialSummary& s) {
+  CB_ASSIGN_OR_RETURN(std::string def, DefaultProfile(s.provider));
+  s.is_default = s.profile == def;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PutCredentialResult> CredentialManager::Put(
     PutCredentialInput input) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(input.provider));
-  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(input.profile));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, input.profile));
   CB_RETURN_IF_ERROR(CheckInputBounds(input.values, input.file_contents));
   if (input.rotation_period < absl::ZeroDuration() ||
       input.rotation_period > absl::Hours(24 * 3650)) {
@@ -330,6 +394,7 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
   std::vector<Finding> findings = provider->Validate(normalized.values);
   std::vector<Finding> all = normalized.findings;
   all.insert(all.end(), findings.begin(), findings.end());
+  CheckExpiry(spec, normalized.values, clock_(), /*stored=*/false, all);
   if (HasErrors(all)) {
     return InvalidArgumentWithViolations(
         absl::StrCat(spec.display_name,
@@ -353,6 +418,7 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
           }));
   if (record.version_count == 0) record.version_count = record.version;
   result.credential = Summarize(*provider, record, values);
+  CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   for (Finding& f : all) {
     if (f.severity != Severity::kError) result.findings.push_back(std::move(f));
   }
@@ -363,23 +429,30 @@ absl::StatusOr<CredentialSummary> CredentialManager::Get(
     absl::string_view provider_id, absl::string_view profile_in,
     int64_t version) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
   CB_ASSIGN_OR_RETURN(CredentialRecord record,
                       store_->GetCredential(provider->spec().id, profile, version));
   CB_ASSIGN_OR_RETURN(FieldValues values, Open(record));
-  return Summarize(*provider, record, values);
+  CredentialSummary s = Summarize(*provider, record, values);
+  CB_RETURN_IF_ERROR(MarkDefault(s));
+  return s;
 }
 
 absl::StatusOr<CredentialManager::StoredValues> CredentialManager::GetValues(
     absl::string_view provider_id, absl::string_view profile_in,
     int64_t version) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
   CB_ASSIGN_OR_RETURN(CredentialRecord record,
                       store_->GetCredential(provider->spec().id, profile, version));
   StoredValues out;
+  out.profile = profile;
   out.version = record.version;
+  out.fingerprint = record.fingerprint;
   CB_ASSIGN_OR_RETURN(out.values, Open(record));
+  out.readiness = Summarize(*provider, record, out.values).readiness;
   return out;
 }
 
@@ -406,9 +479,15 @@ absl::StatusOr<ListCredentialsResult> CredentialManager::List(
   ListCredentialsResult result;
   bool more = records.size() == static_cast<size_t>(options.limit);
   if (more) records.pop_back();
+  std::map<std::string, std::string> defaults;  // provider -> default profile
   for (const CredentialRecord& record : records) {
     const Provider* provider = registry_->Find(record.provider);
     if (provider == nullptr) continue;  // A provider this build dropped.
+    if (!defaults.count(record.provider)) {
+      CB_ASSIGN_OR_RETURN(defaults[record.provider],
+                          DefaultProfile(record.provider));
+    }
+    const bool is_default = defaults[record.provider] == record.profile;
     absl::StatusOr<FieldValues> values = Open(record);
     if (!values.ok()) {
       CredentialSummary s;
@@ -423,10 +502,12 @@ absl::StatusOr<ListCredentialsResult> CredentialManager::List(
       s.findings.push_back({"", Severity::kError, "undecryptable",
                             std::string(values.status().message()),
                             "store the credential again"});
+      s.is_default = is_default;
       result.credentials.push_back(std::move(s));
       continue;
     }
     result.credentials.push_back(Summarize(*provider, record, *values));
+    result.credentials.back().is_default = is_default;
   }
   if (more && !records.empty()) {
     result.next_page_token = EncodePageToken(records.back());
@@ -437,7 +518,8 @@ absl::StatusOr<ListCredentialsResult> CredentialManager::List(
 absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
                                                   absl::string_view profile_in) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
   return store_->DeleteCredential(provider->spec().id, profile);
 }
 
@@ -445,12 +527,15 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
     absl::string_view provider_id, absl::string_view profile_in,
     FieldValues values, const SecretBytes& file_contents) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
   CB_RETURN_IF_ERROR(CheckInputBounds(values, file_contents));
   const ProviderSpec& spec = provider->spec();
   DropEmpty(values);
   ValidateResult result;
+  result.profile = profile;
   result.required_permissions = spec.required_permissions;
+  result.manual_checks = spec.troubleshooting;
   if (values.empty() && file_contents.empty()) {
     CB_ASSIGN_OR_RETURN(CredentialRecord record,
                         store_->GetCredential(spec.id, profile, 0));
@@ -460,7 +545,8 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
     result.findings = std::move(s.findings);
     result.missing_fields = std::move(s.missing_fields);
     result.fields = std::move(s.fields);
-    if (s.readiness == Readiness::kRotationDue) {
+    // Reported even when another state (EXPIRED) takes precedence.
+    if (clock_() >= s.rotation_due_at) {
       result.findings.push_back(
           {"", Severity::kWarning, "rotation_due",
            absl::StrCat("this credential is older than its rotation period (",
@@ -494,6 +580,8 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   result.findings = normalized->findings;
   std::vector<Finding> checks = provider->Validate(normalized->values);
   result.findings.insert(result.findings.end(), checks.begin(), checks.end());
+  CheckExpiry(spec, normalized->values, clock_(), /*stored=*/false,
+              result.findings);
   result.missing_fields = MissingFields(spec, normalized->values);
   result.fields = MaskFields(spec, normalized->values);
   result.readiness = ReadinessOf(result.missing_fields, result.findings, false);
@@ -502,8 +590,14 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
 }
 
 absl::StatusOr<std::vector<Requirement>> CredentialManager::ResolveRequirements(
-    const std::vector<std::string>& targets, absl::string_view profile_in) {
-  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+    const std::vector<std::string>& targets, absl::string_view profile_in,
+    absl::string_view resource) {
+  if (!profile_in.empty()) CB_RETURN_IF_ERROR(CheckProfileName(profile_in).status());
+  if (resource.size() > kMaxResourceBytes) {
+    return InvalidArgumentWithViolations(
+        "resource name too long",
+        {{"resource", absl::StrCat("at most ", kMaxResourceBytes, " bytes")}});
+  }
   if (targets.empty() || targets.size() > 64) {
     return InvalidArgumentWithViolations(
         "no targets", {{"targets", "name 1 to 64 targets, e.g. \"aws\", "
@@ -551,12 +645,16 @@ absl::StatusOr<std::vector<Requirement>> CredentialManager::ResolveRequirements(
   for (const auto& [provider_id, reason] : wanted) {
     const Provider* provider = registry_->Find(provider_id);
     const ProviderSpec& spec = provider->spec();
+    CB_ASSIGN_OR_RETURN(ProfileChoice choice,
+                        ChooseProfile(spec.id, profile_in, resource));
     Requirement r;
     r.provider = spec.id;
-    r.profile = profile;
+    r.profile = choice.profile;
+    r.profile_source = choice.source;
+    r.binding_note = choice.note;
     r.reason = reason;
     r.required_permissions = spec.required_permissions;
-    absl::StatusOr<CredentialSummary> s = Get(spec.id, profile, 0);
+    absl::StatusOr<CredentialSummary> s = Get(spec.id, choice.profile, 0);
     if (s.ok()) {
       r.configured = true;
       r.readiness = s->readiness;
@@ -571,6 +669,199 @@ absl::StatusOr<std::vector<Requirement>> CredentialManager::ResolveRequirements(
     out.push_back(std::move(r));
   }
   return out;
+}
+
+std::string DefaultProfileKey(absl::string_view provider) {
+  return absl::StrCat("default_profile/", provider);
+}
+
+absl::StatusOr<std::string> CredentialManager::DefaultProfile(
+    absl::string_view provider) {
+  absl::StatusOr<std::string> stored = store_->GetMeta(DefaultProfileKey(provider));
+  if (absl::IsNotFound(stored.status())) return std::string(kDefaultProfile);
+  if (!stored.ok()) return stored.status();
+  // Written only by SetDefaultProfile; anything else is damage.
+  if (!CheckProfileName(*stored).ok() || stored->empty()) {
+    return absl::DataLossError(absl::StrCat(
+        "the stored default profile of ", provider,
+        " is not a valid profile name; set it again with SetDefaultProfile"));
+  }
+  return stored;
+}
+
+absl::StatusOr<std::string> CredentialManager::ResolveProfile(
+    absl::string_view provider, absl::string_view profile) {
+  if (!profile.empty()) return CheckProfileName(profile);
+  return DefaultProfile(provider);
+}
+
+absl::StatusOr<DefaultProfileChange> CredentialManager::SetDefaultProfile(
+    absl::string_view provider_id, absl::string_view profile_in) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
+  const std::string& id = provider->spec().id;
+  DefaultProfileChange change;
+  change.provider = id;
+  change.profile = profile;
+  CB_ASSIGN_OR_RETURN(change.previous_profile, DefaultProfile(id));
+  CB_RETURN_IF_ERROR(store_->PutMeta(DefaultProfileKey(id), profile));
+  absl::StatusOr<CredentialRecord> stored = store_->GetCredential(id, profile, 0);
+  if (!stored.ok() && !absl::IsNotFound(stored.status())) return stored.status();
+  change.configured = stored.ok();
+  return change;
+}
+
+absl::StatusOr<CredentialHistory> CredentialManager::ListVersions(
+    absl::string_view provider_id, absl::string_view profile_in) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CredentialHistory history;
+  history.provider = provider->spec().id;
+  CB_ASSIGN_OR_RETURN(history.profile,
+                      ResolveProfile(history.provider, profile_in));
+  CB_ASSIGN_OR_RETURN(std::vector<CredentialRecord> records,
+                      store_->ListVersions(history.provider, history.profile));
+  if (records.empty()) {
+    return absl::NotFoundError(absl::StrCat("no credential stored for ",
+                                            history.provider, "/",
+                                            history.profile));
+  }
+  const int64_t latest = records.back().version;
+  for (const CredentialRecord& r : records) {
+    CredentialVersionInfo v;
+    v.version = r.version;
+    v.created_at = r.created_at;
+    v.fingerprint = r.fingerprint;
+    v.current = r.version == latest;
+    v.rotation_period = r.rotation_period;
+    history.versions.push_back(std::move(v));
+  }
+  return history;
+}
+
+absl::StatusOr<RollbackResult> CredentialManager::Rollback(
+    absl::string_view provider_id, absl::string_view profile_in,
+    int64_t version) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  const ProviderSpec& spec = provider->spec();
+  CB_ASSIGN_OR_RETURN(std::string profile, ResolveProfile(spec.id, profile_in));
+  if (version <= 0) {
+    return InvalidArgumentWithViolations(
+        "invalid version",
+        {{"version", "give the number of an earlier version (1, 2, ...), as "
+                     "ListCredentialVersions shows it"}});
+  }
+  CB_ASSIGN_OR_RETURN(CredentialRecord current,
+                      store_->GetCredential(spec.id, profile, 0));
+  if (current.version == version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("version ", version, " of ", spec.id, "/", profile,
+                     " is already the current version; nothing to roll back"));
+  }
+  CB_ASSIGN_OR_RETURN(CredentialRecord old,
+                      store_->GetCredential(spec.id, profile, version));
+  CB_ASSIGN_OR_RETURN(FieldValues values, Open(old));
+  RollbackResult result;
+  result.restored_version = version;
+  // The old values are restored as they were; today's rules are reported,
+  // not enforced, so that a rollback always brings back what worked.
+  result.findings = provider->Validate(values);
+  SecretBytes plaintext = EncodeFieldValues(values);
+  std::string fingerprint = sealer_->Fingerprint(plaintext);
+  CB_ASSIGN_OR_RETURN(
+      CredentialRecord record,
+      store_->PutCredential(
+          spec.id, profile, current.rotation_period,
+          [&](int64_t v) -> absl::StatusOr<std::pair<std::string, std::string>> {
+            return std::make_pair(
+                sealer_->Seal(plaintext, RecordAssociatedData(spec.id, profile, v)),
+                fingerprint);
+          }));
+  result.credential = Summarize(*provider, record, values);
+  CB_RETURN_IF_ERROR(MarkDefault(result.credential));
+  return result;
+}
+
+absl::StatusOr<BindingView> CredentialManager::ViewBinding(BindingRecord binding) {
+  BindingView view;
+  absl::StatusOr<CredentialRecord> current =
+      store_->GetCredential(binding.provider, binding.profile, 0);
+  if (absl::IsNotFound(current.status())) {
+    view.state = BindingState::kProfileDeleted;
+    view.note = absl::StrCat(
+        "\"", binding.resource, "\" was created with ", binding.provider, "/",
+        binding.profile, " (credential fingerprint ", binding.fingerprint,
+        "), which has since been deleted: enter the credential of the same ",
+        "account again, or the resource cannot be managed.");
+  } else if (!current.ok()) {
+    return current.status();
+  } else if (current->fingerprint != binding.fingerprint) {
+    view.state = BindingState::kRotated;
+    view.note = absl::StrCat(
+        "\"", binding.resource, "\" was created with ", binding.provider, "/",
+        binding.profile, " version ", binding.credential_version,
+        " (fingerprint ", binding.fingerprint,
+        "); that profile now holds a different credential (version ",
+        current->version, ", fingerprint ", current->fingerprint,
+        "): check that it belongs to the same account before approving.");
+  }
+  view.record = std::move(binding);
+  return view;
+}
+
+absl::StatusOr<std::vector<BindingView>> CredentialManager::ListBindings(
+    absl::string_view provider_id) {
+  std::string provider;
+  if (!provider_id.empty()) {
+    CB_ASSIGN_OR_RETURN(const Provider* p, registry_->Get(provider_id));
+    provider = p->spec().id;
+  }
+  CB_ASSIGN_OR_RETURN(std::vector<BindingRecord> records,
+                      store_->ListBindings(provider));
+  std::vector<BindingView> out;
+  for (BindingRecord& r : records) {
+    CB_ASSIGN_OR_RETURN(BindingView v, ViewBinding(std::move(r)));
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+absl::StatusOr<ProfileChoice> CredentialManager::ChooseProfile(
+    absl::string_view provider, absl::string_view profile,
+    absl::string_view resource) {
+  ProfileChoice choice;
+  if (!resource.empty()) {
+    absl::StatusOr<BindingRecord> bound = store_->GetBinding(provider, resource);
+    if (bound.ok()) {
+      CB_ASSIGN_OR_RETURN(BindingView view, ViewBinding(*std::move(bound)));
+      choice.binding = std::move(view);
+    } else if (!absl::IsNotFound(bound.status())) {
+      return bound.status();
+    }
+  }
+  if (!profile.empty()) {
+    CB_ASSIGN_OR_RETURN(choice.profile, CheckProfileName(profile));
+    choice.source = "requested";
+    if (choice.binding.has_value() &&
+        choice.binding->record.profile != choice.profile) {
+      choice.note = absl::StrCat(
+          "\"", resource, "\" was created with ", provider, "/",
+          choice.binding->record.profile, ", but this need asks for ",
+          provider, "/", choice.profile,
+          ": make sure that account can manage it.");
+    } else if (choice.binding.has_value()) {
+      choice.note = choice.binding->note;
+    }
+    return choice;
+  }
+  if (choice.binding.has_value()) {
+    choice.profile = choice.binding->record.profile;
+    choice.source = "binding";
+    choice.note = choice.binding->note;
+    return choice;
+  }
+  CB_ASSIGN_OR_RETURN(choice.profile, DefaultProfile(provider));
+  choice.source = "default";
+  return choice;
 }
 
 }  // namespace credbroker

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,55 @@ struct CredentialSummary {
   absl::Time updated_at;
   absl::Time rotation_due_at;
   std::string fingerprint;
+  bool is_default = false;           // The provider's default profile.
+  int64_t days_until_rotation = 0;   // Whole days; <= 0 once due.
+  // A known expiry of the credential itself (a field marked `expiry`);
+  // InfinitePast when none was given.
+  absl::Time expires_at = absl::InfinitePast();
+};
+
+// One stored version, as history shows it: never its values.
+struct CredentialVersionInfo {
+  int64_t version = 0;
+  absl::Time created_at;
+  std::string fingerprint;
+  bool current = false;
+  absl::Duration rotation_period = absl::ZeroDuration();  // Zero: provider's.
+};
+
+struct CredentialHistory {
+  std::string provider;
+  std::string profile;
+  std::vector<CredentialVersionInfo> versions;  // Oldest first.
+};
+
+struct RollbackResult {
+  CredentialSummary credential;  // The new current version.
+  int64_t restored_version = 0;
+  std::vector<Finding> findings;  // Today's rules applied to the old values.
+};
+
+struct DefaultProfileChange {
+  std::string provider;
+  std::string profile;
+  std::string previous_profile;
+  bool configured = false;  // A credential is stored under `profile`.
+};
+
+// A resource binding and whether the credential behind it is unchanged.
+enum class BindingState { kCurrent, kRotated, kProfileDeleted };
+struct BindingView {
+  BindingRecord record;
+  BindingState state = BindingState::kCurrent;
+  std::string note;  // For the approver when not kCurrent; never a value.
+};
+
+// The profile a need or a requirement resolves to, and why.
+struct ProfileChoice {
+  std::string profile;
+  std::string source;        // "requested", "binding" or "default".
+  std::optional<BindingView> binding;  // The resource's binding, if any.
+  std::string note;          // For the approver; "" when nothing to say.
 };
 
 struct PutCredentialInput {
@@ -78,6 +128,9 @@ struct ValidateResult {
   std::vector<std::string> missing_fields;
   std::vector<std::string> required_permissions;
   std::vector<MaskedField> fields;
+  // The guide's troubleshooting items that no offline check can settle.
+  std::vector<std::string> manual_checks;
+  std::string profile;  // The profile diagnosed.
 };
 
 struct ListCredentialsResult {
@@ -93,16 +146,23 @@ struct Requirement {
   std::vector<std::string> missing_fields;
   std::vector<std::string> required_permissions;
   std::string reason;
+  std::string profile_source;  // "requested", "binding" or "default".
+  std::string binding_note;
 };
 
 // Limits on what a caller may send; larger input is INVALID_ARGUMENT.
 inline constexpr size_t kMaxFields = 64;
 inline constexpr size_t kMaxValueBytes = 64 * 1024;
 inline constexpr size_t kMaxFileBytes = 256 * 1024;
+inline constexpr size_t kMaxResourceBytes = 1024;
 
 // "default" for an empty name; INVALID_ARGUMENT unless the name is 1-64 of
-// [a-z0-9_.-], starting with a letter or digit.
+// [a-z0-9_.-], starting with a letter or digit. CredentialManager resolves
+// an empty name to the provider's default profile instead.
 absl::StatusOr<std::string> CheckProfileName(absl::string_view profile);
+
+// The store meta key holding `provider`'s default profile.
+std::string DefaultProfileKey(absl::string_view provider);
 
 class CredentialManager {
  public:
@@ -110,9 +170,14 @@ class CredentialManager {
   CredentialManager(Store* store, const Sealer* sealer,
                     const ProviderRegistry* registry, Clock clock);
 
+  // In every method below an empty profile means the provider's default
+  // profile (see SetDefaultProfile), and an unknown provider or a malformed
+  // profile name is INVALID_ARGUMENT with a field violation.
+
   // INVALID_ARGUMENT (with field violations) for an unknown provider, a bad
   // profile name, unknown fields, malformed files or values that fail the
-  // provider's rules; nothing is stored then. Otherwise a new version.
+  // provider's rules (an expiry date already past included); nothing is
+  // stored then. Otherwise a new version.
   absl::StatusOr<PutCredentialResult> Put(PutCredentialInput input);
 
   // NOT_FOUND when nothing is stored; DATA_LOSS when the record does not
@@ -124,7 +189,10 @@ class CredentialManager {
   // The current values, for releasing to an approved agent (and nothing
   // else). Same errors as Get.
   struct StoredValues {
+    std::string profile;  // The profile read (the default when asked so).
     int64_t version = 0;
+    std::string fingerprint;
+    Readiness readiness = Readiness::kReady;
     FieldValues values;
   };
   absl::StatusOr<StoredValues> GetValues(absl::string_view provider,
@@ -147,9 +215,49 @@ class CredentialManager {
                                           const SecretBytes& file_contents);
 
   // For each target (a provider id or a deploy target in words), the
-  // credential it needs and whether it is ready.
+  // credential it needs and whether it is ready. The profile of each is
+  // `profile` when given, else the one `resource` is bound to (when given
+  // and bound), else the provider's default.
   absl::StatusOr<std::vector<Requirement>> ResolveRequirements(
-      const std::vector<std::string>& targets, absl::string_view profile);
+      const std::vector<std::string>& targets, absl::string_view profile,
+      absl::string_view resource = "");
+
+  // --- History ---
+  // Every version, oldest first. NOT_FOUND when nothing is stored.
+  absl::StatusOr<CredentialHistory> ListVersions(absl::string_view provider,
+                                                 absl::string_view profile);
+  // Stores a new version with the values of `version` (which must be an
+  // earlier one), keeping the profile's rotation period override.
+  // INVALID_ARGUMENT for version <= 0; NOT_FOUND when the profile or the
+  // version is absent; FAILED_PRECONDITION when `version` is current;
+  // DATA_LOSS when it does not decrypt.
+  absl::StatusOr<RollbackResult> Rollback(absl::string_view provider,
+                                          absl::string_view profile,
+                                          int64_t version);
+
+  // --- Default profiles ---
+  // The provider's default profile: the one set, else "default".
+  absl::StatusOr<std::string> DefaultProfile(absl::string_view provider);
+  // Sets it (an empty profile: back to "default"). The profile need not be
+  // stored yet; the result says whether it is.
+  absl::StatusOr<DefaultProfileChange> SetDefaultProfile(
+      absl::string_view provider, absl::string_view profile);
+  // `profile` checked, or the provider's default when empty. `provider`
+  // must be a catalog id.
+  absl::StatusOr<std::string> ResolveProfile(absl::string_view provider,
+                                             absl::string_view profile);
+
+  // --- Resource bindings ---
+  // The profile for a need of `provider` that asks for `profile` (may be
+  // empty) and names `resource` (may be empty): see ProfileChoice.
+  absl::StatusOr<ProfileChoice> ChooseProfile(absl::string_view provider,
+                                              absl::string_view profile,
+                                              absl::string_view resource);
+  // Bindings with their state, ordered by provider and resource.
+  absl::StatusOr<std::vector<BindingView>> ListBindings(
+      absl::string_view provider);
+  // Whether the credential behind `binding` is unchanged.
+  absl::StatusOr<BindingView> ViewBinding(BindingRecord binding);
 
   const ProviderRegistry& registry() const { return *registry_; }
 
@@ -158,6 +266,8 @@ class CredentialManager {
   CredentialSummary Summarize(const Provider& provider,
                               const CredentialRecord& record,
                               const FieldValues& values) const;
+  // Sets s.is_default from the provider's default profile.
+  absl::Status MarkDefault(CredentialSummary& s);
 
   Store* store_;
   const Sealer* sealer_;

@@ -77,6 +77,16 @@ bool GlobMatch(absl::string_view p, absl::string_view s) {
 
 }  // namespace
 
+std::string ResourceFromContext(
+    const std::vector<std::pair<std::string, std::string>>& context) {
+  for (const char* key : kResourceContextKeys) {
+    for (const auto& [k, v] : context) {
+      if (k == key && !v.empty()) return v;
+    }
+  }
+  return "";
+}
+
 bool ActionMatches(absl::string_view pattern, absl::string_view action) {
   return GlobMatch(pattern, action);
 }
@@ -253,9 +263,33 @@ NeedUpdate RequestManager::UpdateOf(const RequestRecord& r) {
 
 absl::StatusOr<Grant> RequestManager::IssueGrant(const RequestRecord& request,
                                                  Scope scope, absl::Duration ttl,
-                                                 absl::Time now) {
+                                                 absl::Time now, const Caller& caller,
+                                                 Effects& effects,
+                                                 std::string& rotation_key) {
   CB_ASSIGN_OR_RETURN(CredentialManager::StoredValues values,
                       credentials_->GetValues(request.provider, request.profile, 0));
+  const std::string resource = ResourceFromContext(request.context);
+  BindingRecord binding;
+  bool write_binding = false;
+  if (!resource.empty()) {
+    absl::StatusOr<BindingRecord> existing = store_->GetBinding(request.provider, resource);
+    if (existing.ok()) {
+      // A resource stays bound to the profile that created it; a grant of
+      // that profile refreshes the fingerprint (the approver saw the note).
+      write_binding = existing->profile == request.profile &&
+                      (existing->fingerprint != values.fingerprint ||
+                       existing->credential_version != values.version);
+      binding = *std::move(existing);
+    } else if (absl::IsNotFound(existing.status())) {
+      write_binding = true;
+      binding.provider = request.provider;
+      binding.resource = resource;
+      binding.profile = request.profile;
+      binding.created_at = now;
+    } else {
+      return existing.status();
+    }
+  }
   if (request.requested_ttl > absl::ZeroDuration()) {
     ttl = std::min(ttl, request.requested_ttl);
   }
@@ -272,7 +306,58 @@ absl::StatusOr<Grant> RequestManager::IssueGrant(const RequestRecord& request,
   g.created_at = now;
   g.expires_at = now + std::min(ttl, options_.max_grant_ttl);
   grant.values = std::move(values.values);
+  if (write_binding) {
+    const bool created = binding.fingerprint.empty();
+    binding.fingerprint = values.fingerprint;
+    binding.credential_version = values.version;
+    binding.grant_id = g.grant_id;
+    binding.updated_at = now;
+    effects.write.bindings.push_back(binding);
+    effects.write.audit.push_back(
+        Event(created ? "binding.created" : "binding.updated", caller, &request, &g, "ok",
+              absl::StrCat("resource \"", resource, "\" -> ", g.provider, "/", g.profile,
+                           " version ", values.version, ", fingerprint ",
+                           values.fingerprint)));
+  }
+  if (values.readiness == Readiness::kRotationDue) {
+    std::string key = absl::StrCat("rotation_notified/", g.provider, "/", g.profile, "/",
+                                   values.version);
+    bool told = rotation_notified_.count(key) > 0;
+    if (!told) {
+      absl::StatusOr<std::string> meta = store_->GetMeta(key);
+      told = meta.ok();
+      if (told) rotation_notified_.insert(key);
+    }
+    if (!told) {
+      absl::StatusOr<CredentialSummary> summary =
+          credentials_->Get(g.provider, g.profile, values.version);
+      if (summary.ok()) {
+        WatchEvent event;
+        event.kind = WatchEventKind::kRotationDue;
+        event.request = ViewOf(request);
+        event.message = absl::StrCat(
+            g.provider, "/", g.profile, " version ", values.version,
+            " is past its rotation period (due ",
+            absl::FormatTime("%Y-%m-%d", summary->rotation_due_at, absl::UTCTimeZone()),
+            ") and was just granted for \"", request.action,
+            "\": create a new key in the provider's console and update the credential.");
+        event.credential = *std::move(summary);
+        effects.watch_events.push_back(std::move(event));
+        effects.write.audit.push_back(Event("credential.rotation_due", caller, &request,
+                                            &g, "ok",
+                                            absl::StrCat("version ", values.version)));
+        rotation_key = std::move(key);
+      }
+    }
+  }
   return grant;
+}
+
+void RequestManager::MarkRotationNotified(const std::string& rotation_key) {
+  if (rotation_key.empty()) return;
+  rotation_notified_.insert(rotation_key);
+  // Best effort: without it, watchers may be told once more after a restart.
+  store_->PutMeta(rotation_key, "1").IgnoreError();
 }
 
 const StandingRecord* RequestManager::MatchStanding(const RequestRecord& r,
@@ -327,7 +412,10 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
   CB_RETURN_IF_ERROR(CheckNeed(need));
   CB_ASSIGN_OR_RETURN(const Provider* provider,
                       credentials_->registry().Get(need.provider));
-  CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(need.profile));
+  CB_ASSIGN_OR_RETURN(ProfileChoice choice,
+                      credentials_->ChooseProfile(provider->spec().id, need.profile,
+                                                  ResourceFromContext(need.context)));
+  const std::string& profile = choice.profile;
 
   absl::MutexLock lock(&mu_);
   const auto key = std::make_pair(session_key, need.need_id);
@@ -362,6 +450,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
   r.agent_peer = caller.peer;
   r.created_at = now;
   r.expires_at = now + options_.pending_timeout;
+  r.binding_note = choice.note;
 
   absl::StatusOr<CredentialSummary> stored = credentials_->Get(r.provider, r.profile, 0);
   bool usable = stored.ok() && Usable(stored->readiness);
@@ -389,7 +478,9 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
     absl::Duration ttl = auto_scope == Scope::kSession
                              ? sessions_[session_key].approvals[{r.provider, r.profile}] - now
                              : options_.once_ttl;
-    CB_ASSIGN_OR_RETURN(Grant grant, IssueGrant(r, auto_scope, ttl, now));
+    std::string rotation_key;
+    CB_ASSIGN_OR_RETURN(Grant grant,
+                        IssueGrant(r, auto_scope, ttl, now, caller, effects, rotation_key));
     r.state = static_cast<int>(RequestState::kGranted);
     r.decided_at = now;
     r.decision = auto_detail;
@@ -402,6 +493,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
               absl::StrCat(ScopeName(auto_scope), ", ", auto_detail, ", version ",
                            grant.record.credential_version)));
     CB_RETURN_IF_ERROR(Commit(effects));
+    MarkRotationNotified(rotation_key);
     active_grants_[grant.record.grant_id] = grant.record;
     decided_[key] = r;
     NeedUpdate u;
@@ -411,6 +503,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
     u.grant = std::move(grant);
     u.message = auto_detail;
     NotifyAgent(session_key, u);
+    Notify(effects);  // Watchers: a rotation-due event, if any.
     return u;
   }
 
@@ -544,8 +637,11 @@ absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
         "say which form", {{"request_id", "give a request id, or a provider (and profile)"}});
   }
   CB_ASSIGN_OR_RETURN(const Provider* provider, credentials_->registry().Get(provider_id));
-  CB_ASSIGN_OR_RETURN(profile, CheckProfileName(profile));
+  CB_ASSIGN_OR_RETURN(profile, credentials_->ResolveProfile(provider->spec().id, profile));
   form.provider = &provider->spec();
+  if (form.request.has_value() && !form.request->record.binding_note.empty()) {
+    form.notes.push_back(form.request->record.binding_note);
+  }
   form.profile = profile;
   FieldValues stored;
   absl::StatusOr<CredentialManager::StoredValues> values =
@@ -573,8 +669,12 @@ absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
   for (const FieldSpec& spec : provider->spec().fields) {
     if (spec.generatable) {
       form.notes.push_back(absl::StrCat(
-          spec.label, ": leave it empty and ask the broker to generate a strong one "
-                      "(generate: \"", spec.name, "\")."));
+          spec.label,
+          ": leave it empty and ask the broker to generate a strong one "
+          "(generate: \"",
+          spec.name,
+          "\"): 32 random letters, digits and symbols from libsodium's "
+          "generator, stored encrypted and released only with the grant."));
     }
   }
   if (!stored.empty()) {
@@ -655,7 +755,9 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   }
 
   absl::Time now = clock_();
-  CB_ASSIGN_OR_RETURN(Grant grant, IssueGrant(r, input.scope, ttl, now));
+  std::string rotation_key;
+  CB_ASSIGN_OR_RETURN(Grant grant,
+                      IssueGrant(r, input.scope, ttl, now, caller, effects, rotation_key));
   ApproveResult result;
   result.grant_id = grant.record.grant_id;
   std::string decision = absl::StrCat("approved (", ScopeName(input.scope), ")");
@@ -694,6 +796,7 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
         "request is still pending: ",
         committed.message()));
   }
+  MarkRotationNotified(rotation_key);
   open_.erase(r.request_id);
   by_need_.erase({r.session_key, r.need_id});
   decided_[{r.session_key, r.need_id}] = r;

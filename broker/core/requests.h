@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -94,12 +95,25 @@ enum class WatchEventKind {
   kExpired = 6,
   kAgentDisconnected = 7,
   kAgentReconnected = 8,
+  // A grant was issued from a credential past its rotation period; sent
+  // once per credential version.
+  kRotationDue = 9,
 };
 
 struct WatchEvent {
   WatchEventKind kind = WatchEventKind::kSnapshot;
   RequestView request;
+  std::optional<CredentialSummary> credential;  // kRotationDue: which one.
+  std::string message;
 };
+
+// The context keys that name the resource a need acts on, in precedence
+// order: the first present (and non-empty) one is the resource.
+inline constexpr const char* kResourceContextKeys[] = {"resource", "cluster",
+                                                       "cluster_id"};
+// The resource `context` names, or "" when it names none.
+std::string ResourceFromContext(
+    const std::vector<std::pair<std::string, std::string>>& context);
 
 struct FormField {
   FieldSpec spec;
@@ -162,6 +176,12 @@ class RequestManager {
   // The stream ended. Open needs wait the grace period, then are cancelled.
   void DetachSession(const std::string& session_key, int64_t attachment);
 
+  // The profile is the need's, else the one its resource (see
+  // kResourceContextKeys) is bound to, else the provider's default; when
+  // the bound credential changed, the request carries a binding note for
+  // the approver. A grant for a need naming a resource binds the resource
+  // to the granted profile (unless it is bound to another profile already)
+  // and refreshes the binding's fingerprint.
   // Idempotent per (session_key, need_id): a repeated need returns the
   // state of the request it made (and the decision, if one was made). The
   // returned update is also given to the session's listener, if attached,
@@ -236,8 +256,19 @@ class RequestManager {
                     absl::string_view outcome, std::string detail) const;
   RequestView ViewOf(const RequestRecord& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NeedUpdate UpdateOf(const RequestRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads the current credential of request.provider/profile into a new
+  // grant; adds to `effects` the resource binding it records and, when the
+  // credential is due for rotation and watchers were not told about this
+  // version yet, a kRotationDue event (`rotation_key` is then the meta key
+  // to mark it told after the commit).
   absl::StatusOr<Grant> IssueGrant(const RequestRecord& request, Scope scope,
-                                   absl::Duration ttl, absl::Time now);
+                                   absl::Duration ttl, absl::Time now,
+                                   const Caller& caller, Effects& effects,
+                                   std::string& rotation_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a committed grant: remembers that watchers were told.
+  void MarkRotationNotified(const std::string& rotation_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const StandingRecord* MatchStanding(const RequestRecord& r, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Close(RequestRecord& r, RequestState state, std::string decision,
@@ -263,6 +294,9 @@ class RequestManager {
   std::map<std::string, GrantRecord> active_grants_ ABSL_GUARDED_BY(mu_);
   std::vector<StandingRecord> standing_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, WatchListener> watchers_ ABSL_GUARDED_BY(mu_);
+  // Keys "rotation_notified/<provider>/<profile>/<version>" of credential
+  // versions watchers were told are due (also kept in the store's meta).
+  std::set<std::string> rotation_notified_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

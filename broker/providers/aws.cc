@@ -172,7 +172,17 @@ class AwsProvider : public BasicProvider {
     region.format_hint = "e.g. us-east-1";
     region.where_to_find =
         "the region selector at the top right of the AWS Console";
-    s.fields = {id, secret, token, region};
+    // STS returns an Expiration with every temporary key. Source: AWS STS
+    // API Reference, "Credentials" data type
+    // (https://docs.aws.amazon.com/STS/latest/APIReference/API_Credentials.html).
+    FieldSpec expires = ExpiryField(
+        "Expiration (temporary keys)",
+        "the Expiration printed by `aws sts get-session-token` or `aws sts "
+        "assume-role`, next to the temporary key");
+    expires.format_hint =
+        "Only for temporary keys (ASIA…): the STS Expiration, e.g. "
+        "2026-11-26T12:00:00Z";
+    s.fields = {id, secret, token, region, expires};
     s.how_to_get = {
         "Log into the AWS Console.",
         "Navigate to IAM → Users.",

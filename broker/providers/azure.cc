@@ -86,6 +86,13 @@ class AzureProvider : public BasicProvider {
         field("resource_group", "Resource Group name",
               "1-90 letters, digits, '_', '-', '.', '(' and ')'",
               "the Azure Portal: Resource groups"),
+        // Client secrets expire (the portal offers 3 to 24 months) and the
+        // Expires column shows the date. Source: Microsoft identity platform
+        // docs, "Add credentials" → "Add a client secret"
+        // (https://learn.microsoft.com/entra/identity-platform/how-to-add-credentials).
+        ExpiryField("Client secret expires",
+                    "the Azure Portal: App registrations → your app → "
+                    "Certificates & secrets → Client secrets → Expires"),
     };
     s.how_to_get = {
         "Log into the Azure Portal.",

@@ -83,8 +83,31 @@ std::vector<Finding> BasicProvider::Validate(const FieldValues& values) const {
         f.name, "missing_field", absl::StrCat("The ", f.label, " is required."),
         absl::StrCat("Find it in ", WhereToFind(f.name), ".")));
   }
+  for (const FieldSpec& f : spec_.fields) {
+    absl::string_view v = ValueOf(values, f.name);
+    if (!f.expiry || v.empty() || ParseExpiry(v).has_value()) continue;
+    findings.push_back(ErrorFinding(
+        f.name, "bad_format",
+        absl::StrCat("The ", f.label,
+                     " is not a date: give it as YYYY-MM-DD (e.g. "
+                     "2026-12-31) or as an RFC 3339 time."),
+        absl::StrCat("Copy the expiry date shown in ", WhereToFind(f.name),
+                     ", or leave the field empty if the credential does not "
+                     "expire.")));
+  }
   CheckFields(values, findings);
   return findings;
+}
+
+FieldSpec ExpiryField(std::string label, std::string where_to_find) {
+  FieldSpec f;
+  f.name = "expires_at";
+  f.label = std::move(label);
+  f.optional = true;
+  f.expiry = true;
+  f.format_hint = "YYYY-MM-DD, if the credential has an expiry date";
+  f.where_to_find = std::move(where_to_find);
+  return f;
 }
 
 std::string BasicProvider::LabelOf(absl::string_view name) const {

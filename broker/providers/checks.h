@@ -69,6 +69,10 @@ class BasicProvider : public Provider {
   ProviderSpec spec_;
 };
 
+// The optional "expires_at" field (FieldSpec::expiry) of a provider whose
+// console shows the credential's expiry date when it is created.
+FieldSpec ExpiryField(std::string label, std::string where_to_find);
+
 // The guide's general "credentials are invalid" checks, appended to every
 // provider's troubleshooting after its own items.
 std::vector<std::string> GeneralTroubleshooting();

@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
@@ -73,6 +75,72 @@ bool IsProjectId(absl::string_view p) {
 
 constexpr char kPemBegin[] = "-----BEGIN PRIVATE KEY-----";
 constexpr char kPemEnd[] = "-----END PRIVATE KEY-----";
+
+// What is wrong with the body of a PEM "PRIVATE KEY" block, or "" when it
+// starts as a PKCS#8 PrivateKeyInfo of an RSA key:
+//   SEQUENCE { INTEGER 0, SEQUENCE { OID rsaEncryption, NULL }, OCTET STRING }
+// Service account keys are 2048-bit RSA keys in PKCS#8 PEM form. Sources:
+// IAM docs, "Create and delete service account keys"
+// (https://cloud.google.com/iam/docs/keys-create-delete); RFC 5208 §5
+// (PrivateKeyInfo); RFC 8017 A.1 (rsaEncryption, 1.2.840.113549.1.1.1);
+// RFC 5480 §2.1.1 (id-ecPublicKey, 1.2.840.10045.2.1). Only the header is
+// decoded; the key material itself is never inspected or echoed.
+std::string PemKeyProblem(absl::string_view pem) {
+  absl::string_view body = TrimPasted(pem);
+  absl::ConsumePrefix(&body, kPemBegin);
+  absl::ConsumeSuffix(&body, kPemEnd);
+  std::string b64;
+  for (char c : body) {
+    if (c == '\n' || c == '\r' || c == ' ' || c == '\t') continue;
+    if (!absl::ascii_isalnum(c) && c != '+' && c != '/' && c != '=') {
+      return "The private key's body is not base64 text: it was damaged when "
+             "the file was copied or edited.";
+    }
+    b64.push_back(c);
+  }
+  // 32 base64 characters: the 24-byte header of an RSA PrivateKeyInfo.
+  if (b64.size() < 32) {
+    return "The private key is too short to be a key: the file is truncated.";
+  }
+  std::string der;
+  if (!absl::Base64Unescape(absl::string_view(b64).substr(0, 32), &der) ||
+      der.size() != 24) {
+    return "The private key's body is not base64 text: it was damaged when "
+           "the file was copied or edited.";
+  }
+  auto byte = [&der](size_t i) { return static_cast<unsigned char>(der[i]); };
+  size_t pos = 0;
+  // Outer SEQUENCE with a definite length (short or long form).
+  if (byte(pos++) != 0x30) return "The private key is not a PKCS#8 key.";
+  unsigned char len = byte(pos++);
+  if (len & 0x80) {
+    size_t n = len & 0x7f;
+    if (n == 0 || n > 3) return "The private key is not a PKCS#8 key.";
+    pos += n;
+  }
+  // version INTEGER 0, then the AlgorithmIdentifier SEQUENCE and its OID.
+  if (byte(pos) != 0x02 || byte(pos + 1) != 0x01 || byte(pos + 2) != 0x00 ||
+      byte(pos + 3) != 0x30 || byte(pos + 5) != 0x06) {
+    return "The private key is not a PKCS#8 key.";
+  }
+  pos += 7;  // Now at the OID's first byte; pos - 1 holds its length.
+  constexpr unsigned char kRsa[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                    0x0d, 0x01, 0x01, 0x01};
+  constexpr unsigned char kEc[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
+  auto oid_is = [&](const unsigned char* oid, size_t n) {
+    if (byte(pos - 1) != n || pos + n > der.size()) return false;
+    for (size_t i = 0; i < n; ++i) {
+      if (byte(pos + i) != oid[i]) return false;
+    }
+    return true;
+  };
+  if (oid_is(kRsa, sizeof(kRsa))) return "";
+  if (oid_is(kEc, sizeof(kEc))) {
+    return "The private key is an elliptic-curve key; service account keys "
+           "are RSA keys.";
+  }
+  return "The private key is not an RSA key.";
+}
 
 // The violation/finding message for a JSON parse error: "line L, column C:
 // what", which never contains the key's text.
@@ -371,6 +439,8 @@ class GcpProvider : public BasicProvider {
             "The \"private_key\" is not a PEM private key (-----BEGIN "
             "PRIVATE KEY----- … -----END PRIVATE KEY-----).",
             fix));
+      } else if (std::string why = PemKeyProblem(*pem); !why.empty()) {
+        findings.push_back(ErrorFinding(kField, "bad_private_key", why, fix));
       }
     }
     std::optional<absl::string_view> email = json->FindString("client_email");

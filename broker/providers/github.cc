@@ -70,7 +70,15 @@ class GithubProvider : public BasicProvider {
     token.sensitive = true;
     token.format_hint = "Starts with github_pat_";
     token.where_to_find = kTokenSteps;
-    s.fields = {token};
+    // Fine-grained tokens have an expiration chosen at creation, shown on
+    // the token's page. Source: GitHub Docs, "Managing your personal access
+    // tokens" → "Creating a fine-grained personal access token"
+    // (https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens).
+    s.fields = {token,
+                ExpiryField("Token expires",
+                            "GitHub: Settings → Developer settings → Personal "
+                            "access tokens → Fine-grained tokens → your token "
+                            "(\"Expires on …\")")};
     s.how_to_get = {
         "Log into GitHub.",
         "Go to Settings → Developer settings.",

@@ -52,6 +52,31 @@ bool HasErrors(const std::vector<Finding>& findings) {
   return false;
 }
 
+std::optional<absl::Time> ParseExpiry(absl::string_view value) {
+  absl::Time t;
+  std::string err;
+  // RFC 3339 date-time, or a calendar date. absl::ParseTime with %Y-%m-%d
+  // rejects trailing text, so "2026-13-01" and "next week" fail.
+  if (absl::ParseTime(absl::RFC3339_full, value, &t, &err)) return t;
+  if (value.size() == 10 &&
+      absl::ParseTime("%Y-%m-%d", value, absl::UTCTimeZone(), &t, &err)) {
+    return t;
+  }
+  return std::nullopt;
+}
+
+std::optional<absl::Time> ExpiryOf(const ProviderSpec& spec,
+                                   const FieldValues& values) {
+  for (const FieldSpec& f : spec.fields) {
+    if (!f.expiry) continue;
+    auto it = values.find(f.name);
+    if (it == values.end() || it->second.empty()) continue;
+    std::optional<absl::Time> t = ParseExpiry(it->second.Reveal());
+    if (t.has_value()) return t;
+  }
+  return std::nullopt;
+}
+
 std::string MaskValue(const FieldSpec& spec, const SecretBytes& value) {
   absl::string_view v = value.Reveal();
   if (v.empty()) return "";

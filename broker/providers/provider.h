@@ -6,6 +6,7 @@
 #define CREDBROKER_BROKER_PROVIDERS_PROVIDER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct FieldSpec {
   // Where the user finds the value, in the words of the guide's steps:
   // "IAM → Users → your user → Security credentials → Create access key".
   std::string where_to_find;
+  // The credential's own expiry date (YYYY-MM-DD or RFC 3339), where the
+  // provider shows one: past it, the stored credential is EXPIRED.
+  bool expiry = false;
 };
 
 struct ProviderSpec {
@@ -95,6 +99,16 @@ std::vector<std::string> MissingFields(const ProviderSpec& spec,
                                        const FieldValues& values);
 
 bool HasErrors(const std::vector<Finding>& findings);
+
+// An expiry value: "YYYY-MM-DD" (the start of that day, UTC, as the
+// consoles show a date) or an RFC 3339 time ("2026-11-26T12:00:00Z", as AWS
+// STS prints Expiration). nullopt when it is neither.
+std::optional<absl::Time> ParseExpiry(absl::string_view value);
+
+// The expiry of the credential in `values` (the first field of `spec`
+// marked `expiry` that holds a parseable value), or nullopt.
+std::optional<absl::Time> ExpiryOf(const ProviderSpec& spec,
+                                   const FieldValues& values);
 
 // The display form of a stored value in a listing: plain fields in full,
 // partially masked fields as "AKIA…MPLE", sensitive ones as "…MPLE" when long

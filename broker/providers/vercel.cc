@@ -38,7 +38,14 @@ class VercelProvider : public BasicProvider {
     team.optional = true;
     team.format_hint = "Only for team deployments; starts with team_";
     team.where_to_find = "Vercel: your team → Settings → General → Team ID";
-    s.fields = {token, team};
+    // The guide's step 6: "Expiration: Set based on your security policy";
+    // Vercel lists each token's expiry under Settings → Tokens. Source: Vercel
+    // docs, "Account tokens"
+    // (https://vercel.com/docs/rest-api#creating-an-access-token).
+    s.fields = {token, team,
+                ExpiryField("Token expires",
+                            "Vercel: Settings → Tokens → your token's "
+                            "expiration")};
     s.how_to_get = {
         "Log into Vercel.",
         "Go to Settings → Tokens.",

@@ -114,6 +114,11 @@ void ToProto(const CredentialSummary& in, v1::CredentialSummary* out) {
   ToProto(in.updated_at, out->mutable_updated_at());
   ToProto(in.rotation_due_at, out->mutable_rotation_due_at());
   out->set_fingerprint(in.fingerprint);
+  out->set_is_default(in.is_default);
+  out->set_days_until_rotation(in.days_until_rotation);
+  if (in.expires_at != absl::InfinitePast()) {
+    ToProto(in.expires_at, out->mutable_expires_at());
+  }
 }
 
 Need FromProto(const v1::CredentialNeeded& in) {
@@ -160,6 +165,7 @@ void ToProto(const RequestView& in, v1::ApprovalRequest* out) {
   out->set_agent_connected(in.agent_connected);
   out->set_agent_peer(r.agent_peer);
   out->set_decision(r.decision);
+  out->set_binding_note(r.binding_note);
 }
 
 void ToProto(const GrantRecord& in, absl::Time now, v1::GrantInfo* out) {

@@ -27,9 +27,13 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListProviders(
   return RunUnary(context, request, response, env_, Role::kApprover,
                   "ListProviders",
                   [this](const v1::ListProvidersRequest&,
-                         v1::ListProvidersResponse& resp) {
+                         v1::ListProvidersResponse& resp) -> absl::Status {
                     for (const auto& p : credentials_->registry().providers()) {
-                      ToProto(p->spec(), resp.add_providers());
+                      v1::ProviderInfo* out = resp.add_providers();
+                      ToProto(p->spec(), out);
+                      CB_ASSIGN_OR_RETURN(std::string def,
+                                          credentials_->DefaultProfile(p->spec().id));
+                      out->set_default_profile(def);
                     }
                     return absl::OkStatus();
                   });
@@ -91,8 +95,9 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
         AuditRecord event;
         event.kind = "credential.put";
         event.provider = req.provider();
-        event.profile = req.profile().empty() ? "default" : req.profile();
+        event.profile = req.profile();
         if (result.ok()) {
+          event.profile = result->credential.profile;
           event.detail = absl::StrCat("version ", result->credential.version,
                                       ", fingerprint ", result->credential.fingerprint);
         }
@@ -148,6 +153,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
           resp.add_required_permissions(p);
         }
         for (const auto& f : result.fields) ToProto(f, resp.add_fields());
+        for (const auto& c : result.manual_checks) resp.add_manual_checks(c);
+        resp.set_profile(result.profile);
         return absl::OkStatus();
       });
 }
@@ -162,7 +169,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ResolveRequirements(
              v1::ResolveRequirementsResponse& resp) -> absl::Status {
         std::vector<std::string> targets(req.targets().begin(), req.targets().end());
         CB_ASSIGN_OR_RETURN(std::vector<Requirement> reqs,
-                            credentials_->ResolveRequirements(targets, req.profile()));
+                            credentials_->ResolveRequirements(targets, req.profile(),
+                                                              req.resource()));
         for (const Requirement& r : reqs) {
           v1::Requirement* out = resp.add_requirements();
           out->set_provider(r.provider);
@@ -174,6 +182,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ResolveRequirements(
             out->add_required_permissions(p);
           }
           out->set_reason(r.reason);
+          out->set_profile_source(r.profile_source);
+          out->set_binding_note(r.binding_note);
         }
         return absl::OkStatus();
       });
@@ -299,6 +309,124 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListAuditEvents(
           out->set_prev_hash(e.prev_hash);
         }
         resp.set_next_page_token(page.next_page_token);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentialVersions(
+    grpc::CallbackServerContext* context, const v1::ListCredentialVersionsRequest* request,
+    v1::ListCredentialVersionsResponse* response) {
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "ListCredentialVersions",
+      [this](const v1::ListCredentialVersionsRequest& req,
+             v1::ListCredentialVersionsResponse& resp) -> absl::Status {
+        CB_ASSIGN_OR_RETURN(CredentialHistory history,
+                            credentials_->ListVersions(req.provider(), req.profile()));
+        resp.set_provider(history.provider);
+        resp.set_profile(history.profile);
+        for (const CredentialVersionInfo& v : history.versions) {
+          v1::CredentialVersion* out = resp.add_versions();
+          out->set_version(v.version);
+          ToProto(v.created_at, out->mutable_created_at());
+          out->set_fingerprint(v.fingerprint);
+          out->set_current(v.current);
+          if (v.rotation_period > absl::ZeroDuration()) {
+            ToProto(v.rotation_period, out->mutable_rotation_period());
+          }
+        }
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
+    grpc::CallbackServerContext* context, const v1::RollbackCredentialRequest* request,
+    v1::RollbackCredentialResponse* response) {
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "RollbackCredential",
+      [this, context](const v1::RollbackCredentialRequest& req,
+                      v1::RollbackCredentialResponse& resp) -> absl::Status {
+        absl::StatusOr<RollbackResult> result =
+            credentials_->Rollback(req.provider(), req.profile(), req.version());
+        AuditRecord event;
+        event.kind = "credential.rollback";
+        event.provider = req.provider();
+        event.profile = req.profile();
+        event.detail = absl::StrCat("restore version ", req.version());
+        if (result.ok()) {
+          event.profile = result->credential.profile;
+          event.detail = absl::StrCat("version ", result->restored_version,
+                                      " restored as version ", result->credential.version,
+                                      ", fingerprint ", result->credential.fingerprint);
+        }
+        AuditCall(env_, *context, Role::kApprover, result.status(), std::move(event));
+        if (!result.ok()) return result.status();
+        ToProto(result->credential, resp.mutable_credential());
+        resp.set_restored_version(result->restored_version);
+        for (const auto& f : result->findings) ToProto(f, resp.add_findings());
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* CredentialServiceImpl::SetDefaultProfile(
+    grpc::CallbackServerContext* context, const v1::SetDefaultProfileRequest* request,
+    v1::SetDefaultProfileResponse* response) {
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "SetDefaultProfile",
+      [this, context](const v1::SetDefaultProfileRequest& req,
+                      v1::SetDefaultProfileResponse& resp) -> absl::Status {
+        absl::StatusOr<DefaultProfileChange> change =
+            credentials_->SetDefaultProfile(req.provider(), req.profile());
+        AuditRecord event;
+        event.kind = "credential.default";
+        event.provider = req.provider();
+        event.profile = req.profile();
+        if (change.ok()) {
+          event.profile = change->profile;
+          event.detail = absl::StrCat("default profile ", change->previous_profile, " -> ",
+                                      change->profile);
+        }
+        AuditCall(env_, *context, Role::kApprover, change.status(), std::move(event));
+        if (!change.ok()) return change.status();
+        resp.set_provider(change->provider);
+        resp.set_profile(change->profile);
+        resp.set_previous_profile(change->previous_profile);
+        resp.set_configured(change->configured);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* CredentialServiceImpl::ListBindings(
+    grpc::CallbackServerContext* context, const v1::ListBindingsRequest* request,
+    v1::ListBindingsResponse* response) {
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "ListBindings",
+      [this](const v1::ListBindingsRequest& req,
+             v1::ListBindingsResponse& resp) -> absl::Status {
+        CB_ASSIGN_OR_RETURN(std::vector<BindingView> bindings,
+                            credentials_->ListBindings(req.provider()));
+        for (const BindingView& b : bindings) {
+          v1::ResourceBinding* out = resp.add_bindings();
+          out->set_resource(b.record.resource);
+          out->set_provider(b.record.provider);
+          out->set_profile(b.record.profile);
+          out->set_fingerprint(b.record.fingerprint);
+          out->set_credential_version(b.record.credential_version);
+          out->set_grant_id(b.record.grant_id);
+          ToProto(b.record.created_at, out->mutable_created_at());
+          ToProto(b.record.updated_at, out->mutable_updated_at());
+          switch (b.state) {
+            case BindingState::kCurrent:
+              out->set_state(v1::ResourceBinding::STATE_CURRENT);
+              break;
+            case BindingState::kRotated:
+              out->set_state(v1::ResourceBinding::STATE_ROTATED);
+              break;
+            case BindingState::kProfileDeleted:
+              out->set_state(v1::ResourceBinding::STATE_PROFILE_DELETED);
+              break;
+          }
+          out->set_note(b.note);
+        }
         return absl::OkStatus();
       });
 }

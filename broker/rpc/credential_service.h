@@ -59,6 +59,22 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
       const v1::RevokeStandingApprovalRequest* request,
       v1::RevokeStandingApprovalResponse* response) override;
 
+  grpc::ServerUnaryReactor* ListCredentialVersions(
+      grpc::CallbackServerContext* context,
+      const v1::ListCredentialVersionsRequest* request,
+      v1::ListCredentialVersionsResponse* response) override;
+  grpc::ServerUnaryReactor* RollbackCredential(
+      grpc::CallbackServerContext* context,
+      const v1::RollbackCredentialRequest* request,
+      v1::RollbackCredentialResponse* response) override;
+  grpc::ServerUnaryReactor* SetDefaultProfile(
+      grpc::CallbackServerContext* context,
+      const v1::SetDefaultProfileRequest* request,
+      v1::SetDefaultProfileResponse* response) override;
+  grpc::ServerUnaryReactor* ListBindings(grpc::CallbackServerContext* context,
+                                         const v1::ListBindingsRequest* request,
+                                         v1::ListBindingsResponse* response) override;
+
  private:
   CredentialManager* credentials_;
   RequestManager* requests_;

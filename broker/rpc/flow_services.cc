@@ -300,6 +300,10 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
         if (event.kind != WatchEventKind::kSnapshotDone) {
           ToProto(event.request, m.mutable_request());
         }
+        if (event.credential.has_value()) {
+          ToProto(*event.credential, m.mutable_credential());
+        }
+        m.set_message(event.message);
         b->Push(std::move(m));
       });
       if (auto s = gate_.Release()) Finish(*s);

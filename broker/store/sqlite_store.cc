@@ -137,6 +137,23 @@ CREATE TABLE standing_approvals (
 CREATE INDEX standing_approvals_by_created
   ON standing_approvals (created_at, id);
 )sql",
+    // 4: resource bindings (resource -> the provider/profile and credential
+    // fingerprint that created it), and the binding note shown to approvers
+    // with a request. Times are Unix micros.
+    R"sql(
+CREATE TABLE resource_bindings (
+  provider           TEXT NOT NULL CHECK (provider <> ''),
+  resource           TEXT NOT NULL CHECK (resource <> ''),
+  profile            TEXT NOT NULL CHECK (profile <> ''),
+  fingerprint        TEXT NOT NULL,
+  credential_version INTEGER NOT NULL,
+  grant_id           TEXT NOT NULL,
+  created_at         INTEGER NOT NULL,
+  updated_at         INTEGER NOT NULL,
+  PRIMARY KEY (provider, resource)
+) WITHOUT ROWID;
+ALTER TABLE requests ADD COLUMN binding_note TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion + 1,
               "kMigrations must have one step per schema version");
@@ -425,11 +442,11 @@ absl::StatusOr<std::vector<std::string>> DecodeStrings(absl::string_view blob,
 #define CB_REQUEST_COLUMNS                                                \
   "request_id, session_key, need_id, provider, profile, action, context," \
   " requested_ttl_us, agent_peer, state, missing_fields, created_at,"     \
-  " expires_at, decided_at, decision, grant_id"
+  " expires_at, decided_at, decision, grant_id, binding_note"
 constexpr char kUpsertRequestSql[] =
     "INSERT INTO requests (" CB_REQUEST_COLUMNS
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-    " ?15, ?16) ON CONFLICT (request_id) DO UPDATE SET"
+    " ?15, ?16, ?17) ON CONFLICT (request_id) DO UPDATE SET"
     " session_key = excluded.session_key, need_id = excluded.need_id,"
     " provider = excluded.provider, profile = excluded.profile,"
     " action = excluded.action,"
@@ -438,7 +455,7 @@ constexpr char kUpsertRequestSql[] =
     " missing_fields = excluded.missing_fields,"
     " created_at = excluded.created_at, expires_at = excluded.expires_at,"
     " decided_at = excluded.decided_at, decision = excluded.decision,"
-    " grant_id = excluded.grant_id";
+    " grant_id = excluded.grant_id, binding_note = excluded.binding_note";
 constexpr char kListRequestsSql[] = "SELECT " CB_REQUEST_COLUMNS
                                     " FROM requests"
                                     " ORDER BY created_at, request_id";
@@ -489,6 +506,26 @@ constexpr char kListStandingSql[] = "SELECT " CB_STANDING_COLUMNS
                                     " ORDER BY created_at, id";
 #undef CB_STANDING_COLUMNS
 
+#define CB_BINDING_COLUMNS                                     \
+  "provider, resource, profile, fingerprint, credential_version," \
+  " grant_id, created_at, updated_at"
+// An update keeps the binding's created_at.
+constexpr char kUpsertBindingSql[] =
+    "INSERT INTO resource_bindings (" CB_BINDING_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (provider, resource) DO UPDATE SET"
+    " profile = excluded.profile, fingerprint = excluded.fingerprint,"
+    " credential_version = excluded.credential_version,"
+    " grant_id = excluded.grant_id, updated_at = excluded.updated_at";
+constexpr char kGetBindingSql[] = "SELECT " CB_BINDING_COLUMNS
+                                  " FROM resource_bindings"
+                                  " WHERE provider = ?1 AND resource = ?2";
+constexpr char kListBindingsSql[] =
+    "SELECT " CB_BINDING_COLUMNS
+    " FROM resource_bindings WHERE (?1 = '' OR provider = ?1)"
+    " ORDER BY provider, resource";
+#undef CB_BINDING_COLUMNS
+
 absl::StatusOr<RequestRecord> ReadRequest(const Statement& s) {
   RequestRecord r;
   r.request_id = s.Text(0);
@@ -521,6 +558,7 @@ absl::StatusOr<RequestRecord> ReadRequest(const Statement& s) {
   r.decided_at = MicrosToTime(s.Int(13));
   r.decision = s.Text(14);
   r.grant_id = s.Text(15);
+  r.binding_note = s.Text(16);
   return r;
 }
 
@@ -553,6 +591,19 @@ StandingRecord ReadStanding(const Statement& s) {
   return r;
 }
 
+BindingRecord ReadBinding(const Statement& s) {
+  BindingRecord b;
+  b.provider = s.Text(0);
+  b.resource = s.Text(1);
+  b.profile = s.Text(2);
+  b.fingerprint = s.Text(3);
+  b.credential_version = s.Int(4);
+  b.grant_id = s.Text(5);
+  b.created_at = MicrosToTime(s.Int(6));
+  b.updated_at = MicrosToTime(s.Int(7));
+  return b;
+}
+
 // Ids are the flow tables' keys: an empty one is the caller's mistake.
 absl::Status ValidateFlowWrite(const FlowWrite& write,
                                const Store::AuditHashFn& hash_fn) {
@@ -570,6 +621,12 @@ absl::Status ValidateFlowWrite(const FlowWrite& write,
     if (r.id.empty()) {
       return absl::InvalidArgumentError(
           "standing approval id must not be empty");
+    }
+  }
+  for (const BindingRecord& b : write.bindings) {
+    if (b.provider.empty() || b.resource.empty() || b.profile.empty()) {
+      return absl::InvalidArgumentError(
+          "a binding needs a provider, a resource and a profile");
     }
   }
   if (!write.audit.empty() && !hash_fn) {
@@ -956,6 +1013,34 @@ class SqliteStore : public Store {
     return out;
   }
 
+  absl::StatusOr<BindingRecord> GetBinding(
+      absl::string_view provider, absl::string_view resource) override {
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetBindingSql));
+    s.Bind(1, provider).Bind(2, resource);
+    CB_ASSIGN_OR_RETURN(bool row, s.Step("read resource binding"));
+    if (!row) {
+      return absl::NotFoundError(absl::StrCat("no ", provider,
+                                              " binding for resource \"",
+                                              resource, "\""));
+    }
+    return ReadBinding(s);
+  }
+
+  absl::StatusOr<std::vector<BindingRecord>> ListBindings(
+      absl::string_view provider) override {
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListBindingsSql));
+    s.Bind(1, provider);
+    std::vector<BindingRecord> out;
+    while (true) {
+      CB_ASSIGN_OR_RETURN(bool row, s.Step("list resource bindings"));
+      if (!row) break;
+      out.push_back(ReadBinding(s));
+    }
+    return out;
+  }
+
  private:
   std::string OpenContext(absl::string_view what) const {
     return absl::StrCat("open ", path_, " (", what, ")");
@@ -1207,7 +1292,8 @@ class SqliteStore : public Store {
           .Bind(13, TimeToMicros(r.expires_at))
           .Bind(14, TimeToMicros(r.decided_at))
           .Bind(15, r.decision)
-          .Bind(16, r.grant_id);
+          .Bind(16, r.grant_id)
+          .Bind(17, r.binding_note);
       CB_RETURN_IF_ERROR(s.Run("write request"));
     }
     for (const GrantRecord& g : write.grants) {
@@ -1236,6 +1322,18 @@ class SqliteStore : public Store {
           .Bind(6, TimeToMicros(r.expires_at))
           .Bind(7, int64_t{r.revoked ? 1 : 0});
       CB_RETURN_IF_ERROR(s.Run("write standing approval"));
+    }
+    for (const BindingRecord& b : write.bindings) {
+      CB_ASSIGN_OR_RETURN(Statement s, Prepare(kUpsertBindingSql));
+      s.Bind(1, b.provider)
+          .Bind(2, b.resource)
+          .Bind(3, b.profile)
+          .Bind(4, b.fingerprint)
+          .Bind(5, b.credential_version)
+          .Bind(6, b.grant_id)
+          .Bind(7, TimeToMicros(b.created_at))
+          .Bind(8, TimeToMicros(b.updated_at));
+      CB_RETURN_IF_ERROR(s.Run("write resource binding"));
     }
     for (const AuditRecord& event : write.audit) {
       CB_RETURN_IF_ERROR(AppendAuditLocked(event, hash_fn).status());

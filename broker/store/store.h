@@ -91,6 +91,9 @@ struct RequestRecord {
   absl::Time decided_at = absl::InfinitePast();  // InfinitePast: undecided.
   std::string decision;     // "approved", "denied: <reason>", ...
   std::string grant_id;
+  // What the approver is told about the resource binding the need's profile
+  // came from (the bound profile was deleted or rotated); "" when nothing.
+  std::string binding_note;
 };
 
 // A release of one credential version to one agent session.
@@ -121,13 +124,31 @@ struct StandingRecord {
   bool revoked = false;
 };
 
+// A resource binding: the named resource (a cluster) of `provider` was
+// created with `profile`'s credential, whose fingerprint and version are
+// those of the grant that first acted on it (refreshed by later grants of
+// the same profile).
+struct BindingRecord {
+  std::string provider;
+  std::string resource;
+  std::string profile;
+  std::string fingerprint;
+  int64_t credential_version = 0;
+  std::string grant_id;     // The grant that last wrote the binding.
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
 // Writes that must land together or not at all: a decision, its grant, the
-// standing rule it made, and their audit events (so that a release whose
-// audit event cannot be written does not happen).
+// standing rule it made, the resource binding it records, and their audit
+// events (so that a release whose audit event cannot be written does not
+// happen).
 struct FlowWrite {
   std::vector<RequestRecord> requests;    // Upserted by request_id.
   std::vector<GrantRecord> grants;        // Upserted by grant_id.
   std::vector<StandingRecord> standing;   // Upserted by id.
+  // Upserted by (provider, resource); an update keeps created_at.
+  std::vector<BindingRecord> bindings;
   std::vector<AuditRecord> audit;         // Appended in order.
 };
 
@@ -212,6 +233,13 @@ class Store {
 
   // Standing approvals, oldest first, revoked and expired ones included.
   virtual absl::StatusOr<std::vector<StandingRecord>> ListStanding() = 0;
+
+  // The binding of `resource` for `provider`; NOT_FOUND when there is none.
+  virtual absl::StatusOr<BindingRecord> GetBinding(
+      absl::string_view provider, absl::string_view resource) = 0;
+  // Bindings ordered by (provider, resource); `provider` empty: all.
+  virtual absl::StatusOr<std::vector<BindingRecord>> ListBindings(
+      absl::string_view provider) = 0;
 
   // PRAGMA integrity_check (or the equivalent): OK or DATA_LOSS.
   virtual absl::Status CheckIntegrity() = 0;

@@ -235,6 +235,7 @@ TEST(SpecTest, FieldsMatchTheGuide) {
       {"aws", "secret_access_key", true, false, false, ""},
       {"aws", "session_token", true, true, false, ""},
       {"aws", "region", false, true, false, "us-east-1"},
+      {"aws", "expires_at", false, true, false, ""},
       {"gcp", "service_account_json", true, false, false, ""},
       {"gcp", "project_id", false, true, true, ""},
       {"gcp", "client_email", false, true, true, ""},
@@ -244,6 +245,7 @@ TEST(SpecTest, FieldsMatchTheGuide) {
       {"azure", "tenant_id", false, false, false, ""},
       {"azure", "subscription_id", false, false, false, ""},
       {"azure", "resource_group", false, false, false, ""},
+      {"azure", "expires_at", false, true, false, ""},
       {"digitalocean", "token", true, false, false, ""},
       {"digitalocean", "region", false, true, false, "nyc1"},
       {"mongodb-atlas", "organization", false, false, false, ""},
@@ -258,7 +260,9 @@ TEST(SpecTest, FieldsMatchTheGuide) {
       {"auth0", "client_secret", true, false, false, ""},
       {"vercel", "token", true, false, false, ""},
       {"vercel", "team_id", false, true, false, ""},
+      {"vercel", "expires_at", false, true, false, ""},
       {"github", "token", true, false, false, ""},
+      {"github", "expires_at", false, true, false, ""},
       {"slack", "webhook_url", true, false, false, ""},
   };
   std::map<std::string, size_t> counts;

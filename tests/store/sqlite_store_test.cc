@@ -597,7 +597,8 @@ TEST_F(SqliteStoreTest, MigratesSchemaVersion2Database) {
       " '', 'aws', 'default', '', '', '', 'ok', '', '', 'h1');"
       "PRAGMA user_version = 2; COMMIT;"));
   Reopen();
-  EXPECT_EQ(RawQuery("PRAGMA user_version"), "3");
+  EXPECT_EQ(RawQuery("PRAGMA user_version"),
+            std::to_string(kSqliteSchemaVersion));
   EXPECT_TRUE(store_->CheckIntegrity().ok());
 
   // Old data survives.
@@ -1538,6 +1539,58 @@ TEST_F(SqliteStoreTest, KilledWriterLosesNoAcknowledgedWrite) {
     }
   }
   EXPECT_GT(acknowledged_total, 0);
+}
+
+TEST_F(SqliteStoreTest, BindingsUpsertByProviderAndResource) {
+  EXPECT_TRUE(absl::IsNotFound(store_->GetBinding("aws", "prod-eu").status()));
+  BindingRecord b;
+  b.provider = "aws";
+  b.resource = "prod-eu";
+  b.profile = "default";
+  b.fingerprint = "fp1";
+  b.credential_version = 1;
+  b.grant_id = "g-1";
+  b.created_at = b.updated_at = absl::FromUnixSeconds(1700000000);
+  BindingRecord gcp = b;
+  gcp.provider = "gcp";
+  FlowWrite w;
+  w.bindings = {b, gcp};
+  ASSERT_TRUE(store_->WriteFlow(w, nullptr).ok());
+
+  // An update keeps created_at and replaces the rest.
+  b.fingerprint = "fp2";
+  b.credential_version = 2;
+  b.grant_id = "g-2";
+  b.created_at = b.updated_at = absl::FromUnixSeconds(1700000100);
+  w.bindings = {b};
+  ASSERT_TRUE(store_->WriteFlow(w, nullptr).ok());
+  absl::StatusOr<BindingRecord> got = store_->GetBinding("aws", "prod-eu");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->fingerprint, "fp2");
+  EXPECT_EQ(got->credential_version, 2);
+  EXPECT_EQ(got->grant_id, "g-2");
+  EXPECT_EQ(got->created_at, absl::FromUnixSeconds(1700000000));
+  EXPECT_EQ(got->updated_at, absl::FromUnixSeconds(1700000100));
+
+  EXPECT_EQ(store_->ListBindings("")->size(), 2u);
+  ASSERT_EQ(store_->ListBindings("gcp")->size(), 1u);
+  EXPECT_EQ(store_->ListBindings("gcp")->at(0).fingerprint, "fp1");
+  EXPECT_TRUE(store_->ListBindings("azure")->empty());
+
+  // A binding without a resource is the caller's mistake; nothing is written.
+  BindingRecord bad = b;
+  bad.resource = "";
+  w.bindings = {bad};
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->WriteFlow(w, nullptr)));
+
+  // Requests keep their binding note.
+  FlowWrite rw;
+  RequestRecord r;
+  r.request_id = "r-1";
+  r.binding_note = "prod-eu was created with aws/default";
+  rw.requests = {r};
+  ASSERT_TRUE(store_->WriteFlow(rw, nullptr).ok());
+  EXPECT_EQ(store_->GetRequest("r-1")->binding_note, r.binding_note);
 }
 
 }  // namespace

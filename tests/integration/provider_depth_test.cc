@@ -1,0 +1,434 @@
+// Provider depth on the real credbrokerd: ResolveRequirements over several
+// providers and profiles, default profiles, a resource binding that survives
+// a change of default (and tells the approver when its credential rotated),
+// history and rollback checked through a flow grant, Redis Cloud's generated
+// password end to end, and ValidateCredential as `credctl doctor` uses it.
+// Failure messages name fields and codes, never values.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/credbroker/approval.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/integration/broker_fixture.h"
+#include "tests/integration/subprocess.h"
+
+namespace credbroker {
+namespace testing {
+namespace {
+
+class ProviderDepthTest : public BrokerTest {
+ protected:
+  client::Options OptionsWith(const std::string& token) const {
+    client::Options o;
+    o.address = broker_->address();
+    o.token = token;
+    o.timeout = absl::Seconds(15);
+    return o;
+  }
+
+  void SetUp() override {
+    BrokerTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto approver =
+        client::ApprovalClient::Connect(OptionsWith(broker_->approver_token()));
+    ASSERT_TRUE(approver.ok()) << approver.status();
+    approver_ = std::move(*approver);
+  }
+  void TearDown() override {
+    agents_.clear();
+    approver_.reset();
+    BrokerTest::TearDown();
+  }
+
+  void PutAws(const std::string& profile, const std::string& key_id,
+              const std::string& secret) {
+    auto r = Put("aws", profile,
+                 {{"access_key_id", key_id}, {"secret_access_key", secret}});
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  struct Need {
+    std::string need_id;
+    std::string cluster;  // Empty: the need names no resource.
+    std::string provider = "aws";
+  };
+
+  // The agent is another process (`credctl request`), since the broker
+  // refuses approvals from the requesting agent's own process. Waits until
+  // the need is open in `state` and returns it as approvers see it.
+  v1::ApprovalRequest Submit(const Need& need, v1::RequestState state) {
+    Subprocess::Options o;
+    o.argv = {CredctlPath(),
+              "--data_dir",
+              broker_->data_dir(),
+              "request",
+              need.provider,
+              "--action",
+              absl::StrCat("deploy to ", need.provider),
+              "--need_id",
+              need.need_id,
+              "--session_key",
+              "s-depth",
+              "--timeout",
+              "60"};
+    if (!need.cluster.empty()) {
+      o.argv.push_back("--context");
+      o.argv.push_back(absl::StrCat("cluster=", need.cluster));
+    }
+    absl::StatusOr<std::unique_ptr<Subprocess>> agent = Subprocess::Spawn(o);
+    EXPECT_TRUE(agent.ok()) << agent.status();
+    if (!agent.ok()) return v1::ApprovalRequest();
+    agents_[need.need_id] = std::move(*agent);
+    absl::Time deadline = absl::Now() + absl::Seconds(15);
+    while (absl::Now() < deadline) {
+      absl::StatusOr<std::vector<v1::ApprovalRequest>> pending =
+          approver_->ListPending();
+      EXPECT_TRUE(pending.ok()) << pending.status();
+      if (!pending.ok()) break;
+      for (const auto& r : *pending) {
+        if (r.need().need_id() == need.need_id) {
+          EXPECT_EQ(r.state(), state);
+          return r;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ADD_FAILURE() << "need " << need.need_id << " did not become pending";
+    return v1::ApprovalRequest();
+  }
+
+  // Approves (ONCE) and returns the grant the agent printed.
+  v1::Grant Approve(const v1::ApprovalRequest& request,
+                    const std::map<std::string, std::string>& values = {},
+                    const std::vector<std::string>& generate = {}) {
+    v1::ApproveRequest a;
+    a.set_request_id(request.request_id());
+    a.set_scope(v1::SCOPE_ONCE);
+    for (const auto& [k, v] : values) (*a.mutable_values())[k] = v;
+    for (const auto& g : generate) a.add_generate(g);
+    absl::StatusOr<v1::ApproveResponse> r = approver_->Approve(a);
+    EXPECT_TRUE(r.ok()) << r.status();
+    auto it = agents_.find(request.need().need_id());
+    if (!r.ok() || it == agents_.end()) return v1::Grant();
+    absl::StatusOr<int> code = it->second->WaitForExit(absl::Seconds(20));
+    EXPECT_TRUE(code.ok()) << code.status();
+    EXPECT_EQ(code.value_or(-1),
+              0);  // stderr is not printed: it may hold values.
+    v1::Grant grant;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(
+                    it->second->stdout_text(), &grant, options)
+                    .ok());
+    agents_.erase(it);
+    return grant;
+  }
+
+  static std::string Value(const v1::Grant& g, const std::string& name) {
+    auto it = g.values().find(name);
+    return it == g.values().end() ? "" : it->second;
+  }
+
+  std::map<std::string, std::unique_ptr<Subprocess>> agents_;  // By need id.
+  std::unique_ptr<client::ApprovalClient> approver_;
+  const std::string key_a_ = NewAwsKeyId(), secret_a_ = NewAwsSecret();
+  const std::string key_b_ = NewAwsKeyId(), secret_b_ = NewAwsSecret();
+  const std::string key_c_ = NewAwsKeyId(), secret_c_ = NewAwsSecret();
+};
+
+TEST_F(ProviderDepthTest, ResolveRequirementsOverProvidersAndProfiles) {
+  PutAws("default", key_a_, secret_a_);
+  PutAws("prod", key_b_, secret_b_);
+  auto gcp =
+      Put("gcp", "prod",
+          {{"service_account_json",
+            GcpServiceAccountJson("my-project-123",
+                                  "monk@my-project-123.iam.gserviceaccount.com",
+                                  "MARKER")}});
+  ASSERT_TRUE(gcp.ok()) << gcp.status();
+  v1::SetDefaultProfileRequest set;
+  set.set_provider("aws");
+  set.set_profile("prod");
+  absl::StatusOr<v1::SetDefaultProfileResponse> changed =
+      client_->SetDefaultProfile(set);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(changed->previous_profile(), "default");
+  EXPECT_TRUE(changed->configured());
+
+  v1::ResolveRequirementsRequest req;
+  req.add_targets("deploy to aws");
+  req.add_targets("gcp");
+  req.add_targets("deploy frontend to netlify");
+  absl::StatusOr<v1::ResolveRequirementsResponse> r =
+      client_->ResolveRequirements(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->requirements_size(), 3);
+  const v1::Requirement& aws = r->requirements(0);
+  EXPECT_EQ(aws.provider(), "aws");
+  EXPECT_EQ(aws.profile(), "prod");
+  EXPECT_EQ(aws.profile_source(), "default");
+  EXPECT_TRUE(aws.configured());
+  EXPECT_EQ(aws.readiness(), v1::READINESS_READY);
+  EXPECT_FALSE(aws.required_permissions().empty());
+  const v1::Requirement& g = r->requirements(1);
+  EXPECT_EQ(g.provider(), "gcp");
+  EXPECT_EQ(g.profile(), "default");
+  EXPECT_FALSE(g.configured());
+  EXPECT_EQ(g.readiness(), v1::READINESS_INCOMPLETE);
+  ASSERT_EQ(g.missing_fields_size(), 1);
+  EXPECT_EQ(g.missing_fields(0), "service_account_json");
+  EXPECT_EQ(r->requirements(2).provider(), "netlify");
+  EXPECT_FALSE(r->requirements(2).configured());
+
+  // An explicit profile applies to every target.
+  req.set_profile("prod");
+  r = client_->ResolveRequirements(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->requirements(1).configured());
+  EXPECT_EQ(r->requirements(1).profile_source(), "requested");
+  EXPECT_EQ(r->requirements(1).readiness(), v1::READINESS_READY);
+
+  // The catalog and the listing show the defaults, and days to rotation.
+  EXPECT_EQ(ProviderInfo("aws").default_profile(), "prod");
+  EXPECT_EQ(ProviderInfo("gcp").default_profile(), "default");
+  absl::StatusOr<v1::ListCredentialsResponse> list =
+      client_->ListCredentials(v1::ListCredentialsRequest());
+  ASSERT_TRUE(list.ok()) << list.status();
+  int defaults = 0;
+  for (const auto& c : list->credentials()) {
+    SCOPED_TRACE(absl::StrCat(c.provider(), "/", c.profile()));
+    EXPECT_EQ(c.is_default(), c.provider() == "aws" && c.profile() == "prod");
+    defaults += c.is_default();
+    EXPECT_GE(c.days_until_rotation(), 89);
+    EXPECT_LE(c.days_until_rotation(), 90);
+  }
+  EXPECT_EQ(defaults, 1);
+
+  v1::ResolveRequirementsRequest bad;
+  bad.add_targets("kubernetes");
+  EXPECT_TRUE(
+      HasViolation(client_->ResolveRequirements(bad).status(), "targets[0]"));
+  set.set_profile("Not A Profile");
+  EXPECT_TRUE(
+      HasViolation(client_->SetDefaultProfile(set).status(), "profile"));
+}
+
+TEST_F(ProviderDepthTest, BindingSurvivesAChangeOfDefault) {
+  PutAws("default", key_a_, secret_a_);
+  PutAws("other", key_b_, secret_b_);
+  v1::Grant first = Approve(
+      Submit(Need{"n1", "prod-eu"}, v1::REQUEST_STATE_PENDING_APPROVAL));
+  EXPECT_EQ(first.profile(), "default");
+  EXPECT_TRUE(Value(first, "access_key_id") == key_a_);
+
+  absl::StatusOr<v1::ListBindingsResponse> bindings =
+      client_->ListBindings(v1::ListBindingsRequest());
+  ASSERT_TRUE(bindings.ok()) << bindings.status();
+  ASSERT_EQ(bindings->bindings_size(), 1);
+  const v1::ResourceBinding& b = bindings->bindings(0);
+  EXPECT_EQ(b.resource(), "prod-eu");
+  EXPECT_EQ(b.provider(), "aws");
+  EXPECT_EQ(b.profile(), "default");
+  EXPECT_EQ(b.grant_id(), first.grant_id());
+  EXPECT_EQ(b.fingerprint(), Get("aws", "default")->fingerprint());
+  EXPECT_EQ(b.state(), v1::ResourceBinding::STATE_CURRENT);
+
+  v1::SetDefaultProfileRequest set;
+  set.set_provider("aws");
+  set.set_profile("other");
+  ASSERT_TRUE(client_->SetDefaultProfile(set).ok());
+
+  // The cluster still resolves to the account that created it...
+  v1::ApprovalRequest again =
+      Submit(Need{"n2", "prod-eu"}, v1::REQUEST_STATE_PENDING_APPROVAL);
+  EXPECT_EQ(again.need().profile(), "default");
+  EXPECT_TRUE(again.binding_note().empty());
+  v1::Grant second = Approve(again);
+  EXPECT_EQ(second.profile(), "default");
+  EXPECT_TRUE(Value(second, "access_key_id") == key_a_);
+  // ... while a need naming no cluster gets the new default.
+  v1::ApprovalRequest plain =
+      Submit(Need{"n3", ""}, v1::REQUEST_STATE_PENDING_APPROVAL);
+  EXPECT_EQ(plain.need().profile(), "other");
+  EXPECT_TRUE(Value(Approve(plain), "access_key_id") == key_b_);
+
+  // The bound profile is rotated: the approver is told, in the request and
+  // in the form.
+  PutAws("default", key_c_, secret_c_);
+  v1::ApprovalRequest rotated =
+      Submit(Need{"n4", "prod-eu"}, v1::REQUEST_STATE_PENDING_APPROVAL);
+  EXPECT_TRUE(absl::StrContains(rotated.binding_note(), "different credential"))
+      << rotated.binding_note();
+  EXPECT_FALSE(absl::StrContains(rotated.binding_note(), secret_c_));
+  v1::GetCredentialFormRequest form_req;
+  form_req.set_request_id(rotated.request_id());
+  absl::StatusOr<v1::CredentialForm> form = approver_->GetForm(form_req);
+  ASSERT_TRUE(form.ok()) << form.status();
+  bool noted = false;
+  for (const auto& n : form->notes()) noted |= n == rotated.binding_note();
+  EXPECT_TRUE(noted);
+  bindings = client_->ListBindings(v1::ListBindingsRequest());
+  ASSERT_TRUE(bindings.ok());
+  EXPECT_EQ(bindings->bindings(0).state(), v1::ResourceBinding::STATE_ROTATED);
+  EXPECT_FALSE(bindings->bindings(0).note().empty());
+
+  // Bindings survive a restart.
+  agents_.clear();
+  approver_.reset();
+  Restart();
+  bindings = client_->ListBindings(v1::ListBindingsRequest());
+  ASSERT_TRUE(bindings.ok()) << bindings.status();
+  ASSERT_EQ(bindings->bindings_size(), 1);
+  EXPECT_EQ(bindings->bindings(0).profile(), "default");
+}
+
+TEST_F(ProviderDepthTest, RollbackRestoresTheEarlierValues) {
+  PutAws("", key_a_, secret_a_);
+  std::string fp1 = Get("aws", "")->fingerprint();
+  PutAws("", key_b_, secret_b_);
+
+  v1::ListCredentialVersionsRequest h;
+  h.set_provider("aws");
+  absl::StatusOr<v1::ListCredentialVersionsResponse> history =
+      client_->ListCredentialVersions(h);
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_EQ(history->profile(), "default");
+  ASSERT_EQ(history->versions_size(), 2);
+  EXPECT_EQ(history->versions(0).fingerprint(), fp1);
+  EXPECT_TRUE(history->versions(1).current());
+  EXPECT_TRUE(history->versions(0).has_created_at());
+  EXPECT_FALSE(absl::StrContains(history->SerializeAsString(), secret_a_));
+  EXPECT_FALSE(absl::StrContains(history->SerializeAsString(), key_a_));
+
+  v1::RollbackCredentialRequest rb;
+  rb.set_provider("aws");
+  rb.set_version(1);
+  absl::StatusOr<v1::RollbackCredentialResponse> rolled =
+      client_->RollbackCredential(rb);
+  ASSERT_TRUE(rolled.ok()) << rolled.status();
+  EXPECT_EQ(rolled->restored_version(), 1);
+  EXPECT_EQ(rolled->credential().version(), 3);
+  EXPECT_EQ(rolled->credential().fingerprint(), fp1);
+  EXPECT_FALSE(absl::StrContains(rolled->SerializeAsString(), secret_a_));
+  EXPECT_EQ(client_->ListCredentialVersions(h)->versions_size(), 3);
+
+  // The agent now receives the first key again.
+  v1::Grant g =
+      Approve(Submit(Need{"n1", ""}, v1::REQUEST_STATE_PENDING_APPROVAL));
+  EXPECT_EQ(g.credential_version(), 3);
+  EXPECT_TRUE(Value(g, "access_key_id") == key_a_);
+  EXPECT_TRUE(Value(g, "secret_access_key") == secret_a_);
+
+  // Audited, and the mistakes say what is wrong.
+  v1::ListAuditEventsRequest audit;
+  audit.set_kind("credential.rollback");
+  absl::StatusOr<v1::ListAuditEventsResponse> events =
+      client_->ListAuditEvents(audit);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->events_size(), 1);
+  EXPECT_TRUE(absl::StrContains(events->events(0).detail(),
+                                "version 1 restored as version 3"));
+  rb.set_version(3);
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(client_->RollbackCredential(rb).status()));
+  rb.set_version(9);
+  EXPECT_TRUE(absl::IsNotFound(client_->RollbackCredential(rb).status()));
+  rb.set_version(0);
+  EXPECT_TRUE(
+      HasViolation(client_->RollbackCredential(rb).status(), "version"));
+  h.set_profile("nope");
+  EXPECT_TRUE(absl::IsNotFound(client_->ListCredentialVersions(h).status()));
+}
+
+TEST_F(ProviderDepthTest, RedisCloudPasswordGeneratedEndToEnd) {
+  v1::ApprovalRequest r =
+      Submit(Need{"redis", "", "redis-cloud"}, v1::REQUEST_STATE_NEEDS_INPUT);
+  v1::GetCredentialFormRequest form_req;
+  form_req.set_request_id(r.request_id());
+  absl::StatusOr<v1::CredentialForm> form = approver_->GetForm(form_req);
+  ASSERT_TRUE(form.ok()) << form.status();
+  bool generatable = false, says = false;
+  for (const auto& f : form->fields()) {
+    if (f.spec().name() == "database_password")
+      generatable = f.spec().generatable();
+  }
+  for (const auto& n : form->notes()) {
+    says |= absl::StrContains(n, "generate") &&
+            absl::StrContains(n, "database_password");
+  }
+  EXPECT_TRUE(generatable);
+  EXPECT_TRUE(says);
+
+  const std::string account = RandomString(50), user = RandomString(50);
+  v1::Grant g = Approve(r, {{"account_key", account}, {"user_key", user}},
+                        {"database_password"});
+  const std::string password = Value(g, "database_password");
+  EXPECT_EQ(password.size(), 32u);
+  EXPECT_TRUE(Value(g, "account_key") == account);
+  absl::StatusOr<v1::CredentialSummary> stored = Get("redis-cloud", "");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_FALSE(absl::StrContains(stored->SerializeAsString(), password));
+  EXPECT_EQ(stored->readiness(), v1::READINESS_READY);
+}
+
+TEST_F(ProviderDepthTest, DoctorReportsFindingsFixesAndPermissions) {
+  PutAws("", key_a_, secret_a_);
+  v1::ValidateCredentialRequest v;
+  v.set_provider("aws");
+  absl::StatusOr<v1::ValidateCredentialResponse> d =
+      client_->ValidateCredential(v);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->valid());
+  EXPECT_EQ(d->profile(), "default");
+  EXPECT_EQ(d->readiness(), v1::READINESS_READY);
+  bool ec2 = false, disabled = false;
+  for (const auto& p : d->required_permissions())
+    ec2 |= absl::StrContains(p, "AmazonEC2FullAccess");
+  for (const auto& c : d->manual_checks())
+    disabled |= absl::StrContains(c, "disabled");
+  EXPECT_TRUE(ec2);
+  EXPECT_TRUE(disabled);
+
+  // Candidate values with several of the guide's mistakes: each finding
+  // has its fix. A temporary key without its session token, a zone for a
+  // region, a GitHub classic token.
+  v1::ValidateCredentialRequest cand;
+  cand.set_provider("aws");
+  (*cand.mutable_values())["access_key_id"] = "ASIAIOSFODNN7EXAMPLE";
+  (*cand.mutable_values())["secret_access_key"] = " " + secret_a_ + "\n";
+  (*cand.mutable_values())["region"] = "us-east-1a";
+  (*cand.mutable_values())["expires_at"] = "2020-01-01T00:00:00Z";
+  d = client_->ValidateCredential(cand);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE(d->valid());
+  std::map<std::string, std::string> codes;  // field/code -> fix
+  for (const auto& f : d->findings()) {
+    codes[absl::StrCat(f.field(), "/", f.code())] = f.fix();
+    EXPECT_FALSE(absl::StrContains(f.message(), secret_a_));
+  }
+  for (const char* want :
+       {"session_token/missing_field", "region/bad_region",
+        "secret_access_key/whitespace_trimmed", "expires_at/expired"}) {
+    ASSERT_TRUE(codes.count(want)) << want;
+    if (!absl::EndsWith(want, "trimmed"))
+      EXPECT_FALSE(codes[want].empty()) << want;
+  }
+  // The agent token cannot reach any of the new calls.
+  auto as_agent = broker_->ClientWithToken(broker_->agent_token());
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      as_agent->ListBindings(v1::ListBindingsRequest()).status()));
+  v1::RollbackCredentialRequest rb;
+  rb.set_provider("aws");
+  rb.set_version(1);
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(as_agent->RollbackCredential(rb).status()));
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace credbroker
