@@ -33,6 +33,7 @@
 #include "broker/crypto/crypto.h"
 #include "broker/providers/registry.h"
 #include "broker/rpc/auth.h"
+#include "broker/rpc/peer.h"
 #include "broker/rpc/server.h"
 #include "broker/store/sqlite_store.h"
 
@@ -57,6 +58,10 @@ ABSL_FLAG(bool, passphrase_prompt, false,
 ABSL_FLAG(int, threads, 4, "Worker threads for store and crypto work.");
 ABSL_FLAG(absl::Duration, pending_timeout, absl::Minutes(10),
           "How long a credential need waits for a decision before it expires.");
+ABSL_FLAG(bool, allow_self_approval, false,
+          "Let a process approve or deny a need that it (or a process it runs "
+          "under) asked for. For tests and debugging only: an agent that can "
+          "run commands could then approve itself.");
 ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(60),
           "How long an agent that disconnected has to come back before its "
           "pending needs are cancelled.");
@@ -180,6 +185,19 @@ int Run(int argc, char** argv) {
   RequestOptions request_options;
   request_options.pending_timeout = absl::GetFlag(FLAGS_pending_timeout);
   request_options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  // Self-approval: is `pid` the agent's process, or does it run under it?
+  if (!absl::GetFlag(FLAGS_allow_self_approval)) {
+    request_options.is_same_or_descendant = [](int64_t pid, const Caller& agent) {
+    for (int hops = 0; pid > 1 && hops < 64; ++hops) {
+      if (pid == agent.pid) {
+        absl::StatusOr<ProcessIdentity> id = ProcessIdentityOf(static_cast<pid_t>(pid));
+        return id.ok() && id->start_time == agent.start_time;
+      }
+      pid = ParentOf(static_cast<pid_t>(pid));
+    }
+    return false;
+    };
+  }
   RequestManager requests(store->get(), &credentials, &audit, [] { return absl::Now(); },
                           request_options);
   if (absl::Status s = requests.Recover(); !s.ok()) return Fail(s);

@@ -54,6 +54,13 @@ absl::Status CheckNeed(const Need& need) {
   return InvalidArgumentWithViolations("the credential need is not valid", v);
 }
 
+WatchEvent MakeEvent(WatchEventKind kind, RequestView request) {
+  WatchEvent e;
+  e.kind = kind;
+  e.request = std::move(request);
+  return e;
+}
+
 bool GlobMatch(absl::string_view p, absl::string_view s) {
   size_t pi = 0, si = 0, star = absl::string_view::npos, mark = 0;
   while (si < s.size()) {
@@ -384,7 +391,7 @@ int64_t RequestManager::AttachSession(const std::string& session_key,
     Effects effects;
     for (const auto& [id, r] : open_) {
       if (r.session_key == session_key) {
-        effects.watch_events.push_back({WatchEventKind::kAgentReconnected, ViewOf(r)});
+        effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentReconnected, ViewOf(r)));
       }
     }
     Notify(effects);
@@ -401,7 +408,7 @@ void RequestManager::DetachSession(const std::string& session_key, int64_t attac
   Effects effects;
   for (const auto& [id, r] : open_) {
     if (r.session_key == session_key) {
-      effects.watch_events.push_back({WatchEventKind::kAgentDisconnected, ViewOf(r)});
+      effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentDisconnected, ViewOf(r)));
     }
   }
   Notify(effects);
@@ -495,6 +502,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
     CB_RETURN_IF_ERROR(Commit(effects));
     MarkRotationNotified(rotation_key);
     active_grants_[grant.record.grant_id] = grant.record;
+    grant_agents_[grant.record.grant_id] = caller;
     decided_[key] = r;
     NeedUpdate u;
     u.need_id = r.need_id;
@@ -522,13 +530,32 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
   CB_RETURN_IF_ERROR(Commit(effects));
   by_need_[key] = r.request_id;
   open_[r.request_id] = r;
+  request_agents_[r.request_id] = caller;
   Session& session = sessions_[session_key];
   if (session.caller.peer.empty()) session.caller = caller;
-  effects.watch_events.push_back({WatchEventKind::kAdded, ViewOf(r)});
+  effects.watch_events.push_back(MakeEvent(WatchEventKind::kAdded, ViewOf(r)));
   NeedUpdate u = UpdateOf(r);
   effects.agent_updates.push_back({session_key, u});
   Notify(effects);
   return u;
+}
+
+absl::Status RequestManager::CheckNotSelfApproval(const RequestRecord& r,
+                                                  const Caller& caller,
+                                                  absl::string_view what) {
+  if (!options_.is_same_or_descendant || caller.pid == 0) return absl::OkStatus();
+  auto agent = request_agents_.find(r.request_id);
+  if (agent == request_agents_.end() || agent->second.pid == 0) return absl::OkStatus();
+  if (!options_.is_same_or_descendant(caller.pid, agent->second)) return absl::OkStatus();
+  Effects refused;
+  refused.write.audit.push_back(
+      Event(absl::StrCat("request.", what, "_refused"), caller, &r, nullptr,
+            "PERMISSION_DENIED", "self-approval: the caller runs under the requesting agent"));
+  Commit(refused).IgnoreError();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "refusing to ", what, " request ", r.request_id,
+      ": the caller is the requesting agent's own process or runs under it (",
+      caller.peer, "); decide from the IDE or a terminal the agent did not start"));
 }
 
 void RequestManager::Close(RequestRecord& r, RequestState state, std::string decision,
@@ -542,7 +569,7 @@ void RequestManager::Close(RequestRecord& r, RequestState state, std::string dec
   WatchEventKind kind = state == RequestState::kExpired     ? WatchEventKind::kExpired
                         : state == RequestState::kCancelled ? WatchEventKind::kCancelled
                                                             : WatchEventKind::kResolved;
-  effects.watch_events.push_back({kind, ViewOf(r)});
+  effects.watch_events.push_back(MakeEvent(kind, ViewOf(r)));
 }
 
 absl::Status RequestManager::CancelNeed(const std::string& session_key,
@@ -560,6 +587,7 @@ absl::Status RequestManager::CancelNeed(const std::string& session_key,
         caller, effects);
   CB_RETURN_IF_ERROR(Commit(effects));
   open_.erase(r.request_id);
+  request_agents_.erase(r.request_id);
   by_need_.erase(it);
   decided_[{session_key, need_id}] = r;
   effects.agent_updates.push_back({session_key, UpdateOf(r)});
@@ -578,6 +606,18 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
         "grant ", grant_id, " has already ended",
         stored->end_reason.empty() ? " (expired)" : absl::StrCat(" (", stored->end_reason, ")")));
   }
+  auto holder = grant_agents_.find(grant_id);
+  if (holder != grant_agents_.end() && holder->second.pid != 0 && caller.pid != 0 &&
+      !holder->second.SameProcess(caller)) {
+    Effects refused;
+    refused.write.audit.push_back(Event("grant.release_refused", caller, nullptr,
+                                        &it->second, "PERMISSION_DENIED",
+                                        "released by another process"));
+    Commit(refused).IgnoreError();
+    return absl::PermissionDeniedError(absl::StrCat(
+        "grant ", grant_id, " was released to another process (",
+        holder->second.peer, "); only that process may release it"));
+  }
   GrantRecord g = it->second;
   g.ended_at = clock_();
   g.end_reason = "released";
@@ -586,6 +626,7 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
   effects.write.audit.push_back(Event("grant.released", caller, nullptr, &g, "ok", ""));
   CB_RETURN_IF_ERROR(Commit(effects));
   active_grants_.erase(it);
+  grant_agents_.erase(grant_id);
   if (g.scope == static_cast<int>(Scope::kSession)) {
     auto s = sessions_.find(g.session_key);
     if (s != sessions_.end()) s->second.approvals.erase({g.provider, g.profile});
@@ -596,8 +637,8 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
 int64_t RequestManager::Watch(WatchListener listener) {
   absl::MutexLock lock(&mu_);
   int64_t id = next_id_++;
-  for (const auto& [rid, r] : open_) listener({WatchEventKind::kSnapshot, ViewOf(r)});
-  listener({WatchEventKind::kSnapshotDone, RequestView()});
+  for (const auto& [rid, r] : open_) listener(MakeEvent(WatchEventKind::kSnapshot, ViewOf(r)));
+  listener(MakeEvent(WatchEventKind::kSnapshotDone, RequestView()));
   watchers_[id] = std::move(listener);
   return id;
 }
@@ -695,6 +736,7 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
         "request ", input.request_id, " was already decided: ", stored->decision));
   }
   RequestRecord r = it->second;
+  CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "approve"));
   if (input.scope == Scope::kUnspecified) input.scope = Scope::kOnce;
   absl::Duration ttl = input.ttl;
   if (ttl < absl::ZeroDuration()) {
@@ -801,6 +843,10 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   by_need_.erase({r.session_key, r.need_id});
   decided_[{r.session_key, r.need_id}] = r;
   active_grants_[grant.record.grant_id] = grant.record;
+  if (auto a = request_agents_.find(r.request_id); a != request_agents_.end()) {
+    grant_agents_[grant.record.grant_id] = a->second;
+    request_agents_.erase(a);
+  }
   if (!effects.write.standing.empty()) standing_.push_back(effects.write.standing[0]);
   if (input.scope == Scope::kSession) {
     sessions_[r.session_key].approvals[{r.provider, r.profile}] = grant.record.expires_at;
@@ -831,6 +877,7 @@ absl::Status RequestManager::Deny(const std::string& request_id,
         "request ", request_id, " was already decided: ", stored->decision));
   }
   RequestRecord r = it->second;
+  CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "deny"));
   Effects effects;
   Close(r, RequestState::kDenied,
         reason.empty() ? std::string("denied") : absl::StrCat("denied: ", reason),
@@ -838,6 +885,7 @@ absl::Status RequestManager::Deny(const std::string& request_id,
   CB_RETURN_IF_ERROR(Commit(effects));
   open_.erase(r.request_id);
   by_need_.erase({r.session_key, r.need_id});
+  request_agents_.erase(r.request_id);
   decided_[{r.session_key, r.need_id}] = r;
   NeedUpdate u = UpdateOf(r);
   u.reason = reason.empty() ? "denied by the user" : reason;
@@ -874,6 +922,7 @@ absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
   effects.write.audit.push_back(Event("grant.revoked", caller, nullptr, &g, "ok", reason));
   CB_RETURN_IF_ERROR(Commit(effects));
   active_grants_.erase(it);
+  grant_agents_.erase(grant_id);
   auto s = sessions_.find(g.session_key);
   if (s != sessions_.end()) s->second.approvals.erase({g.provider, g.profile});
   // Tell the agent to stop using the values.
@@ -926,7 +975,7 @@ void RequestManager::Tick() {
   absl::Time now = clock_();
   Effects effects;
   std::vector<RequestRecord> closed;
-  const Caller broker{"", ""};
+  const Caller broker;
   for (auto& [id, r] : open_) {
     if (r.expires_at <= now) {
       RequestRecord c = r;
@@ -954,13 +1003,17 @@ void RequestManager::Tick() {
     if (!s.ok()) return;  // Retried on the next tick.
     for (RequestRecord& c : closed) {
       open_.erase(c.request_id);
+      request_agents_.erase(c.request_id);
       by_need_.erase({c.session_key, c.need_id});
       effects.agent_updates.push_back({c.session_key, UpdateOf(c)});
       decided_[{c.session_key, c.need_id}] = std::move(c);
     }
     Notify(effects);
   }
-  for (const std::string& id : expired_grants) active_grants_.erase(id);
+  for (const std::string& id : expired_grants) {
+    active_grants_.erase(id);
+    grant_agents_.erase(id);
+  }
   // Forget sessions gone past the grace period with nothing open.
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     const Session& s = it->second;

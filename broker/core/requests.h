@@ -58,11 +58,25 @@ struct Need {
   absl::Duration requested_ttl = absl::ZeroDuration();
 };
 
-// Who is calling, for audit events and the approver's view.
+// Who is calling, for audit events, the approver's view and the checks
+// that bind grants to a process and refuse self-approval.
 struct Caller {
   std::string role;  // "agent", "approver".
-  std::string peer;
+  std::string peer;  // "node, pid 4242, /usr/bin/node", or a gRPC address.
+  // From the kernel, for Unix socket connections; pid 0 when unknown.
+  int64_t pid = 0;
+  int64_t uid = -1;
+  uint64_t start_time = 0;
+  std::string exe;
+
+  bool SameProcess(const Caller& other) const {
+    return pid != 0 && pid == other.pid && start_time == other.start_time;
+  }
 };
+
+// Tells whether process `pid` is `ancestor` or one of its descendants
+// (walking parent links); injected so tests need no real process tree.
+using AncestryFn = std::function<bool(int64_t pid, const Caller& ancestor)>;
 
 struct Grant {
   GrantRecord record;
@@ -152,6 +166,10 @@ struct RequestOptions {
   absl::Duration max_standing_ttl = absl::Hours(24 * 90);
   absl::Duration max_grant_ttl = absl::Hours(24);
   int max_open_per_session = 64;
+  // Refuses an Approve or Deny from the requesting agent's process or its
+  // descendants (an agent that runs commands must not approve itself).
+  // Unset: no check.
+  AncestryFn is_same_or_descendant;
 };
 
 class RequestManager {
@@ -194,7 +212,7 @@ class RequestManager {
   absl::Status CancelNeed(const std::string& session_key,
                           const std::string& need_id, const Caller& caller);
   // Ends a grant early. NOT_FOUND, or FAILED_PRECONDITION when it already
-  // ended.
+  // ended; PERMISSION_DENIED when the grant was released to another process.
   absl::Status ReleaseGrant(const std::string& grant_id, const Caller& caller);
 
   // --- Approvers ---
@@ -209,7 +227,8 @@ class RequestManager {
                                const std::string& profile);
 
   // The first decision wins: a decided request is FAILED_PRECONDITION naming
-  // the decision. Invalid values: INVALID_ARGUMENT with field violations, the
+  // the decision. A decision from the requesting agent's own process tree is
+  // PERMISSION_DENIED. Invalid values: INVALID_ARGUMENT with field violations, the
   // request stays pending. When the decision cannot be recorded (with its
   // audit events), nothing is released and the request stays pending.
   absl::StatusOr<ApproveResult> Approve(ApproveInput input, const Caller& caller);
@@ -271,6 +290,11 @@ class RequestManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const StandingRecord* MatchStanding(const RequestRecord& r, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PERMISSION_DENIED (audited) when `caller` is the agent of `request_id`
+  // or runs under it.
+  absl::Status CheckNotSelfApproval(const RequestRecord& r, const Caller& caller,
+                                    absl::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Close(RequestRecord& r, RequestState state, std::string decision,
              absl::string_view audit_kind, const Caller& caller, Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -297,6 +321,10 @@ class RequestManager {
   // Keys "rotation_notified/<provider>/<profile>/<version>" of credential
   // versions watchers were told are due (also kept in the store's meta).
   std::set<std::string> rotation_notified_ ABSL_GUARDED_BY(mu_);
+  // The kernel's view of the agent behind each open request and each active
+  // grant (kept in memory: after a restart they are unknown).
+  std::map<std::string, Caller> request_agents_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Caller> grant_agents_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

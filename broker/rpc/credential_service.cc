@@ -233,7 +233,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListGrants(
 grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeGrant(
     grpc::CallbackServerContext* context, const v1::RevokeGrantRequest* request,
     v1::RevokeGrantResponse* response) {
-  Caller caller{"approver", context->peer()};
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(context, request, response, env_, Role::kApprover, "RevokeGrant",
                   [this, caller](const v1::RevokeGrantRequest& req,
                                  v1::RevokeGrantResponse&) {
@@ -268,7 +268,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListStandingApprovals(
 grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeStandingApproval(
     grpc::CallbackServerContext* context, const v1::RevokeStandingApprovalRequest* request,
     v1::RevokeStandingApprovalResponse* response) {
-  Caller caller{"approver", context->peer()};
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(context, request, response, env_, Role::kApprover,
                   "RevokeStandingApproval",
                   [this, caller](const v1::RevokeStandingApprovalRequest& req,

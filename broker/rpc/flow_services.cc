@@ -65,19 +65,13 @@ class FinishGate {
   std::optional<grpc::Status> deferred_ ABSL_GUARDED_BY(mu_);
 };
 
-Caller AgentCaller(const grpc::CallbackServerContext& ctx) {
-  return Caller{"agent", ctx.peer()};
-}
-Caller ApproverCaller(const grpc::ServerContextBase& ctx) {
-  return Caller{"approver", ctx.peer()};
-}
 
 // Session: the agent's long-lived bidirectional stream.
 class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate> {
  public:
   SessionReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
                  const grpc::CallbackServerContext& ctx)
-      : requests_(requests), env_(env), streams_(streams), caller_(AgentCaller(ctx)) {
+      : requests_(requests), env_(env), streams_(streams), caller_(CallerOf(env, ctx, "agent")) {
     outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
         kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) { StartWrite(m); },
         [this](const grpc::Status& s) { RequestFinish(s); });
@@ -219,7 +213,7 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
                        ? absl::StrCat("rc-", RandomHex(12))
                        : request.session_key();
     Need need = FromProto(request.need());
-    Caller caller = AgentCaller(ctx);
+    Caller caller = CallerOf(env, ctx, "agent");
     if (!gate_.Hold()) return;
     env_.executor->Schedule([this, need = std::move(need), caller]() mutable {
       Run(std::move(need), caller);
@@ -360,7 +354,7 @@ grpc::ServerWriteReactor<v1::NeedUpdate>* BrokerServiceImpl::RequestCredential(
 grpc::ServerUnaryReactor* BrokerServiceImpl::ReleaseGrant(
     grpc::CallbackServerContext* context, const v1::ReleaseGrantRequest* request,
     v1::ReleaseGrantResponse* response) {
-  Caller caller = AgentCaller(*context);
+  Caller caller = CallerOf(env_, *context, "agent");
   return RunUnary(context, request, response, env_, Role::kAgent, "ReleaseGrant",
                   [this, caller](const v1::ReleaseGrantRequest& req,
                                  v1::ReleaseGrantResponse&) {
@@ -410,7 +404,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetCredentialForm(
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
     grpc::CallbackServerContext* context, const v1::ApproveRequest* request,
     v1::ApproveResponse* response) {
-  Caller caller = ApproverCaller(*context);
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
       context, request, response, env_, Role::kApprover, "Approve",
       [this, caller](const v1::ApproveRequest& req,
@@ -433,7 +427,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Deny(grpc::CallbackServerContext* context,
                                                     const v1::DenyRequest* request,
                                                     v1::DenyResponse* response) {
-  Caller caller = ApproverCaller(*context);
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(context, request, response, env_, Role::kApprover, "Deny",
                   [this, caller](const v1::DenyRequest& req, v1::DenyResponse&) {
                     return requests_->Deny(req.request_id(), req.reason(), caller);

@@ -1,6 +1,7 @@
 #include "broker/rpc/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +13,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_posix.h>
+#include <poll.h>
+
+#include <atomic>
+#include <iostream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -130,7 +137,77 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote
   return ep;
 }
 
+// Creates the listening Unix socket (mode 0600) at `path`.
+absl::StatusOr<int> ListenUnix(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("socket(): ", std::strerror(errno)));
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  mode_t old_umask = umask(0177);
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  umask(old_umask);
+  if (rc != 0) {
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", path, ": ", std::strerror(err)));
+  }
+  chmod(path.c_str(), 0600);
+  if (listen(fd, 128) != 0) {
+    err = errno;
+    close(fd);
+    unlink(path.c_str());
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", path, ": ", std::strerror(err)));
+  }
+  return fd;
+}
+
 struct BrokerServer::Impl {
+  // Accepts Unix connections itself, so that each one's peer is known from
+  // the kernel (SO_PEERCRED) before gRPC serves it.
+  void AcceptLoop() {
+    std::vector<pollfd> fds;
+    for (int fd : listen_fds) fds.push_back({fd, POLLIN, 0});
+    fds.push_back({wake_pipe[0], POLLIN, 0});
+    const uid_t self = geteuid();
+    while (!stopping.load()) {
+      if (poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        std::cerr << "credbrokerd: poll failed: " << std::strerror(errno) << "\n";
+        return;
+      }
+      if (fds.back().revents != 0) return;
+      for (size_t i = 0; i + 1 < fds.size(); ++i) {
+        if ((fds[i].revents & POLLIN) == 0) continue;
+        while (true) {
+          // Non-blocking: gRPC's poller expects it; a blocking fd hangs calls.
+          int conn = accept4(fds[i].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (conn < 0) break;
+          absl::StatusOr<ProcessIdentity> id = PeerIdentityOfSocket(conn);
+          if (!id.ok() || id->uid != self) {
+            std::cerr << "credbrokerd: refused a connection from "
+                      << (id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
+                                  : std::string(id.status().message()))
+                      << ": only uid " << self << " may connect\n";
+            close(conn);
+            continue;
+          }
+          peers.Record(conn, std::move(*id));
+          grpc::AddInsecureChannelFromFd(server.get(), conn);
+        }
+      }
+    }
+  }
+
+  PeerRegistry peers;
+  std::vector<int> listen_fds;
+  int wake_pipe[2] = {-1, -1};
+  std::atomic<bool> stopping{false};
+  std::thread acceptor;
   StreamRegistry streams;
   std::unique_ptr<CredentialServiceImpl> credential_service;
   std::unique_ptr<BrokerServiceImpl> broker_service;
@@ -153,6 +230,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   auto impl = std::make_unique<Impl>();
+  env.peers = &impl->peers;
   impl->credential_service =
       std::make_unique<CredentialServiceImpl>(credentials, requests, env);
   impl->broker_service =
@@ -171,7 +249,17 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     CB_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(spec, options.allow_remote));
     if (ep.is_unix) {
       CB_RETURN_IF_ERROR(PrepareUnixPath(ep.path));
+      absl::StatusOr<int> fd = ListenUnix(ep.path);
+      if (!fd.ok()) {
+        for (int f : impl->listen_fds) close(f);
+        for (const std::string& p : impl->unix_paths) unlink(p.c_str());
+        return fd.status();
+      }
+      impl->listen_fds.push_back(*fd);
       impl->unix_paths.push_back(ep.path);
+      endpoints.push_back(ep);
+      ports.push_back(std::make_unique<int>(1));
+      continue;
     } else if (!options.insecure_plaintext_tcp) {
       return absl::FailedPreconditionError(absl::StrCat(
           "TCP listener ", spec,
@@ -188,11 +276,10 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   builder.RegisterService(impl->broker_service.get());
   builder.RegisterService(impl->approval_service.get());
 
-  // Sockets are created 0600: only this user may connect.
-  mode_t old_umask = umask(0177);
   impl->server = builder.BuildAndStart();
-  umask(old_umask);
   if (impl->server == nullptr) {
+    for (int f : impl->listen_fds) close(f);
+    for (const std::string& p : impl->unix_paths) unlink(p.c_str());
     return absl::UnavailableError(
         "could not start the gRPC server on the requested addresses (is a "
         "port in use, or a directory missing?)");
@@ -200,9 +287,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   std::vector<std::string> addresses;
   for (size_t i = 0; i < endpoints.size(); ++i) {
     Endpoint ep = endpoints[i];
-    if (ep.is_unix) {
-      chmod(ep.path.c_str(), 0600);
-    } else {
+    if (!ep.is_unix) {
       if (*ports[i] == 0) {
         impl->server->Shutdown();
         return absl::UnavailableError(
@@ -213,6 +298,13 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     addresses.push_back(ep.ToString());
   }
   impl->server->GetHealthCheckService()->SetServingStatus(true);
+  if (!impl->listen_fds.empty()) {
+    if (pipe2(impl->wake_pipe, O_CLOEXEC) != 0) {
+      impl->server->Shutdown();
+      return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
+    }
+    impl->acceptor = std::thread([impl = impl.get()] { impl->AcceptLoop(); });
+  }
   auto server = std::unique_ptr<BrokerServer>(new BrokerServer(std::move(impl)));
   server->addresses_ = std::move(addresses);
   return server;
@@ -221,6 +313,16 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 void BrokerServer::Shutdown(absl::Duration grace) {
   if (impl_ == nullptr || impl_->shut_down) return;
   impl_->shut_down = true;
+  // Stop accepting before gRPC shuts down.
+  if (impl_->acceptor.joinable()) {
+    impl_->stopping.store(true);
+    (void)!write(impl_->wake_pipe[1], "x", 1);
+    impl_->acceptor.join();
+  }
+  for (int fd : impl_->listen_fds) close(fd);
+  for (int fd : impl_->wake_pipe) {
+    if (fd >= 0) close(fd);
+  }
   impl_->server->GetHealthCheckService()->SetServingStatus(false);
   impl_->streams.CloseAll();
   impl_->server->Shutdown(std::chrono::system_clock::now() +

@@ -15,6 +15,7 @@
 #include "broker/common/executor.h"
 #include "broker/core/audit.h"
 #include "broker/rpc/auth.h"
+#include "broker/rpc/peer.h"
 #include "broker/rpc/status.h"
 
 namespace credbroker {
@@ -24,7 +25,12 @@ struct RpcEnv {
   const Authenticator* auth = nullptr;
   Executor* executor = nullptr;
   AuditLog* audit = nullptr;
+  const PeerRegistry* peers = nullptr;  // Optional.
 };
+
+// The caller of the current RPC, with the kernel's identity when known.
+Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
+                absl::string_view role);
 
 // Records a refused call (no token, bad token, wrong role) on the executor.
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,

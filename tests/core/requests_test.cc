@@ -86,6 +86,15 @@ class FlakyStore : public Store {
   std::unique_ptr<Store> inner_;
 };
 
+Caller MakeCaller(const std::string& role, const std::string& peer, int64_t pid = 0) {
+  Caller c;
+  c.role = role;
+  c.peer = peer;
+  c.pid = pid;
+  c.start_time = pid == 0 ? 0 : 1000 + pid;
+  return c;
+}
+
 class RequestManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -118,6 +127,13 @@ class RequestManagerTest : public ::testing::Test {
     RequestOptions options;
     options.pending_timeout = absl::Minutes(10);
     options.grace_period = absl::Seconds(60);
+    // A fake process tree: pid 300 runs under pid 200.
+    options.is_same_or_descendant = [](int64_t pid, const Caller& agent) {
+      for (; pid > 1; pid = pid == 300 ? 200 : 1) {
+        if (pid == agent.pid) return true;
+      }
+      return false;
+    };
     requests_ = std::make_unique<RequestManager>(store_.get(), credentials_.get(),
                                                  audit_.get(), clock, options);
   }
@@ -168,8 +184,8 @@ class RequestManagerTest : public ::testing::Test {
   std::unique_ptr<CredentialManager> credentials_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<RequestManager> requests_;
-  Caller agent_{"agent", "unix:test"};
-  Caller approver_{"approver", "unix:ide"};
+  Caller agent_ = MakeCaller("agent", "unix:test");
+  Caller approver_ = MakeCaller("approver", "unix:ide");
   std::map<std::string, std::vector<NeedUpdate>> updates_;
   std::vector<WatchEvent> events_;
 };
@@ -520,12 +536,54 @@ TEST_F(RequestManagerTest, FormShowsPlainValuesAndOnlyWhetherSecretsAreSet) {
   EXPECT_EQ(form->provider->id, "aws");
   ASSERT_TRUE(form->request.has_value());
   for (const FormField& f : form->fields) {
-    if (f.spec.name == "access_key_id") EXPECT_EQ(f.current_value, kKeyId);
+    if (f.spec.name == "access_key_id") {
+      EXPECT_EQ(f.current_value, kKeyId);
+    }
     if (f.spec.name == "secret_access_key") {
       EXPECT_TRUE(f.is_set);
       EXPECT_TRUE(f.current_value.empty());
     }
   }
+}
+
+TEST_F(RequestManagerTest, TheAgentCannotApproveOrDenyItsOwnRequest) {
+  StoreAws();
+  Caller agent = MakeCaller("agent", "node, pid 200, /usr/bin/node", 200);
+  requests_->AttachSession("s1", agent, [](const NeedUpdate&) {});
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  // The agent itself, and a shell it started (pid 300).
+  for (int64_t pid : {200, 300}) {
+    Caller self = MakeCaller("approver", "sh", pid);
+    self.start_time = pid == 200 ? agent.start_time : 1300;
+    absl::StatusOr<ApproveResult> r = requests_->Approve(in, self);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << pid;
+    EXPECT_EQ(requests_->Deny(pending.request_id, "x", self).code(),
+              absl::StatusCode::kPermissionDenied);
+  }
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  std::vector<std::string> kinds = AuditKinds();
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "request.approve_refused"), kinds.end());
+  // Another process may decide.
+  EXPECT_TRUE(requests_->Approve(in, MakeCaller("approver", "ide", 400)).ok());
+}
+
+TEST_F(RequestManagerTest, OnlyTheProcessThatReceivedAGrantMayReleaseIt) {
+  StoreAws();
+  Caller agent = MakeCaller("agent", "agent", 200);
+  requests_->AttachSession("s1", agent, [](const NeedUpdate&) {});
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  ApproveResult r = *requests_->Approve(in, MakeCaller("approver", "ide", 400));
+  EXPECT_EQ(requests_->ReleaseGrant(r.grant_id, MakeCaller("agent", "other", 500)).code(),
+            absl::StatusCode::kPermissionDenied);
+  Caller recycled = agent;  // Same pid, another process (pid reused).
+  recycled.start_time += 1;
+  EXPECT_EQ(requests_->ReleaseGrant(r.grant_id, recycled).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(requests_->ReleaseGrant(r.grant_id, agent).ok());
 }
 
 TEST(ActionMatchesTest, Globs) {
@@ -742,7 +800,6 @@ TEST_F(RequestManagerTest, RedisFormSaysTheBrokerGeneratesThePassword) {
   ASSERT_TRUE(g.grant.has_value());
   EXPECT_EQ(g.grant->values.at("database_password").size(), 32u);
 }
-
 
 }  // namespace
 }  // namespace credbroker

@@ -1,0 +1,106 @@
+#include "broker/rpc/peer.h"
+
+#include <limits.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "broker/common/files.h"
+
+namespace credbroker {
+namespace {
+
+// Fields of /proc/PID/stat after the parenthesized command name, which may
+// itself contain spaces and parentheses.
+absl::StatusOr<std::vector<std::string>> StatFields(pid_t pid) {
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) {
+    return absl::NotFoundError(absl::StrCat("process ", pid, " is gone"));
+  }
+  size_t close = stat->rfind(')');
+  if (close == std::string::npos) {
+    return absl::InternalError(absl::StrCat("cannot parse /proc/", pid, "/stat"));
+  }
+  // Field 3 (state) is the first after ") ".
+  return std::vector<std::string>(absl::StrSplit(stat->substr(close + 2), ' '));
+}
+
+}  // namespace
+
+absl::StatusOr<ProcessIdentity> ProcessIdentityOf(pid_t pid) {
+  ProcessIdentity id;
+  id.pid = pid;
+  absl::StatusOr<std::vector<std::string>> fields = StatFields(pid);
+  if (!fields.ok()) return fields.status();
+  // starttime is field 22; fields[0] is field 3.
+  if (fields->size() < 20 || !absl::SimpleAtoi((*fields)[19], &id.start_time)) {
+    return absl::InternalError(absl::StrCat("cannot read the start time of process ", pid));
+  }
+  char buf[PATH_MAX];
+  ssize_t n = readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), buf, sizeof buf - 1);
+  if (n > 0) id.exe.assign(buf, n);
+  return id;
+}
+
+pid_t ParentOf(pid_t pid) {
+  absl::StatusOr<std::vector<std::string>> fields = StatFields(pid);
+  int ppid = 0;
+  if (!fields.ok() || fields->size() < 2 || !absl::SimpleAtoi((*fields)[1], &ppid)) return 0;
+  return ppid;
+}
+
+absl::StatusOr<ProcessIdentity> PeerIdentityOfSocket(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return absl::InternalError(
+        absl::StrCat("SO_PEERCRED failed: ", std::strerror(errno)));
+  }
+  absl::StatusOr<ProcessIdentity> id = ProcessIdentityOf(cred.pid);
+  ProcessIdentity out = id.ok() ? *id : ProcessIdentity{};
+  out.pid = cred.pid;
+  out.uid = cred.uid;
+  out.gid = cred.gid;
+  return out;
+}
+
+std::string Describe(const ProcessIdentity& id) {
+  std::string name = id.exe.substr(id.exe.find_last_of('/') + 1);
+  if (name.empty()) name = "unknown";
+  return absl::StrCat(name, ", pid ", id.pid, ", ", id.exe.empty() ? "?" : id.exe);
+}
+
+void PeerRegistry::Record(int fd, ProcessIdentity identity) {
+  absl::MutexLock lock(&mu_);
+  by_fd_[fd] = std::move(identity);
+}
+
+Caller PeerRegistry::Resolve(const grpc::ServerContextBase& context,
+                             const std::string& role) const {
+  Caller caller;
+  caller.role = role;
+  std::string peer = context.peer();
+  caller.peer = peer;
+  int fd = -1;
+  if (absl::StartsWith(peer, "fd:") && absl::SimpleAtoi(peer.substr(3), &fd)) {
+    absl::MutexLock lock(&mu_);
+    auto it = by_fd_.find(fd);
+    if (it != by_fd_.end()) {
+      caller.peer = Describe(it->second);
+      caller.pid = it->second.pid;
+      caller.uid = static_cast<int64_t>(it->second.uid);
+      caller.start_time = it->second.start_time;
+      caller.exe = it->second.exe;
+    }
+  }
+  return caller;
+}
+
+}  // namespace credbroker
