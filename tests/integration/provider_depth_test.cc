@@ -415,8 +415,9 @@ TEST_F(ProviderDepthTest, DoctorReportsFindingsFixesAndPermissions) {
        {"session_token/missing_field", "region/bad_region",
         "secret_access_key/whitespace_trimmed", "expires_at/expired"}) {
     ASSERT_TRUE(codes.count(want)) << want;
-    if (!absl::EndsWith(want, "trimmed"))
+    if (!absl::EndsWith(want, "trimmed")) {
       EXPECT_FALSE(codes[want].empty()) << want;
+    }
   }
   // The agent token cannot reach any of the new calls.
   auto as_agent = broker_->ClientWithToken(broker_->agent_token());
