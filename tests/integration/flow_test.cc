@@ -2,6 +2,8 @@
 // library: an agent's AgentSession, approvers' ApprovalClient and
 // CredentialClient. Secret values are compared, never printed.
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <fstream>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -128,6 +130,8 @@ class AgentProcess {
   ~AgentProcess() {
     if (fd_ >= 0) close(fd_);
   }
+
+  pid_t pid() const { return process_->pid(); }
 
   absl::Status SendNeed(const v1::CredentialNeeded& n) {
     return Write(
@@ -888,6 +892,128 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
   for (auto& a : agents) a->Close().IgnoreError();
 }
 
+
+// The approver sees who asked, as the kernel says: the agent's pid and
+// executable, not anything the agent claims.
+TEST_F(FlowTest, ApproversSeeTheAgentProcessFromTheKernel) {
+  PutAws();
+  auto agent = Agent("s-peer");
+  ASSERT_NE(agent, nullptr);
+  auto approver = Approver();
+  std::string id = Ask(*agent, Need("n1"));
+  auto pending = approver->ListPending();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_EQ(pending->size(), 1u);
+  const std::string& peer = (*pending)[0].agent_peer();
+  EXPECT_TRUE(absl::StrContains(peer, absl::StrCat("pid ", agent->pid()))) << peer;
+  EXPECT_TRUE(absl::StrContains(peer, "flow_agent")) << peer;
+  // Audit events carry the same identity.
+  v1::ListAuditEventsRequest req;
+  req.set_kind("request.created");
+  auto events = client_->ListAuditEvents(req);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->events_size(), 1);
+  EXPECT_TRUE(absl::StrContains(events->events(0).peer(),
+                                absl::StrCat("pid ", agent->pid())));
+}
+
+// An agent that can run commands must not approve its own request: the
+// agent's process (here: this test process) and anything it starts are
+// refused, and the refusal is audited.
+TEST_F(FlowTest, TheRequestingProcessCannotApproveItself) {
+  PutAws();
+  auto agent = LocalAgent("s-self");
+  ASSERT_NE(agent, nullptr);
+  std::string id = Ask(*agent, Need("n1"));
+  auto approver = Approver();
+  auto approved = approver->Approve(ApproveReq(id));
+  EXPECT_TRUE(absl::IsPermissionDenied(approved.status())) << approved.status();
+  EXPECT_TRUE(absl::StrContains(approved.status().message(), "requesting agent"));
+  EXPECT_TRUE(absl::IsPermissionDenied(approver->Deny(id, "no")));
+  // credctl started by the agent's process is a descendant: refused too.
+  Subprocess::Options o;
+  o.argv = {CredctlPath(), "--data_dir", broker_->data_dir(), "approve", id};
+  o.stdin_path = "/dev/null";
+  auto credctl = Subprocess::Spawn(o);
+  ASSERT_TRUE(credctl.ok()) << credctl.status();
+  absl::StatusOr<int> code = (*credctl)->WaitForExit(kWait);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  EXPECT_TRUE(absl::StrContains((*credctl)->stderr_text(), "PERMISSION_DENIED"));
+  auto still = approver->ListPending();
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->size(), 1u);
+  ExpectAudit({"request.approve_refused", "request.deny_refused"});
+}
+
+// A grant is bound to the process it was released to.
+TEST_F(FlowTest, OnlyTheReceivingProcessCanReleaseItsGrant) {
+  PutAws();
+  auto agent = Agent("s-bound");
+  ASSERT_NE(agent, nullptr);
+  auto approver = Approver();
+  std::string id = Ask(*agent, Need("n1"));
+  auto approved = approver->Approve(ApproveReq(id));
+  ASSERT_TRUE(approved.ok()) << approved.status();
+  ASSERT_TRUE(agent->WaitFor("n1", kWait).ok());
+  // This process holds the agent token too, but is not the grant's holder.
+  auto other = LocalAgent("s-thief");
+  ASSERT_NE(other, nullptr);
+  absl::Status stolen = other->ReleaseGrant(approved->grant_id());
+  EXPECT_TRUE(absl::IsPermissionDenied(stolen)) << stolen;
+  EXPECT_TRUE(absl::StrContains(agent->ReleaseGrant(approved->grant_id()), "OK"));
+}
+
+// Another user's process is refused at the door, even when the socket's mode
+// would let it connect.
+TEST_F(FlowTest, ConnectionsFromAnotherUserAreRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  // A directory another user can traverse (the test's own is 0700).
+  char tmpl[] = "/tmp/cbopen.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string open_dir = tmpl;
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::system(("rm -rf " + dir).c_str()); }
+  } cleanup{open_dir};
+  ASSERT_EQ(chmod(open_dir.c_str(), 0755), 0);
+  std::string sock = open_dir + "/b.sock";
+  RestartWith({"--listen", absl::StrCat("unix:", broker_->data_dir(),
+                                        "/broker.sock,unix:", sock)});
+  ASSERT_EQ(chmod(sock.c_str(), 0666), 0);
+  std::string token = open_dir + "/approver.token";
+  {
+    std::ofstream(token) << broker_->approver_token() << "\n";
+  }
+  ASSERT_EQ(chmod(token.c_str(), 0644), 0);
+  Subprocess::Options o;
+  o.argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            CredctlPath(), "--broker", "unix:" + sock, "--token_file", token,
+            "--timeout", "5", "list"};
+  o.stdin_path = "/dev/null";
+  auto credctl = Subprocess::Spawn(o);
+  ASSERT_TRUE(credctl.ok()) << credctl.status();
+  absl::StatusOr<int> code = (*credctl)->WaitForExit(absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  EXPECT_TRUE(absl::StrContains((*credctl)->stderr_text(), "UNAVAILABLE"))
+      << (*credctl)->stderr_text();
+  absl::Time deadline = absl::Now() + kWait;
+  while (!absl::StrContains(broker_->stderr_text(), "refused a connection from uid 65534") &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "refused a connection from uid 65534"))
+      << broker_->stderr_text();
+  // The owner still gets in on the same socket.
+  client::Options own = ApproverOptions();
+  own.address = "unix:" + sock;
+  auto c = client::CredentialClient::Connect(own);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE((*c)->ListProviders().ok());
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace credbroker
+
