@@ -18,6 +18,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -26,11 +27,13 @@
 #include "broker/common/errors.h"
 #include "broker/common/executor.h"
 #include "broker/common/files.h"
+#include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/keyring.h"
 #include "broker/core/requests.h"
 #include "broker/crypto/crypto.h"
+#include "broker/crypto/tls_cert.h"
 #include "broker/providers/registry.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
@@ -47,6 +50,18 @@ ABSL_FLAG(bool, allow_remote, false,
           "Allow TCP listeners on addresses that are not loopback.");
 ABSL_FLAG(bool, insecure_plaintext_tcp, false,
           "Serve TCP listeners without TLS (loopback debugging only).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for TCP listeners (with --tls_key). Default: "
+          "<data_dir>/tls.crt, self-signed for localhost, 127.0.0.1 and ::1, "
+          "generated at first start and renewed when it has < 30 days left.");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key of --tls_cert (a 0600 file).");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: TCP callers must present a client certificate "
+          "signed by one of them (mutual TLS).");
+ABSL_FLAG(bool, reset_approval_pin, false,
+          "Clear the approval PIN (and its lockout) at start, without the "
+          "current PIN: for a forgotten PIN. Audited.");
 ABSL_FLAG(std::string, key_file, "",
           "Master key file (default <data_dir>/master.key, created 0600 at "
           "first start).");
@@ -125,6 +140,53 @@ absl::StatusOr<SecretBytes> PromptPassphrase() {
   return pass;
 }
 
+// TLS for the TCP listeners in `options.listen`: the user's pair, or the
+// data directory's self-signed one (created or renewed here); the client CA
+// for mutual TLS. `note` gets the lines to print at start.
+absl::Status ConfigureTls(const std::string& data_dir, ServerOptions& options,
+                          std::string& note) {
+  bool has_tcp = false;
+  for (const std::string& spec : options.listen) {
+    if (!absl::StartsWith(spec, "unix:")) has_tcp = true;
+  }
+  const std::string cert_flag = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key_flag = absl::GetFlag(FLAGS_tls_key);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert_flag.empty() != key_flag.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (options.insecure_plaintext_tcp && !client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_client_ca needs TLS: it cannot be combined with --insecure_plaintext_tcp");
+  }
+  if (!has_tcp || options.insecure_plaintext_tcp) return absl::OkStatus();
+  absl::StatusOr<TlsIdentity> id;
+  std::string cert_path = cert_flag;
+  if (!cert_flag.empty()) {
+    id = LoadTlsIdentity(cert_flag, key_flag);
+  } else {
+    cert_path = data_dir + "/tls.crt";
+    id = LoadOrCreateSelfSigned(cert_path, data_dir + "/tls.key", absl::Now());
+  }
+  if (!id.ok()) return id.status();
+  note = absl::StrCat("  TLS certificate: ", cert_path,
+                      id->generated ? " (generated now)" : "", "\n",
+                      "  TLS SHA-256 fingerprint: ", id->fingerprint, "\n",
+                      "  TLS valid until: ",
+                      absl::FormatTime("%Y-%m-%d", id->not_after, absl::UTCTimeZone()),
+                      "\n");
+  options.tls_cert_pem = std::move(id->cert_pem);
+  options.tls_key_pem = std::move(id->key_pem);
+  if (!client_ca.empty()) {
+    absl::StatusOr<std::string> ca = LoadCertificateBundle(client_ca);
+    if (!ca.ok()) return ca.status();
+    options.tls_client_ca_pem = std::move(*ca);
+    absl::StrAppend(&note, "  TLS client certificates required, from the CAs in ",
+                    client_ca, "\n");
+  }
+  return absl::OkStatus();
+}
+
 int Run(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "credbrokerd [--data_dir DIR] [--listen unix:PATH,HOST:PORT]\n"
@@ -198,6 +260,16 @@ int Run(int argc, char** argv) {
     return false;
     };
   }
+  ApprovalPin approval_pin(store->get(), sealer->get(), &audit, [] { return absl::Now(); });
+  if (absl::Status s = approval_pin.Load(); !s.ok()) return Fail(s);
+  if (absl::GetFlag(FLAGS_reset_approval_pin)) {
+    Caller operator_caller;
+    operator_caller.role = "operator";
+    operator_caller.peer = "credbrokerd --reset_approval_pin";
+    if (absl::Status s = approval_pin.Reset(operator_caller); !s.ok()) return Fail(s);
+    std::cout << "credbrokerd: the approval PIN was cleared (--reset_approval_pin)\n";
+  }
+  AuthThrottle throttle([] { return absl::Now(); });
   RequestManager requests(store->get(), &credentials, &audit, [] { return absl::Now(); },
                           request_options);
   if (absl::Status s = requests.Recover(); !s.ok()) return Fail(s);
@@ -215,9 +287,16 @@ int Run(int argc, char** argv) {
   options.listen = absl::StrSplit(listen, ',', absl::SkipWhitespace());
   options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
   options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
+  std::string tls_note;
+  if (absl::Status s = ConfigureTls(data_dir, options, tls_note); !s.ok()) {
+    stop_ticker.Notify();
+    ticker.join();
+    return Fail(s);
+  }
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
       BrokerServer::Start(options, &credentials, &requests,
-                          RpcEnv{&auth, &executor, &audit});
+                          RpcEnv{&auth, &executor, &audit, nullptr, &throttle,
+                                 &approval_pin});
   if (!server.ok()) {
     stop_ticker.Notify();
     ticker.join();
@@ -233,6 +312,7 @@ int Run(int argc, char** argv) {
             << "  data directory:  " << data_dir << "\n"
             << "  approver token:  " << approver_token_file << "\n"
             << "  agent token:     " << agent_token_file << "\n";
+  if (!tls_note.empty()) std::cout << tls_note;
   if (options.insecure_plaintext_tcp) {
     std::cout << "  WARNING: TCP listeners are plaintext (--insecure_plaintext_tcp)\n";
   }

@@ -6,6 +6,7 @@
 #include "absl/strings/strip.h"
 #include "broker/common/files.h"
 #include "broker/rpc/status.h"
+#include "client/internal/channel.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
 
 namespace credbroker {
@@ -68,16 +69,10 @@ CredentialClient::~CredentialClient() = default;
 absl::StatusOr<std::unique_ptr<CredentialClient>> CredentialClient::Connect(
     const Options& options) {
   auto impl = std::make_unique<Impl>();
-  std::string address =
-      options.address.empty() ? DefaultAddress() : options.address;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(16 << 20);
-  impl->channel = grpc::CreateCustomChannel(
-      address, grpc::InsecureChannelCredentials(), args);
-  if (impl->channel == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad broker address ", address));
-  }
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      internal::MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  impl->channel = std::move(*channel);
   impl->stub = v1::CredentialService::NewStub(impl->channel);
   impl->authorization = absl::StrCat("Bearer ", options.token);
   impl->timeout = options.timeout;
@@ -175,6 +170,20 @@ absl::StatusOr<v1::ListBindingsResponse> CredentialClient::ListBindings(
     const v1::ListBindingsRequest& r) {
   return impl_->Call<v1::ListBindingsRequest, v1::ListBindingsResponse>(
       &Stub::ListBindings, r);
+}
+
+absl::StatusOr<v1::SetApprovalPinResponse> CredentialClient::SetApprovalPin(
+    const v1::SetApprovalPinRequest& r) {
+  return impl_->Call<v1::SetApprovalPinRequest, v1::SetApprovalPinResponse>(
+      &Stub::SetApprovalPin, r);
+}
+absl::StatusOr<v1::ApprovalPinStatus> CredentialClient::GetApprovalPinStatus() {
+  return impl_->Call<v1::GetApprovalPinStatusRequest, v1::ApprovalPinStatus>(
+      &Stub::GetApprovalPinStatus, v1::GetApprovalPinStatusRequest());
+}
+absl::StatusOr<v1::VerifyAuditLogResponse> CredentialClient::VerifyAuditLog() {
+  return impl_->Call<v1::VerifyAuditLogRequest, v1::VerifyAuditLogResponse>(
+      &Stub::VerifyAuditLog, v1::VerifyAuditLogRequest());
 }
 
 }  // namespace client

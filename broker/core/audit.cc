@@ -71,32 +71,48 @@ absl::StatusOr<AuditPage> AuditLog::List(AuditQuery query, int page_size,
 }
 
 absl::Status AuditLog::Verify() {
+  CB_ASSIGN_OR_RETURN(Verification v, VerifyChain());
+  if (v.intact()) return absl::OkStatus();
+  return absl::DataLossError(v.problem);
+}
+
+absl::StatusOr<AuditLog::Verification> AuditLog::VerifyChain() {
   AuditQuery query;
   query.limit = 1000;
+  Verification v;
   int64_t expected_sequence = 1;
   std::string prev_hash;
+  auto broken = [&](int64_t sequence, std::string problem) {
+    v.broken_at_sequence = sequence;
+    v.problem = std::move(problem);
+    return v;
+  };
   while (true) {
     CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events, store_->ListAudit(query));
-    if (events.empty()) return absl::OkStatus();
+    if (events.empty()) return v;
     for (const AuditRecord& e : events) {
       if (e.sequence != expected_sequence) {
-        return absl::DataLossError(absl::StrCat(
-            "audit log broken: event ", expected_sequence,
-            " is missing (the next stored event is ", e.sequence, ")"));
+        return broken(expected_sequence,
+                      absl::StrCat("audit log broken: event ", expected_sequence,
+                                   " is missing (the next stored event is ",
+                                   e.sequence, ")"));
       }
       if (e.prev_hash != prev_hash) {
-        return absl::DataLossError(absl::StrCat(
-            "audit log broken at event ", e.sequence,
-            ": it does not chain to the event before it (an event was "
-            "removed, inserted or edited there)"));
+        return broken(e.sequence,
+                      absl::StrCat("audit log broken at event ", e.sequence,
+                                   ": it does not chain to the event before it "
+                                   "(an event was removed, inserted or edited "
+                                   "there)"));
       }
       if (HashOf(e) != e.hash) {
-        return absl::DataLossError(absl::StrCat(
-            "audit log broken at event ", e.sequence,
-            ": its contents do not match its hash (the event was edited)"));
+        return broken(e.sequence,
+                      absl::StrCat("audit log broken at event ", e.sequence,
+                                   ": its contents do not match its hash (the "
+                                   "event was edited)"));
       }
       prev_hash = e.hash;
       ++expected_sequence;
+      ++v.events_checked;
     }
     query.after_sequence = events.back().sequence;
   }

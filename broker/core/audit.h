@@ -39,6 +39,16 @@ class AuditLog {
   // edited, inserted or removed.
   absl::Status Verify();
 
+  // The same walk, with where it broke. A break is in the result; the
+  // status is an error only when the store cannot be read.
+  struct Verification {
+    int64_t events_checked = 0;      // Intact events before any break.
+    int64_t broken_at_sequence = 0;  // 0 when the chain is intact.
+    std::string problem;             // What is wrong there, in words.
+    bool intact() const { return broken_at_sequence == 0; }
+  };
+  absl::StatusOr<Verification> VerifyChain();
+
   // The chain hash of `event` (over every field but `hash`).
   std::string HashOf(const AuditRecord& event) const;
 

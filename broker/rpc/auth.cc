@@ -1,8 +1,13 @@
 #include "broker/rpc/auth.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "broker/common/secret.h"
 #include "broker/crypto/crypto.h"
 
@@ -59,6 +64,61 @@ absl::Status Authenticator::Require(const grpc::ServerContextBase& context,
         RoleName(*got), " token"));
   }
   return absl::OkStatus();
+}
+
+AuthThrottle::AuthThrottle(Clock clock, AuthThrottlePolicy policy)
+    : clock_(std::move(clock)), policy_(policy) {}
+
+absl::Status AuthThrottle::Check(const std::string& key) {
+  const absl::Time now = clock_();
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end() || now >= it->second.locked_until) return absl::OkStatus();
+  int64_t wait = std::max<int64_t>(
+      1, absl::ToInt64Seconds(absl::Ceil(it->second.locked_until - now, absl::Seconds(1))));
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "too many failed authentications from this caller; try again in ", wait, " s"));
+}
+
+void AuthThrottle::RecordFailure(const std::string& key) {
+  const absl::Time now = clock_();
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it != entries_.end() && now - it->second.last_failure > policy_.forget_after) {
+    entries_.erase(it);
+    it = entries_.end();
+  }
+  if (it == entries_.end()) {
+    if (entries_.size() >= policy_.max_tracked) Evict(now);
+    it = entries_.emplace(key, Entry()).first;
+  }
+  Entry& e = it->second;
+  ++e.failures;
+  e.last_failure = now;
+  if (e.failures > policy_.free_failures) {
+    int doublings = std::min(e.failures - policy_.free_failures - 1, 30);
+    e.locked_until =
+        now + std::min(policy_.first_delay * (int64_t{1} << doublings), policy_.max_delay);
+  }
+}
+
+void AuthThrottle::Evict(absl::Time now) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (now - it->second.last_failure > policy_.forget_after &&
+        now >= it->second.locked_until) {
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Still full: forget the caller whose last failure is oldest.
+  while (entries_.size() >= policy_.max_tracked) {
+    auto oldest = std::min_element(entries_.begin(), entries_.end(),
+                                   [](const auto& a, const auto& b) {
+                                     return a.second.last_failure < b.second.last_failure;
+                                   });
+    entries_.erase(oldest);
+  }
 }
 
 }  // namespace credbroker

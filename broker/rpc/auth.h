@@ -3,13 +3,18 @@
 #ifndef CREDBROKER_BROKER_RPC_AUTH_H_
 #define CREDBROKER_BROKER_RPC_AUTH_H_
 
+#include <functional>
+#include <map>
 #include <string>
 
 #include <grpcpp/server_context.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace credbroker {
 
@@ -34,6 +39,48 @@ class Authenticator {
  private:
   std::string agent_token_;
   std::string approver_token_;
+};
+
+struct AuthThrottlePolicy {
+  // Bad tokens a caller may present before it is made to wait.
+  int free_failures = 5;
+  // The first wait; it doubles with each further bad token, up to the max.
+  absl::Duration first_delay = absl::Seconds(1);
+  absl::Duration max_delay = absl::Minutes(5);
+  // A caller with no bad token for this long starts afresh.
+  absl::Duration forget_after = absl::Minutes(15);
+  // Callers tracked at once; the stalest are forgotten first.
+  size_t max_tracked = 4096;
+};
+
+// Backoff on failed authentication, per caller key (a process for Unix
+// connections, an IP address for TCP). While a caller is locked out every
+// call of it is answered RESOURCE_EXHAUSTED, whatever token it presents, so
+// that the answer never tells whether a guess was right. Non-blocking (one
+// mutex, no I/O): safe on gRPC reactor threads. Thread-safe.
+class AuthThrottle {
+ public:
+  using Clock = std::function<absl::Time()>;
+  explicit AuthThrottle(Clock clock, AuthThrottlePolicy policy = AuthThrottlePolicy());
+
+  // OK, or RESOURCE_EXHAUSTED "try again in N s" while `key` is locked out.
+  absl::Status Check(const std::string& key);
+  // A bad token from `key`: past the free failures, locks it out.
+  void RecordFailure(const std::string& key);
+
+ private:
+  struct Entry {
+    int failures = 0;
+    absl::Time last_failure;
+    absl::Time locked_until = absl::InfinitePast();
+  };
+  void Evict(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Clock clock_;
+  const AuthThrottlePolicy policy_;
+  absl::Mutex mu_;
+  // Callers with recent bad tokens.
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace credbroker

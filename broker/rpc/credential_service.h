@@ -75,6 +75,17 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
                                          const v1::ListBindingsRequest* request,
                                          v1::ListBindingsResponse* response) override;
 
+  // The approval PIN and audit verification (security_rpcs.cc).
+  grpc::ServerUnaryReactor* SetApprovalPin(grpc::CallbackServerContext* context,
+                                           const v1::SetApprovalPinRequest* request,
+                                           v1::SetApprovalPinResponse* response) override;
+  grpc::ServerUnaryReactor* GetApprovalPinStatus(
+      grpc::CallbackServerContext* context, const v1::GetApprovalPinStatusRequest* request,
+      v1::ApprovalPinStatus* response) override;
+  grpc::ServerUnaryReactor* VerifyAuditLog(grpc::CallbackServerContext* context,
+                                           const v1::VerifyAuditLogRequest* request,
+                                           v1::VerifyAuditLogResponse* response) override;
+
  private:
   CredentialManager* credentials_;
   RequestManager* requests_;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/common/secret.h"
 #include "broker/common/status_macros.h"
 #include "broker/crypto/crypto.h"
 #include "broker/rpc/convert.h"
@@ -332,7 +333,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
 
 grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* BrokerServiceImpl::Session(
     grpc::CallbackServerContext* context) {
-  absl::Status allowed = env_.auth->Require(*context, Role::kAgent, "Session");
+  absl::Status allowed = Authorize(env_, *context, Role::kAgent, "Session");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "Session", allowed);
     return new FinishedReactor<
@@ -343,7 +344,7 @@ grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* BrokerServiceImpl::
 
 grpc::ServerWriteReactor<v1::NeedUpdate>* BrokerServiceImpl::RequestCredential(
     grpc::CallbackServerContext* context, const v1::RequestCredentialRequest* request) {
-  absl::Status allowed = env_.auth->Require(*context, Role::kAgent, "RequestCredential");
+  absl::Status allowed = Authorize(env_, *context, Role::kAgent, "RequestCredential");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "RequestCredential", allowed);
     return new FinishedReactor<grpc::ServerWriteReactor<v1::NeedUpdate>>(allowed);
@@ -364,7 +365,7 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::ReleaseGrant(
 
 grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchRequests(
     grpc::CallbackServerContext* context, const v1::WatchRequestsRequest*) {
-  absl::Status allowed = env_.auth->Require(*context, Role::kApprover, "WatchRequests");
+  absl::Status allowed = Authorize(env_, *context, Role::kApprover, "WatchRequests");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "WatchRequests", allowed);
     return new FinishedReactor<grpc::ServerWriteReactor<v1::ApprovalEvent>>(allowed);
@@ -409,6 +410,12 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
       context, request, response, env_, Role::kApprover, "Approve",
       [this, caller](const v1::ApproveRequest& req,
                      v1::ApproveResponse& resp) -> absl::Status {
+        if (env_.pin != nullptr) {
+          std::string pin_text = req.pin();
+          SecretBytes pin = SecretBytes::TakeFrom(pin_text);
+          WipeString(*const_cast<v1::ApproveRequest&>(req).mutable_pin());
+          CB_RETURN_IF_ERROR(env_.pin->Check(pin, caller, "Approve"));
+        }
         ApproveInput input;
         input.request_id = req.request_id();
         input.values = TakeValues(const_cast<v1::ApproveRequest&>(req).mutable_values());

@@ -90,6 +90,47 @@ absl::Status PrepareUnixPath(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Plaintext TCP only on loopback; TLS needs its certificate and key.
+absl::Status CheckTcpSecurity(const ServerOptions& options, const Endpoint& ep,
+                              absl::string_view spec) {
+  if (options.insecure_plaintext_tcp) {
+    if (!IsLoopbackHost(ep.host)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve plaintext on ", spec,
+          ": --insecure_plaintext_tcp is for loopback debugging only (tokens "
+          "and credentials would cross the network in clear); drop the flag "
+          "to serve TLS"));
+    }
+    if (!options.tls_client_ca_pem.empty()) {
+      return absl::FailedPreconditionError(
+          "--tls_client_ca needs TLS: it cannot be combined with "
+          "--insecure_plaintext_tcp");
+    }
+    return absl::OkStatus();
+  }
+  if (options.tls_cert_pem.empty() || options.tls_key_pem.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "TCP listener ", spec, " needs a TLS certificate and key"));
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::ServerCredentials> TlsCredentials(const ServerOptions& options) {
+  grpc::SslServerCredentialsOptions ssl(
+      options.tls_client_ca_pem.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = options.tls_client_ca_pem;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  pair.private_key = std::string(options.tls_key_pem.Reveal());
+  pair.cert_chain = options.tls_cert_pem;
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::SslServerCredentials(ssl);
+  // gRPC keeps its own copy; ours is wiped.
+  for (auto& p : ssl.pem_key_cert_pairs) WipeString(p.private_key);
+  return creds;
+}
+
 }  // namespace
 
 std::string Endpoint::ToString() const {
@@ -260,15 +301,18 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
       endpoints.push_back(ep);
       ports.push_back(std::make_unique<int>(1));
       continue;
-    } else if (!options.insecure_plaintext_tcp) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "TCP listener ", spec,
-          " needs TLS, which this build does not serve yet; use a Unix "
-          "socket, or pass --insecure_plaintext_tcp to serve plaintext on "
-          "loopback for debugging"));
+    }
+    absl::Status tcp_ok = CheckTcpSecurity(options, ep, spec);
+    if (!tcp_ok.ok()) {
+      for (int f : impl->listen_fds) close(f);
+      for (const std::string& p : impl->unix_paths) unlink(p.c_str());
+      return tcp_ok;
     }
     ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(ep.ToString(), grpc::InsecureServerCredentials(),
+    builder.AddListeningPort(ep.ToString(),
+                             options.insecure_plaintext_tcp
+                                 ? grpc::InsecureServerCredentials()
+                                 : TlsCredentials(options),
                              ports.back().get());
     endpoints.push_back(ep);
   }

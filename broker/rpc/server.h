@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/common/executor.h"
+#include "broker/common/secret.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
 #include "broker/rpc/auth.h"
@@ -24,8 +25,16 @@ struct ServerOptions {
   std::vector<std::string> listen;
   // Allow TCP hosts that are not loopback.
   bool allow_remote = false;
-  // TCP without TLS. Until the broker can serve TLS, TCP needs this flag.
+  // TCP without TLS, for debugging: loopback hosts only, even with
+  // allow_remote.
   bool insecure_plaintext_tcp = false;
+  // The TLS certificate chain and key (PEM) of every TCP listener; required
+  // when there is a TCP listener and insecure_plaintext_tcp is not set.
+  std::string tls_cert_pem;
+  SecretBytes tls_key_pem;
+  // PEM CA certificates: when set, TCP callers must present a client
+  // certificate that chains to one of them (mutual TLS).
+  std::string tls_client_ca_pem;
 };
 
 // One parsed --listen entry.

@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace credbroker {
@@ -24,6 +26,48 @@ Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
   caller.role = std::string(role);
   caller.peer = context.peer();
   return caller;
+}
+
+namespace {
+
+// The throttle's key: the process for a connection the broker accepted
+// (pid and start time), else the gRPC peer address without its port.
+std::string ThrottleKey(const RpcEnv& env, const grpc::ServerContextBase& context) {
+  Caller caller = CallerOf(env, context, "");
+  if (caller.pid != 0) return absl::StrCat("pid:", caller.pid, ":", caller.start_time);
+  std::string peer = context.peer();
+  size_t colon = peer.rfind(':');
+  if (colon != std::string::npos && colon > peer.find(':')) peer.resize(colon);
+  return peer;
+}
+
+// Whether the call carries `authorization: Bearer <something>`: a guess,
+// when it is wrong (a missing or malformed header is a misconfiguration).
+bool PresentsBearerToken(const grpc::ServerContextBase& context) {
+  auto it = context.client_metadata().find("authorization");
+  if (it == context.client_metadata().end()) return false;
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kBearer = "bearer ";
+  return value.size() > kBearer.size() &&
+         absl::EqualsIgnoreCase(value.substr(0, kBearer.size()), kBearer) &&
+         !absl::StripAsciiWhitespace(value.substr(kBearer.size())).empty();
+}
+
+}  // namespace
+
+absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
+                       Role role, absl::string_view rpc) {
+  if (env.throttle == nullptr) return env.auth->Require(context, role, rpc);
+  const std::string key = ThrottleKey(env, context);
+  if (absl::Status locked = env.throttle->Check(key); !locked.ok()) return locked;
+  absl::Status allowed = env.auth->Require(context, role, rpc);
+  // A good token does not wipe the count (a caller holding one token could
+  // otherwise interleave it with guesses of the other): failures are
+  // forgotten only after a quiet period.
+  if (absl::IsUnauthenticated(allowed) && PresentsBearerToken(context)) {
+    env.throttle->RecordFailure(key);
+  }
+  return allowed;
 }
 
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,

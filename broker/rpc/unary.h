@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "broker/common/executor.h"
+#include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
@@ -26,7 +27,18 @@ struct RpcEnv {
   Executor* executor = nullptr;
   AuditLog* audit = nullptr;
   const PeerRegistry* peers = nullptr;  // Optional.
+  AuthThrottle* throttle = nullptr;     // Optional: backoff on bad tokens.
+  ApprovalPin* pin = nullptr;           // Optional: no approval PIN.
 };
+
+// The role check of every RPC, behind the failed-authentication backoff:
+// RESOURCE_EXHAUSTED while the caller is locked out, else what
+// Authenticator::Require says. A presented bearer token that is not valid
+// counts as a failure of the caller (its process, or its IP address over
+// TCP); a missing or malformed header does not (a misconfiguration, not a
+// guess).
+absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
+                       Role role, absl::string_view rpc);
 
 // The caller of the current RPC, with the kernel's identity when known.
 Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
@@ -47,7 +59,7 @@ grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
                                    const RpcEnv& env, Role role,
                                    absl::string_view rpc, Body body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status allowed = env.auth->Require(*context, role, rpc);
+  absl::Status allowed = Authorize(env, *context, role, rpc);
   if (!allowed.ok()) {
     AuditRefusal(env, *context, rpc, allowed);
     reactor->Finish(ToGrpcStatus(allowed));

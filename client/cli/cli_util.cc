@@ -3,11 +3,13 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -38,7 +40,8 @@ bool TakesValue(const std::string& name) {
       "from_file", "generate",   "version",  "timeout",    "rotation_days",
       "page_size", "provider",   "kind",     "since",      "until",
       "scope",     "ttl",        "pattern",  "reason",     "request",
-      "action",    "context",    "need_id",  "session_key"};
+      "action",    "context",    "need_id",  "session_key", "tls_ca",
+      "tls_cert",  "tls_key",    "pin_fd",   "resource"};
   for (const char* v : kValued) {
     if (name == v) return true;
   }
@@ -70,7 +73,7 @@ std::optional<Args> Parse(int argc, char** argv, std::string& error) {
         args.flags.emplace(name, value);
       } else {
         if (name != "json" && name != "keep" && name != "help" &&
-            name != "all") {
+            name != "all" && name != "insecure_plaintext") {
           error = absl::StrCat("unknown flag --", name);
           return std::nullopt;
         }
@@ -130,6 +133,27 @@ std::optional<std::string> Prompt(const std::string& label, bool hidden) {
     std::cerr << "\n";
   }
   if (!ok) return std::nullopt;
+  return line;
+}
+
+std::optional<std::string> ReadSecret(const Args& args, const std::string& label) {
+  if (!args.Has("pin_fd")) return Prompt(label, /*hidden=*/true);
+  int fd = -1;
+  if (!absl::SimpleAtoi(args.Flag("pin_fd"), &fd) || fd < 0) return std::nullopt;
+  // Byte by byte, so that each call takes exactly one line of the fd.
+  std::string line;
+  char c;
+  while (line.size() <= 4096) {
+    ssize_t n = read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (line.empty()) return std::nullopt;
+      break;
+    }
+    if (c == '\n') break;
+    line.push_back(c);
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
 }
 

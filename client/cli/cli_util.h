@@ -58,6 +58,10 @@ bool StdinIsTerminal();
 // Reads one line, prompting on stderr; without echo when `hidden`. nullopt
 // when the input ended. Safe to interrupt: the echo is restored on SIGINT.
 std::optional<std::string> Prompt(const std::string& label, bool hidden);
+// A secret such as the approval PIN: one line of the file descriptor given
+// with --pin_fd N when set, else Prompt(label, hidden). nullopt when the
+// input ended (or --pin_fd is not a descriptor number).
+std::optional<std::string> ReadSecret(const Args& args, const std::string& label);
 // "2026-11-26 10:02" (UTC), or "-" for an unset time.
 std::string FormatTime(const google::protobuf::Timestamp& t);
 // "in 9m", "2m ago" relative to now.

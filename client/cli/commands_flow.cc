@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
 #include "broker/common/files.h"
+#include "broker/common/secret.h"
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
 #include "client/credbroker/client.h"
@@ -83,7 +84,15 @@ void PrintRequest(const v1::ApprovalRequest& r, std::ostream& out) {
   if (!r.missing_fields().empty()) {
     out << "  missing: " << absl::StrJoin(r.missing_fields(), ", ") << "\n";
   }
+  if (!r.binding_note().empty()) out << "  note: " << r.binding_note() << "\n";
   if (!r.decision().empty()) out << "  decision: " << r.decision() << "\n";
+}
+
+// A credential past its rotation period was just used for a grant.
+std::string RotationDueLine(const v1::ApprovalEvent& e) {
+  const v1::CredentialSummary& c = e.credential();
+  return absl::StrCat("rotation_due  ", c.provider(), "/", c.profile(),
+                      " version ", c.version(), "  ", e.message());
 }
 
 absl::StatusOr<v1::Scope> ParseScope(const std::string& text) {
@@ -322,6 +331,23 @@ class FlowCli {
     return absl::OkStatus();
   }
 
+  // When the broker has an approval PIN, asks for it (--pin_fd, a hidden
+  // prompt, or a line of stdin) and puts it in `req`.
+  absl::Status AddPin(v1::ApproveRequest* req) {
+    absl::StatusOr<v1::ApprovalPinStatus> status = credentials().GetApprovalPinStatus();
+    if (!status.ok()) return status.status();
+    if (!status->pin_set()) return absl::OkStatus();
+    std::optional<std::string> pin = ReadSecret(args_, "Approval PIN");
+    if (!pin || pin->empty()) {
+      return absl::InvalidArgumentError(
+          "this broker needs the approval PIN to approve: type it when asked, or "
+          "pass --pin_fd N");
+    }
+    req->set_pin(*pin);
+    WipeString(*pin);
+    return absl::OkStatus();
+  }
+
   int Approve() {
     if (args_.positional.size() != 1)
       return UsageError("approve takes one REQUEST_ID");
@@ -343,7 +369,9 @@ class FlowCli {
     if (absl::Status s = CollectValues(req.request_id(), &req); !s.ok()) {
       return PrintError(s);
     }
+    if (absl::Status s = AddPin(&req); !s.ok()) return PrintError(s);
     absl::StatusOr<v1::ApproveResponse> r = approval().Approve(req);
+    WipeString(*req.mutable_pin());
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
       std::cout << ToJson(*r) << "\n";
@@ -488,6 +516,10 @@ class FlowCli {
       std::cout << "snapshot_done" << std::endl;
       return;
     }
+    if (e.kind() == v1::ApprovalEvent::KIND_ROTATION_DUE) {
+      std::cout << RotationDueLine(e) << std::endl;
+      return;
+    }
     const v1::ApprovalRequest& r = e.request();
     std::cout << KindText(e.kind()) << "  " << RequestLine(r) << "  "
               << StateText(r.state());
@@ -495,6 +527,7 @@ class FlowCli {
       std::cout << " (missing " << absl::StrJoin(r.missing_fields(), ", ")
                 << ")";
     }
+    if (!r.binding_note().empty()) std::cout << "  note: " << r.binding_note();
     if (!r.decision().empty()) {
       std::cout << "  " << r.decision();
     } else {
@@ -601,6 +634,9 @@ class FlowCli {
           break;
         case v1::ApprovalEvent::KIND_AGENT_RECONNECTED:
           std::cerr << "  " << r.request_id() << ": the agent is back\n";
+          break;
+        case v1::ApprovalEvent::KIND_ROTATION_DUE:
+          std::cerr << "  " << RotationDueLine(*event) << "\n";
           break;
         default:
           break;
@@ -721,7 +757,12 @@ class FlowCli {
       if (!pattern) return std::nullopt;
       req.set_action_pattern(std::string(absl::StripAsciiWhitespace(*pattern)));
     }
+    if (absl::Status s = AddPin(&req); !s.ok()) {
+      PrintError(s);
+      return true;
+    }
     absl::StatusOr<v1::ApproveResponse> result = approval().Approve(req);
+    WipeString(*req.mutable_pin());
     if (!result.ok()) {
       PrintError(result.status());
       // Bad values: the request stays pending; try again.

@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
 #include "broker/common/files.h"
+#include "broker/common/secret.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands_flow.h"
 #include "client/credbroker/client.h"
@@ -73,6 +74,13 @@ Approving agents' requests (approver token):
   deny REQUEST_ID --reason TEXT     deny, telling the agent why
   grants [--all]                    active grants (--all: ended ones too)
   revoke GRANT_ID [--reason TEXT]   end a grant; the agent is told
+  audit verify                      check the audit log's hash chain; exits 1 and
+                                    names the first bad event when it was edited,
+                                    or events were inserted or removed
+  pin set | pin clear | pin status  the approval PIN every approval must then carry
+                                    (asks on a terminal — the new PIN twice; else
+                                    reads lines from stdin or --pin_fd N: the
+                                    current PIN first when one is set)
   standing [--all]                  standing approvals
   standing revoke ID                end a standing approval
 
@@ -86,6 +94,8 @@ Acting as an agent (agent token, default <data dir>/agent.token):
 Global flags:
   --broker ADDR       unix:/path/broker.sock or 127.0.0.1:PORT
                       (default unix:<data dir>/broker.sock)
+                                    (asks for the approval PIN when one is set;
+                                    --pin_fd N reads it from that descriptor)
   --token_file PATH   token of the command's role (default <data dir>/approver.token,
                       or <data dir>/agent.token for `request`)
   --data_dir DIR      the broker's data directory (default $CREDBROKER_DATA_DIR
@@ -107,6 +117,11 @@ std::string SeverityText(v1::Severity s) {
       return "warning";
     case v1::SEVERITY_ERROR:
       return "error";
+  --tls_ca PATH       for a TCP --broker: the certificate to trust (default
+                      <data dir>/tls.crt, the broker's self-signed one)
+  --tls_cert PATH --tls_key PATH
+                      client certificate, for a broker started with --tls_client_ca
+  --insecure_plaintext  plaintext TCP, for a broker run with --insecure_plaintext_tcp
     default:
       return "";
   }
@@ -169,6 +184,7 @@ class Cli {
         return absl::InvalidArgumentError(
             "--field takes NAME=VALUE (or NAME alone to be prompted)");
       }
+    if (c == "pin") return Pin();
       (*values)[f.substr(0, eq)] = f.substr(eq + 1);
     }
     return absl::OkStatus();
@@ -514,7 +530,87 @@ class Cli {
       if (!e.action().empty()) std::cout << "  " << e.action();
       std::cout << "  " << e.outcome();
       if (!e.detail().empty()) std::cout << "  (" << e.detail() << ")";
+  int VerifyAudit() {
+    absl::StatusOr<v1::VerifyAuditLogResponse> r = client_->VerifyAuditLog();
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+    } else if (r->intact()) {
+      std::cout << "OK: the audit log is intact (" << r->events_checked()
+                << " events chained)\n";
+    } else {
+      std::cout << "BROKEN at event " << r->broken_at_sequence() << ": " << r->problem()
+                << "\n"
+                << "  " << r->events_checked() << " events before it are intact.\n";
+    }
+    return r->intact() ? 0 : 1;
+  }
+
+  // pin set | clear | status.
+  int Pin() {
+    const std::string sub = args_.positional.empty() ? "" : args_.positional[0];
+    if (args_.positional.size() != 1 || (sub != "set" && sub != "clear" && sub != "status")) {
+      return UsageError("pin takes one of: set, clear, status");
+    }
+    absl::StatusOr<v1::ApprovalPinStatus> status = client_->GetApprovalPinStatus();
+    if (!status.ok()) return PrintError(status.status());
+    if (sub == "status") {
+      if (json()) {
+        std::cout << ToJson(*status) << "\n";
+        return 0;
+      }
+      std::cout << (status->pin_set() ? "An approval PIN is set: every approval must carry it.\n"
+                                      : "No approval PIN is set.\n");
+      if (status->failed_attempts() > 0) {
+        std::cout << "  wrong attempts since the last right one: " << status->failed_attempts()
+                  << "\n";
+      }
+      if (status->has_locked_until()) {
+        std::cout << "  approvals locked until " << FormatTime(status->locked_until())
+                  << " UTC\n";
+      }
+      return 0;
+    }
+    v1::SetApprovalPinRequest req;
+    if (status->pin_set()) {
+      std::optional<std::string> current = ReadSecret(args_, "Current approval PIN");
+      if (!current) return UsageError("no current PIN given");
+      req.set_current_pin(*current);
+      WipeString(*current);
+    } else if (sub == "clear") {
+      std::cout << "No approval PIN is set.\n";
+      return 0;
+    }
+    if (sub == "set") {
+      std::optional<std::string> next = ReadSecret(args_, "New approval PIN");
+      if (!next || next->empty()) return UsageError("no new PIN given");
+      // Asked twice only on a terminal, where a typo cannot be seen.
+      if (!args_.Has("pin_fd") && StdinIsTerminal()) {
+        std::optional<std::string> again = ReadSecret(args_, "New approval PIN again");
+        bool same = again && *again == *next;
+        if (again) WipeString(*again);
+        if (!same) {
+          WipeString(*next);
+          return PrintError(absl::InvalidArgumentError("the two PINs differ; nothing changed"));
+        }
+      }
+      req.set_new_pin(*next);
+      WipeString(*next);
+    }
+    absl::StatusOr<v1::SetApprovalPinResponse> r = client_->SetApprovalPin(req);
+    WipeString(*req.mutable_current_pin());
+    WipeString(*req.mutable_new_pin());
+    if (!r.ok()) return PrintError(r.status());
+    std::cout << (r->pin_set() ? "Approval PIN set: every approval must now carry it.\n"
+                               : "Approval PIN cleared.\n");
+    return 0;
+  }
+
       std::cout << "\n";
+    if (!args_.positional.empty() && args_.positional[0] == "verify") return VerifyAudit();
+    if (!args_.positional.empty()) {
+      return UsageError("audit takes no argument but `verify`");
+    }
     }
     return 0;
   }
@@ -566,3 +662,12 @@ int Main(int argc, char** argv) {
 }  // namespace credbroker
 
 int main(int argc, char** argv) { return credbroker::cli::Main(argc, argv); }
+  const bool tcp = !absl::StartsWith(options.address, "unix:");
+  options.insecure_plaintext = args->Switch("insecure_plaintext");
+  options.tls_ca_file = args->Flag("tls_ca");
+  if (tcp && options.tls_ca_file.empty() && !options.insecure_plaintext) {
+    std::string generated = absl::StrCat(ctx.data_dir, "/tls.crt");
+    if (access(generated.c_str(), R_OK) == 0) options.tls_ca_file = generated;
+  }
+  options.tls_cert_file = args->Flag("tls_cert");
+  options.tls_key_file = args->Flag("tls_key");

@@ -25,6 +25,18 @@ struct Options {
   std::string token;
   // Deadline of each call.
   absl::Duration timeout = absl::Seconds(30);
+  // TLS, for a TCP address (a unix: address ignores these). A TCP address
+  // uses TLS unless insecure_plaintext is set.
+  // PEM file of the certificate(s) to trust for the broker. Empty: the
+  // default data directory's tls.crt (the broker's self-signed one) when it
+  // exists, else the system's roots.
+  std::string tls_ca_file;
+  // Client certificate and its key (PEM files), for a broker started with
+  // --tls_client_ca.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Plaintext TCP, for a broker started with --insecure_plaintext_tcp.
+  bool insecure_plaintext = false;
 };
 
 // unix:<data dir>/broker.sock for the default data directory.
@@ -75,6 +87,12 @@ class CredentialClient {
       const v1::SetDefaultProfileRequest& request);
   absl::StatusOr<v1::ListBindingsResponse> ListBindings(
       const v1::ListBindingsRequest& request);
+  // The approval PIN: set, change, clear (empty new_pin); its status.
+  absl::StatusOr<v1::SetApprovalPinResponse> SetApprovalPin(
+      const v1::SetApprovalPinRequest& request);
+  absl::StatusOr<v1::ApprovalPinStatus> GetApprovalPinStatus();
+  // Walks the audit log's hash chain; a break is in the response.
+  absl::StatusOr<v1::VerifyAuditLogResponse> VerifyAuditLog();
 
  private:
   struct Impl;
