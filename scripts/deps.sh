@@ -10,6 +10,10 @@ credbroker_packages=(
   python3 python3-grpcio python3-protobuf
 )
 
+# The fuzz preset (scripts/fuzz.sh): clang-14; libclang-rt-14-dev holds the
+# libFuzzer, ASan and UBSan runtimes for clang.
+credbroker_fuzz_packages=(clang-14 libclang-rt-14-dev)
+
 credbroker_install_deps() {
   local missing=()
   local p

@@ -1,17 +1,62 @@
 #!/usr/bin/env bash
-# Builds credbroker and runs every test through ctest. Exits non-zero on any
-# failure. Idempotent: installs only what is missing, rebuilds only what
-# changed.
+# Builds credbroker and runs every test through ctest, then the sanitizer
+# builds and a short fuzzing run. Exits non-zero on any failure. Idempotent:
+# installs only what is missing, rebuilds only what changed (ccache).
 #   CREDBROKER_PRESET=dev scripts/test.sh     another preset (default: ci)
+#   CREDBROKER_SANITIZERS=asan,tsan           sanitizer presets to run after
+#                                             it (default asan; "" for none)
+#   CREDBROKER_SKIP_FUZZ=1                    no fuzzing (scripts/fuzz.sh)
+#   CREDBROKER_FUZZ_SECONDS=20                seconds per fuzz target
+# asan: every test. tsan: the concurrency and integration tests (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-credbroker_install_deps "${credbroker_packages[@]}"
+extra_packages=()
+if [ "${CREDBROKER_SKIP_FUZZ:-0}" != 1 ]; then
+  extra_packages=("${credbroker_fuzz_packages[@]}")
+fi
+credbroker_install_deps "${credbroker_packages[@]}" ${extra_packages[@]+"${extra_packages[@]}"}
 
 preset="${CREDBROKER_PRESET:-ci}"
+sanitizers="${CREDBROKER_SANITIZERS-asan}"
 jobs="$(nproc)"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/credbroker-ccache}"
 
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$jobs"
 ctest --preset "$preset" -j "$jobs" --timeout 600
+
+# The executables whose tests run under TSan: everything with threads of
+# its own (executor, store writers, request manager races, the server) and
+# the integration tests, which drive the real daemon and client over gRPC.
+tsan_tests=(executor_test store_test requests_test server_test
+  credential_service_integration_test auth_reflection_integration_test
+  daemon_integration_test credctl_integration_test flow_integration_test
+  credctl_flow_integration_test provider_depth_integration_test)
+
+for s in ${sanitizers//,/ }; do
+  case "$s" in
+    asan)
+      cmake --preset asan >/dev/null
+      cmake --build --preset asan -j "$jobs"
+      ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+        ctest --preset asan -j "$jobs" --timeout 900
+      ;;
+    tsan)
+      cmake --preset tsan >/dev/null
+      # Only what the selected tests need: the daemon, credctl, the agent.
+      cmake --build --preset tsan -j "$jobs" --target "${tsan_tests[@]}" \
+        credbrokerd credctl flow_agent
+      regex="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
+      ctest --preset tsan -j "$jobs" --timeout 900 -L "$regex"
+      ;;
+    *)
+      echo "unknown sanitizer preset in CREDBROKER_SANITIZERS: $s" >&2
+      exit 2
+      ;;
+  esac
+done
+
+if [ "${CREDBROKER_SKIP_FUZZ:-0}" != 1 ]; then
+  bash scripts/fuzz.sh
+fi

@@ -310,12 +310,14 @@ class GcpProvider : public BasicProvider {
     return absl::OkStatus();
   }
 
-  // Fills derived field `name` from the key; a different value the user
-  // gave is kept, with a warning.
+  // Fills derived field `name` from the key, trimmed like a typed value; a
+  // different value the user gave is kept, with a warning.
   static void Derive(const JsonValue& key, absl::string_view name,
                      NormalizeResult& result) {
     std::optional<absl::string_view> from_key = key.FindString(name);
-    if (!from_key.has_value() || from_key->empty()) return;
+    if (!from_key.has_value()) return;
+    from_key = TrimPasted(*from_key);
+    if (from_key->empty()) return;
     auto it = result.values.find(std::string(name));
     if (it == result.values.end()) {
       result.values.emplace(std::string(name), SecretBytes(*from_key));
@@ -464,7 +466,7 @@ class GcpProvider : public BasicProvider {
             fix));
       }
       absl::string_view given = ValueOf(values, "client_email");
-      if (!given.empty() && given != *email) {
+      if (!given.empty() && given != TrimPasted(*email)) {
         findings.push_back(
             WarningFinding("client_email", "client_email_mismatch",
                            "The service account email differs from the key's "

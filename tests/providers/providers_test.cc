@@ -477,6 +477,7 @@ std::vector<Case> Cases() {
       {"gcp unknown region", "gcp", {{"region", "mars-north9"}}, GcpKey(), "region", "unknown_region", kW},
       {"gcp file overrides pasted", "gcp", {{"service_account_json", GcpKey({{"project_id", "old-project-9"}})}}, GcpKey(), "service_account_json", "file_overrides_field", kW},
       {"gcp trimmed", "gcp", {{"service_account_json", "\n\n" + GcpKey() + "  \n"}}, "", "service_account_json", "whitespace_trimmed", kI},
+      {"gcp ids padded in key", "gcp", {}, GcpKey({{"project_id", " my-project-123\n"}}), "", "", kE},
 
       // Azure.
       {"azure valid", "azure", az, "", "", "", kE},
