@@ -31,6 +31,7 @@
 #include "broker/common/secret.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands_flow.h"
+#include "client/cli/commands_provider.h"
 #include "client/credbroker/client.h"
 
 namespace credbroker {
@@ -55,9 +56,32 @@ Commands:
   delete PROVIDER [--profile P]     remove every version
   validate PROVIDER [--profile P] [--field NAME=VALUE]... [--from_file PATH]
                                     diagnose candidate values, or the stored ones
-  needs TARGET...                   which credentials these targets need
+  needs TARGET... [--profile P] [--resource R]
+                                    which credentials these targets need, and
+                                    which profile each would use (R: a resource,
+                                    e.g. a cluster, bound to the profile that
+                                    created it)
+  doctor [PROVIDER] [--profile P]   "why does it not work?" for stored credentials
+                                    (all of them without PROVIDER): readiness,
+                                    findings and fixes, what to check in the
+                                    provider's console, the permissions needed;
+                                    exits 1 when any credential is not READY (or
+                                    nothing is stored for the PROVIDER named)
+  history PROVIDER [--profile P]    every stored version: times and fingerprints
+  rollback PROVIDER --version N [--profile P]
+                                    store version N's values again as a new version
+  default PROVIDER [PROFILE]        show (or set) the profile used when none is named
+  bindings [PROVIDER]               resources and the provider/profile that created
+                                    each (state: current, rotated, profile_deleted)
   audit [--provider P] [--kind K] [--since T] [--until T]
                                     the audit log (T: RFC 3339, e.g. 2026-11-26T10:00:00Z)
+  audit verify                      check the audit log's hash chain; exits 1 and
+                                    names the first bad event when it was edited,
+                                    or events were inserted or removed
+  pin set | pin clear | pin status  the approval PIN every approval must then carry
+                                    (asks on a terminal — the new PIN twice; else
+                                    reads lines from stdin or --pin_fd N: the
+                                    current PIN first when one is set)
 
 Approving agents' requests (approver token):
   watch                             the approval client: shows each pending request,
@@ -71,16 +95,11 @@ Approving agents' requests (approver token):
                      [--field NAME=VALUE]... [--field NAME]... [--generate NAME]...
                                     approve (D: 15m, 2h, 720h; P: action pattern
                                     of a standing approval, e.g. "deploy *")
+                                    (asks for the approval PIN when one is set;
+                                    --pin_fd N reads it from that descriptor)
   deny REQUEST_ID --reason TEXT     deny, telling the agent why
   grants [--all]                    active grants (--all: ended ones too)
   revoke GRANT_ID [--reason TEXT]   end a grant; the agent is told
-  audit verify                      check the audit log's hash chain; exits 1 and
-                                    names the first bad event when it was edited,
-                                    or events were inserted or removed
-  pin set | pin clear | pin status  the approval PIN every approval must then carry
-                                    (asks on a terminal — the new PIN twice; else
-                                    reads lines from stdin or --pin_fd N: the
-                                    current PIN first when one is set)
   standing [--all]                  standing approvals
   standing revoke ID                end a standing approval
 
@@ -94,13 +113,16 @@ Acting as an agent (agent token, default <data dir>/agent.token):
 Global flags:
   --broker ADDR       unix:/path/broker.sock or 127.0.0.1:PORT
                       (default unix:<data dir>/broker.sock)
-                                    (asks for the approval PIN when one is set;
-                                    --pin_fd N reads it from that descriptor)
   --token_file PATH   token of the command's role (default <data dir>/approver.token,
                       or <data dir>/agent.token for `request`)
   --data_dir DIR      the broker's data directory (default $CREDBROKER_DATA_DIR
                       or ~/.local/share/credbroker)
   --json              print the broker's answer as JSON
+  --tls_ca PATH       for a TCP --broker: the certificate to trust (default
+                      <data dir>/tls.crt, the broker's self-signed one)
+  --tls_cert PATH --tls_key PATH
+                      client certificate, for a broker started with --tls_client_ca
+  --insecure_plaintext  plaintext TCP, for a broker run with --insecure_plaintext_tcp
   --timeout SECONDS   deadline of each call (default 30)
 )";
 
@@ -117,11 +139,6 @@ std::string SeverityText(v1::Severity s) {
       return "warning";
     case v1::SEVERITY_ERROR:
       return "error";
-  --tls_ca PATH       for a TCP --broker: the certificate to trust (default
-                      <data dir>/tls.crt, the broker's self-signed one)
-  --tls_cert PATH --tls_key PATH
-                      client certificate, for a broker started with --tls_client_ca
-  --insecure_plaintext  plaintext TCP, for a broker run with --insecure_plaintext_tcp
     default:
       return "";
   }
@@ -135,6 +152,15 @@ void PrintFindings(
               << f.message() << "\n";
     if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
   }
+}
+
+// The list's ROTATE IN column, from the broker's whole days.
+std::string RotateIn(const v1::CredentialSummary& c) {
+  if (!c.has_rotation_due_at()) return "-";
+  if (c.days_until_rotation() < 0)
+    return absl::StrCat("overdue ", -c.days_until_rotation(), "d");
+  if (c.days_until_rotation() == 0) return "due";
+  return absl::StrCat(c.days_until_rotation(), "d");
 }
 
 std::string DaysLeft(const google::protobuf::Timestamp& due) {
@@ -159,6 +185,7 @@ class Cli {
     if (c == "validate") return Validate();
     if (c == "needs") return Needs();
     if (c == "audit") return Audit();
+    if (c == "pin") return Pin();
     return UsageError(absl::StrCat("unknown command \"", c, "\""));
   }
 
@@ -184,7 +211,6 @@ class Cli {
         return absl::InvalidArgumentError(
             "--field takes NAME=VALUE (or NAME alone to be prompted)");
       }
-    if (c == "pin") return Pin();
       (*values)[f.substr(0, eq)] = f.substr(eq + 1);
     }
     return absl::OkStatus();
@@ -249,20 +275,28 @@ class Cli {
                    "PROVIDER`.\n";
       return 0;
     }
-    std::printf("%-14s %-12s %4s  %-13s %-16s %-9s %s\n", "PROVIDER", "PROFILE",
-                "VER", "READINESS", "UPDATED", "ROTATE IN", "FIELDS");
+    std::printf("%-14s %-12s %4s  %-13s %-16s %-9s %-16s %s\n", "PROVIDER",
+                "PROFILE", "VER", "READINESS", "UPDATED", "ROTATE IN",
+                "EXPIRES", "FIELDS");
+    bool marked = false;
     for (const auto& c : all.credentials()) {
       std::vector<std::string> fields;
       for (const auto& f : c.fields()) {
         if (f.set()) fields.push_back(absl::StrCat(f.name(), "=", f.display()));
       }
-      std::printf("%-14s %-12s %4lld  %-13s %-16s %-9s %s\n",
-                  c.provider().c_str(), c.profile().c_str(),
+      marked |= c.is_default();
+      std::printf("%-14s %-12s %4lld  %-13s %-16s %-9s %-16s %s\n",
+                  c.provider().c_str(),
+                  absl::StrCat(c.profile(), c.is_default() ? "*" : "").c_str(),
                   static_cast<long long>(c.version()),
                   ReadinessText(c.readiness()).c_str(),
-                  FormatTime(c.updated_at()).c_str(),
-                  DaysLeft(c.rotation_due_at()).c_str(),
+                  FormatTime(c.updated_at()).c_str(), RotateIn(c).c_str(),
+                  FormatTime(c.expires_at()).c_str(),
                   absl::StrJoin(fields, " ").c_str());
+    }
+    if (marked) {
+      std::cout << "* the provider's default profile (`credctl default "
+                   "PROVIDER PROFILE` changes it)\n";
     }
     return 0;
   }
@@ -462,6 +496,7 @@ class Cli {
     v1::ResolveRequirementsRequest req;
     for (const auto& t : args_.positional) req.add_targets(t);
     req.set_profile(args_.Flag("profile"));
+    req.set_resource(args_.Flag("resource"));
     absl::StatusOr<v1::ResolveRequirementsResponse> r =
         client_->ResolveRequirements(req);
     if (!r.ok()) return PrintError(r.status());
@@ -470,10 +505,20 @@ class Cli {
       return 0;
     }
     for (const auto& q : r->requirements()) {
-      std::cout << q.provider() << "/" << q.profile() << ": "
+      std::string source = q.profile_source();
+      if (source == "binding") {
+        source = absl::StrCat("bound to ", req.resource());
+      } else if (source == "default") {
+        source = "the default profile";
+      }
+      std::cout << q.provider() << "/" << q.profile()
+                << (source.empty() ? "" : absl::StrCat(" (", source, ")"))
+                << ": "
                 << (q.configured() ? ReadinessText(q.readiness())
                                    : "not configured")
                 << " — needed for " << q.reason() << "\n";
+      if (!q.binding_note().empty())
+        std::cout << "  note: " << q.binding_note() << "\n";
       if (!q.missing_fields().empty()) {
         std::cout << "  missing: " << absl::StrJoin(q.missing_fields(), ", ")
                   << "\n";
@@ -486,50 +531,6 @@ class Cli {
     return 0;
   }
 
-  int Audit() {
-    v1::ListAuditEventsRequest req;
-    req.set_provider(args_.Flag("provider"));
-    req.set_kind(args_.Flag("kind"));
-    for (const char* name : {"since", "until"}) {
-      std::string text = args_.Flag(name);
-      if (text.empty()) continue;
-      absl::Time t;
-      std::string err;
-      if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
-        return UsageError(absl::StrCat("--", name,
-                                       " takes an RFC 3339 time such as "
-                                       "2026-11-26T10:00:00Z: ",
-                                       err));
-      }
-      auto* ts = std::string(name) == "since" ? req.mutable_since()
-                                              : req.mutable_until();
-      ts->set_seconds(absl::ToUnixSeconds(t));
-    }
-    v1::ListAuditEventsResponse all;
-    while (true) {
-      absl::StatusOr<v1::ListAuditEventsResponse> r =
-          client_->ListAuditEvents(req);
-      if (!r.ok()) return PrintError(r.status());
-      for (auto& e : *r->mutable_events()) *all.add_events() = std::move(e);
-      if (r->next_page_token().empty()) break;
-      req.set_page_token(r->next_page_token());
-    }
-    if (json()) {
-      std::cout << ToJson(all) << "\n";
-      return 0;
-    }
-    for (const auto& e : all.events()) {
-      std::cout << e.sequence() << "  "
-                << absl::FormatTime("%Y-%m-%d %H:%M:%S",
-                                    absl::FromUnixSeconds(e.time().seconds()),
-                                    absl::UTCTimeZone())
-                << "  " << e.kind() << "  "
-                << (e.role().empty() ? "-" : e.role());
-      if (!e.provider().empty())
-        std::cout << "  " << e.provider() << "/" << e.profile();
-      if (!e.action().empty()) std::cout << "  " << e.action();
-      std::cout << "  " << e.outcome();
-      if (!e.detail().empty()) std::cout << "  (" << e.detail() << ")";
   int VerifyAudit() {
     absl::StatusOr<v1::VerifyAuditLogResponse> r = client_->VerifyAuditLog();
     if (!r.ok()) return PrintError(r.status());
@@ -606,11 +607,55 @@ class Cli {
     return 0;
   }
 
-      std::cout << "\n";
+  int Audit() {
     if (!args_.positional.empty() && args_.positional[0] == "verify") return VerifyAudit();
     if (!args_.positional.empty()) {
       return UsageError("audit takes no argument but `verify`");
     }
+    v1::ListAuditEventsRequest req;
+    req.set_provider(args_.Flag("provider"));
+    req.set_kind(args_.Flag("kind"));
+    for (const char* name : {"since", "until"}) {
+      std::string text = args_.Flag(name);
+      if (text.empty()) continue;
+      absl::Time t;
+      std::string err;
+      if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
+        return UsageError(absl::StrCat("--", name,
+                                       " takes an RFC 3339 time such as "
+                                       "2026-11-26T10:00:00Z: ",
+                                       err));
+      }
+      auto* ts = std::string(name) == "since" ? req.mutable_since()
+                                              : req.mutable_until();
+      ts->set_seconds(absl::ToUnixSeconds(t));
+    }
+    v1::ListAuditEventsResponse all;
+    while (true) {
+      absl::StatusOr<v1::ListAuditEventsResponse> r =
+          client_->ListAuditEvents(req);
+      if (!r.ok()) return PrintError(r.status());
+      for (auto& e : *r->mutable_events()) *all.add_events() = std::move(e);
+      if (r->next_page_token().empty()) break;
+      req.set_page_token(r->next_page_token());
+    }
+    if (json()) {
+      std::cout << ToJson(all) << "\n";
+      return 0;
+    }
+    for (const auto& e : all.events()) {
+      std::cout << e.sequence() << "  "
+                << absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                                    absl::FromUnixSeconds(e.time().seconds()),
+                                    absl::UTCTimeZone())
+                << "  " << e.kind() << "  "
+                << (e.role().empty() ? "-" : e.role());
+      if (!e.provider().empty())
+        std::cout << "  " << e.provider() << "/" << e.profile();
+      if (!e.action().empty()) std::cout << "  " << e.action();
+      std::cout << "  " << e.outcome();
+      if (!e.detail().empty()) std::cout << "  (" << e.detail() << ")";
+      std::cout << "\n";
     }
     return 0;
   }
@@ -641,6 +686,15 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::string> token = client::ReadTokenFile(token_file);
   if (!token.ok()) return PrintError(token.status());
   options.token = std::move(*token);
+  const bool tcp = !absl::StartsWith(options.address, "unix:");
+  options.insecure_plaintext = args->Switch("insecure_plaintext");
+  options.tls_ca_file = args->Flag("tls_ca");
+  if (tcp && options.tls_ca_file.empty() && !options.insecure_plaintext) {
+    std::string generated = absl::StrCat(ctx.data_dir, "/tls.crt");
+    if (access(generated.c_str(), R_OK) == 0) options.tls_ca_file = generated;
+  }
+  options.tls_cert_file = args->Flag("tls_cert");
+  options.tls_key_file = args->Flag("tls_key");
   // For `request`, --timeout is how long to wait for the decision.
   if (!args->Flag("timeout").empty() && !as_agent) {
     int seconds = 0;
@@ -651,6 +705,7 @@ int Main(int argc, char** argv) {
   }
   (as_agent ? ctx.agent : ctx.approver) = options;
   if (IsFlowCommand(args->command)) return RunFlowCommand(*args, ctx);
+  if (IsProviderCommand(args->command)) return RunProviderCommand(*args, ctx);
   absl::StatusOr<std::unique_ptr<client::CredentialClient>> c =
       client::CredentialClient::Connect(options);
   if (!c.ok()) return PrintError(c.status());
@@ -662,12 +717,3 @@ int Main(int argc, char** argv) {
 }  // namespace credbroker
 
 int main(int argc, char** argv) { return credbroker::cli::Main(argc, argv); }
-  const bool tcp = !absl::StartsWith(options.address, "unix:");
-  options.insecure_plaintext = args->Switch("insecure_plaintext");
-  options.tls_ca_file = args->Flag("tls_ca");
-  if (tcp && options.tls_ca_file.empty() && !options.insecure_plaintext) {
-    std::string generated = absl::StrCat(ctx.data_dir, "/tls.crt");
-    if (access(generated.c_str(), R_OK) == 0) options.tls_ca_file = generated;
-  }
-  options.tls_cert_file = args->Flag("tls_cert");
-  options.tls_key_file = args->Flag("tls_key");

@@ -1,0 +1,396 @@
+#include "client/cli/commands_provider.h"
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "client/credbroker/client.h"
+
+namespace credbroker {
+namespace cli {
+namespace {
+
+std::string ReadinessName(v1::Readiness r) {
+  return std::string(absl::StripPrefix(v1::Readiness_Name(r), "READINESS_"));
+}
+
+std::string SeverityName(v1::Severity s) {
+  switch (s) {
+    case v1::SEVERITY_INFO:
+      return "note";
+    case v1::SEVERITY_WARNING:
+      return "warning";
+    case v1::SEVERITY_ERROR:
+      return "error";
+    default:
+      return "finding";
+  }
+}
+
+std::string BindingStateName(v1::ResourceBinding::State s) {
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::ResourceBinding::State_Name(s), "STATE_"));
+}
+
+// A JSON string literal of `s`.
+std::string JsonQuote(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x",
+                        static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+void PrintFindingList(
+    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
+  for (const v1::Finding& f : findings) {
+    std::cout << "  " << SeverityName(f.severity()) << ": "
+              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
+              << f.message() << "\n";
+    if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
+  }
+}
+
+// "--version N" as a positive number; 0 when absent or not one.
+int64_t VersionFlag(const Args& args) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(args.Flag("version"), &v) || v <= 0) return 0;
+  return v;
+}
+
+class ProviderCli {
+ public:
+  ProviderCli(const Args& args, std::unique_ptr<client::CredentialClient> c)
+      : args_(args), client_(std::move(c)) {}
+
+  int Run() {
+    const std::string& c = args_.command;
+    if (c == "doctor") return Doctor();
+    if (c == "history") return History();
+    if (c == "rollback") return Rollback();
+    if (c == "default") return Default();
+    if (c == "bindings") return Bindings();
+    return UsageError(absl::StrCat("unknown command \"", c, "\""));
+  }
+
+ private:
+  bool json() const { return args_.Switch("json"); }
+
+  // Every stored credential of `provider` (every provider when empty).
+  absl::StatusOr<std::vector<v1::CredentialSummary>> ListStored(
+      const std::string& provider) {
+    v1::ListCredentialsRequest req;
+    req.set_provider(provider);
+    std::vector<v1::CredentialSummary> out;
+    while (true) {
+      absl::StatusOr<v1::ListCredentialsResponse> r =
+          client_->ListCredentials(req);
+      if (!r.ok()) return r.status();
+      for (auto& c : *r->mutable_credentials()) out.push_back(std::move(c));
+      if (r->next_page_token().empty()) return out;
+      req.set_page_token(r->next_page_token());
+    }
+  }
+
+  // --- doctor ---
+
+  struct Diagnosis {
+    std::string provider;
+    v1::ValidateCredentialResponse response;
+  };
+
+  void PrintDiagnosis(const Diagnosis& d) {
+    const v1::ValidateCredentialResponse& r = d.response;
+    const bool ready = r.readiness() == v1::READINESS_READY;
+    std::cout << d.provider << "/" << r.profile() << ": "
+              << ReadinessName(r.readiness()) << (ready ? "" : " — not ready")
+              << "\n";
+    if (!r.missing_fields().empty()) {
+      std::cout << "  missing: " << absl::StrJoin(r.missing_fields(), ", ")
+                << " (add with `credctl set " << d.provider << " --profile "
+                << r.profile() << " --keep --field NAME`)\n";
+    }
+    PrintFindingList(r.findings());
+    if (!r.manual_checks().empty()) {
+      std::cout << "  if it still fails, check in the provider's console:\n";
+      for (const std::string& c : r.manual_checks())
+        std::cout << "    - " << c << "\n";
+    }
+    if (!r.required_permissions().empty()) {
+      std::cout << "  permissions it needs:\n";
+      for (const std::string& p : r.required_permissions())
+        std::cout << "    - " << p << "\n";
+    }
+  }
+
+  int Doctor() {
+    if (args_.positional.size() > 1)
+      return UsageError("doctor takes at most one PROVIDER");
+    const std::string provider =
+        args_.positional.empty() ? "" : args_.positional[0];
+    const std::string profile = args_.Flag("profile");
+
+    // Which provider/profile pairs to diagnose.
+    std::vector<std::pair<std::string, std::string>> targets;
+    if (!provider.empty() && args_.Has("profile")) {
+      targets.emplace_back(provider, profile);
+    } else {
+      absl::StatusOr<std::vector<v1::CredentialSummary>> stored =
+          ListStored(provider);
+      if (!stored.ok()) return PrintError(stored.status());
+      for (const v1::CredentialSummary& c : *stored) {
+        if (args_.Has("profile") && c.profile() != profile) continue;
+        targets.emplace_back(c.provider(), c.profile());
+      }
+    }
+
+    std::vector<Diagnosis> results;
+    for (const auto& [p, prof] : targets) {
+      v1::ValidateCredentialRequest req;
+      req.set_provider(p);
+      req.set_profile(prof);
+      absl::StatusOr<v1::ValidateCredentialResponse> r =
+          client_->ValidateCredential(req);
+      if (!r.ok()) return PrintError(r.status());
+      results.push_back({p, std::move(*r)});
+    }
+    int not_ready = 0;
+    for (const Diagnosis& d : results) {
+      if (d.response.readiness() != v1::READINESS_READY) ++not_ready;
+    }
+    // Nothing stored for a provider that was named: it cannot be ready.
+    const bool named_but_empty = !provider.empty() && results.empty();
+    const int code = (not_ready > 0 || named_but_empty) ? 1 : 0;
+
+    if (json()) {
+      std::vector<std::string> items;
+      for (const Diagnosis& d : results) {
+        items.push_back(absl::StrCat(
+            "{\"provider\": ", JsonQuote(d.provider),
+            ", \"diagnosis\": ", ToJson(d.response, /*compact=*/true), "}"));
+      }
+      std::cout << "{\"all_ready\": " << (code == 0 ? "true" : "false")
+                << ", \"credentials\": [" << absl::StrJoin(items, ",\n  ")
+                << "]}\n";
+      return code;
+    }
+    if (results.empty()) {
+      if (provider.empty()) {
+        std::cout << (args_.Has("profile")
+                          ? absl::StrCat("No credentials stored under profile ",
+                                         profile, ".\n")
+                          : "No credentials configured. Add one with "
+                            "`credctl set PROVIDER`.\n");
+      } else {
+        std::cout << provider << ": nothing stored. Add it with `credctl set "
+                  << provider << "`.\n";
+      }
+      return code;
+    }
+    for (const Diagnosis& d : results) PrintDiagnosis(d);
+    if (results.size() > 1) {
+      std::cout << results.size() << " credentials checked; "
+                << (not_ready == 0 ? "all ready"
+                                   : absl::StrCat(not_ready, " not ready"))
+                << ".\n";
+    }
+    return code;
+  }
+
+  // --- history, rollback ---
+
+  int History() {
+    if (args_.positional.size() != 1)
+      return UsageError("history takes one PROVIDER");
+    v1::ListCredentialVersionsRequest req;
+    req.set_provider(args_.positional[0]);
+    req.set_profile(args_.Flag("profile"));
+    absl::StatusOr<v1::ListCredentialVersionsResponse> r =
+        client_->ListCredentialVersions(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    std::cout << r->provider() << "/" << r->profile() << ": "
+              << r->versions_size() << " version"
+              << (r->versions_size() == 1 ? "" : "s")
+              << " (fingerprints only, never values)\n";
+    std::printf("%4s  %-16s  %s\n", "VER", "CREATED (UTC)", "FINGERPRINT");
+    for (const v1::CredentialVersion& v : r->versions()) {
+      std::string notes;
+      if (v.current()) notes += "  (current)";
+      if (v.has_rotation_period()) {
+        absl::StrAppend(&notes, "  rotation every ",
+                        v.rotation_period().seconds() / 86400, "d");
+      }
+      std::printf("%4lld  %-16s  %s%s\n", static_cast<long long>(v.version()),
+                  FormatTime(v.created_at()).c_str(), v.fingerprint().c_str(),
+                  notes.c_str());
+    }
+    return 0;
+  }
+
+  int Rollback() {
+    if (args_.positional.size() != 1)
+      return UsageError("rollback takes one PROVIDER");
+    const int64_t version = VersionFlag(args_);
+    if (version == 0)
+      return UsageError("rollback needs --version N (see `credctl history`)");
+    v1::RollbackCredentialRequest req;
+    req.set_provider(args_.positional[0]);
+    req.set_profile(args_.Flag("profile"));
+    req.set_version(version);
+    absl::StatusOr<v1::RollbackCredentialResponse> r =
+        client_->RollbackCredential(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    const v1::CredentialSummary& c = r->credential();
+    std::cout << "Restored " << c.provider() << "/" << c.profile()
+              << " version " << r->restored_version() << " as version "
+              << c.version() << " (" << ReadinessName(c.readiness())
+              << "), fingerprint " << c.fingerprint() << "\n";
+    PrintFindingList(r->findings());
+    return 0;
+  }
+
+  // --- default ---
+
+  int Default() {
+    if (args_.positional.empty() || args_.positional.size() > 2)
+      return UsageError("default takes PROVIDER [PROFILE]");
+    const std::string& provider = args_.positional[0];
+    if (args_.positional.size() == 2) {
+      v1::SetDefaultProfileRequest req;
+      req.set_provider(provider);
+      req.set_profile(args_.positional[1]);
+      absl::StatusOr<v1::SetDefaultProfileResponse> r =
+          client_->SetDefaultProfile(req);
+      if (!r.ok()) return PrintError(r.status());
+      if (json()) {
+        std::cout << ToJson(*r) << "\n";
+        return 0;
+      }
+      std::cout << r->provider() << ": the default profile is now "
+                << r->profile() << " (was " << r->previous_profile() << ")\n";
+      if (!r->configured()) {
+        std::cout << "  nothing is stored under " << r->profile()
+                  << " yet: `credctl set " << r->provider() << " --profile "
+                  << r->profile() << "`\n";
+      }
+      return 0;
+    }
+    absl::StatusOr<v1::ListProvidersResponse> providers =
+        client_->ListProviders();
+    if (!providers.ok()) return PrintError(providers.status());
+    const v1::ProviderInfo* info = nullptr;
+    for (const v1::ProviderInfo& p : providers->providers()) {
+      if (p.id() == provider) info = &p;
+    }
+    if (info == nullptr) {
+      return PrintError(absl::NotFoundError(
+          absl::StrCat("unknown provider \"", provider,
+                       "\"; `credctl providers` lists them")));
+    }
+    absl::StatusOr<std::vector<v1::CredentialSummary>> stored =
+        ListStored(provider);
+    if (!stored.ok()) return PrintError(stored.status());
+    v1::SetDefaultProfileResponse
+        shown;  // The shape `default P PROFILE` prints.
+    shown.set_provider(provider);
+    shown.set_profile(info->default_profile());
+    for (const v1::CredentialSummary& c : *stored) {
+      if (c.profile() == shown.profile()) shown.set_configured(true);
+    }
+    if (json()) {
+      std::cout << ToJson(shown) << "\n";
+      return 0;
+    }
+    std::cout << provider << ": the default profile is " << shown.profile()
+              << (shown.configured() ? "" : " (nothing stored under it yet)")
+              << "\n";
+    return 0;
+  }
+
+  // --- bindings ---
+
+  int Bindings() {
+    if (args_.positional.size() > 1)
+      return UsageError("bindings takes at most one PROVIDER");
+    v1::ListBindingsRequest req;
+    if (!args_.positional.empty()) req.set_provider(args_.positional[0]);
+    absl::StatusOr<v1::ListBindingsResponse> r = client_->ListBindings(req);
+    if (!r.ok()) return PrintError(r.status());
+    if (json()) {
+      std::cout << ToJson(*r) << "\n";
+      return 0;
+    }
+    if (r->bindings().empty()) {
+      std::cout << "No resource bindings. A grant for a need whose context "
+                   "names a resource (resource=, cluster= or cluster_id=) "
+                   "records one.\n";
+      return 0;
+    }
+    std::printf("%-20s %-24s %3s  %-15s %-16s %s\n", "RESOURCE",
+                "PROVIDER/PROFILE", "VER", "STATE", "BOUND (UTC)", "GRANT");
+    for (const v1::ResourceBinding& b : r->bindings()) {
+      std::printf("%-20s %-24s %3lld  %-15s %-16s %s\n", b.resource().c_str(),
+                  absl::StrCat(b.provider(), "/", b.profile()).c_str(),
+                  static_cast<long long>(b.credential_version()),
+                  BindingStateName(b.state()).c_str(),
+                  FormatTime(b.created_at()).c_str(), b.grant_id().c_str());
+      if (!b.note().empty()) std::cout << "  note: " << b.note() << "\n";
+    }
+    return 0;
+  }
+
+  const Args& args_;
+  std::unique_ptr<client::CredentialClient> client_;
+};
+
+}  // namespace
+
+bool IsProviderCommand(const std::string& c) {
+  return c == "doctor" || c == "history" || c == "rollback" || c == "default" ||
+         c == "bindings";
+}
+
+int RunProviderCommand(const Args& args, const Context& ctx) {
+  absl::StatusOr<std::unique_ptr<client::CredentialClient>> c =
+      client::CredentialClient::Connect(ctx.approver);
+  if (!c.ok()) return PrintError(c.status());
+  return ProviderCli(args, std::move(*c)).Run();
+}
+
+}  // namespace cli
+}  // namespace credbroker
