@@ -338,8 +338,9 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, input.profile));
   CB_RETURN_IF_ERROR(CheckInputBounds(input.values, input.file_contents));
-  if (input.rotation_period < absl::ZeroDuration() ||
-      input.rotation_period > absl::Hours(24 * 3650)) {
+  if (input.rotation_period != absl::ZeroDuration() &&
+      (input.rotation_period < absl::Hours(24) ||
+       input.rotation_period > absl::Hours(24 * 3650))) {
     return InvalidArgumentWithViolations(
         "invalid rotation period",
         {{"rotation_period", "give a period between 1 day and 10 years, or "

@@ -193,6 +193,21 @@ TEST_F(CredentialManagerTest, RotationDueAfterThePeriod) {
   EXPECT_EQ(manager_->Get("aws", "short", 0)->readiness, Readiness::kRotationDue);
 }
 
+TEST_F(CredentialManagerTest, RotationPeriodOutsideOneDayToTenYearsIsRefused) {
+  for (absl::Duration bad : {absl::Seconds(1), absl::Hours(23), -absl::Hours(48),
+                             absl::Hours(24 * 3651)}) {
+    PutCredentialInput in = Aws("rot");
+    in.rotation_period = bad;
+    absl::StatusOr<PutCredentialResult> r = manager_->Put(std::move(in));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    ASSERT_FALSE(GetFieldViolations(r.status()).empty());
+    EXPECT_EQ(GetFieldViolations(r.status())[0].field, "rotation_period");
+  }
+  PutCredentialInput ok = Aws("rot");
+  ok.rotation_period = absl::Hours(24);
+  EXPECT_TRUE(manager_->Put(std::move(ok)).ok());
+}
+
 TEST_F(CredentialManagerTest, ValidateCandidateStoresNothing) {
   FieldValues values;
   values.emplace("access_key_id", SecretBytes("akia-not-a-key"));
