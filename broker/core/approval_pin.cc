@@ -28,7 +28,8 @@ constexpr char kPinReset[] = "pin.reset";
 constexpr char kPinRefused[] = "pin.refused";
 
 int64_t Seconds(absl::Duration d) {
-  return std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
+  return std::max<int64_t>(
+      1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
 }
 
 }  // namespace
@@ -42,8 +43,9 @@ ApprovalPin::ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit,
       policy_(policy) {}
 
 std::string ApprovalPin::RecordOf(const std::string& hash) const {
-  return absl::StrCat(sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash)),
-                      "\n", hash);
+  return absl::StrCat(
+      sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash)),
+      "\n", hash);
 }
 
 absl::Status ApprovalPin::Load() {
@@ -51,7 +53,8 @@ absl::Status ApprovalPin::Load() {
   hash_.clear();
   tampered_ = false;
   absl::StatusOr<std::string> record = store_->GetMeta(kPinKey);
-  if (!record.ok() && !absl::IsNotFound(record.status())) return record.status();
+  if (!record.ok() && !absl::IsNotFound(record.status()))
+    return record.status();
   if (record.ok() && !record->empty()) {
     size_t nl = record->find('\n');
     std::string hash = nl == std::string::npos ? "" : record->substr(nl + 1);
@@ -67,7 +70,8 @@ absl::Status ApprovalPin::Load() {
     query.limit = 1000;
     std::string last;
     while (true) {
-      CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events, store_->ListAudit(query));
+      CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
+                          store_->ListAudit(query));
       if (events.empty()) break;
       for (const AuditRecord& e : events) {
         if (e.outcome == "ok" && e.kind != kPinRefused) last = e.kind;
@@ -77,7 +81,8 @@ absl::Status ApprovalPin::Load() {
     tampered_ = last == kPinSet;
   }
   absl::StatusOr<std::string> lockout = store_->GetMeta(kLockoutKey);
-  if (!lockout.ok() && !absl::IsNotFound(lockout.status())) return lockout.status();
+  if (!lockout.ok() && !absl::IsNotFound(lockout.status()))
+    return lockout.status();
   failures_ = 0;
   locked_until_ = absl::InfinitePast();
   if (lockout.ok()) {
@@ -94,7 +99,9 @@ absl::Status ApprovalPin::Load() {
 }
 
 absl::Status ApprovalPin::SaveLockout() {
-  int64_t until = locked_until_ == absl::InfinitePast() ? 0 : absl::ToUnixMicros(locked_until_);
+  int64_t until = locked_until_ == absl::InfinitePast()
+                      ? 0
+                      : absl::ToUnixMicros(locked_until_);
   return store_->PutMeta(kLockoutKey, absl::StrCat(failures_, " ", until));
 }
 
@@ -116,7 +123,8 @@ absl::Status ApprovalPin::Check(const SecretBytes& pin, const Caller& caller,
   return CheckLocked(pin, caller, what);
 }
 
-absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& caller,
+absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin,
+                                      const Caller& caller,
                                       absl::string_view what) {
   if (tampered_) {
     absl::Status s = absl::DataLossError(absl::StrCat(
@@ -131,9 +139,10 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& call
   if (hash_.empty()) return absl::OkStatus();
   const absl::Time now = clock_();
   if (now < locked_until_) {
-    absl::Status s = absl::ResourceExhaustedError(absl::StrCat(
-        what, " is locked after ", failures_, " wrong approval PINs; try again in ",
-        Seconds(locked_until_ - now), " s"));
+    absl::Status s = absl::ResourceExhaustedError(
+        absl::StrCat(what, " is locked after ", failures_,
+                     " wrong approval PINs; try again in ",
+                     Seconds(locked_until_ - now), " s"));
     Audit(kPinRefused, caller, absl::StatusCodeToString(s.code()),
           absl::StrCat(what, ": locked out"));
     return s;
@@ -160,29 +169,32 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& call
   std::string lock_note;
   if (failures_ >= policy_.free_attempts) {
     int doublings = std::min(failures_ - policy_.free_attempts, 30);
-    absl::Duration lockout =
-        std::min(policy_.first_lockout * (int64_t{1} << doublings), policy_.max_lockout);
+    absl::Duration lockout = std::min(
+        policy_.first_lockout * (int64_t{1} << doublings), policy_.max_lockout);
     locked_until_ = now + lockout;
-    lock_note = absl::StrCat("; approvals are locked for ", Seconds(lockout), " s");
+    lock_note =
+        absl::StrCat("; approvals are locked for ", Seconds(lockout), " s");
   }
   // The count must survive a restart; failing to save it fails the call.
   CB_RETURN_IF_ERROR(SaveLockout());
-  absl::Status s = absl::PermissionDeniedError(
-      absl::StrCat("wrong approval PIN for ", what, " (", failures_,
-                   failures_ == 1 ? " wrong attempt" : " wrong attempts", ")", lock_note));
+  absl::Status s = absl::PermissionDeniedError(absl::StrCat(
+      "wrong approval PIN for ", what, " (", failures_,
+      failures_ == 1 ? " wrong attempt" : " wrong attempts", ")", lock_note));
   Audit(kPinRefused, caller, absl::StatusCodeToString(s.code()),
         absl::StrCat(what, ": wrong PIN, attempt ", failures_, lock_note));
   return s;
 }
 
-absl::Status ApprovalPin::Set(const SecretBytes& current, const SecretBytes& new_pin,
+absl::Status ApprovalPin::Set(const SecretBytes& current,
+                              const SecretBytes& new_pin,
                               const Caller& caller) {
-  if (!new_pin.empty() &&
-      (new_pin.size() < policy_.min_length || new_pin.size() > policy_.max_length)) {
+  if (!new_pin.empty() && (new_pin.size() < policy_.min_length ||
+                           new_pin.size() > policy_.max_length)) {
     return InvalidArgumentWithViolations(
         "the new approval PIN has the wrong length",
-        {{"new_pin", absl::StrCat("use ", policy_.min_length, " to ", policy_.max_length,
-                                  " characters (empty clears the PIN)")}});
+        {{"new_pin",
+          absl::StrCat("use ", policy_.min_length, " to ", policy_.max_length,
+                       " characters (empty clears the PIN)")}});
   }
   absl::MutexLock lock(&mu_);
   if (tampered_) return CheckLocked(current, caller, "SetApprovalPin");
@@ -194,14 +206,16 @@ absl::Status ApprovalPin::Set(const SecretBytes& current, const SecretBytes& new
     CB_ASSIGN_OR_RETURN(hash, HashPassword(new_pin));
   }
   const std::string old_record = hash_.empty() ? "" : RecordOf(hash_);
-  CB_RETURN_IF_ERROR(store_->PutMeta(kPinKey, hash.empty() ? "" : RecordOf(hash)));
+  CB_RETURN_IF_ERROR(
+      store_->PutMeta(kPinKey, hash.empty() ? "" : RecordOf(hash)));
   AuditRecord event;
   event.kind = hash.empty() ? kPinCleared : kPinSet;
   event.role = caller.role;
   event.peer = caller.peer;
   event.outcome = "ok";
   event.detail = hash.empty() ? "approval PIN cleared"
-                              : (hash_.empty() ? "approval PIN set" : "approval PIN changed");
+                              : (hash_.empty() ? "approval PIN set"
+                                               : "approval PIN changed");
   if (absl::Status s = audit_->Record(std::move(event)); !s.ok()) {
     (void)store_->PutMeta(kPinKey, old_record);
     return s;

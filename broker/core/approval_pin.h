@@ -84,11 +84,12 @@ class ApprovalPin {
 
  private:
   absl::Status CheckLocked(const SecretBytes& pin, const Caller& caller,
-                           absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                           absl::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveLockout() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string RecordOf(const std::string& hash) const;
-  void Audit(absl::string_view kind, const Caller& caller, absl::string_view outcome,
-             std::string detail);
+  void Audit(absl::string_view kind, const Caller& caller,
+             absl::string_view outcome, std::string detail);
 
   Store* const store_;
   const Sealer* const sealer_;

@@ -26,13 +26,15 @@ absl::StatusOr<bool> VerifyPassword(absl::string_view encoded,
                                     const SecretBytes& password) {
   if (!absl::StartsWith(encoded, "$argon2id$") ||
       encoded.size() >= crypto_pwhash_STRBYTES) {
-    return absl::InvalidArgumentError("the stored hash is not an Argon2id hash");
+    return absl::InvalidArgumentError(
+        "the stored hash is not an Argon2id hash");
   }
   // crypto_pwhash_str_verify wants a NUL-terminated string.
   char buf[crypto_pwhash_STRBYTES] = {};
   encoded.copy(buf, encoded.size());
-  return crypto_pwhash_str_verify(buf, reinterpret_cast<const char*>(password.data()),
-                                  password.size()) == 0;
+  return crypto_pwhash_str_verify(
+             buf, reinterpret_cast<const char*>(password.data()),
+             password.size()) == 0;
 }
 
 }  // namespace credbroker

@@ -74,8 +74,7 @@ absl::StatusOr<PkeyPtr> ParseKey(const SecretBytes& pem) {
                                       const_cast<char*>("")));
   ERR_clear_error();
   if (key == nullptr) {
-    return absl::InvalidArgumentError(
-        "no unencrypted PEM private key found");
+    return absl::InvalidArgumentError("no unencrypted PEM private key found");
   }
   return key;
 }
@@ -87,14 +86,16 @@ std::string Fingerprint(X509* cert) {
   std::string out;
   for (unsigned int i = 0; i < len; ++i) {
     if (i > 0) out.push_back(':');
-    absl::StrAppend(&out, absl::AsciiStrToUpper(absl::StrFormat("%02x", md[i])));
+    absl::StrAppend(&out,
+                    absl::AsciiStrToUpper(absl::StrFormat("%02x", md[i])));
   }
   return out;
 }
 
 absl::Time NotAfter(X509* cert) {
   tm t{};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &t) != 1) return absl::InfinitePast();
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &t) != 1)
+    return absl::InfinitePast();
   return absl::FromUnixSeconds(timegm(&t));
 }
 
@@ -103,15 +104,18 @@ absl::Status AddExtension(X509* cert, int nid, const std::string& value) {
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
   ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
-  if (ext == nullptr) return OpensslError(absl::StrCat("certificate extension ", value));
-  if (X509_add_ext(cert, ext.get(), -1) != 1) return OpensslError("X509_add_ext");
+  if (ext == nullptr)
+    return OpensslError(absl::StrCat("certificate extension ", value));
+  if (X509_add_ext(cert, ext.get(), -1) != 1)
+    return OpensslError("X509_add_ext");
   return absl::OkStatus();
 }
 
 absl::Status CheckKeyFileMode(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("TLS key file ", path, " not found"));
+    return absl::NotFoundError(
+        absl::StrCat("TLS key file ", path, " not found"));
   }
   if ((st.st_mode & 077) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -122,7 +126,8 @@ absl::Status CheckKeyFileMode(const std::string& path) {
 }
 
 // Parses and cross-checks a pair already read.
-absl::StatusOr<TlsIdentity> IdentityOf(std::string cert_pem, SecretBytes key_pem,
+absl::StatusOr<TlsIdentity> IdentityOf(std::string cert_pem,
+                                       SecretBytes key_pem,
                                        absl::string_view where) {
   absl::StatusOr<X509Ptr> cert = ParseCert(cert_pem);
   if (!cert.ok()) {
@@ -132,8 +137,9 @@ absl::StatusOr<TlsIdentity> IdentityOf(std::string cert_pem, SecretBytes key_pem
   }
   absl::StatusOr<PkeyPtr> key = ParseKey(key_pem);
   if (!key.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        where, ": the private key does not parse (", key.status().message(), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(where, ": the private key does not parse (",
+                     key.status().message(), ")"));
   }
   if (X509_check_private_key(cert->get(), key->get()) != 1) {
     ERR_clear_error();
@@ -153,13 +159,15 @@ absl::StatusOr<TlsIdentity> IdentityOf(std::string cert_pem, SecretBytes key_pem
 absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
                                                absl::Time now) {
   std::vector<std::string> san;
-  for (const std::string& d : options.dns_names) san.push_back(absl::StrCat("DNS:", d));
+  for (const std::string& d : options.dns_names)
+    san.push_back(absl::StrCat("DNS:", d));
   for (const std::string& ip : options.ip_addresses) {
     in6_addr a6;
     in_addr a4;
     if (inet_pton(AF_INET, ip.c_str(), &a4) != 1 &&
         inet_pton(AF_INET6, ip.c_str(), &a6) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("not an IP address: ", ip));
+      return absl::InvalidArgumentError(
+          absl::StrCat("not an IP address: ", ip));
     }
     san.push_back(absl::StrCat("IP:", ip));
   }
@@ -170,8 +178,10 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
   if (cert == nullptr) return OpensslError("X509_new");
   X509_set_version(cert.get(), 2);  // v3.
   BnPtr serial(BN_new());
-  if (serial == nullptr || BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
-      BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr) {
+  if (serial == nullptr ||
+      BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+      BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) ==
+          nullptr) {
     return OpensslError("certificate serial number");
   }
   const time_t start = absl::ToTimeT(now - absl::Hours(1));
@@ -183,21 +193,28 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
     return OpensslError("certificate validity");
   }
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("credbroker"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(
+      name, "O", MBSTRING_ASC,
+      reinterpret_cast<const unsigned char*>("credbroker"), -1, -1, 0);
   X509_NAME_add_entry_by_txt(
       name, "CN", MBSTRING_ASC,
-      reinterpret_cast<const unsigned char*>(options.common_name.c_str()), -1, -1, 0);
+      reinterpret_cast<const unsigned char*>(options.common_name.c_str()), -1,
+      -1, 0);
   X509_set_issuer_name(cert.get(), name);
-  if (X509_set_pubkey(cert.get(), key.get()) != 1) return OpensslError("X509_set_pubkey");
-  CB_RETURN_IF_ERROR(AddExtension(cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
-  CB_RETURN_IF_ERROR(AddExtension(cert.get(), NID_key_usage, "critical,digitalSignature"));
-  CB_RETURN_IF_ERROR(AddExtension(cert.get(), NID_ext_key_usage,
-                                  options.client ? "clientAuth" : "serverAuth"));
-  CB_RETURN_IF_ERROR(AddExtension(cert.get(), NID_subject_key_identifier, "hash"));
+  if (X509_set_pubkey(cert.get(), key.get()) != 1)
+    return OpensslError("X509_set_pubkey");
+  CB_RETURN_IF_ERROR(
+      AddExtension(cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
+  CB_RETURN_IF_ERROR(
+      AddExtension(cert.get(), NID_key_usage, "critical,digitalSignature"));
+  CB_RETURN_IF_ERROR(
+      AddExtension(cert.get(), NID_ext_key_usage,
+                   options.client ? "clientAuth" : "serverAuth"));
+  CB_RETURN_IF_ERROR(
+      AddExtension(cert.get(), NID_subject_key_identifier, "hash"));
   if (!san.empty()) {
-    CB_RETURN_IF_ERROR(
-        AddExtension(cert.get(), NID_subject_alt_name, absl::StrJoin(san, ",")));
+    CB_RETURN_IF_ERROR(AddExtension(cert.get(), NID_subject_alt_name,
+                                    absl::StrJoin(san, ",")));
   }
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
     return OpensslError("signing the certificate");
@@ -207,8 +224,8 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
   BioPtr key_bio(BIO_new(BIO_s_mem()));
   if (cert_bio == nullptr || key_bio == nullptr ||
       PEM_write_bio_X509(cert_bio.get(), cert.get()) != 1 ||
-      PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr,
-                               nullptr) != 1) {
+      PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0,
+                               nullptr, nullptr) != 1) {
     return OpensslError("encoding the certificate and key");
   }
   char* data = nullptr;
@@ -243,17 +260,18 @@ absl::StatusOr<TlsIdentity> LoadTlsIdentity(const std::string& cert_path,
                     absl::StrCat(cert_path, " and ", key_path));
 }
 
-absl::StatusOr<TlsIdentity> LoadOrCreateSelfSigned(const std::string& cert_path,
-                                                   const std::string& key_path,
-                                                   absl::Time now,
-                                                   absl::Duration renew_before) {
+absl::StatusOr<TlsIdentity> LoadOrCreateSelfSigned(
+    const std::string& cert_path, const std::string& key_path, absl::Time now,
+    absl::Duration renew_before) {
   struct stat st;
-  bool have_both = stat(cert_path.c_str(), &st) == 0 && stat(key_path.c_str(), &st) == 0;
+  bool have_both =
+      stat(cert_path.c_str(), &st) == 0 && stat(key_path.c_str(), &st) == 0;
   if (have_both) {
     CB_ASSIGN_OR_RETURN(TlsIdentity id, LoadTlsIdentity(cert_path, key_path));
     if (id.not_after - renew_before > now) return id;
   }
-  CB_ASSIGN_OR_RETURN(TlsIdentity id, GenerateSelfSigned(SelfSignedOptions(), now));
+  CB_ASSIGN_OR_RETURN(TlsIdentity id,
+                      GenerateSelfSigned(SelfSignedOptions(), now));
   // The key first: a certificate on disk always has its key beside it.
   CB_RETURN_IF_ERROR(WritePrivateFile(key_path, id.key_pem.Reveal(), false));
   CB_RETURN_IF_ERROR(WritePrivateFile(cert_path, id.cert_pem, false));
@@ -263,8 +281,9 @@ absl::StatusOr<TlsIdentity> LoadOrCreateSelfSigned(const std::string& cert_path,
 absl::StatusOr<std::string> LoadCertificateBundle(const std::string& path) {
   absl::StatusOr<std::string> pem = ReadFile(path);
   if (!pem.ok()) {
-    return absl::Status(pem.status().code(), absl::StrCat("CA certificates ", path, ": ",
-                                                          pem.status().message()));
+    return absl::Status(
+        pem.status().code(),
+        absl::StrCat("CA certificates ", path, ": ", pem.status().message()));
   }
   if (!ParseCert(*pem).ok()) {
     return absl::FailedPreconditionError(

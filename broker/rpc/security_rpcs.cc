@@ -12,7 +12,8 @@
 namespace credbroker {
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::SetApprovalPin(
-    grpc::CallbackServerContext* context, const v1::SetApprovalPinRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::SetApprovalPinRequest* request,
     v1::SetApprovalPinResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
@@ -20,11 +21,14 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::SetApprovalPin(
       [this, caller](const v1::SetApprovalPinRequest& req,
                      v1::SetApprovalPinResponse& resp) -> absl::Status {
         if (env_.pin == nullptr) {
-          return absl::FailedPreconditionError("this broker has no approval PIN support");
+          return absl::FailedPreconditionError(
+              "this broker has no approval PIN support");
         }
         auto& mutable_req = const_cast<v1::SetApprovalPinRequest&>(req);
-        SecretBytes current = SecretBytes::TakeFrom(*mutable_req.mutable_current_pin());
-        SecretBytes next = SecretBytes::TakeFrom(*mutable_req.mutable_new_pin());
+        SecretBytes current =
+            SecretBytes::TakeFrom(*mutable_req.mutable_current_pin());
+        SecretBytes next =
+            SecretBytes::TakeFrom(*mutable_req.mutable_new_pin());
         CB_RETURN_IF_ERROR(env_.pin->Set(current, next, caller));
         resp.set_pin_set(!next.empty());
         return absl::OkStatus();
@@ -32,7 +36,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::SetApprovalPin(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetApprovalPinStatus(
-    grpc::CallbackServerContext* context, const v1::GetApprovalPinStatusRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::GetApprovalPinStatusRequest* request,
     v1::ApprovalPinStatus* response) {
   return RunUnary(context, request, response, env_, Role::kApprover,
                   "GetApprovalPinStatus",
@@ -50,9 +55,11 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetApprovalPinStatus(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::VerifyAuditLog(
-    grpc::CallbackServerContext* context, const v1::VerifyAuditLogRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::VerifyAuditLogRequest* request,
     v1::VerifyAuditLogResponse* response) {
-  return RunUnary(context, request, response, env_, Role::kApprover, "VerifyAuditLog",
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "VerifyAuditLog",
                   [this](const v1::VerifyAuditLogRequest&,
                          v1::VerifyAuditLogResponse& resp) -> absl::Status {
                     CB_ASSIGN_OR_RETURN(AuditLog::Verification v,

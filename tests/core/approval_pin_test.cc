@@ -41,13 +41,14 @@ class ApprovalPinTest : public ::testing::Test {
     auto store = OpenSqliteStore(db_path_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    audit_ = std::make_unique<AuditLog>(store_.get(), &sealer_, [this] { return now_; });
+    audit_ = std::make_unique<AuditLog>(store_.get(), &sealer_,
+                                        [this] { return now_; });
     PinPolicy policy;
     policy.free_attempts = 3;
     policy.first_lockout = absl::Seconds(10);
     policy.max_lockout = absl::Seconds(25);
-    pin_ = std::make_unique<ApprovalPin>(store_.get(), &sealer_, audit_.get(),
-                                         [this] { return now_; }, policy);
+    pin_ = std::make_unique<ApprovalPin>(
+        store_.get(), &sealer_, audit_.get(), [this] { return now_; }, policy);
     ASSERT_TRUE(pin_->Load().ok());
   }
   void Sql(const std::string& sql) {
@@ -56,7 +57,8 @@ class ApprovalPinTest : public ::testing::Test {
     store_.reset();
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr),
+              SQLITE_OK);
     sqlite3_close(db);
     Open();
   }
@@ -128,10 +130,12 @@ TEST_F(ApprovalPinTest, PinLengthIsBounded) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   ASSERT_EQ(GetFieldViolations(s).size(), 1u);
   EXPECT_EQ(GetFieldViolations(s)[0].field, "new_pin");
-  EXPECT_EQ(Set("", std::string(129, 'x')).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Set("", std::string(129, 'x')).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(ApprovalPinTest, WrongPinsLockOutWithDoublingBackoffThatSurvivesRestart) {
+TEST_F(ApprovalPinTest,
+       WrongPinsLockOutWithDoublingBackoffThatSurvivesRestart) {
   ASSERT_TRUE(Set("", "right-pin").ok());
   EXPECT_EQ(Check("w1").code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(Check("w2").code(), absl::StatusCode::kPermissionDenied);
@@ -143,13 +147,15 @@ TEST_F(ApprovalPinTest, WrongPinsLockOutWithDoublingBackoffThatSurvivesRestart) 
   // Locked: even the right PIN is not checked.
   absl::Status locked = Check("right-pin");
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 10 s")) << locked;
+  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 10 s"))
+      << locked;
   Open();
   EXPECT_EQ(Check("right-pin").code(), absl::StatusCode::kResourceExhausted);
   now_ += absl::Seconds(10);
   EXPECT_TRUE(absl::StrContains(Check("w4").message(), "locked for 20 s"));
   now_ += absl::Seconds(20);
-  EXPECT_TRUE(absl::StrContains(Check("w5").message(), "locked for 25 s"));  // Capped.
+  EXPECT_TRUE(
+      absl::StrContains(Check("w5").message(), "locked for 25 s"));  // Capped.
   EXPECT_EQ(pin_->Status().failed_attempts, 5);
   now_ += absl::Seconds(25);
   EXPECT_TRUE(Check("right-pin").ok());
@@ -161,7 +167,8 @@ TEST_F(ApprovalPinTest, EditedPinRecordRefusesApprovals) {
   ASSERT_TRUE(Set("", "right-pin").ok());
   // Replace the hash with one of a PIN the attacker knows, keeping the MAC.
   Sql("UPDATE meta SET value = substr(value, 1, instr(value, char(10))) || "
-      "'$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$aGFzaA' WHERE key = 'approval_pin'");
+      "'$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$aGFzaA' WHERE key = "
+      "'approval_pin'");
   EXPECT_EQ(Check("right-pin").code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(Set("right-pin", "new-pin").code(), absl::StatusCode::kDataLoss);
   Caller op;

@@ -26,7 +26,8 @@ class TlsCertTest : public ::testing::Test {
   void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
   int Mode(const std::string& path) {
     struct stat st;
-    return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
+    return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777)
+                                        : -1;
   }
   std::string dir_, cert_, key_;
   absl::Time now_ = absl::FromUnixSeconds(1'800'000'000);
@@ -63,19 +64,22 @@ TEST_F(TlsCertTest, RenewedWhenCloseToExpiry) {
 
 TEST_F(TlsCertTest, MismatchedOrExposedKeyIsRefused) {
   ASSERT_TRUE(LoadOrCreateSelfSigned(cert_, key_, now_).ok());
-  absl::StatusOr<TlsIdentity> other = GenerateSelfSigned(SelfSignedOptions(), now_);
+  absl::StatusOr<TlsIdentity> other =
+      GenerateSelfSigned(SelfSignedOptions(), now_);
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE(WritePrivateFile(key_, other->key_pem.Reveal(), false).ok());
   absl::StatusOr<TlsIdentity> mismatch = LoadTlsIdentity(cert_, key_);
   EXPECT_EQ(mismatch.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(mismatch.status().message(), "does not belong"));
+  EXPECT_TRUE(
+      absl::StrContains(mismatch.status().message(), "does not belong"));
   // No key material in the message.
   EXPECT_FALSE(absl::StrContains(mismatch.status().message(), "PRIVATE KEY"));
   chmod(key_.c_str(), 0644);
   EXPECT_EQ(LoadTlsIdentity(cert_, key_).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(LoadTlsIdentity(dir_ + "/absent.crt", key_).status().code(),
-            absl::StatusCode::kFailedPrecondition);  // Key check first: still 0644.
+  EXPECT_EQ(
+      LoadTlsIdentity(dir_ + "/absent.crt", key_).status().code(),
+      absl::StatusCode::kFailedPrecondition);  // Key check first: still 0644.
   chmod(key_.c_str(), 0600);
   EXPECT_EQ(LoadTlsIdentity(dir_ + "/absent.crt", key_).status().code(),
             absl::StatusCode::kNotFound);

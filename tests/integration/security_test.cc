@@ -26,13 +26,15 @@ class SecurityTest : public BrokerTest {
 
   std::string DataDir() const { return broker_->data_dir(); }
   std::vector<std::string> UnixAndTcp() const {
-    return {"--listen", absl::StrCat("unix:", broker_->socket_path(), ",127.0.0.1:0")};
+    return {"--listen",
+            absl::StrCat("unix:", broker_->socket_path(), ",127.0.0.1:0")};
   }
   // The TCP address the daemon says it serves on.
   std::string TcpAddress() const {
     std::smatch m;
     std::string out = broker_->stdout_text();
-    static const std::regex kServing("serving on [^\\n]*?(127\\.0\\.0\\.1:[0-9]+)");
+    static const std::regex kServing(
+        "serving on [^\\n]*?(127\\.0\\.0\\.1:[0-9]+)");
     if (!std::regex_search(out, m, kServing)) return "";
     return m[1];
   }
@@ -49,7 +51,8 @@ class SecurityTest : public BrokerTest {
     if (!c.ok()) return c.status();
     return (*c)->ListProviders().status();
   }
-  CommandResult Credctl(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+  CommandResult Credctl(const std::vector<std::string>& args,
+                        const std::string& stdin_text = "") {
     std::vector<std::string> argv = {CredctlPath(), "--data_dir", DataDir()};
     argv.insert(argv.end(), args.begin(), args.end());
     if (!stdin_text.empty()) {
@@ -75,8 +78,9 @@ TEST_F(SecurityTest, TcpServesTlsWithAGeneratedCertificate) {
   ASSERT_TRUE(cert.ok());
   absl::StatusOr<std::string> fingerprint = CertificateFingerprint(*cert);
   ASSERT_TRUE(fingerprint.ok());
-  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(),
-                                absl::StrCat("TLS SHA-256 fingerprint: ", *fingerprint)));
+  EXPECT_TRUE(absl::StrContains(
+      broker_->stdout_text(),
+      absl::StrCat("TLS SHA-256 fingerprint: ", *fingerprint)));
 
   client::Options tls = TcpOptions();
   tls.tls_ca_file = DataDir() + "/tls.crt";
@@ -85,9 +89,11 @@ TEST_F(SecurityTest, TcpServesTlsWithAGeneratedCertificate) {
   plaintext.insecure_plaintext = true;
   EXPECT_FALSE(Call(plaintext).ok());
   // Another certificate as the only trusted one: the handshake fails.
-  absl::StatusOr<TlsIdentity> stranger = GenerateSelfSigned(SelfSignedOptions(), absl::Now());
+  absl::StatusOr<TlsIdentity> stranger =
+      GenerateSelfSigned(SelfSignedOptions(), absl::Now());
   ASSERT_TRUE(stranger.ok());
-  ASSERT_TRUE(WriteFileBytes(tmp_.path() + "/stranger.crt", stranger->cert_pem).ok());
+  ASSERT_TRUE(
+      WriteFileBytes(tmp_.path() + "/stranger.crt", stranger->cert_pem).ok());
   client::Options wrong_ca = TcpOptions();
   wrong_ca.tls_ca_file = tmp_.path() + "/stranger.crt";
   EXPECT_FALSE(Call(wrong_ca).ok());
@@ -109,12 +115,14 @@ TEST_F(SecurityTest, PlaintextTcpOnlyOnLoopbackAndWithAWarning) {
       {"--listen", "0.0.0.0:0", "--allow_remote", "--insecure_plaintext_tcp"});
   ASSERT_TRUE(code.ok());
   EXPECT_NE(*code, 0);
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "loopback")) << broker_->stderr_text();
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "loopback"))
+      << broker_->stderr_text();
 
   std::vector<std::string> args = UnixAndTcp();
   args.push_back("--insecure_plaintext_tcp");
   ASSERT_TRUE(broker_->Start(args).ok()) << broker_->stderr_text();
-  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "WARNING: TCP listeners are plaintext"));
+  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(),
+                                "WARNING: TCP listeners are plaintext"));
   EXPECT_FALSE(FileExists(DataDir() + "/tls.key"));
   client::Options plaintext = TcpOptions();
   plaintext.insecure_plaintext = true;
@@ -124,22 +132,27 @@ TEST_F(SecurityTest, PlaintextTcpOnlyOnLoopbackAndWithAWarning) {
 TEST_F(SecurityTest, NamedCertificateAndRequiredClientCertificates) {
   // The user's own server certificate, and a CA for clients (a self-signed
   // client certificate is its own CA).
-  absl::StatusOr<TlsIdentity> server = GenerateSelfSigned(SelfSignedOptions(), absl::Now());
+  absl::StatusOr<TlsIdentity> server =
+      GenerateSelfSigned(SelfSignedOptions(), absl::Now());
   SelfSignedOptions client_options;
   client_options.common_name = "approver-laptop";
   client_options.dns_names = {};
   client_options.ip_addresses = {};
   client_options.client = true;
-  absl::StatusOr<TlsIdentity> client_id = GenerateSelfSigned(client_options, absl::Now());
+  absl::StatusOr<TlsIdentity> client_id =
+      GenerateSelfSigned(client_options, absl::Now());
   ASSERT_TRUE(server.ok() && client_id.ok());
   const std::string dir = tmp_.path();
   ASSERT_TRUE(WriteFileBytes(dir + "/server.crt", server->cert_pem).ok());
-  ASSERT_TRUE(WriteFileBytes(dir + "/server.key", server->key_pem.Reveal()).ok());
+  ASSERT_TRUE(
+      WriteFileBytes(dir + "/server.key", server->key_pem.Reveal()).ok());
   ASSERT_TRUE(WriteFileBytes(dir + "/client.crt", client_id->cert_pem).ok());
-  ASSERT_TRUE(WriteFileBytes(dir + "/client.key", client_id->key_pem.Reveal()).ok());
+  ASSERT_TRUE(
+      WriteFileBytes(dir + "/client.key", client_id->key_pem.Reveal()).ok());
 
   std::vector<std::string> args = UnixAndTcp();
-  for (const char* a : {"--tls_cert", "--tls_key", "--tls_client_ca"}) args.push_back(a);
+  for (const char* a : {"--tls_cert", "--tls_key", "--tls_client_ca"})
+    args.push_back(a);
   args.insert(args.end() - 2, dir + "/server.crt");
   args.insert(args.end() - 1, dir + "/server.key");
   args.push_back(dir + "/client.crt");
@@ -165,7 +178,8 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   CommandResult set = Credctl({"pin", "set"}, pin + "\n");
   ASSERT_EQ(set.exit_code, 0) << set.err;
   CommandResult status = Credctl({"pin", "status"});
-  EXPECT_TRUE(absl::StrContains(status.out, "An approval PIN is set")) << status.out;
+  EXPECT_TRUE(absl::StrContains(status.out, "An approval PIN is set"))
+      << status.out;
 
   client::Options options;
   options.address = broker_->address();
@@ -176,9 +190,11 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   req.set_request_id("r-does-not-exist");
   // No PIN, and a wrong one: PERMISSION_DENIED. The right PIN passes the
   // gate (and the unknown request is then NOT_FOUND).
-  EXPECT_EQ((*approval)->Approve(req).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ((*approval)->Approve(req).status().code(),
+            absl::StatusCode::kPermissionDenied);
   req.set_pin(pin);
-  EXPECT_EQ((*approval)->Approve(req).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*approval)->Approve(req).status().code(),
+            absl::StatusCode::kNotFound);
   req.set_pin("wrong-pin");
   absl::Status last;
   for (int i = 0; i < 5; ++i) {
@@ -192,17 +208,20 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   // credctl approve gets the PIN from --pin_fd / stdin and hears the lockout.
   CommandResult approve = Credctl({"approve", "r-does-not-exist"}, pin + "\n");
   EXPECT_NE(approve.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(approve.err, "RESOURCE_EXHAUSTED")) << approve.err;
+  EXPECT_TRUE(absl::StrContains(approve.err, "RESOURCE_EXHAUSTED"))
+      << approve.err;
 
   // Every refusal is audited; the PIN is nowhere.
   CommandResult audit = Credctl({"audit", "--kind", "pin."});
   EXPECT_TRUE(absl::StrContains(audit.out, "pin.set")) << audit.out;
   EXPECT_TRUE(absl::StrContains(audit.out, "pin.refused")) << audit.out;
-  for (const std::string& text : {audit.out, audit.err, set.out, set.err, approve.out,
-                                  approve.err, broker_->AllOutput()}) {
+  for (const std::string& text :
+       {audit.out, audit.err, set.out, set.err, approve.out, approve.err,
+        broker_->AllOutput()}) {
     EXPECT_FALSE(absl::StrContains(text, pin)) << "the PIN leaked";
   }
-  absl::StatusOr<std::string> db = ReadFileBytes(DataDir() + "/credbroker.db-wal");
+  absl::StatusOr<std::string> db =
+      ReadFileBytes(DataDir() + "/credbroker.db-wal");
   if (db.ok()) {
     EXPECT_FALSE(absl::StrContains(*db, pin));
   }
@@ -214,7 +233,8 @@ TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   ASSERT_EQ(Credctl({"pin", "set"}, "first-pin\n").exit_code, 0);
   EXPECT_FALSE(broker_->ClientWithToken("not-a-token")->ListProviders().ok());
   ASSERT_EQ(Credctl({"pin", "clear"}, "first-pin\n").exit_code, 0);
-  absl::StatusOr<v1::VerifyAuditLogResponse> ok = broker_->Client()->VerifyAuditLog();
+  absl::StatusOr<v1::VerifyAuditLogResponse> ok =
+      broker_->Client()->VerifyAuditLog();
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_TRUE(ok->intact());
   EXPECT_GE(ok->events_checked(), 3);
@@ -226,14 +246,17 @@ TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   absl::StatusOr<int> code = broker_->Stop();
   ASSERT_TRUE(code.ok());
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((DataDir() + "/credbroker.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE audit_events SET outcome = 'ok' WHERE sequence = 2",
-                         nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_open((DataDir() + "/credbroker.db").c_str(), &db),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(
+                db, "UPDATE audit_events SET outcome = 'ok' WHERE sequence = 2",
+                nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
 
-  absl::StatusOr<v1::VerifyAuditLogResponse> broken = broker_->Client()->VerifyAuditLog();
+  absl::StatusOr<v1::VerifyAuditLogResponse> broken =
+      broker_->Client()->VerifyAuditLog();
   ASSERT_TRUE(broken.ok()) << broken.status();
   EXPECT_FALSE(broken->intact());
   EXPECT_EQ(broken->broken_at_sequence(), 2);
@@ -248,15 +271,18 @@ TEST_F(SecurityTest, RepeatedBadTokensBackOffWithoutRevealingAnything) {
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
   std::vector<absl::Status> refusals;
   for (int i = 0; i < 6; ++i) {
-    refusals.push_back(broker_->ClientWithToken(RandomString(43))->ListProviders().status());
-    EXPECT_EQ(refusals.back().code(), absl::StatusCode::kUnauthenticated) << refusals.back();
+    refusals.push_back(
+        broker_->ClientWithToken(RandomString(43))->ListProviders().status());
+    EXPECT_EQ(refusals.back().code(), absl::StatusCode::kUnauthenticated)
+        << refusals.back();
   }
   // Every bad token gets the same answer.
   EXPECT_EQ(refusals[0].message(), refusals[5].message());
   // This process is now locked out, whatever token it presents...
   absl::Status locked = broker_->Client()->ListProviders().status();
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted) << locked;
-  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 1 s")) << locked;
+  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 1 s"))
+      << locked;
   EXPECT_FALSE(absl::StrContains(locked.message(), broker_->approver_token()));
   // ...while another process is not.
   CommandResult other = Credctl({"providers"});
@@ -276,7 +302,8 @@ TEST_F(SecurityTest, DaemonCannotDumpCore) {
   ASSERT_TRUE(limits.ok()) << limits.status();
   std::smatch m;
   std::string text = *limits;
-  ASSERT_TRUE(std::regex_search(text, m, std::regex("Max core file size +([0-9]+) +([0-9]+)")))
+  ASSERT_TRUE(std::regex_search(
+      text, m, std::regex("Max core file size +([0-9]+) +([0-9]+)")))
       << text;
   EXPECT_EQ(m[1], "0");
   EXPECT_EQ(m[2], "0");

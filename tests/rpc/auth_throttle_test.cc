@@ -30,7 +30,8 @@ TEST_F(AuthThrottleTest, FreeFailuresThenDoublingDelayPerCaller) {
   throttle_.RecordFailure("pid:1");
   absl::Status locked = throttle_.Check("pid:1");
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 1 s")) << locked;
+  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 1 s"))
+      << locked;
   EXPECT_TRUE(throttle_.Check("pid:2").ok());  // Others are not affected.
   now_ += absl::Seconds(1);
   EXPECT_TRUE(throttle_.Check("pid:1").ok());
@@ -41,7 +42,8 @@ TEST_F(AuthThrottleTest, FreeFailuresThenDoublingDelayPerCaller) {
   EXPECT_TRUE(absl::StrContains(throttle_.Check("pid:1").message(), "4 s"));
   now_ += absl::Seconds(4);
   throttle_.RecordFailure("pid:1");
-  EXPECT_TRUE(absl::StrContains(throttle_.Check("pid:1").message(), "5 s"));  // Capped.
+  EXPECT_TRUE(
+      absl::StrContains(throttle_.Check("pid:1").message(), "5 s"));  // Capped.
 }
 
 TEST_F(AuthThrottleTest, QuietCallersAreForgiven) {
