@@ -1,0 +1,1310 @@
+// credbroker_bench: the real credbrokerd against a baseline echo server built
+// from the same gRPC stack (callback API, same server options, Unix socket
+// connections accepted by the server itself and handed to gRPC with
+// AddInsecureChannelFromFd, as the broker does). One run measures, for a
+// fixed time per figure and alternating baseline and broker:
+//   unary     ValidateCredential, GetCredential, ListCredentials (100
+//             profiles), PutCredential vs Echo, at each --concurrency
+//   approval  need -> approver event -> Approve -> GRANTED (scripted
+//             approver), and need -> GRANTED under a standing approval
+//   streams   N agent sessions each with a pending need: daemon RSS per
+//             session vs the baseline's per idle stream; one event to M
+//             watchers vs the baseline's broadcast to M streams
+//   durable   PutCredential vs raw SQLite inserts (WAL, synchronous=FULL)
+//             in the same directory
+//   growth    GetCredential at --growth_concurrency, and its p99 at
+//             --growth_profiles stored profiles
+// Everything runs on Unix sockets in a temporary directory. The daemon runs
+// with --allow_self_approval: the scripted approver and the agent share this
+// process.
+//
+// With --echo_server=PATH the binary is instead the baseline server.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_posix.h>
+#include <poll.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/credbroker/agent.h"
+#include "client/credbroker/approval.h"
+#include "credbroker/bench/v1/echo.grpc.pb.h"
+#include "credbroker/v1/approval_service.grpc.pb.h"
+#include "credbroker/v1/credential_broker.grpc.pb.h"
+#include "credbroker/v1/credential_service.grpc.pb.h"
+#include "tests/integration/broker_process.h"
+#include "tests/integration/subprocess.h"
+
+ABSL_FLAG(std::string, echo_server, "",
+          "Internal: serve the baseline echo service on this Unix socket path.");
+ABSL_FLAG(std::string, scenarios, "unary,approval,streams,durable,growth",
+          "Comma-separated scenarios to run.");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(3),
+          "How long each throughput figure is measured.");
+ABSL_FLAG(std::string, concurrency, "1,64",
+          "Concurrent callers for the unary scenario.");
+ABSL_FLAG(std::string, growth_concurrency, "1,10,100,1000",
+          "Concurrent callers for GetCredential in the growth scenario.");
+ABSL_FLAG(std::string, growth_profiles, "10,1000,100000",
+          "Stored profile counts for GetCredential p99 in the growth scenario.");
+ABSL_FLAG(absl::Duration, fill_limit, absl::Minutes(6),
+          "Longest time spent filling the store for the growth scenario; the "
+          "figures are then reported at the size reached.");
+ABSL_FLAG(int, channels, 4,
+          "Connections the callers of a unary figure share (per server).");
+ABSL_FLAG(int, sessions, 10000, "Agent sessions (and idle baseline streams).");
+ABSL_FLAG(int, watchers, 100, "Approval watchers (and baseline watchers).");
+ABSL_FLAG(int, events, 200, "Fan-out events measured.");
+ABSL_FLAG(int, round_trips, 200, "Approval round trips measured per kind.");
+ABSL_FLAG(bool, smoke, false,
+          "A run of a few seconds with tiny sizes: checks that it works.");
+
+namespace credbroker {
+namespace benchmark {
+namespace {
+
+namespace echo = ::credbroker::bench::v1;
+using echo::Echo;
+using echo::EchoMessage;
+using testing::BrokerProcess;
+using testing::RandomString;
+using testing::Subprocess;
+using testing::TempDir;
+
+int64_t NowNs() { return absl::GetCurrentTimeNanos(); }
+
+std::vector<int> ParseInts(const std::string& csv) {
+  std::vector<int> out;
+  for (absl::string_view s : absl::StrSplit(csv, ',', absl::SkipWhitespace())) {
+    int v = 0;
+    if (absl::SimpleAtoi(s, &v) && v > 0) out.push_back(v);
+  }
+  return out;
+}
+
+// VmRSS of `pid` in KiB, or -1.
+int64_t RssKb(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      int64_t kb = -1;
+      absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb);
+      return kb;
+    }
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------
+// The baseline server.
+
+class EchoService final : public Echo::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx, const EchoMessage* req,
+                                 EchoMessage* resp) override {
+    *resp = *req;
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
+  grpc::ServerWriteReactor<EchoMessage>* Watch(grpc::CallbackServerContext* ctx,
+                                               const echo::WatchRequest* req) override {
+    return new Stream(this, req->idle());
+  }
+
+  grpc::ServerUnaryReactor* Broadcast(grpc::CallbackServerContext* ctx, const EchoMessage* req,
+                                      echo::BroadcastResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    for (Stream* s : live_) s->Send(*req);
+    resp->set_watchers(static_cast<int>(live_.size()));
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
+ private:
+  // A server stream with a small queue: one write in flight at a time.
+  class Stream : public grpc::ServerWriteReactor<EchoMessage> {
+   public:
+    Stream(EchoService* service, bool idle) : service_(service), idle_(idle) {
+      if (!idle_) {
+        absl::MutexLock lock(&service_->mu_);
+        service_->live_.insert(this);
+      }
+      EchoMessage hello;
+      hello.set_seq(-1);
+      Send(hello);
+    }
+    void Send(const EchoMessage& m) {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      queue_.push_back(m);
+      if (!writing_) {
+        writing_ = true;
+        StartWrite(&queue_.front());
+      }
+    }
+    void OnWriteDone(bool ok) override {
+      absl::MutexLock lock(&mu_);
+      queue_.pop_front();
+      if (ok && !finished_ && !queue_.empty()) {
+        StartWrite(&queue_.front());
+      } else {
+        writing_ = false;
+      }
+    }
+    void OnCancel() override {
+      {
+        absl::MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      Finish(grpc::Status::CANCELLED);
+    }
+    void OnDone() override {
+      if (!idle_) {
+        absl::MutexLock lock(&service_->mu_);
+        service_->live_.erase(this);
+      }
+      delete this;
+    }
+
+   private:
+    EchoService* service_;
+    bool idle_;
+    absl::Mutex mu_;
+    std::deque<EchoMessage> queue_ ABSL_GUARDED_BY(mu_);
+    bool writing_ ABSL_GUARDED_BY(mu_) = false;
+    bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  };
+
+  absl::Mutex mu_;
+  std::set<Stream*> live_ ABSL_GUARDED_BY(mu_);
+};
+
+int ServeEcho(const std::string& path) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  unlink(path.c_str());
+  int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(lfd, 128) != 0) {
+    std::cerr << "echo: cannot listen on " << path << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  // The broker's server options.
+  grpc::EnableDefaultHealthCheckService(true);
+  EchoService service;
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) return 1;
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC) != 0) return 1;
+  // Accepts as the broker does (without its SO_PEERCRED and /proc reads,
+  // which cost once per connection, not per call).
+  std::thread acceptor([&] {
+    pollfd fds[2] = {{lfd, POLLIN, 0}, {wake[0], POLLIN, 0}};
+    while (true) {
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[1].revents != 0) return;
+      while (true) {
+        int conn = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (conn < 0) break;
+        grpc::AddInsecureChannelFromFd(server.get(), conn);
+      }
+    }
+  });
+  std::cout << "ready" << std::endl;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  (void)!write(wake[1], "x", 1);
+  acceptor.join();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  close(lfd);
+  unlink(path.c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Clients.
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  // A connection of its own per channel.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(16 << 20);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+// One server under test: its address, token and a set of connections.
+struct Target {
+  std::string address;
+  std::string token;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+
+  void Connect(int n) {
+    channels.clear();
+    for (int i = 0; i < n; ++i) {
+      channels.push_back(NewChannel(address));
+      channels.back()->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(10));
+    }
+  }
+  void Prepare(grpc::ClientContext& ctx) const {
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  }
+};
+
+using Done = std::function<void(const grpc::Status&)>;
+// Starts one call for `worker`, which calls `done` once; false: no more work.
+using Issue = std::function<bool(int worker, Done done)>;
+
+// Starts an async unary call through `start(ctx, req, resp, callback)`.
+template <typename Req, typename Resp, typename Start>
+void Unary(const Target& t, const Req& req, Start start, Done done) {
+  struct State {
+    grpc::ClientContext ctx;
+    Req req;
+    Resp resp;
+  };
+  auto* st = new State;
+  st->req = req;
+  t.Prepare(st->ctx);
+  start(&st->ctx, &st->req, &st->resp, [st, done = std::move(done)](grpc::Status s) {
+    done(s);
+    delete st;
+  });
+}
+
+struct Stats {
+  std::string name;
+  int concurrency = 0;
+  int64_t ops = 0;
+  int64_t errors = 0;
+  double seconds = 0;
+  std::string first_error;
+  std::vector<int64_t> lat_ns;  // Sorted.
+
+  double ops_per_sec() const { return seconds > 0 ? ops / seconds : 0; }
+  double PercentileUs(double q) const {
+    if (lat_ns.empty()) return 0;
+    size_t i = std::min(lat_ns.size() - 1, static_cast<size_t>(q * lat_ns.size()));
+    return lat_ns[i] / 1000.0;
+  }
+};
+
+// Closed loop: `concurrency` callers, each issuing its next call when the
+// previous one completes, until `duration` has passed or Issue says stop.
+Stats RunLoop(const std::string& name, int concurrency, absl::Duration duration,
+              const Issue& issue) {
+  struct Worker {
+    std::vector<int64_t> lat;
+    int64_t errors = 0;
+    std::string error;
+  };
+  std::vector<Worker> workers(concurrency);
+  absl::Mutex mu;
+  int active = concurrency;
+  int64_t last_end = 0;
+  const int64_t start = NowNs();
+  const int64_t end = start + absl::ToInt64Nanoseconds(duration);
+  std::function<void(int)> next = [&](int w) {
+    const int64_t t0 = NowNs();
+    bool started = t0 < end && issue(w, [&, w, t0](const grpc::Status& s) {
+      const int64_t t1 = NowNs();
+      Worker& wk = workers[w];
+      if (s.ok()) {
+        wk.lat.push_back(t1 - t0);
+      } else if (wk.errors++ == 0) {
+        wk.error = absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message());
+      }
+      next(w);
+    });
+    if (started) return;
+    absl::MutexLock lock(&mu);
+    last_end = std::max(last_end, NowNs());
+    --active;
+  };
+  for (int w = 0; w < concurrency; ++w) next(w);
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* a) { return *a == 0; }, &active));
+  }
+  Stats st;
+  st.name = name;
+  st.concurrency = concurrency;
+  st.seconds = (last_end - start) / 1e9;
+  for (Worker& w : workers) {
+    st.lat_ns.insert(st.lat_ns.end(), w.lat.begin(), w.lat.end());
+    st.errors += w.errors;
+    if (st.first_error.empty()) st.first_error = w.error;
+  }
+  st.ops = static_cast<int64_t>(st.lat_ns.size());
+  std::sort(st.lat_ns.begin(), st.lat_ns.end());
+  return st;
+}
+
+Stats FromSamples(const std::string& name, std::vector<int64_t> lat) {
+  Stats st;
+  st.name = name;
+  st.concurrency = 1;
+  st.lat_ns = std::move(lat);
+  std::sort(st.lat_ns.begin(), st.lat_ns.end());
+  st.ops = static_cast<int64_t>(st.lat_ns.size());
+  for (int64_t l : st.lat_ns) st.seconds += l / 1e9;
+  return st;
+}
+
+// ---------------------------------------------------------------------------
+// Processes under test.
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// A fresh broker and a fresh baseline, each in its own temporary directory.
+class Servers {
+ public:
+  absl::Status Start() {
+    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/data", dir_.path());
+    if (absl::Status s = broker_->Start({"--allow_self_approval"}); !s.ok()) return s;
+    Subprocess::Options o;
+    const std::string sock = dir_.path() + "/echo.sock";
+    o.argv = {SelfExe(), "--echo_server", sock};
+    o.stderr_file = dir_.path() + "/echo.err";
+    absl::StatusOr<std::unique_ptr<Subprocess>> p = Subprocess::Spawn(o);
+    if (!p.ok()) return p.status();
+    echo_ = std::move(*p);
+    if (!echo_->WaitForStdoutLine("ready", absl::Seconds(20))) {
+      return absl::UnavailableError("the echo server did not start: " + echo_->stderr_text());
+    }
+    broker_target.address = broker_->address();
+    broker_target.token = broker_->approver_token();
+    agent_token = broker_->agent_token();
+    echo_target.address = "unix:" + sock;
+    echo_target.token = broker_target.token;  // Sent, not checked: same bytes.
+    return absl::OkStatus();
+  }
+  ~Servers() {
+    if (echo_ != nullptr) {
+      echo_->Signal(SIGTERM);
+      if (!echo_->WaitForExit(absl::Seconds(5)).ok()) echo_->Kill();
+    }
+    if (broker_ != nullptr && broker_->running()) {
+      if (!broker_->Stop(absl::Seconds(20)).ok()) broker_->Kill();
+    }
+  }
+
+  pid_t broker_pid() const { return broker_->pid(); }
+  pid_t echo_pid() const { return echo_->pid(); }
+  const std::string& dir() const { return dir_.path(); }
+  std::string data_dir() const { return broker_->data_dir(); }
+  client::Options ClientOptions(const std::string& token) const {
+    client::Options o;
+    o.address = broker_->address();
+    o.token = token;
+    o.timeout = absl::Seconds(30);
+    return o;
+  }
+
+  Target broker_target;
+  Target echo_target;
+  std::string agent_token;
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<BrokerProcess> broker_;
+  std::unique_ptr<Subprocess> echo_;
+};
+
+// ---------------------------------------------------------------------------
+// Output.
+
+struct Row {
+  std::vector<std::string> cells;
+};
+
+class Table {
+ public:
+  Table(std::string title, std::vector<std::string> header)
+      : title_(std::move(title)), header_(std::move(header)) {}
+  void Add(std::vector<std::string> cells) { rows_.push_back({std::move(cells)}); }
+  void Print() const {
+    std::cout << "\n### " << title_ << "\n\n| " << absl::StrJoin(header_, " | ") << " |\n|";
+    for (size_t i = 0; i < header_.size(); ++i) std::cout << (i == 0 ? "---|" : "---:|");
+    std::cout << "\n";
+    for (const Row& r : rows_) std::cout << "| " << absl::StrJoin(r.cells, " | ") << " |\n";
+    std::cout << std::flush;
+  }
+
+ private:
+  std::string title_;
+  std::vector<std::string> header_;
+  std::vector<Row> rows_;
+};
+
+std::string Fmt(double v, int digits = 0) { return absl::StrFormat("%.*f", digits, v); }
+std::string Us(double us) {
+  return us >= 10000 ? absl::StrFormat("%.1f ms", us / 1000) : absl::StrFormat("%.0f µs", us);
+}
+std::string Ratio(double a, double b) { return b > 0 ? absl::StrFormat("%.2f×", a / b) : "-"; }
+
+std::vector<std::string> LoadCells(const Stats& s, const Stats* baseline) {
+  std::string errors = s.errors == 0 ? "0" : absl::StrCat(s.errors, " (", s.first_error, ")");
+  return {s.name,
+          absl::StrCat(s.concurrency),
+          Fmt(s.ops_per_sec()),
+          Us(s.PercentileUs(0.5)),
+          Us(s.PercentileUs(0.99)),
+          Us(s.PercentileUs(0.999)),
+          baseline == nullptr ? "1.00×" : Ratio(s.ops_per_sec(), baseline->ops_per_sec()),
+          baseline == nullptr ? "1.00×" : Ratio(s.PercentileUs(0.5), baseline->PercentileUs(0.5)),
+          errors};
+}
+
+const std::vector<std::string> kLoadHeader = {
+    "call", "callers", "ops/s", "p50", "p99", "p99.9", "throughput vs echo", "p50 vs echo",
+    "errors"};
+
+// ---------------------------------------------------------------------------
+// Broker calls.
+
+std::string AwsKeyId() { return "AKIA" + RandomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"); }
+
+v1::PutCredentialRequest AwsPut(const std::string& profile) {
+  v1::PutCredentialRequest r;
+  r.set_provider("aws");
+  r.set_profile(profile);
+  (*r.mutable_values())["access_key_id"] = AwsKeyId();
+  (*r.mutable_values())["secret_access_key"] = RandomString(40);
+  return r;
+}
+
+class BrokerCalls {
+ public:
+  explicit BrokerCalls(const Target& t) : t_(t) {
+    for (const auto& ch : t.channels) stubs_.push_back(v1::CredentialService::NewStub(ch));
+  }
+  v1::CredentialService::Stub* stub(int w) { return stubs_[w % stubs_.size()].get(); }
+
+  void Put(int w, const v1::PutCredentialRequest& req, Done done) {
+    auto* s = stub(w);
+    Unary<v1::PutCredentialRequest, v1::PutCredentialResponse>(
+        t_, req,
+        [s](auto* c, auto* q, auto* r, auto cb) { s->async()->PutCredential(c, q, r, std::move(cb)); },
+        std::move(done));
+  }
+  void Get(int w, const std::string& profile, Done done) {
+    v1::GetCredentialRequest req;
+    req.set_provider("aws");
+    req.set_profile(profile);
+    auto* s = stub(w);
+    Unary<v1::GetCredentialRequest, v1::CredentialSummary>(
+        t_, req,
+        [s](auto* c, auto* q, auto* r, auto cb) { s->async()->GetCredential(c, q, r, std::move(cb)); },
+        std::move(done));
+  }
+  void Validate(int w, const std::string& profile, Done done) {
+    v1::ValidateCredentialRequest req;
+    req.set_provider("aws");
+    req.set_profile(profile);
+    auto* s = stub(w);
+    Unary<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
+        t_, req,
+        [s](auto* c, auto* q, auto* r, auto cb) {
+          s->async()->ValidateCredential(c, q, r, std::move(cb));
+        },
+        std::move(done));
+  }
+  void List(int w, Done done) {
+    v1::ListCredentialsRequest req;
+    req.set_provider("aws");
+    req.set_page_size(100);
+    auto* s = stub(w);
+    Unary<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
+        t_, req,
+        [s](auto* c, auto* q, auto* r, auto cb) { s->async()->ListCredentials(c, q, r, std::move(cb)); },
+        std::move(done));
+  }
+
+  // Stores profiles [from, to) with `concurrency` parallel PutCredential
+  // calls, within `limit`. Returns the count stored.
+  int64_t Fill(const std::string& prefix, int64_t from, int64_t to, int concurrency,
+               absl::Duration limit, Stats* stats) {
+    std::atomic<int64_t> next{from};
+    *stats = RunLoop("PutCredential (fill)", concurrency, limit, [&](int w, Done done) {
+      int64_t i = next.fetch_add(1);
+      if (i >= to) return false;
+      Put(w, AwsPut(absl::StrCat(prefix, i)), std::move(done));
+      return true;
+    });
+    return from + stats->ops;
+  }
+
+ private:
+  const Target& t_;
+  std::vector<std::unique_ptr<v1::CredentialService::Stub>> stubs_;
+};
+
+// Stores aws/default (the profile needs use).
+absl::Status PutDefault(BrokerCalls& calls) {
+  absl::Notification put;
+  grpc::Status status;
+  calls.Put(0, AwsPut("default"), [&](const grpc::Status& s) {
+    status = s;
+    put.Notify();
+  });
+  put.WaitForNotification();
+  return status.ok() ? absl::OkStatus()
+                     : absl::InternalError("PutCredential: " + status.error_message());
+}
+
+class EchoCalls {
+ public:
+  explicit EchoCalls(const Target& t) : t_(t) {
+    for (const auto& ch : t.channels) stubs_.push_back(Echo::NewStub(ch));
+    msg_.set_payload(std::string(64, 'x'));
+  }
+  void Call(int w, Done done) {
+    auto* s = stubs_[w % stubs_.size()].get();
+    Unary<EchoMessage, EchoMessage>(
+        t_, msg_, [s](auto* c, auto* q, auto* r, auto cb) { s->async()->Echo(c, q, r, std::move(cb)); },
+        std::move(done));
+  }
+  Stats Run(int concurrency, absl::Duration d) {
+    return RunLoop("Echo (baseline)", concurrency, d, [this](int w, Done done) {
+      Call(w, std::move(done));
+      return true;
+    });
+  }
+
+ private:
+  const Target& t_;
+  EchoMessage msg_;
+  std::vector<std::unique_ptr<Echo::Stub>> stubs_;
+};
+
+int Channels(int concurrency) { return std::max(1, std::min(concurrency, absl::GetFlag(FLAGS_channels))); }
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+absl::Status UnaryScenario() {
+  Servers servers;
+  if (absl::Status s = servers.Start(); !s.ok()) return s;
+  const absl::Duration d = absl::GetFlag(FLAGS_duration);
+  Table table("Unary calls vs the echo baseline (each broker row against the echo row above it)",
+              kLoadHeader);
+  {
+    servers.broker_target.Connect(1);
+    BrokerCalls broker(servers.broker_target);
+    Stats fill;
+    if (broker.Fill("p", 0, 100, 8, absl::Minutes(2), &fill) < 100) {
+      return absl::InternalError("could not store 100 profiles: " + fill.first_error);
+    }
+  }
+  for (int c : ParseInts(absl::GetFlag(FLAGS_concurrency))) {
+    servers.broker_target.Connect(Channels(c));
+    servers.echo_target.Connect(Channels(c));
+    BrokerCalls broker(servers.broker_target);
+    EchoCalls echo(servers.echo_target);
+    auto run = [&](const std::string& name, const Issue& issue) {
+      Stats base = echo.Run(c, d);
+      table.Add(LoadCells(base, nullptr));
+      Stats st = RunLoop(name, c, d, issue);
+      table.Add(LoadCells(st, &base));
+    };
+    std::atomic<uint64_t> n{0};
+    run("ValidateCredential", [&](int w, Done done) {
+      broker.Validate(w, absl::StrCat("p", n++ % 100), std::move(done));
+      return true;
+    });
+    run("GetCredential", [&](int w, Done done) {
+      broker.Get(w, absl::StrCat("p", n++ % 100), std::move(done));
+      return true;
+    });
+    run("ListCredentials (100)", [&](int w, Done done) {
+      broker.List(w, std::move(done));
+      return true;
+    });
+    run("PutCredential", [&](int w, Done done) {
+      broker.Put(w, AwsPut(absl::StrCat("put", w)), std::move(done));
+      return true;
+    });
+  }
+  table.Print();
+  return absl::OkStatus();
+}
+
+// Request ids of ADDED events, by need id, for the scripted approver.
+class AddedQueue {
+ public:
+  void Add(const v1::ApprovalEvent& e) {
+    if (e.kind() != v1::ApprovalEvent::KIND_ADDED) return;
+    absl::MutexLock lock(&mu_);
+    ids_[e.request().need().need_id()] = e.request().request_id();
+  }
+  // The request id of `need_id`'s ADDED event; empty after `timeout`.
+  std::string Take(const std::string& need_id, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto has = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ids_.count(need_id) > 0; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&has), timeout)) return "";
+    std::string id = ids_[need_id];
+    ids_.erase(need_id);
+    return id;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::string> ids_ ABSL_GUARDED_BY(mu_);
+};
+
+v1::CredentialNeeded Need(const std::string& id, const std::string& action) {
+  v1::CredentialNeeded n;
+  n.set_need_id(id);
+  n.set_provider("aws");
+  n.set_action(action);
+  (*n.mutable_context())["region"] = "us-east-1";
+  return n;
+}
+
+absl::Status ApprovalScenario() {
+  Servers servers;
+  if (absl::Status s = servers.Start(); !s.ok()) return s;
+  servers.broker_target.Connect(1);
+  servers.echo_target.Connect(1);
+  BrokerCalls broker(servers.broker_target);
+  if (absl::Status s = PutDefault(broker); !s.ok()) return s;
+  EchoCalls echo(servers.echo_target);
+  Stats base = echo.Run(1, absl::GetFlag(FLAGS_duration));
+
+  auto approver = client::ApprovalClient::Connect(servers.ClientOptions(servers.broker_target.token));
+  if (!approver.ok()) return approver.status();
+  AddedQueue added;
+  auto watcher = (*approver)->Watch([&](const v1::ApprovalEvent& e) { added.Add(e); });
+  if (!watcher.ok()) return watcher.status();
+  auto agent = client::AgentSession::Connect(servers.ClientOptions(servers.agent_token), "bench");
+  if (!agent.ok()) return agent.status();
+
+  const int k = absl::GetFlag(FLAGS_round_trips);
+  std::vector<int64_t> scripted, standing;
+  for (int i = 0; i < k; ++i) {
+    const std::string id = absl::StrCat("a", i);
+    const int64_t t0 = NowNs();
+    if (absl::Status s = (*agent)->SendNeed(Need(id, absl::StrCat("scripted ", i))); !s.ok()) return s;
+    std::string request_id = added.Take(id, absl::Seconds(30));
+    if (request_id.empty()) return absl::DeadlineExceededError("no ADDED event for " + id);
+    v1::ApproveRequest req;
+    req.set_request_id(request_id);
+    req.set_scope(v1::SCOPE_ONCE);
+    if (auto r = (*approver)->Approve(req); !r.ok()) return r.status();
+    auto u = (*agent)->WaitFor(id, absl::Seconds(30));
+    if (!u.ok()) return u.status();
+    if (u->state() != v1::REQUEST_STATE_GRANTED) return absl::InternalError("not granted");
+    scripted.push_back(NowNs() - t0);
+    (*agent)->ReleaseGrant(u->grant().grant_id()).IgnoreError();
+  }
+  {
+    // The standing approval.
+    if (absl::Status s = (*agent)->SendNeed(Need("seed", "bench standing seed")); !s.ok()) return s;
+    std::string request_id = added.Take("seed", absl::Seconds(30));
+    v1::ApproveRequest req;
+    req.set_request_id(request_id);
+    req.set_scope(v1::SCOPE_STANDING);
+    req.set_action_pattern("bench standing *");
+    req.mutable_ttl()->set_seconds(3600);
+    if (auto r = (*approver)->Approve(req); !r.ok()) return r.status();
+    if (auto u = (*agent)->WaitFor("seed", absl::Seconds(30)); !u.ok()) return u.status();
+  }
+  for (int i = 0; i < k; ++i) {
+    const std::string id = absl::StrCat("s", i);
+    const int64_t t0 = NowNs();
+    if (absl::Status s = (*agent)->SendNeed(Need(id, absl::StrCat("bench standing ", i))); !s.ok()) {
+      return s;
+    }
+    auto u = (*agent)->WaitFor(id, absl::Seconds(30));
+    if (!u.ok()) return u.status();
+    if (u->state() != v1::REQUEST_STATE_GRANTED) {
+      return absl::InternalError("a need under the standing approval was not granted");
+    }
+    standing.push_back(NowNs() - t0);
+    (*agent)->ReleaseGrant(u->grant().grant_id()).IgnoreError();
+  }
+  (*agent)->Close().IgnoreError();
+  (*watcher)->Cancel();
+
+  Table table("Approval round trip (one agent session, sequential; the daemon runs with "
+              "--allow_self_approval)",
+              {"round trip", "n", "p50", "p99", "p99.9", "p50 vs echo p50 (c=1)"});
+  table.Add({"Echo unary (baseline, c=1)", absl::StrCat(base.ops), Us(base.PercentileUs(0.5)),
+             Us(base.PercentileUs(0.99)), Us(base.PercentileUs(0.999)), "1.00×"});
+  const std::vector<std::pair<std::string, const std::vector<int64_t>*>> kinds = {
+      {"need → ADDED → Approve → GRANTED (scripted approver)", &scripted},
+      {"need → GRANTED (standing approval)", &standing}};
+  for (const auto& [name, lat] : kinds) {
+    Stats st = FromSamples(name, *lat);
+    table.Add({name, absl::StrCat(st.ops), Us(st.PercentileUs(0.5)), Us(st.PercentileUs(0.99)),
+               Us(st.PercentileUs(0.999)), Ratio(st.PercentileUs(0.5), base.PercentileUs(0.5))});
+  }
+  table.Print();
+  return absl::OkStatus();
+}
+
+// Arrival times of fan-out events, per watcher and sequence number.
+class Arrivals {
+ public:
+  Arrivals(int watchers, int events) : watchers_(watchers), at_(watchers * events, 0),
+                                       count_(events, 0) {}
+  void Record(int watcher, int seq) {
+    if (seq < 0 || seq >= static_cast<int>(count_.size())) return;
+    int64_t now = NowNs();
+    absl::MutexLock lock(&mu_);
+    int64_t& slot = at_[seq * watchers_ + watcher];
+    if (slot != 0) return;
+    slot = now;
+    ++count_[seq];
+  }
+  // Waits until every watcher has `seq`; false after `timeout`.
+  bool WaitAll(int seq, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_[seq] == watchers_; };
+    return mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
+  }
+  // Latest and earliest arrival of `seq`.
+  std::pair<int64_t, int64_t> Span(int seq) {
+    absl::MutexLock lock(&mu_);
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int w = 0; w < watchers_; ++w) {
+      lo = std::min(lo, at_[seq * watchers_ + w]);
+      hi = std::max(hi, at_[seq * watchers_ + w]);
+    }
+    return {lo, hi};
+  }
+
+ private:
+  const int watchers_;
+  absl::Mutex mu_;
+  std::vector<int64_t> at_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> count_ ABSL_GUARDED_BY(mu_);
+};
+
+// Counts streams that reached their first message, and streams ended.
+struct StreamCounters {
+  std::atomic<int> started{0};
+  std::atomic<int> ended{0};
+  bool WaitStarted(int n, absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (started.load() < n && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    return started.load() >= n;
+  }
+  bool WaitEnded(int n, absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (ended.load() < n && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    return ended.load() >= n;
+  }
+};
+
+// A baseline Watch stream.
+class EchoWatch : public grpc::ClientReadReactor<EchoMessage> {
+ public:
+  EchoWatch(Echo::Stub* stub, const Target& t, bool idle, int index, Arrivals* arrivals,
+            StreamCounters* counters)
+      : index_(index), arrivals_(arrivals), counters_(counters) {
+    t.Prepare(ctx_);
+    ctx_.set_deadline(std::chrono::system_clock::time_point::max());
+    req_.set_idle(idle);
+    stub->async()->Watch(&ctx_, &req_, this);
+    StartRead(&msg_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (msg_.seq() < 0) {
+      counters_->started++;
+    } else if (arrivals_ != nullptr) {
+      arrivals_->Record(index_, static_cast<int>(msg_.seq()));
+    }
+    StartRead(&msg_);
+  }
+  void OnDone(const grpc::Status&) override { counters_->ended++; }
+  void Cancel() { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  echo::WatchRequest req_;
+  EchoMessage msg_;
+  int index_;
+  Arrivals* arrivals_;
+  StreamCounters* counters_;
+};
+
+// An agent session with one need, counted once the broker says it is pending.
+class SessionStream : public grpc::ClientBidiReactor<credbroker::v1::SessionRequest,
+                                                     credbroker::v1::NeedUpdate> {
+ public:
+  SessionStream(credbroker::v1::CredentialBroker::Stub* stub, const std::string& token, int index,
+                StreamCounters* counters)
+      : counters_(counters) {
+    ctx_.AddMetadata("authorization", "Bearer " + token);
+    hello_.mutable_hello()->set_session_key(absl::StrCat("bench-session-", index));
+    *need_.mutable_need() = Need("n", absl::StrCat("stream ", index));
+    stub->async()->Session(&ctx_, this);
+    StartWrite(&hello_);
+    StartRead(&update_);
+    StartCall();
+  }
+  void OnWriteDone(bool ok) override {
+    if (ok && !need_sent_) {
+      need_sent_ = true;
+      StartWrite(&need_);
+    }
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (!counted_) {  // PENDING_APPROVAL (NEEDS_INPUT without a stored credential).
+      counted_ = true;
+      counters_->started++;
+    }
+    StartRead(&update_);
+  }
+  void OnDone(const grpc::Status&) override { counters_->ended++; }
+  void Cancel() { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  credbroker::v1::SessionRequest hello_, need_;
+  credbroker::v1::NeedUpdate update_;
+  bool need_sent_ = false;
+  bool counted_ = false;
+  StreamCounters* counters_;
+};
+
+// An approver's WatchRequests stream; "f<seq>" needs are fan-out events.
+class ApprovalWatch : public grpc::ClientReadReactor<credbroker::v1::ApprovalEvent> {
+ public:
+  ApprovalWatch(credbroker::v1::ApprovalService::Stub* stub, const Target& t, int index,
+                Arrivals* arrivals, StreamCounters* counters)
+      : index_(index), arrivals_(arrivals), counters_(counters) {
+    ctx_.AddMetadata("authorization", "Bearer " + t.token);
+    stub->async()->WatchRequests(&ctx_, &req_, this);
+    StartRead(&event_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (event_.kind() == credbroker::v1::ApprovalEvent::KIND_SNAPSHOT_DONE) {
+      counters_->started++;
+    } else if (event_.kind() == credbroker::v1::ApprovalEvent::KIND_ADDED) {
+      const std::string& id = event_.request().need().need_id();
+      int seq = -1;
+      if (id.size() > 1 && id[0] == 'f' && absl::SimpleAtoi(id.substr(1), &seq)) {
+        arrivals_->Record(index_, seq);
+      }
+    }
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status&) override { counters_->ended++; }
+  void Cancel() { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  credbroker::v1::WatchRequestsRequest req_;
+  credbroker::v1::ApprovalEvent event_;
+  int index_;
+  Arrivals* arrivals_;
+  StreamCounters* counters_;
+};
+
+constexpr int kStreamsPerChannel = 100;
+
+template <typename T>
+void CancelAll(std::vector<std::unique_ptr<T>>& streams, StreamCounters& counters) {
+  for (auto& s : streams) s->Cancel();
+  counters.WaitEnded(static_cast<int>(streams.size()), absl::Seconds(60));
+}
+
+absl::Status StreamsScenario() {
+  Servers servers;
+  if (absl::Status s = servers.Start(); !s.ok()) return s;
+  const int n = absl::GetFlag(FLAGS_sessions);
+  const int m = absl::GetFlag(FLAGS_watchers);
+  const int k = absl::GetFlag(FLAGS_events);
+  const int nch = (n + kStreamsPerChannel - 1) / kStreamsPerChannel;
+  const absl::Duration settle = absl::Milliseconds(500);
+  Table mem("Streams: daemon RSS (VmRSS before/after opening the streams)",
+            {"server", "streams", "RSS before", "RSS after", "per stream", "vs baseline"});
+  Table fan("Fan-out: one event to every watcher (time from the trigger call to the last "
+            "watcher; spread = first to last watcher)",
+            {"server", "watchers", "events", "p50", "p99", "spread p50", "spread p99",
+             "p99 vs baseline"});
+
+  // Baseline: idle streams, then M watchers and broadcasts.
+  double base_per_stream = 0;
+  Stats base_fan, base_spread;
+  {
+    servers.echo_target.Connect(nch);
+    std::vector<std::unique_ptr<Echo::Stub>> stubs;
+    for (auto& ch : servers.echo_target.channels) stubs.push_back(Echo::NewStub(ch));
+    StreamCounters idle_counters;
+    absl::SleepFor(settle);
+    int64_t before = RssKb(servers.echo_pid());
+    std::vector<std::unique_ptr<EchoWatch>> idle;
+    for (int i = 0; i < n; ++i) {
+      idle.push_back(std::make_unique<EchoWatch>(stubs[i / kStreamsPerChannel].get(),
+                                                 servers.echo_target, true, i, nullptr,
+                                                 &idle_counters));
+    }
+    if (!idle_counters.WaitStarted(n, absl::Minutes(2))) {
+      return absl::DeadlineExceededError("baseline streams did not start");
+    }
+    absl::SleepFor(settle);
+    int64_t after = RssKb(servers.echo_pid());
+    base_per_stream = (after - before) * 1024.0 / n;
+    mem.Add({"echo (bare server streams)", absl::StrCat(n), absl::StrCat(before / 1024, " MiB"),
+             absl::StrCat(after / 1024, " MiB"), Fmt(base_per_stream / 1024, 1) + " KiB", "1.00×"});
+
+    Arrivals arrivals(m, k);
+    StreamCounters fan_counters;
+    std::vector<std::unique_ptr<EchoWatch>> watchers;
+    for (int i = 0; i < m; ++i) {
+      watchers.push_back(std::make_unique<EchoWatch>(stubs[i % stubs.size()].get(),
+                                                     servers.echo_target, false, i, &arrivals,
+                                                     &fan_counters));
+    }
+    if (!fan_counters.WaitStarted(m, absl::Seconds(60))) {
+      return absl::DeadlineExceededError("baseline watchers did not start");
+    }
+    auto trigger = Echo::NewStub(NewChannel(servers.echo_target.address));
+    std::vector<int64_t> total, spread;
+    for (int seq = 0; seq < k; ++seq) {
+      grpc::ClientContext ctx;
+      servers.echo_target.Prepare(ctx);
+      EchoMessage msg;
+      msg.set_seq(seq);
+      echo::BroadcastResponse resp;
+      const int64_t t0 = NowNs();
+      grpc::Status s = trigger->Broadcast(&ctx, msg, &resp);
+      if (!s.ok()) return absl::InternalError("Broadcast: " + s.error_message());
+      if (!arrivals.WaitAll(seq, absl::Seconds(30))) {
+        return absl::DeadlineExceededError("a broadcast did not reach every watcher");
+      }
+      auto [lo, hi] = arrivals.Span(seq);
+      total.push_back(hi - t0);
+      spread.push_back(hi - lo);
+    }
+    base_fan = FromSamples("", total);
+    base_spread = FromSamples("", spread);
+    fan.Add({"echo (Broadcast to M streams)", absl::StrCat(m), absl::StrCat(k),
+             Us(base_fan.PercentileUs(0.5)), Us(base_fan.PercentileUs(0.99)),
+             Us(base_spread.PercentileUs(0.5)), Us(base_spread.PercentileUs(0.99)), "1.00×"});
+    CancelAll(watchers, fan_counters);
+    CancelAll(idle, idle_counters);
+  }
+
+  // The broker: N sessions each with a pending need, then M watchers (each
+  // first receives the N pending requests as its snapshot).
+  {
+    servers.broker_target.Connect(nch);
+    {
+      BrokerCalls calls(servers.broker_target);
+      if (absl::Status s = PutDefault(calls); !s.ok()) return s;
+    }
+    std::vector<std::unique_ptr<credbroker::v1::CredentialBroker::Stub>> stubs;
+    for (auto& ch : servers.broker_target.channels) {
+      stubs.push_back(credbroker::v1::CredentialBroker::NewStub(ch));
+    }
+    StreamCounters session_counters;
+    absl::SleepFor(settle);
+    int64_t before = RssKb(servers.broker_pid());
+    std::vector<std::unique_ptr<SessionStream>> sessions;
+    const int64_t open_start = NowNs();
+    for (int i = 0; i < n; ++i) {
+      sessions.push_back(std::make_unique<SessionStream>(stubs[i / kStreamsPerChannel].get(),
+                                                         servers.agent_token, i,
+                                                         &session_counters));
+    }
+    if (!session_counters.WaitStarted(n, absl::Minutes(5))) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "only ", session_counters.started.load(), " of ", n, " needs became pending"));
+    }
+    const double open_secs = (NowNs() - open_start) / 1e9;
+    absl::SleepFor(settle);
+    int64_t after = RssKb(servers.broker_pid());
+    double per = (after - before) * 1024.0 / n;
+    mem.Add({absl::StrFormat("credbrokerd (sessions with a pending need; opened in %.1f s)",
+                             open_secs),
+             absl::StrCat(n), absl::StrCat(before / 1024, " MiB"),
+             absl::StrCat(after / 1024, " MiB"), Fmt(per / 1024, 1) + " KiB",
+             Ratio(per, base_per_stream)});
+
+    Arrivals arrivals(m, k);
+    StreamCounters watch_counters;
+    std::vector<std::unique_ptr<ApprovalWatch>> watchers;
+    std::vector<std::shared_ptr<grpc::Channel>> wch;
+    std::vector<std::unique_ptr<credbroker::v1::ApprovalService::Stub>> wstubs;
+    for (int i = 0; i < std::min(m, 10); ++i) {
+      wch.push_back(NewChannel(servers.broker_target.address));
+      wstubs.push_back(credbroker::v1::ApprovalService::NewStub(wch.back()));
+    }
+    for (int i = 0; i < m; ++i) {
+      watchers.push_back(std::make_unique<ApprovalWatch>(wstubs[i % wstubs.size()].get(),
+                                                         servers.broker_target, i, &arrivals,
+                                                         &watch_counters));
+    }
+    if (!watch_counters.WaitStarted(m, absl::Minutes(5))) {
+      return absl::DeadlineExceededError("approval watchers did not get their snapshots");
+    }
+    auto trigger =
+        client::AgentSession::Connect(servers.ClientOptions(servers.agent_token), "bench-trigger");
+    if (!trigger.ok()) return trigger.status();
+    std::vector<int64_t> total, spread;
+    for (int seq = 0; seq < k; ++seq) {
+      const int64_t t0 = NowNs();
+      if (absl::Status s = (*trigger)->SendNeed(Need(absl::StrCat("f", seq), "fan-out")); !s.ok()) {
+        return s;
+      }
+      if (!arrivals.WaitAll(seq, absl::Seconds(30))) {
+        return absl::DeadlineExceededError("an event did not reach every watcher");
+      }
+      auto [lo, hi] = arrivals.Span(seq);
+      total.push_back(hi - t0);
+      spread.push_back(hi - lo);
+    }
+    Stats bf = FromSamples("", total), bs = FromSamples("", spread);
+    fan.Add({"credbrokerd (need ADDED to M WatchRequests)", absl::StrCat(m), absl::StrCat(k),
+             Us(bf.PercentileUs(0.5)), Us(bf.PercentileUs(0.99)), Us(bs.PercentileUs(0.5)),
+             Us(bs.PercentileUs(0.99)), Ratio(bf.PercentileUs(0.99), base_fan.PercentileUs(0.99))});
+    (*trigger)->Abort();
+    CancelAll(watchers, watch_counters);
+    CancelAll(sessions, session_counters);
+  }
+  mem.Print();
+  fan.Print();
+  return absl::OkStatus();
+}
+
+absl::Status DurableScenario() {
+  Servers servers;
+  if (absl::Status s = servers.Start(); !s.ok()) return s;
+  const absl::Duration d = absl::GetFlag(FLAGS_duration);
+  Table table("Durable writes: PutCredential vs raw SQLite inserts (WAL, synchronous=FULL, one "
+              "transaction per row, same directory)",
+              {"writer", "callers", "rows/s", "p50", "p99", "Put vs SQLite"});
+  // Raw SQLite: a row shaped like a stored credential version.
+  const std::string db_path = servers.data_dir() + "/raw-bench.db";
+  sqlite3* db = nullptr;
+  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) {
+    return absl::InternalError("sqlite3_open failed");
+  }
+  auto exec = [&](const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); };
+  exec("PRAGMA journal_mode=WAL");
+  exec("PRAGMA synchronous=FULL");
+  exec("CREATE TABLE t (id INTEGER PRIMARY KEY, provider TEXT, profile TEXT, version INTEGER, "
+       "nonce BLOB, ciphertext BLOB, created_at INTEGER)");
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO t (provider, profile, version, nonce, ciphertext, created_at) "
+                     "VALUES ('aws', ?1, ?2, ?3, ?4, ?5)",
+                     -1, &stmt, nullptr);
+  std::vector<int64_t> lat;
+  const std::string nonce = RandomString(24), blob = RandomString(160);
+  const int64_t start = NowNs(), end = start + absl::ToInt64Nanoseconds(d);
+  for (int64_t i = 0; NowNs() < end; ++i) {
+    const int64_t t0 = NowNs();
+    const std::string profile = absl::StrCat("p", i);
+    sqlite3_bind_text(stmt, 1, profile.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 2, i);
+    sqlite3_bind_blob(stmt, 3, nonce.data(), static_cast<int>(nonce.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 4, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, t0);
+    if (sqlite3_step(stmt) != SQLITE_DONE) return absl::InternalError(sqlite3_errmsg(db));
+    sqlite3_reset(stmt);
+    lat.push_back(NowNs() - t0);
+  }
+  const double raw_secs = (NowNs() - start) / 1e9;
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  Stats raw = FromSamples("", lat);
+  const double raw_rate = raw.ops / raw_secs;
+  table.Add({"raw SQLite INSERT", "1", Fmt(raw_rate), Us(raw.PercentileUs(0.5)),
+             Us(raw.PercentileUs(0.99)), "-"});
+  for (int c : {1, 16}) {
+    servers.broker_target.Connect(Channels(c));
+    BrokerCalls broker(servers.broker_target);
+    Stats put = RunLoop("PutCredential", c, d, [&](int w, Done done) {
+      broker.Put(w, AwsPut(absl::StrCat("d", w)), std::move(done));
+      return true;
+    });
+    table.Add({put.errors == 0 ? "PutCredential" : "PutCredential (errors: " + put.first_error + ")",
+               absl::StrCat(c), Fmt(put.ops_per_sec()), Us(put.PercentileUs(0.5)),
+               Us(put.PercentileUs(0.99)), Ratio(put.ops_per_sec(), raw_rate)});
+  }
+  table.Print();
+  return absl::OkStatus();
+}
+
+absl::Status GrowthScenario() {
+  Servers servers;
+  if (absl::Status s = servers.Start(); !s.ok()) return s;
+  const absl::Duration d = absl::GetFlag(FLAGS_duration);
+  Table conc("Growth: GetCredential by concurrency (100 stored profiles)", kLoadHeader);
+  servers.broker_target.Connect(absl::GetFlag(FLAGS_channels));
+  servers.echo_target.Connect(absl::GetFlag(FLAGS_channels));
+  BrokerCalls broker(servers.broker_target);
+  EchoCalls echo(servers.echo_target);
+  Stats fill;
+  int64_t stored = broker.Fill("g", 0, 100, 16, absl::Minutes(2), &fill);
+  for (int c : ParseInts(absl::GetFlag(FLAGS_growth_concurrency))) {
+    Stats base = echo.Run(c, d);
+    conc.Add(LoadCells(base, nullptr));
+    std::atomic<uint64_t> n{0};
+    Stats st = RunLoop("GetCredential", c, d, [&](int w, Done done) {
+      broker.Get(w, absl::StrCat("g", n++ % stored), std::move(done));
+      return true;
+    });
+    conc.Add(LoadCells(st, &base));
+  }
+  conc.Print();
+
+  Table size("Growth: GetCredential (1 caller, random profile) by stored profiles",
+             {"stored profiles", "fill rate (Put/s, 32 callers)", "ops/s", "p50", "p99", "p99.9",
+              "p99 vs smallest"});
+  absl::Duration fill_left = absl::GetFlag(FLAGS_fill_limit);
+  double first_p99 = 0;
+  for (int target : ParseInts(absl::GetFlag(FLAGS_growth_profiles))) {
+    std::string rate = "-";
+    if (stored < target && fill_left > absl::ZeroDuration()) {
+      const absl::Time t0 = absl::Now();
+      stored = broker.Fill("g", stored, target, 32, fill_left, &fill);
+      fill_left -= absl::Now() - t0;
+      rate = Fmt(fill.ops_per_sec());
+    }
+    const int64_t have = std::min<int64_t>(stored, target);
+    std::atomic<uint64_t> rng{88172645463325252ull};
+    Stats st = RunLoop("GetCredential", 1, d, [&](int w, Done done) {
+      uint64_t x = rng.load();
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      rng.store(x);
+      broker.Get(w, absl::StrCat("g", x % have), std::move(done));
+      return true;
+    });
+    if (first_p99 == 0) first_p99 = st.PercentileUs(0.99);
+    size.Add({have == target ? absl::StrCat(have) : absl::StrCat(have, " (fill limit reached)"),
+              rate, Fmt(st.ops_per_sec()), Us(st.PercentileUs(0.5)), Us(st.PercentileUs(0.99)),
+              Us(st.PercentileUs(0.999)), Ratio(st.PercentileUs(0.99), first_p99)});
+  }
+  size.Print();
+  return absl::OkStatus();
+}
+
+void PrintMachine() {
+  std::string model;
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line;
+  while (model.empty() && std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0) model = line.substr(line.find(':') + 2);
+  }
+  std::string mem;
+  std::ifstream meminfo("/proc/meminfo");
+  std::getline(meminfo, mem);
+  double load[3] = {0, 0, 0};
+  getloadavg(load, 3);
+  std::cout << "credbroker_bench: " << std::thread::hardware_concurrency() << " CPUs (" << model
+            << "), " << absl::StripAsciiWhitespace(mem.substr(9)) << " memory, load average "
+            << absl::StrFormat("%.2f %.2f %.2f", load[0], load[1], load[2]) << "\n"
+            << "per figure: " << absl::FormatDuration(absl::GetFlag(FLAGS_duration))
+            << (absl::GetFlag(FLAGS_smoke) ? " (smoke run)" : "") << std::endl;
+}
+
+int Main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  if (!absl::GetFlag(FLAGS_echo_server).empty()) return ServeEcho(absl::GetFlag(FLAGS_echo_server));
+  signal(SIGPIPE, SIG_IGN);
+  if (absl::GetFlag(FLAGS_smoke)) {
+    absl::SetFlag(&FLAGS_duration, absl::Milliseconds(60));
+    absl::SetFlag(&FLAGS_concurrency, "2");
+    absl::SetFlag(&FLAGS_growth_concurrency, "1,4");
+    absl::SetFlag(&FLAGS_growth_profiles, "10,40");
+    absl::SetFlag(&FLAGS_sessions, 20);
+    absl::SetFlag(&FLAGS_watchers, 3);
+    absl::SetFlag(&FLAGS_events, 5);
+    absl::SetFlag(&FLAGS_round_trips, 5);
+  }
+  PrintMachine();
+  const std::map<std::string, std::function<absl::Status()>> all = {
+      {"unary", UnaryScenario},     {"approval", ApprovalScenario}, {"streams", StreamsScenario},
+      {"durable", DurableScenario}, {"growth", GrowthScenario}};
+  int failures = 0;
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_scenarios), ',',
+                                               absl::SkipWhitespace())) {
+    auto it = all.find(std::string(name));
+    if (it == all.end()) {
+      std::cerr << "credbroker_bench: unknown scenario " << name << "\n";
+      return 2;
+    }
+    const absl::Time t0 = absl::Now();
+    absl::Status s = it->second();
+    std::cout << "\n(" << name << ": " << absl::FormatDuration(absl::Trunc(absl::Now() - t0, absl::Milliseconds(100)))
+              << ")\n";
+    if (!s.ok()) {
+      std::cerr << "credbroker_bench: " << name << " failed: " << s << "\n";
+      ++failures;
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace benchmark
+}  // namespace credbroker
+
+int main(int argc, char** argv) { return credbroker::benchmark::Main(argc, argv); }
