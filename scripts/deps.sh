@@ -10,6 +10,10 @@ credbroker_packages=(
   python3 python3-grpcio python3-protobuf
 )
 
+# The Bazel build (scripts/bazel.sh, docs/BAZEL.md): Bazel 4 and the
+# rules_java it loads, both from Debian; nothing else is downloaded.
+credbroker_bazel_packages=(bazel-bootstrap bazel-rules-java)
+
 # The fuzz preset (scripts/fuzz.sh): clang-14; libclang-rt-14-dev holds the
 # libFuzzer, ASan and UBSan runtimes for clang.
 credbroker_fuzz_packages=(clang-14 libclang-rt-14-dev)

@@ -7,6 +7,7 @@
 #                                             it (default asan; "" for none)
 #   CREDBROKER_SKIP_FUZZ=1                    no fuzzing (scripts/fuzz.sh)
 #   CREDBROKER_FUZZ_SECONDS=20                seconds per fuzz target
+#   CREDBROKER_SKIP_BAZEL=1                   no Bazel build (scripts/bazel.sh)
 # asan: every test. tsan: the concurrency and integration tests (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ source scripts/deps.sh
 extra_packages=()
 if [ "${CREDBROKER_SKIP_FUZZ:-0}" != 1 ]; then
   extra_packages=("${credbroker_fuzz_packages[@]}")
+fi
+if [ "${CREDBROKER_SKIP_BAZEL:-0}" != 1 ]; then
+  extra_packages+=("${credbroker_bazel_packages[@]}")
 fi
 credbroker_install_deps "${credbroker_packages[@]}" ${extra_packages[@]+"${extra_packages[@]}"}
 
@@ -25,6 +29,12 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/credbroker-ccache}"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$jobs"
 ctest --preset "$preset" -j "$jobs" --timeout 600
+
+# The same targets built and tested by Bazel, after the check that its
+# BUILD.bazel files still match the CMake lists.
+if [ "${CREDBROKER_SKIP_BAZEL:-0}" != 1 ]; then
+  bash scripts/bazel.sh
+fi
 
 # The executables whose tests run under TSan: everything with threads of
 # its own (executor, store writers, request manager races, the server) and
