@@ -1013,6 +1013,46 @@ TEST_F(FlowTest, ConnectionsFromAnotherUserAreRefused) {
   EXPECT_TRUE((*c)->ListProviders().ok());
 }
 
+
+// SIGTERM ends every open stream with UNAVAILABLE before the broker exits 0.
+TEST_F(FlowTest, ShutdownEndsOpenStreamsWithUnavailable) {
+  PutAws();
+  auto agent = LocalAgent("s-shutdown");
+  ASSERT_NE(agent, nullptr);
+  std::string id = Ask(*agent, Need("n1"));
+  auto approver = Approver();
+  EventLog log;
+  auto watcher = Watch(*approver, log);
+  ASSERT_NE(watcher, nullptr);
+  client_.reset();
+  absl::StatusOr<int> code = broker_->Stop();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  std::optional<absl::Status> watch_end = watcher->WaitForEnd(kWait);
+  ASSERT_TRUE(watch_end.has_value());
+  EXPECT_TRUE(absl::IsUnavailable(*watch_end)) << *watch_end;
+  absl::Time deadline = absl::Now() + kWait;
+  while (!agent->EndStatus().has_value() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(agent->EndStatus().has_value());
+  EXPECT_TRUE(absl::IsUnavailable(*agent->EndStatus())) << *agent->EndStatus();
+  // Channels to the stopped broker go first: gRPC shares their (dead)
+  // connection with new channels to the same address.
+  watcher.reset();
+  approver.reset();
+  agent.reset();
+  // The pending need survives for the next start.
+  ASSERT_TRUE(broker_->Start().ok());
+  client_ = broker_->Client();
+  auto again = Approver();
+  ASSERT_NE(again, nullptr);
+  auto pending = again->ListPending();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].request_id(), id);
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace credbroker
