@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 credbroker_install_deps "${credbroker_packages[@]}" "${credbroker_fuzz_packages[@]}"
 
-seconds="${CREDBROKER_FUZZ_SECONDS:-20}"
+seconds="${CREDBROKER_FUZZ_SECONDS:-10}"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/credbroker-ccache}"
 
 # target:corpus directory under tests/fuzz/corpus

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds credbroker and runs every test through ctest, then the sanitizer
-# builds and a short fuzzing run. Exits non-zero on any failure. Idempotent:
-# installs only what is missing, rebuilds only what changed (ccache).
-#   CREDBROKER_PRESET=dev scripts/test.sh     another preset (default: ci)
-#   CREDBROKER_SANITIZERS=asan,tsan           sanitizer presets to run after
-#                                             it (default asan; "" for none)
+# Builds credbroker and runs every test through ctest (the ci preset builds
+# everything under ASan + UBSan with -Werror, so one build covers both), then
+# the Bazel build and a short fuzzing run. Exits non-zero on any failure.
+# Idempotent: installs only what is missing, rebuilds only what changed
+# (ccache).
+#   CREDBROKER_PRESET=plain scripts/test.sh   another preset (default: ci)
+#   CREDBROKER_SANITIZERS=asan,tsan           more sanitizer presets after it
+#                                             (default none: ci is ASan+UBSan)
 #   CREDBROKER_SKIP_FUZZ=1                    no fuzzing (scripts/fuzz.sh)
-#   CREDBROKER_FUZZ_SECONDS=20                seconds per fuzz target
+#   CREDBROKER_FUZZ_SECONDS=10                seconds per fuzz target
 #   CREDBROKER_SKIP_BAZEL=1                   no Bazel build (scripts/bazel.sh)
 # asan: every test. tsan: the concurrency and integration tests (below).
 set -euo pipefail
@@ -22,7 +24,7 @@ fi
 credbroker_install_deps "${credbroker_packages[@]}" ${extra_packages[@]+"${extra_packages[@]}"}
 
 preset="${CREDBROKER_PRESET:-ci}"
-sanitizers="${CREDBROKER_SANITIZERS-asan}"
+sanitizers="${CREDBROKER_SANITIZERS-}"
 jobs="$(nproc)"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/credbroker-ccache}"
 

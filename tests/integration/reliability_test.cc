@@ -433,7 +433,15 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
   EXPECT_GT(denied, 0);
   EXPECT_GT(expired, 0);
   EXPECT_LE(fds_max, fds_start + 32);
-  EXPECT_LE(rss_max, rss_start + 96 * 1024);
+  // Under AddressSanitizer freed memory waits in a quarantine (256 MiB by
+  // default) before it is reused, so RSS measures the quarantine; leaks are
+  // LeakSanitizer's job there.
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr int64_t kRssGrowthKb = (96 + 384) * 1024;
+#else
+  constexpr int64_t kRssGrowthKb = 96 * 1024;
+#endif
+  EXPECT_LE(rss_max, rss_start + kRssGrowthKb);
   for (auto& s : sessions) s->Close().IgnoreError();
   ASSERT_TRUE(broker.Stop().ok());
   EXPECT_EQ(IntegrityCheck(broker.data_dir() + "/credbroker.db"), "ok");
