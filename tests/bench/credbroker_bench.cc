@@ -840,10 +840,30 @@ class Arrivals {
 struct StreamCounters {
   std::atomic<int> started{0};
   std::atomic<int> ended{0};
+  absl::Mutex mu;
+  std::string first_error ABSL_GUARDED_BY(mu);  // Of a stream the server ended.
+  // Waits until `n` streams started; false when one ended first, or after
+  // `timeout`.
   bool WaitStarted(int n, absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
-    while (started.load() < n && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    while (started.load() < n && ended.load() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
     return started.load() >= n;
+  }
+  std::string Error() {
+    absl::MutexLock lock(&mu);
+    return first_error;
+  }
+  // A stream's end (from OnDone).
+  void End(const grpc::Status& s) {
+    if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+      absl::MutexLock lock(&mu);
+      if (first_error.empty()) {
+        first_error = absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message());
+      }
+    }
+    ended++;
   }
   bool WaitEnded(int n, absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
@@ -874,7 +894,7 @@ class EchoWatch : public grpc::ClientReadReactor<EchoMessage> {
     }
     StartRead(&msg_);
   }
-  void OnDone(const grpc::Status&) override { counters_->ended++; }
+  void OnDone(const grpc::Status& s) override { counters_->End(s); }
   void Cancel() { ctx_.TryCancel(); }
 
  private:
@@ -915,7 +935,7 @@ class SessionStream : public grpc::ClientBidiReactor<credbroker::v1::SessionRequ
     }
     StartRead(&update_);
   }
-  void OnDone(const grpc::Status&) override { counters_->ended++; }
+  void OnDone(const grpc::Status& s) override { counters_->End(s); }
   void Cancel() { ctx_.TryCancel(); }
 
  private:
@@ -951,7 +971,7 @@ class ApprovalWatch : public grpc::ClientReadReactor<credbroker::v1::ApprovalEve
     }
     StartRead(&event_);
   }
-  void OnDone(const grpc::Status&) override { counters_->ended++; }
+  void OnDone(const grpc::Status& s) override { counters_->End(s); }
   void Cancel() { ctx_.TryCancel(); }
 
  private:
@@ -964,6 +984,17 @@ class ApprovalWatch : public grpc::ClientReadReactor<credbroker::v1::ApprovalEve
 };
 
 constexpr int kStreamsPerChannel = 100;
+
+// Runs a function when the scope ends (streams must be ended before their
+// reactors are destroyed, on every return path).
+class AtExit {
+ public:
+  explicit AtExit(std::function<void()> f) : f_(std::move(f)) {}
+  ~AtExit() { f_(); }
+
+ private:
+  std::function<void()> f_;
+};
 
 template <typename T>
 void CancelAll(std::vector<std::unique_ptr<T>>& streams, StreamCounters& counters) {
@@ -1003,7 +1034,9 @@ absl::Status StreamsScenario() {
                                                  &idle_counters));
     }
     if (!idle_counters.WaitStarted(n, absl::Minutes(2))) {
-      return absl::DeadlineExceededError("baseline streams did not start");
+      CancelAll(idle, idle_counters);
+      return absl::DeadlineExceededError("baseline streams did not start: " +
+                                         idle_counters.Error());
     }
     absl::SleepFor(settle);
     int64_t after = RssKb(servers.echo_pid());
@@ -1014,13 +1047,20 @@ absl::Status StreamsScenario() {
     Arrivals arrivals(m, k);
     StreamCounters fan_counters;
     std::vector<std::unique_ptr<EchoWatch>> watchers;
+    AtExit end_streams([&] {
+      CancelAll(watchers, fan_counters);
+      CancelAll(idle, idle_counters);
+    });
     for (int i = 0; i < m; ++i) {
       watchers.push_back(std::make_unique<EchoWatch>(stubs[i % stubs.size()].get(),
                                                      servers.echo_target, false, i, &arrivals,
                                                      &fan_counters));
     }
     if (!fan_counters.WaitStarted(m, absl::Seconds(60))) {
-      return absl::DeadlineExceededError("baseline watchers did not start");
+      CancelAll(watchers, fan_counters);
+      CancelAll(idle, idle_counters);
+      return absl::DeadlineExceededError("baseline watchers did not start: " +
+                                         fan_counters.Error());
     }
     auto trigger = Echo::NewStub(NewChannel(servers.echo_target.address));
     std::vector<int64_t> total, spread;
@@ -1072,8 +1112,11 @@ absl::Status StreamsScenario() {
                                                          &session_counters));
     }
     if (!session_counters.WaitStarted(n, absl::Minutes(5))) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "only ", session_counters.started.load(), " of ", n, " needs became pending"));
+      const std::string why = session_counters.Error();
+      const int pending = session_counters.started.load();
+      CancelAll(sessions, session_counters);
+      return absl::DeadlineExceededError(absl::StrCat("only ", pending, " of ", n,
+                                                      " needs became pending; ", why));
     }
     const double open_secs = (NowNs() - open_start) / 1e9;
     absl::SleepFor(settle);
@@ -1094,13 +1137,25 @@ absl::Status StreamsScenario() {
       wch.push_back(NewChannel(servers.broker_target.address));
       wstubs.push_back(credbroker::v1::ApprovalService::NewStub(wch.back()));
     }
+    AtExit end_streams([&] {
+      CancelAll(watchers, watch_counters);
+      CancelAll(sessions, session_counters);
+    });
     for (int i = 0; i < m; ++i) {
       watchers.push_back(std::make_unique<ApprovalWatch>(wstubs[i % wstubs.size()].get(),
                                                          servers.broker_target, i, &arrivals,
                                                          &watch_counters));
     }
     if (!watch_counters.WaitStarted(m, absl::Minutes(5))) {
-      return absl::DeadlineExceededError("approval watchers did not get their snapshots");
+      mem.Print();  // Measured already.
+      const std::string why = watch_counters.Error();
+      CancelAll(watchers, watch_counters);
+      CancelAll(sessions, session_counters);
+      return absl::DeadlineExceededError(absl::StrCat(
+          watch_counters.started.load(), " of ", m,
+          " approval watchers got their snapshot of ", n, " pending requests; the broker ended ",
+          watch_counters.ended.load(), " streams first",
+          why.empty() ? "" : absl::StrCat(" (", why, ")")));
     }
     auto trigger =
         client::AgentSession::Connect(servers.ClientOptions(servers.agent_token), "bench-trigger");
@@ -1112,11 +1167,15 @@ absl::Status StreamsScenario() {
         return s;
       }
       if (!arrivals.WaitAll(seq, absl::Seconds(30))) {
-        return absl::DeadlineExceededError("an event did not reach every watcher");
+        return absl::DeadlineExceededError(
+            absl::StrCat("an event did not reach every watcher; ", watch_counters.ended.load(),
+                         " watch streams ended (", watch_counters.Error(), ")"));
       }
       auto [lo, hi] = arrivals.Span(seq);
       total.push_back(hi - t0);
       spread.push_back(hi - lo);
+      // A session may hold only so many open needs.
+      (*trigger)->Cancel(absl::StrCat("f", seq)).IgnoreError();
     }
     Stats bf = FromSamples("", total), bs = FromSamples("", spread);
     fan.Add({"credbrokerd (need ADDED to M WatchRequests)", absl::StrCat(m), absl::StrCat(k),
