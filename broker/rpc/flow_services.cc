@@ -299,7 +299,11 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
           ToProto(*event.credential, m.mutable_credential());
         }
         m.set_message(event.message);
-        b->Push(std::move(m));
+        // The snapshot is as large as what is pending; only live events
+        // that pile up count toward the slow-reader bound.
+        bool live = event.kind != WatchEventKind::kSnapshot &&
+                    event.kind != WatchEventKind::kSnapshotDone;
+        b->Push(std::move(m), live);
       });
       if (auto s = gate_.Release()) Finish(*s);
     });

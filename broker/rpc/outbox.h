@@ -34,22 +34,26 @@ class Outbox {
         start_write_(std::move(start_write)),
         finish_(std::move(finish)) {}
 
-  // Queues `msg`. False when the stream is closing or gone.
-  bool Push(Msg msg) {
+  // Queues `msg`. False when the stream is closing or gone. A `bounded`
+  // false message (a watcher's snapshot, whose size the broker chose) does
+  // not count toward the bound: only messages a slow reader let pile up do.
+  bool Push(Msg msg, bool bounded = true) {
     bool overflow = false;
     {
       absl::MutexLock lock(&mu_);
       if (closing_ || done_) return false;
-      if (queue_.size() >= max_queued_) {
+      if (bounded && counted_ >= max_queued_) {
         overflow = true;
         closing_ = true;
         queue_.clear();
+        counted_ = 0;
         final_status_ = grpc::Status(
             grpc::StatusCode::RESOURCE_EXHAUSTED,
             "this stream fell too far behind (it stopped reading); reconnect "
             "to get a fresh snapshot");
       } else {
-        queue_.push_back(std::move(msg));
+        queue_.push_back({std::move(msg), bounded});
+        counted_ += bounded;
       }
     }
     Pump();
@@ -73,6 +77,7 @@ class Outbox {
       absl::MutexLock lock(&mu_);
       if (done_ || finish_called_) return;
       queue_.clear();
+      counted_ = 0;
       closing_ = true;
       final_status_ = status;
     }
@@ -88,6 +93,7 @@ class Outbox {
         // The client went away; nothing more can be written.
         closing_ = true;
         queue_.clear();
+        counted_ = 0;
         final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
       }
     }
@@ -99,6 +105,7 @@ class Outbox {
     absl::MutexLock lock(&mu_);
     done_ = true;
     queue_.clear();
+    counted_ = 0;
   }
 
   bool closing() const {
@@ -115,7 +122,8 @@ class Outbox {
       absl::MutexLock lock(&mu_);
       if (done_ || writing_ || finish_called_) return;
       if (!queue_.empty()) {
-        current_ = std::move(queue_.front());
+        current_ = std::move(queue_.front().msg);
+        counted_ -= queue_.front().bounded;
         queue_.pop_front();
         writing_ = true;
         to_write = &current_;
@@ -132,7 +140,12 @@ class Outbox {
   const StartWriteFn start_write_;
   const FinishFn finish_;
   mutable absl::Mutex mu_;
-  std::deque<Msg> queue_ ABSL_GUARDED_BY(mu_);  // Waiting to be written.
+  struct Entry {
+    Msg msg;
+    bool bounded;
+  };
+  std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);  // Waiting to be written.
+  size_t counted_ ABSL_GUARDED_BY(mu_) = 0;        // Bounded entries queued.
   Msg current_;  // The message being written; touched only by Pump/gRPC.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;

@@ -1053,6 +1053,37 @@ TEST_F(FlowTest, ShutdownEndsOpenStreamsWithUnavailable) {
   EXPECT_EQ((*pending)[0].request_id(), id);
 }
 
+
+// A snapshot larger than a stream's queue bound is delivered whole: only
+// live events a slow reader lets pile up count toward the bound.
+TEST_F(FlowTest, AWatcherGetsASnapshotLargerThanTheQueueBound) {
+  constexpr int kSessions = 5;
+  constexpr int kNeeds = 60;  // 300 pending, more than the bound of 256.
+  std::vector<std::unique_ptr<client::AgentSession>> agents;
+  for (int s = 0; s < kSessions; ++s) {
+    agents.push_back(LocalAgent(absl::StrCat("s-big-", s)));
+    ASSERT_NE(agents.back(), nullptr);
+    for (int n = 0; n < kNeeds; ++n) {
+      Ask(*agents.back(), Need(absl::StrCat("n", n)), v1::REQUEST_STATE_NEEDS_INPUT);
+    }
+  }
+  auto approver = Approver();
+  EventLog log;
+  auto watcher = Watch(*approver, log);
+  ASSERT_NE(watcher, nullptr);
+  int snapshot = 0;
+  for (const auto& e : log.Events()) snapshot += e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT;
+  EXPECT_EQ(snapshot, kSessions * kNeeds);
+  // Still live afterwards.
+  auto extra = LocalAgent("s-big-extra");
+  ASSERT_NE(extra, nullptr);
+  std::string id = Ask(*extra, Need("late"), v1::REQUEST_STATE_NEEDS_INPUT);
+  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_ADDED, id));
+  EXPECT_FALSE(watcher->WaitForEnd(absl::Milliseconds(100)).has_value());
+  for (auto& a : agents) a->Close().IgnoreError();
+  extra->Close().IgnoreError();
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace credbroker
