@@ -624,6 +624,8 @@ TEST_F(FlowTest, SessionScopeGrantsLaterNeedsWithoutAsking) {
   auto first = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->grant().scope(), v1::SCOPE_SESSION);
+  // The watcher hears of the decision asynchronously: count from after it.
+  ASSERT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_RESOLVED, id));
   size_t events_before = log.Count();
 
   ASSERT_TRUE(agent->SendNeed(Need("n2", "aws", "create a VPC")).ok());
