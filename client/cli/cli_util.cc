@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
@@ -179,6 +180,32 @@ std::string Relative(const google::protobuf::Timestamp& t) {
     text = absl::StrCat(absl::ToInt64Hours(d) / 24, "d");
   }
   return past ? absl::StrCat(text, " ago") : absl::StrCat("in ", text);
+}
+
+std::string ReadinessText(v1::Readiness r) {
+  return std::string(absl::StripPrefix(v1::Readiness_Name(r), "READINESS_"));
+}
+
+std::string SeverityText(v1::Severity s) {
+  switch (s) {
+    case v1::SEVERITY_INFO:
+      return "note";
+    case v1::SEVERITY_WARNING:
+      return "warning";
+    case v1::SEVERITY_ERROR:
+      return "error";
+    default:
+      return "finding";
+  }
+}
+
+void PrintFindings(const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
+  for (const v1::Finding& f : findings) {
+    std::cout << "  " << SeverityText(f.severity()) << ": "
+              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": ")) << f.message()
+              << "\n";
+    if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
+  }
 }
 
 }  // namespace cli

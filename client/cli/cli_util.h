@@ -10,6 +10,8 @@
 
 #include "absl/status/status.h"
 #include "client/credbroker/client.h"
+#include "credbroker/v1/types.pb.h"
+#include "google/protobuf/repeated_field.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
 
@@ -64,6 +66,12 @@ std::optional<std::string> Prompt(const std::string& label, bool hidden);
 std::optional<std::string> ReadSecret(const Args& args, const std::string& label);
 // "2026-11-26 10:02" (UTC), or "-" for an unset time.
 std::string FormatTime(const google::protobuf::Timestamp& t);
+// "READY", "ROTATION_DUE", ... for a readiness.
+std::string ReadinessText(v1::Readiness r);
+// "note", "warning" or "error".
+std::string SeverityText(v1::Severity s);
+// Each finding on its own line ("  error: field: message"), then its fix.
+void PrintFindings(const google::protobuf::RepeatedPtrField<v1::Finding>& findings);
 // "in 9m", "2m ago" relative to now.
 std::string Relative(const google::protobuf::Timestamp& t);
 

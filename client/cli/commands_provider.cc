@@ -11,71 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "broker/common/json.h"
 #include "client/credbroker/client.h"
 
 namespace credbroker {
 namespace cli {
 namespace {
 
-std::string ReadinessName(v1::Readiness r) {
-  return std::string(absl::StripPrefix(v1::Readiness_Name(r), "READINESS_"));
-}
-
-std::string SeverityName(v1::Severity s) {
-  switch (s) {
-    case v1::SEVERITY_INFO:
-      return "note";
-    case v1::SEVERITY_WARNING:
-      return "warning";
-    case v1::SEVERITY_ERROR:
-      return "error";
-    default:
-      return "finding";
-  }
-}
-
 std::string BindingStateName(v1::ResourceBinding::State s) {
   return absl::AsciiStrToLower(
       absl::StripPrefix(v1::ResourceBinding::State_Name(s), "STATE_"));
-}
-
-// A JSON string literal of `s`.
-std::string JsonQuote(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x",
-                        static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += "\"";
-  return out;
-}
-
-void PrintFindingList(
-    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
-  for (const v1::Finding& f : findings) {
-    std::cout << "  " << SeverityName(f.severity()) << ": "
-              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
-              << f.message() << "\n";
-    if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
-  }
 }
 
 // "--version N" as a positive number; 0 when absent or not one.
@@ -130,14 +75,14 @@ class ProviderCli {
     const v1::ValidateCredentialResponse& r = d.response;
     const bool ready = r.readiness() == v1::READINESS_READY;
     std::cout << d.provider << "/" << r.profile() << ": "
-              << ReadinessName(r.readiness()) << (ready ? "" : " — not ready")
+              << ReadinessText(r.readiness()) << (ready ? "" : " — not ready")
               << "\n";
     if (!r.missing_fields().empty()) {
       std::cout << "  missing: " << absl::StrJoin(r.missing_fields(), ", ")
                 << " (add with `credctl set " << d.provider << " --profile "
                 << r.profile() << " --keep --field NAME`)\n";
     }
-    PrintFindingList(r.findings());
+    PrintFindings(r.findings());
     if (!r.manual_checks().empty()) {
       std::cout << "  if it still fails, check in the provider's console:\n";
       for (const std::string& c : r.manual_checks())
@@ -278,9 +223,9 @@ class ProviderCli {
     const v1::CredentialSummary& c = r->credential();
     std::cout << "Restored " << c.provider() << "/" << c.profile()
               << " version " << r->restored_version() << " as version "
-              << c.version() << " (" << ReadinessName(c.readiness())
+              << c.version() << " (" << ReadinessText(c.readiness())
               << "), fingerprint " << c.fingerprint() << "\n";
-    PrintFindingList(r->findings());
+    PrintFindings(r->findings());
     return 0;
   }
 

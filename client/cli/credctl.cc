@@ -126,34 +126,6 @@ Global flags:
   --timeout SECONDS   deadline of each call (default 30)
 )";
 
-std::string ReadinessText(v1::Readiness r) {
-  const std::string& name = v1::Readiness_Name(r);
-  return std::string(absl::StripPrefix(name, "READINESS_"));
-}
-
-std::string SeverityText(v1::Severity s) {
-  switch (s) {
-    case v1::SEVERITY_INFO:
-      return "note";
-    case v1::SEVERITY_WARNING:
-      return "warning";
-    case v1::SEVERITY_ERROR:
-      return "error";
-    default:
-      return "";
-  }
-}
-
-void PrintFindings(
-    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
-  for (const auto& f : findings) {
-    std::cout << "  " << SeverityText(f.severity()) << ": "
-              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
-              << f.message() << "\n";
-    if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
-  }
-}
-
 // The list's ROTATE IN column, from the broker's whole days.
 std::string RotateIn(const v1::CredentialSummary& c) {
   if (!c.has_rotation_due_at()) return "-";
