@@ -119,6 +119,8 @@ class Auth0Provider : public BasicProvider {
     size_t slash = v.find('/');
     bool path = slash != absl::string_view::npos;
     if (path) v = v.substr(0, slash);
+    // What the scheme or path hid may itself be pasted whitespace.
+    v = TrimPasted(v);
     if (!scheme && !path && v == raw) return absl::OkStatus();
     if (v.empty()) return absl::OkStatus();  // Validate reports it.
     it->second = SecretBytes(v);
