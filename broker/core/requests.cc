@@ -54,6 +54,31 @@ absl::Status CheckNeed(const Need& need) {
   return InvalidArgumentWithViolations("the credential need is not valid", v);
 }
 
+absl::Status CheckReason(const std::string& reason) {
+  if (reason.size() <= kMaxReason) return absl::OkStatus();
+  return InvalidArgumentWithViolations(
+      "reason too long", {{"reason", absl::StrCat("at most ", kMaxReason, " characters")}});
+}
+
+// NOT_FOUND for an unknown request; FAILED_PRECONDITION naming the decision
+// of one that is no longer open.
+absl::Status DecidedRequestError(Store& store, const std::string& request_id) {
+  absl::StatusOr<RequestRecord> stored = store.GetRequest(request_id);
+  if (!stored.ok()) return stored.status();
+  return absl::FailedPreconditionError(
+      absl::StrCat("request ", request_id, " was already decided: ", stored->decision));
+}
+
+// NOT_FOUND for an unknown grant; FAILED_PRECONDITION saying how one that is
+// no longer active ended.
+absl::Status EndedGrantError(Store& store, const std::string& grant_id) {
+  absl::StatusOr<GrantRecord> stored = store.GetGrant(grant_id);
+  if (!stored.ok()) return stored.status();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "grant ", grant_id, " has already ended",
+      stored->end_reason.empty() ? " (expired)" : absl::StrCat(" (", stored->end_reason, ")")));
+}
+
 WatchEvent MakeEvent(WatchEventKind kind, RequestView request) {
   WatchEvent e;
   e.kind = kind;
@@ -600,11 +625,7 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
   absl::MutexLock lock(&mu_);
   auto it = active_grants_.find(grant_id);
   if (it == active_grants_.end()) {
-    absl::StatusOr<GrantRecord> stored = store_->GetGrant(grant_id);
-    if (!stored.ok()) return stored.status();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "grant ", grant_id, " has already ended",
-        stored->end_reason.empty() ? " (expired)" : absl::StrCat(" (", stored->end_reason, ")")));
+    return EndedGrantError(*store_, grant_id);
   }
   auto holder = grant_agents_.find(grant_id);
   if (holder != grant_agents_.end() && holder->second.pid != 0 && caller.pid != 0 &&
@@ -730,10 +751,7 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   absl::MutexLock lock(&mu_);
   auto it = open_.find(input.request_id);
   if (it == open_.end()) {
-    absl::StatusOr<RequestRecord> stored = store_->GetRequest(input.request_id);
-    if (!stored.ok()) return stored.status();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "request ", input.request_id, " was already decided: ", stored->decision));
+    return DecidedRequestError(*store_, input.request_id);
   }
   RequestRecord r = it->second;
   CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "approve"));
@@ -864,17 +882,11 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
 
 absl::Status RequestManager::Deny(const std::string& request_id,
                                   const std::string& reason, const Caller& caller) {
-  if (reason.size() > kMaxReason) {
-    return InvalidArgumentWithViolations(
-        "reason too long", {{"reason", absl::StrCat("at most ", kMaxReason, " characters")}});
-  }
+  CB_RETURN_IF_ERROR(CheckReason(reason));
   absl::MutexLock lock(&mu_);
   auto it = open_.find(request_id);
   if (it == open_.end()) {
-    absl::StatusOr<RequestRecord> stored = store_->GetRequest(request_id);
-    if (!stored.ok()) return stored.status();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "request ", request_id, " was already decided: ", stored->decision));
+    return DecidedRequestError(*store_, request_id);
   }
   RequestRecord r = it->second;
   CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "deny"));
@@ -901,18 +913,11 @@ absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrants(
 
 absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
                                          const std::string& reason, const Caller& caller) {
-  if (reason.size() > kMaxReason) {
-    return InvalidArgumentWithViolations(
-        "reason too long", {{"reason", absl::StrCat("at most ", kMaxReason, " characters")}});
-  }
+  CB_RETURN_IF_ERROR(CheckReason(reason));
   absl::MutexLock lock(&mu_);
   auto it = active_grants_.find(grant_id);
   if (it == active_grants_.end()) {
-    absl::StatusOr<GrantRecord> stored = store_->GetGrant(grant_id);
-    if (!stored.ok()) return stored.status();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "grant ", grant_id, " has already ended",
-        stored->end_reason.empty() ? " (expired)" : absl::StrCat(" (", stored->end_reason, ")")));
+    return EndedGrantError(*store_, grant_id);
   }
   GrantRecord g = it->second;
   g.ended_at = clock_();
