@@ -5,8 +5,10 @@
 # Idempotent: installs only what is missing, rebuilds only what changed
 # (ccache).
 #   CREDBROKER_PRESET=plain scripts/test.sh   another preset (default: ci)
-#   CREDBROKER_SANITIZERS=asan,tsan           more sanitizer presets after it
-#                                             (default none: ci is ASan+UBSan)
+#   CREDBROKER_SANITIZERS=tsan                more sanitizer presets after it
+#                                             (default tsan; "" for none; asan
+#                                             is also accepted, though ci
+#                                             already is ASan+UBSan)
 #   CREDBROKER_SKIP_FUZZ=1                    no fuzzing (scripts/fuzz.sh)
 #   CREDBROKER_FUZZ_SECONDS=10                seconds per fuzz target
 #   CREDBROKER_SKIP_BAZEL=1                   no Bazel build (scripts/bazel.sh)
@@ -24,19 +26,13 @@ fi
 credbroker_install_deps "${credbroker_packages[@]}" ${extra_packages[@]+"${extra_packages[@]}"}
 
 preset="${CREDBROKER_PRESET:-ci}"
-sanitizers="${CREDBROKER_SANITIZERS-}"
+sanitizers="${CREDBROKER_SANITIZERS-tsan}"
 jobs="$(nproc)"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/credbroker-ccache}"
 
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$jobs"
 ctest --preset "$preset" -j "$jobs" --timeout 600
-
-# The same targets built and tested by Bazel, after the check that its
-# BUILD.bazel files still match the CMake lists.
-if [ "${CREDBROKER_SKIP_BAZEL:-0}" != 1 ]; then
-  bash scripts/bazel.sh
-fi
 
 # The executables whose tests run under TSan: everything with threads of
 # its own (executor, store writers, request manager races, the server) and
@@ -68,6 +64,12 @@ for s in ${sanitizers//,/ }; do
       ;;
   esac
 done
+
+# The same targets built and tested by Bazel, after the check that its
+# BUILD.bazel files still match the CMake lists.
+if [ "${CREDBROKER_SKIP_BAZEL:-0}" != 1 ]; then
+  bash scripts/bazel.sh
+fi
 
 if [ "${CREDBROKER_SKIP_FUZZ:-0}" != 1 ]; then
   bash scripts/fuzz.sh

@@ -10,6 +10,7 @@
 #include "broker/common/status_macros.h"
 #include "broker/crypto/crypto.h"
 #include "broker/rpc/convert.h"
+#include "broker/common/tsan.h"
 #include "broker/rpc/outbox.h"
 
 namespace credbroker {
@@ -43,6 +44,7 @@ class FinishGate {
     --holds_;
     if (holds_ == 0 && deferred_.has_value() && !finish_called_) {
       finish_called_ = true;
+      TsanHappensBefore(this);
       return std::exchange(deferred_, std::nullopt);
     }
     return std::nullopt;
@@ -56,8 +58,31 @@ class FinishGate {
       return false;
     }
     finish_called_ = true;
+    TsanHappensBefore(this);
     return true;
   }
+
+  // ThreadSanitizer edges for orderings that gRPC guarantees but makes
+  // inside its own (uninstrumented) code: a reaction runs after the
+  // StartRead/StartWrite that led to it, reactions run one after another,
+  // and OnDone runs after the Finish this gate let through and after every
+  // reaction has returned. No-ops outside the tsan build.
+  class Reaction {
+   public:
+    explicit Reaction(const FinishGate* gate) : gate_(gate) { TsanHappensAfter(gate_); }
+    ~Reaction() { TsanHappensBefore(gate_); }
+    Reaction(const Reaction&) = delete;
+    Reaction& operator=(const Reaction&) = delete;
+
+   private:
+    const FinishGate* gate_;
+  };
+  // At the top of OnReadDone, OnWriteDone and OnCancel.
+  [[nodiscard]] Reaction InReaction() const { return Reaction(this); }
+  // Before handing an operation to gRPC (StartRead, StartWrite).
+  void HandOff() const { TsanHappensBefore(this); }
+  // At the top of OnDone.
+  void OnDone() const { TsanHappensAfter(this); }
 
  private:
   absl::Mutex mu_;
@@ -74,7 +99,10 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
                  const grpc::CallbackServerContext& ctx)
       : requests_(requests), env_(env), streams_(streams), caller_(CallerOf(env, ctx, "agent")) {
     outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
-        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) { StartWrite(m); },
+        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) {
+          gate_.HandOff();
+          StartWrite(m);
+        },
         [this](const grpc::Status& s) { RequestFinish(s); });
     stream_id_ = streams_->Add(
         [box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](const grpc::Status& s) {
@@ -84,6 +112,7 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
   }
 
   void OnReadDone(bool ok) override {
+    auto reaction = gate_.InReaction();
     if (!ok) {
       // The agent closed its side (or went away): the session ends once
       // what is queued has been written.
@@ -100,12 +129,17 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
     });
   }
 
-  void OnWriteDone(bool ok) override { outbox_->OnWriteDone(ok); }
+  void OnWriteDone(bool ok) override {
+    auto reaction = gate_.InReaction();
+    outbox_->OnWriteDone(ok);
+  }
   void OnCancel() override {
+    auto reaction = gate_.InReaction();
     outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
   }
 
   void OnDone() override {
+    gate_.OnDone();
     outbox_->OnDone();
     streams_->Remove(stream_id_);
     if (attachment_ != 0) {
@@ -121,6 +155,7 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
   // Issues the next read; Finish waits while StartRead is being called.
   void Read() {
     if (!gate_.Hold()) return;
+    gate_.HandOff();
     StartRead(&request_);
     if (auto s = gate_.Release()) Finish(*s);
   }
@@ -202,7 +237,10 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
                            const v1::RequestCredentialRequest& request)
       : requests_(requests), env_(env), streams_(streams) {
     outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
-        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) { StartWrite(m); },
+        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) {
+          gate_.HandOff();
+          StartWrite(m);
+        },
         [this](const grpc::Status& s) {
           if (gate_.RequestFinish(s)) Finish(s);
         });
@@ -222,11 +260,16 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
     });
   }
 
-  void OnWriteDone(bool ok) override { outbox_->OnWriteDone(ok); }
+  void OnWriteDone(bool ok) override {
+    auto reaction = gate_.InReaction();
+    outbox_->OnWriteDone(ok);
+  }
   void OnCancel() override {
+    auto reaction = gate_.InReaction();
     outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
   }
   void OnDone() override {
+    gate_.OnDone();
     outbox_->OnDone();
     streams_->Remove(stream_id_);
     if (attachment_ != 0) {
@@ -276,7 +319,10 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
   WatchReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
       : requests_(requests), env_(env), streams_(streams) {
     outbox_ = std::make_shared<Outbox<v1::ApprovalEvent>>(
-        kMaxQueuedPerStream, [this](const v1::ApprovalEvent* m) { StartWrite(m); },
+        kMaxQueuedPerStream, [this](const v1::ApprovalEvent* m) {
+          gate_.HandOff();
+          StartWrite(m);
+        },
         [this](const grpc::Status& s) {
           if (gate_.RequestFinish(s)) Finish(s);
         });
@@ -309,11 +355,16 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
     });
   }
 
-  void OnWriteDone(bool ok) override { outbox_->OnWriteDone(ok); }
+  void OnWriteDone(bool ok) override {
+    auto reaction = gate_.InReaction();
+    outbox_->OnWriteDone(ok);
+  }
   void OnCancel() override {
+    auto reaction = gate_.InReaction();
     outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
   }
   void OnDone() override {
+    gate_.OnDone();
     outbox_->OnDone();
     streams_->Remove(stream_id_);
     if (watcher_ != 0) {

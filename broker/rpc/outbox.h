@@ -108,6 +108,7 @@ class Outbox {
     counted_ = 0;
   }
 
+
   bool closing() const {
     absl::MutexLock lock(&mu_);
     return closing_ || done_;

@@ -4,8 +4,9 @@
 // Debian's Abseil is not built with -fsanitize=thread, so its Mutex carries
 // no TSan annotations: TSan would see no happens-before edge between one
 // thread's Unlock and the next thread's Lock, and report every guarded
-// member as a data race. This file defines the few Mutex and Notification
-// entry points that our code and gRPC call; each forwards to Abseil's own
+// member as a data race. This file defines the few Mutex, CondVar,
+// ReleasableMutexLock and Notification entry points that our code and gRPC
+// call (gRPC's own mutexes and condition variables are Abseil's); each forwards to Abseil's own
 // definition (dlsym RTLD_NEXT) and adds the edge with __tsan_release /
 // __tsan_acquire on the object's address. Definitions in the executable
 // take precedence over the shared library's, for calls from gRPC too.
@@ -54,11 +55,37 @@ Fn Real(const std::string& symbol) {
   return reinterpret_cast<Fn>(f);
 }
 
-// The mutex a thread is waiting in inside Await: Abseil evaluates the
-// waiter's Condition with the mutex held internally, after our release.
-thread_local absl::Mutex* awaiting = nullptr;
+// The mutex whose Await or Unlock this thread is inside. Abseil evaluates a
+// waiter's Condition with the mutex held internally, after our wrapper's
+// release: in Await on the waiting thread, and in Unlock on the unlocking
+// thread (on the waiter's behalf). Condition::Eval orders itself against
+// that mutex on both sides.
+thread_local absl::Mutex* evaluating_for = nullptr;
+
+// Sets evaluating_for for the duration of a call into Abseil.
+class EvaluatingFor {
+ public:
+  explicit EvaluatingFor(absl::Mutex* mu) : outer_(evaluating_for) {
+    evaluating_for = mu;
+  }
+  ~EvaluatingFor() { evaluating_for = outer_; }
+  EvaluatingFor(const EvaluatingFor&) = delete;
+  EvaluatingFor& operator=(const EvaluatingFor&) = delete;
+
+ private:
+  absl::Mutex* outer_;
+};
 
 void* Sync(const void* p) { return const_cast<void*>(p); }
+
+// Abseil's debug-build deadlock detector keeps a lock graph behind its own
+// spin lock, which TSan cannot see either; TSan's reports would be about
+// that graph, not about our code. Lock order is left to review and to
+// Abseil's detector in the other builds.
+const bool kDeadlockDetectionOff = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
 
 }  // namespace
 
@@ -75,6 +102,7 @@ void Mutex::Unlock() {
   static const auto real =
       Real<void (*)(Mutex*)>(Prefix("_ZN") + "5Mutex6UnlockEv");
   __tsan_release(this);
+  EvaluatingFor scope(this);
   real(this);
 }
 
@@ -97,6 +125,7 @@ void Mutex::ReaderUnlock() {
   static const auto real =
       Real<void (*)(Mutex*)>(Prefix("_ZN") + "5Mutex12ReaderUnlockEv");
   __tsan_release(this);
+  EvaluatingFor scope(this);
   real(this);
 }
 
@@ -104,10 +133,10 @@ void Mutex::Await(const Condition& cond) {
   static const auto real = Real<void (*)(Mutex*, const Condition&)>(
       Prefix("_ZN") + "5Mutex5AwaitERKNS0_9ConditionE");
   __tsan_release(this);
-  Mutex* outer = awaiting;
-  awaiting = this;
-  real(this, cond);
-  awaiting = outer;
+  {
+    EvaluatingFor scope(this);
+    real(this, cond);
+  }
   __tsan_acquire(this);
 }
 
@@ -117,10 +146,11 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
           Prefix("_ZN") +
           "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   __tsan_release(this);
-  Mutex* outer = awaiting;
-  awaiting = this;
-  bool met = real(this, cond, timeout);
-  awaiting = outer;
+  bool met;
+  {
+    EvaluatingFor scope(this);
+    met = real(this, cond, timeout);
+  }
   __tsan_acquire(this);
   return met;
 }
@@ -128,8 +158,53 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
 bool Condition::Eval() const {
   static const auto real =
       Real<bool (*)(const Condition*)>(Prefix("_ZNK") + "9Condition4EvalEv");
-  if (awaiting != nullptr) __tsan_acquire(awaiting);
-  return real(this);
+  Mutex* mu = evaluating_for;
+  if (mu != nullptr) __tsan_acquire(mu);
+  bool met = real(this);
+  // The condition read the guarded state: whoever takes the mutex next is
+  // ordered after this read.
+  if (mu != nullptr) __tsan_release(mu);
+  return met;
+}
+
+// CondVar waits release and retake the mutex inside Abseil, past our Lock
+// and Unlock; gRPC's own mutex/condition-variable pairs (its thread pools,
+// completion queues, timers) are absl::Mutex + absl::CondVar.
+void CondVar::Wait(Mutex* mu) {
+  static const auto real = Real<void (*)(CondVar*, Mutex*)>(
+      Prefix("_ZN") + "7CondVar4WaitEPNS0_5MutexE");
+  __tsan_release(mu);
+  real(this, mu);
+  __tsan_acquire(mu);
+}
+
+bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout) {
+  static const auto real = Real<bool (*)(CondVar*, Mutex*, absl::Duration)>(
+      Prefix("_ZN") + "7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
+  __tsan_release(mu);
+  bool timed_out = real(this, mu, timeout);
+  __tsan_acquire(mu);
+  return timed_out;
+}
+
+bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline) {
+  static const auto real = Real<bool (*)(CondVar*, Mutex*, absl::Time)>(
+      Prefix("_ZN") + "7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
+  __tsan_release(mu);
+  bool timed_out = real(this, mu, deadline);
+  __tsan_acquire(mu);
+  return timed_out;
+}
+
+// ReleasableMutexLock is { Mutex* mu_; }; Release() unlocks inside Abseil.
+static_assert(sizeof(ReleasableMutexLock) == sizeof(Mutex*),
+              "absl::ReleasableMutexLock's layout changed");
+void ReleasableMutexLock::Release() {
+  static const auto real = Real<void (*)(ReleasableMutexLock*)>(
+      Prefix("_ZN") + "19ReleasableMutexLock7ReleaseEv");
+  Mutex* mu = *reinterpret_cast<Mutex**>(this);
+  if (mu != nullptr) __tsan_release(mu);
+  real(this);
 }
 
 // Notification is { Mutex mutex_; std::atomic<bool> notified_yet_; }; the
