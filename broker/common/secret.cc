@@ -5,6 +5,8 @@
 #include <cstring>
 #include <utility>
 
+#include "broker/common/locked_memory.h"
+
 namespace credbroker {
 
 SecretBytes::SecretBytes(absl::string_view value) {
@@ -20,9 +22,9 @@ SecretBytes SecretBytes::TakeFrom(std::string& value) {
 SecretBytes SecretBytes::Zeroed(size_t size) {
   SecretBytes s;
   if (size > 0) {
-    s.data_ = new uint8_t[size]();
+    s.data_ = static_cast<uint8_t*>(LockedAlloc(size));
     s.size_ = size;
-    sodium_mlock(s.data_, size);  // Best effort: may fail under RLIMIT_MEMLOCK.
+    std::memset(s.data_, 0, size);
   }
   return s;
 }
@@ -58,12 +60,8 @@ bool SecretBytes::Equals(const SecretBytes& other) const {
 }
 
 void SecretBytes::Clear() {
-  if (data_ != nullptr) {
-    // sodium_munlock wipes the region before unlocking it.
-    sodium_munlock(data_, size_);
-    sodium_memzero(data_, size_);
-    delete[] data_;
-  }
+  // LockedFree wipes the block.
+  if (data_ != nullptr) LockedFree(data_, size_);
   data_ = nullptr;
   size_ = 0;
 }
@@ -71,9 +69,8 @@ void SecretBytes::Clear() {
 void SecretBytes::Assign(const uint8_t* data, size_t size) {
   Clear();
   if (size == 0) return;
-  data_ = new uint8_t[size];
+  data_ = static_cast<uint8_t*>(LockedAlloc(size));
   size_ = size;
-  sodium_mlock(data_, size);
   std::memcpy(data_, data, size);
 }
 
