@@ -7,13 +7,16 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/common/secret.h"
 #include "broker/crypto/crypto.h"
@@ -273,6 +276,15 @@ class CredentialManager {
   const Sealer* sealer_;
   const ProviderRegistry* registry_;
   Clock clock_;
+
+  // Each provider's default profile, as read from or written to the store
+  // (every read of a credential needs it; it changes only through
+  // SetDefaultProfile). `defaults_generation_` counts changes, so that a read
+  // that raced with a change does not cache what it read.
+  absl::Mutex defaults_mu_;
+  std::map<std::string, std::string, std::less<>> defaults_
+      ABSL_GUARDED_BY(defaults_mu_);
+  uint64_t defaults_generation_ ABSL_GUARDED_BY(defaults_mu_) = 0;
 };
 
 // Masked display of every field of `values` per the provider's spec.

@@ -60,8 +60,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
     grpc::CallbackServerContext* context, const v1::GetCredentialRequest* request,
     v1::CredentialSummary* response) {
-  return RunUnary(context, request, response, env_, Role::kApprover,
-                  "GetCredential",
+  return RunUnaryInline(context, request, response, env_, Role::kApprover,
+                        "GetCredential",
                   [this](const v1::GetCredentialRequest& req,
                          v1::CredentialSummary& resp) -> absl::Status {
                     CB_ASSIGN_OR_RETURN(
@@ -135,7 +135,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::DeleteCredential(
 grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
     grpc::CallbackServerContext* context, const v1::ValidateCredentialRequest* request,
     v1::ValidateCredentialResponse* response) {
-  return RunUnary(
+  return RunUnaryInline(
       context, request, response, env_, Role::kApprover, "ValidateCredential",
       [this](const v1::ValidateCredentialRequest& req,
              v1::ValidateCredentialResponse& resp) -> absl::Status {

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -689,11 +690,96 @@ absl::Status PreparePrivateFile(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Read-only connections for the hot reads (a credential, a metadata value).
+// In WAL mode a reader never waits for a writer, so these do not queue
+// behind a PutCredential or an approval that is syncing its transaction to
+// disk, nor behind each other; each statement sees the latest commit.
+constexpr int kReadConnections = 4;
+
+class ReadConnection {
+ public:
+  static std::unique_ptr<ReadConnection> Open(const std::string& path) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(
+        path.c_str(), &db,
+        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+        nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_close_v2(db);
+      return nullptr;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    return std::unique_ptr<ReadConnection>(new ReadConnection(db));
+  }
+  ~ReadConnection() {
+    absl::MutexLock lock(&mu);
+    for (auto& entry : statements_) sqlite3_finalize(entry.second);
+    sqlite3_close_v2(db_);
+  }
+  ReadConnection(const ReadConnection&) = delete;
+  ReadConnection& operator=(const ReadConnection&) = delete;
+
+  absl::StatusOr<Statement> Prepare(const char* sql)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                  &stmt, nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return SqliteStatus(rc, db_, "prepare statement");
+      }
+      it = statements_.emplace(sql, stmt).first;
+    }
+    return Statement(db_, it->second);
+  }
+
+  // One statement at a time on this connection.
+  absl::Mutex mu;
+
+ private:
+  explicit ReadConnection(sqlite3* db) : db_(db) {}
+  sqlite3* const db_ ABSL_GUARDED_BY(mu);
+  std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu);
+};
+
+// The rest of GetCredential once its statement is prepared, on either
+// connection.
+absl::StatusOr<CredentialRecord> StepGet(Statement& s, absl::string_view provider,
+                                         absl::string_view profile,
+                                         int64_t version) {
+  s.Bind(1, provider).Bind(2, profile).Bind(3, version);
+  CB_ASSIGN_OR_RETURN(bool row, s.Step("read credential"));
+  if (!row) {
+    return absl::NotFoundError(
+        version == 0 ? absl::StrCat("no credential stored for ", provider, "/",
+                                    profile)
+                     : absl::StrCat("no credential stored for ", provider, "/",
+                                    profile, " version ", version));
+  }
+  return ReadRecord(s);
+}
+
+constexpr const char kGetMetaSql[] = "SELECT value FROM meta WHERE key = ?1";
+
+absl::StatusOr<std::string> StepGetMeta(Statement& s, absl::string_view key) {
+  s.Bind(1, key);
+  CB_ASSIGN_OR_RETURN(bool row, s.Step("read metadata"));
+  if (!row) {
+    return absl::NotFoundError(
+        absl::StrCat("no metadata \"", key, "\" in the store"));
+  }
+  return s.Bytes(0);
+}
+
 class SqliteStore : public Store {
  public:
   SqliteStore(std::string path, sqlite3* db, std::function<absl::Time()> clock)
       : path_(std::move(path)), clock_(std::move(clock)), db_(db) {}
   ~SqliteStore() override {
+    readers_.clear();  // The writer closes last, checkpointing the WAL.
     absl::MutexLock lock(&mu_);
     for (auto& entry : statements_) sqlite3_finalize(entry.second);
     statements_.clear();
@@ -751,18 +837,13 @@ class SqliteStore : public Store {
       return absl::InvalidArgumentError(absl::StrCat(
           "version must be positive (or 0 for the latest), got ", version));
     }
+    if (ReaderLease reader = AcquireReader(); reader) {
+      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(kGetSql));
+      return StepGet(s, provider, profile, version);
+    }
     absl::MutexLock lock(&mu_);
     CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetSql));
-    s.Bind(1, provider).Bind(2, profile).Bind(3, version);
-    CB_ASSIGN_OR_RETURN(bool row, s.Step("read credential"));
-    if (!row) {
-      return absl::NotFoundError(
-          version == 0 ? absl::StrCat("no credential stored for ", provider,
-                                      "/", profile)
-                       : absl::StrCat("no credential stored for ", provider,
-                                      "/", profile, " version ", version));
-    }
-    return ReadRecord(s);
+    return StepGet(s, provider, profile, version);
   }
 
   absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
@@ -824,16 +905,23 @@ class SqliteStore : public Store {
   }
 
   absl::StatusOr<std::string> GetMeta(absl::string_view key) override {
-    absl::MutexLock lock(&mu_);
-    CB_ASSIGN_OR_RETURN(Statement s,
-                        Prepare("SELECT value FROM meta WHERE key = ?1"));
-    s.Bind(1, key);
-    CB_ASSIGN_OR_RETURN(bool row, s.Step("read metadata"));
-    if (!row) {
-      return absl::NotFoundError(
-          absl::StrCat("no metadata \"", key, "\" in the store"));
+    if (ReaderLease reader = AcquireReader(); reader) {
+      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(kGetMetaSql));
+      return StepGetMeta(s, key);
     }
-    return s.Bytes(0);
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetMetaSql));
+    return StepGetMeta(s, key);
+  }
+
+  // Opens the read connections, once the schema is current. Without them
+  // (they could not be opened) every read uses the writer's connection.
+  void OpenReaders() {
+    for (int i = 0; i < kReadConnections; ++i) {
+      std::unique_ptr<ReadConnection> reader = ReadConnection::Open(path_);
+      if (reader == nullptr) break;
+      readers_.push_back(std::move(reader));
+    }
   }
 
   absl::Status PutMeta(absl::string_view key,
@@ -1042,6 +1130,37 @@ class SqliteStore : public Store {
   }
 
  private:
+  // A free read connection, held (locked) for the lease's life; empty when
+  // the store has none.
+  class ABSL_SCOPED_LOCKABLE ReaderLease {
+   public:
+    explicit ReaderLease(ReadConnection* reader) : reader_(reader) {}
+    ReaderLease(ReaderLease&& other) noexcept
+        : reader_(std::exchange(other.reader_, nullptr)) {}
+    ReaderLease& operator=(ReaderLease&&) = delete;
+    ~ReaderLease() ABSL_UNLOCK_FUNCTION() {
+      if (reader_ != nullptr) reader_->mu.Unlock();
+    }
+    explicit operator bool() const { return reader_ != nullptr; }
+    ReadConnection* operator->() const { return reader_; }
+
+   private:
+    ReadConnection* reader_;
+  };
+
+  // The first read connection not in use, else waits for one (chosen by
+  // thread, so that waiters spread over them).
+  ReaderLease AcquireReader() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (readers_.empty()) return ReaderLease(nullptr);
+    for (const auto& reader : readers_) {
+      if (reader->mu.TryLock()) return ReaderLease(reader.get());
+    }
+    const size_t pick =
+        std::hash<std::thread::id>()(std::this_thread::get_id()) % readers_.size();
+    readers_[pick]->mu.Lock();
+    return ReaderLease(readers_[pick].get());
+  }
+
   std::string OpenContext(absl::string_view what) const {
     return absl::StrCat("open ", path_, " (", what, ")");
   }
@@ -1350,6 +1469,9 @@ class SqliteStore : public Store {
   sqlite3* const db_ ABSL_GUARDED_BY(mu_);
   // Prepared statements keyed by their (static) SQL text.
   std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+  // Set once by OpenReaders before the store is shared; each has its own
+  // lock (ReaderLease).
+  std::vector<std::unique_ptr<ReadConnection>> readers_;
 };
 
 }  // namespace
@@ -1374,6 +1496,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
   }
   auto store = std::make_unique<SqliteStore>(path, db, std::move(clock));
   CB_RETURN_IF_ERROR(store->Initialize());
+  store->OpenReaders();
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -167,6 +168,42 @@ TEST_F(SqliteStoreTest, GetLatestAndSpecificVersions) {
   EXPECT_EQ(second->rotation_period, absl::Hours(2));
   EXPECT_EQ(second->first_created_at, v1.created_at);
   EXPECT_EQ(second->version_count, 3);
+}
+
+// Reads use their own connection: a credential and a metadata value can be
+// read while a write transaction is open (here held open inside the seal
+// step), and they see what was committed before it, not what it writes.
+TEST_F(SqliteStoreTest, ReadsDoNotWaitForAnOpenWriteTransaction) {
+  Put("aws", "default", absl::Hours(1));
+  ASSERT_TRUE(store_->PutMeta("default_profile/aws", "default").ok());
+  absl::Notification in_transaction, release;
+  std::thread writer([&] {
+    absl::StatusOr<CredentialRecord> r = store_->PutCredential(
+        "aws", "default", absl::Hours(2),
+        [&](int64_t version)
+            -> absl::StatusOr<std::pair<std::string, std::string>> {
+          in_transaction.Notify();
+          release.WaitForNotification();
+          return std::make_pair(SealedFor("aws", "default", version),
+                                absl::StrCat("fp", version));
+        });
+    EXPECT_TRUE(r.ok()) << r.status();
+  });
+  in_transaction.WaitForNotification();
+  // The writer holds its connection until `release`: these must not wait.
+  absl::StatusOr<CredentialRecord> during = store_->GetCredential("aws", "default", 0);
+  absl::StatusOr<std::string> meta = store_->GetMeta("default_profile/aws");
+  release.Notify();
+  writer.join();
+  ASSERT_TRUE(during.ok()) << during.status();
+  EXPECT_EQ(during->version, 1);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(*meta, "default");
+  // Once committed, the next read sees the new version.
+  absl::StatusOr<CredentialRecord> after = store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->version, 2);
+  EXPECT_EQ(after->sealed, SealedFor("aws", "default", 2));
 }
 
 TEST_F(SqliteStoreTest, GetMissingIsNotFound) {
