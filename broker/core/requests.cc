@@ -403,6 +403,18 @@ const StandingRecord* RequestManager::MatchStanding(const RequestRecord& r,
   return nullptr;
 }
 
+std::vector<const RequestRecord*> RequestManager::OpenInSession(
+    const std::string& session_key) const {
+  // by_need_ is ordered by (session key, need id): one session's open needs
+  // are adjacent, so this costs the session's needs, not every open one.
+  std::vector<const RequestRecord*> out;
+  for (auto it = by_need_.lower_bound({session_key, std::string()});
+       it != by_need_.end() && it->first.first == session_key; ++it) {
+    out.push_back(&open_.at(it->second));
+  }
+  return out;
+}
+
 int64_t RequestManager::AttachSession(const std::string& session_key,
                                       const Caller& caller, AgentListener listener) {
   absl::MutexLock lock(&mu_);
@@ -414,10 +426,8 @@ int64_t RequestManager::AttachSession(const std::string& session_key,
   session.disconnected_at = absl::InfiniteFuture();
   if (was_away) {
     Effects effects;
-    for (const auto& [id, r] : open_) {
-      if (r.session_key == session_key) {
-        effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentReconnected, ViewOf(r)));
-      }
+    for (const RequestRecord* r : OpenInSession(session_key)) {
+      effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentReconnected, ViewOf(*r)));
     }
     Notify(effects);
   }
@@ -431,10 +441,8 @@ void RequestManager::DetachSession(const std::string& session_key, int64_t attac
   it->second.listener = nullptr;
   it->second.disconnected_at = clock_();
   Effects effects;
-  for (const auto& [id, r] : open_) {
-    if (r.session_key == session_key) {
-      effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentDisconnected, ViewOf(r)));
-    }
+  for (const RequestRecord* r : OpenInSession(session_key)) {
+    effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentDisconnected, ViewOf(*r)));
   }
   Notify(effects);
 }
@@ -461,8 +469,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
     NotifyAgent(session_key, u);
     return u;
   }
-  int open_in_session = 0;
-  for (const auto& [id, r] : open_) open_in_session += r.session_key == session_key;
+  const int open_in_session = static_cast<int>(OpenInSession(session_key).size());
   if (open_in_session >= options_.max_open_per_session) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "this agent session already has ", open_in_session,

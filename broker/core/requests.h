@@ -307,6 +307,10 @@ class RequestManager {
 
   absl::Mutex mu_;
   // Open requests by id, and their (session_key, need_id) index.
+  // The open requests of one agent session, in need-id order.
+  std::vector<const RequestRecord*> OpenInSession(const std::string& session_key) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   std::map<std::string, RequestRecord> open_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> by_need_
       ABSL_GUARDED_BY(mu_);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
@@ -799,6 +800,31 @@ TEST_F(RequestManagerTest, RedisFormSaysTheBrokerGeneratesThePassword) {
   const NeedUpdate& g = updates_["s1"].back();
   ASSERT_TRUE(g.grant.has_value());
   EXPECT_EQ(g.grant->values.at("database_password").size(), 32u);
+}
+
+// The per-session bound counts only that session's open needs, including
+// for session keys that are prefixes of one another.
+TEST_F(RequestManagerTest, OpenNeedsAreBoundedPerSession) {
+  StoreAws();
+  for (const std::string s : {"s", "s1", "t"}) Attach(s);
+  const int limit = 64;  // RequestOptions::max_open_per_session's default.
+  for (int i = 0; i < limit; ++i) {
+    ASSERT_TRUE(requests_->SubmitNeed("s", agent_, AwsNeed(absl::StrCat("n", i))).ok());
+  }
+  absl::StatusOr<NeedUpdate> over = requests_->SubmitNeed("s", agent_, AwsNeed("one-more"));
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(over.status().message(), "already has 64 needs waiting"))
+      << over.status();
+  // Repeating a need that is already open is not a new one.
+  EXPECT_TRUE(requests_->SubmitNeed("s", agent_, AwsNeed("n7")).ok());
+  // Other sessions (one whose key starts with this one's) are not affected.
+  EXPECT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).ok());
+  EXPECT_TRUE(requests_->SubmitNeed("t", agent_, AwsNeed("n1")).ok());
+  // A cancelled need frees a place.
+  ASSERT_TRUE(requests_->CancelNeed("s", "n3", agent_).ok());
+  EXPECT_TRUE(requests_->SubmitNeed("s", agent_, AwsNeed("one-more")).ok());
+  EXPECT_EQ(requests_->SubmitNeed("s", agent_, AwsNeed("two-more")).status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace
