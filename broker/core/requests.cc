@@ -1029,13 +1029,15 @@ void RequestManager::Tick() {
   // Forget sessions gone past the grace period with nothing open.
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     const Session& s = it->second;
-    bool gone = !s.listener && s.disconnected_at + options_.grace_period <= now;
-    bool has_open = false;
-    for (const auto& [id, r] : open_) has_open |= r.session_key == it->first;
+    const bool gone = !s.listener && s.disconnected_at + options_.grace_period <= now;
+    // Both maps are ordered by session key first: look at this session's
+    // entries only (a full scan per session was quadratic).
+    const std::pair<std::string, std::string> first{it->first, std::string()};
+    auto open = by_need_.lower_bound(first);
+    const bool has_open = open != by_need_.end() && open->first.first == it->first;
     if (gone && !has_open) {
-      for (auto d = decided_.begin(); d != decided_.end();) {
-        d = d->first.first == it->first ? decided_.erase(d) : std::next(d);
-      }
+      auto d = decided_.lower_bound(first);
+      while (d != decided_.end() && d->first.first == it->first) d = decided_.erase(d);
       it = sessions_.erase(it);
     } else {
       ++it;
