@@ -34,11 +34,16 @@ std::string AuditLog::HashOf(const AuditRecord& e) const {
 }
 
 absl::Status AuditLog::Record(AuditRecord event) {
+  return store_->AppendAudit(Stamped(std::move(event)), HashFn()).status();
+}
+
+AuditRecord AuditLog::Stamped(AuditRecord event) const {
   event.time = clock_();
-  return store_
-      ->AppendAudit(std::move(event),
-                    [this](const AuditRecord& e) { return HashOf(e); })
-      .status();
+  return event;
+}
+
+Store::AuditHashFn AuditLog::HashFn() const {
+  return [this](const AuditRecord& e) { return HashOf(e); };
 }
 
 absl::StatusOr<AuditPage> AuditLog::List(AuditQuery query, int page_size,

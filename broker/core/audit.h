@@ -52,6 +52,11 @@ class AuditLog {
   // The chain hash of `event` (over every field but `hash`).
   std::string HashOf(const AuditRecord& event) const;
 
+  // For writes that carry their own audit event (Store::PutCredential):
+  // `event` with its time set now, and the hash function Record uses.
+  AuditRecord Stamped(AuditRecord event) const;
+  Store::AuditHashFn HashFn() const;
+
  private:
   Store* store_;
   const Sealer* sealer_;

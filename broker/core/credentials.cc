@@ -416,7 +416,8 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
                 sealer_->Seal(plaintext,
                               RecordAssociatedData(spec.id, profile, version)),
                 fingerprint);
-          }));
+          },
+          input.audit_of, input.audit_hash));
   if (record.version_count == 0) record.version_count = record.version;
   result.credential = Summarize(*provider, record, values);
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));

@@ -116,6 +116,10 @@ struct PutCredentialInput {
   SecretBytes file_contents;
   std::vector<std::string> generate;
   absl::Duration rotation_period = absl::ZeroDuration();
+  // Optional: the audit event of the stored version, written in the same
+  // transaction (Store::PutCredential); if it cannot be written, nothing is.
+  Store::AuditOfFn audit_of;
+  Store::AuditHashFn audit_hash;
 };
 
 struct PutCredentialResult {

@@ -91,18 +91,30 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
         if (req.has_rotation_period()) {
           input.rotation_period = FromProto(req.rotation_period());
         }
-        absl::StatusOr<PutCredentialResult> result = credentials_->Put(std::move(input));
         AuditRecord event;
         event.kind = "credential.put";
         event.provider = req.provider();
         event.profile = req.profile();
-        if (result.ok()) {
-          event.profile = result->credential.profile;
-          event.detail = absl::StrCat("version ", result->credential.version,
-                                      ", fingerprint ", result->credential.fingerprint);
+        if (env_.audit != nullptr) {
+          // Stored with the credential, in its transaction: one disk sync,
+          // and no stored change without its audit event.
+          input.audit_of = [audit = env_.audit,
+                            ok = CallAuditEvent(env_, *context, Role::kApprover,
+                                                absl::OkStatus(), event)](
+                               const CredentialRecord& r) {
+            AuditRecord e = ok;
+            e.provider = r.provider;
+            e.profile = r.profile;
+            e.detail = absl::StrCat("version ", r.version, ", fingerprint ", r.fingerprint);
+            return audit->Stamped(std::move(e));
+          };
+          input.audit_hash = env_.audit->HashFn();
         }
-        AuditCall(env_, *context, Role::kApprover, result.status(), std::move(event));
-        if (!result.ok()) return result.status();
+        absl::StatusOr<PutCredentialResult> result = credentials_->Put(std::move(input));
+        if (!result.ok()) {
+          AuditCall(env_, *context, Role::kApprover, result.status(), std::move(event));
+          return result.status();
+        }
         ToProto(result->credential, resp.mutable_credential());
         for (const auto& f : result->findings) ToProto(f, resp.add_findings());
         for (const auto& g : result->generated) resp.add_generated(g);

@@ -85,13 +85,18 @@ void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
   });
 }
 
-void AuditCall(const RpcEnv& env, const grpc::ServerContextBase& context,
-               Role role, const absl::Status& outcome, AuditRecord event) {
-  if (env.audit == nullptr) return;
+AuditRecord CallAuditEvent(const RpcEnv& env, const grpc::ServerContextBase& context,
+                           Role role, const absl::Status& outcome, AuditRecord event) {
   event.role = std::string(RoleName(role));
   event.peer = CallerOf(env, context, event.role).peer;
   event.outcome = outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
-  Write(env, std::move(event));
+  return event;
+}
+
+void AuditCall(const RpcEnv& env, const grpc::ServerContextBase& context,
+               Role role, const absl::Status& outcome, AuditRecord event) {
+  if (env.audit == nullptr) return;
+  Write(env, CallAuditEvent(env, context, role, outcome, std::move(event)));
 }
 
 }  // namespace credbroker

@@ -48,8 +48,12 @@ Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
                   absl::string_view rpc, const absl::Status& refusal);
 
-// Records `event` (role, peer and outcome filled in); a failed write is
-// reported on stderr, without any value.
+// `event` with the caller's role and peer and the outcome filled in.
+AuditRecord CallAuditEvent(const RpcEnv& env, const grpc::ServerContextBase& context,
+                           Role role, const absl::Status& outcome, AuditRecord event);
+
+// Records CallAuditEvent(...); a failed write is reported on stderr, without
+// any value.
 void AuditCall(const RpcEnv& env, const grpc::ServerContextBase& context,
                Role role, const absl::Status& outcome, AuditRecord event);
 

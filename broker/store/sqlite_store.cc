@@ -811,7 +811,9 @@ class SqliteStore : public Store {
   absl::StatusOr<CredentialRecord> PutCredential(absl::string_view provider,
                                                  absl::string_view profile,
                                                  absl::Duration rotation_period,
-                                                 const SealFn& seal) override {
+                                                 const SealFn& seal,
+                                                 const AuditOfFn& audit_of = nullptr,
+                                                 const AuditHashFn& hash_fn = nullptr) override {
     CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
     if (rotation_period < absl::ZeroDuration()) {
       return absl::InvalidArgumentError("rotation period must not be negative");
@@ -820,6 +822,10 @@ class SqliteStore : public Store {
     CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "store credential"));
     absl::StatusOr<CredentialRecord> record =
         PutLocked(provider, profile, rotation_period, seal);
+    if (record.ok() && audit_of) {
+      absl::StatusOr<AuditRecord> appended = AppendAuditLocked(audit_of(*record), hash_fn);
+      if (!appended.ok()) record = appended.status();
+    }
     if (record.ok()) {
       absl::Status committed = Exec("COMMIT", "store credential");
       if (committed.ok()) return record;

@@ -172,11 +172,19 @@ class Store {
   // first_created_at filled). `seal` runs while the store is locked: it must
   // not call back into the store; when it fails nothing is written and its
   // status is returned.
+  //
+  // `audit_of`, when set, gives the audit event of the stored record; it is
+  // appended in the same transaction, chained as AppendAudit does (with
+  // `hash_fn`), so that a credential change whose audit event cannot be
+  // written is not stored either.
   using SealFn = std::function<absl::StatusOr<std::pair<std::string, std::string>>(
       int64_t version)>;
+  using AuditHashFn = std::function<std::string(const AuditRecord&)>;
+  using AuditOfFn = std::function<AuditRecord(const CredentialRecord&)>;
   virtual absl::StatusOr<CredentialRecord> PutCredential(
       absl::string_view provider, absl::string_view profile,
-      absl::Duration rotation_period, const SealFn& seal) = 0;
+      absl::Duration rotation_period, const SealFn& seal,
+      const AuditOfFn& audit_of = nullptr, const AuditHashFn& hash_fn = nullptr) = 0;
 
   // The latest version (version == 0) or a given one. NOT_FOUND otherwise.
   virtual absl::StatusOr<CredentialRecord> GetCredential(
@@ -204,7 +212,6 @@ class Store {
   // transaction the store sets `sequence` and `prev_hash` (the previous
   // event's hash, "" for the first) and calls `hash_fn` for `hash`. Durable
   // when OK, like every write.
-  using AuditHashFn = std::function<std::string(const AuditRecord&)>;
   virtual absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
                                                   const AuditHashFn& hash_fn) = 0;
 

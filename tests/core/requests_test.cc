@@ -27,8 +27,10 @@ class FlakyStore : public Store {
   bool fail_flow = false;
 
   absl::StatusOr<CredentialRecord> PutCredential(absl::string_view a, absl::string_view b,
-                                                 absl::Duration c, const SealFn& d) override {
-    return inner_->PutCredential(a, b, c, d);
+                                                 absl::Duration c, const SealFn& d,
+                                                 const AuditOfFn& e = nullptr,
+                                                 const AuditHashFn& f = nullptr) override {
+    return inner_->PutCredential(a, b, c, d, e, f);
   }
   absl::StatusOr<CredentialRecord> GetCredential(absl::string_view a, absl::string_view b,
                                                  int64_t c) override {

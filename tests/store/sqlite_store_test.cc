@@ -687,6 +687,45 @@ TEST_F(SqliteStoreTest, MigratesSchemaVersion2Database) {
 
 // --- Integrity ------------------------------------------------------------
 
+// A credential and its audit event land in one transaction: both, chained
+// after the events before them, or (the event cannot be written) neither.
+TEST_F(SqliteStoreTest, PutWithItsAuditEventIsOneTransaction) {
+  auto hash = [](const AuditRecord& e) {
+    return absl::StrCat("h", e.sequence, "<", e.prev_hash);
+  };
+  AuditRecord before;
+  before.kind = "call.refused";
+  ASSERT_TRUE(store_->AppendAudit(before, hash).ok());
+  auto audit_of = [](const CredentialRecord& r) {
+    AuditRecord e;
+    e.kind = "credential.put";
+    e.provider = r.provider;
+    e.profile = r.profile;
+    e.detail = absl::StrCat("version ", r.version, ", fingerprint ", r.fingerprint);
+    return e;
+  };
+  absl::StatusOr<CredentialRecord> put = store_->PutCredential(
+      "aws", "default", absl::ZeroDuration(), FakeSeal("aws", "default"), audit_of, hash);
+  ASSERT_TRUE(put.ok()) << put.status();
+  absl::StatusOr<std::vector<AuditRecord>> listed = store_->ListAudit(AuditQuery());
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[1].kind, "credential.put");
+  EXPECT_EQ((*listed)[1].detail, "version 1, fingerprint fp1");
+  EXPECT_EQ((*listed)[1].sequence, 2);
+  EXPECT_EQ((*listed)[1].prev_hash, "h1<");
+
+  // No hash function: the event cannot be written, so the version is not.
+  absl::StatusOr<CredentialRecord> refused = store_->PutCredential(
+      "aws", "default", absl::ZeroDuration(), FakeSeal("aws", "default"), audit_of,
+      nullptr);
+  EXPECT_FALSE(refused.ok());
+  absl::StatusOr<CredentialRecord> latest = store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->version, 1);
+  EXPECT_EQ(store_->ListAudit(AuditQuery())->size(), 2u);
+}
+
 TEST_F(SqliteStoreTest, AuditEventsAppendInChainOrder) {
   int calls = 0;
   auto hash = [&](const AuditRecord& e) {
