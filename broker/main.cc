@@ -81,6 +81,10 @@ ABSL_FLAG(bool, allow_self_approval, false,
 ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(60),
           "How long an agent that disconnected has to come back before its "
           "pending needs are cancelled.");
+ABSL_FLAG(int64_t, disk_reserve_kib, 2048,
+          "Disk space (KiB) kept in reserve beside the database: when the disk "
+          "fills, it is released so that approvals and their audit events can "
+          "still be written; new credential versions wait for free space. 0: none.");
 
 namespace credbroker {
 namespace {
@@ -216,6 +220,10 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<Store>> store =
       OpenSqliteStore(data_dir + "/credbroker.db");
   if (!store.ok()) return Fail(store.status());
+  if (absl::Status s = (*store)->ReserveSpace(absl::GetFlag(FLAGS_disk_reserve_kib) * 1024);
+      !s.ok()) {
+    std::cerr << "credbrokerd: warning: no disk space reserve: " << s.message() << "\n";
+  }
 
   KeySource key_source;
   key_source.key_file = absl::GetFlag(FLAGS_key_file);

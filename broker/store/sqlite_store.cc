@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -819,6 +820,7 @@ class SqliteStore : public Store {
       return absl::InvalidArgumentError("rotation period must not be negative");
     }
     absl::MutexLock lock(&mu_);
+    CB_RETURN_IF_ERROR(RestoreReserve());
     CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "store credential"));
     absl::StatusOr<CredentialRecord> record =
         PutLocked(provider, profile, rotation_period, seal);
@@ -983,16 +985,23 @@ class SqliteStore : public Store {
   absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
                                           const AuditHashFn& hash_fn) override {
     absl::MutexLock lock(&mu_);
-    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "append audit event"));
-    absl::StatusOr<AuditRecord> appended =
-        AppendAuditLocked(std::move(event), hash_fn);
-    if (appended.ok()) {
-      absl::Status committed = Exec("COMMIT", "append audit event");
-      if (committed.ok()) return appended;
-      appended = committed;
+    absl::StatusOr<AuditRecord> appended = AppendAuditOnce(event, hash_fn);
+    if (absl::IsResourceExhausted(appended.status()) && ReleaseReserve()) {
+      appended = AppendAuditOnce(std::move(event), hash_fn);
     }
-    Rollback();
     return appended;
+  }
+
+  absl::Status ReserveSpace(int64_t bytes) override {
+    absl::MutexLock lock(&mu_);
+    reserve_bytes_ = bytes < 0 ? 0 : bytes;
+    if (reserve_bytes_ == 0) {
+      unlink(ReservePath().c_str());
+      reserve_released_ = false;
+      return absl::OkStatus();
+    }
+    reserve_released_ = true;  // Until the file is there.
+    return RestoreReserve();
   }
 
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(
@@ -1026,13 +1035,10 @@ class SqliteStore : public Store {
                          const AuditHashFn& hash_fn) override {
     CB_RETURN_IF_ERROR(ValidateFlowWrite(write, hash_fn));
     absl::MutexLock lock(&mu_);
-    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "write approval flow"));
-    absl::Status status = WriteFlowLocked(write, hash_fn);
-    if (status.ok()) {
-      status = Exec("COMMIT", "write approval flow");
-      if (status.ok()) return status;
+    absl::Status status = WriteFlowOnce(write, hash_fn);
+    if (absl::IsResourceExhausted(status) && ReleaseReserve()) {
+      status = WriteFlowOnce(write, hash_fn);
     }
-    Rollback();
     return status;
   }
 
@@ -1136,6 +1142,75 @@ class SqliteStore : public Store {
   }
 
  private:
+  absl::StatusOr<AuditRecord> AppendAuditOnce(AuditRecord event,
+                                              const AuditHashFn& hash_fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "append audit event"));
+    absl::StatusOr<AuditRecord> appended = AppendAuditLocked(std::move(event), hash_fn);
+    if (appended.ok()) {
+      absl::Status committed = Exec("COMMIT", "append audit event");
+      if (committed.ok()) return appended;
+      appended = committed;
+    }
+    Rollback();
+    return appended;
+  }
+
+  absl::Status WriteFlowOnce(const FlowWrite& write, const AuditHashFn& hash_fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "write approval flow"));
+    absl::Status status = WriteFlowLocked(write, hash_fn);
+    if (status.ok()) {
+      status = Exec("COMMIT", "write approval flow");
+      if (status.ok()) return status;
+    }
+    Rollback();
+    return status;
+  }
+
+  std::string ReservePath() const { return path_ + ".reserve"; }
+
+  // The disk is full: gives the reserve back to the file system so that the
+  // write being retried (a decision, an audit event) fits. True when there
+  // was a reserve to release.
+  bool ReleaseReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reserve_bytes_ == 0 || reserve_released_) return false;
+    if (unlink(ReservePath().c_str()) != 0) return false;
+    reserve_released_ = true;
+    std::fprintf(stderr,
+                 "credbrokerd: the disk is full; released the %lld-byte reserve so "
+                 "approvals and audit events can still be written. New credential "
+                 "versions are refused until space is freed.\n",
+                 static_cast<long long>(reserve_bytes_));
+    return true;
+  }
+
+  // Before a credential write: when the reserve was released, takes it back
+  // first (the disk has room again) or refuses the write.
+  absl::Status RestoreReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reserve_bytes_ == 0 || !reserve_released_) return absl::OkStatus();
+    const std::string path = ReservePath();
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int err = fd < 0 ? errno : posix_fallocate(fd, 0, reserve_bytes_);
+    if (fd >= 0) {
+      if (err == 0 && fsync(fd) != 0) err = errno;
+      close(fd);
+    }
+    if (err != 0) {
+      unlink(path.c_str());
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "disk full: the data directory has no room for new credential versions "
+          "(approvals of stored credentials continue on the reserved space); free "
+          "some space in ", path_.substr(0, path_.rfind('/')), " and try again"));
+    }
+    if (reserve_released_) {
+      std::fprintf(stderr, "credbrokerd: disk space reserve in place (%lld bytes)\n",
+                   static_cast<long long>(reserve_bytes_));
+    }
+    reserve_released_ = false;
+    return absl::OkStatus();
+  }
+
   // A free read connection, held (locked) for the lease's life; empty when
   // the store has none.
   class ABSL_SCOPED_LOCKABLE ReaderLease {
@@ -1475,6 +1550,9 @@ class SqliteStore : public Store {
   sqlite3* const db_ ABSL_GUARDED_BY(mu_);
   // Prepared statements keyed by their (static) SQL text.
   std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+  int64_t reserve_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // The reserve file is not there (released on a full disk, or not yet made).
+  bool reserve_released_ ABSL_GUARDED_BY(mu_) = false;
   // Set once by OpenReaders before the store is shared; each has its own
   // lock (ReaderLease).
   std::vector<std::unique_ptr<ReadConnection>> readers_;

@@ -219,6 +219,13 @@ class Store {
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(
       const AuditQuery& query) = 0;
 
+  // Keeps `bytes` of disk space in reserve beside the store, so that when
+  // the disk fills, approval flows and audit events can still be written
+  // (WriteFlow and AppendAudit release the reserve and retry once) while
+  // new credential versions are refused until space returns. 0 disables.
+  // An error (the space is not there) leaves the store without a reserve.
+  virtual absl::Status ReserveSpace(int64_t bytes) = 0;
+
   // Applies every part of `write` in one transaction (audit events chained as
   // AppendAudit does). On any error nothing is applied.
   virtual absl::Status WriteFlow(const FlowWrite& write,

@@ -32,6 +32,7 @@ class FlakyStore : public Store {
                                                  const AuditHashFn& f = nullptr) override {
     return inner_->PutCredential(a, b, c, d, e, f);
   }
+  absl::Status ReserveSpace(int64_t bytes) override { return inner_->ReserveSpace(bytes); }
   absl::StatusOr<CredentialRecord> GetCredential(absl::string_view a, absl::string_view b,
                                                  int64_t c) override {
     return inner_->GetCredential(a, b, c);

@@ -586,9 +586,18 @@ TEST_F(FaultTest, FullDisk) {
   EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
   EXPECT_TRUE(absl::StrContains(refused.message(), "disk full")) << refused;
   ExpectReadsWork();
+  // Approvals of a stored credential go on: the daemon releases its disk
+  // reserve (--disk_reserve_kib) for the decision and its audit events.
   const bool approved_while_full = TryApproval("full");
   std::cout << "full disk: Put -> " << refused << "; approval of the stored credential "
             << (approved_while_full ? "granted" : "refused: " + last_refusal_) << "\n";
+  EXPECT_TRUE(approved_while_full) << last_refusal_;
+  EXPECT_TRUE(TryApproval("full-2")) << last_refusal_;
+  // New credential versions still wait for space: the reserve is kept for
+  // approvals.
+  absl::Status still_refused = FailingPut();
+  EXPECT_TRUE(absl::IsResourceExhausted(still_refused)) << still_refused;
+  EXPECT_TRUE(absl::StrContains(still_refused.message(), "free some space")) << still_refused;
   // Space returns: writes resume.
   ASSERT_EQ(unlink(filler.c_str()), 0);
   auto resumed = client_->PutCredential(AwsPut("after"));

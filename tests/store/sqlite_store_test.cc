@@ -726,6 +726,25 @@ TEST_F(SqliteStoreTest, PutWithItsAuditEventIsOneTransaction) {
   EXPECT_EQ(store_->ListAudit(AuditQuery())->size(), 2u);
 }
 
+// The disk reserve is a private file of the asked size beside the database,
+// kept across reopening and removed when the reserve is turned off.
+TEST_F(SqliteStoreTest, ReserveSpaceKeepsAPrivateFileOfThatSize) {
+  const std::string reserve = path_ + ".reserve";
+  ASSERT_TRUE(store_->ReserveSpace(256 * 1024).ok());
+  struct stat st;
+  ASSERT_EQ(stat(reserve.c_str(), &st), 0);
+  EXPECT_GE(st.st_blocks * 512, 256 * 1024);  // Allocated, not a sparse hole.
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // Writes go on as usual while the reserve is in place.
+  Put("aws", "default", absl::Hours(1));
+  Reopen();
+  ASSERT_TRUE(store_->ReserveSpace(256 * 1024).ok());
+  ASSERT_EQ(stat(reserve.c_str(), &st), 0);
+  EXPECT_GE(st.st_size, 256 * 1024);
+  ASSERT_TRUE(store_->ReserveSpace(0).ok());
+  EXPECT_NE(stat(reserve.c_str(), &st), 0);
+}
+
 TEST_F(SqliteStoreTest, AuditEventsAppendInChainOrder) {
   int calls = 0;
   auto hash = [&](const AuditRecord& e) {
