@@ -70,6 +70,15 @@ absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context
   return allowed;
 }
 
+bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
+                    grpc::ServerUnaryReactor* reactor, Role role, absl::string_view rpc) {
+  absl::Status allowed = Authorize(env, *context, role, rpc);
+  if (allowed.ok()) return true;
+  AuditRefusal(env, *context, rpc, allowed);
+  reactor->Finish(ToGrpcStatus(allowed));
+  return false;
+}
+
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
                   absl::string_view rpc, const absl::Status& refusal) {
   if (env.audit == nullptr) return;

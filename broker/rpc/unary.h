@@ -57,18 +57,18 @@ AuditRecord CallAuditEvent(const RpcEnv& env, const grpc::ServerContextBase& con
 void AuditCall(const RpcEnv& env, const grpc::ServerContextBase& context,
                Role role, const absl::Status& outcome, AuditRecord event);
 
+// Authorize for a unary call; a refusal is audited and finishes `reactor`.
+// True when the call may go on.
+bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
+                    grpc::ServerUnaryReactor* reactor, Role role, absl::string_view rpc);
+
 template <typename Request, typename Response, typename Body>
 grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
                                    const Request* request, Response* response,
                                    const RpcEnv& env, Role role,
                                    absl::string_view rpc, Body body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status allowed = Authorize(env, *context, role, rpc);
-  if (!allowed.ok()) {
-    AuditRefusal(env, *context, rpc, allowed);
-    reactor->Finish(ToGrpcStatus(allowed));
-    return reactor;
-  }
+  if (!AuthorizeUnary(env, context, reactor, role, rpc)) return reactor;
   env.executor->Schedule(
       [reactor, request, response, body = std::move(body)]() mutable {
         reactor->Finish(ToGrpcStatus(body(*request, *response)));
@@ -89,12 +89,7 @@ grpc::ServerUnaryReactor* RunUnaryInline(grpc::CallbackServerContext* context,
                                          Role role, absl::string_view rpc,
                                          Body body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status allowed = Authorize(env, *context, role, rpc);
-  if (!allowed.ok()) {
-    AuditRefusal(env, *context, rpc, allowed);
-    reactor->Finish(ToGrpcStatus(allowed));
-    return reactor;
-  }
+  if (!AuthorizeUnary(env, context, reactor, role, rpc)) return reactor;
   reactor->Finish(ToGrpcStatus(body(*request, *response)));
   return reactor;
 }

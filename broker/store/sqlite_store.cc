@@ -691,6 +691,33 @@ absl::Status PreparePrivateFile(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Prepared statements of one connection, keyed by their SQL text (a string
+// with static lifetime).
+using StatementCache = std::map<const char*, sqlite3_stmt*>;
+
+// The cached prepared statement for `sql` on `db`, prepared on first use.
+absl::StatusOr<Statement> PrepareCached(sqlite3* db, StatementCache& cache,
+                                        const char* sql) {
+  auto it = cache.find(sql);
+  if (it == cache.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqliteStatus(rc, db, "prepare statement");
+    }
+    it = cache.emplace(sql, stmt).first;
+  }
+  return Statement(db, it->second);
+}
+
+// Finalizes every cached statement, then closes the connection.
+void CloseConnection(sqlite3* db, StatementCache& cache) {
+  for (auto& entry : cache) sqlite3_finalize(entry.second);
+  cache.clear();
+  sqlite3_close_v2(db);
+}
+
 // Read-only connections for the hot reads (a credential, a metadata value).
 // In WAL mode a reader never waits for a writer, so these do not queue
 // behind a PutCredential or an approval that is syncing its transaction to
@@ -715,26 +742,14 @@ class ReadConnection {
   }
   ~ReadConnection() {
     absl::MutexLock lock(&mu);
-    for (auto& entry : statements_) sqlite3_finalize(entry.second);
-    sqlite3_close_v2(db_);
+    CloseConnection(db_, statements_);
   }
   ReadConnection(const ReadConnection&) = delete;
   ReadConnection& operator=(const ReadConnection&) = delete;
 
   absl::StatusOr<Statement> Prepare(const char* sql)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    auto it = statements_.find(sql);
-    if (it == statements_.end()) {
-      sqlite3_stmt* stmt = nullptr;
-      int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                  &stmt, nullptr);
-      if (rc != SQLITE_OK) {
-        sqlite3_finalize(stmt);
-        return SqliteStatus(rc, db_, "prepare statement");
-      }
-      it = statements_.emplace(sql, stmt).first;
-    }
-    return Statement(db_, it->second);
+    return PrepareCached(db_, statements_, sql);
   }
 
   // One statement at a time on this connection.
@@ -743,7 +758,7 @@ class ReadConnection {
  private:
   explicit ReadConnection(sqlite3* db) : db_(db) {}
   sqlite3* const db_ ABSL_GUARDED_BY(mu);
-  std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu);
+  StatementCache statements_ ABSL_GUARDED_BY(mu);
 };
 
 // The rest of GetCredential once its statement is prepared, on either
@@ -782,9 +797,7 @@ class SqliteStore : public Store {
   ~SqliteStore() override {
     readers_.clear();  // The writer closes last, checkpointing the WAL.
     absl::MutexLock lock(&mu_);
-    for (auto& entry : statements_) sqlite3_finalize(entry.second);
-    statements_.clear();
-    sqlite3_close_v2(db_);
+    CloseConnection(db_, statements_);
   }
 
   // Pragmas and migrations; called once before the store is shared.
@@ -1250,18 +1263,7 @@ class SqliteStore : public Store {
   // which is also the cache key).
   absl::StatusOr<Statement> Prepare(const char* sql)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = statements_.find(sql);
-    if (it == statements_.end()) {
-      sqlite3_stmt* stmt = nullptr;
-      int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                  &stmt, nullptr);
-      if (rc != SQLITE_OK) {
-        sqlite3_finalize(stmt);
-        return SqliteStatus(rc, db_, "prepare statement");
-      }
-      it = statements_.emplace(sql, stmt).first;
-    }
-    return Statement(db_, it->second);
+    return PrepareCached(db_, statements_, sql);
   }
 
   absl::Status Exec(const char* sql, absl::string_view what)
@@ -1549,7 +1551,7 @@ class SqliteStore : public Store {
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_GUARDED_BY(mu_);
   // Prepared statements keyed by their (static) SQL text.
-  std::map<const char*, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+  StatementCache statements_ ABSL_GUARDED_BY(mu_);
   int64_t reserve_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // The reserve file is not there (released on a full disk, or not yet made).
   bool reserve_released_ ABSL_GUARDED_BY(mu_) = false;
