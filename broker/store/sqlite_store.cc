@@ -1014,7 +1014,14 @@ class SqliteStore : public Store {
       return absl::OkStatus();
     }
     reserve_released_ = true;  // Until the file is there.
-    return RestoreReserve();
+    absl::Status made = RestoreReserve();
+    if (!made.ok()) {
+      // No reserve at all, rather than refusing every credential write
+      // until one can be made.
+      reserve_bytes_ = 0;
+      reserve_released_ = false;
+    }
+    return made;
   }
 
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(
@@ -1211,6 +1218,10 @@ class SqliteStore : public Store {
     }
     if (err != 0) {
       unlink(path.c_str());
+      if (err != ENOSPC && err != EDQUOT) {
+        return absl::UnavailableError(absl::StrCat(
+            "cannot set aside the disk space reserve ", path, ": ", std::strerror(err)));
+      }
       return absl::ResourceExhaustedError(absl::StrCat(
           "disk full: the data directory has no room for new credential versions "
           "(approvals of stored credentials continue on the reserved space); free "

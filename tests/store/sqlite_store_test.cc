@@ -743,6 +743,12 @@ TEST_F(SqliteStoreTest, ReserveSpaceKeepsAPrivateFileOfThatSize) {
   EXPECT_GE(st.st_size, 256 * 1024);
   ASSERT_TRUE(store_->ReserveSpace(0).ok());
   EXPECT_NE(stat(reserve.c_str(), &st), 0);
+  // A reserve that cannot be made (here: a directory in the way) is an
+  // error, and the store carries on without one: writes are not refused.
+  ASSERT_EQ(mkdir(reserve.c_str(), 0700), 0);
+  EXPECT_FALSE(store_->ReserveSpace(256 * 1024).ok());
+  Put("aws", "second", absl::Hours(1));
+  ASSERT_EQ(rmdir(reserve.c_str()), 0);
 }
 
 TEST_F(SqliteStoreTest, AuditEventsAppendInChainOrder) {
