@@ -21,42 +21,14 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/integration/broker_fixture.h"
+#include "tests/integration/credctl_fixture.h"
 
 namespace credbroker {
 namespace testing {
 namespace {
 
-constexpr absl::Duration kWait = absl::Seconds(15);
-
-class CredctlProviderTest : public BrokerTest {
+class CredctlProviderTest : public CredctlFixture {
  protected:
-  std::vector<std::string> Base() const {
-    return {CredctlPath(), "--data_dir", broker_->data_dir()};
-  }
-
-  // Every secret this test stored, replaced in output shown on failure.
-  std::string Clean(std::string text) const {
-    for (const std::string& s : secrets_)
-      text = absl::StrReplaceAll(text, {{s, "<secret>"}});
-    return text;
-  }
-
-  CommandResult Credctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = Base();
-    argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<CommandResult> r = RunCommand(argv, absl::Seconds(30));
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return CommandResult();
-    for (const std::string& s : secrets_) {
-      EXPECT_FALSE(absl::StrContains(r->out, s)) << "secret on stdout";
-      EXPECT_FALSE(absl::StrContains(r->err, s)) << "secret on stderr";
-    }
-    r->out = Clean(r->out);
-    r->err = Clean(r->err);
-    return *r;
-  }
-
   // `credctl set aws` with a fresh key pair (and extra --field arguments);
   // returns the key id.
   std::string SetAws(const std::string& profile,
@@ -74,43 +46,6 @@ class CredctlProviderTest : public BrokerTest {
     return key_id;
   }
 
-  // `credctl request ...` as the agent, in the background: a child of this
-  // test, so the approver (this test's other children) is outside its tree.
-  std::unique_ptr<Subprocess> StartRequest(
-      const std::vector<std::string>& args) {
-    Subprocess::Options o;
-    o.argv = Base();
-    o.argv.push_back("request");
-    o.argv.insert(o.argv.end(), args.begin(), args.end());
-    auto p = Subprocess::Spawn(o);
-    EXPECT_TRUE(p.ok()) << p.status();
-    return p.ok() ? std::move(*p) : nullptr;
-  }
-
-  // Polls `credctl pending --json` until a request for `action` shows.
-  std::string WaitForPending(const std::string& action) {
-    absl::Time deadline = absl::Now() + kWait;
-    while (absl::Now() < deadline) {
-      CommandResult r = Credctl({"pending", "--json"});
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-      for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
-        if (!absl::StrContains(line, action)) continue;
-        size_t at = line.find("{\"request_id\"");
-        if (at == absl::string_view::npos) continue;
-        line.remove_prefix(at);
-        if (!absl::ConsumeSuffix(&line, ",")) absl::ConsumeSuffix(&line, "]}");
-        v1::ApprovalRequest req;
-        if (google::protobuf::util::JsonStringToMessage(std::string(line), &req)
-                .ok()) {
-          return req.request_id();
-        }
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    ADD_FAILURE() << "no pending request for \"" << action << "\"";
-    return "";
-  }
-
   // The line of `text` that contains `needle` ("" when none).
   static std::string LineWith(const std::string& text,
                               absl::string_view needle) {
@@ -119,8 +54,6 @@ class CredctlProviderTest : public BrokerTest {
     }
     return "";
   }
-
-  std::vector<std::string> secrets_;
 };
 
 TEST_F(CredctlProviderTest, DoctorOnAReadyAndAnExpiredCredential) {

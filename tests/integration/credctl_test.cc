@@ -10,29 +10,17 @@
 #include "credbroker/v1/credential_service.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/integration/broker_fixture.h"
+#include "tests/integration/credctl_fixture.h"
 
 namespace credbroker {
 namespace testing {
 namespace {
 
-class CredctlTest : public BrokerTest {
+class CredctlTest : public CredctlFixture {
  protected:
-  CommandResult Credctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {CredctlPath(), "--data_dir",
-                                     broker_->data_dir()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<CommandResult> r = RunCommand(argv, absl::Seconds(30));
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return CommandResult();
-    // No command may print a secret it was given.
-    EXPECT_FALSE(absl::StrContains(r->out, secret_)) << "secret on stdout";
-    EXPECT_FALSE(absl::StrContains(r->err, secret_)) << "secret on stderr";
-    // Failure messages below print the output: never with the secret in it.
-    r->out = absl::StrReplaceAll(r->out, {{secret_, "<secret>"}});
-    r->err = absl::StrReplaceAll(r->err, {{secret_, "<secret>"}});
-    return *r;
-  }
+  // No command may print the secret it was given; failure messages show the
+  // output with it replaced.
+  CredctlTest() { secrets_.push_back(secret_); }
 
   const std::string key_id_ = NewAwsKeyId();
   const std::string secret_ = NewAwsSecret();
