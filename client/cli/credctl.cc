@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
@@ -33,6 +35,7 @@
 #include "client/cli/commands_flow.h"
 #include "client/cli/commands_provider.h"
 #include "client/credbroker/client.h"
+#include "grpc/grpc.h"
 
 namespace credbroker {
 namespace cli {
@@ -688,4 +691,28 @@ int Main(int argc, char** argv) {
 }  // namespace cli
 }  // namespace credbroker
 
-int main(int argc, char** argv) { return credbroker::cli::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // credctl makes one or two calls and exits; what follows keeps it close
+  // to git's credential helpers in process time (docs/BENCHMARKS.md).
+#ifdef NDEBUG
+  // Debian's Abseil runs its debug deadlock detector on every Mutex
+  // acquisition: off in optimized builds, as in the daemon.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // The process holds the gRPC runtime until it exits: dropping the last
+  // channel then does not shut the runtime down (joining its threads,
+  // freeing its state) a moment before the kernel does the same, and the
+  // exit skips the static destructors. Output is flushed first. Sanitizer
+  // builds take the ordinary exit, so that the leak checker still runs;
+  // the Bazel build's integration tests run this path.
+  grpc_init();
+  const int code = credbroker::cli::Main(argc, argv);
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+#else
+  return credbroker::cli::Main(argc, argv);
+#endif
+}
