@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -832,21 +833,18 @@ class SqliteStore : public Store {
     if (rotation_period < absl::ZeroDuration()) {
       return absl::InvalidArgumentError("rotation period must not be negative");
     }
-    absl::MutexLock lock(&mu_);
-    CB_RETURN_IF_ERROR(RestoreReserve());
-    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "store credential"));
-    absl::StatusOr<CredentialRecord> record =
-        PutLocked(provider, profile, rotation_period, seal);
-    if (record.ok() && audit_of) {
-      absl::StatusOr<AuditRecord> appended = AppendAuditLocked(audit_of(*record), hash_fn);
-      if (!appended.ok()) record = appended.status();
-    }
-    if (record.ok()) {
-      absl::Status committed = Exec("COMMIT", "store credential");
-      if (committed.ok()) return record;
-      record = committed;
-    }
-    Rollback();
+    absl::StatusOr<CredentialRecord> record = absl::UnknownError("not written");
+    auto body = [&]() -> absl::Status {
+      mu_.AssertHeld();
+      CB_RETURN_IF_ERROR(RestoreReserve());
+      record = PutLocked(provider, profile, rotation_period, seal);
+      if (record.ok() && audit_of) {
+        absl::StatusOr<AuditRecord> appended = AppendAuditLocked(audit_of(*record), hash_fn);
+        if (!appended.ok()) record = appended.status();
+      }
+      return record.status();
+    };
+    CB_RETURN_IF_ERROR(Commit("store credential", /*retry_when_full=*/false, body));
     return record;
   }
 
@@ -995,13 +993,20 @@ class SqliteStore : public Store {
     return absl::DataLossError(message);
   }
 
+  WriteStats GetWriteStats() override {
+    absl::MutexLock lock(&mu_);
+    return write_stats_;
+  }
+
   absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
                                           const AuditHashFn& hash_fn) override {
-    absl::MutexLock lock(&mu_);
-    absl::StatusOr<AuditRecord> appended = AppendAuditOnce(event, hash_fn);
-    if (absl::IsResourceExhausted(appended.status()) && ReleaseReserve()) {
-      appended = AppendAuditOnce(std::move(event), hash_fn);
-    }
+    absl::StatusOr<AuditRecord> appended = absl::UnknownError("not written");
+    auto body = [&]() -> absl::Status {
+      mu_.AssertHeld();
+      appended = AppendAuditLocked(event, hash_fn);
+      return appended.status();
+    };
+    CB_RETURN_IF_ERROR(Commit("append audit event", /*retry_when_full=*/true, body));
     return appended;
   }
 
@@ -1054,12 +1059,11 @@ class SqliteStore : public Store {
   absl::Status WriteFlow(const FlowWrite& write,
                          const AuditHashFn& hash_fn) override {
     CB_RETURN_IF_ERROR(ValidateFlowWrite(write, hash_fn));
-    absl::MutexLock lock(&mu_);
-    absl::Status status = WriteFlowOnce(write, hash_fn);
-    if (absl::IsResourceExhausted(status) && ReleaseReserve()) {
-      status = WriteFlowOnce(write, hash_fn);
-    }
-    return status;
+    auto body = [&]() -> absl::Status {
+      mu_.AssertHeld();
+      return WriteFlowLocked(write, hash_fn);
+    };
+    return Commit("write approval flow", /*retry_when_full=*/true, body);
   }
 
   absl::StatusOr<std::vector<RequestRecord>> ListRequests(
@@ -1162,27 +1166,90 @@ class SqliteStore : public Store {
   }
 
  private:
-  absl::StatusOr<AuditRecord> AppendAuditOnce(AuditRecord event,
-                                              const AuditHashFn& hash_fn)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "append audit event"));
-    absl::StatusOr<AuditRecord> appended = AppendAuditLocked(std::move(event), hash_fn);
-    if (appended.ok()) {
-      absl::Status committed = Exec("COMMIT", "append audit event");
-      if (committed.ok()) return appended;
-      appended = committed;
+  // Group commit. Every credential, audit and approval-flow write goes
+  // through Commit. A write that finds no other being committed commits
+  // alone; writes that arrive meanwhile queue, and the next of them to run
+  // commits all that are queued (up to kMaxBatch) in one transaction: one
+  // sync of the log for all of them instead of one each. A write returns
+  // only once the transaction holding it is durable. When any write in a
+  // batch fails, or the batch's commit does, the batch is rolled back and
+  // each write is redone alone, so every write gets its own outcome (and
+  // disk-full handling) exactly as without batching.
+  struct QueuedWrite {
+    absl::string_view what;  // For error messages.
+    bool retry_when_full;    // Release the disk reserve and retry on ENOSPC.
+    const std::function<absl::Status()>* body;  // Runs under mu_, in a transaction.
+    absl::Status result;
+    bool done = false;
+  };
+  static constexpr size_t kMaxBatch = 64;
+
+  absl::Status Commit(absl::string_view what, bool retry_when_full,
+                      const std::function<absl::Status()>& body)
+      ABSL_LOCKS_EXCLUDED(mu_, queue_mu_) {
+    QueuedWrite write{what, retry_when_full, &body, absl::OkStatus(), false};
+    queue_mu_.Lock();
+    queue_.push_back(&write);
+    while (!write.done) {
+      if (committing_) {
+        queue_cv_.Wait(&queue_mu_);
+        continue;
+      }
+      committing_ = true;
+      const size_t n = std::min(queue_.size(), kMaxBatch);
+      std::vector<QueuedWrite*> batch(queue_.begin(), queue_.begin() + n);
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+      queue_mu_.Unlock();
+      {
+        absl::MutexLock lock(&mu_);
+        CommitBatchLocked(batch);
+      }
+      queue_mu_.Lock();
+      for (QueuedWrite* w : batch) w->done = true;
+      committing_ = false;
+      queue_cv_.SignalAll();
     }
-    Rollback();
-    return appended;
+    queue_mu_.Unlock();
+    return write.result;
   }
 
-  absl::Status WriteFlowOnce(const FlowWrite& write, const AuditHashFn& hash_fn)
+  void CommitBatchLocked(const std::vector<QueuedWrite*>& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "write approval flow"));
-    absl::Status status = WriteFlowLocked(write, hash_fn);
+    if (batch.size() > 1) {
+      absl::Status status = Exec("BEGIN IMMEDIATE", "write a batch");
+      for (QueuedWrite* w : batch) {
+        if (!status.ok()) break;
+        status = (*w->body)();
+      }
+      if (status.ok()) status = Exec("COMMIT", "write a batch");
+      if (status.ok()) {
+        ++write_stats_.transactions;
+        write_stats_.writes += static_cast<int64_t>(batch.size());
+        for (QueuedWrite* w : batch) w->result = absl::OkStatus();
+        return;
+      }
+      Rollback();
+    }
+    for (QueuedWrite* w : batch) {
+      w->result = CommitAloneLocked(*w);
+      if (w->retry_when_full && absl::IsResourceExhausted(w->result) &&
+          ReleaseReserve()) {
+        w->result = CommitAloneLocked(*w);
+      }
+    }
+  }
+
+  absl::Status CommitAloneLocked(const QueuedWrite& w)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", w.what));
+    absl::Status status = (*w.body)();
     if (status.ok()) {
-      status = Exec("COMMIT", "write approval flow");
-      if (status.ok()) return status;
+      status = Exec("COMMIT", w.what);
+      if (status.ok()) {
+        ++write_stats_.transactions;
+        ++write_stats_.writes;
+        return status;
+      }
     }
     Rollback();
     return status;
@@ -1566,9 +1633,16 @@ class SqliteStore : public Store {
   int64_t reserve_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // The reserve file is not there (released on a full disk, or not yet made).
   bool reserve_released_ ABSL_GUARDED_BY(mu_) = false;
+  WriteStats write_stats_ ABSL_GUARDED_BY(mu_);
   // Set once by OpenReaders before the store is shared; each has its own
   // lock (ReaderLease).
   std::vector<std::unique_ptr<ReadConnection>> readers_;
+  // Group commit (Commit): writes waiting for the next transaction, and
+  // whether one is being committed. Taken before mu_, never inside it.
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::CondVar queue_cv_;
+  std::vector<QueuedWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool committing_ ABSL_GUARDED_BY(queue_mu_) = false;
 };
 
 }  // namespace

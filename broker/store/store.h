@@ -257,6 +257,15 @@ class Store {
 
   // PRAGMA integrity_check (or the equivalent): OK or DATA_LOSS.
   virtual absl::Status CheckIntegrity() = 0;
+
+  // Committed write transactions and the writes (credential versions,
+  // audit events, approval-flow writes) they carried: more writes than
+  // transactions means concurrent writes shared a commit.
+  struct WriteStats {
+    int64_t transactions = 0;
+    int64_t writes = 0;
+  };
+  virtual WriteStats GetWriteStats() { return {}; }
 };
 
 }  // namespace credbroker

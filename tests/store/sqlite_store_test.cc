@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -1577,6 +1578,142 @@ TEST_F(SqliteStoreTest, ConcurrentFlowWritesKeepOneChain) {
     EXPECT_EQ((*audit)[i].prev_hash, prev);
     prev = (*audit)[i].hash;
   }
+}
+
+// Group commit: holds the writer inside a first credential write until
+// every one of `writes` has been started on its own thread (and given time
+// to queue behind it), then lets it finish; returns once all are done.
+void WithWritesQueuedBehindASlowOne(Store& store,
+                                    std::vector<std::function<void()>> writes) {
+  absl::Notification inside, release;
+  std::thread first([&] {
+    auto slow = [&](int64_t version)
+        -> absl::StatusOr<std::pair<std::string, std::string>> {
+      inside.Notify();
+      release.WaitForNotification();
+      return std::make_pair(SealedFor("aws", "first", version), std::string("fp"));
+    };
+    EXPECT_TRUE(store.PutCredential("aws", "first", absl::ZeroDuration(), slow).ok());
+  });
+  inside.WaitForNotification();
+  std::atomic<int> started{0};
+  std::vector<std::thread> threads;
+  for (std::function<void()>& write : writes) {
+    threads.emplace_back([&started, &write] {
+      ++started;
+      write();
+    });
+  }
+  while (started.load() < static_cast<int>(writes.size())) absl::SleepFor(absl::Milliseconds(1));
+  absl::SleepFor(absl::Milliseconds(200));
+  release.Notify();
+  first.join();
+  for (std::thread& t : threads) t.join();
+}
+
+void ExpectOneAuditChain(Store& store, size_t events) {
+  AuditQuery query;
+  query.limit = 1000;
+  absl::StatusOr<std::vector<AuditRecord>> audit = store.ListAudit(query);
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  ASSERT_EQ(audit->size(), events);
+  std::string prev;
+  for (size_t i = 0; i < audit->size(); ++i) {
+    EXPECT_EQ((*audit)[i].sequence, static_cast<int64_t>(i + 1));
+    EXPECT_EQ((*audit)[i].prev_hash, prev);
+    EXPECT_EQ((*audit)[i].hash, ChainHash((*audit)[i]));
+    prev = (*audit)[i].hash;
+  }
+}
+
+TEST_F(SqliteStoreTest, WritesQueuedDuringACommitShareTheNextOne) {
+  const Store::WriteStats before = store_->GetWriteStats();
+  std::atomic<int> failures{0};
+  std::vector<std::function<void()>> writes;
+  for (int i = 0; i < 4; ++i) {
+    writes.push_back([&, i] {
+      const std::string profile = absl::StrCat("q", i);
+      auto audit_of = [](const CredentialRecord& r) {
+        AuditRecord e = Event("credential.put");
+        e.profile = r.profile;
+        return e;
+      };
+      if (!store_->PutCredential("aws", profile, absl::ZeroDuration(),
+                                 FakeSeal("aws", profile), audit_of, ChainHash)
+               .ok()) {
+        ++failures;
+      }
+    });
+  }
+  writes.push_back([&] {
+    FlowWrite write;
+    write.grants = {Grant("g-queued", absl::FromUnixSeconds(1700000000),
+                          absl::InfiniteFuture())};
+    write.audit = {Event("grant.created")};
+    if (!store_->WriteFlow(write, ChainHash).ok()) ++failures;
+  });
+  writes.push_back([&] {
+    if (!store_->AppendAudit(Event("call.ok"), ChainHash).ok()) ++failures;
+  });
+  WithWritesQueuedBehindASlowOne(*store_, std::move(writes));
+  EXPECT_EQ(failures.load(), 0);
+
+  const Store::WriteStats after = store_->GetWriteStats();
+  EXPECT_EQ(after.writes - before.writes, 7);
+  // The six queued behind the first did not each commit alone.
+  EXPECT_LT(after.transactions - before.transactions, 7);
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<CredentialRecord> r =
+        store_->GetCredential("aws", absl::StrCat("q", i), 0);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->sealed, SealedFor("aws", absl::StrCat("q", i), 1));
+  }
+  EXPECT_TRUE(store_->GetGrant("g-queued").ok());
+  ExpectOneAuditChain(*store_, 6);
+  // And all of it was durable: a fresh connection sees it.
+  Reopen();
+  EXPECT_TRUE(store_->GetCredential("aws", "q3", 0).ok());
+  ExpectOneAuditChain(*store_, 6);
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteStoreTest, AWriteThatFailsInASharedCommitFailsAlone) {
+  std::atomic<int> failures{0};
+  absl::Status failed;
+  std::vector<std::function<void()>> writes;
+  for (int i = 0; i < 3; ++i) {
+    writes.push_back([&, i] {
+      const std::string profile = absl::StrCat("ok", i);
+      if (!store_->PutCredential("aws", profile, absl::ZeroDuration(),
+                                 FakeSeal("aws", profile))
+               .ok()) {
+        ++failures;
+      }
+    });
+  }
+  writes.push_back([&] {
+    auto exploding =
+        [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+      return absl::InternalError("sealer exploded");
+    };
+    failed = store_->PutCredential("aws", "bad", absl::ZeroDuration(), exploding)
+                 .status();
+  });
+  writes.push_back([&] {
+    if (!store_->AppendAudit(Event("call.ok"), ChainHash).ok()) ++failures;
+  });
+  WithWritesQueuedBehindASlowOne(*store_, std::move(writes));
+
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(failed.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(failed.message(), "sealer exploded");
+  EXPECT_EQ(store_->GetCredential("aws", "bad", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(store_->GetCredential("aws", absl::StrCat("ok", i), 0).ok());
+  }
+  ExpectOneAuditChain(*store_, 1);
+  EXPECT_TRUE(store_->CheckIntegrity().ok());
 }
 
 // --- Durability -----------------------------------------------------------
