@@ -134,7 +134,12 @@ class EchoService final : public Echo::CallbackService {
  public:
   grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx, const EchoMessage* req,
                                  EchoMessage* resp) override {
-    *resp = *req;
+    if (req->reply_bytes() > 0) {
+      resp->set_seq(req->seq());
+      resp->mutable_payload()->assign(std::min(req->reply_bytes(), 4 << 20), 'x');
+    } else {
+      *resp = *req;
+    }
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
     r->Finish(grpc::Status::OK);
     return r;
@@ -542,32 +547,43 @@ class BrokerCalls {
         [s](auto* c, auto* q, auto* r, auto cb) { s->async()->PutCredential(c, q, r, std::move(cb)); },
         std::move(done));
   }
-  void Get(int w, const std::string& profile, Done done) {
+  static v1::GetCredentialRequest GetRequest(const std::string& profile) {
     v1::GetCredentialRequest req;
     req.set_provider("aws");
     req.set_profile(profile);
+    return req;
+  }
+  static v1::ValidateCredentialRequest ValidateRequest(const std::string& profile) {
+    v1::ValidateCredentialRequest req;
+    req.set_provider("aws");
+    req.set_profile(profile);
+    return req;
+  }
+  static v1::ListCredentialsRequest ListRequest() {
+    v1::ListCredentialsRequest req;
+    req.set_provider("aws");
+    req.set_page_size(100);
+    return req;
+  }
+
+  void Get(int w, const std::string& profile, Done done) {
     auto* s = stub(w);
     Unary<v1::GetCredentialRequest, v1::CredentialSummary>(
-        t_, req,
+        t_, GetRequest(profile),
         [s](auto* c, auto* q, auto* r, auto cb) { s->async()->GetCredential(c, q, r, std::move(cb)); },
         std::move(done));
   }
   void Validate(int w, const std::string& profile, Done done) {
-    v1::ValidateCredentialRequest req;
-    req.set_provider("aws");
-    req.set_profile(profile);
     auto* s = stub(w);
     Unary<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
-        t_, req,
+        t_, ValidateRequest(profile),
         [s](auto* c, auto* q, auto* r, auto cb) {
           s->async()->ValidateCredential(c, q, r, std::move(cb));
         },
         std::move(done));
   }
   void List(int w, Done done) {
-    v1::ListCredentialsRequest req;
-    req.set_provider("aws");
-    req.set_page_size(100);
+    const v1::ListCredentialsRequest req = ListRequest();
     auto* s = stub(w);
     Unary<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
         t_, req,
@@ -594,6 +610,22 @@ class BrokerCalls {
   std::vector<std::unique_ptr<v1::CredentialService::Stub>> stubs_;
 };
 
+// The serialized sizes of one broker call's request and response: the echo
+// it is compared with carries as many bytes each way.
+struct WireSizes {
+  size_t request = 0;
+  size_t response = 0;
+};
+template <typename Req, typename Resp, typename Call>
+absl::StatusOr<WireSizes> SizesOf(const Target& t, const Req& req, Call call) {
+  grpc::ClientContext ctx;
+  t.Prepare(ctx);
+  Resp resp;
+  grpc::Status s = call(&ctx, req, &resp);
+  if (!s.ok()) return absl::InternalError("measuring a call's size: " + s.error_message());
+  return WireSizes{req.ByteSizeLong(), resp.ByteSizeLong()};
+}
+
 // Stores aws/default (the profile needs use).
 absl::Status PutDefault(BrokerCalls& calls) {
   absl::Notification put;
@@ -612,6 +644,14 @@ class EchoCalls {
   explicit EchoCalls(const Target& t) : t_(t) {
     for (const auto& ch : t.channels) stubs_.push_back(Echo::NewStub(ch));
     msg_.set_payload(std::string(64, 'x'));
+  }
+  // Requests of `sizes.request` bytes answered with `sizes.response` bytes.
+  void MatchSizes(const WireSizes& sizes) {
+    msg_.set_payload(std::string(sizes.request, 'x'));
+    msg_.set_reply_bytes(static_cast<int32_t>(sizes.response));
+    // The message's own framing: payload and reply_bytes tags.
+    const size_t extra = msg_.ByteSizeLong() - sizes.request;
+    msg_.set_payload(std::string(sizes.request > extra ? sizes.request - extra : 0, 'x'));
   }
   void Call(int w, Done done) {
     auto* s = stubs_[w % stubs_.size()].get();
@@ -656,29 +696,59 @@ absl::Status UnaryScenario() {
     servers.echo_target.Connect(Channels(c));
     BrokerCalls broker(servers.broker_target);
     EchoCalls echo(servers.echo_target);
-    auto run = [&](const std::string& name, const Issue& issue) {
+    auto run = [&](const std::string& name, const absl::StatusOr<WireSizes>& sizes,
+                   const Issue& issue) -> absl::Status {
+      if (!sizes.ok()) return sizes.status();
+      echo.MatchSizes(*sizes);
       Stats base = echo.Run(c, d);
+      base.name = absl::StrCat("Echo (baseline, ", sizes->request, " B → ", sizes->response, " B)");
       table.Add(LoadCells(base, nullptr));
       Stats st = RunLoop(name, c, d, issue);
       table.Add(LoadCells(st, &base));
+      return absl::OkStatus();
     };
+    auto* stub = broker.stub(0);
     std::atomic<uint64_t> n{0};
-    run("ValidateCredential", [&](int w, Done done) {
-      broker.Validate(w, absl::StrCat("p", n++ % 100), std::move(done));
-      return true;
-    });
-    run("GetCredential", [&](int w, Done done) {
-      broker.Get(w, absl::StrCat("p", n++ % 100), std::move(done));
-      return true;
-    });
-    run("ListCredentials (100)", [&](int w, Done done) {
-      broker.List(w, std::move(done));
-      return true;
-    });
-    run("PutCredential", [&](int w, Done done) {
-      broker.Put(w, AwsPut(absl::StrCat("put", w)), std::move(done));
-      return true;
-    });
+    absl::Status s = run(
+        "ValidateCredential",
+        SizesOf<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
+            servers.broker_target, BrokerCalls::ValidateRequest("p0"),
+            [&](auto* ctx, const auto& q, auto* r) { return stub->ValidateCredential(ctx, q, r); }),
+        [&](int w, Done done) {
+          broker.Validate(w, absl::StrCat("p", n++ % 100), std::move(done));
+          return true;
+        });
+    if (s.ok()) {
+      s = run("GetCredential",
+              SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
+                  servers.broker_target, BrokerCalls::GetRequest("p0"),
+                  [&](auto* ctx, const auto& q, auto* r) { return stub->GetCredential(ctx, q, r); }),
+              [&](int w, Done done) {
+                broker.Get(w, absl::StrCat("p", n++ % 100), std::move(done));
+                return true;
+              });
+    }
+    if (s.ok()) {
+      s = run("ListCredentials (100)",
+              SizesOf<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
+                  servers.broker_target, BrokerCalls::ListRequest(),
+                  [&](auto* ctx, const auto& q, auto* r) { return stub->ListCredentials(ctx, q, r); }),
+              [&](int w, Done done) {
+                broker.List(w, std::move(done));
+                return true;
+              });
+    }
+    if (s.ok()) {
+      s = run("PutCredential",
+              SizesOf<v1::PutCredentialRequest, v1::PutCredentialResponse>(
+                  servers.broker_target, AwsPut("put-size"),
+                  [&](auto* ctx, const auto& q, auto* r) { return stub->PutCredential(ctx, q, r); }),
+              [&](int w, Done done) {
+                broker.Put(w, AwsPut(absl::StrCat("put", w)), std::move(done));
+                return true;
+              });
+    }
+    if (!s.ok()) return s;
   }
   table.Print();
   return absl::OkStatus();
@@ -1261,8 +1331,15 @@ absl::Status GrowthScenario() {
   EchoCalls echo(servers.echo_target);
   Stats fill;
   int64_t stored = broker.Fill("g", 0, 100, 16, absl::Minutes(2), &fill);
+  auto* stub = broker.stub(0);
+  absl::StatusOr<WireSizes> sizes = SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
+      servers.broker_target, BrokerCalls::GetRequest("g0"),
+      [&](auto* ctx, const auto& q, auto* r) { return stub->GetCredential(ctx, q, r); });
+  if (!sizes.ok()) return sizes.status();
+  echo.MatchSizes(*sizes);
   for (int c : ParseInts(absl::GetFlag(FLAGS_growth_concurrency))) {
     Stats base = echo.Run(c, d);
+    base.name = absl::StrCat("Echo (baseline, ", sizes->request, " B → ", sizes->response, " B)");
     conc.Add(LoadCells(base, nullptr));
     std::atomic<uint64_t> n{0};
     Stats st = RunLoop("GetCredential", c, d, [&](int w, Done done) {
