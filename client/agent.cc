@@ -59,7 +59,7 @@ struct AgentSession::Impl {
       }
       if (session.on_update) session.on_update(update);
     }
-    absl::Status status = internal::FromCallStatus(stream->Finish());
+    absl::Status status = internal::FromCallStatus(stream->Finish(), channel.get());
     {
       absl::MutexLock lock(&mu);
       end = status;
@@ -127,7 +127,7 @@ absl::StatusOr<std::unique_ptr<AgentSession>> AgentSession::Connect(
   hello.mutable_hello()->set_agent_name(impl->session.agent_name);
   if (!impl->stream->Write(hello)) {
     // Refused at once (a wrong token): the reason is the call's status.
-    return internal::FromCallStatus(impl->stream->Finish());
+    return internal::FromCallStatus(impl->stream->Finish(), impl->channel.get());
   }
   Impl* raw = impl.get();
   impl->reader = std::thread([raw] { raw->ReadLoop(); });
@@ -153,7 +153,7 @@ absl::Status AgentSession::ReleaseGrant(const std::string& grant_id) {
   request.set_grant_id(grant_id);
   v1::ReleaseGrantResponse response;
   grpc::Status s = impl_->stub->ReleaseGrant(&ctx, request, &response);
-  if (!s.ok()) return internal::FromCallStatus(s);
+  if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
   return absl::OkStatus();
 }
 
@@ -284,7 +284,7 @@ absl::StatusOr<v1::NeedUpdate> RequestCredential(
   }
   grpc::Status status = reader->Finish();
   if (decided.has_value()) return *decided;
-  if (!status.ok()) return internal::FromCallStatus(status);
+  if (!status.ok()) return internal::FromCallStatus(status, channel->get());
   return absl::InternalError("the broker ended the request without a decision");
 }
 

@@ -17,6 +17,7 @@ namespace credbroker {
 namespace client {
 
 struct Watcher::Impl {
+  std::shared_ptr<grpc::Channel> channel;
   grpc::ClientContext ctx;
   std::unique_ptr<grpc::ClientReader<v1::ApprovalEvent>> stream;
   EventCallback on_event;
@@ -30,7 +31,7 @@ struct Watcher::Impl {
     while (stream->Read(&event)) {
       if (on_event) on_event(event);
     }
-    absl::Status status = internal::FromCallStatus(stream->Finish());
+    absl::Status status = internal::FromCallStatus(stream->Finish(), channel.get());
     {
       absl::MutexLock lock(&mu);
       end = status;
@@ -91,6 +92,7 @@ absl::StatusOr<std::unique_ptr<Watcher>> ApprovalClient::Watch(
         " (is credbrokerd running? start it with scripts/run.sh)"));
   }
   auto w = std::make_unique<Watcher::Impl>();
+  w->channel = impl_->channel;
   w->on_event = std::move(on_event);
   w->on_end = std::move(on_end);
   internal::PrepareContext(w->ctx, impl_->options.token,
@@ -120,7 +122,7 @@ absl::StatusOr<std::vector<v1::ApprovalRequest>> ApprovalClient::ListPending() {
   }
   grpc::Status status = stream->Finish();
   if (complete) return pending;
-  if (!status.ok()) return internal::FromCallStatus(status);
+  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
   return absl::InternalError(
       "the watch ended before its snapshot was complete");
 }
@@ -131,7 +133,7 @@ absl::StatusOr<v1::CredentialForm> ApprovalClient::GetForm(
   internal::PrepareContext(ctx, impl_->options.token, impl_->options.timeout);
   v1::CredentialForm form;
   grpc::Status s = impl_->stub->GetCredentialForm(&ctx, request, &form);
-  if (!s.ok()) return internal::FromCallStatus(s);
+  if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
   return form;
 }
 
@@ -141,7 +143,7 @@ absl::StatusOr<v1::ApproveResponse> ApprovalClient::Approve(
   internal::PrepareContext(ctx, impl_->options.token, impl_->options.timeout);
   v1::ApproveResponse response;
   grpc::Status s = impl_->stub->Approve(&ctx, request, &response);
-  if (!s.ok()) return internal::FromCallStatus(s);
+  if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
   return response;
 }
 
@@ -154,7 +156,7 @@ absl::Status ApprovalClient::Deny(const std::string& request_id,
   request.set_reason(reason);
   v1::DenyResponse response;
   grpc::Status s = impl_->stub->Deny(&ctx, request, &response);
-  if (!s.ok()) return internal::FromCallStatus(s);
+  if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
   return absl::OkStatus();
 }
 

@@ -50,14 +50,7 @@ struct CredentialClient::Impl {
     Prepare(ctx);
     Response response;
     grpc::Status status = ((*stub).*method)(&ctx, request, &response);
-    if (!status.ok()) {
-      if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-        return absl::UnavailableError(absl::StrCat(
-            "cannot reach the broker: ", status.error_message(),
-            " (is credbrokerd running? start it with scripts/run.sh)"));
-      }
-      return FromGrpcStatus(status);
-    }
+    if (!status.ok()) return internal::FromCallStatus(status, channel.get());
     return response;
   }
 };

@@ -89,8 +89,10 @@ void PrepareContext(grpc::ClientContext& ctx, const std::string& token,
   }
 }
 
-absl::Status FromCallStatus(const grpc::Status& status) {
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+absl::Status FromCallStatus(const grpc::Status& status,
+                            grpc::ChannelInterface* channel) {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      (channel == nullptr || channel->GetState(false) != GRPC_CHANNEL_READY)) {
     return absl::UnavailableError(absl::StrCat(
         "cannot reach the broker: ", status.error_message(),
         " (is credbrokerd running? start it with scripts/run.sh)"));

@@ -27,9 +27,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
 void PrepareContext(grpc::ClientContext& ctx, const std::string& token,
                     absl::Duration timeout);
 
-// The one conversion of a call's status: UNAVAILABLE gets a hint to start
-// the broker; everything else keeps the broker's code, message and details.
-absl::Status FromCallStatus(const grpc::Status& status);
+// The one conversion of a call's status: everything keeps the broker's
+// code, message and details. An UNAVAILABLE that did not come from the
+// broker gets a hint to start it: with `channel`, only when the channel is
+// not connected (the broker itself answers UNAVAILABLE when, say, its
+// database cannot be written, and then its message says what to fix).
+absl::Status FromCallStatus(const grpc::Status& status,
+                            grpc::ChannelInterface* channel = nullptr);
 
 }  // namespace internal
 }  // namespace client

@@ -636,8 +636,13 @@ TEST_F(FaultTest, DataDirTurnsReadOnly) {
   } restore{paths};
   absl::Status refused = FailingPut();
   ExpectClearWriteFailure(refused);
+  // The broker answered (the disk refused the write): no hint to start it.
+  EXPECT_FALSE(absl::StrContains(refused.message(), "is credbrokerd running")) << refused;
   ExpectReadsWork();
   const bool approved_while_ro = TryApproval("ro");
+  if (!approved_while_ro) {
+    EXPECT_FALSE(absl::StrContains(last_refusal_, "is credbrokerd running")) << last_refusal_;
+  }
   std::cout << "read-only data dir: Put -> " << refused << "; approval of the stored credential "
             << (approved_while_ro ? "granted" : "refused: " + last_refusal_) << "\n";
   std::vector<std::string> undo = {"/usr/bin/chattr", "-i"};
