@@ -39,9 +39,8 @@ int64_t DaysUntil(absl::Time now, absl::Time t) {
 // Findings about the credential's own expiry (a field marked `expiry`) at
 // `now`. `stored`: about a stored credential (EXPIRED readiness, a warning)
 // rather than one being entered (refused, an error).
-void CheckExpiry(const ProviderSpec& spec, const FieldValues& values,
-                 absl::Time now, bool stored, std::vector<Finding>& findings) {
-  std::optional<absl::Time> expiry = ExpiryOf(spec, values);
+void CheckExpiryAt(const ProviderSpec& spec, std::optional<absl::Time> expiry,
+                   absl::Time now, bool stored, std::vector<Finding>& findings) {
   if (!expiry.has_value()) return;
   std::string field;
   for (const FieldSpec& f : spec.fields) {
@@ -66,6 +65,11 @@ void CheckExpiry(const ProviderSpec& spec, const FieldValues& values,
          "Create its replacement now and store it before the old one "
          "expires."});
   }
+}
+
+void CheckExpiry(const ProviderSpec& spec, const FieldValues& values,
+                 absl::Time now, bool stored, std::vector<Finding>& findings) {
+  CheckExpiryAt(spec, ExpiryOf(spec, values), now, stored, findings);
 }
 
 std::string RecordName(absl::string_view provider, absl::string_view profile,
@@ -300,15 +304,31 @@ absl::StatusOr<FieldValues> CredentialManager::Open(
 CredentialSummary CredentialManager::Summarize(const Provider& provider,
                                                const CredentialRecord& record,
                                                const FieldValues& values) const {
+  return SummaryOf(provider.spec(), record, FactsOf(provider, values));
+}
+
+CredentialManager::ValueFacts CredentialManager::FactsOf(
+    const Provider& provider, const FieldValues& values) const {
   const ProviderSpec& spec = provider.spec();
+  ValueFacts f;
+  f.fields = MaskFields(spec, values);
+  f.findings = provider.Validate(values);
+  f.missing_fields = MissingFields(spec, values);
+  f.expiry = ExpiryOf(spec, values);
+  return f;
+}
+
+CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
+                                               const CredentialRecord& record,
+                                               const ValueFacts& facts) const {
   CredentialSummary s;
   s.provider = record.provider;
   s.profile = record.profile;
   s.version = record.version;
   s.version_count = record.version_count;
-  s.fields = MaskFields(spec, values);
-  s.findings = provider.Validate(values);
-  s.missing_fields = MissingFields(spec, values);
+  s.fields = facts.fields;
+  s.findings = facts.findings;
+  s.missing_fields = facts.missing_fields;
   s.created_at = record.first_created_at == absl::Time() ? record.created_at
                                                          : record.first_created_at;
   s.updated_at = record.created_at;
@@ -318,12 +338,31 @@ CredentialSummary CredentialManager::Summarize(const Provider& provider,
   s.rotation_due_at = record.created_at + period;
   const absl::Time now = clock_();
   s.days_until_rotation = DaysUntil(now, s.rotation_due_at);
-  std::optional<absl::Time> expiry = ExpiryOf(spec, values);
-  if (expiry.has_value()) s.expires_at = *expiry;
-  CheckExpiry(spec, values, now, /*stored=*/true, s.findings);
+  if (facts.expiry.has_value()) s.expires_at = *facts.expiry;
+  CheckExpiryAt(spec, facts.expiry, now, /*stored=*/true, s.findings);
   s.readiness = ReadinessOf(s.missing_fields, s.findings, now >= s.rotation_due_at);
   s.fingerprint = record.fingerprint;
   return s;
+}
+
+absl::StatusOr<std::shared_ptr<const CredentialManager::ValueFacts>>
+CredentialManager::StoredFacts(const Provider& provider,
+                               const CredentialRecord& record) {
+  const std::string key =
+      absl::StrCat(record.provider, "/", record.profile, "/", record.version);
+  {
+    absl::MutexLock lock(&facts_mu_);
+    auto it = facts_.find(key);
+    if (it != facts_.end() && it->second.sealed == record.sealed) {
+      return it->second.facts;
+    }
+  }
+  CB_ASSIGN_OR_RETURN(FieldValues values, Open(record));
+  auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
+  absl::MutexLock lock(&facts_mu_);
+  if (facts_.size() >= kMaxCachedFacts) facts_.clear();
+  facts_[key] = CachedFacts{record.sealed, facts};
+  return facts;
 }
 
 absl::Status CredentialManager::MarkDefault(CredentialSummary& s) {
@@ -435,8 +474,9 @@ absl::StatusOr<CredentialSummary> CredentialManager::Get(
                       ResolveProfile(provider->spec().id, profile_in));
   CB_ASSIGN_OR_RETURN(CredentialRecord record,
                       store_->GetCredential(provider->spec().id, profile, version));
-  CB_ASSIGN_OR_RETURN(FieldValues values, Open(record));
-  CredentialSummary s = Summarize(*provider, record, values);
+  CB_ASSIGN_OR_RETURN(std::shared_ptr<const ValueFacts> facts,
+                      StoredFacts(*provider, record));
+  CredentialSummary s = SummaryOf(provider->spec(), record, *facts);
   CB_RETURN_IF_ERROR(MarkDefault(s));
   return s;
 }
@@ -490,8 +530,9 @@ absl::StatusOr<ListCredentialsResult> CredentialManager::List(
                           DefaultProfile(record.provider));
     }
     const bool is_default = defaults[record.provider] == record.profile;
-    absl::StatusOr<FieldValues> values = Open(record);
-    if (!values.ok()) {
+    absl::StatusOr<std::shared_ptr<const ValueFacts>> facts =
+        StoredFacts(*provider, record);
+    if (!facts.ok()) {
       CredentialSummary s;
       s.provider = record.provider;
       s.profile = record.profile;
@@ -502,13 +543,13 @@ absl::StatusOr<ListCredentialsResult> CredentialManager::List(
       s.updated_at = record.created_at;
       s.fingerprint = record.fingerprint;
       s.findings.push_back({"", Severity::kError, "undecryptable",
-                            std::string(values.status().message()),
+                            std::string(facts.status().message()),
                             "store the credential again"});
       s.is_default = is_default;
       result.credentials.push_back(std::move(s));
       continue;
     }
-    result.credentials.push_back(Summarize(*provider, record, *values));
+    result.credentials.push_back(SummaryOf(provider->spec(), record, **facts));
     result.credentials.back().is_default = is_default;
   }
   if (more && !records.empty()) {
@@ -541,8 +582,9 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   if (values.empty() && file_contents.empty()) {
     CB_ASSIGN_OR_RETURN(CredentialRecord record,
                         store_->GetCredential(spec.id, profile, 0));
-    CB_ASSIGN_OR_RETURN(FieldValues stored, Open(record));
-    CredentialSummary s = Summarize(*provider, record, stored);
+    CB_ASSIGN_OR_RETURN(std::shared_ptr<const ValueFacts> facts,
+                        StoredFacts(*provider, record));
+    CredentialSummary s = SummaryOf(spec, record, *facts);
     result.readiness = s.readiness;
     result.findings = std::move(s.findings);
     result.missing_fields = std::move(s.missing_fields);

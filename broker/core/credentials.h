@@ -273,6 +273,25 @@ class CredentialManager {
   CredentialSummary Summarize(const Provider& provider,
                               const CredentialRecord& record,
                               const FieldValues& values) const;
+
+  // What a stored version's values say, whatever the time: their masked
+  // display, the provider's findings, the missing fields, the expiry.
+  struct ValueFacts {
+    std::vector<MaskedField> fields;
+    std::vector<Finding> findings;
+    std::vector<std::string> missing_fields;
+    std::optional<absl::Time> expiry;
+  };
+  ValueFacts FactsOf(const Provider& provider, const FieldValues& values) const;
+  // The summary: the facts plus what depends on the time (rotation due,
+  // expiry findings, readiness).
+  CredentialSummary SummaryOf(const ProviderSpec& spec,
+                              const CredentialRecord& record,
+                              const ValueFacts& facts) const;
+  // The facts of `record`, opening it only when this exact sealed blob has
+  // not been opened before (see facts_).
+  absl::StatusOr<std::shared_ptr<const ValueFacts>> StoredFacts(
+      const Provider& provider, const CredentialRecord& record);
   // Sets s.is_default from the provider's default profile.
   absl::Status MarkDefault(CredentialSummary& s);
 
@@ -289,6 +308,22 @@ class CredentialManager {
   std::map<std::string, std::string, std::less<>> defaults_
       ABSL_GUARDED_BY(defaults_mu_);
   uint64_t defaults_generation_ ABSL_GUARDED_BY(defaults_mu_) = 0;
+
+  // The facts of versions already opened, by provider/profile/version, with
+  // the sealed bytes they came from: reads of a credential that has not
+  // changed skip the decryption and the provider checks. An entry is used
+  // only when the stored sealed bytes are byte-for-byte the ones it was
+  // made from, so a changed or tampered row is opened (and refused) as if
+  // there were no cache. It holds no secret: the masked display is what
+  // every GetCredential answer carries, and the sealed bytes are the
+  // database's. Bounded: emptied when it reaches kMaxCachedFacts.
+  struct CachedFacts {
+    std::string sealed;
+    std::shared_ptr<const ValueFacts> facts;
+  };
+  static constexpr size_t kMaxCachedFacts = 4096;
+  absl::Mutex facts_mu_;
+  std::map<std::string, CachedFacts, std::less<>> facts_ ABSL_GUARDED_BY(facts_mu_);
 };
 
 // Masked display of every field of `values` per the provider's spec.

@@ -1,5 +1,6 @@
 #include "broker/core/credentials.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <memory>
@@ -255,6 +256,58 @@ TEST_F(CredentialManagerTest, RecordUnderAnotherKeyIsDataLossNotGarbage) {
   absl::StatusOr<CredentialSummary> got = wrong.Get("aws", "", 0);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(got.status().message(), "aws/default"));
+}
+
+// Reads remember what an opened version's values said, keyed by its exact
+// sealed bytes: a row changed after it was read is opened again, and a
+// damaged one is refused exactly as on a first read.
+TEST_F(CredentialManagerTest, ARowChangedAfterItWasReadIsOpenedAgain) {
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  ASSERT_TRUE(manager_->Get("aws", "", 0).ok());
+  ASSERT_TRUE(manager_->List("", 0, "").ok());
+  ASSERT_TRUE(manager_->Validate("aws", "", {}, SecretBytes()).ok());
+
+  // Flip the last byte of the stored ciphertext, behind the manager's back.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/credbroker.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* read = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT sealed FROM credentials", -1, &read, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(read), SQLITE_ROW);
+  std::string sealed(static_cast<const char*>(sqlite3_column_blob(read, 0)),
+                     sqlite3_column_bytes(read, 0));
+  sqlite3_finalize(read);
+  ASSERT_FALSE(sealed.empty());
+  sealed.back() ^= 1;
+  sqlite3_stmt* write = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE credentials SET sealed = ?1", -1, &write, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_blob(write, 1, sealed.data(), static_cast<int>(sealed.size()), SQLITE_STATIC);
+  ASSERT_EQ(sqlite3_step(write), SQLITE_DONE);
+  sqlite3_finalize(write);
+  EXPECT_EQ(sqlite3_changes(db), 1);
+  sqlite3_close(db);
+
+  absl::StatusOr<CredentialSummary> got = manager_->Get("aws", "", 0);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+  absl::StatusOr<ValidateResult> validated =
+      manager_->Validate("aws", "", {}, SecretBytes());
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kDataLoss) << validated.status();
+  absl::StatusOr<ListCredentialsResult> listed = manager_->List("", 0, "");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->credentials.size(), 1u);
+  EXPECT_EQ(listed->credentials[0].readiness, Readiness::kInvalid);
+
+  // A new version is read as itself.
+  PutCredentialInput in = Aws();
+  in.values.erase("access_key_id");
+  in.values.emplace("access_key_id", SecretBytes("AKIAJ7QXZ2ABCDEFGHWX"));
+  ASSERT_TRUE(manager_->Put(std::move(in)).ok());
+  got = manager_->Get("aws", "", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const MaskedField* key = FindField(*got, "access_key_id");
+  ASSERT_NE(key, nullptr);
+  EXPECT_EQ(key->display, "AKIA…GHWX");
 }
 
 TEST_F(CredentialManagerTest, ResolveRequirementsNamesProvidersAndReadiness) {
