@@ -39,6 +39,13 @@ int64_t DaysUntil(absl::Time now, absl::Time t) {
 // Findings about the credential's own expiry (a field marked `expiry`) at
 // `now`. `stored`: about a stored credential (EXPIRED readiness, a warning)
 // rather than one being entered (refused, an error).
+// The facts cache's key prefix of provider/profile (NUL-separated: no
+// profile is a prefix of another's key).
+std::string FactsPrefix(absl::string_view provider, absl::string_view profile) {
+  return absl::StrCat(provider, absl::string_view("\0", 1), profile,
+                      absl::string_view("\0", 1));
+}
+
 void CheckExpiryAt(const ProviderSpec& spec, std::optional<absl::Time> expiry,
                    absl::Time now, bool stored, std::vector<Finding>& findings) {
   if (!expiry.has_value()) return;
@@ -348,12 +355,13 @@ CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
 absl::StatusOr<std::shared_ptr<const CredentialManager::ValueFacts>>
 CredentialManager::StoredFacts(const Provider& provider,
                                const CredentialRecord& record) {
-  const std::string key =
-      absl::StrCat(record.provider, "/", record.profile, "/", record.version);
+  const std::string key = absl::StrCat(FactsPrefix(record.provider, record.profile),
+                                       record.version);
+  const std::string digest = Sha256Hex(record.sealed);
   {
     absl::MutexLock lock(&facts_mu_);
     auto it = facts_.find(key);
-    if (it != facts_.end() && it->second.sealed == record.sealed) {
+    if (it != facts_.end() && it->second.sealed_digest == digest) {
       return it->second.facts;
     }
   }
@@ -361,7 +369,7 @@ CredentialManager::StoredFacts(const Provider& provider,
   auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
   absl::MutexLock lock(&facts_mu_);
   if (facts_.size() >= kMaxCachedFacts) facts_.clear();
-  facts_[key] = CachedFacts{record.sealed, facts};
+  facts_[key] = CachedFacts{digest, facts};
   return facts;
 }
 
@@ -563,7 +571,15 @@ absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
-  return store_->DeleteCredential(provider->spec().id, profile);
+  absl::StatusOr<int64_t> deleted =
+      store_->DeleteCredential(provider->spec().id, profile);
+  const std::string prefix = FactsPrefix(provider->spec().id, profile);
+  absl::MutexLock lock(&facts_mu_);
+  for (auto it = facts_.lower_bound(prefix);
+       it != facts_.end() && absl::StartsWith(it->first, prefix);) {
+    it = facts_.erase(it);
+  }
+  return deleted;
 }
 
 absl::StatusOr<ValidateResult> CredentialManager::Validate(

@@ -310,15 +310,16 @@ class CredentialManager {
   uint64_t defaults_generation_ ABSL_GUARDED_BY(defaults_mu_) = 0;
 
   // The facts of versions already opened, by provider/profile/version, with
-  // the sealed bytes they came from: reads of a credential that has not
-  // changed skip the decryption and the provider checks. An entry is used
-  // only when the stored sealed bytes are byte-for-byte the ones it was
-  // made from, so a changed or tampered row is opened (and refused) as if
-  // there were no cache. It holds no secret: the masked display is what
-  // every GetCredential answer carries, and the sealed bytes are the
-  // database's. Bounded: emptied when it reaches kMaxCachedFacts.
+  // a digest of the sealed bytes they came from: reads of a credential that
+  // has not changed skip the decryption and the provider checks. An entry
+  // is used only when the stored sealed bytes have the same digest as the
+  // ones it was made from, so a changed or tampered row is opened (and
+  // refused) as if there were no cache. No secret value is kept: only the
+  // masked display that every GetCredential answer carries (which shows a
+  // few characters of a secret, and non-secret fields whole); Delete drops
+  // a profile's entries. Bounded: emptied when it reaches kMaxCachedFacts.
   struct CachedFacts {
-    std::string sealed;
+    std::string sealed_digest;
     std::shared_ptr<const ValueFacts> facts;
   };
   static constexpr size_t kMaxCachedFacts = 4096;

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -833,6 +834,12 @@ class SqliteStore : public Store {
     if (rotation_period < absl::ZeroDuration()) {
       return absl::InvalidArgumentError("rotation period must not be negative");
     }
+    if (reserve_out_.load(std::memory_order_acquire)) {
+      // Refused before it joins a batch: on a full disk a refusal inside a
+      // batch would send every write of it back to commit alone.
+      absl::MutexLock lock(&mu_);
+      CB_RETURN_IF_ERROR(RestoreReserve());
+    }
     absl::StatusOr<CredentialRecord> record = absl::UnknownError("not written");
     auto body = [&]() -> absl::Status {
       mu_.AssertHeld();
@@ -994,8 +1001,13 @@ class SqliteStore : public Store {
   }
 
   WriteStats GetWriteStats() override {
-    absl::MutexLock lock(&mu_);
-    return write_stats_;
+    WriteStats stats;
+    stats.transactions = transactions_.load(std::memory_order_relaxed);
+    stats.writes = writes_.load(std::memory_order_relaxed);
+    stats.batches_redone = batches_redone_.load(std::memory_order_relaxed);
+    absl::MutexLock lock(&queue_mu_);
+    stats.queued = static_cast<int64_t>(queue_.size());
+    return stats;
   }
 
   absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
@@ -1015,16 +1027,16 @@ class SqliteStore : public Store {
     reserve_bytes_ = bytes < 0 ? 0 : bytes;
     if (reserve_bytes_ == 0) {
       unlink(ReservePath().c_str());
-      reserve_released_ = false;
+      SetReserveReleased(false);
       return absl::OkStatus();
     }
-    reserve_released_ = true;  // Until the file is there.
+    SetReserveReleased(true);  // Until the file is there.
     absl::Status made = RestoreReserve();
     if (!made.ok()) {
       // No reserve at all, rather than refusing every credential write
       // until one can be made.
       reserve_bytes_ = 0;
-      reserve_released_ = false;
+      SetReserveReleased(false);
     }
     return made;
   }
@@ -1180,14 +1192,15 @@ class SqliteStore : public Store {
     bool retry_when_full;    // Release the disk reserve and retry on ENOSPC.
     const std::function<absl::Status()>* body;  // Runs under mu_, in a transaction.
     absl::Status result;
-    bool done = false;
+    bool finished = false;  // `result` is final (set under mu_ by the leader).
+    bool done = false;      // The leader is through with it (under queue_mu_).
   };
   static constexpr size_t kMaxBatch = 64;
 
   absl::Status Commit(absl::string_view what, bool retry_when_full,
                       const std::function<absl::Status()>& body)
       ABSL_LOCKS_EXCLUDED(mu_, queue_mu_) {
-    QueuedWrite write{what, retry_when_full, &body, absl::OkStatus(), false};
+    QueuedWrite write{what, retry_when_full, &body, absl::OkStatus(), false, false};
     queue_mu_.Lock();
     queue_.push_back(&write);
     while (!write.done) {
@@ -1202,7 +1215,20 @@ class SqliteStore : public Store {
       queue_mu_.Unlock();
       {
         absl::MutexLock lock(&mu_);
-        CommitBatchLocked(batch);
+        try {
+          CommitBatchLocked(batch);
+        } catch (...) {
+          // A body threw (out of memory): what it began is rolled back and
+          // the writes not yet finished fail; the queue must not stay
+          // claimed, or every later writer would wait forever.
+          Rollback();
+          for (QueuedWrite* w : batch) {
+            if (!w->finished) {
+              w->result = absl::InternalError(absl::StrCat(
+                  "could not ", w->what, ": the broker ran out of memory"));
+            }
+          }
+        }
       }
       queue_mu_.Lock();
       for (QueuedWrite* w : batch) w->done = true;
@@ -1223,12 +1249,16 @@ class SqliteStore : public Store {
       }
       if (status.ok()) status = Exec("COMMIT", "write a batch");
       if (status.ok()) {
-        ++write_stats_.transactions;
-        write_stats_.writes += static_cast<int64_t>(batch.size());
-        for (QueuedWrite* w : batch) w->result = absl::OkStatus();
+        transactions_.fetch_add(1, std::memory_order_relaxed);
+        writes_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+        for (QueuedWrite* w : batch) {
+          w->result = absl::OkStatus();
+          w->finished = true;
+        }
         return;
       }
       Rollback();
+      batches_redone_.fetch_add(1, std::memory_order_relaxed);
     }
     for (QueuedWrite* w : batch) {
       w->result = CommitAloneLocked(*w);
@@ -1236,6 +1266,7 @@ class SqliteStore : public Store {
           ReleaseReserve()) {
         w->result = CommitAloneLocked(*w);
       }
+      w->finished = true;
     }
   }
 
@@ -1246,8 +1277,8 @@ class SqliteStore : public Store {
     if (status.ok()) {
       status = Exec("COMMIT", w.what);
       if (status.ok()) {
-        ++write_stats_.transactions;
-        ++write_stats_.writes;
+        transactions_.fetch_add(1, std::memory_order_relaxed);
+        writes_.fetch_add(1, std::memory_order_relaxed);
         return status;
       }
     }
@@ -1257,13 +1288,18 @@ class SqliteStore : public Store {
 
   std::string ReservePath() const { return path_ + ".reserve"; }
 
+  void SetReserveReleased(bool released) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    reserve_released_ = released;
+    reserve_out_.store(released, std::memory_order_release);
+  }
+
   // The disk is full: gives the reserve back to the file system so that the
   // write being retried (a decision, an audit event) fits. True when there
   // was a reserve to release.
   bool ReleaseReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (reserve_bytes_ == 0 || reserve_released_) return false;
     if (unlink(ReservePath().c_str()) != 0) return false;
-    reserve_released_ = true;
+    SetReserveReleased(true);
     std::fprintf(stderr,
                  "credbrokerd: the disk is full; released the %lld-byte reserve so "
                  "approvals and audit events can still be written. New credential "
@@ -1298,7 +1334,7 @@ class SqliteStore : public Store {
       std::fprintf(stderr, "credbrokerd: disk space reserve in place (%lld bytes)\n",
                    static_cast<long long>(reserve_bytes_));
     }
-    reserve_released_ = false;
+    SetReserveReleased(false);
     return absl::OkStatus();
   }
 
@@ -1633,7 +1669,13 @@ class SqliteStore : public Store {
   int64_t reserve_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // The reserve file is not there (released on a full disk, or not yet made).
   bool reserve_released_ ABSL_GUARDED_BY(mu_) = false;
-  WriteStats write_stats_ ABSL_GUARDED_BY(mu_);
+  // reserve_released_, readable without mu_ (PutCredential's early refusal).
+  std::atomic<bool> reserve_out_{false};
+  // GetWriteStats; read without taking mu_ (a test watches the queue while
+  // a write holds the connection).
+  std::atomic<int64_t> transactions_{0};
+  std::atomic<int64_t> writes_{0};
+  std::atomic<int64_t> batches_redone_{0};
   // Set once by OpenReaders before the store is shared; each has its own
   // lock (ReaderLease).
   std::vector<std::unique_ptr<ReadConnection>> readers_;

@@ -171,7 +171,11 @@ class Store {
   // fingerprint. Returns the stored record (version_count and
   // first_created_at filled). `seal` runs while the store is locked: it must
   // not call back into the store; when it fails nothing is written and its
-  // status is returned.
+  // status is returned. Writes are group-committed, so `seal`, `audit_of`
+  // and `hash_fn` (here and in AppendAudit and WriteFlow) may run on
+  // another caller's thread, and more than once (a write is redone alone
+  // when another write of its batch fails): they must not depend on the
+  // calling thread or have effects outside their result.
   //
   // `audit_of`, when set, gives the audit event of the stored record; it is
   // appended in the same transaction, chained as AppendAudit does (with
@@ -260,10 +264,14 @@ class Store {
 
   // Committed write transactions and the writes (credential versions,
   // audit events, approval-flow writes) they carried: more writes than
-  // transactions means concurrent writes shared a commit.
+  // transactions means concurrent writes shared a commit. `batches_redone`:
+  // shared commits rolled back because one of their writes failed, each
+  // write then redone alone. `queued`: writes waiting for the next commit.
   struct WriteStats {
     int64_t transactions = 0;
     int64_t writes = 0;
+    int64_t batches_redone = 0;
+    int64_t queued = 0;
   };
   virtual WriteStats GetWriteStats() { return {}; }
 };

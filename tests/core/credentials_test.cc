@@ -536,7 +536,9 @@ TEST_F(CredentialManagerTest, KnownExpiryDates) {
   EXPECT_TRUE(warned);
   EXPECT_EQ(put->credential.readiness, Readiness::kReady);
 
-  // Once the date passes the stored credential is EXPIRED, and doctor says so.
+  // Read once before the date (the read is remembered), then once the date
+  // passes the stored credential is EXPIRED, and doctor says so.
+  EXPECT_EQ(manager_->Get("github", "", 0)->readiness, Readiness::kReady);
   now_ += absl::Hours(24 * 10);
   EXPECT_EQ(manager_->Get("github", "", 0)->readiness, Readiness::kExpired);
   absl::StatusOr<ValidateResult> doctor = manager_->Validate("github", "", {}, SecretBytes());

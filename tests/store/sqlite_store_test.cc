@@ -1581,8 +1581,8 @@ TEST_F(SqliteStoreTest, ConcurrentFlowWritesKeepOneChain) {
 }
 
 // Group commit: holds the writer inside a first credential write until
-// every one of `writes` has been started on its own thread (and given time
-// to queue behind it), then lets it finish; returns once all are done.
+// every one of `writes`, each on its own thread, is queued behind it, then
+// lets it finish; returns once all are done.
 void WithWritesQueuedBehindASlowOne(Store& store,
                                     std::vector<std::function<void()>> writes) {
   absl::Notification inside, release;
@@ -1596,16 +1596,14 @@ void WithWritesQueuedBehindASlowOne(Store& store,
     EXPECT_TRUE(store.PutCredential("aws", "first", absl::ZeroDuration(), slow).ok());
   });
   inside.WaitForNotification();
-  std::atomic<int> started{0};
   std::vector<std::thread> threads;
-  for (std::function<void()>& write : writes) {
-    threads.emplace_back([&started, &write] {
-      ++started;
-      write();
-    });
+  for (std::function<void()>& write : writes) threads.emplace_back([&write] { write(); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (store.GetWriteStats().queued < static_cast<int64_t>(writes.size()) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
   }
-  while (started.load() < static_cast<int>(writes.size())) absl::SleepFor(absl::Milliseconds(1));
-  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(store.GetWriteStats().queued, static_cast<int64_t>(writes.size()));
   release.Notify();
   first.join();
   for (std::thread& t : threads) t.join();
@@ -1660,8 +1658,9 @@ TEST_F(SqliteStoreTest, WritesQueuedDuringACommitShareTheNextOne) {
 
   const Store::WriteStats after = store_->GetWriteStats();
   EXPECT_EQ(after.writes - before.writes, 7);
-  // The six queued behind the first did not each commit alone.
-  EXPECT_LT(after.transactions - before.transactions, 7);
+  // The first alone, then the six queued behind it in one transaction.
+  EXPECT_EQ(after.transactions - before.transactions, 2);
+  EXPECT_EQ(after.batches_redone - before.batches_redone, 0);
   for (int i = 0; i < 4; ++i) {
     absl::StatusOr<CredentialRecord> r =
         store_->GetCredential("aws", absl::StrCat("q", i), 0);
@@ -1670,7 +1669,7 @@ TEST_F(SqliteStoreTest, WritesQueuedDuringACommitShareTheNextOne) {
   }
   EXPECT_TRUE(store_->GetGrant("g-queued").ok());
   ExpectOneAuditChain(*store_, 6);
-  // And all of it was durable: a fresh connection sees it.
+  // And all of it was committed: a fresh connection sees it.
   Reopen();
   EXPECT_TRUE(store_->GetCredential("aws", "q3", 0).ok());
   ExpectOneAuditChain(*store_, 6);
@@ -1678,6 +1677,7 @@ TEST_F(SqliteStoreTest, WritesQueuedDuringACommitShareTheNextOne) {
 }
 
 TEST_F(SqliteStoreTest, AWriteThatFailsInASharedCommitFailsAlone) {
+  const Store::WriteStats before = store_->GetWriteStats();
   std::atomic<int> failures{0};
   absl::Status failed;
   std::vector<std::function<void()>> writes;
@@ -1714,6 +1714,11 @@ TEST_F(SqliteStoreTest, AWriteThatFailsInASharedCommitFailsAlone) {
   }
   ExpectOneAuditChain(*store_, 1);
   EXPECT_TRUE(store_->CheckIntegrity().ok());
+  // The five queued writes were one batch, rolled back for the failing
+  // one, and the four others committed alone.
+  const Store::WriteStats after = store_->GetWriteStats();
+  EXPECT_EQ(after.batches_redone - before.batches_redone, 1);
+  EXPECT_EQ(after.transactions - before.transactions, 1 + 4);
 }
 
 // --- Durability -----------------------------------------------------------
