@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -834,7 +834,7 @@ class SqliteStore : public Store {
     if (rotation_period < absl::ZeroDuration()) {
       return absl::InvalidArgumentError("rotation period must not be negative");
     }
-    if (reserve_out_.load(std::memory_order_acquire)) {
+    if (reserve_released_) {
       // Refused before it joins a batch: on a full disk a refusal inside a
       // batch would send every write of it back to commit alone.
       absl::MutexLock lock(&mu_);
@@ -918,15 +918,13 @@ class SqliteStore : public Store {
   absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,
                                            absl::string_view profile) override {
     CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
-    absl::MutexLock lock(&mu_);
-    CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "delete credential"));
-    absl::StatusOr<int64_t> count = DeleteLocked(provider, profile);
-    if (count.ok()) {
-      absl::Status committed = Exec("COMMIT", "delete credential");
-      if (committed.ok()) return count;
-      count = committed;
-    }
-    Rollback();
+    absl::StatusOr<int64_t> count = absl::UnknownError("not deleted");
+    auto body = [&]() -> absl::Status {
+      mu_.AssertHeld();
+      count = DeleteLocked(provider, profile);
+      return count.status();
+    };
+    CB_RETURN_IF_ERROR(Commit("delete credential", /*retry_when_full=*/false, body));
     return count;
   }
 
@@ -1027,16 +1025,16 @@ class SqliteStore : public Store {
     reserve_bytes_ = bytes < 0 ? 0 : bytes;
     if (reserve_bytes_ == 0) {
       unlink(ReservePath().c_str());
-      SetReserveReleased(false);
+      reserve_released_ = false;
       return absl::OkStatus();
     }
-    SetReserveReleased(true);  // Until the file is there.
+    reserve_released_ = true;  // Until the file is there.
     absl::Status made = RestoreReserve();
     if (!made.ok()) {
       // No reserve at all, rather than refusing every credential write
       // until one can be made.
       reserve_bytes_ = 0;
-      SetReserveReleased(false);
+      reserve_released_ = false;
     }
     return made;
   }
@@ -1178,8 +1176,8 @@ class SqliteStore : public Store {
   }
 
  private:
-  // Group commit. Every credential, audit and approval-flow write goes
-  // through Commit. A write that finds no other being committed commits
+  // Group commit. Every credential (new version, deletion), audit and
+  // approval-flow write goes through Commit. A write that finds no other being committed commits
   // alone; writes that arrive meanwhile queue, and the next of them to run
   // commits all that are queued (up to kMaxBatch) in one transaction: one
   // sync of the log for all of them instead of one each. A write returns
@@ -1288,18 +1286,13 @@ class SqliteStore : public Store {
 
   std::string ReservePath() const { return path_ + ".reserve"; }
 
-  void SetReserveReleased(bool released) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    reserve_released_ = released;
-    reserve_out_.store(released, std::memory_order_release);
-  }
-
   // The disk is full: gives the reserve back to the file system so that the
   // write being retried (a decision, an audit event) fits. True when there
   // was a reserve to release.
   bool ReleaseReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (reserve_bytes_ == 0 || reserve_released_) return false;
     if (unlink(ReservePath().c_str()) != 0) return false;
-    SetReserveReleased(true);
+    reserve_released_ = true;
     std::fprintf(stderr,
                  "credbrokerd: the disk is full; released the %lld-byte reserve so "
                  "approvals and audit events can still be written. New credential "
@@ -1334,7 +1327,7 @@ class SqliteStore : public Store {
       std::fprintf(stderr, "credbrokerd: disk space reserve in place (%lld bytes)\n",
                    static_cast<long long>(reserve_bytes_));
     }
-    SetReserveReleased(false);
+    reserve_released_ = false;
     return absl::OkStatus();
   }
 
@@ -1667,10 +1660,10 @@ class SqliteStore : public Store {
   // Prepared statements keyed by their (static) SQL text.
   StatementCache statements_ ABSL_GUARDED_BY(mu_);
   int64_t reserve_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  // The reserve file is not there (released on a full disk, or not yet made).
-  bool reserve_released_ ABSL_GUARDED_BY(mu_) = false;
-  // reserve_released_, readable without mu_ (PutCredential's early refusal).
-  std::atomic<bool> reserve_out_{false};
+  // The reserve file is not there (released on a full disk, or not yet
+  // made). Changed only under mu_; atomic so that PutCredential can look
+  // before it queues without taking mu_.
+  std::atomic<bool> reserve_released_{false};
   // GetWriteStats; read without taking mu_ (a test watches the queue while
   // a write holds the connection).
   std::atomic<int64_t> transactions_{0};

@@ -262,8 +262,8 @@ class Store {
   // PRAGMA integrity_check (or the equivalent): OK or DATA_LOSS.
   virtual absl::Status CheckIntegrity() = 0;
 
-  // Committed write transactions and the writes (credential versions,
-  // audit events, approval-flow writes) they carried: more writes than
+  // Committed write transactions and the writes (credential versions and
+  // deletions, audit events, approval-flow writes) they carried: more writes than
   // transactions means concurrent writes shared a commit. `batches_redone`:
   // shared commits rolled back because one of their writes failed, each
   // write then redone alone. `queued`: writes waiting for the next commit.
