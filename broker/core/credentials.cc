@@ -36,9 +36,6 @@ int64_t DaysUntil(absl::Time now, absl::Time t) {
   return days;
 }
 
-// Findings about the credential's own expiry (a field marked `expiry`) at
-// `now`. `stored`: about a stored credential (EXPIRED readiness, a warning)
-// rather than one being entered (refused, an error).
 // The facts cache's key prefix of provider/profile (NUL-separated: no
 // profile is a prefix of another's key).
 std::string FactsPrefix(absl::string_view provider, absl::string_view profile) {
@@ -46,6 +43,9 @@ std::string FactsPrefix(absl::string_view provider, absl::string_view profile) {
                       absl::string_view("\0", 1));
 }
 
+// Findings about the credential's own expiry (a field marked `expiry`) at
+// `now`. `stored`: about a stored credential (EXPIRED readiness, a warning)
+// rather than one being entered (refused, an error).
 void CheckExpiryAt(const ProviderSpec& spec, std::optional<absl::Time> expiry,
                    absl::Time now, bool stored, std::vector<Finding>& findings) {
   if (!expiry.has_value()) return;
