@@ -738,46 +738,54 @@ absl::Status UnaryScenario() {
     };
     auto* stub = broker.stub(0);
     std::atomic<uint64_t> n{0};
-    absl::Status s = run(
-        "ValidateCredential",
-        SizesOf<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
-            servers.broker_target, BrokerCalls::ValidateRequest("p0"),
-            [&](auto* ctx, const auto& q, auto* r) { return stub->ValidateCredential(ctx, q, r); }),
-        [&](int w, Done done) {
-          broker.Validate(w, absl::StrCat("p", n++ % 100), std::move(done));
-          return true;
-        });
-    if (s.ok()) {
-      s = run("GetCredential",
-              SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
-                  servers.broker_target, BrokerCalls::GetRequest("p0"),
-                  [&](auto* ctx, const auto& q, auto* r) { return stub->GetCredential(ctx, q, r); }),
-              [&](int w, Done done) {
-                broker.Get(w, absl::StrCat("p", n++ % 100), std::move(done));
-                return true;
-              });
+    if (absl::Status s = run(
+            "ValidateCredential",
+            SizesOf<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
+                servers.broker_target, BrokerCalls::ValidateRequest("p0"),
+                [&](auto* ctx, const auto& q, auto* r) { return stub->ValidateCredential(ctx, q, r); }),
+            [&](int w, Done done) {
+              broker.Validate(w, absl::StrCat("p", n++ % 100), std::move(done));
+              return true;
+            });
+        !s.ok()) {
+      return s;
     }
-    if (s.ok()) {
-      s = run("ListCredentials (100)",
-              SizesOf<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
-                  servers.broker_target, BrokerCalls::ListRequest(),
-                  [&](auto* ctx, const auto& q, auto* r) { return stub->ListCredentials(ctx, q, r); }),
-              [&](int w, Done done) {
-                broker.List(w, std::move(done));
-                return true;
-              });
+    if (absl::Status s = run(
+            "GetCredential",
+            SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
+                servers.broker_target, BrokerCalls::GetRequest("p0"),
+                [&](auto* ctx, const auto& q, auto* r) { return stub->GetCredential(ctx, q, r); }),
+            [&](int w, Done done) {
+              broker.Get(w, absl::StrCat("p", n++ % 100), std::move(done));
+              return true;
+            });
+        !s.ok()) {
+      return s;
     }
-    if (s.ok()) {
-      s = run("PutCredential",
-              SizesOf<v1::PutCredentialRequest, v1::PutCredentialResponse>(
-                  servers.broker_target, AwsPut("put-size"),
-                  [&](auto* ctx, const auto& q, auto* r) { return stub->PutCredential(ctx, q, r); }),
-              [&](int w, Done done) {
-                broker.Put(w, AwsPut(absl::StrCat("put", w)), std::move(done));
-                return true;
-              });
+    if (absl::Status s = run(
+            "ListCredentials (100)",
+            SizesOf<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
+                servers.broker_target, BrokerCalls::ListRequest(),
+                [&](auto* ctx, const auto& q, auto* r) { return stub->ListCredentials(ctx, q, r); }),
+            [&](int w, Done done) {
+              broker.List(w, std::move(done));
+              return true;
+            });
+        !s.ok()) {
+      return s;
     }
-    if (!s.ok()) return s;
+    if (absl::Status s = run(
+            "PutCredential",
+            SizesOf<v1::PutCredentialRequest, v1::PutCredentialResponse>(
+                servers.broker_target, AwsPut("put-size"),
+                [&](auto* ctx, const auto& q, auto* r) { return stub->PutCredential(ctx, q, r); }),
+            [&](int w, Done done) {
+              broker.Put(w, AwsPut(absl::StrCat("put", w)), std::move(done));
+              return true;
+            });
+        !s.ok()) {
+      return s;
+    }
   }
   table.Print();
   return absl::OkStatus();
