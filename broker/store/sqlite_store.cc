@@ -840,19 +840,18 @@ class SqliteStore : public Store {
       absl::MutexLock lock(&mu_);
       CB_RETURN_IF_ERROR(RestoreReserve());
     }
-    absl::StatusOr<CredentialRecord> record = absl::UnknownError("not written");
-    auto body = [&]() -> absl::Status {
-      mu_.AssertHeld();
-      CB_RETURN_IF_ERROR(RestoreReserve());
-      record = PutLocked(provider, profile, rotation_period, seal);
-      if (record.ok() && audit_of) {
-        absl::StatusOr<AuditRecord> appended = AppendAuditLocked(audit_of(*record), hash_fn);
-        if (!appended.ok()) record = appended.status();
-      }
-      return record.status();
-    };
-    CB_RETURN_IF_ERROR(Commit("store credential", /*retry_when_full=*/false, body));
-    return record;
+    return CommitValue<CredentialRecord>(
+        "store credential", /*retry_when_full=*/false,
+        [&]() -> absl::StatusOr<CredentialRecord> {
+          mu_.AssertHeld();
+          CB_RETURN_IF_ERROR(RestoreReserve());
+          CB_ASSIGN_OR_RETURN(CredentialRecord record,
+                              PutLocked(provider, profile, rotation_period, seal));
+          if (audit_of) {
+            CB_RETURN_IF_ERROR(AppendAuditLocked(audit_of(record), hash_fn).status());
+          }
+          return record;
+        });
   }
 
   absl::StatusOr<CredentialRecord> GetCredential(absl::string_view provider,
@@ -918,14 +917,11 @@ class SqliteStore : public Store {
   absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,
                                            absl::string_view profile) override {
     CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
-    absl::StatusOr<int64_t> count = absl::UnknownError("not deleted");
-    auto body = [&]() -> absl::Status {
-      mu_.AssertHeld();
-      count = DeleteLocked(provider, profile);
-      return count.status();
-    };
-    CB_RETURN_IF_ERROR(Commit("delete credential", /*retry_when_full=*/false, body));
-    return count;
+    return CommitValue<int64_t>("delete credential", /*retry_when_full=*/false,
+                                [&]() -> absl::StatusOr<int64_t> {
+                                  mu_.AssertHeld();
+                                  return DeleteLocked(provider, profile);
+                                });
   }
 
   absl::StatusOr<std::string> GetMeta(absl::string_view key) override {
@@ -1010,14 +1006,11 @@ class SqliteStore : public Store {
 
   absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
                                           const AuditHashFn& hash_fn) override {
-    absl::StatusOr<AuditRecord> appended = absl::UnknownError("not written");
-    auto body = [&]() -> absl::Status {
-      mu_.AssertHeld();
-      appended = AppendAuditLocked(event, hash_fn);
-      return appended.status();
-    };
-    CB_RETURN_IF_ERROR(Commit("append audit event", /*retry_when_full=*/true, body));
-    return appended;
+    return CommitValue<AuditRecord>("append audit event", /*retry_when_full=*/true,
+                                    [&]() -> absl::StatusOr<AuditRecord> {
+                                      mu_.AssertHeld();
+                                      return AppendAuditLocked(event, hash_fn);
+                                    });
   }
 
   absl::Status ReserveSpace(int64_t bytes) override {
@@ -1235,6 +1228,20 @@ class SqliteStore : public Store {
     }
     queue_mu_.Unlock();
     return write.result;
+  }
+
+  // Commit for a write with a result: `locked` runs under mu_ inside the
+  // transaction (perhaps more than once, see Commit); its value is returned
+  // once the transaction holding it is durable.
+  template <typename T, typename Fn>
+  absl::StatusOr<T> CommitValue(absl::string_view what, bool retry_when_full, Fn locked)
+      ABSL_LOCKS_EXCLUDED(mu_, queue_mu_) {
+    absl::StatusOr<T> value = absl::UnknownError(absl::StrCat("could not ", what));
+    CB_RETURN_IF_ERROR(Commit(what, retry_when_full, [&]() -> absl::Status {
+      value = locked();
+      return value.status();
+    }));
+    return value;
   }
 
   void CommitBatchLocked(const std::vector<QueuedWrite*>& batch)
