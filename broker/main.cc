@@ -71,7 +71,10 @@ ABSL_FLAG(int, passphrase_fd, -1,
           "using the key file.");
 ABSL_FLAG(bool, passphrase_prompt, false,
           "Prompt for the master passphrase on the terminal.");
-ABSL_FLAG(int, threads, 4, "Worker threads for store and crypto work.");
+ABSL_FLAG(int, threads, 16,
+          "Worker threads for store and crypto work. Writes that wait on the "
+          "same disk sync share one transaction, so this also bounds how many "
+          "writes one sync can carry.");
 ABSL_FLAG(absl::Duration, pending_timeout, absl::Minutes(10),
           "How long a credential need waits for a decision before it expires.");
 ABSL_FLAG(bool, allow_self_approval, false,
