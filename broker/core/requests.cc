@@ -185,9 +185,10 @@ absl::Status RequestManager::Recover() {
   for (RequestRecord& r : open) {
     Session& session = sessions_[r.session_key];
     session.disconnected_at = now;
+    away_.insert({now, r.session_key});
     session.caller.peer = r.agent_peer;
     by_need_[{r.session_key, r.need_id}] = r.request_id;
-    open_[r.request_id] = std::move(r);
+    AddOpen(std::move(r));
   }
   for (GrantRecord& g : grants) active_grants_[g.grant_id] = std::move(g);
   standing_ = std::move(standing);
@@ -420,6 +421,7 @@ int64_t RequestManager::AttachSession(const std::string& session_key,
   absl::MutexLock lock(&mu_);
   Session& session = sessions_[session_key];
   bool was_away = !session.listener && session.disconnected_at != absl::InfiniteFuture();
+  away_.erase({session.disconnected_at, session_key});
   session.caller = caller;
   session.listener = std::move(listener);
   session.attachment = next_id_++;
@@ -440,6 +442,7 @@ void RequestManager::DetachSession(const std::string& session_key, int64_t attac
   if (it == sessions_.end() || it->second.attachment != attachment) return;
   it->second.listener = nullptr;
   it->second.disconnected_at = clock_();
+  away_.insert({it->second.disconnected_at, session_key});
   Effects effects;
   for (const RequestRecord* r : OpenInSession(session_key)) {
     effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentDisconnected, ViewOf(*r)));
@@ -561,7 +564,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
                                           static_cast<RequestState>(r.state)))));
   CB_RETURN_IF_ERROR(Commit(effects));
   by_need_[key] = r.request_id;
-  open_[r.request_id] = r;
+  AddOpen(r);
   request_agents_[r.request_id] = caller;
   Session& session = sessions_[session_key];
   if (session.caller.peer.empty()) session.caller = caller;
@@ -618,7 +621,7 @@ absl::Status RequestManager::CancelNeed(const std::string& session_key,
   Close(r, RequestState::kCancelled, "cancelled by the agent", "request.cancelled",
         caller, effects);
   CB_RETURN_IF_ERROR(Commit(effects));
-  open_.erase(r.request_id);
+  EraseOpen(r.request_id);
   request_agents_.erase(r.request_id);
   by_need_.erase(it);
   decided_[{session_key, need_id}] = r;
@@ -864,7 +867,7 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
         committed.message()));
   }
   MarkRotationNotified(rotation_key);
-  open_.erase(r.request_id);
+  EraseOpen(r.request_id);
   by_need_.erase({r.session_key, r.need_id});
   decided_[{r.session_key, r.need_id}] = r;
   active_grants_[grant.record.grant_id] = grant.record;
@@ -902,7 +905,7 @@ absl::Status RequestManager::Deny(const std::string& request_id,
         reason.empty() ? std::string("denied") : absl::StrCat("denied: ", reason),
         "request.denied", caller, effects);
   CB_RETURN_IF_ERROR(Commit(effects));
-  open_.erase(r.request_id);
+  EraseOpen(r.request_id);
   by_need_.erase({r.session_key, r.need_id});
   request_agents_.erase(r.request_id);
   decided_[{r.session_key, r.need_id}] = r;
@@ -982,29 +985,47 @@ absl::Status RequestManager::RevokeStanding(const std::string& id, const Caller&
   return absl::NotFoundError(absl::StrCat("no standing approval ", id));
 }
 
+void RequestManager::AddOpen(RequestRecord r) {
+  open_by_expiry_.insert({r.expires_at, r.request_id});
+  std::string id = r.request_id;
+  open_[std::move(id)] = std::move(r);
+}
+
+void RequestManager::EraseOpen(const std::string& request_id) {
+  auto it = open_.find(request_id);
+  if (it == open_.end()) return;
+  open_by_expiry_.erase({it->second.expires_at, request_id});
+  open_.erase(it);
+}
+
 void RequestManager::Tick() {
   absl::MutexLock lock(&mu_);
   absl::Time now = clock_();
+  // The due requests, in request-id order: true when past its timeout,
+  // false when its agent has been away past the grace period.
+  std::map<std::string, bool> due;
+  for (auto it = open_by_expiry_.begin();
+       it != open_by_expiry_.end() && it->first <= now; ++it) {
+    due[it->second] = true;
+  }
+  for (auto it = away_.begin();
+       it != away_.end() && it->first + options_.grace_period <= now; ++it) {
+    for (const RequestRecord* r : OpenInSession(it->second)) due.emplace(r->request_id, false);
+  }
   Effects effects;
   std::vector<RequestRecord> closed;
   const Caller broker;
-  for (auto& [id, r] : open_) {
-    if (r.expires_at <= now) {
-      RequestRecord c = r;
+  for (const auto& [id, expired] : due) {
+    RequestRecord c = open_.at(id);
+    if (expired) {
       Close(c, RequestState::kExpired, "expired: no decision before the timeout",
             "request.expired", broker, effects);
-      closed.push_back(std::move(c));
-      continue;
-    }
-    auto s = sessions_.find(r.session_key);
-    if (s != sessions_.end() && !s->second.listener &&
-        s->second.disconnected_at + options_.grace_period <= now) {
-      RequestRecord c = r;
+    } else {
       Close(c, RequestState::kCancelled,
             "cancelled: the agent disconnected and did not come back",
             "request.cancelled", broker, effects);
-      closed.push_back(std::move(c));
     }
+    closed.push_back(std::move(c));
   }
   std::vector<std::string> expired_grants;
   for (const auto& [id, g] : active_grants_) {
@@ -1014,7 +1035,7 @@ void RequestManager::Tick() {
     absl::Status s = Commit(effects);
     if (!s.ok()) return;  // Retried on the next tick.
     for (RequestRecord& c : closed) {
-      open_.erase(c.request_id);
+      EraseOpen(c.request_id);
       request_agents_.erase(c.request_id);
       by_need_.erase({c.session_key, c.need_id});
       effects.agent_updates.push_back({c.session_key, UpdateOf(c)});
@@ -1027,21 +1048,21 @@ void RequestManager::Tick() {
     grant_agents_.erase(id);
   }
   // Forget sessions gone past the grace period with nothing open.
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    const Session& s = it->second;
-    const bool gone = !s.listener && s.disconnected_at + options_.grace_period <= now;
+  for (auto it = away_.begin();
+       it != away_.end() && it->first + options_.grace_period <= now;) {
+    const std::string& key = it->second;
     // Both maps are ordered by session key first: look at this session's
-    // entries only (a full scan per session was quadratic).
-    const std::pair<std::string, std::string> first{it->first, std::string()};
+    // entries only.
+    const std::pair<std::string, std::string> first{key, std::string()};
     auto open = by_need_.lower_bound(first);
-    const bool has_open = open != by_need_.end() && open->first.first == it->first;
-    if (gone && !has_open) {
-      auto d = decided_.lower_bound(first);
-      while (d != decided_.end() && d->first.first == it->first) d = decided_.erase(d);
-      it = sessions_.erase(it);
-    } else {
+    if (open != by_need_.end() && open->first.first == key) {
       ++it;
+      continue;
     }
+    auto d = decided_.lower_bound(first);
+    while (d != decided_.end() && d->first.first == key) d = decided_.erase(d);
+    sessions_.erase(key);
+    it = away_.erase(it);
   }
 }
 

@@ -295,6 +295,9 @@ class RequestManager {
   absl::Status CheckNotSelfApproval(const RequestRecord& r, const Caller& caller,
                                     absl::string_view what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to, and removes from, open_ and open_by_expiry_ together.
+  void AddOpen(RequestRecord r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseOpen(const std::string& request_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Close(RequestRecord& r, RequestState state, std::string decision,
              absl::string_view audit_kind, const Caller& caller, Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -312,6 +315,11 @@ class RequestManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::map<std::string, RequestRecord> open_ ABSL_GUARDED_BY(mu_);
+  // What Tick looks at, so that a tick costs what is due rather than every
+  // open request and session: open requests by (expires_at, request_id),
+  // and sessions whose agent is away by (disconnected_at, session_key).
+  std::set<std::pair<absl::Time, std::string>> open_by_expiry_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, std::string>> away_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> by_need_
       ABSL_GUARDED_BY(mu_);
   // Decided requests of live sessions, by (session_key, need_id), so that a

@@ -319,6 +319,35 @@ TEST_F(RequestManagerTest, DisconnectedAgentIsCancelledAfterTheGracePeriod) {
   EXPECT_TRUE(HasEvent(WatchEventKind::kCancelled, pending.request_id));
 }
 
+TEST_F(RequestManagerTest, GraceCountsFromTheLatestDisconnect) {
+  StoreAws();
+  WatchAll();
+  int64_t a = Attach("s1");
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  requests_->DetachSession("s1", a);
+  now_ += absl::Seconds(40);
+  a = Attach("s1");
+  now_ += absl::Seconds(10);
+  requests_->DetachSession("s1", a);
+  // 70 s after the first disconnect, 20 s after the second: still waiting.
+  now_ += absl::Seconds(20);
+  requests_->Tick();
+  ASSERT_EQ(requests_->PendingRequests().size(), 1u);
+  // 61 s after the second disconnect the need is cancelled; a need of a
+  // connected session is left alone until it expires.
+  Attach("s2");
+  NeedUpdate other = *requests_->SubmitNeed("s2", agent_, AwsNeed("n2"));
+  now_ += absl::Seconds(41);
+  requests_->Tick();
+  EXPECT_TRUE(HasEvent(WatchEventKind::kCancelled, pending.request_id));
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  now_ += absl::Minutes(10);
+  requests_->Tick();
+  EXPECT_TRUE(requests_->PendingRequests().empty());
+  EXPECT_TRUE(HasEvent(WatchEventKind::kExpired, other.request_id));
+  EXPECT_FALSE(HasEvent(WatchEventKind::kCancelled, other.request_id));
+}
+
 TEST_F(RequestManagerTest, ReattachWithinGraceGetsTheDecisionMadeMeanwhile) {
   StoreAws();
   WatchAll();
