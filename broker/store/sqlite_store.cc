@@ -763,6 +763,97 @@ class ReadConnection {
   StatementCache statements_ ABSL_GUARDED_BY(mu);
 };
 
+// Copies the write-ahead log back into the database on its own thread and
+// connection. SQLite's automatic checkpoint runs inside the commit that
+// crosses its threshold, so that one commit (and whoever waits on it: an
+// approval, a watcher's event) would take tens of milliseconds longer. The
+// writer's WAL hook calls Request instead; the checkpoint here is PASSIVE:
+// it never waits for, or blocks, a reader or the writer, and copies what it
+// can. The next commit after a complete checkpoint starts the log again from
+// its beginning. Writes that never pause can keep a background checkpoint
+// from ever completing; past kInlineFrames the writer then checkpoints in its
+// own commit, as SQLite would have, so that the log stays bounded.
+class Checkpointer {
+ public:
+  // The WAL size, in frames (pages), that asks for a checkpoint: SQLite's
+  // own default threshold.
+  static constexpr int kCheckpointFrames = 1000;
+  static constexpr int kInlineFrames = 4 * kCheckpointFrames;
+
+  // Null when the connection cannot be opened; the writer then keeps
+  // SQLite's automatic checkpoint.
+  static std::unique_ptr<Checkpointer> Start(const std::string& path) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(
+        path.c_str(), &db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+        nullptr);
+    if (rc != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr) !=
+            SQLITE_OK) {
+      sqlite3_close_v2(db);
+      return nullptr;
+    }
+    return std::unique_ptr<Checkpointer>(new Checkpointer(db));
+  }
+  ~Checkpointer() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+    sqlite3_close_v2(db_);
+  }
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // sqlite3_wal_hook's callback, on the writer's thread after each commit.
+  static int OnCommit(void* self, sqlite3* db, const char*, int frames) {
+    if (frames >= kInlineFrames) {
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                nullptr);
+    } else if (frames >= kCheckpointFrames) {
+      auto* c = static_cast<Checkpointer*>(self);
+      absl::MutexLock lock(&c->mu_);
+      c->wanted_ = true;
+    }
+    return SQLITE_OK;
+  }
+
+  int64_t done() const { return done_.load(std::memory_order_relaxed); }
+
+ private:
+  explicit Checkpointer(sqlite3* db) : db_(db), thread_([this] { Loop(); }) {}
+
+  void Loop() {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Checkpointer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+              return c->wanted_ || c->stopping_;
+            },
+            this));
+        if (stopping_) return;
+        wanted_ = false;
+      }
+      // A failure (a full disk, a busy lock) leaves the log as it is; the
+      // next commit past the threshold asks again.
+      if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                    nullptr) == SQLITE_OK) {
+        done_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  sqlite3* const db_;  // Used by Loop only, then closed by the destructor.
+  absl::Mutex mu_;
+  bool wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int64_t> done_{0};
+  std::thread thread_;  // Last: starts once the members above exist.
+};
+
 // The rest of GetCredential once its statement is prepared, on either
 // connection.
 absl::StatusOr<CredentialRecord> StepGet(Statement& s, absl::string_view provider,
@@ -797,6 +888,11 @@ class SqliteStore : public Store {
   SqliteStore(std::string path, sqlite3* db, std::function<absl::Time()> clock)
       : path_(std::move(path)), clock_(std::move(clock)), db_(db) {}
   ~SqliteStore() override {
+    {
+      absl::MutexLock lock(&mu_);
+      sqlite3_wal_hook(db_, nullptr, nullptr);
+    }
+    checkpointer_.reset();
     readers_.clear();  // The writer closes last, checkpointing the WAL.
     absl::MutexLock lock(&mu_);
     CloseConnection(db_, statements_);
@@ -944,6 +1040,16 @@ class SqliteStore : public Store {
     }
   }
 
+  // Moves checkpoints off the commit path (Checkpointer), once the schema
+  // is current. Without it SQLite checkpoints inside commits, as before.
+  void StartCheckpointer() {
+    checkpointer_ = Checkpointer::Start(path_);
+    if (checkpointer_ == nullptr) return;
+    absl::MutexLock lock(&mu_);
+    // Replaces SQLite's automatic checkpoint, which is itself a WAL hook.
+    sqlite3_wal_hook(db_, &Checkpointer::OnCommit, checkpointer_.get());
+  }
+
   absl::Status PutMeta(absl::string_view key,
                        absl::string_view value) override {
     if (key.empty()) {
@@ -999,6 +1105,7 @@ class SqliteStore : public Store {
     stats.transactions = transactions_.load(std::memory_order_relaxed);
     stats.writes = writes_.load(std::memory_order_relaxed);
     stats.batches_redone = batches_redone_.load(std::memory_order_relaxed);
+    if (checkpointer_ != nullptr) stats.checkpoints = checkpointer_->done();
     absl::MutexLock lock(&queue_mu_);
     stats.queued = static_cast<int64_t>(queue_.size());
     return stats;
@@ -1679,6 +1786,8 @@ class SqliteStore : public Store {
   // Set once by OpenReaders before the store is shared; each has its own
   // lock (ReaderLease).
   std::vector<std::unique_ptr<ReadConnection>> readers_;
+  // Set once by StartCheckpointer before the store is shared.
+  std::unique_ptr<Checkpointer> checkpointer_;
   // Group commit (Commit): writes waiting for the next transaction, and
   // whether one is being committed. Taken before mu_, never inside it.
   absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
@@ -1710,6 +1819,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
   auto store = std::make_unique<SqliteStore>(path, db, std::move(clock));
   CB_RETURN_IF_ERROR(store->Initialize());
   store->OpenReaders();
+  store->StartCheckpointer();
   return std::unique_ptr<Store>(std::move(store));
 }
 

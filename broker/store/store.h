@@ -267,11 +267,13 @@ class Store {
   // transactions means concurrent writes shared a commit. `batches_redone`:
   // shared commits rolled back because one of their writes failed, each
   // write then redone alone. `queued`: writes waiting for the next commit.
+  // `checkpoints`: write-ahead-log checkpoints done off the commit path.
   struct WriteStats {
     int64_t transactions = 0;
     int64_t writes = 0;
     int64_t batches_redone = 0;
     int64_t queued = 0;
+    int64_t checkpoints = 0;
   };
   virtual WriteStats GetWriteStats() { return {}; }
 };
