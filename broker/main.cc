@@ -7,7 +7,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -75,6 +78,12 @@ ABSL_FLAG(int, threads, 16,
           "Worker threads for store and crypto work. Writes that wait on the "
           "same disk sync share one transaction, so this also bounds how many "
           "writes one sync can carry.");
+ABSL_FLAG(std::string, spill_dir, "",
+          "Where approval-flow writes go while the data directory refuses "
+          "writes (read-only, immutable, or full past its reserve), so that "
+          "approvals of stored credentials go on; the store takes them back "
+          "when it can write again. Default <data_dir>-spill; \"none\": "
+          "refuse approvals instead.");
 ABSL_FLAG(absl::Duration, pending_timeout, absl::Minutes(10),
           "How long a credential need waits for a decision before it expires.");
 ABSL_FLAG(bool, allow_self_approval, false,
@@ -257,6 +266,36 @@ int Run(int argc, char** argv) {
   Executor executor(absl::GetFlag(FLAGS_threads));
   AuditLog audit(store->get(), sealer->get(), [] { return absl::Now(); });
   RequestOptions request_options;
+  std::string spill_dir = absl::GetFlag(FLAGS_spill_dir);
+  if (spill_dir.empty()) {
+    spill_dir = std::string(absl::StripSuffix(data_dir, "/")) + "-spill";
+  }
+  if (spill_dir != "none") {
+    // Made now: once the data directory refuses writes, its parent may too.
+    if (absl::Status s = EnsurePrivateDir(spill_dir); !s.ok()) {
+      std::cerr << "credbrokerd: no spill (" << s.message()
+                << "): approvals will be refused while the data directory refuses writes\n";
+    } else {
+      const std::string spill_db = spill_dir + "/spill.db";
+      request_options.spill.open =
+          [spill_db](bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
+        if (!create && access(spill_db.c_str(), F_OK) != 0) {
+          return absl::NotFoundError("no spill database");
+        }
+        return OpenSqliteStore(spill_db);
+      };
+      request_options.spill.remove = [spill_db]() -> absl::Status {
+        for (const char* suffix : {"-wal", "-shm", ""}) {
+          const std::string path = spill_db + suffix;
+          if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+            return absl::UnavailableError(
+                absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
+          }
+        }
+        return absl::OkStatus();
+      };
+    }
+  }
   request_options.pending_timeout = absl::GetFlag(FLAGS_pending_timeout);
   request_options.grace_period = absl::GetFlag(FLAGS_grace_period);
   // Self-approval: is `pid` the agent's process, or does it run under it?

@@ -1,6 +1,8 @@
 #include "broker/core/requests.h"
 
 #include <algorithm>
+#include <iostream>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -19,6 +21,16 @@ constexpr size_t kMaxContextEntries = 32;
 constexpr size_t kMaxContextKey = 64;
 constexpr size_t kMaxContextValue = 1024;
 constexpr size_t kMaxReason = 1024;
+
+// What a store answers when it cannot write at all: an I/O error, a
+// read-only or unopenable file, a full disk.
+bool RefusedWrite(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsFailedPrecondition(s) ||
+         absl::IsResourceExhausted(s);
+}
+
+constexpr char kSpillIdKey[] = "spill_id";
+constexpr int kAll = std::numeric_limits<int>::max();
 
 bool Usable(Readiness r) {
   return r == Readiness::kReady || r == Readiness::kRotationDue;
@@ -62,8 +74,8 @@ absl::Status CheckReason(const std::string& reason) {
 
 // NOT_FOUND for an unknown request; FAILED_PRECONDITION naming the decision
 // of one that is no longer open.
-absl::Status DecidedRequestError(Store& store, const std::string& request_id) {
-  absl::StatusOr<RequestRecord> stored = store.GetRequest(request_id);
+absl::Status DecidedRequestError(const absl::StatusOr<RequestRecord>& stored,
+                                 const std::string& request_id) {
   if (!stored.ok()) return stored.status();
   return absl::FailedPreconditionError(
       absl::StrCat("request ", request_id, " was already decided: ", stored->decision));
@@ -71,8 +83,8 @@ absl::Status DecidedRequestError(Store& store, const std::string& request_id) {
 
 // NOT_FOUND for an unknown grant; FAILED_PRECONDITION saying how one that is
 // no longer active ended.
-absl::Status EndedGrantError(Store& store, const std::string& grant_id) {
-  absl::StatusOr<GrantRecord> stored = store.GetGrant(grant_id);
+absl::Status EndedGrantError(const absl::StatusOr<GrantRecord>& stored,
+                             const std::string& grant_id) {
   if (!stored.ok()) return stored.status();
   return absl::FailedPreconditionError(absl::StrCat(
       "grant ", grant_id, " has already ended",
@@ -173,16 +185,49 @@ RequestManager::RequestManager(Store* store, CredentialManager* credentials,
       options_(options) {}
 
 absl::Status RequestManager::Recover() {
-  CB_ASSIGN_OR_RETURN(std::vector<RequestRecord> open, store_->ListRequests(true));
-  ListGrantsOptions grant_options;
-  grant_options.now = clock_();
-  grant_options.limit = 100000;
-  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants,
-                      store_->ListGrants(grant_options));
-  CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> standing, store_->ListStanding());
   absl::MutexLock lock(&mu_);
-  absl::Time now = clock_();
-  for (RequestRecord& r : open) {
+  // A spill left by a run that ended before the store took it back: the
+  // store takes it now, or (still refusing writes) its rows are laid over
+  // the store's below.
+  if (options_.spill.open) {
+    absl::Status opened = OpenSpill(/*create=*/false);
+    if (!opened.ok() && !absl::IsNotFound(opened)) return opened;
+    if (opened.ok()) TakeBackSpill().IgnoreError();
+  }
+  const absl::Time now = clock_();
+  std::map<std::string, RequestRecord> open;
+  std::map<std::string, GrantRecord> grants;
+  std::map<std::string, StandingRecord> standing;
+  for (Store* store : {store_, spill_.get()}) {
+    if (store == nullptr) continue;
+    const bool spill = store != store_;
+    // From the spill every row, so that a decision recorded there closes
+    // a request the store still has open (and likewise for grants).
+    CB_ASSIGN_OR_RETURN(std::vector<RequestRecord> requests,
+                        store->ListRequests(/*open_only=*/!spill));
+    for (RequestRecord& r : requests) {
+      if (r.decided_at != absl::InfinitePast()) {
+        open.erase(r.request_id);
+      } else {
+        open[r.request_id] = std::move(r);
+      }
+    }
+    ListGrantsOptions grant_options;
+    grant_options.now = now;
+    grant_options.limit = kAll;
+    grant_options.include_ended = spill;
+    CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> listed, store->ListGrants(grant_options));
+    for (GrantRecord& g : listed) {
+      if (g.ended_at != absl::InfiniteFuture() || g.expires_at <= now) {
+        grants.erase(g.grant_id);
+      } else {
+        grants[g.grant_id] = std::move(g);
+      }
+    }
+    CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> approvals, store->ListStanding());
+    for (StandingRecord& a : approvals) standing[a.id] = std::move(a);
+  }
+  for (auto& [id, r] : open) {
     Session& session = sessions_[r.session_key];
     session.disconnected_at = now;
     away_.insert({now, r.session_key});
@@ -190,8 +235,14 @@ absl::Status RequestManager::Recover() {
     by_need_[{r.session_key, r.need_id}] = r.request_id;
     AddOpen(std::move(r));
   }
-  for (GrantRecord& g : grants) active_grants_[g.grant_id] = std::move(g);
-  standing_ = std::move(standing);
+  for (auto& [id, g] : grants) active_grants_[id] = std::move(g);
+  standing_.clear();
+  for (auto& [id, a] : standing) standing_.push_back(std::move(a));
+  // Oldest first, as the store lists them.
+  std::stable_sort(standing_.begin(), standing_.end(),
+                   [](const StandingRecord& a, const StandingRecord& b) {
+                     return a.created_at < b.created_at;
+                   });
   return absl::OkStatus();
 }
 
@@ -224,8 +275,70 @@ AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
 
 absl::Status RequestManager::Commit(Effects& effects) {
   for (AuditRecord& e : effects.write.audit) e.time = clock_();
-  return store_->WriteFlow(effects.write,
-                           [this](const AuditRecord& e) { return audit_->HashOf(e); });
+  const Store::AuditHashFn hash = [this](const AuditRecord& e) { return audit_->HashOf(e); };
+  if (spill_ == nullptr) {
+    absl::Status s = store_->WriteFlow(effects.write, hash);
+    if (s.ok() || !options_.spill.open || !RefusedWrite(s)) return s;
+    absl::Status opened = OpenSpill(/*create=*/true);
+    if (!opened.ok()) {
+      return absl::Status(s.code(), absl::StrCat(s.message(), "; the spill could not take the write either: ",
+                                                 opened.message()));
+    }
+    std::cerr << "credbrokerd: the store refuses writes (" << s.message()
+              << "); approvals go on, recorded in the spill until the store can write again\n";
+  }
+  return spill_->WriteFlow(effects.write, hash);
+}
+
+absl::Status RequestManager::OpenSpill(bool create) {
+  CB_ASSIGN_OR_RETURN(std::unique_ptr<Store> spill, options_.spill.open(create));
+  absl::StatusOr<std::string> id = spill->GetMeta(kSpillIdKey);
+  if (absl::IsNotFound(id.status())) {
+    id = RandomHex(16);
+    CB_RETURN_IF_ERROR(spill->PutMeta(kSpillIdKey, *id));
+  }
+  if (!id.ok()) return id.status();
+  spill_ = std::move(spill);
+  spill_id_ = *std::move(id);
+  return absl::OkStatus();
+}
+
+absl::Status RequestManager::TakeBackSpill() {
+  if (spill_ == nullptr) return absl::OkStatus();
+  const std::string marker = absl::StrCat("spill_taken/", spill_id_);
+  absl::StatusOr<std::string> taken = store_->GetMeta(marker);
+  if (!taken.ok() && !absl::IsNotFound(taken.status())) return taken.status();
+  if (!taken.ok()) {
+    FlowWrite all;
+    CB_ASSIGN_OR_RETURN(all.requests, spill_->ListRequests(/*open_only=*/false));
+    ListGrantsOptions grants;
+    grants.include_ended = true;
+    grants.limit = kAll;
+    CB_ASSIGN_OR_RETURN(all.grants, spill_->ListGrants(grants));
+    CB_ASSIGN_OR_RETURN(all.standing, spill_->ListStanding());
+    CB_ASSIGN_OR_RETURN(all.bindings, spill_->ListBindings(""));
+    AuditQuery events;
+    events.limit = kAll;
+    CB_ASSIGN_OR_RETURN(all.audit, spill_->ListAudit(events));
+    all.meta.push_back({marker, absl::FormatTime(clock_())});
+    CB_RETURN_IF_ERROR(store_->WriteFlow(
+        all, [this](const AuditRecord& e) { return audit_->HashOf(e); }));
+    std::cerr << "credbrokerd: the store takes writes again; " << all.requests.size()
+              << " requests, " << all.grants.size() << " grants and " << all.audit.size()
+              << " audit events recorded in the spill were copied into it\n";
+  }
+  spill_.reset();
+  spill_id_.clear();
+  return options_.spill.remove ? options_.spill.remove() : absl::OkStatus();
+}
+
+template <typename Read>
+auto RequestManager::ReadFlowRow(Read read) -> decltype(read(std::declval<Store&>())) {
+  if (spill_ != nullptr) {
+    auto row = read(*spill_);
+    if (!absl::IsNotFound(row.status())) return row;
+  }
+  return read(*store_);
 }
 
 void RequestManager::NotifyAgent(const std::string& session_key,
@@ -305,7 +418,8 @@ absl::StatusOr<Grant> RequestManager::IssueGrant(const RequestRecord& request,
   BindingRecord binding;
   bool write_binding = false;
   if (!resource.empty()) {
-    absl::StatusOr<BindingRecord> existing = store_->GetBinding(request.provider, resource);
+    absl::StatusOr<BindingRecord> existing = ReadFlowRow(
+        [&](Store& st) { return st.GetBinding(request.provider, resource); });
     if (existing.ok()) {
       // A resource stays bound to the profile that created it; a grant of
       // that profile refreshes the fingerprint (the approver saw the note).
@@ -357,7 +471,7 @@ absl::StatusOr<Grant> RequestManager::IssueGrant(const RequestRecord& request,
                                    values.version);
     bool told = rotation_notified_.count(key) > 0;
     if (!told) {
-      absl::StatusOr<std::string> meta = store_->GetMeta(key);
+      absl::StatusOr<std::string> meta = ReadFlowRow([&](Store& st) { return st.GetMeta(key); });
       told = meta.ok();
       if (told) rotation_notified_.insert(key);
     }
@@ -635,7 +749,8 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
   absl::MutexLock lock(&mu_);
   auto it = active_grants_.find(grant_id);
   if (it == active_grants_.end()) {
-    return EndedGrantError(*store_, grant_id);
+    return EndedGrantError(ReadFlowRow([&](Store& st) { return st.GetGrant(grant_id); }),
+                           grant_id);
   }
   auto holder = grant_agents_.find(grant_id);
   if (holder != grant_agents_.end() && holder->second.pid != 0 && caller.pid != 0 &&
@@ -698,7 +813,8 @@ absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
     if (it != open_.end()) {
       form.request = ViewOf(it->second);
     } else {
-      absl::StatusOr<RequestRecord> stored = store_->GetRequest(request_id);
+      absl::StatusOr<RequestRecord> stored =
+          ReadFlowRow([&](Store& st) { return st.GetRequest(request_id); });
       if (!stored.ok()) return stored.status();
       form.request = ViewOf(*stored);
     }
@@ -761,7 +877,9 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   absl::MutexLock lock(&mu_);
   auto it = open_.find(input.request_id);
   if (it == open_.end()) {
-    return DecidedRequestError(*store_, input.request_id);
+    return DecidedRequestError(
+        ReadFlowRow([&](Store& st) { return st.GetRequest(input.request_id); }),
+        input.request_id);
   }
   RequestRecord r = it->second;
   CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "approve"));
@@ -896,7 +1014,8 @@ absl::Status RequestManager::Deny(const std::string& request_id,
   absl::MutexLock lock(&mu_);
   auto it = open_.find(request_id);
   if (it == open_.end()) {
-    return DecidedRequestError(*store_, request_id);
+    return DecidedRequestError(
+        ReadFlowRow([&](Store& st) { return st.GetRequest(request_id); }), request_id);
   }
   RequestRecord r = it->second;
   CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "deny"));
@@ -918,7 +1037,20 @@ absl::Status RequestManager::Deny(const std::string& request_id,
 
 absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrants(
     const ListGrantsOptions& options) {
-  return store_->ListGrants(options);
+  absl::MutexLock lock(&mu_);
+  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants, store_->ListGrants(options));
+  if (spill_ == nullptr) return grants;
+  // The spill's rows are newer: they replace the store's of the same id.
+  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> spilled, spill_->ListGrants(options));
+  std::map<std::pair<absl::Time, std::string>, GrantRecord> merged;
+  for (GrantRecord& g : grants) merged[{g.created_at, g.grant_id}] = std::move(g);
+  for (GrantRecord& g : spilled) merged[{g.created_at, g.grant_id}] = std::move(g);
+  std::vector<GrantRecord> out;
+  for (auto& [key, g] : merged) {
+    if (static_cast<int>(out.size()) == options.limit) break;
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
@@ -927,7 +1059,8 @@ absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
   absl::MutexLock lock(&mu_);
   auto it = active_grants_.find(grant_id);
   if (it == active_grants_.end()) {
-    return EndedGrantError(*store_, grant_id);
+    return EndedGrantError(ReadFlowRow([&](Store& st) { return st.GetGrant(grant_id); }),
+                           grant_id);
   }
   GrantRecord g = it->second;
   g.ended_at = clock_();
@@ -1000,6 +1133,7 @@ void RequestManager::EraseOpen(const std::string& request_id) {
 
 void RequestManager::Tick() {
   absl::MutexLock lock(&mu_);
+  if (spill_ != nullptr) TakeBackSpill().IgnoreError();  // Retried on the next tick.
   absl::Time now = clock_();
   // The due requests, in request-id order: true when past its timeout,
   // false when its agent has been away past the grace period.

@@ -633,6 +633,11 @@ absl::Status ValidateFlowWrite(const FlowWrite& write,
           "a binding needs a provider, a resource and a profile");
     }
   }
+  for (const auto& [key, value] : write.meta) {
+    if (key.empty()) {
+      return absl::InvalidArgumentError("metadata key must not be empty");
+    }
+  }
   if (!write.audit.empty() && !hash_fn) {
     return absl::InvalidArgumentError("no audit hash function given");
   }
@@ -1056,6 +1061,11 @@ class SqliteStore : public Store {
       return absl::InvalidArgumentError("metadata key must not be empty");
     }
     absl::MutexLock lock(&mu_);
+    return PutMetaLocked(key, value);
+  }
+
+  absl::Status PutMetaLocked(absl::string_view key, absl::string_view value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     CB_ASSIGN_OR_RETURN(
         Statement s,
         Prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)"
@@ -1757,6 +1767,9 @@ class SqliteStore : public Store {
           .Bind(7, TimeToMicros(b.created_at))
           .Bind(8, TimeToMicros(b.updated_at));
       CB_RETURN_IF_ERROR(s.Run("write resource binding"));
+    }
+    for (const auto& [key, value] : write.meta) {
+      CB_RETURN_IF_ERROR(PutMetaLocked(key, value));
     }
     for (const AuditRecord& event : write.audit) {
       CB_RETURN_IF_ERROR(AppendAuditLocked(event, hash_fn).status());

@@ -150,6 +150,8 @@ struct FlowWrite {
   // Upserted by (provider, resource); an update keeps created_at.
   std::vector<BindingRecord> bindings;
   std::vector<AuditRecord> audit;         // Appended in order.
+  // Broker metadata (as PutMeta), upserted by key.
+  std::vector<std::pair<std::string, std::string>> meta;
 };
 
 struct ListGrantsOptions {

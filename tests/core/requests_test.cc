@@ -1,6 +1,7 @@
 #include "broker/core/requests.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -138,8 +139,35 @@ class RequestManagerTest : public ::testing::Test {
       }
       return false;
     };
+    options.spill = spill_;
     requests_ = std::make_unique<RequestManager>(store_.get(), credentials_.get(),
                                                  audit_.get(), clock, options);
+  }
+
+  // A spill database beside the store (takes effect at the next OpenAll).
+  void EnableSpill() {
+    spill_path_ = dir_ + "/spill.db";
+    spill_.open = [this](bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
+      if (!create && access(spill_path_.c_str(), F_OK) != 0) {
+        return absl::NotFoundError("no spill");
+      }
+      return OpenSqliteStore(spill_path_, [this] { return now_; });
+    };
+    spill_.remove = [this]() -> absl::Status {
+      if (keep_spill_files_) return absl::UnavailableError("cannot remove the spill (test)");
+      for (const char* suffix : {"", "-wal", "-shm"}) unlink((spill_path_ + suffix).c_str());
+      return absl::OkStatus();
+    };
+  }
+  bool SpillExists() { return access(spill_path_.c_str(), F_OK) == 0; }
+  int64_t CountAudit(const std::string& kind) {
+    int64_t n = 0;
+    absl::StatusOr<AuditPage> page = audit_->List({}, 1000, "");
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const auto& e : page->events) n += e.kind == kind;
+    }
+    return n;
   }
 
   void StoreAws() {
@@ -182,6 +210,9 @@ class RequestManagerTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string spill_path_;
+  SpillOptions spill_;
+  bool keep_spill_files_ = false;
   absl::Time now_;
   Sealer sealer_{NewDataKey()};
   std::unique_ptr<FlakyStore> store_;
@@ -530,6 +561,85 @@ TEST_F(RequestManagerTest, ReleaseFailsClosedWhenTheDecisionCannotBeRecorded) {
   EXPECT_EQ(requests_->PendingRequests().size(), 1u);
   store_->fail_flow = false;
   EXPECT_TRUE(requests_->Approve(in, approver_).ok());
+}
+
+TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
+  EnableSpill();
+  OpenAll();
+  StoreAws();
+  WatchAll();
+  Attach("s1");
+  store_->fail_flow = true;
+  NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  EXPECT_EQ(first.state, RequestState::kPendingApproval);
+  EXPECT_TRUE(SpillExists());
+  ApproveInput in;
+  in.request_id = first.request_id;
+  absl::StatusOr<ApproveResult> approved = requests_->Approve(in, approver_);
+  ASSERT_TRUE(approved.ok()) << approved.status();
+  ASSERT_EQ(updates_["s1"].back().state, RequestState::kGranted);
+  EXPECT_TRUE(updates_["s1"].back().grant->values.at("secret_access_key").Reveal() == kSecret);
+  NeedUpdate second = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2"));
+  // Reads see the spilled rows: the grant in the history, the decision of
+  // the first request.
+  ListGrantsOptions history;
+  history.include_ended = true;
+  history.now = now_;
+  absl::StatusOr<std::vector<GrantRecord>> grants = requests_->ListGrants(history);
+  ASSERT_TRUE(grants.ok()) << grants.status();
+  ASSERT_EQ(grants->size(), 1u);
+  EXPECT_EQ((*grants)[0].grant_id, approved->grant_id);
+  absl::Status again = requests_->Deny(first.request_id, "", approver_);
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
+  const int64_t created_before = CountAudit("request.created");
+
+  // A restart while the store still refuses writes: the spill is laid over
+  // what the store has.
+  OpenAll();
+  store_->fail_flow = true;
+  ASSERT_TRUE(requests_->Recover().ok());
+  std::vector<RequestView> pending = requests_->PendingRequests();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].record.request_id, second.request_id);
+  EXPECT_TRUE(requests_->ReleaseGrant(approved->grant_id, agent_).ok());
+
+  // The store writes again: the next tick copies the spill in, once.
+  store_->fail_flow = false;
+  requests_->Tick();
+  EXPECT_FALSE(SpillExists());
+  absl::StatusOr<RequestRecord> decided = store_->GetRequest(first.request_id);
+  ASSERT_TRUE(decided.ok()) << decided.status();
+  EXPECT_NE(decided->decided_at, absl::InfinitePast());
+  absl::StatusOr<GrantRecord> released = store_->GetGrant(approved->grant_id);
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_NE(released->ended_at, absl::InfiniteFuture());
+  EXPECT_EQ(CountAudit("request.created"), created_before + 2);
+  absl::StatusOr<AuditLog::Verification> chain = audit_->VerifyChain();
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  EXPECT_TRUE(chain->intact()) << chain->problem;
+  requests_->Tick();
+  EXPECT_EQ(CountAudit("request.created"), created_before + 2);
+}
+
+TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
+  EnableSpill();
+  OpenAll();
+  StoreAws();
+  Attach("s1");
+  store_->fail_flow = true;
+  ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).ok());
+  store_->fail_flow = false;
+  const int64_t before = CountAudit("request.created");
+  keep_spill_files_ = true;  // As if the broker died before removing them.
+  requests_->Tick();
+  EXPECT_EQ(CountAudit("request.created"), before + 1);
+  ASSERT_TRUE(SpillExists());
+  keep_spill_files_ = false;
+  OpenAll();
+  ASSERT_TRUE(requests_->Recover().ok());
+  EXPECT_FALSE(SpillExists());
+  EXPECT_EQ(CountAudit("request.created"), before + 1);
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
 }
 
 TEST_F(RequestManagerTest, MalformedNeedsAndLimits) {

@@ -639,10 +639,11 @@ TEST_F(FaultTest, DataDirTurnsReadOnly) {
   // The broker answered (the disk refused the write): no hint to start it.
   EXPECT_FALSE(absl::StrContains(refused.message(), "is credbrokerd running")) << refused;
   ExpectReadsWork();
+  // Approvals go on, recorded in the spill beside the data directory.
+  const std::string spill_db = data + "-spill/spill.db";
   const bool approved_while_ro = TryApproval("ro");
-  if (!approved_while_ro) {
-    EXPECT_FALSE(absl::StrContains(last_refusal_, "is credbrokerd running")) << last_refusal_;
-  }
+  EXPECT_TRUE(approved_while_ro) << last_refusal_;
+  EXPECT_EQ(access(spill_db.c_str(), F_OK), 0);
   std::cout << "read-only data dir: Put -> " << refused << "; approval of the stored credential "
             << (approved_while_ro ? "granted" : "refused: " + last_refusal_) << "\n";
   std::vector<std::string> undo = {"/usr/bin/chattr", "-i"};
@@ -659,6 +660,22 @@ TEST_F(FaultTest, DataDirTurnsReadOnly) {
   EXPECT_TRUE(resumed.ok()) << resumed;
   EXPECT_TRUE(TryApproval("after"));
   ExpectReadsWork();
+  // The store took the spill back: the approval made while read-only is in
+  // its audit chain, which is intact.
+  // (at the broker's next tick, every 250 ms)
+  for (int i = 0; i < 50 && access(spill_db.c_str(), F_OK) == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_NE(access(spill_db.c_str(), F_OK), 0);
+  v1::ListAuditEventsRequest query;
+  query.set_kind("request.approved");
+  query.set_page_size(100);
+  auto approvals = client_->ListAuditEvents(query);
+  ASSERT_TRUE(approvals.ok()) << approvals.status();
+  EXPECT_EQ(approvals->events_size(), 2);
+  auto chain = client_->VerifyAuditLog();
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  EXPECT_TRUE(chain->intact()) << chain->problem();
   StopAndCheck();
 }
 
