@@ -320,6 +320,20 @@ absl::Status RequestManager::TakeBackSpill() {
     AuditQuery events;
     events.limit = kAll;
     CB_ASSIGN_OR_RETURN(all.audit, spill_->ListAudit(events));
+    // The store re-chains these events: check the spill's chain first, and
+    // record where it was broken (edited behind the broker's back).
+    std::string prev;
+    for (const AuditRecord& e : all.audit) {
+      if (e.prev_hash != prev || audit_->HashOf(e) != e.hash) {
+        AuditRecord broken = Event("audit.spill_chain_broken", Caller(), nullptr, nullptr,
+                                   "error",
+                                   absl::StrCat("the spill's audit chain is broken at its event ",
+                                                e.sequence, " (", e.kind, ")"));
+        all.audit.push_back(std::move(broken));
+        break;
+      }
+      prev = e.hash;
+    }
     all.meta.push_back({marker, absl::FormatTime(clock_())});
     CB_RETURN_IF_ERROR(store_->WriteFlow(
         all, [this](const AuditRecord& e) { return audit_->HashOf(e); }));

@@ -21,11 +21,13 @@ constexpr char kKeyId[] = "AKIAIOSFODNN7EXAMPLE";
 constexpr char kSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 // Forwards to a real store; WriteFlow fails while `fail_flow` is set, as a
-// full disk or a broken audit table would make it.
+// full disk or a broken audit table would make it. With `edit_audit`, the
+// first audit event listed comes back edited.
 class FlakyStore : public Store {
  public:
   explicit FlakyStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
   bool fail_flow = false;
+  bool edit_audit = false;
 
   absl::StatusOr<CredentialRecord> PutCredential(absl::string_view a, absl::string_view b,
                                                  absl::Duration c, const SealFn& d,
@@ -57,7 +59,9 @@ class FlakyStore : public Store {
     return inner_->AppendAudit(std::move(e), h);
   }
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {
-    return inner_->ListAudit(q);
+    absl::StatusOr<std::vector<AuditRecord>> events = inner_->ListAudit(q);
+    if (edit_audit && events.ok() && !events->empty()) (*events)[0].action = "edited";
+    return events;
   }
   absl::Status WriteFlow(const FlowWrite& w, const AuditHashFn& h) override {
     if (fail_flow) return absl::ResourceExhaustedError("disk full (test)");
@@ -151,7 +155,12 @@ class RequestManagerTest : public ::testing::Test {
       if (!create && access(spill_path_.c_str(), F_OK) != 0) {
         return absl::NotFoundError("no spill");
       }
-      return OpenSqliteStore(spill_path_, [this] { return now_; });
+      absl::StatusOr<std::unique_ptr<Store>> spill =
+          OpenSqliteStore(spill_path_, [this] { return now_; });
+      if (!spill.ok()) return spill.status();
+      auto flaky = std::make_unique<FlakyStore>(std::move(*spill));
+      flaky->edit_audit = edit_spill_audit_;
+      return flaky;
     };
     spill_.remove = [this]() -> absl::Status {
       if (keep_spill_files_) return absl::UnavailableError("cannot remove the spill (test)");
@@ -213,6 +222,7 @@ class RequestManagerTest : public ::testing::Test {
   std::string spill_path_;
   SpillOptions spill_;
   bool keep_spill_files_ = false;
+  bool edit_spill_audit_ = false;
   absl::Time now_;
   Sealer sealer_{NewDataKey()};
   std::unique_ptr<FlakyStore> store_;
@@ -640,6 +650,22 @@ TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
   EXPECT_FALSE(SpillExists());
   EXPECT_EQ(CountAudit("request.created"), before + 1);
   EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+}
+
+TEST_F(RequestManagerTest, AnEditedSpillIsTakenBackWithARecordOfTheBreak) {
+  EnableSpill();
+  OpenAll();
+  StoreAws();
+  Attach("s1");
+  store_->fail_flow = true;
+  ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).ok());
+  // Reopened (as after a restart) with its first audit event edited.
+  edit_spill_audit_ = true;
+  OpenAll();
+  ASSERT_TRUE(requests_->Recover().ok());
+  EXPECT_EQ(CountAudit("audit.spill_chain_broken"), 1);
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  EXPECT_FALSE(SpillExists());
 }
 
 TEST_F(RequestManagerTest, MalformedNeedsAndLimits) {
