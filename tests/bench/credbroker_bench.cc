@@ -836,8 +836,19 @@ absl::Status ApprovalScenario() {
   auto approver = client::ApprovalClient::Connect(servers.ClientOptions(servers.broker_target.token));
   if (!approver.ok()) return approver.status();
   AddedQueue added;
-  auto watcher = (*approver)->Watch([&](const v1::ApprovalEvent& e) { added.Add(e); });
+  absl::Notification watching;
+  auto watcher = (*approver)->Watch([&](const v1::ApprovalEvent& e) {
+    if (e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT_DONE && !watching.HasBeenNotified()) {
+      watching.Notify();
+    }
+    added.Add(e);
+  });
   if (!watcher.ok()) return watcher.status();
+  // A need sent before the watch is registered would arrive in its snapshot,
+  // not as ADDED.
+  if (!watching.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+    return absl::DeadlineExceededError("the approval watch did not start");
+  }
   auto agent = client::AgentSession::Connect(servers.ClientOptions(servers.agent_token), "bench");
   if (!agent.ok()) return agent.status();
 
