@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -270,31 +271,53 @@ int Run(int argc, char** argv) {
   if (spill_dir.empty()) {
     spill_dir = std::string(absl::StripSuffix(data_dir, "/")) + "-spill";
   }
-  if (spill_dir != "none") {
-    // Made now: once the data directory refuses writes, its parent may too.
-    if (absl::Status s = EnsurePrivateDir(spill_dir); !s.ok()) {
-      std::cerr << "credbrokerd: no spill (" << s.message()
-                << "): approvals will be refused while the data directory refuses writes\n";
-    } else {
-      const std::string spill_db = spill_dir + "/spill.db";
-      request_options.spill.open =
-          [spill_db](bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
-        if (!create && access(spill_db.c_str(), F_OK) != 0) {
-          return absl::NotFoundError("no spill database");
-        }
-        return OpenSqliteStore(spill_db);
-      };
-      request_options.spill.remove = [spill_db]() -> absl::Status {
-        for (const char* suffix : {"-wal", "-shm", ""}) {
-          const std::string path = spill_db + suffix;
-          if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-            return absl::UnavailableError(
-                absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
-          }
-        }
-        return absl::OkStatus();
-      };
+  const std::string default_spill_db =
+      std::string(absl::StripSuffix(data_dir, "/")) + "-spill/spill.db";
+  auto spill_left = [](const std::string& db) {
+    struct stat st;
+    return stat(db.c_str(), &st) == 0 && st.st_size > 0;
+  };
+  // Made now: once the data directory refuses writes, its parent may too.
+  const absl::Status spill_ready = spill_dir == "none"
+                                       ? absl::FailedPreconditionError("--spill_dir=none")
+                                       : EnsurePrivateDir(spill_dir);
+  if (!spill_ready.ok()) {
+    // Approvals recorded in a spill must reach the store before the broker
+    // answers from it: without them decided requests would open again.
+    const std::string left = spill_dir == "none" ? default_spill_db : spill_dir + "/spill.db";
+    if (spill_left(left)) {
+      return Fail(absl::FailedPreconditionError(absl::StrCat(
+          "approvals recorded in ", left, " while the data directory refused writes have not "
+          "been copied into the store yet: start with the spill enabled (and its directory "
+          "writable) so that the store takes them back")));
     }
+    std::cerr << "credbrokerd: no spill (" << spill_ready.message()
+              << "): approvals will be refused while the data directory refuses writes\n";
+  } else {
+    const std::string spill_db = spill_dir + "/spill.db";
+    auto remove = [spill_db]() -> absl::Status {
+      for (const char* suffix : {"-wal", "-shm", ""}) {
+        const std::string path = spill_db + suffix;
+        if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+          return absl::UnavailableError(
+              absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
+        }
+      }
+      return absl::OkStatus();
+    };
+    request_options.spill.open = [spill_db, spill_left, remove](
+                                     bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
+      // An empty file is what a spill that could not be made (a full disk)
+      // leaves: nothing was recorded in it.
+      if (!spill_left(spill_db)) {
+        remove().IgnoreError();
+        if (!create) return absl::NotFoundError("no spill database");
+      }
+      absl::StatusOr<std::unique_ptr<Store>> spill = OpenSqliteStore(spill_db);
+      if (!spill.ok() && !spill_left(spill_db)) remove().IgnoreError();
+      return spill;
+    };
+    request_options.spill.remove = remove;
   }
   request_options.pending_timeout = absl::GetFlag(FLAGS_pending_timeout);
   request_options.grace_period = absl::GetFlag(FLAGS_grace_period);

@@ -293,6 +293,19 @@ absl::Status RequestManager::Commit(Effects& effects) {
 absl::Status RequestManager::OpenSpill(bool create) {
   CB_ASSIGN_OR_RETURN(std::unique_ptr<Store> spill, options_.spill.open(create));
   absl::StatusOr<std::string> id = spill->GetMeta(kSpillIdKey);
+  if (id.ok()) {
+    // A spill the store took back already, whose files could not be
+    // removed then: its rows are older than the store's. Never reuse it.
+    absl::StatusOr<std::string> taken = store_->GetMeta(absl::StrCat("spill_taken/", *id));
+    if (!taken.ok() && !absl::IsNotFound(taken.status())) return taken.status();
+    if (taken.ok()) {
+      spill.reset();
+      CB_RETURN_IF_ERROR(RemoveSpill());
+      if (!create) return absl::NotFoundError("the spill was taken back already");
+      CB_ASSIGN_OR_RETURN(spill, options_.spill.open(/*create=*/true));
+      id = absl::NotFoundError("a new spill");
+    }
+  }
   if (absl::IsNotFound(id.status())) {
     id = RandomHex(16);
     CB_RETURN_IF_ERROR(spill->PutMeta(kSpillIdKey, *id));
@@ -301,6 +314,11 @@ absl::Status RequestManager::OpenSpill(bool create) {
   spill_ = std::move(spill);
   spill_id_ = *std::move(id);
   return absl::OkStatus();
+}
+
+absl::Status RequestManager::RemoveSpill() {
+  return options_.spill.remove ? options_.spill.remove()
+                               : absl::FailedPreconditionError("the spill cannot be removed");
 }
 
 absl::Status RequestManager::TakeBackSpill() {
@@ -343,7 +361,7 @@ absl::Status RequestManager::TakeBackSpill() {
   }
   spill_.reset();
   spill_id_.clear();
-  return options_.spill.remove ? options_.spill.remove() : absl::OkStatus();
+  return RemoveSpill();
 }
 
 template <typename Read>
@@ -1051,17 +1069,30 @@ absl::Status RequestManager::Deny(const std::string& request_id,
 
 absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrants(
     const ListGrantsOptions& options) {
-  absl::MutexLock lock(&mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (spill_ != nullptr) return ListGrantsWithSpill(options);
+  }
+  return store_->ListGrants(options);
+}
+
+absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrantsWithSpill(
+    const ListGrantsOptions& options) {
   CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants, store_->ListGrants(options));
-  if (spill_ == nullptr) return grants;
-  // The spill's rows are newer: they replace the store's of the same id.
-  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> spilled, spill_->ListGrants(options));
+  // Every spilled grant, ended ones too: the spill's rows are newer, and a
+  // grant ended there replaces the store's active row of the same id.
+  ListGrantsOptions all = options;
+  all.include_ended = true;
+  all.limit = kAll;
+  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> spilled, spill_->ListGrants(all));
   std::map<std::pair<absl::Time, std::string>, GrantRecord> merged;
   for (GrantRecord& g : grants) merged[{g.created_at, g.grant_id}] = std::move(g);
   for (GrantRecord& g : spilled) merged[{g.created_at, g.grant_id}] = std::move(g);
   std::vector<GrantRecord> out;
   for (auto& [key, g] : merged) {
     if (static_cast<int>(out.size()) == options.limit) break;
+    const bool ended = g.ended_at != absl::InfiniteFuture() || g.expires_at <= options.now;
+    if (ended && !options.include_ended) continue;
     out.push_back(std::move(g));
   }
   return out;
@@ -1147,8 +1178,18 @@ void RequestManager::EraseOpen(const std::string& request_id) {
 
 void RequestManager::Tick() {
   absl::MutexLock lock(&mu_);
-  if (spill_ != nullptr) TakeBackSpill().IgnoreError();  // Retried on the next tick.
   absl::Time now = clock_();
+  if (spill_ != nullptr && now >= next_take_back_) {
+    // While the store still refuses writes, each try reads the whole spill
+    // under the lock: back off, from one tick up to 8 s.
+    if (TakeBackSpill().ok()) {
+      take_back_delay_ = absl::ZeroDuration();
+    } else {
+      take_back_delay_ = std::clamp(2 * take_back_delay_, absl::Milliseconds(250),
+                                    absl::Seconds(8));
+      next_take_back_ = now + take_back_delay_;
+    }
+  }
   // The due requests, in request-id order: true when past its timeout,
   // false when its agent has been away past the grace period.
   std::map<std::string, bool> due;

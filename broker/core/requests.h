@@ -290,6 +290,9 @@ class RequestManager {
   // the files are removed cannot append its audit events twice), then
   // removes the spill.
   absl::Status TakeBackSpill() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RemoveSpill() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<GrantRecord>> ListGrantsWithSpill(
+      const ListGrantsOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A flow row read with `read`, from the spill first (it holds the newer
   // rows while in use), then from the store.
   template <typename Read>
@@ -369,6 +372,9 @@ class RequestManager {
   // Open while approval-flow writes go to, or wait in, the spill.
   std::unique_ptr<Store> spill_ ABSL_GUARDED_BY(mu_);
   std::string spill_id_ ABSL_GUARDED_BY(mu_);
+  // Tick's next try to hand the spill back, after failed ones.
+  absl::Time next_take_back_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration take_back_delay_ ABSL_GUARDED_BY(mu_);
 };
 
 // Case-insensitive glob: '*' any run, '?' one character.

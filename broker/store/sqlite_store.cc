@@ -814,11 +814,14 @@ class Checkpointer {
 
   // sqlite3_wal_hook's callback, on the writer's thread after each commit.
   static int OnCommit(void* self, sqlite3* db, const char*, int frames) {
+    auto* c = static_cast<Checkpointer*>(self);
     if (frames >= kInlineFrames) {
+      // After the background pass under way, if any: it holds SQLite's
+      // checkpoint lock, which would make this one give up at once.
+      absl::MutexLock pass(&c->pass_mu_);
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
                                 nullptr);
     } else if (frames >= kCheckpointFrames) {
-      auto* c = static_cast<Checkpointer*>(self);
       absl::MutexLock lock(&c->mu_);
       c->wanted_ = true;
     }
@@ -844,6 +847,7 @@ class Checkpointer {
       }
       // A failure (a full disk, a busy lock) leaves the log as it is; the
       // next commit past the threshold asks again.
+      absl::MutexLock pass(&pass_mu_);
       if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
                                     nullptr) == SQLITE_OK) {
         done_.fetch_add(1, std::memory_order_relaxed);
@@ -855,6 +859,9 @@ class Checkpointer {
   absl::Mutex mu_;
   bool wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Held for each checkpoint pass, by Loop or by the writer past
+  // kInlineFrames; taken after the store's writer lock, never before it.
+  absl::Mutex pass_mu_;
   std::atomic<int64_t> done_{0};
   std::thread thread_;  // Last: starts once the members above exist.
 };

@@ -612,6 +612,13 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
   ASSERT_EQ(pending.size(), 1u);
   EXPECT_EQ(pending[0].record.request_id, second.request_id);
   EXPECT_TRUE(requests_->ReleaseGrant(approved->grant_id, agent_).ok());
+  // Ended in the spill: no longer listed as active, though the store still
+  // has it active.
+  ListGrantsOptions active;
+  active.now = now_;
+  absl::StatusOr<std::vector<GrantRecord>> listed = requests_->ListGrants(active);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_TRUE(listed->empty());
 
   // The store writes again: the next tick copies the spill in, once.
   store_->fail_flow = false;
@@ -624,11 +631,10 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
   ASSERT_TRUE(released.ok()) << released.status();
   EXPECT_NE(released->ended_at, absl::InfiniteFuture());
   EXPECT_EQ(CountAudit("request.created"), created_before + 2);
+  EXPECT_EQ(CountAudit("audit.spill_chain_broken"), 0);
   absl::StatusOr<AuditLog::Verification> chain = audit_->VerifyChain();
   ASSERT_TRUE(chain.ok()) << chain.status();
   EXPECT_TRUE(chain->intact()) << chain->problem;
-  requests_->Tick();
-  EXPECT_EQ(CountAudit("request.created"), created_before + 2);
 }
 
 TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
@@ -645,11 +651,42 @@ TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
   EXPECT_EQ(CountAudit("request.created"), before + 1);
   ASSERT_TRUE(SpillExists());
   keep_spill_files_ = false;
+  // The store refuses writes again: the files left are not reused (their
+  // rows are older than the store's), a new spill is.
+  store_->fail_flow = true;
+  ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n2")).ok());
+  store_->fail_flow = false;
+  now_ += absl::Seconds(1);  // Past the back-off of the failed removal.
+  requests_->Tick();
+  EXPECT_FALSE(SpillExists());
+  EXPECT_EQ(CountAudit("request.created"), before + 2);
+  // A restart finds nothing more to copy.
   OpenAll();
   ASSERT_TRUE(requests_->Recover().ok());
+  EXPECT_EQ(CountAudit("request.created"), before + 2);
+  EXPECT_EQ(requests_->PendingRequests().size(), 2u);
+}
+
+TEST_F(RequestManagerTest, LeftoverSpillFilesAreNotReadAgainAtStart) {
+  EnableSpill();
+  OpenAll();
+  StoreAws();
+  Attach("s1");
+  store_->fail_flow = true;
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  store_->fail_flow = false;
+  keep_spill_files_ = true;
+  requests_->Tick();
+  keep_spill_files_ = false;
+  ASSERT_TRUE(SpillExists());
+  // Decided in the store after the take-back; the stale spill still says
+  // pending.
+  ASSERT_TRUE(requests_->Deny(pending.request_id, "no", approver_).ok());
+  OpenAll();
+  store_->fail_flow = true;  // Even while the store refuses writes again.
+  ASSERT_TRUE(requests_->Recover().ok());
   EXPECT_FALSE(SpillExists());
-  EXPECT_EQ(CountAudit("request.created"), before + 1);
-  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  EXPECT_TRUE(requests_->PendingRequests().empty());
 }
 
 TEST_F(RequestManagerTest, AnEditedSpillIsTakenBackWithARecordOfTheBreak) {

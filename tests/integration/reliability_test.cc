@@ -662,8 +662,9 @@ TEST_F(FaultTest, DataDirTurnsReadOnly) {
   ExpectReadsWork();
   // The store took the spill back: the approval made while read-only is in
   // its audit chain, which is intact.
-  // (at the broker's next tick, every 250 ms)
-  for (int i = 0; i < 50 && access(spill_db.c_str(), F_OK) == 0; ++i) {
+  // (at the broker's next try: every tick, 250 ms, backing off to 8 s while
+  // the store refused writes)
+  for (int i = 0; i < 200 && access(spill_db.c_str(), F_OK) == 0; ++i) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_NE(access(spill_db.c_str(), F_OK), 0);
