@@ -905,10 +905,11 @@ absl::StatusOr<std::vector<BindingView>> CredentialManager::ListBindings(
 
 absl::StatusOr<ProfileChoice> CredentialManager::ChooseProfile(
     absl::string_view provider, absl::string_view profile,
-    absl::string_view resource) {
+    absl::string_view resource, const BindingLookup& binding_of) {
   ProfileChoice choice;
   if (!resource.empty()) {
-    absl::StatusOr<BindingRecord> bound = store_->GetBinding(provider, resource);
+    absl::StatusOr<BindingRecord> bound = binding_of ? binding_of(provider, resource)
+                                                     : store_->GetBinding(provider, resource);
     if (bound.ok()) {
       CB_ASSIGN_OR_RETURN(BindingView view, ViewBinding(*std::move(bound)));
       choice.binding = std::move(view);

@@ -257,9 +257,14 @@ class CredentialManager {
   // --- Resource bindings ---
   // The profile for a need of `provider` that asks for `profile` (may be
   // empty) and names `resource` (may be empty): see ProfileChoice.
+  // `binding_of`, when set, reads the binding instead of the store (the
+  // request manager's, which also looks in its spill).
+  using BindingLookup = std::function<absl::StatusOr<BindingRecord>(
+      absl::string_view provider, absl::string_view resource)>;
   absl::StatusOr<ProfileChoice> ChooseProfile(absl::string_view provider,
                                               absl::string_view profile,
-                                              absl::string_view resource);
+                                              absl::string_view resource,
+                                              const BindingLookup& binding_of = nullptr);
   // Bindings with their state, ordered by provider and resource.
   absl::StatusOr<std::vector<BindingView>> ListBindings(
       absl::string_view provider);

@@ -602,8 +602,13 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
   CB_ASSIGN_OR_RETURN(const Provider* provider,
                       credentials_->registry().Get(need.provider));
   CB_ASSIGN_OR_RETURN(ProfileChoice choice,
-                      credentials_->ChooseProfile(provider->spec().id, need.profile,
-                                                  ResourceFromContext(need.context)));
+                      credentials_->ChooseProfile(
+                          provider->spec().id, need.profile, ResourceFromContext(need.context),
+                          [this](absl::string_view p, absl::string_view resource) {
+                            absl::MutexLock lock(&mu_);
+                            return ReadFlowRow(
+                                [&](Store& st) { return st.GetBinding(p, resource); });
+                          }));
   const std::string& profile = choice.profile;
 
   absl::MutexLock lock(&mu_);

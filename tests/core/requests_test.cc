@@ -855,6 +855,20 @@ TEST_F(BindingTest, EmptyProfileUsesTheProvidersDefault) {
   EXPECT_EQ(form->profile, "staging");
 }
 
+TEST_F(BindingTest, ABindingRecordedInTheSpillChoosesTheProfile) {
+  EnableSpill();
+  OpenAll();
+  Attach("s1");
+  Store("default", kKeyId, kSecret);
+  Store("other", kKeyId2, kSecret2);
+  store_->fail_flow = true;
+  ASSERT_EQ(Grant(ClusterNeed("n1")).state, RequestState::kGranted);
+  ASSERT_TRUE(SpillExists());
+  ASSERT_TRUE(credentials_->SetDefaultProfile("aws", "other").ok());
+  NeedUpdate u = *requests_->SubmitNeed("s1", agent_, ClusterNeed("n2"));
+  EXPECT_EQ(Pending(u.request_id).profile, "default");
+}
+
 TEST_F(BindingTest, GrantBindsTheResourceAndTheBindingSurvivesADefaultChange) {
   Attach("s1");
   Store("default", kKeyId, kSecret);
