@@ -731,18 +731,24 @@ void CloseConnection(sqlite3* db, StatementCache& cache) {
 // disk, nor behind each other; each statement sees the latest commit.
 constexpr int kReadConnections = 4;
 
+// Another connection to `path` with `flags` (READONLY or READWRITE), or
+// null: its users then do without it (reads use the writer's connection,
+// checkpoints stay inside commits).
+sqlite3* OpenExtraConnection(const std::string& path, int flags) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                      nullptr) != SQLITE_OK) {
+    sqlite3_close_v2(db);
+    return nullptr;
+  }
+  return db;
+}
+
 class ReadConnection {
  public:
   static std::unique_ptr<ReadConnection> Open(const std::string& path) {
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(
-        path.c_str(), &db,
-        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-        nullptr);
-    if (rc != SQLITE_OK) {
-      sqlite3_close_v2(db);
-      return nullptr;
-    }
+    sqlite3* db = OpenExtraConnection(path, SQLITE_OPEN_READONLY);
+    if (db == nullptr) return nullptr;
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, kBusyTimeoutMs);
     return std::unique_ptr<ReadConnection>(new ReadConnection(db));
@@ -788,14 +794,10 @@ class Checkpointer {
   // Null when the connection cannot be opened; the writer then keeps
   // SQLite's automatic checkpoint.
   static std::unique_ptr<Checkpointer> Start(const std::string& path) {
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(
-        path.c_str(), &db,
-        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-        nullptr);
-    if (rc != SQLITE_OK ||
-        sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr) !=
-            SQLITE_OK) {
+    sqlite3* db = OpenExtraConnection(path, SQLITE_OPEN_READWRITE);
+    if (db == nullptr) return nullptr;
+    if (sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr) !=
+        SQLITE_OK) {
       sqlite3_close_v2(db);
       return nullptr;
     }

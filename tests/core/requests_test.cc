@@ -168,6 +168,15 @@ class RequestManagerTest : public ::testing::Test {
       return absl::OkStatus();
     };
   }
+  // A stored AWS credential, session "s1" attached, and the store refusing
+  // flow writes from now on: they go to the spill.
+  void StartSpilling() {
+    EnableSpill();
+    OpenAll();
+    StoreAws();
+    Attach("s1");
+    store_->fail_flow = true;
+  }
   bool SpillExists() { return access(spill_path_.c_str(), F_OK) == 0; }
   int64_t CountAudit(const std::string& kind) {
     int64_t n = 0;
@@ -574,12 +583,8 @@ TEST_F(RequestManagerTest, ReleaseFailsClosedWhenTheDecisionCannotBeRecorded) {
 }
 
 TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
-  EnableSpill();
-  OpenAll();
-  StoreAws();
+  StartSpilling();
   WatchAll();
-  Attach("s1");
-  store_->fail_flow = true;
   NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
   EXPECT_EQ(first.state, RequestState::kPendingApproval);
   EXPECT_TRUE(SpillExists());
@@ -638,11 +643,7 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
 }
 
 TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
-  EnableSpill();
-  OpenAll();
-  StoreAws();
-  Attach("s1");
-  store_->fail_flow = true;
+  StartSpilling();
   ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).ok());
   store_->fail_flow = false;
   const int64_t before = CountAudit("request.created");
@@ -668,11 +669,7 @@ TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
 }
 
 TEST_F(RequestManagerTest, LeftoverSpillFilesAreNotReadAgainAtStart) {
-  EnableSpill();
-  OpenAll();
-  StoreAws();
-  Attach("s1");
-  store_->fail_flow = true;
+  StartSpilling();
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
   store_->fail_flow = false;
   keep_spill_files_ = true;
@@ -690,11 +687,7 @@ TEST_F(RequestManagerTest, LeftoverSpillFilesAreNotReadAgainAtStart) {
 }
 
 TEST_F(RequestManagerTest, AnEditedSpillIsTakenBackWithARecordOfTheBreak) {
-  EnableSpill();
-  OpenAll();
-  StoreAws();
-  Attach("s1");
-  store_->fail_flow = true;
+  StartSpilling();
   ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).ok());
   // Reopened (as after a restart) with its first audit event edited.
   edit_spill_audit_ = true;
