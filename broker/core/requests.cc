@@ -275,14 +275,15 @@ AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
 
 absl::Status RequestManager::Commit(Effects& effects) {
   for (AuditRecord& e : effects.write.audit) e.time = clock_();
-  const Store::AuditHashFn hash = [this](const AuditRecord& e) { return audit_->HashOf(e); };
+  const Store::AuditHashFn hash = audit_->HashFn();
   if (spill_ == nullptr) {
     absl::Status s = store_->WriteFlow(effects.write, hash);
     if (s.ok() || !options_.spill.open || !RefusedWrite(s)) return s;
     absl::Status opened = OpenSpill(/*create=*/true);
     if (!opened.ok()) {
-      return absl::Status(s.code(), absl::StrCat(s.message(), "; the spill could not take the write either: ",
-                                                 opened.message()));
+      return absl::Status(s.code(),
+                          absl::StrCat(s.message(), "; the spill could not take the write either: ",
+                                       opened.message()));
     }
     std::cerr << "credbrokerd: the store refuses writes (" << s.message()
               << "); approvals go on, recorded in the spill until the store can write again\n";
@@ -353,8 +354,7 @@ absl::Status RequestManager::TakeBackSpill() {
       prev = e.hash;
     }
     all.meta.push_back({marker, absl::FormatTime(clock_())});
-    CB_RETURN_IF_ERROR(store_->WriteFlow(
-        all, [this](const AuditRecord& e) { return audit_->HashOf(e); }));
+    CB_RETURN_IF_ERROR(store_->WriteFlow(all, audit_->HashFn()));
     std::cerr << "credbrokerd: the store takes writes again; " << all.requests.size()
               << " requests, " << all.grants.size() << " grants and " << all.audit.size()
               << " audit events recorded in the spill were copied into it\n";
@@ -1083,13 +1083,18 @@ absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrants(
 
 absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrantsWithSpill(
     const ListGrantsOptions& options) {
-  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants, store_->ListGrants(options));
   // Every spilled grant, ended ones too: the spill's rows are newer, and a
   // grant ended there replaces the store's active row of the same id.
   ListGrantsOptions all = options;
   all.include_ended = true;
   all.limit = kAll;
   CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> spilled, spill_->ListGrants(all));
+  // As many more from the store as the spill may take out of its page, so
+  // that a full page stays full (a short one says there is no more).
+  ListGrantsOptions from_store = options;
+  from_store.limit = static_cast<int>(
+      std::min<int64_t>(kAll, int64_t{options.limit} + static_cast<int64_t>(spilled.size())));
+  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants, store_->ListGrants(from_store));
   std::map<std::pair<absl::Time, std::string>, GrantRecord> merged;
   for (GrantRecord& g : grants) merged[{g.created_at, g.grant_id}] = std::move(g);
   for (GrantRecord& g : spilled) merged[{g.created_at, g.grant_id}] = std::move(g);

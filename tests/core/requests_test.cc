@@ -642,6 +642,31 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
   EXPECT_TRUE(chain->intact()) << chain->problem;
 }
 
+TEST_F(RequestManagerTest, AGrantEndedInTheSpillLeavesTheActivePageFull) {
+  EnableSpill();
+  OpenAll();
+  StoreAws();
+  Attach("s1");
+  std::vector<std::string> grants;
+  for (const char* need : {"n1", "n2"}) {
+    ApproveInput in;
+    in.request_id = requests_->SubmitNeed("s1", agent_, AwsNeed(need))->request_id;
+    absl::StatusOr<ApproveResult> approved = requests_->Approve(in, approver_);
+    ASSERT_TRUE(approved.ok()) << approved.status();
+    grants.push_back(approved->grant_id);
+    now_ += absl::Seconds(1);
+  }
+  store_->fail_flow = true;
+  ASSERT_TRUE(requests_->ReleaseGrant(grants[0], agent_).ok());  // In the spill.
+  ListGrantsOptions page;
+  page.now = now_;
+  page.limit = 1;
+  absl::StatusOr<std::vector<GrantRecord>> listed = requests_->ListGrants(page);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].grant_id, grants[1]);
+}
+
 TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
   StartSpilling();
   ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).ok());
