@@ -100,7 +100,8 @@ TEST_F(SecurityTest, TcpServesTlsWithAGeneratedCertificate) {
 
   // credctl finds <data dir>/tls.crt by itself for a TCP --broker.
   CommandResult r = Credctl({"--broker", TcpAddress(), "providers"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\nbroker at " << TcpAddress() << ":\n"
+                            << broker_->stdout_text() << broker_->stderr_text();
 
   // The certificate is kept across restarts.
   absl::StatusOr<int> code = broker_->Stop();
