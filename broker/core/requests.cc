@@ -365,7 +365,7 @@ absl::Status RequestManager::TakeBackSpill() {
 }
 
 template <typename Read>
-auto RequestManager::ReadFlowRow(Read read) -> decltype(read(std::declval<Store&>())) {
+auto RequestManager::ReadFlowRow(Read read) {
   if (spill_ != nullptr) {
     auto row = read(*spill_);
     if (!absl::IsNotFound(row.status())) return row;

@@ -296,8 +296,7 @@ class RequestManager {
   // A flow row read with `read`, from the spill first (it holds the newer
   // rows while in use), then from the store.
   template <typename Read>
-  auto ReadFlowRow(Read read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
-      -> decltype(read(std::declval<Store&>()));
+  auto ReadFlowRow(Read read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyAgent(const std::string& session_key, const NeedUpdate& update)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
