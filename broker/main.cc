@@ -158,6 +158,61 @@ absl::StatusOr<SecretBytes> PromptPassphrase() {
   return pass;
 }
 
+// The spill (RequestOptions::spill) in `spill_dir`: default
+// <data_dir>-spill, "none" for no spill. FAILED_PRECONDITION when there is to
+// be none but one with rows is left: the approvals recorded there must reach
+// the store before the broker answers from it, or decided requests would
+// open again.
+absl::StatusOr<SpillOptions> ConfigureSpill(const std::string& data_dir,
+                                            std::string spill_dir) {
+  const std::string default_dir = std::string(absl::StripSuffix(data_dir, "/")) + "-spill";
+  if (spill_dir.empty()) spill_dir = default_dir;
+  const std::string spill_db = (spill_dir == "none" ? default_dir : spill_dir) + "/spill.db";
+  auto has_rows = [spill_db] {
+    struct stat st;
+    return stat(spill_db.c_str(), &st) == 0 && st.st_size > 0;
+  };
+  // Made now: once the data directory refuses writes, its parent may too.
+  const absl::Status ready = spill_dir == "none"
+                                 ? absl::FailedPreconditionError("--spill_dir=none")
+                                 : EnsurePrivateDir(spill_dir);
+  if (!ready.ok()) {
+    if (has_rows()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "approvals recorded in ", spill_db, " while the data directory refused writes have "
+          "not been copied into the store yet: start with the spill enabled (and its "
+          "directory writable) so that the store takes them back"));
+    }
+    std::cerr << "credbrokerd: no spill (" << ready.message()
+              << "): approvals will be refused while the data directory refuses writes\n";
+    return SpillOptions();
+  }
+  SpillOptions spill;
+  spill.remove = [spill_db]() -> absl::Status {
+    for (const char* suffix : {"-wal", "-shm", ""}) {
+      const std::string path = spill_db + suffix;
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
+      }
+    }
+    return absl::OkStatus();
+  };
+  spill.open = [spill_db, has_rows, remove = spill.remove](
+                   bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
+    // An empty file is what a spill that could not be made (a full disk)
+    // leaves: nothing was recorded in it.
+    if (!has_rows()) {
+      remove().IgnoreError();
+      if (!create) return absl::NotFoundError("no spill database");
+    }
+    absl::StatusOr<std::unique_ptr<Store>> opened = OpenSqliteStore(spill_db);
+    if (!opened.ok() && !has_rows()) remove().IgnoreError();
+    return opened;
+  };
+  return spill;
+}
+
 // TLS for the TCP listeners in `options.listen`: the user's pair, or the
 // data directory's self-signed one (created or renewed here); the client CA
 // for mutual TLS. `note` gets the lines to print at start.
@@ -267,58 +322,9 @@ int Run(int argc, char** argv) {
   Executor executor(absl::GetFlag(FLAGS_threads));
   AuditLog audit(store->get(), sealer->get(), [] { return absl::Now(); });
   RequestOptions request_options;
-  std::string spill_dir = absl::GetFlag(FLAGS_spill_dir);
-  if (spill_dir.empty()) {
-    spill_dir = std::string(absl::StripSuffix(data_dir, "/")) + "-spill";
-  }
-  const std::string default_spill_db =
-      std::string(absl::StripSuffix(data_dir, "/")) + "-spill/spill.db";
-  auto spill_left = [](const std::string& db) {
-    struct stat st;
-    return stat(db.c_str(), &st) == 0 && st.st_size > 0;
-  };
-  // Made now: once the data directory refuses writes, its parent may too.
-  const absl::Status spill_ready = spill_dir == "none"
-                                       ? absl::FailedPreconditionError("--spill_dir=none")
-                                       : EnsurePrivateDir(spill_dir);
-  if (!spill_ready.ok()) {
-    // Approvals recorded in a spill must reach the store before the broker
-    // answers from it: without them decided requests would open again.
-    const std::string left = spill_dir == "none" ? default_spill_db : spill_dir + "/spill.db";
-    if (spill_left(left)) {
-      return Fail(absl::FailedPreconditionError(absl::StrCat(
-          "approvals recorded in ", left, " while the data directory refused writes have not "
-          "been copied into the store yet: start with the spill enabled (and its directory "
-          "writable) so that the store takes them back")));
-    }
-    std::cerr << "credbrokerd: no spill (" << spill_ready.message()
-              << "): approvals will be refused while the data directory refuses writes\n";
-  } else {
-    const std::string spill_db = spill_dir + "/spill.db";
-    auto remove = [spill_db]() -> absl::Status {
-      for (const char* suffix : {"-wal", "-shm", ""}) {
-        const std::string path = spill_db + suffix;
-        if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-          return absl::UnavailableError(
-              absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
-        }
-      }
-      return absl::OkStatus();
-    };
-    request_options.spill.open = [spill_db, spill_left, remove](
-                                     bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
-      // An empty file is what a spill that could not be made (a full disk)
-      // leaves: nothing was recorded in it.
-      if (!spill_left(spill_db)) {
-        remove().IgnoreError();
-        if (!create) return absl::NotFoundError("no spill database");
-      }
-      absl::StatusOr<std::unique_ptr<Store>> spill = OpenSqliteStore(spill_db);
-      if (!spill.ok() && !spill_left(spill_db)) remove().IgnoreError();
-      return spill;
-    };
-    request_options.spill.remove = remove;
-  }
+  absl::StatusOr<SpillOptions> spill = ConfigureSpill(data_dir, absl::GetFlag(FLAGS_spill_dir));
+  if (!spill.ok()) return Fail(spill.status());
+  request_options.spill = *std::move(spill);
   request_options.pending_timeout = absl::GetFlag(FLAGS_pending_timeout);
   request_options.grace_period = absl::GetFlag(FLAGS_grace_period);
   // Self-approval: is `pid` the agent's process, or does it run under it?

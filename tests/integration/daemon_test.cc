@@ -210,6 +210,27 @@ std::vector<Haystack> Collect(const BrokerProcess& broker) {
   return out;
 }
 
+TEST_F(DaemonTest, ASpillLeftBehindStopsAStartWithTheSpillOff) {
+  StartBroker();
+  ASSERT_TRUE(FileExists(data_dir() + "-spill"));  // Made at start, empty.
+  ASSERT_TRUE(broker_->Stop().ok());
+  // As if the data dir had refused writes and the broker died before the
+  // store took the spill back.
+  const std::string spill_db = data_dir() + "-spill/spill.db";
+  ASSERT_TRUE(WriteFileBytes(spill_db, "rows", 0600).ok());
+  absl::StatusOr<int> refused = broker_->RunExpectingExit({"--spill_dir", "none"});
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_NE(*refused, 0);
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "start with the spill enabled"))
+      << broker_->stderr_text();
+  EXPECT_TRUE(FileExists(spill_db));
+  // An empty spill file (what a spill that could not be made leaves) is
+  // dropped at start.
+  ASSERT_TRUE(WriteFileBytes(spill_db, "", 0600).ok());
+  StartBroker();
+  EXPECT_FALSE(FileExists(spill_db));
+}
+
 TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   StartBroker();
   if (HasFatalFailure()) return;
