@@ -29,6 +29,11 @@ bool RefusedWrite(const absl::Status& s) {
          absl::IsResourceExhausted(s);
 }
 
+// Released, revoked or expired at `now`.
+bool GrantEnded(const GrantRecord& g, absl::Time now) {
+  return g.ended_at != absl::InfiniteFuture() || g.expires_at <= now;
+}
+
 constexpr char kSpillIdKey[] = "spill_id";
 constexpr int kAll = std::numeric_limits<int>::max();
 
@@ -218,7 +223,7 @@ absl::Status RequestManager::Recover() {
     grant_options.include_ended = spill;
     CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> listed, store->ListGrants(grant_options));
     for (GrantRecord& g : listed) {
-      if (g.ended_at != absl::InfiniteFuture() || g.expires_at <= now) {
+      if (GrantEnded(g, now)) {
         grants.erase(g.grant_id);
       } else {
         grants[g.grant_id] = std::move(g);
@@ -413,8 +418,7 @@ NeedUpdate RequestManager::UpdateOf(const RequestRecord& r) {
       break;
     case RequestState::kGranted: {
       auto g = active_grants_.find(r.grant_id);
-      if (g == active_grants_.end() || g->second.expires_at <= clock_() ||
-          g->second.ended_at != absl::InfiniteFuture()) {
+      if (g == active_grants_.end() || GrantEnded(g->second, clock_())) {
         // An ended or expired grant is never handed out again.
         u.state = RequestState::kExpired;
         u.reason = "the grant for this need has ended; send a new need";
@@ -1101,8 +1105,7 @@ absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrantsWithSpill(
   std::vector<GrantRecord> out;
   for (auto& [key, g] : merged) {
     if (static_cast<int>(out.size()) == options.limit) break;
-    const bool ended = g.ended_at != absl::InfiniteFuture() || g.expires_at <= options.now;
-    if (ended && !options.include_ended) continue;
+    if (GrantEnded(g, options.now) && !options.include_ended) continue;
     out.push_back(std::move(g));
   }
   return out;

@@ -778,9 +778,9 @@ class ReadConnection {
 // connection. SQLite's automatic checkpoint runs inside the commit that
 // crosses its threshold, so that one commit (and whoever waits on it: an
 // approval, a watcher's event) would take tens of milliseconds longer. The
-// writer's WAL hook calls Request instead; the checkpoint here is PASSIVE:
-// it never waits for, or blocks, a reader or the writer, and copies what it
-// can. The next commit after a complete checkpoint starts the log again from
+// writer's WAL hook (OnCommit) wakes this thread instead; its checkpoint is
+// PASSIVE: it never waits for, or blocks, a reader or the writer, and copies
+// what it can. The next commit after a complete checkpoint starts the log again from
 // its beginning. Writes that never pause can keep a background checkpoint
 // from ever completing; past kInlineFrames the writer then checkpoints in its
 // own commit, as SQLite would have, so that the log stays bounded.
