@@ -357,11 +357,10 @@ CredentialManager::StoredFacts(const Provider& provider,
                                const CredentialRecord& record) {
   const std::string key = absl::StrCat(FactsPrefix(record.provider, record.profile),
                                        record.version);
-  const std::string digest = Sha256Hex(record.sealed);
   {
     absl::MutexLock lock(&facts_mu_);
     auto it = facts_.find(key);
-    if (it != facts_.end() && it->second.sealed_digest == digest) {
+    if (it != facts_.end() && it->second.sealed == record.sealed) {
       return it->second.facts;
     }
   }
@@ -369,8 +368,32 @@ CredentialManager::StoredFacts(const Provider& provider,
   auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
   absl::MutexLock lock(&facts_mu_);
   if (facts_.size() >= kMaxCachedFacts) facts_.clear();
-  facts_[key] = CachedFacts{digest, facts};
+  facts_[key] = CachedFacts{record.sealed, facts};
   return facts;
+}
+
+absl::StatusOr<CredentialManager::StoredRead> CredentialManager::ReadStored(
+    const Provider& provider, absl::string_view profile, int64_t version) {
+  const std::string& id = provider.spec().id;
+  // Taken before the read: a commit after it changes the mark, so an entry
+  // is never newer than its mark says.
+  const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
+  const std::string key = absl::StrCat(FactsPrefix(id, profile), version);
+  if (mark.has_value()) {
+    absl::MutexLock lock(&facts_mu_);
+    auto it = reads_.find(key);
+    if (it != reads_.end() && it->second.mark == *mark) return it->second.read;
+  }
+  CB_ASSIGN_OR_RETURN(CredentialRecord record, store_->GetCredential(id, profile, version));
+  StoredRead read;
+  read.record = std::make_shared<const CredentialRecord>(std::move(record));
+  CB_ASSIGN_OR_RETURN(read.facts, StoredFacts(provider, *read.record));
+  if (mark.has_value()) {
+    absl::MutexLock lock(&facts_mu_);
+    if (reads_.size() >= kMaxCachedFacts) reads_.clear();
+    reads_[key] = CachedRead{*mark, read};
+  }
+  return read;
 }
 
 absl::Status CredentialManager::MarkDefault(CredentialSummary& s) {
@@ -480,11 +503,8 @@ absl::StatusOr<CredentialSummary> CredentialManager::Get(
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
-  CB_ASSIGN_OR_RETURN(CredentialRecord record,
-                      store_->GetCredential(provider->spec().id, profile, version));
-  CB_ASSIGN_OR_RETURN(std::shared_ptr<const ValueFacts> facts,
-                      StoredFacts(*provider, record));
-  CredentialSummary s = SummaryOf(provider->spec(), record, *facts);
+  CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(*provider, profile, version));
+  CredentialSummary s = SummaryOf(provider->spec(), *read.record, *read.facts);
   CB_RETURN_IF_ERROR(MarkDefault(s));
   return s;
 }
@@ -575,10 +595,14 @@ absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
       store_->DeleteCredential(provider->spec().id, profile);
   const std::string prefix = FactsPrefix(provider->spec().id, profile);
   absl::MutexLock lock(&facts_mu_);
-  for (auto it = facts_.lower_bound(prefix);
-       it != facts_.end() && absl::StartsWith(it->first, prefix);) {
-    it = facts_.erase(it);
-  }
+  auto drop = [&prefix](auto& cache) {
+    for (auto it = cache.lower_bound(prefix);
+         it != cache.end() && absl::StartsWith(it->first, prefix);) {
+      it = cache.erase(it);
+    }
+  };
+  drop(facts_);
+  drop(reads_);
   return deleted;
 }
 
@@ -596,11 +620,8 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   result.required_permissions = spec.required_permissions;
   result.manual_checks = spec.troubleshooting;
   if (values.empty() && file_contents.empty()) {
-    CB_ASSIGN_OR_RETURN(CredentialRecord record,
-                        store_->GetCredential(spec.id, profile, 0));
-    CB_ASSIGN_OR_RETURN(std::shared_ptr<const ValueFacts> facts,
-                        StoredFacts(*provider, record));
-    CredentialSummary s = SummaryOf(spec, record, *facts);
+    CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(*provider, profile, 0));
+    CredentialSummary s = SummaryOf(spec, *read.record, *read.facts);
     result.readiness = s.readiness;
     result.findings = std::move(s.findings);
     result.missing_fields = std::move(s.missing_fields);

@@ -297,6 +297,15 @@ class CredentialManager {
   // not been opened before (see facts_).
   absl::StatusOr<std::shared_ptr<const ValueFacts>> StoredFacts(
       const Provider& provider, const CredentialRecord& record);
+  // A stored version (0: the latest) of provider/profile with its facts:
+  // from reads_ while the store reports no commit since it was read, else
+  // read (and its facts found) again.
+  struct StoredRead {
+    std::shared_ptr<const CredentialRecord> record;
+    std::shared_ptr<const ValueFacts> facts;
+  };
+  absl::StatusOr<StoredRead> ReadStored(const Provider& provider,
+                                        absl::string_view profile, int64_t version);
   // Sets s.is_default from the provider's default profile.
   absl::Status MarkDefault(CredentialSummary& s);
 
@@ -315,21 +324,30 @@ class CredentialManager {
   uint64_t defaults_generation_ ABSL_GUARDED_BY(defaults_mu_) = 0;
 
   // The facts of versions already opened, by provider/profile/version, with
-  // a digest of the sealed bytes they came from: reads of a credential that
-  // has not changed skip the decryption and the provider checks. An entry
-  // is used only when the stored sealed bytes have the same digest as the
-  // ones it was made from, so a changed or tampered row is opened (and
-  // refused) as if there were no cache. No secret value is kept: only the
-  // masked display that every GetCredential answer carries (which shows a
-  // few characters of a secret, and non-secret fields whole); Delete drops
-  // a profile's entries. Bounded: emptied when it reaches kMaxCachedFacts.
+  // the sealed bytes they came from: reads of a credential that has not
+  // changed skip the decryption and the provider checks. An entry is used
+  // only when the stored sealed bytes are the ones it was made from, so a
+  // changed or tampered row is opened (and refused) as if there were no
+  // cache. No secret value is kept: only the ciphertext and the masked
+  // display that every GetCredential answer carries (which shows a few
+  // characters of a secret, and non-secret fields whole); Delete drops a
+  // profile's entries. Bounded: emptied when it reaches kMaxCachedFacts.
   struct CachedFacts {
-    std::string sealed_digest;
+    std::string sealed;
     std::shared_ptr<const ValueFacts> facts;
   };
   static constexpr size_t kMaxCachedFacts = 4096;
   absl::Mutex facts_mu_;
   std::map<std::string, CachedFacts, std::less<>> facts_ ABSL_GUARDED_BY(facts_mu_);
+  // The last read of each provider/profile/requested version, with the
+  // store's change mark taken before it (ReadStored): while the mark is
+  // unchanged nothing was committed, by this process or another, and the
+  // read is answered without the database. Same bound as facts_.
+  struct CachedRead {
+    Store::ChangeMark mark;
+    StoredRead read;
+  };
+  std::map<std::string, CachedRead, std::less<>> reads_ ABSL_GUARDED_BY(facts_mu_);
 };
 
 // Masked display of every field of `values` per the provider's spec.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -14,9 +15,11 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -765,6 +768,30 @@ class ReadConnection {
     return PrepareCached(db_, statements_, sql);
   }
 
+  // The start of this connection's map of the write-ahead-log index (the
+  // -shm file that every connection to the database shares), or null. Opens
+  // the log first with a read of the schema.
+  volatile const unsigned char* MapLogIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (sqlite3_exec(db_, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr,
+                     nullptr) != SQLITE_OK) {
+      return nullptr;
+    }
+    sqlite3_file* file = nullptr;
+    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) !=
+            SQLITE_OK ||
+        file == nullptr || file->pMethods == nullptr ||
+        file->pMethods->iVersion < 2 || file->pMethods->xShmMap == nullptr) {
+      return nullptr;
+    }
+    void volatile* region = nullptr;
+    // Region 0 (32 KiB, the size SQLite maps), never extended here: it
+    // exists once the log is open.
+    if (file->pMethods->xShmMap(file, 0, 32 * 1024, 0, &region) != SQLITE_OK) {
+      return nullptr;
+    }
+    return static_cast<volatile const unsigned char*>(region);
+  }
+
   // One statement at a time on this connection.
   absl::Mutex mu;
 
@@ -907,6 +934,7 @@ class SqliteStore : public Store {
       sqlite3_wal_hook(db_, nullptr, nullptr);
     }
     checkpointer_.reset();
+    log_index_ = nullptr;
     readers_.clear();  // The writer closes last, checkpointing the WAL.
     absl::MutexLock lock(&mu_);
     CloseConnection(db_, statements_);
@@ -1052,6 +1080,31 @@ class SqliteStore : public Store {
       if (reader == nullptr) break;
       readers_.push_back(std::move(reader));
     }
+    if (!readers_.empty()) {
+      absl::MutexLock lock(&readers_[0]->mu);
+      log_index_ = readers_[0]->MapLogIndex();
+    }
+  }
+
+  // The write-ahead-log index header (sqlite.org/walformat.html, "the
+  // WAL-index header"): 48 bytes that every commit, by any connection in
+  // any process, rewrites (its change counter, last frame, salts and
+  // checksums), stored twice. A writer writes the second copy, then the
+  // first; SQLite's readers read the first, then the second, and trust the
+  // header only when the two are equal. This reads it the same way. SQLite
+  // itself decides from this header whether what its connections hold in
+  // memory is still current, so it sees exactly the changes SQLite sees.
+  std::optional<ChangeMark> CurrentChangeMark() override {
+    if (log_index_ == nullptr) return std::nullopt;
+    constexpr size_t kHeader = std::tuple_size<ChangeMark>::value;
+    constexpr size_t kIsInit = 12;  // Byte offset of the header's isInit flag.
+    ChangeMark first;
+    ChangeMark second;
+    for (size_t i = 0; i < kHeader; ++i) first[i] = log_index_[i];
+    std::atomic_thread_fence(std::memory_order_acquire);
+    for (size_t i = 0; i < kHeader; ++i) second[i] = log_index_[kHeader + i];
+    if (first != second || first[kIsInit] == 0) return std::nullopt;
+    return first;
   }
 
   // Moves checkpoints off the commit path (Checkpointer), once the schema
@@ -1808,6 +1861,9 @@ class SqliteStore : public Store {
   // Set once by OpenReaders before the store is shared; each has its own
   // lock (ReaderLease).
   std::vector<std::unique_ptr<ReadConnection>> readers_;
+  // Set once by OpenReaders before the store is shared: readers_[0]'s map
+  // of the log index (CurrentChangeMark), valid while it is open.
+  volatile const unsigned char* log_index_ = nullptr;
   // Set once by StartCheckpointer before the store is shared.
   std::unique_ptr<Checkpointer> checkpointer_;
   // Group commit (Commit): writes waiting for the next transaction, and

@@ -7,6 +7,7 @@
 #ifndef CREDBROKER_BROKER_STORE_STORE_H_
 #define CREDBROKER_BROKER_STORE_STORE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -278,6 +279,14 @@ class Store {
     int64_t checkpoints = 0;
   };
   virtual WriteStats GetWriteStats() { return {}; }
+
+  // A mark that changes whenever a transaction commits to the database, by
+  // this store or by any other connection or process. When the mark taken
+  // before a read equals the mark now, nothing has been committed since,
+  // and what that read returned is still what is stored. nullopt when the
+  // store cannot tell at this moment; the caller then reads.
+  using ChangeMark = std::array<unsigned char, 48>;
+  virtual std::optional<ChangeMark> CurrentChangeMark() { return std::nullopt; }
 };
 
 }  // namespace credbroker

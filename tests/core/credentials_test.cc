@@ -13,6 +13,7 @@
 #include "broker/crypto/crypto.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
+#include "tests/core/forwarding_store.h"
 
 namespace credbroker {
 namespace {
@@ -30,7 +31,9 @@ class CredentialManagerTest : public ::testing::Test {
     now_ = absl::FromUnixSeconds(1'800'000'000);
     auto store = OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
     ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    auto counting = std::make_unique<CountingStore>(std::move(*store));
+    counting_ = counting.get();
+    store_ = std::move(counting);
     sealer_ = std::make_unique<Sealer>(NewDataKey());
     manager_ = std::make_unique<CredentialManager>(
         store_.get(), sealer_.get(), &ProviderRegistry::Default(),
@@ -51,7 +54,21 @@ class CredentialManagerTest : public ::testing::Test {
     return in;
   }
 
+  // Counts the reads of one credential that reach the database.
+  class CountingStore : public ForwardingStore {
+   public:
+    using ForwardingStore::ForwardingStore;
+    absl::StatusOr<CredentialRecord> GetCredential(absl::string_view provider,
+                                                   absl::string_view profile,
+                                                   int64_t version) override {
+      ++reads;
+      return ForwardingStore::GetCredential(provider, profile, version);
+    }
+    int reads = 0;
+  };
+
   std::string dir_;
+  CountingStore* counting_ = nullptr;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Sealer> sealer_;
   absl::Time now_;
@@ -261,6 +278,54 @@ TEST_F(CredentialManagerTest, RecordUnderAnotherKeyIsDataLossNotGarbage) {
 // Reads remember what an opened version's values said, keyed by its exact
 // sealed bytes: a row changed after it was read is opened again, and a
 // damaged one is refused exactly as on a first read.
+TEST_F(CredentialManagerTest, AnUnchangedCredentialIsAnsweredWithoutReadingItAgain) {
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  ASSERT_TRUE(manager_->Put(Aws("other")).ok());
+  absl::StatusOr<CredentialSummary> first = manager_->Get("aws", "", 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int reads = counting_->reads;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<CredentialSummary> again = manager_->Get("aws", "default", 0);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->version, first->version);
+    EXPECT_EQ(again->fingerprint, first->fingerprint);
+    EXPECT_TRUE(again->is_default);
+  }
+  // Validate of the stored latest version shares the entry.
+  absl::StatusOr<ValidateResult> valid = manager_->Validate("aws", "", {}, SecretBytes());
+  ASSERT_TRUE(valid.ok()) << valid.status();
+  EXPECT_TRUE(valid->valid);
+  EXPECT_EQ(counting_->reads, reads);
+
+  // Any commit, here another profile's new version, sends the next read to
+  // the database, and a new version of this profile is seen.
+  ASSERT_TRUE(manager_->Put(Aws("other")).ok());
+  ASSERT_TRUE(manager_->Get("aws", "", 0).ok());
+  EXPECT_EQ(counting_->reads, reads + 1);
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  absl::StatusOr<CredentialSummary> newer = manager_->Get("aws", "", 0);
+  ASSERT_TRUE(newer.ok()) << newer.status();
+  EXPECT_EQ(newer->version, first->version + 1);
+
+  // A deleted credential is not answered from the entry.
+  ASSERT_TRUE(manager_->Delete("aws", "").ok());
+  EXPECT_EQ(manager_->Get("aws", "", 0).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CredentialManagerTest, AnAnswerWithoutAReadStillFollowsTheClock) {
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  absl::StatusOr<CredentialSummary> fresh = manager_->Get("aws", "", 0);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->readiness, Readiness::kReady);
+  const int reads = counting_->reads;
+  now_ += absl::Hours(24 * 400);  // Past AWS's rotation period.
+  absl::StatusOr<CredentialSummary> old = manager_->Get("aws", "", 0);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(counting_->reads, reads);
+  EXPECT_EQ(old->readiness, Readiness::kRotationDue);
+  EXPECT_LE(old->days_until_rotation, 0);
+}
+
 TEST_F(CredentialManagerTest, ARowChangedAfterItWasReadIsOpenedAgain) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
   ASSERT_TRUE(manager_->Get("aws", "", 0).ok());

@@ -13,6 +13,7 @@
 #include "broker/common/errors.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
+#include "tests/core/forwarding_store.h"
 
 namespace credbroker {
 namespace {
@@ -20,79 +21,24 @@ namespace {
 constexpr char kKeyId[] = "AKIAIOSFODNN7EXAMPLE";
 constexpr char kSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
-// Forwards to a real store; WriteFlow fails while `fail_flow` is set, as a
-// full disk or a broken audit table would make it. With `edit_audit`, the
-// first audit event listed comes back edited.
-class FlakyStore : public Store {
+// A real store whose WriteFlow fails while `fail_flow` is set, as a full
+// disk or a broken audit table would make it. With `edit_audit`, the first
+// audit event listed comes back edited.
+class FlakyStore : public ForwardingStore {
  public:
-  explicit FlakyStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
   bool fail_flow = false;
   bool edit_audit = false;
 
-  absl::StatusOr<CredentialRecord> PutCredential(absl::string_view a, absl::string_view b,
-                                                 absl::Duration c, const SealFn& d,
-                                                 const AuditOfFn& e = nullptr,
-                                                 const AuditHashFn& f = nullptr) override {
-    return inner_->PutCredential(a, b, c, d, e, f);
-  }
-  absl::Status ReserveSpace(int64_t bytes) override { return inner_->ReserveSpace(bytes); }
-  absl::StatusOr<CredentialRecord> GetCredential(absl::string_view a, absl::string_view b,
-                                                 int64_t c) override {
-    return inner_->GetCredential(a, b, c);
-  }
-  absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
-      const ListCredentialsOptions& o) override {
-    return inner_->ListCredentials(o);
-  }
-  absl::StatusOr<std::vector<CredentialRecord>> ListVersions(absl::string_view a,
-                                                             absl::string_view b) override {
-    return inner_->ListVersions(a, b);
-  }
-  absl::StatusOr<int64_t> DeleteCredential(absl::string_view a, absl::string_view b) override {
-    return inner_->DeleteCredential(a, b);
-  }
-  absl::StatusOr<std::string> GetMeta(absl::string_view k) override { return inner_->GetMeta(k); }
-  absl::Status PutMeta(absl::string_view k, absl::string_view v) override {
-    return inner_->PutMeta(k, v);
-  }
-  absl::StatusOr<AuditRecord> AppendAudit(AuditRecord e, const AuditHashFn& h) override {
-    return inner_->AppendAudit(std::move(e), h);
-  }
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {
-    absl::StatusOr<std::vector<AuditRecord>> events = inner_->ListAudit(q);
+    absl::StatusOr<std::vector<AuditRecord>> events = ForwardingStore::ListAudit(q);
     if (edit_audit && events.ok() && !events->empty()) (*events)[0].action = "edited";
     return events;
   }
   absl::Status WriteFlow(const FlowWrite& w, const AuditHashFn& h) override {
     if (fail_flow) return absl::ResourceExhaustedError("disk full (test)");
-    return inner_->WriteFlow(w, h);
+    return ForwardingStore::WriteFlow(w, h);
   }
-  absl::StatusOr<std::vector<RequestRecord>> ListRequests(bool open_only) override {
-    return inner_->ListRequests(open_only);
-  }
-  absl::StatusOr<RequestRecord> GetRequest(absl::string_view id) override {
-    return inner_->GetRequest(id);
-  }
-  absl::StatusOr<std::vector<GrantRecord>> ListGrants(const ListGrantsOptions& o) override {
-    return inner_->ListGrants(o);
-  }
-  absl::StatusOr<GrantRecord> GetGrant(absl::string_view id) override {
-    return inner_->GetGrant(id);
-  }
-  absl::StatusOr<std::vector<StandingRecord>> ListStanding() override {
-    return inner_->ListStanding();
-  }
-  absl::StatusOr<BindingRecord> GetBinding(absl::string_view p,
-                                           absl::string_view r) override {
-    return inner_->GetBinding(p, r);
-  }
-  absl::StatusOr<std::vector<BindingRecord>> ListBindings(absl::string_view p) override {
-    return inner_->ListBindings(p);
-  }
-  absl::Status CheckIntegrity() override { return inner_->CheckIntegrity(); }
-
- private:
-  std::unique_ptr<Store> inner_;
 };
 
 Caller MakeCaller(const std::string& role, const std::string& peer, int64_t pid = 0) {

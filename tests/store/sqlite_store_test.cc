@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -1674,6 +1675,35 @@ TEST_F(SqliteStoreTest, WritesQueuedDuringACommitShareTheNextOne) {
   EXPECT_TRUE(store_->GetCredential("aws", "q3", 0).ok());
   ExpectOneAuditChain(*store_, 6);
   EXPECT_TRUE(store_->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteStoreTest, TheChangeMarkMovesWithEveryCommitFromAnyConnection) {
+  Put("aws", "default");
+  std::optional<Store::ChangeMark> before = store_->CurrentChangeMark();
+  ASSERT_TRUE(before.has_value());
+  // Reads commit nothing.
+  ASSERT_TRUE(store_->GetCredential("aws", "default", 0).ok());
+  ASSERT_TRUE(store_->ListCredentials({}).ok());
+  EXPECT_EQ(store_->CurrentChangeMark(), before);
+
+  auto moved = [&](const char* what) {
+    std::optional<Store::ChangeMark> now = store_->CurrentChangeMark();
+    ASSERT_TRUE(now.has_value()) << what;
+    EXPECT_NE(*now, *before) << what;
+    before = now;
+  };
+  Put("aws", "default");
+  moved("a new version");
+  ASSERT_TRUE(store_->PutMeta("k", "v").ok());
+  moved("a metadata value");
+  // A write on another connection, as another process would make it.
+  RawExec("UPDATE meta SET value = 'w' WHERE key = 'k'");
+  moved("another connection's update");
+  ASSERT_TRUE(store_->DeleteCredential("aws", "default").ok());
+  moved("a deletion");
+  // A transaction rolled back changes nothing.
+  RawExec("BEGIN IMMEDIATE; UPDATE meta SET value = 'x'; ROLLBACK");
+  EXPECT_EQ(store_->CurrentChangeMark(), before);
 }
 
 TEST_F(SqliteStoreTest, TheLogIsCheckpointedInTheBackgroundAndStaysBounded) {
