@@ -6,6 +6,7 @@
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
+#include "broker/rpc/arena_allocator.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/unary.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
@@ -17,7 +18,11 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
   // `credentials` and everything in `env` must outlive the service.
   CredentialServiceImpl(CredentialManager* credentials, RequestManager* requests,
                         RpcEnv env)
-      : credentials_(credentials), requests_(requests), env_(env) {}
+      : credentials_(credentials), requests_(requests), env_(env) {
+    SetMessageAllocatorFor_GetCredential(&get_allocator_);
+    SetMessageAllocatorFor_ValidateCredential(&validate_allocator_);
+    SetMessageAllocatorFor_ListCredentials(&list_allocator_);
+  }
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* context,
                                           const v1::ListProvidersRequest* request,
@@ -90,6 +95,12 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
   CredentialManager* credentials_;
   RequestManager* requests_;
   RpcEnv env_;
+  ResponseArenaAllocator<v1::GetCredentialRequest, v1::CredentialSummary> get_allocator_;
+  ResponseArenaAllocator<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>
+      validate_allocator_;
+  // A page of 100 summaries is about 19 KB on the wire.
+  ResponseArenaAllocator<v1::ListCredentialsRequest, v1::ListCredentialsResponse, 32 * 1024>
+      list_allocator_;
 };
 
 }  // namespace credbroker
