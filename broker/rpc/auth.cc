@@ -92,6 +92,7 @@ void AuthThrottle::RecordFailure(const std::string& key) {
     if (entries_.size() >= policy_.max_tracked) Evict(now);
     it = entries_.emplace(key, Entry()).first;
   }
+  tracked_.store(entries_.size(), std::memory_order_release);
   Entry& e = it->second;
   ++e.failures;
   e.last_failure = now;

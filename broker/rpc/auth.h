@@ -3,6 +3,7 @@
 #ifndef CREDBROKER_BROKER_RPC_AUTH_H_
 #define CREDBROKER_BROKER_RPC_AUTH_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <string>
@@ -67,6 +68,9 @@ class AuthThrottle {
   absl::Status Check(const std::string& key);
   // A bad token from `key`: past the free failures, locks it out.
   void RecordFailure(const std::string& key);
+  // No caller has a recent bad token, so Check would pass for any key: the
+  // callers then need not build one.
+  bool Idle() const { return tracked_.load(std::memory_order_acquire) == 0; }
 
  private:
   struct Entry {
@@ -81,6 +85,8 @@ class AuthThrottle {
   absl::Mutex mu_;
   // Callers with recent bad tokens.
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // entries_.size(), for Idle without the lock.
+  std::atomic<size_t> tracked_{0};
 };
 
 }  // namespace credbroker

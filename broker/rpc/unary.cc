@@ -1,6 +1,8 @@
 #include "broker/rpc/unary.h"
 
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -58,14 +60,20 @@ bool PresentsBearerToken(const grpc::ServerContextBase& context) {
 absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
                        Role role, absl::string_view rpc) {
   if (env.throttle == nullptr) return env.auth->Require(context, role, rpc);
-  const std::string key = ThrottleKey(env, context);
-  if (absl::Status locked = env.throttle->Check(key); !locked.ok()) return locked;
+  // The key (which looks the caller's process up) is built only when the
+  // throttle tracks someone or this token is refused.
+  std::optional<std::string> key;
+  if (!env.throttle->Idle()) {
+    key = ThrottleKey(env, context);
+    if (absl::Status locked = env.throttle->Check(*key); !locked.ok()) return locked;
+  }
   absl::Status allowed = env.auth->Require(context, role, rpc);
   // A good token does not wipe the count (a caller holding one token could
   // otherwise interleave it with guesses of the other): failures are
   // forgotten only after a quiet period.
   if (absl::IsUnauthenticated(allowed) && PresentsBearerToken(context)) {
-    env.throttle->RecordFailure(key);
+    if (!key.has_value()) key = ThrottleKey(env, context);
+    env.throttle->RecordFailure(*key);
   }
   return allowed;
 }

@@ -46,6 +46,14 @@ TEST_F(AuthThrottleTest, FreeFailuresThenDoublingDelayPerCaller) {
       absl::StrContains(throttle_.Check("pid:1").message(), "5 s"));  // Capped.
 }
 
+TEST_F(AuthThrottleTest, IdleUntilTheFirstBadToken) {
+  EXPECT_TRUE(throttle_.Idle());
+  EXPECT_TRUE(throttle_.Check("pid:1").ok());
+  EXPECT_TRUE(throttle_.Idle());  // Checks track nobody.
+  throttle_.RecordFailure("pid:1");
+  EXPECT_FALSE(throttle_.Idle());
+}
+
 TEST_F(AuthThrottleTest, QuietCallersAreForgiven) {
   for (int i = 0; i < 3; ++i) throttle_.RecordFailure("ipv4:127.0.0.1");
   EXPECT_FALSE(throttle_.Check("ipv4:127.0.0.1").ok());
