@@ -515,14 +515,13 @@ absl::StatusOr<CredentialManager::StoredValues> CredentialManager::GetValues(
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
-  CB_ASSIGN_OR_RETURN(CredentialRecord record,
-                      store_->GetCredential(provider->spec().id, profile, version));
+  CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(*provider, profile, version));
   StoredValues out;
   out.profile = profile;
-  out.version = record.version;
-  out.fingerprint = record.fingerprint;
-  CB_ASSIGN_OR_RETURN(out.values, Open(record));
-  out.readiness = Summarize(*provider, record, out.values).readiness;
+  out.version = read.record->version;
+  out.fingerprint = read.record->fingerprint;
+  CB_ASSIGN_OR_RETURN(out.values, Open(*read.record));
+  out.readiness = SummaryOf(provider->spec(), *read.record, *read.facts).readiness;
   return out;
 }
 

@@ -331,6 +331,7 @@ TEST_F(CredentialManagerTest, ARowChangedAfterItWasReadIsOpenedAgain) {
   ASSERT_TRUE(manager_->Get("aws", "", 0).ok());
   ASSERT_TRUE(manager_->List("", 0, "").ok());
   ASSERT_TRUE(manager_->Validate("aws", "", {}, SecretBytes()).ok());
+  ASSERT_TRUE(manager_->GetValues("aws", "", 0).ok());
 
   // Flip the last byte of the stored ciphertext, behind the manager's back.
   sqlite3* db = nullptr;
@@ -358,6 +359,8 @@ TEST_F(CredentialManagerTest, ARowChangedAfterItWasReadIsOpenedAgain) {
   absl::StatusOr<ValidateResult> validated =
       manager_->Validate("aws", "", {}, SecretBytes());
   EXPECT_EQ(validated.status().code(), absl::StatusCode::kDataLoss) << validated.status();
+  // Nor are its values released.
+  EXPECT_EQ(manager_->GetValues("aws", "", 0).status().code(), absl::StatusCode::kDataLoss);
   absl::StatusOr<ListCredentialsResult> listed = manager_->List("", 0, "");
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->credentials.size(), 1u);
