@@ -3,9 +3,12 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
@@ -64,7 +67,7 @@ class CredentialManagerTest : public ::testing::Test {
       ++reads;
       return ForwardingStore::GetCredential(provider, profile, version);
     }
-    int reads = 0;
+    std::atomic<int> reads{0};
   };
 
   std::string dir_;
@@ -310,6 +313,42 @@ TEST_F(CredentialManagerTest, AnUnchangedCredentialIsAnsweredWithoutReadingItAga
   // A deleted credential is not answered from the entry.
   ASSERT_TRUE(manager_->Delete("aws", "").ok());
   EXPECT_EQ(manager_->Get("aws", "", 0).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CredentialManagerTest, ReadsRacingWritesNeverAnswerOlderThanAnAcknowledgedVersion) {
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  std::atomic<int64_t> acknowledged{1};
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      while (!done.load()) {
+        const int64_t floor = acknowledged.load();
+        if (t == 2) {
+          absl::StatusOr<CredentialManager::StoredValues> v = manager_->GetValues("aws", "", 0);
+          ASSERT_TRUE(v.ok()) << v.status();
+          EXPECT_GE(v->version, floor);
+        } else {
+          absl::StatusOr<CredentialSummary> s = manager_->Get("aws", "", 0);
+          ASSERT_TRUE(s.ok()) << s.status();
+          EXPECT_GE(s->version, floor);
+        }
+        ++reads;
+      }
+    });
+  }
+  for (int i = 0; i < 40; ++i) {
+    absl::StatusOr<PutCredentialResult> put = manager_->Put(Aws());
+    ASSERT_TRUE(put.ok()) << put.status();
+    acknowledged.store(put->credential.version);
+  }
+  done.store(true);
+  for (auto& r : readers) r.join();
+  EXPECT_GT(reads.load(), 40);
+  absl::StatusOr<CredentialSummary> last = manager_->Get("aws", "", 0);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->version, 41);
 }
 
 TEST_F(CredentialManagerTest, AnAnswerWithoutAReadStillFollowsTheClock) {
