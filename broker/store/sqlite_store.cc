@@ -1364,20 +1364,26 @@ class SqliteStore : public Store {
     absl::Status result;
     bool finished = false;  // `result` is final (set under mu_ by the leader).
     bool done = false;      // The leader is through with it (under queue_mu_).
+    bool lead = false;      // Handed the next commit by the leader (under queue_mu_).
   };
   static constexpr size_t kMaxBatch = 64;
 
   absl::Status Commit(absl::string_view what, bool retry_when_full,
                       const std::function<absl::Status()>& body)
       ABSL_LOCKS_EXCLUDED(mu_, queue_mu_) {
-    QueuedWrite write{what, retry_when_full, &body, absl::OkStatus(), false, false};
+    QueuedWrite write{what, retry_when_full, &body, absl::OkStatus(), false, false, false};
     queue_mu_.Lock();
     queue_.push_back(&write);
+    if (committing_) {
+      // Woken only when a leader is through with this write or hands it the
+      // next commit, not after every batch (a condition variable signalled
+      // to all woke every queued writer, most of them to wait again).
+      queue_mu_.Await(absl::Condition(
+          +[](QueuedWrite* w) { return w->done || w->lead; }, &write));
+    }
+    // This thread leads (nobody was committing, or the lead was handed to
+    // it) until its own write is done.
     while (!write.done) {
-      if (committing_) {
-        queue_cv_.Wait(&queue_mu_);
-        continue;
-      }
       committing_ = true;
       const size_t n = std::min(queue_.size(), kMaxBatch);
       std::vector<QueuedWrite*> batch(queue_.begin(), queue_.begin() + n);
@@ -1402,8 +1408,12 @@ class SqliteStore : public Store {
       }
       queue_mu_.Lock();
       for (QueuedWrite* w : batch) w->done = true;
-      committing_ = false;
-      queue_cv_.SignalAll();
+      if (queue_.empty()) {
+        committing_ = false;
+      } else if (write.done) {
+        queue_.front()->lead = true;  // committing_ stays set: it is theirs.
+      }
+      // Else this write is still queued behind a full batch: lead again.
     }
     queue_mu_.Unlock();
     return write.result;
@@ -1869,7 +1879,6 @@ class SqliteStore : public Store {
   // Group commit (Commit): writes waiting for the next transaction, and
   // whether one is being committed. Taken before mu_, never inside it.
   absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  absl::CondVar queue_cv_;
   std::vector<QueuedWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool committing_ ABSL_GUARDED_BY(queue_mu_) = false;
 };
