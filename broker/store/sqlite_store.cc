@@ -912,6 +912,18 @@ absl::StatusOr<CredentialRecord> StepGet(Statement& s, absl::string_view provide
   return ReadRecord(s);
 }
 
+// Every row of a prepared, bound statement that selects credential records.
+absl::StatusOr<std::vector<CredentialRecord>> StepRecords(Statement& s,
+                                                          absl::string_view what) {
+  std::vector<CredentialRecord> records;
+  while (true) {
+    CB_ASSIGN_OR_RETURN(bool row, s.Step(what));
+    if (!row) break;
+    records.push_back(ReadRecord(s));
+  }
+  return records;
+}
+
 constexpr const char kGetMetaSql[] = "SELECT value FROM meta WHERE key = ?1";
 
 absl::StatusOr<std::string> StepGetMeta(Statement& s, absl::string_view key) {
@@ -1015,41 +1027,41 @@ class SqliteStore : public Store {
       return absl::InvalidArgumentError(
           absl::StrCat("list limit must be positive, got ", options.limit));
     }
-    absl::MutexLock lock(&mu_);
     const char* sql = kListAllSql;
     if (!options.provider.empty()) {
       const int cursor = options.after_provider.compare(options.provider);
       if (cursor > 0) return std::vector<CredentialRecord>();  // Past it.
       sql = cursor == 0 ? kListProviderAfterSql : kListProviderSql;
     }
+    auto list = [&](Statement s) -> absl::StatusOr<std::vector<CredentialRecord>> {
+      if (sql != kListAllSql) s.Bind(1, options.provider);
+      if (sql != kListProviderSql) {
+        s.Bind(2, options.after_provider).Bind(3, options.after_profile);
+      }
+      s.Bind(4, static_cast<int64_t>(options.limit));
+      return StepRecords(s, "list credentials");
+    };
+    if (ReaderLease reader = AcquireReader(); reader) {
+      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(sql));
+      return list(std::move(s));
+    }
+    absl::MutexLock lock(&mu_);
     CB_ASSIGN_OR_RETURN(Statement s, Prepare(sql));
-    if (sql != kListAllSql) s.Bind(1, options.provider);
-    if (sql != kListProviderSql) {
-      s.Bind(2, options.after_provider).Bind(3, options.after_profile);
-    }
-    s.Bind(4, static_cast<int64_t>(options.limit));
-    std::vector<CredentialRecord> records;
-    while (true) {
-      CB_ASSIGN_OR_RETURN(bool row, s.Step("list credentials"));
-      if (!row) break;
-      records.push_back(ReadRecord(s));
-    }
-    return records;
+    return list(std::move(s));
   }
 
   absl::StatusOr<std::vector<CredentialRecord>> ListVersions(
       absl::string_view provider, absl::string_view profile) override {
     CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
+    if (ReaderLease reader = AcquireReader(); reader) {
+      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(kVersionsSql));
+      s.Bind(1, provider).Bind(2, profile);
+      return StepRecords(s, "list credential versions");
+    }
     absl::MutexLock lock(&mu_);
     CB_ASSIGN_OR_RETURN(Statement s, Prepare(kVersionsSql));
     s.Bind(1, provider).Bind(2, profile);
-    std::vector<CredentialRecord> records;
-    while (true) {
-      CB_ASSIGN_OR_RETURN(bool row, s.Step("list credential versions"));
-      if (!row) break;
-      records.push_back(ReadRecord(s));
-    }
-    return records;
+    return StepRecords(s, "list credential versions");
   }
 
   absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,

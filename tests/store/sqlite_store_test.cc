@@ -195,8 +195,16 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAnOpenWriteTransaction) {
   // The writer holds its connection until `release`: these must not wait.
   absl::StatusOr<CredentialRecord> during = store_->GetCredential("aws", "default", 0);
   absl::StatusOr<std::string> meta = store_->GetMeta("default_profile/aws");
+  absl::StatusOr<std::vector<CredentialRecord>> listed = store_->ListCredentials({});
+  absl::StatusOr<std::vector<CredentialRecord>> versions =
+      store_->ListVersions("aws", "default");
   release.Notify();
   writer.join();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].version, 1);
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  EXPECT_EQ(versions->size(), 1u);
   ASSERT_TRUE(during.ok()) << during.status();
   EXPECT_EQ(during->version, 1);
   ASSERT_TRUE(meta.ok()) << meta.status();
