@@ -1012,13 +1012,8 @@ class SqliteStore : public Store {
       return absl::InvalidArgumentError(absl::StrCat(
           "version must be positive (or 0 for the latest), got ", version));
     }
-    if (ReaderLease reader = AcquireReader(); reader) {
-      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(kGetSql));
-      return StepGet(s, provider, profile, version);
-    }
-    absl::MutexLock lock(&mu_);
-    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetSql));
-    return StepGet(s, provider, profile, version);
+    return Read<CredentialRecord>(
+        kGetSql, [&](Statement& s) { return StepGet(s, provider, profile, version); });
   }
 
   absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
@@ -1033,35 +1028,23 @@ class SqliteStore : public Store {
       if (cursor > 0) return std::vector<CredentialRecord>();  // Past it.
       sql = cursor == 0 ? kListProviderAfterSql : kListProviderSql;
     }
-    auto list = [&](Statement s) -> absl::StatusOr<std::vector<CredentialRecord>> {
+    return Read<std::vector<CredentialRecord>>(sql, [&](Statement& s) {
       if (sql != kListAllSql) s.Bind(1, options.provider);
       if (sql != kListProviderSql) {
         s.Bind(2, options.after_provider).Bind(3, options.after_profile);
       }
       s.Bind(4, static_cast<int64_t>(options.limit));
       return StepRecords(s, "list credentials");
-    };
-    if (ReaderLease reader = AcquireReader(); reader) {
-      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(sql));
-      return list(std::move(s));
-    }
-    absl::MutexLock lock(&mu_);
-    CB_ASSIGN_OR_RETURN(Statement s, Prepare(sql));
-    return list(std::move(s));
+    });
   }
 
   absl::StatusOr<std::vector<CredentialRecord>> ListVersions(
       absl::string_view provider, absl::string_view profile) override {
     CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
-    if (ReaderLease reader = AcquireReader(); reader) {
-      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(kVersionsSql));
+    return Read<std::vector<CredentialRecord>>(kVersionsSql, [&](Statement& s) {
       s.Bind(1, provider).Bind(2, profile);
       return StepRecords(s, "list credential versions");
-    }
-    absl::MutexLock lock(&mu_);
-    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kVersionsSql));
-    s.Bind(1, provider).Bind(2, profile);
-    return StepRecords(s, "list credential versions");
+    });
   }
 
   absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,
@@ -1075,13 +1058,8 @@ class SqliteStore : public Store {
   }
 
   absl::StatusOr<std::string> GetMeta(absl::string_view key) override {
-    if (ReaderLease reader = AcquireReader(); reader) {
-      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(kGetMetaSql));
-      return StepGetMeta(s, key);
-    }
-    absl::MutexLock lock(&mu_);
-    CB_ASSIGN_OR_RETURN(Statement s, Prepare(kGetMetaSql));
-    return StepGetMeta(s, key);
+    return Read<std::string>(kGetMetaSql,
+                             [&](Statement& s) { return StepGetMeta(s, key); });
   }
 
   // Opens the read connections, once the schema is current. Without them
@@ -1556,6 +1534,19 @@ class SqliteStore : public Store {
    private:
     ReadConnection* reader_;
   };
+
+  // Runs `step` on `sql` prepared on a read connection (AcquireReader), or
+  // on the writer's connection when there is none.
+  template <typename T, typename Step>
+  absl::StatusOr<T> Read(const char* sql, const Step& step) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (ReaderLease reader = AcquireReader(); reader) {
+      CB_ASSIGN_OR_RETURN(Statement s, reader->Prepare(sql));
+      return step(s);
+    }
+    absl::MutexLock lock(&mu_);
+    CB_ASSIGN_OR_RETURN(Statement s, Prepare(sql));
+    return step(s);
+  }
 
   // The first read connection not in use, else waits for one (chosen by
   // thread, so that waiters spread over them).
