@@ -35,6 +35,9 @@ bool GrantEnded(const GrantRecord& g, absl::Time now) {
 }
 
 constexpr char kSpillIdKey[] = "spill_id";
+
+// The store's meta key that records the take-back of spill `id`.
+std::string SpillTakenKey(absl::string_view id) { return absl::StrCat("spill_taken/", id); }
 constexpr int kAll = std::numeric_limits<int>::max();
 
 bool Usable(Readiness r) {
@@ -302,7 +305,7 @@ absl::Status RequestManager::OpenSpill(bool create) {
   if (id.ok()) {
     // A spill the store took back already, whose files could not be
     // removed then: its rows are older than the store's. Never reuse it.
-    absl::StatusOr<std::string> taken = store_->GetMeta(absl::StrCat("spill_taken/", *id));
+    absl::StatusOr<std::string> taken = store_->GetMeta(SpillTakenKey(*id));
     if (!taken.ok() && !absl::IsNotFound(taken.status())) return taken.status();
     if (taken.ok()) {
       spill.reset();
@@ -329,7 +332,7 @@ absl::Status RequestManager::RemoveSpill() {
 
 absl::Status RequestManager::TakeBackSpill() {
   if (spill_ == nullptr) return absl::OkStatus();
-  const std::string marker = absl::StrCat("spill_taken/", spill_id_);
+  const std::string marker = SpillTakenKey(spill_id_);
   absl::StatusOr<std::string> taken = store_->GetMeta(marker);
   if (!taken.ok() && !absl::IsNotFound(taken.status())) return taken.status();
   if (!taken.ok()) {
