@@ -36,6 +36,7 @@
 #include "client/cli/commands_flow.h"
 #include "client/cli/commands_provider.h"
 #include "client/credbroker/client.h"
+#include "client/internal/channel.h"
 #include "grpc/grpc.h"
 
 namespace credbroker {
@@ -705,10 +706,13 @@ int main(int argc, char** argv) {
   // The process holds the gRPC runtime until it exits: dropping the last
   // channel then does not shut the runtime down (joining its threads,
   // freeing its state) a moment before the kernel does the same, and the
-  // exit skips the static destructors. Output is flushed first. Sanitizer
-  // builds take the ordinary exit, so that the leak checker still runs;
-  // the Bazel build's integration tests run this path.
+  // exit skips the static destructors. Likewise its channels: they are
+  // held until the exit, not shut down when the command is done with them.
+  // Output is flushed first. Sanitizer builds take the ordinary exit, so
+  // that the leak checker still runs; the Bazel build's integration tests
+  // run this path.
   grpc_init();
+  credbroker::client::internal::KeepChannelsUntilExit();
   const int code = credbroker::cli::Main(argc, argv);
   std::cout.flush();
   std::cerr.flush();

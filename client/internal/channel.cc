@@ -2,8 +2,14 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <vector>
+
+#include "absl/base/attributes.h"
+#include "absl/base/const_init.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "broker/common/files.h"
 #include "broker/common/secret.h"
 #include "broker/rpc/status.h"
@@ -13,6 +19,20 @@ namespace client {
 namespace internal {
 
 namespace {
+
+std::atomic<bool> keep_channels{false};
+ABSL_CONST_INIT absl::Mutex kept_mu(absl::kConstInit);
+// Never freed: what it holds is meant to live until the process ends.
+std::vector<std::shared_ptr<grpc::Channel>>* kept_channels
+    ABSL_GUARDED_BY(kept_mu) = nullptr;
+
+void Keep(std::shared_ptr<grpc::Channel> channel) {
+  absl::MutexLock lock(&kept_mu);
+  if (kept_channels == nullptr) {
+    kept_channels = new std::vector<std::shared_ptr<grpc::Channel>>;
+  }
+  kept_channels->push_back(std::move(channel));
+}
 
 // TLS credentials for a TCP address: the CA to trust (the option, else the
 // default data directory's tls.crt when present, else the system roots)
@@ -77,7 +97,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     return absl::InvalidArgumentError(
         absl::StrCat("bad broker address ", address));
   }
+  if (keep_channels.load(std::memory_order_relaxed)) Keep(channel);
   return channel;
+}
+
+void KeepChannelsUntilExit() {
+  keep_channels.store(true, std::memory_order_relaxed);
 }
 
 void PrepareContext(grpc::ClientContext& ctx, const std::string& token,
