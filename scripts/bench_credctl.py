@@ -4,8 +4,11 @@
 Starts a credbrokerd and a git credential-cache daemon in a temporary
 directory, then runs the two commands in turn, one after the other, for
 --runs rounds (after --warmup rounds), each round starting with the other
-command, so that both see the same state of the machine; a block of one command followed by a block of the other is at
-the mercy of a shared machine's drift. Both are started the same way
+command and each command after a pause of --gap_ms, so that both see the
+same state of the machine; a block of one command followed by a block of
+the other is at the mercy of a shared machine's drift. Run the binaries as
+the linker left them: a fresh `cp` of credctl runs faster than the same
+bytes read back from disk (docs/BENCHMARKS.md, "credctl process time"). Both are started the same way
 (fork and exec from this script, stdout to /dev/null); git reads its query
 from a pipe. Prints the median, mean, 10th and 90th percentiles of each and
 the ratio of the medians.
@@ -31,7 +34,8 @@ def wait_for(path, seconds):
         time.sleep(0.02)
 
 
-def timed(argv, env, stdin_bytes=None):
+def timed(argv, env, gap_s, stdin_bytes=None):
+    time.sleep(gap_s)
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.DEVNULL,
@@ -60,6 +64,10 @@ def main():
                         help="CMake build directory with credctl and credbrokerd")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--gap_ms", type=float, default=10,
+                        help="pause before each command, so that what the previous "
+                             "one left the servers to do (closing its connection) "
+                             "is not charged to it")
     args = parser.parse_args()
 
     credctl = os.path.join(args.build, "client/cli/credctl")
@@ -97,11 +105,11 @@ def main():
         for i in range(args.warmup + args.runs):
             # Which goes first alternates, so neither always follows the other.
             if i % 2:
-                c = timed(cli, env)
-                g = timed(git, env, query)
+                c = timed(cli, env, args.gap_ms / 1e3)
+                g = timed(git, env, args.gap_ms / 1e3, query)
             else:
-                g = timed(git, env, query)
-                c = timed(cli, env)
+                g = timed(git, env, args.gap_ms / 1e3, query)
+                c = timed(cli, env, args.gap_ms / 1e3)
             if i >= args.warmup:
                 git_times.append(g)
                 cli_times.append(c)
