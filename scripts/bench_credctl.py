@@ -6,12 +6,12 @@ directory, then runs the two commands in turn, one after the other, for
 --runs rounds (after --warmup rounds), each round starting with the other
 command and each command after a pause of --gap_ms, so that both see the
 same state of the machine; a block of one command followed by a block of
-the other is at the mercy of a shared machine's drift. Run the binaries as
-the linker left them: a fresh `cp` of credctl runs faster than the same
-bytes read back from disk (docs/BENCHMARKS.md, "credctl process time"). Both are started the same way
-(fork and exec from this script, stdout to /dev/null); git reads its query
-from a pipe. Prints the median, mean, 10th and 90th percentiles of each and
-the ratio of the medians.
+the other is at the mercy of a shared machine's drift. Both are started the
+same way (fork and exec from this script, stdout to /dev/null); git reads
+its query from a pipe. Run the binaries as the linker left them: a fresh
+`cp` of credctl runs faster than the same bytes read back from disk
+(docs/BENCHMARKS.md, "credctl process time"). Prints the median, mean,
+10th and 90th percentiles of each and the ratio of the medians.
 
   scripts/bench_credctl.py [--build build-bench] [--runs 300]
 """
@@ -122,7 +122,7 @@ def main():
     finally:
         broker.terminate()
         broker.wait()
-        subprocess.run(["git", "credential-cache", "exit", "--socket", cache_sock],
+        subprocess.run(["git", "credential-cache", "--socket", cache_sock, "exit"],
                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(tmp, ignore_errors=True)
 
