@@ -8,11 +8,14 @@
 // token for everything else. Errors print the broker's message and every
 // field violation and exit 1; usage errors exit 2. The approval-flow
 // commands live in commands_flow.cc.
+#include <limits.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -641,6 +644,25 @@ class Cli {
   std::unique_ptr<client::CredentialClient> client_;
 };
 
+// credctl speaks to the broker's Unix socket itself and leaves TLS to
+// credctl-tls, the same program linked with gRPC's TLS (and so OpenSSL),
+// installed beside it: for a TCP address it runs that in its place, with
+// the same arguments, before reading anything. Returns only on failure.
+int HandOverToTlsCompanion(char** argv, const std::string& address) {
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = n > 0 ? std::string(self, n) : std::string();
+  dir = dir.substr(0, dir.find_last_of('/') + 1);
+  const std::string companion = absl::StrCat(dir, "credctl-tls");
+  execv(companion.c_str(), argv);
+  const int err = errno;
+  return PrintError(absl::FailedPreconditionError(absl::StrCat(
+      "cannot run ", companion, " for a TLS connection to ", address, ": ",
+      std::strerror(err),
+      ". credctl-tls is built and installed beside credctl; reinstall both, "
+      "or reach the broker on its Unix socket (--broker unix:PATH)")));
+}
+
 int Main(int argc, char** argv) {
   std::string error;
   std::optional<Args> args = Parse(argc, argv, error);
@@ -656,6 +678,11 @@ int Main(int argc, char** argv) {
   client::Options options;
   options.address =
       args->Flag("broker", absl::StrCat("unix:", ctx.data_dir, "/broker.sock"));
+  const bool tcp = !absl::StartsWith(options.address, "unix:");
+  options.insecure_plaintext = args->Switch("insecure_plaintext");
+  if (tcp && !options.insecure_plaintext && !client::internal::TlsLinked()) {
+    return HandOverToTlsCompanion(argv, options.address);
+  }
   const bool as_agent = IsAgentCommand(args->command);
   std::string token_file = args->Flag(
       "token_file", absl::StrCat(ctx.data_dir, as_agent ? "/agent.token"
@@ -663,8 +690,6 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::string> token = client::ReadTokenFile(token_file);
   if (!token.ok()) return PrintError(token.status());
   options.token = std::move(*token);
-  const bool tcp = !absl::StartsWith(options.address, "unix:");
-  options.insecure_plaintext = args->Switch("insecure_plaintext");
   options.tls_ca_file = args->Flag("tls_ca");
   if (tcp && options.tls_ca_file.empty() && !options.insecure_plaintext) {
     std::string generated = absl::StrCat(ctx.data_dir, "/tls.crt");

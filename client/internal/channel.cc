@@ -1,7 +1,5 @@
 #include "client/internal/channel.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <vector>
 
@@ -10,8 +8,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "broker/common/files.h"
-#include "broker/common/secret.h"
 #include "broker/rpc/status.h"
 
 namespace credbroker {
@@ -34,47 +30,6 @@ void Keep(std::shared_ptr<grpc::Channel> channel) {
   kept_channels->push_back(std::move(channel));
 }
 
-// TLS credentials for a TCP address: the CA to trust (the option, else the
-// default data directory's tls.crt when present, else the system roots)
-// and the client certificate, when given.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsCredentials(
-    const Options& options) {
-  grpc::SslCredentialsOptions ssl;
-  std::string ca_file = options.tls_ca_file;
-  if (ca_file.empty()) {
-    std::string fallback = absl::StrCat(DefaultDataDir(), "/tls.crt");
-    if (access(fallback.c_str(), R_OK) == 0) ca_file = fallback;
-  }
-  if (!ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadFile(ca_file);
-    if (!ca.ok()) {
-      return absl::Status(ca.status().code(),
-                          absl::StrCat("cannot read the TLS CA file ", ca_file, ": ",
-                                       ca.status().message()));
-    }
-    ssl.pem_root_certs = std::move(*ca);
-  }
-  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-    return absl::InvalidArgumentError(
-        "a TLS client certificate needs its key, and a key its certificate");
-  }
-  if (!options.tls_cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadFile(options.tls_cert_file);
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
-    if (!key.ok()) {
-      return absl::Status(key.status().code(),
-                          absl::StrCat("cannot read the TLS key file ",
-                                       options.tls_key_file));
-    }
-    ssl.pem_cert_chain = std::move(*cert);
-    ssl.pem_private_key = std::move(*key);
-  }
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::SslCredentials(ssl);
-  WipeString(ssl.pem_private_key);
-  return creds;
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
@@ -87,7 +42,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
       grpc::InsecureChannelCredentials();
   if (!absl::StartsWith(address, "unix:") && !options.insecure_plaintext) {
     absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> tls =
-        TlsCredentials(options);
+        TlsChannelCredentials(options);
     if (!tls.ok()) return tls.status();
     creds = std::move(*tls);
   }

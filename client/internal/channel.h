@@ -22,6 +22,15 @@ namespace internal {
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const Options& options);
 
+// Channel credentials for TLS to a TCP address (options.tls_*). Defined in
+// tls_channel.cc, which the credbroker_client library links; an executable
+// built on credbroker_client_base without it links its own definition
+// instead (credctl: client/cli/tls_elsewhere.cc, which leaves OpenSSL out).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsChannelCredentials(
+    const Options& options);
+// Whether TlsChannelCredentials is the real one (tls_channel.cc).
+bool TlsLinked();
+
 // For a process that ends with std::_Exit (credctl): every channel made
 // after this call is held until the process ends, so that dropping the last
 // client does not shut the channel down (its connection, subchannel and

@@ -111,6 +111,35 @@ TEST_F(SecurityTest, TcpServesTlsWithAGeneratedCertificate) {
   EXPECT_FALSE(absl::StrContains(broker_->stdout_text(), "generated now"));
 }
 
+// credctl leaves TLS to credctl-tls beside it (client/cli/CMakeLists.txt).
+// A credctl without its companion still reaches the Unix socket, and for a
+// TCP address says what is missing and what to do instead.
+TEST_F(SecurityTest, CredctlWithoutItsTlsCompanionSaysWhatToFix) {
+  ASSERT_TRUE(broker_->Start(UnixAndTcp()).ok()) << broker_->stderr_text();
+  ASSERT_FALSE(TcpAddress().empty()) << broker_->stdout_text();
+  absl::StatusOr<std::string> binary = ReadFileBytes(CredctlPath());
+  ASSERT_TRUE(binary.ok()) << binary.status();
+  const std::string lone = tmp_.path() + "/credctl";
+  ASSERT_TRUE(WriteFileBytes(lone, *binary, 0700).ok());
+
+  absl::StatusOr<CommandResult> tcp = RunCommand(
+      {lone, "--data_dir", DataDir(), "--broker", TcpAddress(), "providers"},
+      absl::Seconds(30));
+  ASSERT_TRUE(tcp.ok()) << tcp.status();
+  EXPECT_EQ(tcp->exit_code, 1) << tcp->out;
+  EXPECT_TRUE(absl::StrContains(
+      tcp->err, absl::StrCat("cannot run ", tmp_.path(), "/credctl-tls")))
+      << tcp->err;
+  EXPECT_TRUE(absl::StrContains(tcp->err, "--broker unix:")) << tcp->err;
+  EXPECT_TRUE(tcp->out.empty()) << tcp->out;
+
+  absl::StatusOr<CommandResult> unix_socket = RunCommand(
+      {lone, "--data_dir", DataDir(), "providers"}, absl::Seconds(30));
+  ASSERT_TRUE(unix_socket.ok()) << unix_socket.status();
+  EXPECT_EQ(unix_socket->exit_code, 0) << unix_socket->err;
+  EXPECT_TRUE(absl::StrContains(unix_socket->out, "aws")) << unix_socket->out;
+}
+
 TEST_F(SecurityTest, PlaintextTcpOnlyOnLoopbackAndWithAWarning) {
   absl::StatusOr<int> code = broker_->RunExpectingExit(
       {"--listen", "0.0.0.0:0", "--allow_remote", "--insecure_plaintext_tcp"});
