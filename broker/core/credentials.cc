@@ -328,6 +328,14 @@ CredentialManager::ValueFacts CredentialManager::FactsOf(
 CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
                                                const CredentialRecord& record,
                                                const ValueFacts& facts) const {
+  return SummaryOf(spec, record, facts, clock_(), nullptr);
+}
+
+CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
+                                               const CredentialRecord& record,
+                                               const ValueFacts& facts,
+                                               const absl::Time now,
+                                               absl::Time* changes_at) const {
   CredentialSummary s;
   s.provider = record.provider;
   s.profile = record.profile;
@@ -343,12 +351,31 @@ CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
                               ? record.rotation_period
                               : spec.rotation_period;
   s.rotation_due_at = record.created_at + period;
-  const absl::Time now = clock_();
   s.days_until_rotation = DaysUntil(now, s.rotation_due_at);
   if (facts.expiry.has_value()) s.expires_at = *facts.expiry;
   CheckExpiryAt(spec, facts.expiry, now, /*stored=*/true, s.findings);
   s.readiness = ReadinessOf(s.missing_fields, s.findings, now >= s.rotation_due_at);
   s.fingerprint = record.fingerprint;
+  if (changes_at != nullptr) {
+    absl::Time next = absl::InfiniteFuture();
+    auto consider = [&](absl::Time t) {
+      if (t > now && t < next) next = t;
+    };
+    // DaysUntil(now, t) is k while t - now >= k days: it changes at the
+    // first instant after t - k days (absl::Time's resolution is a quarter
+    // of a nanosecond).
+    auto day_step = [&](absl::Time t) {
+      consider(t - DaysUntil(now, t) * absl::Hours(24) + absl::Nanoseconds(1) / 4);
+    };
+    day_step(s.rotation_due_at);
+    consider(s.rotation_due_at);             // the readiness: rotation due
+    if (facts.expiry.has_value()) {
+      day_step(*facts.expiry);               // "expires ... in N days"
+      consider(*facts.expiry);               // expired
+      consider(*facts.expiry - kExpirySoon);  // expires soon
+    }
+    *changes_at = next;
+  }
   return s;
 }
 
@@ -500,13 +527,44 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
 absl::StatusOr<CredentialSummary> CredentialManager::Get(
     absl::string_view provider_id, absl::string_view profile_in,
     int64_t version) {
+  CB_ASSIGN_OR_RETURN(std::shared_ptr<const CredentialSummary> s,
+                      GetShared(provider_id, profile_in, version));
+  return *s;
+}
+
+absl::StatusOr<std::shared_ptr<const CredentialSummary>>
+CredentialManager::GetShared(absl::string_view provider_id,
+                             absl::string_view profile_in, int64_t version) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
+  // Taken before anything is read, as in ReadStored.
+  const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
+  const absl::Time now = clock_();
+  const std::string key =
+      absl::StrCat(FactsPrefix(provider->spec().id, profile), version);
+  if (mark.has_value()) {
+    absl::MutexLock lock(&facts_mu_);
+    auto it = summaries_.find(key);
+    if (it != summaries_.end() && it->second.mark == *mark &&
+        it->second.built_at <= now && now < it->second.changes_at) {
+      return it->second.summary;
+    }
+  }
   CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(*provider, profile, version));
-  CredentialSummary s = SummaryOf(provider->spec(), *read.record, *read.facts);
+  CachedSummary entry;
+  CredentialSummary s = SummaryOf(provider->spec(), *read.record, *read.facts,
+                                  now, &entry.changes_at);
   CB_RETURN_IF_ERROR(MarkDefault(s));
-  return s;
+  entry.built_at = now;
+  entry.summary = std::make_shared<const CredentialSummary>(std::move(s));
+  if (mark.has_value()) {
+    entry.mark = *mark;
+    absl::MutexLock lock(&facts_mu_);
+    if (summaries_.size() >= kMaxCachedFacts) summaries_.clear();
+    summaries_[key] = entry;
+  }
+  return entry.summary;
 }
 
 absl::StatusOr<CredentialManager::StoredValues> CredentialManager::GetValues(
@@ -602,6 +660,7 @@ absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
   };
   drop(facts_);
   drop(reads_);
+  drop(summaries_);
   return deleted;
 }
 

@@ -192,6 +192,11 @@ class CredentialManager {
   absl::StatusOr<CredentialSummary> Get(absl::string_view provider,
                                         absl::string_view profile,
                                         int64_t version);
+  // The same answer, shared with other callers: while nothing was committed
+  // and the clock has not reached a point where the summary changes by
+  // itself, every call gets the one built by the first (summaries_).
+  absl::StatusOr<std::shared_ptr<const CredentialSummary>> GetShared(
+      absl::string_view provider, absl::string_view profile, int64_t version);
 
   // The current values, for releasing to an approved agent (and nothing
   // else). Same errors as Get.
@@ -289,10 +294,18 @@ class CredentialManager {
   };
   ValueFacts FactsOf(const Provider& provider, const FieldValues& values) const;
   // The summary: the facts plus what depends on the time (rotation due,
-  // expiry findings, readiness).
+  // expiry findings, readiness). With `changes_at`, also the first instant
+  // after the clock's `now` at which that part of it can change (a whole
+  // day of days_until_rotation or of an expiry, the rotation due time, an
+  // expiry, the start of its "expires soon" warning): the summary holds
+  // for every time in [now, *changes_at).
   CredentialSummary SummaryOf(const ProviderSpec& spec,
                               const CredentialRecord& record,
                               const ValueFacts& facts) const;
+  CredentialSummary SummaryOf(const ProviderSpec& spec,
+                              const CredentialRecord& record,
+                              const ValueFacts& facts, absl::Time now,
+                              absl::Time* changes_at) const;
   // The facts of `record`, opening it only when this exact sealed blob has
   // not been opened before (see facts_).
   absl::StatusOr<std::shared_ptr<const ValueFacts>> StoredFacts(
@@ -348,6 +361,19 @@ class CredentialManager {
     StoredRead read;
   };
   std::map<std::string, CachedRead, std::less<>> reads_ ABSL_GUARDED_BY(facts_mu_);
+  // GetShared's answers, by provider/profile/requested version: used while
+  // the store's change mark is the one taken before the answer was built
+  // (a new version, a delete, a new default profile all commit) and the
+  // clock is within the span the answer holds for (SummaryOf's
+  // changes_at). Same bound as facts_.
+  struct CachedSummary {
+    Store::ChangeMark mark;
+    absl::Time built_at;
+    absl::Time changes_at;
+    std::shared_ptr<const CredentialSummary> summary;
+  };
+  std::map<std::string, CachedSummary, std::less<>> summaries_
+      ABSL_GUARDED_BY(facts_mu_);
 };
 
 // Masked display of every field of `values` per the provider's spec.

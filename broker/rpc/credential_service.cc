@@ -66,10 +66,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
                   [this](const v1::GetCredentialRequest& req,
                          v1::CredentialSummary& resp) -> absl::Status {
                     CB_ASSIGN_OR_RETURN(
-                        CredentialSummary s,
-                        credentials_->Get(req.provider(), req.profile(),
-                                          req.version()));
-                    ToProto(s, &resp);
+                        std::shared_ptr<const CredentialSummary> s,
+                        credentials_->GetShared(req.provider(), req.profile(),
+                                                req.version()));
+                    ToProto(*s, &resp);
                     return absl::OkStatus();
                   });
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -363,6 +364,92 @@ TEST_F(CredentialManagerTest, AnAnswerWithoutAReadStillFollowsTheClock) {
   EXPECT_EQ(counting_->reads, reads);
   EXPECT_EQ(old->readiness, Readiness::kRotationDue);
   EXPECT_LE(old->days_until_rotation, 0);
+}
+
+// GetShared hands every caller the answer the first one built while nothing
+// was committed and the clock has not moved the answer on; it is the same
+// object, not a copy.
+TEST_F(CredentialManagerTest, AnUnchangedAnswerIsSharedUntilACommit) {
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  absl::StatusOr<std::shared_ptr<const CredentialSummary>> first =
+      manager_->GetShared("aws", "", 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<std::shared_ptr<const CredentialSummary>> again =
+      manager_->GetShared("aws", "default", 0);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(first->get(), again->get());
+  EXPECT_TRUE((*again)->is_default);
+
+  // Another profile becomes the default: a commit, and a new answer.
+  ASSERT_TRUE(manager_->Put(Aws("staging")).ok());
+  ASSERT_TRUE(manager_->SetDefaultProfile("aws", "staging").ok());
+  absl::StatusOr<std::shared_ptr<const CredentialSummary>> after =
+      manager_->GetShared("aws", "default", 0);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(first->get(), after->get());
+  EXPECT_FALSE((*after)->is_default);
+  // The version as asked for (here the current one, 1) is its own entry.
+  absl::StatusOr<std::shared_ptr<const CredentialSummary>> v1 =
+      manager_->GetShared("aws", "default", 1);
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ((*v1)->version, 1);
+  EXPECT_FALSE((*v1)->is_default);
+}
+
+// The clock-dependent part of a shared answer (days until rotation, the
+// readiness, an expiry's findings) must be what a manager that has never
+// answered before says, at every moment: stepped across each boundary (a
+// whole day before the rotation due time and before the expiry, the due
+// time, the start of the "expires soon" warning, the expiry) in steps that
+// land on and just around each boundary.
+TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
+  PutCredentialInput github;
+  github.provider = "github";
+  github.values.emplace("token", SecretBytes("github_pat_" + std::string(22, 'A') + "_" +
+                                             std::string(59, 'b')));
+  github.values.emplace("expires_at", SecretBytes("2027-03-01"));
+  ASSERT_TRUE(manager_->Put(std::move(github)).ok());
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  auto summary_line = [](const CredentialSummary& s) {
+    std::string line = absl::StrCat(s.days_until_rotation, " ",
+                                    static_cast<int>(s.readiness));
+    for (const Finding& f : s.findings) absl::StrAppend(&line, " ", f.code, ":", f.message);
+    return line;
+  };
+  const absl::Time start = now_;
+  // From 2027-01-15 08:00 UTC, 100 days reach past AWS's rotation due time
+  // (90 days), the start of the "expires soon" warning (14 days before the
+  // expiry) and the expiry itself (2027-03-01), all on whole hours.
+  int compared = 0;
+  int changes = 0;
+  std::map<std::string, std::string> last;
+  for (absl::Duration t = absl::ZeroDuration(); t < absl::Hours(24 * 100);
+       t += absl::Hours(1)) {
+    for (absl::Duration nudge : {-absl::Nanoseconds(1) / 4, absl::ZeroDuration(),
+                                 absl::Nanoseconds(1) / 4}) {
+      // Every boundary is on a whole hour: each is hit, and so are the
+      // instants just before and after it.
+      now_ = start + t + nudge;
+      CredentialManager fresh(store_.get(), sealer_.get(), &ProviderRegistry::Default(),
+                              [this] { return now_; });
+      for (const char* provider : {"aws", "github"}) {
+        absl::StatusOr<std::shared_ptr<const CredentialSummary>> shared =
+            manager_->GetShared(provider, "", 0);
+        absl::StatusOr<CredentialSummary> expected = fresh.Get(provider, "", 0);
+        ASSERT_TRUE(shared.ok()) << shared.status();
+        ASSERT_TRUE(expected.ok()) << expected.status();
+        const std::string got = summary_line(**shared);
+        ASSERT_EQ(got, summary_line(*expected))
+            << provider << " at " << absl::FormatTime(now_);
+        if (last[provider] != got) ++changes;
+        last[provider] = got;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_EQ(compared, 100 * 24 * 3 * 2);
+  // Each credential's answer changed every day and at each threshold.
+  EXPECT_GT(changes, 2 * 100);
 }
 
 TEST_F(CredentialManagerTest, ARowChangedAfterItWasReadIsOpenedAgain) {
