@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/convert.h"
@@ -58,20 +61,51 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
       });
 }
 
+absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
+    const v1::GetCredentialRequest& req) {
+  CB_ASSIGN_OR_RETURN(
+      std::shared_ptr<const CredentialSummary> s,
+      credentials_->GetShared(req.provider(), req.profile(), req.version()));
+  std::string key = absl::StrCat(req.provider(), absl::string_view("\0", 1),
+                                 req.profile(), absl::string_view("\0", 1),
+                                 req.version());
+  {
+    absl::MutexLock lock(&answers_mu_);
+    auto it = answers_.find(key);
+    if (it != answers_.end() && it->second.source == s) return it->second.bytes;
+  }
+  v1::CredentialSummary message;
+  ToProto(*s, &message);
+  grpc::Slice bytes(message.SerializeAsString());
+  absl::MutexLock lock(&answers_mu_);
+  if (answers_.size() >= kMaxAnswers) answers_.clear();
+  answers_[std::move(key)] = Answer{std::move(s), bytes};
+  return bytes;
+}
+
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
-    grpc::CallbackServerContext* context, const v1::GetCredentialRequest* request,
-    v1::CredentialSummary* response) {
-  return RunUnaryInline(context, request, response, env_, Role::kApprover,
-                        "GetCredential",
-                  [this](const v1::GetCredentialRequest& req,
-                         v1::CredentialSummary& resp) -> absl::Status {
-                    CB_ASSIGN_OR_RETURN(
-                        std::shared_ptr<const CredentialSummary> s,
-                        credentials_->GetShared(req.provider(), req.profile(),
-                                                req.version()));
-                    ToProto(*s, &resp);
-                    return absl::OkStatus();
-                  });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!AuthorizeUnary(env_, context, reactor, Role::kApprover, "GetCredential")) {
+    return reactor;
+  }
+  v1::GetCredentialRequest req;
+  grpc::ByteBuffer in(*request);  // Shares the slices.
+  grpc::ProtoBufferReader reader(&in);
+  if (!req.ParseFromZeroCopyStream(&reader)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "the request is not a credbroker.v1.GetCredentialRequest"));
+    return reactor;
+  }
+  absl::StatusOr<grpc::Slice> answer = GetCredentialAnswer(req);
+  if (!answer.ok()) {
+    reactor->Finish(ToGrpcStatus(answer.status()));
+    return reactor;
+  }
+  *response = grpc::ByteBuffer(&*answer, 1);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(

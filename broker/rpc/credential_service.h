@@ -3,6 +3,15 @@
 #ifndef CREDBROKER_BROKER_RPC_CREDENTIAL_SERVICE_H_
 #define CREDBROKER_BROKER_RPC_CREDENTIAL_SERVICE_H_
 
+#include <map>
+#include <memory>
+#include <string>
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
@@ -13,13 +22,17 @@
 
 namespace credbroker {
 
-class CredentialServiceImpl final : public v1::CredentialService::CallbackService {
+// GetCredential is served raw (its answer's bytes are kept, see answers_);
+// every other method, typed.
+using CredentialServiceBase = v1::CredentialService::WithRawCallbackMethod_GetCredential<
+    v1::CredentialService::CallbackService>;
+
+class CredentialServiceImpl final : public CredentialServiceBase {
  public:
   // `credentials` and everything in `env` must outlive the service.
   CredentialServiceImpl(CredentialManager* credentials, RequestManager* requests,
                         RpcEnv env)
       : credentials_(credentials), requests_(requests), env_(env) {
-    SetMessageAllocatorFor_GetCredential(&get_allocator_);
     SetMessageAllocatorFor_ValidateCredential(&validate_allocator_);
     SetMessageAllocatorFor_ListCredentials(&list_allocator_);
   }
@@ -30,9 +43,11 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
   grpc::ServerUnaryReactor* ListCredentials(
       grpc::CallbackServerContext* context, const v1::ListCredentialsRequest* request,
       v1::ListCredentialsResponse* response) override;
+  // credbroker.v1.GetCredentialRequest in, credbroker.v1.CredentialSummary
+  // out, as the .proto says; the bytes are handled here.
   grpc::ServerUnaryReactor* GetCredential(grpc::CallbackServerContext* context,
-                                          const v1::GetCredentialRequest* request,
-                                          v1::CredentialSummary* response) override;
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* PutCredential(grpc::CallbackServerContext* context,
                                           const v1::PutCredentialRequest* request,
                                           v1::PutCredentialResponse* response) override;
@@ -95,9 +110,20 @@ class CredentialServiceImpl final : public v1::CredentialService::CallbackServic
   CredentialManager* credentials_;
   RequestManager* requests_;
   RpcEnv env_;
-  // Small enough that the whole holder comes from malloc's per-thread cache
-  // (up to 1032 bytes); a summary of a few fields fits in it.
-  ResponseArenaAllocator<v1::GetCredentialRequest, v1::CredentialSummary, 896> get_allocator_;
+  // The serialized answer to GetCredential, by request (provider, profile,
+  // version as asked), for the summary it was made from: while
+  // CredentialManager::GetShared hands out the same summary, its bytes are
+  // sent again without building or serializing a message (the slice is
+  // shared, not copied). Holding the summary keeps its address from being
+  // reused by another. Bounded: emptied when it reaches kMaxAnswers.
+  struct Answer {
+    std::shared_ptr<const CredentialSummary> source;
+    grpc::Slice bytes;
+  };
+  static constexpr size_t kMaxAnswers = 4096;
+  absl::StatusOr<grpc::Slice> GetCredentialAnswer(const v1::GetCredentialRequest& req);
+  absl::Mutex answers_mu_;
+  std::map<std::string, Answer> answers_ ABSL_GUARDED_BY(answers_mu_);
   ResponseArenaAllocator<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>
       validate_allocator_;
   // A page of 100 summaries is about 19 KB on the wire.

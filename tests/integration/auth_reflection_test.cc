@@ -1,13 +1,16 @@
 // Authentication and roles, health and server reflection on the real
 // credbrokerd, through generated stubs (no client library). The reflection
 // stubs come from Debian's reflection.proto, compiled for this test only.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
@@ -122,6 +125,61 @@ TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
   auto as_agent = broker_->ClientWithToken(agent);
   EXPECT_EQ(as_agent->ListProviders().status().code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+// GetCredential handles its own bytes (broker/rpc/credential_service.h):
+// bytes that are not a GetCredentialRequest are INVALID_ARGUMENT, once the
+// caller is known; a well-formed request sent as bytes is answered with a
+// CredentialSummary, as from the generated stub.
+TEST_F(AuthReflectionTest, GetCredentialReadsItsRequestBytesItself) {
+  v1::PutCredentialRequest put;
+  put.set_provider("aws");
+  (*put.mutable_values())["access_key_id"] = kAwsExampleKeyId;
+  (*put.mutable_values())["secret_access_key"] = kAwsExampleSecret;
+  ASSERT_TRUE(client_->PutCredential(put).ok());
+
+  grpc::GenericStub generic(channel_);
+  auto call = [&](const std::string& authorization, const std::string& bytes,
+                  grpc::ByteBuffer* out) {
+    auto ctx = Context(authorization);
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer in(&slice, 1);
+    grpc::Status status;
+    absl::Notification done;
+    generic.UnaryCall(ctx.get(), "/credbroker.v1.CredentialService/GetCredential",
+                      grpc::StubOptions(), &in, out, [&](grpc::Status s) {
+                        status = std::move(s);
+                        done.Notify();
+                      });
+    done.WaitForNotification();
+    return status;
+  };
+  const std::string approver = "Bearer " + broker_->approver_token();
+  // A field 1 (provider) whose length runs past the end.
+  const std::string garbage("\x0a\x7f" "aws", 5);
+  grpc::ByteBuffer out;
+  EXPECT_EQ(call("", garbage, &out).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status refused = call(approver, garbage, &out);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "GetCredentialRequest"))
+      << refused.error_message();
+
+  v1::GetCredentialRequest req;
+  req.set_provider("aws");
+  grpc::Status ok = call(approver, req.SerializeAsString(), &out);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(out.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  v1::CredentialSummary summary;
+  ASSERT_TRUE(summary.ParseFromString(bytes));
+  EXPECT_EQ(summary.provider(), "aws");
+  EXPECT_EQ(summary.profile(), "default");
+  EXPECT_EQ(summary.version(), 1);
+  EXPECT_FALSE(absl::StrContains(bytes, kAwsExampleSecret));
 }
 
 TEST_F(AuthReflectionTest, FlowServicesCheckRolesFirst) {
