@@ -661,6 +661,7 @@ absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
   drop(facts_);
   drop(reads_);
   drop(summaries_);
+  drop(validations_);
   return deleted;
 }
 
@@ -678,25 +679,8 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   result.required_permissions = spec.required_permissions;
   result.manual_checks = spec.troubleshooting;
   if (values.empty() && file_contents.empty()) {
-    CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(*provider, profile, 0));
-    CredentialSummary s = SummaryOf(spec, *read.record, *read.facts);
-    result.readiness = s.readiness;
-    result.findings = std::move(s.findings);
-    result.missing_fields = std::move(s.missing_fields);
-    result.fields = std::move(s.fields);
-    // Reported even when another state (EXPIRED) takes precedence.
-    if (clock_() >= s.rotation_due_at) {
-      result.findings.push_back(
-          {"", Severity::kWarning, "rotation_due",
-           absl::StrCat("this credential is older than its rotation period (",
-                        absl::FormatDuration(s.rotation_due_at - s.updated_at),
-                        ")"),
-           absl::StrCat("create a new key in the provider's console, store it "
-                        "with `credctl set ",
-                        spec.id, "`, then disable the old key")});
-    }
-    result.valid = !HasErrors(result.findings) && result.missing_fields.empty();
-    return result;
+    CB_ASSIGN_OR_RETURN(StoredValidation stored, ValidateStored(provider_id, profile));
+    return *stored.result;
   }
   absl::StatusOr<NormalizeResult> normalized =
       provider->Normalize(std::move(values), file_contents.Reveal());
@@ -726,6 +710,49 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   result.readiness = ReadinessOf(result.missing_fields, result.findings, false);
   result.valid = !HasErrors(result.findings) && result.missing_fields.empty();
   return result;
+}
+
+absl::StatusOr<CredentialManager::StoredValidation>
+CredentialManager::ValidateStored(absl::string_view provider_id,
+                                  absl::string_view profile_in) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  const ProviderSpec& spec = provider->spec();
+  CB_ASSIGN_OR_RETURN(std::string profile, ResolveProfile(spec.id, profile_in));
+  StoredValidation out;
+  CB_ASSIGN_OR_RETURN(out.summary, GetShared(spec.id, profile, 0));
+  const std::string key = FactsPrefix(spec.id, profile);
+  {
+    absl::MutexLock lock(&facts_mu_);
+    auto it = validations_.find(key);
+    if (it != validations_.end() && it->second.summary == out.summary) return it->second;
+  }
+  const CredentialSummary& s = *out.summary;
+  auto result = std::make_shared<ValidateResult>();
+  result->profile = profile;
+  result->required_permissions = spec.required_permissions;
+  result->manual_checks = spec.troubleshooting;
+  result->readiness = s.readiness;
+  result->findings = s.findings;
+  result->missing_fields = s.missing_fields;
+  result->fields = s.fields;
+  // Reported even when another state (EXPIRED) takes precedence. Whether
+  // the due time has passed is the same for every moment the summary holds
+  // for (its span ends at the due time).
+  if (clock_() >= s.rotation_due_at) {
+    result->findings.push_back(
+        {"", Severity::kWarning, "rotation_due",
+         absl::StrCat("this credential is older than its rotation period (",
+                      absl::FormatDuration(s.rotation_due_at - s.updated_at), ")"),
+         absl::StrCat("create a new key in the provider's console, store it "
+                      "with `credctl set ",
+                      spec.id, "`, then disable the old key")});
+  }
+  result->valid = !HasErrors(result->findings) && result->missing_fields.empty();
+  out.result = std::move(result);
+  absl::MutexLock lock(&facts_mu_);
+  if (validations_.size() >= kMaxCachedFacts) validations_.clear();
+  validations_[key] = out;
+  return out;
 }
 
 absl::StatusOr<std::vector<Requirement>> CredentialManager::ResolveRequirements(

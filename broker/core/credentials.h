@@ -225,6 +225,15 @@ class CredentialManager {
                                           absl::string_view profile,
                                           FieldValues values,
                                           const SecretBytes& file_contents);
+  // Validate of the stored credential, shared as GetShared's answers are:
+  // the same object while GetShared hands out the same summary (with
+  // `summary`, that one), which it is made from.
+  struct StoredValidation {
+    std::shared_ptr<const CredentialSummary> summary;
+    std::shared_ptr<const ValidateResult> result;
+  };
+  absl::StatusOr<StoredValidation> ValidateStored(absl::string_view provider,
+                                                  absl::string_view profile);
 
   // For each target (a provider id or a deploy target in words), the
   // credential it needs and whether it is ready. The profile of each is
@@ -373,6 +382,10 @@ class CredentialManager {
     std::shared_ptr<const CredentialSummary> summary;
   };
   std::map<std::string, CachedSummary, std::less<>> summaries_
+      ABSL_GUARDED_BY(facts_mu_);
+  // ValidateStored's answers, by provider/profile, with the summary each
+  // was made from (held, so that its address is not another's). Same bound.
+  std::map<std::string, StoredValidation, std::less<>> validations_
       ABSL_GUARDED_BY(facts_mu_);
 };
 

@@ -23,6 +23,40 @@ Request& Mutable(const Request& request) {
   return const_cast<Request&>(request);
 }
 
+std::string AnswerKey(absl::string_view call, absl::string_view provider,
+                      absl::string_view profile, int64_t version) {
+  const absl::string_view nul("\0", 1);
+  return absl::StrCat(call, nul, provider, nul, profile, nul, version);
+}
+
+// Parses a raw request (GetCredential, ValidateCredential) after its caller
+// was authorized; false when the bytes are not a `Request`.
+template <typename Request>
+bool ParseRequest(const grpc::ByteBuffer& bytes, Request* out) {
+  grpc::ByteBuffer in(bytes);  // Shares the slices.
+  grpc::ProtoBufferReader reader(&in);
+  return out->ParseFromZeroCopyStream(&reader);
+}
+
+template <typename Request>
+grpc::Status NotARequest() {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      absl::StrCat("the request is not a ",
+                                   Request::descriptor()->full_name()));
+}
+
+void FillValidateResponse(const ValidateResult& result,
+                          v1::ValidateCredentialResponse* resp) {
+  resp->set_valid(result.valid);
+  resp->set_readiness(ToProto(result.readiness));
+  for (const auto& f : result.findings) ToProto(f, resp->add_findings());
+  for (const auto& f : result.missing_fields) resp->add_missing_fields(f);
+  for (const auto& p : result.required_permissions) resp->add_required_permissions(p);
+  for (const auto& f : result.fields) ToProto(f, resp->add_fields());
+  for (const auto& c : result.manual_checks) resp->add_manual_checks(c);
+  resp->set_profile(result.profile);
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListProviders(
@@ -61,26 +95,47 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
       });
 }
 
+template <typename Serialize>
+grpc::Slice CredentialServiceImpl::KeptAnswer(std::string key,
+                                              std::shared_ptr<const void> source,
+                                              Serialize serialize) {
+  {
+    absl::MutexLock lock(&answers_mu_);
+    auto it = answers_.find(key);
+    if (it != answers_.end() && it->second.source == source) return it->second.bytes;
+  }
+  grpc::Slice bytes(serialize());
+  absl::MutexLock lock(&answers_mu_);
+  if (answers_.size() >= kMaxAnswers) answers_.clear();
+  answers_[std::move(key)] = Answer{std::move(source), bytes};
+  return bytes;
+}
+
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
     const v1::GetCredentialRequest& req) {
   CB_ASSIGN_OR_RETURN(
       std::shared_ptr<const CredentialSummary> s,
       credentials_->GetShared(req.provider(), req.profile(), req.version()));
-  std::string key = absl::StrCat(req.provider(), absl::string_view("\0", 1),
-                                 req.profile(), absl::string_view("\0", 1),
-                                 req.version());
-  {
-    absl::MutexLock lock(&answers_mu_);
-    auto it = answers_.find(key);
-    if (it != answers_.end() && it->second.source == s) return it->second.bytes;
-  }
-  v1::CredentialSummary message;
-  ToProto(*s, &message);
-  grpc::Slice bytes(message.SerializeAsString());
-  absl::MutexLock lock(&answers_mu_);
-  if (answers_.size() >= kMaxAnswers) answers_.clear();
-  answers_[std::move(key)] = Answer{std::move(s), bytes};
-  return bytes;
+  const CredentialSummary& summary = *s;
+  return KeptAnswer(AnswerKey("get", req.provider(), req.profile(), req.version()),
+                    std::move(s), [&summary] {
+                      v1::CredentialSummary message;
+                      ToProto(summary, &message);
+                      return message.SerializeAsString();
+                    });
+}
+
+absl::StatusOr<grpc::Slice> CredentialServiceImpl::StoredValidationAnswer(
+    const v1::ValidateCredentialRequest& req) {
+  CB_ASSIGN_OR_RETURN(CredentialManager::StoredValidation v,
+                      credentials_->ValidateStored(req.provider(), req.profile()));
+  const ValidateResult& result = *v.result;
+  return KeptAnswer(AnswerKey("validate", req.provider(), req.profile(), 0),
+                    std::move(v.result), [&result] {
+                      v1::ValidateCredentialResponse message;
+                      FillValidateResponse(result, &message);
+                      return message.SerializeAsString();
+                    });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
@@ -91,11 +146,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
     return reactor;
   }
   v1::GetCredentialRequest req;
-  grpc::ByteBuffer in(*request);  // Shares the slices.
-  grpc::ProtoBufferReader reader(&in);
-  if (!req.ParseFromZeroCopyStream(&reader)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "the request is not a credbroker.v1.GetCredentialRequest"));
+  if (!ParseRequest(*request, &req)) {
+    reactor->Finish(NotARequest<v1::GetCredentialRequest>());
     return reactor;
   }
   absl::StatusOr<grpc::Slice> answer = GetCredentialAnswer(req);
@@ -180,32 +232,43 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::DeleteCredential(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
-    grpc::CallbackServerContext* context, const v1::ValidateCredentialRequest* request,
-    v1::ValidateCredentialResponse* response) {
-  return RunUnaryInline(
-      context, request, response, env_, Role::kApprover, "ValidateCredential",
-      [this](const v1::ValidateCredentialRequest& req,
-             v1::ValidateCredentialResponse& resp) -> absl::Status {
-        v1::ValidateCredentialRequest& m = Mutable(req);
-        FieldValues values = TakeValues(m.mutable_values());
-        SecretBytes file = TakeString(m.mutable_from_file());
-        CB_ASSIGN_OR_RETURN(ValidateResult result,
-                            credentials_->Validate(req.provider(), req.profile(),
-                                                   std::move(values), file));
-        resp.set_valid(result.valid);
-        resp.set_readiness(ToProto(result.readiness));
-        for (const auto& f : result.findings) ToProto(f, resp.add_findings());
-        // Moved, not copied: the permissions and checks are most of the
-        // answer's bytes.
-        for (auto& f : result.missing_fields) resp.add_missing_fields(std::move(f));
-        for (auto& p : result.required_permissions) {
-          resp.add_required_permissions(std::move(p));
-        }
-        for (const auto& f : result.fields) ToProto(f, resp.add_fields());
-        for (auto& c : result.manual_checks) resp.add_manual_checks(std::move(c));
-        resp.set_profile(std::move(result.profile));
-        return absl::OkStatus();
-      });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!AuthorizeUnary(env_, context, reactor, Role::kApprover, "ValidateCredential")) {
+    return reactor;
+  }
+  // Candidate values may be secrets: they are moved into wiped memory and
+  // the message's copies cleared, as for every typed request.
+  v1::ValidateCredentialRequest req;
+  if (!ParseRequest(*request, &req)) {
+    reactor->Finish(NotARequest<v1::ValidateCredentialRequest>());
+    return reactor;
+  }
+  if (req.values().empty() && req.from_file().empty()) {
+    absl::StatusOr<grpc::Slice> answer = StoredValidationAnswer(req);
+    if (!answer.ok()) {
+      reactor->Finish(ToGrpcStatus(answer.status()));
+      return reactor;
+    }
+    *response = grpc::ByteBuffer(&*answer, 1);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  FieldValues values = TakeValues(req.mutable_values());
+  SecretBytes file = TakeString(req.mutable_from_file());
+  absl::StatusOr<ValidateResult> result =
+      credentials_->Validate(req.provider(), req.profile(), std::move(values), file);
+  if (!result.ok()) {
+    reactor->Finish(ToGrpcStatus(result.status()));
+    return reactor;
+  }
+  v1::ValidateCredentialResponse resp;
+  FillValidateResponse(*result, &resp);
+  bool own = false;
+  reactor->Finish(
+      grpc::SerializationTraits<v1::ValidateCredentialResponse>::Serialize(resp, response, &own));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ResolveRequirements(

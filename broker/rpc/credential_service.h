@@ -22,10 +22,11 @@
 
 namespace credbroker {
 
-// GetCredential is served raw (its answer's bytes are kept, see answers_);
-// every other method, typed.
+// GetCredential and ValidateCredential are served raw (their answers'
+// bytes are kept, see answers_); every other method, typed.
 using CredentialServiceBase = v1::CredentialService::WithRawCallbackMethod_GetCredential<
-    v1::CredentialService::CallbackService>;
+    v1::CredentialService::WithRawCallbackMethod_ValidateCredential<
+        v1::CredentialService::CallbackService>>;
 
 class CredentialServiceImpl final : public CredentialServiceBase {
  public:
@@ -33,7 +34,6 @@ class CredentialServiceImpl final : public CredentialServiceBase {
   CredentialServiceImpl(CredentialManager* credentials, RequestManager* requests,
                         RpcEnv env)
       : credentials_(credentials), requests_(requests), env_(env) {
-    SetMessageAllocatorFor_ValidateCredential(&validate_allocator_);
     SetMessageAllocatorFor_ListCredentials(&list_allocator_);
   }
 
@@ -54,9 +54,11 @@ class CredentialServiceImpl final : public CredentialServiceBase {
   grpc::ServerUnaryReactor* DeleteCredential(
       grpc::CallbackServerContext* context, const v1::DeleteCredentialRequest* request,
       v1::DeleteCredentialResponse* response) override;
-  grpc::ServerUnaryReactor* ValidateCredential(
-      grpc::CallbackServerContext* context, const v1::ValidateCredentialRequest* request,
-      v1::ValidateCredentialResponse* response) override;
+  // credbroker.v1.ValidateCredentialRequest in, ValidateCredentialResponse
+  // out.
+  grpc::ServerUnaryReactor* ValidateCredential(grpc::CallbackServerContext* context,
+                                               const grpc::ByteBuffer* request,
+                                               grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ResolveRequirements(
       grpc::CallbackServerContext* context,
       const v1::ResolveRequirementsRequest* request,
@@ -110,22 +112,28 @@ class CredentialServiceImpl final : public CredentialServiceBase {
   CredentialManager* credentials_;
   RequestManager* requests_;
   RpcEnv env_;
-  // The serialized answer to GetCredential, by request (provider, profile,
-  // version as asked), for the summary it was made from: while
-  // CredentialManager::GetShared hands out the same summary, its bytes are
-  // sent again without building or serializing a message (the slice is
-  // shared, not copied). Holding the summary keeps its address from being
-  // reused by another. Bounded: emptied when it reaches kMaxAnswers.
+  // The serialized answers to GetCredential and to ValidateCredential of
+  // what is stored, by request ("get" or "validate", provider, profile and
+  // version as asked), with what each was made from: while
+  // CredentialManager::GetShared (ValidateStored) hands out the same
+  // object, its bytes are sent again without building or serializing a
+  // message (the slice is shared, not copied). Holding the source keeps its
+  // address from being another's. Bounded: emptied at kMaxAnswers.
   struct Answer {
-    std::shared_ptr<const CredentialSummary> source;
+    std::shared_ptr<const void> source;
     grpc::Slice bytes;
   };
   static constexpr size_t kMaxAnswers = 4096;
+  // The kept bytes of `key` when made from `source`, else `serialize()`'s,
+  // kept.
+  template <typename Serialize>
+  grpc::Slice KeptAnswer(std::string key, std::shared_ptr<const void> source,
+                         Serialize serialize);
   absl::StatusOr<grpc::Slice> GetCredentialAnswer(const v1::GetCredentialRequest& req);
+  absl::StatusOr<grpc::Slice> StoredValidationAnswer(
+      const v1::ValidateCredentialRequest& req);
   absl::Mutex answers_mu_;
   std::map<std::string, Answer> answers_ ABSL_GUARDED_BY(answers_mu_);
-  ResponseArenaAllocator<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>
-      validate_allocator_;
   // A page of 100 summaries is about 19 KB on the wire.
   ResponseArenaAllocator<v1::ListCredentialsRequest, v1::ListCredentialsResponse, 32 * 1024>
       list_allocator_;

@@ -368,7 +368,7 @@ TEST_F(CredentialManagerTest, AnAnswerWithoutAReadStillFollowsTheClock) {
 
 // GetShared hands every caller the answer the first one built while nothing
 // was committed and the clock has not moved the answer on; it is the same
-// object, not a copy.
+// object, not a copy. So does ValidateStored, for as long as its summary.
 TEST_F(CredentialManagerTest, AnUnchangedAnswerIsSharedUntilACommit) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
   absl::StatusOr<std::shared_ptr<const CredentialSummary>> first =
@@ -379,6 +379,15 @@ TEST_F(CredentialManagerTest, AnUnchangedAnswerIsSharedUntilACommit) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(first->get(), again->get());
   EXPECT_TRUE((*again)->is_default);
+  absl::StatusOr<CredentialManager::StoredValidation> checked =
+      manager_->ValidateStored("aws", "");
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  EXPECT_EQ(checked->summary.get(), first->get());
+  absl::StatusOr<CredentialManager::StoredValidation> rechecked =
+      manager_->ValidateStored("aws", "default");
+  ASSERT_TRUE(rechecked.ok()) << rechecked.status();
+  EXPECT_EQ(rechecked->result.get(), checked->result.get());
+  EXPECT_TRUE(checked->result->valid);
 
   // Another profile becomes the default: a commit, and a new answer.
   ASSERT_TRUE(manager_->Put(Aws("staging")).ok());
@@ -388,6 +397,10 @@ TEST_F(CredentialManagerTest, AnUnchangedAnswerIsSharedUntilACommit) {
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_NE(first->get(), after->get());
   EXPECT_FALSE((*after)->is_default);
+  absl::StatusOr<CredentialManager::StoredValidation> after_check =
+      manager_->ValidateStored("aws", "default");
+  ASSERT_TRUE(after_check.ok()) << after_check.status();
+  EXPECT_NE(after_check->result.get(), checked->result.get());
   // The version as asked for (here the current one, 1) is its own entry.
   absl::StatusOr<std::shared_ptr<const CredentialSummary>> v1 =
       manager_->GetShared("aws", "default", 1);
@@ -416,6 +429,13 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
     for (const Finding& f : s.findings) absl::StrAppend(&line, " ", f.code, ":", f.message);
     return line;
   };
+  auto validation_line = [](const ValidateResult& v) {
+    std::string line = absl::StrCat(v.valid, " ", static_cast<int>(v.readiness), " ",
+                                    v.required_permissions.size(), " ",
+                                    v.manual_checks.size());
+    for (const Finding& f : v.findings) absl::StrAppend(&line, " ", f.code, ":", f.message);
+    return line;
+  };
   const absl::Time start = now_;
   // From 2027-01-15 08:00 UTC, 100 days reach past AWS's rotation due time
   // (90 days), the start of the "expires soon" warning (14 days before the
@@ -440,6 +460,15 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
         ASSERT_TRUE(expected.ok()) << expected.status();
         const std::string got = summary_line(**shared);
         ASSERT_EQ(got, summary_line(*expected))
+            << provider << " at " << absl::FormatTime(now_);
+        // And the diagnosis of what is stored, shared the same way.
+        absl::StatusOr<ValidateResult> diagnosed =
+            manager_->Validate(provider, "", {}, SecretBytes());
+        absl::StatusOr<ValidateResult> fresh_diagnosis =
+            fresh.Validate(provider, "", {}, SecretBytes());
+        ASSERT_TRUE(diagnosed.ok()) << diagnosed.status();
+        ASSERT_TRUE(fresh_diagnosis.ok()) << fresh_diagnosis.status();
+        ASSERT_EQ(validation_line(*diagnosed), validation_line(*fresh_diagnosis))
             << provider << " at " << absl::FormatTime(now_);
         if (last[provider] != got) ++changes;
         last[provider] = got;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -127,11 +128,11 @@ TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
             absl::StatusCode::kPermissionDenied);
 }
 
-// GetCredential handles its own bytes (broker/rpc/credential_service.h):
-// bytes that are not a GetCredentialRequest are INVALID_ARGUMENT, once the
-// caller is known; a well-formed request sent as bytes is answered with a
-// CredentialSummary, as from the generated stub.
-TEST_F(AuthReflectionTest, GetCredentialReadsItsRequestBytesItself) {
+// GetCredential and ValidateCredential handle their own bytes
+// (broker/rpc/credential_service.h): bytes that are not their request are
+// INVALID_ARGUMENT, once the caller is known; well-formed requests sent as
+// bytes are answered as from the generated stub.
+TEST_F(AuthReflectionTest, GetAndValidateReadTheirRequestBytesThemselves) {
   v1::PutCredentialRequest put;
   put.set_provider("aws");
   (*put.mutable_values())["access_key_id"] = kAwsExampleKeyId;
@@ -139,47 +140,78 @@ TEST_F(AuthReflectionTest, GetCredentialReadsItsRequestBytesItself) {
   ASSERT_TRUE(client_->PutCredential(put).ok());
 
   grpc::GenericStub generic(channel_);
-  auto call = [&](const std::string& authorization, const std::string& bytes,
-                  grpc::ByteBuffer* out) {
+  // Returns the status; the answer's bytes in `out`.
+  auto call = [&](const std::string& method, const std::string& authorization,
+                  const std::string& bytes, std::string* out) {
     auto ctx = Context(authorization);
     grpc::Slice slice(bytes);
     grpc::ByteBuffer in(&slice, 1);
+    grpc::ByteBuffer answer;
     grpc::Status status;
     absl::Notification done;
-    generic.UnaryCall(ctx.get(), "/credbroker.v1.CredentialService/GetCredential",
-                      grpc::StubOptions(), &in, out, [&](grpc::Status s) {
+    generic.UnaryCall(ctx.get(), "/credbroker.v1.CredentialService/" + method,
+                      grpc::StubOptions(), &in, &answer, [&](grpc::Status s) {
                         status = std::move(s);
                         done.Notify();
                       });
     done.WaitForNotification();
+    out->clear();
+    std::vector<grpc::Slice> slices;
+    if (status.ok() && answer.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) {
+        out->append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
     return status;
   };
   const std::string approver = "Bearer " + broker_->approver_token();
   // A field 1 (provider) whose length runs past the end.
   const std::string garbage("\x0a\x7f" "aws", 5);
-  grpc::ByteBuffer out;
-  EXPECT_EQ(call("", garbage, &out).error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  grpc::Status refused = call(approver, garbage, &out);
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_TRUE(absl::StrContains(refused.error_message(), "GetCredentialRequest"))
-      << refused.error_message();
-
-  v1::GetCredentialRequest req;
-  req.set_provider("aws");
-  grpc::Status ok = call(approver, req.SerializeAsString(), &out);
-  ASSERT_TRUE(ok.ok()) << ok.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(out.Dump(&slices).ok());
   std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const char* method : {"GetCredential", "ValidateCredential"}) {
+    EXPECT_EQ(call(method, "", garbage, &bytes).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    grpc::Status refused = call(method, approver, garbage, &bytes);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_TRUE(absl::StrContains(refused.error_message(),
+                                  absl::StrCat("credbroker.v1.", method, "Request")))
+        << refused.error_message();
   }
+
+  v1::GetCredentialRequest get;
+  get.set_provider("aws");
+  grpc::Status ok = call("GetCredential", approver, get.SerializeAsString(), &bytes);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
   v1::CredentialSummary summary;
   ASSERT_TRUE(summary.ParseFromString(bytes));
   EXPECT_EQ(summary.provider(), "aws");
   EXPECT_EQ(summary.profile(), "default");
   EXPECT_EQ(summary.version(), 1);
   EXPECT_FALSE(absl::StrContains(bytes, kAwsExampleSecret));
+
+  // What is stored, twice (the second from the kept bytes), then candidates.
+  v1::ValidateCredentialRequest stored;
+  stored.set_provider("aws");
+  for (int i = 0; i < 2; ++i) {
+    ok = call("ValidateCredential", approver, stored.SerializeAsString(), &bytes);
+    ASSERT_TRUE(ok.ok()) << ok.error_message();
+    v1::ValidateCredentialResponse diagnosis;
+    ASSERT_TRUE(diagnosis.ParseFromString(bytes));
+    EXPECT_TRUE(diagnosis.valid());
+    EXPECT_EQ(diagnosis.profile(), "default");
+    EXPECT_FALSE(diagnosis.required_permissions().empty());
+    EXPECT_FALSE(diagnosis.manual_checks().empty());
+    EXPECT_FALSE(absl::StrContains(bytes, kAwsExampleSecret));
+  }
+  v1::ValidateCredentialRequest candidate;
+  candidate.set_provider("aws");
+  (*candidate.mutable_values())["access_key_id"] = "not-a-key-id";
+  ok = call("ValidateCredential", approver, candidate.SerializeAsString(), &bytes);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  v1::ValidateCredentialResponse diagnosis;
+  ASSERT_TRUE(diagnosis.ParseFromString(bytes));
+  EXPECT_FALSE(diagnosis.valid());
+  EXPECT_FALSE(diagnosis.findings().empty());
 }
 
 TEST_F(AuthReflectionTest, FlowServicesCheckRolesFirst) {
