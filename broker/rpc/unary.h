@@ -76,24 +76,6 @@ grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-// RunUnary for calls that never wait for a disk write: offline checks and
-// reads through the store's read connection, which a writer syncing to disk
-// does not hold up. `body` runs on the gRPC thread that received the call,
-// which saves the hand-off to the executor and back (about a third of a
-// GetCredential's latency at one caller; see docs/BENCHMARKS.md). Anything
-// that writes (audit events included) uses RunUnary.
-template <typename Request, typename Response, typename Body>
-grpc::ServerUnaryReactor* RunUnaryInline(grpc::CallbackServerContext* context,
-                                         const Request* request,
-                                         Response* response, const RpcEnv& env,
-                                         Role role, absl::string_view rpc,
-                                         Body body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!AuthorizeUnary(env, context, reactor, role, rpc)) return reactor;
-  reactor->Finish(ToGrpcStatus(body(*request, *response)));
-  return reactor;
-}
-
 }  // namespace credbroker
 
 #endif  // CREDBROKER_BROKER_RPC_UNARY_H_
