@@ -38,11 +38,31 @@ bool ParseRequest(const grpc::ByteBuffer& bytes, Request* out) {
   return out->ParseFromZeroCopyStream(&reader);
 }
 
+// The start of a raw unary call: the caller authorized for `rpc`, then
+// `request`'s bytes parsed into `out`. False when the call was finished
+// instead (refused, or bytes that are not a `Request`: INVALID_ARGUMENT).
 template <typename Request>
-grpc::Status NotARequest() {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                      absl::StrCat("the request is not a ",
-                                   Request::descriptor()->full_name()));
+bool StartRawCall(const RpcEnv& env, grpc::CallbackServerContext* context,
+                  grpc::ServerUnaryReactor* reactor, absl::string_view rpc,
+                  const grpc::ByteBuffer& request, Request* out) {
+  if (!AuthorizeUnary(env, context, reactor, Role::kApprover, rpc)) return false;
+  if (ParseRequest(request, out)) return true;
+  reactor->Finish(grpc::Status(
+      grpc::StatusCode::INVALID_ARGUMENT,
+      absl::StrCat("the request is not a ", Request::descriptor()->full_name())));
+  return false;
+}
+
+// Finishes a raw unary call with kept answer bytes, or the error.
+void FinishWithAnswer(grpc::ServerUnaryReactor* reactor,
+                      const absl::StatusOr<grpc::Slice>& answer,
+                      grpc::ByteBuffer* response) {
+  if (!answer.ok()) {
+    reactor->Finish(ToGrpcStatus(answer.status()));
+    return;
+  }
+  *response = grpc::ByteBuffer(&*answer, 1);
+  reactor->Finish(grpc::Status::OK);
 }
 
 void FillValidateResponse(const ValidateResult& result,
@@ -142,21 +162,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!AuthorizeUnary(env_, context, reactor, Role::kApprover, "GetCredential")) {
-    return reactor;
-  }
   v1::GetCredentialRequest req;
-  if (!ParseRequest(*request, &req)) {
-    reactor->Finish(NotARequest<v1::GetCredentialRequest>());
-    return reactor;
+  if (StartRawCall(env_, context, reactor, "GetCredential", *request, &req)) {
+    FinishWithAnswer(reactor, GetCredentialAnswer(req), response);
   }
-  absl::StatusOr<grpc::Slice> answer = GetCredentialAnswer(req);
-  if (!answer.ok()) {
-    reactor->Finish(ToGrpcStatus(answer.status()));
-    return reactor;
-  }
-  *response = grpc::ByteBuffer(&*answer, 1);
-  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
@@ -235,24 +244,14 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!AuthorizeUnary(env_, context, reactor, Role::kApprover, "ValidateCredential")) {
-    return reactor;
-  }
   // Candidate values may be secrets: they are moved into wiped memory and
   // the message's copies cleared, as for every typed request.
   v1::ValidateCredentialRequest req;
-  if (!ParseRequest(*request, &req)) {
-    reactor->Finish(NotARequest<v1::ValidateCredentialRequest>());
+  if (!StartRawCall(env_, context, reactor, "ValidateCredential", *request, &req)) {
     return reactor;
   }
   if (req.values().empty() && req.from_file().empty()) {
-    absl::StatusOr<grpc::Slice> answer = StoredValidationAnswer(req);
-    if (!answer.ok()) {
-      reactor->Finish(ToGrpcStatus(answer.status()));
-      return reactor;
-    }
-    *response = grpc::ByteBuffer(&*answer, 1);
-    reactor->Finish(grpc::Status::OK);
+    FinishWithAnswer(reactor, StoredValidationAnswer(req), response);
     return reactor;
   }
   FieldValues values = TakeValues(req.mutable_values());
