@@ -674,14 +674,14 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   CB_RETURN_IF_ERROR(CheckInputBounds(values, file_contents));
   const ProviderSpec& spec = provider->spec();
   DropEmpty(values);
-  ValidateResult result;
-  result.profile = profile;
-  result.required_permissions = spec.required_permissions;
-  result.manual_checks = spec.troubleshooting;
   if (values.empty() && file_contents.empty()) {
     CB_ASSIGN_OR_RETURN(StoredValidation stored, ValidateStored(provider_id, profile));
     return *stored.result;
   }
+  ValidateResult result;
+  result.profile = profile;
+  result.required_permissions = spec.required_permissions;
+  result.manual_checks = spec.troubleshooting;
   absl::StatusOr<NormalizeResult> normalized =
       provider->Normalize(std::move(values), file_contents.Reveal());
   if (!normalized.ok()) {
