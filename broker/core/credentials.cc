@@ -538,11 +538,17 @@ CredentialManager::GetShared(absl::string_view provider_id,
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
+  return SharedSummary(*provider, profile, version);
+}
+
+absl::StatusOr<std::shared_ptr<const CredentialSummary>>
+CredentialManager::SharedSummary(const Provider& provider, const std::string& profile,
+                                 int64_t version) {
   // Taken before anything is read, as in ReadStored.
   const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
   const absl::Time now = clock_();
   const std::string key =
-      absl::StrCat(FactsPrefix(provider->spec().id, profile), version);
+      absl::StrCat(FactsPrefix(provider.spec().id, profile), version);
   if (mark.has_value()) {
     absl::MutexLock lock(&facts_mu_);
     auto it = summaries_.find(key);
@@ -551,9 +557,9 @@ CredentialManager::GetShared(absl::string_view provider_id,
       return it->second.summary;
     }
   }
-  CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(*provider, profile, version));
+  CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(provider, profile, version));
   CachedSummary entry;
-  CredentialSummary s = SummaryOf(provider->spec(), *read.record, *read.facts,
+  CredentialSummary s = SummaryOf(provider.spec(), *read.record, *read.facts,
                                   now, &entry.changes_at);
   CB_RETURN_IF_ERROR(MarkDefault(s));
   entry.built_at = now;
@@ -675,7 +681,7 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   const ProviderSpec& spec = provider->spec();
   DropEmpty(values);
   if (values.empty() && file_contents.empty()) {
-    CB_ASSIGN_OR_RETURN(StoredValidation stored, ValidateStored(provider_id, profile));
+    CB_ASSIGN_OR_RETURN(StoredValidation stored, SharedValidation(*provider, profile));
     return *stored.result;
   }
   ValidateResult result;
@@ -716,10 +722,17 @@ absl::StatusOr<CredentialManager::StoredValidation>
 CredentialManager::ValidateStored(absl::string_view provider_id,
                                   absl::string_view profile_in) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  const ProviderSpec& spec = provider->spec();
-  CB_ASSIGN_OR_RETURN(std::string profile, ResolveProfile(spec.id, profile_in));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
+  return SharedValidation(*provider, profile);
+}
+
+absl::StatusOr<CredentialManager::StoredValidation>
+CredentialManager::SharedValidation(const Provider& provider,
+                                    const std::string& profile) {
+  const ProviderSpec& spec = provider.spec();
   StoredValidation out;
-  CB_ASSIGN_OR_RETURN(out.summary, GetShared(spec.id, profile, 0));
+  CB_ASSIGN_OR_RETURN(out.summary, SharedSummary(provider, profile, 0));
   const std::string key = FactsPrefix(spec.id, profile);
   {
     absl::MutexLock lock(&facts_mu_);

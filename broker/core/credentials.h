@@ -328,6 +328,12 @@ class CredentialManager {
   };
   absl::StatusOr<StoredRead> ReadStored(const Provider& provider,
                                         absl::string_view profile, int64_t version);
+  // GetShared and ValidateStored for a provider and profile already
+  // resolved (Validate of what is stored resolves them itself).
+  absl::StatusOr<std::shared_ptr<const CredentialSummary>> SharedSummary(
+      const Provider& provider, const std::string& profile, int64_t version);
+  absl::StatusOr<StoredValidation> SharedValidation(const Provider& provider,
+                                                    const std::string& profile);
   // Sets s.is_default from the provider's default profile.
   absl::Status MarkDefault(CredentialSummary& s);
 
