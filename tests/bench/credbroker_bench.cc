@@ -1481,12 +1481,56 @@ absl::Status GrowthScenario() {
   }
   conc.Print();
 
-  Table size("Growth: GetCredential (1 caller, random profile) by stored profiles",
+  // The smallest store lives in a daemon of its own, and every larger
+  // store's figure alternates with a figure of it, windows of equal length
+  // back to back: the ratio compares two figures taken under the same load,
+  // not one taken tens of seconds (a fill) after the other.
+  std::vector<int> counts = ParseInts(absl::GetFlag(FLAGS_growth_profiles));
+  std::sort(counts.begin(), counts.end());
+  if (counts.empty()) return absl::OkStatus();
+  const int smallest = counts.front();
+  Table size(absl::StrCat("Growth: GetCredential (1 caller, random profile) by stored profiles; "
+                          "each larger store alternates with a ",
+                          smallest, "-profile daemon"),
              {"stored profiles", "fill rate (Put/s, 32 callers)", "ops/s", "p50", "p99", "p99.9",
-              "p99 vs smallest"});
+              "server CPU per call", "p99 vs " + absl::StrCat(smallest) + " profiles"});
+  BrokerProcess reference(servers.dir() + "/reference", servers.dir());
+  if (absl::Status s = reference.Start({"--allow_self_approval"}); !s.ok()) return s;
+  Target reference_target{reference.address(), reference.approver_token(), {}};
+  reference_target.Connect(1);
+  BrokerCalls reference_calls(reference_target);
+  Stats reference_fill;
+  if (reference_calls.Fill("g", 0, smallest, 4, absl::Minutes(1), &reference_fill) < smallest) {
+    return absl::InternalError("filling the reference store failed: " +
+                               reference_fill.first_error);
+  }
+  // One caller reading a random profile of `count` for the figure's length.
+  auto random_reads = [&](BrokerCalls& calls, pid_t pid, int64_t count) {
+    std::atomic<uint64_t> rng{88172645463325252ull};
+    return WithServerCpu(pid, [&] {
+      return RunLoop("GetCredential", 1, d, [&](int w, Done done) {
+        uint64_t x = rng.load();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        rng.store(x);
+        calls.Get(w, absl::StrCat("g", x % count), std::move(done));
+        return true;
+      });
+    });
+  };
+  auto cells = [](const std::string& name, const std::string& rate, const Stats& st,
+                  const std::string& ratio) {
+    return std::vector<std::string>{
+        name, rate, Fmt(st.ops_per_sec()), Us(st.PercentileUs(0.5)), Us(st.PercentileUs(0.99)),
+        Us(st.PercentileUs(0.999)), absl::StrFormat("%.1f µs", st.server_cpu_us), ratio};
+  };
+  const int pairs = std::max(1, absl::GetFlag(FLAGS_repeat));
+  std::vector<Stats> reference_figures;
+  std::vector<std::vector<std::string>> rows;
   absl::Duration fill_left = absl::GetFlag(FLAGS_fill_limit);
-  double first_p99 = 0;
-  for (int target : ParseInts(absl::GetFlag(FLAGS_growth_profiles))) {
+  for (int target : counts) {
+    if (target == smallest) continue;
     std::string rate = "-";
     if (stored < target && fill_left > absl::ZeroDuration()) {
       const absl::Time t0 = absl::Now();
@@ -1495,21 +1539,44 @@ absl::Status GrowthScenario() {
       rate = Fmt(fill.ops_per_sec());
     }
     const int64_t have = std::min<int64_t>(stored, target);
-    std::atomic<uint64_t> rng{88172645463325252ull};
-    Stats st = RunLoop("GetCredential", 1, d, [&](int w, Done done) {
-      uint64_t x = rng.load();
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      rng.store(x);
-      broker.Get(w, absl::StrCat("g", x % have), std::move(done));
-      return true;
-    });
-    if (first_p99 == 0) first_p99 = st.PercentileUs(0.99);
-    size.Add({have == target ? absl::StrCat(have) : absl::StrCat(have, " (fill limit reached)"),
-              rate, Fmt(st.ops_per_sec()), Us(st.PercentileUs(0.5)), Us(st.PercentileUs(0.99)),
-              Us(st.PercentileUs(0.999)), Ratio(st.PercentileUs(0.99), first_p99)});
+    std::vector<std::pair<Stats, Stats>> runs;  // (reference, this store)
+    for (int i = 0; i < pairs; ++i) {
+      Stats ref = random_reads(reference_calls, reference.pid(), smallest);
+      Stats st = random_reads(broker, servers.broker_pid(), have);
+      runs.emplace_back(std::move(ref), std::move(st));
+    }
+    auto ratio = [](const std::pair<Stats, Stats>& p) {
+      return p.first.PercentileUs(0.99) > 0
+                 ? p.second.PercentileUs(0.99) / p.first.PercentileUs(0.99)
+                 : 0;
+    };
+    std::sort(runs.begin(), runs.end(),
+              [&](const auto& a, const auto& b) { return ratio(a) < ratio(b); });
+    std::string ratio_cell = Ratio(runs[runs.size() / 2].second.PercentileUs(0.99),
+                                   runs[runs.size() / 2].first.PercentileUs(0.99));
+    if (pairs > 1) {
+      std::vector<std::string> all;
+      for (const auto& r : runs) all.push_back(absl::StrFormat("%.2f", ratio(r)));
+      ratio_cell += absl::StrCat(" (median of ", absl::StrJoin(all, ", "), ")");
+    }
+    for (auto& r : runs) reference_figures.push_back(std::move(r.first));
+    rows.push_back(cells(have == target ? absl::StrCat(have)
+                                        : absl::StrCat(have, " (fill limit reached)"),
+                         rate, runs[runs.size() / 2].second, ratio_cell));
   }
+  if (reference_figures.empty()) reference_figures.push_back(
+      random_reads(reference_calls, reference.pid(), smallest));
+  std::sort(reference_figures.begin(), reference_figures.end(),
+            [](const Stats& a, const Stats& b) { return a.PercentileUs(0.99) < b.PercentileUs(0.99); });
+  size.Add(cells(absl::StrCat(smallest, " (its own daemon",
+                              reference_figures.size() > 1
+                                  ? absl::StrCat("; median p99 of ", reference_figures.size(),
+                                                 " figures")
+                                  : "",
+                              ")"),
+                 "-", reference_figures[reference_figures.size() / 2], "1.00×"));
+  for (auto& r : rows) size.Add(std::move(r));
+  if (!reference.Stop(absl::Seconds(20)).ok()) reference.Kill();
   size.Print();
   return absl::OkStatus();
 }
