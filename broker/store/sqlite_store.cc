@@ -1090,9 +1090,13 @@ class SqliteStore : public Store {
     constexpr size_t kIsInit = 12;  // Byte offset of the header's isInit flag.
     ChangeMark first;
     ChangeMark second;
-    for (size_t i = 0; i < kHeader; ++i) first[i] = log_index_[i];
+    // Whole copies with a barrier between, as SQLite reads the header
+    // itself (walIndexTryHdr); a byte at a time through volatile took about
+    // 600 instructions a read (callgrind).
+    const auto* header = const_cast<const unsigned char*>(log_index_);
+    std::memcpy(first.data(), header, kHeader);
     std::atomic_thread_fence(std::memory_order_acquire);
-    for (size_t i = 0; i < kHeader; ++i) second[i] = log_index_[kHeader + i];
+    std::memcpy(second.data(), header + kHeader, kHeader);
     if (first != second || first[kIsInit] == 0) return std::nullopt;
     return first;
   }
