@@ -541,21 +541,53 @@ CredentialManager::GetShared(absl::string_view provider_id,
   return SharedSummary(*provider, profile, version);
 }
 
+absl::StatusOr<std::shared_ptr<const void>> CredentialManager::GetRenderedAs(
+    absl::string_view provider_id, absl::string_view profile_in, int64_t version,
+    const Renderer<CredentialSummary>& renderer) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
+  std::shared_ptr<const void> rendered;
+  CB_RETURN_IF_ERROR(
+      SharedSummary(*provider, profile, version, &renderer, &rendered).status());
+  return rendered;
+}
+
 absl::StatusOr<std::shared_ptr<const CredentialSummary>>
 CredentialManager::SharedSummary(const Provider& provider, const std::string& profile,
-                                 int64_t version) {
+                                 int64_t version,
+                                 const Renderer<CredentialSummary>* renderer,
+                                 std::shared_ptr<const void>* rendered) {
   // Taken before anything is read, as in ReadStored.
   const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
   const absl::Time now = clock_();
   const std::string key =
       absl::StrCat(FactsPrefix(provider.spec().id, profile), version);
+  std::shared_ptr<const CredentialSummary> kept;
   if (mark.has_value()) {
     absl::MutexLock lock(&facts_mu_);
     auto it = summaries_.find(key);
     if (it != summaries_.end() && it->second.mark == *mark &&
         it->second.built_at <= now && now < it->second.changes_at) {
-      return it->second.summary;
+      const Rendering& r = it->second.rendering;
+      if (renderer == nullptr) return it->second.summary;
+      if (r.type != nullptr && *r.type == *renderer->type) {
+        *rendered = r.value;
+        return it->second.summary;
+      }
+      kept = it->second.summary;
     }
+  }
+  if (kept != nullptr) {
+    // Kept, but not yet rendered so: rendered now, outside the lock, and
+    // kept with it unless it was replaced meanwhile.
+    *rendered = renderer->render(*kept);
+    absl::MutexLock lock(&facts_mu_);
+    auto it = summaries_.find(key);
+    if (it != summaries_.end() && it->second.summary == kept) {
+      it->second.rendering = Rendering{renderer->type, *rendered};
+    }
+    return kept;
   }
   CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(provider, profile, version));
   CachedSummary entry;
@@ -564,6 +596,10 @@ CredentialManager::SharedSummary(const Provider& provider, const std::string& pr
   CB_RETURN_IF_ERROR(MarkDefault(s));
   entry.built_at = now;
   entry.summary = std::make_shared<const CredentialSummary>(std::move(s));
+  if (renderer != nullptr) {
+    *rendered = renderer->render(*entry.summary);
+    entry.rendering = Rendering{renderer->type, *rendered};
+  }
   if (mark.has_value()) {
     entry.mark = *mark;
     absl::MutexLock lock(&facts_mu_);
@@ -727,9 +763,22 @@ CredentialManager::ValidateStored(absl::string_view provider_id,
   return SharedValidation(*provider, profile);
 }
 
+absl::StatusOr<std::shared_ptr<const void>> CredentialManager::ValidateStoredRenderedAs(
+    absl::string_view provider_id, absl::string_view profile_in,
+    const Renderer<ValidateResult>& renderer) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
+  std::shared_ptr<const void> rendered;
+  CB_RETURN_IF_ERROR(SharedValidation(*provider, profile, &renderer, &rendered).status());
+  return rendered;
+}
+
 absl::StatusOr<CredentialManager::StoredValidation>
 CredentialManager::SharedValidation(const Provider& provider,
-                                    const std::string& profile) {
+                                    const std::string& profile,
+                                    const Renderer<ValidateResult>* renderer,
+                                    std::shared_ptr<const void>* rendered) {
   const ProviderSpec& spec = provider.spec();
   StoredValidation out;
   CB_ASSIGN_OR_RETURN(out.summary, SharedSummary(provider, profile, 0));
@@ -737,7 +786,25 @@ CredentialManager::SharedValidation(const Provider& provider,
   {
     absl::MutexLock lock(&facts_mu_);
     auto it = validations_.find(key);
-    if (it != validations_.end() && it->second.summary == out.summary) return it->second;
+    if (it != validations_.end() && it->second.validation.summary == out.summary) {
+      const Rendering& r = it->second.rendering;
+      if (renderer == nullptr) return it->second.validation;
+      if (r.type != nullptr && *r.type == *renderer->type) {
+        *rendered = r.value;
+        return it->second.validation;
+      }
+      out = it->second.validation;
+    }
+  }
+  if (out.result != nullptr) {
+    // Kept, but not yet rendered so: as in SharedSummary.
+    *rendered = renderer->render(*out.result);
+    absl::MutexLock lock(&facts_mu_);
+    auto it = validations_.find(key);
+    if (it != validations_.end() && it->second.validation.summary == out.summary) {
+      it->second.rendering = Rendering{renderer->type, *rendered};
+    }
+    return out;
   }
   const CredentialSummary& s = *out.summary;
   auto result = std::make_shared<ValidateResult>();
@@ -762,11 +829,17 @@ CredentialManager::SharedValidation(const Provider& provider,
   }
   result->valid = !HasErrors(result->findings) && result->missing_fields.empty();
   out.result = std::move(result);
+  CachedValidation entry{out, {}};
+  if (renderer != nullptr) {
+    *rendered = renderer->render(*out.result);
+    entry.rendering = Rendering{renderer->type, *rendered};
+  }
   absl::MutexLock lock(&facts_mu_);
   if (validations_.size() >= kMaxCachedFacts) validations_.clear();
-  validations_[key] = out;
+  validations_[key] = std::move(entry);
   return out;
 }
+
 
 absl::StatusOr<std::vector<Requirement>> CredentialManager::ResolveRequirements(
     const std::vector<std::string>& targets, absl::string_view profile_in,

@@ -11,9 +11,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -235,6 +237,36 @@ class CredentialManager {
   absl::StatusOr<StoredValidation> ValidateStored(absl::string_view provider,
                                                   absl::string_view profile);
 
+  // GetShared and ValidateStored with a caller's rendering of the answer
+  // (the RPC layer's serialized bytes) kept beside it: `render` runs once
+  // for each shared answer, and every call that gets the same answer gets
+  // the same rendering, without a second lookup. The core only holds it; a
+  // rendering of another type T is made and kept in its place.
+  template <typename T>
+  absl::StatusOr<std::shared_ptr<const T>> GetRendered(
+      absl::string_view provider, absl::string_view profile, int64_t version,
+      absl::FunctionRef<std::shared_ptr<const T>(const CredentialSummary&)> render) {
+    auto erased = [&](const CredentialSummary& s) -> std::shared_ptr<const void> {
+      return render(s);
+    };
+    absl::StatusOr<std::shared_ptr<const void>> r =
+        GetRenderedAs(provider, profile, version, {&typeid(T), erased});
+    if (!r.ok()) return r.status();
+    return std::static_pointer_cast<const T>(*std::move(r));
+  }
+  template <typename T>
+  absl::StatusOr<std::shared_ptr<const T>> ValidateStoredRendered(
+      absl::string_view provider, absl::string_view profile,
+      absl::FunctionRef<std::shared_ptr<const T>(const ValidateResult&)> render) {
+    auto erased = [&](const ValidateResult& v) -> std::shared_ptr<const void> {
+      return render(v);
+    };
+    absl::StatusOr<std::shared_ptr<const void>> r =
+        ValidateStoredRenderedAs(provider, profile, {&typeid(T), erased});
+    if (!r.ok()) return r.status();
+    return std::static_pointer_cast<const T>(*std::move(r));
+  }
+
   // For each target (a provider id or a deploy target in words), the
   // credential it needs and whether it is ready. The profile of each is
   // `profile` when given, else the one `resource` is bound to (when given
@@ -328,12 +360,34 @@ class CredentialManager {
   };
   absl::StatusOr<StoredRead> ReadStored(const Provider& provider,
                                         absl::string_view profile, int64_t version);
+  // A rendering kept with a shared answer, and the type it was made as.
+  struct Rendering {
+    const std::type_info* type = nullptr;
+    std::shared_ptr<const void> value;
+  };
+  template <typename Answer>
+  struct Renderer {
+    const std::type_info* type;
+    absl::FunctionRef<std::shared_ptr<const void>(const Answer&)> render;
+  };
+  absl::StatusOr<std::shared_ptr<const void>> GetRenderedAs(
+      absl::string_view provider, absl::string_view profile, int64_t version,
+      const Renderer<CredentialSummary>& renderer);
+  absl::StatusOr<std::shared_ptr<const void>> ValidateStoredRenderedAs(
+      absl::string_view provider, absl::string_view profile,
+      const Renderer<ValidateResult>& renderer);
   // GetShared and ValidateStored for a provider and profile already
-  // resolved (Validate of what is stored resolves them itself).
+  // resolved (Validate of what is stored resolves them itself). With a
+  // renderer, *rendered is the kept rendering of the answer, made first
+  // when there is none of its type.
   absl::StatusOr<std::shared_ptr<const CredentialSummary>> SharedSummary(
-      const Provider& provider, const std::string& profile, int64_t version);
-  absl::StatusOr<StoredValidation> SharedValidation(const Provider& provider,
-                                                    const std::string& profile);
+      const Provider& provider, const std::string& profile, int64_t version,
+      const Renderer<CredentialSummary>* renderer = nullptr,
+      std::shared_ptr<const void>* rendered = nullptr);
+  absl::StatusOr<StoredValidation> SharedValidation(
+      const Provider& provider, const std::string& profile,
+      const Renderer<ValidateResult>* renderer = nullptr,
+      std::shared_ptr<const void>* rendered = nullptr);
   // Sets s.is_default from the provider's default profile.
   absl::Status MarkDefault(CredentialSummary& s);
 
@@ -386,12 +440,18 @@ class CredentialManager {
     absl::Time built_at;
     absl::Time changes_at;
     std::shared_ptr<const CredentialSummary> summary;
+    Rendering rendering;  // GetRendered's, if any.
   };
   std::map<std::string, CachedSummary, std::less<>> summaries_
       ABSL_GUARDED_BY(facts_mu_);
   // ValidateStored's answers, by provider/profile, with the summary each
-  // was made from (held, so that its address is not another's). Same bound.
-  std::map<std::string, StoredValidation, std::less<>> validations_
+  // was made from (held, so that its address is not another's) and
+  // ValidateStoredRendered's rendering, if any. Same bound.
+  struct CachedValidation {
+    StoredValidation validation;
+    Rendering rendering;
+  };
+  std::map<std::string, CachedValidation, std::less<>> validations_
       ABSL_GUARDED_BY(facts_mu_);
 };
 

@@ -23,16 +23,16 @@ Request& Mutable(const Request& request) {
   return const_cast<Request&>(request);
 }
 
-std::string AnswerKey(absl::string_view call, absl::string_view provider,
-                      absl::string_view profile, int64_t version) {
-  const absl::string_view nul("\0", 1);
-  return absl::StrCat(call, nul, provider, nul, profile, nul, version);
-}
-
 // Parses a raw request (GetCredential, ValidateCredential) after its caller
 // was authorized; false when the bytes are not a `Request`.
 template <typename Request>
 bool ParseRequest(const grpc::ByteBuffer& bytes, Request* out) {
+  // A small request arrives as one uncompressed slice: parsed in place,
+  // without a stream over the buffer.
+  grpc::Slice flat;
+  if (bytes.TrySingleSlice(&flat).ok()) {
+    return out->ParseFromArray(flat.begin(), static_cast<int>(flat.size()));
+  }
   grpc::ByteBuffer in(bytes);  // Shares the slices.
   grpc::ProtoBufferReader reader(&in);
   return out->ParseFromZeroCopyStream(&reader);
@@ -115,47 +115,31 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
       });
 }
 
-template <typename Serialize>
-grpc::Slice CredentialServiceImpl::KeptAnswer(std::string key,
-                                              std::shared_ptr<const void> source,
-                                              Serialize serialize) {
-  {
-    absl::MutexLock lock(&answers_mu_);
-    auto it = answers_.find(key);
-    if (it != answers_.end() && it->second.source == source) return it->second.bytes;
-  }
-  grpc::Slice bytes(serialize());
-  absl::MutexLock lock(&answers_mu_);
-  if (answers_.size() >= kMaxAnswers) answers_.clear();
-  answers_[std::move(key)] = Answer{std::move(source), bytes};
-  return bytes;
-}
-
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
     const v1::GetCredentialRequest& req) {
   CB_ASSIGN_OR_RETURN(
-      std::shared_ptr<const CredentialSummary> s,
-      credentials_->GetShared(req.provider(), req.profile(), req.version()));
-  const CredentialSummary& summary = *s;
-  return KeptAnswer(AnswerKey("get", req.provider(), req.profile(), req.version()),
-                    std::move(s), [&summary] {
-                      v1::CredentialSummary message;
-                      ToProto(summary, &message);
-                      return message.SerializeAsString();
-                    });
+      std::shared_ptr<const grpc::Slice> bytes,
+      credentials_->GetRendered<grpc::Slice>(
+          req.provider(), req.profile(), req.version(),
+          [](const CredentialSummary& summary) {
+            v1::CredentialSummary message;
+            ToProto(summary, &message);
+            return std::make_shared<const grpc::Slice>(message.SerializeAsString());
+          }));
+  return *bytes;
 }
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::StoredValidationAnswer(
     const v1::ValidateCredentialRequest& req) {
-  CB_ASSIGN_OR_RETURN(CredentialManager::StoredValidation v,
-                      credentials_->ValidateStored(req.provider(), req.profile()));
-  const ValidateResult& result = *v.result;
-  return KeptAnswer(AnswerKey("validate", req.provider(), req.profile(), 0),
-                    std::move(v.result), [&result] {
-                      v1::ValidateCredentialResponse message;
-                      FillValidateResponse(result, &message);
-                      return message.SerializeAsString();
-                    });
+  CB_ASSIGN_OR_RETURN(
+      std::shared_ptr<const grpc::Slice> bytes,
+      credentials_->ValidateStoredRendered<grpc::Slice>(
+          req.provider(), req.profile(), [](const ValidateResult& result) {
+            v1::ValidateCredentialResponse message;
+            FillValidateResponse(result, &message);
+            return std::make_shared<const grpc::Slice>(message.SerializeAsString());
+          }));
+  return *bytes;
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(

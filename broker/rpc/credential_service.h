@@ -3,15 +3,12 @@
 #ifndef CREDBROKER_BROKER_RPC_CREDENTIAL_SERVICE_H_
 #define CREDBROKER_BROKER_RPC_CREDENTIAL_SERVICE_H_
 
-#include <map>
 #include <memory>
 #include <string>
 
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
@@ -23,7 +20,7 @@
 namespace credbroker {
 
 // GetCredential and ValidateCredential are served raw (their answers'
-// bytes are kept, see answers_); every other method, typed. Those two never
+// bytes are kept, see GetCredentialAnswer); every other method, typed. Those two never
 // wait for a disk write (they read through the store's read connections,
 // which a writer syncing to disk does not hold up, and write no audit
 // event), so they answer on the gRPC thread that received the call instead
@@ -119,27 +116,13 @@ class CredentialServiceImpl final : public CredentialServiceBase {
   RequestManager* requests_;
   RpcEnv env_;
   // The serialized answers to GetCredential and to ValidateCredential of
-  // what is stored, by request ("get" or "validate", provider, profile and
-  // version as asked), with what each was made from: while
-  // CredentialManager::GetShared (ValidateStored) hands out the same
-  // object, its bytes are sent again without building or serializing a
-  // message (the slice is shared, not copied). Holding the source keeps its
-  // address from being another's. Bounded: emptied at kMaxAnswers.
-  struct Answer {
-    std::shared_ptr<const void> source;
-    grpc::Slice bytes;
-  };
-  static constexpr size_t kMaxAnswers = 4096;
-  // The kept bytes of `key` when made from `source`, else `serialize()`'s,
-  // kept.
-  template <typename Serialize>
-  grpc::Slice KeptAnswer(std::string key, std::shared_ptr<const void> source,
-                         Serialize serialize);
+  // what is stored: made once for each answer the CredentialManager shares
+  // (GetRendered, ValidateStoredRendered) and kept with it, then sent again
+  // without building or serializing a message (the slice is shared, not
+  // copied).
   absl::StatusOr<grpc::Slice> GetCredentialAnswer(const v1::GetCredentialRequest& req);
   absl::StatusOr<grpc::Slice> StoredValidationAnswer(
       const v1::ValidateCredentialRequest& req);
-  absl::Mutex answers_mu_;
-  std::map<std::string, Answer> answers_ ABSL_GUARDED_BY(answers_mu_);
   // A page of 100 summaries is about 19 KB on the wire.
   ResponseArenaAllocator<v1::ListCredentialsRequest, v1::ListCredentialsResponse, 32 * 1024>
       list_allocator_;

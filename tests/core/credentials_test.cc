@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
 #include "broker/crypto/crypto.h"
@@ -407,6 +408,96 @@ TEST_F(CredentialManagerTest, AnUnchangedAnswerIsSharedUntilACommit) {
   ASSERT_TRUE(v1.ok()) << v1.status();
   EXPECT_EQ((*v1)->version, 1);
   EXPECT_FALSE((*v1)->is_default);
+}
+
+// A caller's rendering (the RPC layer's serialized bytes) is made once per
+// shared answer and handed back with it; a commit, a move of the clock past
+// the answer's span, or a rendering of another type makes it again.
+TEST_F(CredentialManagerTest, ARenderingIsMadeOncePerSharedAnswer) {
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  int renders = 0;
+  auto render = [&renders](const CredentialSummary& s) {
+    ++renders;
+    return std::make_shared<const std::string>(
+        absl::StrCat(s.profile, "@", s.version, "/", s.days_until_rotation));
+  };
+  absl::StatusOr<std::shared_ptr<const std::string>> first =
+      manager_->GetRendered<std::string>("aws", "", 0, render);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(**first, "default@1/90");
+  absl::StatusOr<std::shared_ptr<const std::string>> again =
+      manager_->GetRendered<std::string>("aws", "default", 0, render);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(first->get(), again->get());
+  EXPECT_EQ(renders, 1);
+
+  // A summary already shared (GetShared first) is rendered on first ask.
+  ASSERT_TRUE(manager_->Put(Aws("staging")).ok());
+  ASSERT_TRUE(manager_->GetShared("aws", "staging", 0).ok());
+  absl::StatusOr<std::shared_ptr<const std::string>> staging =
+      manager_->GetRendered<std::string>("aws", "staging", 0, render);
+  ASSERT_TRUE(staging.ok()) << staging.status();
+  EXPECT_EQ(**staging, "staging@1/90");
+  EXPECT_EQ(renders, 2);
+  ASSERT_TRUE(manager_->GetRendered<std::string>("aws", "staging", 0, render).ok());
+  EXPECT_EQ(renders, 2);
+
+  // The Put above committed: "default" is rendered again.
+  absl::StatusOr<std::shared_ptr<const std::string>> after_commit =
+      manager_->GetRendered<std::string>("aws", "default", 0, render);
+  ASSERT_TRUE(after_commit.ok()) << after_commit.status();
+  EXPECT_NE(after_commit->get(), first->get());
+  EXPECT_EQ(renders, 3);
+
+  // A day later the answer changes by itself, and so does its rendering.
+  now_ += absl::Hours(24);
+  absl::StatusOr<std::shared_ptr<const std::string>> next_day =
+      manager_->GetRendered<std::string>("aws", "default", 0, render);
+  ASSERT_TRUE(next_day.ok()) << next_day.status();
+  EXPECT_EQ(**next_day, "default@1/89");
+  EXPECT_EQ(renders, 4);
+
+  // Another type is made in its place, never handed out as this one.
+  absl::StatusOr<std::shared_ptr<const int64_t>> as_number =
+      manager_->GetRendered<int64_t>("aws", "default", 0, [](const CredentialSummary& s) {
+        return std::make_shared<const int64_t>(s.version);
+      });
+  ASSERT_TRUE(as_number.ok()) << as_number.status();
+  EXPECT_EQ(**as_number, 1);
+  absl::StatusOr<std::shared_ptr<const std::string>> back =
+      manager_->GetRendered<std::string>("aws", "default", 0, render);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(**back, "default@1/89");
+  EXPECT_EQ(renders, 5);
+
+  // Errors are the ones Get gives; nothing is rendered.
+  absl::StatusOr<std::shared_ptr<const std::string>> missing =
+      manager_->GetRendered<std::string>("aws", "nope", 0, render);
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  EXPECT_EQ(renders, 5);
+
+  // The stored diagnosis the same way.
+  int checks = 0;
+  auto render_check = [&checks](const ValidateResult& v) {
+    ++checks;
+    return std::make_shared<const std::string>(
+        absl::StrCat(v.profile, v.valid ? " valid" : " invalid"));
+  };
+  absl::StatusOr<std::shared_ptr<const std::string>> checked =
+      manager_->ValidateStoredRendered<std::string>("aws", "", render_check);
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  EXPECT_EQ(**checked, "default valid");
+  absl::StatusOr<std::shared_ptr<const std::string>> rechecked =
+      manager_->ValidateStoredRendered<std::string>("aws", "default", render_check);
+  ASSERT_TRUE(rechecked.ok()) << rechecked.status();
+  EXPECT_EQ(checked->get(), rechecked->get());
+  EXPECT_EQ(checks, 1);
+  ASSERT_TRUE(manager_->Put(Aws()).ok());
+  absl::StatusOr<std::shared_ptr<const std::string>> after_put =
+      manager_->ValidateStoredRendered<std::string>("aws", "", render_check);
+  ASSERT_TRUE(after_put.ok()) << after_put.status();
+  EXPECT_NE(after_put->get(), checked->get());
+  EXPECT_EQ(checks, 2);
 }
 
 // The clock-dependent part of a shared answer (days until rotation, the
