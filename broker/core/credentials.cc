@@ -43,6 +43,13 @@ std::string FactsPrefix(absl::string_view provider, absl::string_view profile) {
                       absl::string_view("\0", 1));
 }
 
+// FactsPrefix(provider, profile) followed by `version`, built at once.
+std::string FactsKey(absl::string_view provider, absl::string_view profile,
+                     int64_t version) {
+  const absl::string_view nul("\0", 1);
+  return absl::StrCat(provider, nul, profile, nul, version);
+}
+
 // Findings about the credential's own expiry (a field marked `expiry`) at
 // `now`. `stored`: about a stored credential (EXPIRED readiness, a warning)
 // rather than one being entered (refused, an error).
@@ -382,8 +389,7 @@ CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
 absl::StatusOr<std::shared_ptr<const CredentialManager::ValueFacts>>
 CredentialManager::StoredFacts(const Provider& provider,
                                const CredentialRecord& record) {
-  const std::string key = absl::StrCat(FactsPrefix(record.provider, record.profile),
-                                       record.version);
+  const std::string key = FactsKey(record.provider, record.profile, record.version);
   {
     absl::MutexLock lock(&facts_mu_);
     auto it = facts_.find(key);
@@ -405,7 +411,7 @@ absl::StatusOr<CredentialManager::StoredRead> CredentialManager::ReadStored(
   // Taken before the read: a commit after it changes the mark, so an entry
   // is never newer than its mark says.
   const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
-  const std::string key = absl::StrCat(FactsPrefix(id, profile), version);
+  const std::string key = FactsKey(id, profile, version);
   if (mark.has_value()) {
     absl::MutexLock lock(&facts_mu_);
     auto it = reads_.find(key);
@@ -561,8 +567,7 @@ CredentialManager::SharedSummary(const Provider& provider, const std::string& pr
   // Taken before anything is read, as in ReadStored.
   const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
   const absl::Time now = clock_();
-  const std::string key =
-      absl::StrCat(FactsPrefix(provider.spec().id, profile), version);
+  const std::string key = FactsKey(provider.spec().id, profile, version);
   std::shared_ptr<const CredentialSummary> kept;
   if (mark.has_value()) {
     absl::MutexLock lock(&facts_mu_);
@@ -694,11 +699,11 @@ absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
       store_->DeleteCredential(provider->spec().id, profile);
   const std::string prefix = FactsPrefix(provider->spec().id, profile);
   absl::MutexLock lock(&facts_mu_);
+  // Hash maps of at most kMaxCachedFacts entries each: a whole pass.
   auto drop = [&prefix](auto& cache) {
-    for (auto it = cache.lower_bound(prefix);
-         it != cache.end() && absl::StartsWith(it->first, prefix);) {
-      it = cache.erase(it);
-    }
+    absl::erase_if(cache, [&prefix](const auto& entry) {
+      return absl::StartsWith(entry.first, prefix);
+    });
   };
   drop(facts_);
   drop(reads_);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -420,7 +421,7 @@ class CredentialManager {
   };
   static constexpr size_t kMaxCachedFacts = 4096;
   absl::Mutex facts_mu_;
-  std::map<std::string, CachedFacts, std::less<>> facts_ ABSL_GUARDED_BY(facts_mu_);
+  absl::flat_hash_map<std::string, CachedFacts> facts_ ABSL_GUARDED_BY(facts_mu_);
   // The last read of each provider/profile/requested version, with the
   // store's change mark taken before it (ReadStored): while the mark is
   // unchanged nothing was committed, by this process or another, and the
@@ -429,7 +430,7 @@ class CredentialManager {
     Store::ChangeMark mark;
     StoredRead read;
   };
-  std::map<std::string, CachedRead, std::less<>> reads_ ABSL_GUARDED_BY(facts_mu_);
+  absl::flat_hash_map<std::string, CachedRead> reads_ ABSL_GUARDED_BY(facts_mu_);
   // GetShared's answers, by provider/profile/requested version: used while
   // the store's change mark is the one taken before the answer was built
   // (a new version, a delete, a new default profile all commit) and the
@@ -442,7 +443,7 @@ class CredentialManager {
     std::shared_ptr<const CredentialSummary> summary;
     Rendering rendering;  // GetRendered's, if any.
   };
-  std::map<std::string, CachedSummary, std::less<>> summaries_
+  absl::flat_hash_map<std::string, CachedSummary> summaries_
       ABSL_GUARDED_BY(facts_mu_);
   // ValidateStored's answers, by provider/profile, with the summary each
   // was made from (held, so that its address is not another's) and
@@ -451,7 +452,7 @@ class CredentialManager {
     StoredValidation validation;
     Rendering rendering;
   };
-  std::map<std::string, CachedValidation, std::less<>> validations_
+  absl::flat_hash_map<std::string, CachedValidation> validations_
       ABSL_GUARDED_BY(facts_mu_);
 };
 
