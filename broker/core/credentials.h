@@ -414,7 +414,8 @@ class CredentialManager {
   // cache. No secret value is kept: only the ciphertext and the masked
   // display that every GetCredential answer carries (which shows a few
   // characters of a secret, and non-secret fields whole); Delete drops a
-  // profile's entries. Bounded: emptied when it reaches kMaxCachedFacts.
+  // profile's entries. Bounded: an eighth is dropped when it reaches
+  // kMaxCachedFacts (MakeRoom).
   struct CachedFacts {
     std::string sealed;
     std::shared_ptr<const ValueFacts> facts;

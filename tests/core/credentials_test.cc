@@ -410,6 +410,31 @@ TEST_F(CredentialManagerTest, AnUnchangedAnswerIsSharedUntilACommit) {
   EXPECT_FALSE((*v1)->is_default);
 }
 
+// The caches are bounded at 4,096 entries; a full one drops an eighth of
+// its entries to make room, not all of them: after 4,100 credentials were
+// read once each, reading the last 1,000 again reaches the database for at
+// most the 512 dropped (emptying a full cache would reach it for 999).
+TEST_F(CredentialManagerTest, AFullCacheDropsAnEighthNotEverything) {
+  constexpr int kProfiles = 4100;
+  for (int i = 0; i < kProfiles; ++i) {
+    ASSERT_TRUE(manager_->Put(Aws(absl::StrCat("p", i))).ok()) << i;
+  }
+  for (int i = 0; i < kProfiles; ++i) {
+    absl::StatusOr<std::shared_ptr<const CredentialSummary>> s =
+        manager_->GetShared("aws", absl::StrCat("p", i), 0);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_EQ((*s)->profile, absl::StrCat("p", i));
+  }
+  const int before = counting_->reads;
+  for (int i = kProfiles - 1000; i < kProfiles; ++i) {
+    absl::StatusOr<std::shared_ptr<const CredentialSummary>> s =
+        manager_->GetShared("aws", absl::StrCat("p", i), 0);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_EQ((*s)->profile, absl::StrCat("p", i));
+  }
+  EXPECT_LE(counting_->reads - before, 512);
+}
+
 // A caller's rendering (the RPC layer's serialized bytes) is made once per
 // shared answer and handed back with it; a commit, a move of the clock past
 // the answer's span, or a rendering of another type makes it again.
