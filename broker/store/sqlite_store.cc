@@ -161,6 +161,12 @@ CREATE TABLE resource_bindings (
 ) WITHOUT ROWID;
 ALTER TABLE requests ADD COLUMN binding_note TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5: requests_by_need (step 3) served no query: requests are matched to
+    // needs in memory. Each request written and each decision updated it,
+    // one more page in the commit an agent waits on.
+    R"sql(
+DROP INDEX IF EXISTS requests_by_need;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion + 1,
               "kMigrations must have one step per schema version");

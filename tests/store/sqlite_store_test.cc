@@ -493,6 +493,11 @@ TEST_F(SqliteStoreTest, FreshDatabaseIsPrivateAndConfigured) {
   EXPECT_EQ(RawQuery("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawQuery("PRAGMA user_version"),
             std::to_string(kSqliteSchemaVersion));
+  // The schema's indexes after every step (step 5 dropped requests_by_need).
+  EXPECT_EQ(RawQuery("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema"
+                     " WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
+            "audit_events_by_time,grants_by_created,requests_by_created,"
+            "requests_by_decided,standing_approvals_by_created");
 }
 
 TEST_F(SqliteStoreTest, CreatedPrivateUnderPermissiveUmask) {
@@ -647,6 +652,9 @@ TEST_F(SqliteStoreTest, MigratesSchemaVersion2Database) {
   EXPECT_EQ(RawQuery("PRAGMA user_version"),
             std::to_string(kSqliteSchemaVersion));
   EXPECT_TRUE(store_->CheckIntegrity().ok());
+  // Step 3 made the index, step 5 dropped it.
+  EXPECT_EQ(RawQuery("SELECT count(*) FROM sqlite_schema WHERE name = 'requests_by_need'"),
+            "0");
 
   // Old data survives.
   absl::StatusOr<CredentialRecord> credential =
