@@ -856,7 +856,6 @@ CredentialManager::SharedValidation(const Provider& provider,
   return out;
 }
 
-
 absl::StatusOr<std::vector<Requirement>> CredentialManager::ResolveRequirements(
     const std::vector<std::string>& targets, absl::string_view profile_in,
     absl::string_view resource) {

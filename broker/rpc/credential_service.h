@@ -20,13 +20,13 @@
 namespace credbroker {
 
 // GetCredential and ValidateCredential are served raw (their answers'
-// bytes are kept, see GetCredentialAnswer); every other method, typed. Those two never
-// wait for a disk write (they read through the store's read connections,
-// which a writer syncing to disk does not hold up, and write no audit
-// event), so they answer on the gRPC thread that received the call instead
-// of hopping to the executor and back, about a third of a GetCredential's
-// latency at one caller (docs/BENCHMARKS.md). Anything that writes uses
-// RunUnary.
+// bytes are kept, see GetCredentialAnswer); every other method, typed.
+// Those two never wait for a disk write (they read through the store's read
+// connections, which a writer syncing to disk does not hold up, and write
+// no audit event), so they answer on the gRPC thread that received the call
+// instead of hopping to the executor and back, about a third of a
+// GetCredential's latency at one caller (docs/BENCHMARKS.md). Anything that
+// writes uses RunUnary.
 using CredentialServiceBase = v1::CredentialService::WithRawCallbackMethod_GetCredential<
     v1::CredentialService::WithRawCallbackMethod_ValidateCredential<
         v1::CredentialService::CallbackService>>;
