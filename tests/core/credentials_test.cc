@@ -323,7 +323,7 @@ TEST_F(CredentialManagerTest, ReadsRacingWritesNeverAnswerOlderThanAnAcknowledge
   std::atomic<bool> done{false};
   std::atomic<int> reads{0};
   std::vector<std::thread> readers;
-  for (int t = 0; t < 3; ++t) {
+  for (int t = 0; t < 5; ++t) {
     readers.emplace_back([&, t] {
       while (!done.load()) {
         const int64_t floor = acknowledged.load();
@@ -331,6 +331,22 @@ TEST_F(CredentialManagerTest, ReadsRacingWritesNeverAnswerOlderThanAnAcknowledge
           absl::StatusOr<CredentialManager::StoredValues> v = manager_->GetValues("aws", "", 0);
           ASSERT_TRUE(v.ok()) << v.status();
           EXPECT_GE(v->version, floor);
+        } else if (t == 3) {
+          // The kept rendering of the shared answer, as the RPC layer reads it.
+          absl::StatusOr<std::shared_ptr<const int64_t>> version =
+              manager_->GetRendered<int64_t>("aws", "", 0, [](const CredentialSummary& s) {
+                return std::make_shared<const int64_t>(s.version);
+              });
+          ASSERT_TRUE(version.ok()) << version.status();
+          EXPECT_GE(**version, floor);
+        } else if (t == 4) {
+          absl::StatusOr<std::shared_ptr<const std::string>> check =
+              manager_->ValidateStoredRendered<std::string>(
+                  "aws", "", [](const ValidateResult& v) {
+                    return std::make_shared<const std::string>(v.valid ? "valid" : "invalid");
+                  });
+          ASSERT_TRUE(check.ok()) << check.status();
+          EXPECT_EQ(**check, "valid");
         } else {
           absl::StatusOr<CredentialSummary> s = manager_->Get("aws", "", 0);
           ASSERT_TRUE(s.ok()) << s.status();
