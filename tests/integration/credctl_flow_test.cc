@@ -46,6 +46,16 @@ TEST_F(CredctlFlowTest, RequestApprovedPrintsTheGrant) {
     return Subprocess::Spawn(o);
   }();
   ASSERT_TRUE(watch.ok()) << watch.status();
+  // The watcher is subscribed once it has printed the end of its snapshot;
+  // a request made before that (credctl still starting, on a loaded
+  // machine) could be resolved before it subscribes and never reach it.
+  const absl::Time subscribed_by = absl::Now() + kWait;
+  while (absl::Now() < subscribed_by &&
+         !absl::StrContains((*watch)->stdout_text(), "KIND_SNAPSHOT_DONE")) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(absl::StrContains((*watch)->stdout_text(), "KIND_SNAPSHOT_DONE"))
+      << (*watch)->stdout_text() << (*watch)->stderr_text();
   auto request =
       StartRequest({"aws", "--action", "deploy to AWS in us-east-1",
                     "--context", "region=us-east-1", "--timeout", "60"});
