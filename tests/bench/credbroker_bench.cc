@@ -573,30 +573,51 @@ Stats WithServerCpu(pid_t pid, const std::function<Stats()>& figure) {
   return s;
 }
 
-// Measures the echo, then the broker, --repeat times, and returns the pair
-// whose throughput ratio is the median: on a small shared machine one pair
-// can be off by the noise of either figure.
-// Each figure also records its server's CPU time per call.
+// Measures `first`, then `second`, --repeat times, alternating, and sorts
+// the pairs by `ratio` (of the second to the first): on a small shared
+// machine one pair can be off by the noise of either figure.
+struct AlternatingPairs {
+  std::vector<std::pair<Stats, Stats>> pairs;  // By ratio, lowest first.
+  std::vector<double> ratios;                  // The same order.
+
+  std::pair<Stats, Stats>& median() { return pairs[pairs.size() / 2]; }
+  // " (median of 0.81, 0.85, 0.92)" when there was more than one pair.
+  std::string MedianOf() const {
+    if (ratios.size() < 2) return "";
+    std::vector<std::string> all;
+    for (double r : ratios) all.push_back(absl::StrFormat("%.2f", r));
+    return absl::StrCat(" (median of ", absl::StrJoin(all, ", "), ")");
+  }
+};
+AlternatingPairs MeasurePairs(const std::function<Stats()>& first,
+                              const std::function<Stats()>& second,
+                              const std::function<double(const Stats&, const Stats&)>& ratio) {
+  const int n = std::max(1, absl::GetFlag(FLAGS_repeat));
+  AlternatingPairs out;
+  for (int i = 0; i < n; ++i) {
+    Stats a = first();
+    Stats b = second();
+    out.pairs.emplace_back(std::move(a), std::move(b));
+  }
+  std::sort(out.pairs.begin(), out.pairs.end(), [&](const auto& x, const auto& y) {
+    return ratio(x.first, x.second) < ratio(y.first, y.second);
+  });
+  for (const auto& p : out.pairs) out.ratios.push_back(ratio(p.first, p.second));
+  return out;
+}
+
+// The echo, then the broker (each with its server's CPU time per call):
+// the pair whose throughput ratio is the median.
 std::pair<Stats, Stats> MedianPair(const Servers& servers, const std::function<Stats()>& echo,
                                    const std::function<Stats()>& broker) {
-  const int n = std::max(1, absl::GetFlag(FLAGS_repeat));
-  std::vector<std::pair<Stats, Stats>> pairs;
-  for (int i = 0; i < n; ++i) {
-    Stats base = WithServerCpu(servers.echo_pid(), echo);
-    Stats st = WithServerCpu(servers.broker_pid(), broker);
-    pairs.emplace_back(std::move(base), std::move(st));
-  }
-  auto ratio = [](const std::pair<Stats, Stats>& p) {
-    return p.first.ops_per_sec() > 0 ? p.second.ops_per_sec() / p.first.ops_per_sec() : 0;
-  };
-  std::sort(pairs.begin(), pairs.end(),
-            [&](const auto& a, const auto& b) { return ratio(a) < ratio(b); });
-  std::pair<Stats, Stats> median = std::move(pairs[pairs.size() / 2]);
-  if (n > 1) {
-    std::vector<std::string> all;
-    for (const auto& p : pairs) all.push_back(absl::StrFormat("%.2f", ratio(p)));
-    median.second.name += absl::StrCat(" (median of ", absl::StrJoin(all, ", "), ")");
-  }
+  AlternatingPairs runs = MeasurePairs(
+      [&] { return WithServerCpu(servers.echo_pid(), echo); },
+      [&] { return WithServerCpu(servers.broker_pid(), broker); },
+      [](const Stats& base, const Stats& st) {
+        return base.ops_per_sec() > 0 ? st.ops_per_sec() / base.ops_per_sec() : 0;
+      });
+  std::pair<Stats, Stats> median = std::move(runs.median());
+  median.second.name += runs.MedianOf();
   return median;
 }
 
@@ -1525,7 +1546,6 @@ absl::Status GrowthScenario() {
         name, rate, Fmt(st.ops_per_sec()), Us(st.PercentileUs(0.5)), Us(st.PercentileUs(0.99)),
         Us(st.PercentileUs(0.999)), absl::StrFormat("%.1f µs", st.server_cpu_us), ratio};
   };
-  const int pairs = std::max(1, absl::GetFlag(FLAGS_repeat));
   std::vector<Stats> reference_figures;
   std::vector<std::vector<std::string>> rows;
   absl::Duration fill_left = absl::GetFlag(FLAGS_fill_limit);
@@ -1539,30 +1559,22 @@ absl::Status GrowthScenario() {
       rate = Fmt(fill.ops_per_sec());
     }
     const int64_t have = std::min<int64_t>(stored, target);
-    std::vector<std::pair<Stats, Stats>> runs;  // (reference, this store)
-    for (int i = 0; i < pairs; ++i) {
-      Stats ref = random_reads(reference_calls, reference.pid(), smallest);
-      Stats st = random_reads(broker, servers.broker_pid(), have);
-      runs.emplace_back(std::move(ref), std::move(st));
-    }
-    auto ratio = [](const std::pair<Stats, Stats>& p) {
-      return p.first.PercentileUs(0.99) > 0
-                 ? p.second.PercentileUs(0.99) / p.first.PercentileUs(0.99)
-                 : 0;
-    };
-    std::sort(runs.begin(), runs.end(),
-              [&](const auto& a, const auto& b) { return ratio(a) < ratio(b); });
-    std::string ratio_cell = Ratio(runs[runs.size() / 2].second.PercentileUs(0.99),
-                                   runs[runs.size() / 2].first.PercentileUs(0.99));
-    if (pairs > 1) {
-      std::vector<std::string> all;
-      for (const auto& r : runs) all.push_back(absl::StrFormat("%.2f", ratio(r)));
-      ratio_cell += absl::StrCat(" (median of ", absl::StrJoin(all, ", "), ")");
-    }
-    for (auto& r : runs) reference_figures.push_back(std::move(r.first));
+    AlternatingPairs runs = MeasurePairs(
+        [&] { return random_reads(reference_calls, reference.pid(), smallest); },
+        [&] { return random_reads(broker, servers.broker_pid(), have); },
+        [](const Stats& reference_figure, const Stats& st) {
+          return reference_figure.PercentileUs(0.99) > 0
+                     ? st.PercentileUs(0.99) / reference_figure.PercentileUs(0.99)
+                     : 0;
+        });
+    const std::pair<Stats, Stats>& median = runs.median();
+    const std::string ratio_cell =
+        Ratio(median.second.PercentileUs(0.99), median.first.PercentileUs(0.99)) +
+        runs.MedianOf();
     rows.push_back(cells(have == target ? absl::StrCat(have)
                                         : absl::StrCat(have, " (fill limit reached)"),
-                         rate, runs[runs.size() / 2].second, ratio_cell));
+                         rate, median.second, ratio_cell));
+    for (auto& r : runs.pairs) reference_figures.push_back(std::move(r.first));
   }
   if (reference_figures.empty()) reference_figures.push_back(
       random_reads(reference_calls, reference.pid(), smallest));
