@@ -587,7 +587,7 @@ CredentialManager::SharedSummary(const Provider& provider, const std::string& pr
         it->second.built_at <= now && now < it->second.changes_at) {
       const Rendering& r = it->second.rendering;
       if (renderer == nullptr) return it->second.summary;
-      if (r.type != nullptr && *r.type == *renderer->type) {
+      if (r.Is(*renderer->type)) {
         *rendered = r.value;
         return it->second.summary;
       }
@@ -805,7 +805,7 @@ CredentialManager::SharedValidation(const Provider& provider,
     if (it != validations_.end() && it->second.validation.summary == out.summary) {
       const Rendering& r = it->second.rendering;
       if (renderer == nullptr) return it->second.validation;
-      if (r.type != nullptr && *r.type == *renderer->type) {
+      if (r.Is(*renderer->type)) {
         *rendered = r.value;
         return it->second.validation;
       }

@@ -365,6 +365,8 @@ class CredentialManager {
   struct Rendering {
     const std::type_info* type = nullptr;
     std::shared_ptr<const void> value;
+
+    bool Is(const std::type_info& t) const { return type != nullptr && *type == t; }
   };
   template <typename Answer>
   struct Renderer {
