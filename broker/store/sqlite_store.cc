@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -901,6 +902,100 @@ class Checkpointer {
   std::thread thread_;  // Last: starts once the members above exist.
 };
 
+// The latest version of each provider/profile that was read or written
+// since the store opened, as stored (sealed: no value is in the clear), so
+// that reading a latest version (GetCredential when the broker's caches do
+// not have the answer, every approval's check of what it releases) is a hash
+// lookup, not a search of two B-trees through a read connection: with
+// 100,000 profiles that search was about two thirds of such a read
+// (docs/BENCHMARKS.md, item 29). It holds one entry per profile at most, the
+// size of its row.
+//
+// Entries are trusted only while the store's change mark is the one this
+// store saw after its own last commit: a commit by anything else (another
+// process, a test editing the file) changes the mark, and every read goes
+// to the database until this store commits again, when PRAGMA data_version
+// tells it that another connection had committed and it empties the index.
+// The store's own commits update the entries they changed (Committed)
+// before the mark is taken again, so an entry is never older than a commit
+// that a reader has seen.
+class LatestIndex {
+ public:
+  using Mark = Store::ChangeMark;
+
+  static std::string Key(absl::string_view provider, absl::string_view profile) {
+    return absl::StrCat(provider.size(), ":", provider, profile);
+  }
+
+  // A change a transaction made: the new latest version, or none (deleted).
+  struct Change {
+    std::string key;
+    std::optional<CredentialRecord> latest;
+  };
+
+  // The entry for `key` when `mark` (the store's, now) is the one the index
+  // is current for; else nullopt, and *may_offer says whether what the
+  // caller then reads from the database may be offered (Offer).
+  std::optional<CredentialRecord> Find(const std::string& key,
+                                       const std::optional<Mark>& mark,
+                                       bool* may_offer) const {
+    *may_offer = false;
+    if (!mark.has_value()) return std::nullopt;
+    absl::ReaderMutexLock lock(&mu_);
+    if (!current_ || mark_ != *mark) return std::nullopt;
+    auto it = entries_.find(key);
+    if (it != entries_.end()) return it->second;
+    *may_offer = true;
+    return std::nullopt;
+  }
+
+  // What a read of `key` found in the database, read while the store's mark
+  // was `read_mark` and still is (`now`): nothing was committed in between,
+  // so it is the latest version.
+  void Offer(const std::string& key, const CredentialRecord& record, const Mark& read_mark,
+             const std::optional<Mark>& now) {
+    if (!now.has_value() || *now != read_mark) return;
+    absl::MutexLock lock(&mu_);
+    if (current_ && mark_ == read_mark) entries_.try_emplace(key, record);
+  }
+
+  // After the store's commit of `changes` (`committed`: it succeeded; else
+  // the changed profiles are forgotten), with the mark and whether another
+  // connection had committed since the last call (`foreign`).
+  void Committed(std::vector<Change>& changes, bool committed,
+                 const std::optional<Mark>& mark, bool foreign) {
+    absl::MutexLock lock(&mu_);
+    if (foreign || !mark.has_value()) entries_.clear();
+    for (Change& c : changes) {
+      if (committed && c.latest.has_value()) {
+        entries_.insert_or_assign(c.key, *std::move(c.latest));
+      } else {
+        entries_.erase(c.key);
+      }
+    }
+    current_ = mark.has_value();
+    if (current_) mark_ = *mark;
+  }
+
+  // Forgets everything: a commit whose outcome is unknown.
+  void Clear() {
+    absl::MutexLock lock(&mu_);
+    entries_.clear();
+    current_ = false;
+  }
+
+  size_t size() const {
+    absl::ReaderMutexLock lock(&mu_);
+    return entries_.size();
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  bool current_ ABSL_GUARDED_BY(mu_) = false;
+  Mark mark_ ABSL_GUARDED_BY(mu_) = {};
+  absl::flat_hash_map<std::string, CredentialRecord> entries_ ABSL_GUARDED_BY(mu_);
+};
+
 // The rest of GetCredential once its statement is prepared, on either
 // connection.
 absl::StatusOr<CredentialRecord> StepGet(Statement& s, absl::string_view provider,
@@ -1018,8 +1113,22 @@ class SqliteStore : public Store {
       return absl::InvalidArgumentError(absl::StrCat(
           "version must be positive (or 0 for the latest), got ", version));
     }
-    return Read<CredentialRecord>(
-        kGetSql, [&](Statement& s) { return StepGet(s, provider, profile, version); });
+    auto read = [&] {
+      return Read<CredentialRecord>(
+          kGetSql, [&](Statement& s) { return StepGet(s, provider, profile, version); });
+    };
+    if (version != 0) return read();
+    const std::string key = LatestIndex::Key(provider, profile);
+    const std::optional<ChangeMark> mark = CurrentChangeMark();
+    bool may_offer = false;
+    if (std::optional<CredentialRecord> kept = latest_.Find(key, mark, &may_offer)) {
+      latest_from_memory_.fetch_add(1, std::memory_order_relaxed);
+      return *std::move(kept);
+    }
+    latest_from_database_.fetch_add(1, std::memory_order_relaxed);
+    absl::StatusOr<CredentialRecord> record = read();
+    if (record.ok() && may_offer) latest_.Offer(key, *record, *mark, CurrentChangeMark());
+    return record;
   }
 
   absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
@@ -1080,6 +1189,8 @@ class SqliteStore : public Store {
       absl::MutexLock lock(&readers_[0]->mu);
       log_index_ = readers_[0]->MapLogIndex();
     }
+    absl::MutexLock lock(&mu_);
+    IndexCommitLocked(/*committed=*/true);  // Empty, current from here.
   }
 
   // The write-ahead-log index header (sqlite.org/walformat.html, "the
@@ -1170,6 +1281,14 @@ class SqliteStore : public Store {
     }
     absl::StrAppend(&message, " (restore the data directory from a backup)");
     return absl::DataLossError(message);
+  }
+
+  ReadStats GetReadStats() override {
+    ReadStats stats;
+    stats.latest_from_memory = latest_from_memory_.load(std::memory_order_relaxed);
+    stats.latest_from_database = latest_from_database_.load(std::memory_order_relaxed);
+    stats.latest_kept = static_cast<int64_t>(latest_.size());
+    return stats;
   }
 
   WriteStats GetWriteStats() override {
@@ -1441,7 +1560,7 @@ class SqliteStore : public Store {
         if (!status.ok()) break;
         status = (*w->body)();
       }
-      if (status.ok()) status = Exec("COMMIT", "write a batch");
+      if (status.ok()) status = CommitLocked("write a batch");
       if (status.ok()) {
         transactions_.fetch_add(1, std::memory_order_relaxed);
         writes_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
@@ -1469,7 +1588,7 @@ class SqliteStore : public Store {
     CB_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", w.what));
     absl::Status status = (*w.body)();
     if (status.ok()) {
-      status = Exec("COMMIT", w.what);
+      status = CommitLocked(w.what);
       if (status.ok()) {
         transactions_.fetch_add(1, std::memory_order_relaxed);
         writes_.fetch_add(1, std::memory_order_relaxed);
@@ -1589,9 +1708,45 @@ class SqliteStore : public Store {
     return absl::OkStatus();
   }
 
+  // COMMIT of the transaction under way, then the latest-version index
+  // brought up to date with what it changed (IndexCommitLocked).
+  absl::Status CommitLocked(absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Status status = Exec("COMMIT", what);
+    IndexCommitLocked(status.ok());
+    return status;
+  }
+
+  // Hands latest_ the changes of the transaction just committed (or not:
+  // they are then forgotten), the change mark after it, and whether another
+  // connection committed since the last time. The mark is taken first: a
+  // commit by another connection after it changes the mark (readers stop
+  // trusting the index), one before it changes data_version (the index is
+  // emptied).
+  void IndexCommitLocked(bool committed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    try {
+      const std::optional<ChangeMark> mark = CurrentChangeMark();
+      bool foreign = true;
+      if (absl::StatusOr<Statement> s = Prepare("PRAGMA data_version"); s.ok()) {
+        if (absl::StatusOr<bool> row = s->Step("read data_version"); row.ok() && *row) {
+          const int64_t version = s->Int(0);
+          foreign = version != data_version_;
+          data_version_ = version;
+        }
+      }
+      latest_.Committed(changes_, committed, mark, foreign);
+    } catch (...) {
+      // Out of memory part way: what the index holds is not known to match.
+      latest_.Clear();
+      changes_.clear();
+      throw;
+    }
+    changes_.clear();
+  }
+
   // Ends a failed transaction. Some errors (disk full, I/O) have already
   // rolled it back, in which case there is nothing left to do.
   void Rollback() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    changes_.clear();  // Nothing of it reached the index or the database.
     if (!sqlite3_get_autocommit(db_)) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     }
@@ -1716,6 +1871,7 @@ class SqliteStore : public Store {
           .Bind(7, absl::ToInt64Seconds(record.rotation_period));
       CB_RETURN_IF_ERROR(s.Run("store credential"));
     }
+    changes_.push_back({LatestIndex::Key(provider, profile), record});
     return record;
   }
 
@@ -1738,6 +1894,7 @@ class SqliteStore : public Store {
       s.Bind(1, provider).Bind(2, profile);
       CB_RETURN_IF_ERROR(s.Run("delete credential"));
     }
+    changes_.push_back({LatestIndex::Key(provider, profile), std::nullopt});
     if (count == 0) {
       return absl::NotFoundError(
           absl::StrCat("no credential stored for ", provider, "/", profile));
@@ -1881,6 +2038,15 @@ class SqliteStore : public Store {
   std::atomic<int64_t> transactions_{0};
   std::atomic<int64_t> writes_{0};
   std::atomic<int64_t> batches_redone_{0};
+  // The latest version of each profile read or written (GetCredential), the
+  // changes the transaction under way made to it, and the writer
+  // connection's PRAGMA data_version at the last commit (IndexCommitLocked).
+  LatestIndex latest_;
+  std::vector<LatestIndex::Change> changes_ ABSL_GUARDED_BY(mu_);
+  int64_t data_version_ ABSL_GUARDED_BY(mu_) = -1;
+  // GetReadStats.
+  std::atomic<int64_t> latest_from_memory_{0};
+  std::atomic<int64_t> latest_from_database_{0};
   // Set once by OpenReaders before the store is shared; each has its own
   // lock (ReaderLease).
   std::vector<std::unique_ptr<ReadConnection>> readers_;

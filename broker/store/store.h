@@ -280,6 +280,16 @@ class Store {
   };
   virtual WriteStats GetWriteStats() { return {}; }
 
+  // Reads of a latest version (GetCredential with version 0) answered from
+  // the store's memory and from its database, and the profiles it keeps in
+  // memory (one entry each at most).
+  struct ReadStats {
+    int64_t latest_from_memory = 0;
+    int64_t latest_from_database = 0;
+    int64_t latest_kept = 0;
+  };
+  virtual ReadStats GetReadStats() { return {}; }
+
   // A mark that changes whenever a transaction commits to the database, by
   // this store or by any other connection or process. When the mark taken
   // before a read equals the mark now, nothing has been committed since,

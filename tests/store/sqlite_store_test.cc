@@ -1722,6 +1722,134 @@ TEST_F(SqliteStoreTest, TheChangeMarkMovesWithEveryCommitFromAnyConnection) {
   EXPECT_EQ(store_->CurrentChangeMark(), before);
 }
 
+// Every field of two records.
+void ExpectSameRecord(const CredentialRecord& got, const CredentialRecord& want) {
+  EXPECT_EQ(got.provider, want.provider);
+  EXPECT_EQ(got.profile, want.profile);
+  EXPECT_EQ(got.version, want.version);
+  EXPECT_EQ(got.sealed, want.sealed);
+  EXPECT_EQ(got.fingerprint, want.fingerprint);
+  EXPECT_EQ(got.created_at, want.created_at);
+  EXPECT_EQ(got.first_created_at, want.first_created_at);
+  EXPECT_EQ(got.rotation_period, want.rotation_period);
+  EXPECT_EQ(got.version_count, want.version_count);
+}
+
+TEST_F(SqliteStoreTest, LatestVersionsWrittenOrReadAreAnsweredFromMemory) {
+  Put("aws", "default");
+  const CredentialRecord second = Put("aws", "default", absl::Hours(48));
+  Store::ReadStats before = store_->GetReadStats();
+  absl::StatusOr<CredentialRecord> got = store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameRecord(*got, second);
+  Store::ReadStats after = store_->GetReadStats();
+  EXPECT_EQ(after.latest_from_memory, before.latest_from_memory + 1);
+  EXPECT_EQ(after.latest_from_database, before.latest_from_database);
+  EXPECT_EQ(after.latest_kept, 1);
+  // An older version is read from the database, and counts as neither.
+  EXPECT_EQ(store_->GetCredential("aws", "default", 1)->version, 1);
+  EXPECT_EQ(store_->GetReadStats().latest_from_database, after.latest_from_database);
+
+  // What was kept from the write is what the database holds.
+  Reopen();
+  EXPECT_EQ(store_->GetReadStats().latest_kept, 0);
+  got = store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameRecord(*got, second);
+  EXPECT_EQ(store_->GetReadStats().latest_from_database, 1);
+  got = store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameRecord(*got, second);
+  EXPECT_EQ(store_->GetReadStats().latest_from_memory, 1);
+  // A profile that is not stored is looked for each time, and not kept.
+  EXPECT_EQ(store_->GetCredential("aws", "none", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetCredential("aws", "none", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetReadStats().latest_from_database, 3);
+  EXPECT_EQ(store_->GetReadStats().latest_kept, 1);
+
+  // A deletion and a new first version.
+  ASSERT_TRUE(store_->DeleteCredential("aws", "default").ok());
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  const CredentialRecord again = Put("aws", "default");
+  EXPECT_EQ(again.version, 1);
+  got = store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameRecord(*got, again);
+}
+
+TEST_F(SqliteStoreTest, AWriteRolledBackLeavesTheKeptVersion) {
+  const CredentialRecord first = Put("aws", "default");
+  auto failing = [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+    return absl::InternalError("sealer exploded");
+  };
+  auto audit_of = [](const CredentialRecord&) { return AuditRecord(); };
+  // Refused before its row is written, and after (its audit event has no
+  // hash function, so the whole transaction is rolled back).
+  EXPECT_FALSE(store_->PutCredential("aws", "default", absl::ZeroDuration(), failing).ok());
+  EXPECT_FALSE(store_
+                   ->PutCredential("aws", "default", absl::ZeroDuration(),
+                                   FakeSeal("aws", "default"), audit_of, nullptr)
+                   .ok());
+  const Store::ReadStats before = store_->GetReadStats();
+  absl::StatusOr<CredentialRecord> got = store_->GetCredential("aws", "default", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameRecord(*got, first);
+  EXPECT_EQ(store_->GetReadStats().latest_from_memory, before.latest_from_memory + 1);
+  EXPECT_EQ(Put("aws", "default").version, 2);
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0)->version, 2);
+}
+
+TEST_F(SqliteStoreTest, AnotherConnectionsCommitIsReadFromTheDatabase) {
+  Put("aws", "default");
+  Put("aws", "other");
+  ASSERT_EQ(store_->GetCredential("aws", "default", 0)->fingerprint, "fp1");
+  // Changed behind the store's back, as another process could.
+  RawExec("UPDATE credentials SET fingerprint = 'changed' WHERE profile = 'default'");
+  Store::ReadStats before = store_->GetReadStats();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(store_->GetCredential("aws", "default", 0)->fingerprint, "changed");
+  }
+  // Nothing is answered from memory (or kept) until this store commits.
+  EXPECT_EQ(store_->GetReadStats().latest_from_memory, before.latest_from_memory);
+  EXPECT_EQ(store_->GetReadStats().latest_from_database, before.latest_from_database + 3);
+  // Its own commit finds that another connection committed and forgets what
+  // it kept: the profile it did not write is read again, then kept.
+  Put("gcp", "default");
+  RawExec("UPDATE credentials SET fingerprint = 'changed too' WHERE profile = 'other'");
+  EXPECT_EQ(store_->GetCredential("aws", "other", 0)->fingerprint, "changed too");
+  Put("gcp", "default");
+  before = store_->GetReadStats();
+  EXPECT_EQ(store_->GetCredential("aws", "other", 0)->fingerprint, "changed too");
+  EXPECT_EQ(store_->GetCredential("aws", "other", 0)->fingerprint, "changed too");
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0)->fingerprint, "changed");
+  EXPECT_EQ(store_->GetReadStats().latest_from_database, before.latest_from_database + 2);
+  EXPECT_EQ(store_->GetReadStats().latest_from_memory, before.latest_from_memory + 1);
+  // A deletion by another connection.
+  RawExec("DELETE FROM credentials WHERE profile = 'default';"
+          " DELETE FROM credential_profiles WHERE profile = 'default'");
+  EXPECT_EQ(store_->GetCredential("aws", "default", 0).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, CheckpointsDoNotEmptyTheKeptVersions) {
+  // Enough versions of 50 profiles for background checkpoints (see
+  // TheLogIsCheckpointedInTheBackgroundAndStaysBounded): another connection,
+  // but no commit.
+  for (int i = 0; i < 1500; ++i) Put("aws", absl::StrCat("c", i % 50));
+  EXPECT_GE(store_->GetWriteStats().checkpoints, 1);
+  const Store::ReadStats before = store_->GetReadStats();
+  for (int p = 0; p < 50; ++p) {
+    absl::StatusOr<CredentialRecord> r = store_->GetCredential("aws", absl::StrCat("c", p), 0);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->version, 30);
+  }
+  EXPECT_EQ(store_->GetReadStats().latest_from_memory, before.latest_from_memory + 50);
+  EXPECT_EQ(store_->GetReadStats().latest_kept, 50);
+}
+
 TEST_F(SqliteStoreTest, TheLogIsCheckpointedInTheBackgroundAndStaysBounded) {
   // 2,500 versions write several times SQLite's checkpoint threshold
   // (1,000 pages) to the log.
