@@ -408,12 +408,27 @@ CredentialManager::StoredFacts(const Provider& provider,
       return it->second.facts;
     }
   }
+  facts_opened_.fetch_add(1, std::memory_order_relaxed);
   CB_ASSIGN_OR_RETURN(FieldValues values, Open(record));
   auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
-  absl::MutexLock lock(&facts_mu_);
-  MakeRoom(facts_, kMaxCachedFacts);
-  facts_[key] = CachedFacts{record.sealed, facts};
+  KeepFacts(record, facts);
   return facts;
+}
+
+CredentialManager::CacheStats CredentialManager::GetCacheStats() {
+  CacheStats stats;
+  stats.facts_opened = facts_opened_.load(std::memory_order_relaxed);
+  absl::MutexLock lock(&facts_mu_);
+  stats.facts_kept = static_cast<int64_t>(facts_.size());
+  return stats;
+}
+
+void CredentialManager::KeepFacts(const CredentialRecord& record,
+                                  std::shared_ptr<const ValueFacts> facts) {
+  std::string key = FactsKey(record.provider, record.profile, record.version);
+  absl::MutexLock lock(&facts_mu_);
+  MakeRoom(facts_, kMaxKeptFacts);
+  facts_.insert_or_assign(std::move(key), CachedFacts{record.sealed, std::move(facts)});
 }
 
 absl::StatusOr<CredentialManager::StoredRead> CredentialManager::ReadStored(
@@ -533,7 +548,9 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
           },
           input.audit_of, input.audit_hash));
   if (record.version_count == 0) record.version_count = record.version;
-  result.credential = Summarize(*provider, record, values);
+  auto facts = std::make_shared<const ValueFacts>(FactsOf(*provider, values));
+  KeepFacts(record, facts);
+  result.credential = SummaryOf(spec, record, *facts);
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   for (Finding& f : all) {
     if (f.severity != Severity::kError) result.findings.push_back(std::move(f));
@@ -1061,7 +1078,9 @@ absl::StatusOr<RollbackResult> CredentialManager::Rollback(
                 sealer_->Seal(plaintext, RecordAssociatedData(spec.id, profile, v)),
                 fingerprint);
           }));
-  result.credential = Summarize(*provider, record, values);
+  auto facts = std::make_shared<const ValueFacts>(FactsOf(*provider, values));
+  KeepFacts(record, facts);
+  result.credential = SummaryOf(spec, record, *facts);
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   return result;
 }

@@ -6,6 +6,7 @@
 #define CREDBROKER_BROKER_CORE_CREDENTIALS_H_
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -320,6 +321,15 @@ class CredentialManager {
 
   const ProviderRegistry& registry() const { return *registry_; }
 
+  // Stored versions opened to learn what their values say (a read of a
+  // version whose facts were not kept), and the versions whose facts are
+  // kept: Put keeps those of each version it stores.
+  struct CacheStats {
+    int64_t facts_opened = 0;
+    int64_t facts_kept = 0;
+  };
+  CacheStats GetCacheStats();
+
  private:
   absl::StatusOr<FieldValues> Open(const CredentialRecord& record) const;
   CredentialSummary Summarize(const Provider& provider,
@@ -352,6 +362,9 @@ class CredentialManager {
   // not been opened before (see facts_).
   absl::StatusOr<std::shared_ptr<const ValueFacts>> StoredFacts(
       const Provider& provider, const CredentialRecord& record);
+  // Keeps the facts of `record` in facts_ (Put keeps those of each version
+  // it stores, StoredFacts those it opens).
+  void KeepFacts(const CredentialRecord& record, std::shared_ptr<const ValueFacts> facts);
   // A stored version (0: the latest) of provider/profile with its facts:
   // from reads_ while the store reports no commit since it was read, else
   // read (and its facts found) again.
@@ -408,21 +421,26 @@ class CredentialManager {
       ABSL_GUARDED_BY(defaults_mu_);
   uint64_t defaults_generation_ ABSL_GUARDED_BY(defaults_mu_) = 0;
 
-  // The facts of versions already opened, by provider/profile/version, with
-  // the sealed bytes they came from: reads of a credential that has not
-  // changed skip the decryption and the provider checks. An entry is used
+  // The facts of versions already opened or stored (Put keeps each new
+  // version's), by provider/profile/version, with the sealed bytes they
+  // came from: reads of a credential that has not changed skip the
+  // decryption and the provider checks, and a commit does not make them
+  // stale (the sealed bytes of a version never change). An entry is used
   // only when the stored sealed bytes are the ones it was made from, so a
   // changed or tampered row is opened (and refused) as if there were no
   // cache. No secret value is kept: only the ciphertext and the masked
   // display that every GetCredential answer carries (which shows a few
   // characters of a secret, and non-secret fields whole); Delete drops a
-  // profile's entries. Bounded: an eighth is dropped when it reaches
-  // kMaxCachedFacts (MakeRoom).
+  // profile's entries. Bounded at kMaxKeptFacts (131,072 versions, about
+  // 1 KB each; docs/BENCHMARKS.md item 29): an eighth is dropped when it is
+  // full (MakeRoom). The caches below hold at most kMaxCachedFacts each.
   struct CachedFacts {
     std::string sealed;
     std::shared_ptr<const ValueFacts> facts;
   };
   static constexpr size_t kMaxCachedFacts = 4096;
+  static constexpr size_t kMaxKeptFacts = size_t{1} << 17;
+  std::atomic<int64_t> facts_opened_{0};  // GetCacheStats.
   absl::Mutex facts_mu_;
   absl::flat_hash_map<std::string, CachedFacts> facts_ ABSL_GUARDED_BY(facts_mu_);
   // The last read of each provider/profile/requested version, with the

@@ -317,6 +317,36 @@ TEST_F(CredentialManagerTest, AnUnchangedCredentialIsAnsweredWithoutReadingItAga
   EXPECT_EQ(manager_->Get("aws", "", 0).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A version's facts are kept when it is stored, so that its first read
+// opens nothing, whichever commits came after it; a manager that did not
+// store it opens it once.
+TEST_F(CredentialManagerTest, AStoredVersionIsReadWithoutOpeningIt) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(manager_->Put(Aws(absl::StrCat("p", i))).ok());
+  ASSERT_TRUE(manager_->Put(Aws("p0")).ok());
+  EXPECT_EQ(manager_->GetCacheStats().facts_kept, 4);
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<CredentialSummary> got = manager_->Get("aws", absl::StrCat("p", i), 0);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->version, i == 0 ? 2 : 1);
+    EXPECT_EQ(got->readiness, Readiness::kReady);
+    ASSERT_NE(FindField(*got, "access_key_id"), nullptr);
+    EXPECT_EQ(FindField(*got, "access_key_id")->display, "AKIA…MPLE");
+  }
+  ASSERT_TRUE(manager_->Validate("aws", "p1", {}, SecretBytes())->valid);
+  EXPECT_EQ(manager_->GetCacheStats().facts_opened, 0);
+
+  CredentialManager fresh(store_.get(), sealer_.get(), &ProviderRegistry::Default(),
+                          [this] { return now_; });
+  absl::StatusOr<CredentialSummary> first = fresh.Get("aws", "p1", 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(manager_->Put(Aws("p2")).ok());  // A commit between the reads.
+  absl::StatusOr<CredentialSummary> second = fresh.Get("aws", "p1", 0);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->fingerprint, first->fingerprint);
+  EXPECT_EQ(fresh.GetCacheStats().facts_opened, 1);
+  EXPECT_EQ(fresh.GetCacheStats().facts_kept, 1);
+}
+
 TEST_F(CredentialManagerTest, ReadsRacingWritesNeverAnswerOlderThanAnAcknowledgedVersion) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
   std::atomic<int64_t> acknowledged{1};
