@@ -1834,6 +1834,52 @@ TEST_F(SqliteStoreTest, AnotherConnectionsCommitIsReadFromTheDatabase) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, LatestReadsRacingWritesNeverAnswerOlderThanAcknowledged) {
+  // Two profiles written in turn by one thread; readers check each answer
+  // against the last version acknowledged before their read began, and that
+  // the record is the one stored for that version. A second store on the
+  // file writes a third profile now and then, so the index is also emptied
+  // and refilled while it is read.
+  absl::StatusOr<std::unique_ptr<Store>> other = OpenSqliteStore(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  std::atomic<int64_t> acknowledged[2] = {{0}, {0}};
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  const std::string profiles[2] = {"a", "b"};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      while (!done.load()) {
+        const int i = t % 2;
+        const int64_t floor = acknowledged[i].load();
+        absl::StatusOr<CredentialRecord> r = store_->GetCredential("aws", profiles[i], 0);
+        if (floor == 0 && absl::IsNotFound(r.status())) continue;
+        ASSERT_TRUE(r.ok()) << r.status();
+        ASSERT_GE(r->version, floor);
+        ASSERT_EQ(r->sealed, SealedFor("aws", profiles[i], r->version));
+        ASSERT_EQ(r->version_count, r->version);
+        ++reads;
+      }
+    });
+  }
+  for (int n = 1; n <= 150; ++n) {
+    for (int i = 0; i < 2; ++i) {
+      const CredentialRecord r = Put("aws", profiles[i]);
+      ASSERT_EQ(r.version, n);
+      acknowledged[i].store(n);
+    }
+    if (n % 10 == 0) {
+      ASSERT_TRUE((*other)
+                      ->PutCredential("gcp", "x", absl::ZeroDuration(), FakeSeal("gcp", "x"))
+                      .ok());
+    }
+  }
+  done.store(true);
+  for (auto& r : readers) r.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_GT(store_->GetReadStats().latest_from_memory, 0);
+}
+
 TEST_F(SqliteStoreTest, CheckpointsDoNotEmptyTheKeptVersions) {
   // Enough versions of 50 profiles for background checkpoints (see
   // TheLogIsCheckpointedInTheBackgroundAndStaysBounded): another connection,
