@@ -1,9 +1,14 @@
 #include "broker/rpc/credential_service.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <utility>
 
+#include <google/protobuf/arena.h>
 #include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/slice.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -54,6 +59,25 @@ bool StartRawCall(const RpcEnv& env, grpc::CallbackServerContext* context,
 }
 
 // Finishes a raw unary call with kept answer bytes, or the error.
+// The bytes of the answer `fill` writes into a message of type Message,
+// made once per shared answer (GetRendered, ValidateStoredRendered). The
+// message lives on an arena whose first block is on the stack, and is
+// serialized straight into the slice: no allocation per nested message or
+// string, and no copy of the bytes.
+template <typename Message, typename Fill>
+std::shared_ptr<const grpc::Slice> Render(const Fill& fill) {
+  alignas(std::max_align_t) char block[4096];
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block;
+  options.initial_block_size = sizeof(block);
+  google::protobuf::Arena arena(options);
+  auto* message = google::protobuf::Arena::CreateMessage<Message>(&arena);
+  fill(message);
+  grpc::Slice bytes(message->ByteSizeLong());
+  message->SerializeWithCachedSizesToArray(const_cast<uint8_t*>(bytes.begin()));
+  return std::make_shared<const grpc::Slice>(std::move(bytes));
+}
+
 void FinishWithAnswer(grpc::ServerUnaryReactor* reactor,
                       const absl::StatusOr<grpc::Slice>& answer,
                       grpc::ByteBuffer* response) {
@@ -122,9 +146,8 @@ absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
       credentials_->GetRendered<grpc::Slice>(
           req.provider(), req.profile(), req.version(),
           [](const CredentialSummary& summary) {
-            v1::CredentialSummary message;
-            ToProto(summary, &message);
-            return std::make_shared<const grpc::Slice>(message.SerializeAsString());
+            return Render<v1::CredentialSummary>(
+                [&](v1::CredentialSummary* message) { ToProto(summary, message); });
           }));
   return *bytes;
 }
@@ -135,9 +158,10 @@ absl::StatusOr<grpc::Slice> CredentialServiceImpl::StoredValidationAnswer(
       std::shared_ptr<const grpc::Slice> bytes,
       credentials_->ValidateStoredRendered<grpc::Slice>(
           req.provider(), req.profile(), [](const ValidateResult& result) {
-            v1::ValidateCredentialResponse message;
-            FillValidateResponse(result, &message);
-            return std::make_shared<const grpc::Slice>(message.SerializeAsString());
+            return Render<v1::ValidateCredentialResponse>(
+                [&](v1::ValidateCredentialResponse* message) {
+                  FillValidateResponse(result, message);
+                });
           }));
   return *bytes;
 }
