@@ -401,10 +401,11 @@ absl::StatusOr<std::shared_ptr<const CredentialManager::ValueFacts>>
 CredentialManager::StoredFacts(const Provider& provider,
                                const CredentialRecord& record) {
   const std::string key = FactsKey(record.provider, record.profile, record.version);
+  const Digest sealed = DigestOf(record.sealed);
   {
     absl::MutexLock lock(&facts_mu_);
     auto it = facts_.find(key);
-    if (it != facts_.end() && it->second.sealed == record.sealed) {
+    if (it != facts_.end() && it->second.sealed == sealed) {
       return it->second.facts;
     }
   }
@@ -426,9 +427,10 @@ CredentialManager::CacheStats CredentialManager::GetCacheStats() {
 void CredentialManager::KeepFacts(const CredentialRecord& record,
                                   std::shared_ptr<const ValueFacts> facts) {
   std::string key = FactsKey(record.provider, record.profile, record.version);
+  const Digest sealed = DigestOf(record.sealed);
   absl::MutexLock lock(&facts_mu_);
   MakeRoom(facts_, kMaxKeptFacts);
-  facts_.insert_or_assign(std::move(key), CachedFacts{record.sealed, std::move(facts)});
+  facts_.insert_or_assign(std::move(key), CachedFacts{sealed, std::move(facts)});
 }
 
 absl::StatusOr<CredentialManager::StoredRead> CredentialManager::ReadStored(

@@ -422,20 +422,21 @@ class CredentialManager {
   uint64_t defaults_generation_ ABSL_GUARDED_BY(defaults_mu_) = 0;
 
   // The facts of versions already opened or stored (Put keeps each new
-  // version's), by provider/profile/version, with the sealed bytes they
-  // came from: reads of a credential that has not changed skip the
+  // version's), by provider/profile/version, with the digest of the sealed
+  // bytes they came from (BLAKE2b-256; the bytes themselves are the
+  // store's to keep): reads of a credential that has not changed skip the
   // decryption and the provider checks, and a commit does not make them
   // stale (the sealed bytes of a version never change). An entry is used
-  // only when the stored sealed bytes are the ones it was made from, so a
+  // only when the stored sealed bytes have that digest, so a
   // changed or tampered row is opened (and refused) as if there were no
-  // cache. No secret value is kept: only the ciphertext and the masked
-  // display that every GetCredential answer carries (which shows a few
-  // characters of a secret, and non-secret fields whole); Delete drops a
-  // profile's entries. Bounded at kMaxKeptFacts (131,072 versions, about
-  // 1 KB each; docs/BENCHMARKS.md item 29): an eighth is dropped when it is
-  // full (MakeRoom). The caches below hold at most kMaxCachedFacts each.
+  // cache. No secret value is kept: only the masked display that every
+  // GetCredential answer carries (which shows a few characters of a
+  // secret, and non-secret fields whole); Delete drops a profile's
+  // entries. Bounded at kMaxKeptFacts (131,072 versions; docs/BENCHMARKS.md
+  // item 29 gives the memory): an eighth is dropped when it is full
+  // (MakeRoom). The caches below hold at most kMaxCachedFacts each.
   struct CachedFacts {
-    std::string sealed;
+    Digest sealed;  // DigestOf the sealed bytes.
     std::shared_ptr<const ValueFacts> facts;
   };
   static constexpr size_t kMaxCachedFacts = 4096;
@@ -446,7 +447,7 @@ class CredentialManager {
   // The last read of each provider/profile/requested version, with the
   // store's change mark taken before it (ReadStored): while the mark is
   // unchanged nothing was committed, by this process or another, and the
-  // read is answered without the database. Same bound as facts_.
+  // read is answered without the database. At most kMaxCachedFacts entries.
   struct CachedRead {
     Store::ChangeMark mark;
     StoredRead read;
@@ -456,7 +457,7 @@ class CredentialManager {
   // the store's change mark is the one taken before the answer was built
   // (a new version, a delete, a new default profile all commit) and the
   // clock is within the span the answer holds for (SummaryOf's
-  // changes_at). Same bound as facts_.
+  // changes_at). At most kMaxCachedFacts entries.
   struct CachedSummary {
     Store::ChangeMark mark;
     absl::Time built_at;

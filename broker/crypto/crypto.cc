@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -523,6 +524,14 @@ std::string Sha256Hex(absl::string_view data) {
   uint8_t hash[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(hash, Bytes(data), data.size());
   return ToHex(hash, sizeof(hash));
+}
+
+Digest DigestOf(absl::string_view data) {
+  EnsureSodium();
+  static_assert(std::tuple_size<Digest>::value == crypto_generichash_BYTES);
+  Digest digest;
+  crypto_generichash(digest.data(), digest.size(), Bytes(data), data.size(), nullptr, 0);
+  return digest;
 }
 
 }  // namespace credbroker

@@ -5,6 +5,7 @@
 #ifndef CREDBROKER_BROKER_CRYPTO_CRYPTO_H_
 #define CREDBROKER_BROKER_CRYPTO_CRYPTO_H_
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -109,6 +110,10 @@ void RandomBytes(uint8_t* out, size_t size);
 SecretBytes GeneratePassword(size_t length);
 // SHA-256 (hex) for the audit chain and key fingerprints.
 std::string Sha256Hex(absl::string_view data);
+// BLAKE2b-256 of `data`, unkeyed: tells whether bytes are the ones seen
+// before without keeping them.
+using Digest = std::array<uint8_t, 32>;
+Digest DigestOf(absl::string_view data);
 
 }  // namespace credbroker
 

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -540,6 +541,19 @@ TEST_F(CryptoTest, Sha256HexKnownAnswers) {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(Sha256Hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_F(CryptoTest, DigestOfKnownAnswers) {
+  auto hex = [](const Digest& d) {
+    return absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+  };
+  // BLAKE2b-256 (RFC 7693 with a 32-byte output).
+  EXPECT_EQ(hex(DigestOf("")),
+            "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+  EXPECT_EQ(hex(DigestOf("abc")),
+            "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+  EXPECT_NE(DigestOf(std::string("a\0b", 3)), DigestOf(std::string("a\0c", 3)));
 }
 
 }  // namespace
