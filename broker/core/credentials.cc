@@ -326,10 +326,12 @@ absl::StatusOr<FieldValues> CredentialManager::Open(
   return values;
 }
 
-CredentialSummary CredentialManager::Summarize(const Provider& provider,
-                                               const CredentialRecord& record,
-                                               const FieldValues& values) const {
-  return SummaryOf(provider.spec(), record, FactsOf(provider, values));
+CredentialSummary CredentialManager::SummarizeStored(const Provider& provider,
+                                                     const CredentialRecord& record,
+                                                     const FieldValues& values) {
+  auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
+  KeepFacts(record, facts);
+  return SummaryOf(provider.spec(), record, *facts);
 }
 
 CredentialManager::ValueFacts CredentialManager::FactsOf(
@@ -550,9 +552,7 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
           },
           input.audit_of, input.audit_hash));
   if (record.version_count == 0) record.version_count = record.version;
-  auto facts = std::make_shared<const ValueFacts>(FactsOf(*provider, values));
-  KeepFacts(record, facts);
-  result.credential = SummaryOf(spec, record, *facts);
+  result.credential = SummarizeStored(*provider, record, values);
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   for (Finding& f : all) {
     if (f.severity != Severity::kError) result.findings.push_back(std::move(f));
@@ -1080,9 +1080,7 @@ absl::StatusOr<RollbackResult> CredentialManager::Rollback(
                 sealer_->Seal(plaintext, RecordAssociatedData(spec.id, profile, v)),
                 fingerprint);
           }));
-  auto facts = std::make_shared<const ValueFacts>(FactsOf(*provider, values));
-  KeepFacts(record, facts);
-  result.credential = SummaryOf(spec, record, *facts);
+  result.credential = SummarizeStored(*provider, record, values);
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   return result;
 }

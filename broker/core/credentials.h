@@ -5,8 +5,8 @@
 #ifndef CREDBROKER_BROKER_CORE_CREDENTIALS_H_
 #define CREDBROKER_BROKER_CORE_CREDENTIALS_H_
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -332,9 +332,11 @@ class CredentialManager {
 
  private:
   absl::StatusOr<FieldValues> Open(const CredentialRecord& record) const;
-  CredentialSummary Summarize(const Provider& provider,
-                              const CredentialRecord& record,
-                              const FieldValues& values) const;
+  // The summary of a version just stored from `values`, whose facts are
+  // kept for its later reads (KeepFacts).
+  CredentialSummary SummarizeStored(const Provider& provider,
+                                    const CredentialRecord& record,
+                                    const FieldValues& values);
 
   // What a stored version's values say, whatever the time: their masked
   // display, the provider's findings, the missing fields, the expiry.
