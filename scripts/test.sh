@@ -56,7 +56,14 @@ for s in ${sanitizers//,/ }; do
       cmake --build --preset tsan -j "$jobs" --target "${tsan_tests[@]}" \
         credbrokerd credctl flow_agent
       regex="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
-      ctest --preset tsan -j "$jobs" --timeout 900 -L "$regex"
+      if ! ctest --preset tsan -j "$jobs" --timeout 900 -L "$regex"; then
+        # A test whose only report is gRPC's known call-requester delete
+        # (scripts/tsan_known_reports.py says which) runs once more and must
+        # pass then; any other failure, or any other report, fails the run.
+        known="$(python3 scripts/tsan_known_reports.py build/tsan)" || exit 1
+        echo "tsan: running again, their only report being gRPC's known one: $known"
+        ctest --preset tsan --timeout 900 -R "^($(paste -sd'|' <<<"$known"))\$"
+      fi
       ;;
     *)
       echo "unknown sanitizer preset in CREDBROKER_SANITIZERS: $s" >&2
