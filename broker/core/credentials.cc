@@ -330,7 +330,8 @@ CredentialSummary CredentialManager::SummarizeStored(const Provider& provider,
                                                      const CredentialRecord& record,
                                                      const FieldValues& values) {
   auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
-  KeepFacts(record, facts);
+  KeepFacts(FactsKey(record.provider, record.profile, record.version),
+            DigestOf(record.sealed), facts);
   return SummaryOf(provider.spec(), record, *facts);
 }
 
@@ -402,7 +403,7 @@ CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
 absl::StatusOr<std::shared_ptr<const CredentialManager::ValueFacts>>
 CredentialManager::StoredFacts(const Provider& provider,
                                const CredentialRecord& record) {
-  const std::string key = FactsKey(record.provider, record.profile, record.version);
+  std::string key = FactsKey(record.provider, record.profile, record.version);
   const Digest sealed = DigestOf(record.sealed);
   {
     absl::MutexLock lock(&facts_mu_);
@@ -414,7 +415,7 @@ CredentialManager::StoredFacts(const Provider& provider,
   facts_opened_.fetch_add(1, std::memory_order_relaxed);
   CB_ASSIGN_OR_RETURN(FieldValues values, Open(record));
   auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
-  KeepFacts(record, facts);
+  KeepFacts(std::move(key), sealed, facts);
   return facts;
 }
 
@@ -426,10 +427,8 @@ CredentialManager::CacheStats CredentialManager::GetCacheStats() {
   return stats;
 }
 
-void CredentialManager::KeepFacts(const CredentialRecord& record,
+void CredentialManager::KeepFacts(std::string key, const Digest& sealed,
                                   std::shared_ptr<const ValueFacts> facts) {
-  std::string key = FactsKey(record.provider, record.profile, record.version);
-  const Digest sealed = DigestOf(record.sealed);
   absl::MutexLock lock(&facts_mu_);
   MakeRoom(facts_, kMaxKeptFacts);
   facts_.insert_or_assign(std::move(key), CachedFacts{sealed, std::move(facts)});

@@ -364,9 +364,11 @@ class CredentialManager {
   // not been opened before (see facts_).
   absl::StatusOr<std::shared_ptr<const ValueFacts>> StoredFacts(
       const Provider& provider, const CredentialRecord& record);
-  // Keeps the facts of `record` in facts_ (Put keeps those of each version
-  // it stores, StoredFacts those it opens).
-  void KeepFacts(const CredentialRecord& record, std::shared_ptr<const ValueFacts> facts);
+  // Keeps `facts` in facts_ under `key` (FactsKey of the version) with the
+  // digest of its sealed bytes (Put keeps those of each version it stores,
+  // StoredFacts those it opens).
+  void KeepFacts(std::string key, const Digest& sealed,
+                 std::shared_ptr<const ValueFacts> facts);
   // A stored version (0: the latest) of provider/profile with its facts:
   // from reads_ while the store reports no commit since it was read, else
   // read (and its facts found) again.
