@@ -11,6 +11,15 @@
 
 namespace credbroker {
 
+// Arena options whose first block is `block` (`size` bytes, aligned to
+// std::max_align_t, outliving the arena): the arena allocates only past it.
+inline google::protobuf::ArenaOptions FirstBlockOptions(char* block, size_t size) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block;
+  options.initial_block_size = size;
+  return options;
+}
+
 // gRPC allocates each call's request and response through this. The
 // response lives on an arena whose first block is inside the holder, so an
 // answer of tens of nested messages costs one allocation instead of one per
@@ -27,7 +36,7 @@ class ResponseArenaAllocator final : public grpc::MessageAllocator<Request, Resp
  private:
   class Holder final : public grpc::MessageHolder<Request, Response> {
    public:
-    Holder() : arena_(FirstBlock(block_)) {
+    Holder() : arena_(FirstBlockOptions(block_, kFirstBlock)) {
       this->set_request(&request_);
       this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
     }
@@ -36,13 +45,6 @@ class ResponseArenaAllocator final : public grpc::MessageAllocator<Request, Resp
     void Release() override { delete this; }
 
    private:
-    static google::protobuf::ArenaOptions FirstBlock(char* block) {
-      google::protobuf::ArenaOptions options;
-      options.initial_block = block;
-      options.initial_block_size = kFirstBlock;
-      return options;
-    }
-
     // Declared in this order: the arena uses the block, and is destroyed
     // (with the response) before it.
     alignas(std::max_align_t) char block_[kFirstBlock];

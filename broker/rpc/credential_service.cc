@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
+#include "broker/rpc/arena_allocator.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/unary.h"
 
@@ -58,7 +59,6 @@ bool StartRawCall(const RpcEnv& env, grpc::CallbackServerContext* context,
   return false;
 }
 
-// Finishes a raw unary call with kept answer bytes, or the error.
 // The bytes of the answer `fill` writes into a message of type Message,
 // made once per shared answer (GetRendered, ValidateStoredRendered). The
 // message lives on an arena whose first block is on the stack, and is
@@ -67,10 +67,7 @@ bool StartRawCall(const RpcEnv& env, grpc::CallbackServerContext* context,
 template <typename Message, typename Fill>
 std::shared_ptr<const grpc::Slice> Render(const Fill& fill) {
   alignas(std::max_align_t) char block[4096];
-  google::protobuf::ArenaOptions options;
-  options.initial_block = block;
-  options.initial_block_size = sizeof(block);
-  google::protobuf::Arena arena(options);
+  google::protobuf::Arena arena(FirstBlockOptions(block, sizeof(block)));
   auto* message = google::protobuf::Arena::CreateMessage<Message>(&arena);
   fill(message);
   grpc::Slice bytes(message->ByteSizeLong());
@@ -78,6 +75,7 @@ std::shared_ptr<const grpc::Slice> Render(const Fill& fill) {
   return std::make_shared<const grpc::Slice>(std::move(bytes));
 }
 
+// Finishes a raw unary call with kept answer bytes, or the error.
 void FinishWithAnswer(grpc::ServerUnaryReactor* reactor,
                       const absl::StatusOr<grpc::Slice>& answer,
                       grpc::ByteBuffer* response) {
