@@ -1,0 +1,242 @@
+// The credbroker extension: the IDE side of the approval flow. It connects
+// to the local broker, raises a notification for each credential need an
+// agent announces, opens the credential form to approve or deny it, and
+// shows the stored credentials. Everything goes through @credbroker/client.
+import * as vscode from 'vscode';
+
+import type { ApprovalRequest, CredbrokerClient, ProviderInfo } from '@credbroker/client';
+import { isBrokerError } from '@credbroker/client';
+
+import { registerCommands, requestTitle } from './commands';
+import { findBroker, resolveSettings, Resolved, Settings } from './config';
+import { FormPanels } from './form/panel';
+import type { FormSubject } from './form/session';
+import { BrokerLink, LinkState } from './link';
+import { notificationText, plain } from './text';
+import { CredentialsTree } from './tree';
+
+function readSettings(): Settings {
+  const c = vscode.workspace.getConfiguration('credbroker');
+  return {
+    address: c.get<string>('address', ''),
+    socketPath: c.get<string>('socketPath', ''),
+    tokenFile: c.get<string>('tokenFile', ''),
+    dataDir: c.get<string>('dataDir', ''),
+    tlsCaFile: c.get<string>('tlsCaFile', ''),
+    brokerPath: c.get<string>('brokerPath', 'credbrokerd'),
+  };
+}
+
+class Extension {
+  readonly link = new BrokerLink();
+  readonly tree = new CredentialsTree();
+  readonly output = vscode.window.createOutputChannel('credbroker');
+  readonly stateItem = vscode.window.createStatusBarItem('credbroker.state', vscode.StatusBarAlignment.Left, 50);
+  readonly pendingItem = vscode.window.createStatusBarItem('credbroker.pending', vscode.StatusBarAlignment.Left, 49);
+  readonly panels: FormPanels;
+  #resolved: Resolved;
+  #providers: Promise<ProviderInfo[]> | undefined;
+  #brokerBin: string | undefined;
+
+  constructor(readonly context: vscode.ExtensionContext) {
+    this.panels = new FormPanels(context.extensionUri, (outcome) => {
+      if (outcome === 'saved' || outcome === 'approved') this.tree.refresh();
+    });
+    this.#resolved = resolveSettings(readSettings());
+    this.stateItem.name = 'credbroker: broker';
+    this.pendingItem.name = 'credbroker: pending requests';
+    this.pendingItem.command = 'credbroker.showPending';
+  }
+
+  activate(): void {
+    const ctx = this.context;
+    ctx.subscriptions.push(this.output, this.stateItem, this.pendingItem,
+      vscode.window.createTreeView('credbroker.credentials', { treeDataProvider: this.tree, showCollapseAll: true }),
+      { dispose: () => this.link.stop() },
+      { dispose: () => this.panels.disposeAll() });
+
+    this.link.on('state', (s) => this.#onState(s));
+    this.link.on('pending', (p) => this.#showPending(p));
+    this.link.on('added', (r, how) => this.#notify(r, how.fromSnapshot));
+    this.link.on('ended', (id, message) => this.panels.requestEnded(id, message));
+    this.link.on('rotationDue', (c, message) => {
+      const what = c !== null ? `${c.provider}/${c.profile}` : 'A credential';
+      void vscode.window.showWarningMessage(
+        plain(`credbroker: ${what} is past its rotation period${message !== '' ? `: ${message}` : '.'}`),
+        'Update').then((choice) => {
+        if (choice === 'Update' && c !== null) {
+          void this.openForm({ mode: 'update', provider: c.provider, profile: c.profile });
+        }
+      });
+    });
+
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('credbroker')) this.restart();
+    }, undefined, ctx.subscriptions);
+
+    ctx.subscriptions.push(
+      vscode.commands.registerCommand('credbroker.reconnect', () => this.restart()),
+      vscode.commands.registerCommand('credbroker.startBroker', () => this.startBroker()));
+    registerCommands(ctx, {
+      client: () => this.link.client,
+      providers: () => this.providers(),
+      pending: () => this.link.pending,
+      openForm: (s) => this.openForm(s),
+      denyRequest: (r) => this.denyFromNotification(r),
+      refresh: () => this.tree.refresh(),
+      output: this.output,
+    });
+    this.restart();
+  }
+
+  restart(): void {
+    this.#resolved = resolveSettings(readSettings());
+    this.#providers = undefined;
+    this.output.appendLine(`Connecting to ${this.#resolved.address} (token ${this.#resolved.tokenFile})`);
+    void findBroker(readSettings().brokerPath).then((bin) => {
+      this.#brokerBin = bin;
+      this.#onState(this.link.state);
+    });
+    this.link.start(this.#resolved);
+  }
+
+  providers(): Promise<ProviderInfo[]> {
+    const client = this.link.client;
+    if (client === undefined) return Promise.resolve([]);
+    if (this.#providers === undefined) {
+      this.#providers = client.listProviders({}).then((r) => r.providers);
+      this.#providers.catch(() => { this.#providers = undefined; });
+    }
+    return this.#providers;
+  }
+
+  #onState(s: LinkState): void {
+    const item = this.stateItem;
+    item.backgroundColor = undefined;
+    switch (s.kind) {
+      case 'connected':
+        item.text = '$(shield) credbroker';
+        item.tooltip = `credbroker: connected to ${s.address}`;
+        item.command = 'credbroker.credentials.focus';
+        this.tree.setClient(this.link.client);
+        break;
+      case 'connecting':
+      case 'stopped':
+        item.text = '$(sync~spin) credbroker';
+        item.tooltip = `credbroker: connecting to ${s.address}`;
+        item.command = 'credbroker.reconnect';
+        break;
+      case 'down':
+      case 'refused': {
+        const notRunning = s.kind === 'down';
+        item.text = notRunning ? '$(debug-disconnect) credbroker: not running' : '$(error) credbroker: refused';
+        item.backgroundColor = new vscode.ThemeColor(notRunning ? 'statusBarItem.warningBackground' : 'statusBarItem.errorBackground');
+        const tip = new vscode.MarkdownString(undefined, true);
+        tip.appendText(notRunning
+          ? `The credential broker is not running at ${s.address}: ${s.reason}`
+          : `The broker at ${s.address} refused this client: ${s.reason} (check credbroker.tokenFile)`);
+        tip.appendMarkdown('\n\n');
+        if (notRunning && this.#brokerBin !== undefined) {
+          tip.isTrusted = { enabledCommands: ['credbroker.startBroker', 'credbroker.reconnect'] };
+          tip.appendMarkdown('[Start broker](command:credbroker.startBroker) · [Reconnect](command:credbroker.reconnect)');
+        } else {
+          tip.isTrusted = { enabledCommands: ['credbroker.reconnect'] };
+          tip.appendMarkdown('[Reconnect](command:credbroker.reconnect)');
+          if (notRunning) tip.appendText(' (credbrokerd was not found on PATH: see credbroker.brokerPath)');
+        }
+        item.tooltip = tip;
+        item.command = notRunning && this.#brokerBin !== undefined ? 'credbroker.startBroker' : 'credbroker.reconnect';
+        this.tree.setClient(undefined);
+        break;
+      }
+    }
+    item.show();
+    this.#showPending(this.link.pending);
+  }
+
+  #showPending(pending: ApprovalRequest[]): void {
+    const item = this.pendingItem;
+    if (this.link.state.kind !== 'connected') {
+      item.hide();
+      return;
+    }
+    const n = pending.length;
+    item.text = n === 0 ? '$(bell) 0 pending' : `$(bell-dot) ${n} pending`;
+    item.tooltip = n === 0 ? 'credbroker: no request is waiting for a decision'
+      : `credbroker: ${n} request${n === 1 ? '' : 's'} waiting for a decision:\n` +
+        pending.map((r) => `• ${requestTitle(r)}`).join('\n');
+    item.backgroundColor = n === 0 ? undefined : new vscode.ThemeColor('statusBarItem.warningBackground');
+    item.show();
+  }
+
+  #notify(r: ApprovalRequest, fromSnapshot: boolean): void {
+    const text = fromSnapshot ? `${notificationText(r)} (waiting since the broker connected)` : notificationText(r);
+    void vscode.window.showInformationMessage(text, 'Review', 'Deny').then(async (choice) => {
+      if (choice === 'Review') await this.openForm({ mode: 'approve', requestId: r.requestId });
+      else if (choice === 'Deny') await this.denyFromNotification(r);
+    });
+  }
+
+  async denyFromNotification(r: ApprovalRequest): Promise<void> {
+    const reason = await vscode.window.showInputBox({
+      title: `Deny ${requestTitle(r)}`,
+      prompt: 'Reason (the agent sees it); Escape cancels',
+      placeHolder: 'e.g. not now',
+    });
+    if (reason === undefined) return;
+    const client = this.link.client;
+    if (client === undefined) {
+      void vscode.window.showErrorMessage('credbroker: the broker is not connected.');
+      return;
+    }
+    try {
+      await client.deny({ requestId: r.requestId, reason: reason.trim() });
+      void vscode.window.showInformationMessage(`credbroker: denied ${plain(requestTitle(r))}.`);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`credbroker: ${isBrokerError(e) ? e.message : String(e)}`);
+    }
+  }
+
+  async openForm(subject: FormSubject): Promise<void> {
+    const client: CredbrokerClient | undefined = this.link.client;
+    if (client === undefined) {
+      void vscode.window.showErrorMessage('credbroker: the broker is not connected.');
+      return;
+    }
+    try {
+      await this.panels.open(client, subject, () => this.providers());
+    } catch (e) {
+      void vscode.window.showErrorMessage(`credbroker: cannot open the form: ${isBrokerError(e) ? e.message : String(e)}`);
+    }
+  }
+
+  // Runs credbrokerd in a terminal, where it can ask for its passphrase.
+  async startBroker(): Promise<void> {
+    const bin = await findBroker(readSettings().brokerPath);
+    this.#brokerBin = bin;
+    if (bin === undefined) {
+      void vscode.window.showErrorMessage(
+        'credbroker: credbrokerd was not found on PATH. Install it, or set credbroker.brokerPath to its path.');
+      return;
+    }
+    const r = this.#resolved;
+    const args = ['--data_dir', r.dataDir];
+    if (r.address !== `unix:${r.dataDir}/broker.sock`) args.push('--listen', r.address);
+    const terminal = vscode.window.createTerminal({ name: 'credbrokerd', shellPath: bin, shellArgs: args });
+    terminal.show(true);
+    this.output.appendLine(`Started ${bin} ${args.join(' ')} in a terminal`);
+    setTimeout(() => this.link.poke(), 1000);
+  }
+}
+
+let extension: Extension | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  extension = new Extension(context);
+  extension.activate();
+}
+
+export function deactivate(): void {
+  extension?.link.stop();
+  extension = undefined;
+}
