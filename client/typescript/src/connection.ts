@@ -165,10 +165,11 @@ export class Connection {
     const creds = await channelCredentials(address, dataDir, options);
     const channelOptions: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': 16 << 20,
-      // A local broker that restarts is back within moments: do not let the
-      // channel's own reconnect backoff grow to minutes.
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 5_000,
+      // A local broker that restarts is back within moments: the channel's
+      // own reconnect backoff (calls fail at once while it lasts) stays
+      // short instead of growing to minutes.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 2_000,
       ...options.channelOptions,
     };
     let channel: grpc.Channel;

@@ -1,0 +1,143 @@
+// A real credbrokerd for the tests: started on a fresh data directory under
+// /tmp/cbts-XXXXXX (so the socket path stays far below 108 bytes), ready
+// once it prints "ready", stopped with SIGTERM and restartable on the same
+// data directory. The binary is $CREDBROKER_BIN.
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+
+// The store's key in a file beside it: no passphrase to type.
+const BASE_FLAGS = ['--key_source=file'];
+// No human-presence factor: approvals need only the approver token.
+const NO_FACTOR_FLAGS = ['--approval_factor=none'];
+
+export function brokerBinary(): string {
+  const bin = process.env.CREDBROKER_BIN;
+  if (bin === undefined || bin === '') {
+    throw new Error('set CREDBROKER_BIN to the credbrokerd binary (e.g. build/ci/broker/credbrokerd)');
+  }
+  if (!existsSync(bin)) throw new Error(`CREDBROKER_BIN=${bin} does not exist`);
+  return bin;
+}
+
+export interface BrokerOptions {
+  // Whether approvals need the human-presence factor (an approval PIN).
+  // Default false: --approval_factor=none.
+  approvalFactor?: boolean;
+  extraArgs?: string[];
+}
+
+export class Broker {
+  readonly root: string;
+  readonly dataDir: string;
+  readonly address: string;
+  readonly approverTokenFile: string;
+  readonly agentTokenFile: string;
+  readonly #args: string[];
+  #proc: ChildProcess | undefined;
+  #stderr = '';
+
+  private constructor(options: BrokerOptions) {
+    this.root = mkdtempSync('/tmp/cbts-');
+    this.dataDir = path.join(this.root, 'data');
+    this.address = `unix:${path.join(this.dataDir, 'broker.sock')}`;
+    this.approverTokenFile = path.join(this.dataDir, 'approver.token');
+    this.agentTokenFile = path.join(this.dataDir, 'agent.token');
+    this.#args = [
+      '--data_dir', this.dataDir,
+      ...BASE_FLAGS,
+      ...(options.approvalFactor === true ? [] : NO_FACTOR_FLAGS),
+      ...(options.extraArgs ?? []),
+    ];
+  }
+
+  static async start(options: BrokerOptions = {}): Promise<Broker> {
+    const broker = new Broker(options);
+    try {
+      await broker.startAgain();
+    } catch (e) {
+      broker.cleanup();
+      throw e;
+    }
+    return broker;
+  }
+
+  // The approver token, for tests that build their own token files.
+  approverToken(): string {
+    return readFileSync(this.approverTokenFile, 'utf8').trim();
+  }
+
+  get running(): boolean {
+    return this.#proc !== undefined;
+  }
+
+  // Starts the daemon (again, on the same data directory) and waits for
+  // "ready" on its stdout.
+  startAgain(timeoutMs = 30_000): Promise<void> {
+    if (this.#proc !== undefined) throw new Error('credbrokerd is already running');
+    this.#stderr = '';
+    const proc = spawn(brokerBinary(), this.#args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#proc = proc;
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (chunk: string) => {
+      this.#stderr = (this.#stderr + chunk).slice(-20_000);
+    });
+    return new Promise<void>((resolve, reject) => {
+      const fail = (why: string): void => {
+        clearTimeout(timer);
+        reject(new Error(`credbrokerd ${why}; stderr:\n${this.#stderr}`));
+      };
+      const timer = setTimeout(() => {
+        fail(`did not print "ready" within ${timeoutMs} ms`);
+        proc.kill('SIGKILL');
+      }, timeoutMs);
+      const lines = createInterface({ input: proc.stdout! });
+      lines.on('line', (line) => {
+        if (line.trim() === 'ready') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once('exit', (code, signal) => {
+        if (this.#proc === proc) this.#proc = undefined;
+        fail(`exited (code ${code}, signal ${signal}) before it was ready`);
+      });
+      proc.once('error', (e) => fail(`could not start: ${e.message}`));
+    });
+  }
+
+  // SIGTERM, then SIGKILL after timeoutMs; resolves once it has exited.
+  async stop(timeoutMs = 15_000): Promise<void> {
+    const proc = this.#proc;
+    if (proc === undefined) return;
+    this.#proc = undefined;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      proc.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      proc.kill('SIGTERM');
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.startAgain();
+  }
+
+  stderr(): string {
+    return this.#stderr;
+  }
+
+  cleanup(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    this.cleanup();
+  }
+}
