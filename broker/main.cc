@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -67,14 +68,30 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(bool, reset_approval_pin, false,
           "Clear the approval PIN (and its lockout) at start, without the "
           "current PIN: for a forgotten PIN. Audited.");
+ABSL_FLAG(std::string, key_source, "",
+          "How the store's key is protected. \"passphrase\" (the default for a new "
+          "data directory): a passphrase you type, through Argon2id; nothing on disk "
+          "opens the store. \"file\": a 0600 key file beside the store, for unattended "
+          "and test use only: any process running as you, an agent too, can read it "
+          "and open every stored secret. An existing key-file store needs "
+          "--key_source=file at every start.");
 ABSL_FLAG(std::string, key_file, "",
-          "Master key file (default <data_dir>/master.key, created 0600 at "
-          "first start).");
+          "With --key_source=file: the master key file (default "
+          "<data_dir>/master.key, created 0600 at first start).");
 ABSL_FLAG(int, passphrase_fd, -1,
-          "Read the master passphrase from this file descriptor instead of "
-          "using the key file.");
+          "Read the store's passphrase from this file descriptor (one line) "
+          "instead of asking for it on the terminal.");
 ABSL_FLAG(bool, passphrase_prompt, false,
-          "Prompt for the master passphrase on the terminal.");
+          "Ask for the store's passphrase on the terminal (what a passphrase "
+          "store does anyway when no --passphrase_fd is given).");
+ABSL_FLAG(std::string, approval_factor, "pin",
+          "The human-presence factor every approval needs. \"pin\": the approval "
+          "PIN, set once with `credctl pin set` (approvals are refused until then). "
+          "\"none\": approvals need only the approver token, which any process "
+          "running as you can read; for tests only. Recorded in the audit log.");
+ABSL_FLAG(absl::Duration, approval_unlock_window, absl::Minutes(5),
+          "After a correct approval PIN, how long the same process (the IDE, one "
+          "credctl) may approve without typing it again. 0: every approval.");
 ABSL_FLAG(int, threads, 16,
           "Worker threads for store and crypto work. Writes that wait on the "
           "same disk sync share one transaction, so this also bounds how many "
@@ -117,35 +134,31 @@ void HardenProcess() {
   setrlimit(RLIMIT_CORE, &none);
 }
 
+// One line of `fd`, read straight into locked, wiped memory: no copy of
+// the passphrase is left in a std::string.
 absl::StatusOr<SecretBytes> ReadPassphraseFromFd(int fd) {
-  std::string buf;
-  char c;
-  while (true) {
-    ssize_t n = read(fd, &c, 1);
+  constexpr size_t kMax = 4096;
+  SecretBytes buf = SecretBytes::Zeroed(kMax + 1);
+  size_t size = 0;
+  while (size <= kMax) {
+    ssize_t n = read(fd, buf.mutable_data() + size, 1);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || c == '\n') break;
-    buf.push_back(c);
-    if (buf.size() > 4096) {
-      WipeString(buf);
-      return absl::InvalidArgumentError("the passphrase is longer than 4096 bytes");
-    }
+    if (n <= 0 || buf.data()[size] == '\n') break;
+    ++size;
   }
-  if (!buf.empty() && buf.back() == '\r') buf.pop_back();
-  if (buf.empty()) {
+  if (size > kMax) return absl::InvalidArgumentError("the passphrase is longer than 4096 bytes");
+  if (size > 0 && buf.data()[size - 1] == '\r') --size;
+  if (size == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("no passphrase could be read from file descriptor ", fd));
   }
-  return SecretBytes::TakeFrom(buf);
+  SecretBytes pass = SecretBytes::Zeroed(size);
+  std::copy(buf.data(), buf.data() + size, pass.mutable_data());
+  return pass;
 }
 
-absl::StatusOr<SecretBytes> PromptPassphrase() {
-  int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        "--passphrase_prompt needs a terminal; use --passphrase_fd instead");
-  }
-  const char prompt[] = "credbrokerd master passphrase: ";
-  (void)!write(fd, prompt, sizeof prompt - 1);
+absl::StatusOr<SecretBytes> PromptOnce(int fd, absl::string_view prompt) {
+  (void)!write(fd, prompt.data(), prompt.size());
   termios old{};
   tcgetattr(fd, &old);
   termios quiet = old;
@@ -154,8 +167,75 @@ absl::StatusOr<SecretBytes> PromptPassphrase() {
   absl::StatusOr<SecretBytes> pass = ReadPassphraseFromFd(fd);
   tcsetattr(fd, TCSAFLUSH, &old);
   (void)!write(fd, "\n", 1);
+  return pass;
+}
+
+// Asks on the controlling terminal; twice when `new_store`, since a typo
+// in a new passphrase would lock the person out of their own store.
+absl::StatusOr<SecretBytes> PromptPassphrase(bool new_store) {
+  int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        "this store is protected by a passphrase (the default), and there is no "
+        "terminal to ask for it on: start credbrokerd from a terminal, or pass "
+        "--passphrase_fd N. For unattended or test use, a new data directory can "
+        "be created with --key_source=file instead (any process running as you "
+        "can then read every stored secret)");
+  }
+  if (new_store) {
+    const char intro[] =
+        "credbrokerd: choose the passphrase that protects this new store. Nothing "
+        "on disk can open it without the passphrase, and it cannot be recovered.\n";
+    (void)!write(fd, intro, sizeof intro - 1);
+  }
+  absl::StatusOr<SecretBytes> pass = PromptOnce(fd, "credbrokerd store passphrase: ");
+  if (pass.ok() && new_store) {
+    absl::StatusOr<SecretBytes> again = PromptOnce(fd, "the same passphrase again: ");
+    if (!again.ok() || *again != *pass) {
+      pass = absl::InvalidArgumentError("the two passphrases differ; nothing was created");
+    } else if (pass->size() < 8) {
+      pass = absl::InvalidArgumentError(
+          "the passphrase is shorter than 8 characters; choose a longer one");
+    }
+  }
   close(fd);
   return pass;
+}
+
+// The key source of the store: the key file only when asked for, the
+// passphrase (from --passphrase_fd or the terminal) otherwise.
+absl::StatusOr<KeySource> ChooseKeySource(Store& store, const std::string& data_dir) {
+  const std::string flag = absl::GetFlag(FLAGS_key_source);
+  if (!flag.empty() && flag != "passphrase" && flag != "file") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--key_source is \"passphrase\" or \"file\", not \"", flag, "\""));
+  }
+  absl::StatusOr<std::string> stored = StoredKeySource(store);
+  if (!stored.ok()) return stored.status();
+  const bool has_fd = absl::GetFlag(FLAGS_passphrase_fd) >= 0;
+  if (flag == "file" && has_fd) {
+    return absl::InvalidArgumentError("--passphrase_fd cannot be combined with --key_source=file");
+  }
+  KeySource source;
+  source.key_file = absl::GetFlag(FLAGS_key_file);
+  if (source.key_file.empty()) source.key_file = data_dir + "/master.key";
+  if (*stored == "key_file" && flag != "file") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this store's key is the file ", source.key_file,
+        ", which any process running as you can read: start with --key_source=file "
+        "to use it anyway (unattended or test use)"));
+  }
+  if (flag == "file") return source;
+  if (has_fd) {
+    absl::StatusOr<SecretBytes> p = ReadPassphraseFromFd(absl::GetFlag(FLAGS_passphrase_fd));
+    if (!p.ok()) return p.status();
+    source.passphrase = std::move(*p);
+  } else {
+    absl::StatusOr<SecretBytes> p = PromptPassphrase(/*new_store=*/stored->empty());
+    if (!p.ok()) return p.status();
+    source.passphrase = std::move(*p);
+  }
+  return source;
 }
 
 // The spill (RequestOptions::spill) in `spill_dir`: default
@@ -293,21 +373,23 @@ int Run(int argc, char** argv) {
     std::cerr << "credbrokerd: warning: no disk space reserve: " << s.message() << "\n";
   }
 
-  KeySource key_source;
-  key_source.key_file = absl::GetFlag(FLAGS_key_file);
-  if (key_source.key_file.empty()) key_source.key_file = data_dir + "/master.key";
-  if (absl::GetFlag(FLAGS_passphrase_fd) >= 0) {
-    absl::StatusOr<SecretBytes> p = ReadPassphraseFromFd(absl::GetFlag(FLAGS_passphrase_fd));
-    if (!p.ok()) return Fail(p.status());
-    key_source.passphrase = std::move(*p);
-  } else if (absl::GetFlag(FLAGS_passphrase_prompt)) {
-    absl::StatusOr<SecretBytes> p = PromptPassphrase();
-    if (!p.ok()) return Fail(p.status());
-    key_source.passphrase = std::move(*p);
-  }
-  absl::StatusOr<std::unique_ptr<Sealer>> sealer = OpenDataKey(**store, key_source);
+  absl::StatusOr<KeySource> key_source = ChooseKeySource(**store, data_dir);
+  if (!key_source.ok()) return Fail(key_source.status());
+  const bool key_file_mode = !key_source->passphrase.has_value();
+  absl::StatusOr<std::unique_ptr<Sealer>> sealer = OpenDataKey(**store, *key_source);
   if (!sealer.ok()) return Fail(sealer.status());
-  key_source.passphrase.reset();
+  key_source->passphrase.reset();
+  if (key_file_mode) {
+    std::cerr << "credbrokerd: WARNING: the store's key is the file " << key_source->key_file
+              << ": any process running as you, an agent too, can read it and open every "
+                 "stored secret. Use a passphrase-protected store (the default for a new data "
+                 "directory) unless this is unattended or test use.\n";
+  }
+  const std::string factor = absl::GetFlag(FLAGS_approval_factor);
+  if (factor != "pin" && factor != "none") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--approval_factor is \"pin\" or \"none\", not \"", factor, "\"")));
+  }
 
   const std::string approver_token_file = data_dir + "/approver.token";
   const std::string agent_token_file = data_dir + "/agent.token";
@@ -340,14 +422,36 @@ int Run(int argc, char** argv) {
     return false;
     };
   }
-  ApprovalPin approval_pin(store->get(), sealer->get(), &audit, [] { return absl::Now(); });
+  PinPolicy pin_policy;
+  pin_policy.required = factor == "pin";
+  pin_policy.unlock_window =
+      std::max(absl::GetFlag(FLAGS_approval_unlock_window), absl::ZeroDuration());
+  PassphraseCheck passphrase_check;
+  if (!key_file_mode) {
+    passphrase_check = [&store](const SecretBytes& p) { return VerifyPassphrase(**store, p); };
+  }
+  ApprovalPin approval_pin(store->get(), sealer->get(), &audit, [] { return absl::Now(); },
+                           pin_policy, passphrase_check);
   if (absl::Status s = approval_pin.Load(); !s.ok()) return Fail(s);
+  Caller operator_caller;
+  operator_caller.role = "operator";
+  operator_caller.peer = "credbrokerd";
   if (absl::GetFlag(FLAGS_reset_approval_pin)) {
-    Caller operator_caller;
-    operator_caller.role = "operator";
     operator_caller.peer = "credbrokerd --reset_approval_pin";
     if (absl::Status s = approval_pin.Reset(operator_caller); !s.ok()) return Fail(s);
     std::cout << "credbrokerd: the approval PIN was cleared (--reset_approval_pin)\n";
+  }
+  if (!pin_policy.required) {
+    std::cerr << "credbrokerd: WARNING: --approval_factor=none: approvals need no PIN, only "
+                 "the approver token, which any process running as you (an agent too) can "
+                 "read. For tests only.\n";
+    AuditRecord event;
+    event.kind = "factor.disabled";
+    event.role = operator_caller.role;
+    event.peer = "credbrokerd --approval_factor=none";
+    event.outcome = "ok";
+    event.detail = "started without the human-presence factor: approvals need no PIN";
+    if (absl::Status s = audit.Record(std::move(event)); !s.ok()) return Fail(s);
   }
   AuthThrottle throttle([] { return absl::Now(); });
   RequestManager requests(store->get(), &credentials, &audit, [] { return absl::Now(); },

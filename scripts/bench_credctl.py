@@ -89,7 +89,8 @@ def main():
                 f"--socket {cache_sock}\n")
     env = dict(os.environ, GIT_CONFIG_GLOBAL=gitconfig, GIT_CONFIG_NOSYSTEM="1")
 
-    broker = subprocess.Popen([daemon, "--data_dir", data, "--listen", f"unix:{sock}"],
+    broker = subprocess.Popen([daemon, "--data_dir", data, "--listen", f"unix:{sock}",
+                               "--key_source=file", "--approval_factor=none"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(sock, 30)

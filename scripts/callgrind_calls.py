@@ -75,7 +75,7 @@ def main():
             argv = [args.server, "--echo_server", sock]
         else:
             sock = os.path.join(data, "broker.sock")
-            argv = [args.server, "--data_dir", data]
+            argv = [args.server, "--data_dir", data, "--key_source=file"]
         server = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -16,97 +18,180 @@
 namespace credbroker {
 namespace {
 
-// Meta keys. The PIN record is "<mac>\n<argon2id hash>" ("" once cleared);
-// the lockout is "<failures> <locked_until unix micros>".
+// Meta keys. The PIN record is "v2:<counter>:<hex of the sealed hash>"
+// (the sealed plaintext is empty once cleared); the older format was
+// "<mac>\n<argon2id hash>". The lockout is "<failures> <locked_until unix
+// micros> <mac>".
 constexpr char kPinKey[] = "approval_pin";
 constexpr char kLockoutKey[] = "approval_pin_lockout";
-// Audit kinds. Only successful pin.set / pin.cleared / pin.reset events
-// tell whether a PIN should be in the store.
+constexpr char kRecordPrefix[] = "v2:";
+// Audit kinds. Successful set / cleared / reset / sealed events name the
+// record they wrote as "(record N)".
 constexpr char kPinSet[] = "pin.set";
 constexpr char kPinCleared[] = "pin.cleared";
 constexpr char kPinReset[] = "pin.reset";
+constexpr char kPinSealed[] = "pin.sealed";
 constexpr char kPinRefused[] = "pin.refused";
 
 int64_t Seconds(absl::Duration d) {
-  return std::max<int64_t>(
-      1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
+  return std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
+}
+
+std::string RecordAd(uint64_t counter) {
+  return absl::StrCat("credbroker.approval_pin.v2", std::string(1, '\0'), counter);
+}
+
+// "(record N)" in an audit detail; -1 when absent.
+int64_t RecordNumberIn(absl::string_view detail) {
+  size_t at = detail.rfind("(record ");
+  if (at == absl::string_view::npos) return -1;
+  absl::string_view rest = detail.substr(at + 8);
+  size_t end = rest.find(')');
+  int64_t n = -1;
+  if (end == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(0, end), &n)) return -1;
+  return n;
 }
 
 }  // namespace
 
-ApprovalPin::ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit,
-                         Clock clock, PinPolicy policy)
+ApprovalPin::ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit, Clock clock,
+                         PinPolicy policy, PassphraseCheck store_passphrase)
     : store_(store),
       sealer_(sealer),
       audit_(audit),
       clock_(std::move(clock)),
-      policy_(policy) {}
+      policy_(policy),
+      store_passphrase_(std::move(store_passphrase)) {}
 
-std::string ApprovalPin::RecordOf(const std::string& hash) const {
-  return absl::StrCat(
-      sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash)),
-      "\n", hash);
+std::string ApprovalPin::SealRecord(const std::string& hash, uint64_t counter) const {
+  return absl::StrCat(kRecordPrefix, counter, ":",
+                      absl::BytesToHexString(sealer_->Seal(SecretBytes(hash), RecordAd(counter))));
+}
+
+std::string ApprovalPin::LockoutMac(int failures, int64_t until) const {
+  return sealer_->AuditMac(
+      absl::StrCat("credbroker.approval_pin_lockout.v1;", failures, ";", until));
+}
+
+absl::StatusOr<int64_t> ApprovalPin::AuditedCounter(bool& legacy_set) {
+  AuditQuery query;
+  query.kind = "pin.";
+  query.limit = 1000;
+  int64_t counter = -1;
+  legacy_set = false;
+  while (true) {
+    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events, store_->ListAudit(query));
+    if (events.empty()) break;
+    for (const AuditRecord& e : events) {
+      if (e.outcome != "ok" || e.kind == kPinRefused) continue;
+      counter = RecordNumberIn(e.detail);
+      legacy_set = counter < 0 && e.kind == kPinSet;
+    }
+    query.after_sequence = events.back().sequence;
+  }
+  return counter;
 }
 
 absl::Status ApprovalPin::Load() {
   absl::MutexLock lock(&mu_);
   hash_.clear();
+  counter_ = 0;
   tampered_ = false;
   absl::StatusOr<std::string> record = store_->GetMeta(kPinKey);
-  if (!record.ok() && !absl::IsNotFound(record.status()))
-    return record.status();
-  if (record.ok() && !record->empty()) {
-    size_t nl = record->find('\n');
-    std::string hash = nl == std::string::npos ? "" : record->substr(nl + 1);
-    if (hash.empty() || !ConstantTimeEquals(RecordOf(hash), *record)) {
+  if (!record.ok() && !absl::IsNotFound(record.status())) return record.status();
+  bool legacy_set = false;
+  CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter(legacy_set));
+  bool legacy_lockout_ok = false;
+  if (!record.ok() || record->empty()) {
+    // No record: the audit log must agree that none was ever written.
+    tampered_ = audited > 0 || legacy_set;
+  } else if (absl::StartsWith(*record, kRecordPrefix)) {
+    std::vector<std::string> parts = absl::StrSplit(*record, ':');
+    uint64_t counter = 0;
+    absl::StatusOr<SecretBytes> hash = absl::DataLossError("malformed");
+    if (parts.size() == 3 && absl::SimpleAtoi(parts[1], &counter)) {
+      hash = sealer_->Open(absl::HexStringToBytes(parts[2]), RecordAd(counter),
+                           "the approval PIN record");
+    }
+    // A record is written with the audit event naming it, in one
+    // transaction: anything else was put there behind the broker's back.
+    if (!hash.ok() || audited < 0 || static_cast<uint64_t>(audited) != counter) {
       tampered_ = true;
     } else {
-      hash_ = std::move(hash);
+      hash_ = std::string(hash->Reveal());
+      counter_ = counter;
     }
   } else {
-    // No PIN in the store: the audit log must agree that none was set.
-    AuditQuery query;
-    query.kind = "pin.";
-    query.limit = 1000;
-    std::string last;
-    while (true) {
-      CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
-                          store_->ListAudit(query));
-      if (events.empty()) break;
-      for (const AuditRecord& e : events) {
-        if (e.outcome == "ok" && e.kind != kPinRefused) last = e.kind;
-      }
-      query.after_sequence = events.back().sequence;
+    // The older format: an Argon2id string under a MAC. Checked as it was,
+    // then sealed, so that the hash is no longer readable at rest.
+    size_t nl = record->find('\n');
+    std::string hash = nl == std::string::npos ? "" : record->substr(nl + 1);
+    std::string mac = sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash));
+    if (hash.empty() || !ConstantTimeEquals(absl::StrCat(mac, "\n", hash), *record)) {
+      tampered_ = true;
+    } else {
+      Caller broker;
+      broker.role = "broker";
+      broker.peer = "credbrokerd";
+      CB_RETURN_IF_ERROR(SaveRecordLocked(hash, 1, kPinSealed, broker,
+                                          "approval PIN record sealed under the data key"));
+      legacy_lockout_ok = true;
     }
-    tampered_ = last == kPinSet;
   }
   absl::StatusOr<std::string> lockout = store_->GetMeta(kLockoutKey);
-  if (!lockout.ok() && !absl::IsNotFound(lockout.status()))
-    return lockout.status();
+  if (!lockout.ok() && !absl::IsNotFound(lockout.status())) return lockout.status();
   failures_ = 0;
   locked_until_ = absl::InfinitePast();
-  if (lockout.ok()) {
+  if (lockout.ok() && !lockout->empty()) {
     std::vector<std::string> parts = absl::StrSplit(*lockout, ' ');
     int64_t until = 0;
-    if (parts.size() == 2 && absl::SimpleAtoi(parts[0], &failures_) &&
-        absl::SimpleAtoi(parts[1], &until)) {
-      if (until > 0) locked_until_ = absl::FromUnixMicros(until);
+    int failures = 0;
+    const bool parsed = parts.size() >= 2 && absl::SimpleAtoi(parts[0], &failures) &&
+                        absl::SimpleAtoi(parts[1], &until);
+    const bool verified = parsed && (parts.size() == 3
+                                         ? ConstantTimeEquals(parts[2], LockoutMac(failures, until))
+                                         : legacy_lockout_ok);
+    if (!verified) {
+      // Edited to buy more guesses: refuse like an edited PIN record.
+      tampered_ = true;
     } else {
-      failures_ = 0;
+      failures_ = failures;
+      if (until > 0) locked_until_ = absl::FromUnixMicros(until);
+      if (parts.size() == 2) CB_RETURN_IF_ERROR(SaveLockout());
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status ApprovalPin::SaveLockout() {
-  int64_t until = locked_until_ == absl::InfinitePast()
-                      ? 0
-                      : absl::ToUnixMicros(locked_until_);
-  return store_->PutMeta(kLockoutKey, absl::StrCat(failures_, " ", until));
+  int64_t until =
+      locked_until_ == absl::InfinitePast() ? 0 : absl::ToUnixMicros(locked_until_);
+  return store_->PutMeta(kLockoutKey,
+                         absl::StrCat(failures_, " ", until, " ", LockoutMac(failures_, until)));
 }
 
-void ApprovalPin::Audit(absl::string_view kind, const Caller& caller,
-                        absl::string_view outcome, std::string detail) {
+absl::Status ApprovalPin::SaveRecordLocked(const std::string& hash, uint64_t counter,
+                                           absl::string_view kind, const Caller& caller,
+                                           absl::string_view detail) {
+  AuditRecord event;
+  event.kind = std::string(kind);
+  event.role = caller.role;
+  event.peer = caller.peer;
+  event.outcome = "ok";
+  event.detail = absl::StrCat(detail, " (record ", counter, ")");
+  FlowWrite write;
+  write.meta.emplace_back(kPinKey, SealRecord(hash, counter));
+  write.audit.push_back(audit_->Stamped(std::move(event)));
+  CB_RETURN_IF_ERROR(store_->WriteFlow(write, audit_->HashFn()));
+  hash_ = hash;
+  counter_ = counter;
+  tampered_ = false;
+  windows_.clear();
+  return absl::OkStatus();
+}
+
+void ApprovalPin::Audit(absl::string_view kind, const Caller& caller, absl::string_view outcome,
+                        std::string detail) {
   AuditRecord event;
   event.kind = std::string(kind);
   event.role = caller.role;
@@ -117,137 +202,172 @@ void ApprovalPin::Audit(absl::string_view kind, const Caller& caller,
   (void)audit_->Record(std::move(event));
 }
 
+absl::Status ApprovalPin::Refuse(absl::Status status, const Caller& caller, std::string detail) {
+  Audit(kPinRefused, caller, absl::StatusCodeToString(status.code()), std::move(detail));
+  return status;
+}
+
 absl::Status ApprovalPin::Check(const SecretBytes& pin, const Caller& caller,
                                 absl::string_view what) {
   absl::MutexLock lock(&mu_);
-  return CheckLocked(pin, caller, what);
+  return CheckLocked(pin, caller, what, /*allow_window=*/true);
 }
 
-absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin,
-                                      const Caller& caller,
-                                      absl::string_view what) {
-  if (tampered_) {
-    absl::Status s = absl::DataLossError(absl::StrCat(
-        what,
-        " refused: the approval PIN record in the store was altered or removed "
-        "behind the broker's back. Check `credctl audit verify`, then restart "
-        "credbrokerd with --reset_approval_pin and set a new PIN"));
-    Audit(kPinRefused, caller, absl::StatusCodeToString(s.code()),
-          absl::StrCat(what, ": PIN record tampered"));
-    return s;
-  }
-  if (hash_.empty()) return absl::OkStatus();
-  const absl::Time now = clock_();
-  if (now < locked_until_) {
-    absl::Status s = absl::ResourceExhaustedError(
-        absl::StrCat(what, " is locked after ", failures_,
-                     " wrong approval PINs; try again in ",
-                     Seconds(locked_until_ - now), " s"));
-    Audit(kPinRefused, caller, absl::StatusCodeToString(s.code()),
-          absl::StrCat(what, ": locked out"));
-    return s;
-  }
-  if (pin.empty()) {
-    absl::Status s = absl::PermissionDeniedError(absl::StrCat(
-        what,
-        " needs the approval PIN: this broker has one set (credctl prompts for "
-        "it; over gRPC send it in the `pin` field)"));
-    Audit(kPinRefused, caller, absl::StatusCodeToString(s.code()),
-          absl::StrCat(what, ": no PIN given"));
-    return s;
-  }
-  CB_ASSIGN_OR_RETURN(bool match, VerifyPassword(hash_, pin));
-  if (match) {
-    if (failures_ != 0 || locked_until_ != absl::InfinitePast()) {
-      failures_ = 0;
-      locked_until_ = absl::InfinitePast();
-      CB_RETURN_IF_ERROR(SaveLockout());
-    }
-    return absl::OkStatus();
-  }
+absl::Status ApprovalPin::CountFailureLocked(absl::string_view what, absl::string_view wrong,
+                                             const Caller& caller) {
   ++failures_;
   std::string lock_note;
   if (failures_ >= policy_.free_attempts) {
     int doublings = std::min(failures_ - policy_.free_attempts, 30);
-    absl::Duration lockout = std::min(
-        policy_.first_lockout * (int64_t{1} << doublings), policy_.max_lockout);
-    locked_until_ = now + lockout;
-    lock_note =
-        absl::StrCat("; approvals are locked for ", Seconds(lockout), " s");
+    absl::Duration lockout =
+        std::min(policy_.first_lockout * (int64_t{1} << doublings), policy_.max_lockout);
+    locked_until_ = clock_() + lockout;
+    lock_note = absl::StrCat("; approvals are locked for ", Seconds(lockout), " s");
   }
   // The count must survive a restart; failing to save it fails the call.
   CB_RETURN_IF_ERROR(SaveLockout());
-  absl::Status s = absl::PermissionDeniedError(absl::StrCat(
-      "wrong approval PIN for ", what, " (", failures_,
-      failures_ == 1 ? " wrong attempt" : " wrong attempts", ")", lock_note));
-  Audit(kPinRefused, caller, absl::StatusCodeToString(s.code()),
-        absl::StrCat(what, ": wrong PIN, attempt ", failures_, lock_note));
-  return s;
+  return Refuse(absl::PermissionDeniedError(absl::StrCat(
+                    "wrong ", wrong, " for ", what, " (", failures_,
+                    failures_ == 1 ? " wrong attempt" : " wrong attempts", ")", lock_note)),
+                caller, absl::StrCat(what, ": wrong ", wrong, ", attempt ", failures_, lock_note));
 }
 
-absl::Status ApprovalPin::Set(const SecretBytes& current,
-                              const SecretBytes& new_pin,
-                              const Caller& caller) {
-  if (!new_pin.empty() && (new_pin.size() < policy_.min_length ||
-                           new_pin.size() > policy_.max_length)) {
+absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& caller,
+                                      absl::string_view what, bool allow_window) {
+  if (tampered_) {
+    return Refuse(absl::DataLossError(absl::StrCat(
+                      what,
+                      " refused: the approval PIN record in the store was altered, removed or "
+                      "replaced by an older one behind the broker's back. Check `credctl audit "
+                      "verify`, then restart credbrokerd with --reset_approval_pin and set a "
+                      "new PIN")),
+                  caller, absl::StrCat(what, ": PIN record tampered"));
+  }
+  if (hash_.empty()) {
+    if (!policy_.required) return absl::OkStatus();
+    return Refuse(absl::FailedPreconditionError(absl::StrCat(
+                      what,
+                      " needs the approval PIN, and none is set yet: choose one with `credctl "
+                      "pin set` in a terminal (or in the IDE's approval form). Only a person "
+                      "who knows it can approve, so an agent that reads the approver token "
+                      "cannot approve itself")),
+                  caller, absl::StrCat(what, ": no PIN set"));
+  }
+  const absl::Time now = clock_();
+  if (now < locked_until_) {
+    return Refuse(absl::ResourceExhaustedError(absl::StrCat(
+                      what, " is locked after ", failures_, " wrong approval PINs; try again in ",
+                      Seconds(locked_until_ - now), " s")),
+                  caller, absl::StrCat(what, ": locked out"));
+  }
+  const ProcessKey key{caller.pid, caller.start_time};
+  if (pin.empty()) {
+    auto window = windows_.find(key);
+    if (allow_window && caller.pid != 0 && window != windows_.end()) {
+      if (now < window->second) return absl::OkStatus();
+      windows_.erase(window);
+    }
+    return Refuse(absl::PermissionDeniedError(absl::StrCat(
+                      what,
+                      " needs the approval PIN, the human-presence factor: type it when credctl "
+                      "asks (on the terminal, or with --pin_fd N), or send it in the `pin` "
+                      "field; a correct PIN lets the same process approve without it for ",
+                      absl::FormatDuration(policy_.unlock_window))),
+                  caller, absl::StrCat(what, ": no PIN given"));
+  }
+  CB_ASSIGN_OR_RETURN(bool match, VerifyPassword(hash_, pin));
+  if (!match) return CountFailureLocked(what, "approval PIN", caller);
+  if (failures_ != 0 || locked_until_ != absl::InfinitePast()) {
+    failures_ = 0;
+    locked_until_ = absl::InfinitePast();
+    CB_RETURN_IF_ERROR(SaveLockout());
+  }
+  if (allow_window && caller.pid != 0 && policy_.unlock_window > absl::ZeroDuration()) {
+    for (auto it = windows_.begin(); it != windows_.end();) {
+      it = it->second <= now ? windows_.erase(it) : std::next(it);
+    }
+    windows_[key] = now + policy_.unlock_window;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApprovalPin::CheckPassphraseLocked(const SecretBytes& passphrase,
+                                                const Caller& caller) {
+  const absl::Time now = clock_();
+  if (now < locked_until_) {
+    return Refuse(absl::ResourceExhaustedError(absl::StrCat(
+                      "setting the approval PIN is locked after ", failures_,
+                      " wrong attempts; try again in ", Seconds(locked_until_ - now), " s")),
+                  caller, "SetApprovalPin: locked out");
+  }
+  if (passphrase.empty()) {
+    return Refuse(absl::PermissionDeniedError(
+                      "setting the first approval PIN of a passphrase-protected store needs the "
+                      "store's passphrase (field store_passphrase; credctl asks for it): it "
+                      "shows that the person who owns the store, not a process that read the "
+                      "approver token, chooses the PIN"),
+                  caller, "SetApprovalPin: no store passphrase given");
+  }
+  if (!store_passphrase_(passphrase).ok()) {
+    return CountFailureLocked("SetApprovalPin", "store passphrase", caller);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApprovalPin::Set(const SecretBytes& current, const SecretBytes& new_pin,
+                              const SecretBytes& store_passphrase, const Caller& caller) {
+  if (!new_pin.empty() &&
+      (new_pin.size() < policy_.min_length || new_pin.size() > policy_.max_length)) {
     return InvalidArgumentWithViolations(
         "the new approval PIN has the wrong length",
-        {{"new_pin",
-          absl::StrCat("use ", policy_.min_length, " to ", policy_.max_length,
-                       " characters (empty clears the PIN)")}});
+        {{"new_pin", absl::StrCat("use ", policy_.min_length, " to ", policy_.max_length,
+                                  " characters (empty clears the PIN)")}});
   }
   absl::MutexLock lock(&mu_);
-  if (tampered_) return CheckLocked(current, caller, "SetApprovalPin");
-  if (!hash_.empty()) {
-    CB_RETURN_IF_ERROR(CheckLocked(current, caller, "SetApprovalPin"));
+  if (tampered_ || !hash_.empty()) {
+    CB_RETURN_IF_ERROR(CheckLocked(current, caller, "SetApprovalPin", /*allow_window=*/false));
+  } else if (store_passphrase_) {
+    if (new_pin.empty()) return absl::OkStatus();  // Nothing to clear.
+    CB_RETURN_IF_ERROR(CheckPassphraseLocked(store_passphrase, caller));
   }
   std::string hash;
   if (!new_pin.empty()) {
     CB_ASSIGN_OR_RETURN(hash, HashPassword(new_pin));
   }
-  const std::string old_record = hash_.empty() ? "" : RecordOf(hash_);
-  CB_RETURN_IF_ERROR(
-      store_->PutMeta(kPinKey, hash.empty() ? "" : RecordOf(hash)));
-  AuditRecord event;
-  event.kind = hash.empty() ? kPinCleared : kPinSet;
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = "ok";
-  event.detail = hash.empty() ? "approval PIN cleared"
-                              : (hash_.empty() ? "approval PIN set"
-                                               : "approval PIN changed");
-  if (absl::Status s = audit_->Record(std::move(event)); !s.ok()) {
-    (void)store_->PutMeta(kPinKey, old_record);
-    return s;
-  }
-  hash_ = std::move(hash);
-  return absl::OkStatus();
+  const char* detail = hash.empty()    ? "approval PIN cleared"
+                       : hash_.empty() ? "approval PIN set"
+                                       : "approval PIN changed";
+  return SaveRecordLocked(hash, counter_ + 1, hash.empty() ? kPinCleared : kPinSet, caller,
+                          detail);
 }
 
 absl::Status ApprovalPin::Reset(const Caller& caller) {
   absl::MutexLock lock(&mu_);
-  CB_RETURN_IF_ERROR(store_->PutMeta(kPinKey, ""));
   failures_ = 0;
   locked_until_ = absl::InfinitePast();
   CB_RETURN_IF_ERROR(SaveLockout());
-  AuditRecord event;
-  event.kind = kPinReset;
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = "ok";
-  event.detail = "approval PIN reset by the operator (--reset_approval_pin)";
-  CB_RETURN_IF_ERROR(audit_->Record(std::move(event)));
-  hash_.clear();
-  tampered_ = false;
-  return absl::OkStatus();
+  // After a tampered record the counter is unknown: the next one is above
+  // anything the audit log names.
+  bool legacy_set = false;
+  CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter(legacy_set));
+  const uint64_t next = std::max<uint64_t>(counter_, audited < 0 ? 0 : audited) + 1;
+  return SaveRecordLocked("", next, kPinReset, caller,
+                          "approval PIN reset by the operator (--reset_approval_pin)");
 }
 
-PinStatus ApprovalPin::Status() {
+PinStatus ApprovalPin::Status(const Caller& caller) {
   absl::MutexLock lock(&mu_);
   PinStatus s;
   s.set = !hash_.empty() || tampered_;
+  s.required = policy_.required;
+  s.first_pin_needs_passphrase = store_passphrase_ != nullptr;
   s.failed_attempts = failures_;
   s.locked_until = locked_until_;
+  s.unlock_window = policy_.unlock_window;
+  auto window = windows_.find({caller.pid, caller.start_time});
+  if (caller.pid != 0 && window != windows_.end() && clock_() < window->second) {
+    s.window_until = window->second;
+  }
   return s;
 }
 

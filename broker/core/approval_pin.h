@@ -1,10 +1,23 @@
-// ApprovalPin: the optional PIN that every approval must carry once set, so
-// that a process holding the approver token (an agent that read it from the
-// data directory) still cannot approve. The store keeps only an Argon2id
-// hash, bound by a MAC under the data key so that an edited record is
-// detected; a record deleted while the audit log says a PIN is set is
-// detected too. Wrong PINs count toward a lockout that grows exponentially
-// and survives a restart.
+// ApprovalPin: the human-presence factor every approval needs. The agent
+// runs as the user and can read the approver token, so a token only says
+// which API a caller may use; Approve also needs the approval PIN, which
+// only the person knows. By default the factor is required: until a PIN is
+// set, approvals are refused with FAILED_PRECONDITION saying how to set
+// one; --approval_factor=none turns it into the older optional PIN.
+//
+// A correct PIN opens an unlock window for the calling process (pid and
+// start time, as the kernel identified it), so a person approving several
+// requests from one IDE types it once; another process never shares it,
+// and a caller whose process is unknown (pid 0) never gets one.
+//
+// At rest: the PIN's Argon2id hash is sealed under the data key (so an
+// offline guess needs the key) with a record counter in its associated
+// data; the counter must match the latest PIN event of the audit chain, so
+// an older record put back, or a record edited or deleted, refuses every
+// approval (DATA_LOSS) until the operator resets it. The lockout state
+// carries a MAC. Setting the first PIN of a passphrase-protected store
+// needs the store's passphrase, so a process that read the approver token
+// cannot choose the PIN before the person does.
 //
 // Thread-safe. Every method may block (SQLite, Argon2id): never call one
 // from a gRPC reactor. Checks are serialized, so parallel guesses cannot
@@ -12,7 +25,11 @@
 #ifndef CREDBROKER_BROKER_CORE_APPROVAL_PIN_H_
 #define CREDBROKER_BROKER_CORE_APPROVAL_PIN_H_
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -28,6 +45,12 @@
 namespace credbroker {
 
 struct PinPolicy {
+  // The factor is on: approvals need a PIN, and none set refuses them.
+  // Off (--approval_factor=none): a PIN is checked only once one is set.
+  bool required = true;
+  // How long a correct PIN lets the same process approve without typing
+  // it again. Zero: every approval carries the PIN.
+  absl::Duration unlock_window = absl::Minutes(5);
   // Wrong PINs allowed before the first lockout.
   int free_attempts = 5;
   // The first lockout; each further wrong PIN doubles it, up to the max.
@@ -37,71 +60,105 @@ struct PinPolicy {
   size_t max_length = 128;
 };
 
+// OK when `passphrase` opens the store; anything else refuses it.
+using PassphraseCheck = std::function<absl::Status(const SecretBytes& passphrase)>;
+
 struct PinStatus {
   bool set = false;
+  bool required = false;
+  // Setting the first PIN needs the store's passphrase.
+  bool first_pin_needs_passphrase = false;
   int failed_attempts = 0;
   absl::Time locked_until = absl::InfinitePast();
+  // The end of the asking process's unlock window (InfinitePast: none).
+  absl::Time window_until = absl::InfinitePast();
+  absl::Duration unlock_window = absl::ZeroDuration();
 };
 
 class ApprovalPin {
  public:
-  // All pointers must outlive this object. Call Load() before use.
+  // All pointers must outlive this object. `store_passphrase` is set for a
+  // passphrase-protected store (see Set). Call Load() before use.
   ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit, Clock clock,
-              PinPolicy policy = PinPolicy());
+              PinPolicy policy = PinPolicy(), PassphraseCheck store_passphrase = nullptr);
 
-  // Reads the PIN record and the lockout state from the store. An error
-  // only when the store cannot be read; a tampered record is remembered
-  // and refuses every approval (see Check).
+  // Reads the PIN record and the lockout state from the store, moving a
+  // record of the older format to the sealed one. An error only when the
+  // store cannot be read or written; a tampered record is remembered and
+  // refuses every approval (see Check).
   absl::Status Load();
 
-  // OK when no PIN is set or `pin` is the PIN. Otherwise, audited:
+  // OK when `pin` is the PIN, when `pin` is empty and `caller`'s unlock
+  // window is open, or when the factor is off and no PIN is set.
+  // Otherwise, audited:
+  //  - FAILED_PRECONDITION when the factor is required and no PIN is set.
   //  - PERMISSION_DENIED for a missing or wrong PIN. The caller is
-  //    authenticated (its bearer token is valid); the PIN is an extra
-  //    authorization step for one operation, so this is "not allowed", not
-  //    UNAUTHENTICATED, which tells clients their token is bad. A missing
+  //    authenticated (its token is valid); the PIN is an extra step for one
+  //    operation, so this is "not allowed", not UNAUTHENTICATED. A missing
   //    PIN is not a guess and does not count toward the lockout.
-  //  - RESOURCE_EXHAUSTED while locked out ("try again in N s"): a rate
-  //    limit, like a quota; the PIN is not even checked then.
-  //  - DATA_LOSS when the stored PIN record was edited or deleted behind
-  //    the broker's back (reset it with credbrokerd --reset_approval_pin).
+  //  - RESOURCE_EXHAUSTED while locked out ("try again in N s").
+  //  - DATA_LOSS when the stored PIN record was edited, deleted or rolled
+  //    back behind the broker's back.
   // `what` names the operation in messages ("Approve").
-  absl::Status Check(const SecretBytes& pin, const Caller& caller,
-                     absl::string_view what);
+  absl::Status Check(const SecretBytes& pin, const Caller& caller, absl::string_view what);
 
-  // Sets, changes or (empty `new_pin`) clears the PIN; `current` must pass
-  // Check when a PIN is set. INVALID_ARGUMENT (field "new_pin") for a PIN
-  // out of the policy's length bounds. The change is audited; when its
-  // audit event cannot be written, the change is undone and the error
-  // returned.
+  // Sets, changes or (empty `new_pin`) clears the PIN. With a PIN set,
+  // `current` must be it (typed: an unlock window does not count). With
+  // none set on a passphrase-protected store, `store_passphrase` must open
+  // the store (PERMISSION_DENIED otherwise; wrong ones count toward the
+  // lockout). INVALID_ARGUMENT (field "new_pin") for a PIN out of the
+  // policy's length bounds. Audited; when the audit event cannot be
+  // written, the change is undone and the error returned. Closes every
+  // unlock window.
   absl::Status Set(const SecretBytes& current, const SecretBytes& new_pin,
-                   const Caller& caller);
+                   const SecretBytes& store_passphrase, const Caller& caller);
 
   // Clears the PIN and the lockout without the current PIN, for the
   // operator (credbrokerd --reset_approval_pin). Audited.
   absl::Status Reset(const Caller& caller);
 
-  PinStatus Status();
+  // The state, and `caller`'s unlock window.
+  PinStatus Status(const Caller& caller);
 
  private:
-  absl::Status CheckLocked(const SecretBytes& pin, const Caller& caller,
-                           absl::string_view what)
+  using ProcessKey = std::pair<int64_t, uint64_t>;  // pid, start time.
+
+  absl::Status CheckLocked(const SecretBytes& pin, const Caller& caller, absl::string_view what,
+                           bool allow_window) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckPassphraseLocked(const SecretBytes& passphrase, const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts one wrong secret and returns the refusal to give.
+  absl::Status CountFailureLocked(absl::string_view what, absl::string_view wrong,
+                                  const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveLockout() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string RecordOf(const std::string& hash) const;
-  void Audit(absl::string_view kind, const Caller& caller,
-             absl::string_view outcome, std::string detail);
+  // Writes `hash` ("" for none) as record `counter`, with its audit event.
+  absl::Status SaveRecordLocked(const std::string& hash, uint64_t counter,
+                                absl::string_view kind, const Caller& caller,
+                                absl::string_view detail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string SealRecord(const std::string& hash, uint64_t counter) const;
+  std::string LockoutMac(int failures, int64_t until) const;
+  // The record counter the latest PIN event names; -1 when no event names
+  // one, `legacy_set` when the latest is an older pin.set.
+  absl::StatusOr<int64_t> AuditedCounter(bool& legacy_set);
+  absl::Status Refuse(absl::Status status, const Caller& caller, std::string detail);
+  void Audit(absl::string_view kind, const Caller& caller, absl::string_view outcome,
+             std::string detail);
 
   Store* const store_;
   const Sealer* const sealer_;
   AuditLog* const audit_;
   const Clock clock_;
   const PinPolicy policy_;
+  const PassphraseCheck store_passphrase_;
 
   absl::Mutex mu_;
   std::string hash_ ABSL_GUARDED_BY(mu_);  // Empty: no PIN set.
+  uint64_t counter_ ABSL_GUARDED_BY(mu_) = 0;
   bool tampered_ ABSL_GUARDED_BY(mu_) = false;
   int failures_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time locked_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Open unlock windows by process; expired ones are dropped as met.
+  std::map<ProcessKey, absl::Time> windows_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace credbroker

@@ -1,8 +1,11 @@
 #include "broker/core/keyring.h"
 
+#include <sys/stat.h>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "broker/common/files.h"
@@ -107,9 +110,41 @@ absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
   return std::make_unique<Sealer>(std::move(data_key));
 }
 
+absl::StatusOr<std::string> StoredKeySource(Store& store) {
+  CB_ASSIGN_OR_RETURN(std::string wrapped, GetMetaOrEmpty(store, kWrappedKey));
+  if (wrapped.empty()) return std::string();
+  CB_ASSIGN_OR_RETURN(std::string source, GetMetaOrEmpty(store, kKeySource));
+  // Stores made before the source was recorded used the key file.
+  return source.empty() ? std::string("key_file") : source;
+}
+
+absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase) {
+  CB_ASSIGN_OR_RETURN(std::string source, StoredKeySource(store));
+  if (source != "passphrase") {
+    return absl::FailedPreconditionError("this store is not protected by a passphrase");
+  }
+  CB_ASSIGN_OR_RETURN(std::string encoded, store.GetMeta(kKdfParams));
+  CB_ASSIGN_OR_RETURN(PassphraseParams params, DecodeParams(encoded));
+  CB_ASSIGN_OR_RETURN(std::string wrapped, store.GetMeta(kWrappedKey));
+  CB_ASSIGN_OR_RETURN(SecretBytes master, DeriveKeyFromPassphrase(passphrase, params));
+  if (!UnwrapKey(master, wrapped).ok()) {
+    return absl::PermissionDeniedError("the store passphrase is wrong");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
   absl::StatusOr<std::string> existing = ReadFile(path);
   if (existing.ok()) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "the token file %s can be read by other users (mode %04o): anyone who read it "
+          "can call the broker. Delete it to get a new token at this start (then give "
+          "the new one to your clients), or, if no one else could have read it, run "
+          "chmod 600 %s",
+          path, st.st_mode & 07777, path));
+    }
     std::string token(absl::StripAsciiWhitespace(*existing));
     if (token.size() < 32) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -121,7 +156,9 @@ absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
   std::string token = NewToken();
-  absl::Status written = WritePrivateFile(path, absl::StrCat(token, "\n"), true);
+  // No trailing newline: clients that send the file's bytes as a header
+  // value (grpc-js, grpcio) refuse one.
+  absl::Status written = WritePrivateFile(path, token, true);
   if (absl::IsAlreadyExists(written)) return LoadOrCreateToken(path);
   CB_RETURN_IF_ERROR(written);
   return token;

@@ -31,6 +31,15 @@ struct KeySource {
 absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
                                                     const KeySource& source);
 
+// How an existing store's data key is wrapped: "passphrase", "key_file",
+// or "" for a new store (no data key yet).
+absl::StatusOr<std::string> StoredKeySource(Store& store);
+
+// OK when `passphrase` unwraps the data key of this passphrase-protected
+// store; PERMISSION_DENIED when it does not; FAILED_PRECONDITION for a
+// store without a passphrase. Takes as long as opening the store (Argon2id).
+absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase);
+
 // Reads the bearer token in `path`, creating a fresh one (0600) when absent.
 absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path);
 

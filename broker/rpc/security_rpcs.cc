@@ -29,7 +29,9 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::SetApprovalPin(
             SecretBytes::TakeFrom(*mutable_req.mutable_current_pin());
         SecretBytes next =
             SecretBytes::TakeFrom(*mutable_req.mutable_new_pin());
-        CB_RETURN_IF_ERROR(env_.pin->Set(current, next, caller));
+        SecretBytes passphrase =
+            SecretBytes::TakeFrom(*mutable_req.mutable_store_passphrase());
+        CB_RETURN_IF_ERROR(env_.pin->Set(current, next, passphrase, caller));
         resp.set_pin_set(!next.empty());
         return absl::OkStatus();
       });
@@ -39,17 +41,25 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetApprovalPinStatus(
     grpc::CallbackServerContext* context,
     const v1::GetApprovalPinStatusRequest* request,
     v1::ApprovalPinStatus* response) {
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(context, request, response, env_, Role::kApprover,
                   "GetApprovalPinStatus",
-                  [this](const v1::GetApprovalPinStatusRequest&,
-                         v1::ApprovalPinStatus& resp) -> absl::Status {
+                  [this, caller](const v1::GetApprovalPinStatusRequest&,
+                                 v1::ApprovalPinStatus& resp) -> absl::Status {
                     if (env_.pin == nullptr) return absl::OkStatus();
-                    PinStatus s = env_.pin->Status();
+                    PinStatus s = env_.pin->Status(caller);
                     resp.set_pin_set(s.set);
                     resp.set_failed_attempts(s.failed_attempts);
-                    if (s.locked_until > absl::Now()) {
+                    resp.set_required(s.required);
+                    resp.set_first_pin_needs_passphrase(s.first_pin_needs_passphrase);
+                    const absl::Time now = absl::Now();
+                    if (s.locked_until > now) {
                       ToProto(s.locked_until, resp.mutable_locked_until());
                     }
+                    if (s.window_until > now) {
+                      ToProto(s.window_until, resp.mutable_window_until());
+                    }
+                    ToProto(s.unlock_window, resp.mutable_unlock_window());
                     return absl::OkStatus();
                   });
 }

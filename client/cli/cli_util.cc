@@ -1,5 +1,6 @@
 #include "client/cli/cli_util.h"
 
+#include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
+#include "broker/common/secret.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace credbroker {
@@ -137,11 +139,9 @@ std::optional<std::string> Prompt(const std::string& label, bool hidden) {
   return line;
 }
 
-std::optional<std::string> ReadSecret(const Args& args, const std::string& label) {
-  if (!args.Has("pin_fd")) return Prompt(label, /*hidden=*/true);
-  int fd = -1;
-  if (!absl::SimpleAtoi(args.Flag("pin_fd"), &fd) || fd < 0) return std::nullopt;
-  // Byte by byte, so that each call takes exactly one line of the fd.
+namespace {
+// One line of `fd`, byte by byte so that each call takes exactly one line.
+std::optional<std::string> ReadLineFromFd(int fd) {
   std::string line;
   char c;
   while (line.size() <= 4096) {
@@ -156,6 +156,59 @@ std::optional<std::string> ReadSecret(const Args& args, const std::string& label
   }
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
+}
+}  // namespace
+
+std::optional<std::string> ReadSecret(const Args& args, const std::string& label) {
+  if (args.Has("pin_fd")) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(args.Flag("pin_fd"), &fd) || fd < 0) return std::nullopt;
+    return ReadLineFromFd(fd);
+  }
+  int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (tty < 0) return std::nullopt;
+  const std::string prompt = label + ": ";
+  (void)!write(tty, prompt.data(), prompt.size());
+  termios old{};
+  const bool quiet = tcgetattr(tty, &old) == 0;
+  if (quiet) {
+    termios no_echo = old;
+    no_echo.c_lflag &= ~ECHO;
+    tcsetattr(tty, TCSAFLUSH, &no_echo);
+  }
+  std::optional<std::string> line = ReadLineFromFd(tty);
+  if (quiet) tcsetattr(tty, TCSAFLUSH, &old);
+  (void)!write(tty, "\n", 1);
+  close(tty);
+  return line;
+}
+
+absl::Status ChooseApprovalPin(const Args& args, const v1::ApprovalPinStatus& status,
+                               v1::SetApprovalPinRequest* req) {
+  const char kNoInput[] =
+      "the approval PIN is typed on a terminal (or read with --pin_fd N), never "
+      "taken from arguments, the environment or a piped stdin";
+  if (!status.pin_set() && status.first_pin_needs_passphrase()) {
+    std::optional<std::string> pass = ReadSecret(args, "Store passphrase (to set the first PIN)");
+    if (!pass || pass->empty()) return absl::InvalidArgumentError(kNoInput);
+    req->set_store_passphrase(*pass);
+    WipeString(*pass);
+  }
+  std::optional<std::string> next = ReadSecret(args, "New approval PIN");
+  if (!next || next->empty()) return absl::InvalidArgumentError(kNoInput);
+  // Asked twice when typed, where a typo cannot be seen.
+  if (!args.Has("pin_fd")) {
+    std::optional<std::string> again = ReadSecret(args, "New approval PIN again");
+    const bool same = again && *again == *next;
+    if (again) WipeString(*again);
+    if (!same) {
+      WipeString(*next);
+      return absl::InvalidArgumentError("the two PINs differ; nothing changed");
+    }
+  }
+  req->set_new_pin(*next);
+  WipeString(*next);
+  return absl::OkStatus();
 }
 
 std::string FormatTime(const google::protobuf::Timestamp& t) {

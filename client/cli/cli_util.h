@@ -60,10 +60,18 @@ bool StdinIsTerminal();
 // Reads one line, prompting on stderr; without echo when `hidden`. nullopt
 // when the input ended. Safe to interrupt: the echo is restored on SIGINT.
 std::optional<std::string> Prompt(const std::string& label, bool hidden);
-// A secret such as the approval PIN: one line of the file descriptor given
-// with --pin_fd N when set, else Prompt(label, hidden). nullopt when the
-// input ended (or --pin_fd is not a descriptor number).
+// A human-presence secret (the approval PIN, the store's passphrase): one
+// line of the file descriptor given with --pin_fd N when set, else typed on
+// the controlling terminal (/dev/tty) without echo — never argv, the
+// environment or a piped stdin. nullopt when the input ended, when there is
+// no terminal, or when --pin_fd is not a descriptor number.
 std::optional<std::string> ReadSecret(const Args& args, const std::string& label);
+// Asks the person to choose a new approval PIN (twice, unless it comes from
+// --pin_fd), and first for the store's passphrase when `status` says the
+// first PIN needs it; fills `req`. INVALID_ARGUMENT saying what to do when
+// nothing could be read or the two PINs differ.
+absl::Status ChooseApprovalPin(const Args& args, const v1::ApprovalPinStatus& status,
+                               v1::SetApprovalPinRequest* req);
 // "2026-11-26 10:02" (UTC), or "-" for an unset time.
 std::string FormatTime(const google::protobuf::Timestamp& t);
 // "READY", "ROTATION_DUE", ... for a readiness.

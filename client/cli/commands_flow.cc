@@ -331,20 +331,35 @@ class FlowCli {
     return absl::OkStatus();
   }
 
-  // When the broker has an approval PIN, asks for it (--pin_fd, a hidden
-  // prompt, or a line of stdin) and puts it in `req`.
+  // Asks for the approval PIN (--pin_fd, or the terminal) and puts it in
+  // `req`. At first use, when none is set yet, has the person choose one.
+  // Without a terminal nothing is asked: the broker then refuses the
+  // approval and says what is missing.
   absl::Status AddPin(v1::ApproveRequest* req) {
     absl::StatusOr<v1::ApprovalPinStatus> status = credentials().GetApprovalPinStatus();
     if (!status.ok()) return status.status();
-    if (!status->pin_set()) return absl::OkStatus();
-    std::optional<std::string> pin = ReadSecret(args_, "Approval PIN");
-    if (!pin || pin->empty()) {
-      return absl::InvalidArgumentError(
-          "this broker needs the approval PIN to approve: type it when asked, or "
-          "pass --pin_fd N");
+    if (!status->pin_set()) {
+      if (!status->required()) return absl::OkStatus();
+      std::cerr << "No approval PIN is set yet. Choose one now: every approval needs it, "
+                   "so an agent that can run commands as you cannot approve itself.\n";
+      v1::SetApprovalPinRequest set;
+      absl::Status chosen = ChooseApprovalPin(args_, *status, &set);
+      if (chosen.ok()) chosen = credentials().SetApprovalPin(set).status();
+      WipeString(*set.mutable_store_passphrase());
+      if (!chosen.ok()) {
+        WipeString(*set.mutable_new_pin());
+        return chosen;
+      }
+      req->set_pin(*set.mutable_new_pin());
+      WipeString(*set.mutable_new_pin());
+      return absl::OkStatus();
     }
-    req->set_pin(*pin);
-    WipeString(*pin);
+    if (status->has_window_until()) return absl::OkStatus();
+    std::optional<std::string> pin = ReadSecret(args_, "Approval PIN");
+    if (pin) {
+      req->set_pin(*pin);
+      WipeString(*pin);
+    }
     return absl::OkStatus();
   }
 

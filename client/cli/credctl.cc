@@ -86,10 +86,11 @@ Commands:
   audit verify                      check the audit log's hash chain; exits 1 and
                                     names the first bad event when it was edited,
                                     or events were inserted or removed
-  pin set | pin clear | pin status  the approval PIN every approval must then carry
-                                    (asks on a terminal — the new PIN twice; else
-                                    reads lines from stdin or --pin_fd N: the
-                                    current PIN first when one is set)
+  pin set | pin clear | pin status  the approval PIN every approval needs (asked
+                                    on the terminal — the new PIN twice; or lines
+                                    of --pin_fd N: the current PIN first when one
+                                    is set; the first PIN of a passphrase store
+                                    needs the store's passphrase, asked first)
 
 Approving agents' requests (approver token):
   watch                             the approval client: shows each pending request,
@@ -541,7 +542,18 @@ class Cli {
         return 0;
       }
       std::cout << (status->pin_set() ? "An approval PIN is set: every approval must carry it.\n"
-                                      : "No approval PIN is set.\n");
+                    : status->required()
+                        ? "No approval PIN is set: approvals are refused until one is "
+                          "(credctl pin set).\n"
+                        : "No approval PIN is set.\n");
+      if (!status->required()) {
+        std::cout << "  WARNING: the broker runs with --approval_factor=none: approvals need "
+                     "only the approver token, which an agent running as you can read.\n";
+      }
+      if (status->has_window_until()) {
+        std::cout << "  this process may approve without it until "
+                  << FormatTime(status->window_until()) << " UTC\n";
+      }
       if (status->failed_attempts() > 0) {
         std::cout << "  wrong attempts since the last right one: " << status->failed_attempts()
                   << "\n";
@@ -563,24 +575,16 @@ class Cli {
       return 0;
     }
     if (sub == "set") {
-      std::optional<std::string> next = ReadSecret(args_, "New approval PIN");
-      if (!next || next->empty()) return UsageError("no new PIN given");
-      // Asked twice only on a terminal, where a typo cannot be seen.
-      if (!args_.Has("pin_fd") && StdinIsTerminal()) {
-        std::optional<std::string> again = ReadSecret(args_, "New approval PIN again");
-        bool same = again && *again == *next;
-        if (again) WipeString(*again);
-        if (!same) {
-          WipeString(*next);
-          return PrintError(absl::InvalidArgumentError("the two PINs differ; nothing changed"));
-        }
+      if (absl::Status s = ChooseApprovalPin(args_, *status, &req); !s.ok()) {
+        WipeString(*req.mutable_current_pin());
+        WipeString(*req.mutable_store_passphrase());
+        return PrintError(s);
       }
-      req.set_new_pin(*next);
-      WipeString(*next);
     }
     absl::StatusOr<v1::SetApprovalPinResponse> r = client_->SetApprovalPin(req);
     WipeString(*req.mutable_current_pin());
     WipeString(*req.mutable_new_pin());
+    WipeString(*req.mutable_store_passphrase());
     if (!r.ok()) return PrintError(r.status());
     std::cout << (r->pin_set() ? "Approval PIN set: every approval must now carry it.\n"
                                : "Approval PIN cleared.\n");

@@ -86,7 +86,8 @@ class Broker:
     def start(self, timeout=20):
         self.err_file = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
-            [self.binary, "--data_dir", self.data_dir],
+            [self.binary, "--data_dir", self.data_dir, "--key_source=file",
+             "--approval_factor=none"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err_file)
         self.out_file = open(self.out_path, "wb")
 

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace credbroker {
@@ -124,6 +125,19 @@ absl::Status BrokerProcess::Spawn(const std::vector<std::string>& extra_args) {
   Subprocess::Options options;
   options.argv = {CredbrokerdPath(), "--data_dir", data_dir_};
   options.argv.insert(options.argv.end(), extra_args.begin(), extra_args.end());
+  // Test defaults, unless the test sets the same thing itself: the key file
+  // (no passphrase to type) and no approval PIN.
+  auto names = [&extra_args](std::initializer_list<absl::string_view> flags) {
+    for (const std::string& a : extra_args) {
+      for (absl::string_view f : flags) {
+        if (absl::StartsWith(a, f)) return true;
+      }
+    }
+    return false;
+  };
+  if (!names({"--key_source", "--passphrase_fd"})) options.argv.push_back("--key_source=file");
+  if (!names({"--approval_factor"})) options.argv.push_back("--approval_factor=none");
+  options.stdin_path = stdin_path_;
   options.stdout_file = absl::StrCat(log_dir_, "/broker-", runs_, ".out");
   options.stderr_file = absl::StrCat(log_dir_, "/broker-", runs_, ".err");
   log_files_.push_back(options.stdout_file);

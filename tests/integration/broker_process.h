@@ -56,6 +56,8 @@ std::string RandomString(
 // One credbrokerd on `data_dir` (created by the broker), serving the default
 // unix:<data_dir>/broker.sock. Every run's stdout and stderr are kept in
 // <log_dir>/broker-N.out and .err. The destructor kills a running daemon.
+// Unless a test passes its own, every start adds --key_source=file and
+// --approval_factor=none (tests of the passphrase and the PIN pass theirs).
 class BrokerProcess {
  public:
   BrokerProcess(std::string data_dir, std::string log_dir);
@@ -71,6 +73,9 @@ class BrokerProcess {
   absl::StatusOr<int> RunExpectingExit(
       const std::vector<std::string>& extra_args = {},
       absl::Duration timeout = absl::Seconds(20));
+  // What the next starts read on stdin (default /dev/null): a file with a
+  // passphrase, for --passphrase_fd 0.
+  void set_stdin_path(std::string path) { stdin_path_ = std::move(path); }
   // SIGTERM, then waits (bounded) for the exit code.
   absl::StatusOr<int> Stop(absl::Duration timeout = absl::Seconds(20));
   // SIGKILL and reap.
@@ -100,6 +105,7 @@ class BrokerProcess {
 
   std::string data_dir_;
   std::string log_dir_;
+  std::string stdin_path_ = "/dev/null";
   int runs_ = 0;
   std::vector<std::string> log_files_;
   std::unique_ptr<Subprocess> process_;

@@ -204,8 +204,8 @@ TEST_F(SecurityTest, NamedCertificateAndRequiredClientCertificates) {
 TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
   const std::string pin = RandomString(12);
-  // credctl pin set, reading the PIN from stdin (not a terminal).
-  CommandResult set = Credctl({"pin", "set"}, pin + "\n");
+  // credctl pin set, reading the PIN from stdin, named explicitly.
+  CommandResult set = Credctl({"pin", "set", "--pin_fd", "0"}, pin + "\n");
   ASSERT_EQ(set.exit_code, 0) << set.err;
   CommandResult status = Credctl({"pin", "status"});
   EXPECT_TRUE(absl::StrContains(status.out, "An approval PIN is set"))
@@ -235,8 +235,8 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   req.set_pin(pin);
   absl::Status locked = (*approval)->Approve(req).status();
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted) << locked;
-  // credctl approve gets the PIN from --pin_fd / stdin and hears the lockout.
-  CommandResult approve = Credctl({"approve", "r-does-not-exist"}, pin + "\n");
+  // credctl approve gets the PIN from --pin_fd and hears the lockout.
+  CommandResult approve = Credctl({"approve", "r-does-not-exist", "--pin_fd", "0"}, pin + "\n");
   EXPECT_NE(approve.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(approve.err, "RESOURCE_EXHAUSTED"))
       << approve.err;
@@ -260,9 +260,9 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
 TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
   // A few events: PIN set, a refused call, PIN cleared.
-  ASSERT_EQ(Credctl({"pin", "set"}, "first-pin\n").exit_code, 0);
+  ASSERT_EQ(Credctl({"pin", "set", "--pin_fd", "0"}, "first-pin\n").exit_code, 0);
   EXPECT_FALSE(broker_->ClientWithToken("not-a-token")->ListProviders().ok());
-  ASSERT_EQ(Credctl({"pin", "clear"}, "first-pin\n").exit_code, 0);
+  ASSERT_EQ(Credctl({"pin", "clear", "--pin_fd", "0"}, "first-pin\n").exit_code, 0);
   absl::StatusOr<v1::VerifyAuditLogResponse> ok =
       broker_->Client()->VerifyAuditLog();
   ASSERT_TRUE(ok.ok()) << ok.status();
@@ -279,7 +279,7 @@ TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   ASSERT_EQ(sqlite3_open((DataDir() + "/credbroker.db").c_str(), &db),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(
-                db, "UPDATE audit_events SET outcome = 'ok' WHERE sequence = 2",
+                db, "UPDATE audit_events SET detail = detail || ' (edited)' WHERE sequence = 2",
                 nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);

@@ -73,6 +73,10 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(
       _exit(127);
     }
     if (in > STDERR_FILENO) close(in);
+    // A session of its own, with no controlling terminal: a credctl under
+    // test can never ask for a PIN on the terminal of whoever runs the
+    // tests (it would wait there), just as an agent's processes cannot.
+    setsid();
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
     execve(argv[0], argv.data(), environ);

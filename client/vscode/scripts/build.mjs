@@ -24,6 +24,8 @@ await esbuild.build({
   format: 'cjs',
   target: 'node18',
   external: ['vscode'],
+  minify: true,
+  keepNames: true,
   sourcemap: false,
   logLevel: 'warning',
 });

@@ -2,6 +2,8 @@
 // to the local broker, raises a notification for each credential need an
 // agent announces, opens the credential form to approve or deny it, and
 // shows the stored credentials. Everything goes through @credbroker/client.
+import * as path from 'node:path';
+
 import * as vscode from 'vscode';
 
 import type { ApprovalRequest, CredbrokerClient, ProviderInfo } from '@credbroker/client';
@@ -219,9 +221,13 @@ class Extension {
         'credbroker: credbrokerd was not found on PATH. Install it, or set credbroker.brokerPath to its path.');
       return;
     }
+    // The data directory: the setting's, else the token file's directory
+    // when only the token file was set, else the default one.
     const r = this.#resolved;
-    const args = ['--data_dir', r.dataDir];
-    if (r.address !== `unix:${r.dataDir}/broker.sock`) args.push('--listen', r.address);
+    const settings = readSettings();
+    const dataDir = r.explicitDataDir || settings.tokenFile.trim() === '' ? r.dataDir : path.dirname(r.tokenFile);
+    const args = ['--data_dir', dataDir];
+    if (r.address !== `unix:${path.join(dataDir, 'broker.sock')}`) args.push('--listen', r.address);
     const terminal = vscode.window.createTerminal({ name: 'credbrokerd', shellPath: bin, shellArgs: args });
     terminal.show(true);
     this.output.appendLine(`Started ${bin} ${args.join(' ')} in a terminal`);

@@ -1,0 +1,268 @@
+// The human-presence factor and the passphrase-protected store, through the
+// real daemon, played by an adversary that runs commands as the user: it
+// can read every file in the data directory (both tokens) and start
+// processes that are not descendants of the requesting one, but it does not
+// know the approval PIN or the store's passphrase, and has no terminal.
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/credbroker/approval.h"
+#include "credbroker/v1/approval_service.pb.h"
+#include "credbroker/v1/credential_service.pb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/credctl_fixture.h"
+
+namespace credbroker {
+namespace testing {
+namespace {
+
+class ApprovalFactorTest : public CredctlFixture {
+ protected:
+  ApprovalFactorTest() {
+    start_in_setup_ = false;
+    secrets_.push_back(secret_);
+    secrets_.push_back(pin_);
+    secrets_.push_back(passphrase_);
+  }
+
+  // The broker as a person runs it: the approval factor on.
+  void StartWithFactor(std::vector<std::string> flags = {}) {
+    flags.push_back("--approval_factor=pin");
+    absl::Status started = broker_->Start(flags);
+    ASSERT_TRUE(started.ok()) << started;
+    client_ = broker_->Client();
+    ASSERT_NE(client_, nullptr);
+  }
+
+  // A file with `text`, for --pin_fd / --passphrase_fd 0 (never argv).
+  std::string InputFile(const std::string& name, const std::string& text) {
+    std::string path = tmp_.path() + "/" + name;
+    EXPECT_TRUE(WriteFileBytes(path, text).ok());
+    return path;
+  }
+
+  // credctl with stdin from `input` (a file), as a person at a terminal
+  // would type it, or as an agent pipes it.
+  CommandResult CredctlWithInput(std::vector<std::string> args, const std::string& input) {
+    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '", broker_->data_dir(),
+                                   "'");
+    for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
+    absl::StrAppend(&cmd, " < '", input, "'");
+    absl::StatusOr<CommandResult> r = RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(30));
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return CommandResult();
+    for (const std::string& s : secrets_) {
+      EXPECT_FALSE(absl::StrContains(r->out + r->err, s)) << "a secret in credctl's output";
+    }
+    return *r;
+  }
+
+  void PutAws() {
+    auto r = Put("aws", "", {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  std::unique_ptr<client::ApprovalClient> Approver() {
+    client::Options options;
+    options.address = broker_->address();
+    options.token = broker_->approver_token();
+    auto approval = client::ApprovalClient::Connect(options);
+    EXPECT_TRUE(approval.ok()) << approval.status();
+    return approval.ok() ? std::move(*approval) : nullptr;
+  }
+
+  void SetPinAsThePerson() {
+    CommandResult set =
+        CredctlWithInput({"pin", "set", "--pin_fd", "0"}, InputFile("pin", pin_ + "\n"));
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+  }
+
+  const std::string key_id_ = NewAwsKeyId();
+  const std::string secret_ = NewAwsSecret();
+  const std::string pin_ = RandomString(10);
+  const std::string passphrase_ = RandomString(24);
+};
+
+// The attack as one shell line run by the agent: request in the background,
+// then approve from a sibling process with the approver token it read. The
+// approval is refused for want of the PIN and the request stays pending.
+TEST_F(ApprovalFactorTest, OneShellLineCannotApproveTheAgentsOwnRequest) {
+  StartWithFactor();
+  PutAws();
+  SetPinAsThePerson();
+  const std::string credctl =
+      absl::StrCat("'", CredctlPath(), "' --data_dir '", broker_->data_dir(), "'");
+  const std::string attack = absl::StrCat(
+      credctl, " --token_file '", broker_->data_dir(), "/agent.token' request aws ",
+      "--action deploy --timeout 20 > '", tmp_.path(), "/agent.out' 2>&1 & ",
+      "for i in $(seq 1 100); do id=$(", credctl,
+      " pending --json | grep -o 'r-[0-9a-f]*' | head -n 1); [ -n \"$id\" ] && break; "
+      "sleep 0.1; done; ",
+      credctl, " approve \"$id\" < /dev/null; echo \"approve exit $?\"; echo \"id $id\"");
+  absl::StatusOr<CommandResult> r = RunCommand({"/bin/sh", "-c", attack}, absl::Seconds(60));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(absl::StrContains(r->out, "approve exit 1")) << r->out << r->err;
+  EXPECT_TRUE(absl::StrContains(r->err, "PERMISSION_DENIED")) << r->err;
+  EXPECT_TRUE(absl::StrContains(r->err, "needs the approval PIN")) << r->err;
+  // Still pending, for the person to decide.
+  CommandResult pending = Credctl({"pending", "--json"});
+  EXPECT_TRUE(absl::StrContains(pending.out, "deploy")) << pending.out;
+  // The refusal is audited; no grant exists.
+  CommandResult audit = Credctl({"audit", "--kind", "pin.refused"});
+  EXPECT_TRUE(absl::StrContains(audit.out, "no PIN given")) << audit.out;
+  CommandResult grants = Credctl({"grants", "--json"});
+  EXPECT_FALSE(absl::StrContains(grants.out, "g-")) << grants.out;
+}
+
+TEST_F(ApprovalFactorTest, ApprovalsAreRefusedUntilAPinIsSet) {
+  StartWithFactor();
+  PutAws();
+  auto agent = StartRequest({"aws", "--action", "deploy to AWS", "--timeout", "30"});
+  ASSERT_NE(agent, nullptr);
+  std::string id = WaitForPending("deploy to AWS");
+  ASSERT_FALSE(id.empty());
+  auto approver = Approver();
+  ASSERT_NE(approver, nullptr);
+  v1::ApproveRequest req;
+  req.set_request_id(id);
+  absl::Status refused = approver->Approve(req).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "credctl pin set")) << refused;
+  // At first use credctl has the person choose a PIN, then approves with it.
+  CommandResult approve = CredctlWithInput({"approve", id, "--pin_fd", "0"},
+                                           InputFile("first-pin", pin_ + "\n"));
+  ASSERT_EQ(approve.exit_code, 0) << approve.err;
+  EXPECT_TRUE(absl::StrContains(approve.err, "No approval PIN is set yet")) << approve.err;
+  absl::StatusOr<int> code = agent->WaitForExit(kWait);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << Clean(agent->stderr_text());
+  EXPECT_TRUE(absl::StrContains(agent->stdout_text(), secret_)) << "the agent got no values";
+}
+
+// A correct PIN lets the approving process (the IDE) approve again without
+// typing it; a second process holding the same token does not share that.
+TEST_F(ApprovalFactorTest, TheUnlockWindowBelongsToTheApprovingProcess) {
+  StartWithFactor();
+  PutAws();
+  SetPinAsThePerson();
+  auto approver = Approver();
+  ASSERT_NE(approver, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    const std::string action = absl::StrCat("deploy number ", i);
+    auto agent = StartRequest({"aws", "--action", action, "--timeout", "30"});
+    ASSERT_NE(agent, nullptr);
+    std::string id = WaitForPending(action);
+    ASSERT_FALSE(id.empty());
+    v1::ApproveRequest req;
+    req.set_request_id(id);
+    if (i == 0) req.set_pin(pin_);  // The second approval rides the window.
+    auto approved = approver->Approve(req);
+    ASSERT_TRUE(approved.ok()) << approved.status();
+    absl::StatusOr<int> code = agent->WaitForExit(kWait);
+    ASSERT_TRUE(code.ok() && *code == 0) << Clean(agent->stderr_text());
+  }
+  // Another process, with the same token and no PIN: refused.
+  auto agent = StartRequest({"aws", "--action", "deploy elsewhere", "--timeout", "30"});
+  ASSERT_NE(agent, nullptr);
+  std::string id = WaitForPending("deploy elsewhere");
+  CommandResult other = Credctl({"approve", id});
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(other.err, "PERMISSION_DENIED")) << other.err;
+  CommandResult status = Credctl({"pin", "status", "--json"});
+  EXPECT_FALSE(absl::StrContains(status.out, "window_until")) << status.out;
+  EXPECT_TRUE(absl::StrContains(status.out, "\"required\": true")) << status.out;
+}
+
+// The default store: a passphrase, no key file; the PIN is sealed, so the
+// database holds nothing to guess offline; the first PIN needs the
+// passphrase, so the agent cannot choose it first.
+TEST_F(ApprovalFactorTest, APassphraseStoreHasNothingToReadOrGuessOffline) {
+  broker_->set_stdin_path(InputFile("passphrase", passphrase_ + "\n"));
+  StartWithFactor({"--passphrase_fd=0"});
+  EXPECT_FALSE(FileExists(broker_->data_dir() + "/master.key"));
+  EXPECT_FALSE(absl::StrContains(broker_->stderr_text(), "WARNING")) << broker_->stderr_text();
+  PutAws();
+  // The agent, with the approver token, tries to choose the first PIN.
+  CommandResult agent_set =
+      CredctlWithInput({"pin", "set", "--pin_fd", "0"}, InputFile("agent", "\n1234\n"));
+  EXPECT_NE(agent_set.exit_code, 0);
+  CommandResult guess = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                                         InputFile("guess", "a guess\n1234\n"));
+  EXPECT_NE(guess.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(guess.err, "wrong store passphrase")) << guess.err;
+  // The person, who knows the passphrase.
+  CommandResult set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                                       InputFile("person", passphrase_ + "\n" + pin_ + "\n"));
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  ASSERT_TRUE(broker_->Stop().ok());
+  for (const char* file : {"/credbroker.db", "/credbroker.db-wal"}) {
+    absl::StatusOr<std::string> bytes = ReadFileBytes(broker_->data_dir() + file);
+    if (!bytes.ok()) continue;
+    // No verifier string to guess against (the KDF parameters are public).
+    EXPECT_FALSE(absl::StrContains(*bytes, "$argon2")) << file;
+    EXPECT_FALSE(absl::StrContains(*bytes, secret_)) << file;
+  }
+  // A wrong passphrase does not open it; the key file cannot replace it.
+  broker_->set_stdin_path(InputFile("wrong", "not the passphrase\n"));
+  absl::StatusOr<int> wrong = broker_->RunExpectingExit({"--passphrase_fd=0"});
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_NE(*wrong, 0);
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "passphrase does not open this store"))
+      << broker_->stderr_text();
+  absl::StatusOr<int> file = broker_->RunExpectingExit({"--key_source=file"});
+  ASSERT_TRUE(file.ok());
+  EXPECT_NE(*file, 0);
+  // Without a terminal or --passphrase_fd, the broker says what to do.
+  absl::StatusOr<int> no_tty = broker_->RunExpectingExit({"--key_source=passphrase"});
+  ASSERT_TRUE(no_tty.ok());
+  EXPECT_NE(*no_tty, 0);
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "--passphrase_fd"))
+      << broker_->stderr_text();
+}
+
+TEST_F(ApprovalFactorTest, AKeyFileStoreWarnsAndNeedsToBeAskedFor) {
+  StartWithFactor({"--key_source=file"});
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "WARNING: the store's key is the file"))
+      << broker_->stderr_text();
+  ASSERT_TRUE(broker_->Stop().ok());
+  // Started without asking for the key file again: refused, with the fix.
+  absl::StatusOr<int> code = broker_->RunExpectingExit({"--key_source=passphrase"});
+  ASSERT_TRUE(code.ok());
+  EXPECT_NE(*code, 0);
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "--key_source=file"))
+      << broker_->stderr_text();
+}
+
+TEST_F(ApprovalFactorTest, TurningTheFactorOffIsLoudAndAudited) {
+  ASSERT_TRUE(broker_->Start().ok());  // The test default: --approval_factor=none.
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "WARNING: --approval_factor=none"))
+      << broker_->stderr_text();
+  CommandResult audit = Credctl({"audit", "--kind", "factor."});
+  EXPECT_TRUE(absl::StrContains(audit.out, "factor.disabled")) << audit.out;
+  CommandResult status = Credctl({"pin", "status"});
+  EXPECT_TRUE(absl::StrContains(status.out, "WARNING")) << status.out;
+}
+
+TEST_F(ApprovalFactorTest, ATokenFileOthersCanReadIsRefused) {
+  ASSERT_TRUE(broker_->Start().ok());
+  ASSERT_TRUE(broker_->Stop().ok());
+  const std::string token = broker_->data_dir() + "/approver.token";
+  absl::StatusOr<std::string> bytes = ReadFileBytes(token);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_NE(bytes->back(), '\n') << "clients send the file's bytes as a header value";
+  ASSERT_EQ(chmod(token.c_str(), 0644), 0);
+  absl::StatusOr<int> code = broker_->RunExpectingExit();
+  ASSERT_TRUE(code.ok());
+  EXPECT_NE(*code, 0);
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "can be read by other users"))
+      << broker_->stderr_text();
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace credbroker
