@@ -50,7 +50,8 @@ export class CredbrokerClient {
     return this.#conn.waitForReady(timeoutMs);
   }
 
-  // Closes the channel; later calls fail. Watches end with it.
+  // Closes the channel: watches end (done), calls in flight finish, later
+  // calls fail.
   close(): void {
     this.#conn.close();
   }
@@ -75,6 +76,8 @@ export class CredbrokerClient {
     return startWatch({
       open: (deadline) => this.#approval.WatchRequests({}, this.#conn.metadata(), { deadline }),
       toError: (e) => this.#conn.toError(e),
+      closed: () => this.#conn.closed,
+      onClose: (listener) => this.#conn.onClose(listener),
     }, options);
   }
 

@@ -144,6 +144,8 @@ export class Connection {
   readonly timeoutMs: number;
   readonly channel: grpc.Channel;
   readonly #token: string;
+  #closed = false;
+  readonly #closeListeners = new Set<() => void>();
 
   private constructor(address: string, token: string, timeoutMs: number, channel: grpc.Channel) {
     this.address = address;
@@ -263,7 +265,22 @@ export class Connection {
     });
   }
 
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // Calls `listener` once, at close(); returns its removal.
+  onClose(listener: () => void): () => void {
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
+  }
+
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const listeners = [...this.#closeListeners];
+    this.#closeListeners.clear();
+    for (const listener of listeners) listener();
     this.channel.close();
   }
 }

@@ -54,6 +54,10 @@ export interface RequestWatch extends AsyncIterableIterator<WatchItem> {
 export interface StreamOpener {
   open(deadline: Date): grpc.ClientReadableStream<ApprovalEvent>;
   toError(e: unknown): BrokerError;
+  // Whether the client was closed: the watch then ends.
+  closed(): boolean;
+  // Calls `listener` when the client is closed; returns its removal.
+  onClose(listener: () => void): () => void;
 }
 
 type Step =
@@ -81,6 +85,7 @@ class Watch implements RequestWatch {
   #timer: NodeJS.Timeout | undefined;
   #attempt = 0;
   readonly #onAbort = (): void => this.close();
+  #removeOnClose: (() => void) | undefined;
 
   constructor(opener: StreamOpener, options: WatchOptions) {
     this.#opener = opener;
@@ -93,6 +98,7 @@ class Watch implements RequestWatch {
       return;
     }
     this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#removeOnClose = opener.onClose(this.#onAbort);
     this.#connect();
   }
 
@@ -129,6 +135,7 @@ class Watch implements RequestWatch {
     if (this.#closed) return;
     this.#closed = true;
     this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#removeOnClose?.();
     clearTimeout(this.#timer);
     const stream = this.#stream;
     this.#stream = undefined;
@@ -152,6 +159,7 @@ class Watch implements RequestWatch {
     this.#finished = true;
     this.#closed = true;
     this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#removeOnClose?.();
     return { done: true, value: undefined };
   }
 
@@ -172,6 +180,10 @@ class Watch implements RequestWatch {
 
   #connect(): void {
     if (this.#closed) return;
+    if (this.#opener.closed()) {
+      this.close();
+      return;
+    }
     const opened = Date.now();
     let stream: grpc.ClientReadableStream<ApprovalEvent>;
     try {
@@ -182,17 +194,16 @@ class Watch implements RequestWatch {
     }
     this.#stream = stream;
     this.#paused = false;
+    // Connected once the broker's first message (its snapshot) arrives: a
+    // stream it refuses at once does not reset the backoff.
     let connected = false;
-    const markConnected = (): void => {
-      if (connected) return;
-      connected = true;
-      this.#attempt = 0;
-      this.#deliver({ kind: 'item', item: { type: 'connected' } });
-    };
-    stream.on('metadata', markConnected);
     stream.on('data', (event: ApprovalEvent) => {
       if (this.#stream !== stream) return;
-      markConnected();
+      if (!connected) {
+        connected = true;
+        this.#attempt = 0;
+        this.#deliver({ kind: 'item', item: { type: 'connected' } });
+      }
       this.#deliver({ kind: 'item', item: { type: 'event', event } });
     });
     // Every failure also arrives as 'status'; this listener only keeps
@@ -202,6 +213,10 @@ class Watch implements RequestWatch {
       if (this.#stream !== stream) return;
       this.#stream = undefined;
       if (this.#closed) return;
+      if (this.#opener.closed()) {
+        this.close();
+        return;
+      }
       if (connected && status.code === grpc.status.DEADLINE_EXCEEDED &&
           Date.now() - opened >= this.#streamDeadlineMs - 1000) {
         this.#connect();  // Our own deadline: reopen at once.

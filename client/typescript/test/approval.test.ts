@@ -238,6 +238,15 @@ describe('approving requests', () => {
 
     const preAborted = client.watchRequests({ signal: AbortSignal.abort() });
     assert.deepEqual(await preAborted.next(), { done: true, value: undefined });
+
+    // Closing the client ends its watches.
+    const other = await CredbrokerClient.connect({ address: broker.address, tokenFile: broker.approverTokenFile });
+    const orphan = new WatchReader(other.watchRequests({ initialBackoffMs: 10 }));
+    await orphan.nextEvent('KIND_SNAPSHOT_DONE');
+    other.close();
+    await orphan.done;
+    assert.equal(orphan.error, undefined);
+    assert.ok(!orphan.items.some((i) => i.type === 'disconnected'), summary(orphan.items));
   });
 
   it('throws from the iterator what retrying cannot fix', async () => {

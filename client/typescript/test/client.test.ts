@@ -192,6 +192,45 @@ describe('CredbrokerClient', () => {
   });
 });
 
+describe('TLS over loopback TCP', () => {
+  let broker: Broker;
+
+  before(async () => {
+    broker = await Broker.start({ tcp: true });
+  });
+
+  after(async () => {
+    await broker?.dispose();
+  });
+
+  it('trusts the data directory\'s tls.crt by default', async () => {
+    const client = await CredbrokerClient.connect({ address: broker.tcpAddress, dataDir: broker.dataDir });
+    try {
+      assert.equal(client.address, broker.tcpAddress);
+      assert.ok((await client.listProviders()).providers.length > 0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('fails clearly without a readable CA file, and refuses a certificate it does not trust', async () => {
+    await expectBrokerError(CredbrokerClient.connect({
+      address: broker.tcpAddress, dataDir: broker.dataDir, tlsCaFile: path.join(broker.root, 'none.crt'),
+    }), 'FAILED_PRECONDITION');
+
+    // The system roots do not include the broker's self-signed certificate.
+    const untrusting = await CredbrokerClient.connect({
+      address: broker.tcpAddress, dataDir: path.join(broker.root, 'elsewhere'),
+      tokenFile: broker.approverTokenFile, timeoutMs: 5_000,
+    });
+    try {
+      await expectBrokerError(untrusting.listProviders(), 'UNAVAILABLE');
+    } finally {
+      untrusting.close();
+    }
+  });
+});
+
 describe('the default data directory', () => {
   it('follows credctl: $CREDBROKER_DATA_DIR, $XDG_DATA_HOME/credbroker, ~/.local/share/credbroker', () => {
     assert.equal(defaultDataDir({ CREDBROKER_DATA_DIR: '/d', XDG_DATA_HOME: '/x', HOME: '/h' }), '/d');

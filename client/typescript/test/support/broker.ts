@@ -25,6 +25,8 @@ export interface BrokerOptions {
   // Whether approvals need the human-presence factor (an approval PIN).
   // Default false: --approval_factor=none.
   approvalFactor?: boolean;
+  // Also listen on 127.0.0.1 (a free port), with TLS.
+  tcp?: boolean;
   extraArgs?: string[];
 }
 
@@ -37,6 +39,7 @@ export class Broker {
   readonly #args: string[];
   #proc: ChildProcess | undefined;
   #stderr = '';
+  #tcpAddress: string | undefined;
 
   private constructor(options: BrokerOptions) {
     this.root = mkdtempSync('/tmp/cbts-');
@@ -48,6 +51,7 @@ export class Broker {
       '--data_dir', this.dataDir,
       ...BASE_FLAGS,
       ...(options.approvalFactor === true ? [] : NO_FACTOR_FLAGS),
+      ...(options.tcp === true ? ['--listen', `${this.address},127.0.0.1:0`] : []),
       ...(options.extraArgs ?? []),
     ];
   }
@@ -66,6 +70,12 @@ export class Broker {
   // The approver token, for tests that build their own token files.
   approverToken(): string {
     return readFileSync(this.approverTokenFile, 'utf8').trim();
+  }
+
+  // "127.0.0.1:PORT" of a broker started with tcp: true.
+  get tcpAddress(): string {
+    if (this.#tcpAddress === undefined) throw new Error('credbrokerd listens on no TCP port');
+    return this.#tcpAddress;
   }
 
   get running(): boolean {
@@ -94,6 +104,8 @@ export class Broker {
       }, timeoutMs);
       const lines = createInterface({ input: proc.stdout! });
       lines.on('line', (line) => {
+        const tcp = /^credbrokerd is serving on .*\b(127\.0\.0\.1:\d+)/.exec(line);
+        if (tcp !== null) this.#tcpAddress = tcp[1];
         if (line.trim() === 'ready') {
           clearTimeout(timer);
           resolve();
