@@ -43,6 +43,7 @@ export class AgentClient {
   // the iterator.
   async *requestCredential(need: m.CredentialNeededInput,
                            options: RequestCredentialOptions = {}): AsyncGenerator<m.NeedUpdate> {
+    this.#conn.checkOpen();
     const stream = this.#broker.RequestCredential(
       { need, sessionKey: options.sessionKey ?? '' }, this.#conn.metadata(),
       { deadline: this.#conn.deadline(options.timeoutMs ?? REQUEST_TIMEOUT_MS) });

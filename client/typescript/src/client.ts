@@ -83,6 +83,7 @@ export class CredbrokerClient {
 
   // The requests pending now: one watch's snapshot.
   async listPending(options: CallOptions = {}): Promise<m.ApprovalRequest[]> {
+    this.#conn.checkOpen();
     const stream = this.#approval.WatchRequests({}, this.#conn.metadata(),
       { deadline: this.#conn.deadline(options.timeoutMs) });
     const onAbort = (): void => stream.cancel();

@@ -224,12 +224,19 @@ export class Connection {
         return;
       }
       let onAbort: (() => void) | undefined;
-      const call = invoke(this.metadata(), { deadline: this.deadline(options.timeoutMs) },
-        (err, value) => {
-          if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-          if (err !== null) reject(this.toError(err));
-          else resolve(value as T);
-        });
+      let call: grpc.ClientUnaryCall;
+      try {
+        this.checkOpen();
+        call = invoke(this.metadata(), { deadline: this.deadline(options.timeoutMs) },
+          (err, value) => {
+            if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+            if (err !== null) reject(this.toError(err));
+            else resolve(value as T);
+          });
+      } catch (e) {
+        reject(this.toError(e));
+        return;
+      }
       if (signal !== undefined) {
         onAbort = () => call.cancel();
         signal.addEventListener('abort', onAbort, { once: true });
@@ -249,7 +256,7 @@ export class Connection {
           return;
         }
         if (state === grpc.connectivityState.SHUTDOWN) {
-          reject(new BrokerError(grpc.status.UNAVAILABLE, 'the client is closed'));
+          reject(new BrokerError(grpc.status.FAILED_PRECONDITION, 'the client is closed'));
           return;
         }
         this.channel.watchConnectivityState(state, deadline, (err) => {
@@ -267,6 +274,11 @@ export class Connection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  // Throws FAILED_PRECONDITION once the client is closed.
+  checkOpen(): void {
+    if (this.#closed) throw new BrokerError(grpc.status.FAILED_PRECONDITION, 'the client is closed');
   }
 
   // Calls `listener` once, at close(); returns its removal.

@@ -172,10 +172,15 @@ describe('CredbrokerClient', () => {
     }
   });
 
-  it('cancels a call whose signal aborts, and keeps every call within its deadline', async () => {
+  it('cancels a call whose signal aborts, refuses calls once closed, and keeps each within its deadline', async () => {
     const aborted = new AbortController();
     aborted.abort();
     await expectBrokerError(client.listProviders({}, { signal: aborted.signal }), 'CANCELLED');
+
+    const closed = await CredbrokerClient.connect({ address: broker.address, tokenFile: broker.approverTokenFile });
+    closed.close();
+    await expectBrokerError(closed.listProviders(), 'FAILED_PRECONDITION');
+    await expectBrokerError(closed.listPending(), 'FAILED_PRECONDITION');
 
     const nowhere = await CredbrokerClient.connect({
       address: `unix:${path.join(broker.root, 'nobody.sock')}`, token: 't', timeoutMs: 2_000,
