@@ -12,6 +12,32 @@ const BASE_FLAGS = ['--key_source=file'];
 // No human-presence factor: approvals need only the approver token.
 const NO_FACTOR_FLAGS = ['--approval_factor=none'];
 
+// Daemons still running when this process ends (a test timed out, the
+// runner sent SIGTERM) are killed with it, and their directories removed,
+// rather than left behind.
+const running = new Set<ChildProcess>();
+const roots = new Set<string>();
+let exitHooked = false;
+
+function killLeftovers(): void {
+  for (const proc of running) proc.kill('SIGKILL');
+  running.clear();
+  for (const root of roots) rmSync(root, { recursive: true, force: true });
+  roots.clear();
+}
+
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', killLeftovers);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      killLeftovers();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
 export function brokerBinary(): string {
   const bin = process.env.CREDBROKER_BIN;
   if (bin === undefined || bin === '') {
@@ -43,6 +69,7 @@ export class Broker {
 
   private constructor(options: BrokerOptions) {
     this.root = mkdtempSync('/tmp/cbts-');
+    roots.add(this.root);
     this.dataDir = path.join(this.root, 'data');
     this.address = `unix:${path.join(this.dataDir, 'broker.sock')}`;
     this.approverTokenFile = path.join(this.dataDir, 'approver.token');
@@ -87,8 +114,11 @@ export class Broker {
   startAgain(timeoutMs = 30_000): Promise<void> {
     if (this.#proc !== undefined) throw new Error('credbrokerd is already running');
     this.#stderr = '';
+    hookExit();
     const proc = spawn(brokerBinary(), this.#args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#proc = proc;
+    running.add(proc);
+    proc.once('exit', () => running.delete(proc));
     proc.stderr!.setEncoding('utf8');
     proc.stderr!.on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-20_000);
@@ -145,6 +175,7 @@ export class Broker {
   }
 
   cleanup(): void {
+    roots.delete(this.root);
     rmSync(this.root, { recursive: true, force: true });
   }
 
