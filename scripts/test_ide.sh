@@ -119,18 +119,18 @@ failed=0
 # Runs one level; adds its "# pass N" / "# fail N" to the totals. A level
 # that ends without a summary (a crash, a timeout) counts as one failure.
 run_level() {
-  local name="$1" dir="$2" seconds="$3"
-  shift 3
-  local log="$logs/$name.log" rc=0
+  local key="$1" name="$2" dir="$3" seconds="$4"
+  shift 4
+  local log="$logs/$key.log" rc=0
   step "$name"
   (cd "$dir" && timeout --kill-after=15 "$seconds" "$@") > "$log" 2>&1 || rc=$?
   local p f
   p="$( (grep -E '^# pass [0-9]+$' "$log" || true) | tail -1 | awk '{print $3}')"
   f="$( (grep -E '^# fail [0-9]+$' "$log" || true) | tail -1 | awk '{print $3}')"
-  grep -E '^ *(not ok|ok) [0-9]+ - |^# [a-z].*(ms|KiB)' "$log" | sed 's/^/    /' || true
+  grep -E '^ *(not ok|ok) [0-9]+ - |^# [a-z].*(ms|KiB)' "$log" | grep -v '^# duration_ms' | sed 's/^/    /' || true
   if [ -z "$p" ] || [ -z "$f" ]; then
     echo "test_ide: $name ended without a test summary (exit $rc); its last lines:" >&2
-    tail -30 "$log" >&2
+    tail -30 "$log" >&2 || true
     p="${p:-0}"
     f=$(( ${f:-0} + 1 ))
   elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -145,10 +145,10 @@ run_level() {
   failed=$((failed + f))
 }
 
-run_level "level 3: the client package (client/typescript npm test)" client/typescript 600 npm test
-run_level "level 1: the webview form in Chromium" client/vscode 600 \
+run_level level3 "level 3: the client package (client/typescript npm test)" client/typescript 600 npm test
+run_level level1 "level 1: the webview form in Chromium" client/vscode 600 \
   node --test --test-concurrency=1 --test-reporter=tap test/unit.test.mjs test/form.test.mjs
-run_level "level 2: the extension in code-server" tests/ide 900 \
+run_level level2 "level 2: the extension in code-server" tests/ide 900 \
   node --test --test-concurrency=1 --test-reporter=tap e2e.test.mjs
 
 figures="$CREDBROKER_IDE_ARTIFACTS/figures.json"
