@@ -283,6 +283,76 @@ describe('the credential form in Chromium against a real broker', { concurrency:
     }
   });
 
+  test('standing approval: the scope, its action pattern and lifetime; a later need is granted at once', { timeout: 90_000 }, async () => {
+    const first = agentRequest(broker, 'aws', 'deploy web to us-east-1');
+    const id = await first.requestId();
+    const page = await h.open(browser, { mode: 'approve', requestId: id });
+    try {
+      assert.equal(await page.$eval('#pattern-field', (e) => e.hidden), true, 'no pattern for a single grant');
+      await page.click('#scope-standing');
+      assert.equal(await page.$eval('#pattern-field', (e) => e.hidden), false);
+      assert.equal(await page.$eval('#action-pattern', (e) => e.value), 'deploy web to us-east-1');
+      await page.$eval('#action-pattern', (e) => { e.value = ''; });
+      await typeInto(page, 'action-pattern', 'deploy *');
+      await typeInto(page, 'ttl', 'two hours');
+      await typeInto(page, 'pin', PIN);
+      await page.click('#approve');
+      assert.match(await text(page, 'msg-ttl'), /15m, 2h or 30d/, 'a lifetime it cannot read is refused in the form');
+      await page.$eval('#ttl', (e) => { e.value = ''; });
+      await typeInto(page, 'ttl', '2h');
+      assert.equal(await page.$eval('#pin', (e) => e.value.length), PIN.length, 'the PIN typed is still there');
+      await page.click('#approve');
+      await outcome(page, 'approved');
+      assert.match(await text(page, 'status'), /standing approval s-/);
+      assert.equal((await within(30_000, first.result, 'agent')).code, 0);
+      const standing = (await h.client.listStandingApprovals({})).approvals;
+      const s = standing.find((a) => a.actionPattern === 'deploy *');
+      assert.ok(s !== undefined, 'the standing approval exists');
+      const lifetime = (s.expiresAt.seconds - s.createdAt.seconds) / 3600;
+      assert.ok(Math.abs(lifetime - 2) < 0.01, `lasts 2h (${lifetime}h)`);
+      // A need the pattern covers is granted without asking anyone.
+      const second = agentRequest(broker, 'aws', 'deploy api to us-east-1');
+      const r = await within(30_000, second.result, 'the covered need');
+      assert.equal(r.code, 0, r.stderr);
+      await h.client.revokeStandingApproval({ id: s.id });
+    } finally {
+      first.kill();
+      await page.close();
+    }
+  });
+
+  test('Azure: a need approved from a credentials JSON file', { timeout: 90_000 }, async () => {
+    const agent = agentRequest(broker, 'azure', 'deploy to Azure', { profile: 'fromfile' });
+    const id = await agent.requestId();
+    const page = await h.open(browser, { mode: 'approve', requestId: id });
+    try {
+      h.files.push({
+        name: 'sdk-auth.json',
+        contents: JSON.stringify({
+          clientId: '12121212-3434-4565-8787-909090909090',
+          clientSecret: 'azure-example-secret-value-9876543210',
+          tenantId: 'abababab-cdcd-4efe-8a0a-121212121212',
+          subscriptionId: 'cdcdcdcd-efef-4a1a-9b2b-343434343434',
+          resourceGroup: 'agent-rg',
+        }),
+      });
+      await page.click(q('pick-credentials-file'));
+      await page.waitForFunction(() => (document.getElementById('file-credentials-file')?.textContent ?? '') !== '');
+      await settled(page);
+      await typeInto(page, 'pin', PIN);
+      await page.click('#approve');
+      await outcome(page, 'approved');
+      const r = await within(30_000, agent.result, 'the agent\'s grant');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.grant.values.client_id, '12121212-3434-4565-8787-909090909090');
+      assert.equal(r.grant.values.resource_group, 'agent-rg');
+      assert.ok(r.grant.values.client_secret === 'azure-example-secret-value-9876543210', 'the secret from the file');
+    } finally {
+      agent.kill();
+      await page.close();
+    }
+  });
+
   test('updates a stored credential: secrets kept, a plain field changed', { timeout: 60_000 }, async () => {
     const before = await h.client.getCredential({ provider: 'aws', profile: 'default' });
     const page = await h.open(browser, { mode: 'update', provider: 'aws', profile: 'default' });
@@ -400,6 +470,51 @@ describe('the credential form in Chromium against a real broker', { concurrency:
       const c = await h.client.getCredential({ provider: 'custom', profile: 'app' });
       assert.ok(c.fields.some((f) => f.name === 'STRIPE_API_KEY' && f.set));
     } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('a passphrase-protected store', { concurrency: false }, () => {
+  let pbroker;
+  let ph;
+  before(async () => {
+    pbroker = await startBroker({ passphrase: 'correct horse battery staple 42' });
+    ph = await new Harness(pbroker).start();
+  }, { timeout: 120_000 });
+  after(async () => {
+    await ph?.stop();
+    await pbroker?.stop();
+  });
+
+  test('the first PIN needs the store\'s passphrase, typed in the form', { timeout: 90_000 }, async (t) => {
+    const status = await ph.client.getApprovalPinStatus({});
+    if (!status.firstPinNeedsPassphrase) {
+      t.skip('this credbrokerd does not ask for the passphrase to set the first PIN');
+      return;
+    }
+    const agent = agentRequest(pbroker, 'digitalocean', 'deploy to DigitalOcean');
+    const id = await agent.requestId();
+    const page = await ph.open(browser, { mode: 'approve', requestId: id });
+    try {
+      assert.ok(await page.$('#store-passphrase'), 'the form asks for the store\'s passphrase');
+      await typeInto(page, 'f-token', `dop_v1_${'0123456789abcdef'.repeat(4)}`);
+      await typeInto(page, 'new-pin', PIN);
+      await typeInto(page, 'new-pin-repeat', PIN);
+      await typeInto(page, 'store-passphrase', 'not the passphrase');
+      await page.click('#approve');
+      await page.waitForFunction(() => /error/.test(document.getElementById('status')?.className ?? ''), { timeout: 30_000 });
+      assert.equal((await ph.client.getApprovalPinStatus({})).pinSet, false, 'a wrong passphrase sets no PIN');
+      await typeInto(page, 'new-pin', PIN);
+      await typeInto(page, 'new-pin-repeat', PIN);
+      await typeInto(page, 'store-passphrase', 'correct horse battery staple 42');
+      await page.click('#approve');
+      await outcome(page, 'approved');
+      const r = await within(30_000, agent.result, 'the agent\'s grant');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await ph.client.getApprovalPinStatus({})).pinSet, true);
+    } finally {
+      agent.kill();
       await page.close();
     }
   });

@@ -30,15 +30,21 @@ export function brokerHasFlag(name) {
 }
 
 // Starts credbrokerd on a fresh data directory; resolves once it prints
-// "ready". `extraArgs` are added to its flags.
-export async function startBroker({ extraArgs = [], timeoutMs = 60_000 } = {}) {
+// "ready". The store's key is a key file (--key_source=file), or, with
+// `passphrase`, a passphrase given on file descriptor 3. `extraArgs` are
+// added to its flags.
+export async function startBroker({ extraArgs = [], passphrase, timeoutMs = 60_000 } = {}) {
   // A short path: the socket's sun_path must stay under 108 bytes.
   const dataDir = mkdtempSync(join(tmpdir(), 'cbide-'));
   const args = ['--data_dir', dataDir];
-  if (brokerHasFlag('key_source')) args.push('--key_source=file');
+  if (passphrase !== undefined) args.push('--key_source=passphrase', '--passphrase_fd=3');
+  else if (brokerHasFlag('key_source')) args.push('--key_source=file');
   args.push(...extraArgs);
-  const child = spawn(brokerBin, args, { stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=0' } });
+  const child = spawn(brokerBin, args, {
+    stdio: passphrase !== undefined ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=0' },
+  });
+  if (passphrase !== undefined) child.stdio[3].end(`${passphrase}\n`);
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
