@@ -236,6 +236,20 @@ async function screenshotForm(page, frame, path) {
   await page.screenshot({ path });
 }
 
+// Runs a command from the Command Palette, as a person would: F1, its
+// title, Enter.
+async function runCommand(page, title) {
+  await page.click('.part.statusbar').catch(() => undefined);
+  await page.keyboard.press('F1');
+  const input = '.quick-input-widget input';
+  await page.waitForSelector(input, { visible: true, timeout: 30_000 });
+  await page.keyboard.type(title);
+  await page.waitForFunction((t) => [...document.querySelectorAll('.quick-input-widget .monaco-list-row')]
+    .some((row) => (row.getAttribute('aria-label') ?? row.textContent ?? '').includes(t)),
+  { timeout: 30_000, polling: 200 }, title);
+  await page.keyboard.press('Enter');
+}
+
 async function typeIn(page, frame, id, value) {
   await frame.focus(`[id="${id}"]`);
   await page.keyboard.type(value);
@@ -387,6 +401,15 @@ describe('the extension in code-server', { concurrency: false }, () => {
     } finally {
       agent.kill();
     }
+  });
+
+  test('doctor, from the Command Palette: every stored credential validated', { timeout: 120_000 }, async () => {
+    await runCommand(page, 'credbroker: Doctor');
+    await waitToast(page, /credbroker doctor: 1 ready, 0 need attention/, 60_000);
+    // The report in the "credbroker" output channel (Monaco renders its
+    // spaces as no-break spaces, which \s matches).
+    await page.waitForFunction(() => [...document.querySelectorAll('.part.panel .view-lines')]
+      .some((v) => /aws\/default:\s+ready/.test(v.textContent ?? '')), { timeout: 30_000, polling: 250 });
   });
 
   test('deny from the notification with a reason: the agent sees DENIED and the reason', { timeout: 180_000 }, async () => {
