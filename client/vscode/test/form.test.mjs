@@ -190,7 +190,7 @@ describe('the credential form in Chromium against a real broker', { concurrency:
       await page.click('#approve');
       await page.waitForFunction(() => (document.getElementById('msg-pin')?.textContent ?? '') !== '' ||
         /error/.test(document.getElementById('status')?.className ?? ''), { timeout: 20_000 });
-      assert.equal(await page.$eval('#pin', (e) => e.value), '', 'the PIN field is emptied after a try');
+      assert.equal(await page.$eval('#pin', (e) => e.value.length), 0, 'the PIN field is emptied after a try');
       assert.equal(await page.$eval('#app', (e) => e.getAttribute('data-outcome')), null);
       const pending = await h.client.listPending();
       assert.ok(pending.some((r) => r.requestId === id), 'the request stays pending');
@@ -358,7 +358,7 @@ describe('the credential form in Chromium against a real broker', { concurrency:
     const page = await h.open(browser, { mode: 'update', provider: 'aws', profile: 'default' });
     try {
       assert.equal(await page.$eval('#f-access_key_id', (e) => e.value), AWS_KEY_ID, 'plain values shown');
-      assert.equal(await page.$eval('#f-secret_access_key', (e) => e.value), '', 'secrets never sent to the page');
+      assert.equal(await page.$eval('#f-secret_access_key', (e) => e.value.length), 0, 'secrets never sent to the page');
       const masked = before.fields.find((f) => f.name === 'secret_access_key').display;
       assert.equal(await text(page, 'masked-secret_access_key'), `Stored: ${masked}`);
       assert.ok(!masked.includes(AWS_SECRET.slice(0, 8)), 'masked');
@@ -385,7 +385,7 @@ describe('the credential form in Chromium against a real broker', { concurrency:
       await settled(page);
       assert.equal(await text(page, 'msg-service_account_json'), '');
       assert.match(await text(page, 'derived-project_id'), /credbroker-test-123/);
-      assert.equal(await page.$eval('#f-service_account_json', (e) => e.value), '', 'the key never enters the page');
+      assert.equal(await page.$eval('#f-service_account_json', (e) => e.value.length), 0, 'the key never enters the page');
       await page.click('#save');
       await outcome(page, 'saved');
       const c = await h.client.getCredential({ provider: 'gcp', profile: 'default' });

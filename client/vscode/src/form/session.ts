@@ -243,6 +243,9 @@ export class FormSession {
     if (!isFromWebview(message) || this.#finished) return;
     switch (message.type) {
       case 'ready':
+        // A (re)loaded page starts empty: files chosen before are dropped
+        // too, so that nothing is sent that the page does not show.
+        this.#files.clear();
         if (this.#view !== undefined) this.#host.post({ type: 'init', form: this.#view });
         return;
       case 'validate':
