@@ -19,9 +19,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -340,11 +344,85 @@ absl::Status ConfigureTls(const std::string& data_dir, ServerOptions& options,
   return absl::OkStatus();
 }
 
+// Whether `filename`, a flag's file as Abseil reports it (leading slashes
+// dropped), is this one. Abseil's default help lists only the flags of a
+// file named after the program (credbrokerd.cc), none of the daemon's.
+bool IsDaemonFlagFile(absl::string_view filename) {
+  absl::string_view self = __FILE__;
+  while (absl::ConsumePrefix(&self, "/")) {
+  }
+  return filename == self;
+}
+
+// Whether the command line asks for --help (before any "--").
+bool AsksForHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") return false;
+    if (arg == "--help" || arg == "-help") return true;
+  }
+  return false;
+}
+
+// `text` with each line wrapped at spaces to 80 columns, every line
+// starting with `indent`.
+std::string Wrapped(absl::string_view text, absl::string_view indent) {
+  constexpr size_t kWidth = 80;
+  std::string out;
+  for (absl::string_view paragraph : absl::StrSplit(text, '\n')) {
+    std::string line(indent);
+    for (absl::string_view word : absl::StrSplit(paragraph, ' ', absl::SkipEmpty())) {
+      if (line.size() > indent.size() && line.size() + 1 + word.size() > kWidth) {
+        absl::StrAppend(&out, line, "\n");
+        line = std::string(indent);
+      }
+      if (line.size() > indent.size()) line += ' ';
+      absl::StrAppend(&line, word);
+    }
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+// The usage message and the daemon's flags: name, default and help.
+// Printed here rather than by absl::ParseCommandLine, whose --help exits
+// with status 1 in Debian 12's Abseil (20220623).
+void PrintHelp(std::ostream& out) {
+  std::vector<const absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (IsDaemonFlagFile(flag->Filename())) flags.push_back(flag);
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const absl::CommandLineFlag* a, const absl::CommandLineFlag* b) {
+              return a->Name() < b->Name();
+            });
+  out << "Usage: " << Wrapped(absl::ProgramUsageMessage(), "") << "\nFlags:\n";
+  for (const absl::CommandLineFlag* flag : flags) {
+    std::string default_value = flag->DefaultValue();
+    if (flag->IsOfType<std::string>()) {
+      default_value = absl::StrCat("\"", absl::CEscape(default_value), "\"");
+    }
+    out << "  --" << flag->Name() << " (default: " << default_value << ")\n"
+        << Wrapped(flag->Help(), "      ");
+  }
+  out << "\n--helpfull lists the libraries' flags too (--flagfile, --fromenv, ...).\n";
+}
+
 int Run(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "credbrokerd [--data_dir DIR] [--listen unix:PATH,HOST:PORT]\n"
       "Holds your provider credentials encrypted on this machine and releases "
       "them to a deployment agent only for actions you approve.");
+  // --helpshort and --helppackage (Abseil's) list the daemon's flags too.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = IsDaemonFlagFile;
+  usage.contains_helpshort_flags = IsDaemonFlagFile;
+  usage.contains_helppackage_flags = IsDaemonFlagFile;
+  absl::SetFlagsUsageConfig(usage);
+  if (AsksForHelp(argc, argv)) {
+    PrintHelp(std::cout);
+    return 0;
+  }
   absl::ParseCommandLine(argc, argv);
 
   // Signals are taken synchronously by sigwait below; every thread started

@@ -88,6 +88,36 @@ TEST_F(DaemonTest, StartsPrivateAndStopsCleanly) {
   EXPECT_FALSE(FileExists(broker_->socket_path()));
 }
 
+TEST_F(DaemonTest, HelpListsTheDaemonsFlagsAndExitsZero) {
+  absl::StatusOr<int> code = broker_->RunExpectingExit({"--help"});
+  ASSERT_TRUE(code.ok()) << code.status();
+  const std::string out = broker_->stdout_text();
+  EXPECT_EQ(*code, 0) << out << broker_->stderr_text();
+  EXPECT_FALSE(absl::StrContains(out, "No flags matched")) << out;
+  for (const char* flag :
+       {"--data_dir", "--listen", "--approval_factor", "--key_source",
+        "--passphrase_fd", "--tls_cert", "--spill_dir"}) {
+    EXPECT_TRUE(
+        absl::StrContains(out, absl::StrCat("\n  ", flag, " (default: ")))
+        << flag;
+  }
+  // Defaults and help text, not only names.
+  EXPECT_TRUE(absl::StrContains(out, "--approval_factor (default: \"pin\")"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "--approval_unlock_window (default: 5m)"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "human-presence factor")) << out;
+  // Help starts nothing: no data directory.
+  EXPECT_FALSE(FileExists(data_dir()));
+
+  // Abseil's --helpshort lists them too (its exit code is Abseil's).
+  code = broker_->RunExpectingExit({"--helpshort"});
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "--key_source"))
+      << broker_->stdout_text();
+  EXPECT_FALSE(absl::StrContains(broker_->stdout_text(), "No flags matched"));
+}
+
 TEST_F(DaemonTest, ExistingDataDirIsTightenedAndStaleSocketRemoved) {
   ASSERT_EQ(mkdir(data_dir().c_str(), 0755), 0);
   chmod(data_dir().c_str(), 0755);
