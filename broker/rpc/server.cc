@@ -19,6 +19,7 @@
 #include <atomic>
 #include <iostream>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -30,6 +31,9 @@
 #include "broker/rpc/credential_service.h"
 #include "broker/rpc/flow_services.h"
 #include "broker/rpc/streams.h"
+#include "credbroker/v1/approval_service.grpc.pb.h"
+#include "credbroker/v1/credential_broker.grpc.pb.h"
+#include "credbroker/v1/credential_service.grpc.pb.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace credbroker {
@@ -316,9 +320,14 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
                              ports.back().get());
     endpoints.push_back(ep);
   }
-  builder.RegisterService(impl->credential_service.get());
-  builder.RegisterService(impl->broker_service.get());
-  builder.RegisterService(impl->approval_service.get());
+  // Each service with its full name: the health service answers for each
+  // name as well as for the whole server ("").
+  const std::pair<grpc::Service*, const char*> services[] = {
+      {impl->credential_service.get(), v1::CredentialService::service_full_name()},
+      {impl->broker_service.get(), v1::CredentialBroker::service_full_name()},
+      {impl->approval_service.get(), v1::ApprovalService::service_full_name()},
+  };
+  for (const auto& [service, name] : services) builder.RegisterService(service);
 
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr) {
@@ -341,7 +350,9 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     }
     addresses.push_back(ep.ToString());
   }
-  impl->server->GetHealthCheckService()->SetServingStatus(true);
+  grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
+  for (const auto& [service, name] : services) health->SetServingStatus(name, true);
+  health->SetServingStatus(true);
   if (!impl->listen_fds.empty()) {
     if (pipe2(impl->wake_pipe, O_CLOEXEC) != 0) {
       impl->server->Shutdown();
@@ -367,7 +378,8 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   for (int fd : impl_->wake_pipe) {
     if (fd >= 0) close(fd);
   }
-  impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  // Every name ("" and each service's) NOT_SERVING, and no change after.
+  impl_->server->GetHealthCheckService()->Shutdown();
   impl_->streams.CloseAll();
   impl_->server->Shutdown(std::chrono::system_clock::now() +
                           absl::ToChronoNanoseconds(grace));

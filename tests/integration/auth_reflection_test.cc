@@ -3,7 +3,9 @@
 // stubs come from Debian's reflection.proto, compiled for this test only.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 
+#include <iterator>
 #include <memory>
 #include <set>
 #include <string>
@@ -252,14 +254,75 @@ TEST_F(AuthReflectionTest, FlowServicesCheckRolesFirst) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
-TEST_F(AuthReflectionTest, HealthIsServingWithoutAToken) {
+// The services the broker serves, by the names health checks use.
+const char* const kServedServices[] = {"credbroker.v1.CredentialService",
+                                       "credbroker.v1.ApprovalService",
+                                       "credbroker.v1.CredentialBroker"};
+
+TEST_F(AuthReflectionTest,
+       HealthAnswersForTheServerAndEachServiceWithoutAToken) {
   auto stub = grpc::health::v1::Health::NewStub(channel_);
-  auto ctx = Context("");
-  grpc::health::v1::HealthCheckRequest req;
-  grpc::health::v1::HealthCheckResponse resp;
-  grpc::Status s = stub->Check(ctx.get(), req, &resp);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  std::vector<std::string> names = {""};
+  names.insert(names.end(), std::begin(kServedServices),
+               std::end(kServedServices));
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    auto ctx = Context("");
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(name);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = stub->Check(ctx.get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  // A name the broker does not serve is unknown to it.
+  for (const char* name : {"credbroker.v1.NoSuchService", "credbroker.v1"}) {
+    SCOPED_TRACE(name);
+    auto ctx = Context("");
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(name);
+    grpc::health::v1::HealthCheckResponse resp;
+    EXPECT_EQ(stub->Check(ctx.get(), req, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_F(AuthReflectionTest, HealthWatchersSeeEveryServiceStopServingAtShutdown) {
+  using grpc::health::v1::HealthCheckResponse;
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  struct Watch {
+    std::string name;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader;
+  };
+  std::vector<Watch> watches;
+  std::vector<std::string> names = {""};
+  names.insert(names.end(), std::begin(kServedServices),
+               std::end(kServedServices));
+  for (const std::string& name : names) {
+    Watch w{name, Context(""), nullptr};
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(name);
+    w.reader = stub->Watch(w.ctx.get(), req);
+    HealthCheckResponse first;
+    ASSERT_TRUE(w.reader->Read(&first)) << name;
+    EXPECT_EQ(first.status(), HealthCheckResponse::SERVING) << name;
+    watches.push_back(std::move(w));
+  }
+
+  ASSERT_EQ(kill(broker_->pid(), SIGTERM), 0);
+  for (Watch& w : watches) {
+    HealthCheckResponse next;
+    ASSERT_TRUE(w.reader->Read(&next)) << w.name;
+    EXPECT_EQ(next.status(), HealthCheckResponse::NOT_SERVING) << w.name;
+    w.ctx->TryCancel();
+    w.reader->Finish();
+  }
+  watches.clear();
+  channel_.reset();
+  absl::StatusOr<int> code = broker_->Stop();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << broker_->stderr_text();
 }
 
 // One reflection exchange on a fresh stream.
