@@ -532,7 +532,8 @@ int Run(int argc, char** argv) {
     if (absl::Status s = audit.Record(std::move(event)); !s.ok()) return Fail(s);
   }
   AuthThrottle throttle([] { return absl::Now(); });
-  RequestManager requests(store->get(), &credentials, &audit, [] { return absl::Now(); },
+  RequestManager requests(store->get(), &credentials, &audit, sealer->get(),
+                          [] { return absl::Now(); },
                           request_options);
   if (absl::Status s = requests.Recover(); !s.ok()) return Fail(s);
   // Expiry and the agents' grace period are driven from here.

@@ -22,6 +22,7 @@ bool IsDecided(v1::RequestState state) {
     case v1::REQUEST_STATE_EXPIRED:
     case v1::REQUEST_STATE_CANCELLED:
     case v1::REQUEST_STATE_REVOKED:
+    case v1::REQUEST_STATE_REJECTED:
       return true;
     default:
       return false;

@@ -8,8 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
+#include "broker/common/text.h"
 #include "broker/crypto/crypto.h"
 
 namespace credbroker {
@@ -44,8 +46,24 @@ bool Usable(Readiness r) {
   return r == Readiness::kReady || r == Readiness::kRotationDue;
 }
 
+// A violation for `text` when a person could be misled by it in an
+// approval prompt (see FindUnsafeText), or when it is required and blank.
+void CheckShownText(std::string field, absl::string_view text, bool required,
+                    std::vector<FieldViolation>& v) {
+  if (std::optional<std::string> bad = FindUnsafeText(text)) {
+    v.push_back({std::move(field),
+                 absl::StrCat("contains ", *bad,
+                              ": the approver reads this text, so send plain printable UTF-8")});
+  } else if (required && !text.empty() && absl::StripAsciiWhitespace(text).empty()) {
+    v.push_back({std::move(field), "must not be blank"});
+  }
+}
+
 absl::Status CheckNeed(const Need& need) {
   std::vector<FieldViolation> v;
+  CheckShownText("need.need_id", need.need_id, true, v);
+  CheckShownText("need.action", need.action, true, v);
+  CheckShownText("need.profile", need.profile, false, v);
   if (need.need_id.empty() || need.need_id.size() > kMaxNeedId) {
     v.push_back({"need.need_id", absl::StrCat("give a need id of 1 to ", kMaxNeedId,
                                               " characters, unique within the session")});
@@ -61,6 +79,9 @@ absl::Status CheckNeed(const Need& need) {
                                               " context entries are accepted")});
   }
   for (const auto& [k, val] : need.context) {
+    const std::string field = absl::StrCat("need.context.", EscapeForTerminal(k.substr(0, kMaxContextKey)));
+    CheckShownText(field + " (key)", k, false, v);
+    CheckShownText(field, val, false, v);
     if (k.empty() || k.size() > kMaxContextKey || val.size() > kMaxContextValue) {
       v.push_back({absl::StrCat("need.context.", k.substr(0, kMaxContextKey)),
                    absl::StrCat("context keys are 1 to ", kMaxContextKey,
@@ -185,10 +206,12 @@ absl::string_view ScopeName(Scope s) {
 }
 
 RequestManager::RequestManager(Store* store, CredentialManager* credentials,
-                               AuditLog* audit, Clock clock, RequestOptions options)
+                               AuditLog* audit, const Sealer* sealer, Clock clock,
+                               RequestOptions options)
     : store_(store),
       credentials_(credentials),
       audit_(audit),
+      rows_(sealer),
       clock_(std::move(clock)),
       options_(options) {}
 
@@ -206,13 +229,18 @@ absl::Status RequestManager::Recover() {
   std::map<std::string, RequestRecord> open;
   std::map<std::string, GrantRecord> grants;
   std::map<std::string, StandingRecord> standing;
+  Effects refused;
   for (Store* store : {store_, spill_.get()}) {
     if (store == nullptr) continue;
     const bool spill = store != store_;
+    auto verified = [&](auto& rows, absl::string_view what, auto id_of) {
+      RefuseUnverified(rows, what, id_of, spill ? "the spill" : "the store", refused);
+    };
     // From the spill every row, so that a decision recorded there closes
     // a request the store still has open (and likewise for grants).
     CB_ASSIGN_OR_RETURN(std::vector<RequestRecord> requests,
                         store->ListRequests(/*open_only=*/!spill));
+    verified(requests, "request", [](const RequestRecord& r) { return r.request_id; });
     for (RequestRecord& r : requests) {
       if (r.decided_at != absl::InfinitePast()) {
         open.erase(r.request_id);
@@ -225,6 +253,7 @@ absl::Status RequestManager::Recover() {
     grant_options.limit = kAll;
     grant_options.include_ended = spill;
     CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> listed, store->ListGrants(grant_options));
+    verified(listed, "grant", [](const GrantRecord& g) { return g.grant_id; });
     for (GrantRecord& g : listed) {
       if (GrantEnded(g, now)) {
         grants.erase(g.grant_id);
@@ -233,8 +262,11 @@ absl::Status RequestManager::Recover() {
       }
     }
     CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> approvals, store->ListStanding());
+    verified(approvals, "standing approval", [](const StandingRecord& a) { return a.id; });
     for (StandingRecord& a : approvals) standing[a.id] = std::move(a);
   }
+  // Refused either way; a store that cannot take the events must not stop the start.
+  if (!refused.write.audit.empty()) Commit(refused).IgnoreError();
   for (auto& [id, r] : open) {
     Session& session = sessions_[r.session_key];
     session.disconnected_at = now;
@@ -281,8 +313,49 @@ AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
   return e;
 }
 
+void RequestManager::HandOver(const std::pair<const std::pair<std::string, std::string>,
+                                               RequestRecord>& decided,
+                              const Caller& caller, NeedUpdate& u) {
+  const std::string grant_id = u.grant->record.grant_id;
+  auto holder = grant_agents_.find(grant_id);
+  if (holder == grant_agents_.end()) {
+    grant_agents_[grant_id] = caller;  // Not handed to anyone yet.
+    return;
+  }
+  if (holder->second.SameProcess(caller)) return;
+  u.grant.reset();
+  u.state = RequestState::kCancelled;
+  u.reason = absl::StrCat("grant ", grant_id, " was handed to another process (",
+                          holder->second.peer, "); send a new need to be asked for your own");
+  Effects refused;
+  refused.write.audit.push_back(Event("grant.handover_refused", caller, &decided.second, nullptr,
+                                      "PERMISSION_DENIED", u.reason));
+  Commit(refused).IgnoreError();
+}
+
+template <typename Row, typename IdOf>
+void RequestManager::RefuseUnverified(std::vector<Row>& rows, absl::string_view what, IdOf id_of,
+                                      absl::string_view where, Effects& refused) {
+  auto bad = std::remove_if(rows.begin(), rows.end(),
+                            [this](const Row& row) { return !rows_.Verify(row); });
+  for (auto it = bad; it != rows.end(); ++it) {
+    const std::string detail =
+        absl::StrCat(what, " ", id_of(*it), " in ", where,
+                     " was refused: its MAC does not verify, so it was written or edited "
+                     "behind the broker's back; it is not acted on");
+    std::cerr << "credbrokerd: DATA_LOSS: " << detail << "\n";
+    Caller broker;
+    broker.role = "broker";
+    broker.peer = "credbrokerd";
+    refused.write.audit.push_back(Event("row.refused", broker, nullptr, nullptr, "DATA_LOSS",
+                                        detail));
+  }
+  rows.erase(bad, rows.end());
+}
+
 absl::Status RequestManager::Commit(Effects& effects) {
   for (AuditRecord& e : effects.write.audit) e.time = clock_();
+  rows_.Sign(effects.write);
   const Store::AuditHashFn hash = audit_->HashFn();
   if (spill_ == nullptr) {
     absl::Status s = store_->WriteFlow(effects.write, hash);
@@ -343,6 +416,13 @@ absl::Status RequestManager::TakeBackSpill() {
     grants.limit = kAll;
     CB_ASSIGN_OR_RETURN(all.grants, spill_->ListGrants(grants));
     CB_ASSIGN_OR_RETURN(all.standing, spill_->ListStanding());
+    Effects refused;
+    RefuseUnverified(all.requests, "request", [](const RequestRecord& r) { return r.request_id; },
+                     "the spill", refused);
+    RefuseUnverified(all.grants, "grant", [](const GrantRecord& g) { return g.grant_id; },
+                     "the spill", refused);
+    RefuseUnverified(all.standing, "standing approval", [](const StandingRecord& a) { return a.id; },
+                     "the spill", refused);
     CB_ASSIGN_OR_RETURN(all.bindings, spill_->ListBindings(""));
     AuditQuery events;
     events.limit = kAll;
@@ -361,7 +441,9 @@ absl::Status RequestManager::TakeBackSpill() {
       }
       prev = e.hash;
     }
+    for (AuditRecord& e : refused.write.audit) all.audit.push_back(std::move(e));
     all.meta.push_back({marker, absl::FormatTime(clock_())});
+    rows_.Sign(all);
     CB_RETURN_IF_ERROR(store_->WriteFlow(all, audit_->HashFn()));
     std::cerr << "credbrokerd: the store takes writes again; " << all.requests.size()
               << " requests, " << all.grants.size() << " grants and " << all.audit.size()
@@ -569,12 +651,32 @@ std::vector<const RequestRecord*> RequestManager::OpenInSession(
   return out;
 }
 
-int64_t RequestManager::AttachSession(const std::string& session_key,
-                                      const Caller& caller, AgentListener listener) {
+absl::StatusOr<int64_t> RequestManager::AttachSession(const std::string& session_key,
+                                                      const Caller& caller,
+                                                      AgentListener listener) {
   absl::MutexLock lock(&mu_);
   Session& session = sessions_[session_key];
+  if (session.listener && !session.caller.SameProcess(caller)) {
+    Effects refused;
+    refused.write.audit.push_back(Event(
+        "session.attach_refused", caller, nullptr, nullptr, "ALREADY_EXISTS",
+        absl::StrCat("session ", session_key, " is attached by ", session.caller.peer)));
+    Commit(refused).IgnoreError();
+    return absl::AlreadyExistsError(absl::StrCat(
+        "session ", session_key, " is attached by another live stream (", session.caller.peer,
+        "); a session belongs to one agent process. Use a session key of your own (or, if "
+        "that agent just exited, try again in a moment)"));
+  }
   bool was_away = !session.listener && session.disconnected_at != absl::InfiniteFuture();
+  // Known before: another process taking the session over (not the first
+  // attach, and not the same process coming back).
+  const bool other_process = !session.caller.peer.empty() && !session.caller.SameProcess(caller);
   away_.erase({session.disconnected_at, session_key});
+  if (other_process) {
+    // SESSION-scope approvals were given to the process that asked: a new
+    // process of the session is asked again.
+    session.approvals.clear();
+  }
   session.caller = caller;
   session.listener = std::move(listener);
   session.attachment = next_id_++;
@@ -582,7 +684,16 @@ int64_t RequestManager::AttachSession(const std::string& session_key,
   if (was_away) {
     Effects effects;
     for (const RequestRecord* r : OpenInSession(session_key)) {
-      effects.watch_events.push_back(MakeEvent(WatchEventKind::kAgentReconnected, ViewOf(*r)));
+      WatchEvent e = MakeEvent(WatchEventKind::kAgentReconnected, ViewOf(*r));
+      if (other_process) {
+        e.message = absl::StrCat("re-attached from another process: ", caller.peer);
+      }
+      effects.watch_events.push_back(std::move(e));
+    }
+    if (other_process) {
+      effects.write.audit.push_back(Event("session.reattached", caller, nullptr, nullptr, "ok",
+                                          "by another process; session approvals dropped"));
+      Commit(effects).IgnoreError();
     }
     Notify(effects);
   }
@@ -627,6 +738,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
   }
   if (auto it = decided_.find(key); it != decided_.end()) {
     NeedUpdate u = UpdateOf(it->second);
+    if (u.grant.has_value()) HandOver(*it, caller, u);
     NotifyAgent(session_key, u);
     return u;
   }
@@ -736,19 +848,42 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(const std::string& session
 absl::Status RequestManager::CheckNotSelfApproval(const RequestRecord& r,
                                                   const Caller& caller,
                                                   absl::string_view what) {
-  if (!options_.is_same_or_descendant || caller.pid == 0) return absl::OkStatus();
-  auto agent = request_agents_.find(r.request_id);
-  if (agent == request_agents_.end() || agent->second.pid == 0) return absl::OkStatus();
-  if (!options_.is_same_or_descendant(caller.pid, agent->second)) return absl::OkStatus();
+  if (!options_.is_same_or_descendant) return absl::OkStatus();
+  std::string refusal;
+  if (!caller.identified() && !caller.client_certificate) {
+    // Not knowing who calls is not "someone else".
+    refusal = absl::StrCat(
+        "the broker cannot tell which process is calling (", caller.peer,
+        "), so it cannot tell it from the agent; decide over the Unix socket, or over TCP "
+        "with a client certificate (--tls_client_ca)");
+  } else if (caller.identified()) {
+    // The process that asked, and the one attached to its session now (an
+    // agent that re-attached from a new process).
+    std::vector<const Caller*> agents;
+    if (auto a = request_agents_.find(r.request_id); a != request_agents_.end()) {
+      agents.push_back(&a->second);
+    }
+    if (auto s = sessions_.find(r.session_key); s != sessions_.end()) {
+      agents.push_back(&s->second.caller);
+    }
+    for (const Caller* agent : agents) {
+      if (agent->identified() && options_.is_same_or_descendant(caller.pid, *agent)) {
+        refusal = absl::StrCat("the caller is the requesting agent's own process or runs "
+                               "under it (",
+                               caller.peer,
+                               "); decide from the IDE or a terminal the agent did not start");
+        break;
+      }
+    }
+  }
+  if (refusal.empty()) return absl::OkStatus();
   Effects refused;
-  refused.write.audit.push_back(
-      Event(absl::StrCat("request.", what, "_refused"), caller, &r, nullptr,
-            "PERMISSION_DENIED", "self-approval: the caller runs under the requesting agent"));
+  refused.write.audit.push_back(Event(absl::StrCat("request.", what, "_refused"), caller, &r,
+                                      nullptr, "PERMISSION_DENIED",
+                                      absl::StrCat("self-approval check: ", refusal)));
   Commit(refused).IgnoreError();
-  return absl::PermissionDeniedError(absl::StrCat(
-      "refusing to ", what, " request ", r.request_id,
-      ": the caller is the requesting agent's own process or runs under it (",
-      caller.peer, "); decide from the IDE or a terminal the agent did not start"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("refusing to ", what, " request ", r.request_id, ": ", refusal));
 }
 
 void RequestManager::Close(RequestRecord& r, RequestState state, std::string decision,
@@ -797,16 +932,22 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
                            grant_id);
   }
   auto holder = grant_agents_.find(grant_id);
-  if (holder != grant_agents_.end() && holder->second.pid != 0 && caller.pid != 0 &&
-      !holder->second.SameProcess(caller)) {
+  std::string refusal;
+  if (!caller.identified() && !caller.client_certificate) {
+    refusal = absl::StrCat("the broker cannot tell which process is calling (", caller.peer,
+                           "); release it over the Unix socket, or over TCP with a client "
+                           "certificate");
+  } else if (holder != grant_agents_.end() && holder->second.identified() &&
+             !holder->second.SameProcess(caller)) {
+    refusal = absl::StrCat("grant ", grant_id, " was handed to another process (",
+                           holder->second.peer, "); only that process may release it");
+  }
+  if (!refusal.empty()) {
     Effects refused;
-    refused.write.audit.push_back(Event("grant.release_refused", caller, nullptr,
-                                        &it->second, "PERMISSION_DENIED",
-                                        "released by another process"));
+    refused.write.audit.push_back(Event("grant.release_refused", caller, nullptr, &it->second,
+                                        "PERMISSION_DENIED", refusal));
     Commit(refused).IgnoreError();
-    return absl::PermissionDeniedError(absl::StrCat(
-        "grant ", grant_id, " was released to another process (",
-        holder->second.peer, "); only that process may release it"));
+    return absl::PermissionDeniedError(refusal);
   }
   GrantRecord g = it->second;
   g.ended_at = clock_();
@@ -926,6 +1067,13 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
         input.request_id);
   }
   RequestRecord r = it->second;
+  if (clock_() >= r.expires_at) {
+    // Expired (maybe while the broker was down) but not yet swept by Tick.
+    return absl::FailedPreconditionError(
+        absl::StrCat("request ", r.request_id, " expired at ",
+                     absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", r.expires_at, absl::UTCTimeZone()),
+                     "; the agent must ask again"));
+  }
   CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "approve"));
   if (input.scope == Scope::kUnspecified) input.scope = Scope::kOnce;
   absl::Duration ttl = input.ttl;
@@ -1033,9 +1181,11 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   by_need_.erase({r.session_key, r.need_id});
   decided_[{r.session_key, r.need_id}] = r;
   active_grants_[grant.record.grant_id] = grant.record;
-  if (auto a = request_agents_.find(r.request_id); a != request_agents_.end()) {
-    grant_agents_[grant.record.grant_id] = a->second;
-    request_agents_.erase(a);
+  request_agents_.erase(r.request_id);
+  // The values reach the process attached to the session now; with none
+  // attached, the first process of the session to ask again gets them.
+  if (auto s = sessions_.find(r.session_key); s != sessions_.end() && s->second.listener) {
+    grant_agents_[grant.record.grant_id] = s->second.caller;
   }
   if (!effects.write.standing.empty()) standing_.push_back(effects.write.standing[0]);
   if (input.scope == Scope::kSession) {

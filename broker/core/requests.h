@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
+#include "broker/core/row_mac.h"
 #include "broker/store/store.h"
 
 namespace credbroker {
@@ -68,6 +69,12 @@ struct Caller {
   int64_t uid = -1;
   uint64_t start_time = 0;
   std::string exe;
+  // A TCP caller that presented a client certificate the broker verified
+  // (--tls_client_ca): not a process, but a key holder the user set up.
+  bool client_certificate = false;
+
+  // Whether the kernel said which process this is.
+  bool identified() const { return pid != 0; }
 
   bool SameProcess(const Caller& other) const {
     return pid != 0 && pid == other.pid && start_time == other.start_time;
@@ -191,20 +198,27 @@ class RequestManager {
   using AgentListener = std::function<void(const NeedUpdate&)>;
   using WatchListener = std::function<void(const WatchEvent&)>;
 
-  // All pointers must outlive the manager.
+  // All pointers must outlive the manager. `sealer` signs every request,
+  // grant and standing approval written (RowMacs).
   RequestManager(Store* store, CredentialManager* credentials, AuditLog* audit,
-                 Clock clock, RequestOptions options);
+                 const Sealer* sealer, Clock clock, RequestOptions options);
 
   // Loads open requests, active grants and standing approvals from the
   // store. The agents of open requests count as disconnected from now: they
-  // have the grace period to come back.
+  // have the grace period to come back. A row whose MAC does not verify
+  // (planted or edited in the database) is left out, never acted on: it is
+  // named on stderr and in a DATA_LOSS audit event (row.refused).
   absl::Status Recover();
 
   // --- Agents ---
   // Attaches a live stream to `session_key` (replacing an older stream of
-  // the same session). Returns the attachment id for DetachSession.
-  int64_t AttachSession(const std::string& session_key, const Caller& caller,
-                        AgentListener listener);
+  // the same process). Returns the attachment id for DetachSession.
+  // ALREADY_EXISTS (audited) while another process's stream is attached: a
+  // session is not a bearer capability. A process other than the one that
+  // left re-attaching drops the session's SESSION-scope approvals (they need
+  // a new decision) and is shown to approvers.
+  absl::StatusOr<int64_t> AttachSession(const std::string& session_key, const Caller& caller,
+                                        AgentListener listener);
   // The stream ended. Open needs wait the grace period, then are cancelled.
   void DetachSession(const std::string& session_key, int64_t attachment);
 
@@ -328,6 +342,16 @@ class RequestManager {
   // Adds to, and removes from, open_ and open_by_expiry_ together.
   void AddOpen(RequestRecord r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseOpen(const std::string& request_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A need resent after its grant was issued: `u` keeps the values only for
+  // the process they were handed to (or the first to ask, when nobody got
+  // them); anyone else gets a refusal (audited).
+  void HandOver(const std::pair<const std::pair<std::string, std::string>, RequestRecord>& decided,
+                const Caller& caller, NeedUpdate& u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the rows of `rows` whose MAC does not verify, adding for each
+  // a row.refused audit event to `refused` (and a line on stderr).
+  template <typename Row, typename IdOf>
+  void RefuseUnverified(std::vector<Row>& rows, absl::string_view what, IdOf id_of,
+                        absl::string_view where, Effects& refused);
   void Close(RequestRecord& r, RequestState state, std::string decision,
              absl::string_view audit_kind, const Caller& caller, Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -335,6 +359,7 @@ class RequestManager {
   Store* const store_;
   CredentialManager* const credentials_;
   AuditLog* const audit_;
+  const RowMacs rows_;
   const Clock clock_;
   const RequestOptions options_;
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/common/errors.h"
 #include "broker/common/secret.h"
 #include "broker/common/status_macros.h"
 #include "broker/crypto/crypto.h"
@@ -15,6 +16,22 @@
 
 namespace credbroker {
 namespace {
+
+// The answer to a need SubmitNeed refused: the need alone is rejected.
+v1::NeedUpdate RejectedNeed(const std::string& need_id, const absl::Status& status) {
+  v1::NeedUpdate u;
+  u.set_need_id(need_id);
+  u.set_state(v1::REQUEST_STATE_REJECTED);
+  u.set_error_code(absl::StatusCodeToString(status.code()));
+  u.set_reason(std::string(status.message()));
+  for (const FieldViolation& v : GetFieldViolations(status)) {
+    v1::Finding* f = u.add_field_errors();
+    f->set_field(v.field);
+    f->set_severity(v1::SEVERITY_ERROR);
+    f->set_message(v.description);
+  }
+  return u;
+}
 
 // A stream reactor that finishes at once with a fixed status.
 template <typename Base>
@@ -164,10 +181,11 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
     if (gate_.RequestFinish(status)) Finish(status);
   }
 
-  void Attach(std::string session_key) {
+  // False (the stream is closed with why) when the session is taken.
+  bool Attach(std::string session_key) {
     session_key_ = std::move(session_key);
     std::weak_ptr<Outbox<v1::NeedUpdate>> box = outbox_;
-    attachment_ = requests_->AttachSession(
+    absl::StatusOr<int64_t> attached = requests_->AttachSession(
         session_key_, caller_, [box](const NeedUpdate& update) {
           if (auto b = box.lock()) {
             v1::NeedUpdate m;
@@ -175,6 +193,12 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
             b->Push(std::move(m));
           }
         });
+    if (!attached.ok()) {
+      outbox_->CloseNow(ToGrpcStatus(attached.status()));
+      return false;
+    }
+    attachment_ = *attached;
+    return true;
   }
 
   void Handle(v1::SessionRequest message) {
@@ -195,10 +219,11 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
         return;
       }
       case v1::SessionRequest::kNeed: {
-        if (attachment_ == 0) Attach(absl::StrCat("s-", RandomHex(12)));
+        if (attachment_ == 0 && !Attach(absl::StrCat("s-", RandomHex(12)))) return;
         absl::StatusOr<NeedUpdate> update =
             requests_->SubmitNeed(session_key_, caller_, FromProto(message.need()));
-        if (!update.ok()) outbox_->CloseNow(ToGrpcStatus(update.status()));
+        // A refused need is answered on its own; the session goes on.
+        if (!update.ok()) outbox_->Push(RejectedNeed(message.need().need_id(), update.status()));
         return;
       }
       case v1::SessionRequest::kCancelNeedId: {
@@ -290,7 +315,7 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
     }
     std::weak_ptr<Outbox<v1::NeedUpdate>> box = outbox_;
     std::string need_id = need.need_id;
-    attachment_ = requests_->AttachSession(
+    absl::StatusOr<int64_t> attached = requests_->AttachSession(
         session_key_, caller, [box, need_id](const NeedUpdate& update) {
           auto b = box.lock();
           if (!b || update.need_id != need_id) return;
@@ -299,6 +324,11 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
           b->Push(std::move(m));
           if (IsTerminal(update.state)) b->CloseAfterDrain(grpc::Status::OK);
         });
+    if (!attached.ok()) {
+      outbox_->CloseNow(ToGrpcStatus(attached.status()));
+      return;
+    }
+    attachment_ = *attached;
     absl::StatusOr<NeedUpdate> update = requests_->SubmitNeed(session_key_, caller, need);
     if (!update.ok()) outbox_->CloseNow(ToGrpcStatus(update.status()));
   }

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <vector>
 
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -100,6 +103,12 @@ Caller PeerRegistry::Resolve(const grpc::ServerContextBase& context,
       caller.exe = it->second.exe;
     }
   }
+  // A TCP caller whose client certificate the TLS handshake verified
+  // (--tls_client_ca): gRPC says so through the public auth context.
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  caller.client_certificate =
+      auth != nullptr && auth->IsPeerAuthenticated() &&
+      !auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME).empty();
   return caller;
 }
 

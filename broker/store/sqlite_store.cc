@@ -168,6 +168,13 @@ ALTER TABLE requests ADD COLUMN binding_note TEXT NOT NULL DEFAULT '';
     R"sql(
 DROP INDEX IF EXISTS requests_by_need;
 )sql",
+    // 6: each row that can release or decide something carries a MAC under
+    // the data key (the core computes and checks it; the store keeps it).
+    R"sql(
+ALTER TABLE requests ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+ALTER TABLE grants ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+ALTER TABLE standing_approvals ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion + 1,
               "kMigrations must have one step per schema version");
@@ -456,11 +463,11 @@ absl::StatusOr<std::vector<std::string>> DecodeStrings(absl::string_view blob,
 #define CB_REQUEST_COLUMNS                                                \
   "request_id, session_key, need_id, provider, profile, action, context," \
   " requested_ttl_us, agent_peer, state, missing_fields, created_at,"     \
-  " expires_at, decided_at, decision, grant_id, binding_note"
+  " expires_at, decided_at, decision, grant_id, binding_note, mac"
 constexpr char kUpsertRequestSql[] =
     "INSERT INTO requests (" CB_REQUEST_COLUMNS
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-    " ?15, ?16, ?17) ON CONFLICT (request_id) DO UPDATE SET"
+    " ?15, ?16, ?17, ?18) ON CONFLICT (request_id) DO UPDATE SET"
     " session_key = excluded.session_key, need_id = excluded.need_id,"
     " provider = excluded.provider, profile = excluded.profile,"
     " action = excluded.action,"
@@ -469,7 +476,8 @@ constexpr char kUpsertRequestSql[] =
     " missing_fields = excluded.missing_fields,"
     " created_at = excluded.created_at, expires_at = excluded.expires_at,"
     " decided_at = excluded.decided_at, decision = excluded.decision,"
-    " grant_id = excluded.grant_id, binding_note = excluded.binding_note";
+    " grant_id = excluded.grant_id, binding_note = excluded.binding_note,"
+    " mac = excluded.mac";
 constexpr char kListRequestsSql[] = "SELECT " CB_REQUEST_COLUMNS
                                     " FROM requests"
                                     " ORDER BY created_at, request_id";
@@ -483,17 +491,17 @@ constexpr char kGetRequestSql[] =
 #define CB_GRANT_COLUMNS                                          \
   "grant_id, request_id, session_key, provider, profile, action," \
   " credential_version, scope, created_at, expires_at, ended_at," \
-  " end_reason"
+  " end_reason, mac"
 constexpr char kUpsertGrantSql[] =
     "INSERT INTO grants (" CB_GRANT_COLUMNS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     " ON CONFLICT (grant_id) DO UPDATE SET request_id = excluded.request_id,"
     " session_key = excluded.session_key, provider = excluded.provider,"
     " profile = excluded.profile, action = excluded.action,"
     " credential_version = excluded.credential_version,"
     " scope = excluded.scope, created_at = excluded.created_at,"
     " expires_at = excluded.expires_at, ended_at = excluded.ended_at,"
-    " end_reason = excluded.end_reason";
+    " end_reason = excluded.end_reason, mac = excluded.mac";
 // Keyset paging on grants_by_created. ?3 = 1 includes ended and expired
 // grants; otherwise only those with ended_at = ?4 (not ended) that expire
 // after ?5 (now).
@@ -507,14 +515,14 @@ constexpr char kGetGrantSql[] =
 #undef CB_GRANT_COLUMNS
 
 #define CB_STANDING_COLUMNS \
-  "id, provider, profile, action_pattern, created_at, expires_at, revoked"
+  "id, provider, profile, action_pattern, created_at, expires_at, revoked, mac"
 constexpr char kUpsertStandingSql[] =
     "INSERT INTO standing_approvals (" CB_STANDING_COLUMNS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     " ON CONFLICT (id) DO UPDATE SET provider = excluded.provider,"
     " profile = excluded.profile, action_pattern = excluded.action_pattern,"
     " created_at = excluded.created_at, expires_at = excluded.expires_at,"
-    " revoked = excluded.revoked";
+    " revoked = excluded.revoked, mac = excluded.mac";
 constexpr char kListStandingSql[] = "SELECT " CB_STANDING_COLUMNS
                                     " FROM standing_approvals"
                                     " ORDER BY created_at, id";
@@ -573,6 +581,7 @@ absl::StatusOr<RequestRecord> ReadRequest(const Statement& s) {
   r.decision = s.Text(14);
   r.grant_id = s.Text(15);
   r.binding_note = s.Text(16);
+  r.mac = s.Text(17);
   return r;
 }
 
@@ -590,6 +599,7 @@ GrantRecord ReadGrant(const Statement& s) {
   g.expires_at = MicrosToTime(s.Int(9));
   g.ended_at = MicrosToTime(s.Int(10));
   g.end_reason = s.Text(11);
+  g.mac = s.Text(12);
   return g;
 }
 
@@ -602,6 +612,7 @@ StandingRecord ReadStanding(const Statement& s) {
   r.created_at = MicrosToTime(s.Int(4));
   r.expires_at = MicrosToTime(s.Int(5));
   r.revoked = s.Int(6) != 0;
+  r.mac = s.Text(7);
   return r;
 }
 
@@ -1968,7 +1979,8 @@ class SqliteStore : public Store {
           .Bind(14, TimeToMicros(r.decided_at))
           .Bind(15, r.decision)
           .Bind(16, r.grant_id)
-          .Bind(17, r.binding_note);
+          .Bind(17, r.binding_note)
+          .Bind(18, r.mac);
       CB_RETURN_IF_ERROR(s.Run("write request"));
     }
     for (const GrantRecord& g : write.grants) {
@@ -1984,7 +1996,8 @@ class SqliteStore : public Store {
           .Bind(9, TimeToMicros(g.created_at))
           .Bind(10, TimeToMicros(g.expires_at))
           .Bind(11, TimeToMicros(g.ended_at))
-          .Bind(12, g.end_reason);
+          .Bind(12, g.end_reason)
+          .Bind(13, g.mac);
       CB_RETURN_IF_ERROR(s.Run("write grant"));
     }
     for (const StandingRecord& r : write.standing) {
@@ -1995,7 +2008,8 @@ class SqliteStore : public Store {
           .Bind(4, r.action_pattern)
           .Bind(5, TimeToMicros(r.created_at))
           .Bind(6, TimeToMicros(r.expires_at))
-          .Bind(7, int64_t{r.revoked ? 1 : 0});
+          .Bind(7, int64_t{r.revoked ? 1 : 0})
+          .Bind(8, r.mac);
       CB_RETURN_IF_ERROR(s.Run("write standing approval"));
     }
     for (const BindingRecord& b : write.bindings) {

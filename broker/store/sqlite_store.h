@@ -15,7 +15,7 @@ namespace credbroker {
 
 // The schema version this build writes. Opening a newer database is
 // FAILED_PRECONDITION ("created by a newer credbroker").
-constexpr int kSqliteSchemaVersion = 5;
+constexpr int kSqliteSchemaVersion = 6;
 
 // Opens (creating if needed, file mode 0600) the database at `path` and
 // migrates it to kSqliteSchemaVersion; the directory must exist. An existing

@@ -95,6 +95,9 @@ struct RequestRecord {
   // What the approver is told about the resource binding the need's profile
   // came from (the bound profile was deleted or rotated); "" when nothing.
   std::string binding_note;
+  // The core's MAC over every field above (see broker/core/row_mac.h);
+  // kept as given.
+  std::string mac;
 };
 
 // A release of one credential version to one agent session.
@@ -111,6 +114,7 @@ struct GrantRecord {
   absl::Time expires_at;
   absl::Time ended_at = absl::InfiniteFuture();  // Released or revoked.
   std::string end_reason;   // "released", "revoked: <reason>".
+  std::string mac;          // As RequestRecord::mac.
 };
 
 // A standing approval: needs for provider/profile whose action matches
@@ -123,6 +127,7 @@ struct StandingRecord {
   absl::Time created_at;
   absl::Time expires_at;
   bool revoked = false;
+  std::string mac;  // As RequestRecord::mac.
 };
 
 // A resource binding: the named resource (a cluster) of `provider` was

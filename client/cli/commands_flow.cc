@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/common/errors.h"
+#include "broker/common/text.h"
 #include "broker/common/files.h"
 #include "broker/common/secret.h"
 #include "client/credbroker/agent.h"
@@ -54,7 +55,9 @@ std::string ContextText(const v1::CredentialNeeded& need) {
   std::map<std::string, std::string> sorted(need.context().begin(),
                                             need.context().end());
   std::vector<std::string> parts;
-  for (const auto& [k, v] : sorted) parts.push_back(absl::StrCat(k, "=", v));
+  for (const auto& [k, v] : sorted) {
+    parts.push_back(absl::StrCat(EscapeForTerminal(k), "=", EscapeForTerminal(v)));
+  }
   return absl::StrJoin(parts, " ");
 }
 
@@ -65,8 +68,9 @@ std::string ProfileOf(const v1::CredentialNeeded& need) {
 // One line for a request: id, provider/profile, action, context.
 std::string RequestLine(const v1::ApprovalRequest& r) {
   std::string line =
-      absl::StrCat(r.request_id(), "  ", r.need().provider(), "/",
-                   ProfileOf(r.need()), "  \"", r.need().action(), "\"");
+      absl::StrCat(r.request_id(), "  ", EscapeForTerminal(r.need().provider()), "/",
+                   EscapeForTerminal(ProfileOf(r.need())), "  \"",
+                   EscapeForTerminal(r.need().action()), "\"");
   std::string context = ContextText(r.need());
   if (!context.empty()) absl::StrAppend(&line, "  [", context, "]");
   return line;
@@ -79,13 +83,13 @@ void PrintRequest(const v1::ApprovalRequest& r, std::ostream& out) {
       << Relative(r.expires_at()) << " (" << FormatTime(r.expires_at())
       << " UTC), agent "
       << (r.agent_connected() ? "connected" : "disconnected");
-  if (!r.agent_peer().empty()) out << " (" << r.agent_peer() << ")";
+  if (!r.agent_peer().empty()) out << " (" << EscapeForTerminal(r.agent_peer()) << ")";
   out << "\n";
   if (!r.missing_fields().empty()) {
     out << "  missing: " << absl::StrJoin(r.missing_fields(), ", ") << "\n";
   }
-  if (!r.binding_note().empty()) out << "  note: " << r.binding_note() << "\n";
-  if (!r.decision().empty()) out << "  decision: " << r.decision() << "\n";
+  if (!r.binding_note().empty()) out << "  note: " << EscapeForTerminal(r.binding_note()) << "\n";
+  if (!r.decision().empty()) out << "  decision: " << EscapeForTerminal(r.decision()) << "\n";
 }
 
 // A credential past its rotation period was just used for a grant.
@@ -448,7 +452,7 @@ class FlowCli {
           absl::StrCat(g.provider(), "/", g.profile()).c_str(),
           static_cast<long long>(g.credential_version()),
           ScopeText(g.scope()).c_str(), FormatTime(g.expires_at()).c_str(),
-          status.c_str(), g.action().c_str());
+          EscapeForTerminal(status).c_str(), EscapeForTerminal(g.action()).c_str());
     }
     return 0;
   }
@@ -542,9 +546,9 @@ class FlowCli {
       std::cout << " (missing " << absl::StrJoin(r.missing_fields(), ", ")
                 << ")";
     }
-    if (!r.binding_note().empty()) std::cout << "  note: " << r.binding_note();
+    if (!r.binding_note().empty()) std::cout << "  note: " << EscapeForTerminal(r.binding_note());
     if (!r.decision().empty()) {
-      std::cout << "  " << r.decision();
+      std::cout << "  " << EscapeForTerminal(r.decision());
     } else {
       std::cout << "  expires " << Relative(r.expires_at()) << ", agent "
                 << (r.agent_connected() ? "connected" : "disconnected");
@@ -642,7 +646,7 @@ class FlowCli {
         case v1::ApprovalEvent::KIND_CANCELLED:
         case v1::ApprovalEvent::KIND_EXPIRED:
           std::cerr << "  " << r.request_id() << " " << KindText(event->kind())
-                    << ": " << r.decision() << "\n";
+                    << ": " << EscapeForTerminal(r.decision()) << "\n";
           break;
         case v1::ApprovalEvent::KIND_AGENT_DISCONNECTED:
           std::cerr << "  " << r.request_id() << ": the agent disconnected\n";
@@ -767,7 +771,7 @@ class FlowCli {
     if (req.scope() == v1::SCOPE_STANDING) {
       std::optional<std::string> pattern =
           Prompt(absl::StrCat("Actions it covers (* matches anything) [",
-                              r.need().action(), "]"),
+                              EscapeForTerminal(r.need().action()), "]"),
                  false);
       if (!pattern) return std::nullopt;
       req.set_action_pattern(std::string(absl::StripAsciiWhitespace(*pattern)));

@@ -35,6 +35,7 @@
 #include "broker/common/errors.h"
 #include "broker/common/files.h"
 #include "broker/common/secret.h"
+#include "broker/common/text.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands_flow.h"
 #include "client/cli/commands_provider.h"
@@ -636,9 +637,9 @@ class Cli {
                 << (e.role().empty() ? "-" : e.role());
       if (!e.provider().empty())
         std::cout << "  " << e.provider() << "/" << e.profile();
-      if (!e.action().empty()) std::cout << "  " << e.action();
+      if (!e.action().empty()) std::cout << "  " << EscapeForTerminal(e.action());
       std::cout << "  " << e.outcome();
-      if (!e.detail().empty()) std::cout << "  (" << e.detail() << ")";
+      if (!e.detail().empty()) std::cout << "  (" << EscapeForTerminal(e.detail()) << ")";
       std::cout << "\n";
     }
     return 0;

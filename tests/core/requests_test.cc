@@ -91,7 +91,7 @@ class RequestManagerTest : public ::testing::Test {
     };
     options.spill = spill_;
     requests_ = std::make_unique<RequestManager>(store_.get(), credentials_.get(),
-                                                 audit_.get(), clock, options);
+                                                 audit_.get(), &sealer_, clock, options);
   }
 
   // A spill database beside the store (takes effect at the next OpenAll).
@@ -153,9 +153,12 @@ class RequestManagerTest : public ::testing::Test {
 
   // Attaches `session` and records every update it receives.
   int64_t Attach(const std::string& session) {
-    return requests_->AttachSession(session, agent_, [this, session](const NeedUpdate& u) {
-      updates_[session].push_back(u);
-    });
+    absl::StatusOr<int64_t> attached =
+        requests_->AttachSession(session, agent_, [this, session](const NeedUpdate& u) {
+          updates_[session].push_back(u);
+        });
+    EXPECT_TRUE(attached.ok()) << attached.status();
+    return attached.ok() ? *attached : 0;
   }
   void WatchAll() {
     requests_->Watch([this](const WatchEvent& e) { events_.push_back(e); });
@@ -184,8 +187,8 @@ class RequestManagerTest : public ::testing::Test {
   std::unique_ptr<CredentialManager> credentials_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<RequestManager> requests_;
-  Caller agent_ = MakeCaller("agent", "unix:test");
-  Caller approver_ = MakeCaller("approver", "unix:ide");
+  Caller agent_ = MakeCaller("agent", "unix:test", 100);
+  Caller approver_ = MakeCaller("approver", "unix:ide", 400);
   std::map<std::string, std::vector<NeedUpdate>> updates_;
   std::vector<WatchEvent> events_;
 };
@@ -398,6 +401,119 @@ TEST_F(RequestManagerTest, SessionScopeGrantsLaterNeedsOfTheSameSession) {
   EXPECT_EQ(other.state, RequestState::kPendingApproval);
 }
 
+// Another process with the agent token and the session key cannot take a
+// live session over, and one that takes over a session left behind is
+// asked again for what the first process was allowed for the session.
+TEST_F(RequestManagerTest, ASessionIsNotABearerCapability) {
+  StoreAws();
+  WatchAll();
+  int64_t first = Attach("s1");
+  Caller other = MakeCaller("agent", "python, pid 500", 500);
+  absl::StatusOr<int64_t> taken =
+      requests_->AttachSession("s1", other, [](const NeedUpdate&) {});
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists) << taken.status();
+  EXPECT_EQ(CountAudit("session.attach_refused"), 1);
+
+  NeedUpdate asked = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = asked.request_id;
+  in.scope = Scope::kSession;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  // The session approval covers the process that was approved.
+  EXPECT_EQ(requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "anything"))->state,
+            RequestState::kGranted);
+  Need staging = AwsNeed("n-open", "deploy to staging");
+  staging.profile = "staging";  // Not stored: stays open while the agent is away.
+  ASSERT_EQ(requests_->SubmitNeed("s1", agent_, staging)->state, RequestState::kNeedsInput);
+  requests_->DetachSession("s1", first);
+  ASSERT_TRUE(requests_->AttachSession("s1", other, [](const NeedUpdate&) {}).ok());
+  EXPECT_EQ(requests_->SubmitNeed("s1", other, AwsNeed("n3", "anything else"))->state,
+            RequestState::kPendingApproval);
+  bool shown = false;
+  for (const WatchEvent& e : events_) {
+    if (e.kind == WatchEventKind::kAgentReconnected &&
+        absl::StrContains(e.message, "another process: python, pid 500")) {
+      shown = true;
+    }
+  }
+  EXPECT_TRUE(shown) << "approvers were not told another process re-attached";
+}
+
+// A ONCE grant's values reach one process: a third process that re-sends
+// the need id gets a refusal, not the values.
+TEST_F(RequestManagerTest, AGrantIsHandedToOneProcessOnly) {
+  StoreAws();
+  int64_t first = Attach("s1");
+  NeedUpdate asked = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = asked.request_id;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  ASSERT_TRUE(updates_["s1"].back().grant.has_value());
+  // The same process asking again gets it again.
+  EXPECT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1"))->grant.has_value());
+  requests_->DetachSession("s1", first);
+  Caller third = MakeCaller("agent", "curl, pid 600", 600);
+  ASSERT_TRUE(requests_->AttachSession("s1", third, [](const NeedUpdate&) {}).ok());
+  NeedUpdate resent = *requests_->SubmitNeed("s1", third, AwsNeed("n1"));
+  EXPECT_FALSE(resent.grant.has_value());
+  EXPECT_EQ(resent.state, RequestState::kCancelled);
+  EXPECT_TRUE(absl::StrContains(resent.reason, "was handed to another process")) << resent.reason;
+  EXPECT_EQ(CountAudit("grant.handover_refused"), 1);
+}
+
+// A grant decided while no process was attached goes to the first process
+// of the session that asks again, and to no other.
+TEST_F(RequestManagerTest, AGrantDecidedWhileAwayGoesToTheFirstToAskAgain) {
+  StoreAws();
+  int64_t first = Attach("s1");
+  NeedUpdate asked = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  requests_->DetachSession("s1", first);
+  ApproveInput in;
+  in.request_id = asked.request_id;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  Caller back = MakeCaller("agent", "agent again, pid 700", 700);
+  int64_t again = *requests_->AttachSession("s1", back, [](const NeedUpdate&) {});
+  EXPECT_TRUE(requests_->SubmitNeed("s1", back, AwsNeed("n1"))->grant.has_value());
+  requests_->DetachSession("s1", again);
+  Caller late = MakeCaller("agent", "late, pid 800", 800);
+  ASSERT_TRUE(requests_->AttachSession("s1", late, [](const NeedUpdate&) {}).ok());
+  EXPECT_FALSE(requests_->SubmitNeed("s1", late, AwsNeed("n1"))->grant.has_value());
+}
+
+// Not knowing which process calls (loopback TCP) is not "someone else".
+TEST_F(RequestManagerTest, AnUnidentifiedCallerCannotDecideOrRelease) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate asked = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  Caller tcp = MakeCaller("approver", "ipv4:127.0.0.1:5555");
+  ApproveInput in;
+  in.request_id = asked.request_id;
+  EXPECT_EQ(requests_->Approve(in, tcp).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(requests_->Deny(asked.request_id, "no", tcp).code(),
+            absl::StatusCode::kPermissionDenied);
+  Caller with_cert = tcp;
+  with_cert.client_certificate = true;
+  ApproveResult r = *requests_->Approve(in, with_cert);
+  Caller tcp_agent = MakeCaller("agent", "ipv4:127.0.0.1:5556");
+  EXPECT_EQ(requests_->ReleaseGrant(r.grant_id, tcp_agent).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(requests_->ReleaseGrant(r.grant_id, agent_).ok());
+}
+
+// A request that expired while nothing swept it (the broker was down, or
+// the tick has not run yet) cannot be approved.
+TEST_F(RequestManagerTest, ARequestPastItsExpiryCannotBeApproved) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate asked = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  now_ += absl::Minutes(10);  // The pending timeout; no Tick() yet.
+  ApproveInput in;
+  in.request_id = asked.request_id;
+  absl::Status late = requests_->Approve(in, approver_).status();
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition) << late;
+  EXPECT_TRUE(absl::StrContains(late.message(), "expired")) << late;
+}
+
 TEST_F(RequestManagerTest, StandingApprovalGrantsMatchingActionsUntilRevoked) {
   StoreAws();
   Attach("s1");
@@ -430,6 +546,52 @@ TEST_F(RequestManagerTest, StandingApprovalGrantsMatchingActionsUntilRevoked) {
   long_in.ttl = absl::Hours(24 * 91);
   EXPECT_EQ(requests_->Approve(long_in, approver_).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// An agent that can write the database (it runs as the user) adds a
+// standing approval for itself, widens a real one and rewrites the action
+// of an open request while the broker is stopped: none of it is acted on.
+TEST_F(RequestManagerTest, RowsWrittenBehindTheBrokersBackAreRefusedAtLoad) {
+  StoreAws();
+  Attach("s1");
+  NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
+  ApproveInput in;
+  in.request_id = first.request_id;
+  in.scope = Scope::kStanding;
+  in.action_pattern = "deploy *";
+  in.ttl = absl::Hours(24);
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "rotate keys"));
+  ASSERT_EQ(pending.state, RequestState::kPendingApproval);
+
+  absl::StatusOr<std::vector<StandingRecord>> standing = store_->ListStanding();
+  ASSERT_TRUE(standing.ok() && standing->size() == 1u);
+  StandingRecord widened = (*standing)[0];
+  widened.action_pattern = "*";  // The old MAC kept.
+  StandingRecord planted = (*standing)[0];
+  planted.id = "st-planted";
+  planted.mac.clear();
+  absl::StatusOr<std::vector<RequestRecord>> open = store_->ListRequests(/*open_only=*/true);
+  ASSERT_TRUE(open.ok() && open->size() == 1u);
+  RequestRecord rewritten = (*open)[0];
+  rewritten.action = "rotate keys (harmless)";
+  FlowWrite write;
+  write.standing = {widened, planted};
+  write.requests = {rewritten};
+  ASSERT_TRUE(store_->WriteFlow(write, audit_->HashFn()).ok());
+
+  OpenAll();
+  ASSERT_TRUE(requests_->Recover().ok());
+  EXPECT_TRUE(requests_->ListStanding()->empty());
+  Attach("s2");
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("x", "exfiltrate"))->state,
+            RequestState::kPendingApproval);
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("y", "deploy api"))->state,
+            RequestState::kPendingApproval);
+  ApproveInput late;
+  late.request_id = rewritten.request_id;
+  EXPECT_FALSE(requests_->Approve(late, approver_).ok());
+  EXPECT_EQ(CountAudit("row.refused"), 3);
 }
 
 TEST_F(RequestManagerTest, StandingApprovalEndsAtItsExpiry) {
@@ -719,7 +881,7 @@ TEST_F(RequestManagerTest, FormShowsPlainValuesAndOnlyWhetherSecretsAreSet) {
 TEST_F(RequestManagerTest, TheAgentCannotApproveOrDenyItsOwnRequest) {
   StoreAws();
   Caller agent = MakeCaller("agent", "node, pid 200, /usr/bin/node", 200);
-  requests_->AttachSession("s1", agent, [](const NeedUpdate&) {});
+  ASSERT_TRUE(requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
   ApproveInput in;
   in.request_id = pending.request_id;
@@ -742,7 +904,7 @@ TEST_F(RequestManagerTest, TheAgentCannotApproveOrDenyItsOwnRequest) {
 TEST_F(RequestManagerTest, OnlyTheProcessThatReceivedAGrantMayReleaseIt) {
   StoreAws();
   Caller agent = MakeCaller("agent", "agent", 200);
-  requests_->AttachSession("s1", agent, [](const NeedUpdate&) {});
+  ASSERT_TRUE(requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
   ApproveInput in;
   in.request_id = pending.request_id;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/credbroker/approval.h"
 #include "credbroker/v1/approval_service.pb.h"
 #include "credbroker/v1/credential_service.pb.h"
@@ -223,6 +224,32 @@ TEST_F(ApprovalFactorTest, APassphraseStoreHasNothingToReadOrGuessOffline) {
   EXPECT_NE(*no_tty, 0);
   EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "--passphrase_fd"))
       << broker_->stderr_text();
+}
+
+// The attack on the rows: with the broker stopped, the agent inserts a
+// standing approval for itself with the sqlite3 shell. At the next start
+// it is refused (DATA_LOSS, audited), and its request still waits.
+TEST_F(ApprovalFactorTest, AStandingApprovalPlantedInTheDatabaseGrantsNothing) {
+  StartWithFactor();
+  PutAws();
+  ASSERT_TRUE(broker_->Stop().ok());
+  const std::string insert = absl::StrCat(
+      "INSERT INTO standing_approvals VALUES('st-planted','aws','default','*',",
+      absl::ToUnixMicros(absl::Now()), ",", absl::ToUnixMicros(absl::Now() + absl::Hours(24)),
+      ",0,'')");
+  absl::StatusOr<CommandResult> planted = RunCommand(
+      {"/usr/bin/sqlite3", broker_->data_dir() + "/credbroker.db", insert}, absl::Seconds(30));
+  ASSERT_TRUE(planted.ok() && planted->exit_code == 0) << planted->err;
+  StartWithFactor();
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "DATA_LOSS: standing approval st-planted"))
+      << broker_->stderr_text();
+  CommandResult standing = Credctl({"standing", "--json"});
+  EXPECT_FALSE(absl::StrContains(standing.out, "st-planted")) << standing.out;
+  auto agent = StartRequest({"aws", "--action", "exfiltrate", "--timeout", "30"});
+  ASSERT_NE(agent, nullptr);
+  EXPECT_FALSE(WaitForPending("exfiltrate").empty()) << "the planted row granted it";
+  CommandResult audit = Credctl({"audit", "--kind", "row.refused"});
+  EXPECT_TRUE(absl::StrContains(audit.out, "st-planted")) << audit.out;
 }
 
 TEST_F(ApprovalFactorTest, AKeyFileStoreWarnsAndNeedsToBeAskedFor) {

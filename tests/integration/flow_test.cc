@@ -29,6 +29,7 @@
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
 #include "google/protobuf/util/json_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -494,6 +495,46 @@ TEST_F(FlowTest, DenyTellsTheAgentWhy) {
   EXPECT_TRUE(absl::StrContains(late.status().message(), "denied"))
       << late.status();
   ExpectAudit({"request.created", "request.denied"});
+}
+
+// What the person reads is what the agent sent: an action or context that
+// could redraw, hide or reorder the approval prompt is refused, that need
+// alone, and the session goes on.
+TEST_F(FlowTest, AMisleadingNeedIsRejectedAloneAndTheSessionGoesOn) {
+  PutAws();
+  auto agent = LocalAgent("s-text");
+  ASSERT_NE(agent, nullptr);
+  v1::CredentialNeeded bad = Need("n-bad");
+  bad.set_action("read logs\x1b[1A\x1b[2K\rdeploy to staging");
+  (*bad.mutable_context())["region"] = "us-east-1\xE2\x80\xAE";
+  ASSERT_TRUE(agent->SendNeed(bad).ok());
+  auto rejected = agent->WaitFor("n-bad", kWait);
+  ASSERT_TRUE(rejected.ok()) << rejected.status();
+  EXPECT_EQ(rejected->state(), v1::REQUEST_STATE_REJECTED);
+  EXPECT_EQ(rejected->error_code(), "INVALID_ARGUMENT");
+  std::vector<std::string> fields;
+  for (const v1::Finding& f : rejected->field_errors()) fields.push_back(f.field());
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("need.action", "need.context.region"));
+  EXPECT_TRUE(absl::StrContains(rejected->field_errors(0).message(), "U+001B"))
+      << rejected->field_errors(0).message();
+
+  v1::CredentialNeeded blank = Need("n-blank");
+  blank.set_action(" \t ");
+  ASSERT_TRUE(agent->SendNeed(blank).ok());
+  auto refused = agent->WaitFor("n-blank", kWait);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->state(), v1::REQUEST_STATE_REJECTED);
+
+  // The same stream still carries needs; nothing bad became a request.
+  ASSERT_TRUE(agent->SendNeed(Need("n-good")).ok());
+  auto pending = agent->WaitForState("n-good", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_FALSE(agent->EndStatus().has_value());
+  auto approver = Approver();
+  auto listed = approver->ListPending();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].need().need_id(), "n-good");
 }
 
 TEST_F(FlowTest, PendingRequestExpires) {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/crypto/tls_cert.h"
+#include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -255,6 +256,43 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   if (db.ok()) {
     EXPECT_FALSE(absl::StrContains(*db, pin));
   }
+}
+
+// Over loopback TCP the broker cannot tell which process calls, so it
+// cannot tell an approver from the agent: without a verified client
+// certificate, Approve is refused whatever PIN comes with it.
+TEST_F(SecurityTest, ATcpApproverWithoutAClientCertificateIsRefused) {
+  ASSERT_TRUE(broker_->Start(UnixAndTcp()).ok()) << broker_->stderr_text();
+  v1::PutCredentialRequest put;
+  put.set_provider("custom");
+  (*put.mutable_values())["api_token"] = RandomString(24);
+  auto stored = broker_->Client()->PutCredential(put);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  client::Options agent_options;
+  agent_options.address = broker_->address();
+  agent_options.token = broker_->agent_token();
+  auto agent = client::AgentSession::Connect(agent_options, "s-tcp");
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  v1::CredentialNeeded need;
+  need.set_need_id("n1");
+  need.set_provider("custom");
+  need.set_action("push a release");
+  ASSERT_TRUE((*agent)->SendNeed(need).ok());
+  auto pending =
+      (*agent)->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, absl::Seconds(15));
+  ASSERT_TRUE(pending.ok()) << pending.status();
+
+  client::Options tcp = TcpOptions();
+  tcp.tls_ca_file = DataDir() + "/tls.crt";
+  auto approval = client::ApprovalClient::Connect(tcp);
+  ASSERT_TRUE(approval.ok()) << approval.status();
+  v1::ApproveRequest req;
+  req.set_request_id(pending->request_id());
+  absl::Status refused = (*approval)->Approve(req).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "cannot tell which process")) << refused;
+  CommandResult audit = Credctl({"audit", "--kind", "request.approve_refused"});
+  EXPECT_TRUE(absl::StrContains(audit.out, "cannot tell which process")) << audit.out;
 }
 
 TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
