@@ -136,6 +136,13 @@ void HardenProcess() {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   rlimit none{0, 0};
   setrlimit(RLIMIT_CORE, &none);
+  // Every descriptor the kernel allows: connections from many callers must
+  // not run the broker out of them while it can still have more.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 }
 
 // One line of `fd`, read straight into locked, wiped memory: no copy of

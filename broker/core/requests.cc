@@ -229,6 +229,7 @@ absl::Status RequestManager::Recover() {
   std::map<std::string, RequestRecord> open;
   std::map<std::string, GrantRecord> grants;
   std::map<std::string, StandingRecord> standing;
+  std::map<std::pair<std::string, std::string>, RequestRecord> decided;
   Effects refused;
   for (Store* store : {store_, spill_.get()}) {
     if (store == nullptr) continue;
@@ -236,14 +237,23 @@ absl::Status RequestManager::Recover() {
     auto verified = [&](auto& rows, absl::string_view what, auto id_of) {
       RefuseUnverified(rows, what, id_of, spill ? "the spill" : "the store", refused);
     };
-    // From the spill every row, so that a decision recorded there closes
-    // a request the store still has open (and likewise for grants).
+    // Every row that can still be acted on: open requests, and the recent
+    // decisions an agent may ask about again (from the spill too, so that a
+    // decision recorded there closes a request the store still has open).
     CB_ASSIGN_OR_RETURN(std::vector<RequestRecord> requests,
-                        store->ListRequests(/*open_only=*/!spill));
+                        store->ListRequests(/*open_only=*/false));
+    const absl::Time recent = now - options_.max_grant_ttl;
+    requests.erase(std::remove_if(requests.begin(), requests.end(),
+                                  [recent](const RequestRecord& r) {
+                                    return r.decided_at != absl::InfinitePast() &&
+                                           r.decided_at < recent;
+                                  }),
+                   requests.end());
     verified(requests, "request", [](const RequestRecord& r) { return r.request_id; });
     for (RequestRecord& r : requests) {
       if (r.decided_at != absl::InfinitePast()) {
         open.erase(r.request_id);
+        decided[{r.session_key, r.need_id}] = std::move(r);
       } else {
         open[r.request_id] = std::move(r);
       }
@@ -276,6 +286,11 @@ absl::Status RequestManager::Recover() {
     AddOpen(std::move(r));
   }
   for (auto& [id, g] : grants) active_grants_[id] = std::move(g);
+  // A need resent after a restart gets its decision, not a new request (and
+  // an approved grant nobody received yet goes to the first to ask).
+  for (auto& [key, r] : decided) {
+    if (open.count(r.request_id) == 0) decided_[key] = std::move(r);
+  }
   standing_.clear();
   for (auto& [id, a] : standing) standing_.push_back(std::move(a));
   // Oldest first, as the store lists them.

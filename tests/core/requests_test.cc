@@ -674,6 +674,32 @@ TEST_F(RequestManagerTest, PendingRequestsSurviveARestart) {
             pending.request_id);
 }
 
+// Restart keeps the broker's word: a denied need stays denied under its
+// id, and a grant approved while the agent was away reaches it after the
+// restart instead of a second request.
+TEST_F(RequestManagerTest, DecisionsSurviveARestart) {
+  StoreAws();
+  int64_t a = Attach("s1");
+  NeedUpdate denied = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  ASSERT_TRUE(requests_->Deny(denied.request_id, "not today", approver_).ok());
+  NeedUpdate approved = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2"));
+  requests_->DetachSession("s1", a);
+  ApproveInput in;
+  in.request_id = approved.request_id;
+  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  OpenAll();
+  ASSERT_TRUE(requests_->Recover().ok());
+  Attach("s1");
+  NeedUpdate again = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  EXPECT_EQ(again.state, RequestState::kDenied);
+  EXPECT_EQ(again.request_id, denied.request_id);
+  EXPECT_TRUE(absl::StrContains(again.reason, "not today")) << again.reason;
+  NeedUpdate delivered = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2"));
+  EXPECT_EQ(delivered.state, RequestState::kGranted);
+  EXPECT_TRUE(delivered.grant.has_value());
+  EXPECT_TRUE(requests_->PendingRequests().empty());
+}
+
 TEST_F(RequestManagerTest, ReleaseFailsClosedWhenTheDecisionCannotBeRecorded) {
   StoreAws();
   Attach("s1");

@@ -2,6 +2,7 @@
 // master key check, the single-broker lock, stale sockets, secrets never in
 // clear on disk or in its output, and durability across SIGKILL.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,6 +20,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -116,6 +118,32 @@ TEST_F(DaemonTest, HelpListsTheDaemonsFlagsAndExitsZero) {
   EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "--key_source"))
       << broker_->stdout_text();
   EXPECT_FALSE(absl::StrContains(broker_->stdout_text(), "No flags matched"));
+}
+
+// Started with a low soft limit on descriptors (a login shell's 1024), the
+// broker takes every descriptor its hard limit allows.
+TEST_F(DaemonTest, RaisesItsDescriptorLimitToTheHardLimit) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max < 512) GTEST_SKIP() << "hard limit too low to lower the soft one";
+  rlimit low = saved;
+  low.rlim_cur = 256;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  absl::Status started = broker_->Start();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);  // Before any assertion.
+  ASSERT_TRUE(started.ok()) << started;
+  absl::StatusOr<std::string> limits =
+      ReadFileBytes(absl::StrCat("/proc/", broker_->pid(), "/limits"));
+  ASSERT_TRUE(limits.ok());
+  std::string want = absl::StrCat(saved.rlim_max == RLIM_INFINITY ? std::string("unlimited")
+                                                                   : absl::StrCat(saved.rlim_max));
+  for (absl::string_view line : absl::StrSplit(*limits, '\n')) {
+    if (!absl::StartsWith(line, "Max open files")) continue;
+    std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    ASSERT_GE(words.size(), 5u) << line;
+    EXPECT_EQ(words[3], want) << line;  // Soft limit.
+    EXPECT_EQ(words[4], want) << line;  // Hard limit.
+  }
 }
 
 TEST_F(DaemonTest, ExistingDataDirIsTightenedAndStaleSocketRemoved) {
