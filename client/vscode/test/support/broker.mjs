@@ -17,8 +17,11 @@ export const credctlBin = process.env.CREDCTL_BIN || join(repo, 'build/ci/client
 let helpText;
 function brokerHelp() {
   if (helpText === undefined) {
-    const r = spawnSync(brokerBin, ['--helpfull'], { encoding: 'utf8', timeout: 20_000 });
-    helpText = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    helpText = '';
+    for (const flag of ['--help', '--helpfull']) {
+      const r = spawnSync(brokerBin, [flag], { encoding: 'utf8', timeout: 20_000 });
+      helpText += `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    }
   }
   return helpText;
 }
