@@ -415,6 +415,64 @@ void PrintHelp(std::ostream& out) {
   out << "\n--helpfull lists the libraries' flags too (--flagfile, --fromenv, ...).\n";
 }
 
+// Whether to start locked: the store is passphrase-protected (and asked for
+// as such), no --passphrase_fd is given and there is no terminal to ask on.
+bool StartsLocked(Store& store) {
+  absl::StatusOr<std::string> stored = StoredKeySource(store);
+  if (!stored.ok() || *stored != "passphrase") return false;
+  if (absl::GetFlag(FLAGS_key_source) == "file" || absl::GetFlag(FLAGS_passphrase_fd) >= 0) {
+    return false;
+  }
+  int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (tty < 0) return true;
+  close(tty);
+  return false;
+}
+
+// Serves locked (health, reflection, LockService) until a person unlocks
+// the store through LockService.Unlock, then stops that server and returns
+// the opened key; nullptr when SIGINT or SIGTERM came first.
+absl::StatusOr<std::unique_ptr<Sealer>> WaitForUnlock(Store& store, ServerOptions options,
+                                                      RpcEnv env, const sigset_t& signals) {
+  absl::Mutex mu;
+  std::unique_ptr<Sealer> opened;
+  options.unlock = [&store, &mu, &opened](const SecretBytes& passphrase) -> absl::Status {
+    KeySource source;
+    source.passphrase = passphrase;
+    absl::StatusOr<std::unique_ptr<Sealer>> sealer = OpenDataKey(store, source);
+    if (!sealer.ok()) {
+      return absl::PermissionDeniedError(
+          "the passphrase does not open this store: check that you typed the passphrase "
+          "the store was created with");
+    }
+    absl::MutexLock lock(&mu);
+    if (opened == nullptr) opened = std::move(*sealer);
+    return absl::OkStatus();
+  };
+  absl::StatusOr<std::unique_ptr<BrokerServer>> server =
+      BrokerServer::Start(options, nullptr, nullptr, env);
+  if (!server.ok()) return server.status();
+  std::cout << "credbrokerd is serving on " << absl::StrJoin((*server)->addresses(), ", ")
+            << ", LOCKED: the store's passphrase was not given (no terminal, no "
+               "--passphrase_fd); unlock it with `credctl unlock` or in the IDE\n"
+            << "ready" << std::endl;
+  const timespec tick{0, 250 * 1000 * 1000};
+  while (true) {
+    if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+      (*server)->Shutdown();
+      std::cerr << "credbrokerd: stopped while locked\n";
+      return std::unique_ptr<Sealer>();
+    }
+    absl::MutexLock lock(&mu);
+    if (opened != nullptr) break;
+  }
+  // The Unlock call that opened it is answered within the grace period.
+  (*server)->Shutdown();
+  std::cout << "credbrokerd: unlocked" << std::endl;
+  absl::MutexLock lock(&mu);
+  return opened;
+}
+
 int Run(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "credbrokerd [--data_dir DIR] [--listen unix:PATH,HOST:PORT]\n"
@@ -458,24 +516,6 @@ int Run(int argc, char** argv) {
     std::cerr << "credbrokerd: warning: no disk space reserve: " << s.message() << "\n";
   }
 
-  absl::StatusOr<KeySource> key_source = ChooseKeySource(**store, data_dir);
-  if (!key_source.ok()) return Fail(key_source.status());
-  const bool key_file_mode = !key_source->passphrase.has_value();
-  absl::StatusOr<std::unique_ptr<Sealer>> sealer = OpenDataKey(**store, *key_source);
-  if (!sealer.ok()) return Fail(sealer.status());
-  key_source->passphrase.reset();
-  if (key_file_mode) {
-    std::cerr << "credbrokerd: WARNING: the store's key is the file " << key_source->key_file
-              << ": any process running as you, an agent too, can read it and open every "
-                 "stored secret. Use a passphrase-protected store (the default for a new data "
-                 "directory) unless this is unattended or test use.\n";
-  }
-  const std::string factor = absl::GetFlag(FLAGS_approval_factor);
-  if (factor != "pin" && factor != "none") {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--approval_factor is \"pin\" or \"none\", not \"", factor, "\"")));
-  }
-
   const std::string approver_token_file = data_dir + "/approver.token";
   const std::string agent_token_file = data_dir + "/agent.token";
   absl::StatusOr<std::string> approver_token = LoadOrCreateToken(approver_token_file);
@@ -483,10 +523,49 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::string> agent_token = LoadOrCreateToken(agent_token_file);
   if (!agent_token.ok()) return Fail(agent_token.status());
   Authenticator auth(std::move(*agent_token), std::move(*approver_token));
+  Executor executor(absl::GetFlag(FLAGS_threads));
+  AuthThrottle throttle([] { return absl::Now(); });
+
+  ServerOptions options;
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  if (listen.empty()) listen = absl::StrCat("unix:", data_dir, "/broker.sock");
+  options.listen = absl::StrSplit(listen, ',', absl::SkipWhitespace());
+  options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
+  options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
+  std::string tls_note;
+  if (absl::Status s = ConfigureTls(data_dir, options, tls_note); !s.ok()) return Fail(s);
+
+  bool key_file_mode = false;
+  absl::StatusOr<std::unique_ptr<Sealer>> sealer;
+  if (StartsLocked(**store)) {
+    // No passphrase to be had now (a user service at login): serve locked
+    // until a person unlocks.
+    sealer = WaitForUnlock(**store, options, RpcEnv{&auth, &executor, nullptr, nullptr,
+                                                    &throttle, nullptr},
+                           signals);
+    if (!sealer.ok()) return Fail(sealer.status());
+    if (*sealer == nullptr) return 0;  // Stopped while locked.
+  } else {
+    absl::StatusOr<KeySource> key_source = ChooseKeySource(**store, data_dir);
+    if (!key_source.ok()) return Fail(key_source.status());
+    key_file_mode = !key_source->passphrase.has_value();
+    sealer = OpenDataKey(**store, *key_source);
+    if (!sealer.ok()) return Fail(sealer.status());
+    if (key_file_mode) {
+      std::cerr << "credbrokerd: WARNING: the store's key is the file " << key_source->key_file
+                << ": any process running as you, an agent too, can read it and open every "
+                   "stored secret. Use a passphrase-protected store (the default for a new "
+                   "data directory) unless this is unattended or test use.\n";
+    }
+  }
+  const std::string factor = absl::GetFlag(FLAGS_approval_factor);
+  if (factor != "pin" && factor != "none") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--approval_factor is \"pin\" or \"none\", not \"", factor, "\"")));
+  }
 
   CredentialManager credentials(store->get(), sealer->get(),
                                 &ProviderRegistry::Default(), [] { return absl::Now(); });
-  Executor executor(absl::GetFlag(FLAGS_threads));
   AuditLog audit(store->get(), sealer->get(), [] { return absl::Now(); });
   RequestOptions request_options;
   absl::StatusOr<SpillOptions> spill = ConfigureSpill(data_dir, absl::GetFlag(FLAGS_spill_dir));
@@ -538,7 +617,6 @@ int Run(int argc, char** argv) {
     event.detail = "started without the human-presence factor: approvals need no PIN";
     if (absl::Status s = audit.Record(std::move(event)); !s.ok()) return Fail(s);
   }
-  AuthThrottle throttle([] { return absl::Now(); });
   RequestManager requests(store->get(), &credentials, &audit, sealer->get(),
                           [] { return absl::Now(); },
                           request_options);
@@ -551,18 +629,6 @@ int Run(int argc, char** argv) {
     }
   });
 
-  ServerOptions options;
-  std::string listen = absl::GetFlag(FLAGS_listen);
-  if (listen.empty()) listen = absl::StrCat("unix:", data_dir, "/broker.sock");
-  options.listen = absl::StrSplit(listen, ',', absl::SkipWhitespace());
-  options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
-  options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
-  std::string tls_note;
-  if (absl::Status s = ConfigureTls(data_dir, options, tls_note); !s.ok()) {
-    stop_ticker.Notify();
-    ticker.join();
-    return Fail(s);
-  }
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
       BrokerServer::Start(options, &credentials, &requests,
                           RpcEnv{&auth, &executor, &audit, nullptr, &throttle,

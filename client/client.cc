@@ -5,9 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "broker/common/files.h"
+#include "broker/common/secret.h"
 #include "broker/rpc/status.h"
 #include "client/internal/channel.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
+#include "credbroker/v1/lock_service.grpc.pb.h"
 
 namespace credbroker {
 namespace client {
@@ -177,6 +179,19 @@ absl::StatusOr<v1::ApprovalPinStatus> CredentialClient::GetApprovalPinStatus() {
 absl::StatusOr<v1::VerifyAuditLogResponse> CredentialClient::VerifyAuditLog() {
   return impl_->Call<v1::VerifyAuditLogRequest, v1::VerifyAuditLogResponse>(
       &Stub::VerifyAuditLog, v1::VerifyAuditLogRequest());
+}
+
+absl::StatusOr<bool> CredentialClient::Unlock(std::string& passphrase) {
+  v1::UnlockRequest request;
+  request.mutable_passphrase()->swap(passphrase);
+  v1::UnlockResponse response;
+  grpc::ClientContext ctx;
+  impl_->Prepare(ctx);
+  grpc::Status status =
+      v1::LockService::NewStub(impl_->channel)->Unlock(&ctx, request, &response);
+  WipeString(*request.mutable_passphrase());
+  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  return response.unlocked_now();
 }
 
 }  // namespace client

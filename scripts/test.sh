@@ -12,6 +12,7 @@
 #   CREDBROKER_SKIP_FUZZ=1                    no fuzzing (scripts/fuzz.sh)
 #   CREDBROKER_FUZZ_SECONDS=10                seconds per fuzz target
 #   CREDBROKER_SKIP_BAZEL=1                   no Bazel build (scripts/bazel.sh)
+#   CREDBROKER_SKIP_IDE=1                     no IDE client tests (scripts/test_ide.sh)
 # asan: every test. tsan: the concurrency and integration tests (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,11 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/credbroker-ccache}"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$jobs"
 ctest --preset "$preset" -j "$jobs" --timeout 600
+
+# The IDE client (client/typescript, client/vscode) against this build's
+# daemon: its own installs (chromium, npm ci), three levels of tests.
+CREDBROKER_BIN="build/$preset/broker/credbrokerd" \
+  CREDCTL_BIN="build/$preset/client/cli/credctl" bash scripts/test_ide.sh
 
 # The executables whose tests run under TSan: everything with threads of
 # its own (executor, store writers, request manager races, the server) and

@@ -26,10 +26,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/credential_service.h"
 #include "broker/rpc/flow_services.h"
+#include "broker/rpc/lock_service.h"
 #include "broker/rpc/streams.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
@@ -257,6 +259,10 @@ struct BrokerServer::Impl {
   std::unique_ptr<CredentialServiceImpl> credential_service;
   std::unique_ptr<BrokerServiceImpl> broker_service;
   std::unique_ptr<ApprovalServiceImpl> approval_service;
+  std::unique_ptr<LockServiceImpl> lock_service;
+  LockedFallback locked_fallback;
+  // Wrong passphrases given to Unlock, per caller.
+  AuthThrottle unlock_throttle{[] { return absl::Now(); }};
   std::unique_ptr<grpc::Server> server;
   std::vector<std::string> unix_paths;
   bool shut_down = false;
@@ -276,12 +282,16 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   auto impl = std::make_unique<Impl>();
   env.peers = &impl->peers;
-  impl->credential_service =
-      std::make_unique<CredentialServiceImpl>(credentials, requests, env);
-  impl->broker_service =
-      std::make_unique<BrokerServiceImpl>(requests, env, &impl->streams);
-  impl->approval_service =
-      std::make_unique<ApprovalServiceImpl>(requests, env, &impl->streams);
+  const bool locked = static_cast<bool>(options.unlock);
+  if (!locked) {
+    impl->credential_service =
+        std::make_unique<CredentialServiceImpl>(credentials, requests, env);
+    impl->broker_service = std::make_unique<BrokerServiceImpl>(requests, env, &impl->streams);
+    impl->approval_service =
+        std::make_unique<ApprovalServiceImpl>(requests, env, &impl->streams);
+  }
+  impl->lock_service =
+      std::make_unique<LockServiceImpl>(env, options.unlock, &impl->unlock_throttle);
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(4 << 20);
@@ -322,11 +332,16 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   }
   // Each service with its full name: the health service answers for each
   // name as well as for the whole server ("").
-  const std::pair<grpc::Service*, const char*> services[] = {
-      {impl->credential_service.get(), v1::CredentialService::service_full_name()},
-      {impl->broker_service.get(), v1::CredentialBroker::service_full_name()},
-      {impl->approval_service.get(), v1::ApprovalService::service_full_name()},
-  };
+  std::vector<std::pair<grpc::Service*, const char*>> services = {
+      {impl->lock_service.get(), v1::LockService::service_full_name()}};
+  if (locked) {
+    builder.RegisterCallbackGenericService(&impl->locked_fallback);
+  } else {
+    services.insert(services.end(),
+                    {{impl->credential_service.get(), v1::CredentialService::service_full_name()},
+                     {impl->broker_service.get(), v1::CredentialBroker::service_full_name()},
+                     {impl->approval_service.get(), v1::ApprovalService::service_full_name()}});
+  }
   for (const auto& [service, name] : services) builder.RegisterService(service);
 
   impl->server = builder.BuildAndStart();

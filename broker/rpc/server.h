@@ -5,6 +5,7 @@
 #ifndef CREDBROKER_BROKER_RPC_SERVER_H_
 #define CREDBROKER_BROKER_RPC_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,11 @@ struct ServerOptions {
   // PEM CA certificates: when set, TCP callers must present a client
   // certificate that chains to one of them (mutual TLS).
   std::string tls_client_ca_pem;
+  // Set: the broker is locked (its store's passphrase not given yet). It
+  // serves health, reflection and LockService, whose Unlock calls this;
+  // every other method is FAILED_PRECONDITION. The core pointers of Start
+  // may then be null.
+  std::function<absl::Status(const SecretBytes& passphrase)> unlock;
 };
 
 // One parsed --listen entry.

@@ -44,7 +44,7 @@ bool TakesValue(const std::string& name) {
       "page_size", "provider",   "kind",     "since",      "until",
       "scope",     "ttl",        "pattern",  "reason",     "request",
       "action",    "context",    "need_id",  "session_key", "tls_ca",
-      "tls_cert",  "tls_key",    "pin_fd",   "resource"};
+      "tls_cert",  "tls_key",    "pin_fd",   "resource",   "passphrase_fd"};
   for (const char* v : kValued) {
     if (name == v) return true;
   }

@@ -87,6 +87,8 @@ Commands:
   audit verify                      check the audit log's hash chain; exits 1 and
                                     names the first bad event when it was edited,
                                     or events were inserted or removed
+  unlock [--passphrase_fd N]        unlock a broker that started without its store's
+                                    passphrase (asked on the terminal)
   pin set | pin clear | pin status  the approval PIN every approval needs (asked
                                     on the terminal — the new PIN twice; or lines
                                     of --pin_fd N: the current PIN first when one
@@ -168,6 +170,7 @@ class Cli {
     if (c == "needs") return Needs();
     if (c == "audit") return Audit();
     if (c == "pin") return Pin();
+    if (c == "unlock") return Unlock();
     return UsageError(absl::StrCat("unknown command \"", c, "\""));
   }
 
@@ -527,6 +530,25 @@ class Cli {
                 << "  " << r->events_checked() << " events before it are intact.\n";
     }
     return r->intact() ? 0 : 1;
+  }
+
+  // unlock: the store's passphrase, from the terminal or --passphrase_fd N.
+  int Unlock() {
+    if (!args_.positional.empty()) return UsageError("unlock takes no argument");
+    Args from_fd = args_;
+    if (args_.Has("passphrase_fd")) from_fd.flags.emplace("pin_fd", args_.Flag("passphrase_fd"));
+    std::optional<std::string> passphrase = ReadSecret(from_fd, "Store passphrase");
+    if (!passphrase || passphrase->empty()) {
+      return PrintError(absl::InvalidArgumentError(
+          "the store's passphrase is typed on a terminal (or read with --passphrase_fd N), "
+          "never taken from arguments, the environment or a piped stdin"));
+    }
+    absl::StatusOr<bool> unlocked = client_->Unlock(*passphrase);
+    WipeString(*passphrase);
+    if (!unlocked.ok()) return PrintError(unlocked.status());
+    std::cout << (*unlocked ? "Unlocked: the broker is restarting its listeners unlocked.\n"
+                            : "The broker was not locked.\n");
+    return 0;
   }
 
   // pin set | clear | status.

@@ -93,6 +93,9 @@ class CredentialClient {
   absl::StatusOr<v1::ApprovalPinStatus> GetApprovalPinStatus();
   // Walks the audit log's hash chain; a break is in the response.
   absl::StatusOr<v1::VerifyAuditLogResponse> VerifyAuditLog();
+  // Unlocks a broker that started locked with the store's passphrase
+  // (taken from `passphrase`, which is wiped). True when it was locked.
+  absl::StatusOr<bool> Unlock(std::string& passphrase);
 
  private:
   struct Impl;

@@ -151,6 +151,17 @@ class RequestManagerTest : public ::testing::Test {
     return n;
   }
 
+  // Approves `request_id` as a standing approval of `pattern` for a day.
+  absl::StatusOr<ApproveResult> ApproveStanding(const std::string& request_id,
+                                                const std::string& pattern) {
+    ApproveInput in;
+    in.request_id = request_id;
+    in.scope = Scope::kStanding;
+    in.action_pattern = pattern;
+    in.ttl = absl::Hours(24);
+    return requests_->Approve(in, approver_);
+  }
+
   // Attaches `session` and records every update it receives.
   int64_t Attach(const std::string& session) {
     absl::StatusOr<int64_t> attached =
@@ -518,12 +529,7 @@ TEST_F(RequestManagerTest, StandingApprovalGrantsMatchingActionsUntilRevoked) {
   StoreAws();
   Attach("s1");
   NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
-  ApproveInput in;
-  in.request_id = first.request_id;
-  in.scope = Scope::kStanding;
-  in.action_pattern = "deploy *";
-  in.ttl = absl::Hours(24);
-  absl::StatusOr<ApproveResult> r = requests_->Approve(in, approver_);
+  absl::StatusOr<ApproveResult> r = ApproveStanding(first.request_id, "deploy *");
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_FALSE(r->standing_id.empty());
 
@@ -555,12 +561,7 @@ TEST_F(RequestManagerTest, RowsWrittenBehindTheBrokersBackAreRefusedAtLoad) {
   StoreAws();
   Attach("s1");
   NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
-  ApproveInput in;
-  in.request_id = first.request_id;
-  in.scope = Scope::kStanding;
-  in.action_pattern = "deploy *";
-  in.ttl = absl::Hours(24);
-  ASSERT_TRUE(requests_->Approve(in, approver_).ok());
+  ASSERT_TRUE(ApproveStanding(first.request_id, "deploy *").ok());
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "rotate keys"));
   ASSERT_EQ(pending.state, RequestState::kPendingApproval);
 

@@ -218,12 +218,45 @@ TEST_F(ApprovalFactorTest, APassphraseStoreHasNothingToReadOrGuessOffline) {
   absl::StatusOr<int> file = broker_->RunExpectingExit({"--key_source=file"});
   ASSERT_TRUE(file.ok());
   EXPECT_NE(*file, 0);
-  // Without a terminal or --passphrase_fd, the broker says what to do.
-  absl::StatusOr<int> no_tty = broker_->RunExpectingExit({"--key_source=passphrase"});
-  ASSERT_TRUE(no_tty.ok());
-  EXPECT_NE(*no_tty, 0);
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "--passphrase_fd"))
-      << broker_->stderr_text();
+}
+
+// A broker started without its passphrase (a user service at login, no
+// terminal) serves locked until a person unlocks it; wrong passphrases are
+// refused, and nothing but unlocking works meanwhile.
+TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
+  broker_->set_stdin_path(InputFile("passphrase", passphrase_ + "\n"));
+  StartWithFactor({"--passphrase_fd=0"});
+  PutAws();
+  ASSERT_TRUE(broker_->Stop().ok());
+  broker_->set_stdin_path("/dev/null");
+  StartWithFactor({"--key_source=passphrase"});
+  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "LOCKED")) << broker_->stdout_text();
+  absl::StatusOr<v1::ListCredentialsResponse> locked =
+      client_->ListCredentials(v1::ListCredentialsRequest());
+  EXPECT_EQ(locked.status().code(), absl::StatusCode::kFailedPrecondition) << locked.status();
+  EXPECT_TRUE(absl::StrContains(locked.status().message(), "credctl unlock")) << locked.status();
+
+  CommandResult wrong = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                                         InputFile("wrong", "not the passphrase\n"));
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(wrong.err, "PERMISSION_DENIED")) << wrong.err;
+  CommandResult right = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                                         InputFile("right", passphrase_ + "\n"));
+  ASSERT_EQ(right.exit_code, 0) << right.err;
+  // The broker restarts its listeners unlocked.
+  absl::StatusOr<v1::ListCredentialsResponse> listed = absl::UnavailableError("not yet");
+  for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(100))) {
+    auto c = broker_->Client();
+    if (c == nullptr) continue;
+    listed = c->ListCredentials(v1::ListCredentialsRequest());
+    if (listed.ok()) break;
+  }
+  ASSERT_TRUE(listed.ok()) << listed.status() << broker_->stderr_text();
+  ASSERT_EQ(listed->credentials_size(), 1);
+  EXPECT_EQ(listed->credentials(0).provider(), "aws");
+  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "credbrokerd: unlocked"));
+  client_ = broker_->Client();
 }
 
 // The attack on the rows: with the broker stopped, the agent inserts a
