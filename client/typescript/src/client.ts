@@ -1,11 +1,13 @@
 // CredbrokerClient: the approver's typed, promise-based calls to a running
-// credbrokerd (ApprovalService, CredentialService, Health) over one channel.
+// credbrokerd (ApprovalService, CredentialService, LockService, Health) over
+// one channel.
 import * as grpc from '@grpc/grpc-js';
 
 import { CallOptions, ConnectOptions, Connection } from './connection';
 import { BrokerError } from './errors';
 import type { ApprovalServiceClient } from './generated/credbroker/v1/ApprovalService';
 import type { CredentialServiceClient } from './generated/credbroker/v1/CredentialService';
+import type { LockServiceClient } from './generated/credbroker/v1/LockService';
 import type { HealthClient } from './generated/grpc/health/v1/Health';
 import type * as m from './generated/messages';
 import { loadServices } from './proto';
@@ -21,6 +23,7 @@ export class CredbrokerClient {
   readonly #conn: Connection;
   readonly #approval: ApprovalServiceClient;
   readonly #credentials: CredentialServiceClient;
+  readonly #lock: LockServiceClient;
   readonly #health: HealthClient;
 
   private constructor(conn: Connection) {
@@ -30,6 +33,7 @@ export class CredbrokerClient {
     const insecure = grpc.credentials.createInsecure();  // Unused: the channel is shared.
     this.#approval = new services.ApprovalService(conn.address, insecure, opts);
     this.#credentials = new services.CredentialService(conn.address, insecure, opts);
+    this.#lock = new services.LockService(conn.address, insecure, opts);
     this.#health = new services.Health(conn.address, insecure, opts);
   }
 
@@ -66,12 +70,32 @@ export class CredbrokerClient {
     return r.status;
   }
 
+  // --- LockService ----------------------------------------------------
+
+  // Whether the broker's store is locked: a broker started without its
+  // passphrase (no terminal, no --passphrase_fd) serves only health and
+  // LockService, and answers every other call FAILED_PRECONDITION (see
+  // isStoreLocked()) until unlock(). UNIMPLEMENTED from a broker that
+  // predates LockService (it is never locked).
+  getLockState(options?: CallOptions): Promise<m.LockState> {
+    return this.#conn.unary((md, o, cb) => this.#lock.GetLockState({}, md, o, cb), options);
+  }
+
+  // Opens the store with its passphrase. PERMISSION_DENIED for a wrong one,
+  // RESOURCE_EXHAUSTED ("try again in N s") after too many; unlockedNow
+  // false when it was already unlocked. The broker then restarts its
+  // listeners (about a second): calls fail UNAVAILABLE meanwhile, and this
+  // client reconnects by itself. The passphrase is not kept after the call.
+  unlock(passphrase: string, options?: CallOptions): Promise<m.UnlockResponse> {
+    return this.#conn.unary((md, o, cb) => this.#lock.Unlock({ passphrase }, md, o, cb), options);
+  }
+
   // --- ApprovalService ------------------------------------------------
 
   // The pending requests and what happens to them, until closed or aborted;
-  // reconnects by itself (see WatchItem). Throws (from the iterator) only
-  // what retrying cannot fix: UNAUTHENTICATED, PERMISSION_DENIED,
-  // UNIMPLEMENTED, INVALID_ARGUMENT.
+  // reconnects by itself (see WatchItem), and waits out a locked store
+  // ('locked' items). Throws (from the iterator) only what retrying cannot
+  // fix: UNAUTHENTICATED, PERMISSION_DENIED, UNIMPLEMENTED, INVALID_ARGUMENT.
   watchRequests(options: WatchOptions = {}): RequestWatch {
     return startWatch({
       open: (deadline) => this.#approval.WatchRequests({}, this.#conn.metadata(), { deadline }),

@@ -108,3 +108,15 @@ export function fromServiceError(error: unknown, unreachable?: string): BrokerEr
   }
   return new BrokerError(e.code, message, fieldViolationsFromTrailer(e.metadata));
 }
+
+// What the broker says, with FAILED_PRECONDITION, to every call but
+// LockService's and health's while its store is locked.
+const LOCKED_MESSAGE = /\bcredential store is locked\b/;
+
+// Whether `e` is the broker's answer while its store is locked (started
+// without its passphrase): unlock it with CredbrokerClient.unlock(), or
+// `credctl unlock`, then call again.
+export function isStoreLocked(e: unknown): e is BrokerError {
+  return e instanceof BrokerError && e.grpcCode === grpc.status.FAILED_PRECONDITION &&
+    LOCKED_MESSAGE.test(e.message);
+}

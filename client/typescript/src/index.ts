@@ -21,7 +21,7 @@ export {
   readTokenFile,
 } from './connection';
 export type { CallOptions, ConnectOptions, Role } from './connection';
-export { BrokerError, isBrokerError } from './errors';
+export { BrokerError, isBrokerError, isStoreLocked } from './errors';
 export type { FieldViolation, StatusCodeName } from './errors';
 export type { RequestWatch, WatchItem, WatchOptions } from './watch';
 export { durationFromMs, durationToMs, toDate } from './time';

@@ -10,6 +10,7 @@ import { descriptor } from './generated/descriptor';
 import type { ApprovalServiceClient } from './generated/credbroker/v1/ApprovalService';
 import type { CredentialBrokerClient } from './generated/credbroker/v1/CredentialBroker';
 import type { CredentialServiceClient } from './generated/credbroker/v1/CredentialService';
+import type { LockServiceClient } from './generated/credbroker/v1/LockService';
 import type { HealthClient } from './generated/grpc/health/v1/Health';
 
 // The conversions the generated types assume (scripts/generate.mjs passes
@@ -33,6 +34,7 @@ export interface Services {
   ApprovalService: ServiceConstructor<ApprovalServiceClient>;
   CredentialService: ServiceConstructor<CredentialServiceClient>;
   CredentialBroker: ServiceConstructor<CredentialBrokerClient>;
+  LockService: ServiceConstructor<LockServiceClient>;
   Health: ServiceConstructor<HealthClient>;
 }
 
@@ -57,6 +59,7 @@ export function loadServices(): Services {
       ApprovalService: lookup(pkg, 'credbroker.v1.ApprovalService') as Services['ApprovalService'],
       CredentialService: lookup(pkg, 'credbroker.v1.CredentialService') as Services['CredentialService'],
       CredentialBroker: lookup(pkg, 'credbroker.v1.CredentialBroker') as Services['CredentialBroker'],
+      LockService: lookup(pkg, 'credbroker.v1.LockService') as Services['LockService'],
       Health: lookup(pkg, 'grpc.health.v1.Health') as Services['Health'],
     };
   }

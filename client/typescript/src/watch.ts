@@ -4,7 +4,7 @@
 // snapshot again.
 import * as grpc from '@grpc/grpc-js';
 
-import { BrokerError } from './errors';
+import { BrokerError, isStoreLocked } from './errors';
 import type { ApprovalEvent } from './generated/credbroker/v1/ApprovalEvent';
 
 // What a watch yields, in order:
@@ -15,10 +15,15 @@ import type { ApprovalEvent } from './generated/credbroker/v1/ApprovalEvent';
 //   {type: 'event', event}  one ApprovalEvent
 //   {type: 'disconnected'}  the stream broke (or could not be opened); the
 //                           next attempt is in retryInMs
+//   {type: 'locked'}        the broker's store is locked (it started without
+//                           its passphrase): unlock it (unlock(), or
+//                           `credctl unlock`); the next attempt is in
+//                           retryInMs, at most maxLockedBackoffMs away
 export type WatchItem =
   | { type: 'connected' }
   | { type: 'event'; event: ApprovalEvent }
-  | { type: 'disconnected'; error: BrokerError; attempt: number; retryInMs: number };
+  | { type: 'disconnected'; error: BrokerError; attempt: number; retryInMs: number }
+  | { type: 'locked'; message: string; attempt: number; retryInMs: number };
 
 export interface WatchOptions {
   // Aborting ends the watch: the iterator then finishes (done) quietly.
@@ -27,6 +32,9 @@ export interface WatchOptions {
   // attempt up to maxBackoffMs (±20% jitter). Defaults 250 and 15 000.
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  // The cap while the store is locked, so that the watch is back soon after
+  // an unlock. Default 2 000 (never above maxBackoffMs).
+  maxLockedBackoffMs?: number;
   // Deadline of one stream. When it passes the watch reopens the stream at
   // once (a 'connected' item and a new snapshot, no 'disconnected').
   // Default 30 minutes.
@@ -72,6 +80,7 @@ class Watch implements RequestWatch {
   readonly #opener: StreamOpener;
   readonly #initialBackoffMs: number;
   readonly #maxBackoffMs: number;
+  readonly #maxLockedBackoffMs: number;
   readonly #streamDeadlineMs: number;
   readonly #signal?: AbortSignal;
 
@@ -84,6 +93,8 @@ class Watch implements RequestWatch {
   #paused = false;
   #timer: NodeJS.Timeout | undefined;
   #attempt = 0;
+  // Whether the last failed attempt found the store locked.
+  #wasLocked = false;
   readonly #onAbort = (): void => this.close();
   #removeOnClose: (() => void) | undefined;
 
@@ -91,6 +102,8 @@ class Watch implements RequestWatch {
     this.#opener = opener;
     this.#initialBackoffMs = options.initialBackoffMs ?? 250;
     this.#maxBackoffMs = Math.max(options.maxBackoffMs ?? 15_000, this.#initialBackoffMs);
+    this.#maxLockedBackoffMs = Math.max(Math.min(options.maxLockedBackoffMs ?? 2_000, this.#maxBackoffMs),
+      this.#initialBackoffMs);
     this.#streamDeadlineMs = options.streamDeadlineMs ?? 30 * 60_000;
     this.#signal = options.signal;
     if (this.#signal?.aborted) {
@@ -234,12 +247,25 @@ class Watch implements RequestWatch {
     });
   }
 
+  // A locked store (FAILED_PRECONDITION naming it) is retried like a broken
+  // stream, with a lower cap; any other FAILED_PRECONDITION too, as before.
+  // The first break after a locked answer (the broker restarting once
+  // unlocked) starts the backoff afresh.
   #broken(error: BrokerError): void {
+    const locked = isStoreLocked(error);
+    if (this.#wasLocked && !locked) this.#attempt = 0;
+    this.#wasLocked = locked;
     this.#attempt += 1;
-    const base = Math.min(this.#maxBackoffMs,
-      this.#initialBackoffMs * 2 ** Math.min(this.#attempt - 1, 30));
-    const retryInMs = Math.round(Math.min(this.#maxBackoffMs, base * (0.8 + 0.4 * Math.random())));
-    this.#deliver({ kind: 'item', item: { type: 'disconnected', error, attempt: this.#attempt, retryInMs } });
+    const cap = locked ? this.#maxLockedBackoffMs : this.#maxBackoffMs;
+    const base = Math.min(cap, this.#initialBackoffMs * 2 ** Math.min(this.#attempt - 1, 30));
+    const retryInMs = Math.round(Math.min(cap, base * (0.8 + 0.4 * Math.random())));
+    const attempt = this.#attempt;
+    this.#deliver({
+      kind: 'item',
+      item: locked
+        ? { type: 'locked', message: error.message, attempt, retryInMs }
+        : { type: 'disconnected', error, attempt, retryInMs },
+    });
     this.#timer = setTimeout(() => this.#connect(), retryInMs);
   }
 }

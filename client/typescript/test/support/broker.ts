@@ -1,7 +1,8 @@
 // A real credbrokerd for the tests: started on a fresh data directory under
 // /tmp/cbts-XXXXXX (so the socket path stays far below 108 bytes), ready
 // once it prints "ready", stopped with SIGTERM and restartable on the same
-// data directory. The binary is $CREDBROKER_BIN.
+// data directory. The binary is $CREDBROKER_BIN. With a passphrase the store
+// is a passphrase store, and startLocked() starts the daemon without it.
 import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
@@ -54,6 +55,9 @@ export interface BrokerOptions {
   // Also listen on 127.0.0.1 (a free port), with TLS.
   tcp?: boolean;
   extraArgs?: string[];
+  // A passphrase store (no --key_source=file): created at start() with this
+  // passphrase on stdin (--passphrase_fd 0).
+  passphrase?: string;
 }
 
 export class Broker {
@@ -63,6 +67,9 @@ export class Broker {
   readonly approverTokenFile: string;
   readonly agentTokenFile: string;
   readonly #args: string[];
+  readonly #passphrase: string | undefined;
+  #stdoutLines: string[] = [];
+  #lineWaiters: Array<() => void> = [];
   #proc: ChildProcess | undefined;
   #stderr = '';
   #tcpAddress: string | undefined;
@@ -74,9 +81,10 @@ export class Broker {
     this.address = `unix:${path.join(this.dataDir, 'broker.sock')}`;
     this.approverTokenFile = path.join(this.dataDir, 'approver.token');
     this.agentTokenFile = path.join(this.dataDir, 'agent.token');
+    this.#passphrase = options.passphrase;
     this.#args = [
       '--data_dir', this.dataDir,
-      ...BASE_FLAGS,
+      ...(options.passphrase === undefined ? BASE_FLAGS : []),
       ...(options.approvalFactor === true ? [] : NO_FACTOR_FLAGS),
       ...(options.tcp === true ? ['--listen', `${this.address},127.0.0.1:0`] : []),
       ...(options.extraArgs ?? []),
@@ -110,12 +118,49 @@ export class Broker {
   }
 
   // Starts the daemon (again, on the same data directory) and waits for
-  // "ready" on its stdout.
+  // "ready" on its stdout. A passphrase store gets its passphrase on stdin.
   startAgain(timeoutMs = 30_000): Promise<void> {
+    return this.#spawn(timeoutMs, this.#passphrase !== undefined);
+  }
+
+  // Starts a passphrase store's daemon LOCKED: no --passphrase_fd, stdin
+  // /dev/null and no controlling terminal (its own session), so that it
+  // serves only LockService until unlocked. Resolves at its first "ready".
+  startLocked(timeoutMs = 30_000): Promise<void> {
+    if (this.#passphrase === undefined) throw new Error('startLocked() needs a passphrase store');
+    return this.#spawn(timeoutMs, false);
+  }
+
+  // Resolves when the daemon has printed a line matching `re` (since its
+  // last start), e.g. the second "ready" after an unlock.
+  async waitForLine(re: RegExp, count = 1, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#stdoutLines.filter((l) => re.test(l)).length < count) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`credbrokerd printed no ${re} (x${count}) within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#lineWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  #spawn(timeoutMs: number, passphraseOnStdin: boolean): Promise<void> {
     if (this.#proc !== undefined) throw new Error('credbrokerd is already running');
     this.#stderr = '';
+    this.#stdoutLines = [];
     hookExit();
-    const proc = spawn(brokerBinary(), this.#args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = passphraseOnStdin ? [...this.#args, '--passphrase_fd', '0'] : this.#args;
+    const proc = spawn(brokerBinary(), args, {
+      stdio: [passphraseOnStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      // Without a passphrase: a session of its own, hence no /dev/tty to
+      // ask on.
+      detached: this.#passphrase !== undefined && !passphraseOnStdin,
+    });
+    if (passphraseOnStdin) proc.stdin!.end(`${this.#passphrase}\n`);
     this.#proc = proc;
     running.add(proc);
     proc.once('exit', () => running.delete(proc));
@@ -134,6 +179,8 @@ export class Broker {
       }, timeoutMs);
       const lines = createInterface({ input: proc.stdout! });
       lines.on('line', (line) => {
+        this.#stdoutLines.push(line);
+        for (const w of this.#lineWaiters.splice(0)) w();
         const tcp = /^credbrokerd is serving on .*\b(127\.0\.0\.1:\d+)/.exec(line);
         if (tcp !== null) this.#tcpAddress = tcp[1];
         if (line.trim() === 'ready') {
