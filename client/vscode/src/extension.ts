@@ -1,5 +1,6 @@
 // The credbroker extension: the IDE side of the approval flow. It connects
-// to the local broker, raises a notification for each credential need an
+// to the local broker (asking for the store's passphrase when the broker
+// started locked), raises a notification for each credential need an
 // agent announces, opens the credential form to approve or deny it, and
 // shows the stored credentials. Everything goes through @credbroker/client.
 import * as path from 'node:path';
@@ -39,6 +40,10 @@ class Extension {
   #resolved: Resolved;
   #providers: Promise<ProviderInfo[]> | undefined;
   #brokerBin: string | undefined;
+  // The passphrase prompt on screen, closed when the store is unlocked
+  // elsewhere; and whether this locked spell has prompted already.
+  #unlockPrompt: vscode.CancellationTokenSource | undefined;
+  #promptedWhileLocked = false;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.panels = new FormPanels(context.extensionUri, (outcome) => {
@@ -78,7 +83,8 @@ class Extension {
 
     ctx.subscriptions.push(
       vscode.commands.registerCommand('credbroker.reconnect', () => this.restart()),
-      vscode.commands.registerCommand('credbroker.startBroker', () => this.startBroker()));
+      vscode.commands.registerCommand('credbroker.startBroker', () => this.startBroker()),
+      vscode.commands.registerCommand('credbroker.unlock', () => this.unlock()));
     registerCommands(ctx, {
       client: () => this.link.client,
       providers: () => this.providers(),
@@ -115,7 +121,30 @@ class Extension {
   #onState(s: LinkState): void {
     const item = this.stateItem;
     item.backgroundColor = undefined;
+    if (s.kind !== 'locked') {
+      this.#promptedWhileLocked = false;
+      this.#unlockPrompt?.cancel();
+    }
     switch (s.kind) {
+      case 'locked': {
+        item.text = '$(lock) credbroker: locked';
+        item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+        const tip = new vscode.MarkdownString(undefined, true);
+        tip.appendText(`The broker at ${s.address} started without its store's passphrase, so it holds ` +
+          'nothing open and answers no request until the store is unlocked. ');
+        tip.appendMarkdown('\n\n');
+        tip.isTrusted = { enabledCommands: ['credbroker.unlock'] };
+        tip.appendMarkdown('[Unlock the store](command:credbroker.unlock)');
+        item.tooltip = tip;
+        item.command = 'credbroker.unlock';
+        this.tree.setClient(undefined);
+        if (!this.#promptedWhileLocked) {
+          this.#promptedWhileLocked = true;
+          this.output.appendLine(`The broker at ${s.address} is locked: asking for the store's passphrase`);
+          void this.unlock();
+        }
+        break;
+      }
       case 'connected':
         item.text = '$(shield) credbroker';
         item.tooltip = `credbroker: connected to ${s.address}`;
@@ -209,6 +238,59 @@ class Extension {
       await this.panels.open(client, subject, () => this.providers());
     } catch (e) {
       void vscode.window.showErrorMessage(`credbroker: cannot open the form: ${isBrokerError(e) ? e.message : String(e)}`);
+    }
+  }
+
+  // Asks for the store's passphrase (a password input box) and unlocks the
+  // broker with it; asks again after a wrong one. The passphrase goes to the
+  // broker only: never logged, never stored.
+  async unlock(): Promise<void> {
+    if (this.link.state.kind !== 'locked') {
+      void vscode.window.showInformationMessage(this.link.state.kind === 'connected'
+        ? 'credbroker: the store is not locked.'
+        : 'credbroker: the broker is not connected; it is unlocked once it answers as locked.');
+      return;
+    }
+    if (this.#unlockPrompt !== undefined) return;  // Already on screen.
+    const cancel = new vscode.CancellationTokenSource();
+    this.#unlockPrompt = cancel;
+    let prompt = 'The credential broker started without the passphrase of its store (it was started ' +
+      'without a terminal). Type the passphrase you chose when the store was created to unlock it; ' +
+      'it goes to the broker only. Escape: later ("credbroker: Unlock the store").';
+    try {
+      for (;;) {
+        const passphrase = await vscode.window.showInputBox({
+          title: 'credbroker: unlock the credential store',
+          prompt,
+          placeHolder: "the store's passphrase",
+          password: true,
+          ignoreFocusOut: true,
+        }, cancel.token);
+        if (passphrase === undefined || cancel.token.isCancellationRequested) return;
+        if (passphrase === '') {
+          prompt = 'The passphrase is empty. Type the store\'s passphrase, or Escape to unlock later.';
+          continue;
+        }
+        try {
+          await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'credbroker: unlocking' },
+            () => this.link.unlock(passphrase));
+          this.output.appendLine('The store is unlocked; reconnecting');
+          return;
+        } catch (e) {
+          if (isBrokerError(e) && e.code === 'PERMISSION_DENIED') {
+            this.output.appendLine('Unlock: a wrong passphrase');
+            prompt = `That passphrase does not open the store (${plain(e.message)}). Try again, or Escape to unlock later.`;
+            continue;
+          }
+          const why = isBrokerError(e) ? e.message : e instanceof Error ? e.message : String(e);
+          this.output.appendLine(`Unlock failed: ${why}`);
+          void vscode.window.showErrorMessage(`credbroker: cannot unlock the store: ${plain(why)}`);
+          return;
+        }
+      }
+    } finally {
+      cancel.dispose();
+      if (this.#unlockPrompt === cancel) this.#unlockPrompt = undefined;
     }
   }
 

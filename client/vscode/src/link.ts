@@ -1,6 +1,7 @@
 // BrokerLink: the extension's one connection to the broker. It connects
-// (retrying while the broker is not running), keeps the pending requests
-// from ApprovalService.WatchRequests, and says what changed. No VS Code
+// (retrying while the broker is not running), waits while the broker's
+// store is locked (unlock() opens it), keeps the pending requests from
+// ApprovalService.WatchRequests, and says what changed. No VS Code
 // import: extension.ts turns its events into notifications and status.
 //
 // Thread of control: one async loop per start(); stop() ends it.
@@ -18,6 +19,9 @@ export type LinkState =
   | { kind: 'down'; address: string; reason: string; code: string }
   // It answered but refused us (a wrong token): retried less often.
   | { kind: 'refused'; address: string; reason: string; code: string }
+  // It runs but its store is locked (started without its passphrase):
+  // nothing but unlock() is attempted until it is unlocked.
+  | { kind: 'locked'; address: string; message: string }
   | { kind: 'stopped'; address: string };
 
 export interface LinkEvents {
@@ -33,6 +37,13 @@ export interface LinkEvents {
 
 const RETRY_MS = 2_000;
 const REFUSED_RETRY_MS = 15_000;
+// How often a locked broker is asked whether it still is (credctl unlock
+// may open it too).
+const LOCKED_POLL_MS = 2_000;
+// After an unlock the broker restarts its listeners: for this long an
+// unreachable broker is "connecting", polled every UNLOCKING_POLL_MS.
+const UNLOCKING_GRACE_MS = 15_000;
+const UNLOCKING_POLL_MS = 250;
 
 function describe(e: unknown): { reason: string; code: string } {
   if (isBrokerError(e)) return { reason: e.message, code: e.code };
@@ -48,6 +59,7 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
   #seen = new Set<string>();
   #generation = 0;
   #wake: (() => void) | undefined;
+  #unlockingUntil = 0;
 
   get state(): LinkState {
     return this.#state;
@@ -69,6 +81,21 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
     const generation = ++this.#generation;
     this.#abort = new AbortController();
     void this.#run(generation, this.#abort.signal);
+  }
+
+  // Opens the locked store with its passphrase (kept for this call only),
+  // then reconnects. Rejects with the broker's error: PERMISSION_DENIED for
+  // a wrong passphrase, RESOURCE_EXHAUSTED after too many; with a plain
+  // Error when there is no broker to ask.
+  async unlock(passphrase: string): Promise<void> {
+    const client = this.#client;
+    if (client === undefined) throw new Error('the broker is not connected');
+    await client.unlock(passphrase, { timeoutMs: 60_000 });
+    this.#unlockingUntil = Date.now() + UNLOCKING_GRACE_MS;
+    if (this.#state.kind === 'locked') {
+      this.#setState({ kind: 'connecting', address: this.#state.address });
+    }
+    this.poke();
   }
 
   // Retry now rather than at the next tick (e.g. after starting the broker).
@@ -131,7 +158,11 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
       this.#client = client;
       let retryIn = RETRY_MS;
       try {
-        await this.#watch(client, signal, live);
+        // A store locked again (a broker restarted without its passphrase)
+        // sends the link back to waiting for an unlock.
+        while (live() && await this.#untilUnlocked(client, signal, live)) {
+          if (await this.#watch(client, signal, live) !== 'locked') break;
+        }
       } catch (e) {
         // What retrying the stream cannot fix: a wrong token, a broker
         // without the service.
@@ -148,22 +179,66 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
     }
   }
 
-  async #watch(client: CredbrokerClient, signal: AbortSignal, live: () => boolean): Promise<void> {
+  // Resolves true once the store is unlocked (or the broker predates
+  // LockService), false when the broker cannot be reached (the caller
+  // reconnects); throws what retrying cannot fix (a wrong token). Polls
+  // while it is locked.
+  async #untilUnlocked(client: CredbrokerClient, signal: AbortSignal, live: () => boolean): Promise<boolean> {
+    const r = this.#resolved!;
+    while (live()) {
+      let state;
+      try {
+        state = await client.getLockState({ timeoutMs: 5_000, signal });
+      } catch (e) {
+        if (!live()) return false;
+        if (isBrokerError(e) && e.code === 'UNIMPLEMENTED') return true;
+        if (isBrokerError(e) && (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED')) throw e;
+        if (Date.now() < this.#unlockingUntil) {
+          await this.#sleep(UNLOCKING_POLL_MS, signal);
+          continue;
+        }
+        this.#setState({ kind: 'down', address: r.address, ...describe(e) });
+        return false;
+      }
+      if (!state.locked) return true;
+      this.#clearPending();
+      this.#setState({ kind: 'locked', address: r.address, message: state.message });
+      await this.#sleep(Date.now() < this.#unlockingUntil ? UNLOCKING_POLL_MS : LOCKED_POLL_MS, signal);
+    }
+    return false;
+  }
+
+  // Follows the watch until it ends ('ended') or the store turns out to be
+  // locked ('locked').
+  async #watch(client: CredbrokerClient, signal: AbortSignal, live: () => boolean): Promise<'ended' | 'locked'> {
     const r = this.#resolved!;
     let snapshot: Map<string, ApprovalRequest> | undefined;
-    const watch = client.watchRequests({ signal, initialBackoffMs: 250, maxBackoffMs: RETRY_MS });
-    for await (const item of watch) {
-      if (!live()) return;
-      if (item.type === 'connected') {
-        snapshot = new Map();
-        continue;
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const watch = client.watchRequests({ signal: stop.signal, initialBackoffMs: 250, maxBackoffMs: RETRY_MS });
+    try {
+      for await (const item of watch) {
+        if (!live()) return 'ended';
+        if (item.type === 'connected') {
+          this.#unlockingUntil = 0;
+          snapshot = new Map();
+          continue;
+        }
+        if (item.type === 'locked') return 'locked';
+        if (item.type === 'disconnected') {
+          this.#setState(Date.now() < this.#unlockingUntil
+            ? { kind: 'connecting', address: r.address }
+            : { kind: 'down', address: r.address, ...describe(item.error) });
+          snapshot = undefined;
+          continue;
+        }
+        this.#onEvent(item.event, snapshot, (s) => { snapshot = s; });
       }
-      if (item.type === 'disconnected') {
-        this.#setState({ kind: 'down', address: r.address, ...describe(item.error) });
-        snapshot = undefined;
-        continue;
-      }
-      this.#onEvent(item.event, snapshot, (s) => { snapshot = s; });
+      return 'ended';
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stop.abort();
     }
   }
 

@@ -1,11 +1,13 @@
 // The extension's VS Code-free pieces: settings, notification text, the
-// form page's Content-Security-Policy.
+// form page's Content-Security-Policy, and the link to a locked broker.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+
+import { startLockedBroker, within } from './support/broker.mjs';
 
 const require = createRequire(import.meta.url);
 const { resolveSettings, findBroker } = require('../out/config.js');
@@ -85,4 +87,39 @@ test('PIN status: a broker that does not say whether the PIN is required is take
   assert.equal(pinViewOf(undefined).known, false);
   const locked = pinViewOf({ pinSet: true, failedAttempts: 5, lockedUntil: { seconds: Date.now() / 1000 + 60, nanos: 0 } });
   assert.notEqual(locked.lockedUntil, '');
+});
+
+test('a locked broker: the link waits, a wrong passphrase is refused, the right one connects', { timeout: 120_000 }, async () => {
+  const { BrokerLink } = require('../out/link.js');
+  const passphrase = 'a test store passphrase 7';  // Never printed.
+  const broker = await startLockedBroker(passphrase);
+  const link = new BrokerLink();
+  const states = [];
+  link.on('state', (s) => states.push(s.kind));
+  const reach = (kind, ms) => within(ms, new Promise((ok) => {
+    if (link.state.kind === kind) ok();
+    const on = (s) => { if (s.kind === kind) { link.off('state', on); ok(); } };
+    link.on('state', on);
+  }), `the link to be ${kind} (states: ${states.join(' ')})`);
+  try {
+    link.start(resolveSettings({ ...none, dataDir: broker.dataDir }));
+    await reach('locked', 20_000);
+    assert.match(link.state.message, /unlock/);
+    assert.equal(link.client, undefined, 'no client for the rest of the extension while locked');
+    await new Promise((ok) => setTimeout(ok, 2_500));  // A poll or more: still locked, nothing else tried.
+    assert.deepEqual([...new Set(states)], ['connecting', 'locked']);
+
+    await assert.rejects(link.unlock('not it'), (e) => e.code === 'PERMISSION_DENIED');
+    assert.equal(link.state.kind, 'locked');
+
+    await link.unlock(passphrase);
+    await reach('connected', 20_000);
+    assert.ok(!states.includes('down'), `no "not running" while the broker restarts: ${states.join(' ')}`);
+    assert.match(broker.stdout(), /^credbrokerd: unlocked$/m);
+    const { credentials } = await link.client.listCredentials({});
+    assert.deepEqual(credentials, []);
+  } finally {
+    link.stop();
+    await broker.stop();
+  }
 });

@@ -35,19 +35,25 @@ export function brokerHasFlag(name) {
 // Starts credbrokerd on a fresh data directory; resolves once it prints
 // "ready". The store's key is a key file (--key_source=file), or, with
 // `passphrase`, a passphrase given on file descriptor 3. `extraArgs` are
-// added to its flags.
-export async function startBroker({ extraArgs = [], passphrase, timeoutMs = 60_000 } = {}) {
+// added to its flags. With `locked`, it starts on the passphrase store in
+// `dataDir` without its passphrase, in a session of its own (no terminal to
+// ask on): LOCKED.
+export async function startBroker({ extraArgs = [], passphrase, locked = false, dataDir: existing,
+  timeoutMs = 60_000 } = {}) {
   // A short path: the socket's sun_path must stay under 108 bytes.
-  const dataDir = mkdtempSync(join(tmpdir(), 'cbide-'));
+  const dataDir = existing ?? mkdtempSync(join(tmpdir(), 'cbide-'));
   const args = ['--data_dir', dataDir];
-  if (passphrase !== undefined) args.push('--key_source=passphrase', '--passphrase_fd=3');
+  if (locked) {
+    // Neither a key source nor a passphrase descriptor.
+  } else if (passphrase !== undefined) args.push('--key_source=passphrase', '--passphrase_fd=3');
   else if (brokerHasFlag('key_source')) args.push('--key_source=file');
   args.push(...extraArgs);
   const child = spawn(brokerBin, args, {
-    stdio: passphrase !== undefined ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+    stdio: passphrase !== undefined && !locked ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+    detached: locked,
     env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=0' },
   });
-  if (passphrase !== undefined) child.stdio[3].end(`${passphrase}\n`);
+  if (passphrase !== undefined && !locked) child.stdio[3].end(`${passphrase}\n`);
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
@@ -76,14 +82,20 @@ export async function startBroker({ extraArgs = [], passphrase, timeoutMs = 60_0
     agentToken: join(dataDir, 'agent.token'),
     pid: child.pid,
     logs: () => err,
-    async stop() {
-      if (child.exitCode === null) {
+    // What it printed on stdout (no secret: it prints none).
+    stdout: () => out,
+    // Stops the daemon, keeping its data directory.
+    async halt() {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         await new Promise((ok) => {
           const t = setTimeout(() => { child.kill('SIGKILL'); ok(); }, 10_000);
           child.once('exit', () => { clearTimeout(t); ok(); });
         });
       }
+    },
+    async stop() {
+      await this.halt();
       rmSync(dataDir, { recursive: true, force: true });
       rmSync(`${dataDir}-spill`, { recursive: true, force: true });
     },
@@ -150,4 +162,12 @@ export function within(ms, promise, what) {
     promise.finally(() => clearTimeout(timer)),
     new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms); }),
   ]);
+}
+
+// A passphrase store, created with `passphrase`, then its daemon started
+// again without it: LOCKED until LockService.Unlock (or credctl unlock).
+export async function startLockedBroker(passphrase, { extraArgs = [] } = {}) {
+  const first = await startBroker({ passphrase, extraArgs });
+  await first.halt();
+  return startBroker({ dataDir: first.dataDir, locked: true, extraArgs });
 }
