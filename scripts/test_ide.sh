@@ -158,6 +158,8 @@ if [ -f "$figures" ]; then
     const mb = (k) => (k / 1024).toFixed(1);
     if (f.notificationLatencyMs !== undefined)
       console.log(`test_ide: notification ${f.notificationLatencyMs} ms after the agent asked (workbench open)`);
+    if (f.unlockToConnectedMs !== undefined)
+      console.log(`test_ide: a locked broker connected ${f.unlockToConnectedMs} ms after its passphrase was entered`);
     if (f.extensionAddsKiB !== undefined)
       console.log(`test_ide: extension host RSS ${mb(f.extensionHostRssKiBConnected)} MiB with the extension ` +
         `connected, ${mb(f.extensionHostRssKiBWithout)} MiB without it: the extension adds about ${mb(f.extensionAddsKiB)} MiB`);

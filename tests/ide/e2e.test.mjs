@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
-import { agentRequest, brokerBin, brokerHasFlag, within } from '../../client/vscode/test/support/broker.mjs';
+import { agentRequest, brokerBin, brokerHasFlag, startLockedBroker, within } from '../../client/vscode/test/support/broker.mjs';
 import { chromiumArgs, chromiumPath } from '../../client/vscode/test/support/webview.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,6 +39,7 @@ const pidsFile = process.env.CREDBROKER_IDE_PIDS;
 const EXTENSION_ID = 'credbroker.credbroker-vscode';
 
 const PIN = 'harbour-7395';
+const STORE_PASSPHRASE = 'lighthouse keeper 2291';  // The locked store's; never printed.
 const AWS_KEY_ID = 'AKIAIOSFODNN7EXAMPLE';                       // AWS's documented example
 const AWS_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';  // key pair: no real account's.
 
@@ -263,6 +264,7 @@ describe('the extension in code-server', { concurrency: false }, () => {
   let page;
   const broker = {};
   let brokerPidFile;
+  let lockedBroker;
 
   before(async () => {
     assert.ok(existsSync(node24), `Node 24 for code-server: ${node24}`);
@@ -336,6 +338,7 @@ describe('the extension in code-server', { concurrency: false }, () => {
       await sleep(500);
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
+    await lockedBroker?.stop();
     writeFileSync(join(artifacts, 'figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
     if (root !== undefined) rmSync(root, { recursive: true, force: true });
     if (dataDir !== undefined) {
@@ -449,6 +452,62 @@ describe('the extension in code-server', { concurrency: false }, () => {
     } finally {
       agent.kill();
     }
+  });
+
+  test('a locked broker: the passphrase is asked, a wrong one refused, the right one connects', { timeout: 240_000 }, async () => {
+    // The broker the extension started goes, with its store; in the same
+    // data directory (the extension's settings unchanged) a passphrase
+    // store's broker, started without its passphrase and without a
+    // terminal, comes.
+    if (existsSync(brokerPidFile)) {
+      const pid = Number(readFileSync(brokerPidFile, 'utf8').trim());
+      try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+      for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(100);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(`${dataDir}-spill`, { recursive: true, force: true });
+    lockedBroker = await startLockedBroker(STORE_PASSPHRASE, { dataDir });
+    rememberPid(lockedBroker.pid, 'credbrokerd (locked)');
+
+    await waitStatus(page, 'state', /locked/, 60_000).catch(async (e) => {
+      await page.screenshot({ path: join(artifacts, 'locked-screen.png') }).catch(() => undefined);
+      throw new Error(`the status bar says "${await statusText(page, 'state')}", not locked: ${e.message}`);
+    });
+    const input = '.quick-input-widget input[type="password"]';
+    await page.waitForSelector(input, { visible: true, timeout: 30_000 });
+    const widget = () => page.$eval('.quick-input-widget', (e) => e.textContent ?? '');
+    assert.match(await widget(), /passphrase/, 'the input box says what it asks for');
+
+    await page.click(input);
+    await page.keyboard.type('not the passphrase');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /does not open the store/.test(
+      document.querySelector('.quick-input-widget')?.textContent ?? ''), { timeout: 60_000, polling: 250 });
+    await waitStatus(page, 'state', /locked/, 5_000);
+    await page.waitForSelector(input, { visible: true, timeout: 10_000 });
+    await page.click(input);
+    await page.keyboard.type(STORE_PASSPHRASE);
+    const t0 = Date.now();
+    await page.keyboard.press('Enter');
+    await waitStatus(page, 'pending', /0 pending/, 60_000);
+    figures.unlockToConnectedMs = Date.now() - t0;
+    log(`connected ${figures.unlockToConnectedMs} ms after the passphrase was entered`);
+    assert.match(lockedBroker.stdout(), /^credbrokerd: unlocked$/m);
+
+    const agent = agentRequest({ address: lockedBroker.address, agentToken: lockedBroker.agentToken },
+      'aws', 'deploy after the unlock');
+    rememberPid(agent.pid, 'credctl');
+    try {
+      await waitToast(page, /asks for aws\/default credentials to "deploy after the unlock"/, 60_000);
+    } finally {
+      agent.kill();
+    }
+    // The passphrase is nowhere: not on the screen, not in VS Code's logs.
+    const screen = await page.evaluate(() => document.body.innerText);
+    assert.ok(!screen.includes(STORE_PASSPHRASE), 'the passphrase is not on the screen');
+    assert.ok(!cs.log().includes(STORE_PASSPHRASE), 'nor in code-server\'s output');
+    const logs = spawnSync('grep', ['-rlF', '--', STORE_PASSPHRASE, join(root, 'user-data')], { encoding: 'utf8' });
+    assert.equal(logs.stdout, '', 'nor in any file of VS Code\'s user data (logs, state)');
   });
 
   test('memory: the extension host without the extension, for comparison', { timeout: 240_000 }, async () => {

@@ -6,6 +6,7 @@
 //
 // Thread of control: one async loop per start(); stop() ends it.
 import { EventEmitter } from 'node:events';
+import { promises as fs } from 'node:fs';
 
 import type { ApprovalEvent, ApprovalRequest, BrokerError, CredentialSummary } from '@credbroker/client';
 import { CredbrokerClient, isBrokerError } from '@credbroker/client';
@@ -44,6 +45,17 @@ const LOCKED_POLL_MS = 2_000;
 // unreachable broker is "connecting", polled every UNLOCKING_POLL_MS.
 const UNLOCKING_GRACE_MS = 15_000;
 const UNLOCKING_POLL_MS = 250;
+
+// Which token file the client read: a broker set up again (a new store,
+// new tokens) is retried at once rather than as a refusal.
+async function tokenStamp(file: string): Promise<string> {
+  try {
+    const st = await fs.stat(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return '';
+  }
+}
 
 function describe(e: unknown): { reason: string; code: string } {
   if (isBrokerError(e)) return { reason: e.message, code: e.code };
@@ -143,6 +155,7 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
     this.#setState({ kind: 'connecting', address: r.address });
     while (live()) {
       let client: CredbrokerClient;
+      const stamp = await tokenStamp(r.tokenFile);
       try {
         client = await CredbrokerClient.connect(r.options);
       } catch (e) {
@@ -167,8 +180,12 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
         // What retrying the stream cannot fix: a wrong token, a broker
         // without the service.
         if (!live()) return;
-        this.#setState({ kind: 'refused', address: r.address, ...describe(e) });
-        retryIn = REFUSED_RETRY_MS;
+        if (isBrokerError(e) && e.code === 'UNAUTHENTICATED' && await tokenStamp(r.tokenFile) !== stamp) {
+          retryIn = 0;  // A new token file: connect again with it.
+        } else {
+          this.#setState({ kind: 'refused', address: r.address, ...describe(e) });
+          retryIn = REFUSED_RETRY_MS;
+        }
       } finally {
         client.close();
         if (this.#client === client) this.#client = undefined;

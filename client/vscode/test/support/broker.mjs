@@ -164,10 +164,11 @@ export function within(ms, promise, what) {
   ]);
 }
 
-// A passphrase store, created with `passphrase`, then its daemon started
-// again without it: LOCKED until LockService.Unlock (or credctl unlock).
-export async function startLockedBroker(passphrase, { extraArgs = [] } = {}) {
-  const first = await startBroker({ passphrase, extraArgs });
+// A passphrase store, created with `passphrase` (in `dataDir`, else a fresh
+// directory), then its daemon started again without it: LOCKED until
+// LockService.Unlock (or credctl unlock).
+export async function startLockedBroker(passphrase, { extraArgs = [], dataDir } = {}) {
+  const first = await startBroker({ passphrase, extraArgs, dataDir });
   await first.halt();
   return startBroker({ dataDir: first.dataDir, locked: true, extraArgs });
 }
