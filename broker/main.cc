@@ -431,12 +431,18 @@ bool StartsLocked(Store& store) {
 
 // Serves locked (health, reflection, LockService) until a person unlocks
 // the store through LockService.Unlock, then stops that server and returns
-// the opened key; nullptr when SIGINT or SIGTERM came first.
-absl::StatusOr<std::unique_ptr<Sealer>> WaitForUnlock(Store& store, ServerOptions options,
-                                                      RpcEnv env, const sigset_t& signals) {
-  absl::Mutex mu;
-  std::unique_ptr<Sealer> opened;
-  options.unlock = [&store, &mu, &opened](const SecretBytes& passphrase) -> absl::Status {
+// the opened key; nullptr when SIGINT or SIGTERM came first. The stopped
+// server is handed to `locked_server`, to be destroyed only after the
+// executor (a second Unlock may still be running there).
+absl::StatusOr<std::unique_ptr<Sealer>> WaitForUnlock(
+    Store& store, ServerOptions options, RpcEnv env, const sigset_t& signals,
+    std::unique_ptr<BrokerServer>& locked_server) {
+  struct Opened {
+    absl::Mutex mu;
+    std::unique_ptr<Sealer> sealer ABSL_GUARDED_BY(mu);
+  };
+  auto opened = std::make_shared<Opened>();
+  options.unlock = [&store, opened](const SecretBytes& passphrase) -> absl::Status {
     KeySource source;
     source.passphrase = passphrase;
     absl::StatusOr<std::unique_ptr<Sealer>> sealer = OpenDataKey(store, source);
@@ -445,32 +451,33 @@ absl::StatusOr<std::unique_ptr<Sealer>> WaitForUnlock(Store& store, ServerOption
           "the passphrase does not open this store: check that you typed the passphrase "
           "the store was created with");
     }
-    absl::MutexLock lock(&mu);
-    if (opened == nullptr) opened = std::move(*sealer);
+    absl::MutexLock lock(&opened->mu);
+    if (opened->sealer == nullptr) opened->sealer = std::move(*sealer);
     return absl::OkStatus();
   };
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
       BrokerServer::Start(options, nullptr, nullptr, env);
   if (!server.ok()) return server.status();
-  std::cout << "credbrokerd is serving on " << absl::StrJoin((*server)->addresses(), ", ")
+  locked_server = std::move(*server);
+  std::cout << "credbrokerd is serving on " << absl::StrJoin(locked_server->addresses(), ", ")
             << ", LOCKED: the store's passphrase was not given (no terminal, no "
                "--passphrase_fd); unlock it with `credctl unlock` or in the IDE\n"
             << "ready" << std::endl;
   const timespec tick{0, 250 * 1000 * 1000};
   while (true) {
     if (sigtimedwait(&signals, nullptr, &tick) > 0) {
-      (*server)->Shutdown();
+      locked_server->Shutdown();
       std::cerr << "credbrokerd: stopped while locked\n";
       return std::unique_ptr<Sealer>();
     }
-    absl::MutexLock lock(&mu);
-    if (opened != nullptr) break;
+    absl::MutexLock lock(&opened->mu);
+    if (opened->sealer != nullptr) break;
   }
   // The Unlock call that opened it is answered within the grace period.
-  (*server)->Shutdown();
+  locked_server->Shutdown();
   std::cout << "credbrokerd: unlocked" << std::endl;
-  absl::MutexLock lock(&mu);
-  return opened;
+  absl::MutexLock lock(&opened->mu);
+  return std::move(opened->sealer);
 }
 
 int Run(int argc, char** argv) {
@@ -523,6 +530,8 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::string> agent_token = LoadOrCreateToken(agent_token_file);
   if (!agent_token.ok()) return Fail(agent_token.status());
   Authenticator auth(std::move(*agent_token), std::move(*approver_token));
+  // Before the executor: destroyed after it, since its tasks may use it.
+  std::unique_ptr<BrokerServer> locked_server;
   Executor executor(absl::GetFlag(FLAGS_threads));
   AuthThrottle throttle([] { return absl::Now(); });
 
@@ -542,7 +551,7 @@ int Run(int argc, char** argv) {
     // until a person unlocks.
     sealer = WaitForUnlock(**store, options, RpcEnv{&auth, &executor, nullptr, nullptr,
                                                     &throttle, nullptr},
-                           signals);
+                           signals, locked_server);
     if (!sealer.ok()) return Fail(sealer.status());
     if (*sealer == nullptr) return 0;  // Stopped while locked.
   } else {
