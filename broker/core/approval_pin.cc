@@ -253,13 +253,8 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& call
                       "cannot approve itself")),
                   caller, absl::StrCat(what, ": no PIN set"));
   }
+  CB_RETURN_IF_ERROR(CheckLockoutLocked(what, caller));
   const absl::Time now = clock_();
-  if (now < locked_until_) {
-    return Refuse(absl::ResourceExhaustedError(absl::StrCat(
-                      what, " is locked after ", failures_, " wrong approval PINs; try again in ",
-                      Seconds(locked_until_ - now), " s")),
-                  caller, absl::StrCat(what, ": locked out"));
-  }
   const ProcessKey key{caller.pid, caller.start_time};
   if (pin.empty()) {
     auto window = windows_.find(key);
@@ -291,15 +286,18 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& call
   return absl::OkStatus();
 }
 
+absl::Status ApprovalPin::CheckLockoutLocked(absl::string_view what, const Caller& caller) {
+  const absl::Time now = clock_();
+  if (now >= locked_until_) return absl::OkStatus();
+  return Refuse(absl::ResourceExhaustedError(absl::StrCat(
+                    what, " is locked after ", failures_, " wrong attempts; try again in ",
+                    Seconds(locked_until_ - now), " s")),
+                caller, absl::StrCat(what, ": locked out"));
+}
+
 absl::Status ApprovalPin::CheckPassphraseLocked(const SecretBytes& passphrase,
                                                 const Caller& caller) {
-  const absl::Time now = clock_();
-  if (now < locked_until_) {
-    return Refuse(absl::ResourceExhaustedError(absl::StrCat(
-                      "setting the approval PIN is locked after ", failures_,
-                      " wrong attempts; try again in ", Seconds(locked_until_ - now), " s")),
-                  caller, "SetApprovalPin: locked out");
-  }
+  CB_RETURN_IF_ERROR(CheckLockoutLocked("SetApprovalPin", caller));
   if (passphrase.empty()) {
     return Refuse(absl::PermissionDeniedError(
                       "setting the first approval PIN of a passphrase-protected store needs the "

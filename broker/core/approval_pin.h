@@ -125,6 +125,9 @@ class ApprovalPin {
 
   absl::Status CheckLocked(const SecretBytes& pin, const Caller& caller, absl::string_view what,
                            bool allow_window) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED (audited) while wrong secrets lock `what` out.
+  absl::Status CheckLockoutLocked(absl::string_view what, const Caller& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckPassphraseLocked(const SecretBytes& passphrase, const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Counts one wrong secret and returns the refusal to give.
