@@ -6,15 +6,14 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  BrokerError,
   CredbrokerClient,
   defaultAddress,
   defaultDataDir,
-  isBrokerError,
   readTokenFile,
   toDate,
 } from '../src';
 import { Broker } from './support/broker';
+import { expectBrokerError } from './support/errors';
 
 // Format-valid AWS values (AWS's documented example key).
 const AWS_VALUES = {
@@ -22,18 +21,6 @@ const AWS_VALUES = {
   secret_access_key: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
   region: 'us-east-1',
 };
-
-// Rejects unless `promise` fails with a BrokerError of `code`; returns it.
-async function expectBrokerError(promise: Promise<unknown>, code: string): Promise<BrokerError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(isBrokerError(e), `expected a BrokerError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected ${code}, the call succeeded`);
-}
 
 describe('CredbrokerClient', () => {
   let broker: Broker;

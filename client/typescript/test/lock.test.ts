@@ -6,23 +6,13 @@
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { BrokerError, CredbrokerClient, isBrokerError, isStoreLocked } from '../src';
+import { CredbrokerClient, isStoreLocked } from '../src';
 import { Broker } from './support/broker';
+import { expectBrokerError } from './support/errors';
 import { WatchReader, summary } from './support/watch';
 
 // A test store's passphrase; never printed.
 const PASSPHRASE = 'correct horse battery staple 42';
-
-async function expectBrokerError(promise: Promise<unknown>, code: string): Promise<BrokerError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(isBrokerError(e), `expected a BrokerError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected ${code}, the call succeeded`);
-}
 
 // Retries `call` while the broker restarts its listeners; the last error
 // when it never succeeds within timeoutMs.
