@@ -11,10 +11,11 @@ grpc::ServerUnaryReactor* LockServiceImpl::Unlock(grpc::CallbackServerContext* c
                                                   const v1::UnlockRequest* request,
                                                   v1::UnlockResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
-  // Per process where the kernel says, else per peer address.
-  const std::string key = caller.identified() ? absl::StrCat("pid:", caller.pid, ":",
-                                                              caller.start_time)
-                                              : caller.peer;
+  // Per user where the kernel says, not per process: an agent that guesses
+  // could otherwise start a fresh process for every few guesses. Else per
+  // peer address.
+  const std::string key =
+      caller.identified() ? absl::StrCat("uid:", caller.uid) : caller.peer;
   return RunUnary(
       context, request, response, env_, Role::kApprover, "Unlock",
       [this, key](const v1::UnlockRequest& req, v1::UnlockResponse& resp) -> absl::Status {

@@ -240,8 +240,23 @@ TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
                                          InputFile("wrong", "not the passphrase\n"));
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(wrong.err, "PERMISSION_DENIED")) << wrong.err;
-  CommandResult right = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
-                                         InputFile("right", passphrase_ + "\n"));
+  // Guessing from a fresh process each time does not escape the throttle:
+  // it counts per user, not per process.
+  bool throttled = false;
+  for (int i = 0; i < 8 && !throttled; ++i) {
+    CommandResult guess = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                                           InputFile("guess", absl::StrCat("guess ", i, "\n")));
+    EXPECT_NE(guess.exit_code, 0);
+    throttled = absl::StrContains(guess.err, "RESOURCE_EXHAUSTED");
+  }
+  EXPECT_TRUE(throttled) << "eight guesses from eight processes were never throttled";
+  CommandResult right;
+  for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(500))) {
+    right = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                             InputFile("right", passphrase_ + "\n"));
+    if (!absl::StrContains(right.err, "RESOURCE_EXHAUSTED")) break;  // Waited out.
+  }
   ASSERT_EQ(right.exit_code, 0) << right.err;
   // The broker restarts its listeners unlocked.
   absl::StatusOr<v1::ListCredentialsResponse> listed = absl::UnavailableError("not yet");
