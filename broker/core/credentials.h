@@ -450,7 +450,7 @@ class CredentialManager {
   absl::flat_hash_map<std::string, CachedFacts> facts_ ABSL_GUARDED_BY(facts_mu_);
   // The last read of each provider/profile/requested version, with the
   // store's change mark taken before it (ReadStored): while the mark is
-  // unchanged nothing was committed, by this process or another, and the
+  // unchanged the store has committed nothing (no other process can), and the
   // read is answered without the database. At most kMaxCachedFacts entries.
   struct CachedRead {
     Store::ChangeMark mark;

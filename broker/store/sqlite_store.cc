@@ -181,6 +181,17 @@ static_assert(std::size(kMigrations) == kSqliteSchemaVersion + 1,
 
 constexpr int kBusyTimeoutMs = 5000;
 
+// The broker owns its database. Every connection of the store opens it
+// through SQLite's "unix-excl" VFS: the first connection to read takes an
+// exclusive lock on the file, held until the last one closes, so the
+// store's own connections (writer, readers, checkpointer) share it and no
+// other process can read or write it while the store is open ("database is
+// locked"). The write-ahead log's index is then kept in this process's
+// heap, not in a -shm file. So every change to the database is one of this
+// store's own commits, and what the store (and its users) keep in memory
+// need only follow those (CurrentChangeMark).
+constexpr const char* kExclusiveVfs = "unix-excl";
+
 std::string ErrnoText(int err) { return std::strerror(err); }
 
 // Maps an SQLite result code to a status. `what` says what we were doing;
@@ -758,7 +769,7 @@ constexpr int kReadConnections = 4;
 sqlite3* OpenExtraConnection(const std::string& path, int flags) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-                      nullptr) != SQLITE_OK) {
+                      kExclusiveVfs) != SQLITE_OK) {
     sqlite3_close_v2(db);
     return nullptr;
   }
@@ -784,30 +795,6 @@ class ReadConnection {
   absl::StatusOr<Statement> Prepare(const char* sql)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return PrepareCached(db_, statements_, sql);
-  }
-
-  // The start of this connection's map of the write-ahead-log index (the
-  // -shm file that every connection to the database shares), or null. Opens
-  // the log first with a read of the schema.
-  volatile const unsigned char* MapLogIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (sqlite3_exec(db_, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr,
-                     nullptr) != SQLITE_OK) {
-      return nullptr;
-    }
-    sqlite3_file* file = nullptr;
-    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) !=
-            SQLITE_OK ||
-        file == nullptr || file->pMethods == nullptr ||
-        file->pMethods->iVersion < 2 || file->pMethods->xShmMap == nullptr) {
-      return nullptr;
-    }
-    void volatile* region = nullptr;
-    // Region 0 (32 KiB, the size SQLite maps), never extended here: it
-    // exists once the log is open.
-    if (file->pMethods->xShmMap(file, 0, 32 * 1024, 0, &region) != SQLITE_OK) {
-      return nullptr;
-    }
-    return static_cast<volatile const unsigned char*>(region);
   }
 
   // One statement at a time on this connection.
@@ -922,14 +909,11 @@ class Checkpointer {
 // (docs/BENCHMARKS.md, item 29). It holds one entry per profile at most, the
 // size of its row.
 //
-// Entries are trusted only while the store's change mark is the one this
-// store saw after its own last commit: a commit by anything else (another
-// process, a test editing the file) changes the mark, and every read goes
-// to the database until this store commits again, when PRAGMA data_version
-// tells it that another connection had committed and it empties the index.
-// The store's own commits update the entries they changed (Committed)
-// before the mark is taken again, so an entry is never older than a commit
-// that a reader has seen.
+// Entries are trusted while the store's change mark (its count of commits)
+// is the one the index was brought up to date at: the store's own commits
+// update the entries they changed (Committed) and then the mark, and no
+// other process can write the database (kExclusiveVfs). A read from the
+// database is offered only when no commit came between its mark and now.
 class LatestIndex {
  public:
   using Mark = Store::ChangeMark;
@@ -971,12 +955,9 @@ class LatestIndex {
   }
 
   // After the store's commit of `changes` (`committed`: it succeeded; else
-  // the changed profiles are forgotten), with the mark and whether another
-  // connection had committed since the last call (`foreign`).
-  void Committed(std::vector<Change>& changes, bool committed,
-                 const std::optional<Mark>& mark, bool foreign) {
+  // the changed profiles are forgotten), with the store's mark after it.
+  void Committed(std::vector<Change>& changes, bool committed, const Mark& mark) {
     absl::MutexLock lock(&mu_);
-    if (foreign || !mark.has_value()) entries_.clear();
     for (Change& c : changes) {
       if (committed && c.latest.has_value()) {
         entries_.insert_or_assign(c.key, *std::move(c.latest));
@@ -984,8 +965,8 @@ class LatestIndex {
         entries_.erase(c.key);
       }
     }
-    current_ = mark.has_value();
-    if (current_) mark_ = *mark;
+    current_ = true;
+    mark_ = mark;
   }
 
   // Forgets everything: a commit whose outcome is unknown.
@@ -1003,7 +984,7 @@ class LatestIndex {
  private:
   mutable absl::Mutex mu_;
   bool current_ ABSL_GUARDED_BY(mu_) = false;
-  Mark mark_ ABSL_GUARDED_BY(mu_) = {};
+  Mark mark_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, CredentialRecord> entries_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -1058,7 +1039,6 @@ class SqliteStore : public Store {
       sqlite3_wal_hook(db_, nullptr, nullptr);
     }
     checkpointer_.reset();
-    log_index_ = nullptr;
     readers_.clear();  // The writer closes last, checkpointing the WAL.
     absl::MutexLock lock(&mu_);
     CloseConnection(db_, statements_);
@@ -1196,37 +1176,13 @@ class SqliteStore : public Store {
       if (reader == nullptr) break;
       readers_.push_back(std::move(reader));
     }
-    if (!readers_.empty()) {
-      absl::MutexLock lock(&readers_[0]->mu);
-      log_index_ = readers_[0]->MapLogIndex();
-    }
     absl::MutexLock lock(&mu_);
     IndexCommitLocked(/*committed=*/true);  // Empty, current from here.
   }
 
-  // The write-ahead-log index header (sqlite.org/walformat.html, "the
-  // WAL-index header"): 48 bytes that every commit, by any connection in
-  // any process, rewrites (its change counter, last frame, salts and
-  // checksums), stored twice. A writer writes the second copy, then the
-  // first; SQLite's readers read the first, then the second, and trust the
-  // header only when the two are equal. This reads it the same way. SQLite
-  // itself decides from this header whether what its connections hold in
-  // memory is still current, so it sees exactly the changes SQLite sees.
+  // Counted by IndexCommitLocked, after the index is brought up to date.
   std::optional<ChangeMark> CurrentChangeMark() override {
-    if (log_index_ == nullptr) return std::nullopt;
-    constexpr size_t kHeader = std::tuple_size<ChangeMark>::value;
-    constexpr size_t kIsInit = 12;  // Byte offset of the header's isInit flag.
-    ChangeMark first;
-    ChangeMark second;
-    // Whole copies with a barrier between, as SQLite reads the header
-    // itself (walIndexTryHdr); a byte at a time through volatile took about
-    // 600 instructions a read (callgrind).
-    const auto* header = const_cast<const unsigned char*>(log_index_);
-    std::memcpy(first.data(), header, kHeader);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    std::memcpy(second.data(), header + kHeader, kHeader);
-    if (first != second || first[kIsInit] == 0) return std::nullopt;
-    return first;
+    return commits_.load(std::memory_order_acquire);
   }
 
   // Moves checkpoints off the commit path (Checkpointer), once the schema
@@ -1245,7 +1201,10 @@ class SqliteStore : public Store {
       return absl::InvalidArgumentError("metadata key must not be empty");
     }
     absl::MutexLock lock(&mu_);
-    return PutMetaLocked(key, value);
+    absl::Status status = PutMetaLocked(key, value);
+    // Its own (autocommit) transaction, committed or not by now.
+    commits_.fetch_add(1, std::memory_order_acq_rel);
+    return status;
   }
 
   absl::Status PutMetaLocked(absl::string_view key, absl::string_view value)
@@ -1728,23 +1687,13 @@ class SqliteStore : public Store {
   }
 
   // Hands latest_ the changes of the transaction just committed (or not:
-  // they are then forgotten), the change mark after it, and whether another
-  // connection committed since the last time. The mark is taken first: a
-  // commit by another connection after it changes the mark (readers stop
-  // trusting the index), one before it changes data_version (the index is
-  // emptied).
+  // they are then forgotten) and moves the change mark on: every COMMIT
+  // counts, whatever its outcome, so a read that raced with it is never
+  // kept under the new mark.
   void IndexCommitLocked(bool committed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const ChangeMark mark = commits_.fetch_add(1, std::memory_order_acq_rel) + 1;
     try {
-      const std::optional<ChangeMark> mark = CurrentChangeMark();
-      bool foreign = true;
-      if (absl::StatusOr<Statement> s = Prepare("PRAGMA data_version"); s.ok()) {
-        if (absl::StatusOr<bool> row = s->Step("read data_version"); row.ok() && *row) {
-          const int64_t version = s->Int(0);
-          foreign = version != data_version_;
-          data_version_ = version;
-        }
-      }
-      latest_.Committed(changes_, committed, mark, foreign);
+      latest_.Committed(changes_, committed, mark);
     } catch (...) {
       // Out of memory part way: what the index holds is not known to match.
       latest_.Clear();
@@ -2053,20 +2002,17 @@ class SqliteStore : public Store {
   std::atomic<int64_t> writes_{0};
   std::atomic<int64_t> batches_redone_{0};
   // The latest version of each profile read or written (GetCredential), the
-  // changes the transaction under way made to it, and the writer
-  // connection's PRAGMA data_version at the last commit (IndexCommitLocked).
+  // changes the transaction under way made to it, and the count of commits
+  // (CurrentChangeMark, IndexCommitLocked).
   LatestIndex latest_;
   std::vector<LatestIndex::Change> changes_ ABSL_GUARDED_BY(mu_);
-  int64_t data_version_ ABSL_GUARDED_BY(mu_) = -1;
+  std::atomic<ChangeMark> commits_{0};
   // GetReadStats.
   std::atomic<int64_t> latest_from_memory_{0};
   std::atomic<int64_t> latest_from_database_{0};
   // Set once by OpenReaders before the store is shared; each has its own
   // lock (ReaderLease).
   std::vector<std::unique_ptr<ReadConnection>> readers_;
-  // Set once by OpenReaders before the store is shared: readers_[0]'s map
-  // of the log index (CurrentChangeMark), valid while it is open.
-  volatile const unsigned char* log_index_ = nullptr;
   // Set once by StartCheckpointer before the store is shared.
   std::unique_ptr<Checkpointer> checkpointer_;
   // Group commit (Commit): writes waiting for the next transaction, and
@@ -2089,7 +2035,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
   int rc = sqlite3_open_v2(
       path.c_str(), &db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-      nullptr);
+      kExclusiveVfs);
   if (rc != SQLITE_OK) {
     absl::Status status =
         SqliteStatus(rc, db, absl::StrCat("open database ", path));

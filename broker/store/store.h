@@ -295,12 +295,12 @@ class Store {
   };
   virtual ReadStats GetReadStats() { return {}; }
 
-  // A mark that changes whenever a transaction commits to the database, by
-  // this store or by any other connection or process. When the mark taken
-  // before a read equals the mark now, nothing has been committed since,
-  // and what that read returned is still what is stored. nullopt when the
-  // store cannot tell at this moment; the caller then reads.
-  using ChangeMark = std::array<unsigned char, 48>;
+  // A mark that changes whenever this store commits a transaction. The
+  // store owns its database: while it is open no other process can change
+  // it. So when the mark taken before a read equals the mark now, nothing
+  // has been committed since, and what that read returned is still what is
+  // stored. nullopt when the store cannot tell; the caller then reads.
+  using ChangeMark = uint64_t;
   virtual std::optional<ChangeMark> CurrentChangeMark() { return std::nullopt; }
 };
 

@@ -643,14 +643,17 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
   EXPECT_GT(changes, 2 * 100);
 }
 
-TEST_F(CredentialManagerTest, ARowChangedAfterItWasReadIsOpenedAgain) {
+TEST_F(CredentialManagerTest, ARowChangedWhileTheStoreWasClosedIsRefused) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
   ASSERT_TRUE(manager_->Get("aws", "", 0).ok());
   ASSERT_TRUE(manager_->List("", 0, "").ok());
   ASSERT_TRUE(manager_->Validate("aws", "", {}, SecretBytes()).ok());
   ASSERT_TRUE(manager_->GetValues("aws", "", 0).ok());
 
-  // Flip the last byte of the stored ciphertext, behind the manager's back.
+  // Flip the last byte of the stored ciphertext while the store is closed
+  // (while it is open no other process can open the file).
+  manager_.reset();
+  store_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/credbroker.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* read = nullptr;
@@ -670,6 +673,12 @@ TEST_F(CredentialManagerTest, ARowChangedAfterItWasReadIsOpenedAgain) {
   sqlite3_finalize(write);
   EXPECT_EQ(sqlite3_changes(db), 1);
   sqlite3_close(db);
+  auto reopened = OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  store_ = std::move(*reopened);
+  manager_ = std::make_unique<CredentialManager>(store_.get(), sealer_.get(),
+                                                 &ProviderRegistry::Default(),
+                                                 [this] { return now_; });
 
   absl::StatusOr<CredentialSummary> got = manager_->Get("aws", "", 0);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
