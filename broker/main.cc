@@ -525,9 +525,9 @@ int Run(int argc, char** argv) {
 
   const std::string approver_token_file = data_dir + "/approver.token";
   const std::string agent_token_file = data_dir + "/agent.token";
-  absl::StatusOr<std::string> approver_token = LoadOrCreateToken(approver_token_file);
+  absl::StatusOr<SecretBytes> approver_token = LoadOrCreateToken(approver_token_file);
   if (!approver_token.ok()) return Fail(approver_token.status());
-  absl::StatusOr<std::string> agent_token = LoadOrCreateToken(agent_token_file);
+  absl::StatusOr<SecretBytes> agent_token = LoadOrCreateToken(agent_token_file);
   if (!agent_token.ok()) return Fail(agent_token.status());
   Authenticator auth(std::move(*agent_token), std::move(*approver_token));
   // Before the executor: destroyed after it, since its tasks may use it.

@@ -51,6 +51,9 @@ ALLOWED = {
         "FlowTest.ConnectionsFromAnotherUserAreRefused runs credctl as uid "
         "65534 with setpriv; Bazel's runfiles are in root's 0700 home, which "
         "that user cannot reach",
+    ("filtered", "tests/integration:peer_identity_integration_test"):
+        "PeerIdentityTest.AnotherUser* run credctl as uid 65534 with setpriv; "
+        "Bazel's runfiles are in root's 0700 home, which that user cannot reach",
 }
 
 # Where CMake takes system .proto files from, and Bazel's name for them.

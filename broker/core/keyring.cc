@@ -1,6 +1,11 @@
 #include "broker/core/keyring.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -133,11 +138,43 @@ absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
-  absl::StatusOr<std::string> existing = ReadFile(path);
-  if (existing.ok()) {
+namespace {
+
+// A token file is a few dozen bytes; anything longer is not ours.
+constexpr size_t kMaxTokenFile = 4096;
+
+// Reads the token in the open file `fd` straight into a secret (no
+// std::string copy), without the surrounding whitespace.
+absl::StatusOr<SecretBytes> ReadTokenFrom(int fd, const std::string& path) {
+  SecretBytes buf = SecretBytes::Zeroed(kMaxTokenFile + 1);
+  size_t used = 0;
+  while (used < buf.size()) {
+    ssize_t n = read(fd, buf.mutable_data() + used, buf.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read the token file ", path, ": ", std::strerror(errno)));
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  if (used > kMaxTokenFile) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the token file ", path,
+        " is too long to be a credbroker token; delete it and restart the broker to "
+        "create a new one"));
+  }
+  return SecretBytes(absl::StripAsciiWhitespace(buf.Reveal().substr(0, used)));
+}
+
+}  // namespace
+
+absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
     struct stat st;
-    if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
+      close(fd);
       return absl::FailedPreconditionError(absl::StrFormat(
           "the token file %s can be read by other users (mode %04o): anyone who read it "
           "can call the broker. Delete it to get a new token at this start (then give "
@@ -145,8 +182,10 @@ absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
           "chmod 600 %s",
           path, st.st_mode & 07777, path));
     }
-    std::string token(absl::StripAsciiWhitespace(*existing));
-    if (token.size() < 32) {
+    absl::StatusOr<SecretBytes> token = ReadTokenFrom(fd, path);
+    close(fd);
+    if (!token.ok()) return token.status();
+    if (token->size() < 32) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the token file ", path,
           " is too short to be a credbroker token; delete it and restart the "
@@ -154,11 +193,15 @@ absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
     }
     return token;
   }
-  if (!absl::IsNotFound(existing.status())) return existing.status();
-  std::string token = NewToken();
+  if (errno != ENOENT) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read the token file ", path, ": ", std::strerror(errno)));
+  }
+  std::string fresh = NewToken();
+  SecretBytes token = SecretBytes::TakeFrom(fresh);
   // No trailing newline: clients that send the file's bytes as a header
   // value (grpc-js, grpcio) refuse one.
-  absl::Status written = WritePrivateFile(path, token, true);
+  absl::Status written = WritePrivateFile(path, token.Reveal(), true);
   if (absl::IsAlreadyExists(written)) return LoadOrCreateToken(path);
   CB_RETURN_IF_ERROR(written);
   return token;

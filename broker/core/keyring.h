@@ -40,8 +40,10 @@ absl::StatusOr<std::string> StoredKeySource(Store& store);
 // store without a passphrase. Takes as long as opening the store (Argon2id).
 absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase);
 
-// Reads the bearer token in `path`, creating a fresh one (0600) when absent.
-absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path);
+// Reads the bearer token in `path` into a secret (never a std::string),
+// creating a fresh one (0600) when absent. FAILED_PRECONDITION for a file
+// others can read, or one too short or too long to be a token.
+absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path);
 
 }  // namespace credbroker
 

@@ -17,14 +17,9 @@ absl::string_view RoleName(Role role) {
   return role == Role::kAgent ? "agent" : "approver";
 }
 
-Authenticator::Authenticator(std::string agent_token, std::string approver_token)
+Authenticator::Authenticator(SecretBytes agent_token, SecretBytes approver_token)
     : agent_token_(std::move(agent_token)),
       approver_token_(std::move(approver_token)) {}
-
-Authenticator::~Authenticator() {
-  WipeString(agent_token_);
-  WipeString(approver_token_);
-}
 
 absl::StatusOr<Role> Authenticator::Authenticate(
     const grpc::ServerContextBase& context) const {
@@ -45,8 +40,8 @@ absl::StatusOr<Role> Authenticator::Authenticate(
   }
   absl::string_view token = absl::StripAsciiWhitespace(value.substr(kBearer.size()));
   // Compare against both tokens every time, in constant time.
-  bool is_agent = ConstantTimeEquals(token, agent_token_);
-  bool is_approver = ConstantTimeEquals(token, approver_token_);
+  bool is_agent = ConstantTimeEquals(token, agent_token_.Reveal());
+  bool is_approver = ConstantTimeEquals(token, approver_token_.Reveal());
   if (is_approver) return Role::kApprover;
   if (is_agent) return Role::kAgent;
   return absl::UnauthenticatedError(
@@ -58,12 +53,14 @@ absl::Status Authenticator::Require(const grpc::ServerContextBase& context,
                                     Role role, absl::string_view rpc) const {
   absl::StatusOr<Role> got = Authenticate(context);
   if (!got.ok()) return got.status();
-  if (*got != role) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        rpc, " needs the ", RoleName(role), " token; the caller presented the ",
-        RoleName(*got), " token"));
-  }
-  return absl::OkStatus();
+  return RoleAllows(*got, role, rpc);
+}
+
+absl::Status Authenticator::RoleAllows(Role got, Role needed, absl::string_view rpc) {
+  if (got == needed) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      rpc, " needs the ", RoleName(needed), " token; the caller presented the ",
+      RoleName(got), " token"));
 }
 
 AuthThrottle::AuthThrottle(Clock clock, AuthThrottlePolicy policy)

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "broker/common/secret.h"
 
 namespace credbroker {
 
@@ -24,8 +25,8 @@ absl::string_view RoleName(Role role);
 
 class Authenticator {
  public:
-  Authenticator(std::string agent_token, std::string approver_token);
-  ~Authenticator();
+  // The tokens are held as secrets (wiped when the authenticator goes).
+  Authenticator(SecretBytes agent_token, SecretBytes approver_token);
 
   // The role of the token in `authorization: Bearer <token>`.
   // UNAUTHENTICATED when the header is missing, malformed or names no token
@@ -37,9 +38,13 @@ class Authenticator {
   absl::Status Require(const grpc::ServerContextBase& context, Role role,
                        absl::string_view rpc) const;
 
+  // OK when a caller holding the `got` token may call `rpc`, which needs
+  // `needed`; else PERMISSION_DENIED naming both.
+  static absl::Status RoleAllows(Role got, Role needed, absl::string_view rpc);
+
  private:
-  std::string agent_token_;
-  std::string approver_token_;
+  SecretBytes agent_token_;
+  SecretBytes approver_token_;
 };
 
 struct AuthThrottlePolicy {
@@ -54,10 +59,11 @@ struct AuthThrottlePolicy {
   size_t max_tracked = 4096;
 };
 
-// Backoff on failed authentication, per caller key (a process for Unix
-// connections, an IP address for TCP). While a caller is locked out every
-// call of it is answered RESOURCE_EXHAUSTED, whatever token it presents, so
-// that the answer never tells whether a guess was right. Non-blocking (one
+// Backoff on failed authentication, per caller key (a uid for Unix
+// connections, an IP address for TCP). It only refuses bad tokens: while a
+// caller is locked out its bad tokens are answered RESOURCE_EXHAUSTED, but a
+// valid token always passes (its 256 bits are the control), so that another
+// process sharing the key cannot lock the owner out. Non-blocking (one
 // mutex, no I/O): safe on gRPC reactor threads. Thread-safe.
 class AuthThrottle {
  public:

@@ -178,9 +178,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
 grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
     grpc::CallbackServerContext* context, const v1::PutCredentialRequest* request,
     v1::PutCredentialResponse* response) {
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
       context, request, response, env_, Role::kApprover, "PutCredential",
-      [this, context](const v1::PutCredentialRequest& req,
+      [this, caller](const v1::PutCredentialRequest& req,
                       v1::PutCredentialResponse& resp) -> absl::Status {
         v1::PutCredentialRequest& m = Mutable(req);
         PutCredentialInput input;
@@ -201,8 +202,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
           // Stored with the credential, in its transaction: one disk sync,
           // and no stored change without its audit event.
           input.audit_of = [audit = env_.audit,
-                            ok = CallAuditEvent(env_, *context, Role::kApprover,
-                                                absl::OkStatus(), event)](
+                            ok = CallAuditEvent(caller, absl::OkStatus(), event)](
                                const CredentialRecord& r) {
             AuditRecord e = ok;
             e.provider = r.provider;
@@ -214,7 +214,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
         }
         absl::StatusOr<PutCredentialResult> result = credentials_->Put(std::move(input));
         if (!result.ok()) {
-          AuditCall(env_, *context, Role::kApprover, result.status(), std::move(event));
+          AuditCall(env_, caller, result.status(), std::move(event));
           return result.status();
         }
         ToProto(result->credential, resp.mutable_credential());
@@ -227,9 +227,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
 grpc::ServerUnaryReactor* CredentialServiceImpl::DeleteCredential(
     grpc::CallbackServerContext* context, const v1::DeleteCredentialRequest* request,
     v1::DeleteCredentialResponse* response) {
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(context, request, response, env_, Role::kApprover,
                   "DeleteCredential",
-                  [this, context](const v1::DeleteCredentialRequest& req,
+                  [this, caller](const v1::DeleteCredentialRequest& req,
                                   v1::DeleteCredentialResponse& resp) -> absl::Status {
                     absl::StatusOr<int64_t> n =
                         credentials_->Delete(req.provider(), req.profile());
@@ -238,7 +239,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::DeleteCredential(
                     event.provider = req.provider();
                     event.profile = req.profile().empty() ? "default" : req.profile();
                     if (n.ok()) event.detail = absl::StrCat(*n, " versions removed");
-                    AuditCall(env_, *context, Role::kApprover, n.status(),
+                    AuditCall(env_, caller, n.status(),
                               std::move(event));
                     if (!n.ok()) return n.status();
                     resp.set_versions_deleted(*n);
@@ -458,9 +459,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentialVersions(
 grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
     grpc::CallbackServerContext* context, const v1::RollbackCredentialRequest* request,
     v1::RollbackCredentialResponse* response) {
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
       context, request, response, env_, Role::kApprover, "RollbackCredential",
-      [this, context](const v1::RollbackCredentialRequest& req,
+      [this, caller](const v1::RollbackCredentialRequest& req,
                       v1::RollbackCredentialResponse& resp) -> absl::Status {
         absl::StatusOr<RollbackResult> result =
             credentials_->Rollback(req.provider(), req.profile(), req.version());
@@ -475,7 +477,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
                                       " restored as version ", result->credential.version,
                                       ", fingerprint ", result->credential.fingerprint);
         }
-        AuditCall(env_, *context, Role::kApprover, result.status(), std::move(event));
+        AuditCall(env_, caller, result.status(), std::move(event));
         if (!result.ok()) return result.status();
         ToProto(result->credential, resp.mutable_credential());
         resp.set_restored_version(result->restored_version);
@@ -487,9 +489,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
 grpc::ServerUnaryReactor* CredentialServiceImpl::SetDefaultProfile(
     grpc::CallbackServerContext* context, const v1::SetDefaultProfileRequest* request,
     v1::SetDefaultProfileResponse* response) {
+  Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
       context, request, response, env_, Role::kApprover, "SetDefaultProfile",
-      [this, context](const v1::SetDefaultProfileRequest& req,
+      [this, caller](const v1::SetDefaultProfileRequest& req,
                       v1::SetDefaultProfileResponse& resp) -> absl::Status {
         absl::StatusOr<DefaultProfileChange> change =
             credentials_->SetDefaultProfile(req.provider(), req.profile());
@@ -502,7 +505,7 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::SetDefaultProfile(
           event.detail = absl::StrCat("default profile ", change->previous_profile, " -> ",
                                       change->profile);
         }
-        AuditCall(env_, *context, Role::kApprover, change.status(), std::move(event));
+        AuditCall(env_, caller, change.status(), std::move(event));
         if (!change.ok()) return change.status();
         resp.set_provider(change->provider);
         resp.set_profile(change->profile);

@@ -13,9 +13,10 @@ grpc::ServerUnaryReactor* LockServiceImpl::Unlock(grpc::CallbackServerContext* c
   Caller caller = CallerOf(env_, *context, "approver");
   // Per user where the kernel says, not per process: an agent that guesses
   // could otherwise start a fresh process for every few guesses. Else per
-  // peer address.
-  const std::string key =
-      caller.identified() ? absl::StrCat("uid:", caller.uid) : caller.peer;
+  // peer address (without the port: not per connection).
+  const std::string key = caller.identified() ? absl::StrCat("uid:", caller.uid)
+                          : env_.peers != nullptr ? env_.peers->CallerKey(context->peer())
+                                                  : caller.peer;
   return RunUnary(
       context, request, response, env_, Role::kApprover, "Unlock",
       [this, key](const v1::UnlockRequest& req, v1::UnlockResponse& resp) -> absl::Status {

@@ -236,10 +236,7 @@ struct BrokerServer::Impl {
           if (conn < 0) break;
           absl::StatusOr<ProcessIdentity> id = PeerIdentityOfSocket(conn);
           if (!id.ok() || id->uid != self) {
-            std::cerr << "credbrokerd: refused a connection from "
-                      << (id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
-                                  : std::string(id.status().message()))
-                      << ": only uid " << self << " may connect\n";
+            RefuseConnection(id, self);
             close(conn);
             continue;
           }
@@ -250,7 +247,28 @@ struct BrokerServer::Impl {
     }
   }
 
+  // Another user's connection: said on stderr and audited, both at the
+  // refusal audit's rate per uid.
+  void RefuseConnection(const absl::StatusOr<ProcessIdentity>& id, uid_t self) {
+    std::string who = id.ok() ? absl::StrCat("uid ", id->uid) : "an unidentified peer";
+    std::string what = id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
+                               : std::string(id.status().message());
+    if (refusals != nullptr) {
+      AuditRecord event;
+      event.kind = "connection.refused";
+      event.peer = what;
+      event.outcome = "PERMISSION_DENIED";
+      event.detail = absl::StrCat("only uid ", self, " may connect");
+      if (!refusals->Refused(who, std::move(event))) return;
+    }
+    std::cerr << "credbrokerd: refused a connection from " << what << ": only uid " << self
+              << " may connect\n";
+  }
+
   PeerRegistry peers;
+  // Refused calls and connections, audited at a bounded rate (null when
+  // the broker has no audit log yet, while locked).
+  std::unique_ptr<RefusalAudit> refusals;
   std::vector<int> listen_fds;
   int wake_pipe[2] = {-1, -1};
   std::atomic<bool> stopping{false};
@@ -282,6 +300,10 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   auto impl = std::make_unique<Impl>();
   env.peers = &impl->peers;
+  if (env.audit != nullptr) {
+    impl->refusals = std::make_unique<RefusalAudit>(env.audit, [] { return absl::Now(); });
+    env.refusals = impl->refusals.get();
+  }
   const bool locked = static_cast<bool>(options.unlock);
   if (!locked) {
     impl->credential_service =
@@ -353,6 +375,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
         "port in use, or a directory missing?)");
   }
   std::vector<std::string> addresses;
+  std::vector<int> tcp_ports;
   for (size_t i = 0; i < endpoints.size(); ++i) {
     Endpoint ep = endpoints[i];
     if (!ep.is_unix) {
@@ -362,9 +385,11 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
             absl::StrCat("could not listen on ", ep.ToString()));
       }
       ep.port = *ports[i];
+      tcp_ports.push_back(ep.port);
     }
     addresses.push_back(ep.ToString());
   }
+  impl->peers.SetTcpPorts(std::move(tcp_ports));
   grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
   for (const auto& [service, name] : services) health->SetServingStatus(name, true);
   health->SetServingStatus(true);
@@ -399,6 +424,8 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   impl_->server->Shutdown(std::chrono::system_clock::now() +
                           absl::ToChronoNanoseconds(grace));
   impl_->server->Wait();
+  // Summaries of refusals not written one by one yet.
+  if (impl_->refusals != nullptr) impl_->refusals->Flush();
   for (const std::string& path : impl_->unix_paths) unlink(path.c_str());
 }
 

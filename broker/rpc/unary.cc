@@ -1,7 +1,6 @@
 #include "broker/rpc/unary.h"
 
 #include <iostream>
-#include <optional>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -32,12 +31,11 @@ Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
 
 namespace {
 
-// The throttle's key: the process for a connection the broker accepted
-// (pid and start time), else the gRPC peer address without its port.
-std::string ThrottleKey(const RpcEnv& env, const grpc::ServerContextBase& context) {
-  Caller caller = CallerOf(env, context, "");
-  if (caller.pid != 0) return absl::StrCat("pid:", caller.pid, ":", caller.start_time);
+// Who the throttle and the refusal audit count the caller as: its uid for a
+// Unix connection, its IP address (no port) over TCP. Cheap: no /proc scan.
+std::string CallerKey(const RpcEnv& env, const grpc::ServerContextBase& context) {
   std::string peer = context.peer();
+  if (env.peers != nullptr) return env.peers->CallerKey(peer);
   size_t colon = peer.rfind(':');
   if (colon != std::string::npos && colon > peer.find(':')) peer.resize(colon);
   return peer;
@@ -59,23 +57,18 @@ bool PresentsBearerToken(const grpc::ServerContextBase& context) {
 
 absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
                        Role role, absl::string_view rpc) {
-  if (env.throttle == nullptr) return env.auth->Require(context, role, rpc);
-  // The key (which looks the caller's process up) is built only when the
-  // throttle tracks someone or this token is refused.
-  std::optional<std::string> key;
-  if (!env.throttle->Idle()) {
-    key = ThrottleKey(env, context);
-    if (absl::Status locked = env.throttle->Check(*key); !locked.ok()) return locked;
-  }
-  absl::Status allowed = env.auth->Require(context, role, rpc);
+  absl::StatusOr<Role> presented = env.auth->Authenticate(context);
+  // A valid token is never throttled: a lockout earned by someone else's
+  // guesses must not shut the owner out.
+  if (presented.ok()) return Authenticator::RoleAllows(*presented, role, rpc);
+  if (env.throttle == nullptr || !PresentsBearerToken(context)) return presented.status();
   // A good token does not wipe the count (a caller holding one token could
   // otherwise interleave it with guesses of the other): failures are
   // forgotten only after a quiet period.
-  if (absl::IsUnauthenticated(allowed) && PresentsBearerToken(context)) {
-    if (!key.has_value()) key = ThrottleKey(env, context);
-    env.throttle->RecordFailure(*key);
-  }
-  return allowed;
+  const std::string key = CallerKey(env, context);
+  if (absl::Status locked = env.throttle->Check(key); !locked.ok()) return locked;
+  env.throttle->RecordFailure(key);
+  return presented.status();
 }
 
 bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
@@ -89,31 +82,32 @@ bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
 
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
                   absl::string_view rpc, const absl::Status& refusal) {
-  if (env.audit == nullptr) return;
+  if (env.refusals == nullptr) return;
   AuditRecord event;
   event.kind = "call.refused";
   absl::StatusOr<Role> presented = env.auth->Authenticate(context);
   event.role = presented.ok() ? std::string(RoleName(*presented)) : "";
-  event.peer = CallerOf(env, context, event.role).peer;
+  // No /proc scan for a TCP caller here: a storm of refusals stays cheap.
+  event.peer = env.peers != nullptr
+                   ? env.peers->Resolve(context, event.role, PeerLookup::kNoTcpScan).peer
+                   : context.peer();
   event.action = std::string(rpc);
   event.outcome = absl::StatusCodeToString(refusal.code());
-  env.executor->Schedule([env, event = std::move(event)]() mutable {
-    Write(env, std::move(event));
-  });
+  env.refusals->Refused(CallerKey(env, context), std::move(event));
 }
 
-AuditRecord CallAuditEvent(const RpcEnv& env, const grpc::ServerContextBase& context,
-                           Role role, const absl::Status& outcome, AuditRecord event) {
-  event.role = std::string(RoleName(role));
-  event.peer = CallerOf(env, context, event.role).peer;
+AuditRecord CallAuditEvent(const Caller& caller, const absl::Status& outcome,
+                           AuditRecord event) {
+  event.role = caller.role;
+  event.peer = caller.peer;
   event.outcome = outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
   return event;
 }
 
-void AuditCall(const RpcEnv& env, const grpc::ServerContextBase& context,
-               Role role, const absl::Status& outcome, AuditRecord event) {
+void AuditCall(const RpcEnv& env, const Caller& caller, const absl::Status& outcome,
+               AuditRecord event) {
   if (env.audit == nullptr) return;
-  Write(env, CallAuditEvent(env, context, role, outcome, std::move(event)));
+  Write(env, CallAuditEvent(caller, outcome, std::move(event)));
 }
 
 }  // namespace credbroker

@@ -1,7 +1,8 @@
 // RunUnary: the shape of every unary credbroker handler on the callback API.
 // It checks the caller's role on the gRPC thread, then runs `body` on the
 // executor (where blocking SQLite and crypto work is allowed) and finishes the
-// reactor with its status converted once. A refused call is audited.
+// reactor with its status converted once. A refused call is audited,
+// rate-limited per caller.
 #ifndef CREDBROKER_BROKER_RPC_UNARY_H_
 #define CREDBROKER_BROKER_RPC_UNARY_H_
 
@@ -15,6 +16,7 @@
 #include "broker/common/executor.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
+#include "broker/core/refusal_audit.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
 #include "broker/rpc/status.h"
@@ -29,33 +31,38 @@ struct RpcEnv {
   const PeerRegistry* peers = nullptr;  // Optional.
   AuthThrottle* throttle = nullptr;     // Optional: backoff on bad tokens.
   ApprovalPin* pin = nullptr;           // Optional: no approval PIN.
+  RefusalAudit* refusals = nullptr;     // Optional: refused calls go unaudited.
 };
 
-// The role check of every RPC, behind the failed-authentication backoff:
-// RESOURCE_EXHAUSTED while the caller is locked out, else what
-// Authenticator::Require says. A presented bearer token that is not valid
-// counts as a failure of the caller (its process, or its IP address over
-// TCP); a missing or malformed header does not (a misconfiguration, not a
-// guess).
+// The role check of every RPC, with the failed-authentication backoff: a
+// valid token always passes to the role check (so no one can lock the owner
+// out); a presented bearer token that is not valid counts as a failure of
+// the caller (its uid on the Unix socket, its IP address over TCP) and is
+// answered RESOURCE_EXHAUSTED while that caller is locked out. A missing or
+// malformed header is not counted (a misconfiguration, not a guess).
 absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
                        Role role, absl::string_view rpc);
 
 // The caller of the current RPC, with the kernel's identity when known.
+// Call it when the call arrives, on the gRPC thread, and keep the result for
+// the work on the executor: later, the connection's fd number may name
+// another connection.
 Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
                 absl::string_view role);
 
-// Records a refused call (no token, bad token, wrong role) on the executor.
+// Records a refused call (no token, bad token, wrong role) through
+// env.refusals: rate-limited per caller, never waiting for the store.
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
                   absl::string_view rpc, const absl::Status& refusal);
 
 // `event` with the caller's role and peer and the outcome filled in.
-AuditRecord CallAuditEvent(const RpcEnv& env, const grpc::ServerContextBase& context,
-                           Role role, const absl::Status& outcome, AuditRecord event);
+AuditRecord CallAuditEvent(const Caller& caller, const absl::Status& outcome,
+                           AuditRecord event);
 
 // Records CallAuditEvent(...); a failed write is reported on stderr, without
 // any value.
-void AuditCall(const RpcEnv& env, const grpc::ServerContextBase& context,
-               Role role, const absl::Status& outcome, AuditRecord event);
+void AuditCall(const RpcEnv& env, const Caller& caller, const absl::Status& outcome,
+               AuditRecord event);
 
 // Authorize for a unary call; a refusal is audited and finishes `reactor`.
 // True when the call may go on.

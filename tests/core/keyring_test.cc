@@ -118,6 +118,14 @@ TEST_F(KeyringTest, TokensAreCreatedOnceAndPrivate) {
   auto t2 = LoadOrCreateToken(path);
   ASSERT_TRUE(t2.ok());
   EXPECT_EQ(*t1, *t2);
+  // What a user wrote by hand (a trailing newline) is the same token.
+  std::string with_newline(t1->Reveal());
+  with_newline += "\n";
+  std::string other = dir_ + "/typed.token";
+  ASSERT_TRUE(WritePrivateFile(other, with_newline, true).ok());
+  auto typed = LoadOrCreateToken(other);
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  EXPECT_EQ(*typed, *t1);
   struct stat st;
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
