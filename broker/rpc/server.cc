@@ -306,7 +306,7 @@ struct BrokerServer::Impl {
     int64_t suppressed = 0;
     if (!refusal_lines.Allow(absl::Now(), &suppressed)) return;
     std::cerr << "credbrokerd: " << what;
-    if (suppressed > 0) std::cerr << " (and " << suppressed << " more not logged)";
+    if (suppressed > 0) std::cerr << " (" << suppressed << " earlier ones not logged)";
     std::cerr << "\n";
   }
 
