@@ -66,6 +66,15 @@ std::optional<std::string> FindUnsafeText(absl::string_view text) {
   return std::nullopt;
 }
 
+std::optional<size_t> FindInvalidUtf8(absl::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    Decoded d = DecodeAt(text, i);
+    if (d.len == 0) return i;
+    i += d.len;
+  }
+  return std::nullopt;
+}
+
 std::string EscapeForTerminal(absl::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -18,6 +18,10 @@ namespace credbroker {
 // (U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C).
 std::optional<std::string> FindUnsafeText(absl::string_view text);
 
+// The byte offset of the first byte that is not valid UTF-8 in `text`, or
+// nullopt when all of it is valid UTF-8.
+std::optional<size_t> FindInvalidUtf8(absl::string_view text);
+
 // `text` with every character FindUnsafeText objects to, and every byte of
 // invalid UTF-8, written as \u{XXXX} or \xNN: safe to print to a terminal.
 std::string EscapeForTerminal(absl::string_view text);

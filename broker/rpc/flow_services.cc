@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
@@ -13,6 +14,7 @@
 #include "broker/rpc/convert.h"
 #include "broker/common/tsan.h"
 #include "broker/rpc/outbox.h"
+#include "broker/rpc/wire.h"
 
 namespace credbroker {
 namespace {
@@ -109,20 +111,26 @@ class FinishGate {
 };
 
 
-// Session: the agent's long-lived bidirectional stream.
-class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate> {
+using RawBidiReactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
+
+// Session: the agent's long-lived bidirectional stream. Its messages are
+// raw bytes: the reactor parses each SessionRequest itself, so that a need
+// with invalid UTF-8 is refused alone (naming the field) instead of ending
+// the stream, and serializes each NeedUpdate into memory that is wiped once
+// written or dropped (a grant's values do not outlive the write).
+class SessionReactor : public RawBidiReactor {
  public:
   SessionReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
                  const grpc::CallbackServerContext& ctx)
       : requests_(requests), env_(env), streams_(streams), caller_(CallerOf(env, ctx, "agent")) {
-    outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
-        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) {
+    outbox_ = std::make_shared<Outbox<grpc::ByteBuffer>>(
+        kMaxQueuedPerStream, [this](const grpc::ByteBuffer* m) {
           gate_.HandOff();
           StartWrite(m);
         },
         [this](const grpc::Status& s) { RequestFinish(s); });
     stream_id_ = streams_->Add(
-        [box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](const grpc::Status& s) {
+        [box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(outbox_)](const grpc::Status& s) {
           if (auto b = box.lock()) b->CloseNow(s);
         });
     Read();
@@ -137,9 +145,10 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
       return;
     }
     if (!gate_.Hold()) return;  // Finishing already.
-    v1::SessionRequest message = std::move(request_);
+    grpc::ByteBuffer message = std::move(request_);
+    request_.Clear();
     env_.executor->Schedule([this, message = std::move(message)]() mutable {
-      Handle(std::move(message));
+      Parse(message);
       // The next message only after this one is handled: needs keep order.
       if (!outbox_->closing()) Read();
       if (auto s = gate_.Release()) Finish(*s);
@@ -184,13 +193,14 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
   // False (the stream is closed with why) when the session is taken.
   bool Attach(std::string session_key) {
     session_key_ = std::move(session_key);
-    std::weak_ptr<Outbox<v1::NeedUpdate>> box = outbox_;
+    std::weak_ptr<Outbox<grpc::ByteBuffer>> box = outbox_;
     absl::StatusOr<int64_t> attached = requests_->AttachSession(
         session_key_, caller_, [box](const NeedUpdate& update) {
           if (auto b = box.lock()) {
             v1::NeedUpdate m;
             ToProto(update, &m);
-            b->Push(std::move(m));
+            b->Push(SerializeWiped(m));
+            WipeGrantValues(m);
           }
         });
     if (!attached.ok()) {
@@ -199,6 +209,29 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
     }
     attachment_ = *attached;
     return true;
+  }
+
+  // Parses one message and handles it. Invalid UTF-8 in a need refuses
+  // that need alone; anywhere else, or bytes that are not a
+  // SessionRequest, end the session with INVALID_ARGUMENT.
+  void Parse(const grpc::ByteBuffer& bytes) {
+    v1::SessionRequest message;
+    std::vector<FieldViolation> invalid;
+    if (!ParseNamingInvalidUtf8(bytes, &message, &invalid)) {
+      outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+          "a session message must be a credbroker.v1.SessionRequest")));
+      return;
+    }
+    if (invalid.empty()) {
+      Handle(std::move(message));
+    } else if (message.has_need()) {
+      outbox_->Push(SerializeWiped(RejectedNeed(
+          message.need().need_id(),
+          InvalidArgumentWithViolations("the credential need is not valid", invalid))));
+    } else {
+      outbox_->CloseNow(ToGrpcStatus(
+          InvalidArgumentWithViolations("the session message is not valid", invalid)));
+    }
   }
 
   void Handle(v1::SessionRequest message) {
@@ -223,7 +256,9 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
         absl::StatusOr<NeedUpdate> update =
             requests_->SubmitNeed(session_key_, caller_, FromProto(message.need()));
         // A refused need is answered on its own; the session goes on.
-        if (!update.ok()) outbox_->Push(RejectedNeed(message.need().need_id(), update.status()));
+        if (!update.ok()) {
+          outbox_->Push(SerializeWiped(RejectedNeed(message.need().need_id(), update.status())));
+        }
         return;
       }
       case v1::SessionRequest::kCancelNeedId: {
@@ -244,9 +279,9 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::SessionRequest, v1::Ne
   StreamRegistry* const streams_;
   const Caller caller_;
   FinishGate gate_;
-  std::shared_ptr<Outbox<v1::NeedUpdate>> outbox_;
+  std::shared_ptr<Outbox<grpc::ByteBuffer>> outbox_;
   int64_t stream_id_ = 0;
-  v1::SessionRequest request_;
+  grpc::ByteBuffer request_;
   // Set by executor tasks, which run one at a time per stream; read in
   // OnDone, after the last task.
   std::string session_key_;
@@ -268,7 +303,8 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
         },
         [this](const grpc::Status& s) {
           if (gate_.RequestFinish(s)) Finish(s);
-        });
+        },
+        &WipeGrantValues);
     stream_id_ = streams_->Add(
         [box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](const grpc::Status& s) {
           if (auto b = box.lock()) b->CloseNow(s);
@@ -416,13 +452,12 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* BrokerServiceImpl::Session(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerServiceImpl::Session(
     grpc::CallbackServerContext* context) {
   absl::Status allowed = Authorize(env_, *context, Role::kAgent, "Session");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "Session", allowed);
-    return new FinishedReactor<
-        grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>>(allowed);
+    return new FinishedReactor<RawBidiReactor>(allowed);
   }
   return new SessionReactor(requests_, env_, streams_, *context);
 }

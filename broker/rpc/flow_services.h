@@ -16,13 +16,19 @@ namespace credbroker {
 // How many messages a stream may have waiting before it is ended.
 inline constexpr size_t kMaxQueuedPerStream = 256;
 
-class BrokerServiceImpl final : public v1::CredentialBroker::CallbackService {
+// Session is a raw method (its messages are bytes the reactor parses and
+// serializes itself; see broker/rpc/wire.h); the others are typed.
+using BrokerServiceBase = v1::CredentialBroker::WithRawCallbackMethod_Session<
+    v1::CredentialBroker::WithCallbackMethod_RequestCredential<
+        v1::CredentialBroker::WithCallbackMethod_ReleaseGrant<v1::CredentialBroker::Service>>>;
+
+class BrokerServiceImpl final : public BrokerServiceBase {
  public:
   // All pointers (and everything in `env`) must outlive the service.
   BrokerServiceImpl(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
       : requests_(requests), env_(env), streams_(streams) {}
 
-  grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* Session(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
   grpc::ServerWriteReactor<v1::NeedUpdate>* RequestCredential(
       grpc::CallbackServerContext* context,

@@ -3,8 +3,10 @@
 // but itself. Producers (any thread, including while holding other locks)
 // Push; the reactor reports OnWriteDone and OnDone. When the queue overflows
 // the stream is finished with RESOURCE_EXHAUSTED and the client can
-// reconnect. Thread-safe; shared between the reactor and producers, it
-// outlives the reactor safely (pushes after OnDone are dropped).
+// reconnect. A message is released (its `wipe` run, then destroyed) as soon
+// as it is written or dropped, so what it carries does not outlive the
+// write. Thread-safe; shared between the reactor and producers, it outlives
+// the reactor safely (pushes after OnDone are dropped).
 #ifndef CREDBROKER_BROKER_RPC_OUTBOX_H_
 #define CREDBROKER_BROKER_RPC_OUTBOX_H_
 
@@ -26,13 +28,16 @@ class Outbox {
  public:
   using StartWriteFn = std::function<void(const Msg*)>;
   using FinishFn = std::function<void(const grpc::Status&)>;
+  using WipeFn = std::function<void(Msg&)>;
 
   // The functions call the reactor's StartWrite and Finish; they are never
-  // called with the outbox's lock held, nor after OnDone.
-  Outbox(size_t max_queued, StartWriteFn start_write, FinishFn finish)
+  // called with the outbox's lock held, nor after OnDone. `wipe` (optional)
+  // clears what a message holds that must not outlive it.
+  Outbox(size_t max_queued, StartWriteFn start_write, FinishFn finish, WipeFn wipe = nullptr)
       : max_queued_(max_queued),
         start_write_(std::move(start_write)),
-        finish_(std::move(finish)) {}
+        finish_(std::move(finish)),
+        wipe_(std::move(wipe)) {}
 
   // Queues `msg`. False when the stream is closing or gone. A `bounded`
   // false message (a watcher's snapshot, whose size the broker chose) does
@@ -45,8 +50,7 @@ class Outbox {
       if (bounded && counted_ >= max_queued_) {
         overflow = true;
         closing_ = true;
-        queue_.clear();
-        counted_ = 0;
+        DropQueued();
         final_status_ = grpc::Status(
             grpc::StatusCode::RESOURCE_EXHAUSTED,
             "this stream fell too far behind (it stopped reading); reconnect "
@@ -76,8 +80,7 @@ class Outbox {
     {
       absl::MutexLock lock(&mu_);
       if (done_ || finish_called_) return;
-      queue_.clear();
-      counted_ = 0;
+      DropQueued();
       closing_ = true;
       final_status_ = status;
     }
@@ -88,12 +91,13 @@ class Outbox {
   void OnWriteDone(bool ok) {
     {
       absl::MutexLock lock(&mu_);
+      // gRPC is done with current_: release what it held now.
+      Release(current_);
       writing_ = false;
       if (!ok && !closing_) {
         // The client went away; nothing more can be written.
         closing_ = true;
-        queue_.clear();
-        counted_ = 0;
+        DropQueued();
         final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
       }
     }
@@ -104,8 +108,8 @@ class Outbox {
   void OnDone() {
     absl::MutexLock lock(&mu_);
     done_ = true;
-    queue_.clear();
-    counted_ = 0;
+    DropQueued();
+    Release(current_);  // No write is pending after OnDone.
   }
 
 
@@ -115,6 +119,16 @@ class Outbox {
   }
 
  private:
+  void Release(Msg& msg) {
+    if (wipe_) wipe_(msg);
+    msg = Msg();
+  }
+  void DropQueued() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (Entry& e : queue_) Release(e.msg);
+    queue_.clear();
+    counted_ = 0;
+  }
+
   // Starts the next write, or finishes, outside the lock.
   void Pump() {
     const Msg* to_write = nullptr;
@@ -140,6 +154,7 @@ class Outbox {
   const size_t max_queued_;
   const StartWriteFn start_write_;
   const FinishFn finish_;
+  const WipeFn wipe_;
   mutable absl::Mutex mu_;
   struct Entry {
     Msg msg;
@@ -147,7 +162,9 @@ class Outbox {
   };
   std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);  // Waiting to be written.
   size_t counted_ ABSL_GUARDED_BY(mu_) = 0;        // Bounded entries queued.
-  Msg current_;  // The message being written; touched only by Pump/gRPC.
+  // The message being written: set by Pump, released in OnWriteDone, read
+  // by gRPC in between; under mu_ except while gRPC reads it.
+  Msg current_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;

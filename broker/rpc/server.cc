@@ -33,6 +33,7 @@
 #include "broker/rpc/flow_services.h"
 #include "broker/rpc/lock_service.h"
 #include "broker/rpc/streams.h"
+#include "broker/rpc/tcp_listener.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
@@ -214,11 +215,19 @@ absl::StatusOr<int> ListenUnix(const std::string& path) {
 }
 
 struct BrokerServer::Impl {
-  // Accepts Unix connections itself, so that each one's peer is known from
-  // the kernel (SO_PEERCRED) before gRPC serves it.
+  // A TCP listener and the gRPC acceptor its connections are handed to.
+  struct TcpPort {
+    int fd = -1;
+    std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor;
+  };
+
+  // Accepts every connection itself: Unix ones so that each one's peer is
+  // known from the kernel (SO_PEERCRED) before gRPC serves it, TCP ones so
+  // that other callers cannot take every descriptor (ConnectionLimiter).
   void AcceptLoop() {
     std::vector<pollfd> fds;
     for (int fd : listen_fds) fds.push_back({fd, POLLIN, 0});
+    for (const TcpPort& p : tcp_ports) fds.push_back({p.fd, POLLIN, 0});
     fds.push_back({wake_pipe[0], POLLIN, 0});
     const uid_t self = geteuid();
     while (!stopping.load()) {
@@ -228,27 +237,68 @@ struct BrokerServer::Impl {
         return;
       }
       if (fds.back().revents != 0) return;
+      bool out_of_fds = false;
       for (size_t i = 0; i + 1 < fds.size(); ++i) {
         if ((fds[i].revents & POLLIN) == 0) continue;
-        while (true) {
-          // Non-blocking: gRPC's poller expects it; a blocking fd hangs calls.
-          int conn = accept4(fds[i].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (conn < 0) break;
-          absl::StatusOr<ProcessIdentity> id = PeerIdentityOfSocket(conn);
-          if (!id.ok() || id->uid != self) {
-            RefuseConnection(id, self);
-            close(conn);
-            continue;
-          }
-          peers.Record(conn, std::move(*id));
-          grpc::AddInsecureChannelFromFd(server.get(), conn);
+        if (i < listen_fds.size()) {
+          out_of_fds |= !AcceptUnixPending(fds[i].fd, self);
+        } else {
+          out_of_fds |= !AcceptTcpPending(tcp_ports[i - listen_fds.size()]);
         }
       }
+      // No descriptor left: the pending connections wait a little rather
+      // than spin this thread.
+      if (out_of_fds) poll(nullptr, 0, 100);
     }
   }
 
-  // Another user's connection: said on stderr and audited, both at the
-  // refusal audit's rate per uid.
+  // Accepts what is pending on a Unix listener. False when out of
+  // descriptors.
+  bool AcceptUnixPending(int listen_fd, uid_t self) {
+    while (true) {
+      // Non-blocking: gRPC's poller expects it; a blocking fd hangs calls.
+      int conn = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (conn < 0) return errno != EMFILE && errno != ENFILE;
+      absl::StatusOr<ProcessIdentity> id = PeerIdentityOfSocket(conn);
+      if (!id.ok() || id->uid != self) {
+        RefuseConnection(id, self);
+        close(conn);
+        continue;
+      }
+      peers.Record(conn, std::move(*id));
+      grpc::AddInsecureChannelFromFd(server.get(), conn);
+    }
+  }
+
+  // Accepts up to a batch of what is pending on a TCP listener (the Unix
+  // listeners are served between batches) and hands each connection the
+  // limiter admits to gRPC. False when out of descriptors.
+  bool AcceptTcpPending(TcpPort& port) {
+    for (int n = 0; n < 64; ++n) {
+      std::string address;
+      int conn = credbroker::AcceptTcp(port.fd, &address);
+      if (conn < 0) return errno != EMFILE && errno != ENFILE;
+      ConnectionLimiter::Verdict verdict = tcp_limiter.Admit(conn, address);
+      if (verdict != ConnectionLimiter::Verdict::kAdmit) {
+        close(conn);
+        LogRefusal(absl::StrCat(
+            "closed a TCP connection from ", address, ": ",
+            verdict == ConnectionLimiter::Verdict::kTooManyFromAddress
+                ? absl::StrCat("that address already has ", kMaxConnectionsPerAddress,
+                               " connections open")
+                : "the descriptors left are kept for the Unix socket"));
+        continue;
+      }
+      grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters params;
+      params.listener_fd = port.fd;
+      params.fd = conn;
+      port.acceptor->HandleNewConnection(&params);
+    }
+    return true;
+  }
+
+  // Another user's connection: audited at the refusal audit's rate per
+  // uid, and said on stderr (LogRefusal's rate).
   void RefuseConnection(const absl::StatusOr<ProcessIdentity>& id, uid_t self) {
     std::string who = id.ok() ? absl::StrCat("uid ", id->uid) : "an unidentified peer";
     std::string what = id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
@@ -261,9 +311,22 @@ struct BrokerServer::Impl {
       event.detail = absl::StrCat("only uid ", self, " may connect");
       if (!refusals->Refused(who, std::move(event))) return;
     }
-    std::cerr << "credbrokerd: refused a connection from " << what << ": only uid " << self
-              << " may connect\n";
+    LogRefusal(absl::StrCat("refused a connection from ", what, ": only uid ", self,
+                            " may connect"));
   }
+
+  // One stderr line per refused connection, at most 10 a minute.
+  void LogRefusal(const std::string& what) {
+    int64_t suppressed = 0;
+    if (!refusal_lines.Allow(absl::Now(), &suppressed)) return;
+    std::cerr << "credbrokerd: " << what;
+    if (suppressed > 0) std::cerr << " (" << suppressed << " earlier ones not logged)";
+    std::cerr << "\n";
+  }
+
+  std::vector<TcpPort> tcp_ports;
+  ConnectionLimiter tcp_limiter{kMaxConnectionsPerAddress};
+  LineLimiter refusal_lines{10, absl::Minutes(1)};
 
   PeerRegistry peers;
   // Refused calls and connections, audited at a bounded rate (null when
@@ -317,40 +380,46 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(4 << 20);
+  // A TCP caller that connects and sends nothing holds its connection for
+  // this long at most (gRPC's default is two minutes).
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(kTcpHandshakeTimeout)));
+  LimitGrpcLogLines();
   std::vector<Endpoint> endpoints;
-  std::vector<std::unique_ptr<int>> ports;
   if (options.listen.empty()) {
     return absl::InvalidArgumentError("no --listen address given");
   }
+  Impl* raw = impl.get();
+  auto abandon = [raw](absl::Status status) {
+    for (int f : raw->listen_fds) close(f);
+    for (const Impl::TcpPort& p : raw->tcp_ports) close(p.fd);
+    for (const std::string& p : raw->unix_paths) unlink(p.c_str());
+    return status;
+  };
   for (const std::string& spec : options.listen) {
-    CB_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(spec, options.allow_remote));
-    if (ep.is_unix) {
-      CB_RETURN_IF_ERROR(PrepareUnixPath(ep.path));
-      absl::StatusOr<int> fd = ListenUnix(ep.path);
-      if (!fd.ok()) {
-        for (int f : impl->listen_fds) close(f);
-        for (const std::string& p : impl->unix_paths) unlink(p.c_str());
-        return fd.status();
-      }
+    absl::StatusOr<Endpoint> ep = ParseEndpoint(spec, options.allow_remote);
+    if (!ep.ok()) return abandon(ep.status());
+    if (ep->is_unix) {
+      absl::Status prepared = PrepareUnixPath(ep->path);
+      if (!prepared.ok()) return abandon(prepared);
+      absl::StatusOr<int> fd = ListenUnix(ep->path);
+      if (!fd.ok()) return abandon(fd.status());
       impl->listen_fds.push_back(*fd);
-      impl->unix_paths.push_back(ep.path);
-      endpoints.push_back(ep);
-      ports.push_back(std::make_unique<int>(1));
+      impl->unix_paths.push_back(ep->path);
+      endpoints.push_back(*ep);
       continue;
     }
-    absl::Status tcp_ok = CheckTcpSecurity(options, ep, spec);
-    if (!tcp_ok.ok()) {
-      for (int f : impl->listen_fds) close(f);
-      for (const std::string& p : impl->unix_paths) unlink(p.c_str());
-      return tcp_ok;
-    }
-    ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(ep.ToString(),
-                             options.insecure_plaintext_tcp
-                                 ? grpc::InsecureServerCredentials()
-                                 : TlsCredentials(options),
-                             ports.back().get());
-    endpoints.push_back(ep);
+    absl::Status tcp_ok = CheckTcpSecurity(options, *ep, spec);
+    if (!tcp_ok.ok()) return abandon(tcp_ok);
+    absl::StatusOr<TcpListener> tcp = ListenTcp(ep->host, ep->port);
+    if (!tcp.ok()) return abandon(tcp.status());
+    ep->port = tcp->port;
+    impl->tcp_ports.push_back(
+        {tcp->fd, builder.experimental().AddExternalConnectionAcceptor(
+                      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+                      options.insecure_plaintext_tcp ? grpc::InsecureServerCredentials()
+                                                     : TlsCredentials(options))});
+    endpoints.push_back(*ep);
   }
   // Each service with its full name: the health service answers for each
   // name as well as for the whole server ("").
@@ -368,32 +437,19 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr) {
-    for (int f : impl->listen_fds) close(f);
-    for (const std::string& p : impl->unix_paths) unlink(p.c_str());
-    return absl::UnavailableError(
-        "could not start the gRPC server on the requested addresses (is a "
-        "port in use, or a directory missing?)");
+    return abandon(absl::UnavailableError("could not start the gRPC server"));
   }
   std::vector<std::string> addresses;
-  std::vector<int> tcp_ports;
-  for (size_t i = 0; i < endpoints.size(); ++i) {
-    Endpoint ep = endpoints[i];
-    if (!ep.is_unix) {
-      if (*ports[i] == 0) {
-        impl->server->Shutdown();
-        return absl::UnavailableError(
-            absl::StrCat("could not listen on ", ep.ToString()));
-      }
-      ep.port = *ports[i];
-      tcp_ports.push_back(ep.port);
-    }
+  std::vector<int> tcp_port_numbers;
+  for (const Endpoint& ep : endpoints) {
     addresses.push_back(ep.ToString());
+    if (!ep.is_unix) tcp_port_numbers.push_back(ep.port);
   }
-  impl->peers.SetTcpPorts(std::move(tcp_ports));
+  impl->peers.SetTcpPorts(std::move(tcp_port_numbers));
   grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
   for (const auto& [service, name] : services) health->SetServingStatus(name, true);
   health->SetServingStatus(true);
-  if (!impl->listen_fds.empty()) {
+  if (!impl->listen_fds.empty() || !impl->tcp_ports.empty()) {
     if (pipe2(impl->wake_pipe, O_CLOEXEC) != 0) {
       impl->server->Shutdown();
       return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
@@ -415,6 +471,7 @@ void BrokerServer::Shutdown(absl::Duration grace) {
     impl_->acceptor.join();
   }
   for (int fd : impl_->listen_fds) close(fd);
+  for (const Impl::TcpPort& p : impl_->tcp_ports) close(p.fd);
   for (int fd : impl_->wake_pipe) {
     if (fd >= 0) close(fd);
   }

@@ -21,6 +21,13 @@
 
 namespace credbroker {
 
+// Connections one remote address may hold open on the TCP listeners; more
+// are closed as soon as they are accepted. On loopback every local user
+// shares one address: the owner's Unix socket is never counted.
+inline constexpr int kMaxConnectionsPerAddress = 64;
+// How long a TCP caller has to complete its TLS handshake.
+inline constexpr absl::Duration kTcpHandshakeTimeout = absl::Seconds(10);
+
 struct ServerOptions {
   // "unix:/abs/path" or "HOST:PORT" (port 0 picks one).
   std::vector<std::string> listen;

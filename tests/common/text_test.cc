@@ -1,5 +1,6 @@
 #include "broker/common/text.h"
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -44,6 +45,12 @@ TEST(TextTest, InvalidUtf8IsRefused) {
     ASSERT_TRUE(found.has_value()) << EscapeForTerminal(bad);
     EXPECT_TRUE(absl::StrContains(*found, "invalid UTF-8")) << *found;
   }
+}
+
+TEST(TextTest, FindInvalidUtf8GivesTheFirstBadByteOnly) {
+  EXPECT_FALSE(FindInvalidUtf8("plain, \x1b escapes and \xE6\x9D\xB1\xE4\xBA\xAC").has_value());
+  EXPECT_EQ(FindInvalidUtf8("ab\x80" "cd\xff"), std::optional<size_t>(2));
+  EXPECT_EQ(FindInvalidUtf8("\xED\xA0\x80"), std::optional<size_t>(0));  // a surrogate
 }
 
 TEST(TextTest, EscapingLeavesNothingATerminalActsOn) {
