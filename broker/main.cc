@@ -37,6 +37,7 @@
 #include "broker/common/errors.h"
 #include "broker/common/executor.h"
 #include "broker/common/files.h"
+#include "broker/common/locked_memory.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
@@ -69,6 +70,9 @@ ABSL_FLAG(std::string, tls_key, "",
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA certificates: TCP callers must present a client certificate "
           "signed by one of them (mutual TLS).");
+ABSL_FLAG(bool, require_mlock, false,
+          "Refuse to start when the memory that holds secrets cannot be locked "
+          "into RAM (RLIMIT_MEMLOCK too small), instead of warning.");
 ABSL_FLAG(bool, reset_approval_pin, false,
           "Clear the approval PIN (and its lockout) at start, without the "
           "current PIN: for a forgotten PIN. Audited.");
@@ -508,6 +512,11 @@ int Run(int argc, char** argv) {
   HardenProcess();
 
   if (absl::Status s = InitCrypto(); !s.ok()) return Fail(s);
+  // Locked before any secret is read: the key, the passphrase, the tokens.
+  if (absl::Status s = ReserveLockedMemory(64 * 1024); !s.ok()) {
+    if (absl::GetFlag(FLAGS_require_mlock)) return Fail(s);
+    std::cerr << "credbrokerd: WARNING: " << s.message() << "\n";
+  }
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = DefaultDataDir();
   if (absl::Status s = EnsurePrivateDir(data_dir); !s.ok()) return Fail(s);
