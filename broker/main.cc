@@ -44,11 +44,11 @@
 #include "broker/core/keyring.h"
 #include "broker/core/requests.h"
 #include "broker/crypto/crypto.h"
-#include "broker/crypto/tls_cert.h"
 #include "broker/providers/registry.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
 #include "broker/rpc/server.h"
+#include "broker/rpc/tls_setup.h"
 #include "broker/store/sqlite_store.h"
 
 ABSL_FLAG(std::string, data_dir, "",
@@ -67,6 +67,10 @@ ABSL_FLAG(std::string, tls_cert, "",
           "generated at first start and renewed when it has < 30 days left.");
 ABSL_FLAG(std::string, tls_key, "",
           "PEM private key of --tls_cert (a 0600 file).");
+ABSL_FLAG(absl::Duration, tls_refresh_interval, absl::Hours(1),
+          "How often the TLS files are checked while running: the generated "
+          "certificate is renewed when due, and a changed pair is served to new "
+          "connections without a restart.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA certificates: TCP callers must present a client certificate "
           "signed by one of them (mutual TLS).");
@@ -308,53 +312,6 @@ absl::StatusOr<SpillOptions> ConfigureSpill(const std::string& data_dir,
   return spill;
 }
 
-// TLS for the TCP listeners in `options.listen`: the user's pair, or the
-// data directory's self-signed one (created or renewed here); the client CA
-// for mutual TLS. `note` gets the lines to print at start.
-absl::Status ConfigureTls(const std::string& data_dir, ServerOptions& options,
-                          std::string& note) {
-  bool has_tcp = false;
-  for (const std::string& spec : options.listen) {
-    if (!absl::StartsWith(spec, "unix:")) has_tcp = true;
-  }
-  const std::string cert_flag = absl::GetFlag(FLAGS_tls_cert);
-  const std::string key_flag = absl::GetFlag(FLAGS_tls_key);
-  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
-  if (cert_flag.empty() != key_flag.empty()) {
-    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
-  }
-  if (options.insecure_plaintext_tcp && !client_ca.empty()) {
-    return absl::InvalidArgumentError(
-        "--tls_client_ca needs TLS: it cannot be combined with --insecure_plaintext_tcp");
-  }
-  if (!has_tcp || options.insecure_plaintext_tcp) return absl::OkStatus();
-  absl::StatusOr<TlsIdentity> id;
-  std::string cert_path = cert_flag;
-  if (!cert_flag.empty()) {
-    id = LoadTlsIdentity(cert_flag, key_flag);
-  } else {
-    cert_path = data_dir + "/tls.crt";
-    id = LoadOrCreateSelfSigned(cert_path, data_dir + "/tls.key", absl::Now());
-  }
-  if (!id.ok()) return id.status();
-  note = absl::StrCat("  TLS certificate: ", cert_path,
-                      id->generated ? " (generated now)" : "", "\n",
-                      "  TLS SHA-256 fingerprint: ", id->fingerprint, "\n",
-                      "  TLS valid until: ",
-                      absl::FormatTime("%Y-%m-%d", id->not_after, absl::UTCTimeZone()),
-                      "\n");
-  options.tls_cert_pem = std::move(id->cert_pem);
-  options.tls_key_pem = std::move(id->key_pem);
-  if (!client_ca.empty()) {
-    absl::StatusOr<std::string> ca = LoadCertificateBundle(client_ca);
-    if (!ca.ok()) return ca.status();
-    options.tls_client_ca_pem = std::move(*ca);
-    absl::StrAppend(&note, "  TLS client certificates required, from the CAs in ",
-                    client_ca, "\n");
-  }
-  return absl::OkStatus();
-}
-
 // Whether `filename`, a flag's file as Abseil reports it (leading slashes
 // dropped), is this one. Abseil's default help lists only the flags of a
 // file named after the program (credbrokerd.cc), none of the daemon's.
@@ -551,7 +508,12 @@ int Run(int argc, char** argv) {
   options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
   options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
   std::string tls_note;
-  if (absl::Status s = ConfigureTls(data_dir, options, tls_note); !s.ok()) return Fail(s);
+  absl::StatusOr<std::unique_ptr<TlsRenewer>> tls_renewer = ConfigureTls(
+      data_dir,
+      TlsSettings{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                  absl::GetFlag(FLAGS_tls_client_ca), absl::GetFlag(FLAGS_tls_refresh_interval)},
+      options, tls_note);
+  if (!tls_renewer.ok()) return Fail(tls_renewer.status());
 
   bool key_file_mode = false;
   absl::StatusOr<std::unique_ptr<Sealer>> sealer;

@@ -13,9 +13,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_posix.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <thread>
@@ -107,34 +110,34 @@ absl::Status CheckTcpSecurity(const ServerOptions& options, const Endpoint& ep,
           "and credentials would cross the network in clear); drop the flag "
           "to serve TLS"));
     }
-    if (!options.tls_client_ca_pem.empty()) {
+    if (!options.tls_client_ca_file.empty()) {
       return absl::FailedPreconditionError(
           "--tls_client_ca needs TLS: it cannot be combined with "
           "--insecure_plaintext_tcp");
     }
     return absl::OkStatus();
   }
-  if (options.tls_cert_pem.empty() || options.tls_key_pem.empty()) {
+  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "TCP listener ", spec, " needs a TLS certificate and key"));
   }
   return absl::OkStatus();
 }
 
+// TLS from the files, through gRPC's file-watching certificate provider:
+// a renewed or replaced certificate is served without a restart.
 std::shared_ptr<grpc::ServerCredentials> TlsCredentials(const ServerOptions& options) {
-  grpc::SslServerCredentialsOptions ssl(
-      options.tls_client_ca_pem.empty()
-          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  ssl.pem_root_certs = options.tls_client_ca_pem;
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  pair.private_key = std::string(options.tls_key_pem.Reveal());
-  pair.cert_chain = options.tls_cert_pem;
-  ssl.pem_key_cert_pairs.push_back(std::move(pair));
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::SslServerCredentials(ssl);
-  // gRPC keeps its own copy; ours is wiped.
-  for (auto& p : ssl.pem_key_cert_pairs) WipeString(p.private_key);
-  return creds;
+  const auto refresh = static_cast<unsigned int>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(options.tls_refresh_interval)));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      options.tls_key_file, options.tls_cert_file, options.tls_client_ca_file, refresh);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (!options.tls_client_ca_file.empty()) {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
 }
 
 }  // namespace

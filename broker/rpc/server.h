@@ -29,13 +29,16 @@ struct ServerOptions {
   // TCP without TLS, for debugging: loopback hosts only, even with
   // allow_remote.
   bool insecure_plaintext_tcp = false;
-  // The TLS certificate chain and key (PEM) of every TCP listener; required
-  // when there is a TCP listener and insecure_plaintext_tcp is not set.
-  std::string tls_cert_pem;
-  SecretBytes tls_key_pem;
-  // PEM CA certificates: when set, TCP callers must present a client
-  // certificate that chains to one of them (mutual TLS).
-  std::string tls_client_ca_pem;
+  // The PEM files of every TCP listener's TLS certificate chain and key;
+  // required when there is a TCP listener and insecure_plaintext_tcp is not
+  // set. gRPC re-reads them every tls_refresh_interval and serves a changed
+  // pair to new connections (a pair that does not match is not taken).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // A PEM file of CA certificates: when set, TCP callers must present a
+  // client certificate that chains to one of them (mutual TLS).
+  std::string tls_client_ca_file;
+  absl::Duration tls_refresh_interval = absl::Hours(1);
   // Set: the broker is locked (its store's passphrase not given yet). It
   // serves health, reflection and LockService, whose Unlock calls this;
   // every other method is FAILED_PRECONDITION. The core pointers of Start
