@@ -67,6 +67,15 @@ ABSL_FLAG(std::string, tls_cert, "",
           "generated at first start and renewed when it has < 30 days left.");
 ABSL_FLAG(std::string, tls_key, "",
           "PEM private key of --tls_cert (a 0600 file).");
+ABSL_FLAG(std::string, allow_group, "",
+          "Also accept Unix connections from members of this group, each caller "
+          "told apart by its uid: the socket is made 0660 for the group and the "
+          "token files 0640 for it, in --token_dir. For a broker that runs as its "
+          "own user (scripts/install-service.sh); every other peer is refused.");
+ABSL_FLAG(std::string, token_dir, "",
+          "Where approver.token and agent.token are kept (default: the data "
+          "directory). With --allow_group: a directory outside the data "
+          "directory that the group can read.");
 ABSL_FLAG(absl::Duration, tls_refresh_interval, absl::Hours(1),
           "How often the TLS files are checked while running: the generated "
           "certificate is renewed when due, and a changed pair is served to new "
@@ -489,11 +498,25 @@ int Run(int argc, char** argv) {
     std::cerr << "credbrokerd: warning: no disk space reserve: " << s.message() << "\n";
   }
 
-  const std::string approver_token_file = data_dir + "/approver.token";
-  const std::string agent_token_file = data_dir + "/agent.token";
-  absl::StatusOr<std::string> approver_token = LoadOrCreateToken(approver_token_file);
+  std::optional<gid_t> allow_gid;
+  if (!absl::GetFlag(FLAGS_allow_group).empty()) {
+    absl::StatusOr<gid_t> gid = GroupIdByName(absl::GetFlag(FLAGS_allow_group));
+    if (!gid.ok()) return Fail(gid.status());
+    allow_gid = *gid;
+  }
+  const std::string token_dir =
+      absl::GetFlag(FLAGS_token_dir).empty() ? data_dir : absl::GetFlag(FLAGS_token_dir);
+  if (allow_gid.has_value() && token_dir == data_dir) {
+    return Fail(absl::InvalidArgumentError(
+        "--allow_group needs --token_dir: a directory the group can read, outside the "
+        "data directory, which stays the broker's own"));
+  }
+  const std::string approver_token_file = token_dir + "/approver.token";
+  const std::string agent_token_file = token_dir + "/agent.token";
+  absl::StatusOr<std::string> approver_token =
+      LoadOrCreateToken(approver_token_file, allow_gid);
   if (!approver_token.ok()) return Fail(approver_token.status());
-  absl::StatusOr<std::string> agent_token = LoadOrCreateToken(agent_token_file);
+  absl::StatusOr<std::string> agent_token = LoadOrCreateToken(agent_token_file, allow_gid);
   if (!agent_token.ok()) return Fail(agent_token.status());
   Authenticator auth(std::move(*agent_token), std::move(*approver_token));
   // Before the executor: destroyed after it, since its tasks may use it.
@@ -506,6 +529,7 @@ int Run(int argc, char** argv) {
   if (listen.empty()) listen = absl::StrCat("unix:", data_dir, "/broker.sock");
   options.listen = absl::StrSplit(listen, ',', absl::SkipWhitespace());
   options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
+  options.allow_gid = allow_gid;
   options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
   std::string tls_note;
   absl::StatusOr<std::unique_ptr<TlsRenewer>> tls_renewer = ConfigureTls(

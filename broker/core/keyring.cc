@@ -1,6 +1,10 @@
 #include "broker/core/keyring.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -133,11 +137,34 @@ absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
+namespace {
+
+// Makes an existing token file `path` 0640 and owned by `group`. The file is
+// this user's (it wrote it), so only the group changes hands.
+absl::Status ShareWithGroup(const std::string& path, gid_t group) {
+  if (chown(path.c_str(), static_cast<uid_t>(-1), group) != 0 || chmod(path.c_str(), 0640) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "cannot give the token file %s to group %d: %s; make its directory setgid for "
+        "that group (chmod g+s) or the broker's user a member of it",
+        path, group, std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path,
+                                              std::optional<gid_t> group) {
   absl::StatusOr<std::string> existing = ReadFile(path);
   if (existing.ok()) {
     struct stat st;
-    if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    if (stat(path.c_str(), &st) != 0) {
+      return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(errno)));
+    }
+    // The owner's group may read it when that group is the clients' group;
+    // nobody else may.
+    const mode_t shared_ok = group.has_value() && st.st_gid == *group ? 040 : 0;
+    if ((st.st_mode & 077 & ~shared_ok) != 0) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "the token file %s can be read by other users (mode %04o): anyone who read it "
           "can call the broker. Delete it to get a new token at this start (then give "
@@ -152,6 +179,7 @@ absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
           " is too short to be a credbroker token; delete it and restart the "
           "broker to create a new one"));
     }
+    if (group.has_value()) CB_RETURN_IF_ERROR(ShareWithGroup(path, *group));
     return token;
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -159,8 +187,9 @@ absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path) {
   // No trailing newline: clients that send the file's bytes as a header
   // value (grpc-js, grpcio) refuse one.
   absl::Status written = WritePrivateFile(path, token, true);
-  if (absl::IsAlreadyExists(written)) return LoadOrCreateToken(path);
+  if (absl::IsAlreadyExists(written)) return LoadOrCreateToken(path, group);
   CB_RETURN_IF_ERROR(written);
+  if (group.has_value()) CB_RETURN_IF_ERROR(ShareWithGroup(path, *group));
   return token;
 }
 

@@ -4,6 +4,8 @@
 #ifndef CREDBROKER_BROKER_CORE_KEYRING_H_
 #define CREDBROKER_BROKER_CORE_KEYRING_H_
 
+#include <sys/types.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,7 +43,11 @@ absl::StatusOr<std::string> StoredKeySource(Store& store);
 absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase);
 
 // Reads the bearer token in `path`, creating a fresh one (0600) when absent.
-absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path);
+// With `group`, the file is made 0640 and owned by that group (the clients
+// of a broker that runs as its own user); a file others can read, or that
+// another group can, is refused either way (FAILED_PRECONDITION).
+absl::StatusOr<std::string> LoadOrCreateToken(const std::string& path,
+                                              std::optional<gid_t> group = std::nullopt);
 
 }  // namespace credbroker
 

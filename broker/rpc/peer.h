@@ -35,11 +35,15 @@ struct ProcessIdentity {
 // Reads SO_PEERCRED of a connected Unix socket and the process's /proc
 // entries. INTERNAL when the kernel does not say.
 absl::StatusOr<ProcessIdentity> PeerIdentityOfSocket(int fd);
+// Whether the process connected on Unix socket `fd` had `gid` as its group
+// or one of its supplementary groups when it connected (SO_PEERGROUPS), as
+// the kernel recorded it. INTERNAL when the kernel does not say.
+absl::StatusOr<bool> PeerHasGroup(int fd, gid_t gid);
 // The identity of a live process. NOT_FOUND when it is gone.
 absl::StatusOr<ProcessIdentity> ProcessIdentityOf(pid_t pid);
 // The parent of a live process (0 when unknown).
 pid_t ParentOf(pid_t pid);
-// "node, pid 4242, /usr/bin/node".
+// "node, pid 4242, uid 1000, /usr/bin/node".
 std::string Describe(const ProcessIdentity& id);
 
 class PeerRegistry {

@@ -187,8 +187,9 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote
   return ep;
 }
 
-// Creates the listening Unix socket (mode 0600) at `path`.
-absl::StatusOr<int> ListenUnix(const std::string& path) {
+// Creates the listening Unix socket at `path`: mode 0600, or 0660 and
+// owned by `group` when set.
+absl::StatusOr<int> ListenUnix(const std::string& path, std::optional<gid_t> group) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     return absl::InternalError(absl::StrCat("socket(): ", std::strerror(errno)));
@@ -206,6 +207,15 @@ absl::StatusOr<int> ListenUnix(const std::string& path) {
         absl::StrCat("cannot listen on ", path, ": ", std::strerror(err)));
   }
   chmod(path.c_str(), 0600);
+  if (group.has_value() &&
+      (chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0 || chmod(path.c_str(), 0660) != 0)) {
+    err = errno;
+    close(fd);
+    unlink(path.c_str());
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot give the socket ", path, " to group ", *group, ": ", std::strerror(err),
+        "; make its directory setgid for that group (chmod g+s) or the broker's user a member"));
+  }
   if (listen(fd, 128) != 0) {
     err = errno;
     close(fd);
@@ -238,11 +248,13 @@ struct BrokerServer::Impl {
           int conn = accept4(fds[i].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (conn < 0) break;
           absl::StatusOr<ProcessIdentity> id = PeerIdentityOfSocket(conn);
-          if (!id.ok() || id->uid != self) {
+          if (!id.ok() || !MayConnect(conn, *id, self)) {
             std::cerr << "credbrokerd: refused a connection from "
                       << (id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
                                   : std::string(id.status().message()))
-                      << ": only uid " << self << " may connect\n";
+                      << ": only uid " << self
+                      << (allow_gid ? absl::StrCat(" and members of group ", *allow_gid) : "")
+                      << " may connect\n";
             close(conn);
             continue;
           }
@@ -253,7 +265,16 @@ struct BrokerServer::Impl {
     }
   }
 
+  // The broker's own uid, or a member of the allowed group.
+  bool MayConnect(int conn, const ProcessIdentity& id, uid_t self) const {
+    if (id.uid == self) return true;
+    if (!allow_gid.has_value()) return false;
+    absl::StatusOr<bool> member = PeerHasGroup(conn, *allow_gid);
+    return member.ok() && *member;
+  }
+
   PeerRegistry peers;
+  std::optional<gid_t> allow_gid;
   std::vector<int> listen_fds;
   int wake_pipe[2] = {-1, -1};
   std::atomic<bool> stopping{false};
@@ -284,6 +305,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   auto impl = std::make_unique<Impl>();
+  impl->allow_gid = options.allow_gid;
   env.peers = &impl->peers;
   const bool locked = static_cast<bool>(options.unlock);
   if (!locked) {
@@ -307,7 +329,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     CB_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(spec, options.allow_remote));
     if (ep.is_unix) {
       CB_RETURN_IF_ERROR(PrepareUnixPath(ep.path));
-      absl::StatusOr<int> fd = ListenUnix(ep.path);
+      absl::StatusOr<int> fd = ListenUnix(ep.path, options.allow_gid);
       if (!fd.ok()) {
         for (int f : impl->listen_fds) close(f);
         for (const std::string& p : impl->unix_paths) unlink(p.c_str());

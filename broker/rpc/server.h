@@ -5,8 +5,11 @@
 #ifndef CREDBROKER_BROKER_RPC_SERVER_H_
 #define CREDBROKER_BROKER_RPC_SERVER_H_
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,12 @@ struct ServerOptions {
   // client certificate that chains to one of them (mutual TLS).
   std::string tls_client_ca_file;
   absl::Duration tls_refresh_interval = absl::Hours(1);
+  // Set: Unix connections from processes in this group (its gid, or one of
+  // their supplementary groups, when they connected) are accepted as well as
+  // the broker's own uid, and the sockets are made 0660 for this group. Every
+  // other peer is refused. Callers are told apart by their kernel identity
+  // (pid, uid), never by the group.
+  std::optional<gid_t> allow_gid;
   // Set: the broker is locked (its store's passphrase not given yet). It
   // serves health, reflection and LockService, whose Unlock calls this;
   // every other method is FAILED_PRECONDITION. The core pointers of Start
