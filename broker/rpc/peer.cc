@@ -12,6 +12,7 @@
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/auth_context.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -50,6 +51,8 @@ absl::StatusOr<ProcessIdentity> ProcessIdentityOf(pid_t pid) {
   char buf[PATH_MAX];
   ssize_t n = readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), buf, sizeof buf - 1);
   if (n > 0) id.exe.assign(buf, n);
+  absl::StatusOr<std::string> comm = ReadFile(absl::StrCat("/proc/", pid, "/comm"));
+  if (comm.ok()) id.comm = std::string(absl::StripTrailingAsciiWhitespace(*comm));
   return id;
 }
 
@@ -98,6 +101,7 @@ absl::StatusOr<bool> PeerHasGroup(int fd, gid_t gid) {
 
 std::string Describe(const ProcessIdentity& id) {
   std::string name = id.exe.substr(id.exe.find_last_of('/') + 1);
+  if (name.empty()) name = id.comm;
   if (name.empty()) name = "unknown";
   return absl::StrCat(name, ", pid ", id.pid, ", uid ", id.uid, ", ",
                       id.exe.empty() ? "?" : id.exe);

@@ -30,6 +30,9 @@ struct ProcessIdentity {
   gid_t gid = 0;
   uint64_t start_time = 0;  // Clock ticks since boot (/proc/PID/stat field 22).
   std::string exe;          // readlink(/proc/PID/exe); never the command line.
+  // /proc/PID/comm: the name, readable when exe is not (a process of
+  // another user, for a broker running as its own user).
+  std::string comm;
 };
 
 // Reads SO_PEERCRED of a connected Unix socket and the process's /proc

@@ -142,7 +142,8 @@ grep -qF "$key_id" "$work/request.out" || fail "the grant does not carry the app
 # The audit log tells the developer's processes apart by uid.
 dev_uid="$(id -u "$dev")"
 as_dev "$credctl" "${approver[@]}" audit --json >"$work/audit.out" 2>&1 || fail "credctl audit"
-grep -q "uid $dev_uid" "$work/audit.out" || fail "the audit log does not name uid $dev_uid"
+grep -q "credctl, pid [0-9]*, uid $dev_uid" "$work/audit.out" ||
+  fail "the audit log does not name credctl of uid $dev_uid"
 
 # --- what the developer (and so an agent running as them) cannot read.
 for f in "$work/state/credbroker.db" "$work/state/master.key" "$work/state/tls.key"; do
