@@ -37,17 +37,18 @@
 #include "broker/common/errors.h"
 #include "broker/common/executor.h"
 #include "broker/common/files.h"
+#include "broker/common/locked_memory.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/keyring.h"
 #include "broker/core/requests.h"
 #include "broker/crypto/crypto.h"
-#include "broker/crypto/tls_cert.h"
 #include "broker/providers/registry.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
 #include "broker/rpc/server.h"
+#include "broker/rpc/tls_setup.h"
 #include "broker/store/sqlite_store.h"
 
 ABSL_FLAG(std::string, data_dir, "",
@@ -66,9 +67,25 @@ ABSL_FLAG(std::string, tls_cert, "",
           "generated at first start and renewed when it has < 30 days left.");
 ABSL_FLAG(std::string, tls_key, "",
           "PEM private key of --tls_cert (a 0600 file).");
+ABSL_FLAG(std::string, allow_group, "",
+          "Also accept Unix connections from members of this group, each caller "
+          "told apart by its uid: the socket is made 0660 for the group and the "
+          "token files 0640 for it, in --token_dir. For a broker that runs as its "
+          "own user (scripts/install-service.sh); every other peer is refused.");
+ABSL_FLAG(std::string, token_dir, "",
+          "Where approver.token and agent.token are kept (default: the data "
+          "directory). With --allow_group: a directory outside the data "
+          "directory that the group can read.");
+ABSL_FLAG(absl::Duration, tls_refresh_interval, absl::Hours(1),
+          "How often the TLS files are checked while running: the generated "
+          "certificate is renewed when due, and a changed pair is served to new "
+          "connections without a restart.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA certificates: TCP callers must present a client certificate "
           "signed by one of them (mutual TLS).");
+ABSL_FLAG(bool, require_mlock, false,
+          "Refuse to start when the memory that holds secrets cannot be locked "
+          "into RAM (RLIMIT_MEMLOCK too small), instead of warning.");
 ABSL_FLAG(bool, reset_approval_pin, false,
           "Clear the approval PIN (and its lockout) at start, without the "
           "current PIN: for a forgotten PIN. Audited.");
@@ -304,53 +321,6 @@ absl::StatusOr<SpillOptions> ConfigureSpill(const std::string& data_dir,
   return spill;
 }
 
-// TLS for the TCP listeners in `options.listen`: the user's pair, or the
-// data directory's self-signed one (created or renewed here); the client CA
-// for mutual TLS. `note` gets the lines to print at start.
-absl::Status ConfigureTls(const std::string& data_dir, ServerOptions& options,
-                          std::string& note) {
-  bool has_tcp = false;
-  for (const std::string& spec : options.listen) {
-    if (!absl::StartsWith(spec, "unix:")) has_tcp = true;
-  }
-  const std::string cert_flag = absl::GetFlag(FLAGS_tls_cert);
-  const std::string key_flag = absl::GetFlag(FLAGS_tls_key);
-  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
-  if (cert_flag.empty() != key_flag.empty()) {
-    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
-  }
-  if (options.insecure_plaintext_tcp && !client_ca.empty()) {
-    return absl::InvalidArgumentError(
-        "--tls_client_ca needs TLS: it cannot be combined with --insecure_plaintext_tcp");
-  }
-  if (!has_tcp || options.insecure_plaintext_tcp) return absl::OkStatus();
-  absl::StatusOr<TlsIdentity> id;
-  std::string cert_path = cert_flag;
-  if (!cert_flag.empty()) {
-    id = LoadTlsIdentity(cert_flag, key_flag);
-  } else {
-    cert_path = data_dir + "/tls.crt";
-    id = LoadOrCreateSelfSigned(cert_path, data_dir + "/tls.key", absl::Now());
-  }
-  if (!id.ok()) return id.status();
-  note = absl::StrCat("  TLS certificate: ", cert_path,
-                      id->generated ? " (generated now)" : "", "\n",
-                      "  TLS SHA-256 fingerprint: ", id->fingerprint, "\n",
-                      "  TLS valid until: ",
-                      absl::FormatTime("%Y-%m-%d", id->not_after, absl::UTCTimeZone()),
-                      "\n");
-  options.tls_cert_pem = std::move(id->cert_pem);
-  options.tls_key_pem = std::move(id->key_pem);
-  if (!client_ca.empty()) {
-    absl::StatusOr<std::string> ca = LoadCertificateBundle(client_ca);
-    if (!ca.ok()) return ca.status();
-    options.tls_client_ca_pem = std::move(*ca);
-    absl::StrAppend(&note, "  TLS client certificates required, from the CAs in ",
-                    client_ca, "\n");
-  }
-  return absl::OkStatus();
-}
-
 // Whether `filename`, a flag's file as Abseil reports it (leading slashes
 // dropped), is this one. Abseil's default help lists only the flags of a
 // file named after the program (credbrokerd.cc), none of the daemon's.
@@ -508,6 +478,11 @@ int Run(int argc, char** argv) {
   HardenProcess();
 
   if (absl::Status s = InitCrypto(); !s.ok()) return Fail(s);
+  // Locked before any secret is read: the key, the passphrase, the tokens.
+  if (absl::Status s = ReserveLockedMemory(64 * 1024); !s.ok()) {
+    if (absl::GetFlag(FLAGS_require_mlock)) return Fail(s);
+    std::cerr << "credbrokerd: WARNING: " << s.message() << "\n";
+  }
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = DefaultDataDir();
   if (absl::Status s = EnsurePrivateDir(data_dir); !s.ok()) return Fail(s);
@@ -523,11 +498,25 @@ int Run(int argc, char** argv) {
     std::cerr << "credbrokerd: warning: no disk space reserve: " << s.message() << "\n";
   }
 
-  const std::string approver_token_file = data_dir + "/approver.token";
-  const std::string agent_token_file = data_dir + "/agent.token";
-  absl::StatusOr<SecretBytes> approver_token = LoadOrCreateToken(approver_token_file);
+  std::optional<gid_t> allow_gid;
+  if (!absl::GetFlag(FLAGS_allow_group).empty()) {
+    absl::StatusOr<gid_t> gid = GroupIdByName(absl::GetFlag(FLAGS_allow_group));
+    if (!gid.ok()) return Fail(gid.status());
+    allow_gid = *gid;
+  }
+  const std::string token_dir =
+      absl::GetFlag(FLAGS_token_dir).empty() ? data_dir : absl::GetFlag(FLAGS_token_dir);
+  if (allow_gid.has_value() && token_dir == data_dir) {
+    return Fail(absl::InvalidArgumentError(
+        "--allow_group needs --token_dir: a directory the group can read, outside the "
+        "data directory, which stays the broker's own"));
+  }
+  const std::string approver_token_file = token_dir + "/approver.token";
+  const std::string agent_token_file = token_dir + "/agent.token";
+  absl::StatusOr<SecretBytes> approver_token =
+      LoadOrCreateToken(approver_token_file, allow_gid);
   if (!approver_token.ok()) return Fail(approver_token.status());
-  absl::StatusOr<SecretBytes> agent_token = LoadOrCreateToken(agent_token_file);
+  absl::StatusOr<SecretBytes> agent_token = LoadOrCreateToken(agent_token_file, allow_gid);
   if (!agent_token.ok()) return Fail(agent_token.status());
   Authenticator auth(std::move(*agent_token), std::move(*approver_token));
   // Before the executor: destroyed after it, since its tasks may use it.
@@ -540,9 +529,15 @@ int Run(int argc, char** argv) {
   if (listen.empty()) listen = absl::StrCat("unix:", data_dir, "/broker.sock");
   options.listen = absl::StrSplit(listen, ',', absl::SkipWhitespace());
   options.allow_remote = absl::GetFlag(FLAGS_allow_remote);
+  options.allow_gid = allow_gid;
   options.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
   std::string tls_note;
-  if (absl::Status s = ConfigureTls(data_dir, options, tls_note); !s.ok()) return Fail(s);
+  absl::StatusOr<std::unique_ptr<TlsRenewer>> tls_renewer = ConfigureTls(
+      data_dir,
+      TlsSettings{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                  absl::GetFlag(FLAGS_tls_client_ca), absl::GetFlag(FLAGS_tls_refresh_interval)},
+      options, tls_note);
+  if (!tls_renewer.ok()) return Fail(tls_renewer.status());
 
   bool key_file_mode = false;
   absl::StatusOr<std::unique_ptr<Sealer>> sealer;

@@ -250,9 +250,12 @@ def bazel_targets(bazel):
         key = label[2:]
         srcs = [l.get("value") for l in _list(rule, "srcs")]
         if rule.get("class") == "sh_test":
-            # A Python e2e test: the script is data, srcs the shared runner.
-            srcs = [l.get("value") for l in _list(rule, "data")
-                    if l.get("value").endswith(".py")]
+            # The scripts it runs: a shell test's own (srcs) and those it
+            # calls (data); for a Python e2e test the .py in data, srcs
+            # being the shared runner in //bazel.
+            srcs = [l.get("value") for l in _list(rule, "srcs") + _list(rule, "data")
+                    if l.get("value").endswith((".py", ".sh"))
+                    and not l.get("value").startswith("//bazel:")]
         sources = {proto_of.get(s, _label_path(s)) for s in srcs}
         targets[key] = (kind, sources)
         tags = [t.get("value") for t in _list(rule, "tags", "string")]

@@ -8,6 +8,7 @@ credbroker_packages=(
   libabsl-dev libsodium-dev libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf
+  openssl util-linux passwd
 )
 
 # The Bazel build (scripts/bazel.sh, docs/BAZEL.md): Bazel 4 and the

@@ -49,6 +49,8 @@ tsan_tests=(executor_test store_test credentials_test requests_test server_test
   credctl_flow_integration_test provider_depth_integration_test
   approval_factor_integration_test peer_identity_integration_test refusal_audit_test
   session_wire_integration_test connection_flood_integration_test)
+# Shell tests that drive the TSan daemon too (labels, not build targets).
+tsan_script_tests=(service_user_integration_test mlock_integration_test)
 
 for s in ${sanitizers//,/ }; do
   case "$s" in
@@ -63,7 +65,7 @@ for s in ${sanitizers//,/ }; do
       # Only what the selected tests need: the daemon, credctl, the agent.
       cmake --build --preset tsan -j "$jobs" --target "${tsan_tests[@]}" \
         credbrokerd credctl flow_agent
-      regex="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
+      regex="^($(IFS='|'; echo "${tsan_tests[*]}|${tsan_script_tests[*]}"))\$"
       if ! ctest --preset tsan -j "$jobs" --timeout 900 -L "$regex"; then
         # A test whose only report is gRPC's known call-requester delete
         # (scripts/tsan_known_reports.py says which) runs once more and must

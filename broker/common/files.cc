@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
@@ -99,6 +101,19 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   }
   close(fd);
   return out;
+}
+
+absl::StatusOr<gid_t> GroupIdByName(const std::string& name) {
+  group entry{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  int err = getgrnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
+  if (err != 0 || found == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "there is no group named \"", name, "\"", err != 0 ? absl::StrCat(" (", std::strerror(err), ")") : "",
+        ": create it (groupadd, or scripts/install-service.sh) or name another"));
+  }
+  return found->gr_gid;
 }
 
 absl::Status WritePrivateFile(const std::string& path,

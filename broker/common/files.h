@@ -3,6 +3,8 @@
 #ifndef CREDBROKER_BROKER_COMMON_FILES_H_
 #define CREDBROKER_BROKER_COMMON_FILES_H_
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "absl/status/status.h"
@@ -26,6 +28,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // and rename. ALREADY_EXISTS when `exclusive` and the file exists.
 absl::Status WritePrivateFile(const std::string& path,
                               absl::string_view contents, bool exclusive);
+
+// The id of the group named `name` (getgrnam). NOT_FOUND naming it when
+// there is no such group.
+absl::StatusOr<gid_t> GroupIdByName(const std::string& name);
 
 // An exclusive advisory lock on `path` (flock), held while the object lives.
 class LockFile {

@@ -8,12 +8,18 @@
 // reused; larger ones get a mapping of their own. Regions are kept for the
 // life of the process, so the locked total is the peak of what was live.
 //
+// Pages are locked one page-sized piece at a time as blocks are first carved
+// from them (or ahead, by ReserveLockedMemory), so a small RLIMIT_MEMLOCK
+// still covers the pages in use rather than failing for a whole region.
 // Locking is best effort: when RLIMIT_MEMLOCK is reached the memory is still
-// handed out, only not locked (LockedMemoryStats says how much is).
+// handed out, only not locked (LockedMemoryStats says how much); a daemon
+// checks at start with ReserveLockedMemory.
 #ifndef CREDBROKER_BROKER_COMMON_LOCKED_MEMORY_H_
 #define CREDBROKER_BROKER_COMMON_LOCKED_MEMORY_H_
 
 #include <cstddef>
+
+#include "absl/status/status.h"
 
 namespace credbroker {
 
@@ -25,11 +31,19 @@ void* LockedAlloc(size_t size);
 void LockedFree(void* p, size_t size);
 
 struct LockedMemoryStats {
-  size_t mapped_bytes = 0;  // Regions and large blocks mapped so far.
-  size_t locked_bytes = 0;  // Of those, locked into RAM.
-  size_t live_blocks = 0;   // Handed out and not yet freed.
+  size_t mapped_bytes = 0;    // Regions and large blocks mapped so far.
+  size_t locked_bytes = 0;    // Of those, locked into RAM.
+  size_t unlocked_bytes = 0;  // Pages in use (or reserved) that could not be locked.
+  size_t live_blocks = 0;     // Handed out and not yet freed.
 };
 LockedMemoryStats GetLockedMemoryStats();
+
+// Locks `bytes` (rounded up to pages, at most 256 KiB) of the pool now,
+// ahead of use, for the secrets a daemon is about to hold. OK when those
+// pages and every page used so far are locked; FAILED_PRECONDITION otherwise,
+// naming RLIMIT_MEMLOCK, how much could be locked and how to raise the
+// limit. The memory stays in the pool either way.
+absl::Status ReserveLockedMemory(size_t bytes);
 
 }  // namespace credbroker
 

@@ -167,13 +167,31 @@ absl::StatusOr<SecretBytes> ReadTokenFrom(int fd, const std::string& path) {
   return SecretBytes(absl::StripAsciiWhitespace(buf.Reveal().substr(0, used)));
 }
 
+// Makes an existing token file `path` 0640 and owned by `group`. The file is
+// this user's (it wrote it), so only the group changes hands.
+absl::Status ShareWithGroup(const std::string& path, gid_t group) {
+  if (chown(path.c_str(), static_cast<uid_t>(-1), group) != 0 || chmod(path.c_str(), 0640) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "cannot give the token file %s to group %d: %s; make its directory setgid for "
+        "that group (chmod g+s) or the broker's user a member of it",
+        path, group, std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path) {
+absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path,
+                                              std::optional<gid_t> group) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     struct stat st;
-    if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
+    // The owner's group may read it when that group is the clients' group;
+    // nobody else may.
+    const mode_t shared_ok = fstat(fd, &st) == 0 && group.has_value() && st.st_gid == *group
+                                 ? 040
+                                 : 0;
+    if ((st.st_mode & 077 & ~shared_ok) != 0) {
       close(fd);
       return absl::FailedPreconditionError(absl::StrFormat(
           "the token file %s can be read by other users (mode %04o): anyone who read it "
@@ -191,6 +209,7 @@ absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path) {
           " is too short to be a credbroker token; delete it and restart the "
           "broker to create a new one"));
     }
+    if (group.has_value()) CB_RETURN_IF_ERROR(ShareWithGroup(path, *group));
     return token;
   }
   if (errno != ENOENT) {
@@ -202,8 +221,9 @@ absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path) {
   // No trailing newline: clients that send the file's bytes as a header
   // value (grpc-js, grpcio) refuse one.
   absl::Status written = WritePrivateFile(path, token.Reveal(), true);
-  if (absl::IsAlreadyExists(written)) return LoadOrCreateToken(path);
+  if (absl::IsAlreadyExists(written)) return LoadOrCreateToken(path, group);
   CB_RETURN_IF_ERROR(written);
+  if (group.has_value()) CB_RETURN_IF_ERROR(ShareWithGroup(path, *group));
   return token;
 }
 

@@ -4,6 +4,8 @@
 #ifndef CREDBROKER_BROKER_CORE_KEYRING_H_
 #define CREDBROKER_BROKER_CORE_KEYRING_H_
 
+#include <sys/types.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,9 +43,12 @@ absl::StatusOr<std::string> StoredKeySource(Store& store);
 absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase);
 
 // Reads the bearer token in `path` into a secret (never a std::string),
-// creating a fresh one (0600) when absent. FAILED_PRECONDITION for a file
-// others can read, or one too short or too long to be a token.
-absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path);
+// creating a fresh one (0600) when absent. With `group`, the file is made
+// 0640 and owned by that group (the clients of a broker that runs as its
+// own user). FAILED_PRECONDITION for a file others (or another group) can
+// read, or one too short or too long to be a token.
+absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path,
+                                              std::optional<gid_t> group = std::nullopt);
 
 }  // namespace credbroker
 

@@ -154,10 +154,9 @@ absl::StatusOr<TlsIdentity> IdentityOf(std::string cert_pem,
   return id;
 }
 
-}  // namespace
-
-absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
-                                               absl::Time now) {
+// A self-signed certificate for `key`, and the key, as an identity.
+absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key, const SelfSignedOptions& options,
+                                     absl::Time now) {
   std::vector<std::string> san;
   for (const std::string& d : options.dns_names)
     san.push_back(absl::StrCat("DNS:", d));
@@ -172,8 +171,6 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
     san.push_back(absl::StrCat("IP:", ip));
   }
 
-  PkeyPtr key(EVP_EC_gen("P-256"));
-  if (key == nullptr) return OpensslError("generating the EC P-256 key");
   X509Ptr cert(X509_new());
   if (cert == nullptr) return OpensslError("X509_new");
   X509_set_version(cert.get(), 2);  // v3.
@@ -201,7 +198,7 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
       reinterpret_cast<const unsigned char*>(options.common_name.c_str()), -1,
       -1, 0);
   X509_set_issuer_name(cert.get(), name);
-  if (X509_set_pubkey(cert.get(), key.get()) != 1)
+  if (X509_set_pubkey(cert.get(), key) != 1)
     return OpensslError("X509_set_pubkey");
   CB_RETURN_IF_ERROR(
       AddExtension(cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
@@ -216,7 +213,7 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
     CB_RETURN_IF_ERROR(AddExtension(cert.get(), NID_subject_alt_name,
                                     absl::StrJoin(san, ",")));
   }
-  if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
+  if (X509_sign(cert.get(), key, EVP_sha256()) == 0) {
     return OpensslError("signing the certificate");
   }
 
@@ -224,7 +221,7 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
   BioPtr key_bio(BIO_new(BIO_s_mem()));
   if (cert_bio == nullptr || key_bio == nullptr ||
       PEM_write_bio_X509(cert_bio.get(), cert.get()) != 1 ||
-      PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0,
+      PEM_write_bio_PrivateKey(key_bio.get(), key, nullptr, nullptr, 0,
                                nullptr, nullptr) != 1) {
     return OpensslError("encoding the certificate and key");
   }
@@ -240,6 +237,15 @@ absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
   id.not_after = NotAfter(cert.get());
   id.generated = true;
   return id;
+}
+
+}  // namespace
+
+absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
+                                               absl::Time now) {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (key == nullptr) return OpensslError("generating the EC P-256 key");
+  return SelfSign(key.get(), options, now);
 }
 
 absl::StatusOr<TlsIdentity> LoadTlsIdentity(const std::string& cert_path,
@@ -264,17 +270,36 @@ absl::StatusOr<TlsIdentity> LoadOrCreateSelfSigned(
     const std::string& cert_path, const std::string& key_path, absl::Time now,
     absl::Duration renew_before) {
   struct stat st;
-  bool have_both =
-      stat(cert_path.c_str(), &st) == 0 && stat(key_path.c_str(), &st) == 0;
-  if (have_both) {
-    CB_ASSIGN_OR_RETURN(TlsIdentity id, LoadTlsIdentity(cert_path, key_path));
-    if (id.not_after - renew_before > now) return id;
+  const bool have_cert = stat(cert_path.c_str(), &st) == 0;
+  const bool have_key = stat(key_path.c_str(), &st) == 0;
+  std::string replaced;
+  if (have_key) {
+    // A key others could read is the person's to deal with, not replaced.
+    CB_RETURN_IF_ERROR(CheckKeyFileMode(key_path));
   }
-  CB_ASSIGN_OR_RETURN(TlsIdentity id,
-                      GenerateSelfSigned(SelfSignedOptions(), now));
-  // The key first: a certificate on disk always has its key beside it.
+  if (have_cert && have_key) {
+    absl::StatusOr<TlsIdentity> id = LoadTlsIdentity(cert_path, key_path);
+    if (id.ok() && id->not_after - renew_before > now) return id;
+    if (id.ok()) {
+      // Due: a new certificate for the same key. Only the certificate file
+      // changes, in one rename, so a server that re-reads the pair never
+      // sees a key and a certificate that do not belong together.
+      CB_ASSIGN_OR_RETURN(PkeyPtr key, ParseKey(id->key_pem));
+      CB_ASSIGN_OR_RETURN(TlsIdentity renewed, SelfSign(key.get(), SelfSignedOptions(), now));
+      CB_RETURN_IF_ERROR(WritePrivateFile(cert_path, renewed.cert_pem, false));
+      renewed.renewed = true;
+      return renewed;
+    }
+    replaced = std::string(id.status().message());
+  } else if (have_cert != have_key) {
+    replaced = absl::StrCat(have_cert ? key_path : cert_path, " is missing");
+  }
+  CB_ASSIGN_OR_RETURN(TlsIdentity id, GenerateSelfSigned(SelfSignedOptions(), now));
+  // The key first: a certificate on disk always has its key beside it (an
+  // interruption between the two leaves a pair that is replaced as above).
   CB_RETURN_IF_ERROR(WritePrivateFile(key_path, id.key_pem.Reveal(), false));
   CB_RETURN_IF_ERROR(WritePrivateFile(cert_path, id.cert_pem, false));
+  id.replaced = std::move(replaced);
   return id;
 }
 

@@ -2,8 +2,8 @@
 // its EC P-256 key, generated with OpenSSL's libcrypto at first start and
 // kept in the data directory (tls.key 0600, tls.crt), or a pair the user
 // names. The generated certificate is valid for one year for DNS:localhost,
-// IP:127.0.0.1 and IP:::1, and is renewed (a new key and certificate) at
-// start when less than 30 days remain; local clients trust it by reading
+// IP:127.0.0.1 and IP:::1, and is renewed (a new certificate for the same
+// key) when less than 30 days remain; local clients trust it by reading
 // tls.crt from the data directory, so a renewal needs no action from them.
 // Thread-safe: no shared state.
 #ifndef CREDBROKER_BROKER_CRYPTO_TLS_CERT_H_
@@ -28,6 +28,11 @@ struct TlsIdentity {
   std::string fingerprint;
   absl::Time not_after;
   bool generated = false;  // Created or renewed by this call.
+  bool renewed = false;    // A new certificate for the key already on disk.
+  // Why the pair on disk was replaced by a new one (it did not parse, the
+  // key did not belong to the certificate, one file was missing); empty when
+  // it was not. Names files, never key material.
+  std::string replaced;
 };
 
 struct SelfSignedOptions {
@@ -46,11 +51,14 @@ struct SelfSignedOptions {
 absl::StatusOr<TlsIdentity> GenerateSelfSigned(const SelfSignedOptions& options,
                                                absl::Time now);
 
-// Reads the pair at cert_path/key_path, creating both (SelfSignedOptions()
-// defaults; key 0600 first, then the certificate, 0600 too) when either is
-// missing, and renewing both when the certificate expires within
-// `renew_before` of `now`. FAILED_PRECONDITION when the key file is
-// readable by others, or the files do not parse or do not match.
+// Reads the pair at cert_path/key_path. Creates a new pair
+// (SelfSignedOptions() defaults) when either file is missing, does not
+// parse, or the key does not belong to the certificate (saying why in
+// `replaced`); each file is written atomically (temporary file, fsync,
+// rename; 0600), the key first. When the certificate expires within
+// `renew_before` of `now`, writes a new certificate for the same key
+// (`renewed`), so that only one file changes. FAILED_PRECONDITION when the
+// key file is readable by others.
 absl::StatusOr<TlsIdentity> LoadOrCreateSelfSigned(
     const std::string& cert_path, const std::string& key_path, absl::Time now,
     absl::Duration renew_before = absl::Hours(24 * 30));

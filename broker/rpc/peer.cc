@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -15,6 +16,7 @@
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/auth_context.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -163,6 +165,8 @@ absl::StatusOr<ProcessIdentity> ProcessHandle::Read() const {
   char buf[PATH_MAX];
   ssize_t n = readlinkat(dirfd_, "exe", buf, sizeof buf - 1);
   if (n > 0) id.exe.assign(buf, n);
+  absl::StatusOr<std::string> comm = ReadFile(absl::StrCat("/proc/", pid, "/comm"));
+  if (comm.ok()) id.comm = std::string(absl::StripTrailingAsciiWhitespace(*comm));
   return id;
 }
 
@@ -230,10 +234,33 @@ absl::StatusOr<ProcessIdentity> PeerIdentityOfSocket(int fd) {
   return out;
 }
 
+absl::StatusOr<bool> PeerHasGroup(int fd, gid_t gid) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return absl::InternalError(absl::StrCat("SO_PEERCRED failed: ", std::strerror(errno)));
+  }
+  if (cred.gid == gid) return true;
+  std::vector<gid_t> groups(64);
+  while (true) {
+    len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) break;
+    // ERANGE: `len` now says how much room the list needs.
+    if (errno != ERANGE || len <= groups.size() * sizeof(gid_t)) {
+      return absl::InternalError(absl::StrCat("SO_PEERGROUPS failed: ", std::strerror(errno)));
+    }
+    groups.resize(len / sizeof(gid_t));
+  }
+  groups.resize(len / sizeof(gid_t));
+  return std::find(groups.begin(), groups.end(), gid) != groups.end();
+}
+
 std::string Describe(const ProcessIdentity& id) {
   std::string name = id.exe.substr(id.exe.find_last_of('/') + 1);
+  if (name.empty()) name = id.comm;
   if (name.empty()) name = "unknown";
-  return absl::StrCat(name, ", pid ", id.pid, ", ", id.exe.empty() ? "?" : id.exe);
+  return absl::StrCat(name, ", pid ", id.pid, ", uid ", id.uid, ", ",
+                      id.exe.empty() ? "?" : id.exe);
 }
 
 void PeerRegistry::Record(int fd, ProcessIdentity identity) {

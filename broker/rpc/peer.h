@@ -35,6 +35,9 @@ struct ProcessIdentity {
   gid_t gid = 0;
   uint64_t start_time = 0;  // Clock ticks since boot (/proc/PID/stat field 22).
   std::string exe;          // readlink(/proc/PID/exe); never the command line.
+  // /proc/PID/comm: the name, readable when exe is not (a process of
+  // another user, for a broker running as its own user).
+  std::string comm;
 };
 
 // One process held open: its /proc/<pid> directory, opened while a pidfd
@@ -71,11 +74,15 @@ class ProcessHandle {
 // connected Unix socket and the process's /proc entries. INTERNAL when the
 // kernel does not say.
 absl::StatusOr<ProcessIdentity> PeerIdentityOfSocket(int fd);
+// Whether the process connected on Unix socket `fd` had `gid` as its group
+// or one of its supplementary groups when it connected (SO_PEERGROUPS), as
+// the kernel recorded it. INTERNAL when the kernel does not say.
+absl::StatusOr<bool> PeerHasGroup(int fd, gid_t gid);
 // The identity of a live process. NOT_FOUND when it is gone.
 absl::StatusOr<ProcessIdentity> ProcessIdentityOf(pid_t pid);
 // The parent of a live process (0 when unknown).
 pid_t ParentOf(pid_t pid);
-// "node, pid 4242, /usr/bin/node".
+// "node, pid 4242, uid 1000, /usr/bin/node".
 std::string Describe(const ProcessIdentity& id);
 
 // How much of the caller Resolve looks up.

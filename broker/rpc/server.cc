@@ -13,9 +13,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_posix.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <thread>
@@ -108,34 +111,34 @@ absl::Status CheckTcpSecurity(const ServerOptions& options, const Endpoint& ep,
           "and credentials would cross the network in clear); drop the flag "
           "to serve TLS"));
     }
-    if (!options.tls_client_ca_pem.empty()) {
+    if (!options.tls_client_ca_file.empty()) {
       return absl::FailedPreconditionError(
           "--tls_client_ca needs TLS: it cannot be combined with "
           "--insecure_plaintext_tcp");
     }
     return absl::OkStatus();
   }
-  if (options.tls_cert_pem.empty() || options.tls_key_pem.empty()) {
+  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "TCP listener ", spec, " needs a TLS certificate and key"));
   }
   return absl::OkStatus();
 }
 
+// TLS from the files, through gRPC's file-watching certificate provider:
+// a renewed or replaced certificate is served without a restart.
 std::shared_ptr<grpc::ServerCredentials> TlsCredentials(const ServerOptions& options) {
-  grpc::SslServerCredentialsOptions ssl(
-      options.tls_client_ca_pem.empty()
-          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  ssl.pem_root_certs = options.tls_client_ca_pem;
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  pair.private_key = std::string(options.tls_key_pem.Reveal());
-  pair.cert_chain = options.tls_cert_pem;
-  ssl.pem_key_cert_pairs.push_back(std::move(pair));
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::SslServerCredentials(ssl);
-  // gRPC keeps its own copy; ours is wiped.
-  for (auto& p : ssl.pem_key_cert_pairs) WipeString(p.private_key);
-  return creds;
+  const auto refresh = static_cast<unsigned int>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(options.tls_refresh_interval)));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      options.tls_key_file, options.tls_cert_file, options.tls_client_ca_file, refresh);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (!options.tls_client_ca_file.empty()) {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
 }
 
 }  // namespace
@@ -185,8 +188,9 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote
   return ep;
 }
 
-// Creates the listening Unix socket (mode 0600) at `path`.
-absl::StatusOr<int> ListenUnix(const std::string& path) {
+// Creates the listening Unix socket at `path`: mode 0600, or 0660 and
+// owned by `group` when set.
+absl::StatusOr<int> ListenUnix(const std::string& path, std::optional<gid_t> group) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     return absl::InternalError(absl::StrCat("socket(): ", std::strerror(errno)));
@@ -204,6 +208,15 @@ absl::StatusOr<int> ListenUnix(const std::string& path) {
         absl::StrCat("cannot listen on ", path, ": ", std::strerror(err)));
   }
   chmod(path.c_str(), 0600);
+  if (group.has_value() &&
+      (chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0 || chmod(path.c_str(), 0660) != 0)) {
+    err = errno;
+    close(fd);
+    unlink(path.c_str());
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot give the socket ", path, " to group ", *group, ": ", std::strerror(err),
+        "; make its directory setgid for that group (chmod g+s) or the broker's user a member"));
+  }
   if (listen(fd, 128) != 0) {
     err = errno;
     close(fd);
@@ -260,7 +273,7 @@ struct BrokerServer::Impl {
       int conn = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (conn < 0) return errno != EMFILE && errno != ENFILE;
       absl::StatusOr<ProcessIdentity> id = PeerIdentityOfSocket(conn);
-      if (!id.ok() || id->uid != self) {
+      if (!id.ok() || !MayConnect(conn, *id, self)) {
         RefuseConnection(id, self);
         close(conn);
         continue;
@@ -303,15 +316,16 @@ struct BrokerServer::Impl {
     std::string who = id.ok() ? absl::StrCat("uid ", id->uid) : "an unidentified peer";
     std::string what = id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
                                : std::string(id.status().message());
+    std::string members = allow_gid ? absl::StrCat(" and members of group ", *allow_gid) : "";
     if (refusals != nullptr) {
       AuditRecord event;
       event.kind = "connection.refused";
       event.peer = what;
       event.outcome = "PERMISSION_DENIED";
-      event.detail = absl::StrCat("only uid ", self, " may connect");
+      event.detail = absl::StrCat("only uid ", self, members, " may connect");
       if (!refusals->Refused(who, std::move(event))) return;
     }
-    LogRefusal(absl::StrCat("refused a connection from ", what, ": only uid ", self,
+    LogRefusal(absl::StrCat("refused a connection from ", what, ": only uid ", self, members,
                             " may connect"));
   }
 
@@ -332,6 +346,16 @@ struct BrokerServer::Impl {
   // Refused calls and connections, audited at a bounded rate (null when
   // the broker has no audit log yet, while locked).
   std::unique_ptr<RefusalAudit> refusals;
+
+  // The broker's own uid, or a member of the allowed group.
+  bool MayConnect(int conn, const ProcessIdentity& id, uid_t self) const {
+    if (id.uid == self) return true;
+    if (!allow_gid.has_value()) return false;
+    absl::StatusOr<bool> member = PeerHasGroup(conn, *allow_gid);
+    return member.ok() && *member;
+  }
+
+  std::optional<gid_t> allow_gid;
   std::vector<int> listen_fds;
   int wake_pipe[2] = {-1, -1};
   std::atomic<bool> stopping{false};
@@ -362,6 +386,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   auto impl = std::make_unique<Impl>();
+  impl->allow_gid = options.allow_gid;
   env.peers = &impl->peers;
   if (env.audit != nullptr) {
     impl->refusals = std::make_unique<RefusalAudit>(env.audit, [] { return absl::Now(); });
@@ -402,7 +427,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     if (ep->is_unix) {
       absl::Status prepared = PrepareUnixPath(ep->path);
       if (!prepared.ok()) return abandon(prepared);
-      absl::StatusOr<int> fd = ListenUnix(ep->path);
+      absl::StatusOr<int> fd = ListenUnix(ep->path, options.allow_gid);
       if (!fd.ok()) return abandon(fd.status());
       impl->listen_fds.push_back(*fd);
       impl->unix_paths.push_back(ep->path);

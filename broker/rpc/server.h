@@ -5,8 +5,11 @@
 #ifndef CREDBROKER_BROKER_RPC_SERVER_H_
 #define CREDBROKER_BROKER_RPC_SERVER_H_
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,13 +39,22 @@ struct ServerOptions {
   // TCP without TLS, for debugging: loopback hosts only, even with
   // allow_remote.
   bool insecure_plaintext_tcp = false;
-  // The TLS certificate chain and key (PEM) of every TCP listener; required
-  // when there is a TCP listener and insecure_plaintext_tcp is not set.
-  std::string tls_cert_pem;
-  SecretBytes tls_key_pem;
-  // PEM CA certificates: when set, TCP callers must present a client
-  // certificate that chains to one of them (mutual TLS).
-  std::string tls_client_ca_pem;
+  // The PEM files of every TCP listener's TLS certificate chain and key;
+  // required when there is a TCP listener and insecure_plaintext_tcp is not
+  // set. gRPC re-reads them every tls_refresh_interval and serves a changed
+  // pair to new connections (a pair that does not match is not taken).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // A PEM file of CA certificates: when set, TCP callers must present a
+  // client certificate that chains to one of them (mutual TLS).
+  std::string tls_client_ca_file;
+  absl::Duration tls_refresh_interval = absl::Hours(1);
+  // Set: Unix connections from processes in this group (its gid, or one of
+  // their supplementary groups, when they connected) are accepted as well as
+  // the broker's own uid, and the sockets are made 0660 for this group. Every
+  // other peer is refused. Callers are told apart by their kernel identity
+  // (pid, uid), never by the group.
+  std::optional<gid_t> allow_gid;
   // Set: the broker is locked (its store's passphrase not given yet). It
   // serves health, reflection and LockService, whose Unlock calls this;
   // every other method is FAILED_PRECONDITION. The core pointers of Start

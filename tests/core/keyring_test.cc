@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "absl/strings/match.h"
 #include "broker/common/files.h"
@@ -130,6 +131,40 @@ TEST_F(KeyringTest, TokensAreCreatedOnceAndPrivate) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_NE(*LoadOrCreateToken(dir_ + "/agent.token"), *t1);
+}
+
+// For a broker that runs as its own user: the clients' group may read the
+// token files, nobody else, and no other group.
+TEST_F(KeyringTest, TokensSharedWithTheClientsGroupOnly) {
+  const gid_t clients = getegid();  // A group this process may give files to.
+  std::string path = dir_ + "/approver.token";
+  auto made = LoadOrCreateToken(path, clients);
+  ASSERT_TRUE(made.ok()) << made.status();
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  EXPECT_EQ(st.st_gid, clients);
+  auto again = LoadOrCreateToken(path, clients);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *made);
+  // Without the group setting, a group-readable token is refused.
+  EXPECT_EQ(LoadOrCreateToken(path).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Others may never read it.
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  EXPECT_EQ(LoadOrCreateToken(path, clients).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // An existing private token is given to the group.
+  std::string agent = dir_ + "/agent.token";
+  ASSERT_TRUE(LoadOrCreateToken(agent).ok());
+  ASSERT_TRUE(LoadOrCreateToken(agent, clients).ok());
+  ASSERT_EQ(stat(agent.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  if (geteuid() == 0) {
+    // Group-readable by another group than the clients': refused.
+    ASSERT_EQ(chown(agent.c_str(), static_cast<uid_t>(-1), clients + 1), 0);
+    EXPECT_EQ(LoadOrCreateToken(agent, clients).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
 }
 
 }  // namespace

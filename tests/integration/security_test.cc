@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "broker/common/files.h"
 #include "broker/crypto/tls_cert.h"
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
@@ -110,6 +112,68 @@ TEST_F(SecurityTest, TcpServesTlsWithAGeneratedCertificate) {
   ASSERT_TRUE(broker_->Start(UnixAndTcp()).ok()) << broker_->stderr_text();
   EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), *fingerprint));
   EXPECT_FALSE(absl::StrContains(broker_->stdout_text(), "generated now"));
+}
+
+// The SHA-256 fingerprint of the certificate the server at `address`
+// (127.0.0.1:PORT) presents, from the openssl command line; "" when the
+// handshake fails.
+std::string ServedFingerprint(const std::string& address) {
+  absl::StatusOr<CommandResult> r = RunCommand(
+      {"/bin/sh", "-c",
+       absl::StrCat("openssl s_client -connect ", address,
+                    " -alpn h2 -servername localhost </dev/null 2>/dev/null | "
+                    "openssl x509 -noout -fingerprint -sha256")},
+      absl::Seconds(20));
+  if (!r.ok() || r->exit_code != 0) return "";
+  std::string out = r->out;
+  size_t eq = out.find('=');
+  if (eq == std::string::npos) return "";
+  return std::string(absl::StripAsciiWhitespace(out.substr(eq + 1)));
+}
+
+// While the daemon runs, its self-signed certificate is renewed on the
+// timer when due (here: a pair with 20 days left put in its place) and the
+// server presents the renewed one to new connections, without a restart.
+TEST_F(SecurityTest, TheRenewedCertificateIsServedWithoutARestart) {
+  std::vector<std::string> flags = UnixAndTcp();
+  flags.push_back("--tls_refresh_interval=1s");
+  ASSERT_TRUE(broker_->Start(flags).ok()) << broker_->stderr_text();
+  ASSERT_FALSE(TcpAddress().empty()) << broker_->stdout_text();
+  const std::string cert_file = DataDir() + "/tls.crt";
+  absl::StatusOr<std::string> first = CertificateFingerprint(*ReadFileBytes(cert_file));
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(ServedFingerprint(TcpAddress()), *first);
+
+  SelfSignedOptions short_lived;
+  short_lived.validity = absl::Hours(24 * 20);
+  absl::StatusOr<TlsIdentity> due = GenerateSelfSigned(short_lived, absl::Now());
+  ASSERT_TRUE(due.ok());
+  ASSERT_TRUE(WritePrivateFile(DataDir() + "/tls.key", due->key_pem.Reveal(), false).ok());
+  ASSERT_TRUE(WritePrivateFile(cert_file, due->cert_pem, false).ok());
+
+  // Renewed on disk (a year from now, not the 20 days put there), then
+  // served.
+  std::string on_disk, served;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<TlsIdentity> id = LoadTlsIdentity(cert_file, DataDir() + "/tls.key");
+    if (id.ok() && id->not_after > absl::Now() + absl::Hours(24 * 300)) {
+      on_disk = id->fingerprint;
+      served = ServedFingerprint(TcpAddress());
+      if (served == on_disk) break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_FALSE(on_disk.empty()) << "not renewed:\n" << broker_->stderr_text();
+  EXPECT_EQ(served, on_disk) << broker_->stderr_text();
+  EXPECT_NE(on_disk, *first);
+  EXPECT_NE(on_disk, due->fingerprint);
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "renewed the TLS certificate"))
+      << broker_->stderr_text();
+  // Clients that read tls.crt from the data directory trust it.
+  client::Options tls = TcpOptions();
+  tls.tls_ca_file = cert_file;
+  EXPECT_TRUE(Call(tls).ok()) << Call(tls);
 }
 
 // credctl leaves TLS to credctl-tls beside it (client/cli/CMakeLists.txt).
