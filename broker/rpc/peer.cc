@@ -165,7 +165,7 @@ absl::StatusOr<ProcessIdentity> ProcessHandle::Read() const {
   char buf[PATH_MAX];
   ssize_t n = readlinkat(dirfd_, "exe", buf, sizeof buf - 1);
   if (n > 0) id.exe.assign(buf, n);
-  absl::StatusOr<std::string> comm = ReadFile(absl::StrCat("/proc/", pid, "/comm"));
+  absl::StatusOr<std::string> comm = ReadAt(dirfd_, "comm");
   if (comm.ok()) id.comm = std::string(absl::StripTrailingAsciiWhitespace(*comm));
   return id;
 }
