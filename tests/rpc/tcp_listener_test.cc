@@ -7,8 +7,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
+#include <vector>
 
+#include <grpc/grpc.h>
+#include <grpc/support/log.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {
@@ -69,6 +76,38 @@ TEST(LineLimiterTest, ABurstPerWindowThenItCountsWhatItDropped) {
   EXPECT_FALSE(lines.Allow(t0 + absl::Seconds(59), &suppressed));
   EXPECT_TRUE(lines.Allow(t0 + absl::Seconds(61), &suppressed));
   EXPECT_EQ(suppressed, 2);
+}
+
+// What the process writes to stderr while `write` runs.
+template <typename Fn>
+std::string StderrOf(Fn write) {
+  fflush(stderr);
+  std::FILE* file = std::tmpfile();
+  int saved = dup(2);
+  dup2(fileno(file), 2);
+  write();
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::string out;
+  std::rewind(file);
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file)) > 0;) out.append(buf, n);
+  std::fclose(file);
+  return out;
+}
+
+TEST(LineLimiterTest, GrpcLogLinesAreLimitedToTwentyAMinute) {
+  grpc_init();  // gRPC writes no log line before it is initialized.
+  LimitGrpcLogLines();
+  std::string out = StderrOf([] {
+    for (int i = 0; i < 500; ++i) gpr_log(GPR_ERROR, "handshake %d failed", i);
+  });
+  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 20u) << out;
+  EXPECT_TRUE(absl::StrContains(lines[0], "handshake 0 failed")) << lines[0];
+  EXPECT_TRUE(absl::StartsWith(lines[0], "credbrokerd: grpc E")) << lines[0];
+  grpc_shutdown();
 }
 
 TEST(TcpListenerTest, AcceptGivesTheRemoteAddress) {
