@@ -67,7 +67,7 @@ if [ "$uninstall" = 1 ]; then
     systemctl disable --now "$unit_name.service" || true
   fi
   rm -f "$unit_file"
-  systemd_running && systemctl daemon-reload || true
+  if systemd_running; then systemctl daemon-reload || true; fi
   rm -rf "$run_dir" "$token_dir"
   if [ "$purge" = 1 ]; then
     rm -rf "$state_dir" "$state_dir-spill"

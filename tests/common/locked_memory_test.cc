@@ -121,5 +121,23 @@ TEST(LockedMemoryTest, ManySecretsReuseTheSameRegions) {
   EXPECT_EQ(GetLockedMemoryStats().mapped_bytes, mapped);
 }
 
+// The daemon's start check: a reserve locked ahead of use (through the
+// system call, so even under a sanitizer), or an error naming the limit.
+TEST(LockedMemoryTest, AReserveIsLockedAheadOfUseOrTheLimitIsNamed) {
+  absl::Status reserved = ReserveLockedMemory(64 * 1024);
+  const LockedMemoryStats stats = GetLockedMemoryStats();
+  if (!reserved.ok()) {
+    EXPECT_EQ(reserved.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_TRUE(absl::StrContains(reserved.message(), "RLIMIT_MEMLOCK")) << reserved;
+    EXPECT_GT(stats.unlocked_bytes, 0u);
+    GTEST_SKIP() << "RLIMIT_MEMLOCK here is too small to lock 64 KiB: " << reserved;
+  }
+  EXPECT_EQ(stats.unlocked_bytes, 0u);
+  EXPECT_GE(stats.locked_bytes, 64u * 1024);
+  // The next secrets live in those pages: locked already.
+  SecretBytes value("a-value-in-the-reserve");
+  EXPECT_TRUE(absl::StrContains(VmFlagsOf(value.data()), " lo")) << VmFlagsOf(value.data());
+}
+
 }  // namespace
 }  // namespace credbroker

@@ -39,8 +39,8 @@ cleanup() {
     wait "$broker_pid" 2>/dev/null || true
   fi
   bash "$install_sh" --uninstall --purge >/dev/null 2>&1 || true
-  getent passwd "$dev" >/dev/null && userdel "$dev" 2>/dev/null || true
-  getent group "$dev" >/dev/null && groupdel "$dev" 2>/dev/null || true
+  if getent passwd "$dev" >/dev/null; then userdel "$dev" 2>/dev/null || true; fi
+  if getent group "$dev" >/dev/null; then groupdel "$dev" 2>/dev/null || true; fi
   rm -rf "$work"
   exit "$rc"
 }
