@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -47,12 +48,10 @@ int PidfdOpen(pid_t pid) {
 // Whether the process of `pidfd` is still there (a zombie counts: its pid
 // is not free yet).
 bool PidfdAlive(int pidfd) {
-#ifdef SYS_pidfd_send_signal
-  return syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
-#else
-  (void)pidfd;
-  return true;
-#endif
+  // A pidfd polls readable once its process has exited. (Signal 0 would
+  // say EPERM for another user's live process.)
+  pollfd p{pidfd, POLLIN, 0};
+  return poll(&p, 1, 0) == 0;
 }
 
 // A small file under the process directory, whole.

@@ -215,7 +215,7 @@ TEST(PeerRegistryTest, UnixCallersAreKnownByTheirAcceptedFd) {
   EXPECT_EQ(c.pid, 4242);
   EXPECT_EQ(c.uid, 1000);
   EXPECT_EQ(c.start_time, 77u);
-  EXPECT_EQ(c.peer, "node, pid 4242, /usr/bin/node");
+  EXPECT_EQ(c.peer, "node, pid 4242, uid 1000, /usr/bin/node");
   EXPECT_EQ(registry.CallerKey("fd:9"), "uid 1000");
   // A caller resolved when its call arrived keeps that identity when the fd
   // number later names another connection.
