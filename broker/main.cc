@@ -38,6 +38,7 @@
 #include "broker/common/executor.h"
 #include "broker/common/files.h"
 #include "broker/core/approval_pin.h"
+#include "broker/passkey_flags.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/keyring.h"
@@ -606,6 +607,8 @@ int Run(int argc, char** argv) {
   ApprovalPin approval_pin(store->get(), sealer->get(), &audit, [] { return absl::Now(); },
                            pin_policy, passphrase_check);
   if (absl::Status s = approval_pin.Load(); !s.ok()) return Fail(s);
+  auto passkeys = PasskeysFromFlags(store->get(), sealer->get(), &audit, &approval_pin);
+  if (!passkeys.ok()) return Fail(passkeys.status());
   Caller operator_caller;
   operator_caller.role = "operator";
   operator_caller.peer = "credbrokerd";
@@ -641,7 +644,7 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
       BrokerServer::Start(options, &credentials, &requests,
                           RpcEnv{&auth, &executor, &audit, nullptr, &throttle,
-                                 &approval_pin});
+                                 &approval_pin, passkeys->get()});
   if (!server.ok()) {
     stop_ticker.Notify();
     ticker.join();

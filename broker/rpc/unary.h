@@ -15,6 +15,7 @@
 #include "broker/common/executor.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
+#include "broker/core/passkeys.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
 #include "broker/rpc/status.h"
@@ -29,6 +30,7 @@ struct RpcEnv {
   const PeerRegistry* peers = nullptr;  // Optional.
   AuthThrottle* throttle = nullptr;     // Optional: backoff on bad tokens.
   ApprovalPin* pin = nullptr;           // Optional: no approval PIN.
+  Passkeys* passkeys = nullptr;         // Optional: no passkeys.
 };
 
 // The role check of every RPC, behind the failed-authentication backoff:
