@@ -359,7 +359,7 @@ bool IsDaemonFlagFile(absl::string_view filename) {
   absl::string_view self = __FILE__;
   while (absl::ConsumePrefix(&self, "/")) {
   }
-  return filename == self;
+  return filename == self || IsPasskeyFlagFile(filename);
 }
 
 // Whether the command line asks for --help (before any "--").

@@ -8,13 +8,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "broker/common/status_macros.h"
 
 ABSL_FLAG(std::string, passkey_origins, "",
           "Comma-separated origins a passkey ceremony may come from, exactly as the browser "
-          "reports them (e.g. http://localhost:8080 for code-server). Empty: passkeys cannot "
-          "be registered or used.");
+          "reports them (e.g. http://localhost:47913, the IDE's passkey page). Empty: passkeys "
+          "cannot be registered or used.");
 ABSL_FLAG(std::string, passkey_rp_id, "localhost",
           "The WebAuthn relying party ID: a domain the origins belong to, never an IP address.");
 ABSL_FLAG(bool, require_passkey, false,
@@ -24,6 +25,13 @@ ABSL_FLAG(bool, passkey_require_uv, false,
           "biometric), not only presence.");
 
 namespace credbroker {
+
+bool IsPasskeyFlagFile(absl::string_view filename) {
+  absl::string_view self = __FILE__;
+  while (absl::ConsumePrefix(&self, "/")) {
+  }
+  return filename == self;
+}
 
 absl::StatusOr<std::unique_ptr<Passkeys>> PasskeysFromFlags(Store* store, const Sealer* sealer,
                                                             AuditLog* audit, ApprovalPin* pin) {

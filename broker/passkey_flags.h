@@ -15,6 +15,10 @@ namespace credbroker {
 // Passkeys configured from the flags and loaded from the store.
 // INVALID_ARGUMENT for flags that do not fit together (--require_passkey
 // without an origin, an RP ID that is an IP address or a URL).
+// Whether `filename` (absl::CommandLineFlag::Filename) is this file, so
+// that credbrokerd --help lists these flags with its own.
+bool IsPasskeyFlagFile(absl::string_view filename);
+
 absl::StatusOr<std::unique_ptr<Passkeys>> PasskeysFromFlags(Store* store, const Sealer* sealer,
                                                             AuditLog* audit, ApprovalPin* pin);
 
