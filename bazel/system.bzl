@@ -12,6 +12,7 @@ _DEBIAN_PACKAGES = {
     "grpc++": "libgrpc++-dev",
     "protobuf": "libprotobuf-dev",
     "libsodium": "libsodium-dev",
+    "libcbor": "libcbor-dev",
     "sqlite3": "libsqlite3-dev",
     "libcrypto": "libssl-dev",
     "gtest": "libgtest-dev",

@@ -39,6 +39,7 @@
 #include "broker/common/files.h"
 #include "broker/common/locked_memory.h"
 #include "broker/core/approval_pin.h"
+#include "broker/passkey_flags.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/keyring.h"
@@ -328,7 +329,7 @@ bool IsDaemonFlagFile(absl::string_view filename) {
   absl::string_view self = __FILE__;
   while (absl::ConsumePrefix(&self, "/")) {
   }
-  return filename == self;
+  return filename == self || IsPasskeyFlagFile(filename);
 }
 
 // Whether the command line asks for --help (before any "--").
@@ -601,6 +602,8 @@ int Run(int argc, char** argv) {
   ApprovalPin approval_pin(store->get(), sealer->get(), &audit, [] { return absl::Now(); },
                            pin_policy, passphrase_check);
   if (absl::Status s = approval_pin.Load(); !s.ok()) return Fail(s);
+  auto passkeys = PasskeysFromFlags(store->get(), sealer->get(), &audit, &approval_pin);
+  if (!passkeys.ok()) return Fail(passkeys.status());
   Caller operator_caller;
   operator_caller.role = "operator";
   operator_caller.peer = "credbrokerd";
@@ -636,7 +639,7 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
       BrokerServer::Start(options, &credentials, &requests,
                           RpcEnv{&auth, &executor, &audit, nullptr, &throttle,
-                                 &approval_pin});
+                                 &approval_pin, passkeys->get()});
   if (!server.ok()) {
     stop_ticker.Notify();
     ticker.join();

@@ -147,6 +147,18 @@ absl::StatusOr<v1::ApproveResponse> ApprovalClient::Approve(
   return response;
 }
 
+absl::StatusOr<v1::PasskeyChallenge> ApprovalClient::BeginPasskeyAssertion(
+    const std::string& request_id) {
+  grpc::ClientContext ctx;
+  internal::PrepareContext(ctx, impl_->options.token, impl_->options.timeout);
+  v1::BeginPasskeyAssertionRequest request;
+  request.set_request_id(request_id);
+  v1::PasskeyChallenge response;
+  grpc::Status s = impl_->stub->BeginPasskeyAssertion(&ctx, request, &response);
+  if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
+  return response;
+}
+
 absl::Status ApprovalClient::Deny(const std::string& request_id,
                                   const std::string& reason) {
   grpc::ClientContext ctx;

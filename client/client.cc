@@ -176,6 +176,24 @@ absl::StatusOr<v1::ApprovalPinStatus> CredentialClient::GetApprovalPinStatus() {
   return impl_->Call<v1::GetApprovalPinStatusRequest, v1::ApprovalPinStatus>(
       &Stub::GetApprovalPinStatus, v1::GetApprovalPinStatusRequest());
 }
+absl::StatusOr<v1::PasskeyChallenge> CredentialClient::BeginPasskeyRegistration() {
+  return impl_->Call<v1::BeginPasskeyRegistrationRequest, v1::PasskeyChallenge>(
+      &Stub::BeginPasskeyRegistration, v1::BeginPasskeyRegistrationRequest());
+}
+absl::StatusOr<v1::Passkey> CredentialClient::FinishPasskeyRegistration(
+    const v1::FinishPasskeyRegistrationRequest& r) {
+  return impl_->Call<v1::FinishPasskeyRegistrationRequest, v1::Passkey>(
+      &Stub::FinishPasskeyRegistration, r);
+}
+absl::StatusOr<v1::ListPasskeysResponse> CredentialClient::ListPasskeys() {
+  return impl_->Call<v1::ListPasskeysRequest, v1::ListPasskeysResponse>(
+      &Stub::ListPasskeys, v1::ListPasskeysRequest());
+}
+absl::StatusOr<v1::RemovePasskeyResponse> CredentialClient::RemovePasskey(
+    const v1::RemovePasskeyRequest& r) {
+  return impl_->Call<v1::RemovePasskeyRequest, v1::RemovePasskeyResponse>(
+      &Stub::RemovePasskey, r);
+}
 absl::StatusOr<v1::VerifyAuditLogResponse> CredentialClient::VerifyAuditLog() {
   return impl_->Call<v1::VerifyAuditLogRequest, v1::VerifyAuditLogResponse>(
       &Stub::VerifyAuditLog, v1::VerifyAuditLogRequest());

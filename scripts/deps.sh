@@ -5,7 +5,7 @@
 credbroker_packages=(
   cmake ninja-build g++ pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libsodium-dev libssl-dev libsqlite3-dev sqlite3
+  libabsl-dev libsodium-dev libcbor-dev libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf
   openssl util-linux passwd

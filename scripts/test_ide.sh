@@ -148,6 +148,8 @@ run_level() {
 run_level level3 "level 3: the client package (client/typescript npm test)" client/typescript 600 npm test
 run_level level1 "level 1: the webview form in Chromium" client/vscode 600 \
   node --test --test-concurrency=1 --test-reporter=tap test/unit.test.mjs test/form.test.mjs
+run_level passkey "level 1: passkeys in Chromium (virtual authenticator)" client/vscode 300 \
+  node --test --test-concurrency=1 --test-reporter=tap test/passkey.test.mjs
 run_level level2 "level 2: the extension in code-server" tests/ide 900 \
   node --test --test-concurrency=1 --test-reporter=tap e2e.test.mjs
 

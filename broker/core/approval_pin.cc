@@ -213,6 +213,12 @@ absl::Status ApprovalPin::Check(const SecretBytes& pin, const Caller& caller,
   return CheckLocked(pin, caller, what, /*allow_window=*/true);
 }
 
+absl::Status ApprovalPin::CheckTyped(const SecretBytes& pin, const Caller& caller,
+                                     absl::string_view what) {
+  absl::MutexLock lock(&mu_);
+  return CheckLocked(pin, caller, what, /*allow_window=*/false);
+}
+
 absl::Status ApprovalPin::CountFailureLocked(absl::string_view what, absl::string_view wrong,
                                              const Caller& caller) {
   ++failures_;

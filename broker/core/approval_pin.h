@@ -102,6 +102,10 @@ class ApprovalPin {
   // `what` names the operation in messages ("Approve").
   absl::Status Check(const SecretBytes& pin, const Caller& caller, absl::string_view what);
 
+  // As Check, but only a typed PIN counts (an unlock window does not), for
+  // changes of the factor itself such as registering a passkey.
+  absl::Status CheckTyped(const SecretBytes& pin, const Caller& caller, absl::string_view what);
+
   // Sets, changes or (empty `new_pin`) clears the PIN. With a PIN set,
   // `current` must be it (typed: an unlock window does not count). With
   // none set on a passphrase-protected store, `store_passphrase` must open

@@ -111,6 +111,20 @@ class CredentialServiceImpl final : public CredentialServiceBase {
                                            const v1::VerifyAuditLogRequest* request,
                                            v1::VerifyAuditLogResponse* response) override;
 
+  // Passkeys (passkey_rpcs.cc).
+  grpc::ServerUnaryReactor* BeginPasskeyRegistration(
+      grpc::CallbackServerContext* context, const v1::BeginPasskeyRegistrationRequest* request,
+      v1::PasskeyChallenge* response) override;
+  grpc::ServerUnaryReactor* FinishPasskeyRegistration(
+      grpc::CallbackServerContext* context, const v1::FinishPasskeyRegistrationRequest* request,
+      v1::Passkey* response) override;
+  grpc::ServerUnaryReactor* ListPasskeys(grpc::CallbackServerContext* context,
+                                         const v1::ListPasskeysRequest* request,
+                                         v1::ListPasskeysResponse* response) override;
+  grpc::ServerUnaryReactor* RemovePasskey(grpc::CallbackServerContext* context,
+                                          const v1::RemovePasskeyRequest* request,
+                                          v1::RemovePasskeyResponse* response) override;
+
  private:
   CredentialManager* credentials_;
   RequestManager* requests_;

@@ -522,6 +522,21 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetCredentialForm(
       });
 }
 
+absl::Status ApprovalServiceImpl::CheckFactor(const SecretBytes& pin,
+                                              const v1::ApproveRequest& req,
+                                              const Caller& caller) {
+  if (env_.passkeys == nullptr) return env_.pin->Check(pin, caller, "Approve");
+  PasskeyAssertionInput assertion;
+  if (req.has_passkey()) {
+    assertion.credential_id = req.passkey().credential_id();
+    assertion.client_data_json = req.passkey().client_data_json();
+    assertion.authenticator_data = req.passkey().authenticator_data();
+    assertion.signature = req.passkey().signature();
+  }
+  return env_.passkeys->CheckDecision(pin, req.has_passkey() ? &assertion : nullptr, "Approve",
+                                      ApprovePurpose(req.request_id()), caller);
+}
+
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
     grpc::CallbackServerContext* context, const v1::ApproveRequest* request,
     v1::ApproveResponse* response) {
@@ -534,7 +549,7 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
           std::string pin_text = req.pin();
           SecretBytes pin = SecretBytes::TakeFrom(pin_text);
           WipeString(*const_cast<v1::ApproveRequest&>(req).mutable_pin());
-          CB_RETURN_IF_ERROR(env_.pin->Check(pin, caller, "Approve"));
+          CB_RETURN_IF_ERROR(CheckFactor(pin, req, caller));
         }
         ApproveInput input;
         input.request_id = req.request_id();

@@ -43,6 +43,10 @@ class BrokerServiceImpl final : public BrokerServiceBase {
   StreamRegistry* streams_;
 };
 
+// The purpose a passkey challenge for approving `request_id` is issued for
+// (Passkeys::BeginAssertion).
+std::string ApprovePurpose(absl::string_view request_id);
+
 class ApprovalServiceImpl final : public v1::ApprovalService::CallbackService {
  public:
   ApprovalServiceImpl(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
@@ -61,8 +65,16 @@ class ApprovalServiceImpl final : public v1::ApprovalService::CallbackService {
   grpc::ServerUnaryReactor* Deny(grpc::CallbackServerContext* context,
                                  const v1::DenyRequest* request,
                                  v1::DenyResponse* response) override;
+  // In passkey_rpcs.cc.
+  grpc::ServerUnaryReactor* BeginPasskeyAssertion(
+      grpc::CallbackServerContext* context, const v1::BeginPasskeyAssertionRequest* request,
+      v1::PasskeyChallenge* response) override;
 
  private:
+  // The human-presence factor of Approve: a passkey's assertion, or the PIN.
+  absl::Status CheckFactor(const SecretBytes& pin, const v1::ApproveRequest& req,
+                           const Caller& caller);
+
   RequestManager* requests_;
   RpcEnv env_;
   StreamRegistry* streams_;

@@ -60,6 +60,11 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetApprovalPinStatus(
                       ToProto(s.window_until, resp.mutable_window_until());
                     }
                     ToProto(s.unlock_window, resp.mutable_unlock_window());
+                    if (env_.passkeys != nullptr) {
+                      resp.set_passkey_required(env_.passkeys->required());
+                      absl::StatusOr<std::vector<PasskeyInfo>> list = env_.passkeys->List();
+                      if (list.ok()) resp.set_passkeys(static_cast<int32_t>(list->size()));
+                    }
                     return absl::OkStatus();
                   });
 }

@@ -17,6 +17,7 @@
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
 #include "broker/core/refusal_audit.h"
+#include "broker/core/passkeys.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
 #include "broker/rpc/status.h"
@@ -32,6 +33,7 @@ struct RpcEnv {
   AuthThrottle* throttle = nullptr;     // Optional: backoff on bad tokens.
   ApprovalPin* pin = nullptr;           // Optional: no approval PIN.
   RefusalAudit* refusals = nullptr;     // Optional: refused calls go unaudited.
+  Passkeys* passkeys = nullptr;         // Optional: no passkeys.
 };
 
 // The role check of every RPC, with the failed-authentication backoff: a

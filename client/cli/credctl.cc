@@ -38,6 +38,7 @@
 #include "broker/common/text.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands_flow.h"
+#include "client/cli/commands_passkey.h"
 #include "client/cli/commands_provider.h"
 #include "client/credbroker/client.h"
 #include "client/internal/channel.h"
@@ -94,6 +95,9 @@ Commands:
                                     of --pin_fd N: the current PIN first when one
                                     is set; the first PIN of a passphrase store
                                     needs the store's passphrase, asked first)
+  passkey list | passkey remove ID | passkey remove --all
+                                    the passkeys that approve in place of the PIN
+                                    (registered in the IDE); removing asks the PIN
 
 Approving agents' requests (approver token):
   watch                             the approval client: shows each pending request,
@@ -735,6 +739,7 @@ int Main(int argc, char** argv) {
   (as_agent ? ctx.agent : ctx.approver) = options;
   if (IsFlowCommand(args->command)) return RunFlowCommand(*args, ctx);
   if (IsProviderCommand(args->command)) return RunProviderCommand(*args, ctx);
+  if (IsPasskeyCommand(args->command)) return RunPasskeyCommand(*args, ctx);
   absl::StatusOr<std::unique_ptr<client::CredentialClient>> c =
       client::CredentialClient::Connect(options);
   if (!c.ok()) return PrintError(c.status());

@@ -77,6 +77,9 @@ class ApprovalClient {
   absl::StatusOr<v1::ApproveResponse> Approve(
       const v1::ApproveRequest& request);
   absl::Status Deny(const std::string& request_id, const std::string& reason);
+  // A challenge for approving `request_id` with a passkey
+  // (ApproveRequest.passkey).
+  absl::StatusOr<v1::PasskeyChallenge> BeginPasskeyAssertion(const std::string& request_id);
 
  private:
   struct Impl;

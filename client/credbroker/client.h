@@ -93,6 +93,14 @@ class CredentialClient {
   absl::StatusOr<v1::ApprovalPinStatus> GetApprovalPinStatus();
   // Walks the audit log's hash chain; a break is in the response.
   absl::StatusOr<v1::VerifyAuditLogResponse> VerifyAuditLog();
+  // Passkeys: registration (the ceremony itself runs in a browser), list,
+  // removal.
+  absl::StatusOr<v1::PasskeyChallenge> BeginPasskeyRegistration();
+  absl::StatusOr<v1::Passkey> FinishPasskeyRegistration(
+      const v1::FinishPasskeyRegistrationRequest& request);
+  absl::StatusOr<v1::ListPasskeysResponse> ListPasskeys();
+  absl::StatusOr<v1::RemovePasskeyResponse> RemovePasskey(
+      const v1::RemovePasskeyRequest& request);
   // Unlocks a broker that started locked with the store's passphrase
   // (taken from `passphrase`, which is wiped). True when it was locked.
   absl::StatusOr<bool> Unlock(std::string& passphrase);

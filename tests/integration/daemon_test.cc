@@ -98,7 +98,8 @@ TEST_F(DaemonTest, HelpListsTheDaemonsFlagsAndExitsZero) {
   EXPECT_FALSE(absl::StrContains(out, "No flags matched")) << out;
   for (const char* flag :
        {"--data_dir", "--listen", "--approval_factor", "--key_source",
-        "--passphrase_fd", "--tls_cert", "--spill_dir"}) {
+        "--passphrase_fd", "--tls_cert", "--spill_dir", "--passkey_origins",
+        "--require_passkey"}) {
     EXPECT_TRUE(
         absl::StrContains(out, absl::StrCat("\n  ", flag, " (default: ")))
         << flag;

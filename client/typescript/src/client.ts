@@ -145,6 +145,11 @@ export class CredbrokerClient {
     return this.#conn.unary((md, o, cb) => this.#approval.Deny(request, md, o, cb), options);
   }
 
+  // A challenge for approving one request with a passkey (approve's `passkey`).
+  beginPasskeyAssertion(request: m.BeginPasskeyAssertionRequestInput, options?: CallOptions): Promise<m.PasskeyChallenge> {
+    return this.#conn.unary((md, o, cb) => this.#approval.BeginPasskeyAssertion(request, md, o, cb), options);
+  }
+
   // --- CredentialService ----------------------------------------------
 
   listProviders(request: m.ListProvidersRequestInput = {}, options?: CallOptions): Promise<m.ListProvidersResponse> {
@@ -220,6 +225,24 @@ export class CredbrokerClient {
 
   getApprovalPinStatus(request: m.GetApprovalPinStatusRequestInput = {}, options?: CallOptions): Promise<m.ApprovalPinStatus> {
     return this.#conn.unary((md, o, cb) => this.#credentials.GetApprovalPinStatus(request, md, o, cb), options);
+  }
+
+  // Passkeys: registration (the ceremony runs in a browser; finishing needs
+  // the typed PIN), list, removal (the PIN too).
+  beginPasskeyRegistration(request: m.BeginPasskeyRegistrationRequestInput = {}, options?: CallOptions): Promise<m.PasskeyChallenge> {
+    return this.#conn.unary((md, o, cb) => this.#credentials.BeginPasskeyRegistration(request, md, o, cb), options);
+  }
+
+  finishPasskeyRegistration(request: m.FinishPasskeyRegistrationRequestInput, options?: CallOptions): Promise<m.Passkey> {
+    return this.#conn.unary((md, o, cb) => this.#credentials.FinishPasskeyRegistration(request, md, o, cb), options);
+  }
+
+  listPasskeys(request: m.ListPasskeysRequestInput = {}, options?: CallOptions): Promise<m.ListPasskeysResponse> {
+    return this.#conn.unary((md, o, cb) => this.#credentials.ListPasskeys(request, md, o, cb), options);
+  }
+
+  removePasskey(request: m.RemovePasskeyRequestInput, options?: CallOptions): Promise<m.RemovePasskeyResponse> {
+    return this.#conn.unary((md, o, cb) => this.#credentials.RemovePasskey(request, md, o, cb), options);
   }
 
   verifyAuditLog(request: m.VerifyAuditLogRequestInput = {}, options?: CallOptions): Promise<m.VerifyAuditLogResponse> {

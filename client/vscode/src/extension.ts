@@ -11,6 +11,7 @@ import type { ApprovalRequest, CredbrokerClient, ProviderInfo } from '@credbroke
 import { isBrokerError } from '@credbroker/client';
 
 import { registerCommands, requestTitle } from './commands';
+import { registerPasskeyCommands } from './passkey/commands';
 import { findBroker, resolveSettings, Resolved, Settings } from './config';
 import { FormPanels } from './form/panel';
 import type { FormSubject } from './form/session';
@@ -92,6 +93,11 @@ class Extension {
       openForm: (s) => this.openForm(s),
       denyRequest: (r) => this.denyFromNotification(r),
       refresh: () => this.tree.refresh(),
+      output: this.output,
+    });
+    registerPasskeyCommands(ctx, {
+      client: () => this.link.client,
+      pending: () => this.link.pending,
       output: this.output,
     });
     this.restart();
