@@ -39,14 +39,16 @@ class StreamRegistry {
   }
 
   // Ends every open stream with UNAVAILABLE; later streams end at once.
-  void CloseAll() {
+  void CloseAll() { CloseAll(Shutdown()); }
+  // The same, with `status`.
+  void CloseAll(const grpc::Status& status) {
     std::map<int64_t, Closer> closers;
     {
       absl::MutexLock lock(&mu_);
       closed_ = true;
       closers.swap(closers_);
     }
-    for (auto& [id, closer] : closers) closer(Shutdown());
+    for (auto& [id, closer] : closers) closer(status);
   }
 
  private:

@@ -55,10 +55,9 @@ bool PresentsBearerToken(const grpc::ServerContextBase& context) {
          !absl::StripAsciiWhitespace(value.substr(kBearer.size())).empty();
 }
 
-}  // namespace
-
-absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
-                       Role role, absl::string_view rpc) {
+// The role check behind the bad-token throttle (see Authorize).
+absl::Status CheckCaller(const RpcEnv& env, const grpc::ServerContextBase& context, Role role,
+                         absl::string_view rpc) {
   if (env.throttle == nullptr) return env.auth->Require(context, role, rpc);
   // The key (which looks the caller's process up) is built only when the
   // throttle tracks someone or this token is refused.
@@ -75,6 +74,15 @@ absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context
     if (!key.has_value()) key = ThrottleKey(env, context);
     env.throttle->RecordFailure(*key);
   }
+  return allowed;
+}
+
+}  // namespace
+
+absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
+                       Role role, absl::string_view rpc) {
+  absl::Status allowed = CheckCaller(env, context, role, rpc);
+  if (allowed.ok() && env.key_use != nullptr) env.key_use->Touch();
   return allowed;
 }
 
