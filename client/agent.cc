@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <map>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -264,29 +265,62 @@ std::optional<absl::Status> AgentSession::EndStatus() const {
   return impl_->end;
 }
 
+namespace {
+
+// A PENDING_APPROVAL without a request id comes from a locked broker: it
+// recorded nothing, so the need is sent again once the broker is unlocked.
+bool IsLockedAnswer(const v1::NeedUpdate& update) {
+  return update.state() == v1::REQUEST_STATE_PENDING_APPROVAL && update.request_id().empty();
+}
+
+// One RequestCredential stream on `channel`, until it ends or `deadline`.
+// `decided` gets the first decided update; `locked` whether the last update
+// was a locked broker's.
+grpc::Status RunRequestStream(const std::shared_ptr<grpc::Channel>& channel,
+                              const Options& options,
+                              const v1::RequestCredentialRequest& request, absl::Time deadline,
+                              const std::function<void(const v1::NeedUpdate&)>& on_update,
+                              std::optional<v1::NeedUpdate>& decided, bool& locked) {
+  std::unique_ptr<v1::CredentialBroker::Stub> stub =
+      v1::CredentialBroker::NewStub(channel);
+  grpc::ClientContext ctx;
+  internal::PrepareContext(ctx, options.token, deadline - absl::Now());
+  std::unique_ptr<grpc::ClientReader<v1::NeedUpdate>> reader =
+      stub->RequestCredential(&ctx, request);
+  v1::NeedUpdate update;
+  while (reader->Read(&update)) {
+    locked = IsLockedAnswer(update);
+    if (on_update) on_update(update);
+    if (IsDecided(update.state()) && !decided.has_value()) decided = update;
+  }
+  return reader->Finish();
+}
+
+}  // namespace
+
 absl::StatusOr<v1::NeedUpdate> RequestCredential(
     const Options& options, const v1::RequestCredentialRequest& request,
     absl::Duration timeout,
     const std::function<void(const v1::NeedUpdate&)>& on_update) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      internal::MakeChannel(options);
-  if (!channel.ok()) return channel.status();
-  std::unique_ptr<v1::CredentialBroker::Stub> stub =
-      v1::CredentialBroker::NewStub(*channel);
-  grpc::ClientContext ctx;
-  internal::PrepareContext(ctx, options.token, timeout);
-  std::unique_ptr<grpc::ClientReader<v1::NeedUpdate>> reader =
-      stub->RequestCredential(&ctx, request);
-  std::optional<v1::NeedUpdate> decided;
-  v1::NeedUpdate update;
-  while (reader->Read(&update)) {
-    if (on_update) on_update(update);
-    if (IsDecided(update.state()) && !decided.has_value()) decided = update;
+  const absl::Time deadline = absl::Now() + timeout;
+  bool locked = false;
+  while (true) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = internal::MakeChannel(options);
+    if (!channel.ok()) return channel.status();
+    // After a locked broker's answer, its listeners come back unlocked.
+    if (locked) (*channel)->WaitForConnected(absl::ToChronoTime(deadline));
+    locked = false;
+    std::optional<v1::NeedUpdate> decided;
+    grpc::Status status =
+        RunRequestStream(*channel, options, request, deadline, on_update, decided, locked);
+    if (decided.has_value()) return *decided;
+    if (locked && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        absl::Now() < deadline) {
+      continue;  // Unlocked (or restarting): send the need again.
+    }
+    if (!status.ok()) return internal::FromCallStatus(status, channel->get());
+    return absl::InternalError("the broker ended the request without a decision");
   }
-  grpc::Status status = reader->Finish();
-  if (decided.has_value()) return *decided;
-  if (!status.ok()) return internal::FromCallStatus(status, channel->get());
-  return absl::InternalError("the broker ended the request without a decision");
 }
 
 }  // namespace client

@@ -47,7 +47,7 @@ tsan_tests=(executor_test store_test credentials_test requests_test server_test
   credential_service_integration_test auth_reflection_integration_test
   daemon_integration_test credctl_integration_test flow_integration_test
   credctl_flow_integration_test provider_depth_integration_test
-  approval_factor_integration_test)
+  approval_factor_integration_test store_lock_integration_test)
 
 for s in ${sanitizers//,/ }; do
   case "$s" in

@@ -104,7 +104,10 @@ class AgentSession {
 // One need over CredentialBroker.RequestCredential (a server stream ended by
 // the broker after the decision). Calls `on_update` (may be empty) with
 // every update, on the calling thread, and returns the decided update.
-// `timeout` is the deadline of the whole call (DEADLINE_EXCEEDED).
+// `timeout` is the deadline of the whole call (DEADLINE_EXCEEDED). A locked
+// broker answers PENDING_APPROVAL with no request id and ends the stream
+// UNAVAILABLE at the unlock: the need is then sent again, on a new
+// connection, to the unlocked broker.
 absl::StatusOr<v1::NeedUpdate> RequestCredential(
     const Options& options, const v1::RequestCredentialRequest& request,
     absl::Duration timeout,
