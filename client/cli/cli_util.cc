@@ -145,6 +145,8 @@ namespace {
 // One line of `fd`, byte by byte so that each call takes exactly one line.
 std::optional<std::string> ReadLineFromFd(int fd) {
   std::string line;
+  // Sized once: a secret is never copied into a grown buffer left unwiped.
+  line.reserve(4097);
   char c;
   while (line.size() <= 4096) {
     ssize_t n = read(fd, &c, 1);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/credbroker/agent.h"
 #include "client/credbroker/client.h"
 #include "credbroker/v1/credential_service.pb.h"
 #include "credbroker/v1/lock_service.pb.h"
@@ -336,6 +337,48 @@ TEST_F(StoreLockTest, ALockedBrokerKeepsTheAgentsNeedUntilTheUnlock) {
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0) << Clean(agent->stderr_text());
   EXPECT_TRUE(absl::StrContains(agent->stdout_text(), secret)) << "the agent got no values";
+}
+
+// The same with the client library's AgentSession: its stream to the
+// locked broker ends at the unlock, and it reconnects and sends the need
+// again by itself. (The agent here is this test process, which also runs
+// the approver: --allow_self_approval.)
+TEST_F(StoreLockTest, AnAgentSessionSendsItsNeedAgainAfterTheUnlock) {
+  StartWithPassphrase(passphrase_);
+  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()}, {"secret_access_key", NewAwsSecret()}})
+                  .ok());
+  client_.reset();
+  ASSERT_TRUE(broker_->Stop().ok());
+  broker_->set_stdin_path("/dev/null");
+  ASSERT_TRUE(broker_->Start({"--key_source=passphrase", "--allow_self_approval"}).ok());
+
+  client::Options options;
+  options.address = broker_->address();
+  options.token = broker_->agent_token();
+  auto session = client::AgentSession::Connect(options, "");
+  ASSERT_TRUE(session.ok()) << session.status();
+  v1::CredentialNeeded need;
+  need.set_need_id("n-locked");
+  need.set_provider("aws");
+  need.set_action("deploy from a session");
+  ASSERT_TRUE((*session)->SendNeed(need).ok());
+  absl::StatusOr<v1::NeedUpdate> locked = (*session)->WaitForState(
+      "n-locked", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  ASSERT_TRUE(locked.ok()) << locked.status();
+  EXPECT_TRUE(locked->request_id().empty());
+  EXPECT_TRUE(absl::StrContains(locked->message(), "credctl unlock")) << locked->message();
+
+  CommandResult unlock = CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
+  ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
+  const std::string id = WaitForPending("deploy from a session");
+  ASSERT_FALSE(id.empty());
+  CommandResult approve = Credctl({"approve", id});
+  ASSERT_EQ(approve.exit_code, 0) << approve.err;
+  absl::StatusOr<v1::NeedUpdate> granted = (*session)->WaitFor("n-locked", kWait);
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  EXPECT_EQ(granted->state(), v1::REQUEST_STATE_GRANTED);
+  EXPECT_EQ(granted->request_id(), id);
+  (*session)->Close().IgnoreError();
 }
 
 }  // namespace
