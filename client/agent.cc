@@ -2,12 +2,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/channel.h"
@@ -38,12 +40,19 @@ bool IsLockedAnswer(const v1::NeedUpdate& update) {
   return update.state() == v1::REQUEST_STATE_PENDING_APPROVAL && update.request_id().empty();
 }
 
+// How the broker ends streams when it restarts its listeners (an unlock,
+// a lock, a rekey), unlike a shutdown: UNAVAILABLE, "... reconnect now ...".
+bool AskedToReconnect(const absl::Status& status) {
+  return absl::IsUnavailable(status) && absl::StrContains(status.message(), "reconnect now");
+}
+
 }  // namespace
 
 struct AgentSession::Impl {
   using Stream = grpc::ClientReaderWriter<v1::SessionRequest, v1::NeedUpdate>;
-  // Reconnections in a row with no update in between before giving up.
-  static constexpr int kMaxReconnects = 8;
+  // Reconnections in a row with no update in between before giving up:
+  // the old listeners may take a few seconds to stop (its last calls end).
+  static constexpr int kMaxReconnects = 30;
 
   Options options;
   SessionOptions session;
@@ -107,7 +116,7 @@ struct AgentSession::Impl {
   // the same session key the broker re-attaches them; without one only
   // needs a locked broker answered, since it recorded nothing.
   bool ShouldReconnect(const absl::Status& status) {
-    if (!absl::IsUnavailable(status)) return false;
+    if (!AskedToReconnect(status)) return false;
     absl::MutexLock lock(&mu);
     if (open_needs.empty()) return false;
     if (!session.session_key.empty()) return true;
@@ -157,7 +166,7 @@ struct AgentSession::Impl {
       absl::Status status = internal::FromCallStatus(current->Finish(), channel.get());
       if (ShouldReconnect(status) && attempts < kMaxReconnects) {
         // A restart takes a moment: a stream refused at once is tried again.
-        absl::SleepFor(absl::Milliseconds(100) * attempts++);
+        absl::SleepFor(std::min(absl::Milliseconds(100) * attempts++, absl::Seconds(1)));
         if (Reconnect()) continue;
       }
       {
@@ -411,20 +420,24 @@ absl::StatusOr<v1::NeedUpdate> RequestCredential(
     absl::Duration timeout,
     const std::function<void(const v1::NeedUpdate&)>& on_update) {
   const absl::Time deadline = absl::Now() + timeout;
+  // The last answer came from a locked broker (kept across a stream that
+  // ended before any answer: the old listeners finishing their last calls).
   bool locked = false;
-  while (true) {
+  for (int attempt = 0;; ++attempt) {
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = internal::MakeChannel(options);
     if (!channel.ok()) return channel.status();
-    // After a locked broker's answer, its listeners come back unlocked.
-    if (locked) (*channel)->WaitForConnected(absl::ToChronoTime(deadline));
-    locked = false;
+    if (attempt > 0) {
+      // The listeners come back unlocked in a moment.
+      absl::SleepFor(std::min(absl::Milliseconds(100) * attempt, absl::Seconds(1)));
+      (*channel)->WaitForConnected(absl::ToChronoTime(deadline));
+    }
     std::optional<v1::NeedUpdate> decided;
     grpc::Status status =
         RunRequestStream(*channel, options, request, deadline, on_update, decided, locked);
     if (decided.has_value()) return *decided;
-    if (locked && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+    if (locked && AskedToReconnect(internal::FromCallStatus(status, channel->get())) &&
         absl::Now() < deadline) {
-      continue;  // Unlocked (or restarting): send the need again.
+      continue;  // Unlocked: send the need again.
     }
     if (!status.ok()) return internal::FromCallStatus(status, channel->get());
     return absl::InternalError("the broker ended the request without a decision");

@@ -240,6 +240,12 @@ absl::StatusOr<Next> Daemon::ServeUnlocked() {
                                           core->requests(), env));
   PrintServing(*server, /*locked=*/false);
   const Next next = WaitWhileUnlocked(key_use, !key_file);
+  if (next != Next::kStop) {
+    // Agents reconnect at once (see kUnlockedReconnect).
+    server->EndStreams(next == Next::kLock
+                           ? "locked: reconnect now; needs wait for the unlock"
+                           : "the store's key changed: reconnect now");
+  }
   // In this order: no call, then no task, may use the core once it goes.
   server->Shutdown();
   executor.Shutdown();
@@ -291,12 +297,6 @@ LockControl Daemon::Control(bool key_file, OpenBroker& core) {
 
 absl::StatusOr<RekeyResult> Daemon::Rekey(const RekeyArgs& args, const Caller& caller,
                                           OpenBroker& core, bool key_file) {
-  if (!key_file && args.current_passphrase.empty()) {
-    return InvalidArgumentWithViolations(
-        "no current passphrase given",
-        {{"current_passphrase", "the store's passphrase now: changing what protects the "
-                                "key needs it"}});
-  }
   KeyChange change;
   change.current.key_file = key_file_;
   change.next.key_file = key_file_;

@@ -99,6 +99,12 @@ absl::Status LockServiceImpl::DoRekey(v1::RekeyRequest& req, v1::RekeyResponse& 
         "no new passphrase given",
         {{"new_passphrase", "the new passphrase, at least 8 characters"}});
   }
+  if (!control_.key_file && args.current_passphrase.empty()) {
+    // Missing, not wrong: not counted as a guess.
+    return absl::PermissionDeniedError(
+        "changing what protects the store's key needs its current passphrase "
+        "(field current_passphrase); nothing changed");
+  }
   AuthThrottle& throttle = *control_.passphrase_throttle;
   CB_RETURN_IF_ERROR(throttle.Check(key));
   // The human-presence factor: the agent can read the approver token but

@@ -80,8 +80,9 @@ class LockedSessionReactor
       Finish(ToGrpcStatus(allowed));
       return;
     }
+    // Ended at once when the streams were already ended (the unlock).
     stream_ = std::make_unique<LockedStream<LockedSessionReactor>>(this, streams);
-    StartRead(&request_);
+    stream_->ReadIfOpen([this] { StartRead(&request_); });
   }
   void OnReadDone(bool ok) override {
     if (!ok) {

@@ -28,8 +28,11 @@ inline constexpr char kLockedNeedMessage[] =
     "locked — unlock in the IDE or with `credctl unlock`; the need is sent again "
     "once the store is unlocked";
 // How the unlock ends the locked broker's agent streams (UNAVAILABLE).
+// Every restart of the listeners (unlock, lock, rekey) ends streams with a
+// message containing "reconnect now", which clients take as the sign to
+// reconnect at once (client/agent.cc); a shutdown's message does not.
 inline constexpr char kUnlockedReconnect[] =
-    "unlocked: reconnect and send the need again";
+    "unlocked: reconnect now and send the need again";
 
 class LockedBrokerService final : public v1::CredentialBroker::CallbackService {
  public:

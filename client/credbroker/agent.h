@@ -10,6 +10,12 @@
 // callback (in stream order, with no lock held) and wakes WaitFor callers.
 // The callback may call SendNeed, Cancel and ReleaseGrant, but not Close or
 // the destructor.
+//
+// When the broker restarts its listeners (an unlock, a lock, a rekey: the
+// stream ends UNAVAILABLE "... reconnect now ..."), the session opens a new
+// stream and sends its undecided needs again: with a session key the broker
+// re-attaches them; without one, only needs a locked broker answered
+// (PENDING_APPROVAL with no request id: nothing was recorded) are sent.
 #ifndef CREDBROKER_CLIENT_CREDBROKER_AGENT_H_
 #define CREDBROKER_CLIENT_CREDBROKER_AGENT_H_
 

@@ -329,6 +329,7 @@ TEST_F(StoreLockTest, ALockedBrokerKeepsTheAgentsNeedUntilTheUnlock) {
 
   CommandResult unlock = CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
   ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
+  WaitForLockState(false);  // The listeners are back, unlocked.
   const std::string id = WaitForPending("deploy while locked");
   ASSERT_FALSE(id.empty()) << agent->stderr_text();
   CommandResult approve = Credctl({"approve", id});
@@ -370,6 +371,7 @@ TEST_F(StoreLockTest, AnAgentSessionSendsItsNeedAgainAfterTheUnlock) {
 
   CommandResult unlock = CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
   ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
+  WaitForLockState(false);  // The listeners are back, unlocked.
   const std::string id = WaitForPending("deploy from a session");
   ASSERT_FALSE(id.empty());
   CommandResult approve = Credctl({"approve", id});
