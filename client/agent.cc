@@ -2,11 +2,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/channel.h"
@@ -29,19 +32,42 @@ bool IsDecided(v1::RequestState state) {
   }
 }
 
+namespace {
+
+// A PENDING_APPROVAL without a request id comes from a locked broker: it
+// recorded nothing, so the need is sent again once the broker is unlocked.
+bool IsLockedAnswer(const v1::NeedUpdate& update) {
+  return update.state() == v1::REQUEST_STATE_PENDING_APPROVAL && update.request_id().empty();
+}
+
+// How the broker ends streams when it restarts its listeners (an unlock,
+// a lock, a rekey), unlike a shutdown: UNAVAILABLE, "... reconnect now ...".
+bool AskedToReconnect(const absl::Status& status) {
+  return absl::IsUnavailable(status) && absl::StrContains(status.message(), "reconnect now");
+}
+
+}  // namespace
+
 struct AgentSession::Impl {
+  using Stream = grpc::ClientReaderWriter<v1::SessionRequest, v1::NeedUpdate>;
+  // Reconnections in a row with no update in between before giving up:
+  // the old listeners may take a few seconds to stop (its last calls end).
+  static constexpr int kMaxReconnects = 30;
+
   Options options;
   SessionOptions session;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::CredentialBroker::Stub> stub;
-  grpc::ClientContext ctx;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::SessionRequest, v1::NeedUpdate>>
-      stream;
   std::thread reader;
 
-  // Serializes writes: the sync API allows one outstanding write.
+  // Serializes writes (the sync API allows one outstanding write) and the
+  // replacement of the stream by the reader thread when it reconnects.
   absl::Mutex write_mu;
+  std::unique_ptr<grpc::ClientContext> ctx ABSL_GUARDED_BY(write_mu);
+  std::unique_ptr<Stream> stream ABSL_GUARDED_BY(write_mu);
   bool writes_done ABSL_GUARDED_BY(write_mu) = false;
+  // Cancelled (Abort, the destructor): never reconnect.
+  bool cancelled ABSL_GUARDED_BY(write_mu) = false;
 
   // Protects what the reader thread records.
   mutable absl::Mutex mu;
@@ -50,35 +76,127 @@ struct AgentSession::Impl {
   // Per need: how many decided updates WaitFor has returned.
   std::map<std::string, size_t> consumed ABSL_GUARDED_BY(mu);
   std::optional<absl::Status> end ABSL_GUARDED_BY(mu);
+  // Needs sent and not decided yet, sent again after a reconnection.
+  std::map<std::string, v1::CredentialNeeded> open_needs ABSL_GUARDED_BY(mu);
+  // Open needs whose last answer came from a locked broker.
+  std::map<std::string, bool> locked_answer ABSL_GUARDED_BY(mu);
+  int64_t reconnections ABSL_GUARDED_BY(mu) = 0;
 
-  void ReadLoop() {
-    v1::NeedUpdate update;
-    while (stream->Read(&update)) {
-      {
-        absl::MutexLock lock(&mu);
-        updates[update.need_id()].push_back(update);
-      }
-      if (session.on_update) session.on_update(update);
+  // A new stream with the hello. Holds write_mu.
+  bool OpenStream() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu) {
+    stream.reset();
+    ctx = std::make_unique<grpc::ClientContext>();
+    internal::PrepareContext(*ctx, options.token, absl::InfiniteDuration());
+    stream = stub->Session(ctx.get());
+    v1::SessionRequest hello;
+    hello.mutable_hello()->set_session_key(session.session_key);
+    hello.mutable_hello()->set_agent_name(session.agent_name);
+    return stream->Write(hello);
+  }
+
+  void CancelStream() {
+    absl::MutexLock lock(&write_mu);
+    cancelled = true;
+    if (ctx) ctx->TryCancel();
+  }
+
+  void Record(const v1::NeedUpdate& update) {
+    absl::MutexLock lock(&mu);
+    updates[update.need_id()].push_back(update);
+    if (IsDecided(update.state())) {
+      open_needs.erase(update.need_id());
+      locked_answer.erase(update.need_id());
+    } else if (open_needs.count(update.need_id()) > 0) {
+      locked_answer[update.need_id()] = IsLockedAnswer(update);
     }
-    absl::Status status = internal::FromCallStatus(stream->Finish(), channel.get());
+  }
+
+  // After an UNAVAILABLE end (the broker restarting its listeners at an
+  // unlock or a lock): whether sending the open needs again is safe. With
+  // the same session key the broker re-attaches them; without one only
+  // needs a locked broker answered, since it recorded nothing.
+  bool ShouldReconnect(const absl::Status& status) {
+    if (!AskedToReconnect(status)) return false;
+    absl::MutexLock lock(&mu);
+    if (open_needs.empty()) return false;
+    if (!session.session_key.empty()) return true;
+    for (const auto& [need_id, need] : open_needs) {
+      auto it = locked_answer.find(need_id);
+      if (it == locked_answer.end() || !it->second) return false;
+    }
+    return true;
+  }
+
+  // Opens a new stream and sends the open needs again.
+  bool Reconnect() {
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                   absl::ToChronoMilliseconds(options.timeout))) {
+      return false;
+    }
+    std::vector<v1::CredentialNeeded> needs;
     {
       absl::MutexLock lock(&mu);
-      end = status;
+      for (const auto& [need_id, need] : open_needs) needs.push_back(need);
+      ++reconnections;
     }
-    if (session.on_end) session.on_end(status);
+    absl::MutexLock lock(&write_mu);
+    if (writes_done || cancelled || !OpenStream()) return !writes_done && !cancelled;
+    for (const v1::CredentialNeeded& need : needs) {
+      v1::SessionRequest m;
+      *m.mutable_need() = need;
+      if (!stream->Write(m)) break;  // Its end is read below.
+    }
+    return true;
+  }
+
+  void ReadLoop() {
+    int attempts = 0;
+    while (true) {
+      Stream* current;
+      {
+        absl::MutexLock lock(&write_mu);
+        current = stream.get();
+      }
+      v1::NeedUpdate update;
+      while (current->Read(&update)) {
+        attempts = 0;
+        Record(update);
+        if (session.on_update) session.on_update(update);
+      }
+      absl::Status status = internal::FromCallStatus(current->Finish(), channel.get());
+      if (ShouldReconnect(status) && attempts < kMaxReconnects) {
+        // A restart takes a moment: a stream refused at once is tried again.
+        absl::SleepFor(std::min(absl::Milliseconds(100) * attempts++, absl::Seconds(1)));
+        if (Reconnect()) continue;
+      }
+      {
+        absl::MutexLock lock(&mu);
+        end = status;
+      }
+      if (session.on_end) session.on_end(status);
+      return;
+    }
   }
 
   absl::Status Write(const v1::SessionRequest& message) {
-    absl::MutexLock lock(&write_mu);
-    if (writes_done) {
-      return absl::FailedPreconditionError("the session was closed");
+    int64_t seen;
+    {
+      absl::MutexLock lock(&mu);
+      seen = reconnections;
     }
-    if (stream->Write(message)) return absl::OkStatus();
-    // The stream is broken: its status comes from the reader thread.
+    {
+      absl::MutexLock lock(&write_mu);
+      if (writes_done) return absl::FailedPreconditionError("the session was closed");
+      if (stream->Write(message)) return absl::OkStatus();
+    }
+    // The stream is broken: it ends, or the reader reconnects (and sends
+    // the open needs again).
     absl::MutexLock l(&mu);
-    auto ended = [this]()
-                     ABSL_SHARED_LOCKS_REQUIRED(mu) { return end.has_value(); };
-    mu.AwaitWithTimeout(absl::Condition(&ended), options.timeout);
+    auto moved_on = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      return end.has_value() || reconnections != seen;
+    };
+    mu.AwaitWithTimeout(absl::Condition(&moved_on), options.timeout);
+    if (!end.has_value() && reconnections != seen) return absl::OkStatus();
     return absl::FailedPreconditionError(absl::StrCat(
         "the session stream has ended",
         end.has_value() ? absl::StrCat(": ", end->ToString()) : std::string()));
@@ -90,7 +208,7 @@ AgentSession::AgentSession(std::unique_ptr<Impl> impl)
 
 AgentSession::~AgentSession() {
   if (impl_->reader.joinable()) {
-    impl_->ctx.TryCancel();
+    impl_->CancelStream();
     impl_->reader.join();
   }
 }
@@ -121,14 +239,12 @@ absl::StatusOr<std::unique_ptr<AgentSession>> AgentSession::Connect(
         " (is credbrokerd running? start it with scripts/run.sh)"));
   }
   impl->stub = v1::CredentialBroker::NewStub(impl->channel);
-  internal::PrepareContext(impl->ctx, options.token, absl::InfiniteDuration());
-  impl->stream = impl->stub->Session(&impl->ctx);
-  v1::SessionRequest hello;
-  hello.mutable_hello()->set_session_key(impl->session.session_key);
-  hello.mutable_hello()->set_agent_name(impl->session.agent_name);
-  if (!impl->stream->Write(hello)) {
-    // Refused at once (a wrong token): the reason is the call's status.
-    return internal::FromCallStatus(impl->stream->Finish(), impl->channel.get());
+  {
+    absl::MutexLock lock(&impl->write_mu);
+    if (!impl->OpenStream()) {
+      // Refused at once (a wrong token): the reason is the call's status.
+      return internal::FromCallStatus(impl->stream->Finish(), impl->channel.get());
+    }
   }
   Impl* raw = impl.get();
   impl->reader = std::thread([raw] { raw->ReadLoop(); });
@@ -136,12 +252,20 @@ absl::StatusOr<std::unique_ptr<AgentSession>> AgentSession::Connect(
 }
 
 absl::Status AgentSession::SendNeed(const v1::CredentialNeeded& need) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->open_needs[need.need_id()] = need;
+  }
   v1::SessionRequest m;
   *m.mutable_need() = need;
   return impl_->Write(m);
 }
 
 absl::Status AgentSession::Cancel(const std::string& need_id) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->open_needs.erase(need_id);
+  }
   v1::SessionRequest m;
   m.set_cancel_need_id(need_id);
   return impl_->Write(m);
@@ -248,14 +372,14 @@ absl::Status AgentSession::Close() {
     ended =
         impl.mu.AwaitWithTimeout(absl::Condition(&done), impl.options.timeout);
   }
-  if (!ended) impl.ctx.TryCancel();
+  if (!ended) impl.CancelStream();
   if (impl.reader.joinable()) impl.reader.join();
   absl::MutexLock lock(&impl.mu);
   return impl.end.value_or(absl::OkStatus());
 }
 
 void AgentSession::Abort() {
-  impl_->ctx.TryCancel();
+  impl_->CancelStream();
   if (impl_->reader.joinable()) impl_->reader.join();
 }
 
@@ -264,29 +388,60 @@ std::optional<absl::Status> AgentSession::EndStatus() const {
   return impl_->end;
 }
 
+namespace {
+
+// One RequestCredential stream on `channel`, until it ends or `deadline`.
+// `decided` gets the first decided update; `locked` whether the last update
+// was a locked broker's.
+grpc::Status RunRequestStream(const std::shared_ptr<grpc::Channel>& channel,
+                              const Options& options,
+                              const v1::RequestCredentialRequest& request, absl::Time deadline,
+                              const std::function<void(const v1::NeedUpdate&)>& on_update,
+                              std::optional<v1::NeedUpdate>& decided, bool& locked) {
+  std::unique_ptr<v1::CredentialBroker::Stub> stub =
+      v1::CredentialBroker::NewStub(channel);
+  grpc::ClientContext ctx;
+  internal::PrepareContext(ctx, options.token, deadline - absl::Now());
+  std::unique_ptr<grpc::ClientReader<v1::NeedUpdate>> reader =
+      stub->RequestCredential(&ctx, request);
+  v1::NeedUpdate update;
+  while (reader->Read(&update)) {
+    locked = IsLockedAnswer(update);
+    if (on_update) on_update(update);
+    if (IsDecided(update.state()) && !decided.has_value()) decided = update;
+  }
+  return reader->Finish();
+}
+
+}  // namespace
+
 absl::StatusOr<v1::NeedUpdate> RequestCredential(
     const Options& options, const v1::RequestCredentialRequest& request,
     absl::Duration timeout,
     const std::function<void(const v1::NeedUpdate&)>& on_update) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      internal::MakeChannel(options);
-  if (!channel.ok()) return channel.status();
-  std::unique_ptr<v1::CredentialBroker::Stub> stub =
-      v1::CredentialBroker::NewStub(*channel);
-  grpc::ClientContext ctx;
-  internal::PrepareContext(ctx, options.token, timeout);
-  std::unique_ptr<grpc::ClientReader<v1::NeedUpdate>> reader =
-      stub->RequestCredential(&ctx, request);
-  std::optional<v1::NeedUpdate> decided;
-  v1::NeedUpdate update;
-  while (reader->Read(&update)) {
-    if (on_update) on_update(update);
-    if (IsDecided(update.state()) && !decided.has_value()) decided = update;
+  const absl::Time deadline = absl::Now() + timeout;
+  // The last answer came from a locked broker (kept across a stream that
+  // ended before any answer: the old listeners finishing their last calls).
+  bool locked = false;
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = internal::MakeChannel(options);
+    if (!channel.ok()) return channel.status();
+    if (attempt > 0) {
+      // The listeners come back unlocked in a moment.
+      absl::SleepFor(std::min(absl::Milliseconds(100) * attempt, absl::Seconds(1)));
+      (*channel)->WaitForConnected(absl::ToChronoTime(deadline));
+    }
+    std::optional<v1::NeedUpdate> decided;
+    grpc::Status status =
+        RunRequestStream(*channel, options, request, deadline, on_update, decided, locked);
+    if (decided.has_value()) return *decided;
+    if (locked && AskedToReconnect(internal::FromCallStatus(status, channel->get())) &&
+        absl::Now() < deadline) {
+      continue;  // Unlocked: send the need again.
+    }
+    if (!status.ok()) return internal::FromCallStatus(status, channel->get());
+    return absl::InternalError("the broker ended the request without a decision");
   }
-  grpc::Status status = reader->Finish();
-  if (decided.has_value()) return *decided;
-  if (!status.ok()) return internal::FromCallStatus(status, channel->get());
-  return absl::InternalError("the broker ended the request without a decision");
 }
 
 }  // namespace client

@@ -199,9 +199,9 @@ absl::StatusOr<v1::VerifyAuditLogResponse> CredentialClient::VerifyAuditLog() {
       &Stub::VerifyAuditLog, v1::VerifyAuditLogRequest());
 }
 
-absl::StatusOr<bool> CredentialClient::Unlock(std::string& passphrase) {
+absl::StatusOr<bool> CredentialClient::Unlock(const SecretBytes& passphrase) {
   v1::UnlockRequest request;
-  request.mutable_passphrase()->swap(passphrase);
+  request.set_passphrase(passphrase.Reveal().data(), passphrase.size());
   v1::UnlockResponse response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
@@ -210,6 +210,39 @@ absl::StatusOr<bool> CredentialClient::Unlock(std::string& passphrase) {
   WipeString(*request.mutable_passphrase());
   if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
   return response.unlocked_now();
+}
+
+absl::StatusOr<v1::LockState> CredentialClient::GetLockState() {
+  v1::LockState response;
+  grpc::ClientContext ctx;
+  impl_->Prepare(ctx);
+  grpc::Status status = v1::LockService::NewStub(impl_->channel)
+                            ->GetLockState(&ctx, v1::GetLockStateRequest(), &response);
+  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  return response;
+}
+
+absl::StatusOr<bool> CredentialClient::Lock() {
+  v1::LockResponse response;
+  grpc::ClientContext ctx;
+  impl_->Prepare(ctx);
+  grpc::Status status =
+      v1::LockService::NewStub(impl_->channel)->Lock(&ctx, v1::LockRequest(), &response);
+  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  return response.locked_now();
+}
+
+absl::StatusOr<v1::RekeyResponse> CredentialClient::Rekey(v1::RekeyRequest& request) {
+  v1::RekeyResponse response;
+  grpc::ClientContext ctx;
+  impl_->Prepare(ctx);
+  grpc::Status status =
+      v1::LockService::NewStub(impl_->channel)->Rekey(&ctx, request, &response);
+  WipeString(*request.mutable_current_passphrase());
+  WipeString(*request.mutable_new_passphrase());
+  WipeString(*request.mutable_pin());
+  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  return response;
 }
 
 }  // namespace client

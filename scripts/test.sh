@@ -49,7 +49,7 @@ tsan_tests=(executor_test store_test credentials_test requests_test server_test
   credctl_flow_integration_test provider_depth_integration_test
   approval_factor_integration_test peer_identity_integration_test refusal_audit_test
   session_wire_integration_test connection_flood_integration_test
-  passkey_integration_test)
+  passkey_integration_test store_lock_integration_test)
 # Shell tests that drive the TSan daemon too (labels, not build targets).
 tsan_script_tests=(service_user_integration_test mlock_integration_test)
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "broker/common/errors.h"
 #include "broker/common/files.h"
 #include "broker/common/status_macros.h"
 
@@ -47,7 +48,112 @@ absl::StatusOr<std::string> GetMetaOrEmpty(Store& store, absl::string_view key) 
   return v;
 }
 
+// Fsyncs the directory holding `path`, so that a rename or unlink in it
+// survives a crash.
+absl::Status SyncParentDir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot sync ", dir, ": ", std::strerror(err)));
+  }
+  close(fd);
+  return absl::OkStatus();
+}
+
+// A fresh master key in `path` (0600), written beside it and renamed over
+// it, so that the file is either absent or whole.
+absl::StatusOr<SecretBytes> WriteNewKeyFile(const std::string& path) {
+  const std::string tmp = path + ".new";
+  unlink(tmp.c_str());
+  CB_ASSIGN_OR_RETURN(SecretBytes key, LoadOrCreateKeyFile(tmp, /*create=*/true));
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return absl::UnavailableError(
+        absl::StrCat("cannot move the new key file into ", path, ": ", std::strerror(err)));
+  }
+  CB_RETURN_IF_ERROR(SyncParentDir(path));
+  return key;
+}
+
+// The data key of `store`, opened the way `current` says (see KeyChange).
+absl::StatusOr<SecretBytes> OpenCurrentDataKey(Store& store, const std::string& source,
+                                               const KeySource& current) {
+  CB_ASSIGN_OR_RETURN(std::string wrapped, store.GetMeta(kWrappedKey));
+  SecretBytes master;
+  if (source == "passphrase") {
+    if (!current.passphrase.has_value() || current.passphrase->empty()) {
+      return absl::PermissionDeniedError(
+          "changing the store's key needs its current passphrase (field "
+          "current_passphrase); nothing changed");
+    }
+    CB_ASSIGN_OR_RETURN(std::string encoded, store.GetMeta(kKdfParams));
+    CB_ASSIGN_OR_RETURN(PassphraseParams params, DecodeParams(encoded));
+    CB_ASSIGN_OR_RETURN(master, DeriveKeyFromPassphrase(*current.passphrase, params));
+  } else {
+    CB_ASSIGN_OR_RETURN(master, LoadOrCreateKeyFile(current.key_file, /*create=*/false));
+  }
+  absl::StatusOr<SecretBytes> data_key = UnwrapKey(master, wrapped);
+  if (data_key.ok()) return data_key;
+  if (source == "passphrase") {
+    return absl::PermissionDeniedError("the current store passphrase is wrong; nothing changed");
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the key file ", current.key_file, " does not open this store; nothing changed"));
+}
+
 }  // namespace
+
+absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord audit,
+                            const Store::AuditHashFn& hash_fn) {
+  CB_ASSIGN_OR_RETURN(const std::string source, StoredKeySource(store));
+  if (source.empty()) return absl::FailedPreconditionError("the store has no key yet");
+  const bool to_file = !change.next.passphrase.has_value();
+  if (to_file && source == "key_file") {
+    return absl::FailedPreconditionError(
+        "the store's key is already a key file; nothing changed");
+  }
+  if (!to_file && change.next.passphrase->size() < 8) {
+    return InvalidArgumentWithViolations(
+        "the new passphrase is too short",
+        {{"new_passphrase", "choose a passphrase of at least 8 characters"}});
+  }
+  CB_ASSIGN_OR_RETURN(SecretBytes data_key, OpenCurrentDataKey(store, source, change.current));
+  FlowWrite write;
+  SecretBytes master;
+  if (to_file) {
+    CB_ASSIGN_OR_RETURN(master, WriteNewKeyFile(change.next.key_file));
+    write.meta = {{kKeySource, "key_file"}, {kKdfParams, ""}};
+  } else {
+    const PassphraseParams params = NewPassphraseParams(change.next.fast_kdf);
+    CB_ASSIGN_OR_RETURN(master, DeriveKeyFromPassphrase(*change.next.passphrase, params));
+    write.meta = {{kKeySource, "passphrase"}, {kKdfParams, EncodeParams(params)}};
+  }
+  absl::StatusOr<std::string> wrapped = WrapKey(master, data_key);
+  absl::Status written = wrapped.status();
+  if (written.ok()) {
+    write.meta.emplace_back(kWrappedKey, *wrapped);
+    write.audit.push_back(std::move(audit));
+    written = store.WriteFlow(write, hash_fn);
+  }
+  if (!written.ok()) {
+    if (to_file) unlink(change.next.key_file.c_str());
+    return written;
+  }
+  if (!to_file && source == "key_file") {
+    if (unlink(change.current.key_file.c_str()) != 0 && errno != ENOENT) {
+      return absl::UnavailableError(absl::StrCat(
+          "the store's key is now protected by the passphrase, but the old key file ",
+          change.current.key_file, " could not be removed (", std::strerror(errno),
+          "): remove it by hand"));
+    }
+    CB_RETURN_IF_ERROR(SyncParentDir(change.current.key_file));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
                                                     const KeySource& source) {

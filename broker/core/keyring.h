@@ -42,6 +42,28 @@ absl::StatusOr<std::string> StoredKeySource(Store& store);
 // store without a passphrase. Takes as long as opening the store (Argon2id).
 absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase);
 
+// A change of what protects the store's key (LockService.Rekey).
+struct KeyChange {
+  // How to open the store now: `passphrase` for a passphrase store (required
+  // there), `key_file` for a key-file store.
+  KeySource current;
+  // The new protection: `passphrase` set moves to (or changes) the
+  // passphrase, with a fresh salt; unset moves to the key file `key_file`,
+  // a fresh key written 0600 through a temporary file and a rename.
+  KeySource next;
+};
+
+// Re-wraps the store's data key under a new master key. The data key is
+// kept, so every sealed record, the audit chain and the PIN record stay
+// valid. The new wrapped key, the store's key source and `audit` are
+// written in one transaction; leaving key-file mode removes the old key
+// file after it. PERMISSION_DENIED (nothing changed) when the current
+// passphrase is missing or wrong; FAILED_PRECONDITION for a store without a
+// key, a key file that does not open it, or a move to the key file of a
+// key-file store; INVALID_ARGUMENT for a new passphrase under 8 characters.
+absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord audit,
+                            const Store::AuditHashFn& hash_fn);
+
 // Reads the bearer token in `path` into a secret (never a std::string),
 // creating a fresh one (0600) when absent. With `group`, the file is made
 // 0640 and owned by that group (the clients of a broker that runs as its

@@ -35,6 +35,7 @@
 #include "broker/rpc/credential_service.h"
 #include "broker/rpc/flow_services.h"
 #include "broker/rpc/lock_service.h"
+#include "broker/rpc/locked_services.h"
 #include "broker/rpc/streams.h"
 #include "broker/rpc/tcp_listener.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
@@ -365,9 +366,8 @@ struct BrokerServer::Impl {
   std::unique_ptr<BrokerServiceImpl> broker_service;
   std::unique_ptr<ApprovalServiceImpl> approval_service;
   std::unique_ptr<LockServiceImpl> lock_service;
-  LockedFallback locked_fallback;
-  // Wrong passphrases given to Unlock, per caller.
-  AuthThrottle unlock_throttle{[] { return absl::Now(); }};
+  std::unique_ptr<LockedBrokerService> locked_broker_service;
+  std::unique_ptr<LockedFallback> locked_fallback;
   std::unique_ptr<grpc::Server> server;
   std::vector<std::string> unix_paths;
   bool shut_down = false;
@@ -392,16 +392,19 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     impl->refusals = std::make_unique<RefusalAudit>(env.audit, [] { return absl::Now(); });
     env.refusals = impl->refusals.get();
   }
-  const bool locked = static_cast<bool>(options.unlock);
-  if (!locked) {
+  const bool locked = static_cast<bool>(options.lock.unlock);
+  if (locked) {
+    impl->locked_broker_service = std::make_unique<LockedBrokerService>(env, &impl->streams);
+    impl->locked_fallback = std::make_unique<LockedFallback>(
+        env, options.catalog != nullptr ? options.catalog : &ProviderRegistry::Default());
+  } else {
     impl->credential_service =
         std::make_unique<CredentialServiceImpl>(credentials, requests, env);
     impl->broker_service = std::make_unique<BrokerServiceImpl>(requests, env, &impl->streams);
     impl->approval_service =
         std::make_unique<ApprovalServiceImpl>(requests, env, &impl->streams);
   }
-  impl->lock_service =
-      std::make_unique<LockServiceImpl>(env, options.unlock, &impl->unlock_throttle);
+  impl->lock_service = std::make_unique<LockServiceImpl>(env, options.lock, locked);
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(4 << 20);
@@ -451,7 +454,9 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   std::vector<std::pair<grpc::Service*, const char*>> services = {
       {impl->lock_service.get(), v1::LockService::service_full_name()}};
   if (locked) {
-    builder.RegisterCallbackGenericService(&impl->locked_fallback);
+    builder.RegisterCallbackGenericService(impl->locked_fallback.get());
+    services.push_back(
+        {impl->locked_broker_service.get(), v1::CredentialBroker::service_full_name()});
   } else {
     services.insert(services.end(),
                     {{impl->credential_service.get(), v1::CredentialService::service_full_name()},
@@ -509,6 +514,11 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   // Summaries of refusals not written one by one yet.
   if (impl_->refusals != nullptr) impl_->refusals->Flush();
   for (const std::string& path : impl_->unix_paths) unlink(path.c_str());
+}
+
+void BrokerServer::EndStreams(const std::string& message) {
+  if (impl_ == nullptr) return;
+  impl_->streams.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, message));
 }
 
 void BrokerServer::Wait() {

@@ -19,7 +19,9 @@
 #include "broker/common/secret.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
+#include "broker/providers/registry.h"
 #include "broker/rpc/auth.h"
+#include "broker/rpc/lock_service.h"
 #include "broker/rpc/unary.h"
 
 namespace credbroker {
@@ -55,11 +57,13 @@ struct ServerOptions {
   // other peer is refused. Callers are told apart by their kernel identity
   // (pid, uid), never by the group.
   std::optional<gid_t> allow_gid;
-  // Set: the broker is locked (its store's passphrase not given yet). It
-  // serves health, reflection and LockService, whose Unlock calls this;
-  // every other method is FAILED_PRECONDITION. The core pointers of Start
-  // may then be null.
-  std::function<absl::Status(const SecretBytes& passphrase)> unlock;
+  // The daemon's lock state for LockService. With `unlock` set the broker
+  // is locked (its store's key not opened): it serves health, reflection,
+  // LockService and what broker/rpc/locked_services.h says; the core
+  // pointers of Start may then be null.
+  LockControl lock;
+  // The provider catalog served while locked.
+  const ProviderRegistry* catalog = nullptr;
 };
 
 // One parsed --listen entry.
@@ -90,6 +94,9 @@ class BrokerServer {
   // Ends open streams with UNAVAILABLE, stops accepting calls, cancels
   // unary calls still running after `grace`, removes the sockets.
   void Shutdown(absl::Duration grace = absl::Seconds(2));
+  // Ends every open stream now with UNAVAILABLE and `message` (the unlock
+  // tells agents to reconnect); Shutdown follows.
+  void EndStreams(const std::string& message);
   // Blocks until Shutdown completes.
   void Wait();
 

@@ -19,8 +19,10 @@ class StreamRegistry {
  public:
   using Closer = std::function<void(const grpc::Status&)>;
 
-  // Returns an id for Remove. After CloseAll, `closer` is called at once.
+  // Returns an id for Remove. After CloseAll, `closer` is called at once,
+  // with the status CloseAll gave.
   int64_t Add(Closer closer) {
+    grpc::Status closed_with;
     {
       absl::MutexLock lock(&mu_);
       if (!closed_) {
@@ -28,8 +30,9 @@ class StreamRegistry {
         closers_[id] = std::move(closer);
         return id;
       }
+      closed_with = closed_status_;
     }
-    closer(Shutdown());
+    closer(closed_with);
     return 0;
   }
 
@@ -39,14 +42,17 @@ class StreamRegistry {
   }
 
   // Ends every open stream with UNAVAILABLE; later streams end at once.
-  void CloseAll() {
+  void CloseAll() { CloseAll(Shutdown()); }
+  // The same, with `status`.
+  void CloseAll(const grpc::Status& status) {
     std::map<int64_t, Closer> closers;
     {
       absl::MutexLock lock(&mu_);
+      if (!closed_) closed_status_ = status;
       closed_ = true;
       closers.swap(closers_);
     }
-    for (auto& [id, closer] : closers) closer(Shutdown());
+    for (auto& [id, closer] : closers) closer(status);
   }
 
  private:
@@ -58,6 +64,7 @@ class StreamRegistry {
   absl::Mutex mu_;
   std::map<int64_t, Closer> closers_ ABSL_GUARDED_BY(mu_);  // Open streams.
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status closed_status_ ABSL_GUARDED_BY(mu_);  // The first CloseAll's.
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

@@ -53,10 +53,9 @@ bool PresentsBearerToken(const grpc::ServerContextBase& context) {
          !absl::StripAsciiWhitespace(value.substr(kBearer.size())).empty();
 }
 
-}  // namespace
-
-absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
-                       Role role, absl::string_view rpc) {
+// The role check behind the bad-token throttle (see Authorize).
+absl::Status CheckCaller(const RpcEnv& env, const grpc::ServerContextBase& context, Role role,
+                         absl::string_view rpc) {
   absl::StatusOr<Role> presented = env.auth->Authenticate(context);
   // A valid token is never throttled: a lockout earned by someone else's
   // guesses must not shut the owner out.
@@ -69,6 +68,15 @@ absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context
   if (absl::Status locked = env.throttle->Check(key); !locked.ok()) return locked;
   env.throttle->RecordFailure(key);
   return presented.status();
+}
+
+}  // namespace
+
+absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
+                       Role role, absl::string_view rpc) {
+  absl::Status allowed = CheckCaller(env, context, role, rpc);
+  if (allowed.ok() && env.key_use != nullptr) env.key_use->Touch();
+  return allowed;
 }
 
 bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,

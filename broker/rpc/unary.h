@@ -6,6 +6,8 @@
 #ifndef CREDBROKER_BROKER_RPC_UNARY_H_
 #define CREDBROKER_BROKER_RPC_UNARY_H_
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -13,6 +15,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "broker/common/executor.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
@@ -24,6 +28,19 @@
 
 namespace credbroker {
 
+// When an authorized call last came in (GetLockState aside), for the
+// daemon's auto-lock: "without a call that used the key". Thread-safe.
+class KeyUse {
+ public:
+  void Touch() { last_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed); }
+  absl::Time last() const {
+    return absl::FromUnixNanos(last_.load(std::memory_order_relaxed));
+  }
+
+ private:
+  std::atomic<int64_t> last_{absl::ToUnixNanos(absl::Now())};
+};
+
 // What every service adapter needs; all pointers outlive the services.
 struct RpcEnv {
   const Authenticator* auth = nullptr;
@@ -34,6 +51,7 @@ struct RpcEnv {
   ApprovalPin* pin = nullptr;           // Optional: no approval PIN.
   RefusalAudit* refusals = nullptr;     // Optional: refused calls go unaudited.
   Passkeys* passkeys = nullptr;         // Optional: no passkeys.
+  KeyUse* key_use = nullptr;            // Optional: touched by every authorized call.
 };
 
 // The role check of every RPC, with the failed-authentication backoff: a

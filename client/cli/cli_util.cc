@@ -4,6 +4,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -44,7 +45,8 @@ bool TakesValue(const std::string& name) {
       "page_size", "provider",   "kind",     "since",      "until",
       "scope",     "ttl",        "pattern",  "reason",     "request",
       "action",    "context",    "need_id",  "session_key", "tls_ca",
-      "tls_cert",  "tls_key",    "pin_fd",   "resource",   "passphrase_fd"};
+      "tls_cert",  "tls_key",    "pin_fd",   "resource",   "passphrase_fd",
+      "new_passphrase_fd", "to"};
   for (const char* v : kValued) {
     if (name == v) return true;
   }
@@ -143,6 +145,8 @@ namespace {
 // One line of `fd`, byte by byte so that each call takes exactly one line.
 std::optional<std::string> ReadLineFromFd(int fd) {
   std::string line;
+  // Sized once: a secret is never copied into a grown buffer left unwiped.
+  line.reserve(4097);
   char c;
   while (line.size() <= 4096) {
     ssize_t n = read(fd, &c, 1);
@@ -181,6 +185,55 @@ std::optional<std::string> ReadSecret(const Args& args, const std::string& label
   (void)!write(tty, "\n", 1);
   close(tty);
   return line;
+}
+
+namespace {
+// One line of `fd` into a buffer sized once, then copied (trimmed) into
+// its own SecretBytes; nullopt when empty or over 4096 bytes.
+std::optional<SecretBytes> ReadSecretFromFd(int fd) {
+  constexpr size_t kMax = 4096;
+  SecretBytes buf = SecretBytes::Zeroed(kMax + 1);
+  size_t size = 0;
+  while (size <= kMax) {
+    ssize_t n = read(fd, buf.mutable_data() + size, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || buf.data()[size] == '\n') break;
+    ++size;
+  }
+  if (size > kMax) return std::nullopt;
+  if (size > 0 && buf.data()[size - 1] == '\r') --size;
+  if (size == 0) return std::nullopt;
+  SecretBytes line = SecretBytes::Zeroed(size);
+  std::copy(buf.data(), buf.data() + size, line.mutable_data());
+  return line;
+}
+}  // namespace
+
+std::optional<SecretBytes> ReadSecretLine(int fd, const std::string& label) {
+  if (fd >= 0) return ReadSecretFromFd(fd);
+  int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (tty < 0) return std::nullopt;
+  const std::string prompt = label + ": ";
+  (void)!write(tty, prompt.data(), prompt.size());
+  termios old{};
+  const bool quiet = tcgetattr(tty, &old) == 0;
+  if (quiet) {
+    termios no_echo = old;
+    no_echo.c_lflag &= ~ECHO;
+    tcsetattr(tty, TCSAFLUSH, &no_echo);
+  }
+  std::optional<SecretBytes> line = ReadSecretFromFd(tty);
+  if (quiet) tcsetattr(tty, TCSAFLUSH, &old);
+  (void)!write(tty, "\n", 1);
+  close(tty);
+  return line;
+}
+
+int FdFlag(const Args& args, const std::string& name) {
+  if (!args.Has(name)) return -1;
+  int fd = -1;
+  if (!absl::SimpleAtoi(args.Flag(name), &fd) || fd < 0) return -2;
+  return fd;
 }
 
 absl::Status ChooseApprovalPin(const Args& args, const v1::ApprovalPinStatus& status,

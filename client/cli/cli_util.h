@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "broker/common/secret.h"
 #include "client/credbroker/client.h"
 #include "credbroker/v1/types.pb.h"
 #include "google/protobuf/repeated_field.h"
@@ -66,6 +67,14 @@ std::optional<std::string> Prompt(const std::string& label, bool hidden);
 // environment or a piped stdin. nullopt when the input ended, when there is
 // no terminal, or when --pin_fd is not a descriptor number.
 std::optional<std::string> ReadSecret(const Args& args, const std::string& label);
+// A secret line read straight into a pre-sized SecretBytes (no std::string
+// ever holds it): from `fd` when >= 0, else typed on /dev/tty after
+// `label`, without echo. nullopt when nothing could be read (no terminal,
+// end of input, a line over 4096 bytes).
+std::optional<SecretBytes> ReadSecretLine(int fd, const std::string& label);
+// The descriptor given with --NAME N: -1 when the flag is absent, -2 when
+// its value is not a descriptor number.
+int FdFlag(const Args& args, const std::string& name);
 // Asks the person to choose a new approval PIN (twice, unless it comes from
 // --pin_fd), and first for the store's passphrase when `status` says the
 // first PIN needs it; fills `req`. INVALID_ARGUMENT saying what to do when

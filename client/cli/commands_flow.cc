@@ -833,6 +833,10 @@ class FlowCli {
         ctx_.agent, req, absl::Seconds(seconds), [](const v1::NeedUpdate& u) {
           switch (u.state()) {
             case v1::REQUEST_STATE_PENDING_APPROVAL:
+              if (u.request_id().empty()) {  // A locked broker recorded nothing yet.
+                std::cerr << "need " << u.need_id() << ": " << u.message() << std::endl;
+                break;
+              }
               std::cerr << "request " << u.request_id()
                         << ": pending approval (approve with `credctl approve "
                         << u.request_id() << "` or in `credctl watch`)"

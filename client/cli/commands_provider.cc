@@ -95,12 +95,26 @@ class ProviderCli {
     }
   }
 
+  // What doctor says about the store's key itself: a key file is readable
+  // by every process running as the user, an agent too. "" when fine (or
+  // when the broker cannot say).
+  std::string StoreKeyWarning() {
+    absl::StatusOr<v1::LockState> state = client_->GetLockState();
+    if (!state.ok() || state->key_source() != v1::KEY_SOURCE_KEY_FILE) return "";
+    return absl::StrCat(
+        "the store's key is the file ", state->key_file(),
+        ": an agent running as you can read it and open every stored secret. Protect "
+        "the store with a passphrase: credctl rekey --to=passphrase");
+  }
+
   int Doctor() {
     if (args_.positional.size() > 1)
       return UsageError("doctor takes at most one PROVIDER");
     const std::string provider =
         args_.positional.empty() ? "" : args_.positional[0];
     const std::string profile = args_.Flag("profile");
+    const std::string store_warning = StoreKeyWarning();
+    if (!store_warning.empty() && !json()) std::cout << "warning: " << store_warning << "\n";
 
     // Which provider/profile pairs to diagnose.
     std::vector<std::pair<std::string, std::string>> targets;
@@ -142,6 +156,7 @@ class ProviderCli {
             ", \"diagnosis\": ", ToJson(d.response, /*compact=*/true), "}"));
       }
       std::cout << "{\"all_ready\": " << (code == 0 ? "true" : "false")
+                << ", \"store_warning\": " << JsonQuote(store_warning)
                 << ", \"credentials\": [" << absl::StrJoin(items, ",\n  ")
                 << "]}\n";
       return code;

@@ -38,6 +38,7 @@
 #include "broker/common/text.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands_flow.h"
+#include "client/cli/commands_lock.h"
 #include "client/cli/commands_passkey.h"
 #include "client/cli/commands_provider.h"
 #include "client/credbroker/client.h"
@@ -88,8 +89,17 @@ Commands:
   audit verify                      check the audit log's hash chain; exits 1 and
                                     names the first bad event when it was edited,
                                     or events were inserted or removed
-  unlock [--passphrase_fd N]        unlock a broker that started without its store's
+  unlock [--passphrase_fd N]        unlock a locked broker with the store's
                                     passphrase (asked on the terminal)
+  lock                              lock now: the broker wipes the store's key
+                                    from memory until the next unlock
+  rekey [--to passphrase|file] [--passphrase_fd N] [--new_passphrase_fd N]
+        [--pin_fd N]                change what protects the store's key (a new
+                                    passphrase by default; file: a key file any
+                                    process running as you can read); asks for
+                                    the current passphrase, the new one twice and
+                                    the approval PIN on the terminal, or reads
+                                    one line of each from the descriptors
   pin set | pin clear | pin status  the approval PIN every approval needs (asked
                                     on the terminal — the new PIN twice; or lines
                                     of --pin_fd N: the current PIN first when one
@@ -174,7 +184,6 @@ class Cli {
     if (c == "needs") return Needs();
     if (c == "audit") return Audit();
     if (c == "pin") return Pin();
-    if (c == "unlock") return Unlock();
     return UsageError(absl::StrCat("unknown command \"", c, "\""));
   }
 
@@ -536,25 +545,6 @@ class Cli {
     return r->intact() ? 0 : 1;
   }
 
-  // unlock: the store's passphrase, from the terminal or --passphrase_fd N.
-  int Unlock() {
-    if (!args_.positional.empty()) return UsageError("unlock takes no argument");
-    Args from_fd = args_;
-    if (args_.Has("passphrase_fd")) from_fd.flags.emplace("pin_fd", args_.Flag("passphrase_fd"));
-    std::optional<std::string> passphrase = ReadSecret(from_fd, "Store passphrase");
-    if (!passphrase || passphrase->empty()) {
-      return PrintError(absl::InvalidArgumentError(
-          "the store's passphrase is typed on a terminal (or read with --passphrase_fd N), "
-          "never taken from arguments, the environment or a piped stdin"));
-    }
-    absl::StatusOr<bool> unlocked = client_->Unlock(*passphrase);
-    WipeString(*passphrase);
-    if (!unlocked.ok()) return PrintError(unlocked.status());
-    std::cout << (*unlocked ? "Unlocked: the broker is restarting its listeners unlocked.\n"
-                            : "The broker was not locked.\n");
-    return 0;
-  }
-
   // pin set | clear | status.
   int Pin() {
     const std::string sub = args_.positional.empty() ? "" : args_.positional[0];
@@ -740,6 +730,7 @@ int Main(int argc, char** argv) {
   if (IsFlowCommand(args->command)) return RunFlowCommand(*args, ctx);
   if (IsProviderCommand(args->command)) return RunProviderCommand(*args, ctx);
   if (IsPasskeyCommand(args->command)) return RunPasskeyCommand(*args, ctx);
+  if (IsLockCommand(args->command)) return RunLockCommand(*args, ctx);
   absl::StatusOr<std::unique_ptr<client::CredentialClient>> c =
       client::CredentialClient::Connect(options);
   if (!c.ok()) return PrintError(c.status());

@@ -10,6 +10,12 @@
 // callback (in stream order, with no lock held) and wakes WaitFor callers.
 // The callback may call SendNeed, Cancel and ReleaseGrant, but not Close or
 // the destructor.
+//
+// When the broker restarts its listeners (an unlock, a lock, a rekey: the
+// stream ends UNAVAILABLE "... reconnect now ..."), the session opens a new
+// stream and sends its undecided needs again: with a session key the broker
+// re-attaches them; without one, only needs a locked broker answered
+// (PENDING_APPROVAL with no request id: nothing was recorded) are sent.
 #ifndef CREDBROKER_CLIENT_CREDBROKER_AGENT_H_
 #define CREDBROKER_CLIENT_CREDBROKER_AGENT_H_
 
@@ -104,7 +110,10 @@ class AgentSession {
 // One need over CredentialBroker.RequestCredential (a server stream ended by
 // the broker after the decision). Calls `on_update` (may be empty) with
 // every update, on the calling thread, and returns the decided update.
-// `timeout` is the deadline of the whole call (DEADLINE_EXCEEDED).
+// `timeout` is the deadline of the whole call (DEADLINE_EXCEEDED). A locked
+// broker answers PENDING_APPROVAL with no request id and ends the stream
+// UNAVAILABLE at the unlock: the need is then sent again, on a new
+// connection, to the unlocked broker.
 absl::StatusOr<v1::NeedUpdate> RequestCredential(
     const Options& options, const v1::RequestCredentialRequest& request,
     absl::Duration timeout,

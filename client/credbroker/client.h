@@ -13,7 +13,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "broker/common/secret.h"
 #include "credbroker/v1/credential_service.pb.h"
+#include "credbroker/v1/lock_service.pb.h"
 
 namespace credbroker {
 namespace client {
@@ -101,9 +103,16 @@ class CredentialClient {
   absl::StatusOr<v1::ListPasskeysResponse> ListPasskeys();
   absl::StatusOr<v1::RemovePasskeyResponse> RemovePasskey(
       const v1::RemovePasskeyRequest& request);
-  // Unlocks a broker that started locked with the store's passphrase
-  // (taken from `passphrase`, which is wiped). True when it was locked.
-  absl::StatusOr<bool> Unlock(std::string& passphrase);
+  // Unlocks a locked broker with the store's passphrase. True when it was
+  // locked.
+  absl::StatusOr<bool> Unlock(const SecretBytes& passphrase);
+  // Locked or not, and what protects the store's key.
+  absl::StatusOr<v1::LockState> GetLockState();
+  // Locks now. True when it was unlocked.
+  absl::StatusOr<bool> Lock();
+  // Changes what protects the store's key; the secrets in `request` (the
+  // passphrases, the PIN) are wiped.
+  absl::StatusOr<v1::RekeyResponse> Rekey(v1::RekeyRequest& request);
 
  private:
   struct Impl;

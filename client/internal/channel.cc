@@ -38,6 +38,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
       options.address.empty() ? DefaultAddress() : options.address;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
+  // The broker is local and restarts its listeners at an unlock or a lock:
+  // retry a refused connection within a second, not gRPC's up to 2 min.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   std::shared_ptr<grpc::ChannelCredentials> creds =
       grpc::InsecureChannelCredentials();
   if (!absl::StartsWith(address, "unix:") && !options.insecure_plaintext) {
