@@ -41,16 +41,6 @@ std::string RecordAd(uint64_t counter) {
   return absl::StrCat("credbroker.approval_pin.v2", std::string(1, '\0'), counter);
 }
 
-// "(record N)" in an audit detail; -1 when absent.
-int64_t RecordNumberIn(absl::string_view detail) {
-  size_t at = detail.rfind("(record ");
-  if (at == absl::string_view::npos) return -1;
-  absl::string_view rest = detail.substr(at + 8);
-  size_t end = rest.find(')');
-  int64_t n = -1;
-  if (end == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(0, end), &n)) return -1;
-  return n;
-}
 
 }  // namespace
 
@@ -84,7 +74,7 @@ absl::StatusOr<int64_t> ApprovalPin::AuditedCounter(bool& legacy_set) {
     if (events.empty()) break;
     for (const AuditRecord& e : events) {
       if (e.outcome != "ok" || e.kind == kPinRefused) continue;
-      counter = RecordNumberIn(e.detail);
+      counter = AuditRecordNumber(e.detail);
       legacy_set = counter < 0 && e.kind == kPinSet;
     }
     query.after_sequence = events.back().sequence;

@@ -18,6 +18,16 @@ void Put(std::string& out, absl::string_view field) {
 
 }  // namespace
 
+int64_t AuditRecordNumber(absl::string_view detail) {
+  size_t at = detail.rfind("(record ");
+  if (at == absl::string_view::npos) return -1;
+  absl::string_view rest = detail.substr(at + 8);
+  size_t end = rest.find(')');
+  int64_t n = -1;
+  if (end == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(0, end), &n)) return -1;
+  return n;
+}
+
 AuditLog::AuditLog(Store* store, const Sealer* sealer, Clock clock)
     : store_(store), sealer_(sealer), clock_(std::move(clock)) {}
 

@@ -22,6 +22,10 @@ struct AuditPage {
   std::string next_page_token;
 };
 
+// N in a detail that ends "(record N)": the sealed factor records (the
+// approval PIN, passkeys) name the counter they wrote so. -1 when absent.
+int64_t AuditRecordNumber(absl::string_view detail);
+
 class AuditLog {
  public:
   // `store` and `sealer` must outlive the log.

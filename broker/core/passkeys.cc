@@ -29,15 +29,6 @@ std::string RecordAd(uint64_t counter) {
   return absl::StrCat("credbroker.passkeys.v1", std::string(1, '\0'), counter);
 }
 
-int64_t RecordNumberIn(absl::string_view detail) {
-  size_t at = detail.rfind("(record ");
-  if (at == absl::string_view::npos) return -1;
-  absl::string_view rest = detail.substr(at + 8);
-  size_t end = rest.find(')');
-  int64_t n = -1;
-  if (end == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(0, end), &n)) return -1;
-  return n;
-}
 
 std::string RandomBytesString(size_t size) {
   std::string out(size, '\0');
@@ -74,7 +65,7 @@ absl::StatusOr<int64_t> Passkeys::AuditedCounter() {
     if (events.empty()) break;
     for (const AuditRecord& e : events) {
       if (e.outcome != "ok" || e.kind == kRefused) continue;
-      const int64_t n = RecordNumberIn(e.detail);
+      const int64_t n = AuditRecordNumber(e.detail);
       if (n >= 0) counter = n;
     }
     query.after_sequence = events.back().sequence;
