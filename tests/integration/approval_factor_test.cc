@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "client/credbroker/approval.h"
 #include "credbroker/v1/approval_service.pb.h"
@@ -298,6 +299,72 @@ TEST_F(ApprovalFactorTest, AStandingApprovalPlantedInTheDatabaseGrantsNothing) {
   EXPECT_FALSE(WaitForPending("exfiltrate").empty()) << "the planted row granted it";
   CommandResult audit = Credctl({"audit", "--kind", "row.refused"});
   EXPECT_TRUE(absl::StrContains(audit.out, "st-planted")) << audit.out;
+}
+
+// The rows an agent could edit while the broker is stopped: the grant it
+// was given (its lifetime stretched), the decided request (its action
+// rewritten) and the approval PIN record, put back to the one whose PIN it
+// may have seen typed. Each is refused at the next start, named on stderr,
+// and the old PIN approves nothing.
+TEST_F(ApprovalFactorTest, RowsEditedOrPutBackWhileTheBrokerWasStoppedAreRefused) {
+  StartWithFactor();
+  PutAws();
+  SetPinAsThePerson();
+  auto agent = StartRequest({"aws", "--action", "deploy web", "--timeout", "30"});
+  ASSERT_NE(agent, nullptr);
+  const std::string id = WaitForPending("deploy web");
+  ASSERT_FALSE(id.empty());
+  CommandResult approve =
+      CredctlWithInput({"approve", id, "--pin_fd", "0"}, InputFile("pin1", pin_ + "\n"));
+  ASSERT_EQ(approve.exit_code, 0) << approve.err;
+  ASSERT_TRUE(agent->WaitForExit(kWait).ok());
+
+  const std::string db = broker_->data_dir() + "/credbroker.db";
+  auto sql = [&](const std::string& statement) {
+    absl::StatusOr<CommandResult> r =
+        RunCommand({"/usr/bin/sqlite3", db, statement}, absl::Seconds(30));
+    EXPECT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->err : r.status().ToString());
+    return r.ok() ? std::string(absl::StripTrailingAsciiWhitespace(r->out)) : std::string();
+  };
+  ASSERT_TRUE(broker_->Stop().ok());
+  const std::string old_record = sql("SELECT hex(value) FROM meta WHERE key = 'approval_pin'");
+  ASSERT_FALSE(old_record.empty());
+  // The person changes the PIN: a new record, named in the audit log.
+  StartWithFactor();
+  ASSERT_EQ(
+      CredctlWithInput({"pin", "clear", "--pin_fd", "0"}, InputFile("pin2", pin_ + "\n"))
+          .exit_code,
+      0);
+  const std::string new_pin = RandomString(10);
+  secrets_.push_back(new_pin);
+  ASSERT_EQ(
+      CredctlWithInput({"pin", "set", "--pin_fd", "0"}, InputFile("pin3", new_pin + "\n"))
+          .exit_code,
+      0);
+  ASSERT_TRUE(broker_->Stop().ok());
+
+  sql("UPDATE grants SET expires_at = expires_at + 86400000000");
+  sql(absl::StrCat("UPDATE requests SET action = 'deploy web (harmless)' WHERE request_id = '",
+                   id, "'"));
+  sql(absl::StrCat("UPDATE meta SET value = X'", old_record, "' WHERE key = 'approval_pin'"));
+  StartWithFactor();
+  const std::string err = broker_->stderr_text();
+  EXPECT_TRUE(absl::StrContains(err, "DATA_LOSS: grant ")) << err;
+  EXPECT_TRUE(absl::StrContains(err, absl::StrCat("DATA_LOSS: request ", id))) << err;
+
+  auto second = StartRequest({"aws", "--action", "deploy api", "--timeout", "30"});
+  ASSERT_NE(second, nullptr);
+  const std::string id2 = WaitForPending("deploy api");
+  ASSERT_FALSE(id2.empty());
+  CommandResult with_old =
+      CredctlWithInput({"approve", id2, "--pin_fd", "0"}, InputFile("pin4", pin_ + "\n"));
+  EXPECT_NE(with_old.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(with_old.err, "replaced by an older one")) << with_old.err;
+  CommandResult with_new =
+      CredctlWithInput({"approve", id2, "--pin_fd", "0"}, InputFile("pin5", new_pin + "\n"));
+  EXPECT_NE(with_new.exit_code, 0) << "a put-back record must refuse every approval";
+  CommandResult audit = Credctl({"audit", "--kind", "row.refused"});
+  EXPECT_TRUE(absl::StrContains(audit.out, id)) << audit.out;
 }
 
 TEST_F(ApprovalFactorTest, AKeyFileStoreWarnsAndNeedsToBeAskedFor) {
