@@ -352,6 +352,56 @@ class RequestManager {
   template <typename Row, typename IdOf>
   void RefuseUnverified(std::vector<Row>& rows, absl::string_view what, IdOf id_of,
                         absl::string_view where, Effects& refused);
+  // Recover's steps (requests_recover.cc): the rows read from the store and
+  // the spill, and putting them in place.
+  struct Loaded;
+  absl::Status LoadRows(Store* store, absl::Time now, Loaded& loaded,
+                        Effects& refused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Install(Loaded& loaded, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SubmitNeed's steps (requests_submit.cc): the scope a need is granted
+  // under without asking (kUnspecified when it must be asked), granting it,
+  // or opening a request for the user to decide.
+  Scope AutoScope(const RequestRecord& r, absl::Time now, std::string& detail)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<NeedUpdate> GrantWithoutAsking(RequestRecord r, Scope scope,
+                                                const std::string& detail,
+                                                absl::Time now,
+                                                const Caller& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<NeedUpdate> OpenRequest(
+      RequestRecord r, bool usable,
+      const absl::StatusOr<CredentialSummary>& stored, const ProviderSpec& spec,
+      const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Approve's steps (requests_decide.cc).
+  absl::StatusOr<absl::Duration> ApproveTtl(ApproveInput& input) const;
+  absl::Status PutOrCheckValues(ApproveInput& input, const RequestRecord& r,
+                                const Caller& caller, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<ApproveResult> GrantApproved(RequestRecord r, Scope scope,
+                                              absl::Duration ttl,
+                                              const std::string& pattern,
+                                              const Caller& caller,
+                                              Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a standing approval to `effects`; returns its id.
+  std::string AddStanding(const RequestRecord& r, const std::string& pattern,
+                          absl::Time now, absl::Duration ttl,
+                          const Caller& caller, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a committed approval: the in-memory state, and the agent told.
+  void RecordApproval(const RequestRecord& r, Grant grant, Scope scope,
+                      const std::string& decision, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // IssueGrant's rotation-due event (see IssueGrant).
+  void NoteRotationDue(const RequestRecord& request, const GrantRecord& g,
+                       const CredentialManager::StoredValues& values,
+                       const Caller& caller, Effects& effects,
+                       std::string& rotation_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tick's steps (requests_grants.cc).
+  void RetryTakeBack(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetAwaySessions(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Close(RequestRecord& r, RequestState state, std::string decision,
              absl::string_view audit_kind, const Caller& caller, Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
