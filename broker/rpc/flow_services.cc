@@ -289,24 +289,24 @@ class SessionReactor : public RawBidiReactor {
 };
 
 // RequestCredential: one need as a server stream, ended after the need's
-// terminal state.
-class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate> {
+// terminal state. Each NeedUpdate is serialized into memory wiped once
+// written or dropped, as Session's are.
+class RequestCredentialReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   RequestCredentialReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
                            const grpc::CallbackServerContext& ctx,
                            const v1::RequestCredentialRequest& request)
       : requests_(requests), env_(env), streams_(streams) {
-    outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
-        kMaxQueuedPerStream, [this](const v1::NeedUpdate* m) {
+    outbox_ = std::make_shared<Outbox<grpc::ByteBuffer>>(
+        kMaxQueuedPerStream, [this](const grpc::ByteBuffer* m) {
           gate_.HandOff();
           StartWrite(m);
         },
         [this](const grpc::Status& s) {
           if (gate_.RequestFinish(s)) Finish(s);
-        },
-        &WipeGrantValues);
+        });
     stream_id_ = streams_->Add(
-        [box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](const grpc::Status& s) {
+        [box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(outbox_)](const grpc::Status& s) {
           if (auto b = box.lock()) b->CloseNow(s);
         });
     session_key_ = request.session_key().empty()
@@ -349,7 +349,7 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
           absl::InvalidArgumentError("session_key must be at most 128 characters")));
       return;
     }
-    std::weak_ptr<Outbox<v1::NeedUpdate>> box = outbox_;
+    std::weak_ptr<Outbox<grpc::ByteBuffer>> box = outbox_;
     std::string need_id = need.need_id;
     absl::StatusOr<int64_t> attached = requests_->AttachSession(
         session_key_, caller, [box, need_id](const NeedUpdate& update) {
@@ -357,7 +357,8 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
           if (!b || update.need_id != need_id) return;
           v1::NeedUpdate m;
           ToProto(update, &m);
-          b->Push(std::move(m));
+          b->Push(SerializeWiped(m));
+          WipeGrantValues(m);
           if (IsTerminal(update.state)) b->CloseAfterDrain(grpc::Status::OK);
         });
     if (!attached.ok()) {
@@ -373,7 +374,7 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<v1::NeedUpdate>
   const RpcEnv env_;
   StreamRegistry* const streams_;
   FinishGate gate_;
-  std::shared_ptr<Outbox<v1::NeedUpdate>> outbox_;
+  std::shared_ptr<Outbox<grpc::ByteBuffer>> outbox_;
   int64_t stream_id_ = 0;
   std::string session_key_;
   int64_t attachment_ = 0;  // Written by the one task; read in OnDone.
@@ -462,14 +463,27 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerServiceImpl::
   return new SessionReactor(requests_, env_, streams_, *context);
 }
 
-grpc::ServerWriteReactor<v1::NeedUpdate>* BrokerServiceImpl::RequestCredential(
-    grpc::CallbackServerContext* context, const v1::RequestCredentialRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerServiceImpl::RequestCredential(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  using Refused = FinishedReactor<grpc::ServerWriteReactor<grpc::ByteBuffer>>;
   absl::Status allowed = Authorize(env_, *context, Role::kAgent, "RequestCredential");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "RequestCredential", allowed);
-    return new FinishedReactor<grpc::ServerWriteReactor<v1::NeedUpdate>>(allowed);
+    return new Refused(allowed);
   }
-  return new RequestCredentialReactor(requests_, env_, streams_, *context, *request);
+  // Parsed here, not by gRPC: its parser refuses invalid UTF-8 with no word
+  // on which field holds it.
+  v1::RequestCredentialRequest parsed;
+  std::vector<FieldViolation> invalid;
+  if (!ParseNamingInvalidUtf8(*request, &parsed, &invalid)) {
+    return new Refused(absl::InvalidArgumentError(
+        "the request must be a credbroker.v1.RequestCredentialRequest"));
+  }
+  if (!invalid.empty()) {
+    return new Refused(
+        InvalidArgumentWithViolations("the credential need is not valid", invalid));
+  }
+  return new RequestCredentialReactor(requests_, env_, streams_, *context, parsed);
 }
 
 grpc::ServerUnaryReactor* BrokerServiceImpl::ReleaseGrant(

@@ -16,10 +16,11 @@ namespace credbroker {
 // How many messages a stream may have waiting before it is ended.
 inline constexpr size_t kMaxQueuedPerStream = 256;
 
-// Session is a raw method (its messages are bytes the reactor parses and
-// serializes itself; see broker/rpc/wire.h); the others are typed.
+// Session and RequestCredential are raw methods (their messages are bytes
+// the broker parses and serializes itself, so that invalid UTF-8 is named;
+// see broker/rpc/wire.h); ReleaseGrant is typed.
 using BrokerServiceBase = v1::CredentialBroker::WithRawCallbackMethod_Session<
-    v1::CredentialBroker::WithCallbackMethod_RequestCredential<
+    v1::CredentialBroker::WithRawCallbackMethod_RequestCredential<
         v1::CredentialBroker::WithCallbackMethod_ReleaseGrant<v1::CredentialBroker::Service>>>;
 
 class BrokerServiceImpl final : public BrokerServiceBase {
@@ -30,9 +31,10 @@ class BrokerServiceImpl final : public BrokerServiceBase {
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerWriteReactor<v1::NeedUpdate>* RequestCredential(
-      grpc::CallbackServerContext* context,
-      const v1::RequestCredentialRequest* request) override;
+  // `request` is a RequestCredentialRequest's bytes; invalid UTF-8 in it
+  // ends the call INVALID_ARGUMENT naming each field.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* RequestCredential(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ReleaseGrant(grpc::CallbackServerContext* context,
                                          const v1::ReleaseGrantRequest* request,
                                          v1::ReleaseGrantResponse* response) override;

@@ -1,6 +1,7 @@
-// The Session stream driven by a raw client that writes the bytes itself:
-// bytes a generated client never sends (invalid UTF-8 in proto3 strings),
-// which the protobuf parser would refuse as a whole message.
+// The Session and RequestCredential calls driven by a raw client that
+// writes the bytes itself: bytes a generated client never sends (invalid
+// UTF-8 in proto3 strings), which the protobuf parser would refuse as a
+// whole message.
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,16 +24,21 @@ namespace {
 
 constexpr absl::Duration kWait = absl::Seconds(15);
 
-// One Session call over a generic stub; each step waits (bounded) for its
-// completion. Not thread-safe.
+constexpr char kSessionMethod[] = "/credbroker.v1.CredentialBroker/Session";
+constexpr char kRequestCredentialMethod[] =
+    "/credbroker.v1.CredentialBroker/RequestCredential";
+
+// One call of `method` (Session by default) over a generic stub; each step
+// waits (bounded) for its completion. Not thread-safe.
 class RawSession {
  public:
-  RawSession(const std::string& address, const std::string& token)
+  RawSession(const std::string& address, const std::string& token,
+             const std::string& method = kSessionMethod)
       : channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
         stub_(channel_) {
     ctx_.AddMetadata("authorization", "Bearer " + token);
     ctx_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    call_ = stub_.PrepareCall(&ctx_, "/credbroker.v1.CredentialBroker/Session", &cq_);
+    call_ = stub_.PrepareCall(&ctx_, method, &cq_);
     call_->StartCall(this);
     started_ = Wait();
   }
@@ -55,6 +61,10 @@ class RawSession {
     grpc::Slice slice(bytes);
     grpc::ByteBuffer buffer(&slice, 1);
     call_->Write(buffer, this);
+    return Wait();
+  }
+  bool WritesDone() {
+    call_->WritesDone(this);
     return Wait();
   }
   // The next NeedUpdate; false when the stream ended.
@@ -96,6 +106,18 @@ class RawSession {
 std::string NeedBytes(const std::string& need_id, const std::string& action,
                       const std::string& region, const std::string& bad = "@@@") {
   v1::SessionRequest r;
+  v1::CredentialNeeded* n = r.mutable_need();
+  n->set_need_id(need_id);
+  n->set_provider("aws");
+  n->set_action(action);
+  (*n->mutable_context())["region"] = region;
+  return absl::StrReplaceAll(r.SerializeAsString(), {{"@@@", bad}});
+}
+
+// A RequestCredentialRequest carrying NeedBytes' need.
+std::string RequestBytes(const std::string& need_id, const std::string& action,
+                         const std::string& region, const std::string& bad = "@@@") {
+  v1::RequestCredentialRequest r;
   v1::CredentialNeeded* n = r.mutable_need();
   n->set_need_id(need_id);
   n->set_provider("aws");
@@ -185,6 +207,58 @@ TEST_F(SessionWireTest, InvalidUtf8OutsideANeedEndsTheSessionNamingTheField) {
   absl::Status refused = garbage.Finish();
   EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
   EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("SessionRequest"));
+}
+
+// RequestCredential sends its one request as a raw client would; the
+// status of a refused call names the field holding invalid UTF-8.
+absl::Status RawRequestCredential(const std::string& address, const std::string& token,
+                                  const std::string& bytes) {
+  RawSession call(address, token, kRequestCredentialMethod);
+  if (!call.started() || !call.Write(bytes) || !call.WritesDone()) {
+    return absl::UnknownError("the call could not be made");
+  }
+  v1::NeedUpdate none;
+  if (call.Read(&none)) return absl::UnknownError("an update came for an invalid request");
+  return call.Finish();
+}
+
+TEST_F(SessionWireTest, RequestCredentialNamesInvalidUtf8Fields) {
+  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()},
+                              {"secret_access_key", NewAwsSecret()}})
+                  .ok());
+  absl::Status bad_action = RawRequestCredential(
+      broker_->address(), broker_->agent_token(),
+      RequestBytes("n-action", "deploy @@@ to prod", "us-east-1", "\xff\xfe\xc3"));
+  EXPECT_TRUE(absl::IsInvalidArgument(bad_action)) << bad_action;
+  EXPECT_EQ(ViolationFields(bad_action), "need.action");
+  EXPECT_TRUE(HasViolation(bad_action, "need.action"));
+
+  absl::Status bad_region = RawRequestCredential(
+      broker_->address(), broker_->agent_token(),
+      RequestBytes("n-region", "deploy to prod", "us-@@@-1", "\xc0\x80\x80"));
+  EXPECT_TRUE(absl::IsInvalidArgument(bad_region)) << bad_region;
+  EXPECT_EQ(ViolationFields(bad_region), "need.context.region");
+
+  // The same raw path with valid bytes reaches the approver.
+  RawSession good(broker_->address(), broker_->agent_token(), kRequestCredentialMethod);
+  ASSERT_TRUE(good.started());
+  ASSERT_TRUE(good.Write(RequestBytes("n-good", "deploy to prod", "us-east-1")));
+  ASSERT_TRUE(good.WritesDone());
+  v1::NeedUpdate pending;
+  ASSERT_TRUE(good.Read(&pending));
+  EXPECT_EQ(pending.need_id(), "n-good");
+  ASSERT_EQ(pending.state(), v1::REQUEST_STATE_PENDING_APPROVAL) << pending.reason();
+
+  // Only the valid request became one.
+  client::Options options;
+  options.address = broker_->address();
+  options.token = broker_->approver_token();
+  auto approver = client::ApprovalClient::Connect(options);
+  ASSERT_TRUE(approver.ok()) << approver.status();
+  auto pending_list = (*approver)->ListPending();
+  ASSERT_TRUE(pending_list.ok()) << pending_list.status();
+  ASSERT_EQ(pending_list->size(), 1u);
+  EXPECT_EQ((*pending_list)[0].request_id(), pending.request_id());
 }
 
 }  // namespace
