@@ -68,6 +68,9 @@ struct Caller {
   int64_t pid = 0;
   int64_t uid = -1;
   uint64_t start_time = 0;
+  // Its process group and session id when it connected (0: unknown).
+  int64_t process_group = 0;
+  int64_t session_id = 0;
   std::string exe;
   // A TCP caller that presented a client certificate the broker verified
   // (--tls_client_ca): not a process, but a key holder the user set up.
@@ -280,6 +283,13 @@ class RequestManager {
  private:
   struct Session {
     Caller caller;
+    // Every process that asked or attached in this session (the newest
+    // kMaxSessionProcesses): an approver running under any of them, or in
+    // the terminal session or process group of one, is the agent.
+    std::vector<Caller> processes;
+    static constexpr size_t kMaxSessionProcesses = 32;
+    // Adds `c` to `processes` unless it is there already or unidentified.
+    void Record(const Caller& c);
     AgentListener listener;     // Empty while disconnected.
     int64_t attachment = 0;
     absl::Time disconnected_at = absl::InfiniteFuture();
@@ -336,6 +346,11 @@ class RequestManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // PERMISSION_DENIED (audited) when `caller` is the agent of `request_id`
   // or runs under it.
+  // Why `caller` counts as the agent of `r` ("" when it does not): the
+  // process that asked, or any process recorded for its session, is the
+  // caller or an ancestor of it, or shares its process group or session.
+  std::string SelfApprovalReason(const RequestRecord& r, const Caller& caller) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckNotSelfApproval(const RequestRecord& r, const Caller& caller,
                                     absl::string_view what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -59,6 +59,41 @@ void AddFormNotes(const ProviderSpec& spec, bool has_stored, Form& form) {
 
 }  // namespace
 
+std::string RequestManager::SelfApprovalReason(const RequestRecord& r,
+                                               const Caller& caller) const {
+  // The process that asked, the one attached to its session now (an agent
+  // that re-attached from a new process) and every other process recorded
+  // for the session.
+  std::vector<const Caller*> agents;
+  if (auto a = request_agents_.find(r.request_id); a != request_agents_.end()) {
+    agents.push_back(&a->second);
+  }
+  if (auto s = sessions_.find(r.session_key); s != sessions_.end()) {
+    agents.push_back(&s->second.caller);
+    for (const Caller& c : s->second.processes) agents.push_back(&c);
+  }
+  for (const Caller* agent : agents) {
+    if (!agent->identified()) continue;
+    if (options_.is_same_or_descendant(caller.pid, *agent)) {
+      return absl::StrCat(
+          "the caller is the requesting agent's own process or runs under it (",
+          caller.peer, "); decide from the IDE or a terminal the agent did not start");
+    }
+    // A command run beside the agent (`agent & credctl approve`) is no
+    // descendant of it, but shares its terminal session or process group.
+    if (caller.session_id != 0 && caller.session_id == agent->session_id) {
+      return absl::StrCat("the caller runs in the agent's session (sid ", caller.session_id,
+                          ", ", caller.peer, "); decide from the IDE or another terminal");
+    }
+    if (caller.process_group != 0 && caller.process_group == agent->process_group) {
+      return absl::StrCat("the caller runs in the agent's process group (",
+                          caller.process_group, ", ", caller.peer,
+                          "); decide from the IDE or another terminal");
+    }
+  }
+  return "";
+}
+
 absl::Status RequestManager::CheckNotSelfApproval(const RequestRecord& r,
                                                   const Caller& caller,
                                                   absl::string_view what) {
@@ -72,27 +107,7 @@ absl::Status RequestManager::CheckNotSelfApproval(const RequestRecord& r,
                            "over the Unix socket, or over TCP "
                            "with a client certificate (--tls_client_ca)");
   } else if (caller.identified()) {
-    // The process that asked, and the one attached to its session now (an
-    // agent that re-attached from a new process).
-    std::vector<const Caller*> agents;
-    if (auto a = request_agents_.find(r.request_id);
-        a != request_agents_.end()) {
-      agents.push_back(&a->second);
-    }
-    if (auto s = sessions_.find(r.session_key); s != sessions_.end()) {
-      agents.push_back(&s->second.caller);
-    }
-    for (const Caller* agent : agents) {
-      if (agent->identified() &&
-          options_.is_same_or_descendant(caller.pid, *agent)) {
-        refusal = absl::StrCat(
-            "the caller is the requesting agent's own process or runs "
-            "under it (",
-            caller.peer,
-            "); decide from the IDE or a terminal the agent did not start");
-        break;
-      }
-    }
+    refusal = SelfApprovalReason(r, caller);
   }
   if (refusal.empty()) return absl::OkStatus();
   Effects refused;

@@ -79,6 +79,15 @@ std::vector<const RequestRecord*> RequestManager::OpenInSession(
   return out;
 }
 
+void RequestManager::Session::Record(const Caller& c) {
+  if (!c.identified()) return;
+  for (const Caller& known : processes) {
+    if (known.SameProcess(c)) return;
+  }
+  if (processes.size() >= kMaxSessionProcesses) processes.erase(processes.begin());
+  processes.push_back(c);
+}
+
 absl::StatusOr<int64_t> RequestManager::AttachSession(
     const std::string& session_key, const Caller& caller,
     AgentListener listener) {
@@ -111,6 +120,7 @@ absl::StatusOr<int64_t> RequestManager::AttachSession(
     session.approvals.clear();
   }
   session.caller = caller;
+  session.Record(caller);
   session.listener = std::move(listener);
   session.attachment = next_id_++;
   session.disconnected_at = absl::InfiniteFuture();

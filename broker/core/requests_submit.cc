@@ -256,6 +256,7 @@ absl::StatusOr<NeedUpdate> RequestManager::OpenRequest(
   request_agents_[r.request_id] = caller;
   Session& session = sessions_[session_key];
   if (session.caller.peer.empty()) session.caller = caller;
+  session.Record(caller);
   effects.watch_events.push_back(MakeEvent(WatchEventKind::kAdded, ViewOf(r)));
   NeedUpdate u = UpdateOf(r);
   effects.agent_updates.push_back({session_key, u});

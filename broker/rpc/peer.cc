@@ -153,8 +153,10 @@ absl::StatusOr<ProcessIdentity> ProcessHandle::Read() const {
   absl::StatusOr<std::vector<std::string>> fields = StatFields(*stat);
   if (!fields.ok()) return fields.status();
   // starttime is field 22.
-  if (fields->size() < 20 || !absl::SimpleAtoi((*fields)[19], &id.start_time)) {
-    return absl::InternalError(absl::StrCat("cannot read the start time of process ", pid_));
+  if (fields->size() < 20 || !absl::SimpleAtoi((*fields)[19], &id.start_time) ||
+      !absl::SimpleAtoi((*fields)[2], &id.process_group) ||
+      !absl::SimpleAtoi((*fields)[3], &id.session_id)) {
+    return absl::InternalError(absl::StrCat("cannot parse /proc/", pid_, "/stat"));
   }
   absl::StatusOr<std::string> status = ReadAt(dirfd_, "status");
   if (!status.ok()) return status.status();
@@ -327,6 +329,8 @@ Caller PeerRegistry::ResolvePeer(const std::string& peer, const std::string& rol
   caller.peer = fd >= 0 ? Describe(*id) : absl::StrCat(Describe(*id), ", over ", peer);
   caller.pid = id->pid;
   caller.start_time = id->start_time;
+  caller.process_group = id->process_group;
+  caller.session_id = id->session_id;
   caller.exe = id->exe;
   return caller;
 }

@@ -34,6 +34,10 @@ struct ProcessIdentity {
   uid_t uid = 0;
   gid_t gid = 0;
   uint64_t start_time = 0;  // Clock ticks since boot (/proc/PID/stat field 22).
+  // The process group and session (fields 5 and 6) when it was read: a
+  // shell's background job and the commands after it share both.
+  pid_t process_group = 0;
+  pid_t session_id = 0;
   std::string exe;          // readlink(/proc/PID/exe); never the command line.
   // /proc/PID/comm: the name, readable when exe is not (a process of
   // another user, for a broker running as its own user).

@@ -928,6 +928,56 @@ TEST_F(RequestManagerTest, TheAgentCannotApproveOrDenyItsOwnRequest) {
   EXPECT_TRUE(requests_->Approve(in, MakeCaller("approver", "ide", 400)).ok());
 }
 
+// `agent & credctl approve`: the approver is no descendant of the agent but
+// runs in its terminal session, or in its process group.
+TEST_F(RequestManagerTest, AnApproverInTheAgentsSessionOrProcessGroupIsRefused) {
+  StoreAws();
+  Caller agent = MakeCaller("agent", "agent", 200);
+  agent.session_id = 150;
+  agent.process_group = 160;
+  ASSERT_TRUE(requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  Caller sibling = MakeCaller("approver", "credctl, pid 500", 500);
+  sibling.session_id = 150;
+  sibling.process_group = 510;
+  absl::StatusOr<ApproveResult> r = requests_->Approve(in, sibling);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "agent's session (sid 150")) << r.status();
+  Caller same_group = MakeCaller("approver", "credctl, pid 501", 501);
+  same_group.session_id = 170;
+  same_group.process_group = 160;
+  r = requests_->Approve(in, same_group);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "process group (160")) << r.status();
+  EXPECT_EQ(requests_->Deny(pending.request_id, "x", sibling).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+  Caller ide = MakeCaller("approver", "ide", 400);
+  ide.session_id = 390;
+  ide.process_group = 390;
+  EXPECT_TRUE(requests_->Approve(in, ide).ok());
+}
+
+// An agent that re-attached its session from a new process has not shed its
+// first one: a shell the first process started still counts as the agent.
+TEST_F(RequestManagerTest, EveryProcessRecordedForTheSessionCountsAsTheAgent) {
+  StoreAws();
+  Caller first = MakeCaller("agent", "agent", 200);
+  int64_t a = *requests_->AttachSession("s1", first, [](const NeedUpdate&) {});
+  requests_->DetachSession("s1", a);
+  Caller second = MakeCaller("agent", "agent again", 600);
+  ASSERT_TRUE(requests_->AttachSession("s1", second, [](const NeedUpdate&) {}).ok());
+  NeedUpdate pending = *requests_->SubmitNeed("s1", second, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  // pid 300 runs under pid 200, the session's first process.
+  absl::StatusOr<ApproveResult> r = requests_->Approve(in, MakeCaller("approver", "sh", 300));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_TRUE(requests_->Approve(in, MakeCaller("approver", "ide", 400)).ok());
+}
+
 TEST_F(RequestManagerTest, OnlyTheProcessThatReceivedAGrantMayReleaseIt) {
   StoreAws();
   Caller agent = MakeCaller("agent", "agent", 200);

@@ -121,8 +121,10 @@ class Agent:
         for n in needs:
             cmd += ["--need", n]
         self.err = open(os.path.join(ROOT, "agent-%s.err" % session_key), "wb")
+        # A session of its own, as an agent in another terminal: an approver
+        # in the agent's session would be refused as the agent.
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.err)
+                                     stderr=self.err, start_new_session=True)
         self.updates = []
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)

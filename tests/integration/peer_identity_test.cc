@@ -144,6 +144,37 @@ TEST_F(PeerIdentityTest, AnAgentsChildApprovingOverTcpIsRefusedAsSelfApproval) {
   EXPECT_TRUE(absl::StrContains(refused[0].peer(), "credctl")) << refused[0].peer();
 }
 
+// The attack in one shell line: `credctl request … & credctl approve …`.
+// The approver is the agent's sibling, not its descendant, and runs in the
+// same session (the shell's): refused, and the request stays pending.
+TEST_F(PeerIdentityTest, AnApproverBesideTheAgentInItsShellIsRefused) {
+  StartWithTcp();
+  PutCustom();
+  const std::string script = R"sh(
+c="$1"; d="$2"
+"$c" --data_dir "$d" request custom --action "push a release" --timeout 60 >/dev/null 2>&1 &
+agent=$!
+id=""; n=0
+while [ -z "$id" ] && [ "$n" -lt 300 ]; do
+  id="$("$c" --data_dir "$d" pending 2>/dev/null | awk '/push a release/ {print $1; exit}')"
+  n=$((n + 1)); sleep 0.1
+done
+"$c" --data_dir "$d" approve "$id"
+echo "approve exit $?"
+kill "$agent"
+)sh";
+  absl::StatusOr<CommandResult> r =
+      RunCommand({"/bin/sh", "-c", script, "sh", CredctlPath(), DataDir()}, absl::Seconds(60));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(absl::StrContains(r->out, "approve exit 1")) << r->out << r->err;
+  EXPECT_TRUE(absl::StrContains(r->err, "PERMISSION_DENIED")) << r->err;
+  EXPECT_TRUE(absl::StrContains(r->err, "agent's session")) << r->err;
+  std::vector<v1::AuditEvent> refused = Audit("request.approve_refused");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(refused[0].detail(), "agent's session")) << refused[0].detail();
+  EXPECT_TRUE(Audit("request.approved").empty());
+}
+
 // A TCP approver outside the agent's process tree is identified too, and
 // may approve without a client certificate.
 TEST_F(PeerIdentityTest, ATcpApproverOutsideTheAgentsTreeMayApprove) {

@@ -124,7 +124,9 @@ printf '482916\n' >"$work/pin"
 chmod 0644 "$work/pin"
 as_dev "$credctl" "${approver[@]}" pin set --pin_fd 0 <"$work/pin" >"$work/pin.out" 2>&1 ||
   fail "credctl pin set: $(cat "$work/pin.out")"
-runuser -u "$dev" -- "$credctl" "${agent[@]}" request aws --action "deploy as $dev" \
+# setsid: the agent in a session of its own (an approver in the agent's
+# session is refused as the agent).
+runuser -u "$dev" -- setsid "$credctl" "${agent[@]}" request aws --action "deploy as $dev" \
   --timeout 60 >"$work/request.out" 2>"$work/request.err" &
 request_pid=$!
 id=""

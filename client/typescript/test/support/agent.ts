@@ -37,6 +37,9 @@ export class AgentProcess {
   constructor(broker: Broker, need: CredentialNeededInput, sessionKey = '') {
     this.#proc = spawn(process.execPath, [path.join(__dirname, 'agent_main.js')], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      // A session of its own, as an agent in another terminal: the broker
+      // refuses an approver in the agent's session (this test's process).
+      detached: true,
       env: {
         ...process.env,
         CB_ADDRESS: broker.address,

@@ -110,7 +110,9 @@ export function agentRequest(broker, provider, action, { profile, context = [], 
   if (profile) args.push('--profile', profile);
   for (const kv of context) args.push('--context', kv);
   const started = Date.now();
-  const child = spawn(credctlBin, args, { stdio: ['ignore', 'pipe', 'pipe'],
+  // detached: a session of its own, as an agent in another terminal (the
+  // broker refuses an approver in the agent's session, this test's).
+  const child = spawn(credctlBin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true,
     env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=0' } });
   let stdout = '';
   let stderr = '';
