@@ -98,10 +98,6 @@ class Auth0Provider : public BasicProvider {
         "Application not authorized: in the application's APIs tab, "
         "authorize the Auth0 Management API with the permissions above.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 

@@ -128,6 +128,25 @@ bool IsWellFormedRegion(absl::string_view r) {
   return false;
 }
 
+// An availability zone is a region plus a zone letter: us-east-1a.
+absl::string_view RegionOfZone(absl::string_view value) {
+  if (value.size() < 2 || !absl::ascii_islower(value.back())) return "";
+  return value.substr(0, value.size() - 1);
+}
+
+const RegionNaming kRegionNaming = {
+    RegionOfZone,
+    IsWellFormedRegion,
+    kRegions,
+    "The region is an availability zone (a region name followed by a zone letter), not a region.",
+    "Drop the trailing zone letter, e.g. us-east-1 rather than us-east-1a.",
+    "The region is not an AWS region code; codes look like us-east-1 or eu-west-2 (lowercase, "
+    "no spaces).",
+    "Use the code shown in the AWS Console's region selector, not the region's display name.",
+    "The region is well formed but not one the broker knows; it may be new, or mistyped.",
+    "Check the region code in the AWS Console's region selector.",
+};
+
 class AwsProvider : public BasicProvider {
  public:
   AwsProvider() : BasicProvider(MakeSpec()) {}
@@ -206,18 +225,12 @@ class AwsProvider : public BasicProvider {
         "Region mismatch (if specifying a default region): use the region "
         "your resources are in.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
     s.best_practices = {
         "Create a dedicated IAM user (not your personal account).",
         "Enable MFA on the IAM user (even for programmatic access).",
         "Check AWS CloudTrail periodically for unexpected API calls or "
         "resource changes.",
     };
-    for (std::string& line : GeneralBestPractices()) {
-      s.best_practices.push_back(std::move(line));
-    }
     return s;
   }
 
@@ -274,7 +287,7 @@ class AwsProvider : public BasicProvider {
     }
 
     absl::string_view region = ValueOf(values, "region");
-    if (!region.empty()) CheckRegion(region, findings);
+    if (!region.empty()) CheckRegion(region, kRegionNaming, findings);
   }
 
   // Returns true when the key ID is a well-formed temporary (ASIA) key.
@@ -382,38 +395,6 @@ class AwsProvider : public BasicProvider {
           "The secret access key contains characters other than letters, "
           "digits, '/' and '+'.",
           fix));
-    }
-  }
-
-  void CheckRegion(absl::string_view region,
-                   std::vector<Finding>& findings) const {
-    // An availability zone is a region plus a zone letter: us-east-1a.
-    if (region.size() > 1 && absl::ascii_islower(region.back()) &&
-        IsWellFormedRegion(region.substr(0, region.size() - 1))) {
-      findings.push_back(ErrorFinding(
-          "region", "bad_region",
-          "The region is an availability zone (a region name followed by a "
-          "zone letter), not a region.",
-          "Drop the trailing zone letter, e.g. us-east-1 rather than "
-          "us-east-1a."));
-      return;
-    }
-    if (!IsWellFormedRegion(region)) {
-      findings.push_back(ErrorFinding(
-          "region", "bad_region",
-          "The region is not an AWS region code; codes look like us-east-1 "
-          "or eu-west-2 (lowercase, no spaces).",
-          "Use the code shown in the AWS Console's region selector, not the "
-          "region's display name."));
-      return;
-    }
-    if (std::find(std::begin(kRegions), std::end(kRegions), region) ==
-        std::end(kRegions)) {
-      findings.push_back(WarningFinding(
-          "region", "unknown_region",
-          "The region is well formed but not one the broker knows; it may be "
-          "new, or mistyped.",
-          "Check the region code in the AWS Console's region selector."));
     }
   }
 };

@@ -119,18 +119,12 @@ class AzureProvider : public BasicProvider {
         "Missing Contributor role: assign it on the subscription or "
         "resource group (Access control (IAM) → Add role assignment).",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
     s.best_practices = {
         "Use a service principal (not a personal account).",
         "Enable MFA on your Azure AD account.",
         "Check the Azure Activity Log periodically for unexpected API calls "
         "or resource changes.",
     };
-    for (std::string& line : GeneralBestPractices()) {
-      s.best_practices.push_back(std::move(line));
-    }
     return s;
   }
 

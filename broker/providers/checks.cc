@@ -1,5 +1,6 @@
 #include "broker/providers/checks.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -12,7 +13,15 @@
 namespace credbroker {
 namespace providers_internal {
 
-BasicProvider::BasicProvider(ProviderSpec spec) : spec_(std::move(spec)) {}
+BasicProvider::BasicProvider(ProviderSpec spec) : spec_(std::move(spec)) {
+  // The guide's general items follow each provider's own.
+  for (std::string& line : GeneralTroubleshooting()) {
+    spec_.troubleshooting.push_back(std::move(line));
+  }
+  for (std::string& line : GeneralBestPractices()) {
+    spec_.best_practices.push_back(std::move(line));
+  }
+}
 
 bool BasicProvider::AcceptsFieldName(absl::string_view name) const {
   return spec_.FindField(name) != nullptr;
@@ -144,6 +153,28 @@ std::vector<std::string> GeneralBestPractices() {
       "Don't share personal credentials; use service accounts for shared "
       "infrastructure.",
   };
+}
+
+void CheckRegion(absl::string_view region, const RegionNaming& naming,
+                 std::vector<Finding>& findings) {
+  if (naming.region_of_zone != nullptr) {
+    absl::string_view of = naming.region_of_zone(region);
+    if (!of.empty() && naming.well_formed(of)) {
+      findings.push_back(ErrorFinding("region", "bad_region", std::string(naming.zone_message),
+                                      std::string(naming.zone_fix)));
+      return;
+    }
+  }
+  if (!naming.well_formed(region)) {
+    findings.push_back(ErrorFinding("region", "bad_region", std::string(naming.malformed_message),
+                                    std::string(naming.malformed_fix)));
+    return;
+  }
+  if (std::find(naming.known.begin(), naming.known.end(), region) == naming.known.end()) {
+    findings.push_back(WarningFinding("region", "unknown_region",
+                                      std::string(naming.unknown_message),
+                                      std::string(naming.unknown_fix)));
+  }
 }
 
 Finding ErrorFinding(absl::string_view field, absl::string_view code,

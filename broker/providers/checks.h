@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "broker/providers/provider.h"
 
 namespace credbroker {
@@ -31,7 +32,9 @@ std::unique_ptr<Provider> NewGithubProvider();
 std::unique_ptr<Provider> NewSlackProvider();
 std::unique_ptr<Provider> NewCustomProvider();
 
-// The common part of every provider: holds the spec; Normalize refuses
+// The common part of every provider: holds the spec (with the guide's
+// general troubleshooting and best practices after the provider's own items);
+// Normalize refuses
 // unknown field names and trims pasted whitespace; Validate reports missing
 // required fields. Subclasses add file handling and per-field checks.
 // Immutable, thread-safe.
@@ -73,10 +76,11 @@ class BasicProvider : public Provider {
 // console shows the credential's expiry date when it is created.
 FieldSpec ExpiryField(std::string label, std::string where_to_find);
 
-// The guide's general "credentials are invalid" checks, appended to every
-// provider's troubleshooting after its own items.
+// The guide's general "credentials are invalid" checks, which BasicProvider
+// appends to every provider's troubleshooting after its own items.
 std::vector<std::string> GeneralTroubleshooting();
-// The guide's "rotate regularly" advice, common to every provider.
+// The guide's "rotate regularly" advice, which BasicProvider appends to
+// every provider's best practices.
 std::vector<std::string> GeneralBestPractices();
 
 // Finding builders.
@@ -106,6 +110,24 @@ absl::string_view TrimPasted(absl::string_view s);
 // The value of `name` in `values` when present and non-empty, else "".
 absl::string_view ValueOf(const FieldValues& values, absl::string_view name);
 bool Has(const FieldValues& values, absl::string_view name);
+
+// How a provider names its regions, for CheckRegion. The texts say what is
+// wrong and how to fix it, in the provider's own terms.
+struct RegionNaming {
+  // The region a zone belongs to ("us-east-1a" -> "us-east-1"), or "" when
+  // `value` is not a zone; nullptr for a provider without zones.
+  absl::string_view (*region_of_zone)(absl::string_view value) = nullptr;
+  bool (*well_formed)(absl::string_view region) = nullptr;
+  absl::Span<const absl::string_view> known;  // Regions the broker knows.
+  absl::string_view zone_message, zone_fix;
+  absl::string_view malformed_message, malformed_fix;
+  absl::string_view unknown_message, unknown_fix;
+};
+// Checks field "region": a zone or a value not in the provider's format is
+// an error ("bad_region"); a well-formed region not in `known`, a warning
+// ("unknown_region": it may be new).
+void CheckRegion(absl::string_view region, const RegionNaming& naming,
+                 std::vector<Finding>& findings);
 
 // Reports "contains_whitespace" when a single-token value has inner spaces
 // or line breaks (a copy across a wrapped line). Returns false if reported.

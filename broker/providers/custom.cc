@@ -43,8 +43,6 @@ class CustomProvider : public BasicProvider {
         "Enter each value; values are stored encrypted and never shown "
         "back.",
     };
-    s.troubleshooting = GeneralTroubleshooting();
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 

@@ -34,6 +34,26 @@ constexpr absl::string_view kRegions[] = {
     "lon1", "fra1", "tor1", "blr1", "syd1", "atl1",
 };
 
+// Three lowercase letters and a digit: nyc1.
+bool IsWellFormedRegion(absl::string_view r) {
+  return r.size() == 4 && std::all_of(r.begin(), r.begin() + 3, absl::ascii_islower) &&
+         absl::ascii_isdigit(r[3]);
+}
+
+const RegionNaming kRegionNaming = {
+    nullptr,
+    IsWellFormedRegion,
+    kRegions,
+    "",
+    "",
+    "The region is not a DigitalOcean region slug (three lowercase letters and a digit, e.g. "
+    "nyc1).",
+    "Use a slug such as nyc1, nyc3, sfo3, ams3, sgp1, lon1, fra1, tor1, blr1 or syd1, not the "
+    "region's display name.",
+    "The region slug is not one the broker knows; it may be new, retired, or mistyped.",
+    "Known slugs: nyc1, nyc3, sfo2, sfo3, ams3, sgp1, lon1, fra1, tor1, blr1, syd1, atl1.",
+};
+
 class DigitalOceanProvider : public BasicProvider {
  public:
   DigitalOceanProvider() : BasicProvider(MakeSpec()) {}
@@ -77,10 +97,6 @@ class DigitalOceanProvider : public BasicProvider {
         "Insufficient scopes (need Read + Write): generate a new token with "
         "both scopes checked.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 
@@ -89,7 +105,7 @@ class DigitalOceanProvider : public BasicProvider {
     absl::string_view token = ValueOf(values, "token");
     if (!token.empty()) CheckToken(token, findings);
     absl::string_view region = ValueOf(values, "region");
-    if (!region.empty()) CheckRegion(region, findings);
+    if (!region.empty()) CheckRegion(region, kRegionNaming, findings);
   }
 
   void CheckToken(absl::string_view token,
@@ -151,32 +167,6 @@ class DigitalOceanProvider : public BasicProvider {
           "revoked old ones.",
           absl::StrCat("If the token is rejected, generate a new one in ",
                        kTokenSteps, ".")));
-    }
-  }
-
-  void CheckRegion(absl::string_view region,
-                   std::vector<Finding>& findings) const {
-    bool well_formed =
-        region.size() == 4 &&
-        std::all_of(region.begin(), region.begin() + 3, absl::ascii_islower) &&
-        absl::ascii_isdigit(region[3]);
-    if (!well_formed) {
-      findings.push_back(ErrorFinding(
-          "region", "bad_region",
-          "The region is not a DigitalOcean region slug (three lowercase "
-          "letters and a digit, e.g. nyc1).",
-          "Use a slug such as nyc1, nyc3, sfo3, ams3, sgp1, lon1, fra1, tor1, "
-          "blr1 or syd1, not the region's display name."));
-      return;
-    }
-    if (std::find(std::begin(kRegions), std::end(kRegions), region) ==
-        std::end(kRegions)) {
-      findings.push_back(WarningFinding(
-          "region", "unknown_region",
-          "The region slug is not one the broker knows; it may be new, "
-          "retired, or mistyped.",
-          "Known slugs: nyc1, nyc3, sfo2, sfo3, ams3, sgp1, lon1, fra1, tor1, "
-          "blr1, syd1, atl1."));
     }
   }
 };

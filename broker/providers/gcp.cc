@@ -52,6 +52,27 @@ bool IsWellFormedRegion(absl::string_view r) {
   return i > j && i == r.size();
 }
 
+// A zone is a region plus "-a".."-z": us-central1-a.
+absl::string_view RegionOfZone(absl::string_view value) {
+  if (value.size() < 3 || value[value.size() - 2] != '-' || !absl::ascii_islower(value.back())) {
+    return "";
+  }
+  return value.substr(0, value.size() - 2);
+}
+
+const RegionNaming kRegionNaming = {
+    RegionOfZone,
+    IsWellFormedRegion,
+    kRegions,
+    "The region is a zone (a region name followed by -a, -b, ...), not a region.",
+    "Drop the zone suffix, e.g. us-central1 rather than us-central1-a.",
+    "The region is not a GCP region name; names look like us-central1 or europe-west4 "
+    "(lowercase, no spaces).",
+    "Use a region name from the Compute Engine regions list.",
+    "The region is well formed but not one the broker knows; it may be new, or mistyped.",
+    "Check the name in the Compute Engine regions list.",
+};
+
 // Project IDs: 6 to 30 lowercase letters, digits and hyphens, starting with
 // a letter, not ending with a hyphen; legacy domain-scoped projects are
 // "example.com:my-project". Source: Resource Manager docs, "Creating and
@@ -238,18 +259,12 @@ class GcpProvider : public BasicProvider {
         "Missing required roles: grant Compute Admin and Service Account "
         "User.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
     s.best_practices = {
         "Use a service account (not user credentials).",
         "Enable MFA on the account that manages service accounts.",
         "Check GCP Audit Logs periodically for unexpected API calls or "
         "resource changes.",
     };
-    for (std::string& line : GeneralBestPractices()) {
-      s.best_practices.push_back(std::move(line));
-    }
     return s;
   }
 
@@ -351,7 +366,7 @@ class GcpProvider : public BasicProvider {
           "project."));
     }
     absl::string_view region = ValueOf(values, "region");
-    if (!region.empty()) CheckRegion(region, findings);
+    if (!region.empty()) CheckRegion(region, kRegionNaming, findings);
   }
 
   void CheckKey(absl::string_view text, const FieldValues& values,
@@ -473,37 +488,6 @@ class GcpProvider : public BasicProvider {
                            "\"client_email\".",
                            "Clear the field; it is read from the key file."));
       }
-    }
-  }
-
-  void CheckRegion(absl::string_view region,
-                   std::vector<Finding>& findings) const {
-    // A zone is a region plus "-a".."-z": us-central1-a.
-    if (region.size() > 2 && region[region.size() - 2] == '-' &&
-        absl::ascii_islower(region.back()) &&
-        IsWellFormedRegion(region.substr(0, region.size() - 2))) {
-      findings.push_back(ErrorFinding(
-          "region", "bad_region",
-          "The region is a zone (a region name followed by -a, -b, ...), not "
-          "a region.",
-          "Drop the zone suffix, e.g. us-central1 rather than us-central1-a."));
-      return;
-    }
-    if (!IsWellFormedRegion(region)) {
-      findings.push_back(ErrorFinding(
-          "region", "bad_region",
-          "The region is not a GCP region name; names look like us-central1 "
-          "or europe-west4 (lowercase, no spaces).",
-          "Use a region name from the Compute Engine regions list."));
-      return;
-    }
-    if (std::find(std::begin(kRegions), std::end(kRegions), region) ==
-        std::end(kRegions)) {
-      findings.push_back(WarningFinding(
-          "region", "unknown_region",
-          "The region is well formed but not one the broker knows; it may be "
-          "new, or mistyped.",
-          "Check the name in the Compute Engine regions list."));
     }
   }
 };

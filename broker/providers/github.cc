@@ -106,10 +106,6 @@ class GithubProvider : public BasicProvider {
         "Permission denied: grant the five repository permissions listed "
         "above.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 

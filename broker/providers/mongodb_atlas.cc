@@ -104,18 +104,12 @@ class MongoDbAtlasProvider : public BasicProvider {
         "Insufficient permissions on API key: grant Organization Project "
         "Creator, Project Cluster Manager and Project User Admin.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
     s.best_practices = {
         "Create an org-level API key (not a personal one).",
         "Enable MFA on your Atlas account.",
         "Check MongoDB Atlas Access Tracking periodically for unexpected "
         "API calls or resource changes.",
     };
-    for (std::string& line : GeneralBestPractices()) {
-      s.best_practices.push_back(std::move(line));
-    }
     return s;
   }
 

@@ -46,10 +46,6 @@ class NetlifyProvider : public BasicProvider {
         "Authorization revoked or expired: click Connect Netlify again to "
         "repeat the OAuth flow.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 

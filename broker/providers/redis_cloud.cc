@@ -64,8 +64,6 @@ class RedisCloudProvider : public BasicProvider {
         "Copy both values.",
         "Choose a strong database password (or let the broker generate one).",
     };
-    s.troubleshooting = GeneralTroubleshooting();
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 

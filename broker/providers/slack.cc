@@ -65,10 +65,6 @@ class SlackProvider : public BasicProvider {
         "Webhook removed or channel archived: add a new Incoming Webhooks "
         "integration and update the URL.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 

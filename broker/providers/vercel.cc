@@ -63,10 +63,6 @@ class VercelProvider : public BasicProvider {
         "Token expired: create a new token under Settings → Tokens.",
         "Team deployments fail: check the Team ID in the team's settings.",
     };
-    for (std::string& line : GeneralTroubleshooting()) {
-      s.troubleshooting.push_back(std::move(line));
-    }
-    s.best_practices = GeneralBestPractices();
     return s;
   }
 
