@@ -87,19 +87,17 @@ class Outbox {
     Pump();
   }
 
-  // The reactor's OnWriteDone.
+  // The reactor's OnWriteDone. It can arrive before StartWrite has returned
+  // on the thread that started the write: then that thread ends the write
+  // (see Pump), so that current_ is only ever touched under mu_ after the
+  // StartWrite that read it returned.
   void OnWriteDone(bool ok) {
     {
       absl::MutexLock lock(&mu_);
-      // gRPC is done with current_: release what it held now.
-      Release(current_);
-      writing_ = false;
-      if (!ok && !closing_) {
-        // The client went away; nothing more can be written.
-        closing_ = true;
-        DropQueued();
-        final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-      }
+      write_done_ = true;
+      write_ok_ = ok;
+      if (!start_returned_) return;
+      EndWrite();
     }
     Pump();
   }
@@ -109,7 +107,9 @@ class Outbox {
     absl::MutexLock lock(&mu_);
     done_ = true;
     DropQueued();
-    Release(current_);  // No write is pending after OnDone.
+    // No write is pending after OnDone; one whose StartWrite has not
+    // returned yet is released by Pump when it does.
+    if (start_returned_) Release(current_);
   }
 
 
@@ -129,26 +129,52 @@ class Outbox {
     counted_ = 0;
   }
 
+  // gRPC is done with current_ and StartWrite has returned: release it and
+  // let the next write start.
+  void EndWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Release(current_);
+    writing_ = false;
+    write_done_ = false;
+    if (!write_ok_ && !closing_) {
+      // The client went away; nothing more can be written.
+      closing_ = true;
+      DropQueued();
+      final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+    }
+  }
+
   // Starts the next write, or finishes, outside the lock.
   void Pump() {
-    const Msg* to_write = nullptr;
-    std::optional<grpc::Status> to_finish;
-    {
-      absl::MutexLock lock(&mu_);
-      if (done_ || writing_ || finish_called_) return;
-      if (!queue_.empty()) {
-        current_ = std::move(queue_.front().msg);
-        counted_ -= queue_.front().bounded;
-        queue_.pop_front();
-        writing_ = true;
-        to_write = &current_;
-      } else if (closing_) {
-        finish_called_ = true;
-        to_finish = final_status_;
+    for (;;) {
+      const Msg* to_write = nullptr;
+      std::optional<grpc::Status> to_finish;
+      {
+        absl::MutexLock lock(&mu_);
+        if (done_ || writing_ || finish_called_) return;
+        if (!queue_.empty()) {
+          current_ = std::move(queue_.front().msg);
+          counted_ -= queue_.front().bounded;
+          queue_.pop_front();
+          writing_ = true;
+          start_returned_ = false;
+          to_write = &current_;
+        } else if (closing_) {
+          finish_called_ = true;
+          to_finish = final_status_;
+        }
       }
+      if (to_finish.has_value()) finish_(*to_finish);
+      if (to_write == nullptr) return;
+      start_write_(to_write);
+      absl::MutexLock lock(&mu_);
+      start_returned_ = true;
+      if (write_done_) {
+        EndWrite();  // OnWriteDone came first: go on with the next write.
+        continue;
+      }
+      if (done_) Release(current_);
+      return;
     }
-    if (to_write != nullptr) start_write_(to_write);
-    if (to_finish.has_value()) finish_(*to_finish);
   }
 
   const size_t max_queued_;
@@ -162,10 +188,15 @@ class Outbox {
   };
   std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);  // Waiting to be written.
   size_t counted_ ABSL_GUARDED_BY(mu_) = 0;        // Bounded entries queued.
-  // The message being written: set by Pump, released in OnWriteDone, read
-  // by gRPC in between; under mu_ except while gRPC reads it.
+  // The message being written: set by Pump, released by EndWrite, read by
+  // gRPC in between; under mu_ except while gRPC reads it.
   Msg current_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // Whether the last StartWrite has returned, and whether (and how) its
+  // OnWriteDone came: the write ends when both are true.
+  bool start_returned_ ABSL_GUARDED_BY(mu_) = true;
+  bool write_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_ok_ ABSL_GUARDED_BY(mu_) = true;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
