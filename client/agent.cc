@@ -115,8 +115,13 @@ struct AgentSession::Impl {
   // unlock or a lock): whether sending the open needs again is safe. With
   // the same session key the broker re-attaches them; without one only
   // needs a locked broker answered, since it recorded nothing.
-  bool ShouldReconnect(const absl::Status& status) {
-    if (!AskedToReconnect(status)) return false;
+  // `retrying`: this stream was opened by a reconnection and has had no
+  // update yet; while the broker restarts its listeners it can also be
+  // cancelled (the old server shutting down) or refused (none listening).
+  bool ShouldReconnect(const absl::Status& status, bool retrying) {
+    const bool restarting =
+        retrying && (absl::IsUnavailable(status) || absl::IsCancelled(status));
+    if (!AskedToReconnect(status) && !restarting) return false;
     absl::MutexLock lock(&mu);
     if (open_needs.empty()) return false;
     if (!session.session_key.empty()) return true;
@@ -164,7 +169,7 @@ struct AgentSession::Impl {
         if (session.on_update) session.on_update(update);
       }
       absl::Status status = internal::FromCallStatus(current->Finish(), channel.get());
-      if (ShouldReconnect(status) && attempts < kMaxReconnects) {
+      if (ShouldReconnect(status, attempts > 0) && attempts < kMaxReconnects) {
         // A restart takes a moment: a stream refused at once is tried again.
         absl::SleepFor(std::min(absl::Milliseconds(100) * attempts++, absl::Seconds(1)));
         if (Reconnect()) continue;

@@ -373,7 +373,7 @@ TEST_F(StoreLockTest, AnAgentSessionSendsItsNeedAgainAfterTheUnlock) {
   ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
   WaitForLockState(false);  // The listeners are back, unlocked.
   const std::string id = WaitForPending("deploy from a session");
-  ASSERT_FALSE(id.empty());
+  ASSERT_FALSE(id.empty()) << broker_->AllOutput();
   CommandResult approve = Credctl({"approve", id});
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
   absl::StatusOr<v1::NeedUpdate> granted = (*session)->WaitFor("n-locked", kWait);
