@@ -1,0 +1,114 @@
+// CredentialManager's history (credentials.h): Delete, which removes every
+// version of a profile (and its cached facts), ListVersions and Rollback.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "broker/common/errors.h"
+#include "broker/common/status_macros.h"
+#include "broker/core/credentials.h"
+#include "broker/core/credentials_internal.h"
+#include "broker/core/record_codec.h"
+
+namespace credbroker {
+
+using credentials_internal::FactsPrefix;
+
+absl::StatusOr<int64_t> CredentialManager::Delete(
+    absl::string_view provider_id, absl::string_view profile_in) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CB_ASSIGN_OR_RETURN(std::string profile,
+                      ResolveProfile(provider->spec().id, profile_in));
+  absl::StatusOr<int64_t> deleted =
+      store_->DeleteCredential(provider->spec().id, profile);
+  const std::string prefix = FactsPrefix(provider->spec().id, profile);
+  absl::MutexLock lock(&facts_mu_);
+  // Hash maps of at most kMaxCachedFacts entries each: a whole pass.
+  auto drop = [&prefix](auto& cache) {
+    absl::erase_if(cache, [&prefix](const auto& entry) {
+      return absl::StartsWith(entry.first, prefix);
+    });
+  };
+  drop(facts_);
+  drop(reads_);
+  drop(summaries_);
+  drop(validations_);
+  return deleted;
+}
+
+absl::StatusOr<CredentialHistory> CredentialManager::ListVersions(
+    absl::string_view provider_id, absl::string_view profile_in) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  CredentialHistory history;
+  history.provider = provider->spec().id;
+  CB_ASSIGN_OR_RETURN(history.profile,
+                      ResolveProfile(history.provider, profile_in));
+  CB_ASSIGN_OR_RETURN(std::vector<CredentialRecord> records,
+                      store_->ListVersions(history.provider, history.profile));
+  if (records.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "no credential stored for ", history.provider, "/", history.profile));
+  }
+  const int64_t latest = records.back().version;
+  for (const CredentialRecord& r : records) {
+    CredentialVersionInfo v;
+    v.version = r.version;
+    v.created_at = r.created_at;
+    v.fingerprint = r.fingerprint;
+    v.current = r.version == latest;
+    v.rotation_period = r.rotation_period;
+    history.versions.push_back(std::move(v));
+  }
+  return history;
+}
+
+absl::StatusOr<RollbackResult> CredentialManager::Rollback(
+    absl::string_view provider_id, absl::string_view profile_in,
+    int64_t version) {
+  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
+  const ProviderSpec& spec = provider->spec();
+  CB_ASSIGN_OR_RETURN(std::string profile, ResolveProfile(spec.id, profile_in));
+  if (version <= 0) {
+    return InvalidArgumentWithViolations(
+        "invalid version",
+        {{"version",
+          "give the number of an earlier version (1, 2, ...), as "
+          "ListCredentialVersions shows it"}});
+  }
+  CB_ASSIGN_OR_RETURN(CredentialRecord current,
+                      store_->GetCredential(spec.id, profile, 0));
+  if (current.version == version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("version ", version, " of ", spec.id, "/", profile,
+                     " is already the current version; nothing to roll back"));
+  }
+  CB_ASSIGN_OR_RETURN(CredentialRecord old,
+                      store_->GetCredential(spec.id, profile, version));
+  CB_ASSIGN_OR_RETURN(FieldValues values, Open(old));
+  RollbackResult result;
+  result.restored_version = version;
+  // The old values are restored as they were; today's rules are reported,
+  // not enforced, so that a rollback always brings back what worked.
+  result.findings = provider->Validate(values);
+  SecretBytes plaintext = EncodeFieldValues(values);
+  std::string fingerprint = sealer_->Fingerprint(plaintext);
+  CB_ASSIGN_OR_RETURN(
+      CredentialRecord record,
+      store_->PutCredential(
+          spec.id, profile, current.rotation_period,
+          [&](int64_t v)
+              -> absl::StatusOr<std::pair<std::string, std::string>> {
+            return std::make_pair(
+                sealer_->Seal(plaintext,
+                              RecordAssociatedData(spec.id, profile, v)),
+                fingerprint);
+          }));
+  result.credential = SummarizeStored(*provider, record, values);
+  CB_RETURN_IF_ERROR(MarkDefault(result.credential));
+  return result;
+}
+
+}  // namespace credbroker
