@@ -6,7 +6,9 @@
 // Every text from the broker goes into the page as textContent or an
 // attribute value, never as markup. Secret values live in the inputs only:
 // never in setState, never logged; the inputs are emptied once the
-// extension says the submit went through.
+// extension says the submit went through. "Approve with passkey" posts the
+// same decision without the PIN: the extension runs the WebAuthn ceremony
+// in the browser, since it does not run in a webview.
 //
 // This file is the entry point (esbuild bundles it into media/form.js): the
 // extension's messages. render.ts draws the form, decision.ts the scope and
@@ -19,7 +21,7 @@ import { byId, clear, el } from './dom';
 import { showFindings, showViolations } from './messages';
 import { render } from './render';
 import { chosenFiles, inputOf, keepBox, post, setBusy, setStatus, state, targetKey, touched } from './state';
-import { clearPinInputs, clearSecrets } from './submit';
+import { clearPinInputs, clearSecrets, setPasskeyWaiting } from './submit';
 import { scheduleValidate, setValidating } from './validate';
 
 function onMessage(m: ToWebview): void {
@@ -93,6 +95,7 @@ function onMessage(m: ToWebview): void {
       break;
     case 'failed':
       setBusy(false);
+      setPasskeyWaiting(false);
       clearPinInputs();
       showViolations(m.violations, m.violations.length === 0 ? m.message : '');
       setStatus(m.violations.length === 0 ? m.message : `${m.message}: see the fields marked.`,
@@ -102,12 +105,14 @@ function onMessage(m: ToWebview): void {
       renderPin(m.pin);
       break;
     case 'done':
+      setPasskeyWaiting(false);
       clearSecrets();
       setBusy(true);
       setStatus(m.message, 'ok');
       byId('app')?.setAttribute('data-outcome', m.outcome);
       break;
     case 'resolved':
+      setPasskeyWaiting(false);
       clearSecrets();
       setBusy(true);
       setStatus(m.message, 'info');

@@ -4,7 +4,7 @@ import type { FieldView, FileTarget, FormView } from '../form/protocol';
 
 import { renderPin, renderScope } from './decision';
 import { byId, clear, el, formatDuration, formatTime } from './dom';
-import { onApprove, onSave } from './submit';
+import { onApprove, onApproveWithPasskey, onSave } from './submit';
 import { chosenFiles, keepBox, post, setBusy, setStatus, state, targetKey, touched } from './state';
 import { scheduleValidate } from './validate';
 
@@ -41,7 +41,7 @@ export function render(view: FormView): void {
   if (view.mode === 'approve') {
     f.append(renderScope(view));
     f.append(el('div', { id: 'pin-area' }));
-    f.append(renderApproveActions());
+    f.append(renderApproveActions(view));
     f.append(renderDeny());
   } else {
     f.append(renderSaveActions(view));
@@ -224,10 +224,23 @@ export function customRow(): HTMLElement {
   return row;
 }
 
-export function renderApproveActions(): HTMLElement {
+export function renderApproveActions(view: FormView): HTMLElement {
   const approve = el('button', { type: 'button', id: 'approve', class: 'primary' }, 'Approve');
   approve.addEventListener('click', onApprove);
-  return el('div', { class: 'actions' }, approve);
+  const actions = el('div', { class: 'actions' }, approve);
+  if (view.passkeyApproval) {
+    // WebAuthn does not run in a webview: the extension opens the ceremony
+    // in the browser; the PIN is not needed.
+    const passkey = el('button', { type: 'button', id: 'approve-passkey', class: 'secondary',
+                                   'aria-describedby': 'passkey-hint' }, 'Approve with passkey');
+    passkey.addEventListener('click', onApproveWithPasskey);
+    const cancel = el('button', { type: 'button', id: 'cancel-passkey', class: 'secondary', hidden: true },
+      'Cancel passkey');
+    cancel.addEventListener('click', () => post({ type: 'cancelPasskey' }));
+    actions.append(' ', passkey, ' ', cancel, el('div', { id: 'passkey-hint', class: 'hint' },
+      'Instead of the PIN: opens a page in your browser that asks for your passkey.'));
+  }
+  return actions;
 }
 
 export function renderDeny(): HTMLElement {

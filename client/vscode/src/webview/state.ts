@@ -49,7 +49,7 @@ export function setStatus(text: string, kind: 'info' | 'error' | 'ok' = 'info'):
 
 export function setBusy(b: boolean): void {
   state.busy = b;
-  for (const id of ['approve', 'deny', 'save']) {
+  for (const id of ['approve', 'approve-passkey', 'deny', 'save']) {
     const btn = byId<HTMLButtonElement>(id);
     if (btn !== null) btn.disabled = b;
   }

@@ -63,6 +63,40 @@ export function onApprove(): void {
   });
 }
 
+// The same decision as onApprove, with the passkey for the PIN: the
+// extension runs the ceremony in the browser and answers done or failed.
+export function onApproveWithPasskey(): void {
+  const form = state.form;
+  if (state.busy || form === undefined) return;
+  state.submitted = true;
+  clearMessages();
+  const c = collect();
+  const ttlSeconds = parseDuration(byId<HTMLInputElement>('ttl')?.value ?? '');
+  if (ttlSeconds === undefined) {
+    addMessage('ttl', 'error', 'Write a lifetime as e.g. 15m, 2h or 30d.');
+    byId('ttl')?.focus();
+    return;
+  }
+  const scope = selectedScope();
+  setBusy(true);
+  setPasskeyWaiting(true);
+  setStatus('Opening the passkey page in your browser…');
+  post({
+    type: 'approveWithPasskey',
+    values: c.values,
+    generate: c.generate,
+    scope,
+    ttlSeconds,
+    actionPattern: scope === 'standing' ? (byId<HTMLInputElement>('action-pattern')?.value.trim() ?? '') : '',
+  });
+}
+
+// While the passkey ceremony runs, "Cancel passkey" stops waiting for it.
+export function setPasskeyWaiting(on: boolean): void {
+  const cancel = byId<HTMLButtonElement>('cancel-passkey');
+  if (cancel !== null) cancel.hidden = !on;
+}
+
 export function onSave(): void {
   const form = state.form;
   if (state.busy || form === undefined) return;
