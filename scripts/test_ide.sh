@@ -165,6 +165,10 @@ if [ -f "$figures" ]; then
     if (f.extensionAddsKiB !== undefined)
       console.log(`test_ide: extension host RSS ${mb(f.extensionHostRssKiBConnected)} MiB with the extension ` +
         `connected, ${mb(f.extensionHostRssKiBWithout)} MiB without it: the extension adds about ${mb(f.extensionAddsKiB)} MiB`);
+    if (f.extensionAddsKiBAfterGc !== undefined)
+      console.log(`test_ide: after a full GC in both: ${mb(f.extensionHostLiveConnected.rssKiB)} MiB with the extension, ` +
+        `${mb(f.extensionHostLiveWithout.rssKiB)} MiB without: it adds ${mb(f.extensionAddsKiBAfterGc)} MiB ` +
+        `(V8 heap ${mb(f.extensionAddsHeapKiB)} MiB)`);
   ' "$figures" || true
 fi
 step "done"
