@@ -159,7 +159,9 @@ if [ -f "$figures" ]; then
     const f = require(process.argv[1]);
     const mb = (k) => (k / 1024).toFixed(1);
     if (f.notificationLatencyMs !== undefined)
-      console.log(`test_ide: notification ${f.notificationLatencyMs} ms after the agent asked (workbench open)`);
+      console.log(`test_ide: notification ${f.notificationLatencyMs} ms after the agent asked (workbench open)` +
+        (f.notificationAfterQueuedMs !== undefined
+          ? `, ${f.notificationAfterQueuedMs} ms after credctl said the broker queued it` : ''));
     if (f.unlockToConnectedMs !== undefined)
       console.log(`test_ide: a locked broker connected ${f.unlockToConnectedMs} ms after its passphrase was entered`);
     if (f.extensionAddsKiB !== undefined)
