@@ -161,7 +161,7 @@ if [ -f "$figures" ]; then
     if (f.notificationLatencyMs !== undefined)
       console.log(`test_ide: notification ${f.notificationLatencyMs} ms after the agent asked (workbench open)` +
         (f.notificationAfterQueuedMs !== undefined
-          ? `, ${f.notificationAfterQueuedMs} ms after credctl said the broker queued it` : ''));
+          ? `, ${f.notificationAfterQueuedMs} ms after credctl said the broker queued it` : ""));
     if (f.unlockToConnectedMs !== undefined)
       console.log(`test_ide: a locked broker connected ${f.unlockToConnectedMs} ms after its passphrase was entered`);
     if (f.extensionAddsKiB !== undefined)
