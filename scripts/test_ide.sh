@@ -159,12 +159,18 @@ if [ -f "$figures" ]; then
     const f = require(process.argv[1]);
     const mb = (k) => (k / 1024).toFixed(1);
     if (f.notificationLatencyMs !== undefined)
-      console.log(`test_ide: notification ${f.notificationLatencyMs} ms after the agent asked (workbench open)`);
+      console.log(`test_ide: notification ${f.notificationLatencyMs} ms after the agent asked (workbench open)` +
+        (f.notificationAfterQueuedMs !== undefined
+          ? `, ${f.notificationAfterQueuedMs} ms after credctl said the broker queued it` : ""));
     if (f.unlockToConnectedMs !== undefined)
       console.log(`test_ide: a locked broker connected ${f.unlockToConnectedMs} ms after its passphrase was entered`);
     if (f.extensionAddsKiB !== undefined)
       console.log(`test_ide: extension host RSS ${mb(f.extensionHostRssKiBConnected)} MiB with the extension ` +
         `connected, ${mb(f.extensionHostRssKiBWithout)} MiB without it: the extension adds about ${mb(f.extensionAddsKiB)} MiB`);
+    if (f.extensionAddsKiBAfterGc !== undefined)
+      console.log(`test_ide: after a full GC in both: ${mb(f.extensionHostLiveConnected.rssKiB)} MiB with the extension, ` +
+        `${mb(f.extensionHostLiveWithout.rssKiB)} MiB without: it adds ${mb(f.extensionAddsKiBAfterGc)} MiB ` +
+        `(V8 heap ${mb(f.extensionAddsHeapKiB)} MiB)`);
   ' "$figures" || true
 fi
 step "done"

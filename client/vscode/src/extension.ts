@@ -11,6 +11,7 @@ import type { ApprovalRequest, CredbrokerClient, ProviderInfo } from '@credbroke
 import { isBrokerError } from '@credbroker/client';
 
 import { registerCommands, requestTitle } from './commands';
+import { PasskeyCeremonies } from './passkey/ceremonies';
 import { registerPasskeyCommands } from './passkey/commands';
 import { findBroker, resolveSettings, Resolved, Settings } from './config';
 import { FormPanels } from './form/panel';
@@ -37,6 +38,7 @@ class Extension {
   readonly output = vscode.window.createOutputChannel('credbroker');
   readonly stateItem = vscode.window.createStatusBarItem('credbroker.state', vscode.StatusBarAlignment.Left, 50);
   readonly pendingItem = vscode.window.createStatusBarItem('credbroker.pending', vscode.StatusBarAlignment.Left, 49);
+  readonly passkeys = new PasskeyCeremonies(this.output);
   readonly panels: FormPanels;
   #resolved: Resolved;
   #providers: Promise<ProviderInfo[]> | undefined;
@@ -49,7 +51,7 @@ class Extension {
   constructor(readonly context: vscode.ExtensionContext) {
     this.panels = new FormPanels(context.extensionUri, (outcome) => {
       if (outcome === 'saved' || outcome === 'approved') this.tree.refresh();
-    });
+    }, this.passkeys);
     this.#resolved = resolveSettings(readSettings());
     this.stateItem.name = 'credbroker: broker';
     this.pendingItem.name = 'credbroker: pending requests';
@@ -61,7 +63,7 @@ class Extension {
     ctx.subscriptions.push(this.output, this.stateItem, this.pendingItem,
       vscode.window.createTreeView('credbroker.credentials', { treeDataProvider: this.tree, showCollapseAll: true }),
       { dispose: () => this.link.stop() },
-      { dispose: () => this.panels.disposeAll() });
+      { dispose: () => this.panels.disposeAll() }, this.passkeys);
 
     this.link.on('state', (s) => this.#onState(s));
     this.link.on('pending', (p) => this.#showPending(p));
@@ -98,7 +100,7 @@ class Extension {
     registerPasskeyCommands(ctx, {
       client: () => this.link.client,
       pending: () => this.link.pending,
-      output: this.output,
+      ceremonies: this.passkeys,
     });
     this.restart();
   }

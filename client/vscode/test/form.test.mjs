@@ -207,6 +207,92 @@ describe('the credential form in Chromium against a real broker', { concurrency:
     }
   });
 
+  test('"Approve with passkey" shows only with a passkey registered and posts the form\'s decision', { timeout: 120_000 }, async () => {
+    const agent = agentRequest(broker, 'aws', 'deploy with a passkey');
+    const id = await agent.requestId();
+    // The host's ceremony, scripted: each call takes the next answer.
+    const calls = [];
+    const answers = [];
+    const approveWithPasskey = (request, action, signal) => {
+      calls.push({ request, action });
+      return answers.shift()(request, signal);
+    };
+    // No passkey registered (this broker has none): no button, though the
+    // host could run the ceremony.
+    const plain = await h.open(browser, { mode: 'approve', requestId: id }, { approveWithPasskey });
+    try {
+      assert.equal(await plain.$('#approve-passkey'), null, 'no passkey registered: no passkey button');
+      assert.equal((await h.client.listPasskeys({})).passkeys.length, 0);
+    } finally {
+      await plain.close();
+    }
+    // The same broker, as if a passkey were registered.
+    const withPasskey = new Proxy(h.client, {
+      get: (target, key) => key === 'listPasskeys'
+        ? async () => ({ passkeys: [{ id: 'cHJldGVuZA', name: 'a key' }] })
+        : typeof target[key] === 'function' ? target[key].bind(target) : target[key],
+    });
+    const page = await h.open(browser, { mode: 'approve', requestId: id }, { client: withPasskey, approveWithPasskey });
+    try {
+      assert.equal(await text(page, 'approve-passkey'), 'Approve with passkey');
+      assert.equal(await page.$eval('#cancel-passkey', (e) => e.hidden), true);
+      const waitingOff = () => page.waitForFunction(() => {
+        const b = document.getElementById('approve-passkey');
+        return b !== null && !b.disabled && document.getElementById('cancel-passkey')?.hidden === true;
+      }, { timeout: 20_000 });
+
+      // 1. The person cancels while the browser page waits.
+      answers.push((request, signal) => new Promise((ok) => signal.addEventListener('abort',
+        () => ok({ ok: false, code: 'CANCELLED', message: 'cancelled' }), { once: true })));
+      await page.click('#scope-session');
+      await page.$eval('#ttl', (e) => { e.value = ''; });
+      await typeInto(page, 'ttl', '15m');
+      await page.click('#approve-passkey');
+      await page.waitForFunction(() => document.getElementById('cancel-passkey')?.hidden === false, { timeout: 20_000 });
+      assert.equal(await page.$eval('#approve', (e) => e.disabled), true, 'one decision at a time');
+      const sent = h.sent.find((m) => m.type === 'approveWithPasskey');
+      assert.deepEqual({ ...sent, values: Object.keys(sent.values) },
+        { type: 'approveWithPasskey', values: [], generate: [], scope: 'session', ttlSeconds: 900, actionPattern: '' },
+        'the form posts its decision, with no PIN');
+      assert.ok(!('pin' in sent));
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0].action, 'deploy with a passkey');
+      assert.deepEqual(calls[0].request, { requestId: id, values: {}, generate: [], scope: 'SCOPE_SESSION',
+        ttl: { seconds: 900, nanos: 0 }, actionPattern: '' });
+      await page.click('#cancel-passkey');
+      await waitingOff();
+      assert.match(await text(page, 'status'), /cancelled/);
+
+      // 2. The broker refuses the assertion: the error is shown in the form.
+      answers.push(async () => ({ ok: false, code: 'PERMISSION_DENIED',
+        message: 'the passkey assertion does not verify', violations: [] }));
+      await page.click('#approve-passkey');
+      await waitingOff();
+      assert.match(await text(page, 'status'), /the passkey assertion does not verify/);
+      assert.match(await page.$eval('#status', (e) => e.className), /error/);
+      assert.equal(await page.$eval('#app', (e) => e.getAttribute('data-outcome')), null);
+      assert.ok((await h.client.listPending()).some((r) => r.requestId === id), 'the request stays pending');
+
+      // 3. The ceremony succeeds. The broker's decision is made here with the
+      // PIN in the passkey's place: what the form asked for is granted.
+      answers.push(async (request) => {
+        const r = await h.client.approve({ ...request, pin: PIN });
+        return { ok: true, message: 'Approved', grantId: r.grantId, standingApprovalId: r.standingApprovalId };
+      });
+      await page.click('#approve-passkey');
+      await outcome(page, 'approved');
+      assert.match(await text(page, 'status'), /Approved: grant \S+ \(session\)/);
+      const r = await within(30_000, agent.result, 'the agent\'s grant');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.grant.values.access_key_id, AWS_KEY_ID);
+      assert.equal(h.changes.at(-1)?.outcome, 'approved');
+      await checkPageClean(page);
+    } finally {
+      agent.kill();
+      await page.close();
+    }
+  });
+
   test('denies with a reason the agent sees', { timeout: 60_000 }, async () => {
     const agent = agentRequest(broker, 'digitalocean', 'deploy to DigitalOcean');
     const id = await agent.requestId();

@@ -3,8 +3,10 @@
 // internal transport, user verification, presence simulated), against a
 // real credbrokerd through @credbroker/client: register a passkey with the
 // PIN, then approve a real `credctl request` with it — the agent gets the
-// grant. The page is served at http://localhost:PORT, the origin the broker
-// is started to accept, with the RP ID "localhost".
+// grant; and the same from the credential form's "Approve with passkey"
+// button (the form in the webview harness, the ceremony on the page). The
+// page is served at http://localhost:PORT, the origin the broker is
+// started to accept, with the RP ID "localhost".
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -12,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import { agentRequest, startBroker, within } from './support/broker.mjs';
-import { launchBrowser } from './support/webview.mjs';
+import { Harness, launchBrowser } from './support/webview.mjs';
 
 const require = createRequire(import.meta.url);
 const { CredbrokerClient } = require('@credbroker/client');
@@ -100,6 +102,57 @@ describe('passkeys in the browser', () => {
       assert.ok(used.passkeys[0].signCount >= 1 || used.passkeys[0].lastUsed !== null, 'the use was recorded');
     } finally {
       await page.close();
+    }
+  });
+
+  test('the form\'s "Approve with passkey": the ceremony in the browser approves the form\'s decision', { timeout: 120_000 }, async () => {
+    const { page, cdp, authenticatorId } = await pageWithAuthenticator();
+    const h = await new Harness(broker).start();
+    const agent = agentRequest(broker, 'aws', 'deploy from the form with a passkey');
+    let form;
+    try {
+      // This authenticator's own passkey (each virtual one starts empty).
+      const reg = passkeyPage.open({ kind: 'register', pin: PIN, name: 'form key' });
+      assert.equal((await runCeremony(page, reg.url)).outcome, 'ok');
+      const requestId = await agent.requestId();
+      // The host's ceremony as PasskeyCeremonies runs it, with the browser
+      // tab in place of openExternal.
+      const opened = [];
+      const approveWithPasskey = async (request, action, signal) => {
+        const c = passkeyPage.open({ kind: 'approve', requestId: request.requestId, action, approve: request });
+        signal.addEventListener('abort', c.cancel, { once: true });
+        opened.push(c.url);
+        await page.goto(c.url);
+        await page.bringToFront();  // WebAuthn asks for a focused document.
+        await page.click('#go');
+        return c.result;
+      };
+      form = await h.open(browser, { mode: 'approve', requestId }, { approveWithPasskey });
+      await form.waitForSelector('#approve-passkey', { timeout: 20_000 });
+      await form.click('#scope-session');
+      await form.click('#approve-passkey');
+      await form.waitForFunction(() => document.getElementById('app')?.getAttribute('data-outcome') === 'approved',
+        { timeout: 30_000, polling: 200 }).catch(async (e) => {  // A background tab: no animation frames.
+        const shown = await form.$eval('#status', (s) => s.textContent).catch(() => '?');
+        const onPage = await page.$eval('#status', (s) => s.textContent).catch(() => '?');
+        throw new Error(`${e.message}; the form says "${shown}", the passkey page "${onPage}"`);
+      });
+      assert.equal(opened.length, 1);
+      assert.match(await form.$eval('#status', (e) => e.textContent), /Approved: grant \S+ \(session\)/);
+      assert.equal(await page.$eval('#status', (e) => e.dataset.outcome), 'ok');
+      const r = await within(30_000, agent.result, 'the agent\'s grant');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.grant.values.access_key_id, AWS_KEY_ID);
+      assert.ok(r.grant.values.secret_access_key === AWS_SECRET, 'the agent received the stored secret');
+      const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+      assert.ok(credentials[0].signCount >= 1, 'the passkey signed the approval');
+      assert.deepEqual(h.consoleErrors, []);
+      assert.deepEqual(h.cspViolations, []);
+    } finally {
+      agent.kill();
+      await form?.close();
+      await page.close();
+      await h.stop();
     }
   });
 

@@ -1,17 +1,19 @@
 // The credential form as a VS Code webview panel: the page from html.ts,
 // scripts on, local resources from media/ only, and a FormSession behind
-// its messages. One panel per request or credential; opening it again
-// brings the open one to the front.
+// its messages (the passkey ceremony through PasskeyCeremonies). One panel
+// per request or credential; opening it again brings the open one to the
+// front.
 import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 
 import * as vscode from 'vscode';
 
-import type { ProviderInfo } from '@credbroker/client';
+import type { CredbrokerClient, ProviderInfo } from '@credbroker/client';
 
+import type { PasskeyCeremonies } from '../passkey/ceremonies';
 import { renderFormPage } from './html';
 import type { FileTarget } from './protocol';
-import { FormClient, FormSession, FormSubject, MAX_FILE_BYTES, PickedFile } from './session';
+import { FormSession, FormSubject, MAX_FILE_BYTES, PickedFile } from './session';
 
 export class FormPanels {
   #open = new Map<string, { panel: vscode.WebviewPanel; session: FormSession }>();
@@ -19,6 +21,7 @@ export class FormPanels {
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly onChanged: (outcome: string, message: string) => void,
+    private readonly passkeys: PasskeyCeremonies,
   ) {}
 
   static keyOf(subject: FormSubject): string {
@@ -29,7 +32,7 @@ export class FormPanels {
 
   // Opens (or reveals) the form. Rejects with the broker's error when the
   // form cannot be loaded.
-  async open(client: FormClient, subject: FormSubject,
+  async open(client: CredbrokerClient, subject: FormSubject,
              providers: () => Promise<ProviderInfo[]>): Promise<void> {
     const key = FormPanels.keyOf(subject);
     const existing = this.#open.get(key);
@@ -48,6 +51,10 @@ export class FormPanels {
         // Leave the outcome on screen for a moment, then close.
         closeTimer = setTimeout(() => panel?.dispose(), 2500);
       },
+      // The same ceremony as the "Approve with passkey" command, with the
+      // form's decision.
+      approveWithPasskey: (request, action, signal) => this.passkeys.run(client,
+        { kind: 'approve', requestId: request.requestId ?? '', action, approve: request }, signal),
     }, providers);
     const view = await session.load();
     const title = subject.mode === 'approve'

@@ -2,8 +2,8 @@
 // and the extension (FormSession, src/form/session.ts). Plain JSON, no
 // broker types: the webview knows nothing of gRPC.
 //
-// Secret values travel only webview → extension (in `validate`, `approve`
-// and `save`); the extension never sends one back: stored sensitive values
+// Secret values travel only webview → extension (in `validate`, `approve`,
+// `approveWithPasskey` and `save`); the extension never sends one back: stored sensitive values
 // are described by `isSet` and a masked display only.
 
 export type FormMode = 'approve' | 'update' | 'add';
@@ -82,6 +82,9 @@ export interface FormView {
   acceptsCredentialsFile: boolean;
   request?: RequestView;
   pin: PinView;
+  // The broker has a passkey registered (ListPasskeys) and the extension can
+  // run the ceremony in a browser: the form offers "Approve with passkey".
+  passkeyApproval: boolean;
 }
 
 export interface FindingView {
@@ -120,7 +123,7 @@ export type ToWebview =
   | { type: 'busy'; what: string }
   | {
       type: 'failed';
-      what: 'approve' | 'deny' | 'save' | 'pin' | 'file';
+      what: 'approve' | 'passkey' | 'deny' | 'save' | 'pin' | 'file';
       code: string;
       message: string;
       violations: ViolationView[];
@@ -142,6 +145,18 @@ export interface ApproveMessage {
   storePassphrase: string;  // First PIN of a passphrase-protected store.
 }
 
+// The same decision as ApproveMessage, with a passkey in place of the PIN:
+// the extension opens the ceremony in the person's browser (WebAuthn does
+// not run in a webview) and answers `done` or `failed` (what: 'passkey').
+export interface PasskeyApproveMessage {
+  type: 'approveWithPasskey';
+  values: Record<string, string>;
+  generate: string[];
+  scope: ScopeName;
+  ttlSeconds: number;
+  actionPattern: string;
+}
+
 export interface SaveMessage {
   type: 'save';
   profile: string;
@@ -156,6 +171,9 @@ export type FromWebview =
   | { type: 'pickFile'; target: FileTarget }
   | { type: 'clearFile'; target: FileTarget }
   | ApproveMessage
+  | PasskeyApproveMessage
+  // Stop waiting for the passkey ceremony (its page answers nothing then).
+  | { type: 'cancelPasskey' }
   | { type: 'deny'; reason: string }
   | SaveMessage
   | { type: 'connectOAuth' }

@@ -8,6 +8,7 @@
 // only until the form is submitted or closed.
 import type {
   ApprovalPinStatus,
+  ApproveRequestInput,
   CredbrokerClient,
   CredentialForm,
   Finding,
@@ -15,6 +16,7 @@ import type {
 } from '@credbroker/client';
 import { BrokerError, durationToMs, isBrokerError, toDate } from '@credbroker/client';
 
+import type { CeremonyResult } from '../passkey/page';
 import type {
   ApproveMessage,
   FieldView,
@@ -22,6 +24,7 @@ import type {
   FindingView,
   FormMode,
   FormView,
+  PasskeyApproveMessage,
   PinView,
   RequestView,
   SaveMessage,
@@ -39,7 +42,8 @@ export type FormClient = Pick<CredbrokerClient,
   | 'deny'
   | 'putCredential'
   | 'getApprovalPinStatus'
-  | 'setApprovalPin'>;
+  | 'setApprovalPin'
+  | 'listPasskeys'>;
 
 export interface PickedFile {
   name: string;       // For display: the base name.
@@ -54,6 +58,11 @@ export interface FormHost {
   close(): void;
   // The decision or save went through: refresh views, say so.
   changed?(outcome: 'approved' | 'denied' | 'saved', message: string): void;
+  // Approves with a passkey: runs the WebAuthn ceremony in a browser for
+  // `request` (its pin unused) and resolves with the broker's answer;
+  // CANCELLED once `signal` aborts. Without it the form offers no passkey.
+  approveWithPasskey?(request: ApproveRequestInput, action: string,
+                      signal: AbortSignal): Promise<CeremonyResult>;
 }
 
 export type FormSubject =
@@ -135,6 +144,8 @@ export class FormSession {
   #files = new Map<string, PickedFile>();
   #finished = false;
   #busy = false;
+  // Ends the passkey ceremony under way, if any.
+  #passkeyAbort: AbortController | undefined;
 
   constructor(client: FormClient, subject: FormSubject, host: FormHost,
               providers: () => Promise<ProviderInfo[]>) {
@@ -170,10 +181,16 @@ export class FormSession {
       }
     }
     let pin: ApprovalPinStatus | undefined;
+    let passkeys = 0;
     if (s.mode === 'approve') {
       pin = await this.#client.getApprovalPinStatus({}).catch(() => undefined);
+      if (this.#host.approveWithPasskey !== undefined) {
+        // A broker without passkeys (or one too old to list them): none.
+        passkeys = (await this.#client.listPasskeys({}).catch(() => undefined))?.passkeys.length ?? 0;
+      }
     }
     this.#view = this.#viewOf(s.mode, form, info, masked, pinViewOf(pin));
+    this.#view.passkeyApproval = passkeys > 0;
     return this.#view;
   }
 
@@ -234,6 +251,7 @@ export class FormSession {
       acceptsCredentialsFile: !fields.some((f) => f.jsonKeyFile) && /\bJSON file\b/i.test(guideText),
       request,
       pin,
+      passkeyApproval: false,
     };
   }
 
@@ -258,6 +276,11 @@ export class FormSession {
         return;
       case 'approve':
         return this.#exclusive(() => this.#approve(message));
+      case 'approveWithPasskey':
+        return this.#exclusive(() => this.#approveWithPasskey(message));
+      case 'cancelPasskey':
+        this.#passkeyAbort?.abort();
+        return;
       case 'deny':
         return this.#exclusive(() => this.#deny(message.reason));
       case 'save':
@@ -279,15 +302,16 @@ export class FormSession {
     this.#host.post({ type: 'resolved', message });
   }
 
-  // Forgets the chosen files. The session answers nothing afterwards.
+  // Forgets the chosen files and ends a passkey ceremony under way (the
+  // values it holds with it). The session answers nothing afterwards.
   dispose(): void {
-    this.#finished = true;
-    this.#files.clear();
+    this.#finish();
   }
 
   #finish(): void {
     this.#finished = true;
     this.#files.clear();
+    this.#passkeyAbort?.abort();
   }
 
   async #exclusive(work: () => Promise<void>): Promise<void> {
@@ -368,7 +392,7 @@ export class FormSession {
                       bytes: Buffer.byteLength(picked.contents, 'utf8') });
   }
 
-  #failed(what: 'approve' | 'deny' | 'save' | 'pin', e: unknown): void {
+  #failed(what: 'approve' | 'passkey' | 'deny' | 'save' | 'pin', e: unknown): void {
     const err = asBrokerError(e);
     this.#host.post({ type: 'failed', what, code: err.code, message: err.message,
                       violations: violationsOf(err) });
@@ -377,9 +401,7 @@ export class FormSession {
   // A request decided by someone else answers FAILED_PRECONDITION or
   // NOT_FOUND: the form has nothing left to do.
   #decidedElsewhere(e: unknown): boolean {
-    if (!isBrokerError(e)) return false;
-    if (e.code !== 'FAILED_PRECONDITION' && e.code !== 'NOT_FOUND') return false;
-    return /already|decided|resolved|not pending|expired|cancel/i.test(e.message);
+    return isBrokerError(e) && endedElsewhere(e.code, e.message);
   }
 
   async #refreshPin(): Promise<void> {
@@ -416,32 +438,11 @@ export class FormSession {
       this.#host.post({ type: 'pin', pin: view.pin });
     }
     const values = this.#merged(m.values);
-    const file = this.#credentialsFile();
     this.#host.post({ type: 'busy', what: 'Approving…' });
     try {
-      if (file !== '') {
-        // ApproveRequest carries field values only: a credentials file is
-        // stored first (PutCredential reads it), then the request is
-        // approved with the stored credential.
-        await this.#client.putCredential({ ...this.#provider(), values, fromFile: file,
-                                           keepExisting: true, generate: m.generate });
-        this.#files.delete('credentials-file');
-      }
-      const r = await this.#client.approve({
-        requestId,
-        values: file !== '' ? {} : values,
-        generate: file !== '' ? [] : m.generate,
-        scope: SCOPES[m.scope] ?? 'SCOPE_ONCE',
-        ttl: m.ttlSeconds > 0 ? { seconds: Math.round(m.ttlSeconds), nanos: 0 } : null,
-        actionPattern: m.scope === 'standing' ? m.actionPattern : '',
-        pin,
-      });
-      this.#finish();
-      const message = r.standingApprovalId !== ''
-        ? `Approved: grant ${r.grantId}, standing approval ${r.standingApprovalId}.`
-        : `Approved: grant ${r.grantId} (${m.scope}).`;
-      this.#host.post({ type: 'done', outcome: 'approved', message });
-      this.#host.changed?.('approved', message);
+      const file = await this.#putCredentialsFile(values, m.generate);
+      const r = await this.#client.approve({ ...decisionOf(requestId, m, values, file), pin });
+      this.#approved(m.scope, r.grantId, r.standingApprovalId);
     } catch (e) {
       if (this.#decidedElsewhere(e)) {
         this.requestEnded(`This request was already decided or has ended: ${asBrokerError(e).message}`);
@@ -449,6 +450,72 @@ export class FormSession {
       }
       this.#failed('approve', e);
       await this.#refreshPin();
+    }
+  }
+
+  // Stores a chosen credentials file before an approval: ApproveRequest
+  // carries field values only (PutCredential reads the file), so the
+  // request is then approved with the stored credential. Returns the
+  // file's contents ("" when none was chosen).
+  async #putCredentialsFile(values: Record<string, string>, generate: string[]): Promise<string> {
+    const file = this.#credentialsFile();
+    if (file !== '') {
+      await this.#client.putCredential({ ...this.#provider(), values, fromFile: file,
+                                         keepExisting: true, generate });
+      this.#files.delete('credentials-file');
+    }
+    return file;
+  }
+
+  #approved(scope: string, grantId: string, standingApprovalId: string | undefined): void {
+    this.#finish();
+    const message = standingApprovalId !== undefined && standingApprovalId !== ''
+      ? `Approved: grant ${grantId}, standing approval ${standingApprovalId}.`
+      : `Approved: grant ${grantId} (${scope}).`;
+    this.#host.post({ type: 'done', outcome: 'approved', message });
+    this.#host.changed?.('approved', message);
+  }
+
+  // The same decision as #approve with a passkey for the PIN: the host runs
+  // the ceremony in a browser. The values wait in the host's ceremony until
+  // the page answers, the person cancels or the form closes.
+  async #approveWithPasskey(m: PasskeyApproveMessage): Promise<void> {
+    const view = this.#view;
+    const host = this.#host;
+    if (view === undefined || this.subject.mode !== 'approve' || host.approveWithPasskey === undefined) return;
+    const requestId = this.subject.requestId;
+    const abort = new AbortController();
+    this.#passkeyAbort = abort;
+    try {
+      const values = this.#merged(m.values);
+      this.#host.post({ type: 'busy', what: 'Approving…' });
+      const file = await this.#putCredentialsFile(values, m.generate);
+      if (abort.signal.aborted) throw new BrokerError(1, 'The passkey approval was cancelled.');
+      this.#host.post({ type: 'busy',
+        what: 'Waiting for your passkey: confirm on the page that opened in your browser…' });
+      const r = await host.approveWithPasskey(decisionOf(requestId, m, values, file),
+        view.request?.action ?? '', abort.signal);
+      if (r.ok) {
+        this.#approved(m.scope, r.grantId ?? '', r.standingApprovalId);
+        return;
+      }
+      if (this.#finished) return;  // Closed or ended meanwhile.
+      const code = r.code ?? 'UNKNOWN';
+      if (endedElsewhere(code, r.message)) {
+        this.requestEnded(`This request was already decided or has ended: ${r.message}`);
+        return;
+      }
+      this.#host.post({ type: 'failed', what: 'passkey', code,
+        message: code === 'CANCELLED' ? 'The passkey approval was cancelled.' : r.message,
+        violations: r.violations ?? [] });
+    } catch (e) {
+      if (this.#decidedElsewhere(e)) {
+        this.requestEnded(`This request was already decided or has ended: ${asBrokerError(e).message}`);
+        return;
+      }
+      this.#failed('passkey', e);
+    } finally {
+      if (this.#passkeyAbort === abort) this.#passkeyAbort = undefined;
     }
   }
 
@@ -496,6 +563,24 @@ export class FormSession {
       this.#failed('save', e);
     }
   }
+}
+
+// What ApproveRequest says of the decision, but the human-presence factor.
+function decisionOf(requestId: string, m: ApproveMessage | PasskeyApproveMessage,
+                    values: Record<string, string>, file: string): ApproveRequestInput {
+  return {
+    requestId,
+    values: file !== '' ? {} : values,
+    generate: file !== '' ? [] : m.generate,
+    scope: SCOPES[m.scope] ?? 'SCOPE_ONCE',
+    ttl: m.ttlSeconds > 0 ? { seconds: Math.round(m.ttlSeconds), nanos: 0 } : null,
+    actionPattern: m.scope === 'standing' ? m.actionPattern : '',
+  };
+}
+
+function endedElsewhere(code: string, message: string): boolean {
+  if (code !== 'FAILED_PRECONDITION' && code !== 'NOT_FOUND') return false;
+  return /already|decided|resolved|not pending|expired|cancel/i.test(message);
 }
 
 function keyOf(t: FileTarget): string {

@@ -1,34 +1,22 @@
 // The passkey commands: "Register a passkey" and "Approve with passkey".
-// Each opens the ceremony's loopback page (page.ts) in the person's browser
-// and reports the broker's answer. The PIN that registration needs is
-// asked in VS Code (a password box), never put in the page or its URL.
+// Each opens the ceremony's loopback page (page.ts, through ceremonies.ts)
+// in the person's browser and reports the broker's answer. The PIN that
+// registration needs is asked in VS Code (a password box), never put in
+// the page or its URL.
 import * as vscode from 'vscode';
 
 import type { ApprovalRequest, CredbrokerClient } from '@credbroker/client';
 
-import { PasskeyPage } from './page';
+import type { PasskeyCeremonies } from './ceremonies';
+import type { Ceremony } from './page';
 
 export interface PasskeyContext {
   client(): CredbrokerClient | undefined;
   pending(): ApprovalRequest[];
-  output: vscode.OutputChannel;
+  ceremonies: PasskeyCeremonies;
 }
 
 export function registerPasskeyCommands(context: vscode.ExtensionContext, ctx: PasskeyContext): void {
-  let page: PasskeyPage | undefined;
-  let pageClient: CredbrokerClient | undefined;
-  // One page per connected client, on the configured port.
-  const pageFor = async (client: CredbrokerClient): Promise<PasskeyPage> => {
-    if (page !== undefined && pageClient === client) return page;
-    await page?.stop();
-    const port = vscode.workspace.getConfiguration('credbroker').get<number>('passkeyPort', 47913);
-    page = new PasskeyPage(client, port);
-    pageClient = client;
-    await page.start();
-    return page;
-  };
-  context.subscriptions.push({ dispose: () => void page?.stop() });
-
   const run = async (work: (client: CredbrokerClient) => Promise<void>): Promise<void> => {
     const client = ctx.client();
     if (client === undefined) {
@@ -42,12 +30,8 @@ export function registerPasskeyCommands(context: vscode.ExtensionContext, ctx: P
     }
   };
 
-  const ceremony = async (client: CredbrokerClient, c: Parameters<PasskeyPage['open']>[0]): Promise<void> => {
-    const p = await pageFor(client);
-    const { url, result } = p.open(c);
-    ctx.output.appendLine(`Passkey ceremony at ${p.origin} (the broker must list it in --passkey_origins)`);
-    await vscode.env.openExternal(vscode.Uri.parse(url));
-    const r = await result;
+  const ceremony = async (client: CredbrokerClient, c: Ceremony): Promise<void> => {
+    const r = await ctx.ceremonies.run(client, c);
     if (r.ok) void vscode.window.showInformationMessage(`credbroker: ${r.message}`);
     else void vscode.window.showErrorMessage(`credbroker: ${r.code ?? 'refused'}: ${r.message}`);
   };

@@ -25,7 +25,7 @@ export interface PasskeyBroker {
     pin: string; name: string; clientDataJson: Buffer; attestationObject: Buffer;
   }): Promise<Passkey>;
   beginPasskeyAssertion(request: { requestId: string }): Promise<PasskeyChallenge>;
-  approve(request: ApproveRequestInput): Promise<{ grantId: string }>;
+  approve(request: ApproveRequestInput): Promise<{ grantId: string; standingApprovalId?: string }>;
 }
 
 export type Ceremony =
@@ -37,7 +37,13 @@ export type Ceremony =
 export interface CeremonyResult {
   ok: boolean;
   message: string;
+  // A failure: the broker's status code name (CANCELLED: cancel() or
+  // stop()), and the fields it refused.
   code?: string;
+  violations?: Array<{ field: string; description: string }>;
+  // An approval: what the broker granted.
+  grantId?: string;
+  standingApprovalId?: string;
 }
 
 interface Pending {
@@ -91,7 +97,7 @@ export class PasskeyPage {
   }
 
   async stop(): Promise<void> {
-    for (const p of this.#pending.values()) p.settle({ ok: false, message: 'closed' });
+    for (const p of this.#pending.values()) p.settle({ ok: false, code: 'CANCELLED', message: 'closed' });
     this.#pending.clear();
     await new Promise<void>((ok) => (this.#server ? this.#server.close(() => ok()) : ok()));
     this.#server = undefined;
@@ -99,12 +105,20 @@ export class PasskeyPage {
 
   // Registers a ceremony; `url` is the page to open, `result` settles when
   // the broker answered the page's post (or the page was closed by stop()).
-  open(ceremony: Ceremony): { url: string; result: Promise<CeremonyResult> } {
+  // cancel() forgets the ceremony (and the values it holds) unless its
+  // answer is already on its way; `result` then settles CANCELLED.
+  open(ceremony: Ceremony): { url: string; result: Promise<CeremonyResult>; cancel: () => void } {
     const id = randomBytes(18).toString('base64url');
     let settle: (r: CeremonyResult) => void = () => undefined;
     const result = new Promise<CeremonyResult>((ok) => (settle = ok));
     this.#pending.set(id, { ceremony, settle });
-    return { url: `${this.origin}/passkey/${id}`, result };
+    const cancel = (): void => {
+      const p = this.#pending.get(id);
+      if (p === undefined) return;
+      this.#pending.delete(id);
+      p.settle({ ok: false, code: 'CANCELLED', message: 'The passkey ceremony was cancelled.' });
+    };
+    return { url: `${this.origin}/passkey/${id}`, result, cancel };
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -185,11 +199,16 @@ ${PAGE_SCRIPT}</script></body></html>`);
           authenticatorData: fromB64u(a.authenticatorData), signature: fromB64u(a.signature),
         },
       });
-      return { ok: true, message: `Approved: grant ${r.grantId}.` };
+      return { ok: true, message: `Approved: grant ${r.grantId}.`, grantId: r.grantId,
+        standingApprovalId: r.standingApprovalId ?? '' };
     } catch (e) {
-      const err = e as { code?: unknown; message?: unknown };
+      const err = e as { code?: unknown; message?: unknown; fieldViolations?: unknown };
+      const violations = Array.isArray(err.fieldViolations)
+        ? (err.fieldViolations as Array<{ field?: unknown; description?: unknown }>)
+          .map((v) => ({ field: String(v.field ?? ''), description: String(v.description ?? '') }))
+        : [];
       return { ok: false, code: typeof err.code === 'string' ? err.code : undefined,
-        message: String(err.message ?? e) };
+        message: String(err.message ?? e), violations };
     }
   }
 }

@@ -44,6 +44,7 @@ export class Harness {
     this.changes = [];
     this.cspViolations = [];
     this.consoleErrors = [];
+    this.sent = [];           // What the page posted, in memory only (values too).
   }
 
   async start() {
@@ -83,8 +84,10 @@ export class Harness {
   }
 
   // Opens the form for `subject` in a new page of `browser`; resolves once
-  // the form is rendered.
-  async open(browser, subject) {
+  // the form is rendered. `client` stands in for the harness's client
+  // (e.g. a wrapper with its own listPasskeys); `approveWithPasskey` is the
+  // host's passkey ceremony (absent: the form offers no passkey).
+  async open(browser, subject, { client = this.client, approveWithPasskey } = {}) {
     const page = await browser.newPage();
     this.page = page;
     page.on('console', (m) => {
@@ -96,7 +99,8 @@ export class Harness {
     this.closed = false;
     this.cspViolations = [];
     this.consoleErrors = [];
-    const session = new FormSession(this.client, subject, {
+    this.sent = [];
+    const session = new FormSession(client, subject, {
       post: (m) => {
         page.evaluate((msg) => window.dispatchEvent(new MessageEvent('message', { data: msg })), m)
           .catch(() => undefined);
@@ -104,10 +108,14 @@ export class Harness {
       pickFile: async () => this.files.shift(),
       close: () => { this.closed = true; },
       changed: (outcome, message) => this.changes.push({ outcome, message }),
+      ...(approveWithPasskey === undefined ? {} : { approveWithPasskey }),
     }, async () => this.providerList);
     this.session = session;
     await session.load();
-    await page.exposeFunction('__credbrokerToHost', (m) => session.handle(m));
+    await page.exposeFunction('__credbrokerToHost', (m) => {
+      this.sent.push(m);
+      return session.handle(m);
+    });
     await page.evaluateOnNewDocument(() => {
       let acquired = false;
       window.__securityViolations = [];
