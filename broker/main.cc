@@ -51,13 +51,15 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(bool, reset_approval_pin, false,
           "Clear the approval PIN (and its lockout) at start, without the "
           "current PIN: for a forgotten PIN. Audited.");
-ABSL_FLAG(std::string, key_source, "",
-          "How the store's key is protected. \"passphrase\" (the default for a new "
-          "data directory): a passphrase you type, through Argon2id; nothing on disk "
-          "opens the store. \"file\": a 0600 key file beside the store, for unattended "
-          "and test use only: any process running as you, an agent too, can read it "
-          "and open every stored secret. An existing key-file store needs "
-          "--key_source=file at every start.");
+ABSL_FLAG(
+    std::string, key_source, "",
+    "How the store's key is protected. \"passphrase\" (the default for a new "
+    "data directory): a passphrase you type, through Argon2id; nothing on disk "
+    "opens the store. \"file\": a 0600 key file beside the store, for "
+    "unattended "
+    "and test use only: any process running as you, an agent too, can read it "
+    "and open every stored secret. An existing key-file store needs "
+    "--key_source=file at every start.");
 ABSL_FLAG(std::string, key_file, "",
           "With --key_source=file: the master key file (default "
           "<data_dir>/master.key, created 0600 at first start).");
@@ -67,14 +69,16 @@ ABSL_FLAG(int, passphrase_fd, -1,
 ABSL_FLAG(bool, passphrase_prompt, false,
           "Ask for the store's passphrase on the terminal (what a passphrase "
           "store does anyway when no --passphrase_fd is given).");
-ABSL_FLAG(std::string, approval_factor, "pin",
-          "The human-presence factor every approval needs. \"pin\": the approval "
-          "PIN, set once with `credctl pin set` (approvals are refused until then). "
-          "\"none\": approvals need only the approver token, which any process "
-          "running as you can read; for tests only. Recorded in the audit log.");
-ABSL_FLAG(absl::Duration, approval_unlock_window, absl::Minutes(5),
-          "After a correct approval PIN, how long the same process (the IDE, one "
-          "credctl) may approve without typing it again. 0: every approval.");
+ABSL_FLAG(
+    std::string, approval_factor, "pin",
+    "The human-presence factor every approval needs. \"pin\": the approval "
+    "PIN, set once with `credctl pin set` (approvals are refused until then). "
+    "\"none\": approvals need only the approver token, which any process "
+    "running as you can read; for tests only. Recorded in the audit log.");
+ABSL_FLAG(
+    absl::Duration, approval_unlock_window, absl::Minutes(5),
+    "After a correct approval PIN, how long the same process (the IDE, one "
+    "credctl) may approve without typing it again. 0: every approval.");
 ABSL_FLAG(int, threads, 16,
           "Worker threads for store and crypto work. Writes that wait on the "
           "same disk sync share one transaction, so this also bounds how many "
@@ -94,31 +98,35 @@ ABSL_FLAG(bool, allow_self_approval, false,
 ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(60),
           "How long an agent that disconnected has to come back before its "
           "pending needs are cancelled.");
-ABSL_FLAG(std::string, allow_group, "",
-          "Also accept Unix connections from members of this group, each caller "
-          "told apart by its uid: the socket is made 0660 for the group and the "
-          "token files 0640 for it, in --token_dir. For a broker that runs as its "
-          "own user (scripts/install-service.sh); every other peer is refused.");
+ABSL_FLAG(
+    std::string, allow_group, "",
+    "Also accept Unix connections from members of this group, each caller "
+    "told apart by its uid: the socket is made 0660 for the group and the "
+    "token files 0640 for it, in --token_dir. For a broker that runs as its "
+    "own user (scripts/install-service.sh); every other peer is refused.");
 ABSL_FLAG(std::string, token_dir, "",
           "Where approver.token and agent.token are kept (default: the data "
           "directory). With --allow_group: a directory outside the data "
           "directory that the group can read.");
-ABSL_FLAG(absl::Duration, tls_refresh_interval, absl::Hours(1),
-          "How often the TLS files are checked while running: the generated "
-          "certificate is renewed when due, and a changed pair is served to new "
-          "connections without a restart.");
+ABSL_FLAG(
+    absl::Duration, tls_refresh_interval, absl::Hours(1),
+    "How often the TLS files are checked while running: the generated "
+    "certificate is renewed when due, and a changed pair is served to new "
+    "connections without a restart.");
 ABSL_FLAG(bool, require_mlock, false,
           "Refuse to start when the memory that holds secrets cannot be locked "
           "into RAM (RLIMIT_MEMLOCK too small), instead of warning.");
-ABSL_FLAG(absl::Duration, auto_lock_after, absl::ZeroDuration(),
-          "Lock a passphrase store after this long without a call (e.g. 30m): the "
-          "store's key is wiped from memory and the broker serves locked until a "
-          "person unlocks it again (`credctl unlock` or the IDE). 0: never. "
-          "`credctl lock` locks at once.");
-ABSL_FLAG(int64_t, disk_reserve_kib, 2048,
-          "Disk space (KiB) kept in reserve beside the database: when the disk "
-          "fills, it is released so that approvals and their audit events can "
-          "still be written; new credential versions wait for free space. 0: none.");
+ABSL_FLAG(
+    absl::Duration, auto_lock_after, absl::ZeroDuration(),
+    "Lock a passphrase store after this long without a call (e.g. 30m): the "
+    "store's key is wiped from memory and the broker serves locked until a "
+    "person unlocks it again (`credctl unlock` or the IDE). 0: never. "
+    "`credctl lock` locks at once.");
+ABSL_FLAG(
+    int64_t, disk_reserve_kib, 2048,
+    "Disk space (KiB) kept in reserve beside the database: when the disk "
+    "fills, it is released so that approvals and their audit events can "
+    "still be written; new credential versions wait for free space. 0: none.");
 
 namespace credbroker {
 namespace {
@@ -131,7 +139,8 @@ void HardenProcess() {
   // Every descriptor the kernel allows: connections from many callers must
   // not run the broker out of them while it can still have more.
   rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 &&
+      files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
@@ -163,8 +172,10 @@ std::string Wrapped(absl::string_view text, absl::string_view indent) {
   std::string out;
   for (absl::string_view paragraph : absl::StrSplit(text, '\n')) {
     std::string line(indent);
-    for (absl::string_view word : absl::StrSplit(paragraph, ' ', absl::SkipEmpty())) {
-      if (line.size() > indent.size() && line.size() + 1 + word.size() > kWidth) {
+    for (absl::string_view word :
+         absl::StrSplit(paragraph, ' ', absl::SkipEmpty())) {
+      if (line.size() > indent.size() &&
+          line.size() + 1 + word.size() > kWidth) {
         absl::StrAppend(&out, line, "\n");
         line = std::string(indent);
       }
@@ -197,7 +208,8 @@ void PrintHelp(std::ostream& out) {
     out << "  --" << flag->Name() << " (default: " << default_value << ")\n"
         << Wrapped(flag->Help(), "      ");
   }
-  out << "\n--helpfull lists the libraries' flags too (--flagfile, --fromenv, ...).\n";
+  out << "\n--helpfull lists the libraries' flags too (--flagfile, --fromenv, "
+         "...).\n";
 }
 
 int Fail(const absl::Status& status) {
@@ -211,12 +223,14 @@ int Fail(const absl::Status& status) {
 // The daemon's options from the flags; the spill directory and TLS files
 // are made or checked here, and `tls_renewer` renews a generated
 // certificate while the daemon runs.
-absl::StatusOr<DaemonOptions> OptionsFromFlags(std::unique_ptr<TlsRenewer>& tls_renewer) {
+absl::StatusOr<DaemonOptions> OptionsFromFlags(
+    std::unique_ptr<TlsRenewer>& tls_renewer) {
   DaemonOptions o;
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (o.data_dir.empty()) o.data_dir = DefaultDataDir();
   std::string listen = absl::GetFlag(FLAGS_listen);
-  if (listen.empty()) listen = absl::StrCat("unix:", o.data_dir, "/broker.sock");
+  if (listen.empty())
+    listen = absl::StrCat("unix:", o.data_dir, "/broker.sock");
   o.server.listen = absl::StrSplit(listen, ',', absl::SkipWhitespace());
   o.server.allow_remote = absl::GetFlag(FLAGS_allow_remote);
   o.server.insecure_plaintext_tcp = absl::GetFlag(FLAGS_insecure_plaintext_tcp);
@@ -226,38 +240,45 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags(std::unique_ptr<TlsRenewer>& tls_
     if (!gid.ok()) return gid.status();
     o.server.allow_gid = *gid;
   }
-  o.token_dir = absl::GetFlag(FLAGS_token_dir).empty() ? o.data_dir : absl::GetFlag(FLAGS_token_dir);
+  o.token_dir = absl::GetFlag(FLAGS_token_dir).empty()
+                    ? o.data_dir
+                    : absl::GetFlag(FLAGS_token_dir);
   if (o.server.allow_gid.has_value() && o.token_dir == o.data_dir) {
     return absl::InvalidArgumentError(
-        "--allow_group needs --token_dir: a directory the group can read, outside the "
+        "--allow_group needs --token_dir: a directory the group can read, "
+        "outside the "
         "data directory, which stays the broker's own");
   }
   absl::StatusOr<std::unique_ptr<TlsRenewer>> renewer = ConfigureTls(
       o.data_dir,
       TlsSettings{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
-                  absl::GetFlag(FLAGS_tls_client_ca), absl::GetFlag(FLAGS_tls_refresh_interval)},
+                  absl::GetFlag(FLAGS_tls_client_ca),
+                  absl::GetFlag(FLAGS_tls_refresh_interval)},
       o.server, o.start_note);
   if (!renewer.ok()) return renewer.status();
   tls_renewer = *std::move(renewer);
   if (o.server.insecure_plaintext_tcp) {
-    o.start_note += "  WARNING: TCP listeners are plaintext (--insecure_plaintext_tcp)\n";
+    o.start_note +=
+        "  WARNING: TCP listeners are plaintext (--insecure_plaintext_tcp)\n";
   }
   o.key_source = absl::GetFlag(FLAGS_key_source);
   o.key_file = absl::GetFlag(FLAGS_key_file);
   o.passphrase_fd = absl::GetFlag(FLAGS_passphrase_fd);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.disk_reserve_bytes = absl::GetFlag(FLAGS_disk_reserve_kib) * 1024;
-  o.auto_lock_after = std::max(absl::GetFlag(FLAGS_auto_lock_after), absl::ZeroDuration());
+  o.auto_lock_after =
+      std::max(absl::GetFlag(FLAGS_auto_lock_after), absl::ZeroDuration());
   const std::string factor = absl::GetFlag(FLAGS_approval_factor);
   if (factor != "pin" && factor != "none") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--approval_factor is \"pin\" or \"none\", not \"", factor, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--approval_factor is \"pin\" or \"none\", not \"", factor, "\""));
   }
   o.core.pin.required = factor == "pin";
-  o.core.pin.unlock_window =
-      std::max(absl::GetFlag(FLAGS_approval_unlock_window), absl::ZeroDuration());
+  o.core.pin.unlock_window = std::max(
+      absl::GetFlag(FLAGS_approval_unlock_window), absl::ZeroDuration());
   o.core.reset_approval_pin = absl::GetFlag(FLAGS_reset_approval_pin);
-  absl::StatusOr<SpillOptions> spill = ConfigureSpill(o.data_dir, absl::GetFlag(FLAGS_spill_dir));
+  absl::StatusOr<SpillOptions> spill =
+      ConfigureSpill(o.data_dir, absl::GetFlag(FLAGS_spill_dir));
   if (!spill.ok()) return spill.status();
   o.core.requests.spill = *std::move(spill);
   o.core.requests.pending_timeout = absl::GetFlag(FLAGS_pending_timeout);

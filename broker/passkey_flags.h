@@ -19,8 +19,8 @@ namespace credbroker {
 // that credbrokerd --help lists these flags with its own.
 bool IsPasskeyFlagFile(absl::string_view filename);
 
-absl::StatusOr<std::unique_ptr<Passkeys>> PasskeysFromFlags(Store* store, const Sealer* sealer,
-                                                            AuditLog* audit, ApprovalPin* pin);
+absl::StatusOr<std::unique_ptr<Passkeys>> PasskeysFromFlags(
+    Store* store, const Sealer* sealer, AuditLog* audit, ApprovalPin* pin);
 
 }  // namespace credbroker
 

@@ -37,13 +37,15 @@ namespace {
 // A PENDING_APPROVAL without a request id comes from a locked broker: it
 // recorded nothing, so the need is sent again once the broker is unlocked.
 bool IsLockedAnswer(const v1::NeedUpdate& update) {
-  return update.state() == v1::REQUEST_STATE_PENDING_APPROVAL && update.request_id().empty();
+  return update.state() == v1::REQUEST_STATE_PENDING_APPROVAL &&
+         update.request_id().empty();
 }
 
 // How the broker ends streams when it restarts its listeners (an unlock,
 // a lock, a rekey), unlike a shutdown: UNAVAILABLE, "... reconnect now ...".
 bool AskedToReconnect(const absl::Status& status) {
-  return absl::IsUnavailable(status) && absl::StrContains(status.message(), "reconnect now");
+  return absl::IsUnavailable(status) &&
+         absl::StrContains(status.message(), "reconnect now");
 }
 
 }  // namespace
@@ -134,8 +136,9 @@ struct AgentSession::Impl {
 
   // Opens a new stream and sends the open needs again.
   bool Reconnect() {
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                   absl::ToChronoMilliseconds(options.timeout))) {
+    if (!channel->WaitForConnected(
+            std::chrono::system_clock::now() +
+            absl::ToChronoMilliseconds(options.timeout))) {
       return false;
     }
     std::vector<v1::CredentialNeeded> needs;
@@ -145,7 +148,8 @@ struct AgentSession::Impl {
       ++reconnections;
     }
     absl::MutexLock lock(&write_mu);
-    if (writes_done || cancelled || !OpenStream()) return !writes_done && !cancelled;
+    if (writes_done || cancelled || !OpenStream())
+      return !writes_done && !cancelled;
     for (const v1::CredentialNeeded& need : needs) {
       v1::SessionRequest m;
       *m.mutable_need() = need;
@@ -168,10 +172,12 @@ struct AgentSession::Impl {
         Record(update);
         if (session.on_update) session.on_update(update);
       }
-      absl::Status status = internal::FromCallStatus(current->Finish(), channel.get());
+      absl::Status status =
+          internal::FromCallStatus(current->Finish(), channel.get());
       if (ShouldReconnect(status, attempts > 0) && attempts < kMaxReconnects) {
         // A restart takes a moment: a stream refused at once is tried again.
-        absl::SleepFor(std::min(absl::Milliseconds(100) * attempts++, absl::Seconds(1)));
+        absl::SleepFor(
+            std::min(absl::Milliseconds(100) * attempts++, absl::Seconds(1)));
         if (Reconnect()) continue;
       }
       {
@@ -191,7 +197,8 @@ struct AgentSession::Impl {
     }
     {
       absl::MutexLock lock(&write_mu);
-      if (writes_done) return absl::FailedPreconditionError("the session was closed");
+      if (writes_done)
+        return absl::FailedPreconditionError("the session was closed");
       if (stream->Write(message)) return absl::OkStatus();
     }
     // The stream is broken: it ends, or the reader reconnects (and sends
@@ -248,7 +255,8 @@ absl::StatusOr<std::unique_ptr<AgentSession>> AgentSession::Connect(
     absl::MutexLock lock(&impl->write_mu);
     if (!impl->OpenStream()) {
       // Refused at once (a wrong token): the reason is the call's status.
-      return internal::FromCallStatus(impl->stream->Finish(), impl->channel.get());
+      return internal::FromCallStatus(impl->stream->Finish(),
+                                      impl->channel.get());
     }
   }
   Impl* raw = impl.get();
@@ -398,11 +406,11 @@ namespace {
 // One RequestCredential stream on `channel`, until it ends or `deadline`.
 // `decided` gets the first decided update; `locked` whether the last update
 // was a locked broker's.
-grpc::Status RunRequestStream(const std::shared_ptr<grpc::Channel>& channel,
-                              const Options& options,
-                              const v1::RequestCredentialRequest& request, absl::Time deadline,
-                              const std::function<void(const v1::NeedUpdate&)>& on_update,
-                              std::optional<v1::NeedUpdate>& decided, bool& locked) {
+grpc::Status RunRequestStream(
+    const std::shared_ptr<grpc::Channel>& channel, const Options& options,
+    const v1::RequestCredentialRequest& request, absl::Time deadline,
+    const std::function<void(const v1::NeedUpdate&)>& on_update,
+    std::optional<v1::NeedUpdate>& decided, bool& locked) {
   std::unique_ptr<v1::CredentialBroker::Stub> stub =
       v1::CredentialBroker::NewStub(channel);
   grpc::ClientContext ctx;
@@ -429,23 +437,27 @@ absl::StatusOr<v1::NeedUpdate> RequestCredential(
   // ended before any answer: the old listeners finishing their last calls).
   bool locked = false;
   for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = internal::MakeChannel(options);
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        internal::MakeChannel(options);
     if (!channel.ok()) return channel.status();
     if (attempt > 0) {
       // The listeners come back unlocked in a moment.
-      absl::SleepFor(std::min(absl::Milliseconds(100) * attempt, absl::Seconds(1)));
+      absl::SleepFor(
+          std::min(absl::Milliseconds(100) * attempt, absl::Seconds(1)));
       (*channel)->WaitForConnected(absl::ToChronoTime(deadline));
     }
     std::optional<v1::NeedUpdate> decided;
-    grpc::Status status =
-        RunRequestStream(*channel, options, request, deadline, on_update, decided, locked);
+    grpc::Status status = RunRequestStream(*channel, options, request, deadline,
+                                           on_update, decided, locked);
     if (decided.has_value()) return *decided;
-    if (locked && AskedToReconnect(internal::FromCallStatus(status, channel->get())) &&
+    if (locked &&
+        AskedToReconnect(internal::FromCallStatus(status, channel->get())) &&
         absl::Now() < deadline) {
       continue;  // Unlocked: send the need again.
     }
     if (!status.ok()) return internal::FromCallStatus(status, channel->get());
-    return absl::InternalError("the broker ended the request without a decision");
+    return absl::InternalError(
+        "the broker ended the request without a decision");
   }
 }
 

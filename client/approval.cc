@@ -31,7 +31,8 @@ struct Watcher::Impl {
     while (stream->Read(&event)) {
       if (on_event) on_event(event);
     }
-    absl::Status status = internal::FromCallStatus(stream->Finish(), channel.get());
+    absl::Status status =
+        internal::FromCallStatus(stream->Finish(), channel.get());
     {
       absl::MutexLock lock(&mu);
       end = status;
@@ -122,7 +123,8 @@ absl::StatusOr<std::vector<v1::ApprovalRequest>> ApprovalClient::ListPending() {
   }
   grpc::Status status = stream->Finish();
   if (complete) return pending;
-  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  if (!status.ok())
+    return internal::FromCallStatus(status, impl_->channel.get());
   return absl::InternalError(
       "the watch ended before its snapshot was complete");
 }

@@ -176,7 +176,8 @@ absl::StatusOr<v1::ApprovalPinStatus> CredentialClient::GetApprovalPinStatus() {
   return impl_->Call<v1::GetApprovalPinStatusRequest, v1::ApprovalPinStatus>(
       &Stub::GetApprovalPinStatus, v1::GetApprovalPinStatusRequest());
 }
-absl::StatusOr<v1::PasskeyChallenge> CredentialClient::BeginPasskeyRegistration() {
+absl::StatusOr<v1::PasskeyChallenge>
+CredentialClient::BeginPasskeyRegistration() {
   return impl_->Call<v1::BeginPasskeyRegistrationRequest, v1::PasskeyChallenge>(
       &Stub::BeginPasskeyRegistration, v1::BeginPasskeyRegistrationRequest());
 }
@@ -205,10 +206,11 @@ absl::StatusOr<bool> CredentialClient::Unlock(const SecretBytes& passphrase) {
   v1::UnlockResponse response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
-  grpc::Status status =
-      v1::LockService::NewStub(impl_->channel)->Unlock(&ctx, request, &response);
+  grpc::Status status = v1::LockService::NewStub(impl_->channel)
+                            ->Unlock(&ctx, request, &response);
   WipeString(*request.mutable_passphrase());
-  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  if (!status.ok())
+    return internal::FromCallStatus(status, impl_->channel.get());
   return response.unlocked_now();
 }
 
@@ -216,9 +218,11 @@ absl::StatusOr<v1::LockState> CredentialClient::GetLockState() {
   v1::LockState response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
-  grpc::Status status = v1::LockService::NewStub(impl_->channel)
-                            ->GetLockState(&ctx, v1::GetLockStateRequest(), &response);
-  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  grpc::Status status =
+      v1::LockService::NewStub(impl_->channel)
+          ->GetLockState(&ctx, v1::GetLockStateRequest(), &response);
+  if (!status.ok())
+    return internal::FromCallStatus(status, impl_->channel.get());
   return response;
 }
 
@@ -226,13 +230,15 @@ absl::StatusOr<bool> CredentialClient::Lock() {
   v1::LockResponse response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
-  grpc::Status status =
-      v1::LockService::NewStub(impl_->channel)->Lock(&ctx, v1::LockRequest(), &response);
-  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  grpc::Status status = v1::LockService::NewStub(impl_->channel)
+                            ->Lock(&ctx, v1::LockRequest(), &response);
+  if (!status.ok())
+    return internal::FromCallStatus(status, impl_->channel.get());
   return response.locked_now();
 }
 
-absl::StatusOr<v1::RekeyResponse> CredentialClient::Rekey(v1::RekeyRequest& request) {
+absl::StatusOr<v1::RekeyResponse> CredentialClient::Rekey(
+    v1::RekeyRequest& request) {
   v1::RekeyResponse response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
@@ -241,7 +247,8 @@ absl::StatusOr<v1::RekeyResponse> CredentialClient::Rekey(v1::RekeyRequest& requ
   WipeString(*request.mutable_current_passphrase());
   WipeString(*request.mutable_new_passphrase());
   WipeString(*request.mutable_pin());
-  if (!status.ok()) return internal::FromCallStatus(status, impl_->channel.get());
+  if (!status.ok())
+    return internal::FromCallStatus(status, impl_->channel.get());
   return response;
 }
 

@@ -9,6 +9,7 @@ credbroker_packages=(
   libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf
   openssl util-linux passwd
+  clang-format
 )
 
 # The Bazel build (scripts/bazel.sh, docs/BAZEL.md): Bazel 4 and the

@@ -26,6 +26,9 @@ if [ "${CREDBROKER_SKIP_BAZEL:-0}" != 1 ]; then
 fi
 credbroker_install_deps "${credbroker_packages[@]}" ${extra_packages[@]+"${extra_packages[@]}"}
 
+# Formatting first: it takes seconds and names the files to fix.
+bash scripts/check_format.sh
+
 preset="${CREDBROKER_PRESET:-ci}"
 sanitizers="${CREDBROKER_SANITIZERS-tsan}"
 jobs="$(nproc)"

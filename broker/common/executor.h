@@ -30,7 +30,8 @@ class Executor {
   void Loop();
 
   absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);  // Pending work.
+  std::deque<std::function<void()>> queue_
+      ABSL_GUARDED_BY(mu_);  // Pending work.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
 namespace credbroker {
@@ -46,7 +46,8 @@ std::string DefaultDataDir() {
     return absl::StrCat(x, "/credbroker");
   }
   const char* home = std::getenv("HOME");
-  return absl::StrCat(home && *home ? home : "/tmp", "/.local/share/credbroker");
+  return absl::StrCat(home && *home ? home : "/tmp",
+                      "/.local/share/credbroker");
 }
 
 absl::Status EnsurePrivateDir(const std::string& path) {
@@ -110,8 +111,10 @@ absl::StatusOr<gid_t> GroupIdByName(const std::string& name) {
   int err = getgrnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
   if (err != 0 || found == nullptr) {
     return absl::NotFoundError(absl::StrCat(
-        "there is no group named \"", name, "\"", err != 0 ? absl::StrCat(" (", std::strerror(err), ")") : "",
-        ": create it (groupadd, or scripts/install-service.sh) or name another"));
+        "there is no group named \"", name, "\"",
+        err != 0 ? absl::StrCat(" (", std::strerror(err), ")") : "",
+        ": create it (groupadd, or scripts/install-service.sh) or name "
+        "another"));
   }
   return found->gr_gid;
 }
@@ -122,8 +125,8 @@ absl::Status WritePrivateFile(const std::string& path,
     return absl::AlreadyExistsError(absl::StrCat(path, " already exists"));
   }
   std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                0600);
+  int fd = open(tmp.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot write ", tmp));
   fchmod(fd, 0600);
   size_t off = 0;

@@ -39,9 +39,9 @@
 namespace credbroker {
 namespace {
 
-constexpr size_t kMinClass = 32;     // Smallest block.
-constexpr size_t kMaxClass = 4096;   // Largest pooled block.
-constexpr size_t kNumClasses = 8;    // 32, 64, ..., 4096.
+constexpr size_t kMinClass = 32;    // Smallest block.
+constexpr size_t kMaxClass = 4096;  // Largest pooled block.
+constexpr size_t kNumClasses = 8;   // 32, 64, ..., 4096.
 constexpr size_t kRegionBytes = 256 * 1024;
 
 size_t PageSize() {
@@ -69,7 +69,9 @@ size_t RoundToPages(size_t size) {
 // mlock and munlock as system calls: sanitizer runtimes replace the libc
 // functions with ones that lock nothing and report success, and the tests
 // run the daemon under them.
-bool LockRange(void* p, size_t bytes) { return syscall(SYS_mlock, p, bytes) == 0; }
+bool LockRange(void* p, size_t bytes) {
+  return syscall(SYS_mlock, p, bytes) == 0;
+}
 void UnlockRange(void* p, size_t bytes) { syscall(SYS_munlock, p, bytes); }
 
 // Locks [p, p + bytes), whole pages, one page at a time once the limit stops
@@ -163,7 +165,8 @@ class Pool {
   // Locks the current region's pages up to the one holding `end - 1`.
   void LockThrough(uint8_t* end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (end <= region_locked_end_) return;
-    const size_t bytes = RoundToPages(static_cast<size_t>(end - region_locked_end_));
+    const size_t bytes =
+        RoundToPages(static_cast<size_t>(end - region_locked_end_));
     const size_t locked = LockPages(region_locked_end_, bytes);
     locked_ += locked;
     unlocked_ += bytes - locked;
@@ -264,12 +267,15 @@ absl::Status ReserveLockedMemory(size_t bytes) {
   const std::string soft = limit.rlim_cur == RLIM_INFINITY
                                ? std::string("unlimited")
                                : absl::StrCat(limit.rlim_cur, " bytes");
-  return absl::FailedPreconditionError(absl::StrCat(
-      "memory for secrets cannot be locked into RAM (", stats.unlocked_bytes,
-      " bytes not locked, ", stats.locked_bytes, " locked): RLIMIT_MEMLOCK is ", soft,
-      ", so secrets could be written to swap. Raise it to 1 MiB or more: `ulimit -l 1024` "
-      "in the shell that starts credbrokerd, LimitMEMLOCK=1M in its systemd unit, or a "
-      "memlock line in /etc/security/limits.conf"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("memory for secrets cannot be locked into RAM (",
+                   stats.unlocked_bytes, " bytes not locked, ",
+                   stats.locked_bytes, " locked): RLIMIT_MEMLOCK is ", soft,
+                   ", so secrets could be written to swap. Raise it to 1 MiB "
+                   "or more: `ulimit -l 1024` "
+                   "in the shell that starts credbrokerd, LimitMEMLOCK=1M in "
+                   "its systemd unit, or a "
+                   "memlock line in /etc/security/limits.conf"));
 }
 
 }  // namespace credbroker

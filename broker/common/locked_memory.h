@@ -31,10 +31,11 @@ void* LockedAlloc(size_t size);
 void LockedFree(void* p, size_t size);
 
 struct LockedMemoryStats {
-  size_t mapped_bytes = 0;    // Regions and large blocks mapped so far.
-  size_t locked_bytes = 0;    // Of those, locked into RAM.
-  size_t unlocked_bytes = 0;  // Pages in use (or reserved) that could not be locked.
-  size_t live_blocks = 0;     // Handed out and not yet freed.
+  size_t mapped_bytes = 0;  // Regions and large blocks mapped so far.
+  size_t locked_bytes = 0;  // Of those, locked into RAM.
+  size_t unlocked_bytes =
+      0;  // Pages in use (or reserved) that could not be locked.
+  size_t live_blocks = 0;  // Handed out and not yet freed.
 };
 LockedMemoryStats GetLockedMemoryStats();
 

@@ -4,8 +4,9 @@
 // allows and wiped (sodium_memzero) when the value is destroyed or
 // overwritten. There is no conversion to std::string or absl::AlphaNum and
 // no operator<<, so a secret cannot reach a log line or a status message by
-// accident; Reveal() is the one explicit way to read it. A SecretBytes is a value type: copies are deep and each
-// copy is wiped on its own. Not thread-safe for concurrent mutation.
+// accident; Reveal() is the one explicit way to read it. A SecretBytes is a
+// value type: copies are deep and each copy is wiped on its own. Not
+// thread-safe for concurrent mutation.
 #ifndef CREDBROKER_BROKER_COMMON_SECRET_H_
 #define CREDBROKER_BROKER_COMMON_SECRET_H_
 

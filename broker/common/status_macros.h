@@ -10,16 +10,17 @@
 #define CB_STATUS_CONCAT_(a, b) CB_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define CB_RETURN_IF_ERROR(expr)                       \
-  do {                                                 \
-    ::absl::Status cb_status_ = (expr);                \
-    if (!cb_status_.ok()) return cb_status_;           \
+#define CB_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status cb_status_ = (expr);      \
+    if (!cb_status_.ok()) return cb_status_; \
   } while (0)
 
 // `CB_ASSIGN_OR_RETURN(auto x, Foo());` declares/assigns x from a StatusOr,
 // or returns its status from the enclosing function.
-#define CB_ASSIGN_OR_RETURN(lhs, expr) \
-  CB_ASSIGN_OR_RETURN_IMPL_(CB_STATUS_CONCAT_(cb_statusor_, __LINE__), lhs, expr)
+#define CB_ASSIGN_OR_RETURN(lhs, expr)                                      \
+  CB_ASSIGN_OR_RETURN_IMPL_(CB_STATUS_CONCAT_(cb_statusor_, __LINE__), lhs, \
+                            expr)
 
 #define CB_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                              \

@@ -42,8 +42,9 @@ Decoded DecodeAt(absl::string_view text, size_t i) {
 }
 
 bool Unsafe(uint32_t cp) {
-  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
-         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200E || cp == 0x200F || cp == 0x061C;
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+         cp == 0x200E || cp == 0x200F || cp == 0x061C;
 }
 
 }  // namespace
@@ -57,8 +58,9 @@ std::optional<std::string> FindUnsafeText(absl::string_view text) {
     }
     if (Unsafe(d.cp)) {
       return absl::StrFormat("a %s U+%04X at byte %d",
-                             d.cp < 0xA0 ? "control character" : "bidirectional formatting "
-                                                                 "character",
+                             d.cp < 0xA0 ? "control character"
+                                         : "bidirectional formatting "
+                                           "character",
                              d.cp, i);
     }
     i += d.len;

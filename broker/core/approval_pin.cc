@@ -34,18 +34,20 @@ constexpr char kPinSealed[] = "pin.sealed";
 constexpr char kPinRefused[] = "pin.refused";
 
 int64_t Seconds(absl::Duration d) {
-  return std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
+  return std::max<int64_t>(
+      1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
 }
 
 std::string RecordAd(uint64_t counter) {
-  return absl::StrCat("credbroker.approval_pin.v2", std::string(1, '\0'), counter);
+  return absl::StrCat("credbroker.approval_pin.v2", std::string(1, '\0'),
+                      counter);
 }
-
 
 }  // namespace
 
-ApprovalPin::ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit, Clock clock,
-                         PinPolicy policy, PassphraseCheck store_passphrase)
+ApprovalPin::ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit,
+                         Clock clock, PinPolicy policy,
+                         PassphraseCheck store_passphrase)
     : store_(store),
       sealer_(sealer),
       audit_(audit),
@@ -53,14 +55,16 @@ ApprovalPin::ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit, Cl
       policy_(policy),
       store_passphrase_(std::move(store_passphrase)) {}
 
-std::string ApprovalPin::SealRecord(const std::string& hash, uint64_t counter) const {
+std::string ApprovalPin::SealRecord(const std::string& hash,
+                                    uint64_t counter) const {
   return absl::StrCat(kRecordPrefix, counter, ":",
-                      absl::BytesToHexString(sealer_->Seal(SecretBytes(hash), RecordAd(counter))));
+                      absl::BytesToHexString(
+                          sealer_->Seal(SecretBytes(hash), RecordAd(counter))));
 }
 
 std::string ApprovalPin::LockoutMac(int failures, int64_t until) const {
-  return sealer_->AuditMac(
-      absl::StrCat("credbroker.approval_pin_lockout.v1;", failures, ";", until));
+  return sealer_->AuditMac(absl::StrCat("credbroker.approval_pin_lockout.v1;",
+                                        failures, ";", until));
 }
 
 absl::StatusOr<int64_t> ApprovalPin::AuditedCounter(bool& legacy_set) {
@@ -70,7 +74,8 @@ absl::StatusOr<int64_t> ApprovalPin::AuditedCounter(bool& legacy_set) {
   int64_t counter = -1;
   legacy_set = false;
   while (true) {
-    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events, store_->ListAudit(query));
+    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
+                        store_->ListAudit(query));
     if (events.empty()) break;
     for (const AuditRecord& e : events) {
       if (e.outcome != "ok" || e.kind == kPinRefused) continue;
@@ -88,7 +93,8 @@ absl::Status ApprovalPin::Load() {
   counter_ = 0;
   tampered_ = false;
   absl::StatusOr<std::string> record = store_->GetMeta(kPinKey);
-  if (!record.ok() && !absl::IsNotFound(record.status())) return record.status();
+  if (!record.ok() && !absl::IsNotFound(record.status()))
+    return record.status();
   bool legacy_set = false;
   CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter(legacy_set));
   bool legacy_lockout_ok = false;
@@ -105,7 +111,8 @@ absl::Status ApprovalPin::Load() {
     }
     // A record is written with the audit event naming it, in one
     // transaction: anything else was put there behind the broker's back.
-    if (!hash.ok() || audited < 0 || static_cast<uint64_t>(audited) != counter) {
+    if (!hash.ok() || audited < 0 ||
+        static_cast<uint64_t>(audited) != counter) {
       tampered_ = true;
     } else {
       hash_ = std::string(hash->Reveal());
@@ -116,31 +123,38 @@ absl::Status ApprovalPin::Load() {
     // then sealed, so that the hash is no longer readable at rest.
     size_t nl = record->find('\n');
     std::string hash = nl == std::string::npos ? "" : record->substr(nl + 1);
-    std::string mac = sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash));
-    if (hash.empty() || !ConstantTimeEquals(absl::StrCat(mac, "\n", hash), *record)) {
+    std::string mac =
+        sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash));
+    if (hash.empty() ||
+        !ConstantTimeEquals(absl::StrCat(mac, "\n", hash), *record)) {
       tampered_ = true;
     } else {
       Caller broker;
       broker.role = "broker";
       broker.peer = "credbrokerd";
-      CB_RETURN_IF_ERROR(SaveRecordLocked(hash, 1, kPinSealed, broker,
-                                          "approval PIN record sealed under the data key"));
+      CB_RETURN_IF_ERROR(
+          SaveRecordLocked(hash, 1, kPinSealed, broker,
+                           "approval PIN record sealed under the data key"));
       legacy_lockout_ok = true;
     }
   }
   absl::StatusOr<std::string> lockout = store_->GetMeta(kLockoutKey);
-  if (!lockout.ok() && !absl::IsNotFound(lockout.status())) return lockout.status();
+  if (!lockout.ok() && !absl::IsNotFound(lockout.status()))
+    return lockout.status();
   failures_ = 0;
   locked_until_ = absl::InfinitePast();
   if (lockout.ok() && !lockout->empty()) {
     std::vector<std::string> parts = absl::StrSplit(*lockout, ' ');
     int64_t until = 0;
     int failures = 0;
-    const bool parsed = parts.size() >= 2 && absl::SimpleAtoi(parts[0], &failures) &&
+    const bool parsed = parts.size() >= 2 &&
+                        absl::SimpleAtoi(parts[0], &failures) &&
                         absl::SimpleAtoi(parts[1], &until);
-    const bool verified = parsed && (parts.size() == 3
-                                         ? ConstantTimeEquals(parts[2], LockoutMac(failures, until))
-                                         : legacy_lockout_ok);
+    const bool verified =
+        parsed &&
+        (parts.size() == 3
+             ? ConstantTimeEquals(parts[2], LockoutMac(failures, until))
+             : legacy_lockout_ok);
     if (!verified) {
       // Edited to buy more guesses: refuse like an edited PIN record.
       tampered_ = true;
@@ -154,14 +168,18 @@ absl::Status ApprovalPin::Load() {
 }
 
 absl::Status ApprovalPin::SaveLockout() {
-  int64_t until =
-      locked_until_ == absl::InfinitePast() ? 0 : absl::ToUnixMicros(locked_until_);
-  return store_->PutMeta(kLockoutKey,
-                         absl::StrCat(failures_, " ", until, " ", LockoutMac(failures_, until)));
+  int64_t until = locked_until_ == absl::InfinitePast()
+                      ? 0
+                      : absl::ToUnixMicros(locked_until_);
+  return store_->PutMeta(
+      kLockoutKey,
+      absl::StrCat(failures_, " ", until, " ", LockoutMac(failures_, until)));
 }
 
-absl::Status ApprovalPin::SaveRecordLocked(const std::string& hash, uint64_t counter,
-                                           absl::string_view kind, const Caller& caller,
+absl::Status ApprovalPin::SaveRecordLocked(const std::string& hash,
+                                           uint64_t counter,
+                                           absl::string_view kind,
+                                           const Caller& caller,
                                            absl::string_view detail) {
   AuditRecord event;
   event.kind = std::string(kind);
@@ -180,8 +198,8 @@ absl::Status ApprovalPin::SaveRecordLocked(const std::string& hash, uint64_t cou
   return absl::OkStatus();
 }
 
-void ApprovalPin::Audit(absl::string_view kind, const Caller& caller, absl::string_view outcome,
-                        std::string detail) {
+void ApprovalPin::Audit(absl::string_view kind, const Caller& caller,
+                        absl::string_view outcome, std::string detail) {
   AuditRecord event;
   event.kind = std::string(kind);
   event.role = caller.role;
@@ -192,8 +210,10 @@ void ApprovalPin::Audit(absl::string_view kind, const Caller& caller, absl::stri
   (void)audit_->Record(std::move(event));
 }
 
-absl::Status ApprovalPin::Refuse(absl::Status status, const Caller& caller, std::string detail) {
-  Audit(kPinRefused, caller, absl::StatusCodeToString(status.code()), std::move(detail));
+absl::Status ApprovalPin::Refuse(absl::Status status, const Caller& caller,
+                                 std::string detail) {
+  Audit(kPinRefused, caller, absl::StatusCodeToString(status.code()),
+        std::move(detail));
   return status;
 }
 
@@ -203,50 +223,64 @@ absl::Status ApprovalPin::Check(const SecretBytes& pin, const Caller& caller,
   return CheckLocked(pin, caller, what, /*allow_window=*/true);
 }
 
-absl::Status ApprovalPin::CheckTyped(const SecretBytes& pin, const Caller& caller,
+absl::Status ApprovalPin::CheckTyped(const SecretBytes& pin,
+                                     const Caller& caller,
                                      absl::string_view what) {
   absl::MutexLock lock(&mu_);
   return CheckLocked(pin, caller, what, /*allow_window=*/false);
 }
 
-absl::Status ApprovalPin::CountFailureLocked(absl::string_view what, absl::string_view wrong,
+absl::Status ApprovalPin::CountFailureLocked(absl::string_view what,
+                                             absl::string_view wrong,
                                              const Caller& caller) {
   ++failures_;
   std::string lock_note;
   if (failures_ >= policy_.free_attempts) {
     int doublings = std::min(failures_ - policy_.free_attempts, 30);
-    absl::Duration lockout =
-        std::min(policy_.first_lockout * (int64_t{1} << doublings), policy_.max_lockout);
+    absl::Duration lockout = std::min(
+        policy_.first_lockout * (int64_t{1} << doublings), policy_.max_lockout);
     locked_until_ = clock_() + lockout;
-    lock_note = absl::StrCat("; approvals are locked for ", Seconds(lockout), " s");
+    lock_note =
+        absl::StrCat("; approvals are locked for ", Seconds(lockout), " s");
   }
   // The count must survive a restart; failing to save it fails the call.
   CB_RETURN_IF_ERROR(SaveLockout());
   return Refuse(absl::PermissionDeniedError(absl::StrCat(
                     "wrong ", wrong, " for ", what, " (", failures_,
-                    failures_ == 1 ? " wrong attempt" : " wrong attempts", ")", lock_note)),
-                caller, absl::StrCat(what, ": wrong ", wrong, ", attempt ", failures_, lock_note));
+                    failures_ == 1 ? " wrong attempt" : " wrong attempts", ")",
+                    lock_note)),
+                caller,
+                absl::StrCat(what, ": wrong ", wrong, ", attempt ", failures_,
+                             lock_note));
 }
 
-absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& caller,
-                                      absl::string_view what, bool allow_window) {
+absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin,
+                                      const Caller& caller,
+                                      absl::string_view what,
+                                      bool allow_window) {
   if (tampered_) {
-    return Refuse(absl::DataLossError(absl::StrCat(
-                      what,
-                      " refused: the approval PIN record in the store was altered, removed or "
-                      "replaced by an older one behind the broker's back. Check `credctl audit "
-                      "verify`, then restart credbrokerd with --reset_approval_pin and set a "
-                      "new PIN")),
-                  caller, absl::StrCat(what, ": PIN record tampered"));
+    return Refuse(
+        absl::DataLossError(absl::StrCat(what,
+                                         " refused: the approval PIN record in "
+                                         "the store was altered, removed or "
+                                         "replaced by an older one behind the "
+                                         "broker's back. Check `credctl audit "
+                                         "verify`, then restart credbrokerd "
+                                         "with --reset_approval_pin and set a "
+                                         "new PIN")),
+        caller, absl::StrCat(what, ": PIN record tampered"));
   }
   if (hash_.empty()) {
     if (!policy_.required) return absl::OkStatus();
-    return Refuse(absl::FailedPreconditionError(absl::StrCat(
-                      what,
-                      " needs the approval PIN, and none is set yet: choose one with `credctl "
-                      "pin set` in a terminal (or in the IDE's approval form). Only a person "
-                      "who knows it can approve, so an agent that reads the approver token "
-                      "cannot approve itself")),
+    return Refuse(absl::FailedPreconditionError(
+                      absl::StrCat(what,
+                                   " needs the approval PIN, and none is set "
+                                   "yet: choose one with `credctl "
+                                   "pin set` in a terminal (or in the IDE's "
+                                   "approval form). Only a person "
+                                   "who knows it can approve, so an agent that "
+                                   "reads the approver token "
+                                   "cannot approve itself")),
                   caller, absl::StrCat(what, ": no PIN set"));
   }
   CB_RETURN_IF_ERROR(CheckLockoutLocked(what, caller));
@@ -260,9 +294,12 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& call
     }
     return Refuse(absl::PermissionDeniedError(absl::StrCat(
                       what,
-                      " needs the approval PIN, the human-presence factor: type it when credctl "
-                      "asks (on the terminal, or with --pin_fd N), or send it in the `pin` "
-                      "field; a correct PIN lets the same process approve without it for ",
+                      " needs the approval PIN, the human-presence factor: "
+                      "type it when credctl "
+                      "asks (on the terminal, or with --pin_fd N), or send it "
+                      "in the `pin` "
+                      "field; a correct PIN lets the same process approve "
+                      "without it for ",
                       absl::FormatDuration(policy_.unlock_window))),
                   caller, absl::StrCat(what, ": no PIN given"));
   }
@@ -273,7 +310,8 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& call
     locked_until_ = absl::InfinitePast();
     CB_RETURN_IF_ERROR(SaveLockout());
   }
-  if (allow_window && caller.pid != 0 && policy_.unlock_window > absl::ZeroDuration()) {
+  if (allow_window && caller.pid != 0 &&
+      policy_.unlock_window > absl::ZeroDuration()) {
     for (auto it = windows_.begin(); it != windows_.end();) {
       it = it->second <= now ? windows_.erase(it) : std::next(it);
     }
@@ -282,12 +320,14 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin, const Caller& call
   return absl::OkStatus();
 }
 
-absl::Status ApprovalPin::CheckLockoutLocked(absl::string_view what, const Caller& caller) {
+absl::Status ApprovalPin::CheckLockoutLocked(absl::string_view what,
+                                             const Caller& caller) {
   const absl::Time now = clock_();
   if (now >= locked_until_) return absl::OkStatus();
-  return Refuse(absl::ResourceExhaustedError(absl::StrCat(
-                    what, " is locked after ", failures_, " wrong attempts; try again in ",
-                    Seconds(locked_until_ - now), " s")),
+  return Refuse(absl::ResourceExhaustedError(
+                    absl::StrCat(what, " is locked after ", failures_,
+                                 " wrong attempts; try again in ",
+                                 Seconds(locked_until_ - now), " s")),
                 caller, absl::StrCat(what, ": locked out"));
 }
 
@@ -296,9 +336,12 @@ absl::Status ApprovalPin::CheckPassphraseLocked(const SecretBytes& passphrase,
   CB_RETURN_IF_ERROR(CheckLockoutLocked("SetApprovalPin", caller));
   if (passphrase.empty()) {
     return Refuse(absl::PermissionDeniedError(
-                      "setting the first approval PIN of a passphrase-protected store needs the "
-                      "store's passphrase (field store_passphrase; credctl asks for it): it "
-                      "shows that the person who owns the store, not a process that read the "
+                      "setting the first approval PIN of a "
+                      "passphrase-protected store needs the "
+                      "store's passphrase (field store_passphrase; credctl "
+                      "asks for it): it "
+                      "shows that the person who owns the store, not a process "
+                      "that read the "
                       "approver token, chooses the PIN"),
                   caller, "SetApprovalPin: no store passphrase given");
   }
@@ -308,18 +351,22 @@ absl::Status ApprovalPin::CheckPassphraseLocked(const SecretBytes& passphrase,
   return absl::OkStatus();
 }
 
-absl::Status ApprovalPin::Set(const SecretBytes& current, const SecretBytes& new_pin,
-                              const SecretBytes& store_passphrase, const Caller& caller) {
-  if (!new_pin.empty() &&
-      (new_pin.size() < policy_.min_length || new_pin.size() > policy_.max_length)) {
+absl::Status ApprovalPin::Set(const SecretBytes& current,
+                              const SecretBytes& new_pin,
+                              const SecretBytes& store_passphrase,
+                              const Caller& caller) {
+  if (!new_pin.empty() && (new_pin.size() < policy_.min_length ||
+                           new_pin.size() > policy_.max_length)) {
     return InvalidArgumentWithViolations(
         "the new approval PIN has the wrong length",
-        {{"new_pin", absl::StrCat("use ", policy_.min_length, " to ", policy_.max_length,
-                                  " characters (empty clears the PIN)")}});
+        {{"new_pin",
+          absl::StrCat("use ", policy_.min_length, " to ", policy_.max_length,
+                       " characters (empty clears the PIN)")}});
   }
   absl::MutexLock lock(&mu_);
   if (tampered_ || !hash_.empty()) {
-    CB_RETURN_IF_ERROR(CheckLocked(current, caller, "SetApprovalPin", /*allow_window=*/false));
+    CB_RETURN_IF_ERROR(
+        CheckLocked(current, caller, "SetApprovalPin", /*allow_window=*/false));
   } else if (store_passphrase_) {
     if (new_pin.empty()) return absl::OkStatus();  // Nothing to clear.
     CB_RETURN_IF_ERROR(CheckPassphraseLocked(store_passphrase, caller));
@@ -331,8 +378,8 @@ absl::Status ApprovalPin::Set(const SecretBytes& current, const SecretBytes& new
   const char* detail = hash.empty()    ? "approval PIN cleared"
                        : hash_.empty() ? "approval PIN set"
                                        : "approval PIN changed";
-  return SaveRecordLocked(hash, counter_ + 1, hash.empty() ? kPinCleared : kPinSet, caller,
-                          detail);
+  return SaveRecordLocked(hash, counter_ + 1,
+                          hash.empty() ? kPinCleared : kPinSet, caller, detail);
 }
 
 absl::Status ApprovalPin::Reset(const Caller& caller) {
@@ -344,9 +391,11 @@ absl::Status ApprovalPin::Reset(const Caller& caller) {
   // anything the audit log names.
   bool legacy_set = false;
   CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter(legacy_set));
-  const uint64_t next = std::max<uint64_t>(counter_, audited < 0 ? 0 : audited) + 1;
-  return SaveRecordLocked("", next, kPinReset, caller,
-                          "approval PIN reset by the operator (--reset_approval_pin)");
+  const uint64_t next =
+      std::max<uint64_t>(counter_, audited < 0 ? 0 : audited) + 1;
+  return SaveRecordLocked(
+      "", next, kPinReset, caller,
+      "approval PIN reset by the operator (--reset_approval_pin)");
 }
 
 PinStatus ApprovalPin::Status(const Caller& caller) {
@@ -359,7 +408,8 @@ PinStatus ApprovalPin::Status(const Caller& caller) {
   s.locked_until = locked_until_;
   s.unlock_window = policy_.unlock_window;
   auto window = windows_.find({caller.pid, caller.start_time});
-  if (caller.pid != 0 && window != windows_.end() && clock_() < window->second) {
+  if (caller.pid != 0 && window != windows_.end() &&
+      clock_() < window->second) {
     s.window_until = window->second;
   }
   return s;

@@ -61,7 +61,8 @@ struct PinPolicy {
 };
 
 // OK when `passphrase` opens the store; anything else refuses it.
-using PassphraseCheck = std::function<absl::Status(const SecretBytes& passphrase)>;
+using PassphraseCheck =
+    std::function<absl::Status(const SecretBytes& passphrase)>;
 
 struct PinStatus {
   bool set = false;
@@ -80,7 +81,8 @@ class ApprovalPin {
   // All pointers must outlive this object. `store_passphrase` is set for a
   // passphrase-protected store (see Set). Call Load() before use.
   ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit, Clock clock,
-              PinPolicy policy = PinPolicy(), PassphraseCheck store_passphrase = nullptr);
+              PinPolicy policy = PinPolicy(),
+              PassphraseCheck store_passphrase = nullptr);
 
   // Reads the PIN record and the lockout state from the store, moving a
   // record of the older format to the sealed one. An error only when the
@@ -100,11 +102,13 @@ class ApprovalPin {
   //  - DATA_LOSS when the stored PIN record was edited, deleted or rolled
   //    back behind the broker's back.
   // `what` names the operation in messages ("Approve").
-  absl::Status Check(const SecretBytes& pin, const Caller& caller, absl::string_view what);
+  absl::Status Check(const SecretBytes& pin, const Caller& caller,
+                     absl::string_view what);
 
   // As Check, but only a typed PIN counts (an unlock window does not), for
   // changes of the factor itself such as registering a passkey.
-  absl::Status CheckTyped(const SecretBytes& pin, const Caller& caller, absl::string_view what);
+  absl::Status CheckTyped(const SecretBytes& pin, const Caller& caller,
+                          absl::string_view what);
 
   // Sets, changes or (empty `new_pin`) clears the PIN. With a PIN set,
   // `current` must be it (typed: an unlock window does not count). With
@@ -127,29 +131,34 @@ class ApprovalPin {
  private:
   using ProcessKey = std::pair<int64_t, uint64_t>;  // pid, start time.
 
-  absl::Status CheckLocked(const SecretBytes& pin, const Caller& caller, absl::string_view what,
-                           bool allow_window) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckLocked(const SecretBytes& pin, const Caller& caller,
+                           absl::string_view what, bool allow_window)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED (audited) while wrong secrets lock `what` out.
   absl::Status CheckLockoutLocked(absl::string_view what, const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status CheckPassphraseLocked(const SecretBytes& passphrase, const Caller& caller)
+  absl::Status CheckPassphraseLocked(const SecretBytes& passphrase,
+                                     const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Counts one wrong secret and returns the refusal to give.
-  absl::Status CountFailureLocked(absl::string_view what, absl::string_view wrong,
-                                  const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CountFailureLocked(absl::string_view what,
+                                  absl::string_view wrong, const Caller& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SaveLockout() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `hash` ("" for none) as record `counter`, with its audit event.
   absl::Status SaveRecordLocked(const std::string& hash, uint64_t counter,
                                 absl::string_view kind, const Caller& caller,
-                                absl::string_view detail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                absl::string_view detail)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string SealRecord(const std::string& hash, uint64_t counter) const;
   std::string LockoutMac(int failures, int64_t until) const;
   // The record counter the latest PIN event names; -1 when no event names
   // one, `legacy_set` when the latest is an older pin.set.
   absl::StatusOr<int64_t> AuditedCounter(bool& legacy_set);
-  absl::Status Refuse(absl::Status status, const Caller& caller, std::string detail);
-  void Audit(absl::string_view kind, const Caller& caller, absl::string_view outcome,
-             std::string detail);
+  absl::Status Refuse(absl::Status status, const Caller& caller,
+                      std::string detail);
+  void Audit(absl::string_view kind, const Caller& caller,
+             absl::string_view outcome, std::string detail);
 
   Store* const store_;
   const Sealer* const sealer_;

@@ -24,7 +24,9 @@ int64_t AuditRecordNumber(absl::string_view detail) {
   absl::string_view rest = detail.substr(at + 8);
   size_t end = rest.find(')');
   int64_t n = -1;
-  if (end == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(0, end), &n)) return -1;
+  if (end == absl::string_view::npos ||
+      !absl::SimpleAtoi(rest.substr(0, end), &n))
+    return -1;
   return n;
 }
 
@@ -62,12 +64,14 @@ absl::StatusOr<AuditPage> AuditLog::List(AuditQuery query, int page_size,
     return InvalidArgumentWithViolations(
         "invalid page_size", {{"page_size", "give 0 (default 100) to 1000"}});
   }
-  if (!page_token.empty() && (!absl::SimpleAtoi(page_token, &query.after_sequence) ||
-                              query.after_sequence < 0)) {
+  if (!page_token.empty() &&
+      (!absl::SimpleAtoi(page_token, &query.after_sequence) ||
+       query.after_sequence < 0)) {
     return InvalidArgumentWithViolations(
         "page_token is not valid",
-        {{"page_token", "pass the next_page_token of the previous response "
-                        "unchanged, or leave it empty for the first page"}});
+        {{"page_token",
+          "pass the next_page_token of the previous response "
+          "unchanged, or leave it empty for the first page"}});
   }
   if (query.since > query.until) {
     return InvalidArgumentWithViolations(
@@ -75,7 +79,8 @@ absl::StatusOr<AuditPage> AuditLog::List(AuditQuery query, int page_size,
   }
   int limit = page_size == 0 ? 100 : std::min(page_size, 1000);
   query.limit = limit + 1;
-  CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events, store_->ListAudit(query));
+  CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
+                      store_->ListAudit(query));
   AuditPage page;
   if (events.size() > static_cast<size_t>(limit)) {
     events.resize(limit);
@@ -103,14 +108,16 @@ absl::StatusOr<AuditLog::Verification> AuditLog::VerifyChain() {
     return v;
   };
   while (true) {
-    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events, store_->ListAudit(query));
+    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
+                        store_->ListAudit(query));
     if (events.empty()) return v;
     for (const AuditRecord& e : events) {
       if (e.sequence != expected_sequence) {
-        return broken(expected_sequence,
-                      absl::StrCat("audit log broken: event ", expected_sequence,
-                                   " is missing (the next stored event is ",
-                                   e.sequence, ")"));
+        return broken(
+            expected_sequence,
+            absl::StrCat("audit log broken: event ", expected_sequence,
+                         " is missing (the next stored event is ", e.sequence,
+                         ")"));
       }
       if (e.prev_hash != prev_hash) {
         return broken(e.sequence,

@@ -61,8 +61,8 @@ struct CredentialSummary {
   absl::Time updated_at;
   absl::Time rotation_due_at;
   std::string fingerprint;
-  bool is_default = false;           // The provider's default profile.
-  int64_t days_until_rotation = 0;   // Whole days; <= 0 once due.
+  bool is_default = false;          // The provider's default profile.
+  int64_t days_until_rotation = 0;  // Whole days; <= 0 once due.
   // A known expiry of the credential itself (a field marked `expiry`);
   // InfinitePast when none was given.
   absl::Time expires_at = absl::InfinitePast();
@@ -107,9 +107,9 @@ struct BindingView {
 // The profile a need or a requirement resolves to, and why.
 struct ProfileChoice {
   std::string profile;
-  std::string source;        // "requested", "binding" or "default".
+  std::string source;                  // "requested", "binding" or "default".
   std::optional<BindingView> binding;  // The resource's binding, if any.
-  std::string note;          // For the approver; "" when nothing to say.
+  std::string note;  // For the approver; "" when nothing to say.
 };
 
 struct PutCredentialInput {
@@ -247,8 +247,10 @@ class CredentialManager {
   template <typename T>
   absl::StatusOr<std::shared_ptr<const T>> GetRendered(
       absl::string_view provider, absl::string_view profile, int64_t version,
-      absl::FunctionRef<std::shared_ptr<const T>(const CredentialSummary&)> render) {
-    auto erased = [&](const CredentialSummary& s) -> std::shared_ptr<const void> {
+      absl::FunctionRef<std::shared_ptr<const T>(const CredentialSummary&)>
+          render) {
+    auto erased =
+        [&](const CredentialSummary& s) -> std::shared_ptr<const void> {
       return render(s);
     };
     absl::StatusOr<std::shared_ptr<const void>> r =
@@ -259,7 +261,8 @@ class CredentialManager {
   template <typename T>
   absl::StatusOr<std::shared_ptr<const T>> ValidateStoredRendered(
       absl::string_view provider, absl::string_view profile,
-      absl::FunctionRef<std::shared_ptr<const T>(const ValidateResult&)> render) {
+      absl::FunctionRef<std::shared_ptr<const T>(const ValidateResult&)>
+          render) {
     auto erased = [&](const ValidateResult& v) -> std::shared_ptr<const void> {
       return render(v);
     };
@@ -309,10 +312,9 @@ class CredentialManager {
   // request manager's, which also looks in its spill).
   using BindingLookup = std::function<absl::StatusOr<BindingRecord>(
       absl::string_view provider, absl::string_view resource)>;
-  absl::StatusOr<ProfileChoice> ChooseProfile(absl::string_view provider,
-                                              absl::string_view profile,
-                                              absl::string_view resource,
-                                              const BindingLookup& binding_of = nullptr);
+  absl::StatusOr<ProfileChoice> ChooseProfile(
+      absl::string_view provider, absl::string_view profile,
+      absl::string_view resource, const BindingLookup& binding_of = nullptr);
   // Bindings with their state, ordered by provider and resource.
   absl::StatusOr<std::vector<BindingView>> ListBindings(
       absl::string_view provider);
@@ -377,13 +379,16 @@ class CredentialManager {
     std::shared_ptr<const ValueFacts> facts;
   };
   absl::StatusOr<StoredRead> ReadStored(const Provider& provider,
-                                        absl::string_view profile, int64_t version);
+                                        absl::string_view profile,
+                                        int64_t version);
   // A rendering kept with a shared answer, and the type it was made as.
   struct Rendering {
     const std::type_info* type = nullptr;
     std::shared_ptr<const void> value;
 
-    bool Is(const std::type_info& t) const { return type != nullptr && *type == t; }
+    bool Is(const std::type_info& t) const {
+      return type != nullptr && *type == t;
+    }
   };
   template <typename Answer>
   struct Renderer {
@@ -447,7 +452,8 @@ class CredentialManager {
   static constexpr size_t kMaxKeptFacts = size_t{1} << 17;
   std::atomic<int64_t> facts_opened_{0};  // GetCacheStats.
   absl::Mutex facts_mu_;
-  absl::flat_hash_map<std::string, CachedFacts> facts_ ABSL_GUARDED_BY(facts_mu_);
+  absl::flat_hash_map<std::string, CachedFacts> facts_
+      ABSL_GUARDED_BY(facts_mu_);
   // The last read of each provider/profile/requested version, with the
   // store's change mark taken before it (ReadStored): while the mark is
   // unchanged the store has committed nothing (no other process can), and the
@@ -456,7 +462,8 @@ class CredentialManager {
     Store::ChangeMark mark;
     StoredRead read;
   };
-  absl::flat_hash_map<std::string, CachedRead> reads_ ABSL_GUARDED_BY(facts_mu_);
+  absl::flat_hash_map<std::string, CachedRead> reads_
+      ABSL_GUARDED_BY(facts_mu_);
   // GetShared's answers, by provider/profile/requested version: used while
   // the store's change mark is the one taken before the answer was built
   // (a new version, a delete, a new default profile all commit) and the

@@ -42,7 +42,8 @@ absl::StatusOr<PassphraseParams> DecodeParams(absl::string_view s) {
   return p;
 }
 
-absl::StatusOr<std::string> GetMetaOrEmpty(Store& store, absl::string_view key) {
+absl::StatusOr<std::string> GetMetaOrEmpty(Store& store,
+                                           absl::string_view key) {
   absl::StatusOr<std::string> v = store.GetMeta(key);
   if (absl::IsNotFound(v.status())) return std::string();
   return v;
@@ -52,12 +53,14 @@ absl::StatusOr<std::string> GetMetaOrEmpty(Store& store, absl::string_view key) 
 // survives a crash.
 absl::Status SyncParentDir(const std::string& path) {
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string dir =
+      slash == std::string::npos ? "." : path.substr(0, slash + 1);
   int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || fsync(fd) != 0) {
     const int err = errno;
     if (fd >= 0) close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot sync ", dir, ": ", std::strerror(err)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot sync ", dir, ": ", std::strerror(err)));
   }
   close(fd);
   return absl::OkStatus();
@@ -68,19 +71,21 @@ absl::Status SyncParentDir(const std::string& path) {
 absl::StatusOr<SecretBytes> WriteNewKeyFile(const std::string& path) {
   const std::string tmp = path + ".new";
   unlink(tmp.c_str());
-  CB_ASSIGN_OR_RETURN(SecretBytes key, LoadOrCreateKeyFile(tmp, /*create=*/true));
+  CB_ASSIGN_OR_RETURN(SecretBytes key,
+                      LoadOrCreateKeyFile(tmp, /*create=*/true));
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     unlink(tmp.c_str());
-    return absl::UnavailableError(
-        absl::StrCat("cannot move the new key file into ", path, ": ", std::strerror(err)));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot move the new key file into ", path, ": ", std::strerror(err)));
   }
   CB_RETURN_IF_ERROR(SyncParentDir(path));
   return key;
 }
 
 // The data key of `store`, opened the way `current` says (see KeyChange).
-absl::StatusOr<SecretBytes> OpenCurrentDataKey(Store& store, const std::string& source,
+absl::StatusOr<SecretBytes> OpenCurrentDataKey(Store& store,
+                                               const std::string& source,
                                                const KeySource& current) {
   CB_ASSIGN_OR_RETURN(std::string wrapped, store.GetMeta(kWrappedKey));
   SecretBytes master;
@@ -92,25 +97,31 @@ absl::StatusOr<SecretBytes> OpenCurrentDataKey(Store& store, const std::string& 
     }
     CB_ASSIGN_OR_RETURN(std::string encoded, store.GetMeta(kKdfParams));
     CB_ASSIGN_OR_RETURN(PassphraseParams params, DecodeParams(encoded));
-    CB_ASSIGN_OR_RETURN(master, DeriveKeyFromPassphrase(*current.passphrase, params));
+    CB_ASSIGN_OR_RETURN(master,
+                        DeriveKeyFromPassphrase(*current.passphrase, params));
   } else {
-    CB_ASSIGN_OR_RETURN(master, LoadOrCreateKeyFile(current.key_file, /*create=*/false));
+    CB_ASSIGN_OR_RETURN(
+        master, LoadOrCreateKeyFile(current.key_file, /*create=*/false));
   }
   absl::StatusOr<SecretBytes> data_key = UnwrapKey(master, wrapped);
   if (data_key.ok()) return data_key;
   if (source == "passphrase") {
-    return absl::PermissionDeniedError("the current store passphrase is wrong; nothing changed");
+    return absl::PermissionDeniedError(
+        "the current store passphrase is wrong; nothing changed");
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the key file ", current.key_file, " does not open this store; nothing changed"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("the key file ", current.key_file,
+                   " does not open this store; nothing changed"));
 }
 
 }  // namespace
 
-absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord audit,
+absl::Status ChangeStoreKey(Store& store, const KeyChange& change,
+                            AuditRecord audit,
                             const Store::AuditHashFn& hash_fn) {
   CB_ASSIGN_OR_RETURN(const std::string source, StoredKeySource(store));
-  if (source.empty()) return absl::FailedPreconditionError("the store has no key yet");
+  if (source.empty())
+    return absl::FailedPreconditionError("the store has no key yet");
   const bool to_file = !change.next.passphrase.has_value();
   if (to_file && source == "key_file") {
     return absl::FailedPreconditionError(
@@ -121,7 +132,8 @@ absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord a
         "the new passphrase is too short",
         {{"new_passphrase", "choose a passphrase of at least 8 characters"}});
   }
-  CB_ASSIGN_OR_RETURN(SecretBytes data_key, OpenCurrentDataKey(store, source, change.current));
+  CB_ASSIGN_OR_RETURN(SecretBytes data_key,
+                      OpenCurrentDataKey(store, source, change.current));
   FlowWrite write;
   SecretBytes master;
   if (to_file) {
@@ -129,8 +141,10 @@ absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord a
     write.meta = {{kKeySource, "key_file"}, {kKdfParams, ""}};
   } else {
     const PassphraseParams params = NewPassphraseParams(change.next.fast_kdf);
-    CB_ASSIGN_OR_RETURN(master, DeriveKeyFromPassphrase(*change.next.passphrase, params));
-    write.meta = {{kKeySource, "passphrase"}, {kKdfParams, EncodeParams(params)}};
+    CB_ASSIGN_OR_RETURN(
+        master, DeriveKeyFromPassphrase(*change.next.passphrase, params));
+    write.meta = {{kKeySource, "passphrase"},
+                  {kKdfParams, EncodeParams(params)}};
   }
   absl::StatusOr<std::string> wrapped = WrapKey(master, data_key);
   absl::Status written = wrapped.status();
@@ -145,10 +159,11 @@ absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord a
   }
   if (!to_file && source == "key_file") {
     if (unlink(change.current.key_file.c_str()) != 0 && errno != ENOENT) {
-      return absl::UnavailableError(absl::StrCat(
-          "the store's key is now protected by the passphrase, but the old key file ",
-          change.current.key_file, " could not be removed (", std::strerror(errno),
-          "): remove it by hand"));
+      return absl::UnavailableError(
+          absl::StrCat("the store's key is now protected by the passphrase, "
+                       "but the old key file ",
+                       change.current.key_file, " could not be removed (",
+                       std::strerror(errno), "): remove it by hand"));
     }
     CB_RETURN_IF_ERROR(SyncParentDir(change.current.key_file));
   }
@@ -158,7 +173,8 @@ absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord a
 absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
                                                     const KeySource& source) {
   CB_ASSIGN_OR_RETURN(std::string wrapped, GetMetaOrEmpty(store, kWrappedKey));
-  CB_ASSIGN_OR_RETURN(std::string stored_source, GetMetaOrEmpty(store, kKeySource));
+  CB_ASSIGN_OR_RETURN(std::string stored_source,
+                      GetMetaOrEmpty(store, kKeySource));
   const bool use_passphrase = source.passphrase.has_value();
   const std::string want_source = use_passphrase ? "passphrase" : "key_file";
   const bool existing = !wrapped.empty();
@@ -183,8 +199,10 @@ absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
     } else {
       params = NewPassphraseParams(source.fast_kdf);
     }
-    CB_ASSIGN_OR_RETURN(master, DeriveKeyFromPassphrase(*source.passphrase, params));
-    if (!existing) CB_RETURN_IF_ERROR(store.PutMeta(kKdfParams, EncodeParams(params)));
+    CB_ASSIGN_OR_RETURN(master,
+                        DeriveKeyFromPassphrase(*source.passphrase, params));
+    if (!existing)
+      CB_RETURN_IF_ERROR(store.PutMeta(kKdfParams, EncodeParams(params)));
   } else {
     absl::StatusOr<SecretBytes> loaded =
         LoadOrCreateKeyFile(source.key_file, /*create=*/!existing);
@@ -232,12 +250,14 @@ absl::StatusOr<std::string> StoredKeySource(Store& store) {
 absl::Status VerifyPassphrase(Store& store, const SecretBytes& passphrase) {
   CB_ASSIGN_OR_RETURN(std::string source, StoredKeySource(store));
   if (source != "passphrase") {
-    return absl::FailedPreconditionError("this store is not protected by a passphrase");
+    return absl::FailedPreconditionError(
+        "this store is not protected by a passphrase");
   }
   CB_ASSIGN_OR_RETURN(std::string encoded, store.GetMeta(kKdfParams));
   CB_ASSIGN_OR_RETURN(PassphraseParams params, DecodeParams(encoded));
   CB_ASSIGN_OR_RETURN(std::string wrapped, store.GetMeta(kWrappedKey));
-  CB_ASSIGN_OR_RETURN(SecretBytes master, DeriveKeyFromPassphrase(passphrase, params));
+  CB_ASSIGN_OR_RETURN(SecretBytes master,
+                      DeriveKeyFromPassphrase(passphrase, params));
   if (!UnwrapKey(master, wrapped).ok()) {
     return absl::PermissionDeniedError("the store passphrase is wrong");
   }
@@ -258,17 +278,18 @@ absl::StatusOr<SecretBytes> ReadTokenFrom(int fd, const std::string& path) {
     ssize_t n = read(fd, buf.mutable_data() + used, buf.size() - used);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot read the token file ", path, ": ", std::strerror(errno)));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot read the token file ", path, ": ", std::strerror(errno)));
     }
     if (n == 0) break;
     used += static_cast<size_t>(n);
   }
   if (used > kMaxTokenFile) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the token file ", path,
-        " is too long to be a credbroker token; delete it and restart the broker to "
-        "create a new one"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the token file ", path,
+                     " is too long to be a credbroker token; delete it and "
+                     "restart the broker to "
+                     "create a new one"));
   }
   return SecretBytes(absl::StripAsciiWhitespace(buf.Reveal().substr(0, used)));
 }
@@ -276,9 +297,11 @@ absl::StatusOr<SecretBytes> ReadTokenFrom(int fd, const std::string& path) {
 // Makes an existing token file `path` 0640 and owned by `group`. The file is
 // this user's (it wrote it), so only the group changes hands.
 absl::Status ShareWithGroup(const std::string& path, gid_t group) {
-  if (chown(path.c_str(), static_cast<uid_t>(-1), group) != 0 || chmod(path.c_str(), 0640) != 0) {
+  if (chown(path.c_str(), static_cast<uid_t>(-1), group) != 0 ||
+      chmod(path.c_str(), 0640) != 0) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "cannot give the token file %s to group %d: %s; make its directory setgid for "
+        "cannot give the token file %s to group %d: %s; make its directory "
+        "setgid for "
         "that group (chmod g+s) or the broker's user a member of it",
         path, group, std::strerror(errno)));
   }
@@ -294,17 +317,20 @@ absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path,
     struct stat st;
     // The owner's group may read it when that group is the clients' group;
     // nobody else may.
-    const mode_t shared_ok = fstat(fd, &st) == 0 && group.has_value() && st.st_gid == *group
-                                 ? 040
-                                 : 0;
+    const mode_t shared_ok =
+        fstat(fd, &st) == 0 && group.has_value() && st.st_gid == *group ? 040
+                                                                        : 0;
     if ((st.st_mode & 077 & ~shared_ok) != 0) {
       close(fd);
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "the token file %s can be read by other users (mode %04o): anyone who read it "
-          "can call the broker. Delete it to get a new token at this start (then give "
-          "the new one to your clients), or, if no one else could have read it, run "
-          "chmod 600 %s",
-          path, st.st_mode & 07777, path));
+      return absl::FailedPreconditionError(
+          absl::StrFormat("the token file %s can be read by other users (mode "
+                          "%04o): anyone who read it "
+                          "can call the broker. Delete it to get a new token "
+                          "at this start (then give "
+                          "the new one to your clients), or, if no one else "
+                          "could have read it, run "
+                          "chmod 600 %s",
+                          path, st.st_mode & 07777, path));
     }
     absl::StatusOr<SecretBytes> token = ReadTokenFrom(fd, path);
     close(fd);
@@ -319,8 +345,8 @@ absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path,
     return token;
   }
   if (errno != ENOENT) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot read the token file ", path, ": ", std::strerror(errno)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot read the token file ", path, ": ", std::strerror(errno)));
   }
   std::string fresh = NewToken();
   SecretBytes token = SecretBytes::TakeFrom(fresh);

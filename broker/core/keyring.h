@@ -61,7 +61,8 @@ struct KeyChange {
 // passphrase is missing or wrong; FAILED_PRECONDITION for a store without a
 // key, a key file that does not open it, or a move to the key file of a
 // key-file store; INVALID_ARGUMENT for a new passphrase under 8 characters.
-absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord audit,
+absl::Status ChangeStoreKey(Store& store, const KeyChange& change,
+                            AuditRecord audit,
                             const Store::AuditHashFn& hash_fn);
 
 // Reads the bearer token in `path` into a secret (never a std::string),
@@ -69,8 +70,8 @@ absl::Status ChangeStoreKey(Store& store, const KeyChange& change, AuditRecord a
 // 0640 and owned by that group (the clients of a broker that runs as its
 // own user). FAILED_PRECONDITION for a file others (or another group) can
 // read, or one too short or too long to be a token.
-absl::StatusOr<SecretBytes> LoadOrCreateToken(const std::string& path,
-                                              std::optional<gid_t> group = std::nullopt);
+absl::StatusOr<SecretBytes> LoadOrCreateToken(
+    const std::string& path, std::optional<gid_t> group = std::nullopt);
 
 }  // namespace credbroker
 

@@ -29,7 +29,6 @@ std::string RecordAd(uint64_t counter) {
   return absl::StrCat("credbroker.passkeys.v1", std::string(1, '\0'), counter);
 }
 
-
 std::string RandomBytesString(size_t size) {
   std::string out(size, '\0');
   RandomBytes(reinterpret_cast<uint8_t*>(out.data()), out.size());
@@ -41,13 +40,14 @@ int64_t Seconds(absl::Time t) {
 }
 
 absl::Time FromSeconds(double s) {
-  return s <= 0 ? absl::InfinitePast() : absl::FromUnixSeconds(static_cast<int64_t>(s));
+  return s <= 0 ? absl::InfinitePast()
+                : absl::FromUnixSeconds(static_cast<int64_t>(s));
 }
 
 }  // namespace
 
-Passkeys::Passkeys(Store* store, const Sealer* sealer, AuditLog* audit, ApprovalPin* pin,
-                   Clock clock, PasskeyPolicy policy)
+Passkeys::Passkeys(Store* store, const Sealer* sealer, AuditLog* audit,
+                   ApprovalPin* pin, Clock clock, PasskeyPolicy policy)
     : store_(store),
       sealer_(sealer),
       audit_(audit),
@@ -61,7 +61,8 @@ absl::StatusOr<int64_t> Passkeys::AuditedCounter() {
   query.limit = 1000;
   int64_t counter = -1;
   while (true) {
-    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events, store_->ListAudit(query));
+    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
+                        store_->ListAudit(query));
     if (events.empty()) break;
     for (const AuditRecord& e : events) {
       if (e.outcome != "ok" || e.kind == kRefused) continue;
@@ -80,7 +81,8 @@ absl::Status Passkeys::Load() {
   counter_ = 0;
   tampered_ = false;
   absl::StatusOr<std::string> record = store_->GetMeta(kRecordKey);
-  if (!record.ok() && !absl::IsNotFound(record.status())) return record.status();
+  if (!record.ok() && !absl::IsNotFound(record.status()))
+    return record.status();
   CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter());
   if (!record.ok() || record->empty()) {
     // None written: the audit log must agree.
@@ -93,7 +95,8 @@ absl::Status Passkeys::Load() {
   absl::StatusOr<SecretBytes> plain = absl::DataLossError("malformed");
   if (parts.size() == 3 && absl::StartsWith(*record, kRecordPrefix) &&
       absl::SimpleAtoi(parts[1], &counter)) {
-    plain = sealer_->Open(absl::HexStringToBytes(parts[2]), RecordAd(counter), "the passkeys");
+    plain = sealer_->Open(absl::HexStringToBytes(parts[2]), RecordAd(counter),
+                          "the passkeys");
   }
   // A record is written with the audit event naming it, in one transaction.
   if (!plain.ok() || audited < 0 || static_cast<uint64_t>(audited) != counter ||
@@ -108,13 +111,15 @@ absl::Status Passkeys::Load() {
 }
 
 std::string Passkeys::Serialize(const std::vector<Entry>& entries) const {
-  std::string out = absl::StrCat("{\"user\":", JsonQuote(Base64UrlEncode(user_handle_)),
-                                 ",\"passkeys\":[");
+  std::string out =
+      absl::StrCat("{\"user\":", JsonQuote(Base64UrlEncode(user_handle_)),
+                   ",\"passkeys\":[");
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     absl::StrAppend(&out, i == 0 ? "" : ",", "{\"id\":", JsonQuote(e.info.id),
-                    ",\"name\":", JsonQuote(e.info.name), ",\"alg\":", e.credential.algorithm,
-                    ",\"key\":", JsonQuote(Base64UrlEncode(e.credential.public_key)),
+                    ",\"name\":", JsonQuote(e.info.name),
+                    ",\"alg\":", e.credential.algorithm, ",\"key\":",
+                    JsonQuote(Base64UrlEncode(e.credential.public_key)),
                     ",\"count\":", e.credential.sign_count,
                     ",\"created\":", Seconds(e.info.created),
                     ",\"used\":", Seconds(e.info.last_used), "}");
@@ -125,7 +130,8 @@ std::string Passkeys::Serialize(const std::vector<Entry>& entries) const {
 absl::Status Passkeys::Parse(const SecretBytes& plain) {
   CB_ASSIGN_OR_RETURN(JsonValue doc, ParseJson(plain.Reveal()));
   const JsonValue* list = doc.Find("passkeys");
-  absl::StatusOr<std::string> user = Base64UrlDecode(doc.FindString("user").value_or(""));
+  absl::StatusOr<std::string> user =
+      Base64UrlDecode(doc.FindString("user").value_or(""));
   if (list == nullptr || !list->is_array() || !user.ok()) {
     return absl::DataLossError("malformed passkey record");
   }
@@ -135,7 +141,8 @@ absl::Status Passkeys::Parse(const SecretBytes& plain) {
     e.info.id = std::string(item.FindString("id").value_or(""));
     e.info.name = std::string(item.FindString("name").value_or(""));
     absl::StatusOr<std::string> id = Base64UrlDecode(e.info.id);
-    absl::StatusOr<std::string> key = Base64UrlDecode(item.FindString("key").value_or(""));
+    absl::StatusOr<std::string> key =
+        Base64UrlDecode(item.FindString("key").value_or(""));
     const JsonValue* alg = item.Find("alg");
     const JsonValue* count = item.Find("count");
     if (!id.ok() || !key.ok() || alg == nullptr || count == nullptr) {
@@ -149,15 +156,17 @@ absl::Status Passkeys::Parse(const SecretBytes& plain) {
     e.info.sign_count = e.credential.sign_count;
     const JsonValue* created = item.Find("created");
     const JsonValue* used = item.Find("used");
-    e.info.created = FromSeconds(created != nullptr ? created->number_value() : 0);
+    e.info.created =
+        FromSeconds(created != nullptr ? created->number_value() : 0);
     e.info.last_used = FromSeconds(used != nullptr ? used->number_value() : 0);
     entries_.push_back(std::move(e));
   }
   return absl::OkStatus();
 }
 
-absl::Status Passkeys::SaveLocked(std::vector<Entry> entries, absl::string_view kind,
-                                  const Caller& caller, absl::string_view detail) {
+absl::Status Passkeys::SaveLocked(std::vector<Entry> entries,
+                                  absl::string_view kind, const Caller& caller,
+                                  absl::string_view detail) {
   const uint64_t counter = counter_ + 1;
   AuditRecord event;
   event.kind = std::string(kind);
@@ -169,8 +178,8 @@ absl::Status Passkeys::SaveLocked(std::vector<Entry> entries, absl::string_view 
   write.meta.emplace_back(
       kRecordKey,
       absl::StrCat(kRecordPrefix, counter, ":",
-                   absl::BytesToHexString(
-                       sealer_->Seal(SecretBytes(Serialize(entries)), RecordAd(counter)))));
+                   absl::BytesToHexString(sealer_->Seal(
+                       SecretBytes(Serialize(entries)), RecordAd(counter)))));
   write.audit.push_back(audit_->Stamped(std::move(event)));
   CB_RETURN_IF_ERROR(store_->WriteFlow(write, audit_->HashFn()));
   entries_ = std::move(entries);
@@ -179,7 +188,8 @@ absl::Status Passkeys::SaveLocked(std::vector<Entry> entries, absl::string_view 
   return absl::OkStatus();
 }
 
-absl::Status Passkeys::Refuse(absl::Status status, const Caller& caller, std::string detail) {
+absl::Status Passkeys::Refuse(absl::Status status, const Caller& caller,
+                              std::string detail) {
   AuditRecord event;
   event.kind = kRefused;
   event.role = caller.role;
@@ -191,14 +201,18 @@ absl::Status Passkeys::Refuse(absl::Status status, const Caller& caller, std::st
   return status;
 }
 
-absl::Status Passkeys::TamperedLocked(absl::string_view what, const Caller& caller) {
+absl::Status Passkeys::TamperedLocked(absl::string_view what,
+                                      const Caller& caller) {
   if (!tampered_) return absl::OkStatus();
-  return Refuse(absl::DataLossError(absl::StrCat(
-                    what,
-                    " refused: the passkey record in the store was altered, removed or replaced "
-                    "by an older one behind the broker's back. Check `credctl audit verify`, "
-                    "then remove every passkey with `credctl passkey remove --all` (it needs "
-                    "the approval PIN) and register them again")),
+  return Refuse(absl::DataLossError(
+                    absl::StrCat(what,
+                                 " refused: the passkey record in the store "
+                                 "was altered, removed or replaced "
+                                 "by an older one behind the broker's back. "
+                                 "Check `credctl audit verify`, "
+                                 "then remove every passkey with `credctl "
+                                 "passkey remove --all` (it needs "
+                                 "the approval PIN) and register them again")),
                 caller, absl::StrCat(what, ": passkey record tampered"));
 }
 
@@ -208,28 +222,32 @@ PasskeyChallenge Passkeys::IssueLocked(std::string purpose) {
     it = it->second.expires <= now ? pending_.erase(it) : std::next(it);
   }
   while (pending_.size() >= policy_.max_pending_challenges) {
-    auto oldest = std::min_element(pending_.begin(), pending_.end(), [](auto& a, auto& b) {
-      return a.second.expires < b.second.expires;
-    });
+    auto oldest = std::min_element(
+        pending_.begin(), pending_.end(),
+        [](auto& a, auto& b) { return a.second.expires < b.second.expires; });
     pending_.erase(oldest);
   }
   PasskeyChallenge out;
   out.challenge = RandomBytesString(kChallengeBytes);
   out.rp_id = policy_.rp.id;
   out.expires = now + policy_.challenge_lifetime;
-  pending_[Base64UrlEncode(out.challenge)] = Pending{std::move(purpose), out.expires};
-  for (const Entry& e : entries_) out.credential_ids.push_back(e.credential.credential_id);
+  pending_[Base64UrlEncode(out.challenge)] =
+      Pending{std::move(purpose), out.expires};
+  for (const Entry& e : entries_)
+    out.credential_ids.push_back(e.credential.credential_id);
   return out;
 }
 
-absl::StatusOr<std::string> Passkeys::SpendChallengeLocked(absl::string_view client_data_json,
-                                                           absl::string_view purpose) {
+absl::StatusOr<std::string> Passkeys::SpendChallengeLocked(
+    absl::string_view client_data_json, absl::string_view purpose) {
   absl::StatusOr<JsonValue> client = ParseJson(client_data_json);
   const std::string text =
-      client.ok() ? std::string(client->FindString("challenge").value_or("")) : "";
+      client.ok() ? std::string(client->FindString("challenge").value_or(""))
+                  : "";
   auto it = pending_.find(text);
   const bool known = it != pending_.end();
-  const bool fits = known && it->second.purpose == purpose && clock_() < it->second.expires;
+  const bool fits =
+      known && it->second.purpose == purpose && clock_() < it->second.expires;
   if (known) pending_.erase(it);  // Single use, whatever the outcome.
   absl::StatusOr<std::string> raw = Base64UrlDecode(text);
   if (!fits || !raw.ok()) {
@@ -240,26 +258,27 @@ absl::StatusOr<std::string> Passkeys::SpendChallengeLocked(absl::string_view cli
   return *raw;
 }
 
-absl::StatusOr<PasskeyChallenge> Passkeys::BeginRegistration(const Caller& caller) {
+absl::StatusOr<PasskeyChallenge> Passkeys::BeginRegistration(
+    const Caller& caller) {
   absl::MutexLock lock(&mu_);
   CB_RETURN_IF_ERROR(TamperedLocked("RegisterPasskey", caller));
   if (entries_.size() >= policy_.max_passkeys) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "there are ", entries_.size(), " passkeys already, the most allowed; remove one first"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("there are ", entries_.size(),
+                     " passkeys already, the most allowed; remove one first"));
   }
   PasskeyChallenge out = IssueLocked("RegisterPasskey");
   out.user_handle = user_handle_;
   return out;
 }
 
-absl::StatusOr<PasskeyInfo> Passkeys::FinishRegistration(const SecretBytes& pin,
-                                                         absl::string_view name,
-                                                         absl::string_view client_data_json,
-                                                         absl::string_view attestation_object,
-                                                         const Caller& caller) {
+absl::StatusOr<PasskeyInfo> Passkeys::FinishRegistration(
+    const SecretBytes& pin, absl::string_view name,
+    absl::string_view client_data_json, absl::string_view attestation_object,
+    const Caller& caller) {
   if (name.empty() || name.size() > kMaxNameLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("name the passkey (1 to ", kMaxNameLength, " characters)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "name the passkey (1 to ", kMaxNameLength, " characters)"));
   }
   CB_RETURN_IF_ERROR(pin_->CheckTyped(pin, caller, "RegisterPasskey"));
   absl::MutexLock lock(&mu_);
@@ -269,11 +288,12 @@ absl::StatusOr<PasskeyInfo> Passkeys::FinishRegistration(const SecretBytes& pin,
   if (!challenge.ok()) {
     return Refuse(challenge.status(), caller, "RegisterPasskey: challenge");
   }
-  absl::StatusOr<WebAuthnCredential> credential =
-      VerifyRegistration(policy_.rp, *challenge, client_data_json, attestation_object);
+  absl::StatusOr<WebAuthnCredential> credential = VerifyRegistration(
+      policy_.rp, *challenge, client_data_json, attestation_object);
   if (!credential.ok()) {
     return Refuse(credential.status(), caller,
-                  absl::StrCat("RegisterPasskey: ", WebAuthnRefusalReason(credential.status())));
+                  absl::StrCat("RegisterPasskey: ",
+                               WebAuthnRefusalReason(credential.status())));
   }
   Entry entry;
   entry.credential = *std::move(credential);
@@ -289,60 +309,70 @@ absl::StatusOr<PasskeyInfo> Passkeys::FinishRegistration(const SecretBytes& pin,
   }
   std::vector<Entry> next = entries_;
   next.push_back(entry);
-  CB_RETURN_IF_ERROR(SaveLocked(std::move(next), kRegistered, caller,
-                                absl::StrCat("passkey ", JsonQuote(entry.info.name),
-                                             " registered, id ", entry.info.id)));
+  CB_RETURN_IF_ERROR(
+      SaveLocked(std::move(next), kRegistered, caller,
+                 absl::StrCat("passkey ", JsonQuote(entry.info.name),
+                              " registered, id ", entry.info.id)));
   return entry.info;
 }
 
-absl::StatusOr<PasskeyChallenge> Passkeys::BeginAssertion(absl::string_view purpose,
-                                                          const Caller& caller) {
+absl::StatusOr<PasskeyChallenge> Passkeys::BeginAssertion(
+    absl::string_view purpose, const Caller& caller) {
   absl::MutexLock lock(&mu_);
   CB_RETURN_IF_ERROR(TamperedLocked(purpose, caller));
   if (entries_.empty()) {
     return absl::FailedPreconditionError(
-        "no passkey is registered: register one in the IDE first (it needs the approval PIN)");
+        "no passkey is registered: register one in the IDE first (it needs the "
+        "approval PIN)");
   }
   return IssueLocked(std::string(purpose));
 }
 
-absl::Status Passkeys::CheckAssertionLocked(const PasskeyAssertionInput& assertion,
-                                            absl::string_view what, absl::string_view purpose,
-                                            const Caller& caller) {
+absl::Status Passkeys::CheckAssertionLocked(
+    const PasskeyAssertionInput& assertion, absl::string_view what,
+    absl::string_view purpose, const Caller& caller) {
   CB_RETURN_IF_ERROR(TamperedLocked(what, caller));
   absl::StatusOr<std::string> challenge =
       SpendChallengeLocked(assertion.client_data_json, purpose);
-  if (!challenge.ok()) return Refuse(challenge.status(), caller, absl::StrCat(what, ": challenge"));
-  auto entry = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) {
-    return e.credential.credential_id == assertion.credential_id;
-  });
+  if (!challenge.ok())
+    return Refuse(challenge.status(), caller,
+                  absl::StrCat(what, ": challenge"));
+  auto entry =
+      std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) {
+        return e.credential.credential_id == assertion.credential_id;
+      });
   if (entry == entries_.end()) {
-    return Refuse(absl::PermissionDeniedError("WebAuthn: this passkey is not registered"), caller,
-                  absl::StrCat(what, ": unknown passkey"));
+    return Refuse(
+        absl::PermissionDeniedError("WebAuthn: this passkey is not registered"),
+        caller, absl::StrCat(what, ": unknown passkey"));
   }
-  absl::StatusOr<WebAuthnAssertion> verified =
-      VerifyAssertion(policy_.rp, *challenge, entry->credential, assertion.client_data_json,
-                      assertion.authenticator_data, assertion.signature);
+  absl::StatusOr<WebAuthnAssertion> verified = VerifyAssertion(
+      policy_.rp, *challenge, entry->credential, assertion.client_data_json,
+      assertion.authenticator_data, assertion.signature);
   if (!verified.ok()) {
     const std::string reason = WebAuthnRefusalReason(verified.status());
-    return Refuse(verified.status(), caller,
-                  absl::StrCat(what, ": ", reason, reason == "counter"
-                                                       ? ", possibly a cloned authenticator: "
-                                                         "passkey " + entry->info.id
-                                                       : ""));
+    return Refuse(
+        verified.status(), caller,
+        absl::StrCat(what, ": ", reason,
+                     reason == "counter" ? ", possibly a cloned authenticator: "
+                                           "passkey " +
+                                               entry->info.id
+                                         : ""));
   }
   std::vector<Entry> next = entries_;
   Entry& used = next[entry - entries_.begin()];
   used.credential.sign_count = verified->sign_count;
   used.info.sign_count = verified->sign_count;
   used.info.last_used = clock_();
-  return SaveLocked(std::move(next), kUsed, caller,
-                    absl::StrCat(what, " with passkey ", JsonQuote(used.info.name)));
+  return SaveLocked(
+      std::move(next), kUsed, caller,
+      absl::StrCat(what, " with passkey ", JsonQuote(used.info.name)));
 }
 
 absl::Status Passkeys::CheckDecision(const SecretBytes& pin,
                                      const PasskeyAssertionInput* assertion,
-                                     absl::string_view what, absl::string_view purpose,
+                                     absl::string_view what,
+                                     absl::string_view purpose,
                                      const Caller& caller) {
   if (assertion != nullptr) {
     absl::MutexLock lock(&mu_);
@@ -351,7 +381,8 @@ absl::Status Passkeys::CheckDecision(const SecretBytes& pin,
   if (policy_.required) {
     return Refuse(absl::PermissionDeniedError(absl::StrCat(
                       what,
-                      " needs a passkey on this broker (--require_passkey): the PIN alone no "
+                      " needs a passkey on this broker (--require_passkey): "
+                      "the PIN alone no "
                       "longer suffices. Approve with the passkey in the IDE")),
                   caller, absl::StrCat(what, ": no passkey assertion"));
   }
@@ -362,7 +393,8 @@ absl::StatusOr<std::vector<PasskeyInfo>> Passkeys::List() {
   absl::MutexLock lock(&mu_);
   if (tampered_) {
     return absl::DataLossError(
-        "the passkey record was altered behind the broker's back: remove every passkey with "
+        "the passkey record was altered behind the broker's back: remove every "
+        "passkey with "
         "`credctl passkey remove --all`");
   }
   std::vector<PasskeyInfo> out;
@@ -393,10 +425,12 @@ absl::Status Passkeys::Remove(absl::string_view id, const SecretBytes& pin,
     }
   }
   if (next.size() == entries_.size()) {
-    return absl::NotFoundError(absl::StrCat("no passkey has the id ", JsonQuote(id)));
+    return absl::NotFoundError(
+        absl::StrCat("no passkey has the id ", JsonQuote(id)));
   }
-  return SaveLocked(std::move(next), kRemoved, caller,
-                    absl::StrCat("passkey ", JsonQuote(name), " removed, id ", id));
+  return SaveLocked(
+      std::move(next), kRemoved, caller,
+      absl::StrCat("passkey ", JsonQuote(name), " removed, id ", id));
 }
 
 }  // namespace credbroker

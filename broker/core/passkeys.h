@@ -82,8 +82,8 @@ struct PasskeyAssertionInput {
 class Passkeys {
  public:
   // All pointers must outlive this object. Call Load() before use.
-  Passkeys(Store* store, const Sealer* sealer, AuditLog* audit, ApprovalPin* pin, Clock clock,
-           PasskeyPolicy policy);
+  Passkeys(Store* store, const Sealer* sealer, AuditLog* audit,
+           ApprovalPin* pin, Clock clock, PasskeyPolicy policy);
 
   // Reads the sealed record. An error only when the store cannot be read;
   // a tampered record is remembered (see the class comment).
@@ -101,10 +101,10 @@ class Passkeys {
   // PERMISSION_DENIED (audited, naming the reason) for a failed check;
   // INVALID_ARGUMENT for malformed input or a name over 64 characters;
   // ALREADY_EXISTS for a credential registered before.
-  absl::StatusOr<PasskeyInfo> FinishRegistration(const SecretBytes& pin, absl::string_view name,
-                                                 absl::string_view client_data_json,
-                                                 absl::string_view attestation_object,
-                                                 const Caller& caller);
+  absl::StatusOr<PasskeyInfo> FinishRegistration(
+      const SecretBytes& pin, absl::string_view name,
+      absl::string_view client_data_json, absl::string_view attestation_object,
+      const Caller& caller);
 
   // A challenge for the decision `purpose` (e.g. "Approve <request id>").
   // FAILED_PRECONDITION when no passkey is registered.
@@ -117,7 +117,8 @@ class Passkeys {
   // counter that went back is audited as a possibly cloned authenticator).
   // Without an assertion: PERMISSION_DENIED when passkeys are required,
   // else ApprovalPin::Check. `what` names the operation ("Approve").
-  absl::Status CheckDecision(const SecretBytes& pin, const PasskeyAssertionInput* assertion,
+  absl::Status CheckDecision(const SecretBytes& pin,
+                             const PasskeyAssertionInput* assertion,
                              absl::string_view what, absl::string_view purpose,
                              const Caller& caller);
 
@@ -127,7 +128,8 @@ class Passkeys {
   // Removes the passkey `id` (base64url), or every passkey when `id` is
   // empty (also the way out of a tampered record). Needs the typed PIN.
   // NOT_FOUND for an unknown id.
-  absl::Status Remove(absl::string_view id, const SecretBytes& pin, const Caller& caller);
+  absl::Status Remove(absl::string_view id, const SecretBytes& pin,
+                      const Caller& caller);
 
  private:
   struct Entry {
@@ -141,23 +143,29 @@ class Passkeys {
 
   // Spends the challenge that `client_data_json` answers; returns its raw
   // bytes when it was issued for `purpose` and has not expired.
-  absl::StatusOr<std::string> SpendChallengeLocked(absl::string_view client_data_json,
-                                                   absl::string_view purpose)
+  absl::StatusOr<std::string> SpendChallengeLocked(
+      absl::string_view client_data_json, absl::string_view purpose)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  PasskeyChallenge IssueLocked(std::string purpose) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  PasskeyChallenge IssueLocked(std::string purpose)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckAssertionLocked(const PasskeyAssertionInput& assertion,
-                                    absl::string_view what, absl::string_view purpose,
-                                    const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                    absl::string_view what,
+                                    absl::string_view purpose,
+                                    const Caller& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status TamperedLocked(absl::string_view what, const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `entries` as record counter_ + 1 with its audit event.
   absl::Status SaveLocked(std::vector<Entry> entries, absl::string_view kind,
                           const Caller& caller, absl::string_view detail)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string Serialize(const std::vector<Entry>& entries) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Parse(const SecretBytes& plain) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string Serialize(const std::vector<Entry>& entries) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Parse(const SecretBytes& plain)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int64_t> AuditedCounter();
-  absl::Status Refuse(absl::Status status, const Caller& caller, std::string detail);
+  absl::Status Refuse(absl::Status status, const Caller& caller,
+                      std::string detail);
 
   Store* const store_;
   const Sealer* const sealer_;

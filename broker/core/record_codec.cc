@@ -74,7 +74,8 @@ absl::StatusOr<FieldValues> DecodeFieldValues(const SecretBytes& plaintext) {
     uint64_t len = 0;
     if (!GetVarint(p, end, len) || len == 0 || len > kMaxLength ||
         len > static_cast<uint64_t>(end - p)) {
-      return absl::DataLossError("credential record has a malformed field name");
+      return absl::DataLossError(
+          "credential record has a malformed field name");
     }
     std::string name(reinterpret_cast<const char*>(p), len);
     p += len;
@@ -84,8 +85,8 @@ absl::StatusOr<FieldValues> DecodeFieldValues(const SecretBytes& plaintext) {
     }
     if (!GetVarint(p, end, len) || len > kMaxLength ||
         len > static_cast<uint64_t>(end - p)) {
-      return absl::DataLossError(
-          absl::StrCat("credential record has a malformed value for field ", name));
+      return absl::DataLossError(absl::StrCat(
+          "credential record has a malformed value for field ", name));
     }
     out.emplace(name, SecretBytes(absl::string_view(
                           reinterpret_cast<const char*>(p), len)));

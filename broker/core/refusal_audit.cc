@@ -14,7 +14,8 @@ constexpr char kOtherCallers[] = "other callers";
 
 }  // namespace
 
-RefusalAudit::RefusalAudit(AuditLog* log, Clock clock, RefusalAuditPolicy policy)
+RefusalAudit::RefusalAudit(AuditLog* log, Clock clock,
+                           RefusalAuditPolicy policy)
     : log_(log), clock_(std::move(clock)), policy_(policy) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
@@ -39,7 +40,8 @@ bool RefusalAudit::Refused(const std::string& caller, AuditRecord event) {
   }
   if (it == windows_.end()) {
     if (windows_.size() >= policy_.max_callers) SummarizeEnded(now, false);
-    const std::string& key = windows_.size() < policy_.max_callers ? caller : kOtherCallers;
+    const std::string& key =
+        windows_.size() < policy_.max_callers ? caller : kOtherCallers;
     it = windows_.try_emplace(key, Window{now}).first;
   }
   Window& w = it->second;
@@ -56,7 +58,9 @@ void RefusalAudit::Flush() {
   absl::MutexLock lock(&mu_);
   SummarizeEnded(clock_(), true);
   mu_.Await(absl::Condition(
-      +[](RefusalAudit* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->Idle(); }, this));
+      +[](RefusalAudit* r)
+           ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->Idle(); },
+      this));
 }
 
 RefusalAudit::Counts RefusalAudit::counts() const {
@@ -81,8 +85,8 @@ void RefusalAudit::Summarize(const std::string& caller, const Window& w) {
   e.kind = "refusals.summarized";
   e.peer = caller;
   e.outcome = "RATE_LIMITED";
-  e.detail = absl::StrCat(w.suppressed, " more refusals from ", caller, " within ",
-                          absl::FormatDuration(policy_.interval),
+  e.detail = absl::StrCat(w.suppressed, " more refusals from ", caller,
+                          " within ", absl::FormatDuration(policy_.interval),
                           " were not recorded one by one");
   Enqueue(std::move(e));
 }
@@ -114,13 +118,15 @@ void RefusalAudit::WriterLoop() {
       // ends (the clock may be a test's: then Flush writes them).
       absl::Time first_end = absl::InfiniteFuture();
       for (const auto& [caller, w] : windows_) {
-        if (w.suppressed > 0) first_end = std::min(first_end, w.start + policy_.interval);
+        if (w.suppressed > 0)
+          first_end = std::min(first_end, w.start + policy_.interval);
       }
       if (first_end == absl::InfiniteFuture()) {
         mu_.Await(absl::Condition(&work));
       } else {
-        mu_.AwaitWithTimeout(absl::Condition(&work),
-                             std::max(first_end - clock_(), absl::Milliseconds(10)));
+        mu_.AwaitWithTimeout(
+            absl::Condition(&work),
+            std::max(first_end - clock_(), absl::Milliseconds(10)));
       }
       SummarizeEnded(clock_(), false);
       if (!queue_.empty()) {
@@ -129,8 +135,9 @@ void RefusalAudit::WriterLoop() {
       } else if (dropped_unreported_ > 0) {
         next.kind = "refusals.dropped";
         next.outcome = "RESOURCE_EXHAUSTED";
-        next.detail = absl::StrCat(dropped_unreported_,
-                                   " refusal events were dropped: too many at once to write");
+        next.detail = absl::StrCat(
+            dropped_unreported_,
+            " refusal events were dropped: too many at once to write");
         dropped_unreported_ = 0;
       } else if (stopping_) {
         return;
@@ -141,7 +148,8 @@ void RefusalAudit::WriterLoop() {
     }
     absl::Status s = log_->Record(std::move(next));
     if (!s.ok()) {
-      std::cerr << "credbrokerd: could not write an audit event: " << s.message() << "\n";
+      std::cerr << "credbrokerd: could not write an audit event: "
+                << s.message() << "\n";
     }
     absl::MutexLock lock(&mu_);
     writing_ = false;

@@ -35,7 +35,8 @@ struct RefusalAuditPolicy {
 class RefusalAudit {
  public:
   // `log` must outlive this object.
-  RefusalAudit(AuditLog* log, Clock clock, RefusalAuditPolicy policy = RefusalAuditPolicy());
+  RefusalAudit(AuditLog* log, Clock clock,
+               RefusalAuditPolicy policy = RefusalAuditPolicy());
   // Flushes, then stops the writer.
   ~RefusalAudit();
   RefusalAudit(const RefusalAudit&) = delete;
@@ -65,8 +66,10 @@ class RefusalAudit {
 
   void WriterLoop();
   // Queues the summaries of windows that ended (every window with `all`).
-  void SummarizeEnded(absl::Time now, bool all) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Summarize(const std::string& caller, const Window& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SummarizeEnded(absl::Time now, bool all)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Summarize(const std::string& caller, const Window& w)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Enqueue(AuditRecord event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

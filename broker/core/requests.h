@@ -220,7 +220,8 @@ class RequestManager {
   // session is not a bearer capability. A process other than the one that
   // left re-attaching drops the session's SESSION-scope approvals (they need
   // a new decision) and is shown to approvers.
-  absl::StatusOr<int64_t> AttachSession(const std::string& session_key, const Caller& caller,
+  absl::StatusOr<int64_t> AttachSession(const std::string& session_key,
+                                        const Caller& caller,
                                         AgentListener listener);
   // The stream ended. Open needs wait the grace period, then are cancelled.
   void DetachSession(const std::string& session_key, int64_t attachment);
@@ -259,16 +260,18 @@ class RequestManager {
 
   // The first decision wins: a decided request is FAILED_PRECONDITION naming
   // the decision. A decision from the requesting agent's own process tree is
-  // PERMISSION_DENIED. Invalid values: INVALID_ARGUMENT with field violations, the
-  // request stays pending. When the decision cannot be recorded (with its
+  // PERMISSION_DENIED. Invalid values: INVALID_ARGUMENT with field violations,
+  // the request stays pending. When the decision cannot be recorded (with its
   // audit events), nothing is released and the request stays pending.
-  absl::StatusOr<ApproveResult> Approve(ApproveInput input, const Caller& caller);
+  absl::StatusOr<ApproveResult> Approve(ApproveInput input,
+                                        const Caller& caller);
   absl::Status Deny(const std::string& request_id, const std::string& reason,
                     const Caller& caller);
 
-  absl::StatusOr<std::vector<GrantRecord>> ListGrants(const ListGrantsOptions& options);
-  absl::Status RevokeGrant(const std::string& grant_id, const std::string& reason,
-                           const Caller& caller);
+  absl::StatusOr<std::vector<GrantRecord>> ListGrants(
+      const ListGrantsOptions& options);
+  absl::Status RevokeGrant(const std::string& grant_id,
+                           const std::string& reason, const Caller& caller);
   absl::StatusOr<std::vector<StandingRecord>> ListStanding();
   absl::Status RevokeStanding(const std::string& id, const Caller& caller);
 
@@ -290,7 +293,7 @@ class RequestManager {
     static constexpr size_t kMaxSessionProcesses = 32;
     // Adds `c` to `processes` unless it is there already or unidentified.
     void Record(const Caller& c);
-    AgentListener listener;     // Empty while disconnected.
+    AgentListener listener;  // Empty while disconnected.
     int64_t attachment = 0;
     absl::Time disconnected_at = absl::InfiniteFuture();
     // SESSION-scope approvals: provider/profile -> until.
@@ -327,8 +330,10 @@ class RequestManager {
   AuditRecord Event(absl::string_view kind, const Caller& caller,
                     const RequestRecord* request, const GrantRecord* grant,
                     absl::string_view outcome, std::string detail) const;
-  RequestView ViewOf(const RequestRecord& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  NeedUpdate UpdateOf(const RequestRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RequestView ViewOf(const RequestRecord& r) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  NeedUpdate UpdateOf(const RequestRecord& r)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the current credential of request.provider/profile into a new
   // grant; adds to `effects` the resource binding it records and, when the
   // credential is due for rotation and watchers were not told about this
@@ -342,31 +347,37 @@ class RequestManager {
   // After a committed grant: remembers that watchers were told.
   void MarkRotationNotified(const std::string& rotation_key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  const StandingRecord* MatchStanding(const RequestRecord& r, absl::Time now) const
+  const StandingRecord* MatchStanding(const RequestRecord& r,
+                                      absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // PERMISSION_DENIED (audited) when `caller` is the agent of `request_id`
   // or runs under it.
   // Why `caller` counts as the agent of `r` ("" when it does not): the
   // process that asked, or any process recorded for its session, is the
   // caller or an ancestor of it, or shares its process group or session.
-  std::string SelfApprovalReason(const RequestRecord& r, const Caller& caller) const
+  std::string SelfApprovalReason(const RequestRecord& r,
+                                 const Caller& caller) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status CheckNotSelfApproval(const RequestRecord& r, const Caller& caller,
+  absl::Status CheckNotSelfApproval(const RequestRecord& r,
+                                    const Caller& caller,
                                     absl::string_view what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds to, and removes from, open_ and open_by_expiry_ together.
   void AddOpen(RequestRecord r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EraseOpen(const std::string& request_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseOpen(const std::string& request_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A need resent after its grant was issued: `u` keeps the values only for
   // the process they were handed to (or the first to ask, when nobody got
   // them); anyone else gets a refusal (audited).
-  void HandOver(const std::pair<const std::pair<std::string, std::string>, RequestRecord>& decided,
-                const Caller& caller, NeedUpdate& u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandOver(const std::pair<const std::pair<std::string, std::string>,
+                                RequestRecord>& decided,
+                const Caller& caller, NeedUpdate& u)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the rows of `rows` whose MAC does not verify, adding for each
   // a row.refused audit event to `refused` (and a line on stderr).
   template <typename Row, typename IdOf>
-  void RefuseUnverified(std::vector<Row>& rows, absl::string_view what, IdOf id_of,
-                        absl::string_view where, Effects& refused);
+  void RefuseUnverified(std::vector<Row>& rows, absl::string_view what,
+                        IdOf id_of, absl::string_view where, Effects& refused);
   // Recover's steps (requests_recover.cc): the rows read from the store and
   // the spill, and putting them in place.
   struct Loaded;
@@ -418,8 +429,8 @@ class RequestManager {
   void RetryTakeBack(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetAwaySessions(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Close(RequestRecord& r, RequestState state, std::string decision,
-             absl::string_view audit_kind, const Caller& caller, Effects& effects)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+             absl::string_view audit_kind, const Caller& caller,
+             Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store* const store_;
   CredentialManager* const credentials_;
@@ -431,14 +442,15 @@ class RequestManager {
   absl::Mutex mu_;
   // Open requests by id, and their (session_key, need_id) index.
   // The open requests of one agent session, in need-id order.
-  std::vector<const RequestRecord*> OpenInSession(const std::string& session_key) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<const RequestRecord*> OpenInSession(
+      const std::string& session_key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::map<std::string, RequestRecord> open_ ABSL_GUARDED_BY(mu_);
   // What Tick looks at, so that a tick costs what is due rather than every
   // open request and session: open requests by (expires_at, request_id),
   // and sessions whose agent is away by (disconnected_at, session_key).
-  std::set<std::pair<absl::Time, std::string>> open_by_expiry_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, std::string>> open_by_expiry_
+      ABSL_GUARDED_BY(mu_);
   std::set<std::pair<absl::Time, std::string>> away_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> by_need_
       ABSL_GUARDED_BY(mu_);

@@ -77,15 +77,18 @@ std::string RequestManager::SelfApprovalReason(const RequestRecord& r,
     if (options_.is_same_or_descendant(caller.pid, *agent)) {
       return absl::StrCat(
           "the caller is the requesting agent's own process or runs under it (",
-          caller.peer, "); decide from the IDE or a terminal the agent did not start");
+          caller.peer,
+          "); decide from the IDE or a terminal the agent did not start");
     }
     // A command run beside the agent (`agent & credctl approve`) is no
     // descendant of it, but shares its terminal session or process group.
     if (caller.session_id != 0 && caller.session_id == agent->session_id) {
-      return absl::StrCat("the caller runs in the agent's session (sid ", caller.session_id,
-                          ", ", caller.peer, "); decide from the IDE or another terminal");
+      return absl::StrCat("the caller runs in the agent's session (sid ",
+                          caller.session_id, ", ", caller.peer,
+                          "); decide from the IDE or another terminal");
     }
-    if (caller.process_group != 0 && caller.process_group == agent->process_group) {
+    if (caller.process_group != 0 &&
+        caller.process_group == agent->process_group) {
       return absl::StrCat("the caller runs in the agent's process group (",
                           caller.process_group, ", ", caller.peer,
                           "); decide from the IDE or another terminal");

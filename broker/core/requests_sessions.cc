@@ -84,7 +84,8 @@ void RequestManager::Session::Record(const Caller& c) {
   for (const Caller& known : processes) {
     if (known.SameProcess(c)) return;
   }
-  if (processes.size() >= kMaxSessionProcesses) processes.erase(processes.begin());
+  if (processes.size() >= kMaxSessionProcesses)
+    processes.erase(processes.begin());
   processes.push_back(c);
 }
 

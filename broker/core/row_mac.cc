@@ -34,28 +34,49 @@ class Encoder {
 
 std::string RowMacs::Of(const RequestRecord& r) const {
   Encoder e("credbroker.row.request.v1");
-  e.Add(r.request_id).Add(r.session_key).Add(r.need_id).Add(r.provider).Add(r.profile);
+  e.Add(r.request_id)
+      .Add(r.session_key)
+      .Add(r.need_id)
+      .Add(r.provider)
+      .Add(r.profile);
   e.Add(r.action).Add(static_cast<int64_t>(r.context.size()));
   for (const auto& [key, value] : r.context) e.Add(key).Add(value);
-  e.Add(absl::ToInt64Microseconds(r.requested_ttl)).Add(r.agent_peer).Add(int64_t{r.state});
+  e.Add(absl::ToInt64Microseconds(r.requested_ttl))
+      .Add(r.agent_peer)
+      .Add(int64_t{r.state});
   e.Add(static_cast<int64_t>(r.missing_fields.size()));
   for (const std::string& f : r.missing_fields) e.Add(f);
-  e.Add(r.created_at).Add(r.expires_at).Add(r.decided_at).Add(r.decision).Add(r.grant_id);
+  e.Add(r.created_at)
+      .Add(r.expires_at)
+      .Add(r.decided_at)
+      .Add(r.decision)
+      .Add(r.grant_id);
   e.Add(r.binding_note);
   return sealer_->AuditMac(e.str());
 }
 
 std::string RowMacs::Of(const GrantRecord& g) const {
   Encoder e("credbroker.row.grant.v1");
-  e.Add(g.grant_id).Add(g.request_id).Add(g.session_key).Add(g.provider).Add(g.profile);
-  e.Add(g.action).Add(g.credential_version).Add(int64_t{g.scope}).Add(g.created_at);
+  e.Add(g.grant_id)
+      .Add(g.request_id)
+      .Add(g.session_key)
+      .Add(g.provider)
+      .Add(g.profile);
+  e.Add(g.action)
+      .Add(g.credential_version)
+      .Add(int64_t{g.scope})
+      .Add(g.created_at);
   e.Add(g.expires_at).Add(g.ended_at).Add(g.end_reason);
   return sealer_->AuditMac(e.str());
 }
 
 std::string RowMacs::Of(const StandingRecord& s) const {
   Encoder e("credbroker.row.standing.v1");
-  e.Add(s.id).Add(s.provider).Add(s.profile).Add(s.action_pattern).Add(s.created_at);
+  e.Add(s.id)
+      .Add(s.provider)
+      .Add(s.profile)
+      .Add(s.action_pattern)
+      .Add(s.created_at);
   e.Add(s.expires_at).Add(int64_t{s.revoked ? 1 : 0});
   return sealer_->AuditMac(e.str());
 }

@@ -420,8 +420,9 @@ Sealer::Sealer(SecretBytes data_key) : key_(std::move(data_key)) {
 
 std::string Sealer::AuditMac(absl::string_view data) const {
   uint8_t mac[crypto_generichash_BYTES];
-  crypto_generichash(mac, sizeof(mac), reinterpret_cast<const uint8_t*>(data.data()),
-                     data.size(), audit_key_.data(), audit_key_.size());
+  crypto_generichash(mac, sizeof(mac),
+                     reinterpret_cast<const uint8_t*>(data.data()), data.size(),
+                     audit_key_.data(), audit_key_.size());
   return ToHex(mac, sizeof(mac));
 }
 
@@ -530,7 +531,8 @@ Digest DigestOf(absl::string_view data) {
   EnsureSodium();
   static_assert(std::tuple_size<Digest>::value == crypto_generichash_BYTES);
   Digest digest;
-  crypto_generichash(digest.data(), digest.size(), Bytes(data), data.size(), nullptr, 0);
+  crypto_generichash(digest.data(), digest.size(), Bytes(data), data.size(),
+                     nullptr, 0);
   return digest;
 }
 

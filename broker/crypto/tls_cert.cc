@@ -155,7 +155,8 @@ absl::StatusOr<TlsIdentity> IdentityOf(std::string cert_pem,
 }
 
 // A self-signed certificate for `key`, and the key, as an identity.
-absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key, const SelfSignedOptions& options,
+absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key,
+                                     const SelfSignedOptions& options,
                                      absl::Time now) {
   std::vector<std::string> san;
   for (const std::string& d : options.dns_names)
@@ -221,8 +222,8 @@ absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key, const SelfSignedOptions& opt
   BioPtr key_bio(BIO_new(BIO_s_mem()));
   if (cert_bio == nullptr || key_bio == nullptr ||
       PEM_write_bio_X509(cert_bio.get(), cert.get()) != 1 ||
-      PEM_write_bio_PrivateKey(key_bio.get(), key, nullptr, nullptr, 0,
-                               nullptr, nullptr) != 1) {
+      PEM_write_bio_PrivateKey(key_bio.get(), key, nullptr, nullptr, 0, nullptr,
+                               nullptr) != 1) {
     return OpensslError("encoding the certificate and key");
   }
   char* data = nullptr;
@@ -285,7 +286,8 @@ absl::StatusOr<TlsIdentity> LoadOrCreateSelfSigned(
       // changes, in one rename, so a server that re-reads the pair never
       // sees a key and a certificate that do not belong together.
       CB_ASSIGN_OR_RETURN(PkeyPtr key, ParseKey(id->key_pem));
-      CB_ASSIGN_OR_RETURN(TlsIdentity renewed, SelfSign(key.get(), SelfSignedOptions(), now));
+      CB_ASSIGN_OR_RETURN(TlsIdentity renewed,
+                          SelfSign(key.get(), SelfSignedOptions(), now));
       CB_RETURN_IF_ERROR(WritePrivateFile(cert_path, renewed.cert_pem, false));
       renewed.renewed = true;
       return renewed;
@@ -294,7 +296,8 @@ absl::StatusOr<TlsIdentity> LoadOrCreateSelfSigned(
   } else if (have_cert != have_key) {
     replaced = absl::StrCat(have_cert ? key_path : cert_path, " is missing");
   }
-  CB_ASSIGN_OR_RETURN(TlsIdentity id, GenerateSelfSigned(SelfSignedOptions(), now));
+  CB_ASSIGN_OR_RETURN(TlsIdentity id,
+                      GenerateSelfSigned(SelfSignedOptions(), now));
   // The key first: a certificate on disk always has its key beside it (an
   // interruption between the two leaves a pair that is replaced as above).
   CB_RETURN_IF_ERROR(WritePrivateFile(key_path, id.key_pem.Reveal(), false));

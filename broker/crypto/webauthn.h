@@ -78,10 +78,9 @@ std::string WebAuthnRefusalReason(const absl::Status& status);
 // `challenge` (raw bytes) and returns the credential to store.
 // `client_data_json` and `attestation_object` are the raw bytes the
 // browser returned (not base64).
-absl::StatusOr<WebAuthnCredential> VerifyRegistration(const RelyingParty& rp,
-                                                      absl::string_view challenge,
-                                                      absl::string_view client_data_json,
-                                                      absl::string_view attestation_object);
+absl::StatusOr<WebAuthnCredential> VerifyRegistration(
+    const RelyingParty& rp, absl::string_view challenge,
+    absl::string_view client_data_json, absl::string_view attestation_object);
 
 // Checks an assertion (navigator.credentials.get) answering `challenge`
 // by `credential`: type "webauthn.get", the challenge, an allowed origin,
@@ -89,12 +88,10 @@ absl::StatusOr<WebAuthnCredential> VerifyRegistration(const RelyingParty& rp,
 // than the stored one (unless both are 0; a smaller or equal one is
 // refused with reason "counter": a possibly cloned authenticator), and the
 // signature over authenticatorData || SHA-256(clientDataJSON).
-absl::StatusOr<WebAuthnAssertion> VerifyAssertion(const RelyingParty& rp,
-                                                  absl::string_view challenge,
-                                                  const WebAuthnCredential& credential,
-                                                  absl::string_view client_data_json,
-                                                  absl::string_view authenticator_data,
-                                                  absl::string_view signature);
+absl::StatusOr<WebAuthnAssertion> VerifyAssertion(
+    const RelyingParty& rp, absl::string_view challenge,
+    const WebAuthnCredential& credential, absl::string_view client_data_json,
+    absl::string_view authenticator_data, absl::string_view signature);
 
 // base64url without padding (RFC 4648 section 5), as clientDataJSON
 // carries the challenge and browsers' JSON forms carry binary fields.

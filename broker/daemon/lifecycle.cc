@@ -103,11 +103,12 @@ absl::Status Daemon::Run() {
 absl::Status Daemon::Prepare() {
   const std::string& flag = options_.key_source;
   if (!flag.empty() && flag != "passphrase" && flag != "file") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--key_source is \"passphrase\" or \"file\", not \"", flag, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--key_source is \"passphrase\" or \"file\", not \"", flag, "\""));
   }
   if (flag == "file" && options_.passphrase_fd >= 0) {
-    return absl::InvalidArgumentError("--passphrase_fd cannot be combined with --key_source=file");
+    return absl::InvalidArgumentError(
+        "--passphrase_fd cannot be combined with --key_source=file");
   }
   CB_RETURN_IF_ERROR(InitCrypto());
   const std::string& dir = options_.data_dir;
@@ -115,15 +116,22 @@ absl::Status Daemon::Prepare() {
   CB_ASSIGN_OR_RETURN(LockFile lock, LockFile::Acquire(dir + "/broker.lock"));
   lock_file_.emplace(std::move(lock));
   CB_ASSIGN_OR_RETURN(store_, OpenSqliteStore(dir + "/credbroker.db"));
-  if (absl::Status s = store_->ReserveSpace(options_.disk_reserve_bytes); !s.ok()) {
-    std::cerr << "credbrokerd: warning: no disk space reserve: " << s.message() << "\n";
+  if (absl::Status s = store_->ReserveSpace(options_.disk_reserve_bytes);
+      !s.ok()) {
+    std::cerr << "credbrokerd: warning: no disk space reserve: " << s.message()
+              << "\n";
   }
-  const std::string& tokens = options_.token_dir.empty() ? dir : options_.token_dir;
+  const std::string& tokens =
+      options_.token_dir.empty() ? dir : options_.token_dir;
   const std::optional<gid_t> group = options_.server.allow_gid;
-  CB_ASSIGN_OR_RETURN(SecretBytes approver, LoadOrCreateToken(tokens + "/approver.token", group));
-  CB_ASSIGN_OR_RETURN(SecretBytes agent, LoadOrCreateToken(tokens + "/agent.token", group));
-  auth_ = std::make_unique<Authenticator>(std::move(agent), std::move(approver));
-  key_file_ = options_.key_file.empty() ? dir + "/master.key" : options_.key_file;
+  CB_ASSIGN_OR_RETURN(SecretBytes approver,
+                      LoadOrCreateToken(tokens + "/approver.token", group));
+  CB_ASSIGN_OR_RETURN(SecretBytes agent,
+                      LoadOrCreateToken(tokens + "/agent.token", group));
+  auth_ =
+      std::make_unique<Authenticator>(std::move(agent), std::move(approver));
+  key_file_ =
+      options_.key_file.empty() ? dir + "/master.key" : options_.key_file;
   return absl::OkStatus();
 }
 
@@ -132,7 +140,8 @@ absl::Status Daemon::Prepare() {
 bool Daemon::StartsLocked() {
   absl::StatusOr<std::string> stored = StoredKeySource(*store_);
   if (!stored.ok() || *stored != "passphrase") return false;
-  if (options_.key_source == "file" || options_.passphrase_fd >= 0) return false;
+  if (options_.key_source == "file" || options_.passphrase_fd >= 0)
+    return false;
   return !HasTerminal();
 }
 
@@ -144,15 +153,17 @@ absl::StatusOr<KeySource> Daemon::ChooseKeySource() {
   source.key_file = key_file_;
   const bool file = options_.key_source == "file";
   if (stored == "key_file" && !file) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this store's key is the file ", key_file_,
-        ", which any process running as you can read: start with --key_source=file "
-        "to use it anyway (unattended or test use)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("this store's key is the file ", key_file_,
+                     ", which any process running as you can read: start with "
+                     "--key_source=file "
+                     "to use it anyway (unattended or test use)"));
   }
   if (file) return source;
-  absl::StatusOr<SecretBytes> p = options_.passphrase_fd >= 0
-                                      ? ReadPassphraseFromFd(options_.passphrase_fd)
-                                      : PromptPassphrase(/*new_store=*/stored.empty());
+  absl::StatusOr<SecretBytes> p =
+      options_.passphrase_fd >= 0
+          ? ReadPassphraseFromFd(options_.passphrase_fd)
+          : PromptPassphrase(/*new_store=*/stored.empty());
   if (!p.ok()) return p.status();
   source.passphrase = std::move(*p);
   return source;
@@ -162,9 +173,12 @@ absl::Status Daemon::OpenWithKeySource() {
   CB_ASSIGN_OR_RETURN(KeySource source, ChooseKeySource());
   CB_ASSIGN_OR_RETURN(sealer_, OpenDataKey(*store_, source));
   if (!source.passphrase.has_value()) {
-    std::cerr << "credbrokerd: WARNING: the store's key is the file " << source.key_file
-              << ": any process running as you, an agent too, can read it and open every "
-                 "stored secret. Use a passphrase-protected store (the default for a new "
+    std::cerr << "credbrokerd: WARNING: the store's key is the file "
+              << source.key_file
+              << ": any process running as you, an agent too, can read it and "
+                 "open every "
+                 "stored secret. Use a passphrase-protected store (the default "
+                 "for a new "
                  "data directory) unless this is unattended or test use.\n";
   }
   return absl::OkStatus();
@@ -180,13 +194,16 @@ absl::StatusOr<bool> Daemon::ServeLocked() {
   server_options.catalog = &ProviderRegistry::Default();
   server_options.lock.passphrase_throttle = &passphrase_throttle_;
   server_options.lock.auto_lock_after = options_.auto_lock_after;
-  server_options.lock.unlock = [store = store_.get(), opened](const SecretBytes& pass) {
+  server_options.lock.unlock = [store = store_.get(),
+                                opened](const SecretBytes& pass) {
     KeySource source;
     source.passphrase = pass;
-    absl::StatusOr<std::unique_ptr<Sealer>> sealer = OpenDataKey(*store, source);
+    absl::StatusOr<std::unique_ptr<Sealer>> sealer =
+        OpenDataKey(*store, source);
     if (!sealer.ok()) {
       return absl::PermissionDeniedError(
-          "the passphrase does not open this store: check that you typed the passphrase "
+          "the passphrase does not open this store: check that you typed the "
+          "passphrase "
           "the store was created with");
     }
     absl::MutexLock lock(&opened->mu);
@@ -201,7 +218,8 @@ absl::StatusOr<bool> Daemon::ServeLocked() {
   env.auth = auth_.get();
   env.executor = &executor;
   env.throttle = &token_throttle_;
-  CB_ASSIGN_OR_RETURN(server, BrokerServer::Start(server_options, nullptr, nullptr, env));
+  CB_ASSIGN_OR_RETURN(
+      server, BrokerServer::Start(server_options, nullptr, nullptr, env));
   PrintServing(*server, /*locked=*/true);
   bool unlocked = false;
   while (!unlocked) {
@@ -227,10 +245,13 @@ absl::StatusOr<Next> Daemon::ServeUnlocked() {
   OpenBrokerOptions core_options = options_.core;
   core_options.passphrase_store = !key_file;
   core_options.first_open = first_open_;
-  CB_ASSIGN_OR_RETURN(std::unique_ptr<OpenBroker> core,
-                      OpenBroker::Open(store_.get(), sealer_.get(), core_options));
-  if (first_open_ && key_file && options_.auto_lock_after > absl::ZeroDuration()) {
-    std::cerr << "credbrokerd: --auto_lock_after is ignored: this store's key is a key file "
+  CB_ASSIGN_OR_RETURN(
+      std::unique_ptr<OpenBroker> core,
+      OpenBroker::Open(store_.get(), sealer_.get(), core_options));
+  if (first_open_ && key_file &&
+      options_.auto_lock_after > absl::ZeroDuration()) {
+    std::cerr << "credbrokerd: --auto_lock_after is ignored: this store's key "
+                 "is a key file "
                  "on disk, so locking would protect nothing\n";
   }
   first_open_ = false;
@@ -272,8 +293,9 @@ Next Daemon::WaitWhileUnlocked(const KeyUse& use, bool can_lock) {
     absl::MutexLock lock(&mu_);
     if (asked_.has_value()) return *std::exchange(asked_, std::nullopt);
     if (idle_limit > absl::ZeroDuration() && Now() - use.last() >= idle_limit) {
-      lock_reason_ = absl::StrCat("auto-locked after ", absl::FormatDuration(idle_limit),
-                                  " without a call (--auto_lock_after)");
+      lock_reason_ =
+          absl::StrCat("auto-locked after ", absl::FormatDuration(idle_limit),
+                       " without a call (--auto_lock_after)");
       return Next::kLock;
     }
   }
@@ -292,7 +314,8 @@ LockControl Daemon::Control(bool key_file, OpenBroker& core) {
   LockControl control;
   control.key_file = key_file;
   control.key_file_path = key_file_;
-  control.auto_lock_after = key_file ? absl::ZeroDuration() : options_.auto_lock_after;
+  control.auto_lock_after =
+      key_file ? absl::ZeroDuration() : options_.auto_lock_after;
   control.passphrase_throttle = &passphrase_throttle_;
   if (!key_file) {
     control.lock = [this] {
@@ -300,13 +323,15 @@ LockControl Daemon::Control(bool key_file, OpenBroker& core) {
       return absl::OkStatus();
     };
   }
-  control.rekey = [this, &core, key_file](const RekeyArgs& args, const Caller& caller) {
+  control.rekey = [this, &core, key_file](const RekeyArgs& args,
+                                          const Caller& caller) {
     return Rekey(args, caller, core, key_file);
   };
   return control;
 }
 
-absl::StatusOr<RekeyResult> Daemon::Rekey(const RekeyArgs& args, const Caller& caller,
+absl::StatusOr<RekeyResult> Daemon::Rekey(const RekeyArgs& args,
+                                          const Caller& caller,
                                           OpenBroker& core, bool key_file) {
   KeyChange change;
   change.current.key_file = key_file_;
@@ -318,11 +343,12 @@ absl::StatusOr<RekeyResult> Daemon::Rekey(const RekeyArgs& args, const Caller& c
   event.role = caller.role;
   event.peer = caller.peer;
   event.outcome = "ok";
-  event.detail = absl::StrCat("the store's key was protected by ",
-                              key_file ? "the key file" : "a passphrase", "; now by ",
-                              args.to_key_file ? "the key file " + key_file_ : "a passphrase");
-  absl::Status changed =
-      ChangeStoreKey(*store_, change, core.audit()->Stamped(event), core.audit()->HashFn());
+  event.detail = absl::StrCat(
+      "the store's key was protected by ",
+      key_file ? "the key file" : "a passphrase", "; now by ",
+      args.to_key_file ? "the key file " + key_file_ : "a passphrase");
+  absl::Status changed = ChangeStoreKey(
+      *store_, change, core.audit()->Stamped(event), core.audit()->HashFn());
   if (!changed.ok()) {
     event.kind = "store.rekey_refused";
     event.outcome = absl::StatusCodeToString(changed.code());
@@ -336,15 +362,18 @@ absl::StatusOr<RekeyResult> Daemon::Rekey(const RekeyArgs& args, const Caller& c
     result.key_file_path = key_file_;
     result.message = absl::StrCat(
         "the store's key is now the file ", key_file_,
-        " (0600): any process running as you, an agent too, can read it and open every "
+        " (0600): any process running as you, an agent too, can read it and "
+        "open every "
         "stored secret. Start the broker with --key_source=file from now on");
   } else {
     result.message =
-        "the store's key is now protected by the new passphrase: start the broker from a "
+        "the store's key is now protected by the new passphrase: start the "
+        "broker from a "
         "terminal or with --passphrase_fd N (no --key_source=file)";
   }
   std::cout << "credbrokerd: " << result.message << std::endl;
-  Ask(Next::kReopen);  // The core takes the new mode (the first PIN's check, Lock).
+  Ask(Next::kReopen);  // The core takes the new mode (the first PIN's check,
+                       // Lock).
   return result;
 }
 
@@ -352,30 +381,35 @@ void Daemon::PrintServing(const BrokerServer& server, bool locked) {
   const std::string addresses = absl::StrJoin(server.addresses(), ", ");
   if (locked) {
     absl::MutexLock lock(&mu_);
-    std::cout << "credbrokerd is serving on " << addresses << ", LOCKED: " << lock_reason_
+    std::cout << "credbrokerd is serving on " << addresses
+              << ", LOCKED: " << lock_reason_
               << "; unlock it with `credctl unlock` or in the IDE\n"
               << "ready" << std::endl;
     return;
   }
   const std::string& data = options_.data_dir;
-  const std::string& dir = options_.token_dir.empty() ? data : options_.token_dir;
+  const std::string& dir =
+      options_.token_dir.empty() ? data : options_.token_dir;
   std::cout << "credbrokerd is serving on " << addresses << "\n"
             << "  data directory:  " << data << "\n"
             << "  approver token:  " << dir << "/approver.token\n"
             << "  agent token:     " << dir << "/agent.token\n"
             << options_.start_note;
   if (options_.auto_lock_after > absl::ZeroDuration()) {
-    std::cout << "  auto-lock after: " << absl::FormatDuration(options_.auto_lock_after)
+    std::cout << "  auto-lock after: "
+              << absl::FormatDuration(options_.auto_lock_after)
               << " without a call\n";
   }
   for (const std::string& a : server.addresses()) {
     if (a.rfind("unix:", 0) != 0) continue;
     const std::string token = dir + "/approver.token";
     std::cout << "Try:\n"
-              << "  credctl --broker " << a << " --token_file " << token << " providers\n"
+              << "  credctl --broker " << a << " --token_file " << token
+              << " providers\n"
               << "  grpcurl -plaintext -unix " << a.substr(5) << " list\n"
-              << "  grpcurl -plaintext -unix -H \"authorization: Bearer $(cat " << token
-              << ")\" " << a.substr(5) << " credbroker.v1.CredentialService/ListCredentials\n";
+              << "  grpcurl -plaintext -unix -H \"authorization: Bearer $(cat "
+              << token << ")\" " << a.substr(5)
+              << " credbroker.v1.CredentialService/ListCredentials\n";
     break;
   }
   std::cout << "ready" << std::endl;

@@ -15,7 +15,8 @@ absl::Time Now() { return absl::Now(); }
 
 }  // namespace
 
-OpenBroker::OpenBroker(Store* store, const Sealer* sealer, const OpenBrokerOptions& options)
+OpenBroker::OpenBroker(Store* store, const Sealer* sealer,
+                       const OpenBrokerOptions& options)
     : credentials_(store, sealer, &ProviderRegistry::Default(), Now),
       audit_(store, sealer, Now),
       pin_(store, sealer, &audit_, Now, options.pin,
@@ -31,8 +32,8 @@ OpenBroker::~OpenBroker() {
   if (ticker_.joinable()) ticker_.join();
 }
 
-absl::StatusOr<std::unique_ptr<OpenBroker>> OpenBroker::Open(Store* store, const Sealer* sealer,
-                                                             const OpenBrokerOptions& options) {
+absl::StatusOr<std::unique_ptr<OpenBroker>> OpenBroker::Open(
+    Store* store, const Sealer* sealer, const OpenBrokerOptions& options) {
   std::unique_ptr<OpenBroker> broker(new OpenBroker(store, sealer, options));
   CB_RETURN_IF_ERROR(broker->Start(store, sealer, options));
   return broker;
@@ -42,7 +43,8 @@ absl::Status OpenBroker::Start(Store* store, const Sealer* sealer,
                                const OpenBrokerOptions& options) {
   CB_RETURN_IF_ERROR(pin_.Load());
   if (options.passkeys) {
-    CB_ASSIGN_OR_RETURN(passkeys_, options.passkeys(store, sealer, &audit_, &pin_));
+    CB_ASSIGN_OR_RETURN(passkeys_,
+                        options.passkeys(store, sealer, &audit_, &pin_));
   }
   Caller operator_caller;
   operator_caller.role = "operator";
@@ -50,23 +52,28 @@ absl::Status OpenBroker::Start(Store* store, const Sealer* sealer,
   if (options.first_open && options.reset_approval_pin) {
     operator_caller.peer = "credbrokerd --reset_approval_pin";
     CB_RETURN_IF_ERROR(pin_.Reset(operator_caller));
-    std::cout << "credbrokerd: the approval PIN was cleared (--reset_approval_pin)\n";
+    std::cout
+        << "credbrokerd: the approval PIN was cleared (--reset_approval_pin)\n";
   }
   if (options.first_open && !options.pin.required) {
-    std::cerr << "credbrokerd: WARNING: --approval_factor=none: approvals need no PIN, only "
-                 "the approver token, which any process running as you (an agent too) can "
+    std::cerr << "credbrokerd: WARNING: --approval_factor=none: approvals need "
+                 "no PIN, only "
+                 "the approver token, which any process running as you (an "
+                 "agent too) can "
                  "read. For tests only.\n";
     AuditRecord event;
     event.kind = "factor.disabled";
     event.role = operator_caller.role;
     event.peer = "credbrokerd --approval_factor=none";
     event.outcome = "ok";
-    event.detail = "started without the human-presence factor: approvals need no PIN";
+    event.detail =
+        "started without the human-presence factor: approvals need no PIN";
     CB_RETURN_IF_ERROR(audit_.Record(std::move(event)));
   }
   CB_RETURN_IF_ERROR(requests_.Recover());
   ticker_ = std::thread([this] {
-    while (!stop_ticker_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+    while (
+        !stop_ticker_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
       requests_.Tick();
     }
   });

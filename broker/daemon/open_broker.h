@@ -33,8 +33,8 @@ struct OpenBrokerOptions {
   bool first_open = false;
   bool reset_approval_pin = false;
   // Makes the passkey factor (credbrokerd's passkey flags); unset: none.
-  std::function<absl::StatusOr<std::unique_ptr<Passkeys>>(Store*, const Sealer*, AuditLog*,
-                                                          ApprovalPin*)>
+  std::function<absl::StatusOr<std::unique_ptr<Passkeys>>(
+      Store*, const Sealer*, AuditLog*, ApprovalPin*)>
       passkeys;
 };
 
@@ -42,8 +42,8 @@ class OpenBroker {
  public:
   // `store` and `sealer` must outlive the result. Errors: the store cannot
   // be read or written (the PIN record, the audit log, recovering requests).
-  static absl::StatusOr<std::unique_ptr<OpenBroker>> Open(Store* store, const Sealer* sealer,
-                                                          const OpenBrokerOptions& options);
+  static absl::StatusOr<std::unique_ptr<OpenBroker>> Open(
+      Store* store, const Sealer* sealer, const OpenBrokerOptions& options);
   // Stops the tick.
   ~OpenBroker();
 
@@ -54,8 +54,10 @@ class OpenBroker {
   Passkeys* passkeys() { return passkeys_.get(); }
 
  private:
-  OpenBroker(Store* store, const Sealer* sealer, const OpenBrokerOptions& options);
-  absl::Status Start(Store* store, const Sealer* sealer, const OpenBrokerOptions& options);
+  OpenBroker(Store* store, const Sealer* sealer,
+             const OpenBrokerOptions& options);
+  absl::Status Start(Store* store, const Sealer* sealer,
+                     const OpenBrokerOptions& options);
 
   CredentialManager credentials_;
   AuditLog audit_;

@@ -38,7 +38,9 @@ absl::StatusOr<SecretBytes> ReadPassphraseFromFd(int fd) {
     if (n <= 0 || buf.data()[size] == '\n') break;
     ++size;
   }
-  if (size > kMax) return absl::InvalidArgumentError("the passphrase is longer than 4096 bytes");
+  if (size > kMax)
+    return absl::InvalidArgumentError(
+        "the passphrase is longer than 4096 bytes");
   if (size > 0 && buf.data()[size - 1] == '\r') --size;
   if (size == 0) {
     return absl::InvalidArgumentError(
@@ -53,23 +55,30 @@ absl::StatusOr<SecretBytes> PromptPassphrase(bool new_store) {
   int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     return absl::FailedPreconditionError(
-        "this store is protected by a passphrase (the default), and there is no "
+        "this store is protected by a passphrase (the default), and there is "
+        "no "
         "terminal to ask for it on: start credbrokerd from a terminal, or pass "
-        "--passphrase_fd N. For unattended or test use, a new data directory can "
+        "--passphrase_fd N. For unattended or test use, a new data directory "
+        "can "
         "be created with --key_source=file instead (any process running as you "
         "can then read every stored secret)");
   }
   if (new_store) {
     const char intro[] =
-        "credbrokerd: choose the passphrase that protects this new store. Nothing "
-        "on disk can open it without the passphrase, and it cannot be recovered.\n";
+        "credbrokerd: choose the passphrase that protects this new store. "
+        "Nothing "
+        "on disk can open it without the passphrase, and it cannot be "
+        "recovered.\n";
     (void)!write(fd, intro, sizeof intro - 1);
   }
-  absl::StatusOr<SecretBytes> pass = PromptOnce(fd, "credbrokerd store passphrase: ");
+  absl::StatusOr<SecretBytes> pass =
+      PromptOnce(fd, "credbrokerd store passphrase: ");
   if (pass.ok() && new_store) {
-    absl::StatusOr<SecretBytes> again = PromptOnce(fd, "the same passphrase again: ");
+    absl::StatusOr<SecretBytes> again =
+        PromptOnce(fd, "the same passphrase again: ");
     if (!again.ok() || *again != *pass) {
-      pass = absl::InvalidArgumentError("the two passphrases differ; nothing was created");
+      pass = absl::InvalidArgumentError(
+          "the two passphrases differ; nothing was created");
     } else if (pass->size() < 8) {
       pass = absl::InvalidArgumentError(
           "the passphrase is shorter than 8 characters; choose a longer one");

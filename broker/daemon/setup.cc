@@ -22,26 +22,31 @@ namespace credbroker {
 
 absl::StatusOr<SpillOptions> ConfigureSpill(const std::string& data_dir,
                                             std::string spill_dir) {
-  const std::string default_dir = std::string(absl::StripSuffix(data_dir, "/")) + "-spill";
+  const std::string default_dir =
+      std::string(absl::StripSuffix(data_dir, "/")) + "-spill";
   if (spill_dir.empty()) spill_dir = default_dir;
-  const std::string spill_db = (spill_dir == "none" ? default_dir : spill_dir) + "/spill.db";
+  const std::string spill_db =
+      (spill_dir == "none" ? default_dir : spill_dir) + "/spill.db";
   auto has_rows = [spill_db] {
     struct stat st;
     return stat(spill_db.c_str(), &st) == 0 && st.st_size > 0;
   };
   // Made now: once the data directory refuses writes, its parent may too.
-  const absl::Status ready = spill_dir == "none"
-                                 ? absl::FailedPreconditionError("--spill_dir=none")
-                                 : EnsurePrivateDir(spill_dir);
+  const absl::Status ready =
+      spill_dir == "none" ? absl::FailedPreconditionError("--spill_dir=none")
+                          : EnsurePrivateDir(spill_dir);
   if (!ready.ok()) {
     if (has_rows()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "approvals recorded in ", spill_db, " while the data directory refused writes have "
-          "not been copied into the store yet: start with the spill enabled (and its "
+          "approvals recorded in ", spill_db,
+          " while the data directory refused writes have "
+          "not been copied into the store yet: start with the spill enabled "
+          "(and its "
           "directory writable) so that the store takes them back"));
     }
     std::cerr << "credbrokerd: no spill (" << ready.message()
-              << "): approvals will be refused while the data directory refuses writes\n";
+              << "): approvals will be refused while the data directory "
+                 "refuses writes\n";
     return SpillOptions();
   }
   SpillOptions spill;
@@ -73,7 +78,8 @@ absl::StatusOr<SpillOptions> ConfigureSpill(const std::string& data_dir,
 bool IsSameOrDescendant(int64_t pid, const Caller& agent) {
   for (int hops = 0; pid > 1 && hops < 64; ++hops) {
     if (pid == agent.pid) {
-      absl::StatusOr<ProcessIdentity> id = ProcessIdentityOf(static_cast<pid_t>(pid));
+      absl::StatusOr<ProcessIdentity> id =
+          ProcessIdentityOf(static_cast<pid_t>(pid));
       return id.ok() && id->start_time == agent.start_time;
     }
     pid = ParentOf(static_cast<pid_t>(pid));

@@ -138,12 +138,16 @@ const RegionNaming kRegionNaming = {
     RegionOfZone,
     IsWellFormedRegion,
     kRegions,
-    "The region is an availability zone (a region name followed by a zone letter), not a region.",
+    "The region is an availability zone (a region name followed by a zone "
+    "letter), not a region.",
     "Drop the trailing zone letter, e.g. us-east-1 rather than us-east-1a.",
-    "The region is not an AWS region code; codes look like us-east-1 or eu-west-2 (lowercase, "
+    "The region is not an AWS region code; codes look like us-east-1 or "
+    "eu-west-2 (lowercase, "
     "no spaces).",
-    "Use the code shown in the AWS Console's region selector, not the region's display name.",
-    "The region is well formed but not one the broker knows; it may be new, or mistyped.",
+    "Use the code shown in the AWS Console's region selector, not the region's "
+    "display name.",
+    "The region is well formed but not one the broker knows; it may be new, or "
+    "mistyped.",
     "Check the region code in the AWS Console's region selector.",
 };
 

@@ -160,17 +160,20 @@ void CheckRegion(absl::string_view region, const RegionNaming& naming,
   if (naming.region_of_zone != nullptr) {
     absl::string_view of = naming.region_of_zone(region);
     if (!of.empty() && naming.well_formed(of)) {
-      findings.push_back(ErrorFinding("region", "bad_region", std::string(naming.zone_message),
+      findings.push_back(ErrorFinding("region", "bad_region",
+                                      std::string(naming.zone_message),
                                       std::string(naming.zone_fix)));
       return;
     }
   }
   if (!naming.well_formed(region)) {
-    findings.push_back(ErrorFinding("region", "bad_region", std::string(naming.malformed_message),
+    findings.push_back(ErrorFinding("region", "bad_region",
+                                    std::string(naming.malformed_message),
                                     std::string(naming.malformed_fix)));
     return;
   }
-  if (std::find(naming.known.begin(), naming.known.end(), region) == naming.known.end()) {
+  if (std::find(naming.known.begin(), naming.known.end(), region) ==
+      naming.known.end()) {
     findings.push_back(WarningFinding("region", "unknown_region",
                                       std::string(naming.unknown_message),
                                       std::string(naming.unknown_fix)));

@@ -36,7 +36,8 @@ constexpr absl::string_view kRegions[] = {
 
 // Three lowercase letters and a digit: nyc1.
 bool IsWellFormedRegion(absl::string_view r) {
-  return r.size() == 4 && std::all_of(r.begin(), r.begin() + 3, absl::ascii_islower) &&
+  return r.size() == 4 &&
+         std::all_of(r.begin(), r.begin() + 3, absl::ascii_islower) &&
          absl::ascii_isdigit(r[3]);
 }
 
@@ -46,12 +47,16 @@ const RegionNaming kRegionNaming = {
     kRegions,
     "",
     "",
-    "The region is not a DigitalOcean region slug (three lowercase letters and a digit, e.g. "
+    "The region is not a DigitalOcean region slug (three lowercase letters and "
+    "a digit, e.g. "
     "nyc1).",
-    "Use a slug such as nyc1, nyc3, sfo3, ams3, sgp1, lon1, fra1, tor1, blr1 or syd1, not the "
+    "Use a slug such as nyc1, nyc3, sfo3, ams3, sgp1, lon1, fra1, tor1, blr1 "
+    "or syd1, not the "
     "region's display name.",
-    "The region slug is not one the broker knows; it may be new, retired, or mistyped.",
-    "Known slugs: nyc1, nyc3, sfo2, sfo3, ams3, sgp1, lon1, fra1, tor1, blr1, syd1, atl1.",
+    "The region slug is not one the broker knows; it may be new, retired, or "
+    "mistyped.",
+    "Known slugs: nyc1, nyc3, sfo2, sfo3, ams3, sgp1, lon1, fra1, tor1, blr1, "
+    "syd1, atl1.",
 };
 
 class DigitalOceanProvider : public BasicProvider {

@@ -6,9 +6,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "broker/common/errors.h"
 #include "broker/common/json.h"
 #include "broker/providers/checks.h"
@@ -54,7 +54,8 @@ bool IsWellFormedRegion(absl::string_view r) {
 
 // A zone is a region plus "-a".."-z": us-central1-a.
 absl::string_view RegionOfZone(absl::string_view value) {
-  if (value.size() < 3 || value[value.size() - 2] != '-' || !absl::ascii_islower(value.back())) {
+  if (value.size() < 3 || value[value.size() - 2] != '-' ||
+      !absl::ascii_islower(value.back())) {
     return "";
   }
   return value.substr(0, value.size() - 2);
@@ -64,12 +65,15 @@ const RegionNaming kRegionNaming = {
     RegionOfZone,
     IsWellFormedRegion,
     kRegions,
-    "The region is a zone (a region name followed by -a, -b, ...), not a region.",
+    "The region is a zone (a region name followed by -a, -b, ...), not a "
+    "region.",
     "Drop the zone suffix, e.g. us-central1 rather than us-central1-a.",
-    "The region is not a GCP region name; names look like us-central1 or europe-west4 "
+    "The region is not a GCP region name; names look like us-central1 or "
+    "europe-west4 "
     "(lowercase, no spaces).",
     "Use a region name from the Compute Engine regions list.",
-    "The region is well formed but not one the broker knows; it may be new, or mistyped.",
+    "The region is well formed but not one the broker knows; it may be new, or "
+    "mistyped.",
     "Check the name in the Compute Engine regions list.",
 };
 

@@ -18,9 +18,9 @@
 namespace credbroker {
 
 struct FieldSpec {
-  std::string name;           // Key in FieldValues, lower_snake: "access_key_id".
-  std::string label;          // "AWS Access Key ID".
-  bool sensitive = false;     // Never shown back; masked in listings.
+  std::string name;        // Key in FieldValues, lower_snake: "access_key_id".
+  std::string label;       // "AWS Access Key ID".
+  bool sensitive = false;  // Never shown back; masked in listings.
   bool optional = false;
   std::string format_hint;    // "20 characters, starts with AKIA or ASIA".
   std::string default_value;  // "us-east-1".
@@ -38,8 +38,8 @@ struct FieldSpec {
 };
 
 struct ProviderSpec {
-  std::string id;             // "aws", "gcp", ..., "custom".
-  std::string display_name;   // "Amazon Web Services".
+  std::string id;            // "aws", "gcp", ..., "custom".
+  std::string display_name;  // "Amazon Web Services".
   std::string description;
   std::vector<FieldSpec> fields;
   std::vector<std::string> how_to_get;
@@ -61,11 +61,13 @@ enum class Severity { kInfo, kWarning, kError };
 // One diagnosis: what is wrong with a field and what to do. Never contains a
 // secret value (it may name the field, the expected format, a length).
 struct Finding {
-  std::string field;    // Empty: the credential as a whole.
+  std::string field;  // Empty: the credential as a whole.
   Severity severity = Severity::kError;
-  std::string code;     // Stable id: "whitespace_trimmed", "missing_field", ...
-  std::string message;  // "The access key ID has 19 characters; AWS key IDs have 20."
-  std::string fix;      // "Copy the key ID again from IAM → Users → Security credentials."
+  std::string code;  // Stable id: "whitespace_trimmed", "missing_field", ...
+  std::string
+      message;  // "The access key ID has 19 characters; AWS key IDs have 20."
+  std::string
+      fix;  // "Copy the key ID again from IAM → Users → Security credentials."
 };
 
 struct NormalizeResult {

@@ -4,16 +4,17 @@
 #ifndef CREDBROKER_BROKER_RPC_ARENA_ALLOCATOR_H_
 #define CREDBROKER_BROKER_RPC_ARENA_ALLOCATOR_H_
 
-#include <cstddef>
-
 #include <google/protobuf/arena.h>
 #include <grpcpp/support/message_allocator.h>
+
+#include <cstddef>
 
 namespace credbroker {
 
 // Arena options whose first block is `block` (`size` bytes, aligned to
 // std::max_align_t, outliving the arena): the arena allocates only past it.
-inline google::protobuf::ArenaOptions FirstBlockOptions(char* block, size_t size) {
+inline google::protobuf::ArenaOptions FirstBlockOptions(char* block,
+                                                        size_t size) {
   google::protobuf::ArenaOptions options;
   options.initial_block = block;
   options.initial_block_size = size;
@@ -27,7 +28,8 @@ inline google::protobuf::ArenaOptions FirstBlockOptions(char* block, size_t size
 // heap message: requests may carry secret values, which the handlers move
 // into wiped memory (a string on an arena would be freed without the wipe).
 template <typename Request, typename Response, size_t kFirstBlock = 4096>
-class ResponseArenaAllocator final : public grpc::MessageAllocator<Request, Response> {
+class ResponseArenaAllocator final
+    : public grpc::MessageAllocator<Request, Response> {
  public:
   grpc::MessageHolder<Request, Response>* AllocateMessages() override {
     return new Holder();
@@ -38,7 +40,8 @@ class ResponseArenaAllocator final : public grpc::MessageAllocator<Request, Resp
    public:
     Holder() : arena_(FirstBlockOptions(block_, kFirstBlock)) {
       this->set_request(&request_);
-      this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
+      this->set_response(
+          google::protobuf::Arena::CreateMessage<Response>(&arena_));
     }
     Holder(const Holder&) = delete;
     Holder& operator=(const Holder&) = delete;

@@ -17,7 +17,8 @@ absl::string_view RoleName(Role role) {
   return role == Role::kAgent ? "agent" : "approver";
 }
 
-Authenticator::Authenticator(SecretBytes agent_token, SecretBytes approver_token)
+Authenticator::Authenticator(SecretBytes agent_token,
+                             SecretBytes approver_token)
     : agent_token_(std::move(agent_token)),
       approver_token_(std::move(approver_token)) {}
 
@@ -38,7 +39,8 @@ absl::StatusOr<Role> Authenticator::Authenticate(
     return absl::UnauthenticatedError(
         "malformed authorization metadata: expected `Bearer <token>`");
   }
-  absl::string_view token = absl::StripAsciiWhitespace(value.substr(kBearer.size()));
+  absl::string_view token =
+      absl::StripAsciiWhitespace(value.substr(kBearer.size()));
   // Compare against both tokens every time, in constant time.
   bool is_agent = ConstantTimeEquals(token, agent_token_.Reveal());
   bool is_approver = ConstantTimeEquals(token, approver_token_.Reveal());
@@ -56,7 +58,8 @@ absl::Status Authenticator::Require(const grpc::ServerContextBase& context,
   return RoleAllows(*got, role, rpc);
 }
 
-absl::Status Authenticator::RoleAllows(Role got, Role needed, absl::string_view rpc) {
+absl::Status Authenticator::RoleAllows(Role got, Role needed,
+                                       absl::string_view rpc) {
   if (got == needed) return absl::OkStatus();
   return absl::PermissionDeniedError(absl::StrCat(
       rpc, " needs the ", RoleName(needed), " token; the caller presented the ",
@@ -70,18 +73,22 @@ absl::Status AuthThrottle::Check(const std::string& key) {
   const absl::Time now = clock_();
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(key);
-  if (it == entries_.end() || now >= it->second.locked_until) return absl::OkStatus();
+  if (it == entries_.end() || now >= it->second.locked_until)
+    return absl::OkStatus();
   int64_t wait = std::max<int64_t>(
-      1, absl::ToInt64Seconds(absl::Ceil(it->second.locked_until - now, absl::Seconds(1))));
+      1, absl::ToInt64Seconds(
+             absl::Ceil(it->second.locked_until - now, absl::Seconds(1))));
   return absl::ResourceExhaustedError(absl::StrCat(
-      "too many failed authentications from this caller; try again in ", wait, " s"));
+      "too many failed authentications from this caller; try again in ", wait,
+      " s"));
 }
 
 void AuthThrottle::RecordFailure(const std::string& key) {
   const absl::Time now = clock_();
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(key);
-  if (it != entries_.end() && now - it->second.last_failure > policy_.forget_after) {
+  if (it != entries_.end() &&
+      now - it->second.last_failure > policy_.forget_after) {
     entries_.erase(it);
     it = entries_.end();
   }
@@ -96,7 +103,8 @@ void AuthThrottle::RecordFailure(const std::string& key) {
   if (e.failures > policy_.free_failures) {
     int doublings = std::min(e.failures - policy_.free_failures - 1, 30);
     e.locked_until =
-        now + std::min(policy_.first_delay * (int64_t{1} << doublings), policy_.max_delay);
+        now + std::min(policy_.first_delay * (int64_t{1} << doublings),
+                       policy_.max_delay);
   }
 }
 
@@ -111,10 +119,10 @@ void AuthThrottle::Evict(absl::Time now) {
   }
   // Still full: forget the caller whose last failure is oldest.
   while (entries_.size() >= policy_.max_tracked) {
-    auto oldest = std::min_element(entries_.begin(), entries_.end(),
-                                   [](const auto& a, const auto& b) {
-                                     return a.second.last_failure < b.second.last_failure;
-                                   });
+    auto oldest = std::min_element(
+        entries_.begin(), entries_.end(), [](const auto& a, const auto& b) {
+          return a.second.last_failure < b.second.last_failure;
+        });
     entries_.erase(oldest);
   }
 }

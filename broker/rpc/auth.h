@@ -3,12 +3,12 @@
 #ifndef CREDBROKER_BROKER_RPC_AUTH_H_
 #define CREDBROKER_BROKER_RPC_AUTH_H_
 
+#include <grpcpp/server_context.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
 #include <string>
-
-#include <grpcpp/server_context.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -31,7 +31,8 @@ class Authenticator {
   // The role of the token in `authorization: Bearer <token>`.
   // UNAUTHENTICATED when the header is missing, malformed or names no token
   // (the message never says which).
-  absl::StatusOr<Role> Authenticate(const grpc::ServerContextBase& context) const;
+  absl::StatusOr<Role> Authenticate(
+      const grpc::ServerContextBase& context) const;
 
   // OK when the caller's token has `role`; PERMISSION_DENIED when it has the
   // other one; UNAUTHENTICATED as above. `rpc` names the method in messages.
@@ -68,7 +69,8 @@ struct AuthThrottlePolicy {
 class AuthThrottle {
  public:
   using Clock = std::function<absl::Time()>;
-  explicit AuthThrottle(Clock clock, AuthThrottlePolicy policy = AuthThrottlePolicy());
+  explicit AuthThrottle(Clock clock,
+                        AuthThrottlePolicy policy = AuthThrottlePolicy());
 
   // OK, or RESOURCE_EXHAUSTED "try again in N s" while `key` is locked out.
   absl::Status Check(const std::string& key);

@@ -79,7 +79,8 @@ void ToProto(const ProviderSpec& in, v1::ProviderInfo* out) {
   out->set_description(in.description);
   for (const FieldSpec& f : in.fields) ToProto(f, out->add_fields());
   for (const auto& s : in.how_to_get) out->add_how_to_get(s);
-  for (const auto& s : in.required_permissions) out->add_required_permissions(s);
+  for (const auto& s : in.required_permissions)
+    out->add_required_permissions(s);
   for (const auto& s : in.troubleshooting) out->add_troubleshooting(s);
   ToProto(in.rotation_period, out->mutable_rotation_period());
   out->set_arbitrary_fields(in.arbitrary_fields);
@@ -130,7 +131,8 @@ Need FromProto(const v1::CredentialNeeded& in) {
   // A proto map has no order; sort for a stable record.
   for (const auto& [k, v] : in.context()) need.context.emplace_back(k, v);
   std::sort(need.context.begin(), need.context.end());
-  if (in.has_requested_ttl()) need.requested_ttl = FromProto(in.requested_ttl());
+  if (in.has_requested_ttl())
+    need.requested_ttl = FromProto(in.requested_ttl());
   return need;
 }
 
@@ -227,7 +229,8 @@ Scope FromProto(v1::Scope scope) {
   }
 }
 
-FieldValues TakeValues(google::protobuf::Map<std::string, std::string>* values) {
+FieldValues TakeValues(
+    google::protobuf::Map<std::string, std::string>* values) {
   FieldValues out;
   for (auto& [name, value] : *values) {
     out.emplace(name, SecretBytes::TakeFrom(value));

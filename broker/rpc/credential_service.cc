@@ -1,14 +1,14 @@
 #include "broker/rpc/credential_service.h"
 
+#include <google/protobuf/arena.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/slice.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <utility>
-
-#include <google/protobuf/arena.h>
-#include <grpcpp/support/proto_buffer_reader.h>
-#include <grpcpp/support/slice.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -51,11 +51,13 @@ template <typename Request>
 bool StartRawCall(const RpcEnv& env, grpc::CallbackServerContext* context,
                   grpc::ServerUnaryReactor* reactor, absl::string_view rpc,
                   const grpc::ByteBuffer& request, Request* out) {
-  if (!AuthorizeUnary(env, context, reactor, Role::kApprover, rpc)) return false;
+  if (!AuthorizeUnary(env, context, reactor, Role::kApprover, rpc))
+    return false;
   if (ParseRequest(request, out)) return true;
-  reactor->Finish(grpc::Status(
-      grpc::StatusCode::INVALID_ARGUMENT,
-      absl::StrCat("the request is not a ", Request::descriptor()->full_name())));
+  reactor->Finish(
+      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                   absl::StrCat("the request is not a ",
+                                Request::descriptor()->full_name())));
   return false;
 }
 
@@ -93,7 +95,8 @@ void FillValidateResponse(const ValidateResult& result,
   resp->set_readiness(ToProto(result.readiness));
   for (const auto& f : result.findings) ToProto(f, resp->add_findings());
   for (const auto& f : result.missing_fields) resp->add_missing_fields(f);
-  for (const auto& p : result.required_permissions) resp->add_required_permissions(p);
+  for (const auto& p : result.required_permissions)
+    resp->add_required_permissions(p);
   for (const auto& f : result.fields) ToProto(f, resp->add_fields());
   for (const auto& c : result.manual_checks) resp->add_manual_checks(c);
   resp->set_profile(result.profile);
@@ -102,33 +105,35 @@ void FillValidateResponse(const ValidateResult& result,
 }  // namespace
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListProviders(
-    grpc::CallbackServerContext* context, const v1::ListProvidersRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListProvidersRequest* request,
     v1::ListProvidersResponse* response) {
-  return RunUnary(context, request, response, env_, Role::kApprover,
-                  "ListProviders",
-                  [this](const v1::ListProvidersRequest&,
-                         v1::ListProvidersResponse& resp) -> absl::Status {
-                    for (const auto& p : credentials_->registry().providers()) {
-                      v1::ProviderInfo* out = resp.add_providers();
-                      ToProto(p->spec(), out);
-                      CB_ASSIGN_OR_RETURN(std::string def,
-                                          credentials_->DefaultProfile(p->spec().id));
-                      out->set_default_profile(def);
-                    }
-                    return absl::OkStatus();
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "ListProviders",
+      [this](const v1::ListProvidersRequest&,
+             v1::ListProvidersResponse& resp) -> absl::Status {
+        for (const auto& p : credentials_->registry().providers()) {
+          v1::ProviderInfo* out = resp.add_providers();
+          ToProto(p->spec(), out);
+          CB_ASSIGN_OR_RETURN(std::string def,
+                              credentials_->DefaultProfile(p->spec().id));
+          out->set_default_profile(def);
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
-    grpc::CallbackServerContext* context, const v1::ListCredentialsRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListCredentialsRequest* request,
     v1::ListCredentialsResponse* response) {
   return RunUnary(
       context, request, response, env_, Role::kApprover, "ListCredentials",
       [this](const v1::ListCredentialsRequest& req,
              v1::ListCredentialsResponse& resp) -> absl::Status {
-        CB_ASSIGN_OR_RETURN(
-            ListCredentialsResult result,
-            credentials_->List(req.provider(), req.page_size(), req.page_token()));
+        CB_ASSIGN_OR_RETURN(ListCredentialsResult result,
+                            credentials_->List(req.provider(), req.page_size(),
+                                               req.page_token()));
         for (const auto& c : result.credentials) {
           ToProto(c, resp.add_credentials());
         }
@@ -139,14 +144,15 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
     const v1::GetCredentialRequest& req) {
-  CB_ASSIGN_OR_RETURN(
-      std::shared_ptr<const grpc::Slice> bytes,
-      credentials_->GetRendered<grpc::Slice>(
-          req.provider(), req.profile(), req.version(),
-          [](const CredentialSummary& summary) {
-            return Render<v1::CredentialSummary>(
-                [&](v1::CredentialSummary* message) { ToProto(summary, message); });
-          }));
+  CB_ASSIGN_OR_RETURN(std::shared_ptr<const grpc::Slice> bytes,
+                      credentials_->GetRendered<grpc::Slice>(
+                          req.provider(), req.profile(), req.version(),
+                          [](const CredentialSummary& summary) {
+                            return Render<v1::CredentialSummary>(
+                                [&](v1::CredentialSummary* message) {
+                                  ToProto(summary, message);
+                                });
+                          }));
   return *bytes;
 }
 
@@ -176,13 +182,14 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
-    grpc::CallbackServerContext* context, const v1::PutCredentialRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::PutCredentialRequest* request,
     v1::PutCredentialResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
       context, request, response, env_, Role::kApprover, "PutCredential",
       [this, caller](const v1::PutCredentialRequest& req,
-                      v1::PutCredentialResponse& resp) -> absl::Status {
+                     v1::PutCredentialResponse& resp) -> absl::Status {
         v1::PutCredentialRequest& m = Mutable(req);
         PutCredentialInput input;
         input.provider = req.provider();
@@ -201,18 +208,21 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
         if (env_.audit != nullptr) {
           // Stored with the credential, in its transaction: one disk sync,
           // and no stored change without its audit event.
-          input.audit_of = [audit = env_.audit,
-                            ok = CallAuditEvent(caller, absl::OkStatus(), event)](
-                               const CredentialRecord& r) {
-            AuditRecord e = ok;
-            e.provider = r.provider;
-            e.profile = r.profile;
-            e.detail = absl::StrCat("version ", r.version, ", fingerprint ", r.fingerprint);
-            return audit->Stamped(std::move(e));
-          };
+          input.audit_of =
+              [audit = env_.audit,
+               ok = CallAuditEvent(caller, absl::OkStatus(), event)](
+                  const CredentialRecord& r) {
+                AuditRecord e = ok;
+                e.provider = r.provider;
+                e.profile = r.profile;
+                e.detail = absl::StrCat("version ", r.version, ", fingerprint ",
+                                        r.fingerprint);
+                return audit->Stamped(std::move(e));
+              };
           input.audit_hash = env_.audit->HashFn();
         }
-        absl::StatusOr<PutCredentialResult> result = credentials_->Put(std::move(input));
+        absl::StatusOr<PutCredentialResult> result =
+            credentials_->Put(std::move(input));
         if (!result.ok()) {
           AuditCall(env_, caller, result.status(), std::move(event));
           return result.status();
@@ -225,26 +235,26 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::DeleteCredential(
-    grpc::CallbackServerContext* context, const v1::DeleteCredentialRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::DeleteCredentialRequest* request,
     v1::DeleteCredentialResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
-  return RunUnary(context, request, response, env_, Role::kApprover,
-                  "DeleteCredential",
-                  [this, caller](const v1::DeleteCredentialRequest& req,
-                                  v1::DeleteCredentialResponse& resp) -> absl::Status {
-                    absl::StatusOr<int64_t> n =
-                        credentials_->Delete(req.provider(), req.profile());
-                    AuditRecord event;
-                    event.kind = "credential.delete";
-                    event.provider = req.provider();
-                    event.profile = req.profile().empty() ? "default" : req.profile();
-                    if (n.ok()) event.detail = absl::StrCat(*n, " versions removed");
-                    AuditCall(env_, caller, n.status(),
-                              std::move(event));
-                    if (!n.ok()) return n.status();
-                    resp.set_versions_deleted(*n);
-                    return absl::OkStatus();
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "DeleteCredential",
+      [this, caller](const v1::DeleteCredentialRequest& req,
+                     v1::DeleteCredentialResponse& resp) -> absl::Status {
+        absl::StatusOr<int64_t> n =
+            credentials_->Delete(req.provider(), req.profile());
+        AuditRecord event;
+        event.kind = "credential.delete";
+        event.provider = req.provider();
+        event.profile = req.profile().empty() ? "default" : req.profile();
+        if (n.ok()) event.detail = absl::StrCat(*n, " versions removed");
+        AuditCall(env_, caller, n.status(), std::move(event));
+        if (!n.ok()) return n.status();
+        resp.set_versions_deleted(*n);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
@@ -254,7 +264,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
   // Candidate values may be secrets: they are moved into wiped memory and
   // the message's copies cleared, as for every typed request.
   v1::ValidateCredentialRequest req;
-  if (!StartRawCall(env_, context, reactor, "ValidateCredential", *request, &req)) {
+  if (!StartRawCall(env_, context, reactor, "ValidateCredential", *request,
+                    &req)) {
     return reactor;
   }
   if (req.values().empty() && req.from_file().empty()) {
@@ -263,8 +274,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
   }
   FieldValues values = TakeValues(req.mutable_values());
   SecretBytes file = TakeString(req.mutable_from_file());
-  absl::StatusOr<ValidateResult> result =
-      credentials_->Validate(req.provider(), req.profile(), std::move(values), file);
+  absl::StatusOr<ValidateResult> result = credentials_->Validate(
+      req.provider(), req.profile(), std::move(values), file);
   if (!result.ok()) {
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;
@@ -273,7 +284,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ValidateCredential(
   FillValidateResponse(*result, &resp);
   bool own = false;
   reactor->Finish(
-      grpc::SerializationTraits<v1::ValidateCredentialResponse>::Serialize(resp, response, &own));
+      grpc::SerializationTraits<v1::ValidateCredentialResponse>::Serialize(
+          resp, response, &own));
   return reactor;
 }
 
@@ -285,10 +297,11 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ResolveRequirements(
       context, request, response, env_, Role::kApprover, "ResolveRequirements",
       [this](const v1::ResolveRequirementsRequest& req,
              v1::ResolveRequirementsResponse& resp) -> absl::Status {
-        std::vector<std::string> targets(req.targets().begin(), req.targets().end());
+        std::vector<std::string> targets(req.targets().begin(),
+                                         req.targets().end());
         CB_ASSIGN_OR_RETURN(std::vector<Requirement> reqs,
-                            credentials_->ResolveRequirements(targets, req.profile(),
-                                                              req.resource()));
+                            credentials_->ResolveRequirements(
+                                targets, req.profile(), req.resource()));
         for (const Requirement& r : reqs) {
           v1::Requirement* out = resp.add_requirements();
           out->set_provider(r.provider);
@@ -312,15 +325,18 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListGrants(
     v1::ListGrantsResponse* response) {
   return RunUnary(
       context, request, response, env_, Role::kApprover, "ListGrants",
-      [this](const v1::ListGrantsRequest& req, v1::ListGrantsResponse& resp) -> absl::Status {
+      [this](const v1::ListGrantsRequest& req,
+             v1::ListGrantsResponse& resp) -> absl::Status {
         if (req.page_size() < 0) {
           return InvalidArgumentWithViolations(
-              "invalid page_size", {{"page_size", "give 0 (default 100) to 1000"}});
+              "invalid page_size",
+              {{"page_size", "give 0 (default 100) to 1000"}});
         }
         ListGrantsOptions options;
         options.include_ended = req.include_ended();
         options.now = absl::Now();
-        int limit = req.page_size() == 0 ? 100 : std::min(req.page_size(), 1000);
+        int limit =
+            req.page_size() == 0 ? 100 : std::min(req.page_size(), 1000);
         options.limit = limit + 1;
         if (!req.page_token().empty()) {
           size_t sep = req.page_token().find('/');
@@ -329,8 +345,9 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListGrants(
               !absl::SimpleAtoi(req.page_token().substr(0, sep), &micros)) {
             return InvalidArgumentWithViolations(
                 "page_token is not valid",
-                {{"page_token", "pass the next_page_token of the previous response "
-                                "unchanged, or leave it empty for the first page"}});
+                {{"page_token",
+                  "pass the next_page_token of the previous response "
+                  "unchanged, or leave it empty for the first page"}});
           }
           options.after_created_at = absl::FromUnixMicros(micros);
           options.after_grant_id = req.page_token().substr(sep + 1);
@@ -339,10 +356,12 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListGrants(
                             requests_->ListGrants(options));
         bool more = grants.size() > static_cast<size_t>(limit);
         if (more) grants.resize(limit);
-        for (const GrantRecord& g : grants) ToProto(g, options.now, resp.add_grants());
+        for (const GrantRecord& g : grants)
+          ToProto(g, options.now, resp.add_grants());
         if (more) {
-          resp.set_next_page_token(absl::StrCat(
-              absl::ToUnixMicros(grants.back().created_at), "/", grants.back().grant_id));
+          resp.set_next_page_token(
+              absl::StrCat(absl::ToUnixMicros(grants.back().created_at), "/",
+                           grants.back().grant_id));
         }
         return absl::OkStatus();
       });
@@ -352,24 +371,29 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeGrant(
     grpc::CallbackServerContext* context, const v1::RevokeGrantRequest* request,
     v1::RevokeGrantResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
-  return RunUnary(context, request, response, env_, Role::kApprover, "RevokeGrant",
-                  [this, caller](const v1::RevokeGrantRequest& req,
-                                 v1::RevokeGrantResponse&) {
-                    return requests_->RevokeGrant(req.grant_id(), req.reason(), caller);
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "RevokeGrant",
+      [this, caller](const v1::RevokeGrantRequest& req,
+                     v1::RevokeGrantResponse&) {
+        return requests_->RevokeGrant(req.grant_id(), req.reason(), caller);
+      });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListStandingApprovals(
-    grpc::CallbackServerContext* context, const v1::ListStandingApprovalsRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListStandingApprovalsRequest* request,
     v1::ListStandingApprovalsResponse* response) {
   return RunUnary(
-      context, request, response, env_, Role::kApprover, "ListStandingApprovals",
+      context, request, response, env_, Role::kApprover,
+      "ListStandingApprovals",
       [this](const v1::ListStandingApprovalsRequest& req,
              v1::ListStandingApprovalsResponse& resp) -> absl::Status {
-        CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> all, requests_->ListStanding());
+        CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> all,
+                            requests_->ListStanding());
         absl::Time now = absl::Now();
         for (const StandingRecord& s : all) {
-          if (!req.include_ended() && (s.revoked || s.expires_at <= now)) continue;
+          if (!req.include_ended() && (s.revoked || s.expires_at <= now))
+            continue;
           v1::StandingApproval* out = resp.add_approvals();
           out->set_id(s.id);
           out->set_provider(s.provider);
@@ -384,7 +408,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListStandingApprovals(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeStandingApproval(
-    grpc::CallbackServerContext* context, const v1::RevokeStandingApprovalRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::RevokeStandingApprovalRequest* request,
     v1::RevokeStandingApprovalResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(context, request, response, env_, Role::kApprover,
@@ -396,7 +421,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RevokeStandingApproval(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListAuditEvents(
-    grpc::CallbackServerContext* context, const v1::ListAuditEventsRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListAuditEventsRequest* request,
     v1::ListAuditEventsResponse* response) {
   return RunUnary(
       context, request, response, env_, Role::kApprover, "ListAuditEvents",
@@ -407,8 +433,9 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListAuditEvents(
         if (req.has_until()) query.until = FromProto(req.until());
         query.provider = req.provider();
         query.kind = req.kind();
-        CB_ASSIGN_OR_RETURN(AuditPage page,
-                            env_.audit->List(query, req.page_size(), req.page_token()));
+        CB_ASSIGN_OR_RETURN(
+            AuditPage page,
+            env_.audit->List(query, req.page_size(), req.page_token()));
         for (const AuditRecord& e : page.events) {
           v1::AuditEvent* out = resp.add_events();
           out->set_sequence(e.sequence);
@@ -432,14 +459,17 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListAuditEvents(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentialVersions(
-    grpc::CallbackServerContext* context, const v1::ListCredentialVersionsRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListCredentialVersionsRequest* request,
     v1::ListCredentialVersionsResponse* response) {
   return RunUnary(
-      context, request, response, env_, Role::kApprover, "ListCredentialVersions",
+      context, request, response, env_, Role::kApprover,
+      "ListCredentialVersions",
       [this](const v1::ListCredentialVersionsRequest& req,
              v1::ListCredentialVersionsResponse& resp) -> absl::Status {
-        CB_ASSIGN_OR_RETURN(CredentialHistory history,
-                            credentials_->ListVersions(req.provider(), req.profile()));
+        CB_ASSIGN_OR_RETURN(
+            CredentialHistory history,
+            credentials_->ListVersions(req.provider(), req.profile()));
         resp.set_provider(history.provider);
         resp.set_profile(history.profile);
         for (const CredentialVersionInfo& v : history.versions) {
@@ -457,15 +487,16 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentialVersions(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
-    grpc::CallbackServerContext* context, const v1::RollbackCredentialRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::RollbackCredentialRequest* request,
     v1::RollbackCredentialResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
       context, request, response, env_, Role::kApprover, "RollbackCredential",
       [this, caller](const v1::RollbackCredentialRequest& req,
-                      v1::RollbackCredentialResponse& resp) -> absl::Status {
-        absl::StatusOr<RollbackResult> result =
-            credentials_->Rollback(req.provider(), req.profile(), req.version());
+                     v1::RollbackCredentialResponse& resp) -> absl::Status {
+        absl::StatusOr<RollbackResult> result = credentials_->Rollback(
+            req.provider(), req.profile(), req.version());
         AuditRecord event;
         event.kind = "credential.rollback";
         event.provider = req.provider();
@@ -473,9 +504,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
         event.detail = absl::StrCat("restore version ", req.version());
         if (result.ok()) {
           event.profile = result->credential.profile;
-          event.detail = absl::StrCat("version ", result->restored_version,
-                                      " restored as version ", result->credential.version,
-                                      ", fingerprint ", result->credential.fingerprint);
+          event.detail =
+              absl::StrCat("version ", result->restored_version,
+                           " restored as version ", result->credential.version,
+                           ", fingerprint ", result->credential.fingerprint);
         }
         AuditCall(env_, caller, result.status(), std::move(event));
         if (!result.ok()) return result.status();
@@ -487,13 +519,14 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::SetDefaultProfile(
-    grpc::CallbackServerContext* context, const v1::SetDefaultProfileRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::SetDefaultProfileRequest* request,
     v1::SetDefaultProfileResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
       context, request, response, env_, Role::kApprover, "SetDefaultProfile",
       [this, caller](const v1::SetDefaultProfileRequest& req,
-                      v1::SetDefaultProfileResponse& resp) -> absl::Status {
+                     v1::SetDefaultProfileResponse& resp) -> absl::Status {
         absl::StatusOr<DefaultProfileChange> change =
             credentials_->SetDefaultProfile(req.provider(), req.profile());
         AuditRecord event;
@@ -502,8 +535,9 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::SetDefaultProfile(
         event.profile = req.profile();
         if (change.ok()) {
           event.profile = change->profile;
-          event.detail = absl::StrCat("default profile ", change->previous_profile, " -> ",
-                                      change->profile);
+          event.detail =
+              absl::StrCat("default profile ", change->previous_profile, " -> ",
+                           change->profile);
         }
         AuditCall(env_, caller, change.status(), std::move(event));
         if (!change.ok()) return change.status();
@@ -516,7 +550,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::SetDefaultProfile(
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListBindings(
-    grpc::CallbackServerContext* context, const v1::ListBindingsRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListBindingsRequest* request,
     v1::ListBindingsResponse* response) {
   return RunUnary(
       context, request, response, env_, Role::kApprover, "ListBindings",

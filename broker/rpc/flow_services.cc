@@ -10,9 +10,9 @@
 #include "broker/common/errors.h"
 #include "broker/common/secret.h"
 #include "broker/common/status_macros.h"
+#include "broker/common/tsan.h"
 #include "broker/crypto/crypto.h"
 #include "broker/rpc/convert.h"
-#include "broker/common/tsan.h"
 #include "broker/rpc/outbox.h"
 #include "broker/rpc/wire.h"
 
@@ -20,7 +20,8 @@ namespace credbroker {
 namespace {
 
 // The answer to a need SubmitNeed refused: the need alone is rejected.
-v1::NeedUpdate RejectedNeed(const std::string& need_id, const absl::Status& status) {
+v1::NeedUpdate RejectedNeed(const std::string& need_id,
+                            const absl::Status& status) {
   v1::NeedUpdate u;
   u.set_need_id(need_id);
   u.set_state(v1::REQUEST_STATE_REJECTED);
@@ -88,7 +89,9 @@ class FinishGate {
   // reaction has returned. No-ops outside the tsan build.
   class Reaction {
    public:
-    explicit Reaction(const FinishGate* gate) : gate_(gate) { TsanHappensAfter(gate_); }
+    explicit Reaction(const FinishGate* gate) : gate_(gate) {
+      TsanHappensAfter(gate_);
+    }
     ~Reaction() { TsanHappensBefore(gate_); }
     Reaction(const Reaction&) = delete;
     Reaction& operator=(const Reaction&) = delete;
@@ -110,8 +113,8 @@ class FinishGate {
   std::optional<grpc::Status> deferred_ ABSL_GUARDED_BY(mu_);
 };
 
-
-using RawBidiReactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
+using RawBidiReactor =
+    grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
 
 // Session: the agent's long-lived bidirectional stream. Its messages are
 // raw bytes: the reactor parses each SessionRequest itself, so that a need
@@ -122,17 +125,21 @@ class SessionReactor : public RawBidiReactor {
  public:
   SessionReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
                  const grpc::CallbackServerContext& ctx)
-      : requests_(requests), env_(env), streams_(streams), caller_(CallerOf(env, ctx, "agent")) {
+      : requests_(requests),
+        env_(env),
+        streams_(streams),
+        caller_(CallerOf(env, ctx, "agent")) {
     outbox_ = std::make_shared<Outbox<grpc::ByteBuffer>>(
-        kMaxQueuedPerStream, [this](const grpc::ByteBuffer* m) {
+        kMaxQueuedPerStream,
+        [this](const grpc::ByteBuffer* m) {
           gate_.HandOff();
           StartWrite(m);
         },
         [this](const grpc::Status& s) { RequestFinish(s); });
-    stream_id_ = streams_->Add(
-        [box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(outbox_)](const grpc::Status& s) {
-          if (auto b = box.lock()) b->CloseNow(s);
-        });
+    stream_id_ = streams_->Add([box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(
+                                    outbox_)](const grpc::Status& s) {
+      if (auto b = box.lock()) b->CloseNow(s);
+    });
     Read();
   }
 
@@ -225,12 +232,13 @@ class SessionReactor : public RawBidiReactor {
     if (invalid.empty()) {
       Handle(std::move(message));
     } else if (message.has_need()) {
-      outbox_->Push(SerializeWiped(RejectedNeed(
-          message.need().need_id(),
-          InvalidArgumentWithViolations("the credential need is not valid", invalid))));
+      outbox_->Push(SerializeWiped(
+          RejectedNeed(message.need().need_id(),
+                       InvalidArgumentWithViolations(
+                           "the credential need is not valid", invalid))));
     } else {
-      outbox_->CloseNow(ToGrpcStatus(
-          InvalidArgumentWithViolations("the session message is not valid", invalid)));
+      outbox_->CloseNow(ToGrpcStatus(InvalidArgumentWithViolations(
+          "the session message is not valid", invalid)));
     }
   }
 
@@ -252,19 +260,21 @@ class SessionReactor : public RawBidiReactor {
         return;
       }
       case v1::SessionRequest::kNeed: {
-        if (attachment_ == 0 && !Attach(absl::StrCat("s-", RandomHex(12)))) return;
-        absl::StatusOr<NeedUpdate> update =
-            requests_->SubmitNeed(session_key_, caller_, FromProto(message.need()));
+        if (attachment_ == 0 && !Attach(absl::StrCat("s-", RandomHex(12))))
+          return;
+        absl::StatusOr<NeedUpdate> update = requests_->SubmitNeed(
+            session_key_, caller_, FromProto(message.need()));
         // A refused need is answered on its own; the session goes on.
         if (!update.ok()) {
-          outbox_->Push(SerializeWiped(RejectedNeed(message.need().need_id(), update.status())));
+          outbox_->Push(SerializeWiped(
+              RejectedNeed(message.need().need_id(), update.status())));
         }
         return;
       }
       case v1::SessionRequest::kCancelNeedId: {
         if (attachment_ == 0) return;
-        absl::Status s =
-            requests_->CancelNeed(session_key_, message.cancel_need_id(), caller_);
+        absl::Status s = requests_->CancelNeed(
+            session_key_, message.cancel_need_id(), caller_);
         if (!s.ok() && !absl::IsNotFound(s)) outbox_->CloseNow(ToGrpcStatus(s));
         return;
       }
@@ -291,24 +301,27 @@ class SessionReactor : public RawBidiReactor {
 // RequestCredential: one need as a server stream, ended after the need's
 // terminal state. Each NeedUpdate is serialized into memory wiped once
 // written or dropped, as Session's are.
-class RequestCredentialReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+class RequestCredentialReactor
+    : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  RequestCredentialReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
+  RequestCredentialReactor(RequestManager* requests, RpcEnv env,
+                           StreamRegistry* streams,
                            const grpc::CallbackServerContext& ctx,
                            const v1::RequestCredentialRequest& request)
       : requests_(requests), env_(env), streams_(streams) {
     outbox_ = std::make_shared<Outbox<grpc::ByteBuffer>>(
-        kMaxQueuedPerStream, [this](const grpc::ByteBuffer* m) {
+        kMaxQueuedPerStream,
+        [this](const grpc::ByteBuffer* m) {
           gate_.HandOff();
           StartWrite(m);
         },
         [this](const grpc::Status& s) {
           if (gate_.RequestFinish(s)) Finish(s);
         });
-    stream_id_ = streams_->Add(
-        [box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(outbox_)](const grpc::Status& s) {
-          if (auto b = box.lock()) b->CloseNow(s);
-        });
+    stream_id_ = streams_->Add([box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(
+                                    outbox_)](const grpc::Status& s) {
+      if (auto b = box.lock()) b->CloseNow(s);
+    });
     session_key_ = request.session_key().empty()
                        ? absl::StrCat("rc-", RandomHex(12))
                        : request.session_key();
@@ -345,8 +358,8 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<grpc::ByteBuffe
  private:
   void Run(Need need, const Caller& caller) {
     if (session_key_.size() > 128) {
-      outbox_->CloseNow(ToGrpcStatus(
-          absl::InvalidArgumentError("session_key must be at most 128 characters")));
+      outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+          "session_key must be at most 128 characters")));
       return;
     }
     std::weak_ptr<Outbox<grpc::ByteBuffer>> box = outbox_;
@@ -366,7 +379,8 @@ class RequestCredentialReactor : public grpc::ServerWriteReactor<grpc::ByteBuffe
       return;
     }
     attachment_ = *attached;
-    absl::StatusOr<NeedUpdate> update = requests_->SubmitNeed(session_key_, caller, need);
+    absl::StatusOr<NeedUpdate> update =
+        requests_->SubmitNeed(session_key_, caller, need);
     if (!update.ok()) outbox_->CloseNow(ToGrpcStatus(update.status()));
   }
 
@@ -386,17 +400,18 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
   WatchReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
       : requests_(requests), env_(env), streams_(streams) {
     outbox_ = std::make_shared<Outbox<v1::ApprovalEvent>>(
-        kMaxQueuedPerStream, [this](const v1::ApprovalEvent* m) {
+        kMaxQueuedPerStream,
+        [this](const v1::ApprovalEvent* m) {
           gate_.HandOff();
           StartWrite(m);
         },
         [this](const grpc::Status& s) {
           if (gate_.RequestFinish(s)) Finish(s);
         });
-    stream_id_ = streams_->Add(
-        [box = std::weak_ptr<Outbox<v1::ApprovalEvent>>(outbox_)](const grpc::Status& s) {
-          if (auto b = box.lock()) b->CloseNow(s);
-        });
+    stream_id_ = streams_->Add([box = std::weak_ptr<Outbox<v1::ApprovalEvent>>(
+                                    outbox_)](const grpc::Status& s) {
+      if (auto b = box.lock()) b->CloseNow(s);
+    });
     if (!gate_.Hold()) return;
     env_.executor->Schedule([this] {
       std::weak_ptr<Outbox<v1::ApprovalEvent>> box = outbox_;
@@ -453,8 +468,8 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
 
 }  // namespace
 
-grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerServiceImpl::Session(
-    grpc::CallbackServerContext* context) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+BrokerServiceImpl::Session(grpc::CallbackServerContext* context) {
   absl::Status allowed = Authorize(env_, *context, Role::kAgent, "Session");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "Session", allowed);
@@ -463,10 +478,12 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerServiceImpl::
   return new SessionReactor(requests_, env_, streams_, *context);
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerServiceImpl::RequestCredential(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>*
+BrokerServiceImpl::RequestCredential(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request) {
   using Refused = FinishedReactor<grpc::ServerWriteReactor<grpc::ByteBuffer>>;
-  absl::Status allowed = Authorize(env_, *context, Role::kAgent, "RequestCredential");
+  absl::Status allowed =
+      Authorize(env_, *context, Role::kAgent, "RequestCredential");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "RequestCredential", allowed);
     return new Refused(allowed);
@@ -480,17 +497,20 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerServiceImpl::RequestCredential
         "the request must be a credbroker.v1.RequestCredentialRequest"));
   }
   if (!invalid.empty()) {
-    return new Refused(
-        InvalidArgumentWithViolations("the credential need is not valid", invalid));
+    return new Refused(InvalidArgumentWithViolations(
+        "the credential need is not valid", invalid));
   }
-  return new RequestCredentialReactor(requests_, env_, streams_, *context, parsed);
+  return new RequestCredentialReactor(requests_, env_, streams_, *context,
+                                      parsed);
 }
 
 grpc::ServerUnaryReactor* BrokerServiceImpl::ReleaseGrant(
-    grpc::CallbackServerContext* context, const v1::ReleaseGrantRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ReleaseGrantRequest* request,
     v1::ReleaseGrantResponse* response) {
   Caller caller = CallerOf(env_, *context, "agent");
-  return RunUnary(context, request, response, env_, Role::kAgent, "ReleaseGrant",
+  return RunUnary(context, request, response, env_, Role::kAgent,
+                  "ReleaseGrant",
                   [this, caller](const v1::ReleaseGrantRequest& req,
                                  v1::ReleaseGrantResponse&) {
                     return requests_->ReleaseGrant(req.grant_id(), caller);
@@ -499,23 +519,26 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::ReleaseGrant(
 
 grpc::ServerWriteReactor<v1::ApprovalEvent>* ApprovalServiceImpl::WatchRequests(
     grpc::CallbackServerContext* context, const v1::WatchRequestsRequest*) {
-  absl::Status allowed = Authorize(env_, *context, Role::kApprover, "WatchRequests");
+  absl::Status allowed =
+      Authorize(env_, *context, Role::kApprover, "WatchRequests");
   if (!allowed.ok()) {
     AuditRefusal(env_, *context, "WatchRequests", allowed);
-    return new FinishedReactor<grpc::ServerWriteReactor<v1::ApprovalEvent>>(allowed);
+    return new FinishedReactor<grpc::ServerWriteReactor<v1::ApprovalEvent>>(
+        allowed);
   }
   return new WatchReactor(requests_, env_, streams_);
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::GetCredentialForm(
-    grpc::CallbackServerContext* context, const v1::GetCredentialFormRequest* request,
-    v1::CredentialForm* response) {
+    grpc::CallbackServerContext* context,
+    const v1::GetCredentialFormRequest* request, v1::CredentialForm* response) {
   return RunUnary(
       context, request, response, env_, Role::kApprover, "GetCredentialForm",
       [this](const v1::GetCredentialFormRequest& req,
              v1::CredentialForm& resp) -> absl::Status {
-        CB_ASSIGN_OR_RETURN(Form form, requests_->GetForm(req.request_id(), req.provider(),
-                                                          req.profile()));
+        CB_ASSIGN_OR_RETURN(Form form,
+                            requests_->GetForm(req.request_id(), req.provider(),
+                                               req.profile()));
         resp.set_provider(form.provider->id);
         resp.set_profile(form.profile);
         resp.set_display_name(form.provider->display_name);
@@ -529,7 +552,8 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::GetCredentialForm(
         for (const auto& p : form.provider->required_permissions) {
           resp.add_required_permissions(p);
         }
-        if (form.request.has_value()) ToProto(*form.request, resp.mutable_request());
+        if (form.request.has_value())
+          ToProto(*form.request, resp.mutable_request());
         resp.set_oauth(form.provider->oauth);
         for (const auto& n : form.notes) resp.add_notes(n);
         return absl::OkStatus();
@@ -547,8 +571,9 @@ absl::Status ApprovalServiceImpl::CheckFactor(const SecretBytes& pin,
     assertion.authenticator_data = req.passkey().authenticator_data();
     assertion.signature = req.passkey().signature();
   }
-  return env_.passkeys->CheckDecision(pin, req.has_passkey() ? &assertion : nullptr, "Approve",
-                                      ApprovePurpose(req.request_id()), caller);
+  return env_.passkeys->CheckDecision(
+      pin, req.has_passkey() ? &assertion : nullptr, "Approve",
+      ApprovePurpose(req.request_id()), caller);
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
@@ -567,7 +592,8 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
         }
         ApproveInput input;
         input.request_id = req.request_id();
-        input.values = TakeValues(const_cast<v1::ApproveRequest&>(req).mutable_values());
+        input.values =
+            TakeValues(const_cast<v1::ApproveRequest&>(req).mutable_values());
         input.generate.assign(req.generate().begin(), req.generate().end());
         input.scope = FromProto(req.scope());
         if (req.has_ttl()) input.ttl = FromProto(req.ttl());
@@ -580,14 +606,15 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
       });
 }
 
-grpc::ServerUnaryReactor* ApprovalServiceImpl::Deny(grpc::CallbackServerContext* context,
-                                                    const v1::DenyRequest* request,
-                                                    v1::DenyResponse* response) {
+grpc::ServerUnaryReactor* ApprovalServiceImpl::Deny(
+    grpc::CallbackServerContext* context, const v1::DenyRequest* request,
+    v1::DenyResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
-  return RunUnary(context, request, response, env_, Role::kApprover, "Deny",
-                  [this, caller](const v1::DenyRequest& req, v1::DenyResponse&) {
-                    return requests_->Deny(req.request_id(), req.reason(), caller);
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "Deny",
+      [this, caller](const v1::DenyRequest& req, v1::DenyResponse&) {
+        return requests_->Deny(req.request_id(), req.reason(), caller);
+      });
 }
 
 }  // namespace credbroker

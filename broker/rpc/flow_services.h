@@ -21,12 +21,14 @@ inline constexpr size_t kMaxQueuedPerStream = 256;
 // see broker/rpc/wire.h); ReleaseGrant is typed.
 using BrokerServiceBase = v1::CredentialBroker::WithRawCallbackMethod_Session<
     v1::CredentialBroker::WithRawCallbackMethod_RequestCredential<
-        v1::CredentialBroker::WithCallbackMethod_ReleaseGrant<v1::CredentialBroker::Service>>>;
+        v1::CredentialBroker::WithCallbackMethod_ReleaseGrant<
+            v1::CredentialBroker::Service>>>;
 
 class BrokerServiceImpl final : public BrokerServiceBase {
  public:
   // All pointers (and everything in `env`) must outlive the service.
-  BrokerServiceImpl(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
+  BrokerServiceImpl(RequestManager* requests, RpcEnv env,
+                    StreamRegistry* streams)
       : requests_(requests), env_(env), streams_(streams) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
@@ -34,10 +36,12 @@ class BrokerServiceImpl final : public BrokerServiceBase {
   // `request` is a RequestCredentialRequest's bytes; invalid UTF-8 in it
   // ends the call INVALID_ARGUMENT naming each field.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* RequestCredential(
-      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
-  grpc::ServerUnaryReactor* ReleaseGrant(grpc::CallbackServerContext* context,
-                                         const v1::ReleaseGrantRequest* request,
-                                         v1::ReleaseGrantResponse* response) override;
+      grpc::CallbackServerContext* context,
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* ReleaseGrant(
+      grpc::CallbackServerContext* context,
+      const v1::ReleaseGrantRequest* request,
+      v1::ReleaseGrantResponse* response) override;
 
  private:
   RequestManager* requests_;
@@ -51,7 +55,8 @@ std::string ApprovePurpose(absl::string_view request_id);
 
 class ApprovalServiceImpl final : public v1::ApprovalService::CallbackService {
  public:
-  ApprovalServiceImpl(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
+  ApprovalServiceImpl(RequestManager* requests, RpcEnv env,
+                      StreamRegistry* streams)
       : requests_(requests), env_(env), streams_(streams) {}
 
   grpc::ServerWriteReactor<v1::ApprovalEvent>* WatchRequests(
@@ -69,13 +74,14 @@ class ApprovalServiceImpl final : public v1::ApprovalService::CallbackService {
                                  v1::DenyResponse* response) override;
   // In passkey_rpcs.cc.
   grpc::ServerUnaryReactor* BeginPasskeyAssertion(
-      grpc::CallbackServerContext* context, const v1::BeginPasskeyAssertionRequest* request,
+      grpc::CallbackServerContext* context,
+      const v1::BeginPasskeyAssertionRequest* request,
       v1::PasskeyChallenge* response) override;
 
  private:
   // The human-presence factor of Approve: a passkey's assertion, or the PIN.
-  absl::Status CheckFactor(const SecretBytes& pin, const v1::ApproveRequest& req,
-                           const Caller& caller);
+  absl::Status CheckFactor(const SecretBytes& pin,
+                           const v1::ApproveRequest& req, const Caller& caller);
 
   RequestManager* requests_;
   RpcEnv env_;

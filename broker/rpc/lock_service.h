@@ -5,11 +5,11 @@
 #ifndef CREDBROKER_BROKER_RPC_LOCK_SERVICE_H_
 #define CREDBROKER_BROKER_RPC_LOCK_SERVICE_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -23,19 +23,20 @@ namespace credbroker {
 
 // What locked callers are told.
 inline constexpr char kLockedMessage[] =
-    "the credential store is locked: unlock it in the IDE or with `credctl unlock` "
+    "the credential store is locked: unlock it in the IDE or with `credctl "
+    "unlock` "
     "(the person types the store's passphrase)";
 
 // A Rekey as the daemon carries it out.
 struct RekeyArgs {
   SecretBytes current_passphrase;  // Empty for a key-file store.
   bool to_key_file = false;
-  SecretBytes new_passphrase;      // When !to_key_file.
+  SecretBytes new_passphrase;  // When !to_key_file.
 };
 struct RekeyResult {
-  bool key_file = false;   // The store's key is now the key file.
+  bool key_file = false;  // The store's key is now the key file.
   std::string key_file_path;
-  std::string message;     // For the person: how to start the broker now.
+  std::string message;  // For the person: how to start the broker now.
 };
 
 // The daemon's side of LockService. Every function may block (Argon2id,
@@ -49,7 +50,8 @@ struct LockControl {
   std::function<absl::Status()> lock;
   // Set while unlocked: changes the store's key protection; the caller is
   // recorded in the audit event. Unset: FAILED_PRECONDITION locked.
-  std::function<absl::StatusOr<RekeyResult>(const RekeyArgs& args, const Caller& caller)>
+  std::function<absl::StatusOr<RekeyResult>(const RekeyArgs& args,
+                                            const Caller& caller)>
       rekey;
   // What protects the key now.
   bool key_file = false;
@@ -83,8 +85,8 @@ class LockServiceImpl : public v1::LockService::CallbackService {
   // The throttle key of a passphrase guesser: its user where the kernel
   // says (a fresh process per guess does not escape), else its address.
   std::string GuesserKey(const grpc::CallbackServerContext& context) const;
-  absl::Status DoRekey(v1::RekeyRequest& req, v1::RekeyResponse& resp, const Caller& caller,
-                       const std::string& key);
+  absl::Status DoRekey(v1::RekeyRequest& req, v1::RekeyResponse& resp,
+                       const Caller& caller, const std::string& key);
 
   const RpcEnv env_;
   const LockControl control_;

@@ -38,13 +38,15 @@ class LockedStream {
  public:
   LockedStream(Reactor* reactor, StreamRegistry* streams) : streams_(streams) {
     outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
-        kMaxQueued, [reactor](const v1::NeedUpdate* m) { reactor->StartWrite(m); },
+        kMaxQueued,
+        [reactor](const v1::NeedUpdate* m) { reactor->StartWrite(m); },
         [this, reactor](const grpc::Status& s) {
           {
             absl::MutexLock lock(&mu_);
             finished_ = true;
           }
-          // Outside the lock: OnDone may run (and delete this) once it is called.
+          // Outside the lock: OnDone may run (and delete this) once it is
+          // called.
           reactor->Finish(s);
         });
     id_ = streams_->Add([box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](
@@ -81,7 +83,8 @@ class LockedSessionReactor
       return;
     }
     // Ended at once when the streams were already ended (the unlock).
-    stream_ = std::make_unique<LockedStream<LockedSessionReactor>>(this, streams);
+    stream_ =
+        std::make_unique<LockedStream<LockedSessionReactor>>(this, streams);
     stream_->ReadIfOpen([this] { StartRead(&request_); });
   }
   void OnReadDone(bool ok) override {
@@ -89,12 +92,15 @@ class LockedSessionReactor
       stream_->outbox().CloseAfterDrain(grpc::Status::OK);
       return;
     }
-    if (request_.has_need()) stream_->outbox().Push(LockedUpdate(request_.need().need_id()));
+    if (request_.has_need())
+      stream_->outbox().Push(LockedUpdate(request_.need().need_id()));
     stream_->ReadIfOpen([this] { StartRead(&request_); });
   }
   void OnWriteDone(bool ok) override { stream_->outbox().OnWriteDone(ok); }
   void OnCancel() override {
-    if (stream_) stream_->outbox().CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+    if (stream_)
+      stream_->outbox().CloseNow(
+          grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
   }
   void OnDone() override {
     if (stream_) stream_->OnDone();
@@ -114,12 +120,15 @@ class LockedRequestReactor : public grpc::ServerWriteReactor<v1::NeedUpdate> {
       Finish(ToGrpcStatus(allowed));
       return;
     }
-    stream_ = std::make_unique<LockedStream<LockedRequestReactor>>(this, streams);
+    stream_ =
+        std::make_unique<LockedStream<LockedRequestReactor>>(this, streams);
     stream_->outbox().Push(LockedUpdate(need_id));
   }
   void OnWriteDone(bool ok) override { stream_->outbox().OnWriteDone(ok); }
   void OnCancel() override {
-    if (stream_) stream_->outbox().CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+    if (stream_)
+      stream_->outbox().CloseNow(
+          grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
   }
   void OnDone() override {
     if (stream_) stream_->OnDone();
@@ -130,7 +139,8 @@ class LockedRequestReactor : public grpc::ServerWriteReactor<v1::NeedUpdate> {
   std::unique_ptr<LockedStream<LockedRequestReactor>> stream_;
 };
 
-bool ParseBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Message* message) {
+bool ParseBuffer(const grpc::ByteBuffer& buffer,
+                 google::protobuf::Message* message) {
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return false;
   std::string bytes;
@@ -140,20 +150,25 @@ bool ParseBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Message* mess
   return message->ParseFromString(bytes);
 }
 
-absl::Status ListProviders(const ProviderRegistry& catalog, const grpc::ByteBuffer&,
+absl::Status ListProviders(const ProviderRegistry& catalog,
+                           const grpc::ByteBuffer&,
                            v1::ListProvidersResponse& resp) {
-  for (const auto& p : catalog.providers()) ToProto(p->spec(), resp.add_providers());
+  for (const auto& p : catalog.providers())
+    ToProto(p->spec(), resp.add_providers());
   return absl::OkStatus();
 }
 
 // The catalog's form for a provider: no current values (they need the key).
-absl::Status ProviderForm(const ProviderRegistry& catalog, const grpc::ByteBuffer& in,
+absl::Status ProviderForm(const ProviderRegistry& catalog,
+                          const grpc::ByteBuffer& in,
                           v1::CredentialForm& resp) {
   v1::GetCredentialFormRequest req;
   if (!ParseBuffer(in, &req)) {
-    return absl::InvalidArgumentError("the request is not a GetCredentialFormRequest");
+    return absl::InvalidArgumentError(
+        "the request is not a GetCredentialFormRequest");
   }
-  if (!req.request_id().empty()) return absl::FailedPreconditionError(kLockedMessage);
+  if (!req.request_id().empty())
+    return absl::FailedPreconditionError(kLockedMessage);
   absl::StatusOr<const Provider*> provider = catalog.Get(req.provider());
   if (!provider.ok()) return provider.status();
   std::string profile = "default";
@@ -164,9 +179,11 @@ absl::Status ProviderForm(const ProviderRegistry& catalog, const grpc::ByteBuffe
   resp.set_provider(spec.id);
   resp.set_profile(profile);
   resp.set_display_name(spec.display_name);
-  for (const FieldSpec& f : spec.fields) ToProto(f, resp.add_fields()->mutable_spec());
+  for (const FieldSpec& f : spec.fields)
+    ToProto(f, resp.add_fields()->mutable_spec());
   for (const auto& s : spec.how_to_get) resp.add_how_to_get(s);
-  for (const auto& p : spec.required_permissions) resp.add_required_permissions(p);
+  for (const auto& p : spec.required_permissions)
+    resp.add_required_permissions(p);
   resp.set_oauth(spec.oauth);
   resp.add_notes("the store is locked: stored values show once it is unlocked");
   return absl::OkStatus();
@@ -175,9 +192,10 @@ absl::Status ProviderForm(const ProviderRegistry& catalog, const grpc::ByteBuffe
 // One catalog call: reads the request, answers, finishes.
 class CatalogReactor : public grpc::ServerGenericBidiReactor {
  public:
-  using Handler =
-      std::function<absl::Status(const grpc::ByteBuffer& in, grpc::ByteBuffer& out)>;
-  CatalogReactor(const absl::Status& allowed, Handler handler) : handler_(std::move(handler)) {
+  using Handler = std::function<absl::Status(const grpc::ByteBuffer& in,
+                                             grpc::ByteBuffer& out)>;
+  CatalogReactor(const absl::Status& allowed, Handler handler)
+      : handler_(std::move(handler)) {
     if (!allowed.ok()) {
       Finish(ToGrpcStatus(allowed));
       return;
@@ -186,7 +204,8 @@ class CatalogReactor : public grpc::ServerGenericBidiReactor {
   }
   void OnReadDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "no request message"));
       return;
     }
     absl::Status done = handler_(in_, out_);
@@ -205,10 +224,12 @@ class CatalogReactor : public grpc::ServerGenericBidiReactor {
 };
 
 template <typename Response>
-CatalogReactor::Handler Answer(
-    const ProviderRegistry* catalog,
-    absl::Status (*fn)(const ProviderRegistry&, const grpc::ByteBuffer&, Response&)) {
-  return [catalog, fn](const grpc::ByteBuffer& in, grpc::ByteBuffer& out) -> absl::Status {
+CatalogReactor::Handler Answer(const ProviderRegistry* catalog,
+                               absl::Status (*fn)(const ProviderRegistry&,
+                                                  const grpc::ByteBuffer&,
+                                                  Response&)) {
+  return [catalog, fn](const grpc::ByteBuffer& in,
+                       grpc::ByteBuffer& out) -> absl::Status {
     Response resp;
     CB_RETURN_IF_ERROR(fn(*catalog, in, resp));
     const std::string bytes = resp.SerializeAsString();
@@ -220,30 +241,38 @@ CatalogReactor::Handler Answer(
 
 class LockedReactor : public grpc::ServerGenericBidiReactor {
  public:
-  LockedReactor() { Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, kLockedMessage)); }
+  LockedReactor() {
+    Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, kLockedMessage));
+  }
   void OnDone() override { delete this; }
 };
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* LockedBrokerService::Session(
-    grpc::CallbackServerContext* context) {
-  return new LockedSessionReactor(streams_, Authorize(env_, *context, Role::kAgent, "Session"));
+grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>*
+LockedBrokerService::Session(grpc::CallbackServerContext* context) {
+  return new LockedSessionReactor(
+      streams_, Authorize(env_, *context, Role::kAgent, "Session"));
 }
 
-grpc::ServerWriteReactor<v1::NeedUpdate>* LockedBrokerService::RequestCredential(
-    grpc::CallbackServerContext* context, const v1::RequestCredentialRequest* request) {
+grpc::ServerWriteReactor<v1::NeedUpdate>*
+LockedBrokerService::RequestCredential(
+    grpc::CallbackServerContext* context,
+    const v1::RequestCredentialRequest* request) {
   return new LockedRequestReactor(
       streams_, Authorize(env_, *context, Role::kAgent, "RequestCredential"),
       request->need().need_id());
 }
 
 grpc::ServerUnaryReactor* LockedBrokerService::ReleaseGrant(
-    grpc::CallbackServerContext* context, const v1::ReleaseGrantRequest* /*request*/,
+    grpc::CallbackServerContext* context,
+    const v1::ReleaseGrantRequest* /*request*/,
     v1::ReleaseGrantResponse* /*response*/) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!AuthorizeUnary(env_, context, reactor, Role::kAgent, "ReleaseGrant")) return reactor;
-  reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, kLockedMessage));
+  if (!AuthorizeUnary(env_, context, reactor, Role::kAgent, "ReleaseGrant"))
+    return reactor;
+  reactor->Finish(
+      grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, kLockedMessage));
   return reactor;
 }
 
@@ -251,12 +280,14 @@ grpc::ServerGenericBidiReactor* LockedFallback::CreateReactor(
     grpc::GenericCallbackServerContext* context) {
   const std::string& method = context->method();
   if (method == "/credbroker.v1.CredentialService/ListProviders") {
-    return new CatalogReactor(Authorize(env_, *context, Role::kApprover, "ListProviders"),
-                              Answer<v1::ListProvidersResponse>(catalog_, &ListProviders));
+    return new CatalogReactor(
+        Authorize(env_, *context, Role::kApprover, "ListProviders"),
+        Answer<v1::ListProvidersResponse>(catalog_, &ListProviders));
   }
   if (method == "/credbroker.v1.ApprovalService/GetCredentialForm") {
-    return new CatalogReactor(Authorize(env_, *context, Role::kApprover, "GetCredentialForm"),
-                              Answer<v1::CredentialForm>(catalog_, &ProviderForm));
+    return new CatalogReactor(
+        Authorize(env_, *context, Role::kApprover, "GetCredentialForm"),
+        Answer<v1::CredentialForm>(catalog_, &ProviderForm));
   }
   return new LockedReactor();
 }

@@ -25,7 +25,8 @@ namespace credbroker {
 
 // What an agent's need hears while the store is locked.
 inline constexpr char kLockedNeedMessage[] =
-    "locked — unlock in the IDE or with `credctl unlock`; the need is sent again "
+    "locked — unlock in the IDE or with `credctl unlock`; the need is sent "
+    "again "
     "once the store is unlocked";
 // How the unlock ends the locked broker's agent streams (UNAVAILABLE).
 // Every restart of the listeners (unlock, lock, rekey) ends streams with a
@@ -36,16 +37,18 @@ inline constexpr char kUnlockedReconnect[] =
 
 class LockedBrokerService final : public v1::CredentialBroker::CallbackService {
  public:
-  LockedBrokerService(RpcEnv env, StreamRegistry* streams) : env_(env), streams_(streams) {}
+  LockedBrokerService(RpcEnv env, StreamRegistry* streams)
+      : env_(env), streams_(streams) {}
 
   grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* Session(
       grpc::CallbackServerContext* context) override;
   grpc::ServerWriteReactor<v1::NeedUpdate>* RequestCredential(
       grpc::CallbackServerContext* context,
       const v1::RequestCredentialRequest* request) override;
-  grpc::ServerUnaryReactor* ReleaseGrant(grpc::CallbackServerContext* context,
-                                         const v1::ReleaseGrantRequest* request,
-                                         v1::ReleaseGrantResponse* response) override;
+  grpc::ServerUnaryReactor* ReleaseGrant(
+      grpc::CallbackServerContext* context,
+      const v1::ReleaseGrantRequest* request,
+      v1::ReleaseGrantResponse* response) override;
 
  private:
   const RpcEnv env_;
@@ -55,9 +58,10 @@ class LockedBrokerService final : public v1::CredentialBroker::CallbackService {
 // Every method no registered service has: the catalog, else locked.
 class LockedFallback final : public grpc::CallbackGenericService {
  public:
-  LockedFallback(RpcEnv env, const ProviderRegistry* catalog) : env_(env), catalog_(catalog) {}
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context)
-      override;
+  LockedFallback(RpcEnv env, const ProviderRegistry* catalog)
+      : env_(env), catalog_(catalog) {}
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override;
 
  private:
   const RpcEnv env_;

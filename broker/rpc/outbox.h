@@ -10,13 +10,13 @@
 #ifndef CREDBROKER_BROKER_RPC_OUTBOX_H_
 #define CREDBROKER_BROKER_RPC_OUTBOX_H_
 
+#include <grpcpp/support/status.h>
+
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <optional>
 #include <utility>
-
-#include <grpcpp/support/status.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -33,7 +33,8 @@ class Outbox {
   // The functions call the reactor's StartWrite and Finish; they are never
   // called with the outbox's lock held, nor after OnDone. `wipe` (optional)
   // clears what a message holds that must not outlive it.
-  Outbox(size_t max_queued, StartWriteFn start_write, FinishFn finish, WipeFn wipe = nullptr)
+  Outbox(size_t max_queued, StartWriteFn start_write, FinishFn finish,
+         WipeFn wipe = nullptr)
       : max_queued_(max_queued),
         start_write_(std::move(start_write)),
         finish_(std::move(finish)),
@@ -112,7 +113,6 @@ class Outbox {
     if (start_returned_) Release(current_);
   }
 
-
   bool closing() const {
     absl::MutexLock lock(&mu_);
     return closing_ || done_;
@@ -139,7 +139,8 @@ class Outbox {
       // The client went away; nothing more can be written.
       closing_ = true;
       DropQueued();
-      final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      final_status_ =
+          grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     }
   }
 
@@ -187,7 +188,7 @@ class Outbox {
     bool bounded;
   };
   std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);  // Waiting to be written.
-  size_t counted_ ABSL_GUARDED_BY(mu_) = 0;        // Bounded entries queued.
+  size_t counted_ ABSL_GUARDED_BY(mu_) = 0;       // Bounded entries queued.
   // The message being written: set by Pump, released by EndWrite, read by
   // gRPC in between; under mu_ except while gRPC reads it.
   Msg current_;

@@ -34,7 +34,8 @@ void PasskeyToProto(const PasskeyInfo& in, v1::Passkey* out) {
   out->set_algorithm(in.algorithm);
   out->set_sign_count(in.sign_count);
   ToProto(in.created, out->mutable_created());
-  if (in.last_used != absl::InfinitePast()) ToProto(in.last_used, out->mutable_last_used());
+  if (in.last_used != absl::InfinitePast())
+    ToProto(in.last_used, out->mutable_last_used());
 }
 
 }  // namespace
@@ -45,55 +46,67 @@ std::string ApprovePurpose(absl::string_view request_id) {
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::BeginPasskeyRegistration(
-    grpc::CallbackServerContext* context, const v1::BeginPasskeyRegistrationRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::BeginPasskeyRegistrationRequest* request,
     v1::PasskeyChallenge* response) {
   Caller caller = CallerOf(env_, *context, "approver");
-  return RunUnary(context, request, response, env_, Role::kApprover, "BeginPasskeyRegistration",
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "BeginPasskeyRegistration",
                   [this, caller](const v1::BeginPasskeyRegistrationRequest&,
                                  v1::PasskeyChallenge& resp) -> absl::Status {
                     if (env_.passkeys == nullptr) return NoPasskeys();
-                    CB_ASSIGN_OR_RETURN(PasskeyChallenge c,
-                                        env_.passkeys->BeginRegistration(caller));
+                    CB_ASSIGN_OR_RETURN(
+                        PasskeyChallenge c,
+                        env_.passkeys->BeginRegistration(caller));
                     ChallengeToProto(c, env_.passkeys->relying_party(), &resp);
                     return absl::OkStatus();
                   });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::FinishPasskeyRegistration(
-    grpc::CallbackServerContext* context, const v1::FinishPasskeyRegistrationRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::FinishPasskeyRegistrationRequest* request,
     v1::Passkey* response) {
   Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
-      context, request, response, env_, Role::kApprover, "FinishPasskeyRegistration",
+      context, request, response, env_, Role::kApprover,
+      "FinishPasskeyRegistration",
       [this, caller](const v1::FinishPasskeyRegistrationRequest& req,
                      v1::Passkey& resp) -> absl::Status {
         if (env_.passkeys == nullptr) return NoPasskeys();
-        auto& mutable_req = const_cast<v1::FinishPasskeyRegistrationRequest&>(req);
+        auto& mutable_req =
+            const_cast<v1::FinishPasskeyRegistrationRequest&>(req);
         SecretBytes pin = SecretBytes::TakeFrom(*mutable_req.mutable_pin());
-        CB_ASSIGN_OR_RETURN(PasskeyInfo info, env_.passkeys->FinishRegistration(
-                                                  pin, req.name(), req.client_data_json(),
-                                                  req.attestation_object(), caller));
+        CB_ASSIGN_OR_RETURN(PasskeyInfo info,
+                            env_.passkeys->FinishRegistration(
+                                pin, req.name(), req.client_data_json(),
+                                req.attestation_object(), caller));
         PasskeyToProto(info, &resp);
         return absl::OkStatus();
       });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListPasskeys(
-    grpc::CallbackServerContext* context, const v1::ListPasskeysRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListPasskeysRequest* request,
     v1::ListPasskeysResponse* response) {
-  return RunUnary(context, request, response, env_, Role::kApprover, "ListPasskeys",
+  return RunUnary(context, request, response, env_, Role::kApprover,
+                  "ListPasskeys",
                   [this](const v1::ListPasskeysRequest&,
                          v1::ListPasskeysResponse& resp) -> absl::Status {
                     if (env_.passkeys == nullptr) return absl::OkStatus();
-                    CB_ASSIGN_OR_RETURN(std::vector<PasskeyInfo> list, env_.passkeys->List());
-                    for (const PasskeyInfo& p : list) PasskeyToProto(p, resp.add_passkeys());
+                    CB_ASSIGN_OR_RETURN(std::vector<PasskeyInfo> list,
+                                        env_.passkeys->List());
+                    for (const PasskeyInfo& p : list)
+                      PasskeyToProto(p, resp.add_passkeys());
                     resp.set_required(env_.passkeys->required());
                     return absl::OkStatus();
                   });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::RemovePasskey(
-    grpc::CallbackServerContext* context, const v1::RemovePasskeyRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::RemovePasskeyRequest* request,
     v1::RemovePasskeyResponse* response) {
   Caller caller = CallerOf(env_, *context, "approver");
   return RunUnary(
@@ -102,7 +115,8 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RemovePasskey(
                      v1::RemovePasskeyResponse&) -> absl::Status {
         if (env_.passkeys == nullptr) return NoPasskeys();
         if (req.all() == !req.id().empty()) {
-          return absl::InvalidArgumentError("name one passkey (id) or set all, not both");
+          return absl::InvalidArgumentError(
+              "name one passkey (id) or set all, not both");
         }
         auto& mutable_req = const_cast<v1::RemovePasskeyRequest&>(req);
         SecretBytes pin = SecretBytes::TakeFrom(*mutable_req.mutable_pin());
@@ -111,22 +125,25 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RemovePasskey(
 }
 
 grpc::ServerUnaryReactor* ApprovalServiceImpl::BeginPasskeyAssertion(
-    grpc::CallbackServerContext* context, const v1::BeginPasskeyAssertionRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::BeginPasskeyAssertionRequest* request,
     v1::PasskeyChallenge* response) {
   Caller caller = CallerOf(env_, *context, "approver");
-  return RunUnary(context, request, response, env_, Role::kApprover, "BeginPasskeyAssertion",
-                  [this, caller](const v1::BeginPasskeyAssertionRequest& req,
-                                 v1::PasskeyChallenge& resp) -> absl::Status {
-                    if (env_.passkeys == nullptr) return NoPasskeys();
-                    if (req.request_id().empty()) {
-                      return absl::InvalidArgumentError("name the request (request_id)");
-                    }
-                    CB_ASSIGN_OR_RETURN(
-                        PasskeyChallenge c,
-                        env_.passkeys->BeginAssertion(ApprovePurpose(req.request_id()), caller));
-                    ChallengeToProto(c, env_.passkeys->relying_party(), &resp);
-                    return absl::OkStatus();
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover,
+      "BeginPasskeyAssertion",
+      [this, caller](const v1::BeginPasskeyAssertionRequest& req,
+                     v1::PasskeyChallenge& resp) -> absl::Status {
+        if (env_.passkeys == nullptr) return NoPasskeys();
+        if (req.request_id().empty()) {
+          return absl::InvalidArgumentError("name the request (request_id)");
+        }
+        CB_ASSIGN_OR_RETURN(PasskeyChallenge c,
+                            env_.passkeys->BeginAssertion(
+                                ApprovePurpose(req.request_id()), caller));
+        ChallengeToProto(c, env_.passkeys->relying_party(), &resp);
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace credbroker

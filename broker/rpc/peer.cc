@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,9 +15,6 @@
 #include <cerrno>
 #include <cstring>
 #include <vector>
-
-#include <grpc/grpc_security_constants.h>
-#include <grpcpp/security/auth_context.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -69,7 +68,8 @@ absl::StatusOr<std::string> ReadAt(int dirfd, const char* name) {
   int err = errno;
   close(fd);
   if (out.empty()) {
-    return absl::NotFoundError(absl::StrCat("the process is gone (", std::strerror(err), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("the process is gone (", std::strerror(err), ")"));
   }
   return out;
 }
@@ -85,7 +85,8 @@ absl::StatusOr<std::vector<std::string>> StatFields(const std::string& stat) {
 }
 
 // The effective id of a "Uid:" or "Gid:" line of /proc/PID/status.
-bool EffectiveId(const std::string& status, absl::string_view key, uint32_t* out) {
+bool EffectiveId(const std::string& status, absl::string_view key,
+                 uint32_t* out) {
   for (absl::string_view line : absl::StrSplit(status, '\n')) {
     if (!absl::ConsumePrefix(&line, key)) continue;
     std::vector<absl::string_view> ids =
@@ -112,7 +113,8 @@ absl::StatusOr<ProcessHandle> ProcessHandle::Open(pid_t pid, int pidfd) {
       return absl::NotFoundError(absl::StrCat("process ", pid, " is gone"));
     }
   }
-  int dirfd = open(absl::StrCat("/proc/", pid).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dirfd = open(absl::StrCat("/proc/", pid).c_str(),
+                   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0 || (pidfd >= 0 && !PidfdAlive(pidfd))) {
     if (dirfd >= 0) close(dirfd);
     if (pidfd >= 0) close(pidfd);
@@ -156,18 +158,22 @@ absl::StatusOr<ProcessIdentity> ProcessHandle::Read() const {
   if (fields->size() < 20 || !absl::SimpleAtoi((*fields)[19], &id.start_time) ||
       !absl::SimpleAtoi((*fields)[2], &id.process_group) ||
       !absl::SimpleAtoi((*fields)[3], &id.session_id)) {
-    return absl::InternalError(absl::StrCat("cannot parse /proc/", pid_, "/stat"));
+    return absl::InternalError(
+        absl::StrCat("cannot parse /proc/", pid_, "/stat"));
   }
   absl::StatusOr<std::string> status = ReadAt(dirfd_, "status");
   if (!status.ok()) return status.status();
-  if (!EffectiveId(*status, "Uid:", &id.uid) || !EffectiveId(*status, "Gid:", &id.gid)) {
-    return absl::InternalError(absl::StrCat("cannot read the uid of process ", pid_));
+  if (!EffectiveId(*status, "Uid:", &id.uid) ||
+      !EffectiveId(*status, "Gid:", &id.gid)) {
+    return absl::InternalError(
+        absl::StrCat("cannot read the uid of process ", pid_));
   }
   char buf[PATH_MAX];
   ssize_t n = readlinkat(dirfd_, "exe", buf, sizeof buf - 1);
   if (n > 0) id.exe.assign(buf, n);
   absl::StatusOr<std::string> comm = ReadAt(dirfd_, "comm");
-  if (comm.ok()) id.comm = std::string(absl::StripTrailingAsciiWhitespace(*comm));
+  if (comm.ok())
+    id.comm = std::string(absl::StripTrailingAsciiWhitespace(*comm));
   return id;
 }
 
@@ -204,7 +210,9 @@ pid_t ProcessHandle::ParentPid() const {
   if (!stat.ok()) return 0;
   absl::StatusOr<std::vector<std::string>> fields = StatFields(*stat);
   int ppid = 0;
-  if (!fields.ok() || fields->size() < 2 || !absl::SimpleAtoi((*fields)[1], &ppid)) return 0;
+  if (!fields.ok() || fields->size() < 2 ||
+      !absl::SimpleAtoi((*fields)[1], &ppid))
+    return 0;
   return ppid;
 }
 
@@ -227,7 +235,8 @@ absl::StatusOr<ProcessIdentity> PeerIdentityOfSocket(int fd) {
   if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0) pidfd = -1;
   absl::StatusOr<ProcessHandle> handle = ProcessHandle::Open(cred.pid, pidfd);
   absl::StatusOr<ProcessIdentity> id =
-      handle.ok() ? handle->Read() : absl::StatusOr<ProcessIdentity>(handle.status());
+      handle.ok() ? handle->Read()
+                  : absl::StatusOr<ProcessIdentity>(handle.status());
   ProcessIdentity out = id.ok() ? *id : ProcessIdentity{};
   out.pid = cred.pid;
   out.uid = cred.uid;
@@ -239,16 +248,19 @@ absl::StatusOr<bool> PeerHasGroup(int fd, gid_t gid) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return absl::InternalError(absl::StrCat("SO_PEERCRED failed: ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("SO_PEERCRED failed: ", std::strerror(errno)));
   }
   if (cred.gid == gid) return true;
   std::vector<gid_t> groups(64);
   while (true) {
     len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) break;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0)
+      break;
     // ERANGE: `len` now says how much room the list needs.
     if (errno != ERANGE || len <= groups.size() * sizeof(gid_t)) {
-      return absl::InternalError(absl::StrCat("SO_PEERGROUPS failed: ", std::strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("SO_PEERGROUPS failed: ", std::strerror(errno)));
     }
     groups.resize(len / sizeof(gid_t));
   }
@@ -274,7 +286,8 @@ void PeerRegistry::SetTcpPorts(std::vector<int> ports) {
   tcp_ports_ = std::move(ports);
 }
 
-std::optional<ProcessIdentity> PeerRegistry::FindTcpClient(const std::string& peer) const {
+std::optional<ProcessIdentity> PeerRegistry::FindTcpClient(
+    const std::string& peer) const {
   std::optional<TcpEndpoint> client = ParseGrpcPeer(peer);
   if (!client.has_value() || !IsLoopback(*client)) return std::nullopt;
   std::vector<int> ports;
@@ -287,14 +300,16 @@ std::optional<ProcessIdentity> PeerRegistry::FindTcpClient(const std::string& pe
   {
     absl::MutexLock lock(&mu_);
     auto it = tcp_found_.find(peer);
-    if (it != tcp_found_.end() && it->second.first == socket->inode) return it->second.second;
+    if (it != tcp_found_.end() && it->second.first == socket->inode)
+      return it->second.second;
   }
   ProcessIdentity found;
   found.uid = socket->uid;
   // Only the broker's own user's processes can be looked into.
   absl::StatusOr<pid_t> holder =
-      socket->uid == geteuid() ? FindSocketHolder(socket->inode, socket->uid)
-                               : absl::StatusOr<pid_t>(absl::NotFoundError("another user"));
+      socket->uid == geteuid()
+          ? FindSocketHolder(socket->inode, socket->uid)
+          : absl::StatusOr<pid_t>(absl::NotFoundError("another user"));
   if (holder.ok()) {
     absl::StatusOr<ProcessHandle> handle = ProcessHandle::Open(*holder);
     // Through the handle: the holder is still that process.
@@ -309,7 +324,8 @@ std::optional<ProcessIdentity> PeerRegistry::FindTcpClient(const std::string& pe
   return found;
 }
 
-Caller PeerRegistry::ResolvePeer(const std::string& peer, const std::string& role,
+Caller PeerRegistry::ResolvePeer(const std::string& peer,
+                                 const std::string& role,
                                  PeerLookup lookup) const {
   Caller caller;
   caller.role = role;
@@ -326,7 +342,8 @@ Caller PeerRegistry::ResolvePeer(const std::string& peer, const std::string& rol
   if (!id.has_value()) return caller;
   caller.uid = static_cast<int64_t>(id->uid);
   if (id->pid == 0) return caller;  // Another user's TCP socket, say.
-  caller.peer = fd >= 0 ? Describe(*id) : absl::StrCat(Describe(*id), ", over ", peer);
+  caller.peer =
+      fd >= 0 ? Describe(*id) : absl::StrCat(Describe(*id), ", over ", peer);
   caller.pid = id->pid;
   caller.start_time = id->start_time;
   caller.process_group = id->process_group;
@@ -357,7 +374,8 @@ std::string PeerRegistry::CallerKey(const std::string& peer) const {
   }
   // The address without its port.
   size_t colon = peer.rfind(':');
-  if (colon != std::string::npos && colon > peer.find(':')) return peer.substr(0, colon);
+  if (colon != std::string::npos && colon > peer.find(':'))
+    return peer.substr(0, colon);
   return peer;
 }
 

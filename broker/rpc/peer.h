@@ -10,6 +10,7 @@
 #ifndef CREDBROKER_BROKER_RPC_PEER_H_
 #define CREDBROKER_BROKER_RPC_PEER_H_
 
+#include <grpcpp/server_context.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -18,8 +19,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/server_context.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -38,7 +37,7 @@ struct ProcessIdentity {
   // shell's background job and the commands after it share both.
   pid_t process_group = 0;
   pid_t session_id = 0;
-  std::string exe;          // readlink(/proc/PID/exe); never the command line.
+  std::string exe;  // readlink(/proc/PID/exe); never the command line.
   // /proc/PID/comm: the name, readable when exe is not (a process of
   // another user, for a broker running as its own user).
   std::string comm;
@@ -68,7 +67,8 @@ class ProcessHandle {
   bool has_pidfd() const { return pidfd_ >= 0; }
 
  private:
-  ProcessHandle(pid_t pid, int dirfd, int pidfd) : pid_(pid), dirfd_(dirfd), pidfd_(pidfd) {}
+  ProcessHandle(pid_t pid, int dirfd, int pidfd)
+      : pid_(pid), dirfd_(dirfd), pidfd_(pidfd) {}
   pid_t pid_ = 0;
   int dirfd_ = -1;
   int pidfd_ = -1;
@@ -108,7 +108,8 @@ class PeerRegistry {
   // the broker accepted or a loopback TCP client it found, else the gRPC
   // peer address. Call it when the call arrives: an fd number can name
   // another connection later.
-  Caller Resolve(const grpc::ServerContextBase& context, const std::string& role,
+  Caller Resolve(const grpc::ServerContextBase& context,
+                 const std::string& role,
                  PeerLookup lookup = PeerLookup::kFull) const;
   // Resolve for a gRPC peer string ("fd:7", "ipv4:127.0.0.1:5000").
   Caller ResolvePeer(const std::string& peer, const std::string& role,

@@ -42,31 +42,31 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::GetApprovalPinStatus(
     const v1::GetApprovalPinStatusRequest* request,
     v1::ApprovalPinStatus* response) {
   Caller caller = CallerOf(env_, *context, "approver");
-  return RunUnary(context, request, response, env_, Role::kApprover,
-                  "GetApprovalPinStatus",
-                  [this, caller](const v1::GetApprovalPinStatusRequest&,
-                                 v1::ApprovalPinStatus& resp) -> absl::Status {
-                    if (env_.pin == nullptr) return absl::OkStatus();
-                    PinStatus s = env_.pin->Status(caller);
-                    resp.set_pin_set(s.set);
-                    resp.set_failed_attempts(s.failed_attempts);
-                    resp.set_required(s.required);
-                    resp.set_first_pin_needs_passphrase(s.first_pin_needs_passphrase);
-                    const absl::Time now = absl::Now();
-                    if (s.locked_until > now) {
-                      ToProto(s.locked_until, resp.mutable_locked_until());
-                    }
-                    if (s.window_until > now) {
-                      ToProto(s.window_until, resp.mutable_window_until());
-                    }
-                    ToProto(s.unlock_window, resp.mutable_unlock_window());
-                    if (env_.passkeys != nullptr) {
-                      resp.set_passkey_required(env_.passkeys->required());
-                      absl::StatusOr<std::vector<PasskeyInfo>> list = env_.passkeys->List();
-                      if (list.ok()) resp.set_passkeys(static_cast<int32_t>(list->size()));
-                    }
-                    return absl::OkStatus();
-                  });
+  return RunUnary(
+      context, request, response, env_, Role::kApprover, "GetApprovalPinStatus",
+      [this, caller](const v1::GetApprovalPinStatusRequest&,
+                     v1::ApprovalPinStatus& resp) -> absl::Status {
+        if (env_.pin == nullptr) return absl::OkStatus();
+        PinStatus s = env_.pin->Status(caller);
+        resp.set_pin_set(s.set);
+        resp.set_failed_attempts(s.failed_attempts);
+        resp.set_required(s.required);
+        resp.set_first_pin_needs_passphrase(s.first_pin_needs_passphrase);
+        const absl::Time now = absl::Now();
+        if (s.locked_until > now) {
+          ToProto(s.locked_until, resp.mutable_locked_until());
+        }
+        if (s.window_until > now) {
+          ToProto(s.window_until, resp.mutable_window_until());
+        }
+        ToProto(s.unlock_window, resp.mutable_unlock_window());
+        if (env_.passkeys != nullptr) {
+          resp.set_passkey_required(env_.passkeys->required());
+          absl::StatusOr<std::vector<PasskeyInfo>> list = env_.passkeys->List();
+          if (list.ok()) resp.set_passkeys(static_cast<int32_t>(list->size()));
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::VerifyAuditLog(

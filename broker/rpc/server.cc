@@ -1,15 +1,8 @@
 #include "broker/rpc/server.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <errno.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cstring>
-
+#include <fcntl.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -17,9 +10,14 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_posix.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <iostream>
 #include <thread>
 #include <utility>
@@ -86,13 +84,14 @@ absl::Status PrepareUnixPath(const std::string& path) {
   if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
   if (!S_ISSOCK(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        path, " exists and is not a socket; move it away or choose another "
-              "--listen path"));
+        path,
+        " exists and is not a socket; move it away or choose another "
+        "--listen path"));
   }
   if (!IsStaleSocket(path)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another process is already serving on ", path,
-        "; stop it or choose another --listen path"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("another process is already serving on ", path,
+                     "; stop it or choose another --listen path"));
   }
   if (unlink(path.c_str()) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -128,16 +127,20 @@ absl::Status CheckTcpSecurity(const ServerOptions& options, const Endpoint& ep,
 
 // TLS from the files, through gRPC's file-watching certificate provider:
 // a renewed or replaced certificate is served without a restart.
-std::shared_ptr<grpc::ServerCredentials> TlsCredentials(const ServerOptions& options) {
+std::shared_ptr<grpc::ServerCredentials> TlsCredentials(
+    const ServerOptions& options) {
   const auto refresh = static_cast<unsigned int>(
       std::max<int64_t>(1, absl::ToInt64Seconds(options.tls_refresh_interval)));
-  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      options.tls_key_file, options.tls_cert_file, options.tls_client_ca_file, refresh);
+  auto provider =
+      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+          options.tls_key_file, options.tls_cert_file,
+          options.tls_client_ca_file, refresh);
   grpc::experimental::TlsServerCredentialsOptions tls(provider);
   tls.watch_identity_key_cert_pairs();
   if (!options.tls_client_ca_file.empty()) {
     tls.watch_root_certs();
-    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    tls.set_cert_request_type(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   }
   return grpc::experimental::TlsServerCredentials(tls);
 }
@@ -150,7 +153,8 @@ std::string Endpoint::ToString() const {
   return absl::StrCat(host, ":", port);
 }
 
-absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote) {
+absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec,
+                                       bool allow_remote) {
   Endpoint ep;
   auto bad = [&](absl::string_view why) {
     return InvalidArgumentWithViolations(
@@ -161,7 +165,8 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote
   };
   if (absl::ConsumePrefix(&spec, "unix:")) {
     absl::ConsumePrefix(&spec, "//");
-    if (spec.empty() || spec[0] != '/') return bad("the socket path must be absolute");
+    if (spec.empty() || spec[0] != '/')
+      return bad("the socket path must be absolute");
     ep.is_unix = true;
     ep.path = std::string(spec);
     return ep;
@@ -170,10 +175,12 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote
   if (colon == absl::string_view::npos) return bad("no port given");
   absl::string_view host = spec.substr(0, colon);
   if (absl::ConsumePrefix(&host, "[")) {
-    if (!absl::ConsumeSuffix(&host, "]")) return bad("unbalanced [ in the host");
+    if (!absl::ConsumeSuffix(&host, "]"))
+      return bad("unbalanced [ in the host");
   }
   int port = 0;
-  if (!absl::SimpleAtoi(spec.substr(colon + 1), &port) || port < 0 || port > 65535) {
+  if (!absl::SimpleAtoi(spec.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
     return bad("the port must be a number from 0 to 65535");
   }
   if (host.empty()) return bad("no host given");
@@ -191,10 +198,12 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote
 
 // Creates the listening Unix socket at `path`: mode 0600, or 0660 and
 // owned by `group` when set.
-absl::StatusOr<int> ListenUnix(const std::string& path, std::optional<gid_t> group) {
+absl::StatusOr<int> ListenUnix(const std::string& path,
+                               std::optional<gid_t> group) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
-    return absl::InternalError(absl::StrCat("socket(): ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("socket(): ", std::strerror(errno)));
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -210,13 +219,16 @@ absl::StatusOr<int> ListenUnix(const std::string& path, std::optional<gid_t> gro
   }
   chmod(path.c_str(), 0600);
   if (group.has_value() &&
-      (chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0 || chmod(path.c_str(), 0660) != 0)) {
+      (chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0 ||
+       chmod(path.c_str(), 0660) != 0)) {
     err = errno;
     close(fd);
     unlink(path.c_str());
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot give the socket ", path, " to group ", *group, ": ", std::strerror(err),
-        "; make its directory setgid for that group (chmod g+s) or the broker's user a member"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot give the socket ", path, " to group ", *group,
+                     ": ", std::strerror(err),
+                     "; make its directory setgid for that group (chmod g+s) "
+                     "or the broker's user a member"));
   }
   if (listen(fd, 128) != 0) {
     err = errno;
@@ -247,7 +259,8 @@ struct BrokerServer::Impl {
     while (!stopping.load()) {
       if (poll(fds.data(), fds.size(), -1) < 0) {
         if (errno == EINTR) continue;
-        std::cerr << "credbrokerd: poll failed: " << std::strerror(errno) << "\n";
+        std::cerr << "credbrokerd: poll failed: " << std::strerror(errno)
+                  << "\n";
         return;
       }
       if (fds.back().revents != 0) return;
@@ -271,7 +284,8 @@ struct BrokerServer::Impl {
   bool AcceptUnixPending(int listen_fd, uid_t self) {
     while (true) {
       // Non-blocking: gRPC's poller expects it; a blocking fd hangs calls.
-      int conn = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int conn =
+          accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (conn < 0) return errno != EMFILE && errno != ENFILE;
       absl::StatusOr<ProcessIdentity> id = PeerIdentityOfSocket(conn);
       if (!id.ok() || !MayConnect(conn, *id, self)) {
@@ -298,12 +312,13 @@ struct BrokerServer::Impl {
         LogRefusal(absl::StrCat(
             "closed a TCP connection from ", address, ": ",
             verdict == ConnectionLimiter::Verdict::kTooManyFromAddress
-                ? absl::StrCat("that address already has ", kMaxConnectionsPerAddress,
-                               " connections open")
+                ? absl::StrCat("that address already has ",
+                               kMaxConnectionsPerAddress, " connections open")
                 : "the descriptors left are kept for the Unix socket"));
         continue;
       }
-      grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters params;
+      grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters
+          params;
       params.listener_fd = port.fd;
       params.fd = conn;
       port.acceptor->HandleNewConnection(&params);
@@ -314,10 +329,13 @@ struct BrokerServer::Impl {
   // Another user's connection: audited at the refusal audit's rate per
   // uid, and said on stderr (LogRefusal's rate).
   void RefuseConnection(const absl::StatusOr<ProcessIdentity>& id, uid_t self) {
-    std::string who = id.ok() ? absl::StrCat("uid ", id->uid) : "an unidentified peer";
-    std::string what = id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
-                               : std::string(id.status().message());
-    std::string members = allow_gid ? absl::StrCat(" and members of group ", *allow_gid) : "";
+    std::string who =
+        id.ok() ? absl::StrCat("uid ", id->uid) : "an unidentified peer";
+    std::string what =
+        id.ok() ? absl::StrCat("uid ", id->uid, " (", Describe(*id), ")")
+                : std::string(id.status().message());
+    std::string members =
+        allow_gid ? absl::StrCat(" and members of group ", *allow_gid) : "";
     if (refusals != nullptr) {
       AuditRecord event;
       event.kind = "connection.refused";
@@ -326,8 +344,8 @@ struct BrokerServer::Impl {
       event.detail = absl::StrCat("only uid ", self, members, " may connect");
       if (!refusals->Refused(who, std::move(event))) return;
     }
-    LogRefusal(absl::StrCat("refused a connection from ", what, ": only uid ", self, members,
-                            " may connect"));
+    LogRefusal(absl::StrCat("refused a connection from ", what, ": only uid ",
+                            self, members, " may connect"));
   }
 
   // One stderr line per refused connection, at most 10 a minute.
@@ -335,7 +353,8 @@ struct BrokerServer::Impl {
     int64_t suppressed = 0;
     if (!refusal_lines.Allow(absl::Now(), &suppressed)) return;
     std::cerr << "credbrokerd: " << what;
-    if (suppressed > 0) std::cerr << " (" << suppressed << " earlier ones not logged)";
+    if (suppressed > 0)
+      std::cerr << " (" << suppressed << " earlier ones not logged)";
     std::cerr << "\n";
   }
 
@@ -373,7 +392,8 @@ struct BrokerServer::Impl {
   bool shut_down = false;
 };
 
-BrokerServer::BrokerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BrokerServer::BrokerServer(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
 
 BrokerServer::~BrokerServer() { Shutdown(); }
 
@@ -389,29 +409,35 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   impl->allow_gid = options.allow_gid;
   env.peers = &impl->peers;
   if (env.audit != nullptr) {
-    impl->refusals = std::make_unique<RefusalAudit>(env.audit, [] { return absl::Now(); });
+    impl->refusals =
+        std::make_unique<RefusalAudit>(env.audit, [] { return absl::Now(); });
     env.refusals = impl->refusals.get();
   }
   const bool locked = static_cast<bool>(options.lock.unlock);
   if (locked) {
-    impl->locked_broker_service = std::make_unique<LockedBrokerService>(env, &impl->streams);
+    impl->locked_broker_service =
+        std::make_unique<LockedBrokerService>(env, &impl->streams);
     impl->locked_fallback = std::make_unique<LockedFallback>(
-        env, options.catalog != nullptr ? options.catalog : &ProviderRegistry::Default());
+        env, options.catalog != nullptr ? options.catalog
+                                        : &ProviderRegistry::Default());
   } else {
     impl->credential_service =
         std::make_unique<CredentialServiceImpl>(credentials, requests, env);
-    impl->broker_service = std::make_unique<BrokerServiceImpl>(requests, env, &impl->streams);
+    impl->broker_service =
+        std::make_unique<BrokerServiceImpl>(requests, env, &impl->streams);
     impl->approval_service =
         std::make_unique<ApprovalServiceImpl>(requests, env, &impl->streams);
   }
-  impl->lock_service = std::make_unique<LockServiceImpl>(env, options.lock, locked);
+  impl->lock_service =
+      std::make_unique<LockServiceImpl>(env, options.lock, locked);
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(4 << 20);
   // A TCP caller that connects and sends nothing holds its connection for
   // this long at most (gRPC's default is two minutes).
-  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
-                             static_cast<int>(absl::ToInt64Milliseconds(kTcpHandshakeTimeout)));
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(kTcpHandshakeTimeout)));
   LimitGrpcLogLines();
   std::vector<Endpoint> endpoints;
   if (options.listen.empty()) {
@@ -443,10 +469,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     if (!tcp.ok()) return abandon(tcp.status());
     ep->port = tcp->port;
     impl->tcp_ports.push_back(
-        {tcp->fd, builder.experimental().AddExternalConnectionAcceptor(
-                      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
-                      options.insecure_plaintext_tcp ? grpc::InsecureServerCredentials()
-                                                     : TlsCredentials(options))});
+        {tcp->fd,
+         builder.experimental().AddExternalConnectionAcceptor(
+             grpc::ServerBuilder::experimental_type::ExternalConnectionType::
+                 FROM_FD,
+             options.insecure_plaintext_tcp ? grpc::InsecureServerCredentials()
+                                            : TlsCredentials(options))});
     endpoints.push_back(*ep);
   }
   // Each service with its full name: the health service answers for each
@@ -455,13 +483,16 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
       {impl->lock_service.get(), v1::LockService::service_full_name()}};
   if (locked) {
     builder.RegisterCallbackGenericService(impl->locked_fallback.get());
-    services.push_back(
-        {impl->locked_broker_service.get(), v1::CredentialBroker::service_full_name()});
+    services.push_back({impl->locked_broker_service.get(),
+                        v1::CredentialBroker::service_full_name()});
   } else {
     services.insert(services.end(),
-                    {{impl->credential_service.get(), v1::CredentialService::service_full_name()},
-                     {impl->broker_service.get(), v1::CredentialBroker::service_full_name()},
-                     {impl->approval_service.get(), v1::ApprovalService::service_full_name()}});
+                    {{impl->credential_service.get(),
+                      v1::CredentialService::service_full_name()},
+                     {impl->broker_service.get(),
+                      v1::CredentialBroker::service_full_name()},
+                     {impl->approval_service.get(),
+                      v1::ApprovalService::service_full_name()}});
   }
   for (const auto& [service, name] : services) builder.RegisterService(service);
 
@@ -476,8 +507,10 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     if (!ep.is_unix) tcp_port_numbers.push_back(ep.port);
   }
   impl->peers.SetTcpPorts(std::move(tcp_port_numbers));
-  grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
-  for (const auto& [service, name] : services) health->SetServingStatus(name, true);
+  grpc::HealthCheckServiceInterface* health =
+      impl->server->GetHealthCheckService();
+  for (const auto& [service, name] : services)
+    health->SetServingStatus(name, true);
   health->SetServingStatus(true);
   if (!impl->listen_fds.empty() || !impl->tcp_ports.empty()) {
     if (pipe2(impl->wake_pipe, O_CLOEXEC) != 0) {
@@ -486,7 +519,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     }
     impl->acceptor = std::thread([impl = impl.get()] { impl->AcceptLoop(); });
   }
-  auto server = std::unique_ptr<BrokerServer>(new BrokerServer(std::move(impl)));
+  auto server =
+      std::unique_ptr<BrokerServer>(new BrokerServer(std::move(impl)));
   server->addresses_ = std::move(addresses);
   return server;
 }

@@ -78,7 +78,8 @@ struct Endpoint {
 // INVALID_ARGUMENT explaining the accepted forms for a malformed entry;
 // PERMISSION_DENIED-free FAILED_PRECONDITION for a non-loopback host without
 // allow_remote.
-absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec, bool allow_remote);
+absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view spec,
+                                       bool allow_remote);
 
 class BrokerServer {
  public:

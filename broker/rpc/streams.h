@@ -3,12 +3,12 @@
 #ifndef CREDBROKER_BROKER_RPC_STREAMS_H_
 #define CREDBROKER_BROKER_RPC_STREAMS_H_
 
+#include <grpcpp/support/status.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <utility>
-
-#include <grpcpp/support/status.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -57,8 +57,9 @@ class StreamRegistry {
 
  private:
   static grpc::Status Shutdown() {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        "the broker is shutting down; reconnect when it is back");
+    return grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        "the broker is shutting down; reconnect when it is back");
   }
 
   absl::Mutex mu_;

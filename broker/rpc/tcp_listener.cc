@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grpc/support/log.h>
 #include <netdb.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -13,8 +14,6 @@
 #include <iostream>
 #include <mutex>
 #include <vector>
-
-#include <grpc/support/log.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -28,20 +27,24 @@ absl::StatusOr<TcpListener> ListenTcp(const std::string& host, int port) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   const std::string service = std::to_string(port);
-  if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", port, ": ", gai_strerror(rc)));
+  if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+      rc != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":",
+                                               port, ": ", gai_strerror(rc)));
   }
   // "localhost" may name ::1 and 127.0.0.1: IPv4 is tried first, as the
   // address most clients resolve it to.
   std::vector<addrinfo*> candidates;
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) candidates.push_back(ai);
-  std::stable_sort(candidates.begin(), candidates.end(), [](addrinfo* a, addrinfo* b) {
-    return a->ai_family == AF_INET && b->ai_family != AF_INET;
-  });
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next)
+    candidates.push_back(ai);
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](addrinfo* a, addrinfo* b) {
+                     return a->ai_family == AF_INET && b->ai_family != AF_INET;
+                   });
   std::string why = "no address";
   for (addrinfo* ai : candidates) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) continue;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -62,7 +65,8 @@ absl::StatusOr<TcpListener> ListenTcp(const std::string& host, int port) {
     return out;
   }
   freeaddrinfo(found);
-  return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port, ": ", why));
+  return absl::UnavailableError(
+      absl::StrCat("cannot listen on ", host, ":", port, ": ", why));
 }
 
 int AcceptTcp(int listen_fd, std::string* remote_address) {
@@ -73,9 +77,11 @@ int AcceptTcp(int listen_fd, std::string* remote_address) {
   if (fd < 0) return -1;
   char text[INET6_ADDRSTRLEN] = "?";
   if (peer.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, text, sizeof text);
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr,
+              text, sizeof text);
   } else if (peer.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, text, sizeof text);
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, text,
+              sizeof text);
   }
   *remote_address = text;
   return fd;
@@ -83,11 +89,13 @@ int AcceptTcp(int listen_fd, std::string* remote_address) {
 
 int ConnectionLimiter::DescriptorCeiling() const {
   rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) {
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 ||
+      files.rlim_cur == RLIM_INFINITY) {
     return 1 << 30;
   }
   const int limit = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 30));
-  const int reserve = reserved_fds_ >= 0 ? reserved_fds_ : std::min(256, limit / 4);
+  const int reserve =
+      reserved_fds_ >= 0 ? reserved_fds_ : std::min(256, limit / 4);
   return limit - reserve;
 }
 
@@ -108,18 +116,21 @@ int ConnectionLimiter::OpenFrom(const std::string& address) {
   for (int fd : fds) {
     const Admitted& a = by_fd_[fd];
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_dev != a.dev || st.st_ino != a.ino) Forget(fd);
+    if (fstat(fd, &st) != 0 || st.st_dev != a.dev || st.st_ino != a.ino)
+      Forget(fd);
   }
   addr = by_address_.find(address);
   return addr == by_address_.end() ? 0 : static_cast<int>(addr->second.size());
 }
 
-ConnectionLimiter::Verdict ConnectionLimiter::Admit(int fd, const std::string& address) {
+ConnectionLimiter::Verdict ConnectionLimiter::Admit(
+    int fd, const std::string& address) {
   // The kernel reused this number: the connection that had it is closed.
   Forget(fd);
   if (fd >= DescriptorCeiling()) return Verdict::kDescriptorReserve;
   auto addr = by_address_.find(address);
-  if (addr != by_address_.end() && static_cast<int>(addr->second.size()) >= per_address_ &&
+  if (addr != by_address_.end() &&
+      static_cast<int>(addr->second.size()) >= per_address_ &&
       OpenFrom(address) >= per_address_) {
     return Verdict::kTooManyFromAddress;
   }
@@ -156,11 +167,13 @@ LineLimiter& GrpcLines() {
 void WriteGrpcLine(gpr_log_func_args* args) {
   int64_t suppressed = 0;
   if (!GrpcLines().Allow(absl::Now(), &suppressed)) return;
-  std::string line = absl::StrCat("credbrokerd: grpc ", gpr_log_severity_string(args->severity),
-                                  " ", args->file, ":", args->line, "] ", args->message, "\n");
+  std::string line = absl::StrCat(
+      "credbrokerd: grpc ", gpr_log_severity_string(args->severity), " ",
+      args->file, ":", args->line, "] ", args->message, "\n");
   if (suppressed > 0) {
-    line = absl::StrCat("credbrokerd: ", suppressed,
-                        " gRPC log lines dropped (at most 20 a minute are written)\n", line);
+    line = absl::StrCat(
+        "credbrokerd: ", suppressed,
+        " gRPC log lines dropped (at most 20 a minute are written)\n", line);
   }
   std::cerr << line;
 }

@@ -22,7 +22,8 @@
 namespace credbroker {
 namespace {
 
-constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0,    0,
+                                         0, 0, 0, 0, 0xff, 0xff};
 
 TcpEndpoint V4Mapped(const uint8_t v4[4], uint16_t port) {
   TcpEndpoint e;
@@ -34,8 +35,10 @@ TcpEndpoint V4Mapped(const uint8_t v4[4], uint16_t port) {
 
 // "0100007F:1F90" (tcp) or 32 hex digits and a port (tcp6), as the kernel
 // prints them: each 32-bit word in host byte order.
-std::optional<TcpEndpoint> ParseProcEndpoint(absl::string_view text, bool tcp6) {
-  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(text, ':');
+std::optional<TcpEndpoint> ParseProcEndpoint(absl::string_view text,
+                                             bool tcp6) {
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(text, ':');
   const size_t want = tcp6 ? 32 : 8;
   uint32_t port = 0;
   if (parts.first.size() != want || !absl::SimpleHexAtoi(parts.second, &port) ||
@@ -45,7 +48,8 @@ std::optional<TcpEndpoint> ParseProcEndpoint(absl::string_view text, bool tcp6) 
   uint8_t bytes[16];
   for (size_t w = 0; w < want / 8; ++w) {
     uint32_t word = 0;
-    if (!absl::SimpleHexAtoi(parts.first.substr(w * 8, 8), &word)) return std::nullopt;
+    if (!absl::SimpleHexAtoi(parts.first.substr(w * 8, 8), &word))
+      return std::nullopt;
     std::memcpy(bytes + 4 * w, &word, 4);
   }
   if (!tcp6) return V4Mapped(bytes, static_cast<uint16_t>(port));
@@ -72,21 +76,24 @@ std::optional<TcpEndpoint> ParseGrpcPeer(absl::string_view peer) {
     text = std::string(peer);
   } else if (absl::ConsumePrefix(&peer, "ipv6:")) {
     v6 = true;
-    text = absl::StrReplaceAll(peer, {{"%5B", "["}, {"%5b", "["}, {"%5D", "]"},
-                                      {"%5d", "]"}, {"%25", "%"}});
+    text = absl::StrReplaceAll(
+        peer,
+        {{"%5B", "["}, {"%5b", "["}, {"%5D", "]"}, {"%5d", "]"}, {"%25", "%"}});
   } else {
     return std::nullopt;
   }
   size_t colon = text.rfind(':');
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(text.substr(colon + 1), &port) ||
-      port < 0 || port > 0xffff) {
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 0 ||
+      port > 0xffff) {
     return std::nullopt;
   }
   std::string host = text.substr(0, colon);
   if (v6) {
     absl::string_view h = host;
-    if (!absl::ConsumePrefix(&h, "[") || !absl::ConsumeSuffix(&h, "]")) return std::nullopt;
+    if (!absl::ConsumePrefix(&h, "[") || !absl::ConsumeSuffix(&h, "]"))
+      return std::nullopt;
     host = std::string(h.substr(0, h.find('%')));  // No zone.
     in6_addr a6;
     if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return std::nullopt;
@@ -97,7 +104,8 @@ std::optional<TcpEndpoint> ParseGrpcPeer(absl::string_view peer) {
   }
   in_addr a4;
   if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return std::nullopt;
-  return V4Mapped(reinterpret_cast<const uint8_t*>(&a4), static_cast<uint16_t>(port));
+  return V4Mapped(reinterpret_cast<const uint8_t*>(&a4),
+                  static_cast<uint16_t>(port));
 }
 
 bool IsLoopback(const TcpEndpoint& e) {
@@ -109,9 +117,9 @@ bool IsLoopback(const TcpEndpoint& e) {
   return e.addr == kOne;
 }
 
-absl::StatusOr<TcpSocket> FindClientSocketIn(absl::string_view table, bool tcp6,
-                                             const TcpEndpoint& client,
-                                             const std::vector<int>& server_ports) {
+absl::StatusOr<TcpSocket> FindClientSocketIn(
+    absl::string_view table, bool tcp6, const TcpEndpoint& client,
+    const std::vector<int>& server_ports) {
   for (absl::string_view line : absl::StrSplit(table, '\n')) {
     std::vector<absl::string_view> f =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
@@ -126,7 +134,8 @@ absl::StatusOr<TcpSocket> FindClientSocketIn(absl::string_view table, bool tcp6,
       continue;
     }
     TcpSocket s;
-    if (!absl::SimpleAtoi(f[7], &s.uid) || !absl::SimpleAtoi(f[9], &s.inode) || s.inode == 0) {
+    if (!absl::SimpleAtoi(f[7], &s.uid) || !absl::SimpleAtoi(f[9], &s.inode) ||
+        s.inode == 0) {
       continue;
     }
     return s;
@@ -134,20 +143,24 @@ absl::StatusOr<TcpSocket> FindClientSocketIn(absl::string_view table, bool tcp6,
   return absl::NotFoundError("no such established loopback connection");
 }
 
-absl::StatusOr<TcpSocket> FindClientSocket(const TcpEndpoint& client,
-                                           const std::vector<int>& server_ports) {
+absl::StatusOr<TcpSocket> FindClientSocket(
+    const TcpEndpoint& client, const std::vector<int>& server_ports) {
   for (bool tcp6 : {false, true}) {
-    absl::StatusOr<std::string> table = ReadFile(tcp6 ? "/proc/net/tcp6" : "/proc/net/tcp");
+    absl::StatusOr<std::string> table =
+        ReadFile(tcp6 ? "/proc/net/tcp6" : "/proc/net/tcp");
     if (!table.ok()) continue;  // No IPv6, say.
-    absl::StatusOr<TcpSocket> s = FindClientSocketIn(*table, tcp6, client, server_ports);
+    absl::StatusOr<TcpSocket> s =
+        FindClientSocketIn(*table, tcp6, client, server_ports);
     if (s.ok()) return s;
   }
   return absl::NotFoundError("no such established loopback connection");
 }
 
-absl::StatusOr<pid_t> FindSocketHolder(uint64_t inode, uid_t uid, SocketScanLimits limits) {
+absl::StatusOr<pid_t> FindSocketHolder(uint64_t inode, uid_t uid,
+                                       SocketScanLimits limits) {
   DIR* proc = opendir("/proc");
-  if (proc == nullptr) return absl::FailedPreconditionError("cannot read /proc");
+  if (proc == nullptr)
+    return absl::FailedPreconditionError("cannot read /proc");
   const std::string want = absl::StrCat("socket:[", inode, "]");
   int processes = 0;
   int links = 0;
@@ -191,12 +204,14 @@ absl::StatusOr<pid_t> FindSocketHolder(uint64_t inode, uid_t uid, SocketScanLimi
   }
   closedir(proc);
   if (holders.size() > 1) {
-    return absl::FailedPreconditionError("several processes hold the connection");
+    return absl::FailedPreconditionError(
+        "several processes hold the connection");
   }
   if (exhausted) {
     return absl::FailedPreconditionError("too many processes to look through");
   }
-  if (holders.empty()) return absl::NotFoundError("no process of the user holds it");
+  if (holders.empty())
+    return absl::NotFoundError("no process of the user holds it");
   return holders.front();
 }
 

@@ -23,7 +23,9 @@ namespace credbroker {
 struct TcpEndpoint {
   std::array<uint8_t, 16> addr{};
   uint16_t port = 0;
-  bool operator==(const TcpEndpoint& o) const { return addr == o.addr && port == o.port; }
+  bool operator==(const TcpEndpoint& o) const {
+    return addr == o.addr && port == o.port;
+  }
 };
 
 // The endpoint of a gRPC peer string: "ipv4:127.0.0.1:5000",
@@ -43,12 +45,12 @@ struct TcpSocket {
 // In the text of /proc/net/tcp or /proc/net/tcp6 (`tcp6` says which), the
 // established socket whose local end is `client` and whose remote end is a
 // loopback address on one of `server_ports`. NOT_FOUND when none is.
-absl::StatusOr<TcpSocket> FindClientSocketIn(absl::string_view table, bool tcp6,
-                                             const TcpEndpoint& client,
-                                             const std::vector<int>& server_ports);
+absl::StatusOr<TcpSocket> FindClientSocketIn(
+    absl::string_view table, bool tcp6, const TcpEndpoint& client,
+    const std::vector<int>& server_ports);
 // The same in this network namespace's /proc/net/tcp and /proc/net/tcp6.
-absl::StatusOr<TcpSocket> FindClientSocket(const TcpEndpoint& client,
-                                           const std::vector<int>& server_ports);
+absl::StatusOr<TcpSocket> FindClientSocket(
+    const TcpEndpoint& client, const std::vector<int>& server_ports);
 
 // Bounds of the /proc scan.
 struct SocketScanLimits {
@@ -59,8 +61,8 @@ struct SocketScanLimits {
 // The one process owned by `uid` that holds socket
 // `inode`. NOT_FOUND when none does; FAILED_PRECONDITION when several do
 // (which of them calls cannot be told) or the scan hit its limits first.
-absl::StatusOr<pid_t> FindSocketHolder(uint64_t inode, uid_t uid,
-                                       SocketScanLimits limits = SocketScanLimits());
+absl::StatusOr<pid_t> FindSocketHolder(
+    uint64_t inode, uid_t uid, SocketScanLimits limits = SocketScanLimits());
 
 }  // namespace credbroker
 

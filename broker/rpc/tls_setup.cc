@@ -12,7 +12,9 @@
 namespace credbroker {
 namespace {
 
-std::string Day(absl::Time t) { return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()); }
+std::string Day(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone());
+}
 
 // What a new or replaced pair says on stderr; nothing for one reused as is.
 void Report(const TlsIdentity& id, const std::string& cert_file) {
@@ -22,8 +24,8 @@ void Report(const TlsIdentity& id, const std::string& cert_file) {
   }
   if (id.renewed) {
     std::cerr << "credbrokerd: renewed the TLS certificate " << cert_file
-              << " (same key): SHA-256 fingerprint " << id.fingerprint << ", valid until "
-              << Day(id.not_after) << "\n";
+              << " (same key): SHA-256 fingerprint " << id.fingerprint
+              << ", valid until " << Day(id.not_after) << "\n";
   }
 }
 
@@ -48,18 +50,17 @@ void TlsRenewer::Run() {
     absl::StatusOr<TlsIdentity> id =
         LoadOrCreateSelfSigned(cert_file_, key_file_, clock_(), renew_before_);
     if (!id.ok()) {
-      std::cerr << "credbrokerd: WARNING: cannot renew the TLS certificate " << cert_file_
-                << ": " << id.status().message() << "\n";
+      std::cerr << "credbrokerd: WARNING: cannot renew the TLS certificate "
+                << cert_file_ << ": " << id.status().message() << "\n";
       continue;
     }
     Report(*id, cert_file_);
   }
 }
 
-absl::StatusOr<std::unique_ptr<TlsRenewer>> ConfigureTls(const std::string& data_dir,
-                                                         const TlsSettings& settings,
-                                                         ServerOptions& options,
-                                                         std::string& note) {
+absl::StatusOr<std::unique_ptr<TlsRenewer>> ConfigureTls(
+    const std::string& data_dir, const TlsSettings& settings,
+    ServerOptions& options, std::string& note) {
   bool has_tcp = false;
   for (const std::string& spec : options.listen) {
     if (!absl::StartsWith(spec, "unix:")) has_tcp = true;
@@ -69,14 +70,18 @@ absl::StatusOr<std::unique_ptr<TlsRenewer>> ConfigureTls(const std::string& data
   }
   if (options.insecure_plaintext_tcp && !settings.client_ca_file.empty()) {
     return absl::InvalidArgumentError(
-        "--tls_client_ca needs TLS: it cannot be combined with --insecure_plaintext_tcp");
+        "--tls_client_ca needs TLS: it cannot be combined with "
+        "--insecure_plaintext_tcp");
   }
   if (!has_tcp || options.insecure_plaintext_tcp) return nullptr;
   const bool generated = settings.cert_file.empty();
-  const std::string cert_file = generated ? data_dir + "/tls.crt" : settings.cert_file;
-  const std::string key_file = generated ? data_dir + "/tls.key" : settings.key_file;
+  const std::string cert_file =
+      generated ? data_dir + "/tls.crt" : settings.cert_file;
+  const std::string key_file =
+      generated ? data_dir + "/tls.key" : settings.key_file;
   absl::StatusOr<TlsIdentity> id =
-      generated ? LoadOrCreateSelfSigned(cert_file, key_file, absl::Now(), settings.renew_before)
+      generated ? LoadOrCreateSelfSigned(cert_file, key_file, absl::Now(),
+                                         settings.renew_before)
                 : LoadTlsIdentity(cert_file, key_file);
   if (!id.ok()) return id.status();
   Report(*id, cert_file);
@@ -86,9 +91,11 @@ absl::StatusOr<std::unique_ptr<TlsRenewer>> ConfigureTls(const std::string& data
                       "  TLS SHA-256 fingerprint: ", id->fingerprint, "\n",
                       "  TLS valid until: ", Day(id->not_after), "\n");
   if (!settings.client_ca_file.empty()) {
-    absl::StatusOr<std::string> ca = LoadCertificateBundle(settings.client_ca_file);
+    absl::StatusOr<std::string> ca =
+        LoadCertificateBundle(settings.client_ca_file);
     if (!ca.ok()) return ca.status();
-    absl::StrAppend(&note, "  TLS client certificates required, from the CAs in ",
+    absl::StrAppend(&note,
+                    "  TLS client certificates required, from the CAs in ",
                     settings.client_ca_file, "\n");
   }
   options.tls_cert_file = cert_file;
@@ -96,7 +103,8 @@ absl::StatusOr<std::unique_ptr<TlsRenewer>> ConfigureTls(const std::string& data
   options.tls_client_ca_file = settings.client_ca_file;
   options.tls_refresh_interval = settings.refresh_interval;
   if (!generated) return nullptr;
-  return std::make_unique<TlsRenewer>(cert_file, key_file, settings, [] { return absl::Now(); });
+  return std::make_unique<TlsRenewer>(cert_file, key_file, settings,
+                                      [] { return absl::Now(); });
 }
 
 }  // namespace credbroker

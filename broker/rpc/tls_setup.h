@@ -37,8 +37,8 @@ struct TlsSettings {
 class TlsRenewer {
  public:
   using Clock = std::function<absl::Time()>;
-  TlsRenewer(std::string cert_file, std::string key_file, const TlsSettings& settings,
-             Clock clock);
+  TlsRenewer(std::string cert_file, std::string key_file,
+             const TlsSettings& settings, Clock clock);
   ~TlsRenewer();
   TlsRenewer(const TlsRenewer&) = delete;
   TlsRenewer& operator=(const TlsRenewer&) = delete;
@@ -61,10 +61,9 @@ class TlsRenewer {
 // certificate; null for a user-named pair or when there is no TLS.
 // INVALID_ARGUMENT for flags that do not go together; FAILED_PRECONDITION
 // or NOT_FOUND (naming the file) for files that cannot be used.
-absl::StatusOr<std::unique_ptr<TlsRenewer>> ConfigureTls(const std::string& data_dir,
-                                                         const TlsSettings& settings,
-                                                         ServerOptions& options,
-                                                         std::string& note);
+absl::StatusOr<std::unique_ptr<TlsRenewer>> ConfigureTls(
+    const std::string& data_dir, const TlsSettings& settings,
+    ServerOptions& options, std::string& note);
 
 }  // namespace credbroker
 

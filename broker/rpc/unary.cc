@@ -22,7 +22,8 @@ void Write(const RpcEnv& env, AuditRecord event) {
 
 Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
                 absl::string_view role) {
-  if (env.peers != nullptr) return env.peers->Resolve(context, std::string(role));
+  if (env.peers != nullptr)
+    return env.peers->Resolve(context, std::string(role));
   Caller caller;
   caller.role = std::string(role);
   caller.peer = context.peer();
@@ -33,7 +34,8 @@ namespace {
 
 // Who the throttle and the refusal audit count the caller as: its uid for a
 // Unix connection, its IP address (no port) over TCP. Cheap: no /proc scan.
-std::string CallerKey(const RpcEnv& env, const grpc::ServerContextBase& context) {
+std::string CallerKey(const RpcEnv& env,
+                      const grpc::ServerContextBase& context) {
   std::string peer = context.peer();
   if (env.peers != nullptr) return env.peers->CallerKey(peer);
   size_t colon = peer.rfind(':');
@@ -54,33 +56,38 @@ bool PresentsBearerToken(const grpc::ServerContextBase& context) {
 }
 
 // The role check behind the bad-token throttle (see Authorize).
-absl::Status CheckCaller(const RpcEnv& env, const grpc::ServerContextBase& context, Role role,
+absl::Status CheckCaller(const RpcEnv& env,
+                         const grpc::ServerContextBase& context, Role role,
                          absl::string_view rpc) {
   absl::StatusOr<Role> presented = env.auth->Authenticate(context);
   // A valid token is never throttled: a lockout earned by someone else's
   // guesses must not shut the owner out.
   if (presented.ok()) return Authenticator::RoleAllows(*presented, role, rpc);
-  if (env.throttle == nullptr || !PresentsBearerToken(context)) return presented.status();
+  if (env.throttle == nullptr || !PresentsBearerToken(context))
+    return presented.status();
   // A good token does not wipe the count (a caller holding one token could
   // otherwise interleave it with guesses of the other): failures are
   // forgotten only after a quiet period.
   const std::string key = CallerKey(env, context);
-  if (absl::Status locked = env.throttle->Check(key); !locked.ok()) return locked;
+  if (absl::Status locked = env.throttle->Check(key); !locked.ok())
+    return locked;
   env.throttle->RecordFailure(key);
   return presented.status();
 }
 
 }  // namespace
 
-absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
-                       Role role, absl::string_view rpc) {
+absl::Status Authorize(const RpcEnv& env,
+                       const grpc::ServerContextBase& context, Role role,
+                       absl::string_view rpc) {
   absl::Status allowed = CheckCaller(env, context, role, rpc);
   if (allowed.ok() && env.key_use != nullptr) env.key_use->Touch();
   return allowed;
 }
 
 bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
-                    grpc::ServerUnaryReactor* reactor, Role role, absl::string_view rpc) {
+                    grpc::ServerUnaryReactor* reactor, Role role,
+                    absl::string_view rpc) {
   absl::Status allowed = Authorize(env, *context, role, rpc);
   if (allowed.ok()) return true;
   AuditRefusal(env, *context, rpc, allowed);
@@ -96,9 +103,10 @@ void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
   absl::StatusOr<Role> presented = env.auth->Authenticate(context);
   event.role = presented.ok() ? std::string(RoleName(*presented)) : "";
   // No /proc scan for a TCP caller here: a storm of refusals stays cheap.
-  event.peer = env.peers != nullptr
-                   ? env.peers->Resolve(context, event.role, PeerLookup::kNoTcpScan).peer
-                   : context.peer();
+  event.peer =
+      env.peers != nullptr
+          ? env.peers->Resolve(context, event.role, PeerLookup::kNoTcpScan).peer
+          : context.peer();
   event.action = std::string(rpc);
   event.outcome = absl::StatusCodeToString(refusal.code());
   env.refusals->Refused(CallerKey(env, context), std::move(event));
@@ -108,12 +116,13 @@ AuditRecord CallAuditEvent(const Caller& caller, const absl::Status& outcome,
                            AuditRecord event) {
   event.role = caller.role;
   event.peer = caller.peer;
-  event.outcome = outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
+  event.outcome =
+      outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
   return event;
 }
 
-void AuditCall(const RpcEnv& env, const Caller& caller, const absl::Status& outcome,
-               AuditRecord event) {
+void AuditCall(const RpcEnv& env, const Caller& caller,
+               const absl::Status& outcome, AuditRecord event) {
   if (env.audit == nullptr) return;
   Write(env, CallAuditEvent(caller, outcome, std::move(event)));
 }

@@ -6,12 +6,12 @@
 #ifndef CREDBROKER_BROKER_RPC_UNARY_H_
 #define CREDBROKER_BROKER_RPC_UNARY_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
 #include <utility>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -20,8 +20,8 @@
 #include "broker/common/executor.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
-#include "broker/core/refusal_audit.h"
 #include "broker/core/passkeys.h"
+#include "broker/core/refusal_audit.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
 #include "broker/rpc/status.h"
@@ -32,7 +32,9 @@ namespace credbroker {
 // daemon's auto-lock: "without a call that used the key". Thread-safe.
 class KeyUse {
  public:
-  void Touch() { last_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed); }
+  void Touch() {
+    last_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  }
   absl::Time last() const {
     return absl::FromUnixNanos(last_.load(std::memory_order_relaxed));
   }
@@ -51,7 +53,7 @@ struct RpcEnv {
   ApprovalPin* pin = nullptr;           // Optional: no approval PIN.
   RefusalAudit* refusals = nullptr;     // Optional: refused calls go unaudited.
   Passkeys* passkeys = nullptr;         // Optional: no passkeys.
-  KeyUse* key_use = nullptr;            // Optional: touched by every authorized call.
+  KeyUse* key_use = nullptr;  // Optional: touched by every authorized call.
 };
 
 // The role check of every RPC, with the failed-authentication backoff: a
@@ -60,8 +62,9 @@ struct RpcEnv {
 // the caller (its uid on the Unix socket, its IP address over TCP) and is
 // answered RESOURCE_EXHAUSTED while that caller is locked out. A missing or
 // malformed header is not counted (a misconfiguration, not a guess).
-absl::Status Authorize(const RpcEnv& env, const grpc::ServerContextBase& context,
-                       Role role, absl::string_view rpc);
+absl::Status Authorize(const RpcEnv& env,
+                       const grpc::ServerContextBase& context, Role role,
+                       absl::string_view rpc);
 
 // The caller of the current RPC, with the kernel's identity when known.
 // Call it when the call arrives, on the gRPC thread, and keep the result for
@@ -81,13 +84,14 @@ AuditRecord CallAuditEvent(const Caller& caller, const absl::Status& outcome,
 
 // Records CallAuditEvent(...); a failed write is reported on stderr, without
 // any value.
-void AuditCall(const RpcEnv& env, const Caller& caller, const absl::Status& outcome,
-               AuditRecord event);
+void AuditCall(const RpcEnv& env, const Caller& caller,
+               const absl::Status& outcome, AuditRecord event);
 
 // Authorize for a unary call; a refusal is audited and finishes `reactor`.
 // True when the call may go on.
 bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
-                    grpc::ServerUnaryReactor* reactor, Role role, absl::string_view rpc);
+                    grpc::ServerUnaryReactor* reactor, Role role,
+                    absl::string_view rpc);
 
 template <typename Request, typename Response, typename Body>
 grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,

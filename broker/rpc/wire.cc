@@ -1,13 +1,13 @@
 #include "broker/rpc/wire.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/unknown_field_set.h>
+
 #include <atomic>
 #include <optional>
 #include <string>
 #include <utility>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/descriptor.pb.h>
-#include <google/protobuf/unknown_field_set.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -37,7 +37,8 @@ void WipeAndFree(void* user_data) {
 // The name a violation gives `field` of a message at `path`: map entries
 // are named by their key, as CheckNeed names them.
 std::string FieldPath(const std::string& path, const Descriptor& type,
-                      const FieldDescriptor& field, const std::string& map_key) {
+                      const FieldDescriptor& field,
+                      const std::string& map_key) {
   if (type.options().map_entry()) {
     return field.number() == 1 ? absl::StrCat(path, ".", map_key, " (key)")
                                : absl::StrCat(path, ".", map_key);
@@ -48,8 +49,8 @@ std::string FieldPath(const std::string& path, const Descriptor& type,
 // Replaces the invalid UTF-8 in the string fields of `bytes` (a message of
 // `type`) with its escaped text, naming each field. False when `bytes` is
 // not wire format.
-bool Repair(std::string* bytes, const Descriptor& type, const std::string& path, int depth,
-            std::vector<FieldViolation>* invalid, bool* changed) {
+bool Repair(std::string* bytes, const Descriptor& type, const std::string& path,
+            int depth, std::vector<FieldViolation>* invalid, bool* changed) {
   UnknownFieldSet fields;
   if (!fields.ParseFromString(*bytes)) return false;
   std::string map_key;
@@ -65,21 +66,25 @@ bool Repair(std::string* bytes, const Descriptor& type, const std::string& path,
   for (int i = 0; i < fields.field_count(); ++i) {
     UnknownField* f = fields.mutable_field(i);
     const FieldDescriptor* field = type.FindFieldByNumber(f->number());
-    if (field == nullptr || f->type() != UnknownField::TYPE_LENGTH_DELIMITED) continue;
+    if (field == nullptr || f->type() != UnknownField::TYPE_LENGTH_DELIMITED)
+      continue;
     std::string* data = f->mutable_length_delimited();
     if (field->type() == FieldDescriptor::TYPE_STRING) {
       std::optional<size_t> at = FindInvalidUtf8(*data);
       if (!at.has_value()) continue;
       invalid->push_back(
           {FieldPath(path, type, *field, map_key),
-           absl::StrFormat("contains invalid UTF-8 (byte 0x%02X at byte %d): the approver "
-                           "reads this text, so send plain printable UTF-8",
-                           static_cast<uint8_t>((*data)[*at]), *at)});
+           absl::StrFormat(
+               "contains invalid UTF-8 (byte 0x%02X at byte %d): the approver "
+               "reads this text, so send plain printable UTF-8",
+               static_cast<uint8_t>((*data)[*at]), *at)});
       *data = EscapeForTerminal(*data);
       here = true;
-    } else if (field->type() == FieldDescriptor::TYPE_MESSAGE && depth < kMaxDepth) {
-      if (!Repair(data, *field->message_type(), FieldPath(path, type, *field, map_key),
-                  depth + 1, invalid, &here)) {
+    } else if (field->type() == FieldDescriptor::TYPE_MESSAGE &&
+               depth < kMaxDepth) {
+      if (!Repair(data, *field->message_type(),
+                  FieldPath(path, type, *field, map_key), depth + 1, invalid,
+                  &here)) {
         return false;
       }
     }
@@ -94,7 +99,8 @@ bool Repair(std::string* bytes, const Descriptor& type, const std::string& path,
 
 }  // namespace
 
-bool ParseNamingInvalidUtf8(const grpc::ByteBuffer& bytes, google::protobuf::Message* out,
+bool ParseNamingInvalidUtf8(const grpc::ByteBuffer& bytes,
+                            google::protobuf::Message* out,
                             std::vector<FieldViolation>* invalid_utf8) {
   grpc::Slice flat;
   if (!bytes.DumpToSingleSlice(&flat).ok()) return false;
@@ -102,7 +108,8 @@ bool ParseNamingInvalidUtf8(const grpc::ByteBuffer& bytes, google::protobuf::Mes
   // Repaired before parsing: the parser would refuse the whole message (and
   // log a line per bad field, which a caller could repeat at will).
   bool changed = false;
-  if (!Repair(&wire, *out->GetDescriptor(), "", 0, invalid_utf8, &changed)) return false;
+  if (!Repair(&wire, *out->GetDescriptor(), "", 0, invalid_utf8, &changed))
+    return false;
   return out->ParseFromString(wire);
 }
 
@@ -119,7 +126,8 @@ size_t LiveWipedBytes() { return live_wiped_bytes.load(); }
 
 void WipeGrantValues(v1::NeedUpdate& update) {
   if (!update.has_grant()) return;
-  for (auto& [name, value] : *update.mutable_grant()->mutable_values()) WipeString(value);
+  for (auto& [name, value] : *update.mutable_grant()->mutable_values())
+    WipeString(value);
   update.mutable_grant()->mutable_values()->clear();
 }
 

@@ -6,12 +6,12 @@
 #ifndef CREDBROKER_BROKER_RPC_WIRE_H_
 #define CREDBROKER_BROKER_RPC_WIRE_H_
 
+#include <google/protobuf/message.h>
+#include <grpcpp/support/byte_buffer.h>
+
 #include <cstddef>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
-#include <grpcpp/support/byte_buffer.h>
 
 #include "broker/common/errors.h"
 #include "credbroker/v1/credential_broker.pb.h"
@@ -23,7 +23,8 @@ namespace credbroker {
 // `invalid_utf8` ("need.action", "need.context.<key>", "need.context.<key>
 // (key)") and parsed as its text escaped with EscapeForTerminal. False when
 // the bytes are not a message of `out`'s type for another reason.
-bool ParseNamingInvalidUtf8(const grpc::ByteBuffer& bytes, google::protobuf::Message* out,
+bool ParseNamingInvalidUtf8(const grpc::ByteBuffer& bytes,
+                            google::protobuf::Message* out,
                             std::vector<FieldViolation>* invalid_utf8);
 
 // `message` serialized into one slice of memory that is wiped when the last

@@ -34,7 +34,7 @@ struct CredentialRecord {
   absl::Time first_created_at;  // When version 1 was stored (filled by reads).
   // Rotation period override for this profile; zero means the provider's.
   absl::Duration rotation_period = absl::ZeroDuration();
-  int64_t version_count = 0;    // Filled by reads of the latest version.
+  int64_t version_count = 0;  // Filled by reads of the latest version.
 };
 
 struct ListCredentialsOptions {
@@ -50,25 +50,25 @@ struct ListCredentialsOptions {
 struct AuditRecord {
   int64_t sequence = 0;
   absl::Time time;
-  std::string kind;        // "credential.put", "call.refused", ...
-  std::string role;        // "approver", "agent", "" for the broker.
+  std::string kind;  // "credential.put", "call.refused", ...
+  std::string role;  // "approver", "agent", "" for the broker.
   std::string peer;
   std::string provider;
   std::string profile;
   std::string request_id;
   std::string grant_id;
   std::string action;
-  std::string outcome;     // "ok" or a status code name.
-  std::string detail;      // Never a secret value.
+  std::string outcome;  // "ok" or a status code name.
+  std::string detail;   // Never a secret value.
   std::string prev_hash;
   std::string hash;
 };
 
 struct AuditQuery {
-  absl::Time since = absl::InfinitePast();  // Inclusive.
+  absl::Time since = absl::InfinitePast();    // Inclusive.
   absl::Time until = absl::InfiniteFuture();  // Exclusive.
-  std::string provider;  // Empty: any.
-  std::string kind;      // Empty: any; "credential." matches a prefix.
+  std::string provider;                       // Empty: any.
+  std::string kind;            // Empty: any; "credential." matches a prefix.
   int64_t after_sequence = 0;  // Paging cursor (exclusive).
   int limit = 100;
 };
@@ -90,7 +90,7 @@ struct RequestRecord {
   absl::Time created_at;
   absl::Time expires_at;
   absl::Time decided_at = absl::InfinitePast();  // InfinitePast: undecided.
-  std::string decision;     // "approved", "denied: <reason>", ...
+  std::string decision;  // "approved", "denied: <reason>", ...
   std::string grant_id;
   // What the approver is told about the resource binding the need's profile
   // came from (the bound profile was deleted or rotated); "" when nothing.
@@ -113,8 +113,8 @@ struct GrantRecord {
   absl::Time created_at;
   absl::Time expires_at;
   absl::Time ended_at = absl::InfiniteFuture();  // Released or revoked.
-  std::string end_reason;   // "released", "revoked: <reason>".
-  std::string mac;          // As RequestRecord::mac.
+  std::string end_reason;  // "released", "revoked: <reason>".
+  std::string mac;         // As RequestRecord::mac.
 };
 
 // A standing approval: needs for provider/profile whose action matches
@@ -140,7 +140,7 @@ struct BindingRecord {
   std::string profile;
   std::string fingerprint;
   int64_t credential_version = 0;
-  std::string grant_id;     // The grant that last wrote the binding.
+  std::string grant_id;  // The grant that last wrote the binding.
   absl::Time created_at;
   absl::Time updated_at;
 };
@@ -150,12 +150,12 @@ struct BindingRecord {
 // events (so that a release whose audit event cannot be written does not
 // happen).
 struct FlowWrite {
-  std::vector<RequestRecord> requests;    // Upserted by request_id.
-  std::vector<GrantRecord> grants;        // Upserted by grant_id.
-  std::vector<StandingRecord> standing;   // Upserted by id.
+  std::vector<RequestRecord> requests;   // Upserted by request_id.
+  std::vector<GrantRecord> grants;       // Upserted by grant_id.
+  std::vector<StandingRecord> standing;  // Upserted by id.
   // Upserted by (provider, resource); an update keeps created_at.
   std::vector<BindingRecord> bindings;
-  std::vector<AuditRecord> audit;         // Appended in order.
+  std::vector<AuditRecord> audit;  // Appended in order.
   // Broker metadata (as PutMeta), upserted by key.
   std::vector<std::pair<std::string, std::string>> meta;
 };
@@ -189,14 +189,16 @@ class Store {
   // appended in the same transaction, chained as AppendAudit does (with
   // `hash_fn`), so that a credential change whose audit event cannot be
   // written is not stored either.
-  using SealFn = std::function<absl::StatusOr<std::pair<std::string, std::string>>(
-      int64_t version)>;
+  using SealFn =
+      std::function<absl::StatusOr<std::pair<std::string, std::string>>(
+          int64_t version)>;
   using AuditHashFn = std::function<std::string(const AuditRecord&)>;
   using AuditOfFn = std::function<AuditRecord(const CredentialRecord&)>;
   virtual absl::StatusOr<CredentialRecord> PutCredential(
       absl::string_view provider, absl::string_view profile,
       absl::Duration rotation_period, const SealFn& seal,
-      const AuditOfFn& audit_of = nullptr, const AuditHashFn& hash_fn = nullptr) = 0;
+      const AuditOfFn& audit_of = nullptr,
+      const AuditHashFn& hash_fn = nullptr) = 0;
 
   // The latest version (version == 0) or a given one. NOT_FOUND otherwise.
   virtual absl::StatusOr<CredentialRecord> GetCredential(
@@ -224,8 +226,8 @@ class Store {
   // transaction the store sets `sequence` and `prev_hash` (the previous
   // event's hash, "" for the first) and calls `hash_fn` for `hash`. Durable
   // when OK, like every write.
-  virtual absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
-                                                  const AuditHashFn& hash_fn) = 0;
+  virtual absl::StatusOr<AuditRecord> AppendAudit(
+      AuditRecord event, const AuditHashFn& hash_fn) = 0;
 
   // Events matching `query`, in sequence order.
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(
@@ -271,11 +273,12 @@ class Store {
   virtual absl::Status CheckIntegrity() = 0;
 
   // Committed write transactions and the writes (credential versions and
-  // deletions, audit events, approval-flow writes) they carried: more writes than
-  // transactions means concurrent writes shared a commit. `batches_redone`:
-  // shared commits rolled back because one of their writes failed, each
-  // write then redone alone. `queued`: writes waiting for the next commit.
-  // `checkpoints`: write-ahead-log checkpoints done off the commit path.
+  // deletions, audit events, approval-flow writes) they carried: more writes
+  // than transactions means concurrent writes shared a commit.
+  // `batches_redone`: shared commits rolled back because one of their writes
+  // failed, each write then redone alone. `queued`: writes waiting for the next
+  // commit. `checkpoints`: write-ahead-log checkpoints done off the commit
+  // path.
   struct WriteStats {
     int64_t transactions = 0;
     int64_t writes = 0;

@@ -39,14 +39,38 @@ int PrintError(const absl::Status& status) {
 
 // Flags that take a value; everything else starting with -- is a switch.
 bool TakesValue(const std::string& name) {
-  static const char* kValued[] = {
-      "broker",    "token_file", "data_dir", "profile",    "field",
-      "from_file", "generate",   "version",  "timeout",    "rotation_days",
-      "page_size", "provider",   "kind",     "since",      "until",
-      "scope",     "ttl",        "pattern",  "reason",     "request",
-      "action",    "context",    "need_id",  "session_key", "tls_ca",
-      "tls_cert",  "tls_key",    "pin_fd",   "resource",   "passphrase_fd",
-      "new_passphrase_fd", "to"};
+  static const char* kValued[] = {"broker",
+                                  "token_file",
+                                  "data_dir",
+                                  "profile",
+                                  "field",
+                                  "from_file",
+                                  "generate",
+                                  "version",
+                                  "timeout",
+                                  "rotation_days",
+                                  "page_size",
+                                  "provider",
+                                  "kind",
+                                  "since",
+                                  "until",
+                                  "scope",
+                                  "ttl",
+                                  "pattern",
+                                  "reason",
+                                  "request",
+                                  "action",
+                                  "context",
+                                  "need_id",
+                                  "session_key",
+                                  "tls_ca",
+                                  "tls_cert",
+                                  "tls_key",
+                                  "pin_fd",
+                                  "resource",
+                                  "passphrase_fd",
+                                  "new_passphrase_fd",
+                                  "to"};
   for (const char* v : kValued) {
     if (name == v) return true;
   }
@@ -163,10 +187,12 @@ std::optional<std::string> ReadLineFromFd(int fd) {
 }
 }  // namespace
 
-std::optional<std::string> ReadSecret(const Args& args, const std::string& label) {
+std::optional<std::string> ReadSecret(const Args& args,
+                                      const std::string& label) {
   if (args.Has("pin_fd")) {
     int fd = -1;
-    if (!absl::SimpleAtoi(args.Flag("pin_fd"), &fd) || fd < 0) return std::nullopt;
+    if (!absl::SimpleAtoi(args.Flag("pin_fd"), &fd) || fd < 0)
+      return std::nullopt;
     return ReadLineFromFd(fd);
   }
   int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
@@ -236,13 +262,16 @@ int FdFlag(const Args& args, const std::string& name) {
   return fd;
 }
 
-absl::Status ChooseApprovalPin(const Args& args, const v1::ApprovalPinStatus& status,
+absl::Status ChooseApprovalPin(const Args& args,
+                               const v1::ApprovalPinStatus& status,
                                v1::SetApprovalPinRequest* req) {
   const char kNoInput[] =
-      "the approval PIN is typed on a terminal (or read with --pin_fd N), never "
+      "the approval PIN is typed on a terminal (or read with --pin_fd N), "
+      "never "
       "taken from arguments, the environment or a piped stdin";
   if (!status.pin_set() && status.first_pin_needs_passphrase()) {
-    std::optional<std::string> pass = ReadSecret(args, "Store passphrase (to set the first PIN)");
+    std::optional<std::string> pass =
+        ReadSecret(args, "Store passphrase (to set the first PIN)");
     if (!pass || pass->empty()) return absl::InvalidArgumentError(kNoInput);
     req->set_store_passphrase(*pass);
     WipeString(*pass);
@@ -251,7 +280,8 @@ absl::Status ChooseApprovalPin(const Args& args, const v1::ApprovalPinStatus& st
   if (!next || next->empty()) return absl::InvalidArgumentError(kNoInput);
   // Asked twice when typed, where a typo cannot be seen.
   if (!args.Has("pin_fd")) {
-    std::optional<std::string> again = ReadSecret(args, "New approval PIN again");
+    std::optional<std::string> again =
+        ReadSecret(args, "New approval PIN again");
     const bool same = again && *again == *next;
     if (again) WipeString(*again);
     if (!same) {
@@ -305,11 +335,12 @@ std::string SeverityText(v1::Severity s) {
   }
 }
 
-void PrintFindings(const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
+void PrintFindings(
+    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
   for (const v1::Finding& f : findings) {
     std::cout << "  " << SeverityText(f.severity()) << ": "
-              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": ")) << f.message()
-              << "\n";
+              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
+              << f.message() << "\n";
     if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
   }
 }

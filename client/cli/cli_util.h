@@ -12,8 +12,8 @@
 #include "broker/common/secret.h"
 #include "client/credbroker/client.h"
 #include "credbroker/v1/types.pb.h"
-#include "google/protobuf/repeated_field.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/repeated_field.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace credbroker {
@@ -66,7 +66,8 @@ std::optional<std::string> Prompt(const std::string& label, bool hidden);
 // the controlling terminal (/dev/tty) without echo — never argv, the
 // environment or a piped stdin. nullopt when the input ended, when there is
 // no terminal, or when --pin_fd is not a descriptor number.
-std::optional<std::string> ReadSecret(const Args& args, const std::string& label);
+std::optional<std::string> ReadSecret(const Args& args,
+                                      const std::string& label);
 // A secret line read straight into a pre-sized SecretBytes (no std::string
 // ever holds it): from `fd` when >= 0, else typed on /dev/tty after
 // `label`, without echo. nullopt when nothing could be read (no terminal,
@@ -79,7 +80,8 @@ int FdFlag(const Args& args, const std::string& name);
 // --pin_fd), and first for the store's passphrase when `status` says the
 // first PIN needs it; fills `req`. INVALID_ARGUMENT saying what to do when
 // nothing could be read or the two PINs differ.
-absl::Status ChooseApprovalPin(const Args& args, const v1::ApprovalPinStatus& status,
+absl::Status ChooseApprovalPin(const Args& args,
+                               const v1::ApprovalPinStatus& status,
                                v1::SetApprovalPinRequest* req);
 // "2026-11-26 10:02" (UTC), or "-" for an unset time.
 std::string FormatTime(const google::protobuf::Timestamp& t);
@@ -88,7 +90,8 @@ std::string ReadinessText(v1::Readiness r);
 // "note", "warning" or "error".
 std::string SeverityText(v1::Severity s);
 // Each finding on its own line ("  error: field: message"), then its fix.
-void PrintFindings(const google::protobuf::RepeatedPtrField<v1::Finding>& findings);
+void PrintFindings(
+    const google::protobuf::RepeatedPtrField<v1::Finding>& findings);
 // "in 9m", "2m ago" relative to now.
 std::string Relative(const google::protobuf::Timestamp& t);
 

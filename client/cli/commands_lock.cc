@@ -32,48 +32,59 @@ class LockCli {
 
  private:
   // The secret of --`flag` N, or asked on the terminal.
-  std::optional<SecretBytes> Secret(const std::string& flag, const std::string& label) {
+  std::optional<SecretBytes> Secret(const std::string& flag,
+                                    const std::string& label) {
     const int fd = FdFlag(args_, flag);
     if (fd == -2) return std::nullopt;
     return ReadSecretLine(fd, label);
   }
   int NoInput(const std::string& what) {
-    return PrintError(absl::InvalidArgumentError(absl::StrCat(what, " ", kNoInput)));
+    return PrintError(
+        absl::InvalidArgumentError(absl::StrCat(what, " ", kNoInput)));
   }
 
   int Unlock() {
-    std::optional<SecretBytes> passphrase = Secret("passphrase_fd", "Store passphrase");
+    std::optional<SecretBytes> passphrase =
+        Secret("passphrase_fd", "Store passphrase");
     if (!passphrase) return NoInput("the store's passphrase");
     absl::StatusOr<bool> unlocked = client_->Unlock(*passphrase);
     if (!unlocked.ok()) return PrintError(unlocked.status());
-    std::cout << (*unlocked ? "Unlocked: the broker is restarting its listeners unlocked.\n"
-                            : "The broker was not locked.\n");
+    std::cout
+        << (*unlocked
+                ? "Unlocked: the broker is restarting its listeners unlocked.\n"
+                : "The broker was not locked.\n");
     return 0;
   }
 
   int Lock() {
     absl::StatusOr<bool> locked = client_->Lock();
     if (!locked.ok()) return PrintError(locked.status());
-    std::cout << (*locked ? "Locked: the store's key is wiped from the broker's memory; "
-                            "unlock with `credctl unlock`.\n"
-                          : "The broker was already locked.\n");
+    std::cout
+        << (*locked
+                ? "Locked: the store's key is wiped from the broker's memory; "
+                  "unlock with `credctl unlock`.\n"
+                : "The broker was already locked.\n");
     return 0;
   }
 
   // The new passphrase: from --new_passphrase_fd, or typed twice.
   std::optional<SecretBytes> NewPassphrase(std::string& error) {
     const bool typed = !args_.Has("new_passphrase_fd");
-    std::optional<SecretBytes> next = Secret("new_passphrase_fd", "New store passphrase");
+    std::optional<SecretBytes> next =
+        Secret("new_passphrase_fd", "New store passphrase");
     if (!next) {
       error = absl::StrCat("the new passphrase ", kNoInput);
       return std::nullopt;
     }
     if (next->size() < 8) {
-      error = "the new passphrase is shorter than 8 characters; choose a longer one";
+      error =
+          "the new passphrase is shorter than 8 characters; choose a longer "
+          "one";
       return std::nullopt;
     }
     if (typed) {
-      std::optional<SecretBytes> again = Secret("new_passphrase_fd", "The same passphrase again");
+      std::optional<SecretBytes> again =
+          Secret("new_passphrase_fd", "The same passphrase again");
       if (!again || *again != *next) {
         error = "the two passphrases differ; nothing changed";
         return std::nullopt;
@@ -89,12 +100,15 @@ class LockCli {
     }
     absl::StatusOr<v1::LockState> state = client_->GetLockState();
     if (!state.ok()) return state.status();
-    req.set_to(to == "file" ? v1::KEY_SOURCE_KEY_FILE : v1::KEY_SOURCE_PASSPHRASE);
+    req.set_to(to == "file" ? v1::KEY_SOURCE_KEY_FILE
+                            : v1::KEY_SOURCE_PASSPHRASE);
     // In this order, one line each when read from one descriptor.
     if (state->key_source() == v1::KEY_SOURCE_PASSPHRASE) {
       std::optional<SecretBytes> current =
           Secret("passphrase_fd", "Current store passphrase");
-      if (!current) return absl::InvalidArgumentError(absl::StrCat("the passphrase ", kNoInput));
+      if (!current)
+        return absl::InvalidArgumentError(
+            absl::StrCat("the passphrase ", kNoInput));
       req.set_current_passphrase(current->Reveal().data(), current->size());
     }
     if (to == "passphrase") {
@@ -106,7 +120,9 @@ class LockCli {
     absl::StatusOr<v1::ApprovalPinStatus> pin = client_->GetApprovalPinStatus();
     if (pin.ok() && pin->pin_set()) {
       std::optional<SecretBytes> typed = Secret("pin_fd", "Approval PIN");
-      if (!typed) return absl::InvalidArgumentError(absl::StrCat("the approval PIN ", kNoInput));
+      if (!typed)
+        return absl::InvalidArgumentError(
+            absl::StrCat("the approval PIN ", kNoInput));
       req.set_pin(typed->Reveal().data(), typed->size());
     }
     return absl::OkStatus();

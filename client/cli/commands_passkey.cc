@@ -28,25 +28,30 @@ int List(client::CredentialClient& c, const Args& args) {
   }
   if (r->passkeys().empty()) std::cout << "No passkey is registered.\n";
   for (const v1::Passkey& p : r->passkeys()) {
-    std::cout << p.id() << "  " << p.name() << "  " << AlgorithmName(p.algorithm())
-              << "  registered " << FormatTime(p.created()) << " UTC, last used "
+    std::cout << p.id() << "  " << p.name() << "  "
+              << AlgorithmName(p.algorithm()) << "  registered "
+              << FormatTime(p.created()) << " UTC, last used "
               << FormatTime(p.last_used()) << (p.has_last_used() ? " UTC" : "")
               << ", counter " << p.sign_count() << "\n";
   }
-  std::cout << (r->required() ? "Approvals need a passkey (--require_passkey).\n"
-                              : "Approvals take a passkey or the approval PIN.\n");
+  std::cout << (r->required()
+                    ? "Approvals need a passkey (--require_passkey).\n"
+                    : "Approvals take a passkey or the approval PIN.\n");
   return 0;
 }
 
 int Remove(client::CredentialClient& c, const Args& args) {
   v1::RemovePasskeyRequest req;
   if (args.Switch("all")) {
-    if (args.positional.size() != 1) return UsageError("passkey remove --all takes no id");
+    if (args.positional.size() != 1)
+      return UsageError("passkey remove --all takes no id");
     req.set_all(true);
   } else if (args.positional.size() == 2) {
     req.set_id(args.positional[1]);
   } else {
-    return UsageError("passkey remove takes the passkey's id (credctl passkey list), or --all");
+    return UsageError(
+        "passkey remove takes the passkey's id (credctl passkey list), or "
+        "--all");
   }
   std::optional<std::string> pin = ReadSecret(args, "Approval PIN");
   if (!pin) return UsageError("no approval PIN given");
@@ -61,7 +66,9 @@ int Remove(client::CredentialClient& c, const Args& args) {
 
 }  // namespace
 
-bool IsPasskeyCommand(const std::string& command) { return command == "passkey"; }
+bool IsPasskeyCommand(const std::string& command) {
+  return command == "passkey";
+}
 
 int RunPasskeyCommand(const Args& args, const Context& ctx) {
   const std::string sub = args.positional.empty() ? "" : args.positional[0];

@@ -100,10 +100,12 @@ class ProviderCli {
   // when the broker cannot say).
   std::string StoreKeyWarning() {
     absl::StatusOr<v1::LockState> state = client_->GetLockState();
-    if (!state.ok() || state->key_source() != v1::KEY_SOURCE_KEY_FILE) return "";
+    if (!state.ok() || state->key_source() != v1::KEY_SOURCE_KEY_FILE)
+      return "";
     return absl::StrCat(
         "the store's key is the file ", state->key_file(),
-        ": an agent running as you can read it and open every stored secret. Protect "
+        ": an agent running as you can read it and open every stored secret. "
+        "Protect "
         "the store with a passphrase: credctl rekey --to=passphrase");
   }
 
@@ -114,7 +116,8 @@ class ProviderCli {
         args_.positional.empty() ? "" : args_.positional[0];
     const std::string profile = args_.Flag("profile");
     const std::string store_warning = StoreKeyWarning();
-    if (!store_warning.empty() && !json()) std::cout << "warning: " << store_warning << "\n";
+    if (!store_warning.empty() && !json())
+      std::cout << "warning: " << store_warning << "\n";
 
     // Which provider/profile pairs to diagnose.
     std::vector<std::pair<std::string, std::string>> targets;

@@ -248,7 +248,8 @@ int main(int argc, char** argv) {
   // acquisition: off in optimized builds, as in the daemon.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
-#if !defined(ABSL_HAVE_ADDRESS_SANITIZER) && !defined(ABSL_HAVE_THREAD_SANITIZER) && \
+#if !defined(ABSL_HAVE_ADDRESS_SANITIZER) && \
+    !defined(ABSL_HAVE_THREAD_SANITIZER) &&  \
     !defined(ABSL_HAVE_LEAK_SANITIZER) && !defined(ABSL_HAVE_MEMORY_SANITIZER)
   // The process holds the gRPC runtime until it exits: dropping the last
   // channel then does not shut the runtime down (joining its threads,

@@ -79,7 +79,8 @@ class ApprovalClient {
   absl::Status Deny(const std::string& request_id, const std::string& reason);
   // A challenge for approving `request_id` with a passkey
   // (ApproveRequest.passkey).
-  absl::StatusOr<v1::PasskeyChallenge> BeginPasskeyAssertion(const std::string& request_id);
+  absl::StatusOr<v1::PasskeyChallenge> BeginPasskeyAssertion(
+      const std::string& request_id);
 
  private:
   struct Impl;

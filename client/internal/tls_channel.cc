@@ -1,12 +1,11 @@
 // The client library's TLS, apart from the rest of it so that an executable
 // can leave OpenSSL out (channel.h, TlsChannelCredentials).
-#include "client/internal/channel.h"
-
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "broker/common/files.h"
 #include "broker/common/secret.h"
+#include "client/internal/channel.h"
 
 namespace credbroker {
 namespace client {
@@ -28,8 +27,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsChannelCredentials(
     absl::StatusOr<std::string> ca = ReadFile(ca_file);
     if (!ca.ok()) {
       return absl::Status(ca.status().code(),
-                          absl::StrCat("cannot read the TLS CA file ", ca_file, ": ",
-                                       ca.status().message()));
+                          absl::StrCat("cannot read the TLS CA file ", ca_file,
+                                       ": ", ca.status().message()));
     }
     ssl.pem_root_certs = std::move(*ca);
   }
@@ -42,9 +41,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsChannelCredentials(
     if (!cert.ok()) return cert.status();
     absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
     if (!key.ok()) {
-      return absl::Status(key.status().code(),
-                          absl::StrCat("cannot read the TLS key file ",
-                                       options.tls_key_file));
+      return absl::Status(
+          key.status().code(),
+          absl::StrCat("cannot read the TLS key file ", options.tls_key_file));
     }
     ssl.pem_cert_chain = std::move(*cert);
     ssl.pem_private_key = std::move(*key);

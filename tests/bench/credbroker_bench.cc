@@ -67,8 +67,9 @@
 #include "tests/integration/broker_process.h"
 #include "tests/integration/subprocess.h"
 
-ABSL_FLAG(std::string, echo_server, "",
-          "Internal: serve the baseline echo service on this Unix socket path.");
+ABSL_FLAG(
+    std::string, echo_server, "",
+    "Internal: serve the baseline echo service on this Unix socket path.");
 ABSL_FLAG(std::string, scenarios, "unary,approval,streams,durable,growth",
           "Comma-separated scenarios to run.");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(3),
@@ -79,8 +80,9 @@ ABSL_FLAG(std::string, concurrency, "1,64",
           "Concurrent callers for the unary scenario.");
 ABSL_FLAG(std::string, growth_concurrency, "1,10,100,1000",
           "Concurrent callers for GetCredential in the growth scenario.");
-ABSL_FLAG(std::string, growth_profiles, "10,1000,100000",
-          "Stored profile counts for GetCredential p99 in the growth scenario.");
+ABSL_FLAG(
+    std::string, growth_profiles, "10,1000,100000",
+    "Stored profile counts for GetCredential p99 in the growth scenario.");
 ABSL_FLAG(absl::Duration, fill_limit, absl::Minutes(6),
           "Longest time spent filling the store for the growth scenario; the "
           "figures are then reported at the size reached.");
@@ -90,9 +92,10 @@ ABSL_FLAG(int, sessions, 10000, "Agent sessions (and idle baseline streams).");
 ABSL_FLAG(int, watchers, 100, "Approval watchers (and baseline watchers).");
 ABSL_FLAG(int, events, 200, "Fan-out events measured.");
 ABSL_FLAG(int, round_trips, 200, "Approval round trips measured per kind.");
-ABSL_FLAG(int, repeat, 1,
-          "Measure each unary echo/broker pair this many times, alternating, and "
-          "report the pair with the median throughput ratio.");
+ABSL_FLAG(
+    int, repeat, 1,
+    "Measure each unary echo/broker pair this many times, alternating, and "
+    "report the pair with the median throughput ratio.");
 ABSL_FLAG(bool, smoke, false,
           "A run of a few seconds with tiny sizes: checks that it works.");
 
@@ -114,7 +117,8 @@ int64_t NowNs() { return absl::GetCurrentTimeNanos(); }
 // in the comma-separated `calls` ("get,list").
 bool Wanted(absl::string_view calls, absl::string_view name) {
   std::string lower = absl::AsciiStrToLower(name);
-  for (absl::string_view c : absl::StrSplit(calls, ',', absl::SkipWhitespace())) {
+  for (absl::string_view c :
+       absl::StrSplit(calls, ',', absl::SkipWhitespace())) {
     if (absl::StartsWith(lower, c)) return true;
   }
   return false;
@@ -133,7 +137,8 @@ std::vector<int> ParseInts(const std::string& csv) {
 // when it cannot be read.
 double CpuSeconds(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
   // Fields after the command name (which may hold spaces), from field 3.
   const size_t close = stat.rfind(')');
   if (close == std::string::npos) return -1;
@@ -141,7 +146,8 @@ double CpuSeconds(pid_t pid) {
       absl::StrSplit(absl::string_view(stat).substr(close + 2), ' ');
   int64_t utime = 0;
   int64_t stime = 0;
-  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) || !absl::SimpleAtoi(f[12], &stime)) {
+  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) ||
+      !absl::SimpleAtoi(f[12], &stime)) {
     return -1;
   }
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
@@ -154,7 +160,8 @@ int64_t RssKb(pid_t pid) {
   while (std::getline(in, line)) {
     if (line.rfind("VmRSS:", 0) == 0) {
       int64_t kb = -1;
-      absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb);
+      absl::SimpleAtoi(
+          absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb);
       return kb;
     }
   }
@@ -166,11 +173,13 @@ int64_t RssKb(pid_t pid) {
 
 class EchoService final : public Echo::CallbackService {
  public:
-  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx, const EchoMessage* req,
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx,
+                                 const EchoMessage* req,
                                  EchoMessage* resp) override {
     if (req->reply_bytes() > 0) {
       resp->set_seq(req->seq());
-      resp->mutable_payload()->assign(std::min(req->reply_bytes(), 4 << 20), 'x');
+      resp->mutable_payload()->assign(std::min(req->reply_bytes(), 4 << 20),
+                                      'x');
     } else {
       *resp = *req;
     }
@@ -179,12 +188,14 @@ class EchoService final : public Echo::CallbackService {
     return r;
   }
 
-  grpc::ServerWriteReactor<EchoMessage>* Watch(grpc::CallbackServerContext* ctx,
-                                               const echo::WatchRequest* req) override {
+  grpc::ServerWriteReactor<EchoMessage>* Watch(
+      grpc::CallbackServerContext* ctx,
+      const echo::WatchRequest* req) override {
     return new Stream(this, req->idle());
   }
 
-  grpc::ServerUnaryReactor* Broadcast(grpc::CallbackServerContext* ctx, const EchoMessage* req,
+  grpc::ServerUnaryReactor* Broadcast(grpc::CallbackServerContext* ctx,
+                                      const EchoMessage* req,
                                       echo::BroadcastResponse* resp) override {
     absl::MutexLock lock(&mu_);
     for (Stream* s : live_) s->Send(*req);
@@ -265,9 +276,11 @@ int ServeEcho(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+  if (lfd < 0 ||
+      bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       listen(lfd, 128) != 0) {
-    std::cerr << "echo: cannot listen on " << path << ": " << std::strerror(errno) << "\n";
+    std::cerr << "echo: cannot listen on " << path << ": "
+              << std::strerror(errno) << "\n";
     return 1;
   }
   // The broker's server options.
@@ -316,7 +329,8 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
   // A connection of its own per channel.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(16 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 // One server under test: its address, token and a set of connections.
@@ -335,7 +349,8 @@ struct Target {
   }
   void Prepare(grpc::ClientContext& ctx) const {
     ctx.AddMetadata("authorization", "Bearer " + token);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
   }
 };
 
@@ -354,15 +369,16 @@ void Unary(const Target& t, const Req& req, Start start, Done done) {
   auto* st = new State;
   st->req = req;
   t.Prepare(st->ctx);
-  start(&st->ctx, &st->req, &st->resp, [st, done = std::move(done)](grpc::Status s) {
-    // The state (its ClientContext holds a reference to the channel) goes
-    // before the caller hears of the end: the last call of a figure must
-    // not drop a channel on gRPC's callback thread after the figure has
-    // moved on (an ASan smoke run once saw a double free in the callback
-    // queue's shutdown there).
-    delete st;
-    done(s);
-  });
+  start(&st->ctx, &st->req, &st->resp,
+        [st, done = std::move(done)](grpc::Status s) {
+          // The state (its ClientContext holds a reference to the channel) goes
+          // before the caller hears of the end: the last call of a figure must
+          // not drop a channel on gRPC's callback thread after the figure has
+          // moved on (an ASan smoke run once saw a double free in the callback
+          // queue's shutdown there).
+          delete st;
+          done(s);
+        });
 }
 
 struct Stats {
@@ -379,7 +395,8 @@ struct Stats {
   double ops_per_sec() const { return seconds > 0 ? ops / seconds : 0; }
   double PercentileUs(double q) const {
     if (lat_ns.empty()) return 0;
-    size_t i = std::min(lat_ns.size() - 1, static_cast<size_t>(q * lat_ns.size()));
+    size_t i =
+        std::min(lat_ns.size() - 1, static_cast<size_t>(q * lat_ns.size()));
     return lat_ns[i] / 1000.0;
   }
 };
@@ -403,15 +420,16 @@ Stats RunLoop(const std::string& name, int concurrency, absl::Duration duration,
   std::function<void(int)> next = [&](int w) {
     const int64_t t0 = NowNs();
     bool started = t0 < end && issue(w, [&, w, t0](const grpc::Status& s) {
-      const int64_t t1 = NowNs();
-      Worker& wk = workers[w];
-      if (s.ok()) {
-        wk.lat.push_back(t1 - t0);
-      } else if (wk.errors++ == 0) {
-        wk.error = absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message());
-      }
-      next(w);
-    });
+                     const int64_t t1 = NowNs();
+                     Worker& wk = workers[w];
+                     if (s.ok()) {
+                       wk.lat.push_back(t1 - t0);
+                     } else if (wk.errors++ == 0) {
+                       wk.error = absl::StrCat(static_cast<int>(s.error_code()),
+                                               ": ", s.error_message());
+                     }
+                     next(w);
+                   });
     if (started) return;
     const int64_t now = NowNs();
     int64_t seen = last_end.load();
@@ -460,8 +478,10 @@ std::string SelfExe() {
 class Servers {
  public:
   absl::Status Start() {
-    broker_ = std::make_unique<BrokerProcess>(dir_.path() + "/data", dir_.path());
-    if (absl::Status s = broker_->Start({"--allow_self_approval"}); !s.ok()) return s;
+    broker_ =
+        std::make_unique<BrokerProcess>(dir_.path() + "/data", dir_.path());
+    if (absl::Status s = broker_->Start({"--allow_self_approval"}); !s.ok())
+      return s;
     Subprocess::Options o;
     const std::string sock = dir_.path() + "/echo.sock";
     o.argv = {SelfExe(), "--echo_server", sock};
@@ -470,7 +490,8 @@ class Servers {
     if (!p.ok()) return p.status();
     echo_ = std::move(*p);
     if (!echo_->WaitForStdoutLine("ready", absl::Seconds(20))) {
-      return absl::UnavailableError("the echo server did not start: " + echo_->stderr_text());
+      return absl::UnavailableError("the echo server did not start: " +
+                                    echo_->stderr_text());
     }
     broker_target.address = broker_->address();
     broker_target.token = broker_->approver_token();
@@ -522,12 +543,17 @@ class Table {
  public:
   Table(std::string title, std::vector<std::string> header)
       : title_(std::move(title)), header_(std::move(header)) {}
-  void Add(std::vector<std::string> cells) { rows_.push_back({std::move(cells)}); }
+  void Add(std::vector<std::string> cells) {
+    rows_.push_back({std::move(cells)});
+  }
   void Print() const {
-    std::cout << "\n### " << title_ << "\n\n| " << absl::StrJoin(header_, " | ") << " |\n|";
-    for (size_t i = 0; i < header_.size(); ++i) std::cout << (i == 0 ? "---|" : "---:|");
+    std::cout << "\n### " << title_ << "\n\n| " << absl::StrJoin(header_, " | ")
+              << " |\n|";
+    for (size_t i = 0; i < header_.size(); ++i)
+      std::cout << (i == 0 ? "---|" : "---:|");
     std::cout << "\n";
-    for (const Row& r : rows_) std::cout << "| " << absl::StrJoin(r.cells, " | ") << " |\n";
+    for (const Row& r : rows_)
+      std::cout << "| " << absl::StrJoin(r.cells, " | ") << " |\n";
     std::cout << std::flush;
   }
 
@@ -537,30 +563,49 @@ class Table {
   std::vector<Row> rows_;
 };
 
-std::string Fmt(double v, int digits = 0) { return absl::StrFormat("%.*f", digits, v); }
-std::string Us(double us) {
-  return us >= 10000 ? absl::StrFormat("%.1f ms", us / 1000) : absl::StrFormat("%.0f µs", us);
+std::string Fmt(double v, int digits = 0) {
+  return absl::StrFormat("%.*f", digits, v);
 }
-std::string Ratio(double a, double b) { return b > 0 ? absl::StrFormat("%.2f×", a / b) : "-"; }
+std::string Us(double us) {
+  return us >= 10000 ? absl::StrFormat("%.1f ms", us / 1000)
+                     : absl::StrFormat("%.0f µs", us);
+}
+std::string Ratio(double a, double b) {
+  return b > 0 ? absl::StrFormat("%.2f×", a / b) : "-";
+}
 
 std::vector<std::string> LoadCells(const Stats& s, const Stats* baseline) {
-  std::string errors = s.errors == 0 ? "0" : absl::StrCat(s.errors, " (", s.first_error, ")");
-  return {s.name,
-          absl::StrCat(s.concurrency),
-          Fmt(s.ops_per_sec()),
-          Us(s.PercentileUs(0.5)),
-          Us(s.PercentileUs(0.99)),
-          Us(s.PercentileUs(0.999)),
-          baseline == nullptr ? "1.00×" : Ratio(s.ops_per_sec(), baseline->ops_per_sec()),
-          baseline == nullptr ? "1.00×" : Ratio(s.PercentileUs(0.5), baseline->PercentileUs(0.5)),
-          s.server_cpu_us > 0 ? absl::StrFormat("%.1f µs", s.server_cpu_us) : "-",
-          baseline == nullptr ? "1.00×" : Ratio(s.server_cpu_us, baseline->server_cpu_us),
-          errors};
+  std::string errors =
+      s.errors == 0 ? "0" : absl::StrCat(s.errors, " (", s.first_error, ")");
+  return {
+      s.name,
+      absl::StrCat(s.concurrency),
+      Fmt(s.ops_per_sec()),
+      Us(s.PercentileUs(0.5)),
+      Us(s.PercentileUs(0.99)),
+      Us(s.PercentileUs(0.999)),
+      baseline == nullptr ? "1.00×"
+                          : Ratio(s.ops_per_sec(), baseline->ops_per_sec()),
+      baseline == nullptr
+          ? "1.00×"
+          : Ratio(s.PercentileUs(0.5), baseline->PercentileUs(0.5)),
+      s.server_cpu_us > 0 ? absl::StrFormat("%.1f µs", s.server_cpu_us) : "-",
+      baseline == nullptr ? "1.00×"
+                          : Ratio(s.server_cpu_us, baseline->server_cpu_us),
+      errors};
 }
 
-const std::vector<std::string> kLoadHeader = {
-    "call", "callers", "ops/s", "p50", "p99", "p99.9", "throughput vs echo", "p50 vs echo",
-    "server CPU per call", "CPU vs echo", "errors"};
+const std::vector<std::string> kLoadHeader = {"call",
+                                              "callers",
+                                              "ops/s",
+                                              "p50",
+                                              "p99",
+                                              "p99.9",
+                                              "throughput vs echo",
+                                              "p50 vs echo",
+                                              "server CPU per call",
+                                              "CPU vs echo",
+                                              "errors"};
 
 // Runs `figure` and records the CPU time server `pid` used per call.
 Stats WithServerCpu(pid_t pid, const std::function<Stats()>& figure) {
@@ -589,9 +634,9 @@ struct AlternatingPairs {
     return absl::StrCat(" (median of ", absl::StrJoin(all, ", "), ")");
   }
 };
-AlternatingPairs MeasurePairs(const std::function<Stats()>& first,
-                              const std::function<Stats()>& second,
-                              const std::function<double(const Stats&, const Stats&)>& ratio) {
+AlternatingPairs MeasurePairs(
+    const std::function<Stats()>& first, const std::function<Stats()>& second,
+    const std::function<double(const Stats&, const Stats&)>& ratio) {
   const int n = std::max(1, absl::GetFlag(FLAGS_repeat));
   AlternatingPairs out;
   for (int i = 0; i < n; ++i) {
@@ -599,22 +644,26 @@ AlternatingPairs MeasurePairs(const std::function<Stats()>& first,
     Stats b = second();
     out.pairs.emplace_back(std::move(a), std::move(b));
   }
-  std::sort(out.pairs.begin(), out.pairs.end(), [&](const auto& x, const auto& y) {
-    return ratio(x.first, x.second) < ratio(y.first, y.second);
-  });
-  for (const auto& p : out.pairs) out.ratios.push_back(ratio(p.first, p.second));
+  std::sort(out.pairs.begin(), out.pairs.end(),
+            [&](const auto& x, const auto& y) {
+              return ratio(x.first, x.second) < ratio(y.first, y.second);
+            });
+  for (const auto& p : out.pairs)
+    out.ratios.push_back(ratio(p.first, p.second));
   return out;
 }
 
 // The echo, then the broker (each with its server's CPU time per call):
 // the pair whose throughput ratio is the median.
-std::pair<Stats, Stats> MedianPair(const Servers& servers, const std::function<Stats()>& echo,
+std::pair<Stats, Stats> MedianPair(const Servers& servers,
+                                   const std::function<Stats()>& echo,
                                    const std::function<Stats()>& broker) {
   AlternatingPairs runs = MeasurePairs(
       [&] { return WithServerCpu(servers.echo_pid(), echo); },
       [&] { return WithServerCpu(servers.broker_pid(), broker); },
       [](const Stats& base, const Stats& st) {
-        return base.ops_per_sec() > 0 ? st.ops_per_sec() / base.ops_per_sec() : 0;
+        return base.ops_per_sec() > 0 ? st.ops_per_sec() / base.ops_per_sec()
+                                      : 0;
       });
   std::pair<Stats, Stats> median = std::move(runs.median());
   median.second.name += runs.MedianOf();
@@ -624,7 +673,9 @@ std::pair<Stats, Stats> MedianPair(const Servers& servers, const std::function<S
 // ---------------------------------------------------------------------------
 // Broker calls.
 
-std::string AwsKeyId() { return "AKIA" + RandomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"); }
+std::string AwsKeyId() {
+  return "AKIA" + RandomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+}
 
 v1::PutCredentialRequest AwsPut(const std::string& profile) {
   v1::PutCredentialRequest r;
@@ -638,15 +689,20 @@ v1::PutCredentialRequest AwsPut(const std::string& profile) {
 class BrokerCalls {
  public:
   explicit BrokerCalls(const Target& t) : t_(t) {
-    for (const auto& ch : t.channels) stubs_.push_back(v1::CredentialService::NewStub(ch));
+    for (const auto& ch : t.channels)
+      stubs_.push_back(v1::CredentialService::NewStub(ch));
   }
-  v1::CredentialService::Stub* stub(int w) { return stubs_[w % stubs_.size()].get(); }
+  v1::CredentialService::Stub* stub(int w) {
+    return stubs_[w % stubs_.size()].get();
+  }
 
   void Put(int w, const v1::PutCredentialRequest& req, Done done) {
     auto* s = stub(w);
     Unary<v1::PutCredentialRequest, v1::PutCredentialResponse>(
         t_, req,
-        [s](auto* c, auto* q, auto* r, auto cb) { s->async()->PutCredential(c, q, r, std::move(cb)); },
+        [s](auto* c, auto* q, auto* r, auto cb) {
+          s->async()->PutCredential(c, q, r, std::move(cb));
+        },
         std::move(done));
   }
   static v1::GetCredentialRequest GetRequest(const std::string& profile) {
@@ -655,7 +711,8 @@ class BrokerCalls {
     req.set_profile(profile);
     return req;
   }
-  static v1::ValidateCredentialRequest ValidateRequest(const std::string& profile) {
+  static v1::ValidateCredentialRequest ValidateRequest(
+      const std::string& profile) {
     v1::ValidateCredentialRequest req;
     req.set_provider("aws");
     req.set_profile(profile);
@@ -672,7 +729,9 @@ class BrokerCalls {
     auto* s = stub(w);
     Unary<v1::GetCredentialRequest, v1::CredentialSummary>(
         t_, GetRequest(profile),
-        [s](auto* c, auto* q, auto* r, auto cb) { s->async()->GetCredential(c, q, r, std::move(cb)); },
+        [s](auto* c, auto* q, auto* r, auto cb) {
+          s->async()->GetCredential(c, q, r, std::move(cb));
+        },
         std::move(done));
   }
   void Validate(int w, const std::string& profile, Done done) {
@@ -689,21 +748,24 @@ class BrokerCalls {
     auto* s = stub(w);
     Unary<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
         t_, req,
-        [s](auto* c, auto* q, auto* r, auto cb) { s->async()->ListCredentials(c, q, r, std::move(cb)); },
+        [s](auto* c, auto* q, auto* r, auto cb) {
+          s->async()->ListCredentials(c, q, r, std::move(cb));
+        },
         std::move(done));
   }
 
   // Stores profiles [from, to) with `concurrency` parallel PutCredential
   // calls, within `limit`. Returns the count stored.
-  int64_t Fill(const std::string& prefix, int64_t from, int64_t to, int concurrency,
-               absl::Duration limit, Stats* stats) {
+  int64_t Fill(const std::string& prefix, int64_t from, int64_t to,
+               int concurrency, absl::Duration limit, Stats* stats) {
     std::atomic<int64_t> next{from};
-    *stats = RunLoop("PutCredential (fill)", concurrency, limit, [&](int w, Done done) {
-      int64_t i = next.fetch_add(1);
-      if (i >= to) return false;
-      Put(w, AwsPut(absl::StrCat(prefix, i)), std::move(done));
-      return true;
-    });
+    *stats = RunLoop("PutCredential (fill)", concurrency, limit,
+                     [&](int w, Done done) {
+                       int64_t i = next.fetch_add(1);
+                       if (i >= to) return false;
+                       Put(w, AwsPut(absl::StrCat(prefix, i)), std::move(done));
+                       return true;
+                     });
     return from + stats->ops;
   }
 
@@ -724,7 +786,8 @@ absl::StatusOr<WireSizes> SizesOf(const Target& t, const Req& req, Call call) {
   t.Prepare(ctx);
   Resp resp;
   grpc::Status s = call(&ctx, req, &resp);
-  if (!s.ok()) return absl::InternalError("measuring a call's size: " + s.error_message());
+  if (!s.ok())
+    return absl::InternalError("measuring a call's size: " + s.error_message());
   return WireSizes{req.ByteSizeLong(), resp.ByteSizeLong()};
 }
 
@@ -737,8 +800,9 @@ absl::Status PutDefault(BrokerCalls& calls) {
     put.Notify();
   });
   put.WaitForNotification();
-  return status.ok() ? absl::OkStatus()
-                     : absl::InternalError("PutCredential: " + status.error_message());
+  return status.ok()
+             ? absl::OkStatus()
+             : absl::InternalError("PutCredential: " + status.error_message());
 }
 
 class EchoCalls {
@@ -753,12 +817,16 @@ class EchoCalls {
     msg_.set_reply_bytes(static_cast<int32_t>(sizes.response));
     // The message's own framing: payload and reply_bytes tags.
     const size_t extra = msg_.ByteSizeLong() - sizes.request;
-    msg_.set_payload(std::string(sizes.request > extra ? sizes.request - extra : 0, 'x'));
+    msg_.set_payload(
+        std::string(sizes.request > extra ? sizes.request - extra : 0, 'x'));
   }
   void Call(int w, Done done) {
     auto* s = stubs_[w % stubs_.size()].get();
     Unary<EchoMessage, EchoMessage>(
-        t_, msg_, [s](auto* c, auto* q, auto* r, auto cb) { s->async()->Echo(c, q, r, std::move(cb)); },
+        t_, msg_,
+        [s](auto* c, auto* q, auto* r, auto cb) {
+          s->async()->Echo(c, q, r, std::move(cb));
+        },
         std::move(done));
   }
   Stats Run(int concurrency, absl::Duration d) {
@@ -774,7 +842,9 @@ class EchoCalls {
   std::vector<std::unique_ptr<Echo::Stub>> stubs_;
 };
 
-int Channels(int concurrency) { return std::max(1, std::min(concurrency, absl::GetFlag(FLAGS_channels))); }
+int Channels(int concurrency) {
+  return std::max(1, std::min(concurrency, absl::GetFlag(FLAGS_channels)));
+}
 
 // ---------------------------------------------------------------------------
 // Scenarios.
@@ -783,14 +853,17 @@ absl::Status UnaryScenario() {
   Servers servers;
   if (absl::Status s = servers.Start(); !s.ok()) return s;
   const absl::Duration d = absl::GetFlag(FLAGS_duration);
-  Table table("Unary calls vs the echo baseline (each broker row against the echo row above it)",
-              kLoadHeader);
+  Table table(
+      "Unary calls vs the echo baseline (each broker row against the echo row "
+      "above it)",
+      kLoadHeader);
   {
     servers.broker_target.Connect(1);
     BrokerCalls broker(servers.broker_target);
     Stats fill;
     if (broker.Fill("p", 0, 100, 8, absl::Minutes(2), &fill) < 100) {
-      return absl::InternalError("could not store 100 profiles: " + fill.first_error);
+      return absl::InternalError("could not store 100 profiles: " +
+                                 fill.first_error);
     }
   }
   for (int c : ParseInts(absl::GetFlag(FLAGS_concurrency))) {
@@ -798,14 +871,17 @@ absl::Status UnaryScenario() {
     servers.echo_target.Connect(Channels(c));
     BrokerCalls broker(servers.broker_target);
     EchoCalls echo(servers.echo_target);
-    auto run = [&](const std::string& name, const absl::StatusOr<WireSizes>& sizes,
+    auto run = [&](const std::string& name,
+                   const absl::StatusOr<WireSizes>& sizes,
                    const Issue& issue) -> absl::Status {
       if (!Wanted(absl::GetFlag(FLAGS_calls), name)) return absl::OkStatus();
       if (!sizes.ok()) return sizes.status();
       echo.MatchSizes(*sizes);
-      auto [base, st] = MedianPair(servers, [&] { return echo.Run(c, d); },
-                                   [&] { return RunLoop(name, c, d, issue); });
-      base.name = absl::StrCat("Echo (baseline, ", sizes->request, " B → ", sizes->response, " B)");
+      auto [base, st] = MedianPair(
+          servers, [&] { return echo.Run(c, d); },
+          [&] { return RunLoop(name, c, d, issue); });
+      base.name = absl::StrCat("Echo (baseline, ", sizes->request, " B → ",
+                               sizes->response, " B)");
       table.Add(LoadCells(base, nullptr));
       table.Add(LoadCells(st, &base));
       return absl::OkStatus();
@@ -814,9 +890,12 @@ absl::Status UnaryScenario() {
     std::atomic<uint64_t> n{0};
     if (absl::Status s = run(
             "ValidateCredential",
-            SizesOf<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
+            SizesOf<v1::ValidateCredentialRequest,
+                    v1::ValidateCredentialResponse>(
                 servers.broker_target, BrokerCalls::ValidateRequest("p0"),
-                [&](auto* ctx, const auto& q, auto* r) { return stub->ValidateCredential(ctx, q, r); }),
+                [&](auto* ctx, const auto& q, auto* r) {
+                  return stub->ValidateCredential(ctx, q, r);
+                }),
             [&](int w, Done done) {
               broker.Validate(w, absl::StrCat("p", n++ % 100), std::move(done));
               return true;
@@ -824,15 +903,17 @@ absl::Status UnaryScenario() {
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = run(
-            "GetCredential",
-            SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
-                servers.broker_target, BrokerCalls::GetRequest("p0"),
-                [&](auto* ctx, const auto& q, auto* r) { return stub->GetCredential(ctx, q, r); }),
-            [&](int w, Done done) {
-              broker.Get(w, absl::StrCat("p", n++ % 100), std::move(done));
-              return true;
-            });
+    if (absl::Status s =
+            run("GetCredential",
+                SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
+                    servers.broker_target, BrokerCalls::GetRequest("p0"),
+                    [&](auto* ctx, const auto& q, auto* r) {
+                      return stub->GetCredential(ctx, q, r);
+                    }),
+                [&](int w, Done done) {
+                  broker.Get(w, absl::StrCat("p", n++ % 100), std::move(done));
+                  return true;
+                });
         !s.ok()) {
       return s;
     }
@@ -840,7 +921,9 @@ absl::Status UnaryScenario() {
             "ListCredentials (100)",
             SizesOf<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
                 servers.broker_target, BrokerCalls::ListRequest(),
-                [&](auto* ctx, const auto& q, auto* r) { return stub->ListCredentials(ctx, q, r); }),
+                [&](auto* ctx, const auto& q, auto* r) {
+                  return stub->ListCredentials(ctx, q, r);
+                }),
             [&](int w, Done done) {
               broker.List(w, std::move(done));
               return true;
@@ -852,7 +935,9 @@ absl::Status UnaryScenario() {
             "PutCredential",
             SizesOf<v1::PutCredentialRequest, v1::PutCredentialResponse>(
                 servers.broker_target, AwsPut("put-size"),
-                [&](auto* ctx, const auto& q, auto* r) { return stub->PutCredential(ctx, q, r); }),
+                [&](auto* ctx, const auto& q, auto* r) {
+                  return stub->PutCredential(ctx, q, r);
+                }),
             [&](int w, Done done) {
               broker.Put(w, AwsPut(absl::StrCat("put", w)), std::move(done));
               return true;
@@ -876,7 +961,9 @@ class AddedQueue {
   // The request id of `need_id`'s ADDED event; empty after `timeout`.
   std::string Take(const std::string& need_id, absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
-    auto has = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ids_.count(need_id) > 0; };
+    auto has = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return ids_.count(need_id) > 0;
+    };
     if (!mu_.AwaitWithTimeout(absl::Condition(&has), timeout)) return "";
     std::string id = ids_[need_id];
     ids_.erase(need_id);
@@ -907,12 +994,14 @@ absl::Status ApprovalScenario() {
   EchoCalls echo(servers.echo_target);
   Stats base = echo.Run(1, absl::GetFlag(FLAGS_duration));
 
-  auto approver = client::ApprovalClient::Connect(servers.ClientOptions(servers.broker_target.token));
+  auto approver = client::ApprovalClient::Connect(
+      servers.ClientOptions(servers.broker_target.token));
   if (!approver.ok()) return approver.status();
   AddedQueue added;
   absl::Notification watching;
   auto watcher = (*approver)->Watch([&](const v1::ApprovalEvent& e) {
-    if (e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT_DONE && !watching.HasBeenNotified()) {
+    if (e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT_DONE &&
+        !watching.HasBeenNotified()) {
       watching.Notify();
     }
     added.Add(e);
@@ -923,7 +1012,8 @@ absl::Status ApprovalScenario() {
   if (!watching.WaitForNotificationWithTimeout(absl::Seconds(30))) {
     return absl::DeadlineExceededError("the approval watch did not start");
   }
-  auto agent = client::AgentSession::Connect(servers.ClientOptions(servers.agent_token), "bench");
+  auto agent = client::AgentSession::Connect(
+      servers.ClientOptions(servers.agent_token), "bench");
   if (!agent.ok()) return agent.status();
 
   const int k = absl::GetFlag(FLAGS_round_trips);
@@ -931,22 +1021,30 @@ absl::Status ApprovalScenario() {
   for (int i = 0; i < k; ++i) {
     const std::string id = absl::StrCat("a", i);
     const int64_t t0 = NowNs();
-    if (absl::Status s = (*agent)->SendNeed(Need(id, absl::StrCat("scripted ", i))); !s.ok()) return s;
+    if (absl::Status s =
+            (*agent)->SendNeed(Need(id, absl::StrCat("scripted ", i)));
+        !s.ok())
+      return s;
     std::string request_id = added.Take(id, absl::Seconds(30));
-    if (request_id.empty()) return absl::DeadlineExceededError("no ADDED event for " + id);
+    if (request_id.empty())
+      return absl::DeadlineExceededError("no ADDED event for " + id);
     v1::ApproveRequest req;
     req.set_request_id(request_id);
     req.set_scope(v1::SCOPE_ONCE);
     if (auto r = (*approver)->Approve(req); !r.ok()) return r.status();
     auto u = (*agent)->WaitFor(id, absl::Seconds(30));
     if (!u.ok()) return u.status();
-    if (u->state() != v1::REQUEST_STATE_GRANTED) return absl::InternalError("not granted");
+    if (u->state() != v1::REQUEST_STATE_GRANTED)
+      return absl::InternalError("not granted");
     scripted.push_back(NowNs() - t0);
     (*agent)->ReleaseGrant(u->grant().grant_id()).IgnoreError();
   }
   {
     // The standing approval.
-    if (absl::Status s = (*agent)->SendNeed(Need("seed", "bench standing seed")); !s.ok()) return s;
+    if (absl::Status s =
+            (*agent)->SendNeed(Need("seed", "bench standing seed"));
+        !s.ok())
+      return s;
     std::string request_id = added.Take("seed", absl::Seconds(30));
     v1::ApproveRequest req;
     req.set_request_id(request_id);
@@ -954,18 +1052,22 @@ absl::Status ApprovalScenario() {
     req.set_action_pattern("bench standing *");
     req.mutable_ttl()->set_seconds(3600);
     if (auto r = (*approver)->Approve(req); !r.ok()) return r.status();
-    if (auto u = (*agent)->WaitFor("seed", absl::Seconds(30)); !u.ok()) return u.status();
+    if (auto u = (*agent)->WaitFor("seed", absl::Seconds(30)); !u.ok())
+      return u.status();
   }
   for (int i = 0; i < k; ++i) {
     const std::string id = absl::StrCat("s", i);
     const int64_t t0 = NowNs();
-    if (absl::Status s = (*agent)->SendNeed(Need(id, absl::StrCat("bench standing ", i))); !s.ok()) {
+    if (absl::Status s =
+            (*agent)->SendNeed(Need(id, absl::StrCat("bench standing ", i)));
+        !s.ok()) {
       return s;
     }
     auto u = (*agent)->WaitFor(id, absl::Seconds(30));
     if (!u.ok()) return u.status();
     if (u->state() != v1::REQUEST_STATE_GRANTED) {
-      return absl::InternalError("a need under the standing approval was not granted");
+      return absl::InternalError(
+          "a need under the standing approval was not granted");
     }
     standing.push_back(NowNs() - t0);
     (*agent)->ReleaseGrant(u->grant().grant_id()).IgnoreError();
@@ -973,18 +1075,22 @@ absl::Status ApprovalScenario() {
   (*agent)->Close().IgnoreError();
   (*watcher)->Cancel();
 
-  Table table("Approval round trip (one agent session, sequential; the daemon runs with "
-              "--allow_self_approval)",
-              {"round trip", "n", "p50", "p99", "p99.9", "p50 vs echo p50 (c=1)"});
-  table.Add({"Echo unary (baseline, c=1)", absl::StrCat(base.ops), Us(base.PercentileUs(0.5)),
-             Us(base.PercentileUs(0.99)), Us(base.PercentileUs(0.999)), "1.00×"});
-  const std::vector<std::pair<std::string, const std::vector<int64_t>*>> kinds = {
-      {"need → ADDED → Approve → GRANTED (scripted approver)", &scripted},
-      {"need → GRANTED (standing approval)", &standing}};
+  Table table(
+      "Approval round trip (one agent session, sequential; the daemon runs "
+      "with "
+      "--allow_self_approval)",
+      {"round trip", "n", "p50", "p99", "p99.9", "p50 vs echo p50 (c=1)"});
+  table.Add({"Echo unary (baseline, c=1)", absl::StrCat(base.ops),
+             Us(base.PercentileUs(0.5)), Us(base.PercentileUs(0.99)),
+             Us(base.PercentileUs(0.999)), "1.00×"});
+  const std::vector<std::pair<std::string, const std::vector<int64_t>*>> kinds =
+      {{"need → ADDED → Approve → GRANTED (scripted approver)", &scripted},
+       {"need → GRANTED (standing approval)", &standing}};
   for (const auto& [name, lat] : kinds) {
     Stats st = FromSamples(name, *lat);
-    table.Add({name, absl::StrCat(st.ops), Us(st.PercentileUs(0.5)), Us(st.PercentileUs(0.99)),
-               Us(st.PercentileUs(0.999)), Ratio(st.PercentileUs(0.5), base.PercentileUs(0.5))});
+    table.Add({name, absl::StrCat(st.ops), Us(st.PercentileUs(0.5)),
+               Us(st.PercentileUs(0.99)), Us(st.PercentileUs(0.999)),
+               Ratio(st.PercentileUs(0.5), base.PercentileUs(0.5))});
   }
   table.Print();
   return absl::OkStatus();
@@ -996,7 +1102,9 @@ absl::Status ApprovalScenario() {
 class Arrivals {
  public:
   Arrivals(int watchers, int events)
-      : watchers_(watchers), at_(watchers * events, 0), count_(events, 0),
+      : watchers_(watchers),
+        at_(watchers * events, 0),
+        count_(events, 0),
         cancelled_(events, 0) {}
   void Record(int watcher, int seq, bool cancelled) {
     if (seq < 0 || seq >= static_cast<int>(count_.size())) return;
@@ -1063,14 +1171,16 @@ struct StreamCounters {
     if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
       absl::MutexLock lock(&mu);
       if (first_error.empty()) {
-        first_error = absl::StrCat(static_cast<int>(s.error_code()), ": ", s.error_message());
+        first_error = absl::StrCat(static_cast<int>(s.error_code()), ": ",
+                                   s.error_message());
       }
     }
     ended++;
   }
   bool WaitEnded(int n, absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
-    while (ended.load() < n && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    while (ended.load() < n && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(5));
     return ended.load() >= n;
   }
 };
@@ -1078,8 +1188,8 @@ struct StreamCounters {
 // A baseline Watch stream.
 class EchoWatch : public grpc::ClientReadReactor<EchoMessage> {
  public:
-  EchoWatch(Echo::Stub* stub, const Target& t, bool idle, int index, Arrivals* arrivals,
-            StreamCounters* counters)
+  EchoWatch(Echo::Stub* stub, const Target& t, bool idle, int index,
+            Arrivals* arrivals, StreamCounters* counters)
       : index_(index), arrivals_(arrivals), counters_(counters) {
     t.Prepare(ctx_);
     ctx_.set_deadline(std::chrono::system_clock::time_point::max());
@@ -1093,7 +1203,8 @@ class EchoWatch : public grpc::ClientReadReactor<EchoMessage> {
     if (msg_.seq() < 0) {
       counters_->started++;
     } else if (arrivals_ != nullptr) {
-      arrivals_->Record(index_, static_cast<int>(msg_.seq()), /*cancelled=*/false);
+      arrivals_->Record(index_, static_cast<int>(msg_.seq()),
+                        /*cancelled=*/false);
     }
     StartRead(&msg_);
   }
@@ -1110,14 +1221,16 @@ class EchoWatch : public grpc::ClientReadReactor<EchoMessage> {
 };
 
 // An agent session with one need, counted once the broker says it is pending.
-class SessionStream : public grpc::ClientBidiReactor<credbroker::v1::SessionRequest,
-                                                     credbroker::v1::NeedUpdate> {
+class SessionStream
+    : public grpc::ClientBidiReactor<credbroker::v1::SessionRequest,
+                                     credbroker::v1::NeedUpdate> {
  public:
-  SessionStream(credbroker::v1::CredentialBroker::Stub* stub, const std::string& token, int index,
-                StreamCounters* counters)
+  SessionStream(credbroker::v1::CredentialBroker::Stub* stub,
+                const std::string& token, int index, StreamCounters* counters)
       : counters_(counters) {
     ctx_.AddMetadata("authorization", "Bearer " + token);
-    hello_.mutable_hello()->set_session_key(absl::StrCat("bench-session-", index));
+    hello_.mutable_hello()->set_session_key(
+        absl::StrCat("bench-session-", index));
     *need_.mutable_need() = Need("n", absl::StrCat("stream ", index));
     stub->async()->Session(&ctx_, this);
     StartWrite(&hello_);
@@ -1132,7 +1245,8 @@ class SessionStream : public grpc::ClientBidiReactor<credbroker::v1::SessionRequ
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;
-    if (!counted_) {  // PENDING_APPROVAL (NEEDS_INPUT without a stored credential).
+    if (!counted_) {  // PENDING_APPROVAL (NEEDS_INPUT without a stored
+                      // credential).
       counted_ = true;
       counters_->started++;
     }
@@ -1151,10 +1265,11 @@ class SessionStream : public grpc::ClientBidiReactor<credbroker::v1::SessionRequ
 };
 
 // An approver's WatchRequests stream; "f<seq>" needs are fan-out events.
-class ApprovalWatch : public grpc::ClientReadReactor<credbroker::v1::ApprovalEvent> {
+class ApprovalWatch
+    : public grpc::ClientReadReactor<credbroker::v1::ApprovalEvent> {
  public:
-  ApprovalWatch(credbroker::v1::ApprovalService::Stub* stub, const Target& t, int index,
-                Arrivals* arrivals, StreamCounters* counters)
+  ApprovalWatch(credbroker::v1::ApprovalService::Stub* stub, const Target& t,
+                int index, Arrivals* arrivals, StreamCounters* counters)
       : index_(index), arrivals_(arrivals), counters_(counters) {
     ctx_.AddMetadata("authorization", "Bearer " + t.token);
     stub->async()->WatchRequests(&ctx_, &req_, this);
@@ -1169,9 +1284,11 @@ class ApprovalWatch : public grpc::ClientReadReactor<credbroker::v1::ApprovalEve
                event_.kind() == credbroker::v1::ApprovalEvent::KIND_CANCELLED) {
       const std::string& id = event_.request().need().need_id();
       int seq = -1;
-      if (id.size() > 1 && id[0] == 'f' && absl::SimpleAtoi(id.substr(1), &seq)) {
-        arrivals_->Record(index_, seq,
-                          event_.kind() == credbroker::v1::ApprovalEvent::KIND_CANCELLED);
+      if (id.size() > 1 && id[0] == 'f' &&
+          absl::SimpleAtoi(id.substr(1), &seq)) {
+        arrivals_->Record(
+            index_, seq,
+            event_.kind() == credbroker::v1::ApprovalEvent::KIND_CANCELLED);
       }
     }
     StartRead(&event_);
@@ -1207,7 +1324,8 @@ class AtExit {
 };
 
 template <typename T>
-void CancelAll(std::vector<std::unique_ptr<T>>& streams, StreamCounters& counters) {
+void CancelAll(std::vector<std::unique_ptr<T>>& streams,
+               StreamCounters& counters) {
   for (auto& s : streams) s->Cancel();
   counters.WaitEnded(static_cast<int>(streams.size()), absl::Seconds(60));
 }
@@ -1221,11 +1339,14 @@ absl::Status StreamsScenario() {
   const int nch = (n + kStreamsPerChannel - 1) / kStreamsPerChannel;
   const absl::Duration settle = absl::Milliseconds(500);
   Table mem("Streams: daemon RSS (VmRSS before/after opening the streams)",
-            {"server", "streams", "RSS before", "RSS after", "per stream", "vs baseline"});
-  Table fan("Fan-out: one event to every watcher (time from the trigger call to the last "
-            "watcher; spread = first to last watcher)",
-            {"server", "watchers", "events", "p50", "p99", "spread p50", "spread p99",
-             "p99 vs baseline"});
+            {"server", "streams", "RSS before", "RSS after", "per stream",
+             "vs baseline"});
+  Table fan(
+      "Fan-out: one event to every watcher (time from the trigger call to the "
+      "last "
+      "watcher; spread = first to last watcher)",
+      {"server", "watchers", "events", "p50", "p99", "spread p50", "spread p99",
+       "p99 vs baseline"});
 
   // Baseline: idle streams, then M watchers and broadcasts.
   double base_per_stream = 0;
@@ -1233,15 +1354,16 @@ absl::Status StreamsScenario() {
   {
     servers.echo_target.Connect(nch);
     std::vector<std::unique_ptr<Echo::Stub>> stubs;
-    for (auto& ch : servers.echo_target.channels) stubs.push_back(Echo::NewStub(ch));
+    for (auto& ch : servers.echo_target.channels)
+      stubs.push_back(Echo::NewStub(ch));
     StreamCounters idle_counters;
     absl::SleepFor(settle);
     int64_t before = RssKb(servers.echo_pid());
     std::vector<std::unique_ptr<EchoWatch>> idle;
     for (int i = 0; i < n; ++i) {
-      idle.push_back(std::make_unique<EchoWatch>(stubs[i / kStreamsPerChannel].get(),
-                                                 servers.echo_target, true, i, nullptr,
-                                                 &idle_counters));
+      idle.push_back(std::make_unique<EchoWatch>(
+          stubs[i / kStreamsPerChannel].get(), servers.echo_target, true, i,
+          nullptr, &idle_counters));
     }
     if (!idle_counters.WaitStarted(n, absl::Minutes(2))) {
       CancelAll(idle, idle_counters);
@@ -1251,8 +1373,10 @@ absl::Status StreamsScenario() {
     absl::SleepFor(settle);
     int64_t after = RssKb(servers.echo_pid());
     base_per_stream = (after - before) * 1024.0 / n;
-    mem.Add({"echo (bare server streams)", absl::StrCat(n), absl::StrCat(before / 1024, " MiB"),
-             absl::StrCat(after / 1024, " MiB"), Fmt(base_per_stream / 1024, 1) + " KiB", "1.00×"});
+    mem.Add({"echo (bare server streams)", absl::StrCat(n),
+             absl::StrCat(before / 1024, " MiB"),
+             absl::StrCat(after / 1024, " MiB"),
+             Fmt(base_per_stream / 1024, 1) + " KiB", "1.00×"});
 
     Arrivals arrivals(m, kWarmupEvents + k);
     StreamCounters fan_counters;
@@ -1262,9 +1386,9 @@ absl::Status StreamsScenario() {
       CancelAll(idle, idle_counters);
     });
     for (int i = 0; i < m; ++i) {
-      watchers.push_back(std::make_unique<EchoWatch>(stubs[i % stubs.size()].get(),
-                                                     servers.echo_target, false, i, &arrivals,
-                                                     &fan_counters));
+      watchers.push_back(std::make_unique<EchoWatch>(
+          stubs[i % stubs.size()].get(), servers.echo_target, false, i,
+          &arrivals, &fan_counters));
     }
     if (!fan_counters.WaitStarted(m, absl::Seconds(60))) {
       CancelAll(watchers, fan_counters);
@@ -1282,9 +1406,11 @@ absl::Status StreamsScenario() {
       echo::BroadcastResponse resp;
       const int64_t t0 = NowNs();
       grpc::Status s = trigger->Broadcast(&ctx, msg, &resp);
-      if (!s.ok()) return absl::InternalError("Broadcast: " + s.error_message());
+      if (!s.ok())
+        return absl::InternalError("Broadcast: " + s.error_message());
       if (!arrivals.WaitAll(seq, absl::Seconds(30))) {
-        return absl::DeadlineExceededError("a broadcast did not reach every watcher");
+        return absl::DeadlineExceededError(
+            "a broadcast did not reach every watcher");
       }
       auto [lo, hi] = arrivals.Span(seq);
       if (seq >= kWarmupEvents) {
@@ -1296,7 +1422,8 @@ absl::Status StreamsScenario() {
     base_spread = FromSamples("", spread);
     fan.Add({"echo (Broadcast to M streams)", absl::StrCat(m), absl::StrCat(k),
              Us(base_fan.PercentileUs(0.5)), Us(base_fan.PercentileUs(0.99)),
-             Us(base_spread.PercentileUs(0.5)), Us(base_spread.PercentileUs(0.99)), "1.00×"});
+             Us(base_spread.PercentileUs(0.5)),
+             Us(base_spread.PercentileUs(0.99)), "1.00×"});
     CancelAll(watchers, fan_counters);
     CancelAll(idle, idle_counters);
   }
@@ -1319,23 +1446,24 @@ absl::Status StreamsScenario() {
     std::vector<std::unique_ptr<SessionStream>> sessions;
     const int64_t open_start = NowNs();
     for (int i = 0; i < n; ++i) {
-      sessions.push_back(std::make_unique<SessionStream>(stubs[i / kStreamsPerChannel].get(),
-                                                         servers.agent_token, i,
-                                                         &session_counters));
+      sessions.push_back(std::make_unique<SessionStream>(
+          stubs[i / kStreamsPerChannel].get(), servers.agent_token, i,
+          &session_counters));
     }
     if (!session_counters.WaitStarted(n, absl::Minutes(5))) {
       const std::string why = session_counters.Error();
       const int pending = session_counters.started.load();
       CancelAll(sessions, session_counters);
-      return absl::DeadlineExceededError(absl::StrCat("only ", pending, " of ", n,
-                                                      " needs became pending; ", why));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "only ", pending, " of ", n, " needs became pending; ", why));
     }
     const double open_secs = (NowNs() - open_start) / 1e9;
     absl::SleepFor(settle);
     int64_t after = RssKb(servers.broker_pid());
     double per = (after - before) * 1024.0 / n;
-    mem.Add({absl::StrFormat("credbrokerd (sessions with a pending need; opened in %.1f s)",
-                             open_secs),
+    mem.Add({absl::StrFormat(
+                 "credbrokerd (sessions with a pending need; opened in %.1f s)",
+                 open_secs),
              absl::StrCat(n), absl::StrCat(before / 1024, " MiB"),
              absl::StrCat(after / 1024, " MiB"), Fmt(per / 1024, 1) + " KiB",
              Ratio(per, base_per_stream)});
@@ -1354,9 +1482,9 @@ absl::Status StreamsScenario() {
       CancelAll(sessions, session_counters);
     });
     for (int i = 0; i < m; ++i) {
-      watchers.push_back(std::make_unique<ApprovalWatch>(wstubs[i % wstubs.size()].get(),
-                                                         servers.broker_target, i, &arrivals,
-                                                         &watch_counters));
+      watchers.push_back(std::make_unique<ApprovalWatch>(
+          wstubs[i % wstubs.size()].get(), servers.broker_target, i, &arrivals,
+          &watch_counters));
     }
     if (!watch_counters.WaitStarted(m, absl::Minutes(5))) {
       mem.Print();  // Measured already.
@@ -1365,23 +1493,26 @@ absl::Status StreamsScenario() {
       CancelAll(sessions, session_counters);
       return absl::DeadlineExceededError(absl::StrCat(
           watch_counters.started.load(), " of ", m,
-          " approval watchers got their snapshot of ", n, " pending requests; the broker ended ",
-          watch_counters.ended.load(), " streams first",
-          why.empty() ? "" : absl::StrCat(" (", why, ")")));
+          " approval watchers got their snapshot of ", n,
+          " pending requests; the broker ended ", watch_counters.ended.load(),
+          " streams first", why.empty() ? "" : absl::StrCat(" (", why, ")")));
     }
-    auto trigger =
-        client::AgentSession::Connect(servers.ClientOptions(servers.agent_token), "bench-trigger");
+    auto trigger = client::AgentSession::Connect(
+        servers.ClientOptions(servers.agent_token), "bench-trigger");
     if (!trigger.ok()) return trigger.status();
     std::vector<int64_t> total, spread;
     for (int seq = 0; seq < kWarmupEvents + k; ++seq) {
       const int64_t t0 = NowNs();
-      if (absl::Status s = (*trigger)->SendNeed(Need(absl::StrCat("f", seq), "fan-out")); !s.ok()) {
+      if (absl::Status s =
+              (*trigger)->SendNeed(Need(absl::StrCat("f", seq), "fan-out"));
+          !s.ok()) {
         return s;
       }
       if (!arrivals.WaitAll(seq, absl::Seconds(30))) {
         return absl::DeadlineExceededError(
-            absl::StrCat("an event did not reach every watcher; ", watch_counters.ended.load(),
-                         " watch streams ended (", watch_counters.Error(), ")"));
+            absl::StrCat("an event did not reach every watcher; ",
+                         watch_counters.ended.load(), " watch streams ended (",
+                         watch_counters.Error(), ")"));
       }
       auto [lo, hi] = arrivals.Span(seq);
       if (seq >= kWarmupEvents) {
@@ -1393,13 +1524,16 @@ absl::Status StreamsScenario() {
       // next trigger's time is that of one event only.
       (*trigger)->Cancel(absl::StrCat("f", seq)).IgnoreError();
       if (!arrivals.WaitAll(seq, absl::Seconds(30), /*cancelled=*/true)) {
-        return absl::DeadlineExceededError("a cancellation did not reach every watcher");
+        return absl::DeadlineExceededError(
+            "a cancellation did not reach every watcher");
       }
     }
     Stats bf = FromSamples("", total), bs = FromSamples("", spread);
-    fan.Add({"credbrokerd (need ADDED to M WatchRequests)", absl::StrCat(m), absl::StrCat(k),
-             Us(bf.PercentileUs(0.5)), Us(bf.PercentileUs(0.99)), Us(bs.PercentileUs(0.5)),
-             Us(bs.PercentileUs(0.99)), Ratio(bf.PercentileUs(0.99), base_fan.PercentileUs(0.99))});
+    fan.Add({"credbrokerd (need ADDED to M WatchRequests)", absl::StrCat(m),
+             absl::StrCat(k), Us(bf.PercentileUs(0.5)),
+             Us(bf.PercentileUs(0.99)), Us(bs.PercentileUs(0.5)),
+             Us(bs.PercentileUs(0.99)),
+             Ratio(bf.PercentileUs(0.99), base_fan.PercentileUs(0.99))});
     (*trigger)->Abort();
     CancelAll(watchers, watch_counters);
     CancelAll(sessions, session_counters);
@@ -1413,23 +1547,30 @@ absl::Status DurableScenario() {
   Servers servers;
   if (absl::Status s = servers.Start(); !s.ok()) return s;
   const absl::Duration d = absl::GetFlag(FLAGS_duration);
-  Table table("Durable writes: PutCredential vs raw SQLite inserts (WAL, synchronous=FULL, one "
-              "transaction per row, same directory)",
-              {"writer", "callers", "rows/s", "p50", "p99", "Put vs SQLite"});
+  Table table(
+      "Durable writes: PutCredential vs raw SQLite inserts (WAL, "
+      "synchronous=FULL, one "
+      "transaction per row, same directory)",
+      {"writer", "callers", "rows/s", "p50", "p99", "Put vs SQLite"});
   // Raw SQLite: a row shaped like a stored credential version.
   const std::string db_path = servers.data_dir() + "/raw-bench.db";
   sqlite3* db = nullptr;
   if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) {
     return absl::InternalError("sqlite3_open failed");
   }
-  auto exec = [&](const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); };
+  auto exec = [&](const char* sql) {
+    return sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  };
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=FULL");
-  exec("CREATE TABLE t (id INTEGER PRIMARY KEY, provider TEXT, profile TEXT, version INTEGER, "
-       "nonce BLOB, ciphertext BLOB, created_at INTEGER)");
+  exec(
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, provider TEXT, profile TEXT, "
+      "version INTEGER, "
+      "nonce BLOB, ciphertext BLOB, created_at INTEGER)");
   sqlite3_stmt* stmt = nullptr;
   sqlite3_prepare_v2(db,
-                     "INSERT INTO t (provider, profile, version, nonce, ciphertext, created_at) "
+                     "INSERT INTO t (provider, profile, version, nonce, "
+                     "ciphertext, created_at) "
                      "VALUES ('aws', ?1, ?2, ?3, ?4, ?5)",
                      -1, &stmt, nullptr);
   std::vector<int64_t> lat;
@@ -1440,10 +1581,13 @@ absl::Status DurableScenario() {
     const std::string profile = absl::StrCat("p", i);
     sqlite3_bind_text(stmt, 1, profile.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(stmt, 2, i);
-    sqlite3_bind_blob(stmt, 3, nonce.data(), static_cast<int>(nonce.size()), SQLITE_STATIC);
-    sqlite3_bind_blob(stmt, 4, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 3, nonce.data(), static_cast<int>(nonce.size()),
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 4, blob.data(), static_cast<int>(blob.size()),
+                      SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 5, t0);
-    if (sqlite3_step(stmt) != SQLITE_DONE) return absl::InternalError(sqlite3_errmsg(db));
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+      return absl::InternalError(sqlite3_errmsg(db));
     sqlite3_reset(stmt);
     lat.push_back(NowNs() - t0);
   }
@@ -1461,9 +1605,11 @@ absl::Status DurableScenario() {
       broker.Put(w, AwsPut(absl::StrCat("d", w)), std::move(done));
       return true;
     });
-    table.Add({put.errors == 0 ? "PutCredential" : "PutCredential (errors: " + put.first_error + ")",
-               absl::StrCat(c), Fmt(put.ops_per_sec()), Us(put.PercentileUs(0.5)),
-               Us(put.PercentileUs(0.99)), Ratio(put.ops_per_sec(), raw_rate)});
+    table.Add(
+        {put.errors == 0 ? "PutCredential"
+                         : "PutCredential (errors: " + put.first_error + ")",
+         absl::StrCat(c), Fmt(put.ops_per_sec()), Us(put.PercentileUs(0.5)),
+         Us(put.PercentileUs(0.99)), Ratio(put.ops_per_sec(), raw_rate)});
   }
   table.Print();
   return absl::OkStatus();
@@ -1473,7 +1619,8 @@ absl::Status GrowthScenario() {
   Servers servers;
   if (absl::Status s = servers.Start(); !s.ok()) return s;
   const absl::Duration d = absl::GetFlag(FLAGS_duration);
-  Table conc("Growth: GetCredential by concurrency (100 stored profiles)", kLoadHeader);
+  Table conc("Growth: GetCredential by concurrency (100 stored profiles)",
+             kLoadHeader);
   servers.broker_target.Connect(absl::GetFlag(FLAGS_channels));
   servers.echo_target.Connect(absl::GetFlag(FLAGS_channels));
   BrokerCalls broker(servers.broker_target);
@@ -1481,22 +1628,26 @@ absl::Status GrowthScenario() {
   Stats fill;
   int64_t stored = broker.Fill("g", 0, 100, 16, absl::Minutes(2), &fill);
   auto* stub = broker.stub(0);
-  absl::StatusOr<WireSizes> sizes = SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
-      servers.broker_target, BrokerCalls::GetRequest("g0"),
-      [&](auto* ctx, const auto& q, auto* r) { return stub->GetCredential(ctx, q, r); });
+  absl::StatusOr<WireSizes> sizes =
+      SizesOf<v1::GetCredentialRequest, v1::CredentialSummary>(
+          servers.broker_target, BrokerCalls::GetRequest("g0"),
+          [&](auto* ctx, const auto& q, auto* r) {
+            return stub->GetCredential(ctx, q, r);
+          });
   if (!sizes.ok()) return sizes.status();
   echo.MatchSizes(*sizes);
   for (int c : ParseInts(absl::GetFlag(FLAGS_growth_concurrency))) {
     std::atomic<uint64_t> n{0};
-    auto [base, st] = MedianPair(servers, [&] { return echo.Run(c, d); },
-                                 [&] {
-                                   return RunLoop("GetCredential", c, d, [&](int w, Done done) {
-                                     broker.Get(w, absl::StrCat("g", n++ % stored),
-                                                std::move(done));
-                                     return true;
-                                   });
-                                 });
-    base.name = absl::StrCat("Echo (baseline, ", sizes->request, " B → ", sizes->response, " B)");
+    auto [base, st] = MedianPair(
+        servers, [&] { return echo.Run(c, d); },
+        [&] {
+          return RunLoop("GetCredential", c, d, [&](int w, Done done) {
+            broker.Get(w, absl::StrCat("g", n++ % stored), std::move(done));
+            return true;
+          });
+        });
+    base.name = absl::StrCat("Echo (baseline, ", sizes->request, " B → ",
+                             sizes->response, " B)");
     conc.Add(LoadCells(base, nullptr));
     conc.Add(LoadCells(st, &base));
   }
@@ -1510,18 +1661,22 @@ absl::Status GrowthScenario() {
   std::sort(counts.begin(), counts.end());
   if (counts.empty()) return absl::OkStatus();
   const int smallest = counts.front();
-  Table size(absl::StrCat("Growth: GetCredential (1 caller, random profile) by stored profiles; "
+  Table size(absl::StrCat("Growth: GetCredential (1 caller, random profile) by "
+                          "stored profiles; "
                           "each larger store alternates with a ",
                           smallest, "-profile daemon"),
-             {"stored profiles", "fill rate (Put/s, 32 callers)", "ops/s", "p50", "p99", "p99.9",
-              "server CPU per call", "p99 vs " + absl::StrCat(smallest) + " profiles"});
+             {"stored profiles", "fill rate (Put/s, 32 callers)", "ops/s",
+              "p50", "p99", "p99.9", "server CPU per call",
+              "p99 vs " + absl::StrCat(smallest) + " profiles"});
   BrokerProcess reference(servers.dir() + "/reference", servers.dir());
-  if (absl::Status s = reference.Start({"--allow_self_approval"}); !s.ok()) return s;
+  if (absl::Status s = reference.Start({"--allow_self_approval"}); !s.ok())
+    return s;
   Target reference_target{reference.address(), reference.approver_token(), {}};
   reference_target.Connect(1);
   BrokerCalls reference_calls(reference_target);
   Stats reference_fill;
-  if (reference_calls.Fill("g", 0, smallest, 4, absl::Minutes(1), &reference_fill) < smallest) {
+  if (reference_calls.Fill("g", 0, smallest, 4, absl::Minutes(1),
+                           &reference_fill) < smallest) {
     return absl::InternalError("filling the reference store failed: " +
                                reference_fill.first_error);
   }
@@ -1540,11 +1695,17 @@ absl::Status GrowthScenario() {
       });
     });
   };
-  auto cells = [](const std::string& name, const std::string& rate, const Stats& st,
-                  const std::string& ratio) {
+  auto cells = [](const std::string& name, const std::string& rate,
+                  const Stats& st, const std::string& ratio) {
     return std::vector<std::string>{
-        name, rate, Fmt(st.ops_per_sec()), Us(st.PercentileUs(0.5)), Us(st.PercentileUs(0.99)),
-        Us(st.PercentileUs(0.999)), absl::StrFormat("%.1f µs", st.server_cpu_us), ratio};
+        name,
+        rate,
+        Fmt(st.ops_per_sec()),
+        Us(st.PercentileUs(0.5)),
+        Us(st.PercentileUs(0.99)),
+        Us(st.PercentileUs(0.999)),
+        absl::StrFormat("%.1f µs", st.server_cpu_us),
+        ratio};
   };
   std::vector<Stats> reference_figures;
   std::vector<std::vector<std::string>> rows;
@@ -1560,33 +1721,41 @@ absl::Status GrowthScenario() {
     }
     const int64_t have = std::min<int64_t>(stored, target);
     AlternatingPairs runs = MeasurePairs(
-        [&] { return random_reads(reference_calls, reference.pid(), smallest); },
+        [&] {
+          return random_reads(reference_calls, reference.pid(), smallest);
+        },
         [&] { return random_reads(broker, servers.broker_pid(), have); },
         [](const Stats& reference_figure, const Stats& st) {
           return reference_figure.PercentileUs(0.99) > 0
-                     ? st.PercentileUs(0.99) / reference_figure.PercentileUs(0.99)
+                     ? st.PercentileUs(0.99) /
+                           reference_figure.PercentileUs(0.99)
                      : 0;
         });
     const std::pair<Stats, Stats>& median = runs.median();
-    const std::string ratio_cell =
-        Ratio(median.second.PercentileUs(0.99), median.first.PercentileUs(0.99)) +
-        runs.MedianOf();
-    rows.push_back(cells(have == target ? absl::StrCat(have)
-                                        : absl::StrCat(have, " (fill limit reached)"),
+    const std::string ratio_cell = Ratio(median.second.PercentileUs(0.99),
+                                         median.first.PercentileUs(0.99)) +
+                                   runs.MedianOf();
+    rows.push_back(cells(have == target
+                             ? absl::StrCat(have)
+                             : absl::StrCat(have, " (fill limit reached)"),
                          rate, median.second, ratio_cell));
     for (auto& r : runs.pairs) reference_figures.push_back(std::move(r.first));
   }
-  if (reference_figures.empty()) reference_figures.push_back(
-      random_reads(reference_calls, reference.pid(), smallest));
+  if (reference_figures.empty())
+    reference_figures.push_back(
+        random_reads(reference_calls, reference.pid(), smallest));
   std::sort(reference_figures.begin(), reference_figures.end(),
-            [](const Stats& a, const Stats& b) { return a.PercentileUs(0.99) < b.PercentileUs(0.99); });
-  size.Add(cells(absl::StrCat(smallest, " (its own daemon",
-                              reference_figures.size() > 1
-                                  ? absl::StrCat("; median p99 of ", reference_figures.size(),
-                                                 " figures")
-                                  : "",
-                              ")"),
-                 "-", reference_figures[reference_figures.size() / 2], "1.00×"));
+            [](const Stats& a, const Stats& b) {
+              return a.PercentileUs(0.99) < b.PercentileUs(0.99);
+            });
+  size.Add(cells(
+      absl::StrCat(smallest, " (its own daemon",
+                   reference_figures.size() > 1
+                       ? absl::StrCat("; median p99 of ",
+                                      reference_figures.size(), " figures")
+                       : "",
+                   ")"),
+      "-", reference_figures[reference_figures.size() / 2], "1.00×"));
   for (auto& r : rows) size.Add(std::move(r));
   if (!reference.Stop(absl::Seconds(20)).ok()) reference.Kill();
   size.Print();
@@ -1598,17 +1767,22 @@ void PrintMachine() {
   std::ifstream cpu("/proc/cpuinfo");
   std::string line;
   while (model.empty() && std::getline(cpu, line)) {
-    if (line.rfind("model name", 0) == 0) model = line.substr(line.find(':') + 2);
+    if (line.rfind("model name", 0) == 0)
+      model = line.substr(line.find(':') + 2);
   }
   std::string mem;
   std::ifstream meminfo("/proc/meminfo");
   std::getline(meminfo, mem);
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
-  std::cout << "credbroker_bench: " << std::thread::hardware_concurrency() << " CPUs (" << model
-            << "), " << absl::StripAsciiWhitespace(mem.substr(9)) << " memory, load average "
-            << absl::StrFormat("%.2f %.2f %.2f", load[0], load[1], load[2]) << "\n"
-            << "per figure: " << absl::FormatDuration(absl::GetFlag(FLAGS_duration))
+  std::cout << "credbroker_bench: " << std::thread::hardware_concurrency()
+            << " CPUs (" << model << "), "
+            << absl::StripAsciiWhitespace(mem.substr(9))
+            << " memory, load average "
+            << absl::StrFormat("%.2f %.2f %.2f", load[0], load[1], load[2])
+            << "\n"
+            << "per figure: "
+            << absl::FormatDuration(absl::GetFlag(FLAGS_duration))
             << (absl::GetFlag(FLAGS_smoke) ? " (smoke run)" : "") << std::endl;
 }
 
@@ -1620,7 +1794,8 @@ int Main(int argc, char** argv) {
   // (the baseline runs the same runtime as the daemon) and for the callers.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
-  if (!absl::GetFlag(FLAGS_echo_server).empty()) return ServeEcho(absl::GetFlag(FLAGS_echo_server));
+  if (!absl::GetFlag(FLAGS_echo_server).empty())
+    return ServeEcho(absl::GetFlag(FLAGS_echo_server));
   signal(SIGPIPE, SIG_IGN);
   if (absl::GetFlag(FLAGS_smoke)) {
     absl::SetFlag(&FLAGS_duration, absl::Milliseconds(60));
@@ -1634,11 +1809,14 @@ int Main(int argc, char** argv) {
   }
   PrintMachine();
   const std::map<std::string, std::function<absl::Status()>> all = {
-      {"unary", UnaryScenario},     {"approval", ApprovalScenario}, {"streams", StreamsScenario},
-      {"durable", DurableScenario}, {"growth", GrowthScenario}};
+      {"unary", UnaryScenario},
+      {"approval", ApprovalScenario},
+      {"streams", StreamsScenario},
+      {"durable", DurableScenario},
+      {"growth", GrowthScenario}};
   int failures = 0;
-  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_scenarios), ',',
-                                               absl::SkipWhitespace())) {
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_scenarios),
+                                               ',', absl::SkipWhitespace())) {
     auto it = all.find(std::string(name));
     if (it == all.end()) {
       std::cerr << "credbroker_bench: unknown scenario " << name << "\n";
@@ -1646,7 +1824,9 @@ int Main(int argc, char** argv) {
     }
     const absl::Time t0 = absl::Now();
     absl::Status s = it->second();
-    std::cout << "\n(" << name << ": " << absl::FormatDuration(absl::Trunc(absl::Now() - t0, absl::Milliseconds(100)))
+    std::cout << "\n(" << name << ": "
+              << absl::FormatDuration(
+                     absl::Trunc(absl::Now() - t0, absl::Milliseconds(100)))
               << ")\n";
     if (!s.ok()) {
       std::cerr << "credbroker_bench: " << name << " failed: " << s << "\n";
@@ -1660,4 +1840,6 @@ int Main(int argc, char** argv) {
 }  // namespace benchmark
 }  // namespace credbroker
 
-int main(int argc, char** argv) { return credbroker::benchmark::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return credbroker::benchmark::Main(argc, argv);
+}

@@ -7,7 +7,8 @@ namespace {
 
 TEST(ErrorsTest, ViolationsRoundTripThroughTheStatus) {
   absl::Status s = InvalidArgumentWithViolations(
-      "bad input", {{"values.region", "not a region"}, {"profile", "too long"}});
+      "bad input",
+      {{"values.region", "not a region"}, {"profile", "too long"}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "bad input");
   std::vector<FieldViolation> v = GetFieldViolations(s);

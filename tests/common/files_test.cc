@@ -66,7 +66,8 @@ TEST_F(FilesTest, ExclusiveWriteNeverOverwrites) {
 }
 
 TEST_F(FilesTest, ReadMissingFileIsNotFound) {
-  EXPECT_EQ(ReadFile(dir_ + "/nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(dir_ + "/nope").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(FilesTest, LockFileExcludesAnotherProcess) {
@@ -77,10 +78,11 @@ TEST_F(FilesTest, LockFileExcludesAnotherProcess) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     absl::StatusOr<LockFile> second = LockFile::Acquire(path);
-    bool refused = !second.ok() &&
-                   second.status().code() == absl::StatusCode::kFailedPrecondition &&
-                   second.status().message().find("already running") !=
-                       absl::string_view::npos;
+    bool refused =
+        !second.ok() &&
+        second.status().code() == absl::StatusCode::kFailedPrecondition &&
+        second.status().message().find("already running") !=
+            absl::string_view::npos;
     _exit(refused ? 0 : 1);
   }
   int status = 0;

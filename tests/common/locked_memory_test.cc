@@ -128,15 +128,18 @@ TEST(LockedMemoryTest, AReserveIsLockedAheadOfUseOrTheLimitIsNamed) {
   const LockedMemoryStats stats = GetLockedMemoryStats();
   if (!reserved.ok()) {
     EXPECT_EQ(reserved.code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_TRUE(absl::StrContains(reserved.message(), "RLIMIT_MEMLOCK")) << reserved;
+    EXPECT_TRUE(absl::StrContains(reserved.message(), "RLIMIT_MEMLOCK"))
+        << reserved;
     EXPECT_GT(stats.unlocked_bytes, 0u);
-    GTEST_SKIP() << "RLIMIT_MEMLOCK here is too small to lock 64 KiB: " << reserved;
+    GTEST_SKIP() << "RLIMIT_MEMLOCK here is too small to lock 64 KiB: "
+                 << reserved;
   }
   EXPECT_EQ(stats.unlocked_bytes, 0u);
   EXPECT_GE(stats.locked_bytes, 64u * 1024);
   // The next secrets live in those pages: locked already.
   SecretBytes value("a-value-in-the-reserve");
-  EXPECT_TRUE(absl::StrContains(VmFlagsOf(value.data()), " lo")) << VmFlagsOf(value.data());
+  EXPECT_TRUE(absl::StrContains(VmFlagsOf(value.data()), " lo"))
+      << VmFlagsOf(value.data());
 }
 
 }  // namespace

@@ -50,9 +50,9 @@ class ApprovalPinTest : public ::testing::Test {
     store_ = std::move(*store);
     audit_ = std::make_unique<AuditLog>(store_.get(), &sealer_,
                                         [this] { return now_; });
-    pin_ = std::make_unique<ApprovalPin>(store_.get(), &sealer_, audit_.get(),
-                                         [this] { return now_; }, policy_,
-                                         passphrase_check_);
+    pin_ = std::make_unique<ApprovalPin>(
+        store_.get(), &sealer_, audit_.get(), [this] { return now_; }, policy_,
+        passphrase_check_);
     ASSERT_TRUE(pin_->Load().ok());
   }
   void Sql(const std::string& sql) {
@@ -155,10 +155,12 @@ TEST_F(ApprovalPinTest, PinLengthIsBounded) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   ASSERT_EQ(GetFieldViolations(s).size(), 1u);
   EXPECT_EQ(GetFieldViolations(s)[0].field, "new_pin");
-  EXPECT_EQ(Set("", std::string(129, 'x')).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Set("", std::string(129, 'x')).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(ApprovalPinTest, WrongPinsLockOutWithDoublingBackoffThatSurvivesRestart) {
+TEST_F(ApprovalPinTest,
+       WrongPinsLockOutWithDoublingBackoffThatSurvivesRestart) {
   ASSERT_TRUE(Set("", "right-pin").ok());
   EXPECT_EQ(Check("w1").code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(Check("w2").code(), absl::StatusCode::kPermissionDenied);
@@ -170,13 +172,15 @@ TEST_F(ApprovalPinTest, WrongPinsLockOutWithDoublingBackoffThatSurvivesRestart) 
   // Locked: even the right PIN is not checked.
   absl::Status locked = Check("right-pin");
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 10 s")) << locked;
+  EXPECT_TRUE(absl::StrContains(locked.message(), "try again in 10 s"))
+      << locked;
   Open();
   EXPECT_EQ(Check("right-pin").code(), absl::StatusCode::kResourceExhausted);
   now_ += absl::Seconds(10);
   EXPECT_TRUE(absl::StrContains(Check("w4").message(), "locked for 20 s"));
   now_ += absl::Seconds(20);
-  EXPECT_TRUE(absl::StrContains(Check("w5").message(), "locked for 25 s"));  // Capped.
+  EXPECT_TRUE(
+      absl::StrContains(Check("w5").message(), "locked for 25 s"));  // Capped.
   EXPECT_EQ(Status().failed_attempts, 5);
   now_ += absl::Seconds(25);
   EXPECT_TRUE(Check("right-pin").ok());
@@ -201,12 +205,14 @@ TEST_F(ApprovalPinTest, EditedPinRecordRefusesApprovals) {
   Sql("UPDATE meta SET value = substr(value, 1, length(value) - 1) || "
       "CASE WHEN CAST(substr(value, -1) AS TEXT) = '0' THEN '1' ELSE '0' END "
       "WHERE key = 'approval_pin'");
-  EXPECT_EQ(Check("right-pin").code(), absl::StatusCode::kDataLoss) << *store_->GetMeta("approval_pin");
+  EXPECT_EQ(Check("right-pin").code(), absl::StatusCode::kDataLoss)
+      << *store_->GetMeta("approval_pin");
   EXPECT_EQ(Set("right-pin", "new-pin").code(), absl::StatusCode::kDataLoss);
   Caller op;
   op.role = "operator";
   ASSERT_TRUE(pin_->Reset(op).ok());
-  EXPECT_EQ(Check("").code(), absl::StatusCode::kFailedPrecondition);  // None set now.
+  EXPECT_EQ(Check("").code(),
+            absl::StatusCode::kFailedPrecondition);  // None set now.
   EXPECT_EQ(CountAudit("pin.reset"), 1);
   Open();  // The reset record is the audited one.
   ASSERT_TRUE(Set("", "after-reset").ok());
@@ -218,7 +224,8 @@ TEST_F(ApprovalPinTest, AnOlderRecordPutBackIsRefused) {
   auto old_record = store_->GetMeta("approval_pin");
   ASSERT_TRUE(old_record.ok());
   ASSERT_TRUE(Set("known-to-agent", "only-the-person").ok());
-  Sql("UPDATE meta SET value = '" + *old_record + "' WHERE key = 'approval_pin'");
+  Sql("UPDATE meta SET value = '" + *old_record +
+      "' WHERE key = 'approval_pin'");
   EXPECT_EQ(Check("known-to-agent").code(), absl::StatusCode::kDataLoss);
 }
 
@@ -274,21 +281,24 @@ TEST_F(ApprovalPinTest, TheUnlockWindowBelongsToOneProcessAndEnds) {
 
 TEST_F(ApprovalPinTest, TheFirstPinOfAPassphraseStoreNeedsThePassphrase) {
   passphrase_check_ = [](const SecretBytes& p) {
-    return p.Reveal() == "store passphrase" ? absl::OkStatus()
-                                            : absl::PermissionDeniedError("wrong");
+    return p.Reveal() == "store passphrase"
+               ? absl::OkStatus()
+               : absl::PermissionDeniedError("wrong");
   };
   Open();
   EXPECT_TRUE(Status().first_pin_needs_passphrase);
   absl::Status none = Set("", "agent-pin");
   EXPECT_EQ(none.code(), absl::StatusCode::kPermissionDenied) << none;
   EXPECT_TRUE(absl::StrContains(none.message(), "store_passphrase")) << none;
-  EXPECT_EQ(Set("", "agent-pin", "a guess").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Set("", "agent-pin", "a guess").code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(Status().failed_attempts, 1);
   EXPECT_FALSE(Status().set);
   ASSERT_TRUE(Set("", "person-pin", "store passphrase").ok());
   EXPECT_TRUE(Check("person-pin").ok());
   // Changing it needs the PIN, not the passphrase.
-  EXPECT_EQ(Set("", "x-pin", "store passphrase").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Set("", "x-pin", "store passphrase").code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 }  // namespace

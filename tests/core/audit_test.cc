@@ -35,7 +35,8 @@ class AuditLogTest : public ::testing::Test {
     auto store = OpenSqliteStore(db_path_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    log_ = std::make_unique<AuditLog>(store_.get(), &sealer_, [this] { return now_; });
+    log_ = std::make_unique<AuditLog>(store_.get(), &sealer_,
+                                      [this] { return now_; });
   }
   void Record(const std::string& kind, const std::string& provider) {
     AuditRecord e;
@@ -114,12 +115,15 @@ TEST_F(AuditLogTest, FiltersAndPages) {
   } while (!token.empty());
   ASSERT_EQ(seen.size(), 10u);
   EXPECT_EQ(seen.back(), 10);
-  EXPECT_EQ(log_->List({}, 0, "x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log_->List({}, 0, "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(AuditLogTest, EditedEventIsFound) {
   for (int i = 0; i < 4; ++i) Record("credential.put", "aws");
-  Tamper("UPDATE audit_events SET outcome = 'PERMISSION_DENIED' WHERE sequence = 2");
+  Tamper(
+      "UPDATE audit_events SET outcome = 'PERMISSION_DENIED' WHERE sequence = "
+      "2");
   absl::Status s = log_->Verify();
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(s.message(), "event 2")) << s.message();

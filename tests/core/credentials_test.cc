@@ -34,15 +34,16 @@ class CredentialManagerTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     now_ = absl::FromUnixSeconds(1'800'000'000);
-    auto store = OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
+    auto store =
+        OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
     ASSERT_TRUE(store.ok()) << store.status();
     auto counting = std::make_unique<CountingStore>(std::move(*store));
     counting_ = counting.get();
     store_ = std::move(counting);
     sealer_ = std::make_unique<Sealer>(NewDataKey());
-    manager_ = std::make_unique<CredentialManager>(
-        store_.get(), sealer_.get(), &ProviderRegistry::Default(),
-        [this] { return now_; });
+    manager_ = std::make_unique<CredentialManager>(store_.get(), sealer_.get(),
+                                                   &ProviderRegistry::Default(),
+                                                   [this] { return now_; });
   }
   void TearDown() override {
     manager_.reset();
@@ -80,7 +81,8 @@ class CredentialManagerTest : public ::testing::Test {
   std::unique_ptr<CredentialManager> manager_;
 };
 
-const MaskedField* FindField(const CredentialSummary& s, const std::string& name) {
+const MaskedField* FindField(const CredentialSummary& s,
+                             const std::string& name) {
   for (const auto& f : s.fields) {
     if (f.name == name) return &f;
   }
@@ -127,7 +129,8 @@ TEST_F(CredentialManagerTest, TrimsStraySpacesAndSaysSo) {
   EXPECT_TRUE(values->values.at("access_key_id").Reveal() == kKeyId);
 }
 
-TEST_F(CredentialManagerTest, InvalidValuesAreRefusedWithViolationsAndNothingStored) {
+TEST_F(CredentialManagerTest,
+       InvalidValuesAreRefusedWithViolationsAndNothingStored) {
   PutCredentialInput in = Aws();
   in.values["access_key_id"] = SecretBytes("AKIA123");
   absl::StatusOr<PutCredentialResult> r = manager_->Put(std::move(in));
@@ -183,12 +186,14 @@ TEST_F(CredentialManagerTest, ProfilesAreIndependent) {
 }
 
 TEST_F(CredentialManagerTest, ListPagesThroughEverything) {
-  for (int i = 0; i < 7; ++i) ASSERT_TRUE(manager_->Put(Aws("p" + std::to_string(i))).ok());
+  for (int i = 0; i < 7; ++i)
+    ASSERT_TRUE(manager_->Put(Aws("p" + std::to_string(i))).ok());
   std::vector<std::string> seen;
   std::string token;
   int pages = 0;
   do {
-    absl::StatusOr<ListCredentialsResult> page = manager_->List("aws", 3, token);
+    absl::StatusOr<ListCredentialsResult> page =
+        manager_->List("aws", 3, token);
     ASSERT_TRUE(page.ok()) << page.status();
     for (const auto& c : page->credentials) seen.push_back(c.profile);
     token = page->next_page_token;
@@ -213,12 +218,13 @@ TEST_F(CredentialManagerTest, RotationDueAfterThePeriod) {
   in.rotation_period = absl::Hours(24 * 7);
   ASSERT_TRUE(manager_->Put(std::move(in)).ok());
   now_ += absl::Hours(24 * 8);
-  EXPECT_EQ(manager_->Get("aws", "short", 0)->readiness, Readiness::kRotationDue);
+  EXPECT_EQ(manager_->Get("aws", "short", 0)->readiness,
+            Readiness::kRotationDue);
 }
 
 TEST_F(CredentialManagerTest, RotationPeriodOutsideOneDayToTenYearsIsRefused) {
-  for (absl::Duration bad : {absl::Seconds(1), absl::Hours(23), -absl::Hours(48),
-                             absl::Hours(24 * 3651)}) {
+  for (absl::Duration bad : {absl::Seconds(1), absl::Hours(23),
+                             -absl::Hours(48), absl::Hours(24 * 3651)}) {
     PutCredentialInput in = Aws("rot");
     in.rotation_period = bad;
     absl::StatusOr<PutCredentialResult> r = manager_->Put(std::move(in));
@@ -240,12 +246,14 @@ TEST_F(CredentialManagerTest, ValidateCandidateStoresNothing) {
   EXPECT_FALSE(r->valid);
   EXPECT_FALSE(r->findings.empty());
   EXPECT_FALSE(r->required_permissions.empty());
-  EXPECT_EQ(manager_->Get("aws", "", 0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Get("aws", "", 0).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(CredentialManagerTest, ValidateStored) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
-  absl::StatusOr<ValidateResult> r = manager_->Validate("aws", "", {}, SecretBytes());
+  absl::StatusOr<ValidateResult> r =
+      manager_->Validate("aws", "", {}, SecretBytes());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->valid);
   EXPECT_EQ(r->readiness, Readiness::kReady);
@@ -254,8 +262,12 @@ TEST_F(CredentialManagerTest, ValidateStored) {
 TEST_F(CredentialManagerTest, GeneratesRedisPasswordWhenAsked) {
   PutCredentialInput in;
   in.provider = "redis-cloud";
-  in.values.emplace("account_key", SecretBytes("A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5z"));
-  in.values.emplace("user_key", SecretBytes("S1a2b3c4d5e6f7g8h9i0j1k2l3m4n5o6p7q8r9s0t1u2v3w4x5y6z"));
+  in.values.emplace(
+      "account_key",
+      SecretBytes("A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v2W3x4Y5z"));
+  in.values.emplace(
+      "user_key",
+      SecretBytes("S1a2b3c4d5e6f7g8h9i0j1k2l3m4n5o6p7q8r9s0t1u2v3w4x5y6z"));
   in.generate.push_back("database_password");
   absl::StatusOr<PutCredentialResult> r = manager_->Put(std::move(in));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -283,21 +295,24 @@ TEST_F(CredentialManagerTest, RecordUnderAnotherKeyIsDataLossNotGarbage) {
 // Reads remember what an opened version's values said, keyed by its exact
 // sealed bytes: a row changed after it was read is opened again, and a
 // damaged one is refused exactly as on a first read.
-TEST_F(CredentialManagerTest, AnUnchangedCredentialIsAnsweredWithoutReadingItAgain) {
+TEST_F(CredentialManagerTest,
+       AnUnchangedCredentialIsAnsweredWithoutReadingItAgain) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
   ASSERT_TRUE(manager_->Put(Aws("other")).ok());
   absl::StatusOr<CredentialSummary> first = manager_->Get("aws", "", 0);
   ASSERT_TRUE(first.ok()) << first.status();
   const int reads = counting_->reads;
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<CredentialSummary> again = manager_->Get("aws", "default", 0);
+    absl::StatusOr<CredentialSummary> again =
+        manager_->Get("aws", "default", 0);
     ASSERT_TRUE(again.ok()) << again.status();
     EXPECT_EQ(again->version, first->version);
     EXPECT_EQ(again->fingerprint, first->fingerprint);
     EXPECT_TRUE(again->is_default);
   }
   // Validate of the stored latest version shares the entry.
-  absl::StatusOr<ValidateResult> valid = manager_->Validate("aws", "", {}, SecretBytes());
+  absl::StatusOr<ValidateResult> valid =
+      manager_->Validate("aws", "", {}, SecretBytes());
   ASSERT_TRUE(valid.ok()) << valid.status();
   EXPECT_TRUE(valid->valid);
   EXPECT_EQ(counting_->reads, reads);
@@ -314,18 +329,21 @@ TEST_F(CredentialManagerTest, AnUnchangedCredentialIsAnsweredWithoutReadingItAga
 
   // A deleted credential is not answered from the entry.
   ASSERT_TRUE(manager_->Delete("aws", "").ok());
-  EXPECT_EQ(manager_->Get("aws", "", 0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Get("aws", "", 0).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 // A version's facts are kept when it is stored, so that its first read
 // opens nothing, whichever commits came after it; a manager that did not
 // store it opens it once.
 TEST_F(CredentialManagerTest, AStoredVersionIsReadWithoutOpeningIt) {
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(manager_->Put(Aws(absl::StrCat("p", i))).ok());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(manager_->Put(Aws(absl::StrCat("p", i))).ok());
   ASSERT_TRUE(manager_->Put(Aws("p0")).ok());
   EXPECT_EQ(manager_->GetCacheStats().facts_kept, 4);
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<CredentialSummary> got = manager_->Get("aws", absl::StrCat("p", i), 0);
+    absl::StatusOr<CredentialSummary> got =
+        manager_->Get("aws", absl::StrCat("p", i), 0);
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(got->version, i == 0 ? 2 : 1);
     EXPECT_EQ(got->readiness, Readiness::kReady);
@@ -335,7 +353,8 @@ TEST_F(CredentialManagerTest, AStoredVersionIsReadWithoutOpeningIt) {
   ASSERT_TRUE(manager_->Validate("aws", "p1", {}, SecretBytes())->valid);
   EXPECT_EQ(manager_->GetCacheStats().facts_opened, 0);
 
-  CredentialManager fresh(store_.get(), sealer_.get(), &ProviderRegistry::Default(),
+  CredentialManager fresh(store_.get(), sealer_.get(),
+                          &ProviderRegistry::Default(),
                           [this] { return now_; });
   absl::StatusOr<CredentialSummary> first = fresh.Get("aws", "p1", 0);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -347,7 +366,8 @@ TEST_F(CredentialManagerTest, AStoredVersionIsReadWithoutOpeningIt) {
   EXPECT_EQ(fresh.GetCacheStats().facts_kept, 1);
 }
 
-TEST_F(CredentialManagerTest, ReadsRacingWritesNeverAnswerOlderThanAnAcknowledgedVersion) {
+TEST_F(CredentialManagerTest,
+       ReadsRacingWritesNeverAnswerOlderThanAnAcknowledgedVersion) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
   std::atomic<int64_t> acknowledged{1};
   std::atomic<bool> done{false};
@@ -358,22 +378,25 @@ TEST_F(CredentialManagerTest, ReadsRacingWritesNeverAnswerOlderThanAnAcknowledge
       while (!done.load()) {
         const int64_t floor = acknowledged.load();
         if (t == 2) {
-          absl::StatusOr<CredentialManager::StoredValues> v = manager_->GetValues("aws", "", 0);
+          absl::StatusOr<CredentialManager::StoredValues> v =
+              manager_->GetValues("aws", "", 0);
           ASSERT_TRUE(v.ok()) << v.status();
           EXPECT_GE(v->version, floor);
         } else if (t == 3) {
           // The kept rendering of the shared answer, as the RPC layer reads it.
           absl::StatusOr<std::shared_ptr<const int64_t>> version =
-              manager_->GetRendered<int64_t>("aws", "", 0, [](const CredentialSummary& s) {
-                return std::make_shared<const int64_t>(s.version);
-              });
+              manager_->GetRendered<int64_t>(
+                  "aws", "", 0, [](const CredentialSummary& s) {
+                    return std::make_shared<const int64_t>(s.version);
+                  });
           ASSERT_TRUE(version.ok()) << version.status();
           EXPECT_GE(**version, floor);
         } else if (t == 4) {
           absl::StatusOr<std::shared_ptr<const std::string>> check =
               manager_->ValidateStoredRendered<std::string>(
                   "aws", "", [](const ValidateResult& v) {
-                    return std::make_shared<const std::string>(v.valid ? "valid" : "invalid");
+                    return std::make_shared<const std::string>(
+                        v.valid ? "valid" : "invalid");
                   });
           ASSERT_TRUE(check.ok()) << check.status();
           EXPECT_EQ(**check, "valid");
@@ -510,7 +533,8 @@ TEST_F(CredentialManagerTest, ARenderingIsMadeOncePerSharedAnswer) {
   ASSERT_TRUE(staging.ok()) << staging.status();
   EXPECT_EQ(**staging, "staging@1/90");
   EXPECT_EQ(renders, 2);
-  ASSERT_TRUE(manager_->GetRendered<std::string>("aws", "staging", 0, render).ok());
+  ASSERT_TRUE(
+      manager_->GetRendered<std::string>("aws", "staging", 0, render).ok());
   EXPECT_EQ(renders, 2);
 
   // The Put above committed: "default" is rendered again.
@@ -530,9 +554,10 @@ TEST_F(CredentialManagerTest, ARenderingIsMadeOncePerSharedAnswer) {
 
   // Another type is made in its place, never handed out as this one.
   absl::StatusOr<std::shared_ptr<const int64_t>> as_number =
-      manager_->GetRendered<int64_t>("aws", "default", 0, [](const CredentialSummary& s) {
-        return std::make_shared<const int64_t>(s.version);
-      });
+      manager_->GetRendered<int64_t>(
+          "aws", "default", 0, [](const CredentialSummary& s) {
+            return std::make_shared<const int64_t>(s.version);
+          });
   ASSERT_TRUE(as_number.ok()) << as_number.status();
   EXPECT_EQ(**as_number, 1);
   absl::StatusOr<std::shared_ptr<const std::string>> back =
@@ -559,7 +584,8 @@ TEST_F(CredentialManagerTest, ARenderingIsMadeOncePerSharedAnswer) {
   ASSERT_TRUE(checked.ok()) << checked.status();
   EXPECT_EQ(**checked, "default valid");
   absl::StatusOr<std::shared_ptr<const std::string>> rechecked =
-      manager_->ValidateStoredRendered<std::string>("aws", "default", render_check);
+      manager_->ValidateStoredRendered<std::string>("aws", "default",
+                                                    render_check);
   ASSERT_TRUE(rechecked.ok()) << rechecked.status();
   EXPECT_EQ(checked->get(), rechecked->get());
   EXPECT_EQ(checks, 1);
@@ -580,22 +606,25 @@ TEST_F(CredentialManagerTest, ARenderingIsMadeOncePerSharedAnswer) {
 TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
   PutCredentialInput github;
   github.provider = "github";
-  github.values.emplace("token", SecretBytes("github_pat_" + std::string(22, 'A') + "_" +
-                                             std::string(59, 'b')));
+  github.values.emplace("token",
+                        SecretBytes("github_pat_" + std::string(22, 'A') + "_" +
+                                    std::string(59, 'b')));
   github.values.emplace("expires_at", SecretBytes("2027-03-01"));
   ASSERT_TRUE(manager_->Put(std::move(github)).ok());
   ASSERT_TRUE(manager_->Put(Aws()).ok());
   auto summary_line = [](const CredentialSummary& s) {
-    std::string line = absl::StrCat(s.days_until_rotation, " ",
-                                    static_cast<int>(s.readiness));
-    for (const Finding& f : s.findings) absl::StrAppend(&line, " ", f.code, ":", f.message);
+    std::string line =
+        absl::StrCat(s.days_until_rotation, " ", static_cast<int>(s.readiness));
+    for (const Finding& f : s.findings)
+      absl::StrAppend(&line, " ", f.code, ":", f.message);
     return line;
   };
   auto validation_line = [](const ValidateResult& v) {
-    std::string line = absl::StrCat(v.valid, " ", static_cast<int>(v.readiness), " ",
-                                    v.required_permissions.size(), " ",
+    std::string line = absl::StrCat(v.valid, " ", static_cast<int>(v.readiness),
+                                    " ", v.required_permissions.size(), " ",
                                     v.manual_checks.size());
-    for (const Finding& f : v.findings) absl::StrAppend(&line, " ", f.code, ":", f.message);
+    for (const Finding& f : v.findings)
+      absl::StrAppend(&line, " ", f.code, ":", f.message);
     return line;
   };
   const absl::Time start = now_;
@@ -607,12 +636,14 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
   std::map<std::string, std::string> last;
   for (absl::Duration t = absl::ZeroDuration(); t < absl::Hours(24 * 100);
        t += absl::Hours(1)) {
-    for (absl::Duration nudge : {-absl::Nanoseconds(1) / 4, absl::ZeroDuration(),
-                                 absl::Nanoseconds(1) / 4}) {
+    for (absl::Duration nudge :
+         {-absl::Nanoseconds(1) / 4, absl::ZeroDuration(),
+          absl::Nanoseconds(1) / 4}) {
       // Every boundary is on a whole hour: each is hit, and so are the
       // instants just before and after it.
       now_ = start + t + nudge;
-      CredentialManager fresh(store_.get(), sealer_.get(), &ProviderRegistry::Default(),
+      CredentialManager fresh(store_.get(), sealer_.get(),
+                              &ProviderRegistry::Default(),
                               [this] { return now_; });
       for (const char* provider : {"aws", "github"}) {
         absl::StatusOr<std::shared_ptr<const CredentialSummary>> shared =
@@ -630,7 +661,8 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
             fresh.Validate(provider, "", {}, SecretBytes());
         ASSERT_TRUE(diagnosed.ok()) << diagnosed.status();
         ASSERT_TRUE(fresh_diagnosis.ok()) << fresh_diagnosis.status();
-        ASSERT_EQ(validation_line(*diagnosed), validation_line(*fresh_diagnosis))
+        ASSERT_EQ(validation_line(*diagnosed),
+                  validation_line(*fresh_diagnosis))
             << provider << " at " << absl::FormatTime(now_);
         if (last[provider] != got) ++changes;
         last[provider] = got;
@@ -657,7 +689,8 @@ TEST_F(CredentialManagerTest, ARowChangedWhileTheStoreWasClosedIsRefused) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/credbroker.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* read = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT sealed FROM credentials", -1, &read, nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT sealed FROM credentials", -1, &read,
+                               nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(read), SQLITE_ROW);
   std::string sealed(static_cast<const char*>(sqlite3_column_blob(read, 0)),
@@ -666,14 +699,17 @@ TEST_F(CredentialManagerTest, ARowChangedWhileTheStoreWasClosedIsRefused) {
   ASSERT_FALSE(sealed.empty());
   sealed.back() ^= 1;
   sqlite3_stmt* write = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE credentials SET sealed = ?1", -1, &write, nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE credentials SET sealed = ?1", -1,
+                               &write, nullptr),
             SQLITE_OK);
-  sqlite3_bind_blob(write, 1, sealed.data(), static_cast<int>(sealed.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(write, 1, sealed.data(), static_cast<int>(sealed.size()),
+                    SQLITE_STATIC);
   ASSERT_EQ(sqlite3_step(write), SQLITE_DONE);
   sqlite3_finalize(write);
   EXPECT_EQ(sqlite3_changes(db), 1);
   sqlite3_close(db);
-  auto reopened = OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
+  auto reopened =
+      OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   store_ = std::move(*reopened);
   manager_ = std::make_unique<CredentialManager>(store_.get(), sealer_.get(),
@@ -684,9 +720,11 @@ TEST_F(CredentialManagerTest, ARowChangedWhileTheStoreWasClosedIsRefused) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
   absl::StatusOr<ValidateResult> validated =
       manager_->Validate("aws", "", {}, SecretBytes());
-  EXPECT_EQ(validated.status().code(), absl::StatusCode::kDataLoss) << validated.status();
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kDataLoss)
+      << validated.status();
   // Nor are its values released.
-  EXPECT_EQ(manager_->GetValues("aws", "", 0).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(manager_->GetValues("aws", "", 0).status().code(),
+            absl::StatusCode::kDataLoss);
   absl::StatusOr<ListCredentialsResult> listed = manager_->List("", 0, "");
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->credentials.size(), 1u);
@@ -706,8 +744,8 @@ TEST_F(CredentialManagerTest, ARowChangedWhileTheStoreWasClosedIsRefused) {
 
 TEST_F(CredentialManagerTest, ResolveRequirementsNamesProvidersAndReadiness) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
-  absl::StatusOr<std::vector<Requirement>> r =
-      manager_->ResolveRequirements({"deploy to AWS in us-east-1", "netlify"}, "");
+  absl::StatusOr<std::vector<Requirement>> r = manager_->ResolveRequirements(
+      {"deploy to AWS in us-east-1", "netlify"}, "");
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].provider, "aws");
@@ -722,14 +760,16 @@ TEST_F(CredentialManagerTest, ResolveRequirementsNamesProvidersAndReadiness) {
 
 TEST_F(CredentialManagerTest, OversizedInputIsRefused) {
   PutCredentialInput in = Aws();
-  in.values["secret_access_key"] = SecretBytes(std::string(kMaxValueBytes + 1, 'x'));
+  in.values["secret_access_key"] =
+      SecretBytes(std::string(kMaxValueBytes + 1, 'x'));
   EXPECT_EQ(manager_->Put(std::move(in)).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 // --- History, rollback, default profiles, expiry, days until rotation. ---
 
-PutCredentialInput AwsWith(const std::string& profile, const std::string& key_id,
+PutCredentialInput AwsWith(const std::string& profile,
+                           const std::string& key_id,
                            const std::string& secret) {
   PutCredentialInput in;
   in.provider = "aws";
@@ -753,11 +793,13 @@ TEST_F(CredentialManagerTest, HistoryListsVersionsWithoutValues) {
   EXPECT_EQ(h->versions[0].version, 1);
   EXPECT_FALSE(h->versions[0].current);
   EXPECT_TRUE(h->versions[1].current);
-  EXPECT_EQ(h->versions[1].created_at - h->versions[0].created_at, absl::Hours(1));
+  EXPECT_EQ(h->versions[1].created_at - h->versions[0].created_at,
+            absl::Hours(1));
   EXPECT_NE(h->versions[0].fingerprint, h->versions[1].fingerprint);
   EXPECT_FALSE(h->versions[0].fingerprint.empty());
   EXPECT_TRUE(absl::IsNotFound(manager_->ListVersions("aws", "nope").status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(manager_->ListVersions("nope", "").status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(manager_->ListVersions("nope", "").status()));
 }
 
 TEST_F(CredentialManagerTest, RollbackStoresANewVersionWithTheOldValues) {
@@ -770,16 +812,20 @@ TEST_F(CredentialManagerTest, RollbackStoresANewVersionWithTheOldValues) {
   EXPECT_EQ(r->credential.version, 3);
   EXPECT_EQ(r->credential.version_count, 3);
   EXPECT_EQ(r->credential.fingerprint, v1->credential.fingerprint);
-  absl::StatusOr<CredentialManager::StoredValues> values = manager_->GetValues("aws", "", 0);
+  absl::StatusOr<CredentialManager::StoredValues> values =
+      manager_->GetValues("aws", "", 0);
   ASSERT_TRUE(values.ok());
   EXPECT_EQ(values->version, 3);
   EXPECT_EQ(values->values.at("access_key_id").Reveal(), kKeyId);
   EXPECT_EQ(values->values.at("secret_access_key").Reveal(), kSecret);
   // History stays append-only: versions 1 and 2 are still there.
   EXPECT_EQ(manager_->ListVersions("aws", "")->versions.size(), 3u);
-  EXPECT_EQ(manager_->GetValues("aws", "", 2)->values.at("access_key_id").Reveal(), kKeyId2);
+  EXPECT_EQ(
+      manager_->GetValues("aws", "", 2)->values.at("access_key_id").Reveal(),
+      kKeyId2);
 
-  EXPECT_TRUE(absl::IsFailedPrecondition(manager_->Rollback("aws", "", 3).status()));
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(manager_->Rollback("aws", "", 3).status()));
   EXPECT_TRUE(absl::IsNotFound(manager_->Rollback("aws", "", 9).status()));
   EXPECT_TRUE(absl::IsNotFound(manager_->Rollback("aws", "other", 1).status()));
   absl::Status bad = manager_->Rollback("aws", "", 0).status();
@@ -794,7 +840,8 @@ TEST_F(CredentialManagerTest, DefaultProfileIsUsedWhereTheProfileIsEmpty) {
   EXPECT_EQ(*manager_->DefaultProfile("aws"), "default");
   EXPECT_TRUE(manager_->Get("aws", "", 0)->is_default);
 
-  absl::StatusOr<DefaultProfileChange> c = manager_->SetDefaultProfile("aws", "staging");
+  absl::StatusOr<DefaultProfileChange> c =
+      manager_->SetDefaultProfile("aws", "staging");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->previous_profile, "default");
   EXPECT_EQ(c->profile, "staging");
@@ -805,8 +852,11 @@ TEST_F(CredentialManagerTest, DefaultProfileIsUsedWhereTheProfileIsEmpty) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->profile, "staging");
   EXPECT_TRUE(got->is_default);
-  EXPECT_EQ(manager_->GetValues("aws", "", 0)->values.at("access_key_id").Reveal(), kKeyId2);
-  EXPECT_EQ(manager_->Validate("aws", "", {}, SecretBytes())->profile, "staging");
+  EXPECT_EQ(
+      manager_->GetValues("aws", "", 0)->values.at("access_key_id").Reveal(),
+      kKeyId2);
+  EXPECT_EQ(manager_->Validate("aws", "", {}, SecretBytes())->profile,
+            "staging");
   // Put with no profile writes the default profile.
   EXPECT_EQ(manager_->Put(Aws())->credential.profile, "staging");
 
@@ -816,12 +866,15 @@ TEST_F(CredentialManagerTest, DefaultProfileIsUsedWhereTheProfileIsEmpty) {
   EXPECT_FALSE(list->credentials[0].is_default);  // default
   EXPECT_TRUE(list->credentials[1].is_default);   // staging
 
-  // Other providers keep "default"; an empty profile resets; bad names are refused.
+  // Other providers keep "default"; an empty profile resets; bad names are
+  // refused.
   EXPECT_EQ(*manager_->DefaultProfile("gcp"), "default");
   EXPECT_FALSE(manager_->SetDefaultProfile("gcp", "prod")->configured);
   EXPECT_EQ(manager_->SetDefaultProfile("aws", "")->profile, "default");
-  EXPECT_TRUE(absl::IsInvalidArgument(manager_->SetDefaultProfile("aws", "Bad Name").status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(manager_->SetDefaultProfile("nope", "x").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      manager_->SetDefaultProfile("aws", "Bad Name").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      manager_->SetDefaultProfile("nope", "x").status()));
 }
 
 TEST_F(CredentialManagerTest, ResolveRequirementsUsesDefaultsAndBindings) {
@@ -860,7 +913,8 @@ TEST_F(CredentialManagerTest, ResolveRequirementsUsesDefaultsAndBindings) {
   r = manager_->ResolveRequirements({"aws"}, "prod", "cluster-a");
   EXPECT_EQ((*r)[0].profile, "prod");
   EXPECT_EQ((*r)[0].profile_source, "requested");
-  EXPECT_TRUE(absl::StrContains((*r)[0].binding_note, "was created with aws/old"));
+  EXPECT_TRUE(
+      absl::StrContains((*r)[0].binding_note, "was created with aws/old"));
 }
 
 TEST_F(CredentialManagerTest, BindingStateFollowsRotationAndDeletion) {
@@ -887,7 +941,8 @@ TEST_F(CredentialManagerTest, BindingStateFollowsRotationAndDeletion) {
   v = *manager_->ListBindings("aws");
   EXPECT_EQ(v[0].state, BindingState::kProfileDeleted);
   EXPECT_TRUE(absl::StrContains(v[0].note, "deleted"));
-  absl::StatusOr<ProfileChoice> choice = manager_->ChooseProfile("aws", "", "cluster-a");
+  absl::StatusOr<ProfileChoice> choice =
+      manager_->ChooseProfile("aws", "", "cluster-a");
   ASSERT_TRUE(choice.ok());
   EXPECT_EQ(choice->profile, "old");
   EXPECT_TRUE(absl::StrContains(choice->note, "deleted"));
@@ -909,8 +964,9 @@ TEST_F(CredentialManagerTest, KnownExpiryDates) {
   // now_ is 2027-01-15. A date already past is refused when entered.
   PutCredentialInput past;
   past.provider = "github";
-  past.values.emplace("token", SecretBytes("github_pat_" + std::string(22, 'A') + "_" +
-                                           std::string(59, 'b')));
+  past.values.emplace("token",
+                      SecretBytes("github_pat_" + std::string(22, 'A') + "_" +
+                                  std::string(59, 'b')));
   past.values.emplace("expires_at", SecretBytes("2027-01-01"));
   absl::Status refused = manager_->Put(std::move(past)).status();
   ASSERT_TRUE(absl::IsInvalidArgument(refused));
@@ -918,8 +974,9 @@ TEST_F(CredentialManagerTest, KnownExpiryDates) {
 
   PutCredentialInput soon;
   soon.provider = "github";
-  soon.values.emplace("token", SecretBytes("github_pat_" + std::string(22, 'A') + "_" +
-                                           std::string(59, 'b')));
+  soon.values.emplace("token",
+                      SecretBytes("github_pat_" + std::string(22, 'A') + "_" +
+                                  std::string(59, 'b')));
   soon.values.emplace("expires_at", SecretBytes("2027-01-20"));
   absl::StatusOr<PutCredentialResult> put = manager_->Put(std::move(soon));
   ASSERT_TRUE(put.ok()) << put.status();
@@ -935,7 +992,8 @@ TEST_F(CredentialManagerTest, KnownExpiryDates) {
   EXPECT_EQ(manager_->Get("github", "", 0)->readiness, Readiness::kReady);
   now_ += absl::Hours(24 * 10);
   EXPECT_EQ(manager_->Get("github", "", 0)->readiness, Readiness::kExpired);
-  absl::StatusOr<ValidateResult> doctor = manager_->Validate("github", "", {}, SecretBytes());
+  absl::StatusOr<ValidateResult> doctor =
+      manager_->Validate("github", "", {}, SecretBytes());
   ASSERT_TRUE(doctor.ok());
   EXPECT_EQ(doctor->readiness, Readiness::kExpired);
   const Finding* expired = nullptr;
@@ -955,15 +1013,20 @@ TEST_F(CredentialManagerTest, DoctorGivesEveryFindingWithItsFix) {
   // secret expired") and past its rotation period.
   PutCredentialInput in;
   in.provider = "azure";
-  in.values.emplace("client_id", SecretBytes("11111111-2222-3333-4444-555555555555"));
-  in.values.emplace("client_secret", SecretBytes("abc8Q~FAKEfakeFAKEfakeFAKEfakeFAKEfake.x"));
-  in.values.emplace("tenant_id", SecretBytes("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"));
-  in.values.emplace("subscription_id", SecretBytes("01234567-89ab-cdef-0123-456789abcdef"));
+  in.values.emplace("client_id",
+                    SecretBytes("11111111-2222-3333-4444-555555555555"));
+  in.values.emplace("client_secret",
+                    SecretBytes("abc8Q~FAKEfakeFAKEfakeFAKEfakeFAKEfake.x"));
+  in.values.emplace("tenant_id",
+                    SecretBytes("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"));
+  in.values.emplace("subscription_id",
+                    SecretBytes("01234567-89ab-cdef-0123-456789abcdef"));
   in.values.emplace("resource_group", SecretBytes("monk-rg"));
   in.values.emplace("expires_at", SecretBytes("2027-06-30"));
   ASSERT_TRUE(manager_->Put(std::move(in)).ok());
   now_ += absl::Hours(24 * 200);
-  absl::StatusOr<ValidateResult> d = manager_->Validate("azure", "", {}, SecretBytes());
+  absl::StatusOr<ValidateResult> d =
+      manager_->Validate("azure", "", {}, SecretBytes());
   ASSERT_TRUE(d.ok()) << d.status();
   std::set<std::string> codes;
   for (const Finding& f : d->findings) {

@@ -66,7 +66,8 @@ TEST_F(KeyringTest, WrongKeyFileIsRefusedAndNothingOverwritten) {
   auto store = Open();
   absl::StatusOr<std::unique_ptr<Sealer>> s = OpenDataKey(*store, other);
   ASSERT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(s.status().message(), "does not open this store"));
+  EXPECT_TRUE(
+      absl::StrContains(s.status().message(), "does not open this store"));
   // The right key still works: nothing was replaced.
   EXPECT_TRUE(OpenDataKey(*store, source).ok());
   EXPECT_EQ(*ReadFile(source.key_file), *original);
@@ -83,7 +84,8 @@ TEST_F(KeyringTest, MissingKeyFileForExistingStoreIsNotRecreated) {
   absl::StatusOr<std::unique_ptr<Sealer>> s = OpenDataKey(*store, source);
   ASSERT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(s.status().message(), "missing"));
-  EXPECT_EQ(ReadFile(source.key_file).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(source.key_file).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(KeyringTest, PassphraseStore) {
@@ -148,7 +150,8 @@ TEST_F(KeyringTest, TokensSharedWithTheClientsGroupOnly) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, *made);
   // Without the group setting, a group-readable token is refused.
-  EXPECT_EQ(LoadOrCreateToken(path).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(LoadOrCreateToken(path).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   // Others may never read it.
   ASSERT_EQ(chmod(path.c_str(), 0644), 0);
   EXPECT_EQ(LoadOrCreateToken(path, clients).status().code(),

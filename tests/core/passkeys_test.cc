@@ -36,7 +36,9 @@ class PasskeysTest : public ::testing::Test {
     policy_.rp.id = "localhost";
     policy_.rp.origins = {kOrigin};
     Open();
-    ASSERT_TRUE(pin_->Set(SecretBytes(""), SecretBytes(kPin), SecretBytes(""), caller_).ok());
+    ASSERT_TRUE(
+        pin_->Set(SecretBytes(""), SecretBytes(kPin), SecretBytes(""), caller_)
+            .ok());
   }
   void TearDown() override {
     Close();
@@ -58,17 +60,19 @@ class PasskeysTest : public ::testing::Test {
     audit_ = std::make_unique<AuditLog>(store_.get(), &sealer_, clock);
     PinPolicy pin_policy;
     pin_policy.unlock_window = absl::Minutes(5);
-    pin_ = std::make_unique<ApprovalPin>(store_.get(), &sealer_, audit_.get(), clock, pin_policy);
+    pin_ = std::make_unique<ApprovalPin>(store_.get(), &sealer_, audit_.get(),
+                                         clock, pin_policy);
     ASSERT_TRUE(pin_->Load().ok());
-    passkeys_ = std::make_unique<Passkeys>(store_.get(), &sealer_, audit_.get(), pin_.get(),
-                                           clock, policy_);
+    passkeys_ = std::make_unique<Passkeys>(store_.get(), &sealer_, audit_.get(),
+                                           pin_.get(), clock, policy_);
     ASSERT_TRUE(passkeys_->Load().ok());
   }
   void Sql(const std::string& sql) {
     Close();
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr),
+              SQLITE_OK);
     sqlite3_close(db);
     Open();
   }
@@ -79,20 +83,26 @@ class PasskeysTest : public ::testing::Test {
   absl::Status Register(SoftAuthenticator& a, const std::string& pin = kPin) {
     auto challenge = passkeys_->BeginRegistration(caller_);
     if (!challenge.ok()) return challenge.status();
-    SoftRegistration reg = a.Register("localhost", kOrigin, challenge->challenge);
+    SoftRegistration reg =
+        a.Register("localhost", kOrigin, challenge->challenge);
     return passkeys_
-        ->FinishRegistration(SecretBytes(pin), "laptop key", reg.client_data_json,
-                             reg.attestation_object, caller_)
+        ->FinishRegistration(SecretBytes(pin), "laptop key",
+                             reg.client_data_json, reg.attestation_object,
+                             caller_)
         .status();
   }
-  PasskeyAssertionInput Assertion(SoftAuthenticator& a, const std::string& challenge,
+  PasskeyAssertionInput Assertion(SoftAuthenticator& a,
+                                  const std::string& challenge,
                                   const std::string& origin = kOrigin) {
     SoftAssertion s = a.Assert("localhost", origin, challenge);
-    return {a.credential_id(), s.client_data_json, s.authenticator_data, s.signature};
+    return {a.credential_id(), s.client_data_json, s.authenticator_data,
+            s.signature};
   }
-  absl::Status Decide(const PasskeyAssertionInput* a, const std::string& purpose = "Approve r1",
+  absl::Status Decide(const PasskeyAssertionInput* a,
+                      const std::string& purpose = "Approve r1",
                       const std::string& pin = "") {
-    return passkeys_->CheckDecision(SecretBytes(pin), a, "Approve", purpose, caller_);
+    return passkeys_->CheckDecision(SecretBytes(pin), a, "Approve", purpose,
+                                    caller_);
   }
   std::string Challenge(const std::string& purpose = "Approve r1") {
     auto c = passkeys_->BeginAssertion(purpose, caller_);
@@ -120,7 +130,8 @@ class PasskeysTest : public ::testing::Test {
 
 TEST_F(PasskeysTest, RegisteringNeedsTheTypedPin) {
   EXPECT_EQ(Register(key_, "").code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(Register(key_, "wrong-pin").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Register(key_, "wrong-pin").code(),
+            absl::StatusCode::kPermissionDenied);
   // A correct PIN opened an unlock window (Check), which does not count.
   ASSERT_TRUE(pin_->Check(SecretBytes(kPin), caller_, "Approve").ok());
   EXPECT_EQ(Register(key_, "").code(), absl::StatusCode::kPermissionDenied);
@@ -133,7 +144,8 @@ TEST_F(PasskeysTest, RegisteringNeedsTheTypedPin) {
   EXPECT_EQ(Register(key_).code(), absl::StatusCode::kAlreadyExists);
 }
 
-TEST_F(PasskeysTest, AnAssertionApprovesOnlyTheDecisionItsChallengeWasIssuedFor) {
+TEST_F(PasskeysTest,
+       AnAssertionApprovesOnlyTheDecisionItsChallengeWasIssuedFor) {
   ASSERT_TRUE(Register(key_).ok());
   PasskeyAssertionInput other = Assertion(key_, Challenge("Approve r2"));
   absl::Status status = Decide(&other);
@@ -160,7 +172,8 @@ TEST_F(PasskeysTest, AChallengeIsSpentOnceAndExpires) {
 TEST_F(PasskeysTest, AWrongOriginIsRefusedAndSpendsTheChallenge) {
   ASSERT_TRUE(Register(key_).ok());
   const std::string challenge = Challenge();
-  PasskeyAssertionInput wrong = Assertion(key_, challenge, "http://localhost:9999");
+  PasskeyAssertionInput wrong =
+      Assertion(key_, challenge, "http://localhost:9999");
   absl::Status status = Decide(&wrong);
   EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(status.message(), HasSubstr("origin"));
@@ -182,7 +195,8 @@ TEST_F(PasskeysTest, ACounterThatWentBackIsAuditedAsAPossibleClone) {
   auto events = store_->ListAudit(q);
   ASSERT_TRUE(events.ok());
   ASSERT_FALSE(events->empty());
-  EXPECT_THAT(events->back().detail, HasSubstr("possibly a cloned authenticator"));
+  EXPECT_THAT(events->back().detail,
+              HasSubstr("possibly a cloned authenticator"));
 }
 
 TEST_F(PasskeysTest, TheCounterSurvivesARestart) {
@@ -228,11 +242,13 @@ TEST_F(PasskeysTest, AnOlderRecordPutBackIsRefusedUntilRemovedWithThePin) {
 }
 
 TEST_F(PasskeysTest, APlantedRecordIsRefused) {
-  Sql("INSERT OR REPLACE INTO meta (key, value) VALUES ('passkeys', 'v1:1:00ff')");
+  Sql("INSERT OR REPLACE INTO meta (key, value) VALUES ('passkeys', "
+      "'v1:1:00ff')");
   EXPECT_EQ(passkeys_->List().status().code(), absl::StatusCode::kDataLoss);
   Sql("DELETE FROM meta WHERE key = 'passkeys'");
   ASSERT_TRUE(Register(key_).ok());
-  Sql("DELETE FROM meta WHERE key = 'passkeys'");  // Deleted after one was written.
+  Sql("DELETE FROM meta WHERE key = 'passkeys'");  // Deleted after one was
+                                                   // written.
   EXPECT_EQ(passkeys_->List().status().code(), absl::StatusCode::kDataLoss);
 }
 

@@ -42,8 +42,9 @@ TEST(RecordCodecTest, RejectsMalformedRecords) {
             absl::StatusCode::kDataLoss);
   // Every truncation is detected.
   for (size_t n = 2; n < bytes.size(); ++n) {
-    EXPECT_EQ(DecodeFieldValues(SecretBytes(bytes.substr(0, n))).status().code(),
-              absl::StatusCode::kDataLoss)
+    EXPECT_EQ(
+        DecodeFieldValues(SecretBytes(bytes.substr(0, n))).status().code(),
+        absl::StatusCode::kDataLoss)
         << n;
   }
   // A length that runs past the end.
@@ -54,7 +55,11 @@ TEST(RecordCodecTest, RejectsMalformedRecords) {
 }
 
 TEST(RecordCodecTest, RejectsRepeatedNames) {
-  std::string rec("\x01\x01" "a\x01x\x01" "a\x01y", 9);
+  std::string rec(
+      "\x01\x01"
+      "a\x01x\x01"
+      "a\x01y",
+      9);
   EXPECT_EQ(DecodeFieldValues(SecretBytes(rec)).status().code(),
             absl::StatusCode::kDataLoss);
 }
@@ -65,7 +70,8 @@ TEST(RecordCodecTest, AssociatedDataNamesTheIdentity) {
   EXPECT_NE(a, RecordAssociatedData("aws", "prod", 1));
   EXPECT_NE(a, RecordAssociatedData("gcp", "default", 1));
   // Separators keep "ab"/"c" apart from "a"/"bc".
-  EXPECT_NE(RecordAssociatedData("ab", "c", 1), RecordAssociatedData("a", "bc", 1));
+  EXPECT_NE(RecordAssociatedData("ab", "c", 1),
+            RecordAssociatedData("a", "bc", 1));
 }
 
 }  // namespace

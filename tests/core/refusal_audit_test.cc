@@ -30,7 +30,8 @@ class RefusalAuditTest : public ::testing::Test {
     auto store = OpenSqliteStore(dir_ + "/credbroker.db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    log_ = std::make_unique<AuditLog>(store_.get(), &sealer_, [this] { return Now(); });
+    log_ = std::make_unique<AuditLog>(store_.get(), &sealer_,
+                                      [this] { return Now(); });
   }
   void TearDown() override {
     log_.reset();
@@ -55,7 +56,8 @@ class RefusalAuditTest : public ::testing::Test {
     return e;
   }
   // Events of `kind` in the log, by peer.
-  std::map<std::string, std::vector<AuditRecord>> EventsByPeer(const std::string& kind) {
+  std::map<std::string, std::vector<AuditRecord>> EventsByPeer(
+      const std::string& kind) {
     AuditQuery q;
     q.kind = kind;
     q.limit = 10000;
@@ -83,9 +85,11 @@ class RefusalAuditTest : public ::testing::Test {
 };
 
 TEST_F(RefusalAuditTest, AStormIsRecordedAFewTimesThenSummarizedPerCaller) {
-  RefusalAudit audit(log_.get(), [this] { return Now(); }, Policy());
+  RefusalAudit audit(
+      log_.get(), [this] { return Now(); }, Policy());
   int individually = 0;
-  for (int i = 0; i < 500; ++i) individually += audit.Refused("uid 1000", Refusal("uid 1000"));
+  for (int i = 0; i < 500; ++i)
+    individually += audit.Refused("uid 1000", Refusal("uid 1000"));
   EXPECT_EQ(individually, 3);
   // Another caller has its own allowance.
   EXPECT_TRUE(audit.Refused("uid 65534", Refusal("uid 65534")));
@@ -103,7 +107,8 @@ TEST_F(RefusalAuditTest, AStormIsRecordedAFewTimesThenSummarizedPerCaller) {
 }
 
 TEST_F(RefusalAuditTest, ANewIntervalGetsANewAllowanceAndTheOldSummary) {
-  RefusalAudit audit(log_.get(), [this] { return Now(); }, Policy());
+  RefusalAudit audit(
+      log_.get(), [this] { return Now(); }, Policy());
   for (int i = 0; i < 5; ++i) audit.Refused("uid 1000", Refusal("uid 1000"));
   Advance(absl::Minutes(1));
   EXPECT_TRUE(audit.Refused("uid 1000", Refusal("uid 1000")));
@@ -111,7 +116,8 @@ TEST_F(RefusalAuditTest, ANewIntervalGetsANewAllowanceAndTheOldSummary) {
   EXPECT_EQ(EventsByPeer("call.refused")["uid 1000"].size(), 4u);
   auto summaries = EventsByPeer("refusals.summarized")["uid 1000"];
   ASSERT_EQ(summaries.size(), 1u);
-  EXPECT_TRUE(absl::StrContains(summaries[0].detail, "2 more refusals")) << summaries[0].detail;
+  EXPECT_TRUE(absl::StrContains(summaries[0].detail, "2 more refusals"))
+      << summaries[0].detail;
 }
 
 // A store that holds every audit write until released: the queue fills and
@@ -139,9 +145,11 @@ TEST_F(RefusalAuditTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
   RefusalAuditPolicy p = Policy();
   p.per_caller = 1000;
   p.queue_limit = 4;
-  RefusalAudit audit(&gated_log, [this] { return Now(); }, p);
+  RefusalAudit audit(
+      &gated_log, [this] { return Now(); }, p);
   // The writer holds one event at the gate, four wait: the rest are dropped.
-  for (int i = 0; i < 50; ++i) audit.Refused(absl::StrCat("uid ", i), Refusal("x"));
+  for (int i = 0; i < 50; ++i)
+    audit.Refused(absl::StrCat("uid ", i), Refusal("x"));
   RefusalAudit::Counts c = audit.counts();
   EXPECT_GE(c.dropped, 50 - 5);
   EXPECT_LE(c.queued, 5);
@@ -149,7 +157,8 @@ TEST_F(RefusalAuditTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
   audit.Flush();
   auto dropped = EventsByPeer("refusals.dropped");
   ASSERT_EQ(dropped[""].size(), 1u);
-  EXPECT_TRUE(absl::StrContains(dropped[""][0].detail, absl::StrCat(c.dropped, " refusal")))
+  EXPECT_TRUE(absl::StrContains(dropped[""][0].detail,
+                                absl::StrCat(c.dropped, " refusal")))
       << dropped[""][0].detail;
 }
 
@@ -157,14 +166,16 @@ TEST_F(RefusalAuditTest, CallersBeyondTheLimitShareOneCount) {
   RefusalAuditPolicy p = Policy();
   p.per_caller = 1;
   p.max_callers = 2;
-  RefusalAudit audit(log_.get(), [this] { return Now(); }, p);
+  RefusalAudit audit(
+      log_.get(), [this] { return Now(); }, p);
   for (int i = 0; i < 10; ++i) {
     audit.Refused(absl::StrCat("ipv4:127.0.0.", i), Refusal("x"));
   }
   audit.Flush();
   auto summaries = EventsByPeer("refusals.summarized");
   ASSERT_EQ(summaries["other callers"].size(), 1u);
-  EXPECT_TRUE(absl::StrContains(summaries["other callers"][0].detail, "7 more refusals"))
+  EXPECT_TRUE(absl::StrContains(summaries["other callers"][0].detail,
+                                "7 more refusals"))
       << summaries["other callers"][0].detail;
 }
 

@@ -30,9 +30,12 @@ class FlakyStore : public ForwardingStore {
   bool fail_flow = false;
   bool edit_audit = false;
 
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {
-    absl::StatusOr<std::vector<AuditRecord>> events = ForwardingStore::ListAudit(q);
-    if (edit_audit && events.ok() && !events->empty()) (*events)[0].action = "edited";
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      const AuditQuery& q) override {
+    absl::StatusOr<std::vector<AuditRecord>> events =
+        ForwardingStore::ListAudit(q);
+    if (edit_audit && events.ok() && !events->empty())
+      (*events)[0].action = "edited";
     return events;
   }
   absl::Status WriteFlow(const FlowWrite& w, const AuditHashFn& h) override {
@@ -41,7 +44,8 @@ class FlakyStore : public ForwardingStore {
   }
 };
 
-Caller MakeCaller(const std::string& role, const std::string& peer, int64_t pid = 0) {
+Caller MakeCaller(const std::string& role, const std::string& peer,
+                  int64_t pid = 0) {
   Caller c;
   c.role = role;
   c.peer = peer;
@@ -72,12 +76,13 @@ class RequestManagerTest : public ::testing::Test {
     audit_.reset();
     credentials_.reset();
     store_.reset();
-    auto inner = OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
+    auto inner =
+        OpenSqliteStore(dir_ + "/credbroker.db", [this] { return now_; });
     ASSERT_TRUE(inner.ok()) << inner.status();
     store_ = std::make_unique<FlakyStore>(std::move(*inner));
     Clock clock = [this] { return now_; };
-    credentials_ = std::make_unique<CredentialManager>(store_.get(), &sealer_,
-                                                       &ProviderRegistry::Default(), clock);
+    credentials_ = std::make_unique<CredentialManager>(
+        store_.get(), &sealer_, &ProviderRegistry::Default(), clock);
     audit_ = std::make_unique<AuditLog>(store_.get(), &sealer_, clock);
     RequestOptions options;
     options.pending_timeout = absl::Minutes(10);
@@ -90,14 +95,16 @@ class RequestManagerTest : public ::testing::Test {
       return false;
     };
     options.spill = spill_;
-    requests_ = std::make_unique<RequestManager>(store_.get(), credentials_.get(),
-                                                 audit_.get(), &sealer_, clock, options);
+    requests_ = std::make_unique<RequestManager>(
+        store_.get(), credentials_.get(), audit_.get(), &sealer_, clock,
+        options);
   }
 
   // A spill database beside the store (takes effect at the next OpenAll).
   void EnableSpill() {
     spill_path_ = dir_ + "/spill.db";
-    spill_.open = [this](bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
+    spill_.open =
+        [this](bool create) -> absl::StatusOr<std::unique_ptr<Store>> {
       if (!create && access(spill_path_.c_str(), F_OK) != 0) {
         return absl::NotFoundError("no spill");
       }
@@ -109,8 +116,10 @@ class RequestManagerTest : public ::testing::Test {
       return flaky;
     };
     spill_.remove = [this]() -> absl::Status {
-      if (keep_spill_files_) return absl::UnavailableError("cannot remove the spill (test)");
-      for (const char* suffix : {"", "-wal", "-shm"}) unlink((spill_path_ + suffix).c_str());
+      if (keep_spill_files_)
+        return absl::UnavailableError("cannot remove the spill (test)");
+      for (const char* suffix : {"", "-wal", "-shm"})
+        unlink((spill_path_ + suffix).c_str());
       return absl::OkStatus();
     };
   }
@@ -142,7 +151,8 @@ class RequestManagerTest : public ::testing::Test {
     ASSERT_TRUE(credentials_->Put(std::move(in)).ok());
   }
 
-  Need AwsNeed(const std::string& id, const std::string& action = "deploy to AWS") {
+  Need AwsNeed(const std::string& id,
+               const std::string& action = "deploy to AWS") {
     Need n;
     n.need_id = id;
     n.provider = "aws";
@@ -164,8 +174,8 @@ class RequestManagerTest : public ::testing::Test {
 
   // Attaches `session` and records every update it receives.
   int64_t Attach(const std::string& session) {
-    absl::StatusOr<int64_t> attached =
-        requests_->AttachSession(session, agent_, [this, session](const NeedUpdate& u) {
+    absl::StatusOr<int64_t> attached = requests_->AttachSession(
+        session, agent_, [this, session](const NeedUpdate& u) {
           updates_[session].push_back(u);
         });
     EXPECT_TRUE(attached.ok()) << attached.status();
@@ -182,7 +192,8 @@ class RequestManagerTest : public ::testing::Test {
   }
   bool HasEvent(WatchEventKind kind, const std::string& request_id) {
     for (const auto& e : events_) {
-      if (e.kind == kind && e.request.record.request_id == request_id) return true;
+      if (e.kind == kind && e.request.record.request_id == request_id)
+        return true;
     }
     return false;
   }
@@ -206,7 +217,8 @@ class RequestManagerTest : public ::testing::Test {
 
 TEST_F(RequestManagerTest, MissingCredentialNeedsInputNamingTheFields) {
   Attach("s1");
-  absl::StatusOr<NeedUpdate> u = requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  absl::StatusOr<NeedUpdate> u =
+      requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
   ASSERT_TRUE(u.ok()) << u.status();
   EXPECT_EQ(u->state, RequestState::kNeedsInput);
   EXPECT_EQ(u->missing_fields,
@@ -224,7 +236,8 @@ TEST_F(RequestManagerTest, ApproveWithValuesStoresThemAndGrants) {
   in.request_id = pending.request_id;
   in.values.emplace("access_key_id", SecretBytes(kKeyId));
   in.values.emplace("secret_access_key", SecretBytes(kSecret));
-  absl::StatusOr<ApproveResult> r = requests_->Approve(std::move(in), approver_);
+  absl::StatusOr<ApproveResult> r =
+      requests_->Approve(std::move(in), approver_);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(updates_["s1"].size(), 2u);
   const NeedUpdate& granted = updates_["s1"][1];
@@ -232,11 +245,13 @@ TEST_F(RequestManagerTest, ApproveWithValuesStoresThemAndGrants) {
   ASSERT_TRUE(granted.grant.has_value());
   EXPECT_EQ(granted.grant->record.grant_id, r->grant_id);
   EXPECT_EQ(granted.grant->record.expires_at, now_ + absl::Minutes(15));
-  EXPECT_TRUE(granted.grant->values.at("secret_access_key").Reveal() == kSecret);
+  EXPECT_TRUE(granted.grant->values.at("secret_access_key").Reveal() ==
+              kSecret);
   EXPECT_TRUE(HasEvent(WatchEventKind::kResolved, pending.request_id));
   EXPECT_TRUE(credentials_->Get("aws", "default", 0).ok());
-  EXPECT_EQ(AuditKinds(), (std::vector<std::string>{"request.created", "credential.put",
-                                                    "request.approved", "grant.created"}));
+  EXPECT_EQ(AuditKinds(),
+            (std::vector<std::string>{"request.created", "credential.put",
+                                      "request.approved", "grant.created"}));
   EXPECT_TRUE(audit_->Verify().ok());
   EXPECT_TRUE(requests_->PendingRequests().empty());
 }
@@ -248,7 +263,8 @@ TEST_F(RequestManagerTest, InvalidValuesKeepTheRequestPending) {
   in.request_id = pending.request_id;
   in.values.emplace("access_key_id", SecretBytes("AKIA-short"));
   in.values.emplace("secret_access_key", SecretBytes(kSecret));
-  absl::StatusOr<ApproveResult> r = requests_->Approve(std::move(in), approver_);
+  absl::StatusOr<ApproveResult> r =
+      requests_->Approve(std::move(in), approver_);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(GetFieldViolations(r.status()).empty());
   ASSERT_EQ(requests_->PendingRequests().size(), 1u);
@@ -274,19 +290,22 @@ TEST_F(RequestManagerTest, FirstDecisionWins) {
   ApproveInput in;
   in.request_id = pending.request_id;
   ASSERT_TRUE(requests_->Approve(in, approver_).ok());
-  absl::Status deny = requests_->Deny(pending.request_id, "too late", approver_);
+  absl::Status deny =
+      requests_->Deny(pending.request_id, "too late", approver_);
   EXPECT_EQ(deny.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(deny.message(), "approved")) << deny.message();
   EXPECT_EQ(requests_->Approve(in, approver_).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(requests_->Deny("r-nope", "", approver_).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(requests_->Deny("r-nope", "", approver_).code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(RequestManagerTest, DenyTellsTheAgentWhy) {
   StoreAws();
   Attach("s1");
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
-  ASSERT_TRUE(requests_->Deny(pending.request_id, "not on a Friday", approver_).ok());
+  ASSERT_TRUE(
+      requests_->Deny(pending.request_id, "not on a Friday", approver_).ok());
   ASSERT_EQ(updates_["s1"].size(), 2u);
   EXPECT_EQ(updates_["s1"][1].state, RequestState::kDenied);
   EXPECT_EQ(updates_["s1"][1].reason, "not on a Friday");
@@ -370,7 +389,8 @@ TEST_F(RequestManagerTest, ReattachWithinGraceGetsTheDecisionMadeMeanwhile) {
   now_ += absl::Seconds(30);
   updates_.clear();
   Attach("s1");
-  absl::StatusOr<NeedUpdate> again = requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  absl::StatusOr<NeedUpdate> again =
+      requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->request_id, pending.request_id);
   EXPECT_EQ(again->state, RequestState::kGranted);
@@ -404,7 +424,8 @@ TEST_F(RequestManagerTest, SessionScopeGrantsLaterNeedsOfTheSameSession) {
   in.request_id = first.request_id;
   in.scope = Scope::kSession;
   ASSERT_TRUE(requests_->Approve(in, approver_).ok());
-  NeedUpdate second = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "anything else"));
+  NeedUpdate second =
+      *requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "anything else"));
   EXPECT_EQ(second.state, RequestState::kGranted);
   ASSERT_TRUE(second.grant.has_value());
   EXPECT_EQ(second.grant->record.scope, static_cast<int>(Scope::kSession));
@@ -422,7 +443,8 @@ TEST_F(RequestManagerTest, ASessionIsNotABearerCapability) {
   Caller other = MakeCaller("agent", "python, pid 500", 500);
   absl::StatusOr<int64_t> taken =
       requests_->AttachSession("s1", other, [](const NeedUpdate&) {});
-  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists) << taken.status();
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists)
+      << taken.status();
   EXPECT_EQ(CountAudit("session.attach_refused"), 1);
 
   NeedUpdate asked = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
@@ -431,15 +453,20 @@ TEST_F(RequestManagerTest, ASessionIsNotABearerCapability) {
   in.scope = Scope::kSession;
   ASSERT_TRUE(requests_->Approve(in, approver_).ok());
   // The session approval covers the process that was approved.
-  EXPECT_EQ(requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "anything"))->state,
-            RequestState::kGranted);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "anything"))->state,
+      RequestState::kGranted);
   Need staging = AwsNeed("n-open", "deploy to staging");
-  staging.profile = "staging";  // Not stored: stays open while the agent is away.
-  ASSERT_EQ(requests_->SubmitNeed("s1", agent_, staging)->state, RequestState::kNeedsInput);
+  staging.profile =
+      "staging";  // Not stored: stays open while the agent is away.
+  ASSERT_EQ(requests_->SubmitNeed("s1", agent_, staging)->state,
+            RequestState::kNeedsInput);
   requests_->DetachSession("s1", first);
-  ASSERT_TRUE(requests_->AttachSession("s1", other, [](const NeedUpdate&) {}).ok());
-  EXPECT_EQ(requests_->SubmitNeed("s1", other, AwsNeed("n3", "anything else"))->state,
-            RequestState::kPendingApproval);
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", other, [](const NeedUpdate&) {}).ok());
+  EXPECT_EQ(
+      requests_->SubmitNeed("s1", other, AwsNeed("n3", "anything else"))->state,
+      RequestState::kPendingApproval);
   bool shown = false;
   for (const WatchEvent& e : events_) {
     if (e.kind == WatchEventKind::kAgentReconnected &&
@@ -461,14 +488,17 @@ TEST_F(RequestManagerTest, AGrantIsHandedToOneProcessOnly) {
   ASSERT_TRUE(requests_->Approve(in, approver_).ok());
   ASSERT_TRUE(updates_["s1"].back().grant.has_value());
   // The same process asking again gets it again.
-  EXPECT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1"))->grant.has_value());
+  EXPECT_TRUE(
+      requests_->SubmitNeed("s1", agent_, AwsNeed("n1"))->grant.has_value());
   requests_->DetachSession("s1", first);
   Caller third = MakeCaller("agent", "curl, pid 600", 600);
-  ASSERT_TRUE(requests_->AttachSession("s1", third, [](const NeedUpdate&) {}).ok());
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", third, [](const NeedUpdate&) {}).ok());
   NeedUpdate resent = *requests_->SubmitNeed("s1", third, AwsNeed("n1"));
   EXPECT_FALSE(resent.grant.has_value());
   EXPECT_EQ(resent.state, RequestState::kCancelled);
-  EXPECT_TRUE(absl::StrContains(resent.reason, "was handed to another process")) << resent.reason;
+  EXPECT_TRUE(absl::StrContains(resent.reason, "was handed to another process"))
+      << resent.reason;
   EXPECT_EQ(CountAudit("grant.handover_refused"), 1);
 }
 
@@ -483,12 +513,16 @@ TEST_F(RequestManagerTest, AGrantDecidedWhileAwayGoesToTheFirstToAskAgain) {
   in.request_id = asked.request_id;
   ASSERT_TRUE(requests_->Approve(in, approver_).ok());
   Caller back = MakeCaller("agent", "agent again, pid 700", 700);
-  int64_t again = *requests_->AttachSession("s1", back, [](const NeedUpdate&) {});
-  EXPECT_TRUE(requests_->SubmitNeed("s1", back, AwsNeed("n1"))->grant.has_value());
+  int64_t again =
+      *requests_->AttachSession("s1", back, [](const NeedUpdate&) {});
+  EXPECT_TRUE(
+      requests_->SubmitNeed("s1", back, AwsNeed("n1"))->grant.has_value());
   requests_->DetachSession("s1", again);
   Caller late = MakeCaller("agent", "late, pid 800", 800);
-  ASSERT_TRUE(requests_->AttachSession("s1", late, [](const NeedUpdate&) {}).ok());
-  EXPECT_FALSE(requests_->SubmitNeed("s1", late, AwsNeed("n1"))->grant.has_value());
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", late, [](const NeedUpdate&) {}).ok());
+  EXPECT_FALSE(
+      requests_->SubmitNeed("s1", late, AwsNeed("n1"))->grant.has_value());
 }
 
 // Not knowing which process calls (loopback TCP) is not "someone else".
@@ -499,7 +533,8 @@ TEST_F(RequestManagerTest, AnUnidentifiedCallerCannotDecideOrRelease) {
   Caller tcp = MakeCaller("approver", "ipv4:127.0.0.1:5555");
   ApproveInput in;
   in.request_id = asked.request_id;
-  EXPECT_EQ(requests_->Approve(in, tcp).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(requests_->Approve(in, tcp).status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(requests_->Deny(asked.request_id, "no", tcp).code(),
             absl::StatusCode::kPermissionDenied);
   Caller with_cert = tcp;
@@ -528,24 +563,31 @@ TEST_F(RequestManagerTest, ARequestPastItsExpiryCannotBeApproved) {
 TEST_F(RequestManagerTest, StandingApprovalGrantsMatchingActionsUntilRevoked) {
   StoreAws();
   Attach("s1");
-  NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
-  absl::StatusOr<ApproveResult> r = ApproveStanding(first.request_id, "deploy *");
+  NeedUpdate first =
+      *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
+  absl::StatusOr<ApproveResult> r =
+      ApproveStanding(first.request_id, "deploy *");
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_FALSE(r->standing_id.empty());
 
   Attach("s2");
-  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("a", "deploy api"))->state,
-            RequestState::kGranted);
-  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("b", "destroy everything"))->state,
-            RequestState::kPendingApproval);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s2", agent_, AwsNeed("a", "deploy api"))->state,
+      RequestState::kGranted);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s2", agent_, AwsNeed("b", "destroy everything"))
+          ->state,
+      RequestState::kPendingApproval);
   ASSERT_TRUE(requests_->RevokeStanding(r->standing_id, approver_).ok());
-  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("c", "deploy db"))->state,
-            RequestState::kPendingApproval);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s2", agent_, AwsNeed("c", "deploy db"))->state,
+      RequestState::kPendingApproval);
   EXPECT_EQ(requests_->RevokeStanding(r->standing_id, approver_).code(),
             absl::StatusCode::kFailedPrecondition);
 
   // Longer than 90 days is refused.
-  NeedUpdate next = *requests_->SubmitNeed("s2", agent_, AwsNeed("d", "deploy x"));
+  NeedUpdate next =
+      *requests_->SubmitNeed("s2", agent_, AwsNeed("d", "deploy x"));
   ApproveInput long_in;
   long_in.request_id = next.request_id;
   long_in.scope = Scope::kStanding;
@@ -560,9 +602,11 @@ TEST_F(RequestManagerTest, StandingApprovalGrantsMatchingActionsUntilRevoked) {
 TEST_F(RequestManagerTest, RowsWrittenBehindTheBrokersBackAreRefusedAtLoad) {
   StoreAws();
   Attach("s1");
-  NeedUpdate first = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
+  NeedUpdate first =
+      *requests_->SubmitNeed("s1", agent_, AwsNeed("n1", "deploy web"));
   ASSERT_TRUE(ApproveStanding(first.request_id, "deploy *").ok());
-  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "rotate keys"));
+  NeedUpdate pending =
+      *requests_->SubmitNeed("s1", agent_, AwsNeed("n2", "rotate keys"));
   ASSERT_EQ(pending.state, RequestState::kPendingApproval);
 
   absl::StatusOr<std::vector<StandingRecord>> standing = store_->ListStanding();
@@ -572,7 +616,8 @@ TEST_F(RequestManagerTest, RowsWrittenBehindTheBrokersBackAreRefusedAtLoad) {
   StandingRecord planted = (*standing)[0];
   planted.id = "st-planted";
   planted.mac.clear();
-  absl::StatusOr<std::vector<RequestRecord>> open = store_->ListRequests(/*open_only=*/true);
+  absl::StatusOr<std::vector<RequestRecord>> open =
+      store_->ListRequests(/*open_only=*/true);
   ASSERT_TRUE(open.ok() && open->size() == 1u);
   RequestRecord rewritten = (*open)[0];
   rewritten.action = "rotate keys (harmless)";
@@ -585,10 +630,12 @@ TEST_F(RequestManagerTest, RowsWrittenBehindTheBrokersBackAreRefusedAtLoad) {
   ASSERT_TRUE(requests_->Recover().ok());
   EXPECT_TRUE(requests_->ListStanding()->empty());
   Attach("s2");
-  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("x", "exfiltrate"))->state,
-            RequestState::kPendingApproval);
-  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("y", "deploy api"))->state,
-            RequestState::kPendingApproval);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s2", agent_, AwsNeed("x", "exfiltrate"))->state,
+      RequestState::kPendingApproval);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s2", agent_, AwsNeed("y", "deploy api"))->state,
+      RequestState::kPendingApproval);
   ApproveInput late;
   late.request_id = rewritten.request_id;
   EXPECT_FALSE(requests_->Approve(late, approver_).ok());
@@ -605,7 +652,8 @@ TEST_F(RequestManagerTest, StandingApprovalEndsAtItsExpiry) {
   in.ttl = absl::Hours(1);
   ASSERT_TRUE(requests_->Approve(in, approver_).ok());
   Attach("s2");
-  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("a"))->state, RequestState::kGranted);
+  EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("a"))->state,
+            RequestState::kGranted);
   now_ += absl::Hours(2);
   EXPECT_EQ(requests_->SubmitNeed("s2", agent_, AwsNeed("b"))->state,
             RequestState::kPendingApproval);
@@ -656,7 +704,8 @@ TEST_F(RequestManagerTest, ReleaseEndsAGrant) {
   ASSERT_TRUE(requests_->ReleaseGrant(r.grant_id, agent_).ok());
   EXPECT_EQ(requests_->ReleaseGrant(r.grant_id, agent_).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(requests_->ReleaseGrant("g-unknown", agent_).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(requests_->ReleaseGrant("g-unknown", agent_).code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(RequestManagerTest, PendingRequestsSurviveARestart) {
@@ -728,14 +777,17 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
   absl::StatusOr<ApproveResult> approved = requests_->Approve(in, approver_);
   ASSERT_TRUE(approved.ok()) << approved.status();
   ASSERT_EQ(updates_["s1"].back().state, RequestState::kGranted);
-  EXPECT_TRUE(updates_["s1"].back().grant->values.at("secret_access_key").Reveal() == kSecret);
+  EXPECT_TRUE(
+      updates_["s1"].back().grant->values.at("secret_access_key").Reveal() ==
+      kSecret);
   NeedUpdate second = *requests_->SubmitNeed("s1", agent_, AwsNeed("n2"));
   // Reads see the spilled rows: the grant in the history, the decision of
   // the first request.
   ListGrantsOptions history;
   history.include_ended = true;
   history.now = now_;
-  absl::StatusOr<std::vector<GrantRecord>> grants = requests_->ListGrants(history);
+  absl::StatusOr<std::vector<GrantRecord>> grants =
+      requests_->ListGrants(history);
   ASSERT_TRUE(grants.ok()) << grants.status();
   ASSERT_EQ(grants->size(), 1u);
   EXPECT_EQ((*grants)[0].grant_id, approved->grant_id);
@@ -756,7 +808,8 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
   // has it active.
   ListGrantsOptions active;
   active.now = now_;
-  absl::StatusOr<std::vector<GrantRecord>> listed = requests_->ListGrants(active);
+  absl::StatusOr<std::vector<GrantRecord>> listed =
+      requests_->ListGrants(active);
   ASSERT_TRUE(listed.ok()) << listed.status();
   EXPECT_TRUE(listed->empty());
 
@@ -785,14 +838,16 @@ TEST_F(RequestManagerTest, AGrantEndedInTheSpillLeavesTheActivePageFull) {
   std::vector<std::string> grants;
   for (const char* need : {"n1", "n2"}) {
     ApproveInput in;
-    in.request_id = requests_->SubmitNeed("s1", agent_, AwsNeed(need))->request_id;
+    in.request_id =
+        requests_->SubmitNeed("s1", agent_, AwsNeed(need))->request_id;
     absl::StatusOr<ApproveResult> approved = requests_->Approve(in, approver_);
     ASSERT_TRUE(approved.ok()) << approved.status();
     grants.push_back(approved->grant_id);
     now_ += absl::Seconds(1);
   }
   store_->fail_flow = true;
-  ASSERT_TRUE(requests_->ReleaseGrant(grants[0], agent_).ok());  // In the spill.
+  ASSERT_TRUE(
+      requests_->ReleaseGrant(grants[0], agent_).ok());  // In the spill.
   ListGrantsOptions page;
   page.now = now_;
   page.limit = 1;
@@ -868,10 +923,13 @@ TEST_F(RequestManagerTest, MalformedNeedsAndLimits) {
   EXPECT_EQ(requests_->SubmitNeed("s1", agent_, unknown).status().code(),
             absl::StatusCode::kInvalidArgument);
   for (int i = 0; i < 64; ++i) {
-    ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n" + std::to_string(i))).ok());
+    ASSERT_TRUE(
+        requests_->SubmitNeed("s1", agent_, AwsNeed("n" + std::to_string(i)))
+            .ok());
   }
-  EXPECT_EQ(requests_->SubmitNeed("s1", agent_, AwsNeed("one-more")).status().code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s1", agent_, AwsNeed("one-more")).status().code(),
+      absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(RequestManagerTest, WatchersGetASnapshotFirst) {
@@ -908,7 +966,8 @@ TEST_F(RequestManagerTest, FormShowsPlainValuesAndOnlyWhetherSecretsAreSet) {
 TEST_F(RequestManagerTest, TheAgentCannotApproveOrDenyItsOwnRequest) {
   StoreAws();
   Caller agent = MakeCaller("agent", "node, pid 200, /usr/bin/node", 200);
-  ASSERT_TRUE(requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
   ApproveInput in;
   in.request_id = pending.request_id;
@@ -923,19 +982,22 @@ TEST_F(RequestManagerTest, TheAgentCannotApproveOrDenyItsOwnRequest) {
   }
   EXPECT_EQ(requests_->PendingRequests().size(), 1u);
   std::vector<std::string> kinds = AuditKinds();
-  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "request.approve_refused"), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "request.approve_refused"),
+            kinds.end());
   // Another process may decide.
   EXPECT_TRUE(requests_->Approve(in, MakeCaller("approver", "ide", 400)).ok());
 }
 
 // `agent & credctl approve`: the approver is no descendant of the agent but
 // runs in its terminal session, or in its process group.
-TEST_F(RequestManagerTest, AnApproverInTheAgentsSessionOrProcessGroupIsRefused) {
+TEST_F(RequestManagerTest,
+       AnApproverInTheAgentsSessionOrProcessGroupIsRefused) {
   StoreAws();
   Caller agent = MakeCaller("agent", "agent", 200);
   agent.session_id = 150;
   agent.process_group = 160;
-  ASSERT_TRUE(requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
   ApproveInput in;
   in.request_id = pending.request_id;
@@ -944,13 +1006,16 @@ TEST_F(RequestManagerTest, AnApproverInTheAgentsSessionOrProcessGroupIsRefused) 
   sibling.process_group = 510;
   absl::StatusOr<ApproveResult> r = requests_->Approve(in, sibling);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(r.status().message(), "agent's session (sid 150")) << r.status();
+  EXPECT_TRUE(
+      absl::StrContains(r.status().message(), "agent's session (sid 150"))
+      << r.status();
   Caller same_group = MakeCaller("approver", "credctl, pid 501", 501);
   same_group.session_id = 170;
   same_group.process_group = 160;
   r = requests_->Approve(in, same_group);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(r.status().message(), "process group (160")) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "process group (160"))
+      << r.status();
   EXPECT_EQ(requests_->Deny(pending.request_id, "x", sibling).code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(requests_->PendingRequests().size(), 1u);
@@ -968,26 +1033,32 @@ TEST_F(RequestManagerTest, EveryProcessRecordedForTheSessionCountsAsTheAgent) {
   int64_t a = *requests_->AttachSession("s1", first, [](const NeedUpdate&) {});
   requests_->DetachSession("s1", a);
   Caller second = MakeCaller("agent", "agent again", 600);
-  ASSERT_TRUE(requests_->AttachSession("s1", second, [](const NeedUpdate&) {}).ok());
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", second, [](const NeedUpdate&) {}).ok());
   NeedUpdate pending = *requests_->SubmitNeed("s1", second, AwsNeed("n1"));
   ApproveInput in;
   in.request_id = pending.request_id;
   // pid 300 runs under pid 200, the session's first process.
-  absl::StatusOr<ApproveResult> r = requests_->Approve(in, MakeCaller("approver", "sh", 300));
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  absl::StatusOr<ApproveResult> r =
+      requests_->Approve(in, MakeCaller("approver", "sh", 300));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied)
+      << r.status();
   EXPECT_TRUE(requests_->Approve(in, MakeCaller("approver", "ide", 400)).ok());
 }
 
 TEST_F(RequestManagerTest, OnlyTheProcessThatReceivedAGrantMayReleaseIt) {
   StoreAws();
   Caller agent = MakeCaller("agent", "agent", 200);
-  ASSERT_TRUE(requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
   ApproveInput in;
   in.request_id = pending.request_id;
   ApproveResult r = *requests_->Approve(in, MakeCaller("approver", "ide", 400));
-  EXPECT_EQ(requests_->ReleaseGrant(r.grant_id, MakeCaller("agent", "other", 500)).code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      requests_->ReleaseGrant(r.grant_id, MakeCaller("agent", "other", 500))
+          .code(),
+      absl::StatusCode::kPermissionDenied);
   Caller recycled = agent;  // Same pid, another process (pid reused).
   recycled.start_time += 1;
   EXPECT_EQ(requests_->ReleaseGrant(r.grant_id, recycled).code(),
@@ -998,7 +1069,8 @@ TEST_F(RequestManagerTest, OnlyTheProcessThatReceivedAGrantMayReleaseIt) {
 TEST(ActionMatchesTest, Globs) {
   EXPECT_TRUE(ActionMatches("deploy *", "deploy web"));
   EXPECT_TRUE(ActionMatches("DEPLOY *", "deploy web"));
-  EXPECT_TRUE(ActionMatches("deploy to AWS in us-east-?", "deploy to AWS in us-east-1"));
+  EXPECT_TRUE(ActionMatches("deploy to AWS in us-east-?",
+                            "deploy to AWS in us-east-1"));
   EXPECT_TRUE(ActionMatches("*", "anything"));
   EXPECT_FALSE(ActionMatches("deploy *", "destroy web"));
   EXPECT_FALSE(ActionMatches("deploy", "deploy web"));
@@ -1086,25 +1158,31 @@ TEST_F(BindingTest, GrantBindsTheResourceAndTheBindingSurvivesADefaultChange) {
   EXPECT_EQ(bindings[0].record.resource, "prod-eu");
   EXPECT_EQ(bindings[0].record.profile, "default");
   EXPECT_EQ(bindings[0].record.grant_id, g.grant->record.grant_id);
-  EXPECT_EQ(bindings[0].record.fingerprint, credentials_->Get("aws", "default", 0)->fingerprint);
+  EXPECT_EQ(bindings[0].record.fingerprint,
+            credentials_->Get("aws", "default", 0)->fingerprint);
   EXPECT_EQ(bindings[0].state, BindingState::kCurrent);
   std::vector<std::string> kinds = AuditKinds();
-  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "binding.created"), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "binding.created"),
+            kinds.end());
 
   // The default moves to "other"; a need naming the cluster (by any of the
   // resource keys) still resolves to "default", with nothing to note.
   ASSERT_TRUE(credentials_->SetDefaultProfile("aws", "other").ok());
   for (const char* key : {"cluster", "resource", "cluster_id"}) {
     SCOPED_TRACE(key);
-    NeedUpdate u = *requests_->SubmitNeed("s1", agent_, ClusterNeed(std::string("n-") + key, key));
+    NeedUpdate u = *requests_->SubmitNeed(
+        "s1", agent_, ClusterNeed(std::string("n-") + key, key));
     RequestRecord r = Pending(u.request_id);
     EXPECT_EQ(r.profile, "default");
     EXPECT_TRUE(r.binding_note.empty()) << r.binding_note;
-    ASSERT_TRUE(requests_->CancelNeed("s1", std::string("n-") + key, agent_).ok());
+    ASSERT_TRUE(
+        requests_->CancelNeed("s1", std::string("n-") + key, agent_).ok());
   }
   // A need naming no resource gets the new default.
-  EXPECT_EQ(Pending(requests_->SubmitNeed("s1", agent_, AwsNeed("plain"))->request_id).profile,
-            "other");
+  EXPECT_EQ(
+      Pending(requests_->SubmitNeed("s1", agent_, AwsNeed("plain"))->request_id)
+          .profile,
+      "other");
   // The binding survives a restart.
   requests_.reset();
   OpenAll();
@@ -1142,7 +1220,8 @@ TEST_F(BindingTest, ApproverIsToldWhenTheBoundCredentialRotatedOrWasDeleted) {
   EXPECT_EQ(b[0].record.credential_version, 2);
 
   ASSERT_TRUE(credentials_->Delete("aws", "default").ok());
-  RequestRecord d = Pending(requests_->SubmitNeed("s1", agent_, ClusterNeed("n3"))->request_id);
+  RequestRecord d = Pending(
+      requests_->SubmitNeed("s1", agent_, ClusterNeed("n3"))->request_id);
   EXPECT_EQ(d.profile, "default");
   EXPECT_EQ(d.state, static_cast<int>(RequestState::kNeedsInput));
   EXPECT_TRUE(absl::StrContains(d.binding_note, "deleted"));
@@ -1194,7 +1273,8 @@ TEST_F(BindingTest, RotationDueEventOncePerCredentialVersion) {
   ASSERT_EQ(Grant(AwsNeed("n3")).state, RequestState::kGranted);
   EXPECT_EQ(rotation_events(), 0);
   std::vector<std::string> kinds = AuditKinds();
-  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "credential.rotation_due"), 1);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "credential.rotation_due"),
+            1);
 }
 
 TEST_F(RequestManagerTest, RedisFormSaysTheBrokerGeneratesThePassword) {
@@ -1209,7 +1289,8 @@ TEST_F(RequestManagerTest, RedisFormSaysTheBrokerGeneratesThePassword) {
   ASSERT_TRUE(form.ok());
   bool says = false;
   for (const std::string& note : form->notes) {
-    says |= absl::StrContains(note, "generate") && absl::StrContains(note, "database_password");
+    says |= absl::StrContains(note, "generate") &&
+            absl::StrContains(note, "database_password");
   }
   EXPECT_TRUE(says);
   ApproveInput in;
@@ -1217,7 +1298,8 @@ TEST_F(RequestManagerTest, RedisFormSaysTheBrokerGeneratesThePassword) {
   in.values.emplace("account_key", SecretBytes(std::string(50, 'a')));
   in.values.emplace("user_key", SecretBytes(std::string(50, 'b')));
   in.generate = {"database_password"};
-  absl::StatusOr<ApproveResult> r = requests_->Approve(std::move(in), approver_);
+  absl::StatusOr<ApproveResult> r =
+      requests_->Approve(std::move(in), approver_);
   ASSERT_TRUE(r.ok()) << r.status();
   const NeedUpdate& g = updates_["s1"].back();
   ASSERT_TRUE(g.grant.has_value());
@@ -1231,11 +1313,14 @@ TEST_F(RequestManagerTest, OpenNeedsAreBoundedPerSession) {
   for (const std::string s : {"s", "s1", "t"}) Attach(s);
   const int limit = 64;  // RequestOptions::max_open_per_session's default.
   for (int i = 0; i < limit; ++i) {
-    ASSERT_TRUE(requests_->SubmitNeed("s", agent_, AwsNeed(absl::StrCat("n", i))).ok());
+    ASSERT_TRUE(
+        requests_->SubmitNeed("s", agent_, AwsNeed(absl::StrCat("n", i))).ok());
   }
-  absl::StatusOr<NeedUpdate> over = requests_->SubmitNeed("s", agent_, AwsNeed("one-more"));
+  absl::StatusOr<NeedUpdate> over =
+      requests_->SubmitNeed("s", agent_, AwsNeed("one-more"));
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_TRUE(absl::StrContains(over.status().message(), "already has 64 needs waiting"))
+  EXPECT_TRUE(absl::StrContains(over.status().message(),
+                                "already has 64 needs waiting"))
       << over.status();
   // Repeating a need that is already open is not a new one.
   EXPECT_TRUE(requests_->SubmitNeed("s", agent_, AwsNeed("n7")).ok());
@@ -1245,8 +1330,9 @@ TEST_F(RequestManagerTest, OpenNeedsAreBoundedPerSession) {
   // A cancelled need frees a place.
   ASSERT_TRUE(requests_->CancelNeed("s", "n3", agent_).ok());
   EXPECT_TRUE(requests_->SubmitNeed("s", agent_, AwsNeed("one-more")).ok());
-  EXPECT_EQ(requests_->SubmitNeed("s", agent_, AwsNeed("two-more")).status().code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(
+      requests_->SubmitNeed("s", agent_, AwsNeed("two-more")).status().code(),
+      absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

@@ -24,7 +24,8 @@ namespace {
 std::string Sha256(absl::string_view data) {
   std::string out(crypto_hash_sha256_BYTES, '\0');
   crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()),
-                     reinterpret_cast<const unsigned char*>(data.data()), data.size());
+                     reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size());
   return out;
 }
 
@@ -69,8 +70,9 @@ SoftAuthenticator::SoftAuthenticator(int64_t algorithm)
   if (algorithm == kCoseEdDsa) {
     public_key_.resize(crypto_sign_PUBLICKEYBYTES);
     ed25519_secret_.resize(crypto_sign_SECRETKEYBYTES);
-    crypto_sign_keypair(reinterpret_cast<unsigned char*>(public_key_.data()),
-                        reinterpret_cast<unsigned char*>(ed25519_secret_.data()));
+    crypto_sign_keypair(
+        reinterpret_cast<unsigned char*>(public_key_.data()),
+        reinterpret_cast<unsigned char*>(ed25519_secret_.data()));
     return;
   }
   ec_ = std::make_unique<EcKey>();
@@ -78,7 +80,8 @@ SoftAuthenticator::SoftAuthenticator(int64_t algorithm)
   if (ec_->key == nullptr) Fail("EVP_EC_gen");
   unsigned char point[65];
   size_t length = 0;
-  if (EVP_PKEY_get_octet_string_param(ec_->key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+  if (EVP_PKEY_get_octet_string_param(ec_->key,
+                                      OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
                                       sizeof(point), &length) != 1 ||
       length != 65) {
     Fail("reading the P-256 public key");
@@ -88,11 +91,14 @@ SoftAuthenticator::SoftAuthenticator(int64_t algorithm)
 
 SoftAuthenticator::~SoftAuthenticator() = default;
 
-std::string SoftAuthenticator::ClientData(absl::string_view type, absl::string_view challenge,
+std::string SoftAuthenticator::ClientData(absl::string_view type,
+                                          absl::string_view challenge,
                                           absl::string_view origin) const {
-  return absl::StrCat("{\"type\":", JsonQuote(client_data_type.empty() ? type : client_data_type),
-                      ",\"challenge\":", JsonQuote(Base64UrlEncode(challenge)),
-                      ",\"origin\":", JsonQuote(origin), ",\"crossOrigin\":false}");
+  return absl::StrCat(
+      "{\"type\":",
+      JsonQuote(client_data_type.empty() ? type : client_data_type),
+      ",\"challenge\":", JsonQuote(Base64UrlEncode(challenge)),
+      ",\"origin\":", JsonQuote(origin), ",\"crossOrigin\":false}");
 }
 
 std::string SoftAuthenticator::CoseKey() const {
@@ -106,13 +112,16 @@ std::string SoftAuthenticator::CoseKey() const {
     MapAdd(map, CborInt(1), CborInt(2));  // kty: EC2
     MapAdd(map, CborInt(3), CborInt(cose_algorithm));
     MapAdd(map, CborInt(-1), CborInt(1));  // crv: P-256
-    MapAdd(map, CborInt(-2), CborBytes(absl::string_view(public_key_).substr(1, 32)));
-    MapAdd(map, CborInt(-3), CborBytes(absl::string_view(public_key_).substr(33, 32)));
+    MapAdd(map, CborInt(-2),
+           CborBytes(absl::string_view(public_key_).substr(1, 32)));
+    MapAdd(map, CborInt(-3),
+           CborBytes(absl::string_view(public_key_).substr(33, 32)));
   }
   return Serialize(map);
 }
 
-std::string SoftAuthenticator::AuthData(absl::string_view rp_id, bool attested) const {
+std::string SoftAuthenticator::AuthData(absl::string_view rp_id,
+                                        bool attested) const {
   std::string out = Sha256(rp_id);
   out.push_back(static_cast<char>(flags | (attested ? 0x40 : 0)));
   for (int shift = 24; shift >= 0; shift -= 8) {
@@ -131,9 +140,10 @@ std::string SoftAuthenticator::AuthData(absl::string_view rp_id, bool attested) 
 std::string SoftAuthenticator::Sign(absl::string_view message) const {
   if (algorithm_ == kCoseEdDsa) {
     std::string sig(crypto_sign_BYTES, '\0');
-    crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
-                         reinterpret_cast<const unsigned char*>(message.data()), message.size(),
-                         reinterpret_cast<const unsigned char*>(ed25519_secret_.data()));
+    crypto_sign_detached(
+        reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+        reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+        reinterpret_cast<const unsigned char*>(ed25519_secret_.data()));
     return sig;
   }
   EVP_MD_CTX* md = EVP_MD_CTX_new();
@@ -156,7 +166,8 @@ std::string SoftAuthenticator::Sign(absl::string_view message) const {
   return sig;
 }
 
-SoftRegistration SoftAuthenticator::Register(absl::string_view rp_id, absl::string_view origin,
+SoftRegistration SoftAuthenticator::Register(absl::string_view rp_id,
+                                             absl::string_view origin,
                                              absl::string_view challenge,
                                              absl::string_view fmt) {
   SoftRegistration out;
@@ -177,13 +188,15 @@ SoftRegistration SoftAuthenticator::Register(absl::string_view rp_id, absl::stri
   return out;
 }
 
-SoftAssertion SoftAuthenticator::Assert(absl::string_view rp_id, absl::string_view origin,
+SoftAssertion SoftAuthenticator::Assert(absl::string_view rp_id,
+                                        absl::string_view origin,
                                         absl::string_view challenge) {
   if (count_signatures) ++sign_count;
   SoftAssertion out;
   out.client_data_json = ClientData("webauthn.get", challenge, origin);
   out.authenticator_data = AuthData(rp_id, /*attested=*/false);
-  out.signature = Sign(absl::StrCat(out.authenticator_data, Sha256(out.client_data_json)));
+  out.signature =
+      Sign(absl::StrCat(out.authenticator_data, Sha256(out.client_data_json)));
   return out;
 }
 

@@ -43,7 +43,8 @@ class SoftAuthenticator {
   // navigator.credentials.create for `rp_id` from `origin`; `fmt` is
   // "none" or "packed" (self attestation).
   SoftRegistration Register(absl::string_view rp_id, absl::string_view origin,
-                            absl::string_view challenge, absl::string_view fmt = "none");
+                            absl::string_view challenge,
+                            absl::string_view fmt = "none");
   // navigator.credentials.get. Adds 1 to sign_count first when
   // count_signatures (an authenticator without a counter keeps 0).
   SoftAssertion Assert(absl::string_view rp_id, absl::string_view origin,
@@ -69,7 +70,7 @@ class SoftAuthenticator {
 
   const int64_t algorithm_;
   std::string credential_id_;
-  std::string public_key_;   // Raw: 0x04||x||y, or the Ed25519 key.
+  std::string public_key_;  // Raw: 0x04||x||y, or the Ed25519 key.
   std::string ed25519_secret_;
   struct EcKey;
   std::unique_ptr<EcKey> ec_;

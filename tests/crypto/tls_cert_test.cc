@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
@@ -62,7 +62,8 @@ TEST_F(TlsCertTest, RenewedWhenCloseToExpiryWithTheSameKey) {
   absl::StatusOr<std::string> key_before = ReadFile(key_);
   ASSERT_TRUE(key_before.ok());
   const absl::Time later_now = now_ + absl::Hours(24 * 340);
-  absl::StatusOr<TlsIdentity> later = LoadOrCreateSelfSigned(cert_, key_, later_now);
+  absl::StatusOr<TlsIdentity> later =
+      LoadOrCreateSelfSigned(cert_, key_, later_now);
   ASSERT_TRUE(later.ok()) << later.status();
   EXPECT_TRUE(later->generated);
   EXPECT_TRUE(later->renewed);
@@ -82,28 +83,34 @@ TEST_F(TlsCertTest, RenewedWhenCloseToExpiryWithTheSameKey) {
 // or a certificate that does not parse: a new pair, and the reason.
 TEST_F(TlsCertTest, AMismatchedOrDamagedPairIsReplacedAndSaysWhy) {
   ASSERT_TRUE(LoadOrCreateSelfSigned(cert_, key_, now_).ok());
-  absl::StatusOr<TlsIdentity> other = GenerateSelfSigned(SelfSignedOptions(), now_);
+  absl::StatusOr<TlsIdentity> other =
+      GenerateSelfSigned(SelfSignedOptions(), now_);
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE(WritePrivateFile(key_, other->key_pem.Reveal(), false).ok());
   absl::StatusOr<TlsIdentity> fixed = LoadOrCreateSelfSigned(cert_, key_, now_);
   ASSERT_TRUE(fixed.ok()) << fixed.status();
   EXPECT_TRUE(fixed->generated);
-  EXPECT_TRUE(absl::StrContains(fixed->replaced, "does not belong")) << fixed->replaced;
+  EXPECT_TRUE(absl::StrContains(fixed->replaced, "does not belong"))
+      << fixed->replaced;
   EXPECT_FALSE(absl::StrContains(fixed->replaced, "PRIVATE KEY"));
   EXPECT_NE(fixed->key_pem, other->key_pem);
   ASSERT_TRUE(LoadTlsIdentity(cert_, key_).ok());
   EXPECT_EQ(Mode(key_), 0600);
 
   ASSERT_TRUE(WritePrivateFile(cert_, "not a certificate", false).ok());
-  absl::StatusOr<TlsIdentity> reparsed = LoadOrCreateSelfSigned(cert_, key_, now_);
+  absl::StatusOr<TlsIdentity> reparsed =
+      LoadOrCreateSelfSigned(cert_, key_, now_);
   ASSERT_TRUE(reparsed.ok()) << reparsed.status();
-  EXPECT_TRUE(absl::StrContains(reparsed->replaced, "does not parse")) << reparsed->replaced;
+  EXPECT_TRUE(absl::StrContains(reparsed->replaced, "does not parse"))
+      << reparsed->replaced;
   ASSERT_TRUE(LoadTlsIdentity(cert_, key_).ok());
 
   ASSERT_EQ(unlink(cert_.c_str()), 0);
-  absl::StatusOr<TlsIdentity> remade = LoadOrCreateSelfSigned(cert_, key_, now_);
+  absl::StatusOr<TlsIdentity> remade =
+      LoadOrCreateSelfSigned(cert_, key_, now_);
   ASSERT_TRUE(remade.ok()) << remade.status();
-  EXPECT_TRUE(absl::StrContains(remade->replaced, "is missing")) << remade->replaced;
+  EXPECT_TRUE(absl::StrContains(remade->replaced, "is missing"))
+      << remade->replaced;
   ASSERT_TRUE(LoadTlsIdentity(cert_, key_).ok());
 }
 
@@ -112,7 +119,8 @@ TEST_F(TlsCertTest, AMismatchedOrDamagedPairIsReplacedAndSaysWhy) {
 // rather than replaced.
 TEST_F(TlsCertTest, WrittenAtomicallyAndPrivately) {
   ASSERT_TRUE(LoadOrCreateSelfSigned(cert_, key_, now_).ok());
-  ASSERT_TRUE(LoadOrCreateSelfSigned(cert_, key_, now_ + absl::Hours(24 * 340)).ok());
+  ASSERT_TRUE(
+      LoadOrCreateSelfSigned(cert_, key_, now_ + absl::Hours(24 * 340)).ok());
   std::vector<std::string> names;
   DIR* dir = opendir(dir_.c_str());
   ASSERT_NE(dir, nullptr);
@@ -124,7 +132,8 @@ TEST_F(TlsCertTest, WrittenAtomicallyAndPrivately) {
   EXPECT_EQ(names, (std::vector<std::string>{"tls.crt", "tls.key"}));
   EXPECT_EQ(Mode(key_), 0600);
   chmod(key_.c_str(), 0640);
-  absl::StatusOr<TlsIdentity> exposed = LoadOrCreateSelfSigned(cert_, key_, now_);
+  absl::StatusOr<TlsIdentity> exposed =
+      LoadOrCreateSelfSigned(cert_, key_, now_);
   EXPECT_EQ(exposed.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(exposed.status().message(), "chmod 600"));
 }

@@ -79,7 +79,8 @@ inline void CheckFindingsHideMarker(const std::vector<Finding>& findings) {
 
 // No status message, payload or field violation may carry the marker.
 inline void CheckStatusHidesMarker(const absl::Status& status) {
-  Check(!ContainsMarker(status.message()), "a status message holds secret bytes");
+  Check(!ContainsMarker(status.message()),
+        "a status message holds secret bytes");
   Check(!ContainsMarker(
             status.ToString(absl::StatusToStringMode::kWithEverything)),
         "a status payload holds secret bytes");

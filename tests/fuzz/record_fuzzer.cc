@@ -72,9 +72,9 @@ void Run(absl::string_view input) {
   std::string sealed = sealer.Seal(plaintext, ad);
   absl::StatusOr<SecretBytes> reopened = sealer.Open(sealed, ad, "aws/default");
   Check(reopened.ok() && *reopened == plaintext, "Open(Seal(x)) != x");
-  Check(!sealer.Open(sealed, RecordAssociatedData("aws", "default", 2), "x")
-             .ok(),
-        "a sealed record opens under other associated data");
+  Check(
+      !sealer.Open(sealed, RecordAssociatedData("aws", "default", 2), "x").ok(),
+      "a sealed record opens under other associated data");
 }
 
 }  // namespace

@@ -50,22 +50,26 @@ class ApprovalFactorTest : public CredctlFixture {
 
   // credctl with stdin from `input` (a file), as a person at a terminal
   // would type it, or as an agent pipes it.
-  CommandResult CredctlWithInput(std::vector<std::string> args, const std::string& input) {
-    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '", broker_->data_dir(),
-                                   "'");
+  CommandResult CredctlWithInput(std::vector<std::string> args,
+                                 const std::string& input) {
+    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '",
+                                   broker_->data_dir(), "'");
     for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
     absl::StrAppend(&cmd, " < '", input, "'");
-    absl::StatusOr<CommandResult> r = RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(30));
+    absl::StatusOr<CommandResult> r =
+        RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(30));
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return CommandResult();
     for (const std::string& s : secrets_) {
-      EXPECT_FALSE(absl::StrContains(r->out + r->err, s)) << "a secret in credctl's output";
+      EXPECT_FALSE(absl::StrContains(r->out + r->err, s))
+          << "a secret in credctl's output";
     }
     return *r;
   }
 
   void PutAws() {
-    auto r = Put("aws", "", {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
+    auto r = Put("aws", "",
+                 {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
     ASSERT_TRUE(r.ok()) << r.status();
   }
 
@@ -79,8 +83,8 @@ class ApprovalFactorTest : public CredctlFixture {
   }
 
   void SetPinAsThePerson() {
-    CommandResult set =
-        CredctlWithInput({"pin", "set", "--pin_fd", "0"}, InputFile("pin", pin_ + "\n"));
+    CommandResult set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                                         InputFile("pin", pin_ + "\n"));
     ASSERT_EQ(set.exit_code, 0) << set.err;
   }
 
@@ -97,16 +101,21 @@ TEST_F(ApprovalFactorTest, OneShellLineCannotApproveTheAgentsOwnRequest) {
   StartWithFactor();
   PutAws();
   SetPinAsThePerson();
-  const std::string credctl =
-      absl::StrCat("'", CredctlPath(), "' --data_dir '", broker_->data_dir(), "'");
+  const std::string credctl = absl::StrCat("'", CredctlPath(), "' --data_dir '",
+                                           broker_->data_dir(), "'");
   const std::string attack = absl::StrCat(
-      credctl, " --token_file '", broker_->data_dir(), "/agent.token' request aws ",
-      "--action deploy --timeout 20 > '", tmp_.path(), "/agent.out' 2>&1 & ",
-      "for i in $(seq 1 100); do id=$(", credctl,
-      " pending --json | grep -o 'r-[0-9a-f]*' | head -n 1); [ -n \"$id\" ] && break; "
+      credctl, " --token_file '", broker_->data_dir(),
+      "/agent.token' request aws ", "--action deploy --timeout 20 > '",
+      tmp_.path(), "/agent.out' 2>&1 & ", "for i in $(seq 1 100); do id=$(",
+      credctl,
+      " pending --json | grep -o 'r-[0-9a-f]*' | head -n 1); [ -n \"$id\" ] && "
+      "break; "
       "sleep 0.1; done; ",
-      credctl, " approve \"$id\" < /dev/null; echo \"approve exit $?\"; echo \"id $id\"");
-  absl::StatusOr<CommandResult> r = RunCommand({"/bin/sh", "-c", attack}, absl::Seconds(60));
+      credctl,
+      " approve \"$id\" < /dev/null; echo \"approve exit $?\"; echo \"id "
+      "$id\"");
+  absl::StatusOr<CommandResult> r =
+      RunCommand({"/bin/sh", "-c", attack}, absl::Seconds(60));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(absl::StrContains(r->out, "approve exit 1")) << r->out << r->err;
   EXPECT_TRUE(absl::StrContains(r->err, "PERMISSION_DENIED")) << r->err;
@@ -124,7 +133,8 @@ TEST_F(ApprovalFactorTest, OneShellLineCannotApproveTheAgentsOwnRequest) {
 TEST_F(ApprovalFactorTest, ApprovalsAreRefusedUntilAPinIsSet) {
   StartWithFactor();
   PutAws();
-  auto agent = StartRequest({"aws", "--action", "deploy to AWS", "--timeout", "30"});
+  auto agent =
+      StartRequest({"aws", "--action", "deploy to AWS", "--timeout", "30"});
   ASSERT_NE(agent, nullptr);
   std::string id = WaitForPending("deploy to AWS");
   ASSERT_FALSE(id.empty());
@@ -134,16 +144,19 @@ TEST_F(ApprovalFactorTest, ApprovalsAreRefusedUntilAPinIsSet) {
   req.set_request_id(id);
   absl::Status refused = approver->Approve(req).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
-  EXPECT_TRUE(absl::StrContains(refused.message(), "credctl pin set")) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "credctl pin set"))
+      << refused;
   // At first use credctl has the person choose a PIN, then approves with it.
   CommandResult approve = CredctlWithInput({"approve", id, "--pin_fd", "0"},
                                            InputFile("first-pin", pin_ + "\n"));
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
-  EXPECT_TRUE(absl::StrContains(approve.err, "No approval PIN is set yet")) << approve.err;
+  EXPECT_TRUE(absl::StrContains(approve.err, "No approval PIN is set yet"))
+      << approve.err;
   absl::StatusOr<int> code = agent->WaitForExit(kWait);
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0) << Clean(agent->stderr_text());
-  EXPECT_TRUE(absl::StrContains(agent->stdout_text(), secret_)) << "the agent got no values";
+  EXPECT_TRUE(absl::StrContains(agent->stdout_text(), secret_))
+      << "the agent got no values";
 }
 
 // A correct PIN lets the approving process (the IDE) approve again without
@@ -169,7 +182,8 @@ TEST_F(ApprovalFactorTest, TheUnlockWindowBelongsToTheApprovingProcess) {
     ASSERT_TRUE(code.ok() && *code == 0) << Clean(agent->stderr_text());
   }
   // Another process, with the same token and no PIN: refused.
-  auto agent = StartRequest({"aws", "--action", "deploy elsewhere", "--timeout", "30"});
+  auto agent =
+      StartRequest({"aws", "--action", "deploy elsewhere", "--timeout", "30"});
   ASSERT_NE(agent, nullptr);
   std::string id = WaitForPending("deploy elsewhere");
   CommandResult other = Credctl({"approve", id});
@@ -177,7 +191,8 @@ TEST_F(ApprovalFactorTest, TheUnlockWindowBelongsToTheApprovingProcess) {
   EXPECT_TRUE(absl::StrContains(other.err, "PERMISSION_DENIED")) << other.err;
   CommandResult status = Credctl({"pin", "status", "--json"});
   EXPECT_FALSE(absl::StrContains(status.out, "window_until")) << status.out;
-  EXPECT_TRUE(absl::StrContains(status.out, "\"required\": true")) << status.out;
+  EXPECT_TRUE(absl::StrContains(status.out, "\"required\": true"))
+      << status.out;
 }
 
 // The default store: a passphrase, no key file; the PIN is sealed, so the
@@ -187,23 +202,27 @@ TEST_F(ApprovalFactorTest, APassphraseStoreHasNothingToReadOrGuessOffline) {
   broker_->set_stdin_path(InputFile("passphrase", passphrase_ + "\n"));
   StartWithFactor({"--passphrase_fd=0"});
   EXPECT_FALSE(FileExists(broker_->data_dir() + "/master.key"));
-  EXPECT_FALSE(absl::StrContains(broker_->stderr_text(), "WARNING")) << broker_->stderr_text();
+  EXPECT_FALSE(absl::StrContains(broker_->stderr_text(), "WARNING"))
+      << broker_->stderr_text();
   PutAws();
   // The agent, with the approver token, tries to choose the first PIN.
-  CommandResult agent_set =
-      CredctlWithInput({"pin", "set", "--pin_fd", "0"}, InputFile("agent", "\n1234\n"));
+  CommandResult agent_set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                                             InputFile("agent", "\n1234\n"));
   EXPECT_NE(agent_set.exit_code, 0);
   CommandResult guess = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
                                          InputFile("guess", "a guess\n1234\n"));
   EXPECT_NE(guess.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(guess.err, "wrong store passphrase")) << guess.err;
+  EXPECT_TRUE(absl::StrContains(guess.err, "wrong store passphrase"))
+      << guess.err;
   // The person, who knows the passphrase.
-  CommandResult set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
-                                       InputFile("person", passphrase_ + "\n" + pin_ + "\n"));
+  CommandResult set =
+      CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                       InputFile("person", passphrase_ + "\n" + pin_ + "\n"));
   ASSERT_EQ(set.exit_code, 0) << set.err;
   ASSERT_TRUE(broker_->Stop().ok());
   for (const char* file : {"/credbroker.db", "/credbroker.db-wal"}) {
-    absl::StatusOr<std::string> bytes = ReadFileBytes(broker_->data_dir() + file);
+    absl::StatusOr<std::string> bytes =
+        ReadFileBytes(broker_->data_dir() + file);
     if (!bytes.ok()) continue;
     // No verifier string to guess against (the KDF parameters are public).
     EXPECT_FALSE(absl::StrContains(*bytes, "$argon2")) << file;
@@ -214,7 +233,8 @@ TEST_F(ApprovalFactorTest, APassphraseStoreHasNothingToReadOrGuessOffline) {
   absl::StatusOr<int> wrong = broker_->RunExpectingExit({"--passphrase_fd=0"});
   ASSERT_TRUE(wrong.ok());
   EXPECT_NE(*wrong, 0);
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "passphrase does not open this store"))
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(),
+                                "passphrase does not open this store"))
       << broker_->stderr_text();
   absl::StatusOr<int> file = broker_->RunExpectingExit({"--key_source=file"});
   ASSERT_TRUE(file.ok());
@@ -231,36 +251,44 @@ TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
   ASSERT_TRUE(broker_->Stop().ok());
   broker_->set_stdin_path("/dev/null");
   StartWithFactor({"--key_source=passphrase"});
-  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "LOCKED")) << broker_->stdout_text();
+  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "LOCKED"))
+      << broker_->stdout_text();
   absl::StatusOr<v1::ListCredentialsResponse> locked =
       client_->ListCredentials(v1::ListCredentialsRequest());
-  EXPECT_EQ(locked.status().code(), absl::StatusCode::kFailedPrecondition) << locked.status();
-  EXPECT_TRUE(absl::StrContains(locked.status().message(), "credctl unlock")) << locked.status();
+  EXPECT_EQ(locked.status().code(), absl::StatusCode::kFailedPrecondition)
+      << locked.status();
+  EXPECT_TRUE(absl::StrContains(locked.status().message(), "credctl unlock"))
+      << locked.status();
 
-  CommandResult wrong = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
-                                         InputFile("wrong", "not the passphrase\n"));
+  CommandResult wrong =
+      CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                       InputFile("wrong", "not the passphrase\n"));
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(wrong.err, "PERMISSION_DENIED")) << wrong.err;
   // Guessing from a fresh process each time does not escape the throttle:
   // it counts per user, not per process.
   bool throttled = false;
   for (int i = 0; i < 8 && !throttled; ++i) {
-    CommandResult guess = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
-                                           InputFile("guess", absl::StrCat("guess ", i, "\n")));
+    CommandResult guess =
+        CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                         InputFile("guess", absl::StrCat("guess ", i, "\n")));
     EXPECT_NE(guess.exit_code, 0);
     throttled = absl::StrContains(guess.err, "RESOURCE_EXHAUSTED");
   }
-  EXPECT_TRUE(throttled) << "eight guesses from eight processes were never throttled";
+  EXPECT_TRUE(throttled)
+      << "eight guesses from eight processes were never throttled";
   CommandResult right;
   for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
        absl::SleepFor(absl::Milliseconds(500))) {
     right = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
                              InputFile("right", passphrase_ + "\n"));
-    if (!absl::StrContains(right.err, "RESOURCE_EXHAUSTED")) break;  // Waited out.
+    if (!absl::StrContains(right.err, "RESOURCE_EXHAUSTED"))
+      break;  // Waited out.
   }
   ASSERT_EQ(right.exit_code, 0) << right.err;
   // The broker restarts its listeners unlocked.
-  absl::StatusOr<v1::ListCredentialsResponse> listed = absl::UnavailableError("not yet");
+  absl::StatusOr<v1::ListCredentialsResponse> listed =
+      absl::UnavailableError("not yet");
   for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
        absl::SleepFor(absl::Milliseconds(100))) {
     auto c = broker_->Client();
@@ -271,7 +299,8 @@ TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
   ASSERT_TRUE(listed.ok()) << listed.status() << broker_->stderr_text();
   ASSERT_EQ(listed->credentials_size(), 1);
   EXPECT_EQ(listed->credentials(0).provider(), "aws");
-  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "credbrokerd: unlocked"));
+  EXPECT_TRUE(
+      absl::StrContains(broker_->stdout_text(), "credbrokerd: unlocked"));
   client_ = broker_->Client();
 }
 
@@ -284,19 +313,23 @@ TEST_F(ApprovalFactorTest, AStandingApprovalPlantedInTheDatabaseGrantsNothing) {
   ASSERT_TRUE(broker_->Stop().ok());
   const std::string insert = absl::StrCat(
       "INSERT INTO standing_approvals VALUES('st-planted','aws','default','*',",
-      absl::ToUnixMicros(absl::Now()), ",", absl::ToUnixMicros(absl::Now() + absl::Hours(24)),
-      ",0,'')");
+      absl::ToUnixMicros(absl::Now()), ",",
+      absl::ToUnixMicros(absl::Now() + absl::Hours(24)), ",0,'')");
   absl::StatusOr<CommandResult> planted = RunCommand(
-      {"/usr/bin/sqlite3", broker_->data_dir() + "/credbroker.db", insert}, absl::Seconds(30));
+      {"/usr/bin/sqlite3", broker_->data_dir() + "/credbroker.db", insert},
+      absl::Seconds(30));
   ASSERT_TRUE(planted.ok() && planted->exit_code == 0) << planted->err;
   StartWithFactor();
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "DATA_LOSS: standing approval st-planted"))
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(),
+                                "DATA_LOSS: standing approval st-planted"))
       << broker_->stderr_text();
   CommandResult standing = Credctl({"standing", "--json"});
   EXPECT_FALSE(absl::StrContains(standing.out, "st-planted")) << standing.out;
-  auto agent = StartRequest({"aws", "--action", "exfiltrate", "--timeout", "30"});
+  auto agent =
+      StartRequest({"aws", "--action", "exfiltrate", "--timeout", "30"});
   ASSERT_NE(agent, nullptr);
-  EXPECT_FALSE(WaitForPending("exfiltrate").empty()) << "the planted row granted it";
+  EXPECT_FALSE(WaitForPending("exfiltrate").empty())
+      << "the planted row granted it";
   CommandResult audit = Credctl({"audit", "--kind", "row.refused"});
   EXPECT_TRUE(absl::StrContains(audit.out, "st-planted")) << audit.out;
 }
@@ -306,16 +339,18 @@ TEST_F(ApprovalFactorTest, AStandingApprovalPlantedInTheDatabaseGrantsNothing) {
 // rewritten) and the approval PIN record, put back to the one whose PIN it
 // may have seen typed. Each is refused at the next start, named on stderr,
 // and the old PIN approves nothing.
-TEST_F(ApprovalFactorTest, RowsEditedOrPutBackWhileTheBrokerWasStoppedAreRefused) {
+TEST_F(ApprovalFactorTest,
+       RowsEditedOrPutBackWhileTheBrokerWasStoppedAreRefused) {
   StartWithFactor();
   PutAws();
   SetPinAsThePerson();
-  auto agent = StartRequest({"aws", "--action", "deploy web", "--timeout", "30"});
+  auto agent =
+      StartRequest({"aws", "--action", "deploy web", "--timeout", "30"});
   ASSERT_NE(agent, nullptr);
   const std::string id = WaitForPending("deploy web");
   ASSERT_FALSE(id.empty());
-  CommandResult approve =
-      CredctlWithInput({"approve", id, "--pin_fd", "0"}, InputFile("pin1", pin_ + "\n"));
+  CommandResult approve = CredctlWithInput({"approve", id, "--pin_fd", "0"},
+                                           InputFile("pin1", pin_ + "\n"));
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
   ASSERT_TRUE(agent->WaitForExit(kWait).ok());
 
@@ -323,57 +358,69 @@ TEST_F(ApprovalFactorTest, RowsEditedOrPutBackWhileTheBrokerWasStoppedAreRefused
   auto sql = [&](const std::string& statement) {
     absl::StatusOr<CommandResult> r =
         RunCommand({"/usr/bin/sqlite3", db, statement}, absl::Seconds(30));
-    EXPECT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->err : r.status().ToString());
-    return r.ok() ? std::string(absl::StripTrailingAsciiWhitespace(r->out)) : std::string();
+    EXPECT_TRUE(r.ok() && r->exit_code == 0)
+        << (r.ok() ? r->err : r.status().ToString());
+    return r.ok() ? std::string(absl::StripTrailingAsciiWhitespace(r->out))
+                  : std::string();
   };
   ASSERT_TRUE(broker_->Stop().ok());
-  const std::string old_record = sql("SELECT hex(value) FROM meta WHERE key = 'approval_pin'");
+  const std::string old_record =
+      sql("SELECT hex(value) FROM meta WHERE key = 'approval_pin'");
   ASSERT_FALSE(old_record.empty());
   // The person changes the PIN: a new record, named in the audit log.
   StartWithFactor();
-  ASSERT_EQ(
-      CredctlWithInput({"pin", "clear", "--pin_fd", "0"}, InputFile("pin2", pin_ + "\n"))
-          .exit_code,
-      0);
+  ASSERT_EQ(CredctlWithInput({"pin", "clear", "--pin_fd", "0"},
+                             InputFile("pin2", pin_ + "\n"))
+                .exit_code,
+            0);
   const std::string new_pin = RandomString(10);
   secrets_.push_back(new_pin);
-  ASSERT_EQ(
-      CredctlWithInput({"pin", "set", "--pin_fd", "0"}, InputFile("pin3", new_pin + "\n"))
-          .exit_code,
-      0);
+  ASSERT_EQ(CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                             InputFile("pin3", new_pin + "\n"))
+                .exit_code,
+            0);
   ASSERT_TRUE(broker_->Stop().ok());
 
   sql("UPDATE grants SET expires_at = expires_at + 86400000000");
-  sql(absl::StrCat("UPDATE requests SET action = 'deploy web (harmless)' WHERE request_id = '",
+  sql(
+      absl::StrCat("UPDATE requests SET action = 'deploy web (harmless)' WHERE "
+                   "request_id = '",
                    id, "'"));
-  sql(absl::StrCat("UPDATE meta SET value = X'", old_record, "' WHERE key = 'approval_pin'"));
+  sql(absl::StrCat("UPDATE meta SET value = X'", old_record,
+                   "' WHERE key = 'approval_pin'"));
   StartWithFactor();
   const std::string err = broker_->stderr_text();
   EXPECT_TRUE(absl::StrContains(err, "DATA_LOSS: grant ")) << err;
-  EXPECT_TRUE(absl::StrContains(err, absl::StrCat("DATA_LOSS: request ", id))) << err;
+  EXPECT_TRUE(absl::StrContains(err, absl::StrCat("DATA_LOSS: request ", id)))
+      << err;
 
-  auto second = StartRequest({"aws", "--action", "deploy api", "--timeout", "30"});
+  auto second =
+      StartRequest({"aws", "--action", "deploy api", "--timeout", "30"});
   ASSERT_NE(second, nullptr);
   const std::string id2 = WaitForPending("deploy api");
   ASSERT_FALSE(id2.empty());
-  CommandResult with_old =
-      CredctlWithInput({"approve", id2, "--pin_fd", "0"}, InputFile("pin4", pin_ + "\n"));
+  CommandResult with_old = CredctlWithInput({"approve", id2, "--pin_fd", "0"},
+                                            InputFile("pin4", pin_ + "\n"));
   EXPECT_NE(with_old.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(with_old.err, "replaced by an older one")) << with_old.err;
-  CommandResult with_new =
-      CredctlWithInput({"approve", id2, "--pin_fd", "0"}, InputFile("pin5", new_pin + "\n"));
-  EXPECT_NE(with_new.exit_code, 0) << "a put-back record must refuse every approval";
+  EXPECT_TRUE(absl::StrContains(with_old.err, "replaced by an older one"))
+      << with_old.err;
+  CommandResult with_new = CredctlWithInput({"approve", id2, "--pin_fd", "0"},
+                                            InputFile("pin5", new_pin + "\n"));
+  EXPECT_NE(with_new.exit_code, 0)
+      << "a put-back record must refuse every approval";
   CommandResult audit = Credctl({"audit", "--kind", "row.refused"});
   EXPECT_TRUE(absl::StrContains(audit.out, id)) << audit.out;
 }
 
 TEST_F(ApprovalFactorTest, AKeyFileStoreWarnsAndNeedsToBeAskedFor) {
   StartWithFactor({"--key_source=file"});
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "WARNING: the store's key is the file"))
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(),
+                                "WARNING: the store's key is the file"))
       << broker_->stderr_text();
   ASSERT_TRUE(broker_->Stop().ok());
   // Started without asking for the key file again: refused, with the fix.
-  absl::StatusOr<int> code = broker_->RunExpectingExit({"--key_source=passphrase"});
+  absl::StatusOr<int> code =
+      broker_->RunExpectingExit({"--key_source=passphrase"});
   ASSERT_TRUE(code.ok());
   EXPECT_NE(*code, 0);
   EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "--key_source=file"))
@@ -381,8 +428,10 @@ TEST_F(ApprovalFactorTest, AKeyFileStoreWarnsAndNeedsToBeAskedFor) {
 }
 
 TEST_F(ApprovalFactorTest, TurningTheFactorOffIsLoudAndAudited) {
-  ASSERT_TRUE(broker_->Start().ok());  // The test default: --approval_factor=none.
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "WARNING: --approval_factor=none"))
+  ASSERT_TRUE(
+      broker_->Start().ok());  // The test default: --approval_factor=none.
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(),
+                                "WARNING: --approval_factor=none"))
       << broker_->stderr_text();
   CommandResult audit = Credctl({"audit", "--kind", "factor."});
   EXPECT_TRUE(absl::StrContains(audit.out, "factor.disabled")) << audit.out;
@@ -396,12 +445,14 @@ TEST_F(ApprovalFactorTest, ATokenFileOthersCanReadIsRefused) {
   const std::string token = broker_->data_dir() + "/approver.token";
   absl::StatusOr<std::string> bytes = ReadFileBytes(token);
   ASSERT_TRUE(bytes.ok());
-  EXPECT_NE(bytes->back(), '\n') << "clients send the file's bytes as a header value";
+  EXPECT_NE(bytes->back(), '\n')
+      << "clients send the file's bytes as a header value";
   ASSERT_EQ(chmod(token.c_str(), 0644), 0);
   absl::StatusOr<int> code = broker_->RunExpectingExit();
   ASSERT_TRUE(code.ok());
   EXPECT_NE(*code, 0);
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "can be read by other users"))
+  EXPECT_TRUE(
+      absl::StrContains(broker_->stderr_text(), "can be read by other users"))
       << broker_->stderr_text();
 }
 

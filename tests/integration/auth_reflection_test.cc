@@ -168,21 +168,27 @@ TEST_F(AuthReflectionTest, GetAndValidateReadTheirRequestBytesThemselves) {
   };
   const std::string approver = "Bearer " + broker_->approver_token();
   // A field 1 (provider) whose length runs past the end.
-  const std::string garbage("\x0a\x7f" "aws", 5);
+  const std::string garbage(
+      "\x0a\x7f"
+      "aws",
+      5);
   std::string bytes;
   for (const char* method : {"GetCredential", "ValidateCredential"}) {
     EXPECT_EQ(call(method, "", garbage, &bytes).error_code(),
               grpc::StatusCode::UNAUTHENTICATED);
     grpc::Status refused = call(method, approver, garbage, &bytes);
-    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
-    EXPECT_TRUE(absl::StrContains(refused.error_message(),
-                                  absl::StrCat("credbroker.v1.", method, "Request")))
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << method;
+    EXPECT_TRUE(
+        absl::StrContains(refused.error_message(),
+                          absl::StrCat("credbroker.v1.", method, "Request")))
         << refused.error_message();
   }
 
   v1::GetCredentialRequest get;
   get.set_provider("aws");
-  grpc::Status ok = call("GetCredential", approver, get.SerializeAsString(), &bytes);
+  grpc::Status ok =
+      call("GetCredential", approver, get.SerializeAsString(), &bytes);
   ASSERT_TRUE(ok.ok()) << ok.error_message();
   v1::CredentialSummary summary;
   ASSERT_TRUE(summary.ParseFromString(bytes));
@@ -195,7 +201,8 @@ TEST_F(AuthReflectionTest, GetAndValidateReadTheirRequestBytesThemselves) {
   v1::ValidateCredentialRequest stored;
   stored.set_provider("aws");
   for (int i = 0; i < 2; ++i) {
-    ok = call("ValidateCredential", approver, stored.SerializeAsString(), &bytes);
+    ok = call("ValidateCredential", approver, stored.SerializeAsString(),
+              &bytes);
     ASSERT_TRUE(ok.ok()) << ok.error_message();
     v1::ValidateCredentialResponse diagnosis;
     ASSERT_TRUE(diagnosis.ParseFromString(bytes));
@@ -208,7 +215,8 @@ TEST_F(AuthReflectionTest, GetAndValidateReadTheirRequestBytesThemselves) {
   v1::ValidateCredentialRequest candidate;
   candidate.set_provider("aws");
   (*candidate.mutable_values())["access_key_id"] = "not-a-key-id";
-  ok = call("ValidateCredential", approver, candidate.SerializeAsString(), &bytes);
+  ok = call("ValidateCredential", approver, candidate.SerializeAsString(),
+            &bytes);
   ASSERT_TRUE(ok.ok()) << ok.error_message();
   v1::ValidateCredentialResponse diagnosis;
   ASSERT_TRUE(diagnosis.ParseFromString(bytes));

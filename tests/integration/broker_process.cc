@@ -135,8 +135,10 @@ absl::Status BrokerProcess::Spawn(const std::vector<std::string>& extra_args) {
     }
     return false;
   };
-  if (!names({"--key_source", "--passphrase_fd"})) options.argv.push_back("--key_source=file");
-  if (!names({"--approval_factor"})) options.argv.push_back("--approval_factor=none");
+  if (!names({"--key_source", "--passphrase_fd"}))
+    options.argv.push_back("--key_source=file");
+  if (!names({"--approval_factor"}))
+    options.argv.push_back("--approval_factor=none");
   options.stdin_path = stdin_path_;
   options.stdout_file = absl::StrCat(log_dir_, "/broker-", runs_, ".out");
   options.stderr_file = absl::StrCat(log_dir_, "/broker-", runs_, ".err");

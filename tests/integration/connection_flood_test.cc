@@ -56,9 +56,11 @@ class ConnectionFloodTest : public BrokerTest {
   int TcpPort() const {
     std::smatch m;
     std::string out = broker_->stdout_text();
-    static const std::regex kServing("serving on [^\\n]*?127\\.0\\.0\\.1:([0-9]+)");
+    static const std::regex kServing(
+        "serving on [^\\n]*?127\\.0\\.0\\.1:([0-9]+)");
     int port = 0;
-    if (std::regex_search(out, m, kServing)) (void)absl::SimpleAtoi(m[1].str(), &port);
+    if (std::regex_search(out, m, kServing))
+      (void)absl::SimpleAtoi(m[1].str(), &port);
     return port;
   }
 
@@ -74,12 +76,14 @@ class ConnectionFloodTest : public BrokerTest {
   }
 };
 
-TEST_F(ConnectionFloodTest, AnotherUsersHalfOpenConnectionsLeaveTheUnixSocketServed) {
+TEST_F(ConnectionFloodTest,
+       AnotherUsersHalfOpenConnectionsLeaveTheUnixSocketServed) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
-  ASSERT_TRUE(broker_
-                  ->Start({"--listen",
-                           absl::StrCat("unix:", broker_->socket_path(), ",127.0.0.1:0")})
-                  .ok())
+  ASSERT_TRUE(
+      broker_
+          ->Start({"--listen", absl::StrCat("unix:", broker_->socket_path(),
+                                            ",127.0.0.1:0")})
+          .ok())
       << broker_->stderr_text();
   const int port = TcpPort();
   ASSERT_NE(port, 0) << broker_->stdout_text();
@@ -93,17 +97,27 @@ TEST_F(ConnectionFloodTest, AnotherUsersHalfOpenConnectionsLeaveTheUnixSocketSer
       << (*prlimit)->stderr_text();
 
   Subprocess::Options flood;
-  flood.argv = {"/usr/bin/prlimit", "--nofile=4096:4096", "/usr/bin/setpriv",
-                "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-                "-c", kFlooder, "127.0.0.1", std::to_string(port),
-                std::to_string(kConnections), std::to_string(kMaxConnectionsPerAddress)};
+  flood.argv = {"/usr/bin/prlimit",
+                "--nofile=4096:4096",
+                "/usr/bin/setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                kFlooder,
+                "127.0.0.1",
+                std::to_string(port),
+                std::to_string(kConnections),
+                std::to_string(kMaxConnectionsPerAddress)};
   auto flooder = Subprocess::Spawn(flood);
   ASSERT_TRUE(flooder.ok()) << flooder.status();
 
   // The broker served every connection beyond the per-address bound by
   // closing it, so it holds no more than that bound of the flood.
   EXPECT_TRUE((*flooder)->WaitForStdoutLine(
-      absl::StrCat("held ", kConnections, " closed ", kConnections - kMaxConnectionsPerAddress),
+      absl::StrCat("held ", kConnections, " closed ",
+                   kConnections - kMaxConnectionsPerAddress),
       absl::Seconds(60)))
       << (*flooder)->stdout_text() << (*flooder)->stderr_text();
 

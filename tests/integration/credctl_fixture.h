@@ -59,7 +59,8 @@ class CredctlFixture : public BrokerTest {
 
   // `credctl request ...` as the agent, in the background: a child of this
   // test, so the approver (this test's other children) is outside its tree.
-  std::unique_ptr<Subprocess> StartRequest(const std::vector<std::string>& args) {
+  std::unique_ptr<Subprocess> StartRequest(
+      const std::vector<std::string>& args) {
     Subprocess::Options o;
     o.argv = Base();
     o.argv.push_back("request");
@@ -84,7 +85,8 @@ class CredctlFixture : public BrokerTest {
         line.remove_prefix(at);
         if (!absl::ConsumeSuffix(&line, ",")) absl::ConsumeSuffix(&line, "]}");
         v1::ApprovalRequest req;
-        if (google::protobuf::util::JsonStringToMessage(std::string(line), &req).ok()) {
+        if (google::protobuf::util::JsonStringToMessage(std::string(line), &req)
+                .ok()) {
           return req.request_id();
         }
       }

@@ -138,7 +138,8 @@ TEST_F(CredctlTest, ErrorsPrintTheBrokersMessageAndFieldViolations) {
                "5", "list"});
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(down.err, "UNAVAILABLE")) << down.err;
-  EXPECT_TRUE(absl::StrContains(down.err, "is credbrokerd running?")) << down.err;
+  EXPECT_TRUE(absl::StrContains(down.err, "is credbrokerd running?"))
+      << down.err;
 }
 
 }  // namespace

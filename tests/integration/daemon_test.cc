@@ -126,7 +126,8 @@ TEST_F(DaemonTest, HelpListsTheDaemonsFlagsAndExitsZero) {
 TEST_F(DaemonTest, RaisesItsDescriptorLimitToTheHardLimit) {
   rlimit saved{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  if (saved.rlim_max < 512) GTEST_SKIP() << "hard limit too low to lower the soft one";
+  if (saved.rlim_max < 512)
+    GTEST_SKIP() << "hard limit too low to lower the soft one";
   rlimit low = saved;
   low.rlim_cur = 256;
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
@@ -136,11 +137,13 @@ TEST_F(DaemonTest, RaisesItsDescriptorLimitToTheHardLimit) {
   absl::StatusOr<std::string> limits =
       ReadFileBytes(absl::StrCat("/proc/", broker_->pid(), "/limits"));
   ASSERT_TRUE(limits.ok());
-  std::string want = absl::StrCat(saved.rlim_max == RLIM_INFINITY ? std::string("unlimited")
-                                                                   : absl::StrCat(saved.rlim_max));
+  std::string want = absl::StrCat(saved.rlim_max == RLIM_INFINITY
+                                      ? std::string("unlimited")
+                                      : absl::StrCat(saved.rlim_max));
   for (absl::string_view line : absl::StrSplit(*limits, '\n')) {
     if (!absl::StartsWith(line, "Max open files")) continue;
-    std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    std::vector<absl::string_view> words =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
     ASSERT_GE(words.size(), 5u) << line;
     EXPECT_EQ(words[3], want) << line;  // Soft limit.
     EXPECT_EQ(words[4], want) << line;  // Hard limit.
@@ -277,10 +280,12 @@ TEST_F(DaemonTest, ASpillLeftBehindStopsAStartWithTheSpillOff) {
   // store took the spill back.
   const std::string spill_db = data_dir() + "-spill/spill.db";
   ASSERT_TRUE(WriteFileBytes(spill_db, "rows", 0600).ok());
-  absl::StatusOr<int> refused = broker_->RunExpectingExit({"--spill_dir", "none"});
+  absl::StatusOr<int> refused =
+      broker_->RunExpectingExit({"--spill_dir", "none"});
   ASSERT_TRUE(refused.ok()) << refused.status();
   EXPECT_NE(*refused, 0);
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "start with the spill enabled"))
+  EXPECT_TRUE(
+      absl::StrContains(broker_->stderr_text(), "start with the spill enabled"))
       << broker_->stderr_text();
   EXPECT_TRUE(FileExists(spill_db));
   // An empty spill file (what a spill that could not be made leaves) is

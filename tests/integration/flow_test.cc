@@ -2,13 +2,12 @@
 // library: an agent's AgentSession, approvers' ApprovalClient and
 // CredentialClient. Secret values are compared, never printed.
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <fstream>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -28,8 +27,8 @@
 #include "absl/time/time.h"
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
-#include "google/protobuf/util/json_util.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -513,8 +512,10 @@ TEST_F(FlowTest, AMisleadingNeedIsRejectedAloneAndTheSessionGoesOn) {
   EXPECT_EQ(rejected->state(), v1::REQUEST_STATE_REJECTED);
   EXPECT_EQ(rejected->error_code(), "INVALID_ARGUMENT");
   std::vector<std::string> fields;
-  for (const v1::Finding& f : rejected->field_errors()) fields.push_back(f.field());
-  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("need.action", "need.context.region"));
+  for (const v1::Finding& f : rejected->field_errors())
+    fields.push_back(f.field());
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("need.action",
+                                                      "need.context.region"));
   EXPECT_TRUE(absl::StrContains(rejected->field_errors(0).message(), "U+001B"))
       << rejected->field_errors(0).message();
 
@@ -527,7 +528,8 @@ TEST_F(FlowTest, AMisleadingNeedIsRejectedAloneAndTheSessionGoesOn) {
 
   // The same stream still carries needs; nothing bad became a request.
   ASSERT_TRUE(agent->SendNeed(Need("n-good")).ok());
-  auto pending = agent->WaitForState("n-good", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  auto pending =
+      agent->WaitForState("n-good", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
   ASSERT_TRUE(pending.ok()) << pending.status();
   EXPECT_FALSE(agent->EndStatus().has_value());
   auto approver = Approver();
@@ -935,7 +937,6 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
   for (auto& a : agents) a->Close().IgnoreError();
 }
 
-
 // The approver sees who asked, as the kernel says: the agent's pid and
 // executable, not anything the agent claims.
 TEST_F(FlowTest, ApproversSeeTheAgentProcessFromTheKernel) {
@@ -948,7 +949,8 @@ TEST_F(FlowTest, ApproversSeeTheAgentProcessFromTheKernel) {
   ASSERT_TRUE(pending.ok()) << pending.status();
   ASSERT_EQ(pending->size(), 1u);
   const std::string& peer = (*pending)[0].agent_peer();
-  EXPECT_TRUE(absl::StrContains(peer, absl::StrCat("pid ", agent->pid()))) << peer;
+  EXPECT_TRUE(absl::StrContains(peer, absl::StrCat("pid ", agent->pid())))
+      << peer;
   EXPECT_TRUE(absl::StrContains(peer, "flow_agent")) << peer;
   // Audit events carry the same identity.
   v1::ListAuditEventsRequest req;
@@ -971,7 +973,8 @@ TEST_F(FlowTest, TheRequestingProcessCannotApproveItself) {
   auto approver = Approver();
   auto approved = approver->Approve(ApproveReq(id));
   EXPECT_TRUE(absl::IsPermissionDenied(approved.status())) << approved.status();
-  EXPECT_TRUE(absl::StrContains(approved.status().message(), "requesting agent"));
+  EXPECT_TRUE(
+      absl::StrContains(approved.status().message(), "requesting agent"));
   EXPECT_TRUE(absl::IsPermissionDenied(approver->Deny(id, "no")));
   // credctl started by the agent's process is a descendant: refused too.
   Subprocess::Options o;
@@ -982,7 +985,8 @@ TEST_F(FlowTest, TheRequestingProcessCannotApproveItself) {
   absl::StatusOr<int> code = (*credctl)->WaitForExit(kWait);
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_NE(*code, 0);
-  EXPECT_TRUE(absl::StrContains((*credctl)->stderr_text(), "PERMISSION_DENIED"));
+  EXPECT_TRUE(
+      absl::StrContains((*credctl)->stderr_text(), "PERMISSION_DENIED"));
   auto still = approver->ListPending();
   ASSERT_TRUE(still.ok());
   EXPECT_EQ(still->size(), 1u);
@@ -1004,7 +1008,8 @@ TEST_F(FlowTest, OnlyTheReceivingProcessCanReleaseItsGrant) {
   ASSERT_NE(other, nullptr);
   absl::Status stolen = other->ReleaseGrant(approved->grant_id());
   EXPECT_TRUE(absl::IsPermissionDenied(stolen)) << stolen;
-  EXPECT_TRUE(absl::StrContains(agent->ReleaseGrant(approved->grant_id()), "OK"));
+  EXPECT_TRUE(
+      absl::StrContains(agent->ReleaseGrant(approved->grant_id()), "OK"));
 }
 
 // Another user's process is refused at the door, even when the socket's mode
@@ -1025,14 +1030,21 @@ TEST_F(FlowTest, ConnectionsFromAnotherUserAreRefused) {
                                         "/broker.sock,unix:", sock)});
   ASSERT_EQ(chmod(sock.c_str(), 0666), 0);
   std::string token = open_dir + "/approver.token";
-  {
-    std::ofstream(token) << broker_->approver_token() << "\n";
-  }
+  { std::ofstream(token) << broker_->approver_token() << "\n"; }
   ASSERT_EQ(chmod(token.c_str(), 0644), 0);
   Subprocess::Options o;
-  o.argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-            CredctlPath(), "--broker", "unix:" + sock, "--token_file", token,
-            "--timeout", "5", "list"};
+  o.argv = {"/usr/bin/setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            CredctlPath(),
+            "--broker",
+            "unix:" + sock,
+            "--token_file",
+            token,
+            "--timeout",
+            "5",
+            "list"};
   o.stdin_path = "/dev/null";
   auto credctl = Subprocess::Spawn(o);
   ASSERT_TRUE(credctl.ok()) << credctl.status();
@@ -1042,11 +1054,13 @@ TEST_F(FlowTest, ConnectionsFromAnotherUserAreRefused) {
   EXPECT_TRUE(absl::StrContains((*credctl)->stderr_text(), "UNAVAILABLE"))
       << (*credctl)->stderr_text();
   absl::Time deadline = absl::Now() + kWait;
-  while (!absl::StrContains(broker_->stderr_text(), "refused a connection from uid 65534") &&
+  while (!absl::StrContains(broker_->stderr_text(),
+                            "refused a connection from uid 65534") &&
          absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "refused a connection from uid 65534"))
+  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(),
+                                "refused a connection from uid 65534"))
       << broker_->stderr_text();
   // The owner still gets in on the same socket.
   client::Options own = ApproverOptions();
@@ -1055,7 +1069,6 @@ TEST_F(FlowTest, ConnectionsFromAnotherUserAreRefused) {
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE((*c)->ListProviders().ok());
 }
-
 
 // SIGTERM ends every open stream with UNAVAILABLE before the broker exits 0.
 TEST_F(FlowTest, ShutdownEndsOpenStreamsWithUnavailable) {
@@ -1096,7 +1109,6 @@ TEST_F(FlowTest, ShutdownEndsOpenStreamsWithUnavailable) {
   EXPECT_EQ((*pending)[0].request_id(), id);
 }
 
-
 // A snapshot larger than a stream's queue bound is delivered whole: only
 // live events a slow reader lets pile up count toward the bound.
 TEST_F(FlowTest, AWatcherGetsASnapshotLargerThanTheQueueBound) {
@@ -1107,7 +1119,8 @@ TEST_F(FlowTest, AWatcherGetsASnapshotLargerThanTheQueueBound) {
     agents.push_back(LocalAgent(absl::StrCat("s-big-", s)));
     ASSERT_NE(agents.back(), nullptr);
     for (int n = 0; n < kNeeds; ++n) {
-      Ask(*agents.back(), Need(absl::StrCat("n", n)), v1::REQUEST_STATE_NEEDS_INPUT);
+      Ask(*agents.back(), Need(absl::StrCat("n", n)),
+          v1::REQUEST_STATE_NEEDS_INPUT);
     }
   }
   auto approver = Approver();
@@ -1115,7 +1128,8 @@ TEST_F(FlowTest, AWatcherGetsASnapshotLargerThanTheQueueBound) {
   auto watcher = Watch(*approver, log);
   ASSERT_NE(watcher, nullptr);
   int snapshot = 0;
-  for (const auto& e : log.Events()) snapshot += e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT;
+  for (const auto& e : log.Events())
+    snapshot += e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT;
   EXPECT_EQ(snapshot, kSessions * kNeeds);
   // Still live afterwards.
   auto extra = LocalAgent("s-big-extra");
@@ -1130,4 +1144,3 @@ TEST_F(FlowTest, AWatcherGetsASnapshotLargerThanTheQueueBound) {
 }  // namespace
 }  // namespace testing
 }  // namespace credbroker
-

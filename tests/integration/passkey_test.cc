@@ -36,7 +36,9 @@ class PasskeyTest : public CredctlFixture {
     ASSERT_TRUE(started.ok()) << started;
     client_ = broker_->Client();
     ASSERT_NE(client_, nullptr);
-    auto put = Put("aws", "", {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
+    auto put =
+        Put("aws", "",
+            {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
     ASSERT_TRUE(put.ok()) << put.status();
     CommandResult set = CredctlWithPin({"pin", "set"}, pin_ + "\n");
     ASSERT_EQ(set.exit_code, 0) << set.err;
@@ -49,22 +51,26 @@ class PasskeyTest : public CredctlFixture {
   }
 
   // credctl reading the PIN from a file on descriptor 0 (--pin_fd 0).
-  CommandResult CredctlWithPin(std::vector<std::string> args, const std::string& input) {
+  CommandResult CredctlWithPin(std::vector<std::string> args,
+                               const std::string& input) {
     const std::string path = tmp_.path() + "/pin-input";
     EXPECT_TRUE(WriteFileBytes(path, input).ok());
-    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '", broker_->data_dir(),
-                                   "'");
+    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '",
+                                   broker_->data_dir(), "'");
     for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
     absl::StrAppend(&cmd, " --pin_fd 0 < '", path, "'");
-    absl::StatusOr<CommandResult> r = RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(30));
+    absl::StatusOr<CommandResult> r =
+        RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(30));
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : CommandResult();
   }
 
-  absl::StatusOr<v1::Passkey> Register(SoftAuthenticator& key, const std::string& pin) {
+  absl::StatusOr<v1::Passkey> Register(SoftAuthenticator& key,
+                                       const std::string& pin) {
     auto challenge = client_->BeginPasskeyRegistration();
     if (!challenge.ok()) return challenge.status();
-    SoftRegistration reg = key.Register(challenge->rp_id(), kOrigin, challenge->challenge());
+    SoftRegistration reg =
+        key.Register(challenge->rp_id(), kOrigin, challenge->challenge());
     v1::FinishPasskeyRegistrationRequest req;
     req.set_pin(pin);
     req.set_name("test key");
@@ -75,11 +81,13 @@ class PasskeyTest : public CredctlFixture {
 
   // The passkey's answer for approving `request_id`, from a challenge the
   // approver fetched for it.
-  v1::PasskeyAssertion Assert(SoftAuthenticator& key, const std::string& request_id,
+  v1::PasskeyAssertion Assert(SoftAuthenticator& key,
+                              const std::string& request_id,
                               const std::string& origin = kOrigin) {
     auto challenge = approver_->BeginPasskeyAssertion(request_id);
     EXPECT_TRUE(challenge.ok()) << challenge.status();
-    SoftAssertion a = key.Assert("localhost", origin, challenge.ok() ? challenge->challenge() : "");
+    SoftAssertion a = key.Assert("localhost", origin,
+                                 challenge.ok() ? challenge->challenge() : "");
     v1::PasskeyAssertion out;
     out.set_credential_id(key.credential_id());
     out.set_client_data_json(a.client_data_json);
@@ -88,7 +96,8 @@ class PasskeyTest : public CredctlFixture {
     return out;
   }
 
-  absl::Status ApproveWith(const std::string& request_id, const v1::PasskeyAssertion& a) {
+  absl::Status ApproveWith(const std::string& request_id,
+                           const v1::PasskeyAssertion& a) {
     v1::ApproveRequest req;
     req.set_request_id(request_id);
     *req.mutable_passkey() = a;
@@ -99,7 +108,8 @@ class PasskeyTest : public CredctlFixture {
     absl::StatusOr<int> code = agent.WaitForExit(kWait);
     ASSERT_TRUE(code.ok()) << code.status();
     EXPECT_EQ(*code, 0) << Clean(agent.stderr_text());
-    EXPECT_TRUE(absl::StrContains(agent.stdout_text(), secret_)) << "the agent got no values";
+    EXPECT_TRUE(absl::StrContains(agent.stdout_text(), secret_))
+        << "the agent got no values";
   }
 
   const std::string key_id_ = NewAwsKeyId();
@@ -118,7 +128,8 @@ TEST_F(PasskeyTest, ARegisteredPasskeyApprovesAndTheAgentGetsTheGrant) {
   EXPECT_TRUE(absl::StrContains(list.out, registered->id())) << list.out;
   EXPECT_TRUE(absl::StrContains(list.out, "ES256")) << list.out;
 
-  auto agent = StartRequest({"aws", "--action", "deploy with a passkey", "--timeout", "30"});
+  auto agent = StartRequest(
+      {"aws", "--action", "deploy with a passkey", "--timeout", "30"});
   ASSERT_NE(agent, nullptr);
   const std::string id = WaitForPending("deploy with a passkey");
   ASSERT_FALSE(id.empty());
@@ -129,16 +140,19 @@ TEST_F(PasskeyTest, ARegisteredPasskeyApprovesAndTheAgentGetsTheGrant) {
   EXPECT_TRUE(absl::StrContains(audit.out, "with passkey")) << audit.out;
 }
 
-TEST_F(PasskeyTest, ReplayedForeignAndMisdirectedAssertionsAreRefusedNamingTheReason) {
+TEST_F(PasskeyTest,
+       ReplayedForeignAndMisdirectedAssertionsAreRefusedNamingTheReason) {
   Start();
   ASSERT_TRUE(Register(key_, pin_).ok());
-  auto first = StartRequest({"aws", "--action", "first deploy", "--timeout", "30"});
+  auto first =
+      StartRequest({"aws", "--action", "first deploy", "--timeout", "30"});
   const std::string first_id = WaitForPending("first deploy");
   const v1::PasskeyAssertion used = Assert(key_, first_id);
   ASSERT_TRUE(ApproveWith(first_id, used).ok());
   ExpectGranted(*first);
 
-  auto agent = StartRequest({"aws", "--action", "second deploy", "--timeout", "30"});
+  auto agent =
+      StartRequest({"aws", "--action", "second deploy", "--timeout", "30"});
   const std::string id = WaitForPending("second deploy");
   ASSERT_FALSE(id.empty());
   // The assertion that approved the first request, replayed.
@@ -146,13 +160,17 @@ TEST_F(PasskeyTest, ReplayedForeignAndMisdirectedAssertionsAreRefusedNamingTheRe
   EXPECT_EQ(replayed.code(), absl::StatusCode::kPermissionDenied) << replayed;
   EXPECT_TRUE(absl::StrContains(replayed.message(), "challenge")) << replayed;
   // A challenge fetched for another request.
-  auto third = StartRequest({"aws", "--action", "third deploy", "--timeout", "30"});
+  auto third =
+      StartRequest({"aws", "--action", "third deploy", "--timeout", "30"});
   const std::string third_id = WaitForPending("third deploy");
   absl::Status misdirected = ApproveWith(id, Assert(key_, third_id));
-  EXPECT_EQ(misdirected.code(), absl::StatusCode::kPermissionDenied) << misdirected;
-  EXPECT_TRUE(absl::StrContains(misdirected.message(), "challenge")) << misdirected;
+  EXPECT_EQ(misdirected.code(), absl::StatusCode::kPermissionDenied)
+      << misdirected;
+  EXPECT_TRUE(absl::StrContains(misdirected.message(), "challenge"))
+      << misdirected;
   // A ceremony on an origin the broker does not allow.
-  absl::Status foreign = ApproveWith(id, Assert(key_, id, "http://localhost:6666"));
+  absl::Status foreign =
+      ApproveWith(id, Assert(key_, id, "http://localhost:6666"));
   EXPECT_EQ(foreign.code(), absl::StatusCode::kPermissionDenied) << foreign;
   EXPECT_TRUE(absl::StrContains(foreign.message(), "origin")) << foreign;
   // A copy of the key whose counter is behind the one the broker saw.
@@ -161,7 +179,8 @@ TEST_F(PasskeyTest, ReplayedForeignAndMisdirectedAssertionsAreRefusedNamingTheRe
   EXPECT_EQ(cloned.code(), absl::StatusCode::kPermissionDenied) << cloned;
   EXPECT_TRUE(absl::StrContains(cloned.message(), "cloned")) << cloned;
   CommandResult audit = Credctl({"audit", "--kind", "passkey.refused"});
-  EXPECT_TRUE(absl::StrContains(audit.out, "possibly a cloned authenticator")) << audit.out;
+  EXPECT_TRUE(absl::StrContains(audit.out, "possibly a cloned authenticator"))
+      << audit.out;
   // Still pending: the person approves with the real key.
   key_.sign_count = 10;
   ASSERT_TRUE(ApproveWith(id, Assert(key_, id)).ok());
@@ -173,13 +192,15 @@ TEST_F(PasskeyTest, ReplayedForeignAndMisdirectedAssertionsAreRefusedNamingTheRe
 TEST_F(PasskeyTest, WhenAPasskeyIsRequiredTheTokenAndThePinDoNotApprove) {
   Start({"--require_passkey"});
   ASSERT_TRUE(Register(key_, pin_).ok());
-  auto agent = StartRequest({"aws", "--action", "deploy to prod", "--timeout", "30"});
+  auto agent =
+      StartRequest({"aws", "--action", "deploy to prod", "--timeout", "30"});
   ASSERT_NE(agent, nullptr);
   const std::string id = WaitForPending("deploy to prod");
   ASSERT_FALSE(id.empty());
   CommandResult attempt = CredctlWithPin({"approve", id}, pin_ + "\n");
   EXPECT_NE(attempt.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(attempt.err, "PERMISSION_DENIED")) << attempt.err;
+  EXPECT_TRUE(absl::StrContains(attempt.err, "PERMISSION_DENIED"))
+      << attempt.err;
   EXPECT_TRUE(absl::StrContains(attempt.err, "needs a passkey")) << attempt.err;
   CommandResult pending = Credctl({"pending", "--json"});
   EXPECT_TRUE(absl::StrContains(pending.out, "deploy to prod")) << pending.out;
@@ -190,18 +211,24 @@ TEST_F(PasskeyTest, WhenAPasskeyIsRequiredTheTokenAndThePinDoNotApprove) {
 TEST_F(PasskeyTest, RegisteringAndRemovingNeedThePin) {
   Start();
   auto without = Register(key_, "");
-  EXPECT_EQ(without.status().code(), absl::StatusCode::kPermissionDenied) << without.status();
+  EXPECT_EQ(without.status().code(), absl::StatusCode::kPermissionDenied)
+      << without.status();
   auto wrong = Register(key_, "not-the-pin");
-  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied) << wrong.status();
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied)
+      << wrong.status();
   auto registered = Register(key_, pin_);
   ASSERT_TRUE(registered.ok()) << registered.status();
-  CommandResult refused = CredctlWithPin({"passkey", "remove", registered->id()}, "nope\n");
+  CommandResult refused =
+      CredctlWithPin({"passkey", "remove", registered->id()}, "nope\n");
   EXPECT_NE(refused.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(refused.err, "PERMISSION_DENIED")) << refused.err;
-  CommandResult removed = CredctlWithPin({"passkey", "remove", registered->id()}, pin_ + "\n");
+  EXPECT_TRUE(absl::StrContains(refused.err, "PERMISSION_DENIED"))
+      << refused.err;
+  CommandResult removed =
+      CredctlWithPin({"passkey", "remove", registered->id()}, pin_ + "\n");
   EXPECT_EQ(removed.exit_code, 0) << removed.err;
   CommandResult list = Credctl({"passkey", "list"});
-  EXPECT_TRUE(absl::StrContains(list.out, "No passkey is registered")) << list.out;
+  EXPECT_TRUE(absl::StrContains(list.out, "No passkey is registered"))
+      << list.out;
 }
 
 }  // namespace

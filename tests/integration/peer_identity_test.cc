@@ -36,14 +36,16 @@ class PeerIdentityTest : public BrokerTest {
   // Unix socket and loopback TCP (TLS with the generated certificate).
   void StartWithTcp(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {
-        "--listen", absl::StrCat("unix:", broker_->socket_path(), ",127.0.0.1:0")};
+        "--listen",
+        absl::StrCat("unix:", broker_->socket_path(), ",127.0.0.1:0")};
     args.insert(args.end(), extra.begin(), extra.end());
     absl::Status started = broker_->Start(args);
     ASSERT_TRUE(started.ok()) << started << broker_->stderr_text();
     client_ = broker_->Client();
     std::smatch m;
     std::string out = broker_->stdout_text();
-    ASSERT_TRUE(std::regex_search(out, m, std::regex("serving on [^\\n]*?(127\\.0\\.0\\.1:[0-9]+)")))
+    ASSERT_TRUE(std::regex_search(
+        out, m, std::regex("serving on [^\\n]*?(127\\.0\\.0\\.1:[0-9]+)")))
         << out;
     tcp_ = m[1];
   }
@@ -87,7 +89,8 @@ class PeerIdentityTest : public BrokerTest {
   }
   // This process asks over TCP as the agent; returns the pending request.
   std::string AskOverTcp(std::unique_ptr<client::AgentSession>& agent) {
-    auto session = client::AgentSession::Connect(Tcp(broker_->agent_token()), "s-tcp");
+    auto session =
+        client::AgentSession::Connect(Tcp(broker_->agent_token()), "s-tcp");
     EXPECT_TRUE(session.ok()) << session.status();
     if (!session.ok()) return "";
     agent = std::move(*session);
@@ -96,7 +99,8 @@ class PeerIdentityTest : public BrokerTest {
     need.set_provider("custom");
     need.set_action("push a release");
     EXPECT_TRUE(agent->SendNeed(need).ok());
-    auto pending = agent->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+    auto pending =
+        agent->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
     EXPECT_TRUE(pending.ok()) << pending.status();
     return pending.ok() ? pending->request_id() : "";
   }
@@ -123,7 +127,8 @@ TEST_F(PeerIdentityTest, AnAgentsChildApprovingOverTcpIsRefusedAsSelfApproval) {
   std::unique_ptr<client::AgentSession> agent;
   std::string id = AskOverTcp(agent);
   ASSERT_FALSE(id.empty());
-  auto approver = client::ApprovalClient::Connect(Unix(broker_->approver_token()));
+  auto approver =
+      client::ApprovalClient::Connect(Unix(broker_->approver_token()));
   ASSERT_TRUE(approver.ok()) << approver.status();
   auto pending = (*approver)->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
@@ -141,7 +146,8 @@ TEST_F(PeerIdentityTest, AnAgentsChildApprovingOverTcpIsRefusedAsSelfApproval) {
   EXPECT_EQ(still->size(), 1u);
   std::vector<v1::AuditEvent> refused = Audit("request.approve_refused");
   ASSERT_EQ(refused.size(), 1u);
-  EXPECT_TRUE(absl::StrContains(refused[0].peer(), "credctl")) << refused[0].peer();
+  EXPECT_TRUE(absl::StrContains(refused[0].peer(), "credctl"))
+      << refused[0].peer();
 }
 
 // The attack in one shell line: `credctl request … & credctl approve …`.
@@ -164,14 +170,16 @@ echo "approve exit $?"
 kill "$agent"
 )sh";
   absl::StatusOr<CommandResult> r =
-      RunCommand({"/bin/sh", "-c", script, "sh", CredctlPath(), DataDir()}, absl::Seconds(60));
+      RunCommand({"/bin/sh", "-c", script, "sh", CredctlPath(), DataDir()},
+                 absl::Seconds(60));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(absl::StrContains(r->out, "approve exit 1")) << r->out << r->err;
   EXPECT_TRUE(absl::StrContains(r->err, "PERMISSION_DENIED")) << r->err;
   EXPECT_TRUE(absl::StrContains(r->err, "agent's session")) << r->err;
   std::vector<v1::AuditEvent> refused = Audit("request.approve_refused");
   ASSERT_EQ(refused.size(), 1u);
-  EXPECT_TRUE(absl::StrContains(refused[0].detail(), "agent's session")) << refused[0].detail();
+  EXPECT_TRUE(absl::StrContains(refused[0].detail(), "agent's session"))
+      << refused[0].detail();
   EXPECT_TRUE(Audit("request.approved").empty());
 }
 
@@ -181,11 +189,14 @@ TEST_F(PeerIdentityTest, ATcpApproverOutsideTheAgentsTreeMayApprove) {
   StartWithTcp();
   PutCustom();
   Subprocess::Options o;
-  o.argv = {CredctlPath(), "--data_dir", DataDir(),  "--broker", tcp_,
-            "request",     "custom",     "--action", "push a release", "--timeout", "60"};
+  o.argv = {CredctlPath(), "--data_dir", DataDir(),
+            "--broker",    tcp_,         "request",
+            "custom",      "--action",   "push a release",
+            "--timeout",   "60"};
   auto request = Subprocess::Spawn(o);
   ASSERT_TRUE(request.ok()) << request.status();
-  auto approver = client::ApprovalClient::Connect(Tcp(broker_->approver_token()));
+  auto approver =
+      client::ApprovalClient::Connect(Tcp(broker_->approver_token()));
   ASSERT_TRUE(approver.ok()) << approver.status();
   std::string id;
   absl::Time deadline = absl::Now() + kWait;
@@ -222,7 +233,8 @@ void ExpectAValidTokenPassesInsideALockout(const client::Options& bad,
     absl::Status valid = PeerIdentityTest::ListProviders(good);
     absl::Status after = PeerIdentityTest::ListProviders(bad);
     ASSERT_TRUE(valid.ok()) << valid;
-    if (absl::IsResourceExhausted(before) && absl::IsResourceExhausted(after)) return;
+    if (absl::IsResourceExhausted(before) && absl::IsResourceExhausted(after))
+      return;
   }
   ADD_FAILURE() << "no lockout came around the valid call";
 }
@@ -235,16 +247,19 @@ TEST_F(PeerIdentityTest, BadTokensOverTcpNeverLockOutAValidToken) {
   ASSERT_TRUE(WriteFileBytes(bad_file, RandomString(43)).ok());
   bool throttled = false;
   for (int i = 0; i < 12 && !throttled; ++i) {
-    CommandResult r = Credctl({"--broker", tcp_, "--token_file", bad_file, "providers"});
+    CommandResult r =
+        Credctl({"--broker", tcp_, "--token_file", bad_file, "providers"});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_TRUE(i >= 5 || absl::StrContains(r.err, "UNAUTHENTICATED")) << r.err;
     throttled = absl::StrContains(r.err, "RESOURCE_EXHAUSTED");
   }
   ASSERT_TRUE(throttled);
   EXPECT_TRUE(ListProviders(Tcp(broker_->approver_token())).ok());
-  auto agent = client::AgentSession::Connect(Tcp(broker_->agent_token()), "s-ok");
+  auto agent =
+      client::AgentSession::Connect(Tcp(broker_->agent_token()), "s-ok");
   EXPECT_TRUE(agent.ok()) << agent.status();
-  ExpectAValidTokenPassesInsideALockout(Tcp(RandomString(43)), Tcp(broker_->approver_token()));
+  ExpectAValidTokenPassesInsideALockout(Tcp(RandomString(43)),
+                                        Tcp(broker_->approver_token()));
 }
 
 // The same on the Unix socket, where the throttle counts per uid: bad tokens
@@ -297,7 +312,8 @@ TEST_F(PeerIdentityTest, ARefusalStormIsAuditedAtABoundedRate) {
   for (const v1::AuditEvent& e : summaries) {
     std::smatch m;
     std::string detail = e.detail();
-    ASSERT_TRUE(std::regex_search(detail, m, std::regex("^([0-9]+) more refusals from uid ")))
+    ASSERT_TRUE(std::regex_search(
+        detail, m, std::regex("^([0-9]+) more refusals from uid ")))
         << detail;
     summarized += std::stoll(m[1]);
   }
@@ -327,8 +343,9 @@ class AnotherUser {
     return to;
   }
   CommandResult Credctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
-                                     "--clear-groups", CredctlPath()};
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=65534",
+                                     "--regid=65534", "--clear-groups",
+                                     CredctlPath()};
     argv.insert(argv.end(), args.begin(), args.end());
     absl::StatusOr<CommandResult> r = RunCommand(argv, absl::Seconds(30));
     EXPECT_TRUE(r.ok()) << r.status();
@@ -353,19 +370,22 @@ TEST_F(PeerIdentityTest, AnotherUsersTcpApproverCannotBeToldAndIsRefused) {
   need.set_provider("custom");
   need.set_action("push a release");
   ASSERT_TRUE((*agent)->SendNeed(need).ok());
-  auto pending = (*agent)->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  auto pending =
+      (*agent)->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
   ASSERT_TRUE(pending.ok()) << pending.status();
   AnotherUser other;
-  CommandResult r = other.Credctl(
-      {"--broker", tcp_, "--token_file", other.Share(DataDir() + "/approver.token", "a.token"),
-       "--tls_ca", other.Share(DataDir() + "/tls.crt", "tls.crt"), "approve",
-       pending->request_id()});
+  CommandResult r =
+      other.Credctl({"--broker", tcp_, "--token_file",
+                     other.Share(DataDir() + "/approver.token", "a.token"),
+                     "--tls_ca", other.Share(DataDir() + "/tls.crt", "tls.crt"),
+                     "approve", pending->request_id()});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(r.err, "PERMISSION_DENIED")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "cannot tell which process")) << r.err;
   std::vector<v1::AuditEvent> refused = Audit("request.approve_refused");
   ASSERT_EQ(refused.size(), 1u);
-  EXPECT_TRUE(absl::StrContains(refused[0].detail(), "cannot tell which process"));
+  EXPECT_TRUE(
+      absl::StrContains(refused[0].detail(), "cannot tell which process"));
 }
 
 // Another user's connections to a socket it can reach are refused at the
@@ -375,20 +395,19 @@ TEST_F(PeerIdentityTest, AnotherUsersStormNeitherLocksOutNorFloodsTheOwner) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
   AnotherUser other;
   std::string sock = other.dir() + "/b.sock";
-  absl::Status started = broker_->Start(
-      {"--listen", absl::StrCat("unix:", broker_->socket_path(), ",unix:", sock)});
+  absl::Status started =
+      broker_->Start({"--listen", absl::StrCat("unix:", broker_->socket_path(),
+                                               ",unix:", sock)});
   ASSERT_TRUE(started.ok()) << started;
   client_ = broker_->Client();
   ASSERT_EQ(chmod(sock.c_str(), 0666), 0);
   const std::string bad = other.dir() + "/bad.token";
-  {
-    std::ofstream(bad) << RandomString(43);
-  }
+  { std::ofstream(bad) << RandomString(43); }
   chmod(bad.c_str(), 0644);
   const int kStorm = 15;
   for (int i = 0; i < kStorm; ++i) {
-    CommandResult r = other.Credctl(
-        {"--broker", "unix:" + sock, "--token_file", bad, "--timeout", "5", "providers"});
+    CommandResult r = other.Credctl({"--broker", "unix:" + sock, "--token_file",
+                                     bad, "--timeout", "5", "providers"});
     EXPECT_NE(r.exit_code, 0);
   }
   // This user's first bad token is only a bad token, not a lockout.
@@ -409,7 +428,9 @@ TEST_F(PeerIdentityTest, AnotherUsersStormNeitherLocksOutNorFloodsTheOwner) {
   for (const v1::AuditEvent& e : Audit("refusals.summarized")) {
     if (e.peer() != "uid 65534") continue;
     int64_t n = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(e.detail().substr(0, e.detail().find(' ')), &n)) << e.detail();
+    ASSERT_TRUE(
+        absl::SimpleAtoi(e.detail().substr(0, e.detail().find(' ')), &n))
+        << e.detail();
     summarized += n;
   }
   // gRPC may connect more than once per credctl run; none goes unaccounted.

@@ -46,7 +46,8 @@ namespace {
 
 constexpr absl::Duration kWait = absl::Seconds(10);
 
-client::Options OptionsFor(const BrokerProcess& broker, const std::string& token) {
+client::Options OptionsFor(const BrokerProcess& broker,
+                           const std::string& token) {
   client::Options o;
   o.address = broker.address();
   o.token = token;
@@ -74,19 +75,22 @@ v1::CredentialNeeded AwsNeed(const std::string& need_id) {
 // PRAGMA integrity_check on a read-only connection: "ok" or what it found.
 std::string IntegrityCheck(const std::string& db_path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) !=
+      SQLITE_OK) {
     std::string err = db != nullptr ? sqlite3_errmsg(db) : "cannot open";
     sqlite3_close(db);
     return err;
   }
   std::string result;
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, nullptr) !=
+      SQLITE_OK) {
     result = sqlite3_errmsg(db);
   } else {
     while (sqlite3_step(stmt) == SQLITE_ROW) {
-      absl::StrAppend(&result, result.empty() ? "" : "; ",
-                      reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+      absl::StrAppend(
+          &result, result.empty() ? "" : "; ",
+          reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
     }
     if (result.empty()) result = sqlite3_errmsg(db);
   }
@@ -130,13 +134,16 @@ bool IsTerminal(v1::RequestState s) {
 // What the clients were told, and so what must survive a SIGKILL.
 struct Acknowledged {
   absl::Mutex mu;
-  std::map<std::string, std::string> fingerprints ABSL_GUARDED_BY(mu);  // profile ->
-  std::set<std::string> pending ABSL_GUARDED_BY(mu);                    // request ids
-  std::map<std::string, std::string> granted ABSL_GUARDED_BY(mu);       // request -> grant
+  std::map<std::string, std::string> fingerprints
+      ABSL_GUARDED_BY(mu);                            // profile ->
+  std::set<std::string> pending ABSL_GUARDED_BY(mu);  // request ids
+  std::map<std::string, std::string> granted
+      ABSL_GUARDED_BY(mu);  // request -> grant
   std::set<std::string> denied ABSL_GUARDED_BY(mu);
 };
 
-void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack, int round) {
+void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack,
+                        int round) {
   SCOPED_TRACE(absl::StrCat("after restart ", round));
   auto client = broker.Client();
   ASSERT_NE(client, nullptr);
@@ -149,14 +156,17 @@ void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack, int roun
     ASSERT_TRUE(got.ok()) << profile << ": " << got.status();
     EXPECT_EQ(got->fingerprint(), fingerprint) << profile;
   }
-  auto approver = client::ApprovalClient::Connect(OptionsFor(broker, broker.approver_token()));
+  auto approver = client::ApprovalClient::Connect(
+      OptionsFor(broker, broker.approver_token()));
   ASSERT_TRUE(approver.ok()) << approver.status();
   auto pending = (*approver)->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
   std::set<std::string> now_pending;
-  for (const v1::ApprovalRequest& r : *pending) now_pending.insert(r.request_id());
+  for (const v1::ApprovalRequest& r : *pending)
+    now_pending.insert(r.request_id());
   for (const std::string& id : ack.pending) {
-    EXPECT_TRUE(now_pending.count(id)) << "pending request " << id << " was lost";
+    EXPECT_TRUE(now_pending.count(id))
+        << "pending request " << id << " was lost";
   }
   std::set<std::string> grants;
   v1::ListGrantsRequest lg;
@@ -170,16 +180,19 @@ void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack, int roun
     lg.set_page_token(r->next_page_token());
   }
   for (const auto& [request, grant] : ack.granted) {
-    EXPECT_FALSE(now_pending.count(request)) << "granted " << request << " is pending again";
+    EXPECT_FALSE(now_pending.count(request))
+        << "granted " << request << " is pending again";
     EXPECT_TRUE(grants.count(grant)) << "grant " << grant << " was lost";
   }
   for (const std::string& id : ack.denied) {
-    EXPECT_FALSE(now_pending.count(id)) << "denied " << id << " is pending again";
+    EXPECT_FALSE(now_pending.count(id))
+        << "denied " << id << " is pending again";
     v1::ApproveRequest again;
     again.set_request_id(id);
     again.set_scope(v1::SCOPE_ONCE);
     auto r = (*approver)->Approve(again);
-    EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << id << ": " << r.status();
+    EXPECT_TRUE(absl::IsFailedPrecondition(r.status()))
+        << id << ": " << r.status();
   }
 }
 
@@ -187,8 +200,8 @@ TEST(CrashTest, SigkillDuringWritesAndApprovalsLosesNothingAcknowledged) {
   TempDir tmp;
   ASSERT_TRUE(tmp.ok());
   BrokerProcess broker(tmp.path() + "/data", tmp.path());
-  const std::vector<std::string> flags = {"--allow_self_approval", "--grace_period=1h",
-                                          "--pending_timeout=1h"};
+  const std::vector<std::string> flags = {
+      "--allow_self_approval", "--grace_period=1h", "--pending_timeout=1h"};
   const unsigned seed = static_cast<unsigned>(absl::ToUnixMicros(absl::Now()));
   SCOPED_TRACE(absl::StrCat("seed ", seed));
   std::mt19937 rng(seed);
@@ -217,16 +230,17 @@ TEST(CrashTest, SigkillDuringWritesAndApprovalsLosesNothingAcknowledged) {
       }
     });
     std::thread flow([&] {
-      auto agent = client::AgentSession::Connect(OptionsFor(broker, broker.agent_token()),
-                                                 absl::StrCat("crash-", round));
-      auto approver =
-          client::ApprovalClient::Connect(OptionsFor(broker, broker.approver_token()));
+      auto agent = client::AgentSession::Connect(
+          OptionsFor(broker, broker.agent_token()),
+          absl::StrCat("crash-", round));
+      auto approver = client::ApprovalClient::Connect(
+          OptionsFor(broker, broker.approver_token()));
       if (!agent.ok() || !approver.ok()) return;
       for (int i = 0; !stop.load(); ++i) {
         const std::string need_id = absl::StrCat("n", i);
         if (!(*agent)->SendNeed(AwsNeed(need_id)).ok()) break;
-        auto u = (*agent)->WaitForState(need_id, v1::REQUEST_STATE_PENDING_APPROVAL,
-                                        absl::Seconds(3));
+        auto u = (*agent)->WaitForState(
+            need_id, v1::REQUEST_STATE_PENDING_APPROVAL, absl::Seconds(3));
         if (!u.ok()) break;
         const std::string id = u->request_id();
         {
@@ -257,21 +271,24 @@ TEST(CrashTest, SigkillDuringWritesAndApprovalsLosesNothingAcknowledged) {
       }
       (*agent)->Abort();
     });
-    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(20, 400)(rng)));
+    absl::SleepFor(
+        absl::Milliseconds(std::uniform_int_distribution<int>(20, 400)(rng)));
     broker.Kill();
     stop.store(true);
     writer.join();
     flow.join();
-    EXPECT_EQ(IntegrityCheck(broker.data_dir() + "/credbroker.db"), "ok") << "round " << round;
+    EXPECT_EQ(IntegrityCheck(broker.data_dir() + "/credbroker.db"), "ok")
+        << "round " << round;
   }
   {
     absl::MutexLock lock(&ack.mu);
     // The run did something worth checking.
     EXPECT_GT(ack.fingerprints.size(), 2u * kRounds / 3);
     EXPECT_GT(ack.granted.size() + ack.denied.size(), 0u);
-    std::cout << "crash test: " << kRounds << " SIGKILLs; " << ack.fingerprints.size()
-              << " acknowledged writes, " << ack.pending.size() << " pending, "
-              << ack.granted.size() << " granted, " << ack.denied.size() << " denied\n";
+    std::cout << "crash test: " << kRounds << " SIGKILLs; "
+              << ack.fingerprints.size() << " acknowledged writes, "
+              << ack.pending.size() << " pending, " << ack.granted.size()
+              << " granted, " << ack.denied.size() << " denied\n";
   }
   ASSERT_TRUE(broker.Start(flags).ok());
   VerifyAfterRestart(broker, ack, kRounds);
@@ -288,7 +305,8 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
   ASSERT_TRUE(tmp.ok());
   BrokerProcess broker(tmp.path() + "/data", tmp.path());
   ASSERT_TRUE(broker
-                  .Start({"--allow_self_approval", "--pending_timeout=3s", "--grace_period=2s"})
+                  .Start({"--allow_self_approval", "--pending_timeout=3s",
+                          "--grace_period=2s"})
                   .ok());
   ASSERT_TRUE(broker.Client()->PutCredential(AwsPut("default")).ok());
   constexpr int kSessions = 200, kApprovers = 4, kDrivers = 4;
@@ -296,8 +314,8 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
 
   std::vector<std::unique_ptr<client::AgentSession>> sessions;
   for (int i = 0; i < kSessions; ++i) {
-    auto s = client::AgentSession::Connect(OptionsFor(broker, broker.agent_token()),
-                                           absl::StrCat("soak-", i));
+    auto s = client::AgentSession::Connect(
+        OptionsFor(broker, broker.agent_token()), absl::StrCat("soak-", i));
     ASSERT_TRUE(s.ok()) << s.status();
     sessions.push_back(std::move(*s));
   }
@@ -312,8 +330,8 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
   std::vector<std::thread> approvers;
   for (int a = 0; a < kApprovers; ++a) {
     approvers.emplace_back([&, a] {
-      auto approver =
-          client::ApprovalClient::Connect(OptionsFor(broker, broker.approver_token()));
+      auto approver = client::ApprovalClient::Connect(
+          OptionsFor(broker, broker.approver_token()));
       if (!approver.ok()) return;
       absl::Mutex qmu;
       std::deque<std::string> queue ABSL_GUARDED_BY(qmu);
@@ -328,8 +346,12 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
         std::string id;
         {
           absl::MutexLock lock(&qmu);
-          auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(qmu) { return !queue.empty(); };
-          if (!qmu.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100))) continue;
+          auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(qmu) {
+            return !queue.empty();
+          };
+          if (!qmu.AwaitWithTimeout(absl::Condition(&ready),
+                                    absl::Milliseconds(100)))
+            continue;
           id = queue.front();
           queue.pop_front();
         }
@@ -407,9 +429,15 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
             EXPECT_TRUE(grant_ids.insert(u.grant().grant_id()).second)
                 << "grant " << u.grant().grant_id() << " handed out twice";
             break;
-          case v1::REQUEST_STATE_DENIED: ++denied; break;
-          case v1::REQUEST_STATE_EXPIRED: ++expired; break;
-          default: ++cancelled; break;
+          case v1::REQUEST_STATE_DENIED:
+            ++denied;
+            break;
+          case v1::REQUEST_STATE_EXPIRED:
+            ++expired;
+            break;
+          default:
+            ++cancelled;
+            break;
         }
       }
       EXPECT_EQ(terminal, 1) << need_id << " ended " << terminal << " times";
@@ -419,14 +447,16 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
   for (auto& t : approvers) t.join();
   {
     absl::MutexLock lock(&mu);
-    for (const auto& [id, n] : decisions) EXPECT_EQ(n, 1) << id << " decided " << n << " times";
+    for (const auto& [id, n] : decisions)
+      EXPECT_EQ(n, 1) << id << " decided " << n << " times";
     EXPECT_TRUE(unexpected.empty()) << unexpected.front();
   }
   fds_max = std::max(fds_max, OpenFds(broker.pid()));
   rss_max = std::max(rss_max, RssKb(broker.pid()));
-  std::cout << "soak: " << sent.load() << " needs on " << kSessions << " sessions: " << granted
-            << " granted, " << denied << " denied, " << expired << " expired, " << cancelled
-            << " cancelled; fds " << fds_start << " -> max " << fds_max << ", RSS "
+  std::cout << "soak: " << sent.load() << " needs on " << kSessions
+            << " sessions: " << granted << " granted, " << denied << " denied, "
+            << expired << " expired, " << cancelled << " cancelled; fds "
+            << fds_start << " -> max " << fds_max << ", RSS "
             << rss_start / 1024 << " MiB -> max " << rss_max / 1024 << " MiB\n";
   EXPECT_GT(sent.load(), 200);
   EXPECT_GT(granted, 0);
@@ -498,13 +528,13 @@ class FaultTest : public ::testing::Test {
   // A need for the stored credential, approved: GRANTED with the stored
   // values, or a clear failure the agent sees. Returns whether granted.
   bool TryApproval(const std::string& need_id) {
-    auto agent = client::AgentSession::Connect(OptionsFor(*broker_, broker_->agent_token()),
-                                               "fault-" + need_id);
+    auto agent = client::AgentSession::Connect(
+        OptionsFor(*broker_, broker_->agent_token()), "fault-" + need_id);
     EXPECT_TRUE(agent.ok()) << agent.status();
     if (!agent.ok()) return false;
     EXPECT_TRUE((*agent)->SendNeed(AwsNeed(need_id)).ok());
-    auto pending =
-        (*agent)->WaitForState(need_id, v1::REQUEST_STATE_PENDING_APPROVAL, absl::Seconds(3));
+    auto pending = (*agent)->WaitForState(
+        need_id, v1::REQUEST_STATE_PENDING_APPROVAL, absl::Seconds(3));
     if (!pending.ok()) {
       // The broker could not record the request: the agent must have been
       // told, not left waiting.
@@ -516,7 +546,8 @@ class FaultTest : public ::testing::Test {
       if (end.has_value()) last_refusal_ += end->ToString();
       return false;
     }
-    auto approver = client::ApprovalClient::Connect(OptionsFor(*broker_, broker_->approver_token()));
+    auto approver = client::ApprovalClient::Connect(
+        OptionsFor(*broker_, broker_->approver_token()));
     v1::ApproveRequest req;
     req.set_request_id(pending->request_id());
     req.set_scope(v1::SCOPE_ONCE);
@@ -536,7 +567,8 @@ class FaultTest : public ::testing::Test {
   absl::Status FailingPut() {
     absl::Status last;
     for (int i = 0; i < 50; ++i) {
-      last = client_->PutCredential(AwsPut(absl::StrCat("blocked-", i))).status();
+      last =
+          client_->PutCredential(AwsPut(absl::StrCat("blocked-", i))).status();
       if (!last.ok()) return last;
     }
     return last;
@@ -589,15 +621,18 @@ TEST_F(FaultTest, FullDisk) {
   // Approvals of a stored credential go on: the daemon releases its disk
   // reserve (--disk_reserve_kib) for the decision and its audit events.
   const bool approved_while_full = TryApproval("full");
-  std::cout << "full disk: Put -> " << refused << "; approval of the stored credential "
-            << (approved_while_full ? "granted" : "refused: " + last_refusal_) << "\n";
+  std::cout << "full disk: Put -> " << refused
+            << "; approval of the stored credential "
+            << (approved_while_full ? "granted" : "refused: " + last_refusal_)
+            << "\n";
   EXPECT_TRUE(approved_while_full) << last_refusal_;
   EXPECT_TRUE(TryApproval("full-2")) << last_refusal_;
   // New credential versions still wait for space: the reserve is kept for
   // approvals.
   absl::Status still_refused = FailingPut();
   EXPECT_TRUE(absl::IsResourceExhausted(still_refused)) << still_refused;
-  EXPECT_TRUE(absl::StrContains(still_refused.message(), "free some space")) << still_refused;
+  EXPECT_TRUE(absl::StrContains(still_refused.message(), "free some space"))
+      << still_refused;
   // Space returns: writes resume.
   ASSERT_EQ(unlink(filler.c_str()), 0);
   auto resumed = client_->PutCredential(AwsPut("after"));
@@ -637,15 +672,18 @@ TEST_F(FaultTest, DataDirTurnsReadOnly) {
   absl::Status refused = FailingPut();
   ExpectClearWriteFailure(refused);
   // The broker answered (the disk refused the write): no hint to start it.
-  EXPECT_FALSE(absl::StrContains(refused.message(), "is credbrokerd running")) << refused;
+  EXPECT_FALSE(absl::StrContains(refused.message(), "is credbrokerd running"))
+      << refused;
   ExpectReadsWork();
   // Approvals go on, recorded in the spill beside the data directory.
   const std::string spill_db = data + "-spill/spill.db";
   const bool approved_while_ro = TryApproval("ro");
   EXPECT_TRUE(approved_while_ro) << last_refusal_;
   EXPECT_EQ(access(spill_db.c_str(), F_OK), 0);
-  std::cout << "read-only data dir: Put -> " << refused << "; approval of the stored credential "
-            << (approved_while_ro ? "granted" : "refused: " + last_refusal_) << "\n";
+  std::cout << "read-only data dir: Put -> " << refused
+            << "; approval of the stored credential "
+            << (approved_while_ro ? "granted" : "refused: " + last_refusal_)
+            << "\n";
   std::vector<std::string> undo = {"/usr/bin/chattr", "-i"};
   undo.insert(undo.end(), paths.begin(), paths.end());
   ASSERT_EQ(RunTool(undo), 0);

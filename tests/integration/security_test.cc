@@ -140,15 +140,19 @@ TEST_F(SecurityTest, TheRenewedCertificateIsServedWithoutARestart) {
   ASSERT_TRUE(broker_->Start(flags).ok()) << broker_->stderr_text();
   ASSERT_FALSE(TcpAddress().empty()) << broker_->stdout_text();
   const std::string cert_file = DataDir() + "/tls.crt";
-  absl::StatusOr<std::string> first = CertificateFingerprint(*ReadFileBytes(cert_file));
+  absl::StatusOr<std::string> first =
+      CertificateFingerprint(*ReadFileBytes(cert_file));
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(ServedFingerprint(TcpAddress()), *first);
 
   SelfSignedOptions short_lived;
   short_lived.validity = absl::Hours(24 * 20);
-  absl::StatusOr<TlsIdentity> due = GenerateSelfSigned(short_lived, absl::Now());
+  absl::StatusOr<TlsIdentity> due =
+      GenerateSelfSigned(short_lived, absl::Now());
   ASSERT_TRUE(due.ok());
-  ASSERT_TRUE(WritePrivateFile(DataDir() + "/tls.key", due->key_pem.Reveal(), false).ok());
+  ASSERT_TRUE(
+      WritePrivateFile(DataDir() + "/tls.key", due->key_pem.Reveal(), false)
+          .ok());
   ASSERT_TRUE(WritePrivateFile(cert_file, due->cert_pem, false).ok());
 
   // Renewed on disk (a year from now, not the 20 days put there), then
@@ -156,7 +160,8 @@ TEST_F(SecurityTest, TheRenewedCertificateIsServedWithoutARestart) {
   std::string on_disk, served;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (absl::Now() < deadline) {
-    absl::StatusOr<TlsIdentity> id = LoadTlsIdentity(cert_file, DataDir() + "/tls.key");
+    absl::StatusOr<TlsIdentity> id =
+        LoadTlsIdentity(cert_file, DataDir() + "/tls.key");
     if (id.ok() && id->not_after > absl::Now() + absl::Hours(24 * 300)) {
       on_disk = id->fingerprint;
       served = ServedFingerprint(TcpAddress());
@@ -168,7 +173,8 @@ TEST_F(SecurityTest, TheRenewedCertificateIsServedWithoutARestart) {
   EXPECT_EQ(served, on_disk) << broker_->stderr_text();
   EXPECT_NE(on_disk, *first);
   EXPECT_NE(on_disk, due->fingerprint);
-  EXPECT_TRUE(absl::StrContains(broker_->stderr_text(), "renewed the TLS certificate"))
+  EXPECT_TRUE(
+      absl::StrContains(broker_->stderr_text(), "renewed the TLS certificate"))
       << broker_->stderr_text();
   // Clients that read tls.crt from the data directory trust it.
   client::Options tls = TcpOptions();
@@ -301,7 +307,8 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   absl::Status locked = (*approval)->Approve(req).status();
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted) << locked;
   // credctl approve gets the PIN from --pin_fd and hears the lockout.
-  CommandResult approve = Credctl({"approve", "r-does-not-exist", "--pin_fd", "0"}, pin + "\n");
+  CommandResult approve =
+      Credctl({"approve", "r-does-not-exist", "--pin_fd", "0"}, pin + "\n");
   EXPECT_NE(approve.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(approve.err, "RESOURCE_EXHAUSTED"))
       << approve.err;
@@ -325,9 +332,11 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
 TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
   // A few events: PIN set, a refused call, PIN cleared.
-  ASSERT_EQ(Credctl({"pin", "set", "--pin_fd", "0"}, "first-pin\n").exit_code, 0);
+  ASSERT_EQ(Credctl({"pin", "set", "--pin_fd", "0"}, "first-pin\n").exit_code,
+            0);
   EXPECT_FALSE(broker_->ClientWithToken("not-a-token")->ListProviders().ok());
-  ASSERT_EQ(Credctl({"pin", "clear", "--pin_fd", "0"}, "first-pin\n").exit_code, 0);
+  ASSERT_EQ(Credctl({"pin", "clear", "--pin_fd", "0"}, "first-pin\n").exit_code,
+            0);
   absl::StatusOr<v1::VerifyAuditLogResponse> ok =
       broker_->Client()->VerifyAuditLog();
   ASSERT_TRUE(ok.ok()) << ok.status();
@@ -343,9 +352,10 @@ TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((DataDir() + "/credbroker.db").c_str(), &db),
             SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(
-                db, "UPDATE audit_events SET detail = detail || ' (edited)' WHERE sequence = 2",
-                nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE audit_events SET detail = detail || ' "
+                         "(edited)' WHERE sequence = 2",
+                         nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
@@ -374,7 +384,8 @@ TEST_F(SecurityTest, RepeatedBadTokensBackOffWithoutRevealingAnything) {
   // Every bad token gets the same answer.
   EXPECT_EQ(refusals[0].message(), refusals[5].message());
   // This user's bad tokens are now held off...
-  absl::Status locked = broker_->ClientWithToken(RandomString(43))->ListProviders().status();
+  absl::Status locked =
+      broker_->ClientWithToken(RandomString(43))->ListProviders().status();
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted) << locked;
   EXPECT_TRUE(absl::StrContains(locked.message(), "try again in")) << locked;
   // ...while a valid token passes, from this process or another.

@@ -2,12 +2,12 @@
 // writes the bytes itself: bytes a generated client never sends (invalid
 // UTF-8 in proto3 strings), which the protobuf parser would refuse as a
 // whole message.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -34,7 +34,8 @@ class RawSession {
  public:
   RawSession(const std::string& address, const std::string& token,
              const std::string& method = kSessionMethod)
-      : channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+      : channel_(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
         stub_(channel_) {
     ctx_.AddMetadata("authorization", "Bearer " + token);
     ctx_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
@@ -88,7 +89,8 @@ class RawSession {
   bool Wait() {
     void* tag;
     bool ok = false;
-    auto next = cq_.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + kWait));
+    auto next =
+        cq_.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + kWait));
     return next == grpc::CompletionQueue::GOT_EVENT && ok;
   }
 
@@ -104,7 +106,8 @@ class RawSession {
 // A SessionRequest carrying a need for AWS; "@@@" in `action` and in the
 // region are replaced on the wire by `bad` (three bytes, so no length moves).
 std::string NeedBytes(const std::string& need_id, const std::string& action,
-                      const std::string& region, const std::string& bad = "@@@") {
+                      const std::string& region,
+                      const std::string& bad = "@@@") {
   v1::SessionRequest r;
   v1::CredentialNeeded* n = r.mutable_need();
   n->set_need_id(need_id);
@@ -116,7 +119,8 @@ std::string NeedBytes(const std::string& need_id, const std::string& action,
 
 // A RequestCredentialRequest carrying NeedBytes' need.
 std::string RequestBytes(const std::string& need_id, const std::string& action,
-                         const std::string& region, const std::string& bad = "@@@") {
+                         const std::string& region,
+                         const std::string& bad = "@@@") {
   v1::RequestCredentialRequest r;
   v1::CredentialNeeded* n = r.mutable_need();
   n->set_need_id(need_id);
@@ -140,8 +144,9 @@ class SessionWireTest : public BrokerTest {
 };
 
 TEST_F(SessionWireTest, InvalidUtf8InANeedIsRefusedAloneNamingTheFields) {
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()},
-                              {"secret_access_key", NewAwsSecret()}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", NewAwsKeyId()},
+                   {"secret_access_key", NewAwsSecret()}})
                   .ok());
   RawSession session(broker_->address(), broker_->agent_token());
   ASSERT_TRUE(session.started());
@@ -158,13 +163,16 @@ TEST_F(SessionWireTest, InvalidUtf8InANeedIsRefusedAloneNamingTheFields) {
     fields.push_back(f.field());
     EXPECT_THAT(f.message(), ::testing::HasSubstr("invalid UTF-8"));
   }
-  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("need.action", "need.context.region"));
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("need.action",
+                                                      "need.context.region"));
 
   // The same stream carries the next need, to a grant.
-  ASSERT_TRUE(session.Write(NeedBytes("n-good", "deploy to prod", "us-east-1")));
+  ASSERT_TRUE(
+      session.Write(NeedBytes("n-good", "deploy to prod", "us-east-1")));
   v1::NeedUpdate pending;
   ASSERT_TRUE(session.Read(&pending));
-  ASSERT_EQ(pending.state(), v1::REQUEST_STATE_PENDING_APPROVAL) << pending.reason();
+  ASSERT_EQ(pending.state(), v1::REQUEST_STATE_PENDING_APPROVAL)
+      << pending.reason();
   client::Options options;
   options.address = broker_->address();
   options.token = broker_->approver_token();
@@ -192,8 +200,8 @@ TEST_F(SessionWireTest, InvalidUtf8OutsideANeedEndsTheSessionNamingTheField) {
   ASSERT_TRUE(session.started());
   v1::SessionRequest hello;
   hello.mutable_hello()->set_session_key("s-@@@");
-  ASSERT_TRUE(session.Write(
-      absl::StrReplaceAll(hello.SerializeAsString(), {{"@@@", "\x80\x80\x80"}})));
+  ASSERT_TRUE(session.Write(absl::StrReplaceAll(hello.SerializeAsString(),
+                                                {{"@@@", "\x80\x80\x80"}})));
   v1::NeedUpdate none;
   EXPECT_FALSE(session.Read(&none));
   absl::Status end = session.Finish();
@@ -206,29 +214,34 @@ TEST_F(SessionWireTest, InvalidUtf8OutsideANeedEndsTheSessionNamingTheField) {
   EXPECT_FALSE(garbage.Read(&none));
   absl::Status refused = garbage.Finish();
   EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
-  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("SessionRequest"));
+  EXPECT_THAT(std::string(refused.message()),
+              ::testing::HasSubstr("SessionRequest"));
 }
 
 // RequestCredential sends its one request as a raw client would; the
 // status of a refused call names the field holding invalid UTF-8.
-absl::Status RawRequestCredential(const std::string& address, const std::string& token,
+absl::Status RawRequestCredential(const std::string& address,
+                                  const std::string& token,
                                   const std::string& bytes) {
   RawSession call(address, token, kRequestCredentialMethod);
   if (!call.started() || !call.Write(bytes) || !call.WritesDone()) {
     return absl::UnknownError("the call could not be made");
   }
   v1::NeedUpdate none;
-  if (call.Read(&none)) return absl::UnknownError("an update came for an invalid request");
+  if (call.Read(&none))
+    return absl::UnknownError("an update came for an invalid request");
   return call.Finish();
 }
 
 TEST_F(SessionWireTest, RequestCredentialNamesInvalidUtf8Fields) {
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()},
-                              {"secret_access_key", NewAwsSecret()}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", NewAwsKeyId()},
+                   {"secret_access_key", NewAwsSecret()}})
                   .ok());
-  absl::Status bad_action = RawRequestCredential(
-      broker_->address(), broker_->agent_token(),
-      RequestBytes("n-action", "deploy @@@ to prod", "us-east-1", "\xff\xfe\xc3"));
+  absl::Status bad_action =
+      RawRequestCredential(broker_->address(), broker_->agent_token(),
+                           RequestBytes("n-action", "deploy @@@ to prod",
+                                        "us-east-1", "\xff\xfe\xc3"));
   EXPECT_TRUE(absl::IsInvalidArgument(bad_action)) << bad_action;
   EXPECT_EQ(ViolationFields(bad_action), "need.action");
   EXPECT_TRUE(HasViolation(bad_action, "need.action"));
@@ -240,14 +253,17 @@ TEST_F(SessionWireTest, RequestCredentialNamesInvalidUtf8Fields) {
   EXPECT_EQ(ViolationFields(bad_region), "need.context.region");
 
   // The same raw path with valid bytes reaches the approver.
-  RawSession good(broker_->address(), broker_->agent_token(), kRequestCredentialMethod);
+  RawSession good(broker_->address(), broker_->agent_token(),
+                  kRequestCredentialMethod);
   ASSERT_TRUE(good.started());
-  ASSERT_TRUE(good.Write(RequestBytes("n-good", "deploy to prod", "us-east-1")));
+  ASSERT_TRUE(
+      good.Write(RequestBytes("n-good", "deploy to prod", "us-east-1")));
   ASSERT_TRUE(good.WritesDone());
   v1::NeedUpdate pending;
   ASSERT_TRUE(good.Read(&pending));
   EXPECT_EQ(pending.need_id(), "n-good");
-  ASSERT_EQ(pending.state(), v1::REQUEST_STATE_PENDING_APPROVAL) << pending.reason();
+  ASSERT_EQ(pending.state(), v1::REQUEST_STATE_PENDING_APPROVAL)
+      << pending.reason();
 
   // Only the valid request became one.
   client::Options options;

@@ -38,23 +38,29 @@ class StoreLockTest : public CredctlFixture {
   }
 
   // credctl with stdin from a file holding `lines` (for the --*_fd 0 flags).
-  CommandResult CredctlWithInput(std::vector<std::string> args, const std::string& lines) {
+  CommandResult CredctlWithInput(std::vector<std::string> args,
+                                 const std::string& lines) {
     std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '",
                                    broker_->data_dir(), "'");
     for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
-    absl::StrAppend(&cmd, " < '", InputFile(absl::StrCat("input-", ++inputs_), lines), "'");
-    absl::StatusOr<CommandResult> r = RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(60));
+    absl::StrAppend(&cmd, " < '",
+                    InputFile(absl::StrCat("input-", ++inputs_), lines), "'");
+    absl::StatusOr<CommandResult> r =
+        RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(60));
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return CommandResult();
     for (const std::string& s : secrets_) {
-      EXPECT_FALSE(absl::StrContains(r->out + r->err, s)) << "a secret in credctl's output";
+      EXPECT_FALSE(absl::StrContains(r->out + r->err, s))
+          << "a secret in credctl's output";
     }
     return *r;
   }
 
   // Starts the daemon on a passphrase store, the passphrase on stdin.
-  void StartWithPassphrase(const std::string& passphrase, std::vector<std::string> flags = {}) {
-    broker_->set_stdin_path(InputFile(absl::StrCat("start-", ++inputs_), passphrase + "\n"));
+  void StartWithPassphrase(const std::string& passphrase,
+                           std::vector<std::string> flags = {}) {
+    broker_->set_stdin_path(
+        InputFile(absl::StrCat("start-", ++inputs_), passphrase + "\n"));
     flags.push_back("--passphrase_fd=0");
     absl::Status started = broker_->Start(flags);
     ASSERT_TRUE(started.ok()) << started;
@@ -73,7 +79,8 @@ class StoreLockTest : public CredctlFixture {
   // The lock state once the broker (which restarts its listeners at each
   // change) answers with `locked`; a failure when it never does.
   v1::LockState WaitForLockState(bool locked) {
-    absl::StatusOr<v1::LockState> state = absl::UnavailableError("not asked yet");
+    absl::StatusOr<v1::LockState> state =
+        absl::UnavailableError("not asked yet");
     for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
          absl::SleepFor(absl::Milliseconds(100))) {
       client_ = broker_->Client();
@@ -81,21 +88,23 @@ class StoreLockTest : public CredctlFixture {
       state = client_->GetLockState();
       if (state.ok() && state->locked() == locked) return *state;
     }
-    ADD_FAILURE() << "never " << (locked ? "locked" : "unlocked") << ": " << state.status()
-                  << broker_->AllOutput();
+    ADD_FAILURE() << "never " << (locked ? "locked" : "unlocked") << ": "
+                  << state.status() << broker_->AllOutput();
     return v1::LockState();
   }
 
   // Three AWS profiles with 3, 2 and 1 versions; remembers each version's
   // key id (shown in clear) to check that every version still opens.
   void StoreVersions() {
-    for (const auto& [profile, count] : std::map<std::string, int>{
-             {"default", 3}, {"ci", 2}, {"prod", 1}}) {
+    for (const auto& [profile, count] :
+         std::map<std::string, int>{{"default", 3}, {"ci", 2}, {"prod", 1}}) {
       for (int v = 1; v <= count; ++v) {
         const std::string key_id = NewAwsKeyId();
         const std::string secret = NewAwsSecret();
         secrets_.push_back(secret);
-        auto put = Put("aws", profile, {{"access_key_id", key_id}, {"secret_access_key", secret}});
+        auto put =
+            Put("aws", profile,
+                {{"access_key_id", key_id}, {"secret_access_key", secret}});
         ASSERT_TRUE(put.ok()) << put.status();
         ASSERT_EQ(put->credential().version(), v);
         key_ids_[{profile, v}] = key_id;
@@ -107,13 +116,16 @@ class StoreLockTest : public CredctlFixture {
   void ExpectEveryVersionReadable(const std::string& when) {
     ASSERT_FALSE(key_ids_.empty());
     for (const auto& [which, key_id] : key_ids_) {
-      absl::StatusOr<v1::CredentialSummary> got = Get("aws", which.first, which.second);
-      ASSERT_TRUE(got.ok()) << when << ": " << which.first << " v" << which.second << ": "
-                            << got.status();
+      absl::StatusOr<v1::CredentialSummary> got =
+          Get("aws", which.first, which.second);
+      ASSERT_TRUE(got.ok()) << when << ": " << which.first << " v"
+                            << which.second << ": " << got.status();
       const v1::MaskedField* id = FindField(*got, "access_key_id");
       ASSERT_NE(id, nullptr);
-      // Shown as "AKIA…" and the last four characters, which differ per version.
-      EXPECT_TRUE(absl::EndsWith(id->display(), key_id.substr(key_id.size() - 4)))
+      // Shown as "AKIA…" and the last four characters, which differ per
+      // version.
+      EXPECT_TRUE(
+          absl::EndsWith(id->display(), key_id.substr(key_id.size() - 4)))
           << when << ": " << which.first << " v" << which.second;
     }
     CommandResult verify = Credctl({"audit", "verify"});
@@ -121,12 +133,14 @@ class StoreLockTest : public CredctlFixture {
   }
 
   void SetPin() {
-    CommandResult set =
-        CredctlWithInput({"pin", "set", "--pin_fd", "0"}, passphrase_ + "\n" + pin_ + "\n");
+    CommandResult set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                                         passphrase_ + "\n" + pin_ + "\n");
     ASSERT_EQ(set.exit_code, 0) << set.err;
   }
 
-  const std::string key_file() const { return broker_->data_dir() + "/master.key"; }
+  const std::string key_file() const {
+    return broker_->data_dir() + "/master.key";
+  }
 
   const std::string passphrase_ = RandomString(24);
   const std::string new_passphrase_ = RandomString(24);
@@ -144,7 +158,8 @@ TEST_F(StoreLockTest, RekeyInEachDirectionKeepsEveryVersion) {
   SetPin();
 
   CommandResult to_new = CredctlWithInput(
-      {"rekey", "--passphrase_fd", "0", "--new_passphrase_fd", "0", "--pin_fd", "0"},
+      {"rekey", "--passphrase_fd", "0", "--new_passphrase_fd", "0", "--pin_fd",
+       "0"},
       passphrase_ + "\n" + new_passphrase_ + "\n" + pin_ + "\n");
   ASSERT_EQ(to_new.exit_code, 0) << to_new.err;
   client_.reset();
@@ -177,7 +192,8 @@ TEST_F(StoreLockTest, RekeyInEachDirectionKeepsEveryVersion) {
   ExpectEveryVersionReadable("back on a passphrase");
   EXPECT_EQ(WaitForLockState(false).key_source(), v1::KEY_SOURCE_PASSPHRASE);
   CommandResult audit = Credctl({"audit", "--kind", "store.rekeyed"});
-  const std::vector<absl::string_view> parts = absl::StrSplit(audit.out, "store.rekeyed");
+  const std::vector<absl::string_view> parts =
+      absl::StrSplit(audit.out, "store.rekeyed");
   EXPECT_EQ(parts.size(), 4u) << "three rekeys audited: " << audit.out;
 }
 
@@ -192,17 +208,20 @@ TEST_F(StoreLockTest, RekeyWithoutThePassphraseOrThePinChangesNothing) {
       {"rekey", "--to=file", "--passphrase_fd", "0", "--pin_fd", "0"},
       "not the passphrase\n" + pin_ + "\n");
   EXPECT_NE(wrong_pass.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(wrong_pass.err, "PERMISSION_DENIED")) << wrong_pass.err;
+  EXPECT_TRUE(absl::StrContains(wrong_pass.err, "PERMISSION_DENIED"))
+      << wrong_pass.err;
   CommandResult wrong_pin = CredctlWithInput(
       {"rekey", "--to=file", "--passphrase_fd", "0", "--pin_fd", "0"},
       passphrase_ + "\nnot the pin\n");
   EXPECT_NE(wrong_pin.exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(wrong_pin.err, "PERMISSION_DENIED")) << wrong_pin.err;
+  EXPECT_TRUE(absl::StrContains(wrong_pin.err, "PERMISSION_DENIED"))
+      << wrong_pin.err;
   // Straight to the API with no PIN at all.
   v1::RekeyRequest no_pin;
   no_pin.set_to(v1::KEY_SOURCE_KEY_FILE);
   no_pin.set_current_passphrase(passphrase_);
-  EXPECT_EQ(client_->Rekey(no_pin).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(client_->Rekey(no_pin).status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_FALSE(FileExists(key_file()));
   EXPECT_EQ(WaitForLockState(false).key_source(), v1::KEY_SOURCE_PASSPHRASE);
 
@@ -217,7 +236,8 @@ TEST_F(StoreLockTest, RekeyWithoutThePassphraseOrThePinChangesNothing) {
   EXPECT_TRUE(throttled) << "eight wrong passphrases were never throttled";
   EXPECT_FALSE(FileExists(key_file()));
   CommandResult refused = Credctl({"audit", "--kind", "store.rekey_refused"});
-  EXPECT_TRUE(absl::StrContains(refused.out, "store.rekey_refused")) << refused.out;
+  EXPECT_TRUE(absl::StrContains(refused.out, "store.rekey_refused"))
+      << refused.out;
   Restart({"--passphrase_fd=0", "--approval_factor=pin"});
   ExpectEveryVersionReadable("after the refused rekeys");
 }
@@ -232,9 +252,11 @@ TEST_F(StoreLockTest, DoctorWarnsAboutAKeyFileStore) {
   EXPECT_EQ(state->key_source(), v1::KEY_SOURCE_KEY_FILE);
   EXPECT_EQ(state->key_file(), key_file());
   CommandResult doctor = Credctl({"doctor"});
-  EXPECT_TRUE(absl::StrContains(doctor.out, "an agent running as you can read it"))
+  EXPECT_TRUE(
+      absl::StrContains(doctor.out, "an agent running as you can read it"))
       << doctor.out;
-  EXPECT_TRUE(absl::StrContains(doctor.out, "credctl rekey --to=passphrase")) << doctor.out;
+  EXPECT_TRUE(absl::StrContains(doctor.out, "credctl rekey --to=passphrase"))
+      << doctor.out;
   // Nothing to lock: the key is on disk.
   CommandResult lock = Credctl({"lock"});
   EXPECT_NE(lock.exit_code, 0);
@@ -244,13 +266,16 @@ TEST_F(StoreLockTest, DoctorWarnsAboutAKeyFileStore) {
   BrokerProcess passphrase_broker(other.path() + "/data", other.path());
   passphrase_broker.set_stdin_path(InputFile("pass", passphrase_ + "\n"));
   ASSERT_TRUE(passphrase_broker.Start({"--passphrase_fd=0"}).ok());
-  absl::StatusOr<v1::LockState> pass_state = passphrase_broker.Client()->GetLockState();
+  absl::StatusOr<v1::LockState> pass_state =
+      passphrase_broker.Client()->GetLockState();
   ASSERT_TRUE(pass_state.ok()) << pass_state.status();
   EXPECT_EQ(pass_state->key_source(), v1::KEY_SOURCE_PASSPHRASE);
   absl::StatusOr<CommandResult> quiet = RunCommand(
-      {CredctlPath(), "--data_dir", passphrase_broker.data_dir(), "doctor"}, absl::Seconds(30));
+      {CredctlPath(), "--data_dir", passphrase_broker.data_dir(), "doctor"},
+      absl::Seconds(30));
   ASSERT_TRUE(quiet.ok());
-  EXPECT_FALSE(absl::StrContains(quiet->out, "warning: the store's key")) << quiet->out;
+  EXPECT_FALSE(absl::StrContains(quiet->out, "warning: the store's key"))
+      << quiet->out;
   ASSERT_TRUE(passphrase_broker.Stop().ok());
 }
 
@@ -259,25 +284,32 @@ TEST_F(StoreLockTest, DoctorWarnsAboutAKeyFileStore) {
 TEST_F(StoreLockTest, AutoLockWipesTheKeyAndTheUnlockRestoresEverything) {
   StartWithPassphrase(passphrase_, {"--auto_lock_after=3s"});
   StoreVersions();
-  auto agent = StartRequest({"aws", "--action", "deploy before the lock", "--timeout", "60"});
+  auto agent = StartRequest(
+      {"aws", "--action", "deploy before the lock", "--timeout", "60"});
   ASSERT_NE(agent, nullptr);
   ASSERT_FALSE(WaitForPending("deploy before the lock").empty());
 
   v1::LockState locked = WaitForLockState(true);
-  EXPECT_TRUE(absl::StrContains(locked.message(), "credctl unlock")) << locked.message();
+  EXPECT_TRUE(absl::StrContains(locked.message(), "credctl unlock"))
+      << locked.message();
   EXPECT_EQ(locked.auto_lock_after_seconds(), 3);
   absl::StatusOr<v1::CredentialSummary> read = Get("aws", "default");
-  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition) << read.status();
-  EXPECT_TRUE(absl::StrContains(read.status().message(), "credctl unlock")) << read.status();
-  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "auto-locked")) << broker_->stdout_text();
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition)
+      << read.status();
+  EXPECT_TRUE(absl::StrContains(read.status().message(), "credctl unlock"))
+      << read.status();
+  EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "auto-locked"))
+      << broker_->stdout_text();
 
-  CommandResult unlock = CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
+  CommandResult unlock =
+      CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
   ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
   WaitForLockState(false);
   // Each call below keeps it unlocked (the auto-lock counts from the last).
   ExpectEveryVersionReadable("after the unlock");
   CommandResult pending = Credctl({"pending", "--json"});
-  EXPECT_TRUE(absl::StrContains(pending.out, "deploy before the lock")) << pending.out;
+  EXPECT_TRUE(absl::StrContains(pending.out, "deploy before the lock"))
+      << pending.out;
 }
 
 // credctl lock locks at once; the catalog is still served while locked.
@@ -287,7 +319,8 @@ TEST_F(StoreLockTest, LockLocksAtOnceAndTheCatalogStaysServed) {
   CommandResult lock = Credctl({"lock"});
   ASSERT_EQ(lock.exit_code, 0) << lock.err;
   WaitForLockState(true);
-  EXPECT_EQ(Get("aws", "ci").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get("aws", "ci").status().code(),
+            absl::StatusCode::kFailedPrecondition);
   CommandResult providers = Credctl({"providers"});
   EXPECT_EQ(providers.exit_code, 0) << providers.err;
   EXPECT_TRUE(absl::StrContains(providers.out, "aws")) << providers.out;
@@ -297,7 +330,8 @@ TEST_F(StoreLockTest, LockLocksAtOnceAndTheCatalogStaysServed) {
   CommandResult again = Credctl({"lock"});
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_TRUE(absl::StrContains(again.out, "already locked")) << again.out;
-  CommandResult unlock = CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
+  CommandResult unlock =
+      CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
   ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
   WaitForLockState(false);
   ExpectEveryVersionReadable("after lock and unlock");
@@ -310,24 +344,31 @@ TEST_F(StoreLockTest, ALockedBrokerKeepsTheAgentsNeedUntilTheUnlock) {
   StartWithPassphrase(passphrase_);
   const std::string secret = NewAwsSecret();
   secrets_.push_back(secret);
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()}, {"secret_access_key", secret}})
-                  .ok());
+  ASSERT_TRUE(
+      Put("aws", "",
+          {{"access_key_id", NewAwsKeyId()}, {"secret_access_key", secret}})
+          .ok());
   client_.reset();
   ASSERT_TRUE(broker_->Stop().ok());
   broker_->set_stdin_path("/dev/null");
   ASSERT_TRUE(broker_->Start({"--key_source=passphrase"}).ok());
-  ASSERT_TRUE(absl::StrContains(broker_->stdout_text(), "LOCKED")) << broker_->stdout_text();
+  ASSERT_TRUE(absl::StrContains(broker_->stdout_text(), "LOCKED"))
+      << broker_->stdout_text();
 
-  auto agent = StartRequest({"aws", "--action", "deploy while locked", "--timeout", "90"});
+  auto agent = StartRequest(
+      {"aws", "--action", "deploy while locked", "--timeout", "90"});
   ASSERT_NE(agent, nullptr);
   bool heard = false;
-  for (absl::Time deadline = absl::Now() + kWait; !heard && absl::Now() < deadline;
+  for (absl::Time deadline = absl::Now() + kWait;
+       !heard && absl::Now() < deadline;
        absl::SleepFor(absl::Milliseconds(100))) {
-    heard = absl::StrContains(agent->stderr_text(), "locked — unlock in the IDE or with");
+    heard = absl::StrContains(agent->stderr_text(),
+                              "locked — unlock in the IDE or with");
   }
   ASSERT_TRUE(heard) << agent->stderr_text();
 
-  CommandResult unlock = CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
+  CommandResult unlock =
+      CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
   ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
   WaitForLockState(false);  // The listeners are back, unlocked.
   const std::string id = WaitForPending("deploy while locked");
@@ -337,7 +378,8 @@ TEST_F(StoreLockTest, ALockedBrokerKeepsTheAgentsNeedUntilTheUnlock) {
   absl::StatusOr<int> code = agent->WaitForExit(kWait);
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0) << Clean(agent->stderr_text());
-  EXPECT_TRUE(absl::StrContains(agent->stdout_text(), secret)) << "the agent got no values";
+  EXPECT_TRUE(absl::StrContains(agent->stdout_text(), secret))
+      << "the agent got no values";
 }
 
 // The same with the client library's AgentSession: its stream to the
@@ -346,12 +388,16 @@ TEST_F(StoreLockTest, ALockedBrokerKeepsTheAgentsNeedUntilTheUnlock) {
 // the approver: --allow_self_approval.)
 TEST_F(StoreLockTest, AnAgentSessionSendsItsNeedAgainAfterTheUnlock) {
   StartWithPassphrase(passphrase_);
-  ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()}, {"secret_access_key", NewAwsSecret()}})
+  ASSERT_TRUE(Put("aws", "",
+                  {{"access_key_id", NewAwsKeyId()},
+                   {"secret_access_key", NewAwsSecret()}})
                   .ok());
   client_.reset();
   ASSERT_TRUE(broker_->Stop().ok());
   broker_->set_stdin_path("/dev/null");
-  ASSERT_TRUE(broker_->Start({"--key_source=passphrase", "--allow_self_approval"}).ok());
+  ASSERT_TRUE(
+      broker_->Start({"--key_source=passphrase", "--allow_self_approval"})
+          .ok());
 
   client::Options options;
   options.address = broker_->address();
@@ -367,16 +413,19 @@ TEST_F(StoreLockTest, AnAgentSessionSendsItsNeedAgainAfterTheUnlock) {
       "n-locked", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
   ASSERT_TRUE(locked.ok()) << locked.status();
   EXPECT_TRUE(locked->request_id().empty());
-  EXPECT_TRUE(absl::StrContains(locked->message(), "credctl unlock")) << locked->message();
+  EXPECT_TRUE(absl::StrContains(locked->message(), "credctl unlock"))
+      << locked->message();
 
-  CommandResult unlock = CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
+  CommandResult unlock =
+      CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
   ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
   WaitForLockState(false);  // The listeners are back, unlocked.
   const std::string id = WaitForPending("deploy from a session");
   ASSERT_FALSE(id.empty()) << broker_->AllOutput();
   CommandResult approve = Credctl({"approve", id});
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
-  absl::StatusOr<v1::NeedUpdate> granted = (*session)->WaitFor("n-locked", kWait);
+  absl::StatusOr<v1::NeedUpdate> granted =
+      (*session)->WaitFor("n-locked", kWait);
   ASSERT_TRUE(granted.ok()) << granted.status();
   EXPECT_EQ(granted->state(), v1::REQUEST_STATE_GRANTED);
   EXPECT_EQ(granted->request_id(), id);

@@ -1,7 +1,6 @@
-#include "client/internal/channel.h"
-
 #include <memory>
 
+#include "client/internal/channel.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

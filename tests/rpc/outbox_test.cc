@@ -14,7 +14,8 @@ namespace {
 // when the test says so, as with a client that stops reading.
 struct FakeStream {
   FakeStream(size_t bound)
-      : box(bound, [this](const std::string* m) { in_flight.push_back(*m); },
+      : box(
+            bound, [this](const std::string* m) { in_flight.push_back(*m); },
             [this](const grpc::Status& s) { finished = s; }) {}
   // Completes the write in flight.
   void Ack() { box.OnWriteDone(true); }
@@ -48,7 +49,8 @@ TEST(OutboxTest, AReaderThatFallsBehindIsEndedWithResourceExhausted) {
 
 TEST(OutboxTest, ASnapshotLargerThanTheBoundIsNotAnOverflow) {
   FakeStream s(4);
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(s.box.Push("snap", /*bounded=*/false));
+  for (int i = 0; i < 100; ++i)
+    EXPECT_TRUE(s.box.Push("snap", /*bounded=*/false));
   // Live events still have the whole bound to themselves.
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(s.box.Push("live"));
   EXPECT_FALSE(s.box.Push("one too many"));
@@ -81,7 +83,8 @@ TEST(OutboxTest, NothingIsCalledAfterDone) {
 grpc::ByteBuffer GrantBytes() {
   v1::NeedUpdate update;
   update.set_need_id("n1");
-  (*update.mutable_grant()->mutable_values())["secret_access_key"] = "s3cr3t-value";
+  (*update.mutable_grant()->mutable_values())["secret_access_key"] =
+      "s3cr3t-value";
   return SerializeWiped(update);
 }
 
@@ -89,7 +92,11 @@ grpc::ByteBuffer GrantBytes() {
 // fake, like gRPC, reads the buffer only during the write).
 struct FakeByteStream {
   FakeByteStream()
-      : box(8, [this](const grpc::ByteBuffer* m) { writes.push_back(m->Length()); },
+      : box(
+            8,
+            [this](const grpc::ByteBuffer* m) {
+              writes.push_back(m->Length());
+            },
             [this](const grpc::Status& s) { finished = s; }) {}
   Outbox<grpc::ByteBuffer> box;
   std::vector<size_t> writes;
@@ -129,7 +136,8 @@ TEST(OutboxTest, TypedMessagesAreWipedWhenWrittenOrDropped) {
   std::vector<std::string> wiped;
   const v1::NeedUpdate* in_flight = nullptr;
   Outbox<v1::NeedUpdate> box(
-      8, [&](const v1::NeedUpdate* m) { in_flight = m; }, [](const grpc::Status&) {},
+      8, [&](const v1::NeedUpdate* m) { in_flight = m; },
+      [](const grpc::Status&) {},
       [&](v1::NeedUpdate& m) {
         wiped.push_back(m.need_id());
         WipeGrantValues(m);

@@ -114,7 +114,8 @@ TEST(TcpPeerTest, ParsesGrpcPeerStrings) {
   EXPECT_TRUE(*mapped == *ParseGrpcPeer("ipv4:127.3.4.5:1"));
   EXPECT_FALSE(IsLoopback(*ParseGrpcPeer("ipv4:10.0.0.1:5000")));
   EXPECT_FALSE(IsLoopback(*ParseGrpcPeer("ipv6:[::2]:5000")));
-  for (const char* s : {"fd:7", "unix:/tmp/x", "ipv4:127.0.0.1", "ipv6:::1:5", "ipv4:1.2.3:4"}) {
+  for (const char* s : {"fd:7", "unix:/tmp/x", "ipv4:127.0.0.1", "ipv6:::1:5",
+                        "ipv4:1.2.3:4"}) {
     EXPECT_FALSE(ParseGrpcPeer(s).has_value()) << s;
   }
 }
@@ -123,25 +124,33 @@ TEST(TcpPeerTest, FindsTheClientEndInTheKernelsTable) {
   // 127.0.0.1:40000 -> 127.0.0.1:7443, established, uid 1000, inode 4242;
   // the server's end of it; and a closed socket on the same client port.
   const std::string table =
-      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when "
+      "retrnsmt   uid  "
       "timeout inode\n"
-      "   0: 0100007F:1D13 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  0 0 99 1\n"
-      "   1: 0100007F:9C40 0100007F:1D13 06 00000000:00000000 00:00000000 00000000  7 0 0 1\n"
-      "   2: 0100007F:9C40 0100007F:1D13 01 00000000:00000000 00:00000000 00000000  1000 0 "
+      "   0: 0100007F:1D13 0100007F:9C40 01 00000000:00000000 00:00000000 "
+      "00000000  0 0 99 1\n"
+      "   1: 0100007F:9C40 0100007F:1D13 06 00000000:00000000 00:00000000 "
+      "00000000  7 0 0 1\n"
+      "   2: 0100007F:9C40 0100007F:1D13 01 00000000:00000000 00:00000000 "
+      "00000000  1000 0 "
       "4242 1\n";
   TcpEndpoint client = *ParseGrpcPeer("ipv4:127.0.0.1:40000");
-  absl::StatusOr<TcpSocket> s = FindClientSocketIn(table, false, client, {7443});
+  absl::StatusOr<TcpSocket> s =
+      FindClientSocketIn(table, false, client, {7443});
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->inode, 4242u);
   EXPECT_EQ(s->uid, 1000u);
-  EXPECT_TRUE(absl::IsNotFound(FindClientSocketIn(table, false, client, {7444}).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      FindClientSocketIn(table, false, client, {7444}).status()));
   const std::string table6 =
-      "  sl  local_address                         remote_address                        st "
+      "  sl  local_address                         remote_address              "
+      "          st "
       "tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-      "   0: 00000000000000000000000001000000:9C40 00000000000000000000000001000000:1D13 01 "
+      "   0: 00000000000000000000000001000000:9C40 "
+      "00000000000000000000000001000000:1D13 01 "
       "00000000:00000000 00:00000000 00000000  1000 0 777 1\n";
-  absl::StatusOr<TcpSocket> s6 =
-      FindClientSocketIn(table6, true, *ParseGrpcPeer("ipv6:[::1]:40000"), {7443});
+  absl::StatusOr<TcpSocket> s6 = FindClientSocketIn(
+      table6, true, *ParseGrpcPeer("ipv6:[::1]:40000"), {7443});
   ASSERT_TRUE(s6.ok()) << s6.status();
   EXPECT_EQ(s6->inode, 777u);
 }
@@ -160,7 +169,8 @@ TEST(TcpPeerTest, FindsTheProcessHoldingALoopbackConnection) {
   ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const int server_port = ntohs(addr.sin_port);
   int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr),
+            0);
   int accepted = accept4(server, nullptr, nullptr, SOCK_CLOEXEC);
   ASSERT_GE(accepted, 0);
   sockaddr_in peer{};
@@ -168,7 +178,8 @@ TEST(TcpPeerTest, FindsTheProcessHoldingALoopbackConnection) {
   ASSERT_EQ(getpeername(accepted, reinterpret_cast<sockaddr*>(&peer), &len), 0);
   std::string grpc_peer = absl::StrCat("ipv4:127.0.0.1:", ntohs(peer.sin_port));
 
-  absl::StatusOr<TcpSocket> s = FindClientSocket(*ParseGrpcPeer(grpc_peer), {server_port});
+  absl::StatusOr<TcpSocket> s =
+      FindClientSocket(*ParseGrpcPeer(grpc_peer), {server_port});
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->uid, geteuid());
   absl::StatusOr<pid_t> holder = FindSocketHolder(s->inode, geteuid());
@@ -182,22 +193,27 @@ TEST(TcpPeerTest, FindsTheProcessHoldingALoopbackConnection) {
   registry.SetTcpPorts({server_port});
   Caller caller = registry.ResolvePeer(grpc_peer, "approver");
   EXPECT_EQ(caller.pid, getpid());
-  EXPECT_TRUE(absl::StrContains(caller.peer, absl::StrCat("pid ", getpid()))) << caller.peer;
-  EXPECT_EQ(registry.ResolvePeer(grpc_peer, "approver", PeerLookup::kNoTcpScan).pid, 0);
+  EXPECT_TRUE(absl::StrContains(caller.peer, absl::StrCat("pid ", getpid())))
+      << caller.peer;
+  EXPECT_EQ(
+      registry.ResolvePeer(grpc_peer, "approver", PeerLookup::kNoTcpScan).pid,
+      0);
   EXPECT_EQ(registry.CallerKey(grpc_peer), "ipv4:127.0.0.1");
 
   {
     Child sharer;  // Inherits `client` across fork.
     ASSERT_GT(sharer.pid(), 0);
     absl::StatusOr<pid_t> two = FindSocketHolder(s->inode, geteuid());
-    EXPECT_EQ(two.status().code(), absl::StatusCode::kFailedPrecondition) << two.status();
+    EXPECT_EQ(two.status().code(), absl::StatusCode::kFailedPrecondition)
+        << two.status();
   }
   // Limits bound the scan.
   SocketScanLimits tiny;
   tiny.max_fds = 0;
   EXPECT_FALSE(FindSocketHolder(s->inode, geteuid(), tiny).ok());
   // Another user's socket is not looked into.
-  EXPECT_TRUE(absl::IsNotFound(FindSocketHolder(s->inode, geteuid() + 1).status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(FindSocketHolder(s->inode, geteuid() + 1).status()));
   close(accepted);
   close(client);
   close(server);

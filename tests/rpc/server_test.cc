@@ -18,7 +18,8 @@ TEST(ParseEndpointTest, UnixPaths) {
 }
 
 TEST(ParseEndpointTest, LoopbackTcp) {
-  for (const char* spec : {"127.0.0.1:7443", "localhost:0", "[::1]:9000", "127.8.9.1:1"}) {
+  for (const char* spec :
+       {"127.0.0.1:7443", "localhost:0", "[::1]:9000", "127.8.9.1:1"}) {
     absl::StatusOr<Endpoint> ep = ParseEndpoint(spec, false);
     ASSERT_TRUE(ep.ok()) << spec << ": " << ep.status();
     EXPECT_FALSE(ep->is_unix);
@@ -27,17 +28,20 @@ TEST(ParseEndpointTest, LoopbackTcp) {
 }
 
 TEST(ParseEndpointTest, RemoteHostsNeedAllowRemote) {
-  for (const char* spec : {"0.0.0.0:7443", "192.0.2.1:7443", "[::]:7443", "example.com:1"}) {
+  for (const char* spec :
+       {"0.0.0.0:7443", "192.0.2.1:7443", "[::]:7443", "example.com:1"}) {
     absl::StatusOr<Endpoint> ep = ParseEndpoint(spec, false);
-    EXPECT_EQ(ep.status().code(), absl::StatusCode::kFailedPrecondition) << spec;
-    EXPECT_NE(ep.status().message().find("--allow_remote"), absl::string_view::npos);
+    EXPECT_EQ(ep.status().code(), absl::StatusCode::kFailedPrecondition)
+        << spec;
+    EXPECT_NE(ep.status().message().find("--allow_remote"),
+              absl::string_view::npos);
     EXPECT_TRUE(ParseEndpoint(spec, true).ok()) << spec;
   }
 }
 
 TEST(ParseEndpointTest, MalformedEntries) {
-  for (const char* spec : {"127.0.0.1", "127.0.0.1:port", "127.0.0.1:70000", ":80",
-                           "[::1:80"}) {
+  for (const char* spec :
+       {"127.0.0.1", "127.0.0.1:port", "127.0.0.1:70000", ":80", "[::1:80"}) {
     EXPECT_EQ(ParseEndpoint(spec, false).status().code(),
               absl::StatusCode::kInvalidArgument)
         << spec;

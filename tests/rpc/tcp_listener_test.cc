@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -10,9 +12,6 @@
 #include <cstdio>
 #include <string>
 #include <vector>
-
-#include <grpc/grpc.h>
-#include <grpc/support/log.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
@@ -23,13 +22,15 @@ namespace {
 
 int NewSocket() { return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
 
-TEST(ConnectionLimiterTest, ABusyAddressIsRefusedUntilOneOfItsConnectionsCloses) {
+TEST(ConnectionLimiterTest,
+     ABusyAddressIsRefusedUntilOneOfItsConnectionsCloses) {
   ConnectionLimiter limiter(/*per_address=*/2, /*reserved_fds=*/0);
   int a1 = NewSocket(), a2 = NewSocket(), a3 = NewSocket();
   ASSERT_GE(a3, 0);
   EXPECT_EQ(limiter.Admit(a1, "10.0.0.1"), ConnectionLimiter::Verdict::kAdmit);
   EXPECT_EQ(limiter.Admit(a2, "10.0.0.1"), ConnectionLimiter::Verdict::kAdmit);
-  EXPECT_EQ(limiter.Admit(a3, "10.0.0.1"), ConnectionLimiter::Verdict::kTooManyFromAddress);
+  EXPECT_EQ(limiter.Admit(a3, "10.0.0.1"),
+            ConnectionLimiter::Verdict::kTooManyFromAddress);
   // Another address has its own count.
   EXPECT_EQ(limiter.Admit(a3, "10.0.0.2"), ConnectionLimiter::Verdict::kAdmit);
 
@@ -58,7 +59,8 @@ TEST(ConnectionLimiterTest, TheLastDescriptorsAreKeptForTheUnixSocket) {
   ASSERT_GE(fd, 0);
   // The ceiling just at this descriptor: taking it would eat the reserve.
   ConnectionLimiter at(/*per_address=*/100, /*reserved_fds=*/limit - fd);
-  EXPECT_EQ(at.Admit(fd, "10.0.0.1"), ConnectionLimiter::Verdict::kDescriptorReserve);
+  EXPECT_EQ(at.Admit(fd, "10.0.0.1"),
+            ConnectionLimiter::Verdict::kDescriptorReserve);
   ConnectionLimiter below(/*per_address=*/100, /*reserved_fds=*/limit - fd - 1);
   EXPECT_EQ(below.Admit(fd, "10.0.0.1"), ConnectionLimiter::Verdict::kAdmit);
   close(fd);
@@ -92,7 +94,8 @@ std::string StderrOf(Fn write) {
   std::string out;
   std::rewind(file);
   char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file)) > 0;) out.append(buf, n);
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, file)) > 0;)
+    out.append(buf, n);
   std::fclose(file);
   return out;
 }
@@ -135,7 +138,8 @@ TEST(TcpListenerTest, LocalhostListensOnIpv4) {
   ASSERT_TRUE(listener.ok()) << listener.status();
   sockaddr_storage bound{};
   socklen_t len = sizeof bound;
-  ASSERT_EQ(getsockname(listener->fd, reinterpret_cast<sockaddr*>(&bound), &len), 0);
+  ASSERT_EQ(
+      getsockname(listener->fd, reinterpret_cast<sockaddr*>(&bound), &len), 0);
   EXPECT_EQ(bound.ss_family, AF_INET);
   close(listener->fd);
 }

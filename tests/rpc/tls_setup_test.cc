@@ -37,15 +37,17 @@ class TlsSetupTest : public ::testing::Test {
 
 TEST_F(TlsSetupTest, TheRenewerRenewsOnItsTimerOnceTheCertificateIsDue) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<TlsIdentity> first = LoadOrCreateSelfSigned(cert_, key_, start);
+  absl::StatusOr<TlsIdentity> first =
+      LoadOrCreateSelfSigned(cert_, key_, start);
   ASSERT_TRUE(first.ok()) << first.status();
   absl::StatusOr<std::string> key_before = ReadFile(key_);
   ASSERT_TRUE(key_before.ok());
   std::atomic<int64_t> days_later{0};
   TlsSettings settings;
   settings.refresh_interval = absl::Milliseconds(20);
-  TlsRenewer renewer(cert_, key_, settings,
-                     [&] { return start + absl::Hours(24 * days_later.load()); });
+  TlsRenewer renewer(cert_, key_, settings, [&] {
+    return start + absl::Hours(24 * days_later.load());
+  });
   // 340 days on, 25 days are left: less than the 30 of renew_before.
   days_later.store(340);
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -64,7 +66,8 @@ TEST_F(TlsSetupTest, ConfigureTlsServesTheFilesAndRenewsOnlyItsOwnPair) {
   options.listen = {"unix:" + dir_ + "/b.sock", "127.0.0.1:0"};
   std::string note;
   TlsSettings settings;
-  absl::StatusOr<std::unique_ptr<TlsRenewer>> own = ConfigureTls(dir_, settings, options, note);
+  absl::StatusOr<std::unique_ptr<TlsRenewer>> own =
+      ConfigureTls(dir_, settings, options, note);
   ASSERT_TRUE(own.ok()) << own.status();
   EXPECT_NE(*own, nullptr);
   EXPECT_EQ(options.tls_cert_file, cert_);
@@ -100,7 +103,8 @@ TEST_F(TlsSetupTest, ConfigureTlsServesTheFilesAndRenewsOnlyItsOwnPair) {
 
 TEST_F(TlsSetupTest, AMismatchedPairAtStartIsReplacedAndSaidOnStderr) {
   ASSERT_TRUE(LoadOrCreateSelfSigned(cert_, key_, absl::Now()).ok());
-  absl::StatusOr<TlsIdentity> other = GenerateSelfSigned(SelfSignedOptions(), absl::Now());
+  absl::StatusOr<TlsIdentity> other =
+      GenerateSelfSigned(SelfSignedOptions(), absl::Now());
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE(WritePrivateFile(key_, other->key_pem.Reveal(), false).ok());
   ServerOptions options;

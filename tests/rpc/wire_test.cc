@@ -1,9 +1,9 @@
 #include "broker/rpc/wire.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <string>
 #include <vector>
-
-#include <google/protobuf/util/message_differencer.h>
 
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
@@ -31,15 +31,19 @@ TEST(WireTest, ValidBytesParseAsTheyAre) {
   v1::SessionRequest in = NeedRequest();
   v1::SessionRequest out;
   std::vector<FieldViolation> invalid;
-  ASSERT_TRUE(ParseNamingInvalidUtf8(Buffer(in.SerializeAsString()), &out, &invalid));
+  ASSERT_TRUE(
+      ParseNamingInvalidUtf8(Buffer(in.SerializeAsString()), &out, &invalid));
   EXPECT_TRUE(invalid.empty());
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out, in));
 }
 
 TEST(WireTest, InvalidUtf8IsNamedByFieldAndParsedEscaped) {
   std::string bytes = absl::StrReplaceAll(NeedRequest().SerializeAsString(),
-                                          {{"#1#", "\xff\xfe!"}, {"#2#", "\xc3(x"},
-                                           {"#3#", "\x80" "ab"}});
+                                          {{"#1#", "\xff\xfe!"},
+                                           {"#2#", "\xc3(x"},
+                                           {"#3#",
+                                            "\x80"
+                                            "ab"}});
   v1::SessionRequest out;
   ASSERT_FALSE(out.ParseFromString(bytes));  // What the generated parser does.
   std::vector<FieldViolation> invalid;
@@ -49,8 +53,9 @@ TEST(WireTest, InvalidUtf8IsNamedByFieldAndParsedEscaped) {
     fields.push_back(v.field);
     EXPECT_THAT(v.description, ::testing::HasSubstr("invalid UTF-8"));
   }
-  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("need.action", "need.context.region",
-                                                      "need.context.k\\x80ab (key)"));
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre(
+                          "need.action", "need.context.region",
+                          "need.context.k\\x80ab (key)"));
   EXPECT_EQ(out.need().action(), "deploy \\xFF\\xFE! to prod");
   EXPECT_EQ(out.need().context().at("region"), "us-\\xC3(x-1");
   EXPECT_EQ(out.need().need_id(), "n1");
@@ -59,13 +64,15 @@ TEST(WireTest, InvalidUtf8IsNamedByFieldAndParsedEscaped) {
 TEST(WireTest, BytesThatAreNotTheMessageAreRefused) {
   v1::SessionRequest out;
   std::vector<FieldViolation> invalid;
-  EXPECT_FALSE(ParseNamingInvalidUtf8(Buffer("\x12\x7f short"), &out, &invalid));
+  EXPECT_FALSE(
+      ParseNamingInvalidUtf8(Buffer("\x12\x7f short"), &out, &invalid));
 }
 
 TEST(WireTest, SerializedBytesAreWipedWhenTheLastReferenceGoes) {
   v1::NeedUpdate update;
   update.set_need_id("n1");
-  (*update.mutable_grant()->mutable_values())["secret_access_key"] = "s3cr3t-value";
+  (*update.mutable_grant()->mutable_values())["secret_access_key"] =
+      "s3cr3t-value";
   const size_t before = LiveWipedBytes();
   {
     grpc::ByteBuffer buffer = SerializeWiped(update);
@@ -76,7 +83,8 @@ TEST(WireTest, SerializedBytesAreWipedWhenTheLastReferenceGoes) {
     grpc::Slice flat;
     ASSERT_TRUE(shared.DumpToSingleSlice(&flat).ok());
     v1::NeedUpdate back;
-    ASSERT_TRUE(back.ParseFromArray(flat.begin(), static_cast<int>(flat.size())));
+    ASSERT_TRUE(
+        back.ParseFromArray(flat.begin(), static_cast<int>(flat.size())));
     EXPECT_EQ(back.grant().values().at("secret_access_key"), "s3cr3t-value");
   }
   EXPECT_EQ(LiveWipedBytes(), before);

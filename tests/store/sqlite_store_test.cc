@@ -11,11 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -193,9 +193,11 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAnOpenWriteTransaction) {
   });
   in_transaction.WaitForNotification();
   // The writer holds its connection until `release`: these must not wait.
-  absl::StatusOr<CredentialRecord> during = store_->GetCredential("aws", "default", 0);
+  absl::StatusOr<CredentialRecord> during =
+      store_->GetCredential("aws", "default", 0);
   absl::StatusOr<std::string> meta = store_->GetMeta("default_profile/aws");
-  absl::StatusOr<std::vector<CredentialRecord>> listed = store_->ListCredentials({});
+  absl::StatusOr<std::vector<CredentialRecord>> listed =
+      store_->ListCredentials({});
   absl::StatusOr<std::vector<CredentialRecord>> versions =
       store_->ListVersions("aws", "default");
   release.Notify();
@@ -210,7 +212,8 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAnOpenWriteTransaction) {
   ASSERT_TRUE(meta.ok()) << meta.status();
   EXPECT_EQ(*meta, "default");
   // Once committed, the next read sees the new version.
-  absl::StatusOr<CredentialRecord> after = store_->GetCredential("aws", "default", 0);
+  absl::StatusOr<CredentialRecord> after =
+      store_->GetCredential("aws", "default", 0);
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->version, 2);
   EXPECT_EQ(after->sealed, SealedFor("aws", "default", 2));
@@ -494,10 +497,12 @@ TEST_F(SqliteStoreTest, FreshDatabaseIsPrivateAndConfigured) {
   EXPECT_EQ(RawQuery("PRAGMA user_version"),
             std::to_string(kSqliteSchemaVersion));
   // The schema's indexes after every step (step 5 dropped requests_by_need).
-  EXPECT_EQ(RawQuery("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema"
-                     " WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
-            "audit_events_by_time,grants_by_created,requests_by_created,"
-            "requests_by_decided,standing_approvals_by_created");
+  EXPECT_EQ(
+      RawQuery(
+          "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema"
+          " WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
+      "audit_events_by_time,grants_by_created,requests_by_created,"
+      "requests_by_decided,standing_approvals_by_created");
 }
 
 TEST_F(SqliteStoreTest, CreatedPrivateUnderPermissiveUmask) {
@@ -654,8 +659,10 @@ TEST_F(SqliteStoreTest, MigratesSchemaVersion2Database) {
             std::to_string(kSqliteSchemaVersion));
   EXPECT_TRUE(store_->CheckIntegrity().ok());
   // Step 3 made the index, step 5 dropped it.
-  EXPECT_EQ(RawQuery("SELECT count(*) FROM sqlite_schema WHERE name = 'requests_by_need'"),
-            "0");
+  EXPECT_EQ(
+      RawQuery(
+          "SELECT count(*) FROM sqlite_schema WHERE name = 'requests_by_need'"),
+      "0");
 
   // Old data survives.
   absl::StatusOr<CredentialRecord> credential =
@@ -720,13 +727,16 @@ TEST_F(SqliteStoreTest, PutWithItsAuditEventIsOneTransaction) {
     e.kind = "credential.put";
     e.provider = r.provider;
     e.profile = r.profile;
-    e.detail = absl::StrCat("version ", r.version, ", fingerprint ", r.fingerprint);
+    e.detail =
+        absl::StrCat("version ", r.version, ", fingerprint ", r.fingerprint);
     return e;
   };
-  absl::StatusOr<CredentialRecord> put = store_->PutCredential(
-      "aws", "default", absl::ZeroDuration(), FakeSeal("aws", "default"), audit_of, hash);
+  absl::StatusOr<CredentialRecord> put =
+      store_->PutCredential("aws", "default", absl::ZeroDuration(),
+                            FakeSeal("aws", "default"), audit_of, hash);
   ASSERT_TRUE(put.ok()) << put.status();
-  absl::StatusOr<std::vector<AuditRecord>> listed = store_->ListAudit(AuditQuery());
+  absl::StatusOr<std::vector<AuditRecord>> listed =
+      store_->ListAudit(AuditQuery());
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[1].kind, "credential.put");
@@ -735,11 +745,12 @@ TEST_F(SqliteStoreTest, PutWithItsAuditEventIsOneTransaction) {
   EXPECT_EQ((*listed)[1].prev_hash, "h1<");
 
   // No hash function: the event cannot be written, so the version is not.
-  absl::StatusOr<CredentialRecord> refused = store_->PutCredential(
-      "aws", "default", absl::ZeroDuration(), FakeSeal("aws", "default"), audit_of,
-      nullptr);
+  absl::StatusOr<CredentialRecord> refused =
+      store_->PutCredential("aws", "default", absl::ZeroDuration(),
+                            FakeSeal("aws", "default"), audit_of, nullptr);
   EXPECT_FALSE(refused.ok());
-  absl::StatusOr<CredentialRecord> latest = store_->GetCredential("aws", "default", 0);
+  absl::StatusOr<CredentialRecord> latest =
+      store_->GetCredential("aws", "default", 0);
   ASSERT_TRUE(latest.ok()) << latest.status();
   EXPECT_EQ(latest->version, 1);
   EXPECT_EQ(store_->ListAudit(AuditQuery())->size(), 2u);
@@ -1609,13 +1620,16 @@ void WithWritesQueuedBehindASlowOne(Store& store,
         -> absl::StatusOr<std::pair<std::string, std::string>> {
       inside.Notify();
       release.WaitForNotification();
-      return std::make_pair(SealedFor("aws", "first", version), std::string("fp"));
+      return std::make_pair(SealedFor("aws", "first", version),
+                            std::string("fp"));
     };
-    EXPECT_TRUE(store.PutCredential("aws", "first", absl::ZeroDuration(), slow).ok());
+    EXPECT_TRUE(
+        store.PutCredential("aws", "first", absl::ZeroDuration(), slow).ok());
   });
   inside.WaitForNotification();
   std::vector<std::thread> threads;
-  for (std::function<void()>& write : writes) threads.emplace_back([&write] { write(); });
+  for (std::function<void()>& write : writes)
+    threads.emplace_back([&write] { write(); });
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (store.GetWriteStats().queued < static_cast<int64_t>(writes.size()) &&
          absl::Now() < deadline) {
@@ -1654,8 +1668,9 @@ TEST_F(SqliteStoreTest, WritesQueuedDuringACommitShareTheNextOne) {
         e.profile = r.profile;
         return e;
       };
-      if (!store_->PutCredential("aws", profile, absl::ZeroDuration(),
-                                 FakeSeal("aws", profile), audit_of, ChainHash)
+      if (!store_
+               ->PutCredential("aws", profile, absl::ZeroDuration(),
+                               FakeSeal("aws", profile), audit_of, ChainHash)
                .ok()) {
         ++failures;
       }
@@ -1734,7 +1749,8 @@ std::pair<int, std::string> CountInAnotherProcess(const std::string& path) {
   std::string text;
   char buf[256];
   ssize_t n;
-  while ((n = read(out[0], buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+  while ((n = read(out[0], buf, sizeof(buf))) > 0)
+    text.append(buf, static_cast<size_t>(n));
   close(out[0]);
   int status = 0;
   waitpid(child, &status, 0);
@@ -1758,7 +1774,8 @@ TEST_F(SqliteStoreTest, NoOtherProcessCanReadOrWriteTheOpenDatabase) {
 }
 
 // Every field of two records.
-void ExpectSameRecord(const CredentialRecord& got, const CredentialRecord& want) {
+void ExpectSameRecord(const CredentialRecord& got,
+                      const CredentialRecord& want) {
   EXPECT_EQ(got.provider, want.provider);
   EXPECT_EQ(got.profile, want.profile);
   EXPECT_EQ(got.version, want.version);
@@ -1774,7 +1791,8 @@ TEST_F(SqliteStoreTest, LatestVersionsWrittenOrReadAreAnsweredFromMemory) {
   Put("aws", "default");
   const CredentialRecord second = Put("aws", "default", absl::Hours(48));
   Store::ReadStats before = store_->GetReadStats();
-  absl::StatusOr<CredentialRecord> got = store_->GetCredential("aws", "default", 0);
+  absl::StatusOr<CredentialRecord> got =
+      store_->GetCredential("aws", "default", 0);
   ASSERT_TRUE(got.ok()) << got.status();
   ExpectSameRecord(*got, second);
   Store::ReadStats after = store_->GetReadStats();
@@ -1783,7 +1801,8 @@ TEST_F(SqliteStoreTest, LatestVersionsWrittenOrReadAreAnsweredFromMemory) {
   EXPECT_EQ(after.latest_kept, 1);
   // An older version is read from the database, and counts as neither.
   EXPECT_EQ(store_->GetCredential("aws", "default", 1)->version, 1);
-  EXPECT_EQ(store_->GetReadStats().latest_from_database, after.latest_from_database);
+  EXPECT_EQ(store_->GetReadStats().latest_from_database,
+            after.latest_from_database);
 
   // What was kept from the write is what the database holds.
   Reopen();
@@ -1817,27 +1836,34 @@ TEST_F(SqliteStoreTest, LatestVersionsWrittenOrReadAreAnsweredFromMemory) {
 
 TEST_F(SqliteStoreTest, AWriteRolledBackLeavesTheKeptVersion) {
   const CredentialRecord first = Put("aws", "default");
-  auto failing = [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
+  auto failing =
+      [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
     return absl::InternalError("sealer exploded");
   };
   auto audit_of = [](const CredentialRecord&) { return AuditRecord(); };
   // Refused before its row is written, and after (its audit event has no
   // hash function, so the whole transaction is rolled back).
-  EXPECT_FALSE(store_->PutCredential("aws", "default", absl::ZeroDuration(), failing).ok());
+  EXPECT_FALSE(
+      store_->PutCredential("aws", "default", absl::ZeroDuration(), failing)
+          .ok());
   EXPECT_FALSE(store_
                    ->PutCredential("aws", "default", absl::ZeroDuration(),
-                                   FakeSeal("aws", "default"), audit_of, nullptr)
+                                   FakeSeal("aws", "default"), audit_of,
+                                   nullptr)
                    .ok());
   const Store::ReadStats before = store_->GetReadStats();
-  absl::StatusOr<CredentialRecord> got = store_->GetCredential("aws", "default", 0);
+  absl::StatusOr<CredentialRecord> got =
+      store_->GetCredential("aws", "default", 0);
   ASSERT_TRUE(got.ok()) << got.status();
   ExpectSameRecord(*got, first);
-  EXPECT_EQ(store_->GetReadStats().latest_from_memory, before.latest_from_memory + 1);
+  EXPECT_EQ(store_->GetReadStats().latest_from_memory,
+            before.latest_from_memory + 1);
   EXPECT_EQ(Put("aws", "default").version, 2);
   EXPECT_EQ(store_->GetCredential("aws", "default", 0)->version, 2);
 }
 
-TEST_F(SqliteStoreTest, LatestReadsRacingWritesNeverAnswerOlderThanAcknowledged) {
+TEST_F(SqliteStoreTest,
+       LatestReadsRacingWritesNeverAnswerOlderThanAcknowledged) {
   // Two profiles written in turn by one thread; readers check each answer
   // against the last version acknowledged before their read began, and that
   // the record is the one stored for that version. A third profile is
@@ -1852,7 +1878,8 @@ TEST_F(SqliteStoreTest, LatestReadsRacingWritesNeverAnswerOlderThanAcknowledged)
       while (!done.load()) {
         const int i = t % 2;
         const int64_t floor = acknowledged[i].load();
-        absl::StatusOr<CredentialRecord> r = store_->GetCredential("aws", profiles[i], 0);
+        absl::StatusOr<CredentialRecord> r =
+            store_->GetCredential("aws", profiles[i], 0);
         if (floor == 0 && absl::IsNotFound(r.status())) continue;
         ASSERT_TRUE(r.ok()) << r.status();
         ASSERT_GE(r->version, floor);
@@ -1869,8 +1896,10 @@ TEST_F(SqliteStoreTest, LatestReadsRacingWritesNeverAnswerOlderThanAcknowledged)
       acknowledged[i].store(n);
     }
     if (n % 10 == 0) {
-      ASSERT_TRUE(
-          store_->PutCredential("gcp", "x", absl::ZeroDuration(), FakeSeal("gcp", "x")).ok());
+      ASSERT_TRUE(store_
+                      ->PutCredential("gcp", "x", absl::ZeroDuration(),
+                                      FakeSeal("gcp", "x"))
+                      .ok());
     }
   }
   done.store(true);
@@ -1887,11 +1916,13 @@ TEST_F(SqliteStoreTest, CheckpointsDoNotEmptyTheKeptVersions) {
   EXPECT_GE(store_->GetWriteStats().checkpoints, 1);
   const Store::ReadStats before = store_->GetReadStats();
   for (int p = 0; p < 50; ++p) {
-    absl::StatusOr<CredentialRecord> r = store_->GetCredential("aws", absl::StrCat("c", p), 0);
+    absl::StatusOr<CredentialRecord> r =
+        store_->GetCredential("aws", absl::StrCat("c", p), 0);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->version, 30);
   }
-  EXPECT_EQ(store_->GetReadStats().latest_from_memory, before.latest_from_memory + 50);
+  EXPECT_EQ(store_->GetReadStats().latest_from_memory,
+            before.latest_from_memory + 50);
   EXPECT_EQ(store_->GetReadStats().latest_kept, 50);
 }
 
@@ -1903,7 +1934,8 @@ TEST_F(SqliteStoreTest, TheLogIsCheckpointedInTheBackgroundAndStaysBounded) {
   for (int i = 0; i < 2500; ++i) {
     Put("aws", absl::StrCat("c", i % 50));
     struct stat st;
-    if (stat(wal.c_str(), &st) == 0) largest = std::max<int64_t>(largest, st.st_size);
+    if (stat(wal.c_str(), &st) == 0)
+      largest = std::max<int64_t>(largest, st.st_size);
   }
   EXPECT_GE(store_->GetWriteStats().checkpoints, 1);
   // Never checkpointed, the log would hold every page written; the bound is
@@ -1912,7 +1944,8 @@ TEST_F(SqliteStoreTest, TheLogIsCheckpointedInTheBackgroundAndStaysBounded) {
   EXPECT_LT(largest, 4100 * (4096 + 24));
   Reopen();
   for (int p = 0; p < 50; ++p) {
-    absl::StatusOr<CredentialRecord> r = store_->GetCredential("aws", absl::StrCat("c", p), 0);
+    absl::StatusOr<CredentialRecord> r =
+        store_->GetCredential("aws", absl::StrCat("c", p), 0);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->version, 50);
   }
@@ -1927,8 +1960,9 @@ TEST_F(SqliteStoreTest, AWriteThatFailsInASharedCommitFailsAlone) {
   for (int i = 0; i < 3; ++i) {
     writes.push_back([&, i] {
       const std::string profile = absl::StrCat("ok", i);
-      if (!store_->PutCredential("aws", profile, absl::ZeroDuration(),
-                                 FakeSeal("aws", profile))
+      if (!store_
+               ->PutCredential("aws", profile, absl::ZeroDuration(),
+                               FakeSeal("aws", profile))
                .ok()) {
         ++failures;
       }
@@ -1939,8 +1973,9 @@ TEST_F(SqliteStoreTest, AWriteThatFailsInASharedCommitFailsAlone) {
         [](int64_t) -> absl::StatusOr<std::pair<std::string, std::string>> {
       return absl::InternalError("sealer exploded");
     };
-    failed = store_->PutCredential("aws", "bad", absl::ZeroDuration(), exploding)
-                 .status();
+    failed =
+        store_->PutCredential("aws", "bad", absl::ZeroDuration(), exploding)
+            .status();
   });
   writes.push_back([&] {
     if (!store_->AppendAudit(Event("call.ok"), ChainHash).ok()) ++failures;

@@ -6,8 +6,9 @@
 // thread's Unlock and the next thread's Lock, and report every guarded
 // member as a data race. This file defines the few Mutex, CondVar,
 // ReleasableMutexLock and Notification entry points that our code and gRPC
-// call (gRPC's own mutexes and condition variables are Abseil's); each forwards to Abseil's own
-// definition (dlsym RTLD_NEXT) and adds the edge with __tsan_release /
+// call (gRPC's own mutexes and condition variables are Abseil's); each forwards
+// to Abseil's own definition (dlsym RTLD_NEXT) and adds the edge with
+// __tsan_release /
 // __tsan_acquire on the object's address. Definitions in the executable
 // take precedence over the shared library's, for calls from gRPC too.
 //
@@ -93,7 +94,8 @@ namespace absl {
 ABSL_NAMESPACE_BEGIN
 
 void Mutex::Lock() {
-  static const auto real = Real<void (*)(Mutex*)>(Prefix("_ZN") + "5Mutex4LockEv");
+  static const auto real =
+      Real<void (*)(Mutex*)>(Prefix("_ZN") + "5Mutex4LockEv");
   real(this);
   __tsan_acquire(this);
 }
@@ -235,10 +237,9 @@ void Notification::WaitForNotification() const {
 
 bool Notification::WaitForNotificationWithTimeout(
     absl::Duration timeout) const {
-  static const auto real =
-      Real<bool (*)(const Notification*, absl::Duration)>(
-          Prefix("_ZNK") +
-          "12Notification30WaitForNotificationWithTimeoutENS0_8DurationE");
+  static const auto real = Real<bool (*)(const Notification*, absl::Duration)>(
+      Prefix("_ZNK") +
+      "12Notification30WaitForNotificationWithTimeoutENS0_8DurationE");
   bool notified = real(this, timeout);
   if (notified) __tsan_acquire(NotifiedFlag(this));
   return notified;
