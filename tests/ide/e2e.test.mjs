@@ -162,12 +162,12 @@ async function liveMemory(pid) {
 }
 
 // code-server on a free loopback port, with its own config and data dirs.
-async function startCodeServer(root, { extraArgs = [], env = {} } = {}) {
+async function startCodeServer(root, { extraArgs = [], env = {}, userData = 'user-data' } = {}) {
   const port = await freePort();
   const args = [codeServer, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
     '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
     '--disable-getting-started-override', '--disable-file-downloads',
-    '--extensions-dir', join(root, 'extensions'), '--user-data-dir', join(root, 'user-data'),
+    '--extensions-dir', join(root, 'extensions'), '--user-data-dir', join(root, userData),
     ...extraArgs, join(root, 'workspace')];
   const child = spawn(node24, args, {
     detached: true,  // Its own process group: stopped as a whole.
@@ -578,9 +578,13 @@ describe('the extension in code-server', { concurrency: false }, () => {
   test('memory: the extension host without the extension, for comparison', { timeout: 240_000 }, async () => {
     await browser.close();
     await cs.stop();
-    // The same VS Code with an empty extensions directory: built-ins only.
+    // The same VS Code with an empty extensions directory: built-ins only,
+    // and a fresh profile as the first run had when it was measured (a
+    // profile reused from the runs above starts lighter, which made the
+    // difference look larger than the extension).
     mkdirSync(join(root, 'no-extensions'), { recursive: true });
-    const base = await startCodeServer(root, { extraArgs: ['--extensions-dir', join(root, 'no-extensions')] });
+    const base = await startCodeServer(root, { extraArgs: ['--extensions-dir', join(root, 'no-extensions')],
+                                               userData: 'user-data-baseline' });
     try {
       browser = await puppeteer.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs(),
                                          protocolTimeout: 120_000 });
