@@ -82,12 +82,17 @@ std::string RequestManager::SelfApprovalReason(const RequestRecord& r,
     }
     // A command run beside the agent (`agent & credctl approve`) is no
     // descendant of it, but shares its terminal session or process group.
-    if (caller.session_id != 0 && caller.session_id == agent->session_id) {
+    // Not so for a process the agent runs under: an IDE's extension host
+    // shares both with the agent it started (an MCP server, say), and
+    // approving there is the point of the IDE.
+    const bool ancestor = options_.is_same_or_descendant(agent->pid, caller);
+    if (!ancestor && caller.session_id != 0 &&
+        caller.session_id == agent->session_id) {
       return absl::StrCat("the caller runs in the agent's session (sid ",
                           caller.session_id, ", ", caller.peer,
                           "); decide from the IDE or another terminal");
     }
-    if (caller.process_group != 0 &&
+    if (!ancestor && caller.process_group != 0 &&
         caller.process_group == agent->process_group) {
       return absl::StrCat("the caller runs in the agent's process group (",
                           caller.process_group, ", ", caller.peer,

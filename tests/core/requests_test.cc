@@ -1025,6 +1025,25 @@ TEST_F(RequestManagerTest,
   EXPECT_TRUE(requests_->Approve(in, ide).ok());
 }
 
+// An IDE's extension host that started the agent (an MCP server, say)
+// shares its session and process group, and is its parent: it may decide.
+TEST_F(RequestManagerTest, TheProcessTheAgentRunsUnderMayDecide) {
+  StoreAws();
+  Caller agent = MakeCaller("agent", "mcp server", 300);  // Runs under 200.
+  agent.session_id = 150;
+  agent.process_group = 160;
+  ASSERT_TRUE(
+      requests_->AttachSession("s1", agent, [](const NeedUpdate&) {}).ok());
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent, AwsNeed("n1"));
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  Caller host = MakeCaller("approver", "extension host", 200);
+  host.session_id = 150;
+  host.process_group = 160;
+  absl::StatusOr<ApproveResult> r = requests_->Approve(in, host);
+  EXPECT_TRUE(r.ok()) << r.status();
+}
+
 // An agent that re-attached its session from a new process has not shed its
 // first one: a shell the first process started still counts as the agent.
 TEST_F(RequestManagerTest, EveryProcessRecordedForTheSessionCountsAsTheAgent) {
