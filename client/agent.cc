@@ -428,6 +428,9 @@ grpc::Status RunRequestStream(
 
 }  // namespace
 
+// Streams in a row that a restarting broker may end before answering.
+constexpr int kMaxRequestReconnects = 30;
+
 absl::StatusOr<v1::NeedUpdate> RequestCredential(
     const Options& options, const v1::RequestCredentialRequest& request,
     absl::Duration timeout,
@@ -447,12 +450,22 @@ absl::StatusOr<v1::NeedUpdate> RequestCredential(
       (*channel)->WaitForConnected(absl::ToChronoTime(deadline));
     }
     std::optional<v1::NeedUpdate> decided;
+    bool answered = false;
+    auto counted = [&](const v1::NeedUpdate& u) {
+      answered = true;
+      if (on_update) on_update(u);
+    };
     grpc::Status status = RunRequestStream(*channel, options, request, deadline,
-                                           on_update, decided, locked);
+                                           counted, decided, locked);
     if (decided.has_value()) return *decided;
-    if (locked &&
-        AskedToReconnect(internal::FromCallStatus(status, channel->get())) &&
-        absl::Now() < deadline) {
+    const absl::Status ended = internal::FromCallStatus(status, channel->get());
+    // While the broker restarts its listeners a retry can also land on the
+    // old server shutting down (CANCELLED) or find none yet (UNAVAILABLE).
+    const bool restarting =
+        attempt > 0 && !answered &&
+        (absl::IsUnavailable(ended) || absl::IsCancelled(ended));
+    if (locked && (AskedToReconnect(ended) || restarting) &&
+        attempt < kMaxRequestReconnects && absl::Now() < deadline) {
       continue;  // Unlocked: send the need again.
     }
     if (!status.ok()) return internal::FromCallStatus(status, channel->get());

@@ -15,6 +15,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 77
 fi
 [ $# = 3 ] || { echo "usage: $0 CREDBROKERD CREDCTL INSTALL_SERVICE_SH" >&2; exit 2; }
+# The user tools live in sbin, which Bazel's test PATH leaves out.
+PATH="$PATH:/usr/sbin:/sbin"
 for tool in setpriv runuser useradd userdel groupdel usermod getent; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing"; exit 1; }
 done
