@@ -48,14 +48,25 @@ bool AskedToReconnect(const absl::Status& status) {
          absl::StrContains(status.message(), "reconnect now");
 }
 
+// Whether a stream ended because the broker is restarting its listeners:
+// it asked to reconnect, or (`retrying`: a stream opened again after that,
+// with no answer yet) it landed on the old server shutting down (CANCELLED)
+// or found none listening yet (UNAVAILABLE).
+bool EndedByRestart(const absl::Status& status, bool retrying) {
+  return AskedToReconnect(status) ||
+         (retrying &&
+          (absl::IsUnavailable(status) || absl::IsCancelled(status)));
+}
+
+// Streams in a row that a restarting broker may end before answering, with
+// no update in between, before giving up: the old listeners may take a few
+// seconds to stop (their last calls end).
+constexpr int kMaxReconnects = 30;
+
 }  // namespace
 
 struct AgentSession::Impl {
   using Stream = grpc::ClientReaderWriter<v1::SessionRequest, v1::NeedUpdate>;
-  // Reconnections in a row with no update in between before giving up:
-  // the old listeners may take a few seconds to stop (its last calls end).
-  static constexpr int kMaxReconnects = 30;
-
   Options options;
   SessionOptions session;
   std::shared_ptr<grpc::Channel> channel;
@@ -117,13 +128,9 @@ struct AgentSession::Impl {
   // unlock or a lock): whether sending the open needs again is safe. With
   // the same session key the broker re-attaches them; without one only
   // needs a locked broker answered, since it recorded nothing.
-  // `retrying`: this stream was opened by a reconnection and has had no
-  // update yet; while the broker restarts its listeners it can also be
-  // cancelled (the old server shutting down) or refused (none listening).
+  // `retrying`: as for EndedByRestart.
   bool ShouldReconnect(const absl::Status& status, bool retrying) {
-    const bool restarting =
-        retrying && (absl::IsUnavailable(status) || absl::IsCancelled(status));
-    if (!AskedToReconnect(status) && !restarting) return false;
+    if (!EndedByRestart(status, retrying)) return false;
     absl::MutexLock lock(&mu);
     if (open_needs.empty()) return false;
     if (!session.session_key.empty()) return true;
@@ -428,9 +435,6 @@ grpc::Status RunRequestStream(
 
 }  // namespace
 
-// Streams in a row that a restarting broker may end before answering.
-constexpr int kMaxRequestReconnects = 30;
-
 absl::StatusOr<v1::NeedUpdate> RequestCredential(
     const Options& options, const v1::RequestCredentialRequest& request,
     absl::Duration timeout,
@@ -459,13 +463,8 @@ absl::StatusOr<v1::NeedUpdate> RequestCredential(
                                            counted, decided, locked);
     if (decided.has_value()) return *decided;
     const absl::Status ended = internal::FromCallStatus(status, channel->get());
-    // While the broker restarts its listeners a retry can also land on the
-    // old server shutting down (CANCELLED) or find none yet (UNAVAILABLE).
-    const bool restarting =
-        attempt > 0 && !answered &&
-        (absl::IsUnavailable(ended) || absl::IsCancelled(ended));
-    if (locked && (AskedToReconnect(ended) || restarting) &&
-        attempt < kMaxRequestReconnects && absl::Now() < deadline) {
+    if (locked && EndedByRestart(ended, attempt > 0 && !answered) &&
+        attempt < kMaxReconnects && absl::Now() < deadline) {
       continue;  // Unlocked: send the need again.
     }
     if (!status.ok()) return internal::FromCallStatus(status, channel->get());

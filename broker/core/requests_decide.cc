@@ -85,18 +85,21 @@ std::string RequestManager::SelfApprovalReason(const RequestRecord& r,
     // Not so for a process the agent runs under: an IDE's extension host
     // shares both with the agent it started (an MCP server, say), and
     // approving there is the point of the IDE.
-    const bool ancestor = options_.is_same_or_descendant(agent->pid, caller);
-    if (!ancestor && caller.session_id != 0 &&
-        caller.session_id == agent->session_id) {
-      return absl::StrCat("the caller runs in the agent's session (sid ",
-                          caller.session_id, ", ", caller.peer,
-                          "); decide from the IDE or another terminal");
-    }
-    if (!ancestor && caller.process_group != 0 &&
-        caller.process_group == agent->process_group) {
-      return absl::StrCat("the caller runs in the agent's process group (",
-                          caller.process_group, ", ", caller.peer,
-                          "); decide from the IDE or another terminal");
+    // (The process tree is walked only when one of them is shared.)
+    const bool same_session =
+        caller.session_id != 0 && caller.session_id == agent->session_id;
+    const bool same_group = caller.process_group != 0 &&
+                            caller.process_group == agent->process_group;
+    if ((same_session || same_group) &&
+        !options_.is_same_or_descendant(agent->pid, caller)) {
+      return same_session
+                 ? absl::StrCat("the caller runs in the agent's session (sid ",
+                                caller.session_id, ", ", caller.peer,
+                                "); decide from the IDE or another terminal")
+                 : absl::StrCat(
+                       "the caller runs in the agent's process group (",
+                       caller.process_group, ", ", caller.peer,
+                       "); decide from the IDE or another terminal");
     }
   }
   return "";
