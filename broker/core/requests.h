@@ -267,6 +267,13 @@ class RequestManager {
                                         const Caller& caller);
   absl::Status Deny(const std::string& request_id, const std::string& reason,
                     const Caller& caller);
+  // PERMISSION_DENIED when `caller` may not decide the open request
+  // `request_id` (the self-approval check Approve makes); OK otherwise, and
+  // for a request that is not open (Approve says why). Called before the
+  // approval factor is checked, so that the agent's own processes cannot
+  // spend the person's PIN attempts.
+  absl::Status CheckMayDecide(const std::string& request_id,
+                              const Caller& caller);
 
   absl::StatusOr<std::vector<GrantRecord>> ListGrants(
       const ListGrantsOptions& options);

@@ -130,6 +130,14 @@ absl::Status RequestManager::CheckNotSelfApproval(const RequestRecord& r,
       "refusing to ", what, " request ", r.request_id, ": ", refusal));
 }
 
+absl::Status RequestManager::CheckMayDecide(const std::string& request_id,
+                                            const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(request_id);
+  if (it == open_.end()) return absl::OkStatus();
+  return CheckNotSelfApproval(it->second, caller, "approve");
+}
+
 absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
                                              const std::string& provider_in,
                                              const std::string& profile_in) {

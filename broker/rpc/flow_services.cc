@@ -584,12 +584,14 @@ grpc::ServerUnaryReactor* ApprovalServiceImpl::Approve(
       context, request, response, env_, Role::kApprover, "Approve",
       [this, caller](const v1::ApproveRequest& req,
                      v1::ApproveResponse& resp) -> absl::Status {
-        if (env_.pin != nullptr) {
-          std::string pin_text = req.pin();
-          SecretBytes pin = SecretBytes::TakeFrom(pin_text);
-          WipeString(*const_cast<v1::ApproveRequest&>(req).mutable_pin());
+        std::string pin_text = req.pin();
+        SecretBytes pin = SecretBytes::TakeFrom(pin_text);
+        WipeString(*const_cast<v1::ApproveRequest&>(req).mutable_pin());
+        // The agent's own processes are refused before the factor is
+        // checked: they must not spend the person's PIN attempts.
+        CB_RETURN_IF_ERROR(requests_->CheckMayDecide(req.request_id(), caller));
+        if (env_.pin != nullptr)
           CB_RETURN_IF_ERROR(CheckFactor(pin, req, caller));
-        }
         ApproveInput input;
         input.request_id = req.request_id();
         input.values =

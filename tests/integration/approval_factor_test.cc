@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,10 @@ class ApprovalFactorTest : public CredctlFixture {
     ASSERT_EQ(set.exit_code, 0) << set.err;
   }
 
+  CommandResult ShellLineAttack(const std::string& approve_prefix,
+                                const std::string& approve_input);
+  int attacks_ = 0;  // ShellLineAttack's so far: each asks its own action.
+
   const std::string key_id_ = NewAwsKeyId();
   const std::string secret_ = NewAwsSecret();
   const std::string pin_ = RandomString(10);
@@ -95,39 +100,87 @@ class ApprovalFactorTest : public CredctlFixture {
 };
 
 // The attack as one shell line run by the agent: request in the background,
-// then approve from a sibling process with the approver token it read. The
-// approval is refused for want of the PIN and the request stays pending.
+// then approve from a sibling process with the approver token it read.
+// `approve_prefix` goes before the approving credctl (e.g. "setsid", which
+// leaves the agent's session and process group); `approve_input` is its
+// stdin. Returns the shell's output; the request is left pending.
+CommandResult ApprovalFactorTest::ShellLineAttack(
+    const std::string& approve_prefix, const std::string& approve_input) {
+  const std::string credctl = absl::StrCat("'", CredctlPath(), "' --data_dir '",
+                                           broker_->data_dir(), "'");
+  const std::string action = absl::StrCat("deploy number ", ++attacks_);
+  const std::string attack = absl::StrCat(
+      credctl, " --token_file '", broker_->data_dir(),
+      "/agent.token' request aws --action '", action, "' --timeout 20 > '",
+      tmp_.path(), "/agent.out' 2>&1 & ", "for i in $(seq 1 100); do id=$(",
+      credctl, " pending | awk '/", action,
+      "/ {print $1; exit}'); [ -n \"$id\" ] && break; sleep 0.1; done; ",
+      approve_prefix, " ", credctl, " approve \"$id\" --pin_fd 0 < '",
+      approve_input, "'; echo \"approve exit $?\"; echo \"id $id\"");
+  absl::StatusOr<CommandResult> r =
+      RunCommand({"/bin/sh", "-c", attack}, absl::Seconds(60));
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return CommandResult();
+  // Still pending, for the person to decide; no grant exists.
+  CommandResult pending = Credctl({"pending", "--json"});
+  EXPECT_TRUE(absl::StrContains(pending.out, action)) << pending.out;
+  CommandResult grants = Credctl({"grants", "--json"});
+  EXPECT_FALSE(absl::StrContains(grants.out, "g-")) << grants.out;
+  return *r;
+}
+
+// The one shell line, approving beside the agent: refused because the
+// approver shares the agent's session, before any PIN is looked at.
 TEST_F(ApprovalFactorTest, OneShellLineCannotApproveTheAgentsOwnRequest) {
   StartWithFactor();
   PutAws();
   SetPinAsThePerson();
-  const std::string credctl = absl::StrCat("'", CredctlPath(), "' --data_dir '",
-                                           broker_->data_dir(), "'");
-  const std::string attack = absl::StrCat(
-      credctl, " --token_file '", broker_->data_dir(),
-      "/agent.token' request aws ", "--action deploy --timeout 20 > '",
-      tmp_.path(), "/agent.out' 2>&1 & ", "for i in $(seq 1 100); do id=$(",
-      credctl,
-      " pending --json | grep -o 'r-[0-9a-f]*' | head -n 1); [ -n \"$id\" ] && "
-      "break; "
-      "sleep 0.1; done; ",
-      credctl,
-      " approve \"$id\" < /dev/null; echo \"approve exit $?\"; echo \"id "
-      "$id\"");
-  absl::StatusOr<CommandResult> r =
-      RunCommand({"/bin/sh", "-c", attack}, absl::Seconds(60));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(absl::StrContains(r->out, "approve exit 1")) << r->out << r->err;
-  EXPECT_TRUE(absl::StrContains(r->err, "PERMISSION_DENIED")) << r->err;
-  EXPECT_TRUE(absl::StrContains(r->err, "needs the approval PIN")) << r->err;
-  // Still pending, for the person to decide.
-  CommandResult pending = Credctl({"pending", "--json"});
-  EXPECT_TRUE(absl::StrContains(pending.out, "deploy")) << pending.out;
-  // The refusal is audited; no grant exists.
+  CommandResult r = ShellLineAttack("", "/dev/null");
+  EXPECT_TRUE(absl::StrContains(r.out, "approve exit 1")) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "PERMISSION_DENIED")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "agent's session")) << r.err;
+  CommandResult audit = Credctl({"audit", "--kind", "request.approve_refused"});
+  EXPECT_TRUE(absl::StrContains(audit.out, "agent's session")) << audit.out;
+}
+
+// The same line with the approver escaping into a session of its own
+// (`setsid`), where the process checks cannot tell it from a person's
+// terminal: the missing PIN refuses it.
+TEST_F(ApprovalFactorTest, AnApproverThatLeftTheAgentsSessionStillNeedsThePin) {
+  StartWithFactor();
+  PutAws();
+  SetPinAsThePerson();
+  CommandResult r = ShellLineAttack("setsid -w", "/dev/null");
+  EXPECT_TRUE(absl::StrContains(r.out, "approve exit 1")) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "PERMISSION_DENIED")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "needs the approval PIN")) << r.err;
   CommandResult audit = Credctl({"audit", "--kind", "pin.refused"});
   EXPECT_TRUE(absl::StrContains(audit.out, "no PIN given")) << audit.out;
-  CommandResult grants = Credctl({"grants", "--json"});
-  EXPECT_FALSE(absl::StrContains(grants.out, "g-")) << grants.out;
+}
+
+// Guesses from beside the agent are refused before the PIN is checked, so
+// they neither count as wrong attempts nor lock the person out.
+TEST_F(ApprovalFactorTest, GuessesFromTheAgentsSessionSpendNoPinAttempts) {
+  StartWithFactor();
+  PutAws();
+  SetPinAsThePerson();
+  const std::string guess = InputFile("guess", "not-the-pin\n");
+  for (int i = 0; i < 6; ++i) {
+    CommandResult r = ShellLineAttack("", guess);
+    EXPECT_TRUE(absl::StrContains(r.err, "agent's session")) << r.err;
+  }
+  CommandResult status = Credctl({"pin", "status", "--json"});
+  EXPECT_TRUE(absl::StrContains(status.out, "\"failed_attempts\": 0"))
+      << status.out;
+  EXPECT_FALSE(absl::StrContains(status.out, "locked_until")) << status.out;
+  // The person, from elsewhere, approves one of them with the right PIN.
+  CommandResult pending = Credctl({"pending", "--json"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(pending.out, m, std::regex("r-[0-9a-f]+")))
+      << pending.out;
+  CommandResult approve = CredctlWithInput(
+      {"approve", m[0].str(), "--pin_fd", "0"}, InputFile("pin", pin_ + "\n"));
+  EXPECT_EQ(approve.exit_code, 0) << approve.err;
 }
 
 TEST_F(ApprovalFactorTest, ApprovalsAreRefusedUntilAPinIsSet) {
