@@ -108,6 +108,9 @@ struct NeedUpdate {
 struct RequestView {
   RequestRecord record;
   bool agent_connected = false;
+  // The stored credential's readiness when the view was made; none when no
+  // credential is stored for the request's provider and profile.
+  std::optional<Readiness> credential_readiness;
 };
 
 enum class WatchEventKind {

@@ -64,6 +64,11 @@ RequestView RequestManager::ViewOf(const RequestRecord& r) const {
   auto it = sessions_.find(r.session_key);
   v.agent_connected =
       it != sessions_.end() && static_cast<bool>(it->second.listener);
+  if (!r.provider.empty()) {
+    absl::StatusOr<CredentialSummary> stored =
+        credentials_->Get(r.provider, r.profile, 0);
+    if (stored.ok()) v.credential_readiness = stored->readiness;
+  }
   return v;
 }
 

@@ -168,6 +168,9 @@ void ToProto(const RequestView& in, v1::ApprovalRequest* out) {
   out->set_agent_peer(r.agent_peer);
   out->set_decision(r.decision);
   out->set_binding_note(r.binding_note);
+  if (in.credential_readiness.has_value()) {
+    out->set_credential_readiness(ToProto(*in.credential_readiness));
+  }
 }
 
 void ToProto(const GrantRecord& in, absl::Time now, v1::GrantInfo* out) {

@@ -282,6 +282,20 @@ TEST_F(RequestManagerTest, ApproveWithoutValuesNeedsAReadyCredential) {
   EXPECT_TRUE(requests_->Approve(in, approver_).ok());
 }
 
+// What the approver sees of the stored credential: none at first, then the
+// readiness of the one stored meanwhile.
+TEST_F(RequestManagerTest, PendingRequestsShowTheStoredCredentialsReadiness) {
+  Attach("s1");
+  ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n1")).ok());
+  ASSERT_EQ(requests_->PendingRequests().size(), 1u);
+  EXPECT_FALSE(requests_->PendingRequests()[0].credential_readiness);
+  StoreAws();
+  std::vector<RequestView> pending = requests_->PendingRequests();
+  ASSERT_EQ(pending.size(), 1u);
+  ASSERT_TRUE(pending[0].credential_readiness.has_value());
+  EXPECT_EQ(*pending[0].credential_readiness, Readiness::kReady);
+}
+
 TEST_F(RequestManagerTest, FirstDecisionWins) {
   StoreAws();
   Attach("s1");
