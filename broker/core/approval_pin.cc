@@ -18,13 +18,11 @@
 namespace credbroker {
 namespace {
 
-// Meta keys. The PIN record is "v2:<counter>:<hex of the sealed hash>"
-// (the sealed plaintext is empty once cleared); the older format was
+// Meta keys. The PIN record is a SealedRecord "v2:<counter>:<hex>" of the
+// Argon2id hash (empty once cleared); the older format was
 // "<mac>\n<argon2id hash>". The lockout is "<failures> <locked_until unix
 // micros> <mac>".
-constexpr char kPinKey[] = "approval_pin";
 constexpr char kLockoutKey[] = "approval_pin_lockout";
-constexpr char kRecordPrefix[] = "v2:";
 // Audit kinds. Successful set / cleared / reset / sealed events name the
 // record they wrote as "(record N)".
 constexpr char kPinSet[] = "pin.set";
@@ -38,10 +36,9 @@ int64_t Seconds(absl::Duration d) {
       1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
 }
 
-std::string RecordAd(uint64_t counter) {
-  return absl::StrCat("credbroker.approval_pin.v2", std::string(1, '\0'),
-                      counter);
-}
+constexpr SealedRecordFormat kRecordFormat = {
+    "approval_pin", "v2:",       "credbroker.approval_pin.v2",
+    "pin.",         kPinRefused, "the approval PIN record"};
 
 }  // namespace
 
@@ -51,40 +48,14 @@ ApprovalPin::ApprovalPin(Store* store, const Sealer* sealer, AuditLog* audit,
     : store_(store),
       sealer_(sealer),
       audit_(audit),
+      record_(kRecordFormat, store, sealer, audit),
       clock_(std::move(clock)),
       policy_(policy),
       store_passphrase_(std::move(store_passphrase)) {}
 
-std::string ApprovalPin::SealRecord(const std::string& hash,
-                                    uint64_t counter) const {
-  return absl::StrCat(kRecordPrefix, counter, ":",
-                      absl::BytesToHexString(
-                          sealer_->Seal(SecretBytes(hash), RecordAd(counter))));
-}
-
 std::string ApprovalPin::LockoutMac(int failures, int64_t until) const {
   return sealer_->AuditMac(absl::StrCat("credbroker.approval_pin_lockout.v1;",
                                         failures, ";", until));
-}
-
-absl::StatusOr<int64_t> ApprovalPin::AuditedCounter(bool& legacy_set) {
-  AuditQuery query;
-  query.kind = "pin.";
-  query.limit = 1000;
-  int64_t counter = -1;
-  legacy_set = false;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
-                        store_->ListAudit(query));
-    if (events.empty()) break;
-    for (const AuditRecord& e : events) {
-      if (e.outcome != "ok" || e.kind == kPinRefused) continue;
-      counter = AuditRecordNumber(e.detail);
-      legacy_set = counter < 0 && e.kind == kPinSet;
-    }
-    query.after_sequence = events.back().sequence;
-  }
-  return counter;
 }
 
 absl::Status ApprovalPin::Load() {
@@ -92,41 +63,27 @@ absl::Status ApprovalPin::Load() {
   hash_.clear();
   counter_ = 0;
   tampered_ = false;
-  absl::StatusOr<std::string> record = store_->GetMeta(kPinKey);
-  if (!record.ok() && !absl::IsNotFound(record.status()))
-    return record.status();
-  bool legacy_set = false;
-  CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter(legacy_set));
+  CB_ASSIGN_OR_RETURN(LoadedRecord record, record_.Load());
+  // An older pin.set names no record: its record is in the older format.
+  const bool legacy_set = record.audited < 0 && record.newest_kind == kPinSet;
   bool legacy_lockout_ok = false;
-  if (!record.ok() || record->empty()) {
-    // No record: the audit log must agree that none was ever written.
-    tampered_ = audited > 0 || legacy_set;
-  } else if (absl::StartsWith(*record, kRecordPrefix)) {
-    std::vector<std::string> parts = absl::StrSplit(*record, ':');
-    uint64_t counter = 0;
-    absl::StatusOr<SecretBytes> hash = absl::DataLossError("malformed");
-    if (parts.size() == 3 && absl::SimpleAtoi(parts[1], &counter)) {
-      hash = sealer_->Open(absl::HexStringToBytes(parts[2]), RecordAd(counter),
-                           "the approval PIN record");
-    }
-    // A record is written with the audit event naming it, in one
-    // transaction: anything else was put there behind the broker's back.
-    if (!hash.ok() || audited < 0 ||
-        static_cast<uint64_t>(audited) != counter) {
-      tampered_ = true;
-    } else {
-      hash_ = std::string(hash->Reveal());
-      counter_ = counter;
-    }
+  if (record.state == LoadedRecord::kNone) {
+    tampered_ = legacy_set;
+  } else if (record.state == LoadedRecord::kTampered) {
+    tampered_ = true;
+  } else if (record.state == LoadedRecord::kSealed) {
+    hash_ = std::string(record.plain.Reveal());
+    counter_ = record.counter;
   } else {
     // The older format: an Argon2id string under a MAC. Checked as it was,
     // then sealed, so that the hash is no longer readable at rest.
-    size_t nl = record->find('\n');
-    std::string hash = nl == std::string::npos ? "" : record->substr(nl + 1);
+    const std::string& text = record.text;
+    size_t nl = text.find('\n');
+    std::string hash = nl == std::string::npos ? "" : text.substr(nl + 1);
     std::string mac =
         sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash));
     if (hash.empty() ||
-        !ConstantTimeEquals(absl::StrCat(mac, "\n", hash), *record)) {
+        !ConstantTimeEquals(absl::StrCat(mac, "\n", hash), text)) {
       tampered_ = true;
     } else {
       Caller broker;
@@ -186,11 +143,8 @@ absl::Status ApprovalPin::SaveRecordLocked(const std::string& hash,
   event.role = caller.role;
   event.peer = caller.peer;
   event.outcome = "ok";
-  event.detail = absl::StrCat(detail, " (record ", counter, ")");
-  FlowWrite write;
-  write.meta.emplace_back(kPinKey, SealRecord(hash, counter));
-  write.audit.push_back(audit_->Stamped(std::move(event)));
-  CB_RETURN_IF_ERROR(store_->WriteFlow(write, audit_->HashFn()));
+  event.detail = std::string(detail);
+  CB_RETURN_IF_ERROR(record_.Write(SecretBytes(hash), counter, event));
   hash_ = hash;
   counter_ = counter;
   tampered_ = false;
@@ -389,10 +343,7 @@ absl::Status ApprovalPin::Reset(const Caller& caller) {
   CB_RETURN_IF_ERROR(SaveLockout());
   // After a tampered record the counter is unknown: the next one is above
   // anything the audit log names.
-  bool legacy_set = false;
-  CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter(legacy_set));
-  const uint64_t next =
-      std::max<uint64_t>(counter_, audited < 0 ? 0 : audited) + 1;
+  CB_ASSIGN_OR_RETURN(const uint64_t next, record_.NextCounter(counter_));
   return SaveRecordLocked(
       "", next, kPinReset, caller,
       "approval PIN reset by the operator (--reset_approval_pin)");

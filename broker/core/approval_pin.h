@@ -39,6 +39,7 @@
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
+#include "broker/core/sealed_record.h"
 #include "broker/crypto/crypto.h"
 #include "broker/store/store.h"
 
@@ -150,11 +151,7 @@ class ApprovalPin {
                                 absl::string_view kind, const Caller& caller,
                                 absl::string_view detail)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string SealRecord(const std::string& hash, uint64_t counter) const;
   std::string LockoutMac(int failures, int64_t until) const;
-  // The record counter the latest PIN event names; -1 when no event names
-  // one, `legacy_set` when the latest is an older pin.set.
-  absl::StatusOr<int64_t> AuditedCounter(bool& legacy_set);
   absl::Status Refuse(absl::Status status, const Caller& caller,
                       std::string detail);
   void Audit(absl::string_view kind, const Caller& caller,
@@ -163,6 +160,7 @@ class ApprovalPin {
   Store* const store_;
   const Sealer* const sealer_;
   AuditLog* const audit_;
+  const SealedRecord record_;  // The PIN's hash.
   const Clock clock_;
   const PinPolicy policy_;
   const PassphraseCheck store_passphrase_;

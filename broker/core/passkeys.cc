@@ -14,9 +14,6 @@
 namespace credbroker {
 namespace {
 
-// Meta key of the record "v1:<counter>:<hex of the sealed JSON>".
-constexpr char kRecordKey[] = "passkeys";
-constexpr char kRecordPrefix[] = "v1:";
 // Audit kinds. Events that wrote a record name it as "(record N)".
 constexpr char kRegistered[] = "passkey.registered";
 constexpr char kRemoved[] = "passkey.removed";
@@ -25,9 +22,10 @@ constexpr char kRefused[] = "passkey.refused";
 constexpr size_t kChallengeBytes = 32;
 constexpr size_t kMaxNameLength = 64;
 
-std::string RecordAd(uint64_t counter) {
-  return absl::StrCat("credbroker.passkeys.v1", std::string(1, '\0'), counter);
-}
+// The registered passkeys: a SealedRecord "v1:<counter>:<hex>" of JSON.
+constexpr SealedRecordFormat kRecordFormat = {
+    "passkeys", "v1:",    "credbroker.passkeys.v1",
+    "passkey.", kRefused, "the passkeys"};
 
 std::string RandomBytesString(size_t size) {
   std::string out(size, '\0');
@@ -49,30 +47,11 @@ absl::Time FromSeconds(double s) {
 Passkeys::Passkeys(Store* store, const Sealer* sealer, AuditLog* audit,
                    ApprovalPin* pin, Clock clock, PasskeyPolicy policy)
     : store_(store),
-      sealer_(sealer),
       audit_(audit),
+      record_(kRecordFormat, store, sealer, audit),
       pin_(pin),
       clock_(std::move(clock)),
       policy_(std::move(policy)) {}
-
-absl::StatusOr<int64_t> Passkeys::AuditedCounter() {
-  AuditQuery query;
-  query.kind = "passkey.";
-  query.limit = 1000;
-  int64_t counter = -1;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(std::vector<AuditRecord> events,
-                        store_->ListAudit(query));
-    if (events.empty()) break;
-    for (const AuditRecord& e : events) {
-      if (e.outcome != "ok" || e.kind == kRefused) continue;
-      const int64_t n = AuditRecordNumber(e.detail);
-      if (n >= 0) counter = n;
-    }
-    query.after_sequence = events.back().sequence;
-  }
-  return counter;
-}
 
 absl::Status Passkeys::Load() {
   absl::MutexLock lock(&mu_);
@@ -80,33 +59,16 @@ absl::Status Passkeys::Load() {
   user_handle_.clear();
   counter_ = 0;
   tampered_ = false;
-  absl::StatusOr<std::string> record = store_->GetMeta(kRecordKey);
-  if (!record.ok() && !absl::IsNotFound(record.status()))
-    return record.status();
-  CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter());
-  if (!record.ok() || record->empty()) {
-    // None written: the audit log must agree.
-    tampered_ = audited > 0;
-    user_handle_ = RandomBytesString(16);
+  CB_ASSIGN_OR_RETURN(LoadedRecord record, record_.Load());
+  if (record.state == LoadedRecord::kSealed && Parse(record.plain).ok()) {
+    counter_ = record.counter;
     return absl::OkStatus();
   }
-  std::vector<std::string> parts = absl::StrSplit(*record, ':');
-  uint64_t counter = 0;
-  absl::StatusOr<SecretBytes> plain = absl::DataLossError("malformed");
-  if (parts.size() == 3 && absl::StartsWith(*record, kRecordPrefix) &&
-      absl::SimpleAtoi(parts[1], &counter)) {
-    plain = sealer_->Open(absl::HexStringToBytes(parts[2]), RecordAd(counter),
-                          "the passkeys");
-  }
-  // A record is written with the audit event naming it, in one transaction.
-  if (!plain.ok() || audited < 0 || static_cast<uint64_t>(audited) != counter ||
-      !Parse(*plain).ok()) {
-    entries_.clear();
-    tampered_ = true;
-    user_handle_ = RandomBytesString(16);
-    return absl::OkStatus();
-  }
-  counter_ = counter;
+  // None written, or not the record the audit log names (another format
+  // included).
+  entries_.clear();
+  tampered_ = record.state != LoadedRecord::kNone;
+  user_handle_ = RandomBytesString(16);
   return absl::OkStatus();
 }
 
@@ -173,15 +135,9 @@ absl::Status Passkeys::SaveLocked(std::vector<Entry> entries,
   event.role = caller.role;
   event.peer = caller.peer;
   event.outcome = "ok";
-  event.detail = absl::StrCat(detail, " (record ", counter, ")");
-  FlowWrite write;
-  write.meta.emplace_back(
-      kRecordKey,
-      absl::StrCat(kRecordPrefix, counter, ":",
-                   absl::BytesToHexString(sealer_->Seal(
-                       SecretBytes(Serialize(entries)), RecordAd(counter)))));
-  write.audit.push_back(audit_->Stamped(std::move(event)));
-  CB_RETURN_IF_ERROR(store_->WriteFlow(write, audit_->HashFn()));
+  event.detail = std::string(detail);
+  CB_RETURN_IF_ERROR(
+      record_.Write(SecretBytes(Serialize(entries)), counter, event));
   entries_ = std::move(entries);
   counter_ = counter;
   tampered_ = false;
@@ -409,8 +365,8 @@ absl::Status Passkeys::Remove(absl::string_view id, const SecretBytes& pin,
   if (id.empty()) {
     if (tampered_) {
       // The counter after a tampered record: above anything audited.
-      CB_ASSIGN_OR_RETURN(int64_t audited, AuditedCounter());
-      counter_ = std::max<uint64_t>(counter_, audited < 0 ? 0 : audited);
+      CB_ASSIGN_OR_RETURN(const uint64_t next, record_.NextCounter(counter_));
+      counter_ = next - 1;
     }
     return SaveLocked({}, kRemoved, caller, "every passkey removed");
   }

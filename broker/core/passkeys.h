@@ -35,6 +35,7 @@
 #include "broker/common/secret.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
+#include "broker/core/sealed_record.h"
 #include "broker/crypto/crypto.h"
 #include "broker/crypto/webauthn.h"
 #include "broker/store/store.h"
@@ -163,13 +164,12 @@ class Passkeys {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Parse(const SecretBytes& plain)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<int64_t> AuditedCounter();
   absl::Status Refuse(absl::Status status, const Caller& caller,
                       std::string detail);
 
   Store* const store_;
-  const Sealer* const sealer_;
   AuditLog* const audit_;
+  const SealedRecord record_;  // The registered passkeys, as JSON.
   ApprovalPin* const pin_;
   const Clock clock_;
   const PasskeyPolicy policy_;

@@ -42,32 +42,6 @@ class ApprovalFactorTest : public CredctlFixture {
     ASSERT_NE(client_, nullptr);
   }
 
-  // A file with `text`, for --pin_fd / --passphrase_fd 0 (never argv).
-  std::string InputFile(const std::string& name, const std::string& text) {
-    std::string path = tmp_.path() + "/" + name;
-    EXPECT_TRUE(WriteFileBytes(path, text).ok());
-    return path;
-  }
-
-  // credctl with stdin from `input` (a file), as a person at a terminal
-  // would type it, or as an agent pipes it.
-  CommandResult CredctlWithInput(std::vector<std::string> args,
-                                 const std::string& input) {
-    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '",
-                                   broker_->data_dir(), "'");
-    for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
-    absl::StrAppend(&cmd, " < '", input, "'");
-    absl::StatusOr<CommandResult> r =
-        RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(30));
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return CommandResult();
-    for (const std::string& s : secrets_) {
-      EXPECT_FALSE(absl::StrContains(r->out + r->err, s))
-          << "a secret in credctl's output";
-    }
-    return *r;
-  }
-
   void PutAws() {
     auto r = Put("aws", "",
                  {{"access_key_id", key_id_}, {"secret_access_key", secret_}});
@@ -84,8 +58,8 @@ class ApprovalFactorTest : public CredctlFixture {
   }
 
   void SetPinAsThePerson() {
-    CommandResult set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
-                                         InputFile("pin", pin_ + "\n"));
+    CommandResult set =
+        CredctlWithInput({"pin", "set", "--pin_fd", "0"}, pin_ + "\n");
     ASSERT_EQ(set.exit_code, 0) << set.err;
   }
 
@@ -178,8 +152,8 @@ TEST_F(ApprovalFactorTest, GuessesFromTheAgentsSessionSpendNoPinAttempts) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(pending.out, m, std::regex("r-[0-9a-f]+")))
       << pending.out;
-  CommandResult approve = CredctlWithInput(
-      {"approve", m[0].str(), "--pin_fd", "0"}, InputFile("pin", pin_ + "\n"));
+  CommandResult approve =
+      CredctlWithInput({"approve", m[0].str(), "--pin_fd", "0"}, pin_ + "\n");
   EXPECT_EQ(approve.exit_code, 0) << approve.err;
 }
 
@@ -200,8 +174,8 @@ TEST_F(ApprovalFactorTest, ApprovalsAreRefusedUntilAPinIsSet) {
   EXPECT_TRUE(absl::StrContains(refused.message(), "credctl pin set"))
       << refused;
   // At first use credctl has the person choose a PIN, then approves with it.
-  CommandResult approve = CredctlWithInput({"approve", id, "--pin_fd", "0"},
-                                           InputFile("first-pin", pin_ + "\n"));
+  CommandResult approve =
+      CredctlWithInput({"approve", id, "--pin_fd", "0"}, pin_ + "\n");
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
   EXPECT_TRUE(absl::StrContains(approve.err, "No approval PIN is set yet"))
       << approve.err;
@@ -259,18 +233,17 @@ TEST_F(ApprovalFactorTest, APassphraseStoreHasNothingToReadOrGuessOffline) {
       << broker_->stderr_text();
   PutAws();
   // The agent, with the approver token, tries to choose the first PIN.
-  CommandResult agent_set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
-                                             InputFile("agent", "\n1234\n"));
+  CommandResult agent_set =
+      CredctlWithInput({"pin", "set", "--pin_fd", "0"}, "\n1234\n");
   EXPECT_NE(agent_set.exit_code, 0);
-  CommandResult guess = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
-                                         InputFile("guess", "a guess\n1234\n"));
+  CommandResult guess =
+      CredctlWithInput({"pin", "set", "--pin_fd", "0"}, "a guess\n1234\n");
   EXPECT_NE(guess.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(guess.err, "wrong store passphrase"))
       << guess.err;
   // The person, who knows the passphrase.
-  CommandResult set =
-      CredctlWithInput({"pin", "set", "--pin_fd", "0"},
-                       InputFile("person", passphrase_ + "\n" + pin_ + "\n"));
+  CommandResult set = CredctlWithInput({"pin", "set", "--pin_fd", "0"},
+                                       passphrase_ + "\n" + pin_ + "\n");
   ASSERT_EQ(set.exit_code, 0) << set.err;
   ASSERT_TRUE(broker_->Stop().ok());
   for (const char* file : {"/credbroker.db", "/credbroker.db-wal"}) {
@@ -313,18 +286,16 @@ TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
   EXPECT_TRUE(absl::StrContains(locked.status().message(), "credctl unlock"))
       << locked.status();
 
-  CommandResult wrong =
-      CredctlWithInput({"unlock", "--passphrase_fd", "0"},
-                       InputFile("wrong", "not the passphrase\n"));
+  CommandResult wrong = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                                         "not the passphrase\n");
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(wrong.err, "PERMISSION_DENIED")) << wrong.err;
   // Guessing from a fresh process each time does not escape the throttle:
   // it counts per user, not per process.
   bool throttled = false;
   for (int i = 0; i < 8 && !throttled; ++i) {
-    CommandResult guess =
-        CredctlWithInput({"unlock", "--passphrase_fd", "0"},
-                         InputFile("guess", absl::StrCat("guess ", i, "\n")));
+    CommandResult guess = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
+                                           absl::StrCat("guess ", i, "\n"));
     EXPECT_NE(guess.exit_code, 0);
     throttled = absl::StrContains(guess.err, "RESOURCE_EXHAUSTED");
   }
@@ -334,7 +305,7 @@ TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
   for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
        absl::SleepFor(absl::Milliseconds(500))) {
     right = CredctlWithInput({"unlock", "--passphrase_fd", "0"},
-                             InputFile("right", passphrase_ + "\n"));
+                             passphrase_ + "\n");
     if (!absl::StrContains(right.err, "RESOURCE_EXHAUSTED"))
       break;  // Waited out.
   }
@@ -402,8 +373,8 @@ TEST_F(ApprovalFactorTest,
   ASSERT_NE(agent, nullptr);
   const std::string id = WaitForPending("deploy web");
   ASSERT_FALSE(id.empty());
-  CommandResult approve = CredctlWithInput({"approve", id, "--pin_fd", "0"},
-                                           InputFile("pin1", pin_ + "\n"));
+  CommandResult approve =
+      CredctlWithInput({"approve", id, "--pin_fd", "0"}, pin_ + "\n");
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
   ASSERT_TRUE(agent->WaitForExit(kWait).ok());
 
@@ -422,14 +393,12 @@ TEST_F(ApprovalFactorTest,
   ASSERT_FALSE(old_record.empty());
   // The person changes the PIN: a new record, named in the audit log.
   StartWithFactor();
-  ASSERT_EQ(CredctlWithInput({"pin", "clear", "--pin_fd", "0"},
-                             InputFile("pin2", pin_ + "\n"))
+  ASSERT_EQ(CredctlWithInput({"pin", "clear", "--pin_fd", "0"}, pin_ + "\n")
                 .exit_code,
             0);
   const std::string new_pin = RandomString(10);
   secrets_.push_back(new_pin);
-  ASSERT_EQ(CredctlWithInput({"pin", "set", "--pin_fd", "0"},
-                             InputFile("pin3", new_pin + "\n"))
+  ASSERT_EQ(CredctlWithInput({"pin", "set", "--pin_fd", "0"}, new_pin + "\n")
                 .exit_code,
             0);
   ASSERT_TRUE(broker_->Stop().ok());
@@ -452,13 +421,13 @@ TEST_F(ApprovalFactorTest,
   ASSERT_NE(second, nullptr);
   const std::string id2 = WaitForPending("deploy api");
   ASSERT_FALSE(id2.empty());
-  CommandResult with_old = CredctlWithInput({"approve", id2, "--pin_fd", "0"},
-                                            InputFile("pin4", pin_ + "\n"));
+  CommandResult with_old =
+      CredctlWithInput({"approve", id2, "--pin_fd", "0"}, pin_ + "\n");
   EXPECT_NE(with_old.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(with_old.err, "replaced by an older one"))
       << with_old.err;
-  CommandResult with_new = CredctlWithInput({"approve", id2, "--pin_fd", "0"},
-                                            InputFile("pin5", new_pin + "\n"));
+  CommandResult with_new =
+      CredctlWithInput({"approve", id2, "--pin_fd", "0"}, new_pin + "\n");
   EXPECT_NE(with_new.exit_code, 0)
       << "a put-back record must refuse every approval";
   CommandResult audit = Credctl({"audit", "--kind", "row.refused"});

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -57,6 +58,36 @@ class CredctlFixture : public BrokerTest {
     return *r;
   }
 
+  // A file under the test's directory holding `text`: what a person types
+  // on stdin (the --*_fd 0 flags, the daemon's passphrase), never argv.
+  std::string InputFile(const std::string& name, const std::string& text) {
+    std::string path = tmp_.path() + "/" + name;
+    EXPECT_TRUE(WriteFileBytes(path, text).ok());
+    return path;
+  }
+
+  // Credctl with `text` on its stdin, as a person at a terminal would type
+  // it or an agent pipes it.
+  CommandResult CredctlWithInput(const std::vector<std::string>& args,
+                                 const std::string& text) {
+    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '",
+                                   broker_->data_dir(), "'");
+    for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
+    absl::StrAppend(&cmd, " < '",
+                    InputFile(absl::StrCat("input-", ++inputs_), text), "'");
+    absl::StatusOr<CommandResult> r =
+        RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(60));
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return CommandResult();
+    for (const std::string& s : secrets_) {
+      EXPECT_FALSE(absl::StrContains(r->out + r->err, s))
+          << "a secret in credctl's output";
+    }
+    r->out = Clean(r->out);
+    r->err = Clean(r->err);
+    return *r;
+  }
+
   // `credctl request ...` as the agent, in the background: a child of this
   // test, so the approver (this test's other children) is outside its tree.
   std::unique_ptr<Subprocess> StartRequest(
@@ -98,6 +129,9 @@ class CredctlFixture : public BrokerTest {
 
   // Secret values this test stored: never expected in credctl's output.
   std::vector<std::string> secrets_;
+
+ private:
+  int inputs_ = 0;  // CredctlWithInput's files so far.
 };
 
 }  // namespace testing

@@ -31,36 +31,11 @@ class StoreLockTest : public CredctlFixture {
     secrets_ = {passphrase_, new_passphrase_, pin_};
   }
 
-  std::string InputFile(const std::string& name, const std::string& text) {
-    std::string path = tmp_.path() + "/" + name;
-    EXPECT_TRUE(WriteFileBytes(path, text).ok());
-    return path;
-  }
-
-  // credctl with stdin from a file holding `lines` (for the --*_fd 0 flags).
-  CommandResult CredctlWithInput(std::vector<std::string> args,
-                                 const std::string& lines) {
-    std::string cmd = absl::StrCat("exec '", CredctlPath(), "' --data_dir '",
-                                   broker_->data_dir(), "'");
-    for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
-    absl::StrAppend(&cmd, " < '",
-                    InputFile(absl::StrCat("input-", ++inputs_), lines), "'");
-    absl::StatusOr<CommandResult> r =
-        RunCommand({"/bin/sh", "-c", cmd}, absl::Seconds(60));
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return CommandResult();
-    for (const std::string& s : secrets_) {
-      EXPECT_FALSE(absl::StrContains(r->out + r->err, s))
-          << "a secret in credctl's output";
-    }
-    return *r;
-  }
-
   // Starts the daemon on a passphrase store, the passphrase on stdin.
   void StartWithPassphrase(const std::string& passphrase,
                            std::vector<std::string> flags = {}) {
     broker_->set_stdin_path(
-        InputFile(absl::StrCat("start-", ++inputs_), passphrase + "\n"));
+        InputFile(absl::StrCat("start-", ++starts_), passphrase + "\n"));
     flags.push_back("--passphrase_fd=0");
     absl::Status started = broker_->Start(flags);
     ASSERT_TRUE(started.ok()) << started;
@@ -146,7 +121,7 @@ class StoreLockTest : public CredctlFixture {
   const std::string new_passphrase_ = RandomString(24);
   const std::string pin_ = RandomString(10);
   std::map<std::pair<std::string, int>, std::string> key_ids_;
-  int inputs_ = 0;
+  int starts_ = 0;  // StartWithPassphrase's input files so far.
 };
 
 // Passphrase -> new passphrase -> key file -> passphrase: each time the
