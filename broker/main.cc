@@ -280,7 +280,7 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags(
   absl::StatusOr<SpillOptions> spill =
       ConfigureSpill(o.data_dir, absl::GetFlag(FLAGS_spill_dir));
   if (!spill.ok()) return spill.status();
-  o.core.requests.spill = *std::move(spill);
+  o.core.spill = *std::move(spill);
   o.core.requests.pending_timeout = absl::GetFlag(FLAGS_pending_timeout);
   o.core.requests.grace_period = absl::GetFlag(FLAGS_grace_period);
   if (!absl::GetFlag(FLAGS_allow_self_approval)) {

@@ -309,7 +309,7 @@ class CredentialManager {
   // The profile for a need of `provider` that asks for `profile` (may be
   // empty) and names `resource` (may be empty): see ProfileChoice.
   // `binding_of`, when set, reads the binding instead of the store (the
-  // request manager's, which also looks in its spill).
+  // request manager's store, which may also look in a spill).
   using BindingLookup = std::function<absl::StatusOr<BindingRecord>(
       absl::string_view provider, absl::string_view resource)>;
   absl::StatusOr<ProfileChoice> ChooseProfile(

@@ -38,13 +38,6 @@ using requests_internal::MakeEvent;
 
 namespace {
 
-// What a store answers when it cannot write at all: an I/O error, a
-// read-only or unopenable file, a full disk.
-bool RefusedWrite(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsFailedPrecondition(s) ||
-         absl::IsResourceExhausted(s);
-}
-
 bool GlobMatch(absl::string_view p, absl::string_view s) {
   size_t pi = 0, si = 0, star = absl::string_view::npos, mark = 0;
   while (si < s.size()) {
@@ -164,23 +157,7 @@ AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
 absl::Status RequestManager::Commit(Effects& effects) {
   for (AuditRecord& e : effects.write.audit) e.time = clock_();
   rows_.Sign(effects.write);
-  const Store::AuditHashFn hash = audit_->HashFn();
-  if (spill_ == nullptr) {
-    absl::Status s = store_->WriteFlow(effects.write, hash);
-    if (s.ok() || !options_.spill.open || !RefusedWrite(s)) return s;
-    absl::Status opened = OpenSpill(/*create=*/true);
-    if (!opened.ok()) {
-      return absl::Status(
-          s.code(),
-          absl::StrCat(s.message(),
-                       "; the spill could not take the write either: ",
-                       opened.message()));
-    }
-    std::cerr << "credbrokerd: the store refuses writes (" << s.message()
-              << "); approvals go on, recorded in the spill until the store "
-                 "can write again\n";
-  }
-  return spill_->WriteFlow(effects.write, hash);
+  return store_->WriteFlow(effects.write, audit_->HashFn());
 }
 
 NeedUpdate RequestManager::UpdateOf(const RequestRecord& r) {

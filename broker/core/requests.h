@@ -170,19 +170,6 @@ struct ApproveResult {
   std::string standing_id;
 };
 
-// A second store that takes approval-flow writes while the main store
-// refuses them (a read-only or immutable data directory, a disk full past
-// its reserve), so that approvals of stored credentials go on, each still
-// recorded durably before anything is released. The main store takes the
-// spilled rows back, in one transaction, as soon as it can write again.
-struct SpillOptions {
-  // Opens the spill store; with `create` false, NOT_FOUND when there is
-  // none. Unset: no spill, and such writes fail.
-  std::function<absl::StatusOr<std::unique_ptr<Store>>(bool create)> open;
-  // Removes the spill store's files once taken back (it is closed then).
-  std::function<absl::Status()> remove;
-};
-
 struct RequestOptions {
   absl::Duration pending_timeout = absl::Minutes(10);
   absl::Duration grace_period = absl::Seconds(60);
@@ -196,7 +183,6 @@ struct RequestOptions {
   // descendants (an agent that runs commands must not approve itself).
   // Unset: no check.
   AncestryFn is_same_or_descendant;
-  SpillOptions spill;
 };
 
 class RequestManager {
@@ -317,23 +303,8 @@ class RequestManager {
     std::vector<WatchEvent> watch_events;
   };
 
-  // Writes effects.write to the store, or to the spill when the store
-  // refuses writes or rows wait in the spill already (they must reach the
-  // store first, in order).
+  // Signs effects.write and writes it to the store in one transaction.
   absl::Status Commit(Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status OpenSpill(bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Copies every spilled row and audit event into the store in one
-  // transaction, which also records the spill's id (so that a crash before
-  // the files are removed cannot append its audit events twice), then
-  // removes the spill.
-  absl::Status TakeBackSpill() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status RemoveSpill() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<GrantRecord>> ListGrantsWithSpill(
-      const ListGrantsOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A flow row read with `read`, from the spill first (it holds the newer
-  // rows while in use), then from the store.
-  template <typename Read>
-  auto ReadFlowRow(Read read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyAgent(const std::string& session_key, const NeedUpdate& update)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -383,16 +354,12 @@ class RequestManager {
                                 RequestRecord>& decided,
                 const Caller& caller, NeedUpdate& u)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Removes the rows of `rows` whose MAC does not verify, adding for each
-  // a row.refused audit event to `refused` (and a line on stderr).
-  template <typename Row, typename IdOf>
-  void RefuseUnverified(std::vector<Row>& rows, absl::string_view what,
-                        IdOf id_of, absl::string_view where, Effects& refused);
-  // Recover's steps (requests_recover.cc): the rows read from the store and
-  // the spill, and putting them in place.
+  // Recover's steps (requests_recover.cc): the rows read from the store
+  // (those whose MAC does not verify left out, with an audit event each in
+  // `refused`), and putting them in place.
   struct Loaded;
-  absl::Status LoadRows(Store* store, absl::Time now, Loaded& loaded,
-                        Effects& refused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadRows(absl::Time now, Loaded& loaded, Effects& refused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Install(Loaded& loaded, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // SubmitNeed's steps (requests_submit.cc): the scope a need is granted
@@ -436,7 +403,6 @@ class RequestManager {
                        std::string& rotation_key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tick's steps (requests_grants.cc).
-  void RetryTakeBack(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetAwaySessions(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Close(RequestRecord& r, RequestState state, std::string decision,
              absl::string_view audit_kind, const Caller& caller,
@@ -480,12 +446,6 @@ class RequestManager {
   std::map<std::string, Caller> request_agents_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Caller> grant_agents_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  // Open while approval-flow writes go to, or wait in, the spill.
-  std::unique_ptr<Store> spill_ ABSL_GUARDED_BY(mu_);
-  std::string spill_id_ ABSL_GUARDED_BY(mu_);
-  // Tick's next try to hand the spill back, after failed ones.
-  absl::Time next_take_back_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  absl::Duration take_back_delay_ ABSL_GUARDED_BY(mu_);
 };
 
 // Case-insensitive glob: '*' any run, '?' one character.

@@ -150,8 +150,7 @@ absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
     if (it != open_.end()) {
       form.request = ViewOf(it->second);
     } else {
-      absl::StatusOr<RequestRecord> stored =
-          ReadFlowRow([&](Store& st) { return st.GetRequest(request_id); });
+      absl::StatusOr<RequestRecord> stored = store_->GetRequest(request_id);
       if (!stored.ok()) return stored.status();
       form.request = ViewOf(*stored);
     }
@@ -198,9 +197,8 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   absl::MutexLock lock(&mu_);
   auto it = open_.find(input.request_id);
   if (it == open_.end()) {
-    return DecidedRequestError(
-        ReadFlowRow([&](Store& st) { return st.GetRequest(input.request_id); }),
-        input.request_id);
+    return DecidedRequestError(store_->GetRequest(input.request_id),
+                               input.request_id);
   }
   RequestRecord r = it->second;
   if (clock_() >= r.expires_at) {
@@ -398,9 +396,7 @@ absl::Status RequestManager::Deny(const std::string& request_id,
   absl::MutexLock lock(&mu_);
   auto it = open_.find(request_id);
   if (it == open_.end()) {
-    return DecidedRequestError(
-        ReadFlowRow([&](Store& st) { return st.GetRequest(request_id); }),
-        request_id);
+    return DecidedRequestError(store_->GetRequest(request_id), request_id);
   }
   RequestRecord r = it->second;
   CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "deny"));

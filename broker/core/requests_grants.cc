@@ -19,7 +19,6 @@ namespace credbroker {
 
 using requests_internal::CheckReason;
 using requests_internal::GrantEnded;
-using requests_internal::kAll;
 
 namespace {
 
@@ -72,12 +71,9 @@ absl::StatusOr<Grant> RequestManager::IssueGrant(
   const std::string resource = ResourceFromContext(request.context);
   std::optional<BindingRecord> binding;
   if (!resource.empty()) {
-    CB_ASSIGN_OR_RETURN(binding,
-                        BindingToWrite(ReadFlowRow([&](Store& st) {
-                                         return st.GetBinding(request.provider,
-                                                              resource);
-                                       }),
-                                       request, resource, values, now));
+    CB_ASSIGN_OR_RETURN(
+        binding, BindingToWrite(store_->GetBinding(request.provider, resource),
+                                request, resource, values, now));
   }
   if (request.requested_ttl > absl::ZeroDuration()) {
     ttl = std::min(ttl, request.requested_ttl);
@@ -123,8 +119,7 @@ void RequestManager::NoteRotationDue(
                                  g.profile, "/", values.version);
   bool told = rotation_notified_.count(key) > 0;
   if (!told) {
-    absl::StatusOr<std::string> meta =
-        ReadFlowRow([&](Store& st) { return st.GetMeta(key); });
+    absl::StatusOr<std::string> meta = store_->GetMeta(key);
     told = meta.ok();
     if (told) rotation_notified_.insert(key);
   }
@@ -165,9 +160,7 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
   absl::MutexLock lock(&mu_);
   auto it = active_grants_.find(grant_id);
   if (it == active_grants_.end()) {
-    return EndedGrantError(
-        ReadFlowRow([&](Store& st) { return st.GetGrant(grant_id); }),
-        grant_id);
+    return EndedGrantError(store_->GetGrant(grant_id), grant_id);
   }
   auto holder = grant_agents_.find(grant_id);
   std::string refusal;
@@ -210,41 +203,7 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
 
 absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrants(
     const ListGrantsOptions& options) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (spill_ != nullptr) return ListGrantsWithSpill(options);
-  }
   return store_->ListGrants(options);
-}
-
-absl::StatusOr<std::vector<GrantRecord>> RequestManager::ListGrantsWithSpill(
-    const ListGrantsOptions& options) {
-  // Every spilled grant, ended ones too: the spill's rows are newer, and a
-  // grant ended there replaces the store's active row of the same id.
-  ListGrantsOptions all = options;
-  all.include_ended = true;
-  all.limit = kAll;
-  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> spilled,
-                      spill_->ListGrants(all));
-  // As many more from the store as the spill may take out of its page, so
-  // that a full page stays full (a short one says there is no more).
-  ListGrantsOptions from_store = options;
-  from_store.limit = static_cast<int>(std::min<int64_t>(
-      kAll, int64_t{options.limit} + static_cast<int64_t>(spilled.size())));
-  CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> grants,
-                      store_->ListGrants(from_store));
-  std::map<std::pair<absl::Time, std::string>, GrantRecord> merged;
-  for (GrantRecord& g : grants)
-    merged[{g.created_at, g.grant_id}] = std::move(g);
-  for (GrantRecord& g : spilled)
-    merged[{g.created_at, g.grant_id}] = std::move(g);
-  std::vector<GrantRecord> out;
-  for (auto& [key, g] : merged) {
-    if (static_cast<int>(out.size()) == options.limit) break;
-    if (GrantEnded(g, options.now) && !options.include_ended) continue;
-    out.push_back(std::move(g));
-  }
-  return out;
 }
 
 absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
@@ -254,9 +213,7 @@ absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
   absl::MutexLock lock(&mu_);
   auto it = active_grants_.find(grant_id);
   if (it == active_grants_.end()) {
-    return EndedGrantError(
-        ReadFlowRow([&](Store& st) { return st.GetGrant(grant_id); }),
-        grant_id);
+    return EndedGrantError(store_->GetGrant(grant_id), grant_id);
   }
   GrantRecord g = it->second;
   g.ended_at = clock_();
@@ -321,7 +278,6 @@ absl::Status RequestManager::RevokeStanding(const std::string& id,
 void RequestManager::Tick() {
   absl::MutexLock lock(&mu_);
   absl::Time now = clock_();
-  if (spill_ != nullptr && now >= next_take_back_) RetryTakeBack(now);
   // The due requests, in request-id order: true when past its timeout,
   // false when its agent has been away past the grace period.
   std::map<std::string, bool> due;
@@ -371,18 +327,6 @@ void RequestManager::Tick() {
     grant_agents_.erase(id);
   }
   ForgetAwaySessions(now);
-}
-
-void RequestManager::RetryTakeBack(absl::Time now) {
-  // While the store still refuses writes, each try reads the whole spill
-  // under the lock: back off, from one tick up to 8 s.
-  if (TakeBackSpill().ok()) {
-    take_back_delay_ = absl::ZeroDuration();
-  } else {
-    take_back_delay_ = std::clamp(2 * take_back_delay_, absl::Milliseconds(250),
-                                  absl::Seconds(8));
-    next_take_back_ = now + take_back_delay_;
-  }
 }
 
 // Forgets sessions gone past the grace period with nothing open.

@@ -40,15 +40,6 @@ WatchEvent MakeEvent(WatchEventKind kind, RequestView request);
 
 }  // namespace requests_internal
 
-template <typename Read>
-auto RequestManager::ReadFlowRow(Read read) {
-  if (spill_ != nullptr) {
-    auto row = read(*spill_);
-    if (!absl::IsNotFound(row.status())) return row;
-  }
-  return read(*store_);
-}
-
 }  // namespace credbroker
 
 #endif  // CREDBROKER_BROKER_CORE_REQUESTS_INTERNAL_H_

@@ -128,9 +128,7 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(
       credentials_->ChooseProfile(
           provider->spec().id, need.profile, ResourceFromContext(need.context),
           [this](absl::string_view p, absl::string_view resource) {
-            absl::MutexLock lock(&mu_);
-            return ReadFlowRow(
-                [&](Store& st) { return st.GetBinding(p, resource); });
+            return store_->GetBinding(p, resource);
           }));
 
   absl::MutexLock lock(&mu_);

@@ -1,6 +1,9 @@
 #include "broker/core/row_mac.h"
 
+#include <algorithm>
+#include <iostream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -29,6 +32,34 @@ class Encoder {
  private:
   std::string out_;
 };
+
+std::string IdOf(const RequestRecord& r) { return r.request_id; }
+std::string IdOf(const GrantRecord& g) { return g.grant_id; }
+std::string IdOf(const StandingRecord& s) { return s.id; }
+
+// Removes the rows `macs` does not verify, adding an event for each.
+template <typename Row>
+void Drop(const RowMacs& macs, std::vector<Row>& rows, absl::string_view what,
+          absl::string_view where, absl::Time now,
+          std::vector<AuditRecord>& refused) {
+  auto bad = std::remove_if(rows.begin(), rows.end(),
+                            [&](const Row& row) { return !macs.Verify(row); });
+  for (auto it = bad; it != rows.end(); ++it) {
+    AuditRecord e;
+    e.time = now;
+    e.kind = "row.refused";
+    e.role = "broker";
+    e.peer = "credbrokerd";
+    e.outcome = "DATA_LOSS";
+    e.detail = absl::StrCat(
+        what, " ", IdOf(*it), " in ", where,
+        " was refused: its MAC does not verify, so it was written or edited "
+        "behind the broker's back; it is not acted on");
+    std::cerr << "credbrokerd: DATA_LOSS: " << e.detail << "\n";
+    refused.push_back(std::move(e));
+  }
+  rows.erase(bad, rows.end());
+}
 
 }  // namespace
 
@@ -85,6 +116,16 @@ void RowMacs::Sign(FlowWrite& write) const {
   for (RequestRecord& r : write.requests) r.mac = Of(r);
   for (GrantRecord& g : write.grants) g.mac = Of(g);
   for (StandingRecord& s : write.standing) s.mac = Of(s);
+}
+
+std::vector<AuditRecord> RowMacs::DropUnverified(FlowWrite& rows,
+                                                 absl::string_view where,
+                                                 absl::Time now) const {
+  std::vector<AuditRecord> refused;
+  Drop(*this, rows.requests, "request", where, now, refused);
+  Drop(*this, rows.grants, "grant", where, now, refused);
+  Drop(*this, rows.standing, "standing approval", where, now, refused);
+  return refused;
 }
 
 }  // namespace credbroker

@@ -8,7 +8,10 @@
 #define CREDBROKER_BROKER_CORE_ROW_MAC_H_
 
 #include <string>
+#include <vector>
 
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "broker/crypto/crypto.h"
 #include "broker/store/store.h"
 
@@ -31,6 +34,14 @@ class RowMacs {
   bool Verify(const Row& row) const {
     return !row.mac.empty() && ConstantTimeEquals(row.mac, Of(row));
   }
+
+  // Removes from `rows` the requests, grants and standing approvals whose
+  // MAC does not verify. Returns a row.refused audit event (DATA_LOSS, at
+  // `now`) for each, naming it and `where` it was found ("the store"); each
+  // is also named on stderr.
+  std::vector<AuditRecord> DropUnverified(FlowWrite& rows,
+                                          absl::string_view where,
+                                          absl::Time now) const;
 
  private:
   const Sealer* const sealer_;

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "broker/common/status_macros.h"
 #include "broker/core/keyring.h"
+#include "broker/core/row_mac.h"
 #include "broker/providers/registry.h"
 
 namespace credbroker {
@@ -15,9 +16,10 @@ absl::Time Now() { return absl::Now(); }
 
 }  // namespace
 
-OpenBroker::OpenBroker(Store* store, const Sealer* sealer,
-                       const OpenBrokerOptions& options)
-    : credentials_(store, sealer, &ProviderRegistry::Default(), Now),
+OpenBroker::OpenBroker(Store* store, std::unique_ptr<SpillingStore> flow_store,
+                       const Sealer* sealer, const OpenBrokerOptions& options)
+    : flow_store_(std::move(flow_store)),
+      credentials_(store, sealer, &ProviderRegistry::Default(), Now),
       audit_(store, sealer, Now),
       pin_(store, sealer, &audit_, Now, options.pin,
            options.passphrase_store
@@ -25,7 +27,13 @@ OpenBroker::OpenBroker(Store* store, const Sealer* sealer,
                    return VerifyPassphrase(*store, p);
                  })
                : PassphraseCheck()),
-      requests_(store, &credentials_, &audit_, sealer, Now, options.requests) {}
+      requests_(flow_store_.get(), &credentials_, &audit_, sealer, Now,
+                options.requests) {
+  checks_.vet = [macs = RowMacs(sealer)](FlowWrite& rows) {
+    return macs.DropUnverified(rows, "the spill", Now());
+  };
+  checks_.hash = audit_.HashFn();
+}
 
 OpenBroker::~OpenBroker() {
   stop_ticker_.Notify();
@@ -34,7 +42,10 @@ OpenBroker::~OpenBroker() {
 
 absl::StatusOr<std::unique_ptr<OpenBroker>> OpenBroker::Open(
     Store* store, const Sealer* sealer, const OpenBrokerOptions& options) {
-  std::unique_ptr<OpenBroker> broker(new OpenBroker(store, sealer, options));
+  CB_ASSIGN_OR_RETURN(std::unique_ptr<SpillingStore> flow_store,
+                      SpillingStore::Open(store, options.spill));
+  std::unique_ptr<OpenBroker> broker(
+      new OpenBroker(store, std::move(flow_store), sealer, options));
   CB_RETURN_IF_ERROR(broker->Start(store, sealer, options));
   return broker;
 }
@@ -70,10 +81,14 @@ absl::Status OpenBroker::Start(Store* store, const Sealer* sealer,
         "started without the human-presence factor: approvals need no PIN";
     CB_RETURN_IF_ERROR(audit_.Record(std::move(event)));
   }
+  // A spill left by an earlier run: the store takes it now, or (still
+  // refusing writes) its rows are read over the store's.
+  flow_store_->TakeBack(checks_).IgnoreError();
   CB_RETURN_IF_ERROR(requests_.Recover());
   ticker_ = std::thread([this] {
     while (
         !stop_ticker_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+      flow_store_->TakeBackWhenDue(checks_);
       requests_.Tick();
     }
   });

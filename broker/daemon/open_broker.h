@@ -1,6 +1,9 @@
 // OpenBroker: the broker's core while the store is unlocked — the
 // credential and request managers, the audit log and the approval PIN, all
-// on the opened data key — and the 250 ms tick that drives expiry. Made at
+// on the opened data key — and the 250 ms tick that drives expiry and hands
+// the spill back. The request manager writes through a SpillingStore over
+// the store (broker/store/spilling_store.h), so that approvals go on while
+// the store refuses writes. Made at
 // each unlock and destroyed at each lock (broker/daemon/lifecycle.h), after
 // the server and executor that used it have stopped. Its parts are
 // thread-safe; making and destroying it are not.
@@ -19,6 +22,7 @@
 #include "broker/core/passkeys.h"
 #include "broker/core/requests.h"
 #include "broker/crypto/crypto.h"
+#include "broker/store/spilling_store.h"
 #include "broker/store/store.h"
 
 namespace credbroker {
@@ -26,6 +30,9 @@ namespace credbroker {
 struct OpenBrokerOptions {
   PinPolicy pin;
   RequestOptions requests;
+  // Where the request manager's writes go while the store refuses them.
+  // Unset: nowhere, and approvals fail closed.
+  SpillOptions spill;
   // The store is passphrase-protected: the first PIN needs the passphrase.
   bool passphrase_store = false;
   // The daemon's first open: --reset_approval_pin applies, and a factor
@@ -41,7 +48,8 @@ struct OpenBrokerOptions {
 class OpenBroker {
  public:
   // `store` and `sealer` must outlive the result. Errors: the store cannot
-  // be read or written (the PIN record, the audit log, recovering requests).
+  // be read or written (the PIN record, the audit log, recovering requests),
+  // a spill left behind cannot be opened.
   static absl::StatusOr<std::unique_ptr<OpenBroker>> Open(
       Store* store, const Sealer* sealer, const OpenBrokerOptions& options);
   // Stops the tick.
@@ -54,11 +62,14 @@ class OpenBroker {
   Passkeys* passkeys() { return passkeys_.get(); }
 
  private:
-  OpenBroker(Store* store, const Sealer* sealer,
-             const OpenBrokerOptions& options);
+  OpenBroker(Store* store, std::unique_ptr<SpillingStore> flow_store,
+             const Sealer* sealer, const OpenBrokerOptions& options);
   absl::Status Start(Store* store, const Sealer* sealer,
                      const OpenBrokerOptions& options);
 
+  // The request manager's store; `checks_` vet what it hands back.
+  const std::unique_ptr<SpillingStore> flow_store_;
+  SpillingStore::TakeBackChecks checks_;
   CredentialManager credentials_;
   AuditLog audit_;
   ApprovalPin pin_;

@@ -10,10 +10,11 @@
 #include "absl/status/statusor.h"
 #include "broker/core/requests.h"
 #include "broker/rpc/server.h"
+#include "broker/store/spilling_store.h"
 
 namespace credbroker {
 
-// The spill (RequestOptions::spill) in `spill_dir`: default
+// The spill (OpenBrokerOptions::spill) in `spill_dir`: default
 // <data_dir>-spill, "none" for no spill. FAILED_PRECONDITION when there is to
 // be none but one with rows is left: the approvals recorded there must reach
 // the store before the broker answers from it, or decided requests would

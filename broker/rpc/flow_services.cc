@@ -10,10 +10,9 @@
 #include "broker/common/errors.h"
 #include "broker/common/secret.h"
 #include "broker/common/status_macros.h"
-#include "broker/common/tsan.h"
 #include "broker/crypto/crypto.h"
 #include "broker/rpc/convert.h"
-#include "broker/rpc/outbox.h"
+#include "broker/rpc/stream_reactor.h"
 #include "broker/rpc/wire.h"
 
 namespace credbroker {
@@ -36,83 +35,6 @@ v1::NeedUpdate RejectedNeed(const std::string& need_id,
   return u;
 }
 
-// A stream reactor that finishes at once with a fixed status.
-template <typename Base>
-class FinishedReactor : public Base {
- public:
-  explicit FinishedReactor(const absl::Status& status) {
-    this->Finish(ToGrpcStatus(status));
-  }
-  void OnDone() override { delete this; }
-};
-
-// Serializes the end of a reactor's life with work in flight: Finish is
-// deferred while a hold is taken (an executor task, a StartRead being
-// issued), so that the reactor is never deleted under a running task.
-class FinishGate {
- public:
-  // Returns false when the stream already finished: do not start work.
-  bool Hold() {
-    absl::MutexLock lock(&mu_);
-    if (finish_called_) return false;
-    ++holds_;
-    return true;
-  }
-  // Returns the status to Finish with, if a finish was deferred.
-  std::optional<grpc::Status> Release() {
-    absl::MutexLock lock(&mu_);
-    --holds_;
-    if (holds_ == 0 && deferred_.has_value() && !finish_called_) {
-      finish_called_ = true;
-      TsanHappensBefore(this);
-      return std::exchange(deferred_, std::nullopt);
-    }
-    return std::nullopt;
-  }
-  // Returns true when the caller should Finish now; otherwise deferred.
-  bool RequestFinish(const grpc::Status& status) {
-    absl::MutexLock lock(&mu_);
-    if (finish_called_ || deferred_.has_value()) return false;
-    if (holds_ > 0) {
-      deferred_ = status;
-      return false;
-    }
-    finish_called_ = true;
-    TsanHappensBefore(this);
-    return true;
-  }
-
-  // ThreadSanitizer edges for orderings that gRPC guarantees but makes
-  // inside its own (uninstrumented) code: a reaction runs after the
-  // StartRead/StartWrite that led to it, reactions run one after another,
-  // and OnDone runs after the Finish this gate let through and after every
-  // reaction has returned. No-ops outside the tsan build.
-  class Reaction {
-   public:
-    explicit Reaction(const FinishGate* gate) : gate_(gate) {
-      TsanHappensAfter(gate_);
-    }
-    ~Reaction() { TsanHappensBefore(gate_); }
-    Reaction(const Reaction&) = delete;
-    Reaction& operator=(const Reaction&) = delete;
-
-   private:
-    const FinishGate* gate_;
-  };
-  // At the top of OnReadDone, OnWriteDone and OnCancel.
-  [[nodiscard]] Reaction InReaction() const { return Reaction(this); }
-  // Before handing an operation to gRPC (StartRead, StartWrite).
-  void HandOff() const { TsanHappensBefore(this); }
-  // At the top of OnDone.
-  void OnDone() const { TsanHappensAfter(this); }
-
- private:
-  absl::Mutex mu_;
-  int holds_ ABSL_GUARDED_BY(mu_) = 0;
-  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<grpc::Status> deferred_ ABSL_GUARDED_BY(mu_);
-};
-
 using RawBidiReactor =
     grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
 
@@ -121,88 +43,48 @@ using RawBidiReactor =
 // with invalid UTF-8 is refused alone (naming the field) instead of ending
 // the stream, and serializes each NeedUpdate into memory that is wiped once
 // written or dropped (a grant's values do not outlive the write).
-class SessionReactor : public RawBidiReactor {
+class SessionReactor : public OutboxReactor<RawBidiReactor, grpc::ByteBuffer> {
  public:
   SessionReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams,
                  const grpc::CallbackServerContext& ctx)
-      : requests_(requests),
+      : OutboxReactor(streams, kMaxQueuedPerStream),
+        requests_(requests),
         env_(env),
-        streams_(streams),
         caller_(CallerOf(env, ctx, "agent")) {
-    outbox_ = std::make_shared<Outbox<grpc::ByteBuffer>>(
-        kMaxQueuedPerStream,
-        [this](const grpc::ByteBuffer* m) {
-          gate_.HandOff();
-          StartWrite(m);
-        },
-        [this](const grpc::Status& s) { RequestFinish(s); });
-    stream_id_ = streams_->Add([box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(
-                                    outbox_)](const grpc::Status& s) {
-      if (auto b = box.lock()) b->CloseNow(s);
-    });
-    Read();
+    Read(&request_);
   }
 
   void OnReadDone(bool ok) override {
-    auto reaction = gate_.InReaction();
+    auto reaction = gate().InReaction();
     if (!ok) {
       // The agent closed its side (or went away): the session ends once
       // what is queued has been written.
-      outbox_->CloseAfterDrain(grpc::Status::OK);
+      outbox().CloseAfterDrain(grpc::Status::OK);
       return;
     }
-    if (!gate_.Hold()) return;  // Finishing already.
     grpc::ByteBuffer message = std::move(request_);
     request_.Clear();
-    env_.executor->Schedule([this, message = std::move(message)]() mutable {
+    Schedule(env_.executor, [this, message = std::move(message)] {
       Parse(message);
       // The next message only after this one is handled: needs keep order.
-      if (!outbox_->closing()) Read();
-      if (auto s = gate_.Release()) Finish(*s);
+      if (!outbox().closing()) Read(&request_);
     });
   }
 
-  void OnWriteDone(bool ok) override {
-    auto reaction = gate_.InReaction();
-    outbox_->OnWriteDone(ok);
-  }
-  void OnCancel() override {
-    auto reaction = gate_.InReaction();
-    outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-
-  void OnDone() override {
-    gate_.OnDone();
-    outbox_->OnDone();
-    streams_->Remove(stream_id_);
-    if (attachment_ != 0) {
-      env_.executor->Schedule(
-          [requests = requests_, key = session_key_, attachment = attachment_] {
-            requests->DetachSession(key, attachment);
-          });
-    }
-    delete this;
-  }
-
  private:
-  // Issues the next read; Finish waits while StartRead is being called.
-  void Read() {
-    if (!gate_.Hold()) return;
-    gate_.HandOff();
-    StartRead(&request_);
-    if (auto s = gate_.Release()) Finish(*s);
-  }
-
-  void RequestFinish(const grpc::Status& status) {
-    if (gate_.RequestFinish(status)) Finish(status);
+  void OnStreamDone() override {
+    if (attachment_ == 0) return;
+    env_.executor->Schedule(
+        [requests = requests_, key = session_key_, attachment = attachment_] {
+          requests->DetachSession(key, attachment);
+        });
   }
 
   // False (the stream is closed with why) when the session is taken.
   bool Attach(std::string session_key) {
     session_key_ = std::move(session_key);
-    std::weak_ptr<Outbox<grpc::ByteBuffer>> box = outbox_;
     absl::StatusOr<int64_t> attached = requests_->AttachSession(
-        session_key_, caller_, [box](const NeedUpdate& update) {
+        session_key_, caller_, [box = WeakOutbox()](const NeedUpdate& update) {
           if (auto b = box.lock()) {
             v1::NeedUpdate m;
             ToProto(update, &m);
@@ -211,7 +93,7 @@ class SessionReactor : public RawBidiReactor {
           }
         });
     if (!attached.ok()) {
-      outbox_->CloseNow(ToGrpcStatus(attached.status()));
+      outbox().CloseNow(ToGrpcStatus(attached.status()));
       return false;
     }
     attachment_ = *attached;
@@ -225,40 +107,28 @@ class SessionReactor : public RawBidiReactor {
     v1::SessionRequest message;
     std::vector<FieldViolation> invalid;
     if (!ParseNamingInvalidUtf8(bytes, &message, &invalid)) {
-      outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+      outbox().CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
           "a session message must be a credbroker.v1.SessionRequest")));
       return;
     }
     if (invalid.empty()) {
       Handle(std::move(message));
     } else if (message.has_need()) {
-      outbox_->Push(SerializeWiped(
+      outbox().Push(SerializeWiped(
           RejectedNeed(message.need().need_id(),
                        InvalidArgumentWithViolations(
                            "the credential need is not valid", invalid))));
     } else {
-      outbox_->CloseNow(ToGrpcStatus(InvalidArgumentWithViolations(
+      outbox().CloseNow(ToGrpcStatus(InvalidArgumentWithViolations(
           "the session message is not valid", invalid)));
     }
   }
 
   void Handle(v1::SessionRequest message) {
     switch (message.kind_case()) {
-      case v1::SessionRequest::kHello: {
-        if (attachment_ != 0) {
-          outbox_->CloseNow(ToGrpcStatus(absl::FailedPreconditionError(
-              "hello must be the first message of a session, and only once")));
-          return;
-        }
-        const std::string& key = message.hello().session_key();
-        if (key.size() > 128) {
-          outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
-              "session_key must be at most 128 characters")));
-          return;
-        }
-        Attach(key.empty() ? absl::StrCat("s-", RandomHex(12)) : key);
+      case v1::SessionRequest::kHello:
+        Hello(message.hello().session_key());
         return;
-      }
       case v1::SessionRequest::kNeed: {
         if (attachment_ == 0 && !Attach(absl::StrCat("s-", RandomHex(12))))
           return;
@@ -266,7 +136,7 @@ class SessionReactor : public RawBidiReactor {
             session_key_, caller_, FromProto(message.need()));
         // A refused need is answered on its own; the session goes on.
         if (!update.ok()) {
-          outbox_->Push(SerializeWiped(
+          outbox().Push(SerializeWiped(
               RejectedNeed(message.need().need_id(), update.status())));
         }
         return;
@@ -275,25 +145,35 @@ class SessionReactor : public RawBidiReactor {
         if (attachment_ == 0) return;
         absl::Status s = requests_->CancelNeed(
             session_key_, message.cancel_need_id(), caller_);
-        if (!s.ok() && !absl::IsNotFound(s)) outbox_->CloseNow(ToGrpcStatus(s));
+        if (!s.ok() && !absl::IsNotFound(s)) outbox().CloseNow(ToGrpcStatus(s));
         return;
       }
       default:
-        outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+        outbox().CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
             "a session message carries hello, need or cancel_need_id")));
     }
   }
 
+  void Hello(const std::string& key) {
+    if (attachment_ != 0) {
+      outbox().CloseNow(ToGrpcStatus(absl::FailedPreconditionError(
+          "hello must be the first message of a session, and only once")));
+      return;
+    }
+    if (key.size() > 128) {
+      outbox().CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+          "session_key must be at most 128 characters")));
+      return;
+    }
+    Attach(key.empty() ? absl::StrCat("s-", RandomHex(12)) : key);
+  }
+
   RequestManager* const requests_;
   const RpcEnv env_;
-  StreamRegistry* const streams_;
   const Caller caller_;
-  FinishGate gate_;
-  std::shared_ptr<Outbox<grpc::ByteBuffer>> outbox_;
-  int64_t stream_id_ = 0;
   grpc::ByteBuffer request_;
   // Set by executor tasks, which run one at a time per stream; read in
-  // OnDone, after the last task.
+  // OnStreamDone, after the last task.
   std::string session_key_;
   int64_t attachment_ = 0;
 };
@@ -302,70 +182,42 @@ class SessionReactor : public RawBidiReactor {
 // terminal state. Each NeedUpdate is serialized into memory wiped once
 // written or dropped, as Session's are.
 class RequestCredentialReactor
-    : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+    : public OutboxReactor<grpc::ServerWriteReactor<grpc::ByteBuffer>,
+                           grpc::ByteBuffer> {
  public:
   RequestCredentialReactor(RequestManager* requests, RpcEnv env,
                            StreamRegistry* streams,
                            const grpc::CallbackServerContext& ctx,
                            const v1::RequestCredentialRequest& request)
-      : requests_(requests), env_(env), streams_(streams) {
-    outbox_ = std::make_shared<Outbox<grpc::ByteBuffer>>(
-        kMaxQueuedPerStream,
-        [this](const grpc::ByteBuffer* m) {
-          gate_.HandOff();
-          StartWrite(m);
-        },
-        [this](const grpc::Status& s) {
-          if (gate_.RequestFinish(s)) Finish(s);
-        });
-    stream_id_ = streams_->Add([box = std::weak_ptr<Outbox<grpc::ByteBuffer>>(
-                                    outbox_)](const grpc::Status& s) {
-      if (auto b = box.lock()) b->CloseNow(s);
-    });
-    session_key_ = request.session_key().empty()
-                       ? absl::StrCat("rc-", RandomHex(12))
-                       : request.session_key();
-    Need need = FromProto(request.need());
-    Caller caller = CallerOf(env, ctx, "agent");
-    if (!gate_.Hold()) return;
-    env_.executor->Schedule([this, need = std::move(need), caller]() mutable {
-      Run(std::move(need), caller);
-      if (auto s = gate_.Release()) Finish(*s);
-    });
-  }
-
-  void OnWriteDone(bool ok) override {
-    auto reaction = gate_.InReaction();
-    outbox_->OnWriteDone(ok);
-  }
-  void OnCancel() override {
-    auto reaction = gate_.InReaction();
-    outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-  void OnDone() override {
-    gate_.OnDone();
-    outbox_->OnDone();
-    streams_->Remove(stream_id_);
-    if (attachment_ != 0) {
-      env_.executor->Schedule(
-          [requests = requests_, key = session_key_, attachment = attachment_] {
-            requests->DetachSession(key, attachment);
-          });
-    }
-    delete this;
+      : OutboxReactor(streams, kMaxQueuedPerStream),
+        requests_(requests),
+        env_(env),
+        session_key_(request.session_key().empty()
+                         ? absl::StrCat("rc-", RandomHex(12))
+                         : request.session_key()) {
+    Schedule(env_.executor,
+             [this, need = FromProto(request.need()),
+              caller = CallerOf(env, ctx, "agent")] { Run(need, caller); });
   }
 
  private:
-  void Run(Need need, const Caller& caller) {
+  void OnStreamDone() override {
+    if (attachment_ == 0) return;
+    env_.executor->Schedule(
+        [requests = requests_, key = session_key_, attachment = attachment_] {
+          requests->DetachSession(key, attachment);
+        });
+  }
+
+  void Run(const Need& need, const Caller& caller) {
     if (session_key_.size() > 128) {
-      outbox_->CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
+      outbox().CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
           "session_key must be at most 128 characters")));
       return;
     }
-    std::weak_ptr<Outbox<grpc::ByteBuffer>> box = outbox_;
-    std::string need_id = need.need_id;
     absl::StatusOr<int64_t> attached = requests_->AttachSession(
-        session_key_, caller, [box, need_id](const NeedUpdate& update) {
+        session_key_, caller,
+        [box = WeakOutbox(), need_id = need.need_id](const NeedUpdate& update) {
           auto b = box.lock();
           if (!b || update.need_id != need_id) return;
           v1::NeedUpdate m;
@@ -375,95 +227,67 @@ class RequestCredentialReactor
           if (IsTerminal(update.state)) b->CloseAfterDrain(grpc::Status::OK);
         });
     if (!attached.ok()) {
-      outbox_->CloseNow(ToGrpcStatus(attached.status()));
+      outbox().CloseNow(ToGrpcStatus(attached.status()));
       return;
     }
     attachment_ = *attached;
     absl::StatusOr<NeedUpdate> update =
         requests_->SubmitNeed(session_key_, caller, need);
-    if (!update.ok()) outbox_->CloseNow(ToGrpcStatus(update.status()));
+    if (!update.ok()) outbox().CloseNow(ToGrpcStatus(update.status()));
   }
 
   RequestManager* const requests_;
   const RpcEnv env_;
-  StreamRegistry* const streams_;
-  FinishGate gate_;
-  std::shared_ptr<Outbox<grpc::ByteBuffer>> outbox_;
-  int64_t stream_id_ = 0;
-  std::string session_key_;
-  int64_t attachment_ = 0;  // Written by the one task; read in OnDone.
+  const std::string session_key_;
+  int64_t attachment_ = 0;  // Written by the one task; read in OnStreamDone.
 };
 
+// The message a watcher gets for `event`.
+v1::ApprovalEvent EventToProto(const WatchEvent& event) {
+  v1::ApprovalEvent m;
+  m.set_kind(static_cast<v1::ApprovalEvent::Kind>(event.kind));
+  if (event.kind != WatchEventKind::kSnapshotDone) {
+    ToProto(event.request, m.mutable_request());
+  }
+  if (event.credential.has_value()) {
+    ToProto(*event.credential, m.mutable_credential());
+  }
+  m.set_message(event.message);
+  return m;
+}
+
 // WatchRequests: a snapshot of pending requests, then live events.
-class WatchReactor : public grpc::ServerWriteReactor<v1::ApprovalEvent> {
+class WatchReactor
+    : public OutboxReactor<grpc::ServerWriteReactor<v1::ApprovalEvent>,
+                           v1::ApprovalEvent> {
  public:
   WatchReactor(RequestManager* requests, RpcEnv env, StreamRegistry* streams)
-      : requests_(requests), env_(env), streams_(streams) {
-    outbox_ = std::make_shared<Outbox<v1::ApprovalEvent>>(
-        kMaxQueuedPerStream,
-        [this](const v1::ApprovalEvent* m) {
-          gate_.HandOff();
-          StartWrite(m);
-        },
-        [this](const grpc::Status& s) {
-          if (gate_.RequestFinish(s)) Finish(s);
-        });
-    stream_id_ = streams_->Add([box = std::weak_ptr<Outbox<v1::ApprovalEvent>>(
-                                    outbox_)](const grpc::Status& s) {
-      if (auto b = box.lock()) b->CloseNow(s);
-    });
-    if (!gate_.Hold()) return;
-    env_.executor->Schedule([this] {
-      std::weak_ptr<Outbox<v1::ApprovalEvent>> box = outbox_;
-      watcher_ = requests_->Watch([box](const WatchEvent& event) {
+      : OutboxReactor(streams, kMaxQueuedPerStream),
+        requests_(requests),
+        env_(env) {
+    Schedule(env_.executor, [this] {
+      watcher_ = requests_->Watch([box = WeakOutbox()](const WatchEvent& e) {
         auto b = box.lock();
         if (!b) return;
-        v1::ApprovalEvent m;
-        m.set_kind(static_cast<v1::ApprovalEvent::Kind>(event.kind));
-        if (event.kind != WatchEventKind::kSnapshotDone) {
-          ToProto(event.request, m.mutable_request());
-        }
-        if (event.credential.has_value()) {
-          ToProto(*event.credential, m.mutable_credential());
-        }
-        m.set_message(event.message);
         // The snapshot is as large as what is pending; only live events
         // that pile up count toward the slow-reader bound.
-        bool live = event.kind != WatchEventKind::kSnapshot &&
-                    event.kind != WatchEventKind::kSnapshotDone;
-        b->Push(std::move(m), live);
+        bool live = e.kind != WatchEventKind::kSnapshot &&
+                    e.kind != WatchEventKind::kSnapshotDone;
+        b->Push(EventToProto(e), live);
       });
-      if (auto s = gate_.Release()) Finish(*s);
     });
-  }
-
-  void OnWriteDone(bool ok) override {
-    auto reaction = gate_.InReaction();
-    outbox_->OnWriteDone(ok);
-  }
-  void OnCancel() override {
-    auto reaction = gate_.InReaction();
-    outbox_->CloseNow(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-  void OnDone() override {
-    gate_.OnDone();
-    outbox_->OnDone();
-    streams_->Remove(stream_id_);
-    if (watcher_ != 0) {
-      env_.executor->Schedule(
-          [requests = requests_, id = watcher_] { requests->Unwatch(id); });
-    }
-    delete this;
   }
 
  private:
+  void OnStreamDone() override {
+    if (watcher_ == 0) return;
+    env_.executor->Schedule(
+        [requests = requests_, id = watcher_] { requests->Unwatch(id); });
+  }
+
   RequestManager* const requests_;
   const RpcEnv env_;
-  StreamRegistry* const streams_;
-  FinishGate gate_;
-  std::shared_ptr<Outbox<v1::ApprovalEvent>> outbox_;
-  int64_t stream_id_ = 0;
-  int64_t watcher_ = 0;  // Written by the one task; read in OnDone.
+  int64_t watcher_ = 0;  // Written by the one task; read in OnStreamDone.
 };
 
 }  // namespace

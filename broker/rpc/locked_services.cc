@@ -5,15 +5,13 @@
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/core/credentials.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/lock_service.h"
-#include "broker/rpc/outbox.h"
 #include "broker/rpc/status.h"
+#include "broker/rpc/stream_reactor.h"
 #include "credbroker/v1/approval_service.pb.h"
 #include "credbroker/v1/credential_service.pb.h"
 
@@ -30,113 +28,41 @@ v1::NeedUpdate LockedUpdate(const std::string& need_id) {
   return u;
 }
 
-// The write side shared by the two locked agent streams: an Outbox whose
-// Finish is ordered after any StartRead issued (see `mu`), registered so
-// that the unlock ends it.
-template <typename Reactor>
-class LockedStream {
- public:
-  LockedStream(Reactor* reactor, StreamRegistry* streams) : streams_(streams) {
-    outbox_ = std::make_shared<Outbox<v1::NeedUpdate>>(
-        kMaxQueued,
-        [reactor](const v1::NeedUpdate* m) { reactor->StartWrite(m); },
-        [this, reactor](const grpc::Status& s) {
-          {
-            absl::MutexLock lock(&mu_);
-            finished_ = true;
-          }
-          // Outside the lock: OnDone may run (and delete this) once it is
-          // called.
-          reactor->Finish(s);
-        });
-    id_ = streams_->Add([box = std::weak_ptr<Outbox<v1::NeedUpdate>>(outbox_)](
-                            const grpc::Status& s) {
-      if (auto b = box.lock()) b->CloseNow(s);
-    });
-  }
-  Outbox<v1::NeedUpdate>& outbox() { return *outbox_; }
-  // Runs `start_read` unless the stream has finished.
-  template <typename Fn>
-  void ReadIfOpen(Fn start_read) {
-    absl::MutexLock lock(&mu_);
-    if (!finished_) start_read();
-  }
-  void OnDone() {
-    outbox_->OnDone();
-    streams_->Remove(id_);
-  }
-
- private:
-  StreamRegistry* const streams_;
-  std::shared_ptr<Outbox<v1::NeedUpdate>> outbox_;
-  int64_t id_ = 0;
-  absl::Mutex mu_;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-};
-
+// The locked Session: every need gets LockedUpdate; the stream stays open
+// until the unlock ends it (the agent then reconnects).
 class LockedSessionReactor
-    : public grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate> {
+    : public OutboxReactor<
+          grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>,
+          v1::NeedUpdate> {
  public:
-  LockedSessionReactor(StreamRegistry* streams, const absl::Status& allowed) {
-    if (!allowed.ok()) {
-      Finish(ToGrpcStatus(allowed));
-      return;
-    }
-    // Ended at once when the streams were already ended (the unlock).
-    stream_ =
-        std::make_unique<LockedStream<LockedSessionReactor>>(this, streams);
-    stream_->ReadIfOpen([this] { StartRead(&request_); });
+  explicit LockedSessionReactor(StreamRegistry* streams)
+      : OutboxReactor(streams, kMaxQueued) {
+    Read(&request_);
   }
   void OnReadDone(bool ok) override {
+    auto reaction = gate().InReaction();
     if (!ok) {
-      stream_->outbox().CloseAfterDrain(grpc::Status::OK);
+      outbox().CloseAfterDrain(grpc::Status::OK);
       return;
     }
     if (request_.has_need())
-      stream_->outbox().Push(LockedUpdate(request_.need().need_id()));
-    stream_->ReadIfOpen([this] { StartRead(&request_); });
-  }
-  void OnWriteDone(bool ok) override { stream_->outbox().OnWriteDone(ok); }
-  void OnCancel() override {
-    if (stream_)
-      stream_->outbox().CloseNow(
-          grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-  void OnDone() override {
-    if (stream_) stream_->OnDone();
-    delete this;
+      outbox().Push(LockedUpdate(request_.need().need_id()));
+    Read(&request_);
   }
 
  private:
-  std::unique_ptr<LockedStream<LockedSessionReactor>> stream_;
   v1::SessionRequest request_;
 };
 
-class LockedRequestReactor : public grpc::ServerWriteReactor<v1::NeedUpdate> {
+// The locked RequestCredential: LockedUpdate, then open until the unlock.
+class LockedRequestReactor
+    : public OutboxReactor<grpc::ServerWriteReactor<v1::NeedUpdate>,
+                           v1::NeedUpdate> {
  public:
-  LockedRequestReactor(StreamRegistry* streams, const absl::Status& allowed,
-                       const std::string& need_id) {
-    if (!allowed.ok()) {
-      Finish(ToGrpcStatus(allowed));
-      return;
-    }
-    stream_ =
-        std::make_unique<LockedStream<LockedRequestReactor>>(this, streams);
-    stream_->outbox().Push(LockedUpdate(need_id));
+  LockedRequestReactor(StreamRegistry* streams, const std::string& need_id)
+      : OutboxReactor(streams, kMaxQueued) {
+    outbox().Push(LockedUpdate(need_id));
   }
-  void OnWriteDone(bool ok) override { stream_->outbox().OnWriteDone(ok); }
-  void OnCancel() override {
-    if (stream_)
-      stream_->outbox().CloseNow(
-          grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  }
-  void OnDone() override {
-    if (stream_) stream_->OnDone();
-    delete this;
-  }
-
- private:
-  std::unique_ptr<LockedStream<LockedRequestReactor>> stream_;
 };
 
 bool ParseBuffer(const grpc::ByteBuffer& buffer,
@@ -251,17 +177,25 @@ class LockedReactor : public grpc::ServerGenericBidiReactor {
 
 grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>*
 LockedBrokerService::Session(grpc::CallbackServerContext* context) {
-  return new LockedSessionReactor(
-      streams_, Authorize(env_, *context, Role::kAgent, "Session"));
+  absl::Status allowed = Authorize(env_, *context, Role::kAgent, "Session");
+  if (!allowed.ok()) {
+    return new FinishedReactor<
+        grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>>(allowed);
+  }
+  return new LockedSessionReactor(streams_);
 }
 
 grpc::ServerWriteReactor<v1::NeedUpdate>*
 LockedBrokerService::RequestCredential(
     grpc::CallbackServerContext* context,
     const v1::RequestCredentialRequest* request) {
-  return new LockedRequestReactor(
-      streams_, Authorize(env_, *context, Role::kAgent, "RequestCredential"),
-      request->need().need_id());
+  absl::Status allowed =
+      Authorize(env_, *context, Role::kAgent, "RequestCredential");
+  if (!allowed.ok()) {
+    return new FinishedReactor<grpc::ServerWriteReactor<v1::NeedUpdate>>(
+        allowed);
+  }
+  return new LockedRequestReactor(streams_, request->need().need_id());
 }
 
 grpc::ServerUnaryReactor* LockedBrokerService::ReleaseGrant(

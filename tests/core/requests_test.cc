@@ -11,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
+#include "broker/core/row_mac.h"
+#include "broker/store/spilling_store.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
 #include "tests/core/forwarding_store.h"
@@ -66,6 +68,7 @@ class RequestManagerTest : public ::testing::Test {
   }
   void TearDown() override {
     requests_.reset();
+    flow_store_.reset();
     audit_.reset();
     credentials_.reset();
     store_.reset();
@@ -73,6 +76,7 @@ class RequestManagerTest : public ::testing::Test {
   }
   void OpenAll() {
     requests_.reset();
+    flow_store_.reset();
     audit_.reset();
     credentials_.reset();
     store_.reset();
@@ -94,10 +98,33 @@ class RequestManagerTest : public ::testing::Test {
       }
       return false;
     };
-    options.spill = spill_;
+    // As the daemon does: the request manager writes through the spill.
+    absl::StatusOr<std::unique_ptr<SpillingStore>> flow =
+        SpillingStore::Open(store_.get(), spill_, clock);
+    ASSERT_TRUE(flow.ok()) << flow.status();
+    flow_store_ = *std::move(flow);
     requests_ = std::make_unique<RequestManager>(
-        store_.get(), credentials_.get(), audit_.get(), &sealer_, clock,
+        flow_store_.get(), credentials_.get(), audit_.get(), &sealer_, clock,
         options);
+  }
+  // What the daemon's core does at start (broker/daemon/open_broker.cc):
+  // the store takes a spill left behind, then the manager recovers.
+  absl::Status Start() {
+    flow_store_->TakeBack(TakeBackChecks()).IgnoreError();
+    return requests_->Recover();
+  }
+  // The daemon's tick.
+  void Tick() {
+    flow_store_->TakeBackWhenDue(TakeBackChecks());
+    requests_->Tick();
+  }
+  SpillingStore::TakeBackChecks TakeBackChecks() {
+    SpillingStore::TakeBackChecks checks;
+    checks.vet = [this](FlowWrite& rows) {
+      return RowMacs(&sealer_).DropUnverified(rows, "the spill", now_);
+    };
+    checks.hash = audit_->HashFn();
+    return checks;
   }
 
   // A spill database beside the store (takes effect at the next OpenAll).
@@ -206,6 +233,7 @@ class RequestManagerTest : public ::testing::Test {
   absl::Time now_;
   Sealer sealer_{NewDataKey()};
   std::unique_ptr<FlakyStore> store_;
+  std::unique_ptr<SpillingStore> flow_store_;  // Over store_.
   std::unique_ptr<CredentialManager> credentials_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<RequestManager> requests_;
@@ -813,7 +841,7 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
   // what the store has.
   OpenAll();
   store_->fail_flow = true;
-  ASSERT_TRUE(requests_->Recover().ok());
+  ASSERT_TRUE(Start().ok());
   std::vector<RequestView> pending = requests_->PendingRequests();
   ASSERT_EQ(pending.size(), 1u);
   EXPECT_EQ(pending[0].record.request_id, second.request_id);
@@ -829,7 +857,7 @@ TEST_F(RequestManagerTest, ApprovalsGoOnInTheSpillWhileTheStoreRefusesWrites) {
 
   // The store writes again: the next tick copies the spill in, once.
   store_->fail_flow = false;
-  requests_->Tick();
+  Tick();
   EXPECT_FALSE(SpillExists());
   absl::StatusOr<RequestRecord> decided = store_->GetRequest(first.request_id);
   ASSERT_TRUE(decided.ok()) << decided.status();
@@ -877,7 +905,7 @@ TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
   store_->fail_flow = false;
   const int64_t before = CountAudit("request.created");
   keep_spill_files_ = true;  // As if the broker died before removing them.
-  requests_->Tick();
+  Tick();
   EXPECT_EQ(CountAudit("request.created"), before + 1);
   ASSERT_TRUE(SpillExists());
   keep_spill_files_ = false;
@@ -887,12 +915,12 @@ TEST_F(RequestManagerTest, ASpillTakenBackBeforeACrashIsNotCopiedTwice) {
   ASSERT_TRUE(requests_->SubmitNeed("s1", agent_, AwsNeed("n2")).ok());
   store_->fail_flow = false;
   now_ += absl::Seconds(1);  // Past the back-off of the failed removal.
-  requests_->Tick();
+  Tick();
   EXPECT_FALSE(SpillExists());
   EXPECT_EQ(CountAudit("request.created"), before + 2);
   // A restart finds nothing more to copy.
   OpenAll();
-  ASSERT_TRUE(requests_->Recover().ok());
+  ASSERT_TRUE(Start().ok());
   EXPECT_EQ(CountAudit("request.created"), before + 2);
   EXPECT_EQ(requests_->PendingRequests().size(), 2u);
 }
@@ -902,7 +930,7 @@ TEST_F(RequestManagerTest, LeftoverSpillFilesAreNotReadAgainAtStart) {
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
   store_->fail_flow = false;
   keep_spill_files_ = true;
-  requests_->Tick();
+  Tick();
   keep_spill_files_ = false;
   ASSERT_TRUE(SpillExists());
   // Decided in the store after the take-back; the stale spill still says
@@ -910,7 +938,7 @@ TEST_F(RequestManagerTest, LeftoverSpillFilesAreNotReadAgainAtStart) {
   ASSERT_TRUE(requests_->Deny(pending.request_id, "no", approver_).ok());
   OpenAll();
   store_->fail_flow = true;  // Even while the store refuses writes again.
-  ASSERT_TRUE(requests_->Recover().ok());
+  ASSERT_TRUE(Start().ok());
   EXPECT_FALSE(SpillExists());
   EXPECT_TRUE(requests_->PendingRequests().empty());
 }
@@ -921,7 +949,7 @@ TEST_F(RequestManagerTest, AnEditedSpillIsTakenBackWithARecordOfTheBreak) {
   // Reopened (as after a restart) with its first audit event edited.
   edit_spill_audit_ = true;
   OpenAll();
-  ASSERT_TRUE(requests_->Recover().ok());
+  ASSERT_TRUE(Start().ok());
   EXPECT_EQ(CountAudit("audit.spill_chain_broken"), 1);
   EXPECT_EQ(requests_->PendingRequests().size(), 1u);
   EXPECT_FALSE(SpillExists());
