@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/core/audit.h"
+#include "broker/core/caller.h"
 #include "broker/core/credentials.h"
 #include "broker/core/row_mac.h"
 #include "broker/store/store.h"
@@ -57,31 +58,6 @@ struct Need {
   std::string action;
   std::vector<std::pair<std::string, std::string>> context;
   absl::Duration requested_ttl = absl::ZeroDuration();
-};
-
-// Who is calling, for audit events, the approver's view and the checks
-// that bind grants to a process and refuse self-approval.
-struct Caller {
-  std::string role;  // "agent", "approver".
-  std::string peer;  // "node, pid 4242, /usr/bin/node", or a gRPC address.
-  // From the kernel, for Unix socket connections; pid 0 when unknown.
-  int64_t pid = 0;
-  int64_t uid = -1;
-  uint64_t start_time = 0;
-  // Its process group and session id when it connected (0: unknown).
-  int64_t process_group = 0;
-  int64_t session_id = 0;
-  std::string exe;
-  // A TCP caller that presented a client certificate the broker verified
-  // (--tls_client_ca): not a process, but a key holder the user set up.
-  bool client_certificate = false;
-
-  // Whether the kernel said which process this is.
-  bool identified() const { return pid != 0; }
-
-  bool SameProcess(const Caller& other) const {
-    return pid != 0 && pid == other.pid && start_time == other.start_time;
-  }
 };
 
 // Tells whether process `pid` is `ancestor` or one of its descendants

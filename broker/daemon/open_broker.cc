@@ -17,7 +17,7 @@ absl::Time Now() { return absl::Now(); }
 
 OpenBroker::OpenBroker(Store* store, const Sealer* sealer,
                        const OpenBrokerOptions& options)
-    : credentials_(store, sealer, &ProviderRegistry::Default(), Now),
+    : credentials_(store, sealer, &ProviderRegistry::Default(), Now, &audit_),
       audit_(store, sealer, Now),
       pin_(store, sealer, &audit_, Now, options.pin,
            options.passphrase_store
