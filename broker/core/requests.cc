@@ -165,6 +165,19 @@ absl::Status RequestManager::Commit(Effects& effects) {
   for (AuditRecord& e : effects.write.audit) e.time = clock_();
   rows_.Sign(effects.write);
   const Store::AuditHashFn hash = audit_->HashFn();
+  if (effects.write.credential.has_value()) {
+    // A new credential version is never spilled: the store takes it with
+    // its decision, or nothing is written and nothing released. While rows
+    // wait in the spill, the store cannot take a decision before them.
+    if (spill_ != nullptr) {
+      return absl::UnavailableError(
+          "the store refuses writes (decisions are kept in the spill "
+          "meanwhile), so new credential values cannot be stored; approve "
+          "without values to use the stored credential, or free the data "
+          "directory and approve again");
+    }
+    return store_->WriteFlow(effects.write, hash);
+  }
   if (spill_ == nullptr) {
     absl::Status s = store_->WriteFlow(effects.write, hash);
     if (s.ok() || !options_.spill.open || !RefusedWrite(s)) return s;

@@ -237,8 +237,11 @@ class RequestManager {
   // The first decision wins: a decided request is FAILED_PRECONDITION naming
   // the decision. A decision from the requesting agent's own process tree is
   // PERMISSION_DENIED. Invalid values: INVALID_ARGUMENT with field violations,
-  // the request stays pending. When the decision cannot be recorded (with its
-  // audit events), nothing is released and the request stays pending.
+  // the request stays pending. Values are stored as a new version in the
+  // decision's transaction. When the decision cannot be recorded (with its
+  // version and audit events), nothing is stored or released and the
+  // request stays pending: UNAVAILABLE, or ABORTED when another version
+  // of the credential was stored meanwhile (approve again).
   absl::StatusOr<ApproveResult> Approve(ApproveInput input,
                                         const Caller& caller);
   absl::Status Deny(const std::string& request_id, const std::string& reason,
@@ -285,7 +288,8 @@ class RequestManager {
 
   // Writes effects.write to the store, or to the spill when the store
   // refuses writes or rows wait in the spill already (they must reach the
-  // store first, in order).
+  // store first, in order). A write carrying a new credential version is
+  // never spilled: it fails instead (UNAVAILABLE while rows wait there).
   absl::Status Commit(Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status OpenSpill(bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Copies every spilled row and audit event into the store in one
@@ -310,15 +314,17 @@ class RequestManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NeedUpdate UpdateOf(const RequestRecord& r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads the current credential of request.provider/profile into a new
-  // grant; adds to `effects` the resource binding it records and, when the
-  // credential is due for rotation and watchers were not told about this
-  // version yet, a kRotationDue event (`rotation_key` is then the meta key
-  // to mark it told after the commit).
-  absl::StatusOr<Grant> IssueGrant(const RequestRecord& request, Scope scope,
-                                   absl::Duration ttl, absl::Time now,
-                                   const Caller& caller, Effects& effects,
-                                   std::string& rotation_key)
+  // Reads the current credential of request.provider/profile (or takes
+  // `entered`, the version this decision writes) into a new grant; adds to
+  // `effects` the resource binding it records and, when the credential is
+  // due for rotation and watchers were not told about this version yet, a
+  // kRotationDue event (`rotation_key` is then the meta key to mark it told
+  // after the commit).
+  absl::StatusOr<Grant> IssueGrant(
+      const RequestRecord& request, Scope scope, absl::Duration ttl,
+      absl::Time now, const Caller& caller, Effects& effects,
+      std::string& rotation_key,
+      std::optional<CredentialManager::StoredValues> entered = std::nullopt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After a committed grant: remembers that watchers were told.
   void MarkRotationNotified(const std::string& rotation_key)
@@ -377,14 +383,14 @@ class RequestManager {
       const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Approve's steps (requests_decide.cc).
   absl::StatusOr<absl::Duration> ApproveTtl(ApproveInput& input) const;
-  absl::Status PutOrCheckValues(ApproveInput& input, const RequestRecord& r,
-                                const Caller& caller, Effects& effects)
+  absl::Status PutOrCheckValues(
+      ApproveInput& input, const RequestRecord& r, const Caller& caller,
+      Effects& effects, std::optional<CredentialManager::StoredValues>& entered)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<ApproveResult> GrantApproved(RequestRecord r, Scope scope,
-                                              absl::Duration ttl,
-                                              const std::string& pattern,
-                                              const Caller& caller,
-                                              Effects& effects)
+  absl::StatusOr<ApproveResult> GrantApproved(
+      RequestRecord r, Scope scope, absl::Duration ttl,
+      const std::string& pattern, const Caller& caller, Effects& effects,
+      std::optional<CredentialManager::StoredValues> entered)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds a standing approval to `effects`; returns its id.
   std::string AddStanding(const RequestRecord& r, const std::string& pattern,

@@ -215,9 +215,10 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   }
 
   Effects effects;
-  CB_RETURN_IF_ERROR(PutOrCheckValues(input, r, caller, effects));
-  return GrantApproved(std::move(r), input.scope, ttl, pattern, caller,
-                       effects);
+  std::optional<CredentialManager::StoredValues> entered;
+  CB_RETURN_IF_ERROR(PutOrCheckValues(input, r, caller, effects, entered));
+  return GrantApproved(std::move(r), input.scope, ttl, pattern, caller, effects,
+                       std::move(entered));
 }
 
 // Defaults input.scope and the grant's ttl, and checks the ttl's bounds.
@@ -250,12 +251,13 @@ absl::StatusOr<absl::Duration> RequestManager::ApproveTtl(
   return ttl;
 }
 
-// Stores the values the approver entered (or generates them), or checks
-// that a ready credential is stored already.
-absl::Status RequestManager::PutOrCheckValues(ApproveInput& input,
-                                              const RequestRecord& r,
-                                              const Caller& caller,
-                                              Effects& effects) {
+// Adds to `effects` the new version made of the values the approver
+// entered (or generated), with its audit event, and sets `entered` to what
+// it holds: the version is written in the decision's transaction. Without
+// values, checks that a ready credential is stored already.
+absl::Status RequestManager::PutOrCheckValues(
+    ApproveInput& input, const RequestRecord& r, const Caller& caller,
+    Effects& effects, std::optional<CredentialManager::StoredValues>& entered) {
   if (!input.values.empty() || !input.generate.empty()) {
     PutCredentialInput put;
     put.provider = r.provider;
@@ -263,13 +265,20 @@ absl::Status RequestManager::PutOrCheckValues(ApproveInput& input,
     put.values = std::move(input.values);
     put.generate = input.generate;
     put.keep_existing = true;
-    absl::StatusOr<PutCredentialResult> stored =
-        credentials_->Put(std::move(put));
-    if (!stored.ok()) return stored.status();  // The request stays pending.
+    absl::StatusOr<CredentialManager::PreparedVersion> version =
+        credentials_->PrepareVersion(std::move(put));
+    if (!version.ok()) return version.status();  // The request stays pending.
+    const CredentialRecord& record = version->record;
     effects.write.audit.push_back(
         Event("credential.put", caller, &r, nullptr, "ok",
-              absl::StrCat("version ", stored->credential.version,
-                           ", fingerprint ", stored->credential.fingerprint)));
+              absl::StrCat("version ", record.version, ", fingerprint ",
+                           record.fingerprint)));
+    entered.emplace();
+    entered->profile = record.profile;
+    entered->version = record.version;
+    entered->fingerprint = record.fingerprint;
+    entered->values = std::move(version->values);  // A new version: ready.
+    effects.write.credential = std::move(version->record);
   } else {
     absl::StatusOr<CredentialSummary> current =
         credentials_->Get(r.provider, r.profile, 0);
@@ -294,11 +303,13 @@ absl::Status RequestManager::PutOrCheckValues(ApproveInput& input,
 
 absl::StatusOr<ApproveResult> RequestManager::GrantApproved(
     RequestRecord r, Scope scope, absl::Duration ttl,
-    const std::string& pattern, const Caller& caller, Effects& effects) {
+    const std::string& pattern, const Caller& caller, Effects& effects,
+    std::optional<CredentialManager::StoredValues> entered) {
   absl::Time now = clock_();
   std::string rotation_key;
-  CB_ASSIGN_OR_RETURN(Grant grant, IssueGrant(r, scope, ttl, now, caller,
-                                              effects, rotation_key));
+  CB_ASSIGN_OR_RETURN(
+      Grant grant, IssueGrant(r, scope, ttl, now, caller, effects, rotation_key,
+                              std::move(entered)));
   ApproveResult result;
   result.grant_id = grant.record.grant_id;
   std::string decision = absl::StrCat("approved (", ScopeName(scope), ")");
@@ -318,14 +329,17 @@ absl::StatusOr<ApproveResult> RequestManager::GrantApproved(
                    grant.record.credential_version, ", expires ",
                    absl::FormatTime(absl::RFC3339_sec, grant.record.expires_at,
                                     absl::UTCTimeZone()))));
-  // Fail closed: without its durable decision and audit events, nothing is
-  // released and the request stays pending.
+  // Fail closed: without its durable decision, its new credential version
+  // (if any) and audit events, nothing is released or stored and the
+  // request stays pending. ABORTED: another version was stored meanwhile.
   absl::Status committed = Commit(effects);
   if (!committed.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "the decision could not be recorded, so nothing was released; the "
-        "request is still pending: ",
-        committed.message()));
+    return absl::Status(
+        absl::IsAborted(committed) ? absl::StatusCode::kAborted
+                                   : absl::StatusCode::kUnavailable,
+        absl::StrCat("the decision could not be recorded, so nothing was "
+                     "released; the request is still pending: ",
+                     committed.message()));
   }
   MarkRotationNotified(rotation_key);
   RecordApproval(r, std::move(grant), scope, decision, effects);
