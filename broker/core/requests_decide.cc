@@ -57,6 +57,34 @@ void AddFormNotes(const ProviderSpec& spec, bool has_stored, Form& form) {
   }
 }
 
+// What an approval fills in for the fields the approver left empty (and
+// no stored value holds): the need's context value for an optional field
+// that is not secret ("region": the agent asked for it, the approver saw
+// it), else the field's default. A required or sensitive field is never
+// taken from the agent's context: the person enters it.
+FieldValues FillIns(
+    const ProviderSpec& spec,
+    const std::vector<std::pair<std::string, std::string>>& context) {
+  FieldValues out;
+  for (const FieldSpec& field : spec.fields) {
+    if (field.derived) continue;
+    if (field.optional && !field.sensitive) {
+      auto it = std::find_if(
+          context.begin(), context.end(), [&field](const auto& kv) {
+            return kv.first == field.name && !kv.second.empty();
+          });
+      if (it != context.end()) {
+        out.emplace(field.name, SecretBytes(it->second));
+        continue;
+      }
+    }
+    if (!field.default_value.empty()) {
+      out.emplace(field.name, SecretBytes(field.default_value));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RequestManager::SelfApprovalReason(const RequestRecord& r,
@@ -265,6 +293,8 @@ absl::Status RequestManager::PutOrCheckValues(
     put.values = std::move(input.values);
     put.generate = input.generate;
     put.keep_existing = true;
+    put.fill_in =
+        FillIns(credentials_->registry().Find(r.provider)->spec(), r.context);
     absl::StatusOr<CredentialManager::PreparedVersion> version =
         credentials_->PrepareVersion(std::move(put));
     if (!version.ok()) return version.status();  // The request stays pending.
@@ -320,6 +350,7 @@ absl::StatusOr<ApproveResult> RequestManager::GrantApproved(
         std::min(grant.record.expires_at, now + options_.once_ttl);
   }
   r.grant_id = grant.record.grant_id;
+  r.missing_fields.clear();  // Granted: nothing is missing any more.
   Close(r, RequestState::kGranted, decision, "request.approved", caller,
         effects);
   effects.write.grants.push_back(grant.record);

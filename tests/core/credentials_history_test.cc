@@ -68,9 +68,9 @@ class CredentialChangeAuditTest : public ::testing::Test {
     store_ = std::make_unique<AuditCheckingStore>(std::move(*inner));
     Clock clock = [this] { return now_; };
     audit_ = std::make_unique<AuditLog>(store_.get(), &sealer_, clock);
-    manager_ = std::make_unique<CredentialManager>(
-        store_.get(), &sealer_, &ProviderRegistry::Default(), clock,
-        audit_.get());
+    manager_ = std::make_unique<CredentialManager>(store_.get(), &sealer_,
+                                                   &ProviderRegistry::Default(),
+                                                   clock, audit_.get());
     approver_.role = "approver";
     approver_.peer = "unix:credctl";
   }
@@ -114,8 +114,8 @@ TEST_F(CredentialChangeAuditTest, PutWritesItsEventInTheVersionsTransaction) {
   EXPECT_EQ(events[0].peer, "unix:credctl");
   EXPECT_EQ(events[0].profile, "default");
   EXPECT_EQ(events[0].outcome, "ok");
-  EXPECT_EQ(events[0].detail, "version 1, fingerprint " +
-                                  put->credential.fingerprint);
+  EXPECT_EQ(events[0].detail,
+            "version 1, fingerprint " + put->credential.fingerprint);
   EXPECT_FALSE(absl::StrContains(events[0].detail, kSecret));
 
   store_->break_audit = true;

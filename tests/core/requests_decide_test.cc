@@ -1,6 +1,7 @@
 // RequestManager::Approve with values (requests_decide.cc): the new
 // credential version, the decision, the grant and their audit events are
-// one transaction.
+// one transaction; fields left empty are filled in from the need and the
+// provider's defaults.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -283,6 +284,63 @@ TEST_F(ApproveWithValuesTest, AVersionStoredMeanwhileAbortsTheApproval) {
 
   ASSERT_TRUE(ApproveKeys(id).ok());  // Approving again works.
   EXPECT_EQ(updates_.back().grant->record.credential_version, 3);
+}
+
+TEST_F(ApproveWithValuesTest, EmptyFieldsTakeTheNeedsContextThenTheDefault) {
+  // No credential yet: the need asks for one in eu-west-1.
+  const std::string in_eu = Ask("n1", {{"region", "eu-west-1"}});
+  ASSERT_TRUE(ApproveKeys(in_eu).ok());
+  EXPECT_EQ(GrantedValue("region"), "eu-west-1");
+  absl::StatusOr<CredentialManager::StoredValues> stored =
+      credentials_->GetValues("aws", "", 0);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_TRUE(stored->values.at("region").Reveal() == "eu-west-1");
+
+  // The approver's own value wins over the need's.
+  ASSERT_TRUE(credentials_->Delete("aws", "", approver_).ok());
+  const std::string typed = Ask("n2", {{"region", "eu-west-1"}});
+  ASSERT_TRUE(ApproveKeys(typed, "ap-south-1").ok());
+  EXPECT_EQ(GrantedValue("region"), "ap-south-1");
+
+  // Neither: the provider's default region.
+  ASSERT_TRUE(credentials_->Delete("aws", "", approver_).ok());
+  const std::string plain = Ask("n3", {});
+  ASSERT_TRUE(ApproveKeys(plain).ok());
+  EXPECT_EQ(GrantedValue("region"), "us-east-1");
+}
+
+TEST_F(ApproveWithValuesTest, TheAgentsContextNeverFillsASecretField) {
+  const std::string id =
+      Ask("n1", {{"secret_access_key", kSecret}, {"region", "eu-west-1"}});
+  ApproveInput in;
+  in.request_id = id;
+  in.values.emplace("access_key_id", SecretBytes(kKeyId));
+  absl::StatusOr<ApproveResult> approved =
+      requests_->Approve(std::move(in), approver_);
+  EXPECT_EQ(approved.status().code(), absl::StatusCode::kInvalidArgument)
+      << approved.status();
+  EXPECT_EQ(Versions(), 0);
+  EXPECT_EQ(requests_->PendingRequests().size(), 1u);
+}
+
+TEST_F(ApproveWithValuesTest, AGrantedRequestListsNoMissingFields) {
+  const std::string id = Ask("n1", {});
+  ASSERT_EQ(updates_.back().state, RequestState::kNeedsInput);
+  ASSERT_FALSE(updates_.back().missing_fields.empty());
+  ASSERT_TRUE(ApproveKeys(id).ok());
+  EXPECT_TRUE(updates_.back().missing_fields.empty());
+  ASSERT_FALSE(events_.empty());
+  EXPECT_EQ(events_.back().kind, WatchEventKind::kResolved);
+  EXPECT_TRUE(events_.back().request.record.missing_fields.empty());
+  // The need sent again gets the decision, with nothing missing either.
+  Need again;
+  again.need_id = "n1";
+  again.provider = "aws";
+  again.action = "deploy to AWS";
+  absl::StatusOr<NeedUpdate> u = requests_->SubmitNeed("s1", agent_, again);
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->state, RequestState::kGranted);
+  EXPECT_TRUE(u->missing_fields.empty());
 }
 
 }  // namespace
