@@ -61,14 +61,9 @@ absl::Status OpenBroker::Start(Store* store, const Sealer* sealer,
                  "the approver token, which any process running as you (an "
                  "agent too) can "
                  "read. For tests only.\n";
-    AuditRecord event;
-    event.kind = "factor.disabled";
-    event.role = operator_caller.role;
-    event.peer = "credbrokerd --approval_factor=none";
-    event.outcome = "ok";
-    event.detail =
-        "started without the human-presence factor: approvals need no PIN";
-    CB_RETURN_IF_ERROR(audit_.Record(std::move(event)));
+    Caller started = operator_caller;
+    started.peer = "credbrokerd --approval_factor=none";
+    CB_RETURN_IF_ERROR(pin_.RecordDisabled(started));
   }
   CB_RETURN_IF_ERROR(requests_.Recover());
   ticker_ = std::thread([this] {

@@ -86,18 +86,15 @@ bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
                   absl::string_view rpc, const absl::Status& refusal) {
   if (env.refusals == nullptr) return;
-  AuditRecord event;
-  event.kind = "call.refused";
   absl::StatusOr<Role> presented = env.auth->Authenticate(context);
-  event.role = presented.ok() ? std::string(RoleName(*presented)) : "";
+  std::string role = presented.ok() ? std::string(RoleName(*presented)) : "";
   // No /proc scan for a TCP caller here: a storm of refusals stays cheap.
-  event.peer =
+  std::string peer =
       env.peers != nullptr
-          ? env.peers->Resolve(context, event.role, PeerLookup::kNoTcpScan).peer
+          ? env.peers->Resolve(context, role, PeerLookup::kNoTcpScan).peer
           : context.peer();
-  event.action = std::string(rpc);
-  event.outcome = absl::StatusCodeToString(refusal.code());
-  env.refusals->Refused(CallerKey(env, context), std::move(event));
+  env.refusals->RefusedCall(CallerKey(env, context), std::move(role),
+                            std::move(peer), rpc, refusal);
 }
 
 }  // namespace credbroker
