@@ -164,6 +164,17 @@ void ApprovalPin::Audit(absl::string_view kind, const Caller& caller,
   (void)audit_->Record(std::move(event));
 }
 
+absl::Status ApprovalPin::RecordDisabled(const Caller& caller) {
+  AuditRecord event;
+  event.kind = "factor.disabled";
+  event.role = caller.role;
+  event.peer = caller.peer;
+  event.outcome = "ok";
+  event.detail =
+      "started without the human-presence factor: approvals need no PIN";
+  return audit_->Record(std::move(event));
+}
+
 absl::Status ApprovalPin::Refuse(absl::Status status, const Caller& caller,
                                  std::string detail) {
   Audit(kPinRefused, caller, absl::StatusCodeToString(status.code()),

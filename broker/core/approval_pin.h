@@ -129,6 +129,11 @@ class ApprovalPin {
   // The state, and `caller`'s unlock window.
   PinStatus Status(const Caller& caller);
 
+  // Records that the broker runs without the factor (its operator,
+  // `caller`, started it with --approval_factor=none): factor.disabled.
+  // The error of a failed write.
+  absl::Status RecordDisabled(const Caller& caller);
+
  private:
   using ProcessKey = std::pair<int64_t, uint64_t>;  // pid, start time.
 

@@ -1,12 +1,13 @@
 // CredentialManager's shared plumbing (credentials.h): names, masking,
-// opening sealed versions, what a version's values say (its facts) and the
-// summary built from them, and the caches of facts and reads. The other
-// methods are in credentials_put.cc (Put, Validate), credentials_read.cc
-// (Get, GetValues, List, ResolveRequirements), credentials_history.cc
-// (Delete, ListVersions, Rollback) and credentials_profiles.cc (default
-// profiles, resource bindings, ChooseProfile).
+// the audit events of changes, opening sealed versions, what a version's values
+// say (its facts) and the summary built from them, and the caches of facts and
+// reads. The other methods are in credentials_put.cc (Put, Validate),
+// credentials_read.cc (Get, GetValues, List, ResolveRequirements),
+// credentials_history.cc (Delete, ListVersions, Rollback) and
+// credentials_profiles.cc (default profiles, resource bindings, ChooseProfile).
 #include "broker/core/credentials.h"
 
+#include <iostream>
 #include <optional>
 #include <set>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
+#include "broker/core/audit.h"
 #include "broker/core/credentials_internal.h"
 #include "broker/core/record_codec.h"
 
@@ -171,11 +173,44 @@ std::vector<MaskedField> MaskFields(const ProviderSpec& spec,
 
 CredentialManager::CredentialManager(Store* store, const Sealer* sealer,
                                      const ProviderRegistry* registry,
-                                     Clock clock)
+                                     Clock clock, AuditLog* audit)
     : store_(store),
       sealer_(sealer),
       registry_(registry),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      audit_(audit) {}
+
+std::optional<AuditRecord> CredentialManager::ChangeEvent(
+    absl::string_view kind, const Caller& caller, absl::string_view provider,
+    absl::string_view profile, const absl::Status& outcome,
+    std::string detail) const {
+  if (audit_ == nullptr) return std::nullopt;
+  AuditRecord e;
+  e.kind = std::string(kind);
+  e.role = caller.role;
+  e.peer = caller.peer;
+  e.provider = std::string(provider);
+  e.profile = std::string(profile);
+  e.outcome = outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
+  e.detail = std::move(detail);
+  return audit_->Stamped(std::move(e));
+}
+
+void CredentialManager::AuditRefused(absl::string_view kind,
+                                     const Caller& caller,
+                                     absl::string_view provider,
+                                     absl::string_view profile,
+                                     const absl::Status& refusal,
+                                     std::string detail) {
+  std::optional<AuditRecord> event =
+      ChangeEvent(kind, caller, provider, profile, refusal, std::move(detail));
+  if (!event.has_value()) return;
+  absl::Status s = audit_->Record(*std::move(event));
+  if (!s.ok()) {
+    std::cerr << "credbrokerd: could not write an audit event: " << s.message()
+              << "\n";
+  }
+}
 
 absl::StatusOr<FieldValues> CredentialManager::Open(
     const CredentialRecord& record) const {

@@ -1,7 +1,8 @@
 // CredentialManager is the broker's credential logic: normalize, validate,
 // seal and store new versions; read them back masked with their readiness;
-// delete; diagnose. It knows nothing of gRPC. Thread-safe: every method may
-// be called concurrently (the Store serializes writes).
+// delete; diagnose; audit each change in the transaction that makes it. It
+// knows nothing of gRPC. Thread-safe: every method may be called
+// concurrently (the Store serializes writes).
 #ifndef CREDBROKER_BROKER_CORE_CREDENTIALS_H_
 #define CREDBROKER_BROKER_CORE_CREDENTIALS_H_
 
@@ -23,11 +24,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/common/secret.h"
+#include "broker/core/caller.h"
 #include "broker/crypto/crypto.h"
 #include "broker/providers/registry.h"
 #include "broker/store/store.h"
 
 namespace credbroker {
+
+class AuditLog;
 
 using Clock = std::function<absl::Time()>;
 
@@ -120,10 +124,9 @@ struct PutCredentialInput {
   SecretBytes file_contents;
   std::vector<std::string> generate;
   absl::Duration rotation_period = absl::ZeroDuration();
-  // Optional: the audit event of the stored version, written in the same
-  // transaction (Store::PutCredential); if it cannot be written, nothing is.
-  Store::AuditOfFn audit_of;
-  Store::AuditHashFn audit_hash;
+  // Values for fields still empty once the stored ones are kept (an
+  // approval fills in the need's context and the provider's defaults).
+  FieldValues fill_in;
 };
 
 struct PutCredentialResult {
@@ -177,9 +180,15 @@ std::string DefaultProfileKey(absl::string_view provider);
 
 class CredentialManager {
  public:
-  // `store`, `sealer` and `registry` must outlive the manager.
+  // `store`, `sealer`, `registry` and `audit` must outlive the manager.
+  // With `audit`, every change (Put, Delete, Rollback, SetDefaultProfile)
+  // is written with its audit event, naming `caller`, in one transaction:
+  // when the event cannot be written, nothing changes. A refused change is
+  // audited too (best effort: nothing changed). Without it, nothing is
+  // audited (tests).
   CredentialManager(Store* store, const Sealer* sealer,
-                    const ProviderRegistry* registry, Clock clock);
+                    const ProviderRegistry* registry, Clock clock,
+                    AuditLog* audit = nullptr);
 
   // In every method below an empty profile means the provider's default
   // profile (see SetDefaultProfile), and an unknown provider or a malformed
@@ -188,8 +197,20 @@ class CredentialManager {
   // INVALID_ARGUMENT (with field violations) for an unknown provider, a bad
   // profile name, unknown fields, malformed files or values that fail the
   // provider's rules (an expiry date already past included); nothing is
-  // stored then. Otherwise a new version.
-  absl::StatusOr<PutCredentialResult> Put(PutCredentialInput input);
+  // stored then. Otherwise a new version (audited as credential.put).
+  absl::StatusOr<PutCredentialResult> Put(PutCredentialInput input,
+                                          const Caller& caller = Caller());
+
+  // A new version made as Put makes it (same checks and errors), sealed as
+  // the version the store assigns next, but not written: the caller writes
+  // `record` in its own transaction (FlowWrite::credential, which fails
+  // with ABORTED when another version came first) with its audit event.
+  // The caches need nothing then: the commit changes the store's mark.
+  struct PreparedVersion {
+    CredentialRecord record;  // Sealed; version = the next one.
+    FieldValues values;       // What the version holds, normalized.
+  };
+  absl::StatusOr<PreparedVersion> PrepareVersion(PutCredentialInput input);
 
   // NOT_FOUND when nothing is stored; DATA_LOSS when the record does not
   // decrypt. `version` 0 is the current version.
@@ -219,9 +240,11 @@ class CredentialManager {
                                              int page_size,
                                              absl::string_view page_token);
 
-  // Number of versions removed; NOT_FOUND when none were stored.
+  // Number of versions removed; NOT_FOUND when none were stored. Audited
+  // as credential.delete.
   absl::StatusOr<int64_t> Delete(absl::string_view provider,
-                                 absl::string_view profile);
+                                 absl::string_view profile,
+                                 const Caller& caller = Caller());
 
   // Diagnoses candidate values (when `values` or `file_contents` is given)
   // or the stored credential, storing nothing.
@@ -288,18 +311,21 @@ class CredentialManager {
   // earlier one), keeping the profile's rotation period override.
   // INVALID_ARGUMENT for version <= 0; NOT_FOUND when the profile or the
   // version is absent; FAILED_PRECONDITION when `version` is current;
-  // DATA_LOSS when it does not decrypt.
+  // DATA_LOSS when it does not decrypt. Audited as credential.rollback.
   absl::StatusOr<RollbackResult> Rollback(absl::string_view provider,
                                           absl::string_view profile,
-                                          int64_t version);
+                                          int64_t version,
+                                          const Caller& caller = Caller());
 
   // --- Default profiles ---
   // The provider's default profile: the one set, else "default".
   absl::StatusOr<std::string> DefaultProfile(absl::string_view provider);
   // Sets it (an empty profile: back to "default"). The profile need not be
-  // stored yet; the result says whether it is.
+  // stored yet; the result says whether it is. Audited as
+  // credential.default.
   absl::StatusOr<DefaultProfileChange> SetDefaultProfile(
-      absl::string_view provider, absl::string_view profile);
+      absl::string_view provider, absl::string_view profile,
+      const Caller& caller = Caller());
   // `profile` checked, or the provider's default when empty. `provider`
   // must be a catalog id.
   absl::StatusOr<std::string> ResolveProfile(absl::string_view provider,
@@ -333,6 +359,46 @@ class CredentialManager {
   CacheStats GetCacheStats();
 
  private:
+  // Put's checks (credentials_put.cc): the values to store as a new version
+  // of input.provider/profile, normalized and checked, with the stored
+  // values kept (keep_existing) and the asked fields generated. `latest` is
+  // the stored latest version, when it was read (keep_existing, or
+  // `read_latest`).
+  struct CheckedValues {
+    const Provider* provider = nullptr;
+    std::string profile;
+    absl::Duration rotation_period = absl::ZeroDuration();
+    FieldValues values;
+    std::vector<Finding> findings;  // No errors.
+    std::vector<std::string> generated;
+    std::optional<CredentialRecord> latest;
+  };
+  absl::StatusOr<CheckedValues> CheckValues(PutCredentialInput input,
+                                            bool read_latest);
+  // Put, Rollback and SetDefaultProfile but for auditing a refusal.
+  absl::StatusOr<PutCredentialResult> PutChecked(PutCredentialInput input,
+                                                 const Caller& caller);
+  absl::StatusOr<DefaultProfileChange> ChangeDefaultProfile(
+      absl::string_view provider, absl::string_view profile,
+      const Caller& caller);
+  absl::StatusOr<RollbackResult> RollbackVersion(absl::string_view provider,
+                                                 absl::string_view profile,
+                                                 int64_t version,
+                                                 const Caller& caller);
+  // The audit event of a change of provider/profile by `caller`, stamped
+  // now (outcome "ok" or the status code's name). Null without `audit_`.
+  std::optional<AuditRecord> ChangeEvent(absl::string_view kind,
+                                         const Caller& caller,
+                                         absl::string_view provider,
+                                         absl::string_view profile,
+                                         const absl::Status& outcome,
+                                         std::string detail) const;
+  // Records the event of a refused change (nothing changed, so there is no
+  // transaction to join); a failed write is reported on stderr.
+  void AuditRefused(absl::string_view kind, const Caller& caller,
+                    absl::string_view provider, absl::string_view profile,
+                    const absl::Status& refusal, std::string detail = "");
+
   absl::StatusOr<FieldValues> Open(const CredentialRecord& record) const;
   // The summary of a version just stored from `values`, whose facts are
   // kept for its later reads (KeepFacts).
@@ -420,6 +486,7 @@ class CredentialManager {
   const Sealer* sealer_;
   const ProviderRegistry* registry_;
   Clock clock_;
+  AuditLog* audit_;  // May be null.
 
   // Each provider's default profile, as read from or written to the store
   // (every read of a credential needs it; it changes only through

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
+#include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/credentials_internal.h"
 #include "broker/core/record_codec.h"
@@ -17,14 +18,34 @@ namespace credbroker {
 
 using credentials_internal::FactsPrefix;
 
-absl::StatusOr<int64_t> CredentialManager::Delete(
-    absl::string_view provider_id, absl::string_view profile_in) {
-  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  CB_ASSIGN_OR_RETURN(std::string profile,
-                      ResolveProfile(provider->spec().id, profile_in));
-  absl::StatusOr<int64_t> deleted =
-      store_->DeleteCredential(provider->spec().id, profile);
-  const std::string prefix = FactsPrefix(provider->spec().id, profile);
+absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
+                                                  absl::string_view profile_in,
+                                                  const Caller& caller) {
+  absl::StatusOr<const Provider*> provider = registry_->Get(provider_id);
+  absl::StatusOr<std::string> profile =
+      provider.ok() ? ResolveProfile((*provider)->spec().id, profile_in)
+                    : provider.status();
+  if (!profile.ok()) {
+    AuditRefused("credential.delete", caller, provider_id,
+                 profile_in.empty() ? "default" : profile_in, profile.status());
+    return profile.status();
+  }
+  const std::string& id = (*provider)->spec().id;
+  Store::DeleteAuditFn audit_of;
+  if (audit_ != nullptr) {
+    // Written with the deletion, in its transaction.
+    audit_of = [&](int64_t removed) {
+      return *ChangeEvent("credential.delete", caller, id, *profile,
+                          absl::OkStatus(),
+                          absl::StrCat(removed, " versions removed"));
+    };
+  }
+  absl::StatusOr<int64_t> deleted = store_->DeleteCredential(
+      id, *profile, audit_of, audit_ != nullptr ? audit_->HashFn() : nullptr);
+  if (!deleted.ok()) {
+    AuditRefused("credential.delete", caller, id, *profile, deleted.status());
+  }
+  const std::string prefix = FactsPrefix(id, *profile);
   absl::MutexLock lock(&facts_mu_);
   // Hash maps of at most kMaxCachedFacts entries each: a whole pass.
   auto drop = [&prefix](auto& cache) {
@@ -67,7 +88,19 @@ absl::StatusOr<CredentialHistory> CredentialManager::ListVersions(
 
 absl::StatusOr<RollbackResult> CredentialManager::Rollback(
     absl::string_view provider_id, absl::string_view profile_in,
-    int64_t version) {
+    int64_t version, const Caller& caller) {
+  absl::StatusOr<RollbackResult> result =
+      RollbackVersion(provider_id, profile_in, version, caller);
+  if (!result.ok()) {
+    AuditRefused("credential.rollback", caller, provider_id, profile_in,
+                 result.status(), absl::StrCat("restore version ", version));
+  }
+  return result;
+}
+
+absl::StatusOr<RollbackResult> CredentialManager::RollbackVersion(
+    absl::string_view provider_id, absl::string_view profile_in,
+    int64_t version, const Caller& caller) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   const ProviderSpec& spec = provider->spec();
   CB_ASSIGN_OR_RETURN(std::string profile, ResolveProfile(spec.id, profile_in));
@@ -95,6 +128,17 @@ absl::StatusOr<RollbackResult> CredentialManager::Rollback(
   result.findings = provider->Validate(values);
   SecretBytes plaintext = EncodeFieldValues(values);
   std::string fingerprint = sealer_->Fingerprint(plaintext);
+  Store::AuditOfFn audit_of;
+  if (audit_ != nullptr) {
+    // Written with the new version, in its transaction.
+    audit_of = [&](const CredentialRecord& r) {
+      return *ChangeEvent(
+          "credential.rollback", caller, r.provider, r.profile,
+          absl::OkStatus(),
+          absl::StrCat("version ", version, " restored as version ", r.version,
+                       ", fingerprint ", r.fingerprint));
+    };
+  }
   CB_ASSIGN_OR_RETURN(
       CredentialRecord record,
       store_->PutCredential(
@@ -105,7 +149,8 @@ absl::StatusOr<RollbackResult> CredentialManager::Rollback(
                 sealer_->Seal(plaintext,
                               RecordAssociatedData(spec.id, profile, v)),
                 fingerprint);
-          }));
+          },
+          audit_of, audit_ != nullptr ? audit_->HashFn() : nullptr));
   result.credential = SummarizeStored(*provider, record, values);
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   return result;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/common/status_macros.h"
+#include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/credentials_internal.h"
 
@@ -52,7 +53,20 @@ absl::StatusOr<std::string> CredentialManager::ResolveProfile(
 }
 
 absl::StatusOr<DefaultProfileChange> CredentialManager::SetDefaultProfile(
-    absl::string_view provider_id, absl::string_view profile_in) {
+    absl::string_view provider_id, absl::string_view profile_in,
+    const Caller& caller) {
+  absl::StatusOr<DefaultProfileChange> change =
+      ChangeDefaultProfile(provider_id, profile_in, caller);
+  if (!change.ok()) {
+    AuditRefused("credential.default", caller, provider_id, profile_in,
+                 change.status());
+  }
+  return change;
+}
+
+absl::StatusOr<DefaultProfileChange> CredentialManager::ChangeDefaultProfile(
+    absl::string_view provider_id, absl::string_view profile_in,
+    const Caller& caller) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile, CheckProfileName(profile_in));
   const std::string& id = provider->spec().id;
@@ -60,12 +74,21 @@ absl::StatusOr<DefaultProfileChange> CredentialManager::SetDefaultProfile(
   change.provider = id;
   change.profile = profile;
   CB_ASSIGN_OR_RETURN(change.previous_profile, DefaultProfile(id));
+  // The new default and its audit event, in one transaction.
+  FlowWrite write;
+  write.meta.emplace_back(DefaultProfileKey(id), profile);
+  std::optional<AuditRecord> event =
+      ChangeEvent("credential.default", caller, id, profile, absl::OkStatus(),
+                  absl::StrCat("default profile ", change.previous_profile,
+                               " -> ", profile));
+  if (event.has_value()) write.audit.push_back(*std::move(event));
   {
     // Under the lock, so that no read of the old value is cached after it.
     absl::MutexLock lock(&defaults_mu_);
     ++defaults_generation_;
     defaults_.erase(id);
-    CB_RETURN_IF_ERROR(store_->PutMeta(DefaultProfileKey(id), profile));
+    CB_RETURN_IF_ERROR(store_->WriteFlow(
+        write, audit_ != nullptr ? audit_->HashFn() : nullptr));
     defaults_[id] = profile;
   }
   absl::StatusOr<CredentialRecord> stored =

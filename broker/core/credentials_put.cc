@@ -1,5 +1,6 @@
 // CredentialManager's writes and diagnoses (credentials.h): Put, which
-// checks and stores a new version, and Validate, which diagnoses candidate
+// checks and stores a new version (PrepareVersion checks and seals one for
+// an approval to write), and Validate, which diagnoses candidate
 // values or the stored credential (ValidateStored and its shared answers).
 #include <string>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
+#include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/credentials_internal.h"
 #include "broker/core/record_codec.h"
@@ -201,48 +203,83 @@ ValidateResult ValidationOf(const ProviderSpec& spec,
 
 }  // namespace
 
-absl::StatusOr<PutCredentialResult> CredentialManager::Put(
-    PutCredentialInput input) {
-  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(input.provider));
-  CB_ASSIGN_OR_RETURN(std::string profile,
-                      ResolveProfile(provider->spec().id, input.profile));
+absl::StatusOr<CredentialManager::CheckedValues> CredentialManager::CheckValues(
+    PutCredentialInput input, bool read_latest) {
+  CheckedValues out;
+  CB_ASSIGN_OR_RETURN(out.provider, registry_->Get(input.provider));
+  const ProviderSpec& spec = out.provider->spec();
+  CB_ASSIGN_OR_RETURN(out.profile, ResolveProfile(spec.id, input.profile));
   CB_RETURN_IF_ERROR(CheckInputBounds(input.values, input.file_contents));
   CB_RETURN_IF_ERROR(CheckRotationPeriod(input.rotation_period));
-  const ProviderSpec& spec = provider->spec();
   DropEmpty(input.values);
 
-  absl::Duration rotation_period = input.rotation_period;
-  if (input.keep_existing) {
+  out.rotation_period = input.rotation_period;
+  if (input.keep_existing || read_latest) {
     absl::StatusOr<CredentialRecord> current =
-        store_->GetCredential(spec.id, profile, 0);
+        store_->GetCredential(spec.id, out.profile, 0);
     if (current.ok()) {
-      CB_ASSIGN_OR_RETURN(FieldValues stored, Open(*current));
-      KeepStored(spec, std::move(stored), input.values);
-      if (rotation_period == absl::ZeroDuration()) {
-        rotation_period = current->rotation_period;
+      if (input.keep_existing) {
+        CB_ASSIGN_OR_RETURN(FieldValues stored, Open(*current));
+        KeepStored(spec, std::move(stored), input.values);
+        if (out.rotation_period == absl::ZeroDuration()) {
+          out.rotation_period = current->rotation_period;
+        }
       }
+      out.latest = *std::move(current);
     } else if (!absl::IsNotFound(current.status())) {
       return current.status();
     }
   }
 
-  PutCredentialResult result;
+  for (auto& [name, value] : input.fill_in) {
+    if (!value.empty()) input.values.emplace(name, std::move(value));
+  }
   CB_RETURN_IF_ERROR(
-      GenerateFields(spec, input.generate, input.values, result.generated));
-
+      GenerateFields(spec, input.generate, input.values, out.generated));
   CB_ASSIGN_OR_RETURN(NormalizeResult normalized,
-                      provider->Normalize(std::move(input.values),
-                                          input.file_contents.Reveal()));
-  std::vector<Finding> all = FindingsToStore(*provider, normalized, clock_());
+                      out.provider->Normalize(std::move(input.values),
+                                              input.file_contents.Reveal()));
+  std::vector<Finding> all =
+      FindingsToStore(*out.provider, normalized, clock_());
   CB_RETURN_IF_ERROR(RefuseErrors(spec, all));
+  out.values = std::move(normalized.values);
+  out.findings = WithoutErrors(std::move(all));
+  return out;
+}
 
-  const FieldValues& values = normalized.values;
-  SecretBytes plaintext = EncodeFieldValues(values);
+absl::StatusOr<PutCredentialResult> CredentialManager::Put(
+    PutCredentialInput input, const Caller& caller) {
+  const std::string provider = input.provider;
+  const std::string profile = input.profile;
+  absl::StatusOr<PutCredentialResult> result =
+      PutChecked(std::move(input), caller);
+  if (!result.ok()) {
+    AuditRefused("credential.put", caller, provider, profile, result.status());
+  }
+  return result;
+}
+
+absl::StatusOr<PutCredentialResult> CredentialManager::PutChecked(
+    PutCredentialInput input, const Caller& caller) {
+  CB_ASSIGN_OR_RETURN(CheckedValues checked,
+                      CheckValues(std::move(input), /*read_latest=*/false));
+  const ProviderSpec& spec = checked.provider->spec();
+  const std::string& profile = checked.profile;
+  SecretBytes plaintext = EncodeFieldValues(checked.values);
   std::string fingerprint = sealer_->Fingerprint(plaintext);
+  Store::AuditOfFn audit_of;
+  if (audit_ != nullptr) {
+    // Stored with the version, in its transaction.
+    audit_of = [this, caller](const CredentialRecord& r) {
+      return *ChangeEvent(
+          "credential.put", caller, r.provider, r.profile, absl::OkStatus(),
+          absl::StrCat("version ", r.version, ", fingerprint ", r.fingerprint));
+    };
+  }
   CB_ASSIGN_OR_RETURN(
       CredentialRecord record,
       store_->PutCredential(
-          spec.id, profile, rotation_period,
+          spec.id, profile, checked.rotation_period,
           [&](int64_t version)
               -> absl::StatusOr<std::pair<std::string, std::string>> {
             return std::make_pair(
@@ -250,12 +287,33 @@ absl::StatusOr<PutCredentialResult> CredentialManager::Put(
                               RecordAssociatedData(spec.id, profile, version)),
                 fingerprint);
           },
-          input.audit_of, input.audit_hash));
+          audit_of, audit_ != nullptr ? audit_->HashFn() : nullptr));
   if (record.version_count == 0) record.version_count = record.version;
-  result.credential = SummarizeStored(*provider, record, values);
+  PutCredentialResult result;
+  result.credential =
+      SummarizeStored(*checked.provider, record, checked.values);
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
-  result.findings = WithoutErrors(std::move(all));
+  result.findings = std::move(checked.findings);
+  result.generated = std::move(checked.generated);
   return result;
+}
+
+absl::StatusOr<CredentialManager::PreparedVersion>
+CredentialManager::PrepareVersion(PutCredentialInput input) {
+  CB_ASSIGN_OR_RETURN(CheckedValues checked,
+                      CheckValues(std::move(input), /*read_latest=*/true));
+  PreparedVersion out;
+  CredentialRecord& r = out.record;
+  r.provider = checked.provider->spec().id;
+  r.profile = checked.profile;
+  r.version = checked.latest.has_value() ? checked.latest->version + 1 : 1;
+  r.rotation_period = checked.rotation_period;
+  SecretBytes plaintext = EncodeFieldValues(checked.values);
+  r.fingerprint = sealer_->Fingerprint(plaintext);
+  r.sealed = sealer_->Seal(
+      plaintext, RecordAssociatedData(r.provider, r.profile, r.version));
+  out.values = std::move(checked.values);
+  return out;
 }
 
 absl::StatusOr<ValidateResult> CredentialManager::Validate(

@@ -16,6 +16,7 @@
 #include "broker/common/errors.h"
 #include "broker/common/files.h"
 #include "broker/common/status_macros.h"
+#include "broker/core/audit.h"
 
 namespace credbroker {
 namespace {
@@ -168,6 +169,31 @@ absl::Status ChangeStoreKey(Store& store, const KeyChange& change,
     CB_RETURN_IF_ERROR(SyncParentDir(change.current.key_file));
   }
   return absl::OkStatus();
+}
+
+absl::Status ChangeStoreKeyAudited(Store& store, const KeyChange& change,
+                                   AuditLog& audit, const Caller& caller) {
+  AuditRecord event;
+  event.kind = "store.rekeyed";
+  event.role = caller.role;
+  event.peer = caller.peer;
+  event.outcome = "ok";
+  event.detail = absl::StrCat(
+      "the store's key was protected by ",
+      change.current.passphrase.has_value() ? "a passphrase" : "the key file",
+      "; now by ",
+      change.next.passphrase.has_value()
+          ? "a passphrase"
+          : absl::StrCat("the key file ", change.next.key_file));
+  absl::Status changed =
+      ChangeStoreKey(store, change, audit.Stamped(event), audit.HashFn());
+  if (!changed.ok()) {
+    event.kind = "store.rekey_refused";
+    event.outcome = absl::StatusCodeToString(changed.code());
+    event.detail = std::string(changed.message());
+    audit.Record(std::move(event)).IgnoreError();
+  }
+  return changed;
 }
 
 absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,

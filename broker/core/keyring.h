@@ -12,10 +12,13 @@
 
 #include "absl/status/statusor.h"
 #include "broker/common/secret.h"
+#include "broker/core/caller.h"
 #include "broker/crypto/crypto.h"
 #include "broker/store/store.h"
 
 namespace credbroker {
+
+class AuditLog;
 
 struct KeySource {
   // The 0600 master key file (created for a new store when missing).
@@ -64,6 +67,12 @@ struct KeyChange {
 absl::Status ChangeStoreKey(Store& store, const KeyChange& change,
                             AuditRecord audit,
                             const Store::AuditHashFn& hash_fn);
+
+// ChangeStoreKey by `caller`, with its audit event (store.rekeyed, saying
+// what protected the key and what does now) made here; a refused change
+// is recorded as store.rekey_refused (best effort: nothing changed).
+absl::Status ChangeStoreKeyAudited(Store& store, const KeyChange& change,
+                                   AuditLog& audit, const Caller& caller);
 
 // Reads the bearer token in `path` into a secret (never a std::string),
 // creating a fresh one (0600) when absent. With `group`, the file is made

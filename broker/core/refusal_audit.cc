@@ -156,4 +156,26 @@ void RefusalAudit::WriterLoop() {
   }
 }
 
+bool RefusalAudit::RefusedCall(const std::string& caller, std::string role,
+                               std::string peer, absl::string_view rpc,
+                               const absl::Status& refusal) {
+  AuditRecord event;
+  event.kind = "call.refused";
+  event.role = std::move(role);
+  event.peer = std::move(peer);
+  event.action = std::string(rpc);
+  event.outcome = absl::StatusCodeToString(refusal.code());
+  return Refused(caller, std::move(event));
+}
+
+bool RefusalAudit::RefusedConnection(const std::string& caller,
+                                     std::string peer, std::string detail) {
+  AuditRecord event;
+  event.kind = "connection.refused";
+  event.peer = std::move(peer);
+  event.outcome = "PERMISSION_DENIED";
+  event.detail = std::move(detail);
+  return Refused(caller, std::move(event));
+}
+
 }  // namespace credbroker

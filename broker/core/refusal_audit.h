@@ -46,6 +46,15 @@ class RefusalAudit {
   // `event` was queued to be written on its own; false when it was folded
   // into the caller's summary or dropped.
   bool Refused(const std::string& caller, AuditRecord event);
+  // Refused with the event made here: a call refused before it reached
+  // the core (no token, bad token, wrong role: call.refused, naming `rpc`
+  // and the refusal's code), and a connection refused at accept
+  // (connection.refused: PERMISSION_DENIED, `peer` and why in `detail`).
+  bool RefusedCall(const std::string& caller, std::string role,
+                   std::string peer, absl::string_view rpc,
+                   const absl::Status& refusal);
+  bool RefusedConnection(const std::string& caller, std::string peer,
+                         std::string detail);
 
   // Queues every pending summary and waits until the queue is written.
   void Flush();

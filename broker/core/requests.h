@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/core/audit.h"
+#include "broker/core/caller.h"
 #include "broker/core/credentials.h"
 #include "broker/core/row_mac.h"
 #include "broker/store/store.h"
@@ -57,31 +58,6 @@ struct Need {
   std::string action;
   std::vector<std::pair<std::string, std::string>> context;
   absl::Duration requested_ttl = absl::ZeroDuration();
-};
-
-// Who is calling, for audit events, the approver's view and the checks
-// that bind grants to a process and refuse self-approval.
-struct Caller {
-  std::string role;  // "agent", "approver".
-  std::string peer;  // "node, pid 4242, /usr/bin/node", or a gRPC address.
-  // From the kernel, for Unix socket connections; pid 0 when unknown.
-  int64_t pid = 0;
-  int64_t uid = -1;
-  uint64_t start_time = 0;
-  // Its process group and session id when it connected (0: unknown).
-  int64_t process_group = 0;
-  int64_t session_id = 0;
-  std::string exe;
-  // A TCP caller that presented a client certificate the broker verified
-  // (--tls_client_ca): not a process, but a key holder the user set up.
-  bool client_certificate = false;
-
-  // Whether the kernel said which process this is.
-  bool identified() const { return pid != 0; }
-
-  bool SameProcess(const Caller& other) const {
-    return pid != 0 && pid == other.pid && start_time == other.start_time;
-  }
 };
 
 // Tells whether process `pid` is `ancestor` or one of its descendants
@@ -250,8 +226,11 @@ class RequestManager {
   // The first decision wins: a decided request is FAILED_PRECONDITION naming
   // the decision. A decision from the requesting agent's own process tree is
   // PERMISSION_DENIED. Invalid values: INVALID_ARGUMENT with field violations,
-  // the request stays pending. When the decision cannot be recorded (with its
-  // audit events), nothing is released and the request stays pending.
+  // the request stays pending. Values are stored as a new version in the
+  // decision's transaction. When the decision cannot be recorded (with its
+  // version and audit events), nothing is stored or released and the
+  // request stays pending: UNAVAILABLE, or ABORTED when another version
+  // of the credential was stored meanwhile (approve again).
   absl::StatusOr<ApproveResult> Approve(ApproveInput input,
                                         const Caller& caller);
   absl::Status Deny(const std::string& request_id, const std::string& reason,
@@ -315,15 +294,17 @@ class RequestManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NeedUpdate UpdateOf(const RequestRecord& r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads the current credential of request.provider/profile into a new
-  // grant; adds to `effects` the resource binding it records and, when the
-  // credential is due for rotation and watchers were not told about this
-  // version yet, a kRotationDue event (`rotation_key` is then the meta key
-  // to mark it told after the commit).
-  absl::StatusOr<Grant> IssueGrant(const RequestRecord& request, Scope scope,
-                                   absl::Duration ttl, absl::Time now,
-                                   const Caller& caller, Effects& effects,
-                                   std::string& rotation_key)
+  // Reads the current credential of request.provider/profile (or takes
+  // `entered`, the version this decision writes) into a new grant; adds to
+  // `effects` the resource binding it records and, when the credential is
+  // due for rotation and watchers were not told about this version yet, a
+  // kRotationDue event (`rotation_key` is then the meta key to mark it told
+  // after the commit).
+  absl::StatusOr<Grant> IssueGrant(
+      const RequestRecord& request, Scope scope, absl::Duration ttl,
+      absl::Time now, const Caller& caller, Effects& effects,
+      std::string& rotation_key,
+      std::optional<CredentialManager::StoredValues> entered = std::nullopt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After a committed grant: remembers that watchers were told.
   void MarkRotationNotified(const std::string& rotation_key)
@@ -378,14 +359,14 @@ class RequestManager {
       const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Approve's steps (requests_decide.cc).
   absl::StatusOr<absl::Duration> ApproveTtl(ApproveInput& input) const;
-  absl::Status PutOrCheckValues(ApproveInput& input, const RequestRecord& r,
-                                const Caller& caller, Effects& effects)
+  absl::Status PutOrCheckValues(
+      ApproveInput& input, const RequestRecord& r, const Caller& caller,
+      Effects& effects, std::optional<CredentialManager::StoredValues>& entered)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<ApproveResult> GrantApproved(RequestRecord r, Scope scope,
-                                              absl::Duration ttl,
-                                              const std::string& pattern,
-                                              const Caller& caller,
-                                              Effects& effects)
+  absl::StatusOr<ApproveResult> GrantApproved(
+      RequestRecord r, Scope scope, absl::Duration ttl,
+      const std::string& pattern, const Caller& caller, Effects& effects,
+      std::optional<CredentialManager::StoredValues> entered)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds a standing approval to `effects`; returns its id.
   std::string AddStanding(const RequestRecord& r, const std::string& pattern,

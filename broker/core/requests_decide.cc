@@ -57,6 +57,34 @@ void AddFormNotes(const ProviderSpec& spec, bool has_stored, Form& form) {
   }
 }
 
+// What an approval fills in for the fields the approver left empty (and
+// no stored value holds): the need's context value for an optional field
+// that is not secret ("region": the agent asked for it, the approver saw
+// it), else the field's default. A required or sensitive field is never
+// taken from the agent's context: the person enters it.
+FieldValues FillIns(
+    const ProviderSpec& spec,
+    const std::vector<std::pair<std::string, std::string>>& context) {
+  FieldValues out;
+  for (const FieldSpec& field : spec.fields) {
+    if (field.derived) continue;
+    if (field.optional && !field.sensitive) {
+      auto it = std::find_if(
+          context.begin(), context.end(), [&field](const auto& kv) {
+            return kv.first == field.name && !kv.second.empty();
+          });
+      if (it != context.end()) {
+        out.emplace(field.name, SecretBytes(it->second));
+        continue;
+      }
+    }
+    if (!field.default_value.empty()) {
+      out.emplace(field.name, SecretBytes(field.default_value));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RequestManager::SelfApprovalReason(const RequestRecord& r,
@@ -221,9 +249,10 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
   }
 
   Effects effects;
-  CB_RETURN_IF_ERROR(PutOrCheckValues(input, r, caller, effects));
-  return GrantApproved(std::move(r), input.scope, ttl, pattern, caller,
-                       effects);
+  std::optional<CredentialManager::StoredValues> entered;
+  CB_RETURN_IF_ERROR(PutOrCheckValues(input, r, caller, effects, entered));
+  return GrantApproved(std::move(r), input.scope, ttl, pattern, caller, effects,
+                       std::move(entered));
 }
 
 // Defaults input.scope and the grant's ttl, and checks the ttl's bounds.
@@ -256,12 +285,13 @@ absl::StatusOr<absl::Duration> RequestManager::ApproveTtl(
   return ttl;
 }
 
-// Stores the values the approver entered (or generates them), or checks
-// that a ready credential is stored already.
-absl::Status RequestManager::PutOrCheckValues(ApproveInput& input,
-                                              const RequestRecord& r,
-                                              const Caller& caller,
-                                              Effects& effects) {
+// Adds to `effects` the new version made of the values the approver
+// entered (or generated), with its audit event, and sets `entered` to what
+// it holds: the version is written in the decision's transaction. Without
+// values, checks that a ready credential is stored already.
+absl::Status RequestManager::PutOrCheckValues(
+    ApproveInput& input, const RequestRecord& r, const Caller& caller,
+    Effects& effects, std::optional<CredentialManager::StoredValues>& entered) {
   if (!input.values.empty() || !input.generate.empty()) {
     PutCredentialInput put;
     put.provider = r.provider;
@@ -269,13 +299,22 @@ absl::Status RequestManager::PutOrCheckValues(ApproveInput& input,
     put.values = std::move(input.values);
     put.generate = input.generate;
     put.keep_existing = true;
-    absl::StatusOr<PutCredentialResult> stored =
-        credentials_->Put(std::move(put));
-    if (!stored.ok()) return stored.status();  // The request stays pending.
+    put.fill_in =
+        FillIns(credentials_->registry().Find(r.provider)->spec(), r.context);
+    absl::StatusOr<CredentialManager::PreparedVersion> version =
+        credentials_->PrepareVersion(std::move(put));
+    if (!version.ok()) return version.status();  // The request stays pending.
+    const CredentialRecord& record = version->record;
     effects.write.audit.push_back(
         Event("credential.put", caller, &r, nullptr, "ok",
-              absl::StrCat("version ", stored->credential.version,
-                           ", fingerprint ", stored->credential.fingerprint)));
+              absl::StrCat("version ", record.version, ", fingerprint ",
+                           record.fingerprint)));
+    entered.emplace();
+    entered->profile = record.profile;
+    entered->version = record.version;
+    entered->fingerprint = record.fingerprint;
+    entered->values = std::move(version->values);  // A new version: ready.
+    effects.write.credential = std::move(version->record);
   } else {
     absl::StatusOr<CredentialSummary> current =
         credentials_->Get(r.provider, r.profile, 0);
@@ -300,11 +339,13 @@ absl::Status RequestManager::PutOrCheckValues(ApproveInput& input,
 
 absl::StatusOr<ApproveResult> RequestManager::GrantApproved(
     RequestRecord r, Scope scope, absl::Duration ttl,
-    const std::string& pattern, const Caller& caller, Effects& effects) {
+    const std::string& pattern, const Caller& caller, Effects& effects,
+    std::optional<CredentialManager::StoredValues> entered) {
   absl::Time now = clock_();
   std::string rotation_key;
-  CB_ASSIGN_OR_RETURN(Grant grant, IssueGrant(r, scope, ttl, now, caller,
-                                              effects, rotation_key));
+  CB_ASSIGN_OR_RETURN(
+      Grant grant, IssueGrant(r, scope, ttl, now, caller, effects, rotation_key,
+                              std::move(entered)));
   ApproveResult result;
   result.grant_id = grant.record.grant_id;
   std::string decision = absl::StrCat("approved (", ScopeName(scope), ")");
@@ -315,6 +356,7 @@ absl::StatusOr<ApproveResult> RequestManager::GrantApproved(
         std::min(grant.record.expires_at, now + options_.once_ttl);
   }
   r.grant_id = grant.record.grant_id;
+  r.missing_fields.clear();  // Granted: nothing is missing any more.
   Close(r, RequestState::kGranted, decision, "request.approved", caller,
         effects);
   effects.write.grants.push_back(grant.record);
@@ -324,14 +366,17 @@ absl::StatusOr<ApproveResult> RequestManager::GrantApproved(
                    grant.record.credential_version, ", expires ",
                    absl::FormatTime(absl::RFC3339_sec, grant.record.expires_at,
                                     absl::UTCTimeZone()))));
-  // Fail closed: without its durable decision and audit events, nothing is
-  // released and the request stays pending.
+  // Fail closed: without its durable decision, its new credential version
+  // (if any) and audit events, nothing is released or stored and the
+  // request stays pending. ABORTED: another version was stored meanwhile.
   absl::Status committed = Commit(effects);
   if (!committed.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "the decision could not be recorded, so nothing was released; the "
-        "request is still pending: ",
-        committed.message()));
+    return absl::Status(
+        absl::IsAborted(committed) ? absl::StatusCode::kAborted
+                                   : absl::StatusCode::kUnavailable,
+        absl::StrCat("the decision could not be recorded, so nothing was "
+                     "released; the request is still pending: ",
+                     committed.message()));
   }
   MarkRotationNotified(rotation_key);
   RecordApproval(r, std::move(grant), scope, decision, effects);

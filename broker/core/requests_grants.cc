@@ -64,10 +64,13 @@ absl::StatusOr<std::optional<BindingRecord>> BindingToWrite(
 absl::StatusOr<Grant> RequestManager::IssueGrant(
     const RequestRecord& request, Scope scope, absl::Duration ttl,
     absl::Time now, const Caller& caller, Effects& effects,
-    std::string& rotation_key) {
-  CB_ASSIGN_OR_RETURN(
-      CredentialManager::StoredValues values,
-      credentials_->GetValues(request.provider, request.profile, 0));
+    std::string& rotation_key,
+    std::optional<CredentialManager::StoredValues> entered) {
+  if (!entered.has_value()) {
+    CB_ASSIGN_OR_RETURN(
+        entered, credentials_->GetValues(request.provider, request.profile, 0));
+  }
+  CredentialManager::StoredValues& values = *entered;
   const std::string resource = ResourceFromContext(request.context);
   std::optional<BindingRecord> binding;
   if (!resource.empty()) {

@@ -338,24 +338,8 @@ absl::StatusOr<RekeyResult> Daemon::Rekey(const RekeyArgs& args,
   change.next.key_file = key_file_;
   if (!key_file) change.current.passphrase = args.current_passphrase;
   if (!args.to_key_file) change.next.passphrase = args.new_passphrase;
-  AuditRecord event;
-  event.kind = "store.rekeyed";
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = "ok";
-  event.detail = absl::StrCat(
-      "the store's key was protected by ",
-      key_file ? "the key file" : "a passphrase", "; now by ",
-      args.to_key_file ? "the key file " + key_file_ : "a passphrase");
-  absl::Status changed = ChangeStoreKey(
-      *store_, change, core.audit()->Stamped(event), core.audit()->HashFn());
-  if (!changed.ok()) {
-    event.kind = "store.rekey_refused";
-    event.outcome = absl::StatusCodeToString(changed.code());
-    event.detail = std::string(changed.message());
-    core.audit()->Record(std::move(event)).IgnoreError();
-    return changed;
-  }
+  CB_RETURN_IF_ERROR(
+      ChangeStoreKeyAudited(*store_, change, *core.audit(), caller));
   RekeyResult result;
   result.key_file = args.to_key_file;
   if (args.to_key_file) {

@@ -19,7 +19,7 @@ absl::Time Now() { return absl::Now(); }
 OpenBroker::OpenBroker(Store* store, std::unique_ptr<SpillingStore> flow_store,
                        const Sealer* sealer, const OpenBrokerOptions& options)
     : flow_store_(std::move(flow_store)),
-      credentials_(store, sealer, &ProviderRegistry::Default(), Now),
+      credentials_(store, sealer, &ProviderRegistry::Default(), Now, &audit_),
       audit_(store, sealer, Now),
       pin_(store, sealer, &audit_, Now, options.pin,
            options.passphrase_store
@@ -72,14 +72,9 @@ absl::Status OpenBroker::Start(Store* store, const Sealer* sealer,
                  "the approver token, which any process running as you (an "
                  "agent too) can "
                  "read. For tests only.\n";
-    AuditRecord event;
-    event.kind = "factor.disabled";
-    event.role = operator_caller.role;
-    event.peer = "credbrokerd --approval_factor=none";
-    event.outcome = "ok";
-    event.detail =
-        "started without the human-presence factor: approvals need no PIN";
-    CB_RETURN_IF_ERROR(audit_.Record(std::move(event)));
+    Caller started = operator_caller;
+    started.peer = "credbrokerd --approval_factor=none";
+    CB_RETURN_IF_ERROR(pin_.RecordDisabled(started));
   }
   // A spill left by an earlier run: the store takes it now, or (still
   // refusing writes) its rows are read over the store's.

@@ -201,35 +201,11 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::PutCredential(
         if (req.has_rotation_period()) {
           input.rotation_period = FromProto(req.rotation_period());
         }
-        AuditRecord event;
-        event.kind = "credential.put";
-        event.provider = req.provider();
-        event.profile = req.profile();
-        if (env_.audit != nullptr) {
-          // Stored with the credential, in its transaction: one disk sync,
-          // and no stored change without its audit event.
-          input.audit_of =
-              [audit = env_.audit,
-               ok = CallAuditEvent(caller, absl::OkStatus(), event)](
-                  const CredentialRecord& r) {
-                AuditRecord e = ok;
-                e.provider = r.provider;
-                e.profile = r.profile;
-                e.detail = absl::StrCat("version ", r.version, ", fingerprint ",
-                                        r.fingerprint);
-                return audit->Stamped(std::move(e));
-              };
-          input.audit_hash = env_.audit->HashFn();
-        }
-        absl::StatusOr<PutCredentialResult> result =
-            credentials_->Put(std::move(input));
-        if (!result.ok()) {
-          AuditCall(env_, caller, result.status(), std::move(event));
-          return result.status();
-        }
-        ToProto(result->credential, resp.mutable_credential());
-        for (const auto& f : result->findings) ToProto(f, resp.add_findings());
-        for (const auto& g : result->generated) resp.add_generated(g);
+        CB_ASSIGN_OR_RETURN(PutCredentialResult result,
+                            credentials_->Put(std::move(input), caller));
+        ToProto(result.credential, resp.mutable_credential());
+        for (const auto& f : result.findings) ToProto(f, resp.add_findings());
+        for (const auto& g : result.generated) resp.add_generated(g);
         return absl::OkStatus();
       });
 }
@@ -243,16 +219,10 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::DeleteCredential(
       context, request, response, env_, Role::kApprover, "DeleteCredential",
       [this, caller](const v1::DeleteCredentialRequest& req,
                      v1::DeleteCredentialResponse& resp) -> absl::Status {
-        absl::StatusOr<int64_t> n =
-            credentials_->Delete(req.provider(), req.profile());
-        AuditRecord event;
-        event.kind = "credential.delete";
-        event.provider = req.provider();
-        event.profile = req.profile().empty() ? "default" : req.profile();
-        if (n.ok()) event.detail = absl::StrCat(*n, " versions removed");
-        AuditCall(env_, caller, n.status(), std::move(event));
-        if (!n.ok()) return n.status();
-        resp.set_versions_deleted(*n);
+        CB_ASSIGN_OR_RETURN(
+            int64_t n,
+            credentials_->Delete(req.provider(), req.profile(), caller));
+        resp.set_versions_deleted(n);
         return absl::OkStatus();
       });
 }
@@ -495,25 +465,13 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::RollbackCredential(
       context, request, response, env_, Role::kApprover, "RollbackCredential",
       [this, caller](const v1::RollbackCredentialRequest& req,
                      v1::RollbackCredentialResponse& resp) -> absl::Status {
-        absl::StatusOr<RollbackResult> result = credentials_->Rollback(
-            req.provider(), req.profile(), req.version());
-        AuditRecord event;
-        event.kind = "credential.rollback";
-        event.provider = req.provider();
-        event.profile = req.profile();
-        event.detail = absl::StrCat("restore version ", req.version());
-        if (result.ok()) {
-          event.profile = result->credential.profile;
-          event.detail =
-              absl::StrCat("version ", result->restored_version,
-                           " restored as version ", result->credential.version,
-                           ", fingerprint ", result->credential.fingerprint);
-        }
-        AuditCall(env_, caller, result.status(), std::move(event));
-        if (!result.ok()) return result.status();
-        ToProto(result->credential, resp.mutable_credential());
-        resp.set_restored_version(result->restored_version);
-        for (const auto& f : result->findings) ToProto(f, resp.add_findings());
+        CB_ASSIGN_OR_RETURN(
+            RollbackResult result,
+            credentials_->Rollback(req.provider(), req.profile(), req.version(),
+                                   caller));
+        ToProto(result.credential, resp.mutable_credential());
+        resp.set_restored_version(result.restored_version);
+        for (const auto& f : result.findings) ToProto(f, resp.add_findings());
         return absl::OkStatus();
       });
 }
@@ -527,24 +485,13 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::SetDefaultProfile(
       context, request, response, env_, Role::kApprover, "SetDefaultProfile",
       [this, caller](const v1::SetDefaultProfileRequest& req,
                      v1::SetDefaultProfileResponse& resp) -> absl::Status {
-        absl::StatusOr<DefaultProfileChange> change =
-            credentials_->SetDefaultProfile(req.provider(), req.profile());
-        AuditRecord event;
-        event.kind = "credential.default";
-        event.provider = req.provider();
-        event.profile = req.profile();
-        if (change.ok()) {
-          event.profile = change->profile;
-          event.detail =
-              absl::StrCat("default profile ", change->previous_profile, " -> ",
-                           change->profile);
-        }
-        AuditCall(env_, caller, change.status(), std::move(event));
-        if (!change.ok()) return change.status();
-        resp.set_provider(change->provider);
-        resp.set_profile(change->profile);
-        resp.set_previous_profile(change->previous_profile);
-        resp.set_configured(change->configured);
+        CB_ASSIGN_OR_RETURN(DefaultProfileChange change,
+                            credentials_->SetDefaultProfile(
+                                req.provider(), req.profile(), caller));
+        resp.set_provider(change.provider);
+        resp.set_profile(change.profile);
+        resp.set_previous_profile(change.previous_profile);
+        resp.set_configured(change.configured);
         return absl::OkStatus();
       });
 }

@@ -336,13 +336,11 @@ struct BrokerServer::Impl {
                 : std::string(id.status().message());
     std::string members =
         allow_gid ? absl::StrCat(" and members of group ", *allow_gid) : "";
-    if (refusals != nullptr) {
-      AuditRecord event;
-      event.kind = "connection.refused";
-      event.peer = what;
-      event.outcome = "PERMISSION_DENIED";
-      event.detail = absl::StrCat("only uid ", self, members, " may connect");
-      if (!refusals->Refused(who, std::move(event))) return;
+    if (refusals != nullptr &&
+        !refusals->RefusedConnection(
+            who, what,
+            absl::StrCat("only uid ", self, members, " may connect"))) {
+      return;
     }
     LogRefusal(absl::StrCat("refused a connection from ", what, ": only uid ",
                             self, members, " may connect"));

@@ -1,6 +1,5 @@
 #include "broker/rpc/unary.h"
 
-#include <iostream>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -8,17 +7,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace credbroker {
-namespace {
-
-void Write(const RpcEnv& env, AuditRecord event) {
-  absl::Status s = env.audit->Record(std::move(event));
-  if (!s.ok()) {
-    std::cerr << "credbrokerd: could not write an audit event: " << s.message()
-              << "\n";
-  }
-}
-
-}  // namespace
 
 Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
                 absl::string_view role) {
@@ -98,33 +86,15 @@ bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
                   absl::string_view rpc, const absl::Status& refusal) {
   if (env.refusals == nullptr) return;
-  AuditRecord event;
-  event.kind = "call.refused";
   absl::StatusOr<Role> presented = env.auth->Authenticate(context);
-  event.role = presented.ok() ? std::string(RoleName(*presented)) : "";
+  std::string role = presented.ok() ? std::string(RoleName(*presented)) : "";
   // No /proc scan for a TCP caller here: a storm of refusals stays cheap.
-  event.peer =
+  std::string peer =
       env.peers != nullptr
-          ? env.peers->Resolve(context, event.role, PeerLookup::kNoTcpScan).peer
+          ? env.peers->Resolve(context, role, PeerLookup::kNoTcpScan).peer
           : context.peer();
-  event.action = std::string(rpc);
-  event.outcome = absl::StatusCodeToString(refusal.code());
-  env.refusals->Refused(CallerKey(env, context), std::move(event));
-}
-
-AuditRecord CallAuditEvent(const Caller& caller, const absl::Status& outcome,
-                           AuditRecord event) {
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome =
-      outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
-  return event;
-}
-
-void AuditCall(const RpcEnv& env, const Caller& caller,
-               const absl::Status& outcome, AuditRecord event) {
-  if (env.audit == nullptr) return;
-  Write(env, CallAuditEvent(caller, outcome, std::move(event)));
+  env.refusals->RefusedCall(CallerKey(env, context), std::move(role),
+                            std::move(peer), rpc, refusal);
 }
 
 }  // namespace credbroker

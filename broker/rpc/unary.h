@@ -79,15 +79,6 @@ Caller CallerOf(const RpcEnv& env, const grpc::ServerContextBase& context,
 void AuditRefusal(const RpcEnv& env, const grpc::ServerContextBase& context,
                   absl::string_view rpc, const absl::Status& refusal);
 
-// `event` with the caller's role and peer and the outcome filled in.
-AuditRecord CallAuditEvent(const Caller& caller, const absl::Status& outcome,
-                           AuditRecord event);
-
-// Records CallAuditEvent(...); a failed write is reported on stderr, without
-// any value.
-void AuditCall(const RpcEnv& env, const Caller& caller,
-               const absl::Status& outcome, AuditRecord event);
-
 // Authorize for a unary call; a refusal is audited and finishes `reactor`.
 // True when the call may go on.
 bool AuthorizeUnary(const RpcEnv& env, grpc::CallbackServerContext* context,

@@ -115,17 +115,31 @@ absl::Status SpillingStore::RemoveSpill() {
              : absl::FailedPreconditionError("the spill cannot be removed");
 }
 
+// While rows wait in the spill, the store cannot take a decision before
+// them, and a credential version is never spilled.
+absl::Status SpillingStore::RefuseSpilledVersion() {
+  return absl::UnavailableError(
+      "the store refuses writes (decisions are kept in the spill meanwhile), "
+      "so new credential values cannot be stored; approve without values to "
+      "use the stored credential, or free the data directory and approve "
+      "again");
+}
+
 absl::Status SpillingStore::WriteFlow(const FlowWrite& write,
                                       const AuditHashFn& hash_fn) {
   {
     absl::MutexLock lock(&mu_);
     if (spill_ != nullptr) {
+      if (write.credential.has_value()) return RefuseSpilledVersion();
       ++spill_changes_;
       return spill_->WriteFlow(write, hash_fn);
     }
   }
   absl::Status s = primary_->WriteFlow(write, hash_fn);
   if (s.ok() || !options_.open || !RefusedWrite(s)) return s;
+  // A new credential version is never spilled: the store takes it with its
+  // decision, or nothing is written and nothing released.
+  if (write.credential.has_value()) return s;
   absl::MutexLock lock(&mu_);
   if (spill_ == nullptr) {
     absl::Status opened = OpenSpill(/*create=*/true);
@@ -378,8 +392,9 @@ absl::StatusOr<std::vector<CredentialRecord>> SpillingStore::ListVersions(
 }
 
 absl::StatusOr<int64_t> SpillingStore::DeleteCredential(
-    absl::string_view provider, absl::string_view profile) {
-  return primary_->DeleteCredential(provider, profile);
+    absl::string_view provider, absl::string_view profile,
+    const DeleteAuditFn& audit_of, const AuditHashFn& hash_fn) {
+  return primary_->DeleteCredential(provider, profile, audit_of, hash_fn);
 }
 
 absl::StatusOr<std::string> SpillingStore::GetMeta(absl::string_view key) {

@@ -9,7 +9,10 @@
 // spill's files are removed never copies them twice. Every other call goes
 // to the primary alone. Meant for the approval flow's writes: the meta of a
 // spilled FlowWrite is not taken back, so writes that must reach the
-// primary (keys, PIN records) go to it directly.
+// primary (keys, PIN records) go to it directly. A flow write that carries
+// a new credential version is never spilled: refused by the primary, or
+// while rows wait in the spill, it fails (UNAVAILABLE then) and nothing is
+// written.
 //
 // Thread-safe: its own mutex guards the spill (which is open, its id, the
 // back-off of TakeBackWhenDue); a flow write or read that meets the spill
@@ -109,8 +112,10 @@ class SpillingStore : public Store {
       const ListCredentialsOptions& options) override;
   absl::StatusOr<std::vector<CredentialRecord>> ListVersions(
       absl::string_view provider, absl::string_view profile) override;
-  absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,
-                                           absl::string_view profile) override;
+  absl::StatusOr<int64_t> DeleteCredential(
+      absl::string_view provider, absl::string_view profile,
+      const DeleteAuditFn& audit_of = nullptr,
+      const AuditHashFn& hash_fn = nullptr) override;
   absl::Status PutMeta(absl::string_view key, absl::string_view value) override;
   absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
                                           const AuditHashFn& hash_fn) override;
@@ -125,6 +130,7 @@ class SpillingStore : public Store {
   SpillingStore(Store* primary, SpillOptions options,
                 std::function<absl::Time()> clock);
 
+  static absl::Status RefuseSpilledVersion();
   // Opens the spill (making it with `create`); a spill the primary took
   // back already is removed, never reused.
   absl::Status OpenSpill(bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

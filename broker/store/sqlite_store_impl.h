@@ -64,8 +64,10 @@ class SqliteStore : public Store {
       const ListCredentialsOptions& options) override;
   absl::StatusOr<std::vector<CredentialRecord>> ListVersions(
       absl::string_view provider, absl::string_view profile) override;
-  absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,
-                                           absl::string_view profile) override;
+  absl::StatusOr<int64_t> DeleteCredential(
+      absl::string_view provider, absl::string_view profile,
+      const DeleteAuditFn& audit_of = nullptr,
+      const AuditHashFn& hash_fn = nullptr) override;
 
   absl::StatusOr<std::string> GetMeta(absl::string_view key) override;
   absl::Status PutMeta(absl::string_view key, absl::string_view value) override;

@@ -132,13 +132,20 @@ absl::StatusOr<CredentialRecord> SqliteStore::PutCredential(
 }
 
 absl::StatusOr<int64_t> SqliteStore::DeleteCredential(
-    absl::string_view provider, absl::string_view profile) {
+    absl::string_view provider, absl::string_view profile,
+    const DeleteAuditFn& audit_of, const AuditHashFn& hash_fn) {
   CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
-  return CommitValue<int64_t>("delete credential", /*retry_when_full=*/false,
-                              [&]() -> absl::StatusOr<int64_t> {
-                                mu_.AssertHeld();
-                                return DeleteLocked(provider, profile);
-                              });
+  return CommitValue<int64_t>(
+      "delete credential", /*retry_when_full=*/false,
+      [&]() -> absl::StatusOr<int64_t> {
+        mu_.AssertHeld();
+        CB_ASSIGN_OR_RETURN(int64_t removed, DeleteLocked(provider, profile));
+        if (audit_of) {
+          CB_RETURN_IF_ERROR(
+              AppendAuditLocked(audit_of(removed), hash_fn).status());
+        }
+        return removed;
+      });
 }
 
 absl::StatusOr<AuditRecord> SqliteStore::AppendAudit(
@@ -154,11 +161,22 @@ absl::StatusOr<AuditRecord> SqliteStore::AppendAudit(
 absl::Status SqliteStore::WriteFlow(const FlowWrite& write,
                                     const AuditHashFn& hash_fn) {
   CB_RETURN_IF_ERROR(ValidateFlowWrite(write, hash_fn));
+  const bool new_version = write.credential.has_value();
+  if (new_version) {
+    CB_RETURN_IF_ERROR(ValidateIdentity(write.credential->provider,
+                                        write.credential->profile));
+    if (reserve_released_) {
+      // As PutCredential: a new version never takes the reserve.
+      absl::MutexLock lock(&mu_);
+      CB_RETURN_IF_ERROR(RestoreReserve());
+    }
+  }
   auto body = [&]() -> absl::Status {
     mu_.AssertHeld();
+    if (new_version) CB_RETURN_IF_ERROR(RestoreReserve());
     return WriteFlowLocked(write, hash_fn);
   };
-  return Commit("write approval flow", /*retry_when_full=*/true, body);
+  return Commit("write approval flow", /*retry_when_full=*/!new_version, body);
 }
 
 absl::StatusOr<CredentialRecord> SqliteStore::PutLocked(
@@ -307,6 +325,21 @@ absl::StatusOr<AuditRecord> SqliteStore::AppendAuditLocked(
 // Every part of `write`, inside the caller's transaction.
 absl::Status SqliteStore::WriteFlowLocked(const FlowWrite& write,
                                           const AuditHashFn& hash_fn) {
+  if (write.credential.has_value()) {
+    const CredentialRecord& c = *write.credential;
+    CB_RETURN_IF_ERROR(
+        PutLocked(c.provider, c.profile, c.rotation_period,
+                  [&c](int64_t version)
+                      -> absl::StatusOr<std::pair<std::string, std::string>> {
+                    if (version != c.version) {
+                      return absl::AbortedError(absl::StrCat(
+                          c.provider, "/", c.profile, " changed meanwhile: ",
+                          "version ", version, " is next, not ", c.version));
+                    }
+                    return std::make_pair(c.sealed, c.fingerprint);
+                  })
+            .status());
+  }
   for (const RequestRecord& r : write.requests) {
     CB_ASSIGN_OR_RETURN(Statement s, Prepare(kUpsertRequestSql));
     CB_RETURN_IF_ERROR(UpsertRequest(s, r));

@@ -146,10 +146,17 @@ struct BindingRecord {
 };
 
 // Writes that must land together or not at all: a decision, its grant, the
-// standing rule it made, the resource binding it records, and their audit
-// events (so that a release whose audit event cannot be written does not
-// happen).
+// standing rule it made, the resource binding it records, the credential
+// version it stored, and their audit events (so that a release whose audit
+// event cannot be written does not happen).
 struct FlowWrite {
+  // A new credential version, sealed by the caller for `version`
+  // (provider, profile, version, sealed, fingerprint and rotation_period
+  // are used). `version` must be the one the store assigns next (1 after a
+  // delete): otherwise another write came first and WriteFlow fails with
+  // ABORTED, writing nothing. Like PutCredential, it does not use the
+  // disk reserve.
+  std::optional<CredentialRecord> credential;
   std::vector<RequestRecord> requests;   // Upserted by request_id.
   std::vector<GrantRecord> grants;       // Upserted by grant_id.
   std::vector<StandingRecord> standing;  // Upserted by id.
@@ -214,8 +221,13 @@ class Store {
       absl::string_view provider, absl::string_view profile) = 0;
 
   // Removes every version; returns how many. NOT_FOUND when there were none.
+  // `audit_of`, when set, gives the audit event of a deletion of that many
+  // versions, appended in the same transaction (as PutCredential's).
+  using DeleteAuditFn = std::function<AuditRecord(int64_t removed)>;
   virtual absl::StatusOr<int64_t> DeleteCredential(
-      absl::string_view provider, absl::string_view profile) = 0;
+      absl::string_view provider, absl::string_view profile,
+      const DeleteAuditFn& audit_of = nullptr,
+      const AuditHashFn& hash_fn = nullptr) = 0;
 
   // Small broker metadata (wrapped data key, kdf params). NOT_FOUND if unset.
   virtual absl::StatusOr<std::string> GetMeta(absl::string_view key) = 0;

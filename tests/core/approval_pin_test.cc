@@ -109,6 +109,8 @@ TEST_F(ApprovalPinTest, WithTheFactorOffNoPinLetsApprovalsThrough) {
   EXPECT_TRUE(Check("").ok());
   EXPECT_TRUE(Check("anything").ok());
   EXPECT_FALSE(Status().required);
+  ASSERT_TRUE(pin_->RecordDisabled(caller_).ok());
+  EXPECT_EQ(CountAudit("factor.disabled"), 1);
 }
 
 TEST_F(ApprovalPinTest, SetPinIsRequiredAndNothingGuessableIsStored) {

@@ -39,9 +39,11 @@ class ForwardingStore : public Store {
       absl::string_view provider, absl::string_view profile) override {
     return inner_->ListVersions(provider, profile);
   }
-  absl::StatusOr<int64_t> DeleteCredential(absl::string_view provider,
-                                           absl::string_view profile) override {
-    return inner_->DeleteCredential(provider, profile);
+  absl::StatusOr<int64_t> DeleteCredential(
+      absl::string_view provider, absl::string_view profile,
+      const DeleteAuditFn& audit_of = nullptr,
+      const AuditHashFn& hash_fn = nullptr) override {
+    return inner_->DeleteCredential(provider, profile, audit_of, hash_fn);
   }
   absl::StatusOr<std::string> GetMeta(absl::string_view key) override {
     return inner_->GetMeta(key);

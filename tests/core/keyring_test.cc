@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "broker/common/files.h"
+#include "broker/core/audit.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
 
@@ -168,6 +169,36 @@ TEST_F(KeyringTest, TokensSharedWithTheClientsGroupOnly) {
     EXPECT_EQ(LoadOrCreateToken(agent, clients).status().code(),
               absl::StatusCode::kFailedPrecondition);
   }
+}
+
+TEST_F(KeyringTest, ARekeyIsAuditedInItsTransactionAndARefusalToo) {
+  auto store = Open();
+  KeySource file{dir_ + "/master.key", std::nullopt, true};
+  auto sealer = OpenDataKey(*store, file);
+  ASSERT_TRUE(sealer.ok()) << sealer.status();
+  AuditLog audit(store.get(), sealer->get(), [] { return absl::Now(); });
+  Caller caller;
+  caller.role = "approver";
+  caller.peer = "unix:credctl";
+  KeyChange change;
+  change.current = file;
+  change.next.passphrase = SecretBytes("a long passphrase");
+  change.next.fast_kdf = true;
+  ASSERT_TRUE(ChangeStoreKeyAudited(*store, change, audit, caller).ok());
+  // Once more: the store now wants its passphrase.
+  absl::Status again = ChangeStoreKeyAudited(*store, change, audit, caller);
+  EXPECT_EQ(again.code(), absl::StatusCode::kPermissionDenied) << again;
+  absl::StatusOr<AuditPage> page = audit.List({}, 10, "");
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->events[0].kind, "store.rekeyed");
+  EXPECT_EQ(page->events[0].role, "approver");
+  EXPECT_EQ(page->events[0].detail,
+            "the store's key was protected by the key file; now by a "
+            "passphrase");
+  EXPECT_EQ(page->events[1].kind, "store.rekey_refused");
+  EXPECT_EQ(page->events[1].outcome, "PERMISSION_DENIED");
+  EXPECT_TRUE(audit.Verify().ok());
 }
 
 }  // namespace

@@ -179,5 +179,27 @@ TEST_F(RefusalAuditTest, CallersBeyondTheLimitShareOneCount) {
       << summaries["other callers"][0].detail;
 }
 
+TEST_F(RefusalAuditTest, RefusedCallsAndConnectionsAreDescribedByTheCore) {
+  RefusalAudit audit(
+      log_.get(), [this] { return Now(); }, Policy());
+  EXPECT_TRUE(audit.RefusedCall("uid 1000", "agent", "unix:pid 7",
+                                "ApprovalService.Approve",
+                                absl::PermissionDeniedError("agent token")));
+  EXPECT_TRUE(audit.RefusedConnection("uid 1001", "uid 1001 (sh)",
+                                      "only uid 1000 may connect"));
+  audit.Flush();
+  auto calls = EventsByPeer("call.refused");
+  ASSERT_EQ(calls["unix:pid 7"].size(), 1u);
+  const AuditRecord& call = calls["unix:pid 7"][0];
+  EXPECT_EQ(call.role, "agent");
+  EXPECT_EQ(call.action, "ApprovalService.Approve");
+  EXPECT_EQ(call.outcome, "PERMISSION_DENIED");
+  auto connections = EventsByPeer("connection.refused");
+  ASSERT_EQ(connections["uid 1001 (sh)"].size(), 1u);
+  EXPECT_EQ(connections["uid 1001 (sh)"][0].outcome, "PERMISSION_DENIED");
+  EXPECT_EQ(connections["uid 1001 (sh)"][0].detail,
+            "only uid 1000 may connect");
+}
+
 }  // namespace
 }  // namespace credbroker

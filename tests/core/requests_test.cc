@@ -1200,6 +1200,9 @@ TEST_F(BindingTest, ABindingRecordedInTheSpillChoosesTheProfile) {
   store_->fail_flow = true;
   ASSERT_EQ(Grant(ClusterNeed("n1")).state, RequestState::kGranted);
   ASSERT_TRUE(SpillExists());
+  // The default is written with its audit event (WriteFlow, which this
+  // store fails), straight to the store; flow writes stay in the spill.
+  store_->fail_flow = false;
   ASSERT_TRUE(credentials_->SetDefaultProfile("aws", "other").ok());
   NeedUpdate u = *requests_->SubmitNeed("s1", agent_, ClusterNeed("n2"));
   EXPECT_EQ(Pending(u.request_id).profile, "default");
