@@ -1,11 +1,9 @@
 // CredentialManager's history (credentials.h): Delete, which removes every
-// version of a profile (and its cached facts), ListVersions and Rollback.
+// version of a profile, ListVersions and Rollback.
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
@@ -15,28 +13,12 @@
 
 namespace credbroker {
 
-using credentials_internal::FactsPrefix;
-
 absl::StatusOr<int64_t> CredentialManager::Delete(
     absl::string_view provider_id, absl::string_view profile_in) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
-  absl::StatusOr<int64_t> deleted =
-      store_->DeleteCredential(provider->spec().id, profile);
-  const std::string prefix = FactsPrefix(provider->spec().id, profile);
-  absl::MutexLock lock(&facts_mu_);
-  // Hash maps of at most kMaxCachedFacts entries each: a whole pass.
-  auto drop = [&prefix](auto& cache) {
-    absl::erase_if(cache, [&prefix](const auto& entry) {
-      return absl::StartsWith(entry.first, prefix);
-    });
-  };
-  drop(facts_);
-  drop(reads_);
-  drop(summaries_);
-  drop(validations_);
-  return deleted;
+  return store_->DeleteCredential(provider->spec().id, profile);
 }
 
 absl::StatusOr<CredentialHistory> CredentialManager::ListVersions(
@@ -106,7 +88,8 @@ absl::StatusOr<RollbackResult> CredentialManager::Rollback(
                               RecordAssociatedData(spec.id, profile, v)),
                 fingerprint);
           }));
-  result.credential = SummarizeStored(*provider, record, values);
+  result.credential =
+      SummaryOf(provider->spec(), record, FactsOf(*provider, values));
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   return result;
 }

@@ -20,13 +20,6 @@ std::string DefaultProfileKey(absl::string_view provider) {
 
 absl::StatusOr<std::string> CredentialManager::DefaultProfile(
     absl::string_view provider) {
-  uint64_t generation;
-  {
-    absl::MutexLock lock(&defaults_mu_);
-    auto it = defaults_.find(provider);
-    if (it != defaults_.end()) return it->second;
-    generation = defaults_generation_;
-  }
   absl::StatusOr<std::string> stored =
       store_->GetMeta(DefaultProfileKey(provider));
   if (absl::IsNotFound(stored.status())) {
@@ -39,9 +32,6 @@ absl::StatusOr<std::string> CredentialManager::DefaultProfile(
         "the stored default profile of ", provider,
         " is not a valid profile name; set it again with SetDefaultProfile"));
   }
-  absl::MutexLock lock(&defaults_mu_);
-  if (defaults_generation_ == generation)
-    defaults_[std::string(provider)] = *stored;
   return stored;
 }
 
@@ -60,14 +50,7 @@ absl::StatusOr<DefaultProfileChange> CredentialManager::SetDefaultProfile(
   change.provider = id;
   change.profile = profile;
   CB_ASSIGN_OR_RETURN(change.previous_profile, DefaultProfile(id));
-  {
-    // Under the lock, so that no read of the old value is cached after it.
-    absl::MutexLock lock(&defaults_mu_);
-    ++defaults_generation_;
-    defaults_.erase(id);
-    CB_RETURN_IF_ERROR(store_->PutMeta(DefaultProfileKey(id), profile));
-    defaults_[id] = profile;
-  }
+  CB_RETURN_IF_ERROR(store_->PutMeta(DefaultProfileKey(id), profile));
   absl::StatusOr<CredentialRecord> stored =
       store_->GetCredential(id, profile, 0);
   if (!stored.ok() && !absl::IsNotFound(stored.status()))

@@ -19,8 +19,8 @@
 
 namespace credbroker {
 
-// GetCredential and ValidateCredential are served raw (their answers'
-// bytes are kept, see GetCredentialAnswer); every other method, typed.
+// GetCredential and ValidateCredential are served raw (their answers are
+// serialized here, see GetCredentialAnswer); every other method, typed.
 // Those two never wait for a disk write (they read through the store's read
 // connections, which a writer syncing to disk does not hold up, and write
 // no audit event), so they answer on the gRPC thread that received the call
@@ -146,10 +146,7 @@ class CredentialServiceImpl final : public CredentialServiceBase {
   RequestManager* requests_;
   RpcEnv env_;
   // The serialized answers to GetCredential and to ValidateCredential of
-  // what is stored: made once for each answer the CredentialManager shares
-  // (GetRendered, ValidateStoredRendered) and kept with it, then sent again
-  // without building or serializing a message (the slice is shared, not
-  // copied).
+  // what is stored.
   absl::StatusOr<grpc::Slice> GetCredentialAnswer(
       const v1::GetCredentialRequest& req);
   absl::StatusOr<grpc::Slice> StoredValidationAnswer(
