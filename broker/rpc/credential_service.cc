@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -143,22 +145,35 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
     const v1::GetCredentialRequest& req) {
+  std::string key =
+      AnswerCache::Key('g', req.provider(), req.profile(), req.version());
+  if (std::optional<grpc::Slice> kept = answers_.Find(key, *credentials_))
+    return *std::move(kept);
+  CredentialManager::AnswerLife life;
   CB_ASSIGN_OR_RETURN(
       CredentialSummary summary,
-      credentials_->Get(req.provider(), req.profile(), req.version()));
-  return Render<v1::CredentialSummary>(
+      credentials_->Get(req.provider(), req.profile(), req.version(), &life));
+  grpc::Slice bytes = Render<v1::CredentialSummary>(
       [&](v1::CredentialSummary* message) { ToProto(summary, message); });
+  answers_.Keep(std::move(key), bytes, life);
+  return bytes;
 }
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::StoredValidationAnswer(
     const v1::ValidateCredentialRequest& req) {
+  std::string key = AnswerCache::Key('v', req.provider(), req.profile(), 0);
+  if (std::optional<grpc::Slice> kept = answers_.Find(key, *credentials_))
+    return *std::move(kept);
+  CredentialManager::AnswerLife life;
   CB_ASSIGN_OR_RETURN(
       ValidateResult result,
-      credentials_->ValidateStored(req.provider(), req.profile()));
-  return Render<v1::ValidateCredentialResponse>(
+      credentials_->ValidateStored(req.provider(), req.profile(), &life));
+  grpc::Slice bytes = Render<v1::ValidateCredentialResponse>(
       [&](v1::ValidateCredentialResponse* message) {
         FillValidateResponse(result, message);
       });
+  answers_.Keep(std::move(key), bytes, life);
+  return bytes;
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(
