@@ -1,7 +1,7 @@
 // CredentialManager's shared plumbing (credentials.h): names, masking,
-// the audit events of changes, opening sealed versions, what a version's values
-// say (its facts) and the summary built from them, and the caches of facts and
-// reads. The other methods are in credentials_put.cc (Put, Validate),
+// the audit events of changes, opening sealed versions, what a version's
+// values say (its facts) and the summary built from them, with how long it
+// holds. The other methods are in credentials_put.cc (Put, Validate),
 // credentials_read.cc (Get, GetValues, List, ResolveRequirements),
 // credentials_history.cc (Delete, ListVersions, Rollback) and
 // credentials_profiles.cc (default profiles, resource bindings, ChooseProfile).
@@ -23,9 +23,7 @@
 namespace credbroker {
 
 using credentials_internal::CheckExpiryAt;
-using credentials_internal::FactsKey;
 using credentials_internal::kDefaultProfile;
-using credentials_internal::MakeRoom;
 using credentials_internal::ReadinessOf;
 
 namespace {
@@ -230,15 +228,6 @@ absl::StatusOr<FieldValues> CredentialManager::Open(
   return values;
 }
 
-CredentialSummary CredentialManager::SummarizeStored(
-    const Provider& provider, const CredentialRecord& record,
-    const FieldValues& values) {
-  auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
-  KeepFacts(FactsKey(record.provider, record.profile, record.version),
-            DigestOf(record.sealed), facts);
-  return SummaryOf(provider.spec(), record, *facts);
-}
-
 CredentialManager::ValueFacts CredentialManager::FactsOf(
     const Provider& provider, const FieldValues& values) const {
   const ProviderSpec& spec = provider.spec();
@@ -307,64 +296,17 @@ CredentialSummary CredentialManager::SummaryOf(const ProviderSpec& spec,
   return s;
 }
 
-absl::StatusOr<std::shared_ptr<const CredentialManager::ValueFacts>>
-CredentialManager::StoredFacts(const Provider& provider,
-                               const CredentialRecord& record) {
-  std::string key = FactsKey(record.provider, record.profile, record.version);
-  const Digest sealed = DigestOf(record.sealed);
-  {
-    absl::MutexLock lock(&facts_mu_);
-    auto it = facts_.find(key);
-    if (it != facts_.end() && it->second.sealed == sealed) {
-      return it->second.facts;
-    }
-  }
-  facts_opened_.fetch_add(1, std::memory_order_relaxed);
+absl::StatusOr<CredentialManager::ValueFacts> CredentialManager::StoredFacts(
+    const Provider& provider, const CredentialRecord& record) const {
   CB_ASSIGN_OR_RETURN(FieldValues values, Open(record));
-  auto facts = std::make_shared<const ValueFacts>(FactsOf(provider, values));
-  KeepFacts(std::move(key), sealed, facts);
-  return facts;
+  return FactsOf(provider, values);
 }
 
-CredentialManager::CacheStats CredentialManager::GetCacheStats() {
-  CacheStats stats;
-  stats.facts_opened = facts_opened_.load(std::memory_order_relaxed);
-  absl::MutexLock lock(&facts_mu_);
-  stats.facts_kept = static_cast<int64_t>(facts_.size());
-  return stats;
-}
-
-void CredentialManager::KeepFacts(std::string key, const Digest& sealed,
-                                  std::shared_ptr<const ValueFacts> facts) {
-  absl::MutexLock lock(&facts_mu_);
-  MakeRoom(facts_, kMaxKeptFacts);
-  facts_.insert_or_assign(std::move(key),
-                          CachedFacts{sealed, std::move(facts)});
-}
-
-absl::StatusOr<CredentialManager::StoredRead> CredentialManager::ReadStored(
-    const Provider& provider, absl::string_view profile, int64_t version) {
-  const std::string& id = provider.spec().id;
-  // Taken before the read: a commit after it changes the mark, so an entry
-  // is never newer than its mark says.
-  const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
-  const std::string key = FactsKey(id, profile, version);
-  if (mark.has_value()) {
-    absl::MutexLock lock(&facts_mu_);
-    auto it = reads_.find(key);
-    if (it != reads_.end() && it->second.mark == *mark) return it->second.read;
-  }
-  CB_ASSIGN_OR_RETURN(CredentialRecord record,
-                      store_->GetCredential(id, profile, version));
-  StoredRead read;
-  read.record = std::make_shared<const CredentialRecord>(std::move(record));
-  CB_ASSIGN_OR_RETURN(read.facts, StoredFacts(provider, *read.record));
-  if (mark.has_value()) {
-    absl::MutexLock lock(&facts_mu_);
-    MakeRoom(reads_, kMaxCachedFacts);
-    reads_[key] = CachedRead{*mark, read};
-  }
-  return read;
+bool CredentialManager::StillHolds(const AnswerLife& life) {
+  if (!life.mark.has_value() || store_->CurrentChangeMark() != life.mark)
+    return false;
+  const absl::Time now = clock_();
+  return life.from <= now && now < life.until;
 }
 
 absl::Status CredentialManager::MarkDefault(CredentialSummary& s) {

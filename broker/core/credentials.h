@@ -6,22 +6,15 @@
 #ifndef CREDBROKER_BROKER_CORE_CREDENTIALS_H_
 #define CREDBROKER_BROKER_CORE_CREDENTIALS_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <typeinfo>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/common/secret.h"
 #include "broker/core/caller.h"
@@ -212,16 +205,26 @@ class CredentialManager {
   };
   absl::StatusOr<PreparedVersion> PrepareVersion(PutCredentialInput input);
 
+  // When an answer read from the store may be given again without reading
+  // it: while the store has committed nothing since `mark` (every write,
+  // an approval's included, is one of its commits) and the clock is in
+  // [from, until) (the clock-dependent parts of a summary change only at
+  // instants computable from the record). Never without a mark.
+  struct AnswerLife {
+    std::optional<Store::ChangeMark> mark;
+    absl::Time from = absl::InfiniteFuture();
+    absl::Time until = absl::InfinitePast();
+  };
+  // Whether an answer with `life` would still be the same now.
+  bool StillHolds(const AnswerLife& life);
+
   // NOT_FOUND when nothing is stored; DATA_LOSS when the record does not
-  // decrypt. `version` 0 is the current version.
+  // decrypt. `version` 0 is the current version. With `life`, how long the
+  // answer holds.
   absl::StatusOr<CredentialSummary> Get(absl::string_view provider,
                                         absl::string_view profile,
-                                        int64_t version);
-  // The same answer, shared with other callers: while nothing was committed
-  // and the clock has not reached a point where the summary changes by
-  // itself, every call gets the one built by the first (summaries_).
-  absl::StatusOr<std::shared_ptr<const CredentialSummary>> GetShared(
-      absl::string_view provider, absl::string_view profile, int64_t version);
+                                        int64_t version,
+                                        AnswerLife* life = nullptr);
 
   // The current values, for releasing to an approved agent (and nothing
   // else). Same errors as Get.
@@ -252,48 +255,11 @@ class CredentialManager {
                                           absl::string_view profile,
                                           FieldValues values,
                                           const SecretBytes& file_contents);
-  // Validate of the stored credential, shared as GetShared's answers are:
-  // the same object while GetShared hands out the same summary (with
-  // `summary`, that one), which it is made from.
-  struct StoredValidation {
-    std::shared_ptr<const CredentialSummary> summary;
-    std::shared_ptr<const ValidateResult> result;
-  };
-  absl::StatusOr<StoredValidation> ValidateStored(absl::string_view provider,
-                                                  absl::string_view profile);
-
-  // GetShared and ValidateStored with a caller's rendering of the answer
-  // (the RPC layer's serialized bytes) kept beside it: `render` runs once
-  // for each shared answer, and every call that gets the same answer gets
-  // the same rendering, without a second lookup. The core only holds it; a
-  // rendering of another type T is made and kept in its place.
-  template <typename T>
-  absl::StatusOr<std::shared_ptr<const T>> GetRendered(
-      absl::string_view provider, absl::string_view profile, int64_t version,
-      absl::FunctionRef<std::shared_ptr<const T>(const CredentialSummary&)>
-          render) {
-    auto erased =
-        [&](const CredentialSummary& s) -> std::shared_ptr<const void> {
-      return render(s);
-    };
-    absl::StatusOr<std::shared_ptr<const void>> r =
-        GetRenderedAs(provider, profile, version, {&typeid(T), erased});
-    if (!r.ok()) return r.status();
-    return std::static_pointer_cast<const T>(*std::move(r));
-  }
-  template <typename T>
-  absl::StatusOr<std::shared_ptr<const T>> ValidateStoredRendered(
-      absl::string_view provider, absl::string_view profile,
-      absl::FunctionRef<std::shared_ptr<const T>(const ValidateResult&)>
-          render) {
-    auto erased = [&](const ValidateResult& v) -> std::shared_ptr<const void> {
-      return render(v);
-    };
-    absl::StatusOr<std::shared_ptr<const void>> r =
-        ValidateStoredRenderedAs(provider, profile, {&typeid(T), erased});
-    if (!r.ok()) return r.status();
-    return std::static_pointer_cast<const T>(*std::move(r));
-  }
+  // Validate of the stored credential (Validate with no values), with how
+  // long the answer holds.
+  absl::StatusOr<ValidateResult> ValidateStored(absl::string_view provider,
+                                                absl::string_view profile,
+                                                AnswerLife* life = nullptr);
 
   // For each target (a provider id or a deploy target in words), the
   // credential it needs and whether it is ready. The profile of each is
@@ -349,15 +315,6 @@ class CredentialManager {
 
   const ProviderRegistry& registry() const { return *registry_; }
 
-  // Stored versions opened to learn what their values say (a read of a
-  // version whose facts were not kept), and the versions whose facts are
-  // kept: Put keeps those of each version it stores.
-  struct CacheStats {
-    int64_t facts_opened = 0;
-    int64_t facts_kept = 0;
-  };
-  CacheStats GetCacheStats();
-
  private:
   // Put's checks (credentials_put.cc): the values to store as a new version
   // of input.provider/profile, normalized and checked, with the stored
@@ -400,12 +357,6 @@ class CredentialManager {
                     const absl::Status& refusal, std::string detail = "");
 
   absl::StatusOr<FieldValues> Open(const CredentialRecord& record) const;
-  // The summary of a version just stored from `values`, whose facts are
-  // kept for its later reads (KeepFacts).
-  CredentialSummary SummarizeStored(const Provider& provider,
-                                    const CredentialRecord& record,
-                                    const FieldValues& values);
-
   // What a stored version's values say, whatever the time: their masked
   // display, the provider's findings, the missing fields, the expiry.
   struct ValueFacts {
@@ -428,132 +379,25 @@ class CredentialManager {
                               const CredentialRecord& record,
                               const ValueFacts& facts, absl::Time now,
                               absl::Time* changes_at) const;
-  // The facts of `record`, opening it only when this exact sealed blob has
-  // not been opened before (see facts_).
-  absl::StatusOr<std::shared_ptr<const ValueFacts>> StoredFacts(
-      const Provider& provider, const CredentialRecord& record);
-  // Keeps `facts` in facts_ under `key` (FactsKey of the version) with the
-  // digest of its sealed bytes (Put keeps those of each version it stores,
-  // StoredFacts those it opens).
-  void KeepFacts(std::string key, const Digest& sealed,
-                 std::shared_ptr<const ValueFacts> facts);
-  // A stored version (0: the latest) of provider/profile with its facts:
-  // from reads_ while the store reports no commit since it was read, else
-  // read (and its facts found) again.
-  struct StoredRead {
-    std::shared_ptr<const CredentialRecord> record;
-    std::shared_ptr<const ValueFacts> facts;
-  };
-  absl::StatusOr<StoredRead> ReadStored(const Provider& provider,
-                                        absl::string_view profile,
-                                        int64_t version);
-  // A rendering kept with a shared answer, and the type it was made as.
-  struct Rendering {
-    const std::type_info* type = nullptr;
-    std::shared_ptr<const void> value;
-
-    bool Is(const std::type_info& t) const {
-      return type != nullptr && *type == t;
-    }
-  };
-  template <typename Answer>
-  struct Renderer {
-    const std::type_info* type;
-    absl::FunctionRef<std::shared_ptr<const void>(const Answer&)> render;
-  };
-  absl::StatusOr<std::shared_ptr<const void>> GetRenderedAs(
-      absl::string_view provider, absl::string_view profile, int64_t version,
-      const Renderer<CredentialSummary>& renderer);
-  absl::StatusOr<std::shared_ptr<const void>> ValidateStoredRenderedAs(
-      absl::string_view provider, absl::string_view profile,
-      const Renderer<ValidateResult>& renderer);
-  // GetShared and ValidateStored for a provider and profile already
-  // resolved (Validate of what is stored resolves them itself). With a
-  // renderer, *rendered is the kept rendering of the answer, made first
-  // when there is none of its type.
-  absl::StatusOr<std::shared_ptr<const CredentialSummary>> SharedSummary(
-      const Provider& provider, const std::string& profile, int64_t version,
-      const Renderer<CredentialSummary>* renderer = nullptr,
-      std::shared_ptr<const void>* rendered = nullptr);
-  absl::StatusOr<StoredValidation> SharedValidation(
-      const Provider& provider, const std::string& profile,
-      const Renderer<ValidateResult>* renderer = nullptr,
-      std::shared_ptr<const void>* rendered = nullptr);
+  // The facts of `record`, opened (DATA_LOSS when it does not open).
+  absl::StatusOr<ValueFacts> StoredFacts(const Provider& provider,
+                                         const CredentialRecord& record) const;
+  // The summary of the stored version of an already resolved profile, and
+  // how long it holds.
+  absl::StatusOr<CredentialSummary> Summarize(const Provider& provider,
+                                              const std::string& profile,
+                                              int64_t version,
+                                              AnswerLife* life);
   // Sets s.is_default from the provider's default profile.
   absl::Status MarkDefault(CredentialSummary& s);
 
+  // Nothing read from the store is kept here: the store's index of latest
+  // rows is the one cache of credential facts (broker/store/latest_index.h).
   Store* store_;
   const Sealer* sealer_;
   const ProviderRegistry* registry_;
   Clock clock_;
   AuditLog* audit_;  // May be null.
-
-  // Each provider's default profile, as read from or written to the store
-  // (every read of a credential needs it; it changes only through
-  // SetDefaultProfile). `defaults_generation_` counts changes, so that a read
-  // that raced with a change does not cache what it read.
-  absl::Mutex defaults_mu_;
-  std::map<std::string, std::string, std::less<>> defaults_
-      ABSL_GUARDED_BY(defaults_mu_);
-  uint64_t defaults_generation_ ABSL_GUARDED_BY(defaults_mu_) = 0;
-
-  // The facts of versions already opened or stored (Put keeps each new
-  // version's), by provider/profile/version, with the digest of the sealed
-  // bytes they came from (BLAKE2b-256; the bytes themselves are the
-  // store's to keep): reads of a credential that has not changed skip the
-  // decryption and the provider checks, and a commit does not make them
-  // stale (the sealed bytes of a version never change). An entry is used
-  // only when the stored sealed bytes have that digest, so a
-  // changed or tampered row is opened (and refused) as if there were no
-  // cache. No secret value is kept: only the masked display that every
-  // GetCredential answer carries (which shows a few characters of a
-  // secret, and non-secret fields whole); Delete drops a profile's
-  // entries. Bounded at kMaxKeptFacts (131,072 versions; docs/BENCHMARKS.md
-  // item 29 gives the memory): an eighth is dropped when it is full
-  // (MakeRoom). The caches below hold at most kMaxCachedFacts each.
-  struct CachedFacts {
-    Digest sealed;  // DigestOf the sealed bytes.
-    std::shared_ptr<const ValueFacts> facts;
-  };
-  static constexpr size_t kMaxCachedFacts = 4096;
-  static constexpr size_t kMaxKeptFacts = size_t{1} << 17;
-  std::atomic<int64_t> facts_opened_{0};  // GetCacheStats.
-  absl::Mutex facts_mu_;
-  absl::flat_hash_map<std::string, CachedFacts> facts_
-      ABSL_GUARDED_BY(facts_mu_);
-  // The last read of each provider/profile/requested version, with the
-  // store's change mark taken before it (ReadStored): while the mark is
-  // unchanged the store has committed nothing (no other process can), and the
-  // read is answered without the database. At most kMaxCachedFacts entries.
-  struct CachedRead {
-    Store::ChangeMark mark;
-    StoredRead read;
-  };
-  absl::flat_hash_map<std::string, CachedRead> reads_
-      ABSL_GUARDED_BY(facts_mu_);
-  // GetShared's answers, by provider/profile/requested version: used while
-  // the store's change mark is the one taken before the answer was built
-  // (a new version, a delete, a new default profile all commit) and the
-  // clock is within the span the answer holds for (SummaryOf's
-  // changes_at). At most kMaxCachedFacts entries.
-  struct CachedSummary {
-    Store::ChangeMark mark;
-    absl::Time built_at;
-    absl::Time changes_at;
-    std::shared_ptr<const CredentialSummary> summary;
-    Rendering rendering;  // GetRendered's, if any.
-  };
-  absl::flat_hash_map<std::string, CachedSummary> summaries_
-      ABSL_GUARDED_BY(facts_mu_);
-  // ValidateStored's answers, by provider/profile, with the summary each
-  // was made from (held, so that its address is not another's) and
-  // ValidateStoredRendered's rendering, if any. Same bound.
-  struct CachedValidation {
-    StoredValidation validation;
-    Rendering rendering;
-  };
-  absl::flat_hash_map<std::string, CachedValidation> validations_
-      ABSL_GUARDED_BY(facts_mu_);
 };
 
 // Masked display of every field of `values` per the provider's spec.

@@ -1,11 +1,9 @@
 // CredentialManager's history (credentials.h): Delete, which removes every
-// version of a profile (and its cached facts), ListVersions and Rollback.
+// version of a profile, ListVersions and Rollback.
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
@@ -15,8 +13,6 @@
 #include "broker/core/record_codec.h"
 
 namespace credbroker {
-
-using credentials_internal::FactsPrefix;
 
 absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
                                                   absl::string_view profile_in,
@@ -45,18 +41,6 @@ absl::StatusOr<int64_t> CredentialManager::Delete(absl::string_view provider_id,
   if (!deleted.ok()) {
     AuditRefused("credential.delete", caller, id, *profile, deleted.status());
   }
-  const std::string prefix = FactsPrefix(id, *profile);
-  absl::MutexLock lock(&facts_mu_);
-  // Hash maps of at most kMaxCachedFacts entries each: a whole pass.
-  auto drop = [&prefix](auto& cache) {
-    absl::erase_if(cache, [&prefix](const auto& entry) {
-      return absl::StartsWith(entry.first, prefix);
-    });
-  };
-  drop(facts_);
-  drop(reads_);
-  drop(summaries_);
-  drop(validations_);
   return deleted;
 }
 
@@ -151,7 +135,8 @@ absl::StatusOr<RollbackResult> CredentialManager::RollbackVersion(
                 fingerprint);
           },
           audit_of, audit_ != nullptr ? audit_->HashFn() : nullptr));
-  result.credential = SummarizeStored(*provider, record, values);
+  result.credential =
+      SummaryOf(provider->spec(), record, FactsOf(*provider, values));
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   return result;
 }

@@ -21,13 +21,6 @@ std::string DefaultProfileKey(absl::string_view provider) {
 
 absl::StatusOr<std::string> CredentialManager::DefaultProfile(
     absl::string_view provider) {
-  uint64_t generation;
-  {
-    absl::MutexLock lock(&defaults_mu_);
-    auto it = defaults_.find(provider);
-    if (it != defaults_.end()) return it->second;
-    generation = defaults_generation_;
-  }
   absl::StatusOr<std::string> stored =
       store_->GetMeta(DefaultProfileKey(provider));
   if (absl::IsNotFound(stored.status())) {
@@ -40,9 +33,6 @@ absl::StatusOr<std::string> CredentialManager::DefaultProfile(
         "the stored default profile of ", provider,
         " is not a valid profile name; set it again with SetDefaultProfile"));
   }
-  absl::MutexLock lock(&defaults_mu_);
-  if (defaults_generation_ == generation)
-    defaults_[std::string(provider)] = *stored;
   return stored;
 }
 
@@ -82,15 +72,8 @@ absl::StatusOr<DefaultProfileChange> CredentialManager::ChangeDefaultProfile(
                   absl::StrCat("default profile ", change.previous_profile,
                                " -> ", profile));
   if (event.has_value()) write.audit.push_back(*std::move(event));
-  {
-    // Under the lock, so that no read of the old value is cached after it.
-    absl::MutexLock lock(&defaults_mu_);
-    ++defaults_generation_;
-    defaults_.erase(id);
-    CB_RETURN_IF_ERROR(store_->WriteFlow(
-        write, audit_ != nullptr ? audit_->HashFn() : nullptr));
-    defaults_[id] = profile;
-  }
+  CB_RETURN_IF_ERROR(
+      store_->WriteFlow(write, audit_ != nullptr ? audit_->HashFn() : nullptr));
   absl::StatusOr<CredentialRecord> stored =
       store_->GetCredential(id, profile, 0);
   if (!stored.ok() && !absl::IsNotFound(stored.status()))

@@ -18,8 +18,6 @@
 namespace credbroker {
 
 using credentials_internal::CheckExpiryAt;
-using credentials_internal::FactsPrefix;
-using credentials_internal::MakeRoom;
 using credentials_internal::ReadinessOf;
 
 namespace {
@@ -290,8 +288,8 @@ absl::StatusOr<PutCredentialResult> CredentialManager::PutChecked(
           audit_of, audit_ != nullptr ? audit_->HashFn() : nullptr));
   if (record.version_count == 0) record.version_count = record.version;
   PutCredentialResult result;
-  result.credential =
-      SummarizeStored(*checked.provider, record, checked.values);
+  result.credential = SummaryOf(checked.provider->spec(), record,
+                                FactsOf(*checked.provider, checked.values));
   CB_RETURN_IF_ERROR(MarkDefault(result.credential));
   result.findings = std::move(checked.findings);
   result.generated = std::move(checked.generated);
@@ -326,9 +324,9 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   const ProviderSpec& spec = provider->spec();
   DropEmpty(values);
   if (values.empty() && file_contents.empty()) {
-    CB_ASSIGN_OR_RETURN(StoredValidation stored,
-                        SharedValidation(*provider, profile));
-    return *stored.result;
+    CB_ASSIGN_OR_RETURN(CredentialSummary stored,
+                        Summarize(*provider, profile, 0, nullptr));
+    return ValidationOf(spec, profile, stored, clock_());
   }
   ValidateResult result;
   result.profile = profile;
@@ -366,74 +364,20 @@ absl::StatusOr<ValidateResult> CredentialManager::Validate(
   return result;
 }
 
-absl::StatusOr<CredentialManager::StoredValidation>
-CredentialManager::ValidateStored(absl::string_view provider_id,
-                                  absl::string_view profile_in) {
-  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  CB_ASSIGN_OR_RETURN(std::string profile,
-                      ResolveProfile(provider->spec().id, profile_in));
-  return SharedValidation(*provider, profile);
-}
-
-absl::StatusOr<std::shared_ptr<const void>>
-CredentialManager::ValidateStoredRenderedAs(
+absl::StatusOr<ValidateResult> CredentialManager::ValidateStored(
     absl::string_view provider_id, absl::string_view profile_in,
-    const Renderer<ValidateResult>& renderer) {
+    AnswerLife* life) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
-  std::shared_ptr<const void> rendered;
-  CB_RETURN_IF_ERROR(
-      SharedValidation(*provider, profile, &renderer, &rendered).status());
-  return rendered;
-}
-
-absl::StatusOr<CredentialManager::StoredValidation>
-CredentialManager::SharedValidation(const Provider& provider,
-                                    const std::string& profile,
-                                    const Renderer<ValidateResult>* renderer,
-                                    std::shared_ptr<const void>* rendered) {
-  const ProviderSpec& spec = provider.spec();
-  StoredValidation out;
-  CB_ASSIGN_OR_RETURN(out.summary, SharedSummary(provider, profile, 0));
-  const std::string key = FactsPrefix(spec.id, profile);
-  {
-    absl::MutexLock lock(&facts_mu_);
-    auto it = validations_.find(key);
-    if (it != validations_.end() &&
-        it->second.validation.summary == out.summary) {
-      const Rendering& r = it->second.rendering;
-      if (renderer == nullptr) return it->second.validation;
-      if (r.Is(*renderer->type)) {
-        *rendered = r.value;
-        return it->second.validation;
-      }
-      out = it->second.validation;
-    }
-  }
-  if (out.result != nullptr) {
-    // Kept, but not yet rendered so: as in SharedSummary.
-    *rendered = renderer->render(*out.result);
-    absl::MutexLock lock(&facts_mu_);
-    auto it = validations_.find(key);
-    if (it != validations_.end() &&
-        it->second.validation.summary == out.summary) {
-      it->second.rendering = Rendering{renderer->type, *rendered};
-    }
-    return out;
-  }
-  auto result = std::make_shared<ValidateResult>(
-      ValidationOf(spec, profile, *out.summary, clock_()));
-  out.result = std::move(result);
-  CachedValidation entry{out, {}};
-  if (renderer != nullptr) {
-    *rendered = renderer->render(*out.result);
-    entry.rendering = Rendering{renderer->type, *rendered};
-  }
-  absl::MutexLock lock(&facts_mu_);
-  MakeRoom(validations_, kMaxCachedFacts);
-  validations_[key] = std::move(entry);
-  return out;
+  AnswerLife read;
+  CB_ASSIGN_OR_RETURN(CredentialSummary stored,
+                      Summarize(*provider, profile, 0, &read));
+  // Made at the time the summary was, so that it holds for as long.
+  ValidateResult result =
+      ValidationOf(provider->spec(), profile, stored, read.from);
+  if (life != nullptr) *life = read;
+  return result;
 }
 
 }  // namespace credbroker

@@ -1,7 +1,6 @@
-// CredentialManager's reads (credentials.h): Get and its shared and
-// rendered answers, GetValues, List with its page tokens, and
-// ResolveRequirements, which says what deploy targets need and whether it
-// is ready.
+// CredentialManager's reads (credentials.h): Get, GetValues, List with its
+// page tokens, and ResolveRequirements, which says what deploy targets need
+// and whether it is ready.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -19,9 +18,6 @@
 #include "broker/core/credentials_internal.h"
 
 namespace credbroker {
-
-using credentials_internal::FactsKey;
-using credentials_internal::MakeRoom;
 
 namespace {
 
@@ -154,87 +150,30 @@ absl::Status MatchTargets(
 
 absl::StatusOr<CredentialSummary> CredentialManager::Get(
     absl::string_view provider_id, absl::string_view profile_in,
-    int64_t version) {
-  CB_ASSIGN_OR_RETURN(std::shared_ptr<const CredentialSummary> s,
-                      GetShared(provider_id, profile_in, version));
-  return *s;
-}
-
-absl::StatusOr<std::shared_ptr<const CredentialSummary>>
-CredentialManager::GetShared(absl::string_view provider_id,
-                             absl::string_view profile_in, int64_t version) {
+    int64_t version, AnswerLife* life) {
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
-  return SharedSummary(*provider, profile, version);
+  return Summarize(*provider, profile, version, life);
 }
 
-absl::StatusOr<std::shared_ptr<const void>> CredentialManager::GetRenderedAs(
-    absl::string_view provider_id, absl::string_view profile_in,
-    int64_t version, const Renderer<CredentialSummary>& renderer) {
-  CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
-  CB_ASSIGN_OR_RETURN(std::string profile,
-                      ResolveProfile(provider->spec().id, profile_in));
-  std::shared_ptr<const void> rendered;
-  CB_RETURN_IF_ERROR(
-      SharedSummary(*provider, profile, version, &renderer, &rendered)
-          .status());
-  return rendered;
-}
-
-absl::StatusOr<std::shared_ptr<const CredentialSummary>>
-CredentialManager::SharedSummary(const Provider& provider,
-                                 const std::string& profile, int64_t version,
-                                 const Renderer<CredentialSummary>* renderer,
-                                 std::shared_ptr<const void>* rendered) {
-  // Taken before anything is read, as in ReadStored.
+absl::StatusOr<CredentialSummary> CredentialManager::Summarize(
+    const Provider& provider, const std::string& profile, int64_t version,
+    AnswerLife* life) {
+  // Taken before anything is read: a commit after it changes the mark, so
+  // the answer is never older than its mark says.
   const std::optional<Store::ChangeMark> mark = store_->CurrentChangeMark();
   const absl::Time now = clock_();
-  const std::string key = FactsKey(provider.spec().id, profile, version);
-  std::shared_ptr<const CredentialSummary> kept;
-  if (mark.has_value()) {
-    absl::MutexLock lock(&facts_mu_);
-    auto it = summaries_.find(key);
-    if (it != summaries_.end() && it->second.mark == *mark &&
-        it->second.built_at <= now && now < it->second.changes_at) {
-      const Rendering& r = it->second.rendering;
-      if (renderer == nullptr) return it->second.summary;
-      if (r.Is(*renderer->type)) {
-        *rendered = r.value;
-        return it->second.summary;
-      }
-      kept = it->second.summary;
-    }
-  }
-  if (kept != nullptr) {
-    // Kept, but not yet rendered so: rendered now, outside the lock, and
-    // kept with it unless it was replaced meanwhile.
-    *rendered = renderer->render(*kept);
-    absl::MutexLock lock(&facts_mu_);
-    auto it = summaries_.find(key);
-    if (it != summaries_.end() && it->second.summary == kept) {
-      it->second.rendering = Rendering{renderer->type, *rendered};
-    }
-    return kept;
-  }
-  CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(provider, profile, version));
-  CachedSummary entry;
-  CredentialSummary s = SummaryOf(provider.spec(), *read.record, *read.facts,
-                                  now, &entry.changes_at);
+  CB_ASSIGN_OR_RETURN(
+      CredentialRecord record,
+      store_->GetCredential(provider.spec().id, profile, version));
+  CB_ASSIGN_OR_RETURN(ValueFacts facts, StoredFacts(provider, record));
+  absl::Time changes_at;
+  CredentialSummary s =
+      SummaryOf(provider.spec(), record, facts, now, &changes_at);
   CB_RETURN_IF_ERROR(MarkDefault(s));
-  entry.built_at = now;
-  entry.summary = std::make_shared<const CredentialSummary>(std::move(s));
-  if (renderer != nullptr) {
-    *rendered = renderer->render(*entry.summary);
-    entry.rendering = Rendering{renderer->type, *rendered};
-  }
-  if (mark.has_value()) {
-    entry.mark = *mark;
-    absl::MutexLock lock(&facts_mu_);
-    MakeRoom(summaries_, kMaxCachedFacts);
-    summaries_[key] = entry;
-  }
-  return entry.summary;
+  if (life != nullptr) *life = AnswerLife{mark, now, changes_at};
+  return s;
 }
 
 absl::StatusOr<CredentialManager::StoredValues> CredentialManager::GetValues(
@@ -243,14 +182,17 @@ absl::StatusOr<CredentialManager::StoredValues> CredentialManager::GetValues(
   CB_ASSIGN_OR_RETURN(const Provider* provider, registry_->Get(provider_id));
   CB_ASSIGN_OR_RETURN(std::string profile,
                       ResolveProfile(provider->spec().id, profile_in));
-  CB_ASSIGN_OR_RETURN(StoredRead read, ReadStored(*provider, profile, version));
+  CB_ASSIGN_OR_RETURN(
+      CredentialRecord record,
+      store_->GetCredential(provider->spec().id, profile, version));
   StoredValues out;
   out.profile = profile;
-  out.version = read.record->version;
-  out.fingerprint = read.record->fingerprint;
-  CB_ASSIGN_OR_RETURN(out.values, Open(*read.record));
+  out.version = record.version;
+  out.fingerprint = record.fingerprint;
+  CB_ASSIGN_OR_RETURN(out.values, Open(record));
   out.readiness =
-      SummaryOf(provider->spec(), *read.record, *read.facts).readiness;
+      SummaryOf(provider->spec(), record, FactsOf(*provider, out.values))
+          .readiness;
   return out;
 }
 
@@ -287,14 +229,13 @@ absl::StatusOr<ListCredentialsResult> CredentialManager::List(
                           DefaultProfile(record.provider));
     }
     const bool is_default = defaults[record.provider] == record.profile;
-    absl::StatusOr<std::shared_ptr<const ValueFacts>> facts =
-        StoredFacts(*provider, record);
+    absl::StatusOr<ValueFacts> facts = StoredFacts(*provider, record);
     if (!facts.ok()) {
       result.credentials.push_back(
           UndecryptableSummary(record, facts.status(), is_default));
       continue;
     }
-    result.credentials.push_back(SummaryOf(provider->spec(), record, **facts));
+    result.credentials.push_back(SummaryOf(provider->spec(), record, *facts));
     result.credentials.back().is_default = is_default;
   }
   if (more && !records.empty()) {

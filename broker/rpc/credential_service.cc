@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -61,23 +63,22 @@ bool StartRawCall(const RpcEnv& env, grpc::CallbackServerContext* context,
   return false;
 }
 
-// The bytes of the answer `fill` writes into a message of type Message,
-// made once per shared answer (GetRendered, ValidateStoredRendered). The
-// message lives on an arena whose first block is on the stack, and is
+// The bytes of the answer `fill` writes into a message of type Message.
+// The message lives on an arena whose first block is on the stack, and is
 // serialized straight into the slice: no allocation per nested message or
 // string, and no copy of the bytes.
 template <typename Message, typename Fill>
-std::shared_ptr<const grpc::Slice> Render(const Fill& fill) {
+grpc::Slice Render(const Fill& fill) {
   alignas(std::max_align_t) char block[4096];
   google::protobuf::Arena arena(FirstBlockOptions(block, sizeof(block)));
   auto* message = google::protobuf::Arena::CreateMessage<Message>(&arena);
   fill(message);
   grpc::Slice bytes(message->ByteSizeLong());
   message->SerializeWithCachedSizesToArray(const_cast<uint8_t*>(bytes.begin()));
-  return std::make_shared<const grpc::Slice>(std::move(bytes));
+  return bytes;
 }
 
-// Finishes a raw unary call with kept answer bytes, or the error.
+// Finishes a raw unary call with the answer's bytes, or the error.
 void FinishWithAnswer(grpc::ServerUnaryReactor* reactor,
                       const absl::StatusOr<grpc::Slice>& answer,
                       grpc::ByteBuffer* response) {
@@ -144,30 +145,35 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
     const v1::GetCredentialRequest& req) {
-  CB_ASSIGN_OR_RETURN(std::shared_ptr<const grpc::Slice> bytes,
-                      credentials_->GetRendered<grpc::Slice>(
-                          req.provider(), req.profile(), req.version(),
-                          [](const CredentialSummary& summary) {
-                            return Render<v1::CredentialSummary>(
-                                [&](v1::CredentialSummary* message) {
-                                  ToProto(summary, message);
-                                });
-                          }));
-  return *bytes;
+  std::string key =
+      AnswerCache::Key('g', req.provider(), req.profile(), req.version());
+  if (std::optional<grpc::Slice> kept = answers_.Find(key, *credentials_))
+    return *std::move(kept);
+  CredentialManager::AnswerLife life;
+  CB_ASSIGN_OR_RETURN(
+      CredentialSummary summary,
+      credentials_->Get(req.provider(), req.profile(), req.version(), &life));
+  grpc::Slice bytes = Render<v1::CredentialSummary>(
+      [&](v1::CredentialSummary* message) { ToProto(summary, message); });
+  answers_.Keep(std::move(key), bytes, life);
+  return bytes;
 }
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::StoredValidationAnswer(
     const v1::ValidateCredentialRequest& req) {
+  std::string key = AnswerCache::Key('v', req.provider(), req.profile(), 0);
+  if (std::optional<grpc::Slice> kept = answers_.Find(key, *credentials_))
+    return *std::move(kept);
+  CredentialManager::AnswerLife life;
   CB_ASSIGN_OR_RETURN(
-      std::shared_ptr<const grpc::Slice> bytes,
-      credentials_->ValidateStoredRendered<grpc::Slice>(
-          req.provider(), req.profile(), [](const ValidateResult& result) {
-            return Render<v1::ValidateCredentialResponse>(
-                [&](v1::ValidateCredentialResponse* message) {
-                  FillValidateResponse(result, message);
-                });
-          }));
-  return *bytes;
+      ValidateResult result,
+      credentials_->ValidateStored(req.provider(), req.profile(), &life));
+  grpc::Slice bytes = Render<v1::ValidateCredentialResponse>(
+      [&](v1::ValidateCredentialResponse* message) {
+        FillValidateResponse(result, message);
+      });
+  answers_.Keep(std::move(key), bytes, life);
+  return bytes;
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(

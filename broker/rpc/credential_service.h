@@ -12,6 +12,7 @@
 #include "broker/common/executor.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
+#include "broker/rpc/answer_cache.h"
 #include "broker/rpc/arena_allocator.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/unary.h"
@@ -20,7 +21,7 @@
 namespace credbroker {
 
 // GetCredential and ValidateCredential are served raw (their answers'
-// bytes are kept, see GetCredentialAnswer); every other method, typed.
+// bytes are kept, see answers_); every other method, typed.
 // Those two never wait for a disk write (they read through the store's read
 // connections, which a writer syncing to disk does not hold up, and write
 // no audit event), so they answer on the gRPC thread that received the call
@@ -146,14 +147,13 @@ class CredentialServiceImpl final : public CredentialServiceBase {
   RequestManager* requests_;
   RpcEnv env_;
   // The serialized answers to GetCredential and to ValidateCredential of
-  // what is stored: made once for each answer the CredentialManager shares
-  // (GetRendered, ValidateStoredRendered) and kept with it, then sent again
-  // without building or serializing a message (the slice is shared, not
-  // copied).
+  // what is stored: sent from answers_ while they hold, else read from the
+  // CredentialManager, serialized and kept there.
   absl::StatusOr<grpc::Slice> GetCredentialAnswer(
       const v1::GetCredentialRequest& req);
   absl::StatusOr<grpc::Slice> StoredValidationAnswer(
       const v1::ValidateCredentialRequest& req);
+  AnswerCache answers_;
   // A page of 100 summaries is about 19 KB on the wire.
   ResponseArenaAllocator<v1::ListCredentialsRequest,
                          v1::ListCredentialsResponse, 32 * 1024>

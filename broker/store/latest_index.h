@@ -19,20 +19,19 @@
 namespace credbroker {
 namespace sqlite_internal {
 
-// The latest version of each provider/profile that was read or written
-// since the store opened, as stored (sealed: no value is in the clear), so
-// that reading a latest version (GetCredential when the broker's caches do
-// not have the answer, every approval's check of what it releases) is a hash
-// lookup, not a search of two B-trees through a read connection: with
-// 100,000 profiles that search was about two thirds of such a read
-// (docs/BENCHMARKS.md, item 29). It holds one entry per profile at most, the
-// size of its row.
+// The broker's one cache of credential facts: the latest version of each
+// provider/profile that was read or written since the store opened, as
+// stored (sealed: no value is in the clear), so that reading a latest
+// version (every GetCredential whose answer the RPC layer does not keep,
+// every approval's check of what it releases) is a hash lookup, not a
+// search of two B-trees through a read connection. It holds one entry per
+// profile at most, the size of its row.
 //
-// Entries are trusted while the store's change mark (its count of commits)
-// is the one the index was brought up to date at: the store's own commits
-// update the entries they changed (Committed) and then the mark, and no
-// other process can write the database (kExclusiveVfs). A read from the
-// database is offered only when no commit came between its mark and now.
+// Invalidation: an entry is replaced or dropped by the store's own commit
+// that changes its profile, in the same call that commits (Committed, then
+// the mark moves on; no other process can write the database,
+// kExclusiveVfs), and a read from the database is offered only when no
+// commit came between its mark and now.
 class LatestIndex {
  public:
   using Mark = Store::ChangeMark;

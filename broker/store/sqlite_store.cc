@@ -221,8 +221,9 @@ absl::Status SqliteStore::PutMeta(absl::string_view key,
   }
   absl::MutexLock lock(&mu_);
   absl::Status status = PutMetaLocked(key, value);
-  // Its own (autocommit) transaction, committed or not by now.
-  commits_.fetch_add(1, std::memory_order_acq_rel);
+  // Its own (autocommit) transaction, committed or not by now: it moves
+  // the change mark on and changes no credential row.
+  IndexCommitLocked(status.ok());
   return status;
 }
 

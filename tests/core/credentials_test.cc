@@ -89,6 +89,20 @@ const MaskedField* FindField(const CredentialSummary& s,
   return nullptr;
 }
 
+PutCredentialInput AwsWith(const std::string& profile,
+                           const std::string& key_id,
+                           const std::string& secret) {
+  PutCredentialInput in;
+  in.provider = "aws";
+  in.profile = profile;
+  in.values.emplace("access_key_id", SecretBytes(key_id));
+  in.values.emplace("secret_access_key", SecretBytes(secret));
+  return in;
+}
+
+constexpr char kKeyId2[] = "AKIAI44QH8DHBEXAMPLE";
+constexpr char kSecret2[] = "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY";
+
 TEST_F(CredentialManagerTest, PutStoresVersionsAndMasksSecrets) {
   absl::StatusOr<PutCredentialResult> r = manager_->Put(Aws());
   ASSERT_TRUE(r.ok()) << r.status();
@@ -292,78 +306,83 @@ TEST_F(CredentialManagerTest, RecordUnderAnotherKeyIsDataLossNotGarbage) {
   EXPECT_TRUE(absl::StrContains(got.status().message(), "aws/default"));
 }
 
-// Reads remember what an opened version's values said, keyed by its exact
-// sealed bytes: a row changed after it was read is opened again, and a
-// damaged one is refused exactly as on a first read.
-TEST_F(CredentialManagerTest,
-       AnUnchangedCredentialIsAnsweredWithoutReadingItAgain) {
+// The one cache of credential facts is the store's index of latest rows,
+// and every answer's life (AnswerLife) ends with the store's next commit:
+// each kind of write (a new version, a rollback, a new default profile, a
+// delete) is seen by the next read, and ends the life of every answer read
+// before it.
+TEST_F(CredentialManagerTest, EveryKindOfWriteIsSeenByTheNextRead) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
-  ASSERT_TRUE(manager_->Put(Aws("other")).ok());
-  absl::StatusOr<CredentialSummary> first = manager_->Get("aws", "", 0);
+  ASSERT_TRUE(manager_->Put(AwsWith("staging", kKeyId2, kSecret2)).ok());
+  CredentialManager::AnswerLife life;
+  auto read = [&](const std::string& profile) {
+    absl::StatusOr<CredentialSummary> s =
+        manager_->Get("aws", profile, 0, &life);
+    if (s.ok()) {
+      EXPECT_TRUE(manager_->StillHolds(life));
+    }
+    return s;
+  };
+  auto validated = [&](const std::string& profile) {
+    CredentialManager::AnswerLife checked;
+    absl::StatusOr<ValidateResult> v =
+        manager_->ValidateStored("aws", profile, &checked);
+    if (v.ok()) {
+      EXPECT_TRUE(manager_->StillHolds(checked));
+    }
+    return v;
+  };
+  absl::StatusOr<CredentialSummary> first = read("");
   ASSERT_TRUE(first.ok()) << first.status();
-  const int reads = counting_->reads;
-  for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<CredentialSummary> again =
-        manager_->Get("aws", "default", 0);
-    ASSERT_TRUE(again.ok()) << again.status();
-    EXPECT_EQ(again->version, first->version);
-    EXPECT_EQ(again->fingerprint, first->fingerprint);
-    EXPECT_TRUE(again->is_default);
-  }
-  // Validate of the stored latest version shares the entry.
-  absl::StatusOr<ValidateResult> valid =
-      manager_->Validate("aws", "", {}, SecretBytes());
-  ASSERT_TRUE(valid.ok()) << valid.status();
-  EXPECT_TRUE(valid->valid);
-  EXPECT_EQ(counting_->reads, reads);
+  EXPECT_EQ(first->version, 1);
+  EXPECT_TRUE(first->is_default);
+  ASSERT_EQ(FindField(*first, "access_key_id")->display, "AKIA…MPLE");
 
-  // Any commit, here another profile's new version, sends the next read to
-  // the database, and a new version of this profile is seen.
-  ASSERT_TRUE(manager_->Put(Aws("other")).ok());
-  ASSERT_TRUE(manager_->Get("aws", "", 0).ok());
-  EXPECT_EQ(counting_->reads, reads + 1);
-  ASSERT_TRUE(manager_->Put(Aws()).ok());
-  absl::StatusOr<CredentialSummary> newer = manager_->Get("aws", "", 0);
-  ASSERT_TRUE(newer.ok()) << newer.status();
-  EXPECT_EQ(newer->version, first->version + 1);
+  // A new version.
+  PutCredentialInput in = AwsWith("default", kKeyId2, kSecret2);
+  ASSERT_TRUE(manager_->Put(std::move(in)).ok());
+  EXPECT_FALSE(manager_->StillHolds(life));
+  absl::StatusOr<CredentialSummary> put = read("");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->version, 2);
+  EXPECT_NE(put->fingerprint, first->fingerprint);
 
-  // A deleted credential is not answered from the entry.
-  ASSERT_TRUE(manager_->Delete("aws", "").ok());
-  EXPECT_EQ(manager_->Get("aws", "", 0).status().code(),
-            absl::StatusCode::kNotFound);
-}
+  // A rollback to version 1: a new version with the old values.
+  ASSERT_TRUE(manager_->Rollback("aws", "default", 1).ok());
+  EXPECT_FALSE(manager_->StillHolds(life));
+  absl::StatusOr<CredentialSummary> rolled = read("default");
+  ASSERT_TRUE(rolled.ok()) << rolled.status();
+  EXPECT_EQ(rolled->version, 3);
+  EXPECT_EQ(rolled->fingerprint, first->fingerprint);
 
-// A version's facts are kept when it is stored, so that its first read
-// opens nothing, whichever commits came after it; a manager that did not
-// store it opens it once.
-TEST_F(CredentialManagerTest, AStoredVersionIsReadWithoutOpeningIt) {
-  for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(manager_->Put(Aws(absl::StrCat("p", i))).ok());
-  ASSERT_TRUE(manager_->Put(Aws("p0")).ok());
-  EXPECT_EQ(manager_->GetCacheStats().facts_kept, 4);
-  for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<CredentialSummary> got =
-        manager_->Get("aws", absl::StrCat("p", i), 0);
-    ASSERT_TRUE(got.ok()) << got.status();
-    EXPECT_EQ(got->version, i == 0 ? 2 : 1);
-    EXPECT_EQ(got->readiness, Readiness::kReady);
-    ASSERT_NE(FindField(*got, "access_key_id"), nullptr);
-    EXPECT_EQ(FindField(*got, "access_key_id")->display, "AKIA…MPLE");
-  }
-  ASSERT_TRUE(manager_->Validate("aws", "p1", {}, SecretBytes())->valid);
-  EXPECT_EQ(manager_->GetCacheStats().facts_opened, 0);
+  // Another default profile: the empty profile reads it, and "default" is
+  // no longer marked so.
+  ASSERT_TRUE(manager_->SetDefaultProfile("aws", "staging").ok());
+  EXPECT_FALSE(manager_->StillHolds(life));
+  absl::StatusOr<CredentialSummary> old_default = read("default");
+  ASSERT_TRUE(old_default.ok()) << old_default.status();
+  EXPECT_FALSE(old_default->is_default);
+  absl::StatusOr<CredentialSummary> new_default = read("");
+  ASSERT_TRUE(new_default.ok()) << new_default.status();
+  EXPECT_EQ(new_default->profile, "staging");
+  EXPECT_TRUE(new_default->is_default);
+  absl::StatusOr<ValidateResult> check = validated("");
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->profile, "staging");
 
-  CredentialManager fresh(store_.get(), sealer_.get(),
-                          &ProviderRegistry::Default(),
-                          [this] { return now_; });
-  absl::StatusOr<CredentialSummary> first = fresh.Get("aws", "p1", 0);
-  ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_TRUE(manager_->Put(Aws("p2")).ok());  // A commit between the reads.
-  absl::StatusOr<CredentialSummary> second = fresh.Get("aws", "p1", 0);
-  ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(second->fingerprint, first->fingerprint);
-  EXPECT_EQ(fresh.GetCacheStats().facts_opened, 1);
-  EXPECT_EQ(fresh.GetCacheStats().facts_kept, 1);
+  // A delete.
+  ASSERT_TRUE(manager_->Delete("aws", "staging").ok());
+  EXPECT_FALSE(manager_->StillHolds(life));
+  EXPECT_TRUE(absl::IsNotFound(read("").status()));
+  EXPECT_TRUE(absl::IsNotFound(validated("staging").status()));
+  EXPECT_TRUE(absl::IsNotFound(manager_->GetValues("aws", "", 0).status()));
+
+  // Nothing else moves an answer's life but the clock.
+  absl::StatusOr<CredentialSummary> kept = read("default");
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_TRUE(manager_->Get("aws", "default", 0).ok());
+  ASSERT_TRUE(manager_->List("", 0, "").ok());
+  EXPECT_TRUE(manager_->StillHolds(life));
 }
 
 TEST_F(CredentialManagerTest,
@@ -383,23 +402,10 @@ TEST_F(CredentialManagerTest,
           ASSERT_TRUE(v.ok()) << v.status();
           EXPECT_GE(v->version, floor);
         } else if (t == 3) {
-          // The kept rendering of the shared answer, as the RPC layer reads it.
-          absl::StatusOr<std::shared_ptr<const int64_t>> version =
-              manager_->GetRendered<int64_t>(
-                  "aws", "", 0, [](const CredentialSummary& s) {
-                    return std::make_shared<const int64_t>(s.version);
-                  });
-          ASSERT_TRUE(version.ok()) << version.status();
-          EXPECT_GE(**version, floor);
-        } else if (t == 4) {
-          absl::StatusOr<std::shared_ptr<const std::string>> check =
-              manager_->ValidateStoredRendered<std::string>(
-                  "aws", "", [](const ValidateResult& v) {
-                    return std::make_shared<const std::string>(
-                        v.valid ? "valid" : "invalid");
-                  });
+          absl::StatusOr<ValidateResult> check =
+              manager_->ValidateStored("aws", "");
           ASSERT_TRUE(check.ok()) << check.status();
-          EXPECT_EQ(**check, "valid");
+          EXPECT_TRUE(check->valid);
         } else {
           absl::StatusOr<CredentialSummary> s = manager_->Get("aws", "", 0);
           ASSERT_TRUE(s.ok()) << s.status();
@@ -422,188 +428,31 @@ TEST_F(CredentialManagerTest,
   EXPECT_EQ(last->version, 41);
 }
 
-TEST_F(CredentialManagerTest, AnAnswerWithoutAReadStillFollowsTheClock) {
+TEST_F(CredentialManagerTest, AnAnswerStopsHoldingWhenTheClockMovesItOn) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());
-  absl::StatusOr<CredentialSummary> fresh = manager_->Get("aws", "", 0);
+  CredentialManager::AnswerLife life;
+  absl::StatusOr<CredentialSummary> fresh = manager_->Get("aws", "", 0, &life);
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   EXPECT_EQ(fresh->readiness, Readiness::kReady);
-  const int reads = counting_->reads;
+  EXPECT_TRUE(manager_->StillHolds(life));
   now_ += absl::Hours(24 * 400);  // Past AWS's rotation period.
+  EXPECT_FALSE(manager_->StillHolds(life));
   absl::StatusOr<CredentialSummary> old = manager_->Get("aws", "", 0);
   ASSERT_TRUE(old.ok()) << old.status();
-  EXPECT_EQ(counting_->reads, reads);
   EXPECT_EQ(old->readiness, Readiness::kRotationDue);
   EXPECT_LE(old->days_until_rotation, 0);
+  // An answer never holds before the time it was made at.
+  now_ -= absl::Hours(24 * 400) + absl::Seconds(1);
+  EXPECT_FALSE(manager_->StillHolds(life));
 }
 
-// GetShared hands every caller the answer the first one built while nothing
-// was committed and the clock has not moved the answer on; it is the same
-// object, not a copy. So does ValidateStored, for as long as its summary.
-TEST_F(CredentialManagerTest, AnUnchangedAnswerIsSharedUntilACommit) {
-  ASSERT_TRUE(manager_->Put(Aws()).ok());
-  absl::StatusOr<std::shared_ptr<const CredentialSummary>> first =
-      manager_->GetShared("aws", "", 0);
-  ASSERT_TRUE(first.ok()) << first.status();
-  absl::StatusOr<std::shared_ptr<const CredentialSummary>> again =
-      manager_->GetShared("aws", "default", 0);
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(first->get(), again->get());
-  EXPECT_TRUE((*again)->is_default);
-  absl::StatusOr<CredentialManager::StoredValidation> checked =
-      manager_->ValidateStored("aws", "");
-  ASSERT_TRUE(checked.ok()) << checked.status();
-  EXPECT_EQ(checked->summary.get(), first->get());
-  absl::StatusOr<CredentialManager::StoredValidation> rechecked =
-      manager_->ValidateStored("aws", "default");
-  ASSERT_TRUE(rechecked.ok()) << rechecked.status();
-  EXPECT_EQ(rechecked->result.get(), checked->result.get());
-  EXPECT_TRUE(checked->result->valid);
-
-  // Another profile becomes the default: a commit, and a new answer.
-  ASSERT_TRUE(manager_->Put(Aws("staging")).ok());
-  ASSERT_TRUE(manager_->SetDefaultProfile("aws", "staging").ok());
-  absl::StatusOr<std::shared_ptr<const CredentialSummary>> after =
-      manager_->GetShared("aws", "default", 0);
-  ASSERT_TRUE(after.ok()) << after.status();
-  EXPECT_NE(first->get(), after->get());
-  EXPECT_FALSE((*after)->is_default);
-  absl::StatusOr<CredentialManager::StoredValidation> after_check =
-      manager_->ValidateStored("aws", "default");
-  ASSERT_TRUE(after_check.ok()) << after_check.status();
-  EXPECT_NE(after_check->result.get(), checked->result.get());
-  // The version as asked for (here the current one, 1) is its own entry.
-  absl::StatusOr<std::shared_ptr<const CredentialSummary>> v1 =
-      manager_->GetShared("aws", "default", 1);
-  ASSERT_TRUE(v1.ok()) << v1.status();
-  EXPECT_EQ((*v1)->version, 1);
-  EXPECT_FALSE((*v1)->is_default);
-}
-
-// The caches are bounded at 4,096 entries; a full one drops an eighth of
-// its entries to make room, not all of them: after 4,100 credentials were
-// read once each, reading the last 1,000 again reaches the database for at
-// most the 512 dropped (emptying a full cache would reach it for 999).
-TEST_F(CredentialManagerTest, AFullCacheDropsAnEighthNotEverything) {
-  constexpr int kProfiles = 4100;
-  for (int i = 0; i < kProfiles; ++i) {
-    ASSERT_TRUE(manager_->Put(Aws(absl::StrCat("p", i))).ok()) << i;
-  }
-  for (int i = 0; i < kProfiles; ++i) {
-    absl::StatusOr<std::shared_ptr<const CredentialSummary>> s =
-        manager_->GetShared("aws", absl::StrCat("p", i), 0);
-    ASSERT_TRUE(s.ok()) << s.status();
-    ASSERT_EQ((*s)->profile, absl::StrCat("p", i));
-  }
-  const int before = counting_->reads;
-  for (int i = kProfiles - 1000; i < kProfiles; ++i) {
-    absl::StatusOr<std::shared_ptr<const CredentialSummary>> s =
-        manager_->GetShared("aws", absl::StrCat("p", i), 0);
-    ASSERT_TRUE(s.ok()) << s.status();
-    ASSERT_EQ((*s)->profile, absl::StrCat("p", i));
-  }
-  EXPECT_LE(counting_->reads - before, 512);
-}
-
-// A caller's rendering (the RPC layer's serialized bytes) is made once per
-// shared answer and handed back with it; a commit, a move of the clock past
-// the answer's span, or a rendering of another type makes it again.
-TEST_F(CredentialManagerTest, ARenderingIsMadeOncePerSharedAnswer) {
-  ASSERT_TRUE(manager_->Put(Aws()).ok());
-  int renders = 0;
-  auto render = [&renders](const CredentialSummary& s) {
-    ++renders;
-    return std::make_shared<const std::string>(
-        absl::StrCat(s.profile, "@", s.version, "/", s.days_until_rotation));
-  };
-  absl::StatusOr<std::shared_ptr<const std::string>> first =
-      manager_->GetRendered<std::string>("aws", "", 0, render);
-  ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(**first, "default@1/90");
-  absl::StatusOr<std::shared_ptr<const std::string>> again =
-      manager_->GetRendered<std::string>("aws", "default", 0, render);
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(first->get(), again->get());
-  EXPECT_EQ(renders, 1);
-
-  // A summary already shared (GetShared first) is rendered on first ask.
-  ASSERT_TRUE(manager_->Put(Aws("staging")).ok());
-  ASSERT_TRUE(manager_->GetShared("aws", "staging", 0).ok());
-  absl::StatusOr<std::shared_ptr<const std::string>> staging =
-      manager_->GetRendered<std::string>("aws", "staging", 0, render);
-  ASSERT_TRUE(staging.ok()) << staging.status();
-  EXPECT_EQ(**staging, "staging@1/90");
-  EXPECT_EQ(renders, 2);
-  ASSERT_TRUE(
-      manager_->GetRendered<std::string>("aws", "staging", 0, render).ok());
-  EXPECT_EQ(renders, 2);
-
-  // The Put above committed: "default" is rendered again.
-  absl::StatusOr<std::shared_ptr<const std::string>> after_commit =
-      manager_->GetRendered<std::string>("aws", "default", 0, render);
-  ASSERT_TRUE(after_commit.ok()) << after_commit.status();
-  EXPECT_NE(after_commit->get(), first->get());
-  EXPECT_EQ(renders, 3);
-
-  // A day later the answer changes by itself, and so does its rendering.
-  now_ += absl::Hours(24);
-  absl::StatusOr<std::shared_ptr<const std::string>> next_day =
-      manager_->GetRendered<std::string>("aws", "default", 0, render);
-  ASSERT_TRUE(next_day.ok()) << next_day.status();
-  EXPECT_EQ(**next_day, "default@1/89");
-  EXPECT_EQ(renders, 4);
-
-  // Another type is made in its place, never handed out as this one.
-  absl::StatusOr<std::shared_ptr<const int64_t>> as_number =
-      manager_->GetRendered<int64_t>(
-          "aws", "default", 0, [](const CredentialSummary& s) {
-            return std::make_shared<const int64_t>(s.version);
-          });
-  ASSERT_TRUE(as_number.ok()) << as_number.status();
-  EXPECT_EQ(**as_number, 1);
-  absl::StatusOr<std::shared_ptr<const std::string>> back =
-      manager_->GetRendered<std::string>("aws", "default", 0, render);
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(**back, "default@1/89");
-  EXPECT_EQ(renders, 5);
-
-  // Errors are the ones Get gives; nothing is rendered.
-  absl::StatusOr<std::shared_ptr<const std::string>> missing =
-      manager_->GetRendered<std::string>("aws", "nope", 0, render);
-  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
-  EXPECT_EQ(renders, 5);
-
-  // The stored diagnosis the same way.
-  int checks = 0;
-  auto render_check = [&checks](const ValidateResult& v) {
-    ++checks;
-    return std::make_shared<const std::string>(
-        absl::StrCat(v.profile, v.valid ? " valid" : " invalid"));
-  };
-  absl::StatusOr<std::shared_ptr<const std::string>> checked =
-      manager_->ValidateStoredRendered<std::string>("aws", "", render_check);
-  ASSERT_TRUE(checked.ok()) << checked.status();
-  EXPECT_EQ(**checked, "default valid");
-  absl::StatusOr<std::shared_ptr<const std::string>> rechecked =
-      manager_->ValidateStoredRendered<std::string>("aws", "default",
-                                                    render_check);
-  ASSERT_TRUE(rechecked.ok()) << rechecked.status();
-  EXPECT_EQ(checked->get(), rechecked->get());
-  EXPECT_EQ(checks, 1);
-  ASSERT_TRUE(manager_->Put(Aws()).ok());
-  absl::StatusOr<std::shared_ptr<const std::string>> after_put =
-      manager_->ValidateStoredRendered<std::string>("aws", "", render_check);
-  ASSERT_TRUE(after_put.ok()) << after_put.status();
-  EXPECT_NE(after_put->get(), checked->get());
-  EXPECT_EQ(checks, 2);
-}
-
-// The clock-dependent part of a shared answer (days until rotation, the
-// readiness, an expiry's findings) must be what a manager that has never
-// answered before says, at every moment: stepped across each boundary (a
-// whole day before the rotation due time and before the expiry, the due
-// time, the start of the "expires soon" warning, the expiry) in steps that
+// An answer held for as long as its AnswerLife says (its clock-dependent
+// part: days until rotation, the readiness, an expiry's findings) must be
+// what a read at that moment says, at every moment: stepped across each
+// boundary (a whole day before the rotation due time and before the expiry, the
+// due time, the start of the "expires soon" warning, the expiry) in steps that
 // land on and just around each boundary.
-TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
+TEST_F(CredentialManagerTest, AHeldAnswerFollowsTheClockAcrossEveryBoundary) {
   PutCredentialInput github;
   github.provider = "github";
   github.values.emplace("token",
@@ -631,8 +480,15 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
   // From 2027-01-15 08:00 UTC, 100 days reach past AWS's rotation due time
   // (90 days), the start of the "expires soon" warning (14 days before the
   // expiry) and the expiry itself (2027-03-01), all on whole hours.
+  struct Held {
+    CredentialManager::AnswerLife life;
+    std::string summary;
+    std::string validation;
+  };
+  std::map<std::string, Held> held;
   int compared = 0;
   int changes = 0;
+  int reads = 0;
   std::map<std::string, std::string> last;
   for (absl::Duration t = absl::ZeroDuration(); t < absl::Hours(24 * 100);
        t += absl::Hours(1)) {
@@ -642,27 +498,32 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
       // Every boundary is on a whole hour: each is hit, and so are the
       // instants just before and after it.
       now_ = start + t + nudge;
-      CredentialManager fresh(store_.get(), sealer_.get(),
-                              &ProviderRegistry::Default(),
-                              [this] { return now_; });
       for (const char* provider : {"aws", "github"}) {
-        absl::StatusOr<std::shared_ptr<const CredentialSummary>> shared =
-            manager_->GetShared(provider, "", 0);
-        absl::StatusOr<CredentialSummary> expected = fresh.Get(provider, "", 0);
-        ASSERT_TRUE(shared.ok()) << shared.status();
+        Held& h = held[provider];
+        if (!manager_->StillHolds(h.life)) {
+          absl::StatusOr<CredentialSummary> s =
+              manager_->Get(provider, "", 0, &h.life);
+          CredentialManager::AnswerLife checked;
+          absl::StatusOr<ValidateResult> v =
+              manager_->ValidateStored(provider, "", &checked);
+          ASSERT_TRUE(s.ok()) << s.status();
+          ASSERT_TRUE(v.ok()) << v.status();
+          ASSERT_EQ(checked.until, h.life.until);
+          h.summary = summary_line(*s);
+          h.validation = validation_line(*v);
+          ++reads;
+        }
+        absl::StatusOr<CredentialSummary> expected =
+            manager_->Get(provider, "", 0);
         ASSERT_TRUE(expected.ok()) << expected.status();
-        const std::string got = summary_line(**shared);
+        const std::string got = h.summary;
         ASSERT_EQ(got, summary_line(*expected))
             << provider << " at " << absl::FormatTime(now_);
-        // And the diagnosis of what is stored, shared the same way.
-        absl::StatusOr<ValidateResult> diagnosed =
+        // And the diagnosis of what is stored, which holds as long.
+        absl::StatusOr<ValidateResult> diagnosis =
             manager_->Validate(provider, "", {}, SecretBytes());
-        absl::StatusOr<ValidateResult> fresh_diagnosis =
-            fresh.Validate(provider, "", {}, SecretBytes());
-        ASSERT_TRUE(diagnosed.ok()) << diagnosed.status();
-        ASSERT_TRUE(fresh_diagnosis.ok()) << fresh_diagnosis.status();
-        ASSERT_EQ(validation_line(*diagnosed),
-                  validation_line(*fresh_diagnosis))
+        ASSERT_TRUE(diagnosis.ok()) << diagnosis.status();
+        ASSERT_EQ(h.validation, validation_line(*diagnosis))
             << provider << " at " << absl::FormatTime(now_);
         if (last[provider] != got) ++changes;
         last[provider] = got;
@@ -671,8 +532,10 @@ TEST_F(CredentialManagerTest, ASharedAnswerFollowsTheClockAcrossEveryBoundary) {
     }
   }
   EXPECT_EQ(compared, 100 * 24 * 3 * 2);
-  // Each credential's answer changed every day and at each threshold.
+  // Each credential's answer changed every day and at each threshold, and
+  // was read again only when it did (its life ended at the change).
   EXPECT_GT(changes, 2 * 100);
+  EXPECT_LT(reads, 2 * changes);
 }
 
 TEST_F(CredentialManagerTest, ARowChangedWhileTheStoreWasClosedIsRefused) {
@@ -767,20 +630,6 @@ TEST_F(CredentialManagerTest, OversizedInputIsRefused) {
 }
 
 // --- History, rollback, default profiles, expiry, days until rotation. ---
-
-PutCredentialInput AwsWith(const std::string& profile,
-                           const std::string& key_id,
-                           const std::string& secret) {
-  PutCredentialInput in;
-  in.provider = "aws";
-  in.profile = profile;
-  in.values.emplace("access_key_id", SecretBytes(key_id));
-  in.values.emplace("secret_access_key", SecretBytes(secret));
-  return in;
-}
-
-constexpr char kKeyId2[] = "AKIAI44QH8DHBEXAMPLE";
-constexpr char kSecret2[] = "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY";
 
 TEST_F(CredentialManagerTest, HistoryListsVersionsWithoutValues) {
   ASSERT_TRUE(manager_->Put(Aws()).ok());

@@ -284,6 +284,31 @@ TEST_F(RequestManagerTest, ApproveWithValuesStoresThemAndGrants) {
   EXPECT_TRUE(requests_->PendingRequests().empty());
 }
 
+// An approval with values stores a new version: the next read sees it, and
+// no answer read before it still holds (CredentialManager::AnswerLife).
+TEST_F(RequestManagerTest, AnApprovalWithValuesIsSeenByTheNextRead) {
+  StoreAws();
+  Attach("s1");
+  CredentialManager::AnswerLife life;
+  absl::StatusOr<CredentialSummary> before =
+      credentials_->Get("aws", "", 0, &life);
+  ASSERT_TRUE(before.ok()) << before.status();
+  NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));
+  EXPECT_FALSE(credentials_->StillHolds(life));  // The request's commit.
+  before = credentials_->Get("aws", "", 0, &life);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ApproveInput in;
+  in.request_id = pending.request_id;
+  in.values.emplace("access_key_id", SecretBytes("AKIAI44QH8DHBEXAMPLE"));
+  in.values.emplace("secret_access_key", SecretBytes(kSecret));
+  ASSERT_TRUE(requests_->Approve(std::move(in), approver_).ok());
+  EXPECT_FALSE(credentials_->StillHolds(life));
+  absl::StatusOr<CredentialSummary> after = credentials_->Get("aws", "", 0);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->version, before->version + 1);
+  EXPECT_NE(after->fingerprint, before->fingerprint);
+}
+
 TEST_F(RequestManagerTest, InvalidValuesKeepTheRequestPending) {
   Attach("s1");
   NeedUpdate pending = *requests_->SubmitNeed("s1", agent_, AwsNeed("n1"));

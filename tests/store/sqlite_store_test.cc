@@ -1834,6 +1834,43 @@ TEST_F(SqliteStoreTest, LatestVersionsWrittenOrReadAreAnsweredFromMemory) {
   ExpectSameRecord(*got, again);
 }
 
+// The index is the broker's one cache of credential facts: each kind of
+// commit keeps it current, and those that change no credential row (an
+// approval's flow write, a metadata value such as a default profile) leave
+// its entries answering from memory.
+TEST_F(SqliteStoreTest, EveryKindOfCommitKeepsTheIndexCurrent) {
+  Put("aws", "default");
+  Put("aws", "other");
+  auto from_memory = [&](const char* profile, int64_t version,
+                         const char* what) {
+    const Store::ReadStats before = store_->GetReadStats();
+    absl::StatusOr<CredentialRecord> got =
+        store_->GetCredential("aws", profile, 0);
+    ASSERT_TRUE(got.ok()) << what << ": " << got.status();
+    EXPECT_EQ(got->version, version) << what;
+    EXPECT_EQ(got->sealed, SealedFor("aws", profile, version)) << what;
+    EXPECT_EQ(store_->GetReadStats().latest_from_memory,
+              before.latest_from_memory + 1)
+        << what;
+  };
+  from_memory("default", 1, "a new version");
+  ASSERT_TRUE(store_->PutMeta("default_profile/aws", "other").ok());
+  from_memory("default", 1, "after a metadata value");
+  FlowWrite flow;
+  AuditRecord event;
+  event.kind = "request.approved";
+  flow.audit.push_back(event);
+  ASSERT_TRUE(store_->WriteFlow(flow, ChainHash).ok());
+  from_memory("default", 1, "after a flow write");
+  Put("aws", "default");
+  from_memory("default", 2, "a newer version");
+  from_memory("other", 1, "another profile's entry");
+  ASSERT_TRUE(store_->DeleteCredential("aws", "default").ok());
+  EXPECT_TRUE(
+      absl::IsNotFound(store_->GetCredential("aws", "default", 0).status()));
+  from_memory("other", 1, "after another profile's deletion");
+}
+
 TEST_F(SqliteStoreTest, AWriteRolledBackLeavesTheKeptVersion) {
   const CredentialRecord first = Put("aws", "default");
   auto failing =
