@@ -21,13 +21,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
-#include "broker/common/errors.h"
-#include "broker/common/files.h"
-#include "broker/common/locked_memory.h"
 #include "broker/daemon/lifecycle.h"
 #include "broker/daemon/setup.h"
 #include "broker/passkey_flags.h"
 #include "broker/rpc/tls_setup.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/locked_memory.h"
 
 ABSL_FLAG(std::string, data_dir, "",
           "Data directory (default $CREDBROKER_DATA_DIR, else "

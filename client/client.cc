@@ -4,10 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "broker/common/files.h"
-#include "broker/common/secret.h"
-#include "broker/rpc/status.h"
 #include "client/internal/channel.h"
+#include "common/files.h"
+#include "common/secret.h"
+#include "common/status.h"
 #include "credbroker/v1/credential_service.grpc.pb.h"
 #include "credbroker/v1/lock_service.grpc.pb.h"
 

@@ -11,9 +11,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/crypto/password_hash.h"
+#include "common/errors.h"
 
 namespace credbroker {
 namespace {

@@ -35,13 +35,13 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
 #include "broker/core/sealed_record.h"
 #include "broker/crypto/crypto.h"
 #include "broker/store/store.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

@@ -4,9 +4,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/crypto/crypto.h"
+#include "common/errors.h"
 
 namespace credbroker {
 namespace {

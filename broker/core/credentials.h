@@ -16,11 +16,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
 #include "broker/core/caller.h"
 #include "broker/crypto/crypto.h"
 #include "broker/providers/registry.h"
 #include "broker/store/store.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

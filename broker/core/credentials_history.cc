@@ -5,12 +5,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/core/credentials_internal.h"
 #include "broker/core/record_codec.h"
+#include "common/errors.h"
 
 namespace credbroker {
 

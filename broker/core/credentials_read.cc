@@ -12,10 +12,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/core/credentials.h"
 #include "broker/core/credentials_internal.h"
+#include "common/errors.h"
 
 namespace credbroker {
 

@@ -13,10 +13,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "broker/common/errors.h"
-#include "broker/common/files.h"
 #include "broker/common/status_macros.h"
 #include "broker/core/audit.h"
+#include "common/errors.h"
+#include "common/files.h"
 
 namespace credbroker {
 namespace {

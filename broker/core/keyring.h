@@ -11,10 +11,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "broker/common/secret.h"
 #include "broker/core/caller.h"
 #include "broker/crypto/crypto.h"
 #include "broker/store/store.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

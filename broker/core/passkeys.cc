@@ -8,8 +8,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "broker/common/json.h"
 #include "broker/common/status_macros.h"
+#include "common/json.h"
 
 namespace credbroker {
 namespace {

@@ -32,13 +32,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
 #include "broker/core/approval_pin.h"
 #include "broker/core/audit.h"
 #include "broker/core/sealed_record.h"
 #include "broker/crypto/crypto.h"
 #include "broker/crypto/webauthn.h"
 #include "broker/store/store.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

@@ -7,12 +7,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
-#include "broker/common/text.h"
 #include "broker/core/requests.h"
 #include "broker/core/requests_internal.h"
 #include "broker/crypto/crypto.h"
+#include "common/errors.h"
+#include "common/text.h"
 
 namespace credbroker {
 

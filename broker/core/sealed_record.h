@@ -15,10 +15,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "broker/common/secret.h"
 #include "broker/core/audit.h"
 #include "broker/crypto/crypto.h"
 #include "broker/store/store.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

@@ -19,8 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "broker/common/files.h"
 #include "broker/common/status_macros.h"
+#include "common/files.h"
 
 namespace credbroker {
 namespace {

@@ -12,9 +12,9 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "broker/common/json.h"
 #include "broker/common/status_macros.h"
 #include "broker/crypto/crypto.h"
+#include "common/json.h"
 
 namespace credbroker {
 namespace {

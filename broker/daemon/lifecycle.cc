@@ -13,15 +13,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "broker/common/errors.h"
 #include "broker/common/executor.h"
-#include "broker/common/files.h"
 #include "broker/common/status_macros.h"
 #include "broker/core/keyring.h"
 #include "broker/daemon/passphrase_input.h"
 #include "broker/providers/registry.h"
 #include "broker/rpc/locked_services.h"
 #include "broker/store/sqlite_store.h"
+#include "common/errors.h"
+#include "common/files.h"
 
 namespace credbroker {
 namespace {

@@ -6,7 +6,7 @@
 #define CREDBROKER_BROKER_DAEMON_PASSPHRASE_INPUT_H_
 
 #include "absl/status/statusor.h"
-#include "broker/common/secret.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

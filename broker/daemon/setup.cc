@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "broker/common/files.h"
 #include "broker/rpc/peer.h"
 #include "broker/store/sqlite_store.h"
+#include "common/files.h"
 
 namespace credbroker {
 

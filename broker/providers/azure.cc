@@ -7,9 +7,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "broker/common/errors.h"
-#include "broker/common/json.h"
 #include "broker/providers/checks.h"
+#include "common/errors.h"
+#include "common/json.h"
 
 namespace credbroker {
 namespace providers_internal {

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "broker/common/errors.h"
+#include "common/errors.h"
 
 namespace credbroker {
 namespace providers_internal {

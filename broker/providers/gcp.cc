@@ -9,9 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "broker/common/errors.h"
-#include "broker/common/json.h"
 #include "broker/providers/checks.h"
+#include "common/errors.h"
+#include "common/json.h"
 
 namespace credbroker {
 namespace providers_internal {

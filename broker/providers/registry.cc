@@ -2,8 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "broker/common/errors.h"
 #include "broker/providers/checks.h"
+#include "common/errors.h"
 
 namespace credbroker {
 

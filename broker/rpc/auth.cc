@@ -8,8 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "broker/common/secret.h"
 #include "broker/crypto/crypto.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

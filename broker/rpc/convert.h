@@ -5,10 +5,10 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
 #include "broker/providers/provider.h"
+#include "common/secret.h"
 #include "credbroker/v1/credential_broker.pb.h"
 #include "credbroker/v1/types.pb.h"
 #include "google/protobuf/duration.pb.h"

@@ -15,11 +15,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/arena_allocator.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/unary.h"
+#include "common/errors.h"
 
 namespace credbroker {
 namespace {

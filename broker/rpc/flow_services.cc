@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/errors.h"
-#include "broker/common/secret.h"
 #include "broker/common/status_macros.h"
 #include "broker/crypto/crypto.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/stream_reactor.h"
 #include "broker/rpc/wire.h"
+#include "common/errors.h"
+#include "common/secret.h"
 
 namespace credbroker {
 namespace {

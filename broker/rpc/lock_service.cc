@@ -4,10 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/convert.h"
-#include "broker/rpc/status.h"
+#include "common/errors.h"
+#include "common/status.h"
 
 namespace credbroker {
 

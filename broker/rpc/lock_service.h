@@ -14,9 +14,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/unary.h"
+#include "common/secret.h"
 #include "credbroker/v1/lock_service.grpc.pb.h"
 
 namespace credbroker {

@@ -5,13 +5,13 @@
 #include <utility>
 #include <vector>
 
-#include "broker/common/errors.h"
 #include "broker/common/status_macros.h"
 #include "broker/core/credentials.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/lock_service.h"
-#include "broker/rpc/status.h"
 #include "broker/rpc/stream_reactor.h"
+#include "common/errors.h"
+#include "common/status.h"
 #include "credbroker/v1/approval_service.pb.h"
 #include "credbroker/v1/credential_service.pb.h"
 

@@ -4,11 +4,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/secret.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/credential_service.h"
 #include "broker/rpc/flow_services.h"
+#include "common/secret.h"
 
 namespace credbroker {
 namespace {

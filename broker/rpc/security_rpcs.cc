@@ -4,10 +4,10 @@
 #include <string>
 
 #include "absl/time/clock.h"
-#include "broker/common/secret.h"
 #include "broker/common/status_macros.h"
 #include "broker/rpc/convert.h"
 #include "broker/rpc/credential_service.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

@@ -16,13 +16,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "broker/common/executor.h"
-#include "broker/common/secret.h"
 #include "broker/core/credentials.h"
 #include "broker/core/requests.h"
 #include "broker/providers/registry.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/lock_service.h"
 #include "broker/rpc/unary.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

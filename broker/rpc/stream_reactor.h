@@ -23,8 +23,8 @@
 #include "broker/common/executor.h"
 #include "broker/common/tsan.h"
 #include "broker/rpc/outbox.h"
-#include "broker/rpc/status.h"
 #include "broker/rpc/streams.h"
+#include "common/status.h"
 
 namespace credbroker {
 

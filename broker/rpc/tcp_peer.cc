@@ -17,7 +17,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "broker/common/files.h"
+#include "common/files.h"
 
 namespace credbroker {
 namespace {

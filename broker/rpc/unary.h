@@ -25,7 +25,7 @@
 #include "broker/core/refusal_audit.h"
 #include "broker/rpc/auth.h"
 #include "broker/rpc/peer.h"
-#include "broker/rpc/status.h"
+#include "common/status.h"
 
 namespace credbroker {
 

@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "broker/common/secret.h"
-#include "broker/common/text.h"
+#include "common/secret.h"
+#include "common/text.h"
 
 namespace credbroker {
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "broker/common/errors.h"
+#include "common/errors.h"
 #include "credbroker/v1/credential_broker.pb.h"
 
 namespace credbroker {

@@ -16,8 +16,8 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "broker/common/errors.h"
-#include "broker/common/secret.h"
+#include "common/errors.h"
+#include "common/secret.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace credbroker {

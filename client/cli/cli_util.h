@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "broker/common/secret.h"
 #include "client/credbroker/client.h"
+#include "common/secret.h"
 #include "credbroker/v1/types.pb.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/repeated_field.h"

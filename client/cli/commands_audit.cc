@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "broker/common/text.h"
+#include "common/text.h"
 
 namespace credbroker {
 namespace cli {

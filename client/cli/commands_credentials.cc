@@ -14,7 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "broker/common/files.h"
+#include "common/files.h"
 
 namespace credbroker {
 namespace cli {

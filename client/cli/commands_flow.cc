@@ -16,9 +16,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "broker/common/files.h"
-#include "broker/common/text.h"
 #include "client/cli/commands_flow_internal.h"
+#include "common/files.h"
+#include "common/text.h"
 
 namespace credbroker {
 namespace cli {

@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "broker/common/secret.h"
-#include "broker/common/text.h"
 #include "client/cli/commands_flow_internal.h"
+#include "common/secret.h"
+#include "common/text.h"
 
 namespace credbroker {
 namespace cli {

@@ -13,10 +13,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
-#include "broker/common/text.h"
 #include "client/cli/commands_flow_internal.h"
 #include "client/credbroker/agent.h"
+#include "common/secret.h"
+#include "common/text.h"
 
 namespace credbroker {
 namespace cli {

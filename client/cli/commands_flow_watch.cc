@@ -15,9 +15,9 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
-#include "broker/common/text.h"
 #include "client/cli/commands_flow_internal.h"
+#include "common/secret.h"
+#include "common/text.h"
 
 namespace credbroker {
 namespace cli {

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/secret.h"
+#include "common/secret.h"
 
 namespace credbroker {
 namespace cli {

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/secret.h"
 #include "client/credbroker/client.h"
+#include "common/secret.h"
 
 namespace credbroker {
 namespace cli {

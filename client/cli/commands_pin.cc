@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "broker/common/secret.h"
+#include "common/secret.h"
 
 namespace credbroker {
 namespace cli {

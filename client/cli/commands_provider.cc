@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "broker/common/json.h"
 #include "client/credbroker/client.h"
+#include "common/json.h"
 
 namespace credbroker {
 namespace cli {

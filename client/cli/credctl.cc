@@ -35,10 +35,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "broker/common/errors.h"
-#include "broker/common/files.h"
-#include "broker/common/secret.h"
-#include "broker/common/text.h"
 #include "client/cli/cli_util.h"
 #include "client/cli/commands_audit.h"
 #include "client/cli/commands_credentials.h"
@@ -49,6 +45,10 @@
 #include "client/cli/commands_provider.h"
 #include "client/credbroker/client.h"
 #include "client/internal/channel.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/secret.h"
+#include "common/text.h"
 #include "grpc/grpc.h"
 
 namespace credbroker {

@@ -2,7 +2,7 @@
 // its Unix socket or loopback TCP, with the bearer token attached and a
 // deadline on every call. No gRPC type appears here; errors are
 // absl::Status with the broker's code and message, and field violations
-// readable with credbroker::GetFieldViolations (broker/common/errors.h).
+// readable with credbroker::GetFieldViolations (common/errors.h).
 //
 // A client is safe to use from several threads at once.
 #ifndef CREDBROKER_CLIENT_CREDBROKER_CLIENT_H_
@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "broker/common/secret.h"
+#include "common/secret.h"
 #include "credbroker/v1/credential_service.pb.h"
 #include "credbroker/v1/lock_service.pb.h"
 

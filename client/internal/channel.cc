@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "broker/rpc/status.h"
+#include "common/status.h"
 
 namespace credbroker {
 namespace client {

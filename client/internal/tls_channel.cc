@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/files.h"
-#include "broker/common/secret.h"
 #include "client/internal/channel.h"
+#include "common/files.h"
+#include "common/secret.h"
 
 namespace credbroker {
 namespace client {

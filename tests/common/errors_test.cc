@@ -1,4 +1,4 @@
-#include "broker/common/errors.h"
+#include "common/errors.h"
 
 #include "gtest/gtest.h"
 

@@ -1,4 +1,4 @@
-#include "broker/common/json.h"
+#include "common/json.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "broker/common/locked_memory.h"
+#include "common/locked_memory.h"
 
 #include <sys/mman.h>
 
@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "broker/common/secret.h"
+#include "common/secret.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

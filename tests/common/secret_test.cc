@@ -1,4 +1,4 @@
-#include "broker/common/secret.h"
+#include "common/secret.h"
 
 #include <ostream>
 #include <string>

@@ -7,9 +7,9 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "broker/common/errors.h"
 #include "broker/crypto/password_hash.h"
 #include "broker/store/sqlite_store.h"
+#include "common/errors.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

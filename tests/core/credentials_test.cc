@@ -14,9 +14,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "broker/common/errors.h"
 #include "broker/crypto/crypto.h"
 #include "broker/store/sqlite_store.h"
+#include "common/errors.h"
 #include "gtest/gtest.h"
 #include "tests/core/forwarding_store.h"
 

@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include "absl/strings/match.h"
-#include "broker/common/files.h"
 #include "broker/core/audit.h"
 #include "broker/store/sqlite_store.h"
+#include "common/files.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

@@ -10,10 +10,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "broker/common/errors.h"
 #include "broker/core/row_mac.h"
 #include "broker/store/spilling_store.h"
 #include "broker/store/sqlite_store.h"
+#include "common/errors.h"
 #include "gtest/gtest.h"
 #include "tests/core/forwarding_store.h"
 

@@ -10,8 +10,8 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "broker/common/json.h"
 #include "broker/crypto/webauthn.h"
+#include "common/json.h"
 
 namespace credbroker {
 namespace {

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "broker/common/files.h"
 #include "broker/crypto/crypto.h"
 #include "broker/crypto/password_hash.h"
+#include "common/files.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

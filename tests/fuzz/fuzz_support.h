@@ -17,8 +17,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "broker/common/errors.h"
 #include "broker/providers/provider.h"
+#include "common/errors.h"
 
 namespace credbroker {
 namespace fuzz {

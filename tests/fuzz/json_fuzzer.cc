@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "broker/common/json.h"
+#include "common/json.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace credbroker {

@@ -12,10 +12,10 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "broker/common/json.h"
 #include "broker/providers/checks.h"
 #include "broker/providers/provider.h"
 #include "broker/providers/registry.h"
+#include "common/json.h"
 #include "tests/fuzz/fuzz_support.h"
 
 #ifndef KEYFILE_PROVIDER

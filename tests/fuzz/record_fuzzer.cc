@@ -12,9 +12,9 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "broker/common/secret.h"
 #include "broker/core/record_codec.h"
 #include "broker/crypto/crypto.h"
+#include "common/secret.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace credbroker {

@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "broker/common/errors.h"
+#include "common/errors.h"
 #include "credbroker/v1/credential_service.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_process.h"

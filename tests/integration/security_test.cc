@@ -13,10 +13,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "broker/common/files.h"
 #include "broker/crypto/tls_cert.h"
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
+#include "common/files.h"
 #include "tests/integration/broker_fixture.h"
 
 namespace credbroker {

@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
-#include "broker/rpc/status.h"
 #include "client/credbroker/approval.h"
+#include "common/status.h"
 #include "credbroker/v1/credential_broker.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

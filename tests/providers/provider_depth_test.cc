@@ -10,9 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "broker/common/json.h"
 #include "broker/providers/provider.h"
 #include "broker/providers/registry.h"
+#include "common/json.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

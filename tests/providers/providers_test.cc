@@ -11,10 +11,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "broker/common/errors.h"
-#include "broker/common/json.h"
 #include "broker/providers/provider.h"
 #include "broker/providers/registry.h"
+#include "common/errors.h"
+#include "common/json.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

@@ -7,8 +7,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
-#include "broker/common/files.h"
 #include "broker/crypto/tls_cert.h"
+#include "common/files.h"
 #include "gtest/gtest.h"
 
 namespace credbroker {

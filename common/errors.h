@@ -1,8 +1,8 @@
 // Status helpers shared by every layer: INVALID_ARGUMENT statuses that carry
 // per-field violations (converted to google.rpc.BadRequest at the gRPC
 // boundary), without any protobuf or gRPC type in core code.
-#ifndef CREDBROKER_BROKER_COMMON_ERRORS_H_
-#define CREDBROKER_BROKER_COMMON_ERRORS_H_
+#ifndef CREDBROKER_COMMON_ERRORS_H_
+#define CREDBROKER_COMMON_ERRORS_H_
 
 #include <string>
 #include <vector>
@@ -30,4 +30,4 @@ void SetFieldViolations(absl::Status& status,
 
 }  // namespace credbroker
 
-#endif  // CREDBROKER_BROKER_COMMON_ERRORS_H_
+#endif  // CREDBROKER_COMMON_ERRORS_H_

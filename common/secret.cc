@@ -1,11 +1,11 @@
-#include "broker/common/secret.h"
+#include "common/secret.h"
 
 #include <sodium.h>
 
 #include <cstring>
 #include <utility>
 
-#include "broker/common/locked_memory.h"
+#include "common/locked_memory.h"
 
 namespace credbroker {
 

@@ -2,8 +2,8 @@
 // writes it (the need's action and context), so it must not be able to
 // redraw the prompt (ESC sequences, CR), hide text (NUL) or reorder it
 // (bidirectional overrides). Thread-safe, no state.
-#ifndef CREDBROKER_BROKER_COMMON_TEXT_H_
-#define CREDBROKER_BROKER_COMMON_TEXT_H_
+#ifndef CREDBROKER_COMMON_TEXT_H_
+#define CREDBROKER_COMMON_TEXT_H_
 
 #include <optional>
 #include <string>
@@ -28,4 +28,4 @@ std::string EscapeForTerminal(absl::string_view text);
 
 }  // namespace credbroker
 
-#endif  // CREDBROKER_BROKER_COMMON_TEXT_H_
+#endif  // CREDBROKER_COMMON_TEXT_H_

@@ -1,4 +1,4 @@
-#include "broker/common/locked_memory.h"
+#include "common/locked_memory.h"
 
 #include <sodium.h>
 #include <sys/mman.h>

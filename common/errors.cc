@@ -1,4 +1,4 @@
-#include "broker/common/errors.h"
+#include "common/errors.h"
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_split.h"

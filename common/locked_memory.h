@@ -14,8 +14,8 @@
 // Locking is best effort: when RLIMIT_MEMLOCK is reached the memory is still
 // handed out, only not locked (LockedMemoryStats says how much); a daemon
 // checks at start with ReserveLockedMemory.
-#ifndef CREDBROKER_BROKER_COMMON_LOCKED_MEMORY_H_
-#define CREDBROKER_BROKER_COMMON_LOCKED_MEMORY_H_
+#ifndef CREDBROKER_COMMON_LOCKED_MEMORY_H_
+#define CREDBROKER_COMMON_LOCKED_MEMORY_H_
 
 #include <cstddef>
 
@@ -48,4 +48,4 @@ absl::Status ReserveLockedMemory(size_t bytes);
 
 }  // namespace credbroker
 
-#endif  // CREDBROKER_BROKER_COMMON_LOCKED_MEMORY_H_
+#endif  // CREDBROKER_COMMON_LOCKED_MEMORY_H_

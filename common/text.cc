@@ -1,4 +1,4 @@
-#include "broker/common/text.h"
+#include "common/text.h"
 
 #include <cstdint>
 #include <optional>

@@ -7,8 +7,8 @@
 // accident; Reveal() is the one explicit way to read it. A SecretBytes is a
 // value type: copies are deep and each copy is wiped on its own. Not
 // thread-safe for concurrent mutation.
-#ifndef CREDBROKER_BROKER_COMMON_SECRET_H_
-#define CREDBROKER_BROKER_COMMON_SECRET_H_
+#ifndef CREDBROKER_COMMON_SECRET_H_
+#define CREDBROKER_COMMON_SECRET_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -67,4 +67,4 @@ void WipeString(std::string& s);
 
 }  // namespace credbroker
 
-#endif  // CREDBROKER_BROKER_COMMON_SECRET_H_
+#endif  // CREDBROKER_COMMON_SECRET_H_

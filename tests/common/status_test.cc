@@ -1,6 +1,6 @@
-#include "broker/rpc/status.h"
+#include "common/status.h"
 
-#include "broker/common/errors.h"
+#include "common/errors.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"

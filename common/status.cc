@@ -1,9 +1,9 @@
-#include "broker/rpc/status.h"
+#include "common/status.h"
 
 #include <string>
 #include <vector>
 
-#include "broker/common/errors.h"
+#include "common/errors.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 

@@ -1,8 +1,8 @@
 // The one place where absl::Status becomes grpc::Status (and back, for the
 // client). Field violations travel as google.rpc.BadRequest inside the
 // google.rpc.Status of the grpc-status-details-bin trailer.
-#ifndef CREDBROKER_BROKER_RPC_STATUS_H_
-#define CREDBROKER_BROKER_RPC_STATUS_H_
+#ifndef CREDBROKER_COMMON_STATUS_H_
+#define CREDBROKER_COMMON_STATUS_H_
 
 #include <grpcpp/support/status.h>
 
@@ -15,4 +15,4 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace credbroker
 
-#endif  // CREDBROKER_BROKER_RPC_STATUS_H_
+#endif  // CREDBROKER_COMMON_STATUS_H_

@@ -12,8 +12,8 @@
 // JsonValue is an immutable-after-parse value type; distinct values may be
 // used from different threads. String contents are wiped when a JsonValue is
 // destroyed (best effort: a parse may hold a secret such as a PEM key).
-#ifndef CREDBROKER_BROKER_COMMON_JSON_H_
-#define CREDBROKER_BROKER_COMMON_JSON_H_
+#ifndef CREDBROKER_COMMON_JSON_H_
+#define CREDBROKER_COMMON_JSON_H_
 
 #include <cstddef>
 #include <optional>
@@ -112,4 +112,4 @@ std::string JsonQuote(absl::string_view s);
 
 }  // namespace credbroker
 
-#endif  // CREDBROKER_BROKER_COMMON_JSON_H_
+#endif  // CREDBROKER_COMMON_JSON_H_

@@ -1,4 +1,4 @@
-#include "broker/common/json.h"
+#include "common/json.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "broker/common/secret.h"
+#include "common/secret.h"
 
 namespace credbroker {
 

@@ -1,7 +1,7 @@
 // Small filesystem helpers for the data directory: private directories,
 // private files written atomically, the single-broker lock.
-#ifndef CREDBROKER_BROKER_COMMON_FILES_H_
-#define CREDBROKER_BROKER_COMMON_FILES_H_
+#ifndef CREDBROKER_COMMON_FILES_H_
+#define CREDBROKER_COMMON_FILES_H_
 
 #include <sys/types.h>
 
@@ -49,4 +49,4 @@ class LockFile {
 
 }  // namespace credbroker
 
-#endif  // CREDBROKER_BROKER_COMMON_FILES_H_
+#endif  // CREDBROKER_COMMON_FILES_H_
