@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -109,73 +110,71 @@ class ProviderCli {
         "the store with a passphrase: credctl rekey --to=passphrase");
   }
 
-  int Doctor() {
-    if (args_.positional.size() > 1)
-      return UsageError("doctor takes at most one PROVIDER");
-    const std::string provider =
-        args_.positional.empty() ? "" : args_.positional[0];
-    const std::string profile = args_.Flag("profile");
-    const std::string store_warning = StoreKeyWarning();
-    if (!store_warning.empty() && !json())
-      std::cout << "warning: " << store_warning << "\n";
+  using Target = std::pair<std::string, std::string>;  // provider, profile
 
-    // Which provider/profile pairs to diagnose.
-    std::vector<std::pair<std::string, std::string>> targets;
+  // Which provider/profile pairs doctor diagnoses: the one named, else
+  // every stored one (of `provider` when named, of --profile when given).
+  absl::StatusOr<std::vector<Target>> DoctorTargets(
+      const std::string& provider) {
+    const std::string profile = args_.Flag("profile");
+    std::vector<Target> targets;
     if (!provider.empty() && args_.Has("profile")) {
       targets.emplace_back(provider, profile);
-    } else {
-      absl::StatusOr<std::vector<v1::CredentialSummary>> stored =
-          ListStored(provider);
-      if (!stored.ok()) return PrintError(stored.status());
-      for (const v1::CredentialSummary& c : *stored) {
-        if (args_.Has("profile") && c.profile() != profile) continue;
-        targets.emplace_back(c.provider(), c.profile());
-      }
+      return targets;
     }
+    absl::StatusOr<std::vector<v1::CredentialSummary>> stored =
+        ListStored(provider);
+    if (!stored.ok()) return stored.status();
+    for (const v1::CredentialSummary& c : *stored) {
+      if (args_.Has("profile") && c.profile() != profile) continue;
+      targets.emplace_back(c.provider(), c.profile());
+    }
+    return targets;
+  }
 
+  absl::StatusOr<std::vector<Diagnosis>> Diagnose(
+      const std::vector<Target>& targets) {
     std::vector<Diagnosis> results;
-    for (const auto& [p, prof] : targets) {
+    for (const auto& [provider, profile] : targets) {
       v1::ValidateCredentialRequest req;
-      req.set_provider(p);
-      req.set_profile(prof);
+      req.set_provider(provider);
+      req.set_profile(profile);
       absl::StatusOr<v1::ValidateCredentialResponse> r =
           client_->ValidateCredential(req);
-      if (!r.ok()) return PrintError(r.status());
-      results.push_back({p, std::move(*r)});
+      if (!r.ok()) return r.status();
+      results.push_back({provider, std::move(*r)});
     }
-    int not_ready = 0;
-    for (const Diagnosis& d : results) {
-      if (d.response.readiness() != v1::READINESS_READY) ++not_ready;
-    }
-    // Nothing stored for a provider that was named: it cannot be ready.
-    const bool named_but_empty = !provider.empty() && results.empty();
-    const int code = (not_ready > 0 || named_but_empty) ? 1 : 0;
+    return results;
+  }
 
-    if (json()) {
-      std::vector<std::string> items;
-      for (const Diagnosis& d : results) {
-        items.push_back(absl::StrCat(
-            "{\"provider\": ", JsonQuote(d.provider),
-            ", \"diagnosis\": ", ToJson(d.response, /*compact=*/true), "}"));
-      }
-      std::cout << "{\"all_ready\": " << (code == 0 ? "true" : "false")
-                << ", \"store_warning\": " << JsonQuote(store_warning)
-                << ", \"credentials\": [" << absl::StrJoin(items, ",\n  ")
-                << "]}\n";
-      return code;
+  void PrintDoctorJson(const std::vector<Diagnosis>& results, bool all_ready,
+                       const std::string& store_warning) {
+    std::vector<std::string> items;
+    for (const Diagnosis& d : results) {
+      items.push_back(absl::StrCat(
+          "{\"provider\": ", JsonQuote(d.provider),
+          ", \"diagnosis\": ", ToJson(d.response, /*compact=*/true), "}"));
     }
+    std::cout << "{\"all_ready\": " << (all_ready ? "true" : "false")
+              << ", \"store_warning\": " << JsonQuote(store_warning)
+              << ", \"credentials\": [" << absl::StrJoin(items, ",\n  ")
+              << "]}\n";
+  }
+
+  void PrintDoctorText(const std::vector<Diagnosis>& results,
+                       const std::string& provider, int not_ready) {
     if (results.empty()) {
-      if (provider.empty()) {
-        std::cout << (args_.Has("profile")
-                          ? absl::StrCat("No credentials stored under profile ",
-                                         profile, ".\n")
-                          : "No credentials configured. Add one with "
-                            "`credctl set PROVIDER`.\n");
-      } else {
+      if (!provider.empty()) {
         std::cout << provider << ": nothing stored. Add it with `credctl set "
                   << provider << "`.\n";
+      } else if (args_.Has("profile")) {
+        std::cout << "No credentials stored under profile "
+                  << args_.Flag("profile") << ".\n";
+      } else {
+        std::cout << "No credentials configured. Add one with "
+                     "`credctl set PROVIDER`.\n";
       }
-      return code;
+      return;
     }
     for (const Diagnosis& d : results) PrintDiagnosis(d);
     if (results.size() > 1) {
@@ -183,6 +182,33 @@ class ProviderCli {
                 << (not_ready == 0 ? "all ready"
                                    : absl::StrCat(not_ready, " not ready"))
                 << ".\n";
+    }
+  }
+
+  // Exit code 1 when a credential is not ready, or nothing is stored for a
+  // provider that was named (it cannot be ready).
+  int Doctor() {
+    if (args_.positional.size() > 1)
+      return UsageError("doctor takes at most one PROVIDER");
+    const std::string provider =
+        args_.positional.empty() ? "" : args_.positional[0];
+    const std::string store_warning = StoreKeyWarning();
+    if (!store_warning.empty() && !json())
+      std::cout << "warning: " << store_warning << "\n";
+    absl::StatusOr<std::vector<Target>> targets = DoctorTargets(provider);
+    if (!targets.ok()) return PrintError(targets.status());
+    absl::StatusOr<std::vector<Diagnosis>> results = Diagnose(*targets);
+    if (!results.ok()) return PrintError(results.status());
+    int not_ready = 0;
+    for (const Diagnosis& d : *results) {
+      if (d.response.readiness() != v1::READINESS_READY) ++not_ready;
+    }
+    const bool named_but_empty = !provider.empty() && results->empty();
+    const int code = (not_ready > 0 || named_but_empty) ? 1 : 0;
+    if (json()) {
+      PrintDoctorJson(*results, code == 0, store_warning);
+    } else {
+      PrintDoctorText(*results, provider, not_ready);
     }
     return code;
   }
