@@ -2,6 +2,8 @@
 # Checks that every C++ source and header follows .clang-format (Debian 12's
 # clang-format 14). Lists the files that do not and exits 1; fix them with
 #   git ls-files '*.cc' '*.h' | xargs clang-format -i
+# Also checks that the client stands alone: nothing under client/ includes
+# a header under broker/ (what both share is in common/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(git ls-files '*.cc' '*.h')
@@ -16,3 +18,8 @@ if [ "${#bad[@]}" -gt 0 ]; then
   exit 1
 fi
 echo "check_format: ${#files[@]} C++ files follow .clang-format"
+if git grep -n '#include "broker/' -- client/ >&2; then
+  echo "check_format: client/ includes broker/ headers (move what both" \
+    "need to common/)" >&2
+  exit 1
+fi
