@@ -18,23 +18,6 @@
 namespace credbroker {
 namespace {
 
-// The answer to a need SubmitNeed refused: the need alone is rejected.
-v1::NeedUpdate RejectedNeed(const std::string& need_id,
-                            const absl::Status& status) {
-  v1::NeedUpdate u;
-  u.set_need_id(need_id);
-  u.set_state(v1::REQUEST_STATE_REJECTED);
-  u.set_error_code(absl::StatusCodeToString(status.code()));
-  u.set_reason(std::string(status.message()));
-  for (const FieldViolation& v : GetFieldViolations(status)) {
-    v1::Finding* f = u.add_field_errors();
-    f->set_field(v.field);
-    f->set_severity(v1::SEVERITY_ERROR);
-    f->set_message(v.description);
-  }
-  return u;
-}
-
 using RawBidiReactor =
     grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
 
@@ -105,22 +88,14 @@ class SessionReactor : public OutboxReactor<RawBidiReactor, grpc::ByteBuffer> {
   // SessionRequest, end the session with INVALID_ARGUMENT.
   void Parse(const grpc::ByteBuffer& bytes) {
     v1::SessionRequest message;
-    std::vector<FieldViolation> invalid;
-    if (!ParseNamingInvalidUtf8(bytes, &message, &invalid)) {
-      outbox().CloseNow(ToGrpcStatus(absl::InvalidArgumentError(
-          "a session message must be a credbroker.v1.SessionRequest")));
-      return;
-    }
-    if (invalid.empty()) {
+    absl::Status parsed = ParseAgentMessage(bytes, &message);
+    if (parsed.ok()) {
       Handle(std::move(message));
-    } else if (message.has_need()) {
-      outbox().Push(SerializeWiped(
-          RejectedNeed(message.need().need_id(),
-                       InvalidArgumentWithViolations(
-                           "the credential need is not valid", invalid))));
+    } else if (message.has_need() && !GetFieldViolations(parsed).empty()) {
+      outbox().Push(
+          SerializeWiped(RejectedNeed(message.need().need_id(), parsed)));
     } else {
-      outbox().CloseNow(ToGrpcStatus(InvalidArgumentWithViolations(
-          "the session message is not valid", invalid)));
+      outbox().CloseNow(ToGrpcStatus(parsed));
     }
   }
 
@@ -315,15 +290,8 @@ BrokerServiceImpl::RequestCredential(grpc::CallbackServerContext* context,
   // Parsed here, not by gRPC: its parser refuses invalid UTF-8 with no word
   // on which field holds it.
   v1::RequestCredentialRequest parsed;
-  std::vector<FieldViolation> invalid;
-  if (!ParseNamingInvalidUtf8(*request, &parsed, &invalid)) {
-    return new Refused(absl::InvalidArgumentError(
-        "the request must be a credbroker.v1.RequestCredentialRequest"));
-  }
-  if (!invalid.empty()) {
-    return new Refused(InvalidArgumentWithViolations(
-        "the credential need is not valid", invalid));
-  }
+  absl::Status valid = ParseAgentMessage(*request, &parsed);
+  if (!valid.ok()) return new Refused(valid);
   return new RequestCredentialReactor(requests_, env_, streams_, *context,
                                       parsed);
 }

@@ -10,6 +10,7 @@
 #include "broker/rpc/convert.h"
 #include "broker/rpc/lock_service.h"
 #include "broker/rpc/stream_reactor.h"
+#include "broker/rpc/wire.h"
 #include "common/errors.h"
 #include "common/status.h"
 #include "credbroker/v1/approval_service.pb.h"
@@ -28,12 +29,14 @@ v1::NeedUpdate LockedUpdate(const std::string& need_id) {
   return u;
 }
 
-// The locked Session: every need gets LockedUpdate; the stream stays open
-// until the unlock ends it (the agent then reconnects).
+using RawSession = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
+using RawWriter = grpc::ServerWriteReactor<grpc::ByteBuffer>;
+
+// The locked Session: every need gets LockedUpdate (one with invalid UTF-8
+// is rejected alone, naming the fields, as when unlocked); the stream stays
+// open until the unlock ends it (the agent then reconnects).
 class LockedSessionReactor
-    : public OutboxReactor<
-          grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>,
-          v1::NeedUpdate> {
+    : public OutboxReactor<RawSession, grpc::ByteBuffer> {
  public:
   explicit LockedSessionReactor(StreamRegistry* streams)
       : OutboxReactor(streams, kMaxQueued) {
@@ -45,23 +48,30 @@ class LockedSessionReactor
       outbox().CloseAfterDrain(grpc::Status::OK);
       return;
     }
-    if (request_.has_need())
-      outbox().Push(LockedUpdate(request_.need().need_id()));
+    v1::SessionRequest message;
+    absl::Status parsed = ParseAgentMessage(request_, &message);
+    if (parsed.ok() && message.has_need()) {
+      outbox().Push(SerializeWiped(LockedUpdate(message.need().need_id())));
+    } else if (message.has_need() && !GetFieldViolations(parsed).empty()) {
+      outbox().Push(
+          SerializeWiped(RejectedNeed(message.need().need_id(), parsed)));
+    } else if (!parsed.ok()) {
+      outbox().CloseNow(ToGrpcStatus(parsed));
+      return;
+    }
     Read(&request_);
   }
 
  private:
-  v1::SessionRequest request_;
+  grpc::ByteBuffer request_;
 };
 
 // The locked RequestCredential: LockedUpdate, then open until the unlock.
-class LockedRequestReactor
-    : public OutboxReactor<grpc::ServerWriteReactor<v1::NeedUpdate>,
-                           v1::NeedUpdate> {
+class LockedRequestReactor : public OutboxReactor<RawWriter, grpc::ByteBuffer> {
  public:
   LockedRequestReactor(StreamRegistry* streams, const std::string& need_id)
       : OutboxReactor(streams, kMaxQueued) {
-    outbox().Push(LockedUpdate(need_id));
+    outbox().Push(SerializeWiped(LockedUpdate(need_id)));
   }
 };
 
@@ -175,27 +185,23 @@ class LockedReactor : public grpc::ServerGenericBidiReactor {
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 LockedBrokerService::Session(grpc::CallbackServerContext* context) {
   absl::Status allowed = Authorize(env_, *context, Role::kAgent, "Session");
-  if (!allowed.ok()) {
-    return new FinishedReactor<
-        grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>>(allowed);
-  }
+  if (!allowed.ok()) return new FinishedReactor<RawSession>(allowed);
   return new LockedSessionReactor(streams_);
 }
 
-grpc::ServerWriteReactor<v1::NeedUpdate>*
-LockedBrokerService::RequestCredential(
-    grpc::CallbackServerContext* context,
-    const v1::RequestCredentialRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>*
+LockedBrokerService::RequestCredential(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request) {
   absl::Status allowed =
       Authorize(env_, *context, Role::kAgent, "RequestCredential");
-  if (!allowed.ok()) {
-    return new FinishedReactor<grpc::ServerWriteReactor<v1::NeedUpdate>>(
-        allowed);
-  }
-  return new LockedRequestReactor(streams_, request->need().need_id());
+  if (!allowed.ok()) return new FinishedReactor<RawWriter>(allowed);
+  v1::RequestCredentialRequest parsed;
+  absl::Status valid = ParseAgentMessage(*request, &parsed);
+  if (!valid.ok()) return new FinishedReactor<RawWriter>(valid);
+  return new LockedRequestReactor(streams_, parsed.need().need_id());
 }
 
 grpc::ServerUnaryReactor* LockedBrokerService::ReleaseGrant(

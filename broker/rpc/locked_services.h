@@ -17,6 +17,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "broker/providers/registry.h"
+#include "broker/rpc/flow_services.h"
 #include "broker/rpc/streams.h"
 #include "broker/rpc/unary.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
@@ -35,16 +36,18 @@ inline constexpr char kLockedNeedMessage[] =
 inline constexpr char kUnlockedReconnect[] =
     "unlocked: reconnect now and send the need again";
 
-class LockedBrokerService final : public v1::CredentialBroker::CallbackService {
+// Session and RequestCredential are raw, as in BrokerServiceImpl, so that
+// invalid UTF-8 in a need is named here too.
+class LockedBrokerService final : public BrokerServiceBase {
  public:
   LockedBrokerService(RpcEnv env, StreamRegistry* streams)
       : env_(env), streams_(streams) {}
 
-  grpc::ServerBidiReactor<v1::SessionRequest, v1::NeedUpdate>* Session(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerWriteReactor<v1::NeedUpdate>* RequestCredential(
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* RequestCredential(
       grpc::CallbackServerContext* context,
-      const v1::RequestCredentialRequest* request) override;
+      const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ReleaseGrant(
       grpc::CallbackServerContext* context,
       const v1::ReleaseGrantRequest* request,

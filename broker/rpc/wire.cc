@@ -131,4 +131,32 @@ void WipeGrantValues(v1::NeedUpdate& update) {
   update.mutable_grant()->mutable_values()->clear();
 }
 
+absl::Status ParseAgentMessage(const grpc::ByteBuffer& bytes,
+                               google::protobuf::Message* message) {
+  std::vector<FieldViolation> invalid;
+  if (!ParseNamingInvalidUtf8(bytes, message, &invalid)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the message must be a ", message->GetDescriptor()->full_name()));
+  }
+  if (invalid.empty()) return absl::OkStatus();
+  return InvalidArgumentWithViolations(
+      "the message holds text that is not valid UTF-8", invalid);
+}
+
+v1::NeedUpdate RejectedNeed(const std::string& need_id,
+                            const absl::Status& status) {
+  v1::NeedUpdate u;
+  u.set_need_id(need_id);
+  u.set_state(v1::REQUEST_STATE_REJECTED);
+  u.set_error_code(absl::StatusCodeToString(status.code()));
+  u.set_reason(std::string(status.message()));
+  for (const FieldViolation& v : GetFieldViolations(status)) {
+    v1::Finding* f = u.add_field_errors();
+    f->set_field(v.field);
+    f->set_severity(v1::SEVERITY_ERROR);
+    f->set_message(v.description);
+  }
+  return u;
+}
+
 }  // namespace credbroker

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/errors.h"
 #include "credbroker/v1/credential_broker.pb.h"
 
@@ -26,6 +27,19 @@ namespace credbroker {
 bool ParseNamingInvalidUtf8(const grpc::ByteBuffer& bytes,
                             google::protobuf::Message* out,
                             std::vector<FieldViolation>* invalid_utf8);
+
+// An agent's stream message (a SessionRequest, a RequestCredentialRequest)
+// parsed from `bytes`: INVALID_ARGUMENT when they are not one at all, or
+// with a field violation for each string field holding invalid UTF-8
+// (`message` is parsed all the same, so that a need can be refused by its
+// id: RejectedNeed).
+absl::Status ParseAgentMessage(const grpc::ByteBuffer& bytes,
+                               google::protobuf::Message* message);
+
+// The answer to a need refused with `status` (its field violations become
+// field_errors): the need alone is rejected, the session goes on.
+v1::NeedUpdate RejectedNeed(const std::string& need_id,
+                            const absl::Status& status);
 
 // `message` serialized into one slice of memory that is wiped when the last
 // reference to it (ours or gRPC's, after the write) is released.

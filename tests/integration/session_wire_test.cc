@@ -4,6 +4,7 @@
 // whole message.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
 
 #include <memory>
 #include <string>
@@ -275,6 +276,49 @@ TEST_F(SessionWireTest, RequestCredentialNamesInvalidUtf8Fields) {
   ASSERT_TRUE(pending_list.ok()) << pending_list.status();
   ASSERT_EQ(pending_list->size(), 1u);
   EXPECT_EQ((*pending_list)[0].request_id(), pending.request_id());
+}
+
+// A broker started locked (a passphrase store, no passphrase given) keeps
+// needs waiting, and refuses one with invalid UTF-8 alone, naming the
+// fields, as when unlocked.
+TEST_F(SessionWireTest, ALockedBrokerNamesInvalidUtf8Too) {
+  ASSERT_EQ(mkdir((tmp_.path() + "/locked-logs").c_str(), 0700), 0);
+  BrokerProcess locked(tmp_.path() + "/locked-data",
+                       tmp_.path() + "/locked-logs");
+  const std::string passphrase = tmp_.path() + "/passphrase";
+  ASSERT_TRUE(WriteFileBytes(passphrase, RandomString(24) + "\n").ok());
+  locked.set_stdin_path(passphrase);
+  absl::Status made = locked.Start({"--passphrase_fd=0"});
+  ASSERT_TRUE(made.ok()) << made << locked.stderr_text();
+  ASSERT_TRUE(locked.Stop().ok());
+  locked.set_stdin_path("/dev/null");
+  absl::Status started = locked.Start({"--key_source=passphrase"});
+  ASSERT_TRUE(started.ok()) << started << locked.stderr_text();
+
+  RawSession session(locked.address(), locked.agent_token());
+  ASSERT_TRUE(session.started());
+  ASSERT_TRUE(session.Write(
+      NeedBytes("n-bad", "deploy @@@ to prod", "us-east-1", "\xff\xfe\xc3")));
+  v1::NeedUpdate rejected;
+  ASSERT_TRUE(session.Read(&rejected));
+  EXPECT_EQ(rejected.need_id(), "n-bad");
+  EXPECT_EQ(rejected.state(), v1::REQUEST_STATE_REJECTED);
+  ASSERT_EQ(rejected.field_errors_size(), 1);
+  EXPECT_EQ(rejected.field_errors(0).field(), "need.action");
+  // The session goes on: a good need waits for the unlock.
+  ASSERT_TRUE(
+      session.Write(NeedBytes("n-good", "deploy to prod", "us-east-1")));
+  v1::NeedUpdate waiting;
+  ASSERT_TRUE(session.Read(&waiting));
+  EXPECT_EQ(waiting.need_id(), "n-good");
+  EXPECT_EQ(waiting.state(), v1::REQUEST_STATE_PENDING_APPROVAL);
+  EXPECT_THAT(waiting.message(), ::testing::HasSubstr("locked"));
+
+  absl::Status bad = RawRequestCredential(
+      locked.address(), locked.agent_token(),
+      RequestBytes("n-region", "deploy to prod", "us-@@@-1", "\xc0\x80\x80"));
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_EQ(ViolationFields(bad), "need.context.region");
 }
 
 }  // namespace
