@@ -132,6 +132,25 @@ TEST_F(ApprovalFactorTest, AnApproverThatLeftTheAgentsSessionStillNeedsThePin) {
   EXPECT_TRUE(absl::StrContains(audit.out, "no PIN given")) << audit.out;
 }
 
+// The approver double-forked into a session of its own: an orphan the
+// broker never saw, reparented away from the agent's tree. Nothing in the
+// process table ties it to the agent any more; the missing PIN refuses it.
+TEST_F(ApprovalFactorTest, ADoubleForkedOrphanStillNeedsThePin) {
+  StartWithFactor();
+  PutAws();
+  SetPinAsThePerson();
+  // Runs "$@" as such an orphan, waits for it, and exits with its status.
+  const std::string orphan = InputFile("orphan.sh", R"sh(d=$(mktemp -d)
+( setsid sh -c '"$@" 2> "$0/err"; echo $? > "$0/code"' "$d" "$@" < /dev/null & )
+n=0; while [ ! -s "$d/code" ] && [ "$n" -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+cat "$d/err" >&2; exit "$(cat "$d/code")"
+)sh");
+  CommandResult r =
+      ShellLineAttack(absl::StrCat("sh '", orphan, "'"), "/dev/null");
+  EXPECT_TRUE(absl::StrContains(r.out, "approve exit 1")) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "needs the approval PIN")) << r.err;
+}
+
 // Guesses from beside the agent are refused before the PIN is checked, so
 // they neither count as wrong attempts nor lock the person out.
 TEST_F(ApprovalFactorTest, GuessesFromTheAgentsSessionSpendNoPinAttempts) {
