@@ -58,6 +58,29 @@ std::string ApprovalPin::LockoutMac(int failures, int64_t until) const {
                                         failures, ";", until));
 }
 
+// The older format: an Argon2id string under a MAC. Checked as it was,
+// then sealed, so that the hash is no longer readable at rest. Whether it
+// was sound (and so was the lockout row written with it).
+absl::StatusOr<bool> ApprovalPin::SealOlderRecordLocked(
+    const std::string& text) {
+  size_t nl = text.find('\n');
+  std::string hash = nl == std::string::npos ? "" : text.substr(nl + 1);
+  std::string mac =
+      sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash));
+  if (hash.empty() ||
+      !ConstantTimeEquals(absl::StrCat(mac, "\n", hash), text)) {
+    tampered_ = true;
+    return false;
+  }
+  Caller broker;
+  broker.role = "broker";
+  broker.peer = "credbrokerd";
+  CB_RETURN_IF_ERROR(
+      SaveRecordLocked(hash, 1, kPinSealed, broker,
+                       "approval PIN record sealed under the data key"));
+  return true;
+}
+
 absl::Status ApprovalPin::Load() {
   absl::MutexLock lock(&mu_);
   hash_.clear();
@@ -75,25 +98,7 @@ absl::Status ApprovalPin::Load() {
     hash_ = std::string(record.plain.Reveal());
     counter_ = record.counter;
   } else {
-    // The older format: an Argon2id string under a MAC. Checked as it was,
-    // then sealed, so that the hash is no longer readable at rest.
-    const std::string& text = record.text;
-    size_t nl = text.find('\n');
-    std::string hash = nl == std::string::npos ? "" : text.substr(nl + 1);
-    std::string mac =
-        sealer_->AuditMac(absl::StrCat("credbroker.approval_pin.v1;", hash));
-    if (hash.empty() ||
-        !ConstantTimeEquals(absl::StrCat(mac, "\n", hash), text)) {
-      tampered_ = true;
-    } else {
-      Caller broker;
-      broker.role = "broker";
-      broker.peer = "credbrokerd";
-      CB_RETURN_IF_ERROR(
-          SaveRecordLocked(hash, 1, kPinSealed, broker,
-                           "approval PIN record sealed under the data key"));
-      legacy_lockout_ok = true;
-    }
+    CB_ASSIGN_OR_RETURN(legacy_lockout_ok, SealOlderRecordLocked(record.text));
   }
   absl::StatusOr<std::string> lockout = store_->GetMeta(kLockoutKey);
   if (!lockout.ok() && !absl::IsNotFound(lockout.status()))

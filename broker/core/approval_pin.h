@@ -157,6 +157,8 @@ class ApprovalPin {
                                 absl::string_view detail)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string LockoutMac(int failures, int64_t until) const;
+  absl::StatusOr<bool> SealOlderRecordLocked(const std::string& text)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Refuse(absl::Status status, const Caller& caller,
                       std::string detail);
   void Audit(absl::string_view kind, const Caller& caller,
