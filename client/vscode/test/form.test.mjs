@@ -42,6 +42,12 @@ async function typeInto(page, id, value) {
   await page.keyboard.type(value);
 }
 
+// Selects what a field holds and types over it, as a person replaces a value.
+async function replaceIn(page, id, value) {
+  await page.click(q(id), { clickCount: 3 });
+  await page.keyboard.type(value);
+}
+
 async function settled(page) {
   await page.waitForFunction(() => !document.getElementById('app')?.hasAttribute('data-validating'),
     { timeout: 20_000 });
@@ -448,7 +454,9 @@ describe('the credential form in Chromium against a real broker', { concurrency:
       const masked = before.fields.find((f) => f.name === 'secret_access_key').display;
       assert.equal(await text(page, 'masked-secret_access_key'), `Stored: ${masked}`);
       assert.ok(!masked.includes(AWS_SECRET.slice(0, 8)), 'masked');
-      await typeInto(page, 'f-region', 'eu-west-1');
+      // The first approval left the region empty: the need's context filled it.
+      assert.equal(await page.$eval('#f-region', (e) => e.value), 'us-east-1');
+      await replaceIn(page, 'f-region', 'eu-west-1');
       await settled(page);
       await page.click('#save');
       await outcome(page, 'saved');
