@@ -59,8 +59,10 @@ class ProviderDepthTest : public BrokerTest {
   };
 
   // The agent is another process (`credctl request`), since the broker
-  // refuses approvals from the requesting agent's own process. Waits until
-  // the need is open in `state` and returns it as approvers see it.
+  // refuses approvals from the requesting agent's own process, with a
+  // session of its own (a session key the previous agent held may not be
+  // released yet: a second attach is refused). Waits until the need is open
+  // in `state` and returns it as approvers see it.
   v1::ApprovalRequest Submit(const Need& need, v1::RequestState state) {
     Subprocess::Options o;
     o.argv = {CredctlPath(),
@@ -73,7 +75,7 @@ class ProviderDepthTest : public BrokerTest {
               "--need_id",
               need.need_id,
               "--session_key",
-              "s-depth",
+              absl::StrCat("s-depth-", need.need_id),
               "--timeout",
               "60"};
     if (!need.cluster.empty()) {
