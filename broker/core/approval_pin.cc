@@ -143,13 +143,9 @@ absl::Status ApprovalPin::SaveRecordLocked(const std::string& hash,
                                            absl::string_view kind,
                                            const Caller& caller,
                                            absl::string_view detail) {
-  AuditRecord event;
-  event.kind = std::string(kind);
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = "ok";
-  event.detail = std::string(detail);
-  CB_RETURN_IF_ERROR(record_.Write(SecretBytes(hash), counter, event));
+  CB_RETURN_IF_ERROR(
+      record_.Write(SecretBytes(hash), counter,
+                    EventBy(kind, caller, "ok", std::string(detail))));
   hash_ = hash;
   counter_ = counter;
   tampered_ = false;
@@ -159,25 +155,14 @@ absl::Status ApprovalPin::SaveRecordLocked(const std::string& hash,
 
 void ApprovalPin::Audit(absl::string_view kind, const Caller& caller,
                         absl::string_view outcome, std::string detail) {
-  AuditRecord event;
-  event.kind = std::string(kind);
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = std::string(outcome);
-  event.detail = std::move(detail);
   // A refusal that cannot be audited is still a refusal.
-  (void)audit_->Record(std::move(event));
+  (void)audit_->Record(EventBy(kind, caller, outcome, std::move(detail)));
 }
 
 absl::Status ApprovalPin::RecordDisabled(const Caller& caller) {
-  AuditRecord event;
-  event.kind = "factor.disabled";
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = "ok";
-  event.detail =
-      "started without the human-presence factor: approvals need no PIN";
-  return audit_->Record(std::move(event));
+  return audit_->Record(EventBy(
+      "factor.disabled", caller, "ok",
+      "started without the human-presence factor: approvals need no PIN"));
 }
 
 absl::Status ApprovalPin::Refuse(absl::Status status, const Caller& caller,

@@ -30,6 +30,17 @@ int64_t AuditRecordNumber(absl::string_view detail) {
   return n;
 }
 
+AuditRecord EventBy(absl::string_view kind, const Caller& caller,
+                    absl::string_view outcome, std::string detail) {
+  AuditRecord e;
+  e.kind = std::string(kind);
+  e.role = caller.role;
+  e.peer = caller.peer;
+  e.outcome = std::string(outcome);
+  e.detail = std::move(detail);
+  return e;
+}
+
 AuditLog::AuditLog(Store* store, const Sealer* sealer, Clock clock)
     : store_(store), sealer_(sealer), clock_(std::move(clock)) {}
 

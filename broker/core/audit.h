@@ -26,6 +26,12 @@ struct AuditPage {
 // approval PIN, passkeys) name the counter they wrote so. -1 when absent.
 int64_t AuditRecordNumber(absl::string_view detail);
 
+// An event of `kind` by `caller`, with `outcome` ("ok" or a status code's
+// name) and `detail`; what it concerns (provider, request, ...) and its
+// time are for the maker to add.
+AuditRecord EventBy(absl::string_view kind, const Caller& caller,
+                    absl::string_view outcome, std::string detail);
+
 class AuditLog {
  public:
   // `store` and `sealer` must outlive the log.

@@ -183,14 +183,12 @@ std::optional<AuditRecord> CredentialManager::ChangeEvent(
     absl::string_view profile, const absl::Status& outcome,
     std::string detail) const {
   if (audit_ == nullptr) return std::nullopt;
-  AuditRecord e;
-  e.kind = std::string(kind);
-  e.role = caller.role;
-  e.peer = caller.peer;
+  AuditRecord e =
+      EventBy(kind, caller,
+              outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code()),
+              std::move(detail));
   e.provider = std::string(provider);
   e.profile = std::string(profile);
-  e.outcome = outcome.ok() ? "ok" : absl::StatusCodeToString(outcome.code());
-  e.detail = std::move(detail);
   return audit_->Stamped(std::move(e));
 }
 

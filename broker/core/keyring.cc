@@ -173,18 +173,15 @@ absl::Status ChangeStoreKey(Store& store, const KeyChange& change,
 
 absl::Status ChangeStoreKeyAudited(Store& store, const KeyChange& change,
                                    AuditLog& audit, const Caller& caller) {
-  AuditRecord event;
-  event.kind = "store.rekeyed";
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = "ok";
-  event.detail = absl::StrCat(
-      "the store's key was protected by ",
-      change.current.passphrase.has_value() ? "a passphrase" : "the key file",
-      "; now by ",
-      change.next.passphrase.has_value()
-          ? "a passphrase"
-          : absl::StrCat("the key file ", change.next.key_file));
+  AuditRecord event = EventBy(
+      "store.rekeyed", caller, "ok",
+      absl::StrCat("the store's key was protected by ",
+                   change.current.passphrase.has_value() ? "a passphrase"
+                                                         : "the key file",
+                   "; now by ",
+                   change.next.passphrase.has_value()
+                       ? "a passphrase"
+                       : absl::StrCat("the key file ", change.next.key_file)));
   absl::Status changed =
       ChangeStoreKey(store, change, audit.Stamped(event), audit.HashFn());
   if (!changed.ok()) {

@@ -130,14 +130,9 @@ absl::Status Passkeys::SaveLocked(std::vector<Entry> entries,
                                   absl::string_view kind, const Caller& caller,
                                   absl::string_view detail) {
   const uint64_t counter = counter_ + 1;
-  AuditRecord event;
-  event.kind = std::string(kind);
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = "ok";
-  event.detail = std::string(detail);
   CB_RETURN_IF_ERROR(
-      record_.Write(SecretBytes(Serialize(entries)), counter, event));
+      record_.Write(SecretBytes(Serialize(entries)), counter,
+                    EventBy(kind, caller, "ok", std::string(detail))));
   entries_ = std::move(entries);
   counter_ = counter;
   tampered_ = false;
@@ -146,14 +141,10 @@ absl::Status Passkeys::SaveLocked(std::vector<Entry> entries,
 
 absl::Status Passkeys::Refuse(absl::Status status, const Caller& caller,
                               std::string detail) {
-  AuditRecord event;
-  event.kind = kRefused;
-  event.role = caller.role;
-  event.peer = caller.peer;
-  event.outcome = absl::StatusCodeToString(status.code());
-  event.detail = std::move(detail);
   // A refusal that cannot be audited is still a refusal.
-  (void)audit_->Record(std::move(event));
+  (void)audit_->Record(EventBy(kRefused, caller,
+                               absl::StatusCodeToString(status.code()),
+                               std::move(detail)));
   return status;
 }
 

@@ -131,11 +131,8 @@ AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
                                   const GrantRecord* grant,
                                   absl::string_view outcome,
                                   std::string detail) const {
-  AuditRecord e;
+  AuditRecord e = EventBy(kind, caller, outcome, std::move(detail));
   e.time = clock_();
-  e.kind = std::string(kind);
-  e.role = caller.role;
-  e.peer = caller.peer;
   if (request != nullptr) {
     e.provider = request->provider;
     e.profile = request->profile;
@@ -149,8 +146,6 @@ AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
     if (e.request_id.empty()) e.request_id = grant->request_id;
     if (e.action.empty()) e.action = grant->action;
   }
-  e.outcome = std::string(outcome);
-  e.detail = std::move(detail);
   return e;
 }
 
