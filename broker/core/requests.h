@@ -290,7 +290,12 @@ class RequestManager {
   AuditRecord Event(absl::string_view kind, const Caller& caller,
                     const RequestRecord* request, const GrantRecord* grant,
                     absl::string_view outcome, std::string detail) const;
+  // `r` as approvers see it, with the stored credential's readiness: read
+  // here, or `stored` as the caller read it already.
   RequestView ViewOf(const RequestRecord& r) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RequestView ViewOf(const RequestRecord& r,
+                     const absl::StatusOr<CredentialSummary>& stored) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NeedUpdate UpdateOf(const RequestRecord& r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -59,16 +59,18 @@ void RequestManager::Notify(const Effects& effects) {
 }
 
 RequestView RequestManager::ViewOf(const RequestRecord& r) const {
+  return ViewOf(r, credentials_->Get(r.provider, r.profile, 0));
+}
+
+RequestView RequestManager::ViewOf(
+    const RequestRecord& r,
+    const absl::StatusOr<CredentialSummary>& stored) const {
   RequestView v;
   v.record = r;
   auto it = sessions_.find(r.session_key);
   v.agent_connected =
       it != sessions_.end() && static_cast<bool>(it->second.listener);
-  if (!r.provider.empty()) {
-    absl::StatusOr<CredentialSummary> stored =
-        credentials_->Get(r.provider, r.profile, 0);
-    if (stored.ok()) v.credential_readiness = stored->readiness;
-  }
+  if (stored.ok()) v.credential_readiness = stored->readiness;
   return v;
 }
 

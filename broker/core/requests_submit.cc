@@ -255,7 +255,8 @@ absl::StatusOr<NeedUpdate> RequestManager::OpenRequest(
   Session& session = sessions_[session_key];
   if (session.caller.peer.empty()) session.caller = caller;
   session.Record(caller);
-  effects.watch_events.push_back(MakeEvent(WatchEventKind::kAdded, ViewOf(r)));
+  effects.watch_events.push_back(
+      MakeEvent(WatchEventKind::kAdded, ViewOf(r, stored)));
   NeedUpdate u = UpdateOf(r);
   effects.agent_updates.push_back({session_key, u});
   Notify(effects);

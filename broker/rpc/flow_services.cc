@@ -18,6 +18,16 @@
 namespace credbroker {
 namespace {
 
+// Ends a stream's attachment to its session (0: it never attached), on the
+// executor: the stream is done, its reactor about to go.
+void DetachWhenDone(const RpcEnv& env, RequestManager* requests,
+                    const std::string& session_key, int64_t attachment) {
+  if (attachment == 0) return;
+  env.executor->Schedule([requests, key = session_key, attachment] {
+    requests->DetachSession(key, attachment);
+  });
+}
+
 using RawBidiReactor =
     grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
 
@@ -56,11 +66,7 @@ class SessionReactor : public OutboxReactor<RawBidiReactor, grpc::ByteBuffer> {
 
  private:
   void OnStreamDone() override {
-    if (attachment_ == 0) return;
-    env_.executor->Schedule(
-        [requests = requests_, key = session_key_, attachment = attachment_] {
-          requests->DetachSession(key, attachment);
-        });
+    DetachWhenDone(env_, requests_, session_key_, attachment_);
   }
 
   // False (the stream is closed with why) when the session is taken.
@@ -177,11 +183,7 @@ class RequestCredentialReactor
 
  private:
   void OnStreamDone() override {
-    if (attachment_ == 0) return;
-    env_.executor->Schedule(
-        [requests = requests_, key = session_key_, attachment = attachment_] {
-          requests->DetachSession(key, attachment);
-        });
+    DetachWhenDone(env_, requests_, session_key_, attachment_);
   }
 
   void Run(const Need& need, const Caller& caller) {
