@@ -22,6 +22,7 @@
 #include "broker/store/sqlite_store.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/secret_input.h"
 
 namespace credbroker {
 namespace {
@@ -162,7 +163,7 @@ absl::StatusOr<KeySource> Daemon::ChooseKeySource() {
   if (file) return source;
   absl::StatusOr<SecretBytes> p =
       options_.passphrase_fd >= 0
-          ? ReadPassphraseFromFd(options_.passphrase_fd)
+          ? ReadSecretLine(options_.passphrase_fd, "passphrase")
           : PromptPassphrase(/*new_store=*/stored.empty());
   if (!p.ok()) return p.status();
   source.passphrase = std::move(*p);

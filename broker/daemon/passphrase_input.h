@@ -1,7 +1,6 @@
-// The store's passphrase as the daemon reads it at start: one line of a
-// file descriptor (--passphrase_fd), or typed on the controlling terminal.
-// Read straight into locked, wiped memory (SecretBytes), never into a
-// std::string. Not thread-safe (the terminal's echo setting).
+// The store's passphrase as the daemon asks for it at start on the
+// controlling terminal (--passphrase_fd N reads it with ReadSecretLine,
+// common/secret_input.h). Not thread-safe (the terminal's echo setting).
 #ifndef CREDBROKER_BROKER_DAEMON_PASSPHRASE_INPUT_H_
 #define CREDBROKER_BROKER_DAEMON_PASSPHRASE_INPUT_H_
 
@@ -9,10 +8,6 @@
 #include "common/secret.h"
 
 namespace credbroker {
-
-// One line of `fd` (without its newline). INVALID_ARGUMENT when nothing
-// could be read or the line is longer than 4096 bytes.
-absl::StatusOr<SecretBytes> ReadPassphraseFromFd(int fd);
 
 // Asks on /dev/tty without echo; twice when `new_store` (a typo in a new
 // passphrase would lock the person out), which also needs 8 characters.
