@@ -220,12 +220,9 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-// The daemon's options from the flags; the spill directory and TLS files
-// are made or checked here, and `tls_renewer` renews a generated
-// certificate while the daemon runs.
-absl::StatusOr<DaemonOptions> OptionsFromFlags(
-    std::unique_ptr<TlsRenewer>& tls_renewer) {
-  DaemonOptions o;
+// The data directory (made private here), the listeners and who may
+// connect, from the flags.
+absl::Status ListenOptionsFromFlags(DaemonOptions& o) {
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   if (o.data_dir.empty()) o.data_dir = DefaultDataDir();
   std::string listen = absl::GetFlag(FLAGS_listen);
@@ -249,25 +246,12 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags(
         "outside the "
         "data directory, which stays the broker's own");
   }
-  absl::StatusOr<std::unique_ptr<TlsRenewer>> renewer = ConfigureTls(
-      o.data_dir,
-      TlsSettings{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
-                  absl::GetFlag(FLAGS_tls_client_ca),
-                  absl::GetFlag(FLAGS_tls_refresh_interval)},
-      o.server, o.start_note);
-  if (!renewer.ok()) return renewer.status();
-  tls_renewer = *std::move(renewer);
-  if (o.server.insecure_plaintext_tcp) {
-    o.start_note +=
-        "  WARNING: TCP listeners are plaintext (--insecure_plaintext_tcp)\n";
-  }
-  o.key_source = absl::GetFlag(FLAGS_key_source);
-  o.key_file = absl::GetFlag(FLAGS_key_file);
-  o.passphrase_fd = absl::GetFlag(FLAGS_passphrase_fd);
-  o.threads = absl::GetFlag(FLAGS_threads);
-  o.disk_reserve_bytes = absl::GetFlag(FLAGS_disk_reserve_kib) * 1024;
-  o.auto_lock_after =
-      std::max(absl::GetFlag(FLAGS_auto_lock_after), absl::ZeroDuration());
+  return absl::OkStatus();
+}
+
+// The approval factor and the core's spill, request and passkey settings,
+// from the flags; the spill directory is made or checked here.
+absl::Status CoreOptionsFromFlags(DaemonOptions& o) {
   const std::string factor = absl::GetFlag(FLAGS_approval_factor);
   if (factor != "pin" && factor != "none") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -287,6 +271,36 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags(
     o.core.requests.is_same_or_descendant = IsSameOrDescendant;
   }
   o.core.passkeys = PasskeysFromFlags;
+  return absl::OkStatus();
+}
+
+// The daemon's options from the flags; the spill directory and TLS files
+// are made or checked here, and `tls_renewer` renews a generated
+// certificate while the daemon runs.
+absl::StatusOr<DaemonOptions> OptionsFromFlags(
+    std::unique_ptr<TlsRenewer>& tls_renewer) {
+  DaemonOptions o;
+  if (absl::Status s = ListenOptionsFromFlags(o); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<TlsRenewer>> renewer = ConfigureTls(
+      o.data_dir,
+      TlsSettings{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                  absl::GetFlag(FLAGS_tls_client_ca),
+                  absl::GetFlag(FLAGS_tls_refresh_interval)},
+      o.server, o.start_note);
+  if (!renewer.ok()) return renewer.status();
+  tls_renewer = *std::move(renewer);
+  if (o.server.insecure_plaintext_tcp) {
+    o.start_note +=
+        "  WARNING: TCP listeners are plaintext (--insecure_plaintext_tcp)\n";
+  }
+  o.key_source = absl::GetFlag(FLAGS_key_source);
+  o.key_file = absl::GetFlag(FLAGS_key_file);
+  o.passphrase_fd = absl::GetFlag(FLAGS_passphrase_fd);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  o.disk_reserve_bytes = absl::GetFlag(FLAGS_disk_reserve_kib) * 1024;
+  o.auto_lock_after =
+      std::max(absl::GetFlag(FLAGS_auto_lock_after), absl::ZeroDuration());
+  if (absl::Status s = CoreOptionsFromFlags(o); !s.ok()) return s;
   return o;
 }
 

@@ -366,72 +366,8 @@ class Parser {
                                : "control character inside a string");
       }
       if (c == '\\') {
-        ++pos_;
-        if (AtEnd()) return Error("unterminated string");
-        char e = Peek();
-        ++pos_;
-        switch (e) {
-          case '"':
-            out.push_back('"');
-            break;
-          case '\\':
-            out.push_back('\\');
-            break;
-          case '/':
-            out.push_back('/');
-            break;
-          case 'b':
-            out.push_back('\b');
-            break;
-          case 'f':
-            out.push_back('\f');
-            break;
-          case 'n':
-            out.push_back('\n');
-            break;
-          case 'r':
-            out.push_back('\r');
-            break;
-          case 't':
-            out.push_back('\t');
-            break;
-          case 'u': {
-            size_t escape_pos = pos_ - 2;
-            uint32_t unit;
-            absl::Status s = ParseHex4(unit);
-            if (!s.ok()) return s;
-            if (unit >= 0xDC00 && unit <= 0xDFFF) {
-              pos_ = escape_pos;
-              return Error(
-                  "a \\u escape holds a low surrogate without a "
-                  "preceding high surrogate");
-            }
-            if (unit >= 0xD800 && unit <= 0xDBFF) {
-              if (text_.substr(pos_, 2) != "\\u") {
-                pos_ = escape_pos;
-                return Error(
-                    "a \\u escape holds a high surrogate that is "
-                    "not followed by a low surrogate escape");
-              }
-              pos_ += 2;
-              uint32_t low;
-              s = ParseHex4(low);
-              if (!s.ok()) return s;
-              if (low < 0xDC00 || low > 0xDFFF) {
-                pos_ = escape_pos;
-                return Error(
-                    "a \\u escape holds a high surrogate that is "
-                    "not followed by a low surrogate escape");
-              }
-              unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-            }
-            AppendUtf8(unit, out);
-            break;
-          }
-          default:
-            pos_ -= 2;
-            return Error("invalid escape sequence in a string");
-        }
+        absl::Status s = ParseEscape(out);
+        if (!s.ok()) return s;
         continue;
       }
       if (c < 0x80) {
@@ -444,6 +380,83 @@ class Parser {
       out.append(text_.data() + pos_, len);
       pos_ += len;
     }
+  }
+
+  // Parses one backslash escape (pos_ at the backslash) and appends what it
+  // stands for to `out`.
+  absl::Status ParseEscape(std::string& out) {
+    ++pos_;
+    if (AtEnd()) return Error("unterminated string");
+    char e = Peek();
+    ++pos_;
+    switch (e) {
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '/':
+        out.push_back('/');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'u':
+        return ParseUnicodeEscape(out);
+      default:
+        pos_ -= 2;
+        return Error("invalid escape sequence in a string");
+    }
+    return absl::OkStatus();
+  }
+
+  // Parses the four hex digits of a "\\u" escape (pos_ just after the u),
+  // joining a surrogate pair, and appends the code point as UTF-8.
+  absl::Status ParseUnicodeEscape(std::string& out) {
+    size_t escape_pos = pos_ - 2;
+    uint32_t unit;
+    absl::Status s = ParseHex4(unit);
+    if (!s.ok()) return s;
+    if (unit >= 0xDC00 && unit <= 0xDFFF) {
+      pos_ = escape_pos;
+      return Error(
+          "a \\u escape holds a low surrogate without a "
+          "preceding high surrogate");
+    }
+    if (unit >= 0xD800 && unit <= 0xDBFF) {
+      if (text_.substr(pos_, 2) != "\\u") {
+        pos_ = escape_pos;
+        return Error(
+            "a \\u escape holds a high surrogate that is "
+            "not followed by a low surrogate escape");
+      }
+      pos_ += 2;
+      uint32_t low;
+      s = ParseHex4(low);
+      if (!s.ok()) return s;
+      if (low < 0xDC00 || low > 0xDFFF) {
+        pos_ = escape_pos;
+        return Error(
+            "a \\u escape holds a high surrogate that is "
+            "not followed by a low surrogate escape");
+      }
+      unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+    }
+    AppendUtf8(unit, out);
+    return absl::OkStatus();
   }
 
   absl::Status ParseNumber(JsonValue& out) {

@@ -240,26 +240,37 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin,
   }
   CB_RETURN_IF_ERROR(CheckLockoutLocked(what, caller));
   const absl::Time now = clock_();
-  const ProcessKey key{caller.pid, caller.start_time};
   if (pin.empty()) {
-    auto window = windows_.find(key);
-    if (allow_window && caller.pid != 0 && window != windows_.end()) {
-      if (now < window->second) return absl::OkStatus();
-      windows_.erase(window);
-    }
-    return Refuse(absl::PermissionDeniedError(absl::StrCat(
-                      what,
-                      " needs the approval PIN, the human-presence factor: "
-                      "type it when credctl "
-                      "asks (on the terminal, or with --pin_fd N), or send it "
-                      "in the `pin` "
-                      "field; a correct PIN lets the same process approve "
-                      "without it for ",
-                      absl::FormatDuration(policy_.unlock_window))),
-                  caller, absl::StrCat(what, ": no PIN given"));
+    return CheckUnlockWindowLocked(caller, what, allow_window, now);
   }
   CB_ASSIGN_OR_RETURN(bool match, VerifyPassword(hash_, pin));
   if (!match) return CountFailureLocked(what, "approval PIN", caller);
+  return AcceptPinLocked(caller, allow_window, now);
+}
+
+absl::Status ApprovalPin::CheckUnlockWindowLocked(const Caller& caller,
+                                                  absl::string_view what,
+                                                  bool allow_window,
+                                                  absl::Time now) {
+  auto window = windows_.find(ProcessKey{caller.pid, caller.start_time});
+  if (allow_window && caller.pid != 0 && window != windows_.end()) {
+    if (now < window->second) return absl::OkStatus();
+    windows_.erase(window);
+  }
+  return Refuse(absl::PermissionDeniedError(absl::StrCat(
+                    what,
+                    " needs the approval PIN, the human-presence factor: "
+                    "type it when credctl "
+                    "asks (on the terminal, or with --pin_fd N), or send it "
+                    "in the `pin` "
+                    "field; a correct PIN lets the same process approve "
+                    "without it for ",
+                    absl::FormatDuration(policy_.unlock_window))),
+                caller, absl::StrCat(what, ": no PIN given"));
+}
+
+absl::Status ApprovalPin::AcceptPinLocked(const Caller& caller,
+                                          bool allow_window, absl::Time now) {
   if (failures_ != 0 || locked_until_ != absl::InfinitePast()) {
     failures_ = 0;
     locked_until_ = absl::InfinitePast();
@@ -270,7 +281,8 @@ absl::Status ApprovalPin::CheckLocked(const SecretBytes& pin,
     for (auto it = windows_.begin(); it != windows_.end();) {
       it = it->second <= now ? windows_.erase(it) : std::next(it);
     }
-    windows_[key] = now + policy_.unlock_window;
+    windows_[ProcessKey{caller.pid, caller.start_time}] =
+        now + policy_.unlock_window;
   }
   return absl::OkStatus();
 }

@@ -140,6 +140,16 @@ class ApprovalPin {
   absl::Status CheckLocked(const SecretBytes& pin, const Caller& caller,
                            absl::string_view what, bool allow_window)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // No PIN given: OK inside the caller's open unlock window, otherwise
+  // PERMISSION_DENIED (audited).
+  absl::Status CheckUnlockWindowLocked(const Caller& caller,
+                                       absl::string_view what,
+                                       bool allow_window, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A correct PIN: clears the lockout count and opens the caller's window.
+  absl::Status AcceptPinLocked(const Caller& caller, bool allow_window,
+                               absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // RESOURCE_EXHAUSTED (audited) while wrong secrets lock `what` out.
   absl::Status CheckLockoutLocked(absl::string_view what, const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -115,6 +115,39 @@ absl::StatusOr<SecretBytes> OpenCurrentDataKey(Store& store,
                    " does not open this store; nothing changed"));
 }
 
+// The master key `source` names: derived from the passphrase (new KDF
+// parameters are stored for a new store) or read from the key file (created
+// for a new store). FAILED_PRECONDITION when an existing store's key file is
+// missing.
+absl::StatusOr<SecretBytes> LoadMasterKey(Store& store, const KeySource& source,
+                                          bool existing) {
+  if (source.passphrase.has_value()) {
+    PassphraseParams params;
+    if (existing) {
+      CB_ASSIGN_OR_RETURN(std::string encoded, store.GetMeta(kKdfParams));
+      CB_ASSIGN_OR_RETURN(params, DecodeParams(encoded));
+    } else {
+      params = NewPassphraseParams(source.fast_kdf);
+    }
+    CB_ASSIGN_OR_RETURN(SecretBytes master,
+                        DeriveKeyFromPassphrase(*source.passphrase, params));
+    if (!existing) {
+      CB_RETURN_IF_ERROR(store.PutMeta(kKdfParams, EncodeParams(params)));
+    }
+    return master;
+  }
+  absl::StatusOr<SecretBytes> loaded =
+      LoadOrCreateKeyFile(source.key_file, /*create=*/!existing);
+  if (absl::IsNotFound(loaded.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the master key file ", source.key_file,
+        " is missing, but this store already holds credentials sealed "
+        "under a key: restore the key file from your backup (a new key "
+        "could not open them)"));
+  }
+  return loaded;
+}
+
 }  // namespace
 
 absl::Status ChangeStoreKey(Store& store, const KeyChange& change,
@@ -213,33 +246,8 @@ absl::StatusOr<std::unique_ptr<Sealer>> OpenDataKey(Store& store,
                            "passphrase option"));
   }
 
-  SecretBytes master;
-  if (use_passphrase) {
-    PassphraseParams params;
-    if (existing) {
-      CB_ASSIGN_OR_RETURN(std::string encoded, store.GetMeta(kKdfParams));
-      CB_ASSIGN_OR_RETURN(params, DecodeParams(encoded));
-    } else {
-      params = NewPassphraseParams(source.fast_kdf);
-    }
-    CB_ASSIGN_OR_RETURN(master,
-                        DeriveKeyFromPassphrase(*source.passphrase, params));
-    if (!existing)
-      CB_RETURN_IF_ERROR(store.PutMeta(kKdfParams, EncodeParams(params)));
-  } else {
-    absl::StatusOr<SecretBytes> loaded =
-        LoadOrCreateKeyFile(source.key_file, /*create=*/!existing);
-    if (absl::IsNotFound(loaded.status())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the master key file ", source.key_file,
-          " is missing, but this store already holds credentials sealed "
-          "under a key: restore the key file from your backup (a new key "
-          "could not open them)"));
-    }
-    if (!loaded.ok()) return loaded.status();
-    master = std::move(*loaded);
-  }
-
+  CB_ASSIGN_OR_RETURN(SecretBytes master,
+                      LoadMasterKey(store, source, existing));
   if (existing) {
     absl::StatusOr<SecretBytes> data_key = UnwrapKey(master, wrapped);
     if (!data_key.ok()) {

@@ -154,10 +154,10 @@ absl::StatusOr<TlsIdentity> IdentityOf(std::string cert_pem,
   return id;
 }
 
-// A self-signed certificate for `key`, and the key, as an identity.
-absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key,
-                                     const SelfSignedOptions& options,
-                                     absl::Time now) {
+// The subjectAltName entries of `options`; INVALID_ARGUMENT for an IP
+// address that does not parse.
+absl::StatusOr<std::vector<std::string>> SubjectAltNames(
+    const SelfSignedOptions& options) {
   std::vector<std::string> san;
   for (const std::string& d : options.dns_names)
     san.push_back(absl::StrCat("DNS:", d));
@@ -171,26 +171,35 @@ absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key,
     }
     san.push_back(absl::StrCat("IP:", ip));
   }
+  return san;
+}
 
-  X509Ptr cert(X509_new());
-  if (cert == nullptr) return OpensslError("X509_new");
-  X509_set_version(cert.get(), 2);  // v3.
+// Sets a random serial number and the validity (an hour back from `now`, to
+// `now` + options.validity).
+absl::Status SetSerialAndValidity(X509* cert, const SelfSignedOptions& options,
+                                  absl::Time now) {
   BnPtr serial(BN_new());
   if (serial == nullptr ||
       BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
-      BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) ==
+      BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert)) ==
           nullptr) {
     return OpensslError("certificate serial number");
   }
   const time_t start = absl::ToTimeT(now - absl::Hours(1));
   const time_t end = absl::ToTimeT(now + options.validity);
-  if (X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, 0,
+  if (X509_time_adj_ex(X509_getm_notBefore(cert), 0, 0,
                        const_cast<time_t*>(&start)) == nullptr ||
-      X509_time_adj_ex(X509_getm_notAfter(cert.get()), 0, 0,
+      X509_time_adj_ex(X509_getm_notAfter(cert), 0, 0,
                        const_cast<time_t*>(&end)) == nullptr) {
     return OpensslError("certificate validity");
   }
-  X509_NAME* name = X509_get_subject_name(cert.get());
+  return absl::OkStatus();
+}
+
+// Sets the subject (= issuer) name and the public key.
+absl::Status SetNameAndKey(X509* cert, EVP_PKEY* key,
+                           const SelfSignedOptions& options) {
+  X509_NAME* name = X509_get_subject_name(cert);
   X509_NAME_add_entry_by_txt(
       name, "O", MBSTRING_ASC,
       reinterpret_cast<const unsigned char*>("credbroker"), -1, -1, 0);
@@ -198,30 +207,34 @@ absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key,
       name, "CN", MBSTRING_ASC,
       reinterpret_cast<const unsigned char*>(options.common_name.c_str()), -1,
       -1, 0);
-  X509_set_issuer_name(cert.get(), name);
-  if (X509_set_pubkey(cert.get(), key) != 1)
-    return OpensslError("X509_set_pubkey");
-  CB_RETURN_IF_ERROR(
-      AddExtension(cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
-  CB_RETURN_IF_ERROR(
-      AddExtension(cert.get(), NID_key_usage, "critical,digitalSignature"));
-  CB_RETURN_IF_ERROR(
-      AddExtension(cert.get(), NID_ext_key_usage,
-                   options.client ? "clientAuth" : "serverAuth"));
-  CB_RETURN_IF_ERROR(
-      AddExtension(cert.get(), NID_subject_key_identifier, "hash"));
-  if (!san.empty()) {
-    CB_RETURN_IF_ERROR(AddExtension(cert.get(), NID_subject_alt_name,
-                                    absl::StrJoin(san, ",")));
-  }
-  if (X509_sign(cert.get(), key, EVP_sha256()) == 0) {
-    return OpensslError("signing the certificate");
-  }
+  X509_set_issuer_name(cert, name);
+  if (X509_set_pubkey(cert, key) != 1) return OpensslError("X509_set_pubkey");
+  return absl::OkStatus();
+}
 
+// The v3 extensions of a leaf certificate for a server or a client.
+absl::Status AddLeafExtensions(X509* cert, const SelfSignedOptions& options,
+                               const std::vector<std::string>& san) {
+  CB_RETURN_IF_ERROR(
+      AddExtension(cert, NID_basic_constraints, "critical,CA:FALSE"));
+  CB_RETURN_IF_ERROR(
+      AddExtension(cert, NID_key_usage, "critical,digitalSignature"));
+  CB_RETURN_IF_ERROR(AddExtension(
+      cert, NID_ext_key_usage, options.client ? "clientAuth" : "serverAuth"));
+  CB_RETURN_IF_ERROR(AddExtension(cert, NID_subject_key_identifier, "hash"));
+  if (!san.empty()) {
+    CB_RETURN_IF_ERROR(
+        AddExtension(cert, NID_subject_alt_name, absl::StrJoin(san, ",")));
+  }
+  return absl::OkStatus();
+}
+
+// The signed `cert` and its `key`, PEM-encoded, as a generated identity.
+absl::StatusOr<TlsIdentity> EncodeIdentity(X509* cert, EVP_PKEY* key) {
   BioPtr cert_bio(BIO_new(BIO_s_mem()));
   BioPtr key_bio(BIO_new(BIO_s_mem()));
   if (cert_bio == nullptr || key_bio == nullptr ||
-      PEM_write_bio_X509(cert_bio.get(), cert.get()) != 1 ||
+      PEM_write_bio_X509(cert_bio.get(), cert) != 1 ||
       PEM_write_bio_PrivateKey(key_bio.get(), key, nullptr, nullptr, 0, nullptr,
                                nullptr) != 1) {
     return OpensslError("encoding the certificate and key");
@@ -234,10 +247,27 @@ absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key,
   id.key_pem = SecretBytes(absl::string_view(data, static_cast<size_t>(n)));
   // The memory BIO's copy of the key is wiped before it is freed.
   OPENSSL_cleanse(data, static_cast<size_t>(n));
-  id.fingerprint = Fingerprint(cert.get());
-  id.not_after = NotAfter(cert.get());
+  id.fingerprint = Fingerprint(cert);
+  id.not_after = NotAfter(cert);
   id.generated = true;
   return id;
+}
+
+// A self-signed certificate for `key`, and the key, as an identity.
+absl::StatusOr<TlsIdentity> SelfSign(EVP_PKEY* key,
+                                     const SelfSignedOptions& options,
+                                     absl::Time now) {
+  CB_ASSIGN_OR_RETURN(std::vector<std::string> san, SubjectAltNames(options));
+  X509Ptr cert(X509_new());
+  if (cert == nullptr) return OpensslError("X509_new");
+  X509_set_version(cert.get(), 2);  // v3.
+  CB_RETURN_IF_ERROR(SetSerialAndValidity(cert.get(), options, now));
+  CB_RETURN_IF_ERROR(SetNameAndKey(cert.get(), key, options));
+  CB_RETURN_IF_ERROR(AddLeafExtensions(cert.get(), options, san));
+  if (X509_sign(cert.get(), key, EVP_sha256()) == 0) {
+    return OpensslError("signing the certificate");
+  }
+  return EncodeIdentity(cert.get(), key);
 }
 
 }  // namespace

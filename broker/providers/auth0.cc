@@ -24,6 +24,10 @@ constexpr char kAppSteps[] =
 // (https://auth0.com/docs/get-started/tenant-settings/find-your-tenant-name-or-tenant-id).
 constexpr absl::string_view kRegions[] = {"us", "eu", "au", "jp", "uk", "ca"};
 
+constexpr char kDomainFix[] =
+    "Enter the Domain from the application's Settings as "
+    "your-tenant.auth0.com (no https://, no path).";
+
 // Client IDs are 32 letters and digits. Source: Auth0 docs, "Application
 // Settings" → Basic Information.
 constexpr size_t kClientIdLength = 32;
@@ -172,29 +176,8 @@ class Auth0Provider : public BasicProvider {
 
   void CheckDomain(absl::string_view domain,
                    std::vector<Finding>& findings) const {
-    constexpr char kFix[] =
-        "Enter the Domain from the application's Settings as "
-        "your-tenant.auth0.com (no https://, no path).";
-    if (absl::StrContains(domain, "://") || absl::StrContains(domain, "/") ||
-        absl::StrContains(domain, ":") || absl::StrContains(domain, "@") ||
-        absl::StrContains(domain, "?")) {
-      findings.push_back(ErrorFinding(
-          "domain", "bad_format",
-          "The domain must be a bare host name, without scheme, port or "
-          "path.",
-          kFix));
-      return;
-    }
+    if (!CheckBareHost(domain, findings)) return;
     std::vector<absl::string_view> labels = absl::StrSplit(domain, '.');
-    bool host = domain.size() <= 253 && labels.size() >= 2;
-    for (absl::string_view l : labels) host = host && IsHostLabel(l);
-    if (!host) {
-      findings.push_back(ErrorFinding(
-          "domain", "bad_format",
-          "The domain is not a valid host name (e.g. your-tenant.auth0.com).",
-          kFix));
-      return;
-    }
     std::string lower = absl::AsciiStrToLower(domain);
     size_t n = labels.size();
     bool auth0 = n >= 2 && absl::EndsWith(lower, "auth0.com") &&
@@ -214,9 +197,43 @@ class Auth0Provider : public BasicProvider {
           "domain", "dashboard_domain",
           "This is the Auth0 website or dashboard address, not your tenant's "
           "domain.",
-          kFix));
+          kDomainFix));
       return;
     }
+    CheckRegion(labels, findings);
+  }
+
+  // A bad_format error unless `domain` is a bare host name (no scheme,
+  // port or path). True when it is one.
+  static bool CheckBareHost(absl::string_view domain,
+                            std::vector<Finding>& findings) {
+    if (absl::StrContains(domain, "://") || absl::StrContains(domain, "/") ||
+        absl::StrContains(domain, ":") || absl::StrContains(domain, "@") ||
+        absl::StrContains(domain, "?")) {
+      findings.push_back(ErrorFinding(
+          "domain", "bad_format",
+          "The domain must be a bare host name, without scheme, port or "
+          "path.",
+          kDomainFix));
+      return false;
+    }
+    std::vector<absl::string_view> labels = absl::StrSplit(domain, '.');
+    bool host = domain.size() <= 253 && labels.size() >= 2;
+    for (absl::string_view l : labels) host = host && IsHostLabel(l);
+    if (!host) {
+      findings.push_back(ErrorFinding(
+          "domain", "bad_format",
+          "The domain is not a valid host name (e.g. your-tenant.auth0.com).",
+          kDomainFix));
+      return false;
+    }
+    return true;
+  }
+
+  // The region part of a TENANT.REGION.auth0.com domain, split in labels.
+  static void CheckRegion(const std::vector<absl::string_view>& labels,
+                          std::vector<Finding>& findings) {
+    size_t n = labels.size();
     if (n == 4) {
       std::string region = absl::AsciiStrToLower(labels[1]);
       bool known = false;
@@ -226,14 +243,14 @@ class Auth0Provider : public BasicProvider {
             "domain", "unknown_region",
             "The domain has a region part the broker does not know (known: "
             "us, eu, au, jp, uk, ca).",
-            kFix));
+            kDomainFix));
       }
     } else if (n > 4) {
       findings.push_back(
           ErrorFinding("domain", "bad_format",
                        "Auth0 tenant domains are your-tenant.auth0.com or "
                        "your-tenant.REGION.auth0.com.",
-                       kFix));
+                       kDomainFix));
     }
   }
 };

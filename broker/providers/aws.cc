@@ -314,35 +314,7 @@ class AwsProvider : public BasicProvider {
     absl::string_view prefix = id.substr(0, 4);
     bool good_prefix = prefix == "AKIA" || prefix == "ASIA";
     if (!good_prefix) {
-      std::string upper = absl::AsciiStrToUpper(prefix);
-      if (upper == "AKIA" || upper == "ASIA") {
-        findings.push_back(ErrorFinding(
-            kField, "bad_prefix",
-            "The access key ID is not in uppercase; AWS key IDs are "
-            "uppercase letters and digits.",
-            absl::StrCat("Copy the key ID again exactly as shown in ",
-                         kGetKeySteps, ".")));
-        return false;
-      }
-      for (const IdPrefix& other : kOtherIdPrefixes) {
-        if (prefix == other.prefix) {
-          findings.push_back(ErrorFinding(
-              kField, "bad_prefix",
-              absl::StrCat("The value starts with ", other.prefix, ": it is ",
-                           other.what, ", not an access key ID."),
-              absl::StrCat("Create an access key in ", kGetKeySteps,
-                           " and copy its Access Key ID (AKIA…).")));
-          return false;
-        }
-      }
-      findings.push_back(ErrorFinding(
-          kField, "bad_prefix",
-          id.size() >= 4 && IsPrefixTypo(prefix)
-              ? "The access key ID starts with a mistyped prefix; AWS key IDs "
-                "start with AKIA (or ASIA for a temporary key)."
-              : "The access key ID does not start with AKIA (or ASIA for a "
-                "temporary key).",
-          fix));
+      ReportBadPrefix(id, prefix, fix, findings);
       return false;
     }
     if (id.size() != kKeyIdLength) {
@@ -363,6 +335,43 @@ class AwsProvider : public BasicProvider {
       return false;
     }
     return prefix == "ASIA";
+  }
+
+  // The bad_prefix error for a key ID that does not start with AKIA or ASIA:
+  // one that names what the value is when its prefix says so.
+  static void ReportBadPrefix(absl::string_view id, absl::string_view prefix,
+                              const std::string& fix,
+                              std::vector<Finding>& findings) {
+    constexpr char kField[] = "access_key_id";
+    std::string upper = absl::AsciiStrToUpper(prefix);
+    if (upper == "AKIA" || upper == "ASIA") {
+      findings.push_back(ErrorFinding(
+          kField, "bad_prefix",
+          "The access key ID is not in uppercase; AWS key IDs are "
+          "uppercase letters and digits.",
+          absl::StrCat("Copy the key ID again exactly as shown in ",
+                       kGetKeySteps, ".")));
+      return;
+    }
+    for (const IdPrefix& other : kOtherIdPrefixes) {
+      if (prefix == other.prefix) {
+        findings.push_back(ErrorFinding(
+            kField, "bad_prefix",
+            absl::StrCat("The value starts with ", other.prefix, ": it is ",
+                         other.what, ", not an access key ID."),
+            absl::StrCat("Create an access key in ", kGetKeySteps,
+                         " and copy its Access Key ID (AKIA…).")));
+        return;
+      }
+    }
+    findings.push_back(ErrorFinding(
+        kField, "bad_prefix",
+        id.size() >= 4 && IsPrefixTypo(prefix)
+            ? "The access key ID starts with a mistyped prefix; AWS key IDs "
+              "start with AKIA (or ASIA for a temporary key)."
+            : "The access key ID does not start with AKIA (or ASIA for a "
+              "temporary key).",
+        fix));
   }
 
   void CheckSecret(absl::string_view secret,

@@ -153,9 +153,29 @@ class AzureProvider : public BasicProvider {
                          ", not a JSON object. ", kExpected)}});
     }
     std::vector<FieldViolation> violations;
+    int found = TakeFileValues(*json, result, violations);
+    if (!violations.empty()) {
+      return InvalidArgumentWithViolations(
+          "the Azure credentials file cannot be read", violations);
+    }
+    if (found == 0) {
+      return InvalidArgumentWithViolations(
+          "the Azure credentials file holds no Azure fields",
+          {{"from_file",
+            absl::StrCat("The file has none of the expected keys. ",
+                         kExpected)}});
+    }
+    return absl::OkStatus();
+  }
+
+  // Takes the string values of the file's known keys into the fields the
+  // user left empty (a warning for one that differs); a violation for a
+  // known key that is not a string. Returns how many values it found.
+  int TakeFileValues(const JsonValue& json, NormalizeResult& result,
+                     std::vector<FieldViolation>& violations) const {
     int found = 0;
     for (const KeyAlias& alias : Aliases()) {
-      for (const auto& [key, value] : json->object_members()) {
+      for (const auto& [key, value] : json.object_members()) {
         bool match = false;
         for (absl::string_view k : alias.keys) {
           if (absl::EqualsIgnoreCase(key, k)) match = true;
@@ -186,18 +206,7 @@ class AzureProvider : public BasicProvider {
         break;
       }
     }
-    if (!violations.empty()) {
-      return InvalidArgumentWithViolations(
-          "the Azure credentials file cannot be read", violations);
-    }
-    if (found == 0) {
-      return InvalidArgumentWithViolations(
-          "the Azure credentials file holds no Azure fields",
-          {{"from_file",
-            absl::StrCat("The file has none of the expected keys. ",
-                         kExpected)}});
-    }
-    return absl::OkStatus();
+    return found;
   }
 
   void CheckFields(const FieldValues& values,
@@ -205,18 +214,7 @@ class AzureProvider : public BasicProvider {
     CheckGuid(values, "client_id", findings);
     CheckGuid(values, "subscription_id", findings);
     absl::string_view tenant = ValueOf(values, "tenant_id");
-    if (!tenant.empty() && !IsGuid(tenant)) {
-      if (absl::EndsWith(absl::AsciiStrToLower(tenant), ".onmicrosoft.com")) {
-        findings.push_back(WarningFinding(
-            "tenant_id", "tenant_domain",
-            "The tenant is given as a domain name; sign-in accepts it, but "
-            "the tenant ID (a GUID) does not change if the domain does.",
-            absl::StrCat("Copy the Directory (tenant) ID from ", kAppSteps,
-                         ".")));
-      } else {
-        CheckGuid(values, "tenant_id", findings);
-      }
-    }
+    if (!tenant.empty() && !IsGuid(tenant)) CheckTenant(values, findings);
     absl::string_view client = ValueOf(values, "client_id");
     if (IsGuid(client) && IsGuid(tenant) &&
         absl::EqualsIgnoreCase(client, tenant)) {
@@ -239,28 +237,47 @@ class AzureProvider : public BasicProvider {
     }
 
     absl::string_view secret = ValueOf(values, "client_secret");
-    if (!secret.empty()) {
-      std::string fix =
-          "Create a new client secret under Certificates & secrets and copy "
-          "its Value right away (it is shown only once).";
-      if (CheckSingleToken("client_secret", "Client Secret", secret, fix,
-                           findings) &&
-          IsGuid(secret)) {
-        // Portal shows "Value" and "Secret ID" side by side; the ID is a
-        // GUID, the value is not. Source: Microsoft identity platform docs,
-        // "Register an application" → "Add a client secret".
-        findings.push_back(WarningFinding(
-            "client_secret", "secret_id_not_value",
-            "The client secret looks like a GUID: that is usually the "
-            "secret's ID, not its value.",
-            "In Certificates & secrets copy the Value column, not the Secret "
-            "ID; if the value is no longer shown, create a new client "
-            "secret."));
-      }
-    }
+    if (!secret.empty()) CheckClientSecret(secret, findings);
 
     absl::string_view group = ValueOf(values, "resource_group");
     if (!group.empty()) CheckResourceGroup(group, findings);
+  }
+
+  // A tenant given as a *.onmicrosoft.com domain, or not a GUID.
+  void CheckTenant(const FieldValues& values,
+                   std::vector<Finding>& findings) const {
+    absl::string_view tenant = ValueOf(values, "tenant_id");
+    if (absl::EndsWith(absl::AsciiStrToLower(tenant), ".onmicrosoft.com")) {
+      findings.push_back(WarningFinding(
+          "tenant_id", "tenant_domain",
+          "The tenant is given as a domain name; sign-in accepts it, but "
+          "the tenant ID (a GUID) does not change if the domain does.",
+          absl::StrCat("Copy the Directory (tenant) ID from ", kAppSteps,
+                       ".")));
+    } else {
+      CheckGuid(values, "tenant_id", findings);
+    }
+  }
+
+  void CheckClientSecret(absl::string_view secret,
+                         std::vector<Finding>& findings) const {
+    std::string fix =
+        "Create a new client secret under Certificates & secrets and copy "
+        "its Value right away (it is shown only once).";
+    if (CheckSingleToken("client_secret", "Client Secret", secret, fix,
+                         findings) &&
+        IsGuid(secret)) {
+      // Portal shows "Value" and "Secret ID" side by side; the ID is a
+      // GUID, the value is not. Source: Microsoft identity platform docs,
+      // "Register an application" → "Add a client secret".
+      findings.push_back(WarningFinding(
+          "client_secret", "secret_id_not_value",
+          "The client secret looks like a GUID: that is usually the "
+          "secret's ID, not its value.",
+          "In Certificates & secrets copy the Value column, not the Secret "
+          "ID; if the value is no longer shown, create a new client "
+          "secret."));
+    }
   }
 
   void CheckGuid(const FieldValues& values, absl::string_view field,

@@ -98,6 +98,9 @@ bool IsProjectId(absl::string_view p) {
   return true;
 }
 
+// The field that holds the key file.
+constexpr char kKeyField[] = "service_account_json";
+
 constexpr char kPemBegin[] = "-----BEGIN PRIVATE KEY-----";
 constexpr char kPemEnd[] = "-----END PRIVATE KEY-----";
 
@@ -375,123 +378,151 @@ class GcpProvider : public BasicProvider {
 
   void CheckKey(absl::string_view text, const FieldValues& values,
                 std::vector<Finding>& findings) const {
-    constexpr char kField[] = "service_account_json";
     std::string fix = absl::StrCat("Create a new JSON key in ", kKeySteps,
                                    " and select the downloaded file.");
-    if (text.front() != '{') {
-      std::string why = ExplainNotJson(text);
-      findings.push_back(ErrorFinding(
-          kField, "not_a_key_file",
-          why.empty() ? "This is not a JSON service account key file." : why,
-          fix));
-      return;
-    }
-    absl::StatusOr<JsonValue> json = ParseJson(text);
-    if (!json.ok()) {
-      findings.push_back(ErrorFinding(kField, "malformed_json",
-                                      ParseErrorText(json.status()), fix));
-      return;
-    }
-    if (!json->is_object()) {
-      findings.push_back(ErrorFinding(
-          kField, "not_a_key_file",
-          absl::StrCat("The key file holds ", JsonTypeName(json->type()),
-                       ", not a JSON object."),
-          fix));
-      return;
-    }
-    std::optional<absl::string_view> type = json->FindString("type");
-    if (!type.has_value()) {
-      findings.push_back(ErrorFinding(
-          kField, "missing_key_field",
-          "The key file has no \"type\"; a service account key file has "
-          "\"type\": \"service_account\".",
-          fix));
-      return;
-    }
-    if (*type != "service_account") {
-      std::string why;
-      if (*type == "authorized_user") {
-        why =
-            "This file holds user credentials (\"type\": "
-            "\"authorized_user\", as written by `gcloud auth "
-            "application-default login`), not a service account key. The "
-            "guide asks for a service account so that access can be "
-            "limited and rotated without touching your personal account.";
-      } else if (*type == "external_account" ||
-                 *type == "external_account_authorized_user") {
-        why =
-            "This file is a workload identity federation configuration "
-            "(\"type\": \"external_account\"); it holds no key and works "
-            "only inside its external environment.";
-      } else if (*type == "impersonated_service_account") {
-        why =
-            "This file impersonates a service account with someone's user "
-            "credentials; the broker needs the service account's own key.";
-      } else {
-        why = "The key file's \"type\" is not \"service_account\".";
-      }
-      findings.push_back(ErrorFinding(kField, "wrong_key_type", why, fix));
-      return;
-    }
+    std::optional<JsonValue> json = ParseKeyObject(text, fix, findings);
+    if (!json.has_value()) return;
+    if (!CheckKeyType(*json, fix, findings)) return;
     for (absl::string_view required :
          {"project_id", "private_key_id", "private_key", "client_email"}) {
       std::optional<absl::string_view> v = json->FindString(required);
       if (!v.has_value() || v->empty()) {
         findings.push_back(
-            ErrorFinding(kField, "missing_key_field",
+            ErrorFinding(kKeyField, "missing_key_field",
                          absl::StrCat("The key file has no \"", required,
                                       "\"; it is incomplete or was edited."),
                          fix));
       }
     }
     std::optional<absl::string_view> pem = json->FindString("private_key");
-    if (pem.has_value() && !pem->empty()) {
-      if (absl::StrContains(*pem, "\\n")) {
-        findings.push_back(ErrorFinding(
-            kField, "bad_private_key",
-            "The private key holds literal \\n sequences instead of line "
-            "breaks: the key file was escaped twice when it was copied.",
-            fix));
-      } else if (!absl::StartsWith(TrimPasted(*pem), kPemBegin) ||
-                 !absl::EndsWith(TrimPasted(*pem), kPemEnd)) {
-        findings.push_back(ErrorFinding(
-            kField, "bad_private_key",
-            "The \"private_key\" is not a PEM private key (-----BEGIN "
-            "PRIVATE KEY----- … -----END PRIVATE KEY-----).",
-            fix));
-      } else if (std::string why = PemKeyProblem(*pem); !why.empty()) {
-        findings.push_back(ErrorFinding(kField, "bad_private_key", why, fix));
-      }
-    }
+    if (pem.has_value() && !pem->empty()) CheckPrivateKey(*pem, fix, findings);
     std::optional<absl::string_view> email = json->FindString("client_email");
     if (email.has_value() && !email->empty()) {
-      // Service account addresses. Source: IAM docs, "Service accounts
-      // overview" (https://cloud.google.com/iam/docs/service-account-overview).
-      if (absl::EndsWith(*email, "@developer.gserviceaccount.com") ||
-          absl::EndsWith(*email, "@appspot.gserviceaccount.com")) {
-        findings.push_back(WarningFinding(
-            kField, "default_service_account",
-            "This is a key of a default service account (Compute Engine or "
-            "App Engine), which usually has broad project-wide access.",
-            "Create a dedicated service account with only Compute Admin and "
-            "Service Account User, as in the how-to-get steps."));
-      } else if (!absl::EndsWith(*email, ".iam.gserviceaccount.com") ||
-                 !absl::StrContains(*email, "@")) {
-        findings.push_back(ErrorFinding(
-            kField, "bad_client_email",
-            "The key's \"client_email\" is not a service account address "
-            "(NAME@PROJECT.iam.gserviceaccount.com).",
-            fix));
-      }
-      absl::string_view given = ValueOf(values, "client_email");
-      if (!given.empty() && given != TrimPasted(*email)) {
-        findings.push_back(
-            WarningFinding("client_email", "client_email_mismatch",
-                           "The service account email differs from the key's "
-                           "\"client_email\".",
-                           "Clear the field; it is read from the key file."));
-      }
+      CheckClientEmail(*email, values, fix, findings);
+    }
+  }
+
+  // The key file as a JSON object; nullopt, with an error finding, when it
+  // is not one.
+  static std::optional<JsonValue> ParseKeyObject(
+      absl::string_view text, const std::string& fix,
+      std::vector<Finding>& findings) {
+    if (text.front() != '{') {
+      std::string why = ExplainNotJson(text);
+      findings.push_back(ErrorFinding(
+          kKeyField, "not_a_key_file",
+          why.empty() ? "This is not a JSON service account key file." : why,
+          fix));
+      return std::nullopt;
+    }
+    absl::StatusOr<JsonValue> json = ParseJson(text);
+    if (!json.ok()) {
+      findings.push_back(ErrorFinding(kKeyField, "malformed_json",
+                                      ParseErrorText(json.status()), fix));
+      return std::nullopt;
+    }
+    if (!json->is_object()) {
+      findings.push_back(ErrorFinding(
+          kKeyField, "not_a_key_file",
+          absl::StrCat("The key file holds ", JsonTypeName(json->type()),
+                       ", not a JSON object."),
+          fix));
+      return std::nullopt;
+    }
+    return *std::move(json);
+  }
+
+  // True when the key file's "type" is "service_account"; otherwise an
+  // error finding that says what kind of file it is.
+  static bool CheckKeyType(const JsonValue& json, const std::string& fix,
+                           std::vector<Finding>& findings) {
+    std::optional<absl::string_view> type = json.FindString("type");
+    if (!type.has_value()) {
+      findings.push_back(ErrorFinding(
+          kKeyField, "missing_key_field",
+          "The key file has no \"type\"; a service account key file has "
+          "\"type\": \"service_account\".",
+          fix));
+      return false;
+    }
+    if (*type == "service_account") return true;
+    std::string why;
+    if (*type == "authorized_user") {
+      why =
+          "This file holds user credentials (\"type\": "
+          "\"authorized_user\", as written by `gcloud auth "
+          "application-default login`), not a service account key. The "
+          "guide asks for a service account so that access can be "
+          "limited and rotated without touching your personal account.";
+    } else if (*type == "external_account" ||
+               *type == "external_account_authorized_user") {
+      why =
+          "This file is a workload identity federation configuration "
+          "(\"type\": \"external_account\"); it holds no key and works "
+          "only inside its external environment.";
+    } else if (*type == "impersonated_service_account") {
+      why =
+          "This file impersonates a service account with someone's user "
+          "credentials; the broker needs the service account's own key.";
+    } else {
+      why = "The key file's \"type\" is not \"service_account\".";
+    }
+    findings.push_back(ErrorFinding(kKeyField, "wrong_key_type", why, fix));
+    return false;
+  }
+
+  // The key file's "private_key": a PEM PKCS#8 key with real line breaks.
+  static void CheckPrivateKey(absl::string_view pem, const std::string& fix,
+                              std::vector<Finding>& findings) {
+    if (absl::StrContains(pem, "\\n")) {
+      findings.push_back(ErrorFinding(
+          kKeyField, "bad_private_key",
+          "The private key holds literal \\n sequences instead of line "
+          "breaks: the key file was escaped twice when it was copied.",
+          fix));
+    } else if (!absl::StartsWith(TrimPasted(pem), kPemBegin) ||
+               !absl::EndsWith(TrimPasted(pem), kPemEnd)) {
+      findings.push_back(ErrorFinding(
+          kKeyField, "bad_private_key",
+          "The \"private_key\" is not a PEM private key (-----BEGIN "
+          "PRIVATE KEY----- … -----END PRIVATE KEY-----).",
+          fix));
+    } else if (std::string why = PemKeyProblem(pem); !why.empty()) {
+      findings.push_back(ErrorFinding(kKeyField, "bad_private_key", why, fix));
+    }
+  }
+
+  // The key file's "client_email": a dedicated service account's address,
+  // and the same as the email field when that is given.
+  static void CheckClientEmail(absl::string_view email,
+                               const FieldValues& values,
+                               const std::string& fix,
+                               std::vector<Finding>& findings) {
+    // Service account addresses. Source: IAM docs, "Service accounts
+    // overview" (https://cloud.google.com/iam/docs/service-account-overview).
+    if (absl::EndsWith(email, "@developer.gserviceaccount.com") ||
+        absl::EndsWith(email, "@appspot.gserviceaccount.com")) {
+      findings.push_back(WarningFinding(
+          kKeyField, "default_service_account",
+          "This is a key of a default service account (Compute Engine or "
+          "App Engine), which usually has broad project-wide access.",
+          "Create a dedicated service account with only Compute Admin and "
+          "Service Account User, as in the how-to-get steps."));
+    } else if (!absl::EndsWith(email, ".iam.gserviceaccount.com") ||
+               !absl::StrContains(email, "@")) {
+      findings.push_back(ErrorFinding(
+          kKeyField, "bad_client_email",
+          "The key's \"client_email\" is not a service account address "
+          "(NAME@PROJECT.iam.gserviceaccount.com).",
+          fix));
+    }
+    absl::string_view given = ValueOf(values, "client_email");
+    if (!given.empty() && given != TrimPasted(email)) {
+      findings.push_back(
+          WarningFinding("client_email", "client_email_mismatch",
+                         "The service account email differs from the key's "
+                         "\"client_email\".",
+                         "Clear the field; it is read from the key file."));
     }
   }
 };

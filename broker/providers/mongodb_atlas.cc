@@ -116,73 +116,19 @@ class MongoDbAtlasProvider : public BasicProvider {
   void CheckFields(const FieldValues& values,
                    std::vector<Finding>& findings) const override {
     absl::string_view org = ValueOf(values, "organization");
-    if (!org.empty()) {
-      bool control = false;
-      for (char c : org) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7F) control = true;
-      }
-      if (control || CharCount(org) > 255) {
-        findings.push_back(ErrorFinding(
-            "organization", "bad_format",
-            "The organization is neither a 24-character organization ID nor "
-            "an organization name (one line, at most 255 characters).",
-            "Copy the Organization Name or ID from Organization Settings."));
-      }
-    }
+    if (!org.empty()) CheckOrganization(org, findings);
 
     std::string fix = absl::StrCat(
         "Copy both keys of one API key from ", kKeySteps,
         "; the private key is shown only once, so create a new key if it is "
         "lost.");
-    KeyKind id_kind = KeyKind::kNone;
     absl::string_view id = ValueOf(values, "client_id");
-    if (!id.empty() && CheckSingleToken("client_id", "Client ID (Public Key)",
-                                        id, fix, findings)) {
-      if (IsPublicKey(id)) {
-        id_kind = KeyKind::kApiKey;
-      } else if (IsServiceAccountId(id)) {
-        id_kind = KeyKind::kServiceAccount;
-      } else if (IsGuid(id) || IsServiceAccountSecret(id)) {
-        findings.push_back(ErrorFinding(
-            "client_id", "swapped_fields",
-            "The client ID field holds what looks like the private key "
-            "(client secret).",
-            "Put the Public Key in Client ID and the Private Key in Client "
-            "Secret."));
-      } else {
-        findings.push_back(ErrorFinding(
-            "client_id", "bad_format",
-            "The client ID is neither an API public key (8 lowercase letters "
-            "and digits) nor a service account client ID (mdb_sa_id_ and 24 "
-            "hexadecimal digits).",
-            fix));
-      }
-    }
-    KeyKind secret_kind = KeyKind::kNone;
+    KeyKind id_kind =
+        id.empty() ? KeyKind::kNone : ClientIdKind(id, fix, findings);
     absl::string_view secret = ValueOf(values, "client_secret");
-    if (!secret.empty() &&
-        CheckSingleToken("client_secret", "Client Secret (Private Key)", secret,
-                         fix, findings)) {
-      if (IsGuid(secret)) {
-        secret_kind = KeyKind::kApiKey;
-      } else if (IsServiceAccountSecret(secret)) {
-        secret_kind = KeyKind::kServiceAccount;
-      } else if (IsPublicKey(secret) || IsServiceAccountId(secret)) {
-        findings.push_back(ErrorFinding(
-            "client_secret", "swapped_fields",
-            "The client secret field holds what looks like the public key "
-            "(client ID).",
-            "Put the Private Key in Client Secret and the Public Key in "
-            "Client ID."));
-      } else {
-        findings.push_back(ErrorFinding(
-            "client_secret", "bad_format",
-            "The client secret is neither an API private key (a GUID) nor a "
-            "service account secret (mdb_sa_sk_…).",
-            fix));
-      }
-    }
+    KeyKind secret_kind = secret.empty()
+                              ? KeyKind::kNone
+                              : ClientSecretKind(secret, fix, findings);
     if (id_kind != KeyKind::kNone && secret_kind != KeyKind::kNone &&
         id_kind != secret_kind) {
       findings.push_back(ErrorFinding(
@@ -195,6 +141,79 @@ class MongoDbAtlasProvider : public BasicProvider {
           "Enter the client ID and secret of the same API key or service "
           "account."));
     }
+  }
+
+  // An organization ID or name: one line of at most 255 characters.
+  static void CheckOrganization(absl::string_view org,
+                                std::vector<Finding>& findings) {
+    bool control = false;
+    for (char c : org) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7F) control = true;
+    }
+    if (control || CharCount(org) > 255) {
+      findings.push_back(ErrorFinding(
+          "organization", "bad_format",
+          "The organization is neither a 24-character organization ID nor "
+          "an organization name (one line, at most 255 characters).",
+          "Copy the Organization Name or ID from Organization Settings."));
+    }
+  }
+
+  // What kind of key the client ID is; kNone, with an error finding, when
+  // it is none.
+  static KeyKind ClientIdKind(absl::string_view id, const std::string& fix,
+                              std::vector<Finding>& findings) {
+    if (!CheckSingleToken("client_id", "Client ID (Public Key)", id, fix,
+                          findings)) {
+      return KeyKind::kNone;
+    }
+    if (IsPublicKey(id)) return KeyKind::kApiKey;
+    if (IsServiceAccountId(id)) return KeyKind::kServiceAccount;
+    if (IsGuid(id) || IsServiceAccountSecret(id)) {
+      findings.push_back(ErrorFinding(
+          "client_id", "swapped_fields",
+          "The client ID field holds what looks like the private key "
+          "(client secret).",
+          "Put the Public Key in Client ID and the Private Key in Client "
+          "Secret."));
+    } else {
+      findings.push_back(ErrorFinding(
+          "client_id", "bad_format",
+          "The client ID is neither an API public key (8 lowercase letters "
+          "and digits) nor a service account client ID (mdb_sa_id_ and 24 "
+          "hexadecimal digits).",
+          fix));
+    }
+    return KeyKind::kNone;
+  }
+
+  // What kind of key the client secret is; kNone, with an error finding,
+  // when it is none.
+  static KeyKind ClientSecretKind(absl::string_view secret,
+                                  const std::string& fix,
+                                  std::vector<Finding>& findings) {
+    if (!CheckSingleToken("client_secret", "Client Secret (Private Key)",
+                          secret, fix, findings)) {
+      return KeyKind::kNone;
+    }
+    if (IsGuid(secret)) return KeyKind::kApiKey;
+    if (IsServiceAccountSecret(secret)) return KeyKind::kServiceAccount;
+    if (IsPublicKey(secret) || IsServiceAccountId(secret)) {
+      findings.push_back(ErrorFinding(
+          "client_secret", "swapped_fields",
+          "The client secret field holds what looks like the public key "
+          "(client ID).",
+          "Put the Private Key in Client Secret and the Public Key in "
+          "Client ID."));
+    } else {
+      findings.push_back(ErrorFinding(
+          "client_secret", "bad_format",
+          "The client secret is neither an API private key (a GUID) nor a "
+          "service account secret (mdb_sa_sk_…).",
+          fix));
+    }
+    return KeyKind::kNone;
   }
 };
 

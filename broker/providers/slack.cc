@@ -13,6 +13,8 @@ namespace credbroker {
 namespace providers_internal {
 namespace {
 
+constexpr char kField[] = "webhook_url";
+
 constexpr char kFix[] =
     "Copy the Webhook URL again from the Incoming Webhooks integration "
     "(Slack: Apps → Incoming Webhooks → your channel's configuration); it "
@@ -72,34 +74,46 @@ class SlackProvider : public BasicProvider {
                    std::vector<Finding>& findings) const override {
     absl::string_view url = ValueOf(values, "webhook_url");
     if (url.empty()) return;
-    constexpr char kField[] = "webhook_url";
     if (!CheckSingleToken(kField, "Webhook URL", url, kFix, findings)) return;
-    absl::string_view rest = url;
-    if (absl::StartsWithIgnoreCase(rest, "http://")) {
+    if (!CheckOrigin(url, findings)) return;
+    CheckPath(url, findings);
+  }
+
+  // True when the URL starts with https://hooks.slack.com (or GovSlack's
+  // host); otherwise an error finding.
+  static bool CheckOrigin(absl::string_view url,
+                          std::vector<Finding>& findings) {
+    if (absl::StartsWithIgnoreCase(url, "http://")) {
       findings.push_back(ErrorFinding(
           kField, "insecure_scheme",
           "The webhook URL uses http://; the URL is a secret and must only "
           "be sent over https://.",
           kFix));
-      return;
+      return false;
     }
-    if (!absl::StartsWithIgnoreCase(rest, "https://")) {
+    if (!absl::StartsWithIgnoreCase(url, "https://")) {
       findings.push_back(
           ErrorFinding(kField, "bad_format",
                        "The webhook URL does not start with https://.", kFix));
-      return;
+      return false;
     }
-    rest.remove_prefix(8);
-    size_t slash = rest.find('/');
-    std::string host = absl::AsciiStrToLower(rest.substr(0, slash));
+    absl::string_view rest = url.substr(8);
+    std::string host = absl::AsciiStrToLower(rest.substr(0, rest.find('/')));
     if (host != "hooks.slack.com" && host != "hooks.slack-gov.com") {
       findings.push_back(ErrorFinding(
           kField, "wrong_host",
           "The webhook URL is not on hooks.slack.com; alerts would be sent "
           "to another server.",
           kFix));
-      return;
+      return false;
     }
+    return true;
+  }
+
+  // The path of a URL on Slack's webhook host: /services/T…/B…/<secret>.
+  static void CheckPath(absl::string_view url, std::vector<Finding>& findings) {
+    absl::string_view rest = url.substr(8);  // After "https://".
+    size_t slash = rest.find('/');
     if (slash == absl::string_view::npos ||
         rest.find_first_of("?#") != absl::string_view::npos) {
       findings.push_back(ErrorFinding(

@@ -373,6 +373,112 @@ struct BrokerServer::Impl {
     return member.ok() && *member;
   }
 
+  // Start's steps.
+
+  // Creates the services: while `locked`, the lock service and the locked
+  // stand-ins only. Their `env` gains the peer registry and refusal audit.
+  void CreateServices(const ServerOptions& options,
+                      CredentialManager* credentials, RequestManager* requests,
+                      RpcEnv env, bool locked) {
+    allow_gid = options.allow_gid;
+    env.peers = &peers;
+    if (env.audit != nullptr) {
+      refusals =
+          std::make_unique<RefusalAudit>(env.audit, [] { return absl::Now(); });
+      env.refusals = refusals.get();
+    }
+    if (locked) {
+      locked_broker_service =
+          std::make_unique<LockedBrokerService>(env, &streams);
+      locked_fallback = std::make_unique<LockedFallback>(
+          env, options.catalog != nullptr ? options.catalog
+                                          : &ProviderRegistry::Default());
+    } else {
+      credential_service =
+          std::make_unique<CredentialServiceImpl>(credentials, requests, env);
+      broker_service =
+          std::make_unique<BrokerServiceImpl>(requests, env, &streams);
+      approval_service =
+          std::make_unique<ApprovalServiceImpl>(requests, env, &streams);
+    }
+    lock_service = std::make_unique<LockServiceImpl>(env, options.lock, locked);
+  }
+
+  // Opens every address of options.listen (TCP ones are handed to
+  // `builder`); on an error, closes what it opened.
+  absl::StatusOr<std::vector<Endpoint>> Listen(const ServerOptions& options,
+                                               grpc::ServerBuilder& builder) {
+    if (options.listen.empty()) {
+      return absl::InvalidArgumentError("no --listen address given");
+    }
+    std::vector<Endpoint> endpoints;
+    for (const std::string& spec : options.listen) {
+      absl::StatusOr<Endpoint> ep = ListenOn(spec, options, builder);
+      if (!ep.ok()) return Abandon(ep.status());
+      endpoints.push_back(*ep);
+    }
+    return endpoints;
+  }
+
+  // Opens one listen address; the endpoint has the port actually bound.
+  absl::StatusOr<Endpoint> ListenOn(const std::string& spec,
+                                    const ServerOptions& options,
+                                    grpc::ServerBuilder& builder) {
+    CB_ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(spec, options.allow_remote));
+    if (ep.is_unix) {
+      CB_RETURN_IF_ERROR(PrepareUnixPath(ep.path));
+      CB_ASSIGN_OR_RETURN(int fd, ListenUnix(ep.path, options.allow_gid));
+      listen_fds.push_back(fd);
+      unix_paths.push_back(ep.path);
+      return ep;
+    }
+    CB_RETURN_IF_ERROR(CheckTcpSecurity(options, ep, spec));
+    CB_ASSIGN_OR_RETURN(TcpListener tcp, ListenTcp(ep.host, ep.port));
+    ep.port = tcp.port;
+    tcp_ports.push_back(
+        {tcp.fd,
+         builder.experimental().AddExternalConnectionAcceptor(
+             grpc::ServerBuilder::experimental_type::ExternalConnectionType::
+                 FROM_FD,
+             options.insecure_plaintext_tcp ? grpc::InsecureServerCredentials()
+                                            : TlsCredentials(options))});
+    return ep;
+  }
+
+  // Closes the listeners and removes the Unix socket files; returns
+  // `status`.
+  absl::Status Abandon(absl::Status status) {
+    for (int f : listen_fds) close(f);
+    for (const TcpPort& p : tcp_ports) close(p.fd);
+    for (const std::string& p : unix_paths) unlink(p.c_str());
+    return status;
+  }
+
+  // Each service with its full name: the health service answers for each
+  // name as well as for the whole server ("").
+  using NamedServices = std::vector<std::pair<grpc::Service*, const char*>>;
+
+  // Registers the services with `builder`.
+  NamedServices RegisterServices(grpc::ServerBuilder& builder, bool locked) {
+    NamedServices services = {
+        {lock_service.get(), v1::LockService::service_full_name()}};
+    if (locked) {
+      builder.RegisterCallbackGenericService(locked_fallback.get());
+      services.push_back({locked_broker_service.get(),
+                          v1::CredentialBroker::service_full_name()});
+    } else {
+      services.insert(
+          services.end(),
+          {{credential_service.get(),
+            v1::CredentialService::service_full_name()},
+           {broker_service.get(), v1::CredentialBroker::service_full_name()},
+           {approval_service.get(), v1::ApprovalService::service_full_name()}});
+    }
+    for (const auto& [service, name] : services)
+      builder.RegisterService(service);
+    return services;
+  }
+
   std::optional<gid_t> allow_gid;
   std::vector<int> listen_fds;
   int wake_pipe[2] = {-1, -1};
@@ -404,30 +510,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   auto impl = std::make_unique<Impl>();
-  impl->allow_gid = options.allow_gid;
-  env.peers = &impl->peers;
-  if (env.audit != nullptr) {
-    impl->refusals =
-        std::make_unique<RefusalAudit>(env.audit, [] { return absl::Now(); });
-    env.refusals = impl->refusals.get();
-  }
   const bool locked = static_cast<bool>(options.lock.unlock);
-  if (locked) {
-    impl->locked_broker_service =
-        std::make_unique<LockedBrokerService>(env, &impl->streams);
-    impl->locked_fallback = std::make_unique<LockedFallback>(
-        env, options.catalog != nullptr ? options.catalog
-                                        : &ProviderRegistry::Default());
-  } else {
-    impl->credential_service =
-        std::make_unique<CredentialServiceImpl>(credentials, requests, env);
-    impl->broker_service =
-        std::make_unique<BrokerServiceImpl>(requests, env, &impl->streams);
-    impl->approval_service =
-        std::make_unique<ApprovalServiceImpl>(requests, env, &impl->streams);
-  }
-  impl->lock_service =
-      std::make_unique<LockServiceImpl>(env, options.lock, locked);
+  impl->CreateServices(options, credentials, requests, std::move(env), locked);
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(4 << 20);
@@ -437,66 +521,14 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
       GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
       static_cast<int>(absl::ToInt64Milliseconds(kTcpHandshakeTimeout)));
   LimitGrpcLogLines();
-  std::vector<Endpoint> endpoints;
-  if (options.listen.empty()) {
-    return absl::InvalidArgumentError("no --listen address given");
-  }
-  Impl* raw = impl.get();
-  auto abandon = [raw](absl::Status status) {
-    for (int f : raw->listen_fds) close(f);
-    for (const Impl::TcpPort& p : raw->tcp_ports) close(p.fd);
-    for (const std::string& p : raw->unix_paths) unlink(p.c_str());
-    return status;
-  };
-  for (const std::string& spec : options.listen) {
-    absl::StatusOr<Endpoint> ep = ParseEndpoint(spec, options.allow_remote);
-    if (!ep.ok()) return abandon(ep.status());
-    if (ep->is_unix) {
-      absl::Status prepared = PrepareUnixPath(ep->path);
-      if (!prepared.ok()) return abandon(prepared);
-      absl::StatusOr<int> fd = ListenUnix(ep->path, options.allow_gid);
-      if (!fd.ok()) return abandon(fd.status());
-      impl->listen_fds.push_back(*fd);
-      impl->unix_paths.push_back(ep->path);
-      endpoints.push_back(*ep);
-      continue;
-    }
-    absl::Status tcp_ok = CheckTcpSecurity(options, *ep, spec);
-    if (!tcp_ok.ok()) return abandon(tcp_ok);
-    absl::StatusOr<TcpListener> tcp = ListenTcp(ep->host, ep->port);
-    if (!tcp.ok()) return abandon(tcp.status());
-    ep->port = tcp->port;
-    impl->tcp_ports.push_back(
-        {tcp->fd,
-         builder.experimental().AddExternalConnectionAcceptor(
-             grpc::ServerBuilder::experimental_type::ExternalConnectionType::
-                 FROM_FD,
-             options.insecure_plaintext_tcp ? grpc::InsecureServerCredentials()
-                                            : TlsCredentials(options))});
-    endpoints.push_back(*ep);
-  }
-  // Each service with its full name: the health service answers for each
-  // name as well as for the whole server ("").
-  std::vector<std::pair<grpc::Service*, const char*>> services = {
-      {impl->lock_service.get(), v1::LockService::service_full_name()}};
-  if (locked) {
-    builder.RegisterCallbackGenericService(impl->locked_fallback.get());
-    services.push_back({impl->locked_broker_service.get(),
-                        v1::CredentialBroker::service_full_name()});
-  } else {
-    services.insert(services.end(),
-                    {{impl->credential_service.get(),
-                      v1::CredentialService::service_full_name()},
-                     {impl->broker_service.get(),
-                      v1::CredentialBroker::service_full_name()},
-                     {impl->approval_service.get(),
-                      v1::ApprovalService::service_full_name()}});
-  }
-  for (const auto& [service, name] : services) builder.RegisterService(service);
+  CB_ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
+                      impl->Listen(options, builder));
+  const Impl::NamedServices services = impl->RegisterServices(builder, locked);
 
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr) {
-    return abandon(absl::UnavailableError("could not start the gRPC server"));
+    return impl->Abandon(
+        absl::UnavailableError("could not start the gRPC server"));
   }
   std::vector<std::string> addresses;
   std::vector<int> tcp_port_numbers;

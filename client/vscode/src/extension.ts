@@ -134,25 +134,9 @@ class Extension {
       this.#unlockPrompt?.cancel();
     }
     switch (s.kind) {
-      case 'locked': {
-        item.text = '$(lock) credbroker: locked';
-        item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
-        const tip = new vscode.MarkdownString(undefined, true);
-        tip.appendText(`The broker at ${s.address} started without its store's passphrase, so it holds ` +
-          'nothing open and answers no request until the store is unlocked. ');
-        tip.appendMarkdown('\n\n');
-        tip.isTrusted = { enabledCommands: ['credbroker.unlock'] };
-        tip.appendMarkdown('[Unlock the store](command:credbroker.unlock)');
-        item.tooltip = tip;
-        item.command = 'credbroker.unlock';
-        this.tree.setClient(undefined);
-        if (!this.#promptedWhileLocked) {
-          this.#promptedWhileLocked = true;
-          this.output.appendLine(`The broker at ${s.address} is locked: asking for the store's passphrase`);
-          void this.unlock();
-        }
+      case 'locked':
+        this.#showLocked(s);
         break;
-      }
       case 'connected':
         item.text = '$(shield) credbroker';
         item.tooltip = `credbroker: connected to ${s.address}`;
@@ -166,31 +150,59 @@ class Extension {
         item.command = 'credbroker.reconnect';
         break;
       case 'down':
-      case 'refused': {
-        const notRunning = s.kind === 'down';
-        item.text = notRunning ? '$(debug-disconnect) credbroker: not running' : '$(error) credbroker: refused';
-        item.backgroundColor = new vscode.ThemeColor(notRunning ? 'statusBarItem.warningBackground' : 'statusBarItem.errorBackground');
-        const tip = new vscode.MarkdownString(undefined, true);
-        tip.appendText(notRunning
-          ? `The credential broker is not running at ${s.address}: ${s.reason}`
-          : `The broker at ${s.address} refused this client: ${s.reason} (check credbroker.tokenFile)`);
-        tip.appendMarkdown('\n\n');
-        if (notRunning && this.#brokerBin !== undefined) {
-          tip.isTrusted = { enabledCommands: ['credbroker.startBroker', 'credbroker.reconnect'] };
-          tip.appendMarkdown('[Start broker](command:credbroker.startBroker) · [Reconnect](command:credbroker.reconnect)');
-        } else {
-          tip.isTrusted = { enabledCommands: ['credbroker.reconnect'] };
-          tip.appendMarkdown('[Reconnect](command:credbroker.reconnect)');
-          if (notRunning) tip.appendText(' (credbrokerd was not found on PATH: see credbroker.brokerPath)');
-        }
-        item.tooltip = tip;
-        item.command = notRunning && this.#brokerBin !== undefined ? 'credbroker.startBroker' : 'credbroker.reconnect';
-        this.tree.setClient(undefined);
+      case 'refused':
+        this.#showUnreachable(s);
         break;
-      }
     }
     item.show();
     this.#showPending(this.link.pending);
+  }
+
+  // The store is locked: a status item that unlocks it, and one prompt for
+  // the passphrase per locked spell.
+  #showLocked(s: Extract<LinkState, { kind: 'locked' }>): void {
+    const item = this.stateItem;
+    item.text = '$(lock) credbroker: locked';
+    item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+    const tip = new vscode.MarkdownString(undefined, true);
+    tip.appendText(`The broker at ${s.address} started without its store's passphrase, so it holds ` +
+      'nothing open and answers no request until the store is unlocked. ');
+    tip.appendMarkdown('\n\n');
+    tip.isTrusted = { enabledCommands: ['credbroker.unlock'] };
+    tip.appendMarkdown('[Unlock the store](command:credbroker.unlock)');
+    item.tooltip = tip;
+    item.command = 'credbroker.unlock';
+    this.tree.setClient(undefined);
+    if (!this.#promptedWhileLocked) {
+      this.#promptedWhileLocked = true;
+      this.output.appendLine(`The broker at ${s.address} is locked: asking for the store's passphrase`);
+      void this.unlock();
+    }
+  }
+
+  // The broker is not running, or refused this client: a status item that
+  // starts it (when credbrokerd was found) or reconnects.
+  #showUnreachable(s: Extract<LinkState, { kind: 'down' | 'refused' }>): void {
+    const item = this.stateItem;
+    const notRunning = s.kind === 'down';
+    item.text = notRunning ? '$(debug-disconnect) credbroker: not running' : '$(error) credbroker: refused';
+    item.backgroundColor = new vscode.ThemeColor(notRunning ? 'statusBarItem.warningBackground' : 'statusBarItem.errorBackground');
+    const tip = new vscode.MarkdownString(undefined, true);
+    tip.appendText(notRunning
+      ? `The credential broker is not running at ${s.address}: ${s.reason}`
+      : `The broker at ${s.address} refused this client: ${s.reason} (check credbroker.tokenFile)`);
+    tip.appendMarkdown('\n\n');
+    if (notRunning && this.#brokerBin !== undefined) {
+      tip.isTrusted = { enabledCommands: ['credbroker.startBroker', 'credbroker.reconnect'] };
+      tip.appendMarkdown('[Start broker](command:credbroker.startBroker) · [Reconnect](command:credbroker.reconnect)');
+    } else {
+      tip.isTrusted = { enabledCommands: ['credbroker.reconnect'] };
+      tip.appendMarkdown('[Reconnect](command:credbroker.reconnect)');
+      if (notRunning) tip.appendText(' (credbrokerd was not found on PATH: see credbroker.brokerPath)');
+    }
+    item.tooltip = tip;
+    item.command = notRunning && this.#brokerBin !== undefined ? 'credbroker.startBroker' : 'credbroker.reconnect';
+    this.tree.setClient(undefined);
   }
 
   #showPending(pending: ApprovalRequest[]): void {

@@ -266,26 +266,10 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
       case 'KIND_SNAPSHOT':
         if (req !== null) snapshot?.set(req.requestId, req);
         return;
-      case 'KIND_SNAPSHOT_DONE': {
-        const next = snapshot ?? new Map<string, ApprovalRequest>();
+      case 'KIND_SNAPSHOT_DONE':
         setSnapshot(undefined);
-        for (const id of [...this.#pending.keys()]) {
-          if (!next.has(id)) {
-            this.#pending.delete(id);
-            this.emit('ended', id, 'This request is no longer pending.');
-          }
-        }
-        const fresh: ApprovalRequest[] = [];
-        for (const [id, q] of next) {
-          this.#pending.set(id, q);
-          if (!this.#seen.has(id)) fresh.push(q);
-          this.#seen.add(id);
-        }
-        this.#setState({ kind: 'connected', address: this.#resolved!.address });
-        this.emit('pending', this.pending);
-        for (const q of fresh) this.emit('added', q, { fromSnapshot: true });
+        this.#applySnapshot(snapshot ?? new Map<string, ApprovalRequest>());
         return;
-      }
       case 'KIND_ADDED':
         if (req === null) return;
         this.#pending.set(req.requestId, req);
@@ -297,18 +281,9 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
         return;
       case 'KIND_RESOLVED':
       case 'KIND_CANCELLED':
-      case 'KIND_EXPIRED': {
-        if (req === null) return;
-        this.#pending.delete(req.requestId);
-        this.emit('pending', this.pending);
-        const how = e.kind === 'KIND_RESOLVED'
-          ? `This request was decided${req.decision !== '' ? `: ${req.decision}` : ''}.`
-          : e.kind === 'KIND_EXPIRED'
-            ? 'This request expired before a decision.'
-            : 'The agent cancelled this request (or did not come back in time).';
-        this.emit('ended', req.requestId, e.message !== '' ? `${how} ${e.message}` : how);
+      case 'KIND_EXPIRED':
+        if (req !== null) this.#onEnded(e, req);
         return;
-      }
       case 'KIND_AGENT_DISCONNECTED':
       case 'KIND_AGENT_RECONNECTED':
         if (req !== null && this.#pending.has(req.requestId)) {
@@ -322,6 +297,38 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
       default:
         return;
     }
+  }
+
+  // A complete snapshot: what is no longer in it ended, what this link had
+  // not seen is announced, and the link is connected.
+  #applySnapshot(next: Map<string, ApprovalRequest>): void {
+    for (const id of [...this.#pending.keys()]) {
+      if (!next.has(id)) {
+        this.#pending.delete(id);
+        this.emit('ended', id, 'This request is no longer pending.');
+      }
+    }
+    const fresh: ApprovalRequest[] = [];
+    for (const [id, q] of next) {
+      this.#pending.set(id, q);
+      if (!this.#seen.has(id)) fresh.push(q);
+      this.#seen.add(id);
+    }
+    this.#setState({ kind: 'connected', address: this.#resolved!.address });
+    this.emit('pending', this.pending);
+    for (const q of fresh) this.emit('added', q, { fromSnapshot: true });
+  }
+
+  // A request resolved, cancelled or expired: no longer pending, with why.
+  #onEnded(e: ApprovalEvent, req: ApprovalRequest): void {
+    this.#pending.delete(req.requestId);
+    this.emit('pending', this.pending);
+    const how = e.kind === 'KIND_RESOLVED'
+      ? `This request was decided${req.decision !== '' ? `: ${req.decision}` : ''}.`
+      : e.kind === 'KIND_EXPIRED'
+        ? 'This request expired before a decision.'
+        : 'The agent cancelled this request (or did not come back in time).';
+    this.emit('ended', req.requestId, e.message !== '' ? `${how} ${e.message}` : how);
   }
 
   #clearPending(): void {

@@ -24,72 +24,27 @@ import { chosenFiles, inputOf, keepBox, post, setBusy, setStatus, state, targetK
 import { clearPinInputs, clearSecrets, setPasskeyWaiting } from './submit';
 import { scheduleValidate, setValidating } from './validate';
 
+type Message<K extends ToWebview['type']> = Extract<ToWebview, { type: K }>;
+
 function onMessage(m: ToWebview): void {
   switch (m.type) {
     case 'init':
       render(m.form);
       break;
     case 'validation':
-      if (m.seq !== state.validateSeq || state.validateTimer !== undefined) return;  // A newer one is on its way.
-      setValidating(false);
-      showFindings(m.findings, m.missingFields);
-      for (const [name, value] of m.derived) {
-        const d = byId(`derived-${name}`);
-        if (d !== null) d.textContent = value === '' ? '' : `From the key file: ${value}`;
-      }
-      {
-        const mc = byId('manual-checks');
-        if (mc !== null) {
-          clear(mc);
-          if (m.manualChecks.length > 0 && m.valid) {
-            const ul = el('ul');
-            for (const c of m.manualChecks) ul.append(el('li', {}, c));
-            mc.append(el('details', {}, el('summary', {}, 'Check by hand in the provider\'s console'), ul));
-          }
-        }
-      }
+      onValidation(m);
       break;
     case 'validationFailed':
       if (m.seq !== state.validateSeq || state.validateTimer !== undefined) return;
       setValidating(false);
       showViolations(m.violations, m.message);
       break;
-    case 'fileChosen': {
-      const key = targetKey(m.target);
-      chosenFiles.set(key, m.name);
-      const label = byId(`file-${key}`);
-      if (label !== null) label.textContent = `${m.name} (${m.bytes} bytes)`;
-      const clearBtn = byId(`clear-${key}`);
-      if (clearBtn !== null) clearBtn.hidden = false;
-      if ('field' in m.target) {
-        const input = inputOf(m.target.field);
-        if (input !== null) {
-          input.value = '';
-          input.disabled = true;
-          input.setAttribute('placeholder', `from ${m.name}`);
-        }
-        touched.add(m.target.field);
-      }
-      scheduleValidate();
+    case 'fileChosen':
+      onFileChosen(m);
       break;
-    }
-    case 'fileCleared': {
-      const key = targetKey(m.target);
-      chosenFiles.delete(key);
-      const label = byId(`file-${key}`);
-      if (label !== null) label.textContent = '';
-      const clearBtn = byId(`clear-${key}`);
-      if (clearBtn !== null) clearBtn.hidden = true;
-      if ('field' in m.target) {
-        const input = inputOf(m.target.field);
-        if (input !== null) {
-          input.disabled = keepBox(m.target.field)?.checked ?? false;
-          input.removeAttribute('placeholder');
-        }
-      }
-      scheduleValidate();
+    case 'fileCleared':
+      onFileCleared(m);
       break;
-    }
     case 'busy':
       setStatus(m.what);
       break;
@@ -119,6 +74,64 @@ function onMessage(m: ToWebview): void {
       byId('app')?.setAttribute('data-outcome', 'resolved');
       break;
   }
+}
+
+// The findings of the latest validation, the values derived from a key
+// file, and the checks to make by hand.
+function onValidation(m: Message<'validation'>): void {
+  if (m.seq !== state.validateSeq || state.validateTimer !== undefined) return;  // A newer one is on its way.
+  setValidating(false);
+  showFindings(m.findings, m.missingFields);
+  for (const [name, value] of m.derived) {
+    const d = byId(`derived-${name}`);
+    if (d !== null) d.textContent = value === '' ? '' : `From the key file: ${value}`;
+  }
+  const mc = byId('manual-checks');
+  if (mc !== null) {
+    clear(mc);
+    if (m.manualChecks.length > 0 && m.valid) {
+      const ul = el('ul');
+      for (const c of m.manualChecks) ul.append(el('li', {}, c));
+      mc.append(el('details', {}, el('summary', {}, 'Check by hand in the provider\'s console'), ul));
+    }
+  }
+}
+
+// A file chosen for a field (whose input it replaces) or for the form.
+function onFileChosen(m: Message<'fileChosen'>): void {
+  const key = targetKey(m.target);
+  chosenFiles.set(key, m.name);
+  const label = byId(`file-${key}`);
+  if (label !== null) label.textContent = `${m.name} (${m.bytes} bytes)`;
+  const clearBtn = byId(`clear-${key}`);
+  if (clearBtn !== null) clearBtn.hidden = false;
+  if ('field' in m.target) {
+    const input = inputOf(m.target.field);
+    if (input !== null) {
+      input.value = '';
+      input.disabled = true;
+      input.setAttribute('placeholder', `from ${m.name}`);
+    }
+    touched.add(m.target.field);
+  }
+  scheduleValidate();
+}
+
+function onFileCleared(m: Message<'fileCleared'>): void {
+  const key = targetKey(m.target);
+  chosenFiles.delete(key);
+  const label = byId(`file-${key}`);
+  if (label !== null) label.textContent = '';
+  const clearBtn = byId(`clear-${key}`);
+  if (clearBtn !== null) clearBtn.hidden = true;
+  if ('field' in m.target) {
+    const input = inputOf(m.target.field);
+    if (input !== null) {
+      input.disabled = keepBox(m.target.field)?.checked ?? false;
+      input.removeAttribute('placeholder');
+    }
+  }
+  scheduleValidate();
 }
 
 window.addEventListener('message', (e: MessageEvent) => {

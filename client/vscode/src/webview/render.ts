@@ -136,12 +136,29 @@ export function renderField(f: FieldView): HTMLElement {
     tags.length > 0 ? el('span', { class: 'tag' }, ` (${tags.join('; ')})`) : null);
   const wrap = el('div', { class: 'field', 'data-field': f.name }, label);
 
+  const input = fieldInput(f, id, `${hintId} ${msgId}`);
+  if (f.sensitive && f.isSet) wrap.append(keepCurrentControl(f, input));
+  wrap.append(input);
+  if (f.sensitive && !f.multiline) wrap.append(' ', showButton(f, id, input));
+  if (f.jsonKeyFile) wrap.append(fileControls({ field: f.name }, 'Choose key file…', hintId));
+  if (f.generatable) wrap.append(generateControl(f, input));
+  wrap.append(el('div', { id: hintId, class: 'hint' }, f.formatHint));
+  if (f.derived) wrap.append(el('div', { id: `derived-${f.name}`, class: 'derived' }));
+  wrap.append(el('div', { id: msgId, class: 'msg' }));
+  return wrap;
+}
+
+type FieldInput = HTMLInputElement | HTMLTextAreaElement;
+
+// The field's input (a textarea for a multi-line one), shown with its
+// non-secret current value or a placeholder; typing validates.
+function fieldInput(f: FieldView, id: string, describedBy: string): FieldInput {
   const stored = f.sensitive ? f.isSet : f.currentValue !== '';
   const input = f.multiline
     ? el('textarea', { id, rows: '6', autocomplete: 'off', spellcheck: 'false',
-                       'aria-describedby': `${hintId} ${msgId}`, class: f.sensitive ? 'secret' : '' })
+                       'aria-describedby': describedBy, class: f.sensitive ? 'secret' : '' })
     : el('input', { id, type: f.sensitive ? 'password' : 'text', autocomplete: 'off',
-                    spellcheck: 'false', 'aria-describedby': `${hintId} ${msgId}` });
+                    spellcheck: 'false', 'aria-describedby': describedBy });
   if (!f.sensitive && f.currentValue !== '') input.value = f.currentValue;
   if (f.defaultValue !== '' && !stored) input.setAttribute('placeholder', f.defaultValue);
   if (f.derived) input.setAttribute('placeholder', 'read from the key file');
@@ -149,49 +166,51 @@ export function renderField(f: FieldView): HTMLElement {
     touched.add(f.name);
     scheduleValidate();
   });
+  return input;
+}
 
-  if (f.sensitive && f.isSet) {
-    const keep = el('input', { type: 'checkbox', id: `keep-${f.name}`, checked: true });
-    keep.addEventListener('change', () => {
-      input.disabled = keep.checked;
-      if (keep.checked) input.value = '';
-      else input.focus();
-      scheduleValidate();
-    });
-    input.disabled = true;
-    wrap.append(el('div', { class: 'stored' },
-      el('span', { class: 'masked', id: `masked-${f.name}` },
-        `Stored: ${f.maskedDisplay !== '' ? f.maskedDisplay : '••••••'}`),
-      ' ', keep, el('label', { for: `keep-${f.name}` }, 'Keep current')));
-  }
-  wrap.append(input);
-  if (f.sensitive && !f.multiline) {
-    const show = el('button', { type: 'button', class: 'secondary small', id: `show-${f.name}`,
-                                'aria-pressed': 'false', 'aria-controls': id }, 'Show');
-    show.addEventListener('click', () => {
-      const i = input as HTMLInputElement;
-      const hidden = i.type === 'password';
-      i.type = hidden ? 'text' : 'password';
-      show.textContent = hidden ? 'Hide' : 'Show';
-      show.setAttribute('aria-pressed', String(hidden));
-    });
-    wrap.append(' ', show);
-  }
-  if (f.jsonKeyFile) wrap.append(fileControls({ field: f.name }, 'Choose key file…', hintId));
-  if (f.generatable) {
-    const gen = el('input', { type: 'checkbox', id: `gen-${f.name}` });
-    gen.addEventListener('change', () => {
-      input.disabled = gen.checked || (keepBox(f.name)?.checked ?? false);
-      if (gen.checked) input.value = '';
-      scheduleValidate();
-    });
-    wrap.append(el('div', { class: 'generate' }, gen,
-      el('label', { for: `gen-${f.name}` }, 'Let the broker generate a strong one')));
-  }
-  wrap.append(el('div', { id: hintId, class: 'hint' }, f.formatHint));
-  if (f.derived) wrap.append(el('div', { id: `derived-${f.name}`, class: 'derived' }));
-  wrap.append(el('div', { id: msgId, class: 'msg' }));
-  return wrap;
+// A stored secret's masked value and its "Keep current" box, checked: the
+// input stays disabled until it is unchecked.
+function keepCurrentControl(f: FieldView, input: FieldInput): HTMLElement {
+  const keep = el('input', { type: 'checkbox', id: `keep-${f.name}`, checked: true });
+  keep.addEventListener('change', () => {
+    input.disabled = keep.checked;
+    if (keep.checked) input.value = '';
+    else input.focus();
+    scheduleValidate();
+  });
+  input.disabled = true;
+  return el('div', { class: 'stored' },
+    el('span', { class: 'masked', id: `masked-${f.name}` },
+      `Stored: ${f.maskedDisplay !== '' ? f.maskedDisplay : '••••••'}`),
+    ' ', keep, el('label', { for: `keep-${f.name}` }, 'Keep current'));
+}
+
+// Show / Hide for a one-line secret input.
+function showButton(f: FieldView, id: string, input: FieldInput): HTMLElement {
+  const show = el('button', { type: 'button', class: 'secondary small', id: `show-${f.name}`,
+                              'aria-pressed': 'false', 'aria-controls': id }, 'Show');
+  show.addEventListener('click', () => {
+    const i = input as HTMLInputElement;
+    const hidden = i.type === 'password';
+    i.type = hidden ? 'text' : 'password';
+    show.textContent = hidden ? 'Hide' : 'Show';
+    show.setAttribute('aria-pressed', String(hidden));
+  });
+  return show;
+}
+
+// "Let the broker generate a strong one": checked, the input is emptied and
+// disabled.
+function generateControl(f: FieldView, input: FieldInput): HTMLElement {
+  const gen = el('input', { type: 'checkbox', id: `gen-${f.name}` });
+  gen.addEventListener('change', () => {
+    input.disabled = gen.checked || (keepBox(f.name)?.checked ?? false);
+    if (gen.checked) input.value = '';
+    scheduleValidate();
+  });
+  return el('div', { class: 'generate' }, gen,
+    el('label', { for: `gen-${f.name}` }, 'Let the broker generate a strong one'));
 }
 
 export function renderCustomFields(): HTMLElement {
