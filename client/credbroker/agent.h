@@ -29,10 +29,26 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/credbroker/client.h"
+#include "client/credbroker/types.h"
 #include "credbroker/v1/credential_broker.pb.h"
 
 namespace credbroker {
 namespace client {
+
+// Where one of the agent's needs stands, as the broker tells it.
+struct NeedUpdate {
+  std::string need_id;     // The agent's id of the need.
+  std::string request_id;  // The broker's id of the request it made.
+  RequestState state = RequestState::kUnspecified;
+  // With kNeedsInput: the fields the approver must enter.
+  std::vector<std::string> missing_fields;
+  std::optional<Grant> grant;  // With kGranted; its values are secrets.
+  // With kDenied, kCancelled, kExpired, kRevoked, kRejected.
+  std::string reason;
+  std::string message;  // The state in words, for the agent's logs.
+  std::string error_code;
+  std::vector<Finding> field_errors;
+};
 
 // Whether an agent can stop waiting on a need in this state: GRANTED,
 // DENIED, EXPIRED, CANCELLED or REVOKED.
