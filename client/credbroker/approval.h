@@ -23,7 +23,6 @@
 #include "client/credbroker/client.h"
 #include "client/credbroker/types.h"
 #include "common/secret.h"
-#include "credbroker/v1/approval_service.pb.h"
 
 namespace credbroker {
 namespace client {
@@ -105,7 +104,7 @@ struct ApprovalResult {
 // behind: watch again for a fresh snapshot).
 class Watcher {
  public:
-  using EventCallback = std::function<void(const v1::ApprovalEvent&)>;
+  using EventCallback = std::function<void(const ApprovalEvent&)>;
   using EndCallback = std::function<void(const absl::Status&)>;
 
   // Cancels the stream and waits for the reader thread. Must not be called
@@ -141,20 +140,18 @@ class ApprovalClient {
       Watcher::EventCallback on_event, Watcher::EndCallback on_end = nullptr);
 
   // The requests pending now: the snapshot of a watch that is then ended.
-  absl::StatusOr<std::vector<v1::ApprovalRequest>> ListPending();
+  absl::StatusOr<std::vector<ApprovalRequest>> ListPending();
 
   // Unary calls, each with the options' deadline.
-  absl::StatusOr<v1::CredentialForm> GetForm(
-      const v1::GetCredentialFormRequest& request);
+  absl::StatusOr<CredentialForm> GetForm(const FormQuery& query);
   // FAILED_PRECONDITION naming the decision when the request was already
   // decided; INVALID_ARGUMENT with field violations for bad values (the
   // request stays pending).
-  absl::StatusOr<v1::ApproveResponse> Approve(
-      const v1::ApproveRequest& request);
+  absl::StatusOr<ApprovalResult> Approve(const Approval& approval);
   absl::Status Deny(const std::string& request_id, const std::string& reason);
   // A challenge for approving `request_id` with a passkey
-  // (ApproveRequest.passkey).
-  absl::StatusOr<v1::PasskeyChallenge> BeginPasskeyAssertion(
+  // (Approval.passkey).
+  absl::StatusOr<PasskeyChallenge> BeginPasskeyAssertion(
       const std::string& request_id);
 
  private:

@@ -7,6 +7,9 @@
 // Secret fields (grant values, an approval's values and PIN) are copied
 // into SecretBytes by FromProto; ToProto copies them into the message,
 // which the caller wipes with WipeSecrets after use.
+//
+// internal::AsProto (convert.h) cannot see these overloads, declared after
+// its template: convert into a local message instead.
 #ifndef CREDBROKER_CLIENT_INTERNAL_CONVERT_FLOW_H_
 #define CREDBROKER_CLIENT_INTERNAL_CONVERT_FLOW_H_
 
