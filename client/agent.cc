@@ -13,19 +13,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/channel.h"
+#include "client/internal/convert_flow.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
 
 namespace credbroker {
 namespace client {
 
-bool IsDecided(v1::RequestState state) {
+bool IsDecided(RequestState state) {
   switch (state) {
-    case v1::REQUEST_STATE_GRANTED:
-    case v1::REQUEST_STATE_DENIED:
-    case v1::REQUEST_STATE_EXPIRED:
-    case v1::REQUEST_STATE_CANCELLED:
-    case v1::REQUEST_STATE_REVOKED:
-    case v1::REQUEST_STATE_REJECTED:
+    case RequestState::kGranted:
+    case RequestState::kDenied:
+    case RequestState::kExpired:
+    case RequestState::kCancelled:
+    case RequestState::kRevoked:
+    case RequestState::kRejected:
       return true;
     default:
       return false;
@@ -36,9 +37,17 @@ namespace {
 
 // A PENDING_APPROVAL without a request id comes from a locked broker: it
 // recorded nothing, so the need is sent again once the broker is unlocked.
-bool IsLockedAnswer(const v1::NeedUpdate& update) {
-  return update.state() == v1::REQUEST_STATE_PENDING_APPROVAL &&
-         update.request_id().empty();
+bool IsLockedAnswer(const NeedUpdate& update) {
+  return update.state == RequestState::kPendingApproval &&
+         update.request_id.empty();
+}
+
+// The plain update of a message read from a stream, whose grant values are
+// then wiped.
+NeedUpdate TakeUpdate(v1::NeedUpdate& m) {
+  NeedUpdate update = internal::FromProto(m);
+  internal::WipeSecrets(m);
+  return update;
 }
 
 // How the broker ends streams when it restarts its listeners (an unlock,
@@ -84,13 +93,12 @@ struct AgentSession::Impl {
 
   // Protects what the reader thread records.
   mutable absl::Mutex mu;
-  std::map<std::string, std::vector<v1::NeedUpdate>> updates
-      ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::vector<NeedUpdate>> updates ABSL_GUARDED_BY(mu);
   // Per need: how many decided updates WaitFor has returned.
   std::map<std::string, size_t> consumed ABSL_GUARDED_BY(mu);
   std::optional<absl::Status> end ABSL_GUARDED_BY(mu);
   // Needs sent and not decided yet, sent again after a reconnection.
-  std::map<std::string, v1::CredentialNeeded> open_needs ABSL_GUARDED_BY(mu);
+  std::map<std::string, CredentialNeeded> open_needs ABSL_GUARDED_BY(mu);
   // Open needs whose last answer came from a locked broker.
   std::map<std::string, bool> locked_answer ABSL_GUARDED_BY(mu);
   int64_t reconnections ABSL_GUARDED_BY(mu) = 0;
@@ -113,14 +121,14 @@ struct AgentSession::Impl {
     if (ctx) ctx->TryCancel();
   }
 
-  void Record(const v1::NeedUpdate& update) {
+  void Record(const NeedUpdate& update) {
     absl::MutexLock lock(&mu);
-    updates[update.need_id()].push_back(update);
-    if (IsDecided(update.state())) {
-      open_needs.erase(update.need_id());
-      locked_answer.erase(update.need_id());
-    } else if (open_needs.count(update.need_id()) > 0) {
-      locked_answer[update.need_id()] = IsLockedAnswer(update);
+    updates[update.need_id].push_back(update);
+    if (IsDecided(update.state)) {
+      open_needs.erase(update.need_id);
+      locked_answer.erase(update.need_id);
+    } else if (open_needs.count(update.need_id) > 0) {
+      locked_answer[update.need_id] = IsLockedAnswer(update);
     }
   }
 
@@ -148,7 +156,7 @@ struct AgentSession::Impl {
             absl::ToChronoMilliseconds(options.timeout))) {
       return false;
     }
-    std::vector<v1::CredentialNeeded> needs;
+    std::vector<CredentialNeeded> needs;
     {
       absl::MutexLock lock(&mu);
       for (const auto& [need_id, need] : open_needs) needs.push_back(need);
@@ -157,9 +165,9 @@ struct AgentSession::Impl {
     absl::MutexLock lock(&write_mu);
     if (writes_done || cancelled || !OpenStream())
       return !writes_done && !cancelled;
-    for (const v1::CredentialNeeded& need : needs) {
+    for (const CredentialNeeded& need : needs) {
       v1::SessionRequest m;
-      *m.mutable_need() = need;
+      internal::ToProto(need, m.mutable_need());
       if (!stream->Write(m)) break;  // Its end is read below.
     }
     return true;
@@ -173,9 +181,10 @@ struct AgentSession::Impl {
         absl::MutexLock lock(&write_mu);
         current = stream.get();
       }
-      v1::NeedUpdate update;
-      while (current->Read(&update)) {
+      v1::NeedUpdate message;
+      while (current->Read(&message)) {
         attempts = 0;
+        const NeedUpdate update = TakeUpdate(message);
         Record(update);
         if (session.on_update) session.on_update(update);
       }
@@ -271,13 +280,13 @@ absl::StatusOr<std::unique_ptr<AgentSession>> AgentSession::Connect(
   return std::unique_ptr<AgentSession>(new AgentSession(std::move(impl)));
 }
 
-absl::Status AgentSession::SendNeed(const v1::CredentialNeeded& need) {
+absl::Status AgentSession::SendNeed(const CredentialNeeded& need) {
   {
     absl::MutexLock lock(&impl_->mu);
-    impl_->open_needs[need.need_id()] = need;
+    impl_->open_needs[need.need_id] = need;
   }
   v1::SessionRequest m;
-  *m.mutable_need() = need;
+  internal::ToProto(need, m.mutable_need());
   return impl_->Write(m);
 }
 
@@ -302,19 +311,19 @@ absl::Status AgentSession::ReleaseGrant(const std::string& grant_id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::NeedUpdate> AgentSession::WaitFor(const std::string& need_id,
-                                                     absl::Duration timeout) {
+absl::StatusOr<NeedUpdate> AgentSession::WaitFor(const std::string& need_id,
+                                                 absl::Duration timeout) {
   Impl& impl = *impl_;
   absl::MutexLock lock(&impl.mu);
   // The index of the next decided update after those already returned.
-  auto next =
-      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const v1::NeedUpdate* {
+  auto next = [&]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const NeedUpdate* {
     auto it = impl.updates.find(need_id);
     if (it == impl.updates.end()) return nullptr;
     size_t seen = 0;
     size_t skip = impl.consumed[need_id];
-    for (const v1::NeedUpdate& u : it->second) {
-      if (!IsDecided(u.state())) continue;
+    for (const NeedUpdate& u : it->second) {
+      if (!IsDecided(u.state)) continue;
       if (seen++ == skip) return &u;
     }
     return nullptr;
@@ -323,7 +332,7 @@ absl::StatusOr<v1::NeedUpdate> AgentSession::WaitFor(const std::string& need_id,
     return next() != nullptr || impl.end.has_value();
   };
   impl.mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
-  if (const v1::NeedUpdate* u = next()) {
+  if (const NeedUpdate* u = next()) {
     ++impl.consumed[need_id];
     return *u;
   }
@@ -337,17 +346,16 @@ absl::StatusOr<v1::NeedUpdate> AgentSession::WaitFor(const std::string& need_id,
                    absl::FormatDuration(timeout)));
 }
 
-absl::StatusOr<v1::NeedUpdate> AgentSession::WaitForState(
-    const std::string& need_id, v1::RequestState state,
-    absl::Duration timeout) {
+absl::StatusOr<NeedUpdate> AgentSession::WaitForState(
+    const std::string& need_id, RequestState state, absl::Duration timeout) {
   Impl& impl = *impl_;
   absl::MutexLock lock(&impl.mu);
   auto latest =
-      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const v1::NeedUpdate* {
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> const NeedUpdate* {
     auto it = impl.updates.find(need_id);
     if (it == impl.updates.end()) return nullptr;
     for (auto u = it->second.rbegin(); u != it->second.rend(); ++u) {
-      if (u->state() == state) return &*u;
+      if (u->state == state) return &*u;
     }
     return nullptr;
   };
@@ -355,18 +363,18 @@ absl::StatusOr<v1::NeedUpdate> AgentSession::WaitForState(
     return latest() != nullptr || impl.end.has_value();
   };
   impl.mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
-  if (const v1::NeedUpdate* u = latest()) return *u;
+  if (const NeedUpdate* u = latest()) return *u;
   if (impl.end.has_value()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the session ended before need ", need_id, " reached ",
-                     v1::RequestState_Name(state), ": ", impl.end->ToString()));
+                     RequestStateName(state), ": ", impl.end->ToString()));
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "need ", need_id, " did not reach ", v1::RequestState_Name(state),
-      " within ", absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(
+      absl::StrCat("need ", need_id, " did not reach ", RequestStateName(state),
+                   " within ", absl::FormatDuration(timeout)));
 }
 
-std::vector<v1::NeedUpdate> AgentSession::Updates(
+std::vector<NeedUpdate> AgentSession::Updates(
     const std::string& need_id) const {
   absl::MutexLock lock(&impl_->mu);
   auto it = impl_->updates.find(need_id);
@@ -416,29 +424,35 @@ namespace {
 grpc::Status RunRequestStream(
     const std::shared_ptr<grpc::Channel>& channel, const Options& options,
     const v1::RequestCredentialRequest& request, absl::Time deadline,
-    const std::function<void(const v1::NeedUpdate&)>& on_update,
-    std::optional<v1::NeedUpdate>& decided, bool& locked) {
+    const std::function<void(const NeedUpdate&)>& on_update,
+    std::optional<NeedUpdate>& decided, bool& locked) {
   std::unique_ptr<v1::CredentialBroker::Stub> stub =
       v1::CredentialBroker::NewStub(channel);
   grpc::ClientContext ctx;
   internal::PrepareContext(ctx, options.token, deadline - absl::Now());
   std::unique_ptr<grpc::ClientReader<v1::NeedUpdate>> reader =
       stub->RequestCredential(&ctx, request);
-  v1::NeedUpdate update;
-  while (reader->Read(&update)) {
+  v1::NeedUpdate message;
+  while (reader->Read(&message)) {
+    NeedUpdate update = TakeUpdate(message);
     locked = IsLockedAnswer(update);
     if (on_update) on_update(update);
-    if (IsDecided(update.state()) && !decided.has_value()) decided = update;
+    if (IsDecided(update.state) && !decided.has_value()) {
+      decided = std::move(update);
+    }
   }
   return reader->Finish();
 }
 
 }  // namespace
 
-absl::StatusOr<v1::NeedUpdate> RequestCredential(
-    const Options& options, const v1::RequestCredentialRequest& request,
-    absl::Duration timeout,
-    const std::function<void(const v1::NeedUpdate&)>& on_update) {
+absl::StatusOr<NeedUpdate> RequestCredential(
+    const Options& options, const CredentialNeeded& need,
+    const std::string& session_key, absl::Duration timeout,
+    const std::function<void(const NeedUpdate&)>& on_update) {
+  v1::RequestCredentialRequest request;
+  internal::ToProto(need, request.mutable_need());
+  request.set_session_key(session_key);
   const absl::Time deadline = absl::Now() + timeout;
   // The last answer came from a locked broker (kept across a stream that
   // ended before any answer: the old listeners finishing their last calls).
@@ -453,9 +467,9 @@ absl::StatusOr<v1::NeedUpdate> RequestCredential(
           std::min(absl::Milliseconds(100) * attempt, absl::Seconds(1)));
       (*channel)->WaitForConnected(absl::ToChronoTime(deadline));
     }
-    std::optional<v1::NeedUpdate> decided;
+    std::optional<NeedUpdate> decided;
     bool answered = false;
-    auto counted = [&](const v1::NeedUpdate& u) {
+    auto counted = [&](const NeedUpdate& u) {
       answered = true;
       if (on_update) on_update(u);
     };

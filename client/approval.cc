@@ -11,6 +11,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "client/internal/channel.h"
+#include "client/internal/convert.h"
+#include "client/internal/convert_flow.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
 
 namespace credbroker {
@@ -29,7 +31,7 @@ struct Watcher::Impl {
   void ReadLoop() {
     v1::ApprovalEvent event;
     while (stream->Read(&event)) {
-      if (on_event) on_event(event);
+      if (on_event) on_event(internal::FromProto(event));
     }
     absl::Status status =
         internal::FromCallStatus(stream->Finish(), channel.get());
@@ -104,17 +106,17 @@ absl::StatusOr<std::unique_ptr<Watcher>> ApprovalClient::Watch(
   return std::unique_ptr<Watcher>(new Watcher(std::move(w)));
 }
 
-absl::StatusOr<std::vector<v1::ApprovalRequest>> ApprovalClient::ListPending() {
+absl::StatusOr<std::vector<ApprovalRequest>> ApprovalClient::ListPending() {
   grpc::ClientContext ctx;
   internal::PrepareContext(ctx, impl_->options.token, impl_->options.timeout);
   std::unique_ptr<grpc::ClientReader<v1::ApprovalEvent>> stream =
       impl_->stub->WatchRequests(&ctx, v1::WatchRequestsRequest());
-  std::vector<v1::ApprovalRequest> pending;
+  std::vector<ApprovalRequest> pending;
   v1::ApprovalEvent event;
   bool complete = false;
   while (stream->Read(&event)) {
     if (event.kind() == v1::ApprovalEvent::KIND_SNAPSHOT) {
-      pending.push_back(event.request());
+      pending.push_back(internal::FromProto(event.request()));
     } else if (event.kind() == v1::ApprovalEvent::KIND_SNAPSHOT_DONE) {
       complete = true;
       ctx.TryCancel();
@@ -129,27 +131,31 @@ absl::StatusOr<std::vector<v1::ApprovalRequest>> ApprovalClient::ListPending() {
       "the watch ended before its snapshot was complete");
 }
 
-absl::StatusOr<v1::CredentialForm> ApprovalClient::GetForm(
-    const v1::GetCredentialFormRequest& request) {
+absl::StatusOr<CredentialForm> ApprovalClient::GetForm(const FormQuery& query) {
   grpc::ClientContext ctx;
   internal::PrepareContext(ctx, impl_->options.token, impl_->options.timeout);
+  v1::GetCredentialFormRequest request;
+  internal::ToProto(query, &request);
   v1::CredentialForm form;
   grpc::Status s = impl_->stub->GetCredentialForm(&ctx, request, &form);
   if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
-  return form;
+  return internal::FromProto(form);
 }
 
-absl::StatusOr<v1::ApproveResponse> ApprovalClient::Approve(
-    const v1::ApproveRequest& request) {
+absl::StatusOr<ApprovalResult> ApprovalClient::Approve(
+    const Approval& approval) {
   grpc::ClientContext ctx;
   internal::PrepareContext(ctx, impl_->options.token, impl_->options.timeout);
+  v1::ApproveRequest request;
+  internal::ToProto(approval, &request);
   v1::ApproveResponse response;
   grpc::Status s = impl_->stub->Approve(&ctx, request, &response);
+  internal::WipeSecrets(request);
   if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
-  return response;
+  return internal::FromProto(response);
 }
 
-absl::StatusOr<v1::PasskeyChallenge> ApprovalClient::BeginPasskeyAssertion(
+absl::StatusOr<PasskeyChallenge> ApprovalClient::BeginPasskeyAssertion(
     const std::string& request_id) {
   grpc::ClientContext ctx;
   internal::PrepareContext(ctx, impl_->options.token, impl_->options.timeout);
@@ -158,7 +164,7 @@ absl::StatusOr<v1::PasskeyChallenge> ApprovalClient::BeginPasskeyAssertion(
   v1::PasskeyChallenge response;
   grpc::Status s = impl_->stub->BeginPasskeyAssertion(&ctx, request, &response);
   if (!s.ok()) return internal::FromCallStatus(s, impl_->channel.get());
-  return response;
+  return internal::FromProto(response);
 }
 
 absl::Status ApprovalClient::Deny(const std::string& request_id,

@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/commands_flow_internal.h"
+#include "client/internal/convert.h"
+#include "client/internal/convert_flow.h"
 #include "common/secret.h"
 #include "common/text.h"
 
@@ -17,12 +19,15 @@ namespace cli {
 namespace flow_internal {
 
 int FlowCli::Pending() {
-  absl::StatusOr<std::vector<v1::ApprovalRequest>> pending =
+  absl::StatusOr<std::vector<client::ApprovalRequest>> pending =
       approval().ListPending();
   if (!pending.ok()) return PrintError(pending.status());
   if (json()) {
     std::vector<std::string> items;
-    for (const auto& r : *pending) items.push_back(ToJson(r, /*compact=*/true));
+    for (const auto& r : *pending) {
+      items.push_back(
+          ToJson(client::internal::AsProto<v1::ApprovalRequest>(r), true));
+    }
     std::cout << "{\"requests\": [" << absl::StrJoin(items, ",\n  ") << "]}\n";
     return 0;
   }
@@ -35,17 +40,19 @@ int FlowCli::Pending() {
 }
 
 int FlowCli::Form() {
-  v1::GetCredentialFormRequest req;
-  req.set_request_id(args_.Flag("request"));
-  if (!args_.positional.empty()) req.set_provider(args_.positional[0]);
-  req.set_profile(args_.Flag("profile"));
-  if (req.request_id().empty() == req.provider().empty()) {
+  client::FormQuery query;
+  query.request_id = args_.Flag("request");
+  if (!args_.positional.empty()) query.provider = args_.positional[0];
+  query.profile = args_.Flag("profile");
+  if (query.request_id.empty() == query.provider.empty()) {
     return UsageError("form takes a PROVIDER or --request ID");
   }
-  absl::StatusOr<v1::CredentialForm> form = approval().GetForm(req);
+  absl::StatusOr<client::CredentialForm> form = approval().GetForm(query);
   if (!form.ok()) return PrintError(form.status());
   if (json()) {
-    std::cout << ToJson(*form) << "\n";
+    v1::CredentialForm m;
+    client::internal::ToProto(*form, &m);
+    std::cout << ToJson(m) << "\n";
     return 0;
   }
   PrintForm(*form);
@@ -53,7 +60,7 @@ int FlowCli::Form() {
 }
 
 absl::Status FlowCli::CollectValues(const std::string& request_id,
-                                    v1::ApproveRequest* req) {
+                                    client::Approval* req) {
   std::vector<std::string> prompt_for;
   for (const std::string& f : args_.All("field")) {
     size_t eq = f.find('=');
@@ -62,44 +69,46 @@ absl::Status FlowCli::CollectValues(const std::string& request_id,
     if (eq == std::string::npos) {
       prompt_for.push_back(f);
     } else {
-      (*req->mutable_values())[f.substr(0, eq)] = f.substr(eq + 1);
+      req->values[f.substr(0, eq)] = SecretBytes(f.substr(eq + 1));
     }
   }
-  for (const std::string& g : args_.All("generate")) req->add_generate(g);
+  for (const std::string& g : args_.All("generate")) req->generate.push_back(g);
   const bool tty = StdinIsTerminal();
   if (prompt_for.empty() &&
-      !(tty && req->values().empty() && req->generate().empty())) {
+      !(tty && req->values.empty() && req->generate.empty())) {
     return absl::OkStatus();
   }
-  v1::GetCredentialFormRequest form_req;
-  form_req.set_request_id(request_id);
-  absl::StatusOr<v1::CredentialForm> form = approval().GetForm(form_req);
+  client::FormQuery query;
+  query.request_id = request_id;
+  absl::StatusOr<client::CredentialForm> form = approval().GetForm(query);
   if (!form.ok()) return form.status();
   for (const std::string& name : prompt_for) {
     bool hidden = true;
     std::string label = name;
-    for (const auto& f : form->fields()) {
-      if (f.spec().name() == name) {
-        hidden = f.spec().sensitive();
-        label = f.spec().label();
+    for (const auto& f : form->fields) {
+      if (f.spec.name == name) {
+        hidden = f.spec.sensitive;
+        label = f.spec.label;
       }
     }
     std::optional<std::string> v = Prompt(label, hidden && tty);
     if (!v)
       return absl::InvalidArgumentError(absl::StrCat("no value for ", name));
-    (*req->mutable_values())[name] = *v;
+    req->values[name] = SecretBytes(*v);
+    WipeString(*v);
   }
   // On a terminal, a request that needs input gets the whole form.
-  if (tty && req->values().empty() && req->generate().empty() &&
-      form->request().state() == v1::REQUEST_STATE_NEEDS_INPUT) {
+  if (tty && req->values.empty() && req->generate.empty() &&
+      form->request.has_value() &&
+      form->request->state == client::RequestState::kNeedsInput) {
     std::cerr << "Request " << request_id << " needs values for "
-              << absl::StrJoin(form->request().missing_fields(), ", ") << ".\n";
+              << absl::StrJoin(form->request->missing_fields, ", ") << ".\n";
     return FillForm(*form, req);
   }
   return absl::OkStatus();
 }
 
-absl::Status FlowCli::AddPin(v1::ApproveRequest* req) {
+absl::Status FlowCli::AddPin(client::Approval* req) {
   absl::StatusOr<v1::ApprovalPinStatus> status =
       credentials().GetApprovalPinStatus();
   if (!status.ok()) return status.status();
@@ -116,14 +125,14 @@ absl::Status FlowCli::AddPin(v1::ApproveRequest* req) {
       WipeString(*set.mutable_new_pin());
       return chosen;
     }
-    req->set_pin(*set.mutable_new_pin());
+    req->pin = SecretBytes(set.new_pin());
     WipeString(*set.mutable_new_pin());
     return absl::OkStatus();
   }
   if (status->has_window_until()) return absl::OkStatus();
   std::optional<std::string> pin = ReadSecret(args_, "Approval PIN");
   if (pin) {
-    req->set_pin(*pin);
+    req->pin = SecretBytes(*pin);
     WipeString(*pin);
   }
   return absl::OkStatus();
@@ -132,36 +141,35 @@ absl::Status FlowCli::AddPin(v1::ApproveRequest* req) {
 int FlowCli::Approve() {
   if (args_.positional.size() != 1)
     return UsageError("approve takes one REQUEST_ID");
-  v1::ApproveRequest req;
-  req.set_request_id(args_.positional[0]);
-  absl::StatusOr<v1::Scope> scope = ParseScope(args_.Flag("scope"));
+  client::Approval req;
+  req.request_id = args_.positional[0];
+  absl::StatusOr<client::Scope> scope = ParseScope(args_.Flag("scope"));
   if (!scope.ok()) return UsageError(std::string(scope.status().message()));
-  req.set_scope(*scope);
-  if (absl::Status s = ParseTtl(args_.Flag("ttl"), req.mutable_ttl());
-      !s.ok()) {
+  req.scope = *scope;
+  if (absl::Status s = ParseTtl(args_.Flag("ttl"), &req.ttl); !s.ok()) {
     return UsageError(std::string(s.message()));
   }
-  if (!args_.Has("ttl")) req.clear_ttl();
   if (args_.Has("pattern")) {
-    if (*scope != v1::SCOPE_STANDING)
+    if (*scope != client::Scope::kStanding)
       return UsageError("--pattern needs --scope standing");
-    req.set_action_pattern(args_.Flag("pattern"));
+    req.action_pattern = args_.Flag("pattern");
   }
-  if (absl::Status s = CollectValues(req.request_id(), &req); !s.ok()) {
+  if (absl::Status s = CollectValues(req.request_id, &req); !s.ok()) {
     return PrintError(s);
   }
   if (absl::Status s = AddPin(&req); !s.ok()) return PrintError(s);
-  absl::StatusOr<v1::ApproveResponse> r = approval().Approve(req);
-  WipeString(*req.mutable_pin());
+  absl::StatusOr<client::ApprovalResult> r = approval().Approve(req);
   if (!r.ok()) return PrintError(r.status());
   if (json()) {
-    std::cout << ToJson(*r) << "\n";
+    v1::ApproveResponse m;
+    client::internal::ToProto(*r, &m);
+    std::cout << ToJson(m) << "\n";
     return 0;
   }
-  std::cout << "Approved " << req.request_id() << " (" << ScopeText(req.scope())
-            << "): grant " << r->grant_id();
-  if (!r->standing_approval_id().empty()) {
-    std::cout << ", standing approval " << r->standing_approval_id();
+  std::cout << "Approved " << req.request_id << " (" << ScopeText(req.scope)
+            << "): grant " << r->grant_id;
+  if (!r->standing_approval_id.empty()) {
+    std::cout << ", standing approval " << r->standing_approval_id;
   }
   std::cout << "\n";
   return 0;

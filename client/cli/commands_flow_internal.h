@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "client/cli/cli_util.h"
 #include "client/credbroker/approval.h"
 #include "client/credbroker/client.h"
@@ -24,19 +25,25 @@ namespace credbroker {
 namespace cli {
 namespace flow_internal {
 
-std::string StateText(v1::RequestState s);
+std::string StateText(client::RequestState s);
 std::string ScopeText(v1::Scope s);
+std::string ScopeText(client::Scope s);
 // One line for a request: id, provider/profile, action, context.
-std::string RequestLine(const v1::ApprovalRequest& r);
+std::string RequestLine(const client::ApprovalRequest& r);
 // The request in full, for a person deciding on it.
-void PrintRequest(const v1::ApprovalRequest& r, std::ostream& out);
-absl::StatusOr<v1::Scope> ParseScope(const std::string& text);
-absl::Status ParseTtl(const std::string& text, google::protobuf::Duration* out);
+void PrintRequest(const client::ApprovalRequest& r, std::ostream& out);
+// `t` as the wire's Timestamp (unset: an empty one), for cli_util's
+// FormatTime and Relative.
+google::protobuf::Timestamp Stamp(absl::Time t);
+absl::StatusOr<client::Scope> ParseScope(const std::string& text);
+// A positive duration in whole seconds into *out; empty text leaves it.
+absl::Status ParseTtl(const std::string& text, absl::Duration* out);
 // Asks for the form's fields on the terminal. Empty answers keep stored
 // values (sensitive fields) or the current / default value; multiline
 // fields (key files) are read from a path.
-absl::Status FillForm(const v1::CredentialForm& form, v1::ApproveRequest* req);
-void PrintForm(const v1::CredentialForm& form);
+absl::Status FillForm(const client::CredentialForm& form,
+                      client::Approval* req);
+void PrintForm(const client::CredentialForm& form);
 
 // Runs one approval-flow command: Run in commands_flow.cc; pending, form,
 // approve and deny in commands_flow_decide.cc; grants, revoke and standing
@@ -58,12 +65,12 @@ class FlowCli {
   // Values from --field NAME=VALUE, --field NAME (prompted, hidden when the
   // form says sensitive) and --generate NAME.
   absl::Status CollectValues(const std::string& request_id,
-                             v1::ApproveRequest* req);
+                             client::Approval* req);
   // Asks for the approval PIN (--pin_fd, or the terminal) and puts it in
   // `req`. At first use, when none is set yet, has the person choose one.
   // Without a terminal nothing is asked: the broker then refuses the
   // approval and says what is missing.
-  absl::Status AddPin(v1::ApproveRequest* req);
+  absl::Status AddPin(client::Approval* req);
   int Approve();
   int Deny();
 
@@ -76,24 +83,24 @@ class FlowCli {
   // Events from the watcher's reader thread, consumed by the main thread.
   struct WatchState {
     absl::Mutex mu;
-    std::deque<v1::ApprovalEvent> events ABSL_GUARDED_BY(mu);
+    std::deque<client::ApprovalEvent> events ABSL_GUARDED_BY(mu);
     std::optional<absl::Status> end ABSL_GUARDED_BY(mu);
     // Requests still open, as last seen.
-    std::map<std::string, v1::ApprovalRequest> open ABSL_GUARDED_BY(mu);
+    std::map<std::string, client::ApprovalRequest> open ABSL_GUARDED_BY(mu);
   };
 
-  void PrintEventLine(const v1::ApprovalEvent& e);
+  void PrintEventLine(const client::ApprovalEvent& e);
   int Watch();
   // Consumes events until the stream ends (its status) or, interactively,
   // the input ends (OK).
   absl::Status WatchLoop(WatchState& state, bool interactive);
   // Asks what to do with one request. False when the input ended.
-  bool Decide(WatchState& state, const v1::ApprovalRequest& r);
+  bool Decide(WatchState& state, const client::ApprovalRequest& r);
   // nullopt: input ended; true: decided (or failed for good); false: ask again.
-  std::optional<bool> ApproveInteractively(const v1::ApprovalRequest& r);
+  std::optional<bool> ApproveInteractively(const client::ApprovalRequest& r);
   // Adds the PIN to `req` and sends the approval (ApproveInteractively's
   // last step); the same answers.
-  std::optional<bool> SendApproval(v1::ApproveRequest& req);
+  std::optional<bool> SendApproval(client::Approval& req);
 
   // --- request (as the agent) ---
 

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli/commands_flow_internal.h"
+#include "client/internal/convert_flow.h"
 #include "common/secret.h"
 #include "common/text.h"
 
@@ -24,29 +25,39 @@ namespace cli {
 namespace flow_internal {
 namespace {
 
-std::string KindText(v1::ApprovalEvent::Kind k) {
+using Kind = client::ApprovalEvent::Kind;
+
+std::string KindText(Kind k) {
   return absl::AsciiStrToLower(
-      absl::StripPrefix(v1::ApprovalEvent::Kind_Name(k), "KIND_"));
+      absl::StripPrefix(client::ApprovalEventKindName(k), "KIND_"));
 }
 
 // A credential past its rotation period was just used for a grant.
-std::string RotationDueLine(const v1::ApprovalEvent& e) {
-  const v1::CredentialSummary& c = e.credential();
-  return absl::StrCat("rotation_due  ", c.provider(), "/", c.profile(),
-                      " version ", c.version(), "  ", e.message());
+std::string RotationDueLine(const client::ApprovalEvent& e) {
+  const client::CredentialSummary c =
+      e.credential.value_or(client::CredentialSummary());
+  return absl::StrCat("rotation_due  ", c.provider, "/", c.profile, " version ",
+                      c.version, "  ", e.message);
+}
+
+// The event's request (an empty one when it has none: kSnapshotDone).
+const client::ApprovalRequest& RequestOf(const client::ApprovalEvent& e) {
+  static const client::ApprovalRequest* const kNone =
+      new client::ApprovalRequest();
+  return e.request.has_value() ? *e.request : *kNone;
 }
 
 // Asks for the approval's scope, its TTL and, for a standing approval, the
 // actions it covers, into `req`. False when the input ended.
-bool AskApprovalTerms(const v1::ApprovalRequest& r, v1::ApproveRequest* req) {
+bool AskApprovalTerms(const client::ApprovalRequest& r, client::Approval* req) {
   while (true) {
     std::optional<std::string> scope =
         Prompt("Scope: once, session, standing [once]", false);
     if (!scope) return false;
-    absl::StatusOr<v1::Scope> parsed =
+    absl::StatusOr<client::Scope> parsed =
         ParseScope(std::string(absl::StripAsciiWhitespace(*scope)));
     if (parsed.ok()) {
-      req->set_scope(*parsed);
+      req->scope = *parsed;
       break;
     }
     std::cerr << "  " << parsed.status().message() << "\n";
@@ -55,53 +66,52 @@ bool AskApprovalTerms(const v1::ApprovalRequest& r, v1::ApproveRequest* req) {
     std::optional<std::string> ttl = Prompt(
         "For how long (e.g. 15m, 2h, 720h; empty: the scope's default)", false);
     if (!ttl) return false;
-    absl::Status s = ParseTtl(std::string(absl::StripAsciiWhitespace(*ttl)),
-                              req->mutable_ttl());
-    if (s.ok()) {
-      if (absl::StripAsciiWhitespace(*ttl).empty()) req->clear_ttl();
-      break;
-    }
+    absl::Status s =
+        ParseTtl(std::string(absl::StripAsciiWhitespace(*ttl)), &req->ttl);
+    if (s.ok()) break;
     std::cerr << "  " << s.message() << "\n";
   }
-  if (req->scope() == v1::SCOPE_STANDING) {
+  if (req->scope == client::Scope::kStanding) {
     std::optional<std::string> pattern =
         Prompt(absl::StrCat("Actions it covers (* matches anything) [",
-                            EscapeForTerminal(r.need().action()), "]"),
+                            EscapeForTerminal(r.need.action), "]"),
                false);
     if (!pattern) return false;
-    req->set_action_pattern(std::string(absl::StripAsciiWhitespace(*pattern)));
+    req->action_pattern = std::string(absl::StripAsciiWhitespace(*pattern));
   }
   return true;
 }
 
 }  // namespace
 
-void FlowCli::PrintEventLine(const v1::ApprovalEvent& e) {
+void FlowCli::PrintEventLine(const client::ApprovalEvent& e) {
   if (json()) {
-    std::cout << ToJson(e, /*compact=*/true) << std::endl;
+    v1::ApprovalEvent m;
+    client::internal::ToProto(e, &m);
+    std::cout << ToJson(m, /*compact=*/true) << std::endl;
     return;
   }
-  if (e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT_DONE) {
+  if (e.kind == Kind::kSnapshotDone) {
     std::cout << "snapshot_done" << std::endl;
     return;
   }
-  if (e.kind() == v1::ApprovalEvent::KIND_ROTATION_DUE) {
+  if (e.kind == Kind::kRotationDue) {
     std::cout << RotationDueLine(e) << std::endl;
     return;
   }
-  const v1::ApprovalRequest& r = e.request();
-  std::cout << KindText(e.kind()) << "  " << RequestLine(r) << "  "
-            << StateText(r.state());
-  if (!r.missing_fields().empty()) {
-    std::cout << " (missing " << absl::StrJoin(r.missing_fields(), ", ") << ")";
+  const client::ApprovalRequest& r = RequestOf(e);
+  std::cout << KindText(e.kind) << "  " << RequestLine(r) << "  "
+            << StateText(r.state);
+  if (!r.missing_fields.empty()) {
+    std::cout << " (missing " << absl::StrJoin(r.missing_fields, ", ") << ")";
   }
-  if (!r.binding_note().empty())
-    std::cout << "  note: " << EscapeForTerminal(r.binding_note());
-  if (!r.decision().empty()) {
-    std::cout << "  " << EscapeForTerminal(r.decision());
+  if (!r.binding_note.empty())
+    std::cout << "  note: " << EscapeForTerminal(r.binding_note);
+  if (!r.decision.empty()) {
+    std::cout << "  " << EscapeForTerminal(r.decision);
   } else {
-    std::cout << "  expires " << Relative(r.expires_at()) << ", agent "
-              << (r.agent_connected() ? "connected" : "disconnected");
+    std::cout << "  expires " << Relative(Stamp(r.expires_at)) << ", agent "
+              << (r.agent_connected ? "connected" : "disconnected");
   }
   std::cout << std::endl;
 }
@@ -111,19 +121,19 @@ int FlowCli::Watch() {
   while (true) {
     WatchState state;
     absl::StatusOr<std::unique_ptr<client::Watcher>> watcher = approval().Watch(
-        [&state](const v1::ApprovalEvent& e) {
+        [&state](const client::ApprovalEvent& e) {
           absl::MutexLock lock(&state.mu);
-          const std::string& id = e.request().request_id();
-          switch (e.kind()) {
-            case v1::ApprovalEvent::KIND_SNAPSHOT:
-            case v1::ApprovalEvent::KIND_ADDED:
-            case v1::ApprovalEvent::KIND_AGENT_DISCONNECTED:
-            case v1::ApprovalEvent::KIND_AGENT_RECONNECTED:
-              state.open[id] = e.request();
+          const std::string& id = RequestOf(e).request_id;
+          switch (e.kind) {
+            case Kind::kSnapshot:
+            case Kind::kAdded:
+            case Kind::kAgentDisconnected:
+            case Kind::kAgentReconnected:
+              state.open[id] = RequestOf(e);
               break;
-            case v1::ApprovalEvent::KIND_RESOLVED:
-            case v1::ApprovalEvent::KIND_CANCELLED:
-            case v1::ApprovalEvent::KIND_EXPIRED:
+            case Kind::kResolved:
+            case Kind::kCancelled:
+            case Kind::kExpired:
               state.open.erase(id);
               break;
             default:
@@ -152,7 +162,7 @@ int FlowCli::Watch() {
 
 absl::Status FlowCli::WatchLoop(WatchState& state, bool interactive) {
   while (true) {
-    std::optional<v1::ApprovalEvent> event;
+    std::optional<client::ApprovalEvent> event;
     {
       absl::MutexLock lock(&state.mu);
       auto ready = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
@@ -171,14 +181,14 @@ absl::Status FlowCli::WatchLoop(WatchState& state, bool interactive) {
       PrintEventLine(*event);
       continue;
     }
-    const v1::ApprovalRequest& r = event->request();
-    switch (event->kind()) {
-      case v1::ApprovalEvent::KIND_SNAPSHOT:
-      case v1::ApprovalEvent::KIND_ADDED: {
+    const client::ApprovalRequest& r = RequestOf(*event);
+    switch (event->kind) {
+      case Kind::kSnapshot:
+      case Kind::kAdded: {
         bool open;
         {
           absl::MutexLock lock(&state.mu);
-          open = state.open.count(r.request_id()) > 0;
+          open = state.open.count(r.request_id) > 0;
         }
         if (!open) break;  // Resolved meanwhile; that event follows.
         std::cerr << "\nCredential request:\n";
@@ -186,21 +196,21 @@ absl::Status FlowCli::WatchLoop(WatchState& state, bool interactive) {
         if (!Decide(state, r)) return absl::OkStatus();
         break;
       }
-      case v1::ApprovalEvent::KIND_SNAPSHOT_DONE:
+      case Kind::kSnapshotDone:
         break;
-      case v1::ApprovalEvent::KIND_RESOLVED:
-      case v1::ApprovalEvent::KIND_CANCELLED:
-      case v1::ApprovalEvent::KIND_EXPIRED:
-        std::cerr << "  " << r.request_id() << " " << KindText(event->kind())
-                  << ": " << EscapeForTerminal(r.decision()) << "\n";
+      case Kind::kResolved:
+      case Kind::kCancelled:
+      case Kind::kExpired:
+        std::cerr << "  " << r.request_id << " " << KindText(event->kind)
+                  << ": " << EscapeForTerminal(r.decision) << "\n";
         break;
-      case v1::ApprovalEvent::KIND_AGENT_DISCONNECTED:
-        std::cerr << "  " << r.request_id() << ": the agent disconnected\n";
+      case Kind::kAgentDisconnected:
+        std::cerr << "  " << r.request_id << ": the agent disconnected\n";
         break;
-      case v1::ApprovalEvent::KIND_AGENT_RECONNECTED:
-        std::cerr << "  " << r.request_id() << ": the agent is back\n";
+      case Kind::kAgentReconnected:
+        std::cerr << "  " << r.request_id << ": the agent is back\n";
         break;
-      case v1::ApprovalEvent::KIND_ROTATION_DUE:
+      case Kind::kRotationDue:
         std::cerr << "  " << RotationDueLine(*event) << "\n";
         break;
       default:
@@ -209,7 +219,7 @@ absl::Status FlowCli::WatchLoop(WatchState& state, bool interactive) {
   }
 }
 
-bool FlowCli::Decide(WatchState& state, const v1::ApprovalRequest& r) {
+bool FlowCli::Decide(WatchState& state, const client::ApprovalRequest& r) {
   while (true) {
     std::optional<std::string> answer =
         Prompt("[a]pprove, [d]eny, [s]kip, [f]orm", false);
@@ -217,21 +227,20 @@ bool FlowCli::Decide(WatchState& state, const v1::ApprovalRequest& r) {
     std::string a = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*answer));
     {
       absl::MutexLock lock(&state.mu);
-      if (state.open.count(r.request_id()) == 0) {
-        std::cerr << "  " << r.request_id()
+      if (state.open.count(r.request_id) == 0) {
+        std::cerr << "  " << r.request_id
                   << " was resolved elsewhere meanwhile.\n";
         return true;
       }
     }
     if (a == "s" || a == "skip") {
-      std::cerr << "  Skipped; later: credctl approve " << r.request_id()
-                << "\n";
+      std::cerr << "  Skipped; later: credctl approve " << r.request_id << "\n";
       return true;
     }
     if (a == "f" || a == "form") {
-      v1::GetCredentialFormRequest fr;
-      fr.set_request_id(r.request_id());
-      absl::StatusOr<v1::CredentialForm> form = approval().GetForm(fr);
+      client::FormQuery query;
+      query.request_id = r.request_id;
+      absl::StatusOr<client::CredentialForm> form = approval().GetForm(query);
       if (!form.ok()) {
         PrintError(form.status());
       } else {
@@ -243,7 +252,7 @@ bool FlowCli::Decide(WatchState& state, const v1::ApprovalRequest& r) {
       std::optional<std::string> reason =
           Prompt("Reason (the agent sees it)", false);
       if (!reason) return false;
-      absl::Status s = approval().Deny(r.request_id(), *reason);
+      absl::Status s = approval().Deny(r.request_id, *reason);
       if (!s.ok()) {
         PrintError(s);
       } else {
@@ -262,10 +271,10 @@ bool FlowCli::Decide(WatchState& state, const v1::ApprovalRequest& r) {
 }
 
 std::optional<bool> FlowCli::ApproveInteractively(
-    const v1::ApprovalRequest& r) {
-  v1::ApproveRequest req;
-  req.set_request_id(r.request_id());
-  bool fill = r.state() == v1::REQUEST_STATE_NEEDS_INPUT;
+    const client::ApprovalRequest& r) {
+  client::Approval req;
+  req.request_id = r.request_id;
+  bool fill = r.state == client::RequestState::kNeedsInput;
   if (!fill) {
     std::optional<std::string> update =
         Prompt("Use the stored credential? [Y/n] (n: enter new values)", false);
@@ -273,9 +282,9 @@ std::optional<bool> FlowCli::ApproveInteractively(
     fill = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*update)) == "n";
   }
   if (fill) {
-    v1::GetCredentialFormRequest fr;
-    fr.set_request_id(r.request_id());
-    absl::StatusOr<v1::CredentialForm> form = approval().GetForm(fr);
+    client::FormQuery query;
+    query.request_id = r.request_id;
+    absl::StatusOr<client::CredentialForm> form = approval().GetForm(query);
     if (!form.ok()) {
       PrintError(form.status());
       return true;
@@ -291,21 +300,20 @@ std::optional<bool> FlowCli::ApproveInteractively(
   return SendApproval(req);
 }
 
-std::optional<bool> FlowCli::SendApproval(v1::ApproveRequest& req) {
+std::optional<bool> FlowCli::SendApproval(client::Approval& req) {
   if (absl::Status s = AddPin(&req); !s.ok()) {
     PrintError(s);
     return true;
   }
-  absl::StatusOr<v1::ApproveResponse> result = approval().Approve(req);
-  WipeString(*req.mutable_pin());
+  absl::StatusOr<client::ApprovalResult> result = approval().Approve(req);
   if (!result.ok()) {
     PrintError(result.status());
     // Bad values: the request stays pending; try again.
     return !absl::IsInvalidArgument(result.status());
   }
-  std::cerr << "  Approved: grant " << result->grant_id();
-  if (!result->standing_approval_id().empty()) {
-    std::cerr << ", standing approval " << result->standing_approval_id();
+  std::cerr << "  Approved: grant " << result->grant_id;
+  if (!result->standing_approval_id.empty()) {
+    std::cerr << ", standing approval " << result->standing_approval_id;
   }
   std::cerr << "\n";
   return true;

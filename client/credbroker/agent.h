@@ -29,18 +29,33 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/credbroker/client.h"
-#include "credbroker/v1/credential_broker.pb.h"
+#include "client/credbroker/types.h"
 
 namespace credbroker {
 namespace client {
 
+// Where one of the agent's needs stands, as the broker tells it.
+struct NeedUpdate {
+  std::string need_id;     // The agent's id of the need.
+  std::string request_id;  // The broker's id of the request it made.
+  RequestState state = RequestState::kUnspecified;
+  // With kNeedsInput: the fields the approver must enter.
+  std::vector<std::string> missing_fields;
+  std::optional<Grant> grant;  // With kGranted; its values are secrets.
+  // With kDenied, kCancelled, kExpired, kRevoked, kRejected.
+  std::string reason;
+  std::string message;  // The state in words, for the agent's logs.
+  std::string error_code;
+  std::vector<Finding> field_errors;
+};
+
 // Whether an agent can stop waiting on a need in this state: GRANTED,
 // DENIED, EXPIRED, CANCELLED or REVOKED.
-bool IsDecided(v1::RequestState state);
+bool IsDecided(RequestState state);
 
 class AgentSession {
  public:
-  using UpdateCallback = std::function<void(const v1::NeedUpdate&)>;
+  using UpdateCallback = std::function<void(const NeedUpdate&)>;
   // Called once, on the reader thread, when the stream has ended: OK after
   // Close, otherwise why the broker or the transport ended it.
   using EndCallback = std::function<void(const absl::Status&)>;
@@ -72,7 +87,7 @@ class AgentSession {
   // Announces a need. The broker answers with updates for need.need_id.
   // Re-sending a need_id returns the state of the request it made.
   // FAILED_PRECONDITION when the stream has ended (with its status).
-  absl::Status SendNeed(const v1::CredentialNeeded& need);
+  absl::Status SendNeed(const CredentialNeeded& need);
   // The agent no longer needs `need_id`.
   absl::Status Cancel(const std::string& need_id);
   // Ends a grant early (unary call, with the options' deadline).
@@ -82,15 +97,15 @@ class AgentSession {
   // first one not yet returned by WaitFor for this need (so a second call
   // after GRANTED waits for a REVOKED). DEADLINE_EXCEEDED after `timeout`;
   // the stream's end status when it ends first.
-  absl::StatusOr<v1::NeedUpdate> WaitFor(const std::string& need_id,
-                                         absl::Duration timeout);
+  absl::StatusOr<NeedUpdate> WaitFor(const std::string& need_id,
+                                     absl::Duration timeout);
   // Blocks until `need_id` has an update in `state` (any state, e.g.
   // PENDING_APPROVAL) and returns the latest such update.
-  absl::StatusOr<v1::NeedUpdate> WaitForState(const std::string& need_id,
-                                              v1::RequestState state,
-                                              absl::Duration timeout);
+  absl::StatusOr<NeedUpdate> WaitForState(const std::string& need_id,
+                                          RequestState state,
+                                          absl::Duration timeout);
   // Every update received so far for `need_id`, in order.
-  std::vector<v1::NeedUpdate> Updates(const std::string& need_id) const;
+  std::vector<NeedUpdate> Updates(const std::string& need_id) const;
 
   // Half-closes the stream (the broker then ends it; open needs start their
   // grace period) and waits, bounded by the options' timeout, for the end.
@@ -108,16 +123,17 @@ class AgentSession {
 };
 
 // One need over CredentialBroker.RequestCredential (a server stream ended by
-// the broker after the decision). Calls `on_update` (may be empty) with
+// the broker after the decision), under `session_key` (empty: the broker
+// picks one). Calls `on_update` (may be empty) with
 // every update, on the calling thread, and returns the decided update.
 // `timeout` is the deadline of the whole call (DEADLINE_EXCEEDED). A locked
 // broker answers PENDING_APPROVAL with no request id and ends the stream
 // UNAVAILABLE at the unlock: the need is then sent again, on a new
 // connection, to the unlocked broker.
-absl::StatusOr<v1::NeedUpdate> RequestCredential(
-    const Options& options, const v1::RequestCredentialRequest& request,
-    absl::Duration timeout,
-    const std::function<void(const v1::NeedUpdate&)>& on_update = nullptr);
+absl::StatusOr<NeedUpdate> RequestCredential(
+    const Options& options, const CredentialNeeded& need,
+    const std::string& session_key, absl::Duration timeout,
+    const std::function<void(const NeedUpdate&)>& on_update = nullptr);
 
 }  // namespace client
 }  // namespace credbroker

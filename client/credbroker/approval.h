@@ -14,15 +14,89 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/credbroker/client.h"
-#include "credbroker/v1/approval_service.pb.h"
+#include "client/credbroker/types.h"
+#include "common/secret.h"
 
 namespace credbroker {
 namespace client {
+
+// One event of a watch (see Watcher).
+struct ApprovalEvent {
+  enum class Kind {
+    kUnspecified = 0,
+    kSnapshot = 1,      // One per request pending when the watch began.
+    kSnapshotDone = 2,  // The snapshot is complete.
+    kAdded = 3,         // A new request waits for a decision.
+    kResolved = 4,
+    kCancelled = 5,
+    kExpired = 6,  // No decision before the pending timeout.
+    kAgentDisconnected = 7,
+    kAgentReconnected = 8,  // The asking agent is back.
+    kRotationDue = 9,
+  };
+  Kind kind = Kind::kUnspecified;
+  // The request concerned; unset with kSnapshotDone.
+  std::optional<ApprovalRequest> request;
+  std::optional<CredentialSummary> credential;  // kRotationDue: masked.
+  std::string message;  // kRotationDue: what to do, in words.
+};
+
+// The wire's name ("KIND_ADDED", ...), for printing.
+absl::string_view ApprovalEventKindName(ApprovalEvent::Kind kind);
+
+// Which form GetForm returns: a pending request's (request_id), or a
+// provider's (provider, profile; empty profile: the provider's default).
+struct FormQuery {
+  std::string request_id;
+  std::string provider;
+  std::string profile;
+};
+
+// One field of a credential form.
+struct FormField {
+  FieldSpec spec;             // The field as the provider defines it.
+  std::string current_value;  // Non-sensitive fields only.
+  bool is_set = false;  // A value is stored (the only sign of a sensitive one).
+};
+
+// What an approver fills in for a provider/profile.
+struct CredentialForm {
+  std::string provider;           // ProviderInfo.id.
+  std::string profile;            // The profile the values are for (resolved).
+  std::string display_name;       // The provider's, e.g. "Amazon Web Services".
+  std::vector<FormField> fields;  // In form order.
+  std::vector<std::string> how_to_get;
+  std::vector<std::string> required_permissions;
+  // Set when the form was asked for a request.
+  std::optional<ApprovalRequest> request;
+  bool oauth = false;
+  std::vector<std::string> notes;
+};
+
+// An approval of one pending request (ApprovalService.Approve).
+struct Approval {
+  std::string request_id;  // ApprovalRequest.request_id.
+  FieldValues values;      // Values to store first (the missing fields...).
+  Scope scope = Scope::kUnspecified;          // Unspecified: kOnce.
+  absl::Duration ttl = absl::ZeroDuration();  // Zero: the broker's default.
+  std::string action_pattern;                 // kStanding: actions covered.
+  SecretBytes pin;                            // The approval PIN, if set.
+  std::vector<std::string> generate;          // Fields the broker generates.
+  std::optional<PasskeyAssertion> passkey;    // Instead of the PIN.
+};
+
+// What an approval made.
+struct ApprovalResult {
+  std::string grant_id;              // The grant sent to the agent.
+  std::string standing_approval_id;  // With kStanding.
+};
 
 // One ApprovalService.WatchRequests stream: a snapshot of the pending
 // requests (KIND_SNAPSHOT..., KIND_SNAPSHOT_DONE), then live events, until
@@ -30,7 +104,7 @@ namespace client {
 // behind: watch again for a fresh snapshot).
 class Watcher {
  public:
-  using EventCallback = std::function<void(const v1::ApprovalEvent&)>;
+  using EventCallback = std::function<void(const ApprovalEvent&)>;
   using EndCallback = std::function<void(const absl::Status&)>;
 
   // Cancels the stream and waits for the reader thread. Must not be called
@@ -66,20 +140,18 @@ class ApprovalClient {
       Watcher::EventCallback on_event, Watcher::EndCallback on_end = nullptr);
 
   // The requests pending now: the snapshot of a watch that is then ended.
-  absl::StatusOr<std::vector<v1::ApprovalRequest>> ListPending();
+  absl::StatusOr<std::vector<ApprovalRequest>> ListPending();
 
   // Unary calls, each with the options' deadline.
-  absl::StatusOr<v1::CredentialForm> GetForm(
-      const v1::GetCredentialFormRequest& request);
+  absl::StatusOr<CredentialForm> GetForm(const FormQuery& query);
   // FAILED_PRECONDITION naming the decision when the request was already
   // decided; INVALID_ARGUMENT with field violations for bad values (the
   // request stays pending).
-  absl::StatusOr<v1::ApproveResponse> Approve(
-      const v1::ApproveRequest& request);
+  absl::StatusOr<ApprovalResult> Approve(const Approval& approval);
   absl::Status Deny(const std::string& request_id, const std::string& reason);
   // A challenge for approving `request_id` with a passkey
-  // (ApproveRequest.passkey).
-  absl::StatusOr<v1::PasskeyChallenge> BeginPasskeyAssertion(
+  // (Approval.passkey).
+  absl::StatusOr<PasskeyChallenge> BeginPasskeyAssertion(
       const std::string& request_id);
 
  private:

@@ -60,6 +60,7 @@
 #include "absl/time/time.h"
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
+#include "client/internal/convert.h"
 #include "credbroker/bench/v1/echo.grpc.pb.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
@@ -953,10 +954,10 @@ absl::Status UnaryScenario() {
 // Request ids of ADDED events, by need id, for the scripted approver.
 class AddedQueue {
  public:
-  void Add(const v1::ApprovalEvent& e) {
-    if (e.kind() != v1::ApprovalEvent::KIND_ADDED) return;
+  void Add(const client::ApprovalEvent& e) {
+    if (e.kind != client::ApprovalEvent::Kind::kAdded) return;
     absl::MutexLock lock(&mu_);
-    ids_[e.request().need().need_id()] = e.request().request_id();
+    ids_[e.request->need.need_id] = e.request->request_id;
   }
   // The request id of `need_id`'s ADDED event; empty after `timeout`.
   std::string Take(const std::string& need_id, absl::Duration timeout) {
@@ -975,12 +976,13 @@ class AddedQueue {
   std::map<std::string, std::string> ids_ ABSL_GUARDED_BY(mu_);
 };
 
-v1::CredentialNeeded Need(const std::string& id, const std::string& action) {
-  v1::CredentialNeeded n;
-  n.set_need_id(id);
-  n.set_provider("aws");
-  n.set_action(action);
-  (*n.mutable_context())["region"] = "us-east-1";
+client::CredentialNeeded Need(const std::string& id,
+                              const std::string& action) {
+  client::CredentialNeeded n;
+  n.need_id = id;
+  n.provider = "aws";
+  n.action = action;
+  n.context["region"] = "us-east-1";
   return n;
 }
 
@@ -999,8 +1001,8 @@ absl::Status ApprovalScenario() {
   if (!approver.ok()) return approver.status();
   AddedQueue added;
   absl::Notification watching;
-  auto watcher = (*approver)->Watch([&](const v1::ApprovalEvent& e) {
-    if (e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT_DONE &&
+  auto watcher = (*approver)->Watch([&](const client::ApprovalEvent& e) {
+    if (e.kind == client::ApprovalEvent::Kind::kSnapshotDone &&
         !watching.HasBeenNotified()) {
       watching.Notify();
     }
@@ -1028,16 +1030,16 @@ absl::Status ApprovalScenario() {
     std::string request_id = added.Take(id, absl::Seconds(30));
     if (request_id.empty())
       return absl::DeadlineExceededError("no ADDED event for " + id);
-    v1::ApproveRequest req;
-    req.set_request_id(request_id);
-    req.set_scope(v1::SCOPE_ONCE);
+    client::Approval req;
+    req.request_id = request_id;
+    req.scope = client::Scope::kOnce;
     if (auto r = (*approver)->Approve(req); !r.ok()) return r.status();
     auto u = (*agent)->WaitFor(id, absl::Seconds(30));
     if (!u.ok()) return u.status();
-    if (u->state() != v1::REQUEST_STATE_GRANTED)
+    if (u->state != client::RequestState::kGranted)
       return absl::InternalError("not granted");
     scripted.push_back(NowNs() - t0);
-    (*agent)->ReleaseGrant(u->grant().grant_id()).IgnoreError();
+    (*agent)->ReleaseGrant(u->grant->grant_id).IgnoreError();
   }
   {
     // The standing approval.
@@ -1046,11 +1048,11 @@ absl::Status ApprovalScenario() {
         !s.ok())
       return s;
     std::string request_id = added.Take("seed", absl::Seconds(30));
-    v1::ApproveRequest req;
-    req.set_request_id(request_id);
-    req.set_scope(v1::SCOPE_STANDING);
-    req.set_action_pattern("bench standing *");
-    req.mutable_ttl()->set_seconds(3600);
+    client::Approval req;
+    req.request_id = request_id;
+    req.scope = client::Scope::kStanding;
+    req.action_pattern = "bench standing *";
+    req.ttl = absl::Seconds(3600);
     if (auto r = (*approver)->Approve(req); !r.ok()) return r.status();
     if (auto u = (*agent)->WaitFor("seed", absl::Seconds(30)); !u.ok())
       return u.status();
@@ -1065,12 +1067,12 @@ absl::Status ApprovalScenario() {
     }
     auto u = (*agent)->WaitFor(id, absl::Seconds(30));
     if (!u.ok()) return u.status();
-    if (u->state() != v1::REQUEST_STATE_GRANTED) {
+    if (u->state != client::RequestState::kGranted) {
       return absl::InternalError(
           "a need under the standing approval was not granted");
     }
     standing.push_back(NowNs() - t0);
-    (*agent)->ReleaseGrant(u->grant().grant_id()).IgnoreError();
+    (*agent)->ReleaseGrant(u->grant->grant_id).IgnoreError();
   }
   (*agent)->Close().IgnoreError();
   (*watcher)->Cancel();
@@ -1231,7 +1233,8 @@ class SessionStream
     ctx_.AddMetadata("authorization", "Bearer " + token);
     hello_.mutable_hello()->set_session_key(
         absl::StrCat("bench-session-", index));
-    *need_.mutable_need() = Need("n", absl::StrCat("stream ", index));
+    client::internal::ToProto(Need("n", absl::StrCat("stream ", index)),
+                              need_.mutable_need());
     stub->async()->Session(&ctx_, this);
     StartWrite(&hello_);
     StartRead(&update_);

@@ -186,8 +186,8 @@ TEST_F(ApprovalFactorTest, ApprovalsAreRefusedUntilAPinIsSet) {
   ASSERT_FALSE(id.empty());
   auto approver = Approver();
   ASSERT_NE(approver, nullptr);
-  v1::ApproveRequest req;
-  req.set_request_id(id);
+  client::Approval req;
+  req.request_id = id;
   absl::Status refused = approver->Approve(req).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
   EXPECT_TRUE(absl::StrContains(refused.message(), "credctl pin set"))
@@ -219,9 +219,10 @@ TEST_F(ApprovalFactorTest, TheUnlockWindowBelongsToTheApprovingProcess) {
     ASSERT_NE(agent, nullptr);
     std::string id = WaitForPending(action);
     ASSERT_FALSE(id.empty());
-    v1::ApproveRequest req;
-    req.set_request_id(id);
-    if (i == 0) req.set_pin(pin_);  // The second approval rides the window.
+    client::Approval req;
+    req.request_id = id;
+    if (i == 0)
+      req.pin = SecretBytes(pin_);  // The second approval rides the window.
     auto approved = approver->Approve(req);
     ASSERT_TRUE(approved.ok()) << approved.status();
     absl::StatusOr<int> code = agent->WaitForExit(kWait);

@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "client/credbroker/agent.h"
+#include "client/internal/convert_flow.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace {
@@ -65,8 +66,11 @@ int main(int argc, char** argv) {
   }
   options.token = *token;
   session.agent_name = "flow_agent";
-  session.on_update = [](const credbroker::v1::NeedUpdate& u) {
-    Emit(absl::StrCat("update ", Compact(u)));
+  session.on_update = [](const credbroker::client::NeedUpdate& u) {
+    credbroker::v1::NeedUpdate m;
+    credbroker::client::internal::ToProto(u, &m);
+    Emit(absl::StrCat("update ", Compact(m)));
+    credbroker::client::internal::WipeSecrets(m);
   };
   session.on_end = [](const absl::Status& s) {
     Emit(absl::StrCat("end ", s.ToString()));
@@ -84,11 +88,11 @@ int main(int argc, char** argv) {
     if (words.empty()) continue;
     const std::string& cmd = words[0];
     if (cmd == "need" && words.size() >= 4) {
-      credbroker::v1::CredentialNeeded need;
-      need.set_need_id(words[1]);
-      need.set_provider(words[2]);
-      need.set_action(absl::StrJoin(words.begin() + 3, words.end(), " "));
-      (*need.mutable_context())["region"] = "us-east-1";
+      credbroker::client::CredentialNeeded need;
+      need.need_id = words[1];
+      need.provider = words[2];
+      need.action = absl::StrJoin(words.begin() + 3, words.end(), " ");
+      need.context["region"] = "us-east-1";
       absl::Status s = (*agent)->SendNeed(need);
       if (!s.ok()) Emit(absl::StrCat("error ", s.ToString()));
     } else if (cmd == "cancel" && words.size() == 2) {

@@ -27,6 +27,8 @@
 #include "absl/time/time.h"
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
+#include "client/internal/convert_flow.h"
+#include "common/secret.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -41,7 +43,7 @@ constexpr absl::Duration kWait = absl::Seconds(10);
 // Collects a watcher's events for waits from the test thread.
 class EventLog {
  public:
-  void Add(const v1::ApprovalEvent& e) {
+  void Add(const client::ApprovalEvent& e) {
     absl::MutexLock lock(&mu_);
     events_.push_back(e);
   }
@@ -50,13 +52,14 @@ class EventLog {
     end_ = s;
   }
   // True once an event of `kind` for `request_id` (any, when empty) arrived.
-  bool WaitFor(v1::ApprovalEvent::Kind kind, const std::string& request_id,
+  bool WaitFor(client::ApprovalEvent::Kind kind, const std::string& request_id,
                absl::Duration timeout = kWait) {
     absl::MutexLock lock(&mu_);
     auto found = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       for (const auto& e : events_) {
-        if (e.kind() == kind &&
-            (request_id.empty() || e.request().request_id() == request_id)) {
+        if (e.kind == kind &&
+            (request_id.empty() ||
+             (e.request.has_value() && e.request->request_id == request_id))) {
           return true;
         }
       }
@@ -64,7 +67,7 @@ class EventLog {
     };
     return mu_.AwaitWithTimeout(absl::Condition(&found), timeout);
   }
-  std::vector<v1::ApprovalEvent> Events() {
+  std::vector<client::ApprovalEvent> Events() {
     absl::MutexLock lock(&mu_);
     return events_;
   }
@@ -75,7 +78,7 @@ class EventLog {
 
  private:
   absl::Mutex mu_;
-  std::vector<v1::ApprovalEvent> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<client::ApprovalEvent> events_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -133,9 +136,9 @@ class AgentProcess {
 
   pid_t pid() const { return process_->pid(); }
 
-  absl::Status SendNeed(const v1::CredentialNeeded& n) {
+  absl::Status SendNeed(const client::CredentialNeeded& n) {
     return Write(
-        absl::StrCat("need ", n.need_id(), " ", n.provider(), " ", n.action()));
+        absl::StrCat("need ", n.need_id, " ", n.provider, " ", n.action));
   }
   absl::Status Cancel(const std::string& need_id) {
     return Write(absl::StrCat("cancel ", need_id));
@@ -153,28 +156,28 @@ class AgentProcess {
     return "no answer";
   }
 
-  std::vector<v1::NeedUpdate> Updates(const std::string& need_id) {
-    std::vector<v1::NeedUpdate> out;
+  std::vector<client::NeedUpdate> Updates(const std::string& need_id) {
+    std::vector<client::NeedUpdate> out;
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = true;
     for (const std::string& json : Lines("update ")) {
       v1::NeedUpdate u;
       if (!google::protobuf::util::JsonStringToMessage(json, &u, options).ok())
         continue;
-      if (u.need_id() == need_id) out.push_back(std::move(u));
+      if (u.need_id() == need_id) out.push_back(client::internal::FromProto(u));
     }
     return out;
   }
 
   // The next decided update of `need_id` not returned before.
-  absl::StatusOr<v1::NeedUpdate> WaitFor(const std::string& need_id,
-                                         absl::Duration timeout) {
+  absl::StatusOr<client::NeedUpdate> WaitFor(const std::string& need_id,
+                                             absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
     size_t& consumed = consumed_[need_id];
     do {
       size_t seen = 0;
-      for (const v1::NeedUpdate& u : Updates(need_id)) {
-        if (!client::IsDecided(u.state())) continue;
+      for (const client::NeedUpdate& u : Updates(need_id)) {
+        if (!client::IsDecided(u.state)) continue;
         if (seen++ == consumed) {
           ++consumed;
           return u;
@@ -186,19 +189,19 @@ class AgentProcess {
         absl::StrCat("no decision for ", need_id));
   }
 
-  absl::StatusOr<v1::NeedUpdate> WaitForState(const std::string& need_id,
-                                              v1::RequestState state,
-                                              absl::Duration timeout) {
+  absl::StatusOr<client::NeedUpdate> WaitForState(const std::string& need_id,
+                                                  client::RequestState state,
+                                                  absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
     do {
-      std::vector<v1::NeedUpdate> all = Updates(need_id);
+      std::vector<client::NeedUpdate> all = Updates(need_id);
       for (auto u = all.rbegin(); u != all.rend(); ++u) {
-        if (u->state() == state) return *u;
+        if (u->state == state) return *u;
       }
       absl::SleepFor(absl::Milliseconds(10));
     } while (absl::Now() < deadline);
-    return absl::DeadlineExceededError(
-        absl::StrCat(need_id, " never reached ", v1::RequestState_Name(state)));
+    return absl::DeadlineExceededError(absl::StrCat(
+        need_id, " never reached ", client::RequestStateName(state)));
   }
 
   // Half-closes the session and waits for the process to exit.
@@ -292,22 +295,23 @@ class FlowTest : public BrokerTest {
 
   std::unique_ptr<client::Watcher> Watch(client::ApprovalClient& approver,
                                          EventLog& log) {
-    auto w = approver.Watch([&log](const v1::ApprovalEvent& e) { log.Add(e); },
-                            [&log](const absl::Status& s) { log.End(s); });
+    auto w =
+        approver.Watch([&log](const client::ApprovalEvent& e) { log.Add(e); },
+                       [&log](const absl::Status& s) { log.End(s); });
     EXPECT_TRUE(w.ok()) << w.status();
     if (!w.ok()) return nullptr;
-    EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_SNAPSHOT_DONE, ""));
+    EXPECT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kSnapshotDone, ""));
     return std::move(*w);
   }
 
-  static v1::CredentialNeeded Need(
+  static client::CredentialNeeded Need(
       const std::string& need_id, const std::string& provider = "aws",
       const std::string& action = "deploy to AWS in us-east-1") {
-    v1::CredentialNeeded n;
-    n.set_need_id(need_id);
-    n.set_provider(provider);
-    n.set_action(action);
-    (*n.mutable_context())["region"] = "us-east-1";
+    client::CredentialNeeded n;
+    n.need_id = need_id;
+    n.provider = provider;
+    n.action = action;
+    n.context["region"] = "us-east-1";
     return n;
   }
 
@@ -320,29 +324,30 @@ class FlowTest : public BrokerTest {
   // Sends the need and waits for its first update; returns the request id.
   template <typename AgentT>
   std::string Ask(
-      AgentT& agent, const v1::CredentialNeeded& need,
-      v1::RequestState expected = v1::REQUEST_STATE_PENDING_APPROVAL) {
+      AgentT& agent, const client::CredentialNeeded& need,
+      client::RequestState expected = client::RequestState::kPendingApproval) {
     absl::Status sent = agent.SendNeed(need);
     EXPECT_TRUE(sent.ok()) << sent;
-    auto u = agent.WaitForState(need.need_id(), expected, kWait);
+    auto u = agent.WaitForState(need.need_id, expected, kWait);
     EXPECT_TRUE(u.ok()) << u.status();
-    return u.ok() ? u->request_id() : "";
+    return u.ok() ? u->request_id : "";
   }
 
-  v1::ApproveRequest ApproveReq(const std::string& request_id,
-                                v1::Scope scope = v1::SCOPE_ONCE) {
-    v1::ApproveRequest r;
-    r.set_request_id(request_id);
-    r.set_scope(scope);
+  client::Approval ApproveReq(const std::string& request_id,
+                              client::Scope scope = client::Scope::kOnce) {
+    client::Approval r;
+    r.request_id = request_id;
+    r.scope = scope;
     return r;
   }
 
   // Whether the grant carries the AWS values put by PutAws (never printed).
-  bool HasAwsValues(const v1::Grant& g) const {
-    auto id = g.values().find("access_key_id");
-    auto secret = g.values().find("secret_access_key");
-    return id != g.values().end() && secret != g.values().end() &&
-           id->second == key_id_ && secret->second == secret_;
+  bool HasAwsValues(const std::optional<client::Grant>& g) const {
+    if (!g.has_value()) return false;
+    auto id = g->values.find("access_key_id");
+    auto secret = g->values.find("secret_access_key");
+    return id != g->values.end() && secret != g->values.end() &&
+           id->second.Reveal() == key_id_ && secret->second.Reveal() == secret_;
   }
 
   std::multiset<std::string> AuditKinds() {
@@ -378,16 +383,16 @@ TEST_F(FlowTest, ApproveWithNewValues) {
   ASSERT_NE(agent, nullptr);
   auto approver = Approver();
   ASSERT_NE(approver, nullptr);
-  std::string id = Ask(*agent, Need("n1"), v1::REQUEST_STATE_NEEDS_INPUT);
+  std::string id = Ask(*agent, Need("n1"), client::RequestState::kNeedsInput);
   ASSERT_FALSE(id.empty());
-  std::vector<v1::NeedUpdate> updates = agent->Updates("n1");
+  std::vector<client::NeedUpdate> updates = agent->Updates("n1");
   ASSERT_FALSE(updates.empty());
-  EXPECT_FALSE(updates[0].missing_fields().empty());
+  EXPECT_FALSE(updates[0].missing_fields.empty());
 
   // Bad values: field violations, and the request stays pending.
-  v1::ApproveRequest bad = ApproveReq(id);
-  (*bad.mutable_values())["access_key_id"] = "not-a-key";
-  (*bad.mutable_values())["secret_access_key"] = secret_;
+  client::Approval bad = ApproveReq(id);
+  bad.values["access_key_id"] = SecretBytes("not-a-key");
+  bad.values["secret_access_key"] = SecretBytes(secret_);
   auto refused = approver->Approve(bad);
   EXPECT_TRUE(absl::IsInvalidArgument(refused.status()))
       << refused.status().code();
@@ -397,38 +402,37 @@ TEST_F(FlowTest, ApproveWithNewValues) {
   auto pending = approver->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
   ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ((*pending)[0].request_id(), id);
+  EXPECT_EQ((*pending)[0].request_id, id);
 
   // The form names the fields; nothing is stored yet.
-  v1::GetCredentialFormRequest fr;
-  fr.set_request_id(id);
+  client::FormQuery fr;
+  fr.request_id = id;
   auto form = approver->GetForm(fr);
   ASSERT_TRUE(form.ok()) << form.status();
-  EXPECT_EQ(form->provider(), "aws");
-  EXPECT_EQ(form->request().request_id(), id);
+  EXPECT_EQ(form->provider, "aws");
+  EXPECT_EQ(form->request->request_id, id);
   bool secret_field = false;
-  for (const auto& f : form->fields()) {
-    if (f.spec().name() == "secret_access_key") {
-      secret_field = f.spec().sensitive();
-      EXPECT_FALSE(f.is_set());
+  for (const auto& f : form->fields) {
+    if (f.spec.name == "secret_access_key") {
+      secret_field = f.spec.sensitive;
+      EXPECT_FALSE(f.is_set);
     }
   }
   EXPECT_TRUE(secret_field);
 
-  v1::ApproveRequest good = ApproveReq(id);
-  (*good.mutable_values())["access_key_id"] = key_id_;
-  (*good.mutable_values())["secret_access_key"] = secret_;
+  client::Approval good = ApproveReq(id);
+  good.values["access_key_id"] = SecretBytes(key_id_);
+  good.values["secret_access_key"] = SecretBytes(secret_);
   auto approved = approver->Approve(good);
   ASSERT_TRUE(approved.ok()) << approved.status();
   auto granted = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(granted.ok()) << granted.status();
-  EXPECT_EQ(granted->state(), v1::REQUEST_STATE_GRANTED);
-  EXPECT_EQ(granted->request_id(), id);
-  EXPECT_EQ(granted->grant().grant_id(), approved->grant_id());
-  EXPECT_EQ(granted->grant().scope(), v1::SCOPE_ONCE);
-  EXPECT_TRUE(HasAwsValues(granted->grant())) << "grant values differ";
-  EXPECT_GT(granted->grant().expires_at().seconds(),
-            absl::ToUnixSeconds(absl::Now()));
+  EXPECT_EQ(granted->state, client::RequestState::kGranted);
+  EXPECT_EQ(granted->request_id, id);
+  EXPECT_EQ(granted->grant->grant_id, approved->grant_id);
+  EXPECT_EQ(granted->grant->scope, client::Scope::kOnce);
+  EXPECT_TRUE(HasAwsValues(granted->grant)) << "grant values differ";
+  EXPECT_GT(granted->grant->expires_at, absl::Now());
 
   // The values are stored now, and the form shows the secret only as set.
   auto stored = Get("aws", "");
@@ -450,20 +454,20 @@ TEST_F(FlowTest, ApproveStoredCredentialWithoutValues) {
   ASSERT_TRUE(approved.ok()) << approved.status();
   auto granted = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(granted.ok()) << granted.status();
-  ASSERT_EQ(granted->state(), v1::REQUEST_STATE_GRANTED);
-  EXPECT_TRUE(HasAwsValues(granted->grant())) << "grant values differ";
-  EXPECT_EQ(granted->grant().credential_version(), 1);
+  ASSERT_EQ(granted->state, client::RequestState::kGranted);
+  EXPECT_TRUE(HasAwsValues(granted->grant)) << "grant values differ";
+  EXPECT_EQ(granted->grant->credential_version, 1);
 
   v1::ListGrantsRequest lg;
   auto grants = client_->ListGrants(lg);
   ASSERT_TRUE(grants.ok()) << grants.status();
   ASSERT_EQ(grants->grants_size(), 1);
-  EXPECT_EQ(grants->grants(0).grant_id(), approved->grant_id());
+  EXPECT_EQ(grants->grants(0).grant_id(), approved->grant_id);
   EXPECT_EQ(grants->grants(0).request_id(), id);
 
   // Released by the agent: ended, and a second release is refused.
-  EXPECT_EQ(agent->ReleaseGrant(approved->grant_id()), "OK");
-  std::string again = agent->ReleaseGrant(approved->grant_id());
+  EXPECT_EQ(agent->ReleaseGrant(approved->grant_id), "OK");
+  std::string again = agent->ReleaseGrant(approved->grant_id);
   EXPECT_TRUE(absl::StartsWith(again, "FAILED_PRECONDITION")) << again;
   ExpectAudit({"request.created", "request.approved", "grant.created",
                "grant.released"});
@@ -480,14 +484,14 @@ TEST_F(FlowTest, DenyTellsTheAgentWhy) {
   ASSERT_TRUE(approver->Deny(id, "use the staging account").ok());
   auto denied = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(denied.ok()) << denied.status();
-  EXPECT_EQ(denied->state(), v1::REQUEST_STATE_DENIED);
-  EXPECT_EQ(denied->reason(), "use the staging account");
-  EXPECT_FALSE(denied->has_grant());
+  EXPECT_EQ(denied->state, client::RequestState::kDenied);
+  EXPECT_EQ(denied->reason, "use the staging account");
+  EXPECT_FALSE(denied->grant.has_value());
   // The session's callback saw both updates, in order.
-  std::vector<v1::NeedUpdate> seen = agent->Updates("n1");
+  std::vector<client::NeedUpdate> seen = agent->Updates("n1");
   ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen[0].state(), v1::REQUEST_STATE_PENDING_APPROVAL);
-  EXPECT_EQ(seen[1].state(), v1::REQUEST_STATE_DENIED);
+  EXPECT_EQ(seen[0].state, client::RequestState::kPendingApproval);
+  EXPECT_EQ(seen[1].state, client::RequestState::kDenied);
   // A later approval names the decision.
   auto late = approver->Approve(ApproveReq(id));
   EXPECT_TRUE(absl::IsFailedPrecondition(late.status())) << late.status();
@@ -503,40 +507,40 @@ TEST_F(FlowTest, AMisleadingNeedIsRejectedAloneAndTheSessionGoesOn) {
   PutAws();
   auto agent = LocalAgent("s-text");
   ASSERT_NE(agent, nullptr);
-  v1::CredentialNeeded bad = Need("n-bad");
-  bad.set_action("read logs\x1b[1A\x1b[2K\rdeploy to staging");
-  (*bad.mutable_context())["region"] = "us-east-1\xE2\x80\xAE";
+  client::CredentialNeeded bad = Need("n-bad");
+  bad.action = "read logs\x1b[1A\x1b[2K\rdeploy to staging";
+  bad.context["region"] = "us-east-1\xE2\x80\xAE";
   ASSERT_TRUE(agent->SendNeed(bad).ok());
   auto rejected = agent->WaitFor("n-bad", kWait);
   ASSERT_TRUE(rejected.ok()) << rejected.status();
-  EXPECT_EQ(rejected->state(), v1::REQUEST_STATE_REJECTED);
-  EXPECT_EQ(rejected->error_code(), "INVALID_ARGUMENT");
+  EXPECT_EQ(rejected->state, client::RequestState::kRejected);
+  EXPECT_EQ(rejected->error_code, "INVALID_ARGUMENT");
   std::vector<std::string> fields;
-  for (const v1::Finding& f : rejected->field_errors())
-    fields.push_back(f.field());
+  for (const client::Finding& f : rejected->field_errors)
+    fields.push_back(f.field);
   EXPECT_THAT(fields, ::testing::UnorderedElementsAre("need.action",
                                                       "need.context.region"));
-  EXPECT_TRUE(absl::StrContains(rejected->field_errors(0).message(), "U+001B"))
-      << rejected->field_errors(0).message();
+  EXPECT_TRUE(absl::StrContains(rejected->field_errors[0].message, "U+001B"))
+      << rejected->field_errors[0].message;
 
-  v1::CredentialNeeded blank = Need("n-blank");
-  blank.set_action(" \t ");
+  client::CredentialNeeded blank = Need("n-blank");
+  blank.action = " \t ";
   ASSERT_TRUE(agent->SendNeed(blank).ok());
   auto refused = agent->WaitFor("n-blank", kWait);
   ASSERT_TRUE(refused.ok()) << refused.status();
-  EXPECT_EQ(refused->state(), v1::REQUEST_STATE_REJECTED);
+  EXPECT_EQ(refused->state, client::RequestState::kRejected);
 
   // The same stream still carries needs; nothing bad became a request.
   ASSERT_TRUE(agent->SendNeed(Need("n-good")).ok());
-  auto pending =
-      agent->WaitForState("n-good", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  auto pending = agent->WaitForState(
+      "n-good", client::RequestState::kPendingApproval, kWait);
   ASSERT_TRUE(pending.ok()) << pending.status();
   EXPECT_FALSE(agent->EndStatus().has_value());
   auto approver = Approver();
   auto listed = approver->ListPending();
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->size(), 1u);
-  EXPECT_EQ((*listed)[0].need().need_id(), "n-good");
+  EXPECT_EQ((*listed)[0].need.need_id, "n-good");
 }
 
 TEST_F(FlowTest, PendingRequestExpires) {
@@ -550,8 +554,8 @@ TEST_F(FlowTest, PendingRequestExpires) {
   ASSERT_FALSE(id.empty());
   auto expired = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(expired.ok()) << expired.status();
-  EXPECT_EQ(expired->state(), v1::REQUEST_STATE_EXPIRED);
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_EXPIRED, id));
+  EXPECT_EQ(expired->state, client::RequestState::kExpired);
+  EXPECT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kExpired, id));
   auto late = approver->Approve(ApproveReq(id));
   EXPECT_TRUE(absl::IsFailedPrecondition(late.status())) << late.status();
   ExpectAudit({"request.created", "request.expired"});
@@ -567,8 +571,8 @@ TEST_F(FlowTest, CancelledAfterGracePeriod) {
   std::string id = Ask(*agent, Need("n1"));
   ASSERT_FALSE(id.empty());
   agent->Abort();  // The agent crashes.
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_AGENT_DISCONNECTED, id));
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_CANCELLED, id));
+  EXPECT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kAgentDisconnected, id));
+  EXPECT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kCancelled, id));
   auto pending = approver->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
   EXPECT_TRUE(pending->empty());
@@ -587,7 +591,8 @@ TEST_F(FlowTest, ReattachWithinGracePeriod) {
   ASSERT_FALSE(decided_id.empty());
   ASSERT_FALSE(open_id.empty());
   ASSERT_TRUE(first->Close().ok());
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_AGENT_DISCONNECTED, open_id));
+  EXPECT_TRUE(
+      log.WaitFor(client::ApprovalEvent::Kind::kAgentDisconnected, open_id));
 
   // Decided while the agent is away.
   ASSERT_TRUE(approver->Approve(ApproveReq(decided_id)).ok());
@@ -597,26 +602,27 @@ TEST_F(FlowTest, ReattachWithinGracePeriod) {
   ASSERT_TRUE(second->SendNeed(Need("n1")).ok());
   auto granted = second->WaitFor("n1", kWait);
   ASSERT_TRUE(granted.ok()) << granted.status();
-  EXPECT_EQ(granted->state(), v1::REQUEST_STATE_GRANTED);
-  EXPECT_EQ(granted->request_id(), decided_id);
-  EXPECT_TRUE(HasAwsValues(granted->grant())) << "grant values differ";
+  EXPECT_EQ(granted->state, client::RequestState::kGranted);
+  EXPECT_EQ(granted->request_id, decided_id);
+  EXPECT_TRUE(HasAwsValues(granted->grant)) << "grant values differ";
 
   ASSERT_TRUE(second->SendNeed(Need("n2")).ok());
   auto still =
-      second->WaitForState("n2", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+      second->WaitForState("n2", client::RequestState::kPendingApproval, kWait);
   ASSERT_TRUE(still.ok()) << still.status();
-  EXPECT_EQ(still->request_id(), open_id);  // Nothing asked twice.
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_AGENT_RECONNECTED, open_id));
+  EXPECT_EQ(still->request_id, open_id);  // Nothing asked twice.
+  EXPECT_TRUE(
+      log.WaitFor(client::ApprovalEvent::Kind::kAgentReconnected, open_id));
   auto pending = approver->ListPending();
   ASSERT_TRUE(pending.ok());
   ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ((*pending)[0].request_id(), open_id);
-  EXPECT_TRUE((*pending)[0].agent_connected());
+  EXPECT_EQ((*pending)[0].request_id, open_id);
+  EXPECT_TRUE((*pending)[0].agent_connected);
 
   ASSERT_TRUE(approver->Deny(open_id, "no").ok());
   auto denied = second->WaitFor("n2", kWait);
   ASSERT_TRUE(denied.ok());
-  EXPECT_EQ(denied->state(), v1::REQUEST_STATE_DENIED);
+  EXPECT_EQ(denied->state, client::RequestState::kDenied);
 }
 
 TEST_F(FlowTest, TwoApproversRaceAndTheFirstDecisionWins) {
@@ -651,8 +657,9 @@ TEST_F(FlowTest, TwoApproversRaceAndTheFirstDecisionWins) {
         << loser;
     auto decided = agent->WaitFor(need_id, kWait);
     ASSERT_TRUE(decided.ok()) << decided.status();
-    EXPECT_EQ(decided->state(), approve_status.ok() ? v1::REQUEST_STATE_GRANTED
-                                                    : v1::REQUEST_STATE_DENIED);
+    EXPECT_EQ(decided->state, approve_status.ok()
+                                  ? client::RequestState::kGranted
+                                  : client::RequestState::kDenied);
   }
 }
 
@@ -663,20 +670,20 @@ TEST_F(FlowTest, SessionScopeGrantsLaterNeedsWithoutAsking) {
   EventLog log;
   auto watcher = Watch(*approver, log);
   std::string id = Ask(*agent, Need("n1"));
-  ASSERT_TRUE(approver->Approve(ApproveReq(id, v1::SCOPE_SESSION)).ok());
+  ASSERT_TRUE(approver->Approve(ApproveReq(id, client::Scope::kSession)).ok());
   auto first = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(first.ok());
-  EXPECT_EQ(first->grant().scope(), v1::SCOPE_SESSION);
+  EXPECT_EQ(first->grant->scope, client::Scope::kSession);
   // The watcher hears of the decision asynchronously: count from after it.
-  ASSERT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_RESOLVED, id));
+  ASSERT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kResolved, id));
   size_t events_before = log.Count();
 
   ASSERT_TRUE(agent->SendNeed(Need("n2", "aws", "create a VPC")).ok());
   auto second = agent->WaitFor("n2", kWait);
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(second->state(), v1::REQUEST_STATE_GRANTED);
-  EXPECT_EQ(second->grant().scope(), v1::SCOPE_SESSION);
-  EXPECT_TRUE(HasAwsValues(second->grant())) << "grant values differ";
+  EXPECT_EQ(second->state, client::RequestState::kGranted);
+  EXPECT_EQ(second->grant->scope, client::Scope::kSession);
+  EXPECT_TRUE(HasAwsValues(second->grant)) << "grant values differ";
   auto pending = approver->ListPending();
   ASSERT_TRUE(pending.ok());
   EXPECT_TRUE(pending->empty());
@@ -692,20 +699,20 @@ TEST_F(FlowTest, StandingApprovalGrantsUntilRevoked) {
   auto approver = Approver();
   auto agent = Agent("s-standing-1");
   std::string id = Ask(*agent, Need("n1", "aws", "deploy to AWS in us-east-1"));
-  v1::ApproveRequest req = ApproveReq(id, v1::SCOPE_STANDING);
-  req.set_action_pattern("deploy *");
-  req.mutable_ttl()->set_seconds(3600);
+  client::Approval req = ApproveReq(id, client::Scope::kStanding);
+  req.action_pattern = "deploy *";
+  req.ttl = absl::Seconds(3600);
   auto approved = approver->Approve(req);
   ASSERT_TRUE(approved.ok()) << approved.status();
-  ASSERT_FALSE(approved->standing_approval_id().empty());
+  ASSERT_FALSE(approved->standing_approval_id.empty());
   ASSERT_TRUE(agent->WaitFor("n1", kWait).ok());
 
   auto fresh = Agent("s-standing-2");
   ASSERT_TRUE(fresh->SendNeed(Need("n1", "aws", "deploy to eu-west-1")).ok());
   auto auto_granted = fresh->WaitFor("n1", kWait);
   ASSERT_TRUE(auto_granted.ok()) << auto_granted.status();
-  EXPECT_EQ(auto_granted->state(), v1::REQUEST_STATE_GRANTED);
-  EXPECT_EQ(auto_granted->grant().scope(), v1::SCOPE_STANDING);
+  EXPECT_EQ(auto_granted->state, client::RequestState::kGranted);
+  EXPECT_EQ(auto_granted->grant->scope, client::Scope::kStanding);
 
   // Outside the pattern: asks.
   Ask(*fresh, Need("n2", "aws", "delete the production database"));
@@ -714,11 +721,11 @@ TEST_F(FlowTest, StandingApprovalGrantsUntilRevoked) {
   auto listed = client_->ListStandingApprovals(ls);
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->approvals_size(), 1);
-  EXPECT_EQ(listed->approvals(0).id(), approved->standing_approval_id());
+  EXPECT_EQ(listed->approvals(0).id(), approved->standing_approval_id);
   EXPECT_EQ(listed->approvals(0).action_pattern(), "deploy *");
 
   v1::RevokeStandingApprovalRequest rs;
-  rs.set_id(approved->standing_approval_id());
+  rs.set_id(approved->standing_approval_id);
   ASSERT_TRUE(client_->RevokeStandingApproval(rs).ok());
   auto after = Agent("s-standing-3");
   Ask(*after, Need("n1", "aws", "deploy to eu-west-1"));
@@ -730,8 +737,8 @@ TEST_F(FlowTest, StandingApprovalLongerThan90DaysIsRefused) {
   auto approver = Approver();
   auto agent = Agent("s-standing-long");
   std::string id = Ask(*agent, Need("n1"));
-  v1::ApproveRequest req = ApproveReq(id, v1::SCOPE_STANDING);
-  req.mutable_ttl()->set_seconds(91 * 86400);
+  client::Approval req = ApproveReq(id, client::Scope::kStanding);
+  req.ttl = absl::Hours(91 * 24);
   auto refused = approver->Approve(req);
   EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
   EXPECT_TRUE(HasViolation(refused.status(), "ttl"))
@@ -751,18 +758,18 @@ TEST_F(FlowTest, PendingRequestsSurviveARestart) {
   auto approver = Approver();
   EventLog log;
   auto watcher = Watch(*approver, log);
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_SNAPSHOT, id));
+  EXPECT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kSnapshot, id));
   // The agent comes back within the grace period and is granted.
   auto agent = Agent("s-restart");
   ASSERT_TRUE(agent->SendNeed(Need("n1")).ok());
   auto again =
-      agent->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+      agent->WaitForState("n1", client::RequestState::kPendingApproval, kWait);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->request_id(), id);
+  EXPECT_EQ(again->request_id, id);
   ASSERT_TRUE(approver->Approve(ApproveReq(id)).ok());
   auto granted = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(granted.ok()) << granted.status();
-  EXPECT_EQ(granted->state(), v1::REQUEST_STATE_GRANTED);
+  EXPECT_EQ(granted->state, client::RequestState::kGranted);
   watcher.reset();
 }
 
@@ -772,8 +779,8 @@ TEST_F(FlowTest, RoleMatrix) {
   ASSERT_TRUE(as_agent.ok());
   EXPECT_TRUE(absl::IsPermissionDenied((*as_agent)->ListPending().status()))
       << (*as_agent)->ListPending().status();
-  v1::GetCredentialFormRequest fr;
-  fr.set_provider("aws");
+  client::FormQuery fr;
+  fr.provider = "aws";
   EXPECT_TRUE(absl::IsPermissionDenied((*as_agent)->GetForm(fr).status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
       (*as_agent)->Approve(ApproveReq("r-x")).status()));
@@ -791,11 +798,9 @@ TEST_F(FlowTest, RoleMatrix) {
       agent_credentials->RevokeGrant(v1::RevokeGrantRequest()).status()));
 
   // The approver token on the agent's service.
-  v1::RequestCredentialRequest rc;
-  *rc.mutable_need() = Need("n1");
-  auto rc_status =
-      client::RequestCredential(ApproverOptions(), rc, absl::Seconds(10))
-          .status();
+  auto rc_status = client::RequestCredential(ApproverOptions(), Need("n1"), "",
+                                             absl::Seconds(10))
+                       .status();
   EXPECT_TRUE(absl::IsPermissionDenied(rc_status)) << rc_status;
   auto session =
       client::AgentSession::Connect(ApproverOptions(), "s-wrong-role");
@@ -827,15 +832,15 @@ TEST_F(FlowTest, RevokeGrantReachesTheAgent) {
   ASSERT_TRUE(approved.ok());
   ASSERT_TRUE(agent->WaitFor("n1", kWait).ok());
   v1::RevokeGrantRequest rg;
-  rg.set_grant_id(approved->grant_id());
+  rg.set_grant_id(approved->grant_id);
   rg.set_reason("key rotated");
   ASSERT_TRUE(client_->RevokeGrant(rg).ok());
   auto revoked = agent->WaitFor("n1", kWait);  // The next decided update.
   ASSERT_TRUE(revoked.ok()) << revoked.status();
-  EXPECT_EQ(revoked->state(), v1::REQUEST_STATE_REVOKED);
-  EXPECT_TRUE(absl::StrContains(revoked->reason(), "key rotated"))
-      << revoked->reason();
-  EXPECT_FALSE(revoked->has_grant());
+  EXPECT_EQ(revoked->state, client::RequestState::kRevoked);
+  EXPECT_TRUE(absl::StrContains(revoked->reason, "key rotated"))
+      << revoked->reason;
+  EXPECT_FALSE(revoked->grant.has_value());
   auto twice = client_->RevokeGrant(rg);
   EXPECT_TRUE(absl::IsFailedPrecondition(twice.status())) << twice.status();
   v1::ListGrantsRequest lg;
@@ -848,7 +853,7 @@ TEST_F(FlowTest, RevokeGrantReachesTheAgent) {
   ASSERT_TRUE(agent->SendNeed(Need("n1")).ok());
   auto resent = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(resent.ok()) << resent.status();
-  EXPECT_NE(resent->state(), v1::REQUEST_STATE_GRANTED);
+  EXPECT_NE(resent->state, client::RequestState::kGranted);
   ExpectAudit({"grant.revoked"});
 }
 
@@ -862,8 +867,8 @@ TEST_F(FlowTest, AgentCancelsANeed) {
   ASSERT_TRUE(agent->Cancel("n1").ok());
   auto cancelled = agent->WaitFor("n1", kWait);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status();
-  EXPECT_EQ(cancelled->state(), v1::REQUEST_STATE_CANCELLED);
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_CANCELLED, id));
+  EXPECT_EQ(cancelled->state, client::RequestState::kCancelled);
+  EXPECT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kCancelled, id));
 }
 
 // A watcher that never reads is ended with RESOURCE_EXHAUSTED; another
@@ -876,7 +881,7 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
   std::atomic<int> slow_events{0};
   EventLog slow_log;
   auto slow = approver->Watch(
-      [&](const v1::ApprovalEvent&) {
+      [&](const client::ApprovalEvent&) {
         if (slow_events.fetch_add(1) == 0) {
           // Stops reading after its first event, until the test ends.
           release.WaitForNotificationWithTimeout(absl::Seconds(60));
@@ -893,10 +898,10 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
     agents.push_back(LocalAgent(absl::StrCat("s-flood-", s)));
     ASSERT_NE(agents.back(), nullptr);
     for (int n = 0; n < kNeeds; ++n) {
-      v1::CredentialNeeded need =
+      client::CredentialNeeded need =
           Need(absl::StrCat("n", n), "github", "deploy");
       for (int k = 0; k < 30; ++k) {
-        (*need.mutable_context())[absl::StrCat("k", k)] = RandomString(1000);
+        need.context[absl::StrCat("k", k)] = RandomString(1000);
       }
       ASSERT_TRUE(agents.back()->SendNeed(need).ok());
     }
@@ -904,7 +909,7 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
   for (auto& a : agents) {
     for (int n = 0; n < kNeeds; ++n) {
       ASSERT_TRUE(a->WaitForState(absl::StrCat("n", n),
-                                  v1::REQUEST_STATE_NEEDS_INPUT, kWait)
+                                  client::RequestState::kNeedsInput, kWait)
                       .ok());
       ASSERT_TRUE(a->Cancel(absl::StrCat("n", n)).ok());
     }
@@ -926,8 +931,8 @@ TEST_F(FlowTest, SlowWatcherIsEndedOthersKeepReceiving) {
   while (absl::Now() < deadline) {
     added = cancelled = 0;
     for (const auto& e : fast_log.Events()) {
-      added += e.kind() == v1::ApprovalEvent::KIND_ADDED;
-      cancelled += e.kind() == v1::ApprovalEvent::KIND_CANCELLED;
+      added += e.kind == client::ApprovalEvent::Kind::kAdded;
+      cancelled += e.kind == client::ApprovalEvent::Kind::kCancelled;
     }
     if (cancelled == kSessions * kNeeds) break;
     absl::SleepFor(absl::Milliseconds(50));
@@ -948,7 +953,7 @@ TEST_F(FlowTest, ApproversSeeTheAgentProcessFromTheKernel) {
   auto pending = approver->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
   ASSERT_EQ(pending->size(), 1u);
-  const std::string& peer = (*pending)[0].agent_peer();
+  const std::string& peer = (*pending)[0].agent_peer;
   EXPECT_TRUE(absl::StrContains(peer, absl::StrCat("pid ", agent->pid())))
       << peer;
   EXPECT_TRUE(absl::StrContains(peer, "flow_agent")) << peer;
@@ -1006,10 +1011,9 @@ TEST_F(FlowTest, OnlyTheReceivingProcessCanReleaseItsGrant) {
   // This process holds the agent token too, but is not the grant's holder.
   auto other = LocalAgent("s-thief");
   ASSERT_NE(other, nullptr);
-  absl::Status stolen = other->ReleaseGrant(approved->grant_id());
+  absl::Status stolen = other->ReleaseGrant(approved->grant_id);
   EXPECT_TRUE(absl::IsPermissionDenied(stolen)) << stolen;
-  EXPECT_TRUE(
-      absl::StrContains(agent->ReleaseGrant(approved->grant_id()), "OK"));
+  EXPECT_TRUE(absl::StrContains(agent->ReleaseGrant(approved->grant_id), "OK"));
 }
 
 // Another user's process is refused at the door, even when the socket's mode
@@ -1106,7 +1110,7 @@ TEST_F(FlowTest, ShutdownEndsOpenStreamsWithUnavailable) {
   auto pending = again->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
   ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ((*pending)[0].request_id(), id);
+  EXPECT_EQ((*pending)[0].request_id, id);
 }
 
 // A snapshot larger than a stream's queue bound is delivered whole: only
@@ -1120,7 +1124,7 @@ TEST_F(FlowTest, AWatcherGetsASnapshotLargerThanTheQueueBound) {
     ASSERT_NE(agents.back(), nullptr);
     for (int n = 0; n < kNeeds; ++n) {
       Ask(*agents.back(), Need(absl::StrCat("n", n)),
-          v1::REQUEST_STATE_NEEDS_INPUT);
+          client::RequestState::kNeedsInput);
     }
   }
   auto approver = Approver();
@@ -1129,13 +1133,13 @@ TEST_F(FlowTest, AWatcherGetsASnapshotLargerThanTheQueueBound) {
   ASSERT_NE(watcher, nullptr);
   int snapshot = 0;
   for (const auto& e : log.Events())
-    snapshot += e.kind() == v1::ApprovalEvent::KIND_SNAPSHOT;
+    snapshot += e.kind == client::ApprovalEvent::Kind::kSnapshot;
   EXPECT_EQ(snapshot, kSessions * kNeeds);
   // Still live afterwards.
   auto extra = LocalAgent("s-big-extra");
   ASSERT_NE(extra, nullptr);
-  std::string id = Ask(*extra, Need("late"), v1::REQUEST_STATE_NEEDS_INPUT);
-  EXPECT_TRUE(log.WaitFor(v1::ApprovalEvent::KIND_ADDED, id));
+  std::string id = Ask(*extra, Need("late"), client::RequestState::kNeedsInput);
+  EXPECT_TRUE(log.WaitFor(client::ApprovalEvent::Kind::kAdded, id));
   EXPECT_FALSE(watcher->WaitForEnd(absl::Milliseconds(100)).has_value());
   for (auto& a : agents) a->Close().IgnoreError();
   extra->Close().IgnoreError();

@@ -81,26 +81,26 @@ class PasskeyTest : public CredctlFixture {
 
   // The passkey's answer for approving `request_id`, from a challenge the
   // approver fetched for it.
-  v1::PasskeyAssertion Assert(SoftAuthenticator& key,
-                              const std::string& request_id,
-                              const std::string& origin = kOrigin) {
+  client::PasskeyAssertion Assert(SoftAuthenticator& key,
+                                  const std::string& request_id,
+                                  const std::string& origin = kOrigin) {
     auto challenge = approver_->BeginPasskeyAssertion(request_id);
     EXPECT_TRUE(challenge.ok()) << challenge.status();
     SoftAssertion a = key.Assert("localhost", origin,
-                                 challenge.ok() ? challenge->challenge() : "");
-    v1::PasskeyAssertion out;
-    out.set_credential_id(key.credential_id());
-    out.set_client_data_json(a.client_data_json);
-    out.set_authenticator_data(a.authenticator_data);
-    out.set_signature(a.signature);
+                                 challenge.ok() ? challenge->challenge : "");
+    client::PasskeyAssertion out;
+    out.credential_id = key.credential_id();
+    out.client_data_json = a.client_data_json;
+    out.authenticator_data = a.authenticator_data;
+    out.signature = a.signature;
     return out;
   }
 
   absl::Status ApproveWith(const std::string& request_id,
-                           const v1::PasskeyAssertion& a) {
-    v1::ApproveRequest req;
-    req.set_request_id(request_id);
-    *req.mutable_passkey() = a;
+                           const client::PasskeyAssertion& a) {
+    client::Approval req;
+    req.request_id = request_id;
+    req.passkey = a;
     return approver_->Approve(req).status();
   }
 
@@ -133,7 +133,7 @@ TEST_F(PasskeyTest, ARegisteredPasskeyApprovesAndTheAgentGetsTheGrant) {
   ASSERT_NE(agent, nullptr);
   const std::string id = WaitForPending("deploy with a passkey");
   ASSERT_FALSE(id.empty());
-  const v1::PasskeyAssertion assertion = Assert(key_, id);
+  const client::PasskeyAssertion assertion = Assert(key_, id);
   ASSERT_TRUE(ApproveWith(id, assertion).ok());
   ExpectGranted(*agent);
   CommandResult audit = Credctl({"audit", "--kind", "passkey.used"});
@@ -147,7 +147,7 @@ TEST_F(PasskeyTest,
   auto first =
       StartRequest({"aws", "--action", "first deploy", "--timeout", "30"});
   const std::string first_id = WaitForPending("first deploy");
-  const v1::PasskeyAssertion used = Assert(key_, first_id);
+  const client::PasskeyAssertion used = Assert(key_, first_id);
   ASSERT_TRUE(ApproveWith(first_id, used).ok());
   ExpectGranted(*first);
 

@@ -94,15 +94,15 @@ class PeerIdentityTest : public BrokerTest {
     EXPECT_TRUE(session.ok()) << session.status();
     if (!session.ok()) return "";
     agent = std::move(*session);
-    v1::CredentialNeeded need;
-    need.set_need_id("n1");
-    need.set_provider("custom");
-    need.set_action("push a release");
+    client::CredentialNeeded need;
+    need.need_id = "n1";
+    need.provider = "custom";
+    need.action = "push a release";
     EXPECT_TRUE(agent->SendNeed(need).ok());
-    auto pending =
-        agent->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+    auto pending = agent->WaitForState(
+        "n1", client::RequestState::kPendingApproval, kWait);
     EXPECT_TRUE(pending.ok()) << pending.status();
-    return pending.ok() ? pending->request_id() : "";
+    return pending.ok() ? pending->request_id : "";
   }
   std::vector<v1::AuditEvent> Audit(const std::string& kind) {
     v1::ListAuditEventsRequest req;
@@ -133,7 +133,7 @@ TEST_F(PeerIdentityTest, AnAgentsChildApprovingOverTcpIsRefusedAsSelfApproval) {
   auto pending = (*approver)->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
   ASSERT_EQ(pending->size(), 1u);
-  const std::string& peer = (*pending)[0].agent_peer();
+  const std::string& peer = (*pending)[0].agent_peer;
   EXPECT_TRUE(absl::StrContains(peer, absl::StrCat("pid ", getpid()))) << peer;
   EXPECT_TRUE(absl::StrContains(peer, "over ipv4:127.0.0.1:")) << peer;
 
@@ -204,17 +204,17 @@ TEST_F(PeerIdentityTest, ATcpApproverOutsideTheAgentsTreeMayApprove) {
     auto pending = (*approver)->ListPending();
     ASSERT_TRUE(pending.ok()) << pending.status();
     if (!pending->empty()) {
-      id = (*pending)[0].request_id();
-      EXPECT_TRUE(absl::StrContains((*pending)[0].agent_peer(),
+      id = (*pending)[0].request_id;
+      EXPECT_TRUE(absl::StrContains((*pending)[0].agent_peer,
                                     absl::StrCat("pid ", (*request)->pid())))
-          << (*pending)[0].agent_peer();
+          << (*pending)[0].agent_peer;
     } else {
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
   ASSERT_FALSE(id.empty()) << (*request)->stderr_text();
-  v1::ApproveRequest req;
-  req.set_request_id(id);
+  client::Approval req;
+  req.request_id = id;
   auto approved = (*approver)->Approve(req);
   ASSERT_TRUE(approved.ok()) << approved.status();
   absl::StatusOr<int> code = (*request)->WaitForExit(kWait);
@@ -365,20 +365,20 @@ TEST_F(PeerIdentityTest, AnotherUsersTcpApproverCannotBeToldAndIsRefused) {
   client::Options agent_options = Unix(broker_->agent_token());
   auto agent = client::AgentSession::Connect(agent_options, "s-unix");
   ASSERT_TRUE(agent.ok()) << agent.status();
-  v1::CredentialNeeded need;
-  need.set_need_id("n1");
-  need.set_provider("custom");
-  need.set_action("push a release");
+  client::CredentialNeeded need;
+  need.need_id = "n1";
+  need.provider = "custom";
+  need.action = "push a release";
   ASSERT_TRUE((*agent)->SendNeed(need).ok());
-  auto pending =
-      (*agent)->WaitForState("n1", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  auto pending = (*agent)->WaitForState(
+      "n1", client::RequestState::kPendingApproval, kWait);
   ASSERT_TRUE(pending.ok()) << pending.status();
   AnotherUser other;
   CommandResult r =
       other.Credctl({"--broker", tcp_, "--token_file",
                      other.Share(DataDir() + "/approver.token", "a.token"),
                      "--tls_ca", other.Share(DataDir() + "/tls.crt", "tls.crt"),
-                     "approve", pending->request_id()});
+                     "approve", pending->request_id});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(r.err, "PERMISSION_DENIED")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "cannot tell which process")) << r.err;

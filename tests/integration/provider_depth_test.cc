@@ -63,7 +63,7 @@ class ProviderDepthTest : public BrokerTest {
   // session of its own (a session key the previous agent held may not be
   // released yet: a second attach is refused). Waits until the need is open
   // in `state` and returns it as approvers see it.
-  v1::ApprovalRequest Submit(const Need& need, v1::RequestState state) {
+  client::ApprovalRequest Submit(const Need& need, client::RequestState state) {
     Subprocess::Options o;
     o.argv = {CredctlPath(),
               "--data_dir",
@@ -84,38 +84,38 @@ class ProviderDepthTest : public BrokerTest {
     }
     absl::StatusOr<std::unique_ptr<Subprocess>> agent = Subprocess::Spawn(o);
     EXPECT_TRUE(agent.ok()) << agent.status();
-    if (!agent.ok()) return v1::ApprovalRequest();
+    if (!agent.ok()) return client::ApprovalRequest();
     agents_[need.need_id] = std::move(*agent);
     absl::Time deadline = absl::Now() + absl::Seconds(15);
     while (absl::Now() < deadline) {
-      absl::StatusOr<std::vector<v1::ApprovalRequest>> pending =
+      absl::StatusOr<std::vector<client::ApprovalRequest>> pending =
           approver_->ListPending();
       EXPECT_TRUE(pending.ok()) << pending.status();
       if (!pending.ok()) break;
       for (const auto& r : *pending) {
-        if (r.need().need_id() == need.need_id) {
-          EXPECT_EQ(r.state(), state);
+        if (r.need.need_id == need.need_id) {
+          EXPECT_EQ(r.state, state);
           return r;
         }
       }
       absl::SleepFor(absl::Milliseconds(20));
     }
     ADD_FAILURE() << "need " << need.need_id << " did not become pending";
-    return v1::ApprovalRequest();
+    return client::ApprovalRequest();
   }
 
   // Approves (ONCE) and returns the grant the agent printed.
-  v1::Grant Approve(const v1::ApprovalRequest& request,
+  v1::Grant Approve(const client::ApprovalRequest& request,
                     const std::map<std::string, std::string>& values = {},
                     const std::vector<std::string>& generate = {}) {
-    v1::ApproveRequest a;
-    a.set_request_id(request.request_id());
-    a.set_scope(v1::SCOPE_ONCE);
-    for (const auto& [k, v] : values) (*a.mutable_values())[k] = v;
-    for (const auto& g : generate) a.add_generate(g);
-    absl::StatusOr<v1::ApproveResponse> r = approver_->Approve(a);
+    client::Approval a;
+    a.request_id = request.request_id;
+    a.scope = client::Scope::kOnce;
+    for (const auto& [k, v] : values) a.values[k] = SecretBytes(v);
+    a.generate = generate;
+    absl::StatusOr<client::ApprovalResult> r = approver_->Approve(a);
     EXPECT_TRUE(r.ok()) << r.status();
-    auto it = agents_.find(request.need().need_id());
+    auto it = agents_.find(request.need.need_id);
     if (!r.ok() || it == agents_.end()) return v1::Grant();
     absl::StatusOr<int> code = it->second->WaitForExit(absl::Seconds(20));
     EXPECT_TRUE(code.ok()) << code.status();
@@ -224,7 +224,7 @@ TEST_F(ProviderDepthTest, BindingSurvivesAChangeOfDefault) {
   PutAws("default", key_a_, secret_a_);
   PutAws("other", key_b_, secret_b_);
   v1::Grant first = Approve(
-      Submit(Need{"n1", "prod-eu"}, v1::REQUEST_STATE_PENDING_APPROVAL));
+      Submit(Need{"n1", "prod-eu"}, client::RequestState::kPendingApproval));
   EXPECT_EQ(first.profile(), "default");
   EXPECT_TRUE(Value(first, "access_key_id") == key_a_);
 
@@ -246,33 +246,33 @@ TEST_F(ProviderDepthTest, BindingSurvivesAChangeOfDefault) {
   ASSERT_TRUE(client_->SetDefaultProfile(set).ok());
 
   // The cluster still resolves to the account that created it...
-  v1::ApprovalRequest again =
-      Submit(Need{"n2", "prod-eu"}, v1::REQUEST_STATE_PENDING_APPROVAL);
-  EXPECT_EQ(again.need().profile(), "default");
-  EXPECT_TRUE(again.binding_note().empty());
+  client::ApprovalRequest again =
+      Submit(Need{"n2", "prod-eu"}, client::RequestState::kPendingApproval);
+  EXPECT_EQ(again.need.profile, "default");
+  EXPECT_TRUE(again.binding_note.empty());
   v1::Grant second = Approve(again);
   EXPECT_EQ(second.profile(), "default");
   EXPECT_TRUE(Value(second, "access_key_id") == key_a_);
   // ... while a need naming no cluster gets the new default.
-  v1::ApprovalRequest plain =
-      Submit(Need{"n3", ""}, v1::REQUEST_STATE_PENDING_APPROVAL);
-  EXPECT_EQ(plain.need().profile(), "other");
+  client::ApprovalRequest plain =
+      Submit(Need{"n3", ""}, client::RequestState::kPendingApproval);
+  EXPECT_EQ(plain.need.profile, "other");
   EXPECT_TRUE(Value(Approve(plain), "access_key_id") == key_b_);
 
   // The bound profile is rotated: the approver is told, in the request and
   // in the form.
   PutAws("default", key_c_, secret_c_);
-  v1::ApprovalRequest rotated =
-      Submit(Need{"n4", "prod-eu"}, v1::REQUEST_STATE_PENDING_APPROVAL);
-  EXPECT_TRUE(absl::StrContains(rotated.binding_note(), "different credential"))
-      << rotated.binding_note();
-  EXPECT_FALSE(absl::StrContains(rotated.binding_note(), secret_c_));
-  v1::GetCredentialFormRequest form_req;
-  form_req.set_request_id(rotated.request_id());
-  absl::StatusOr<v1::CredentialForm> form = approver_->GetForm(form_req);
+  client::ApprovalRequest rotated =
+      Submit(Need{"n4", "prod-eu"}, client::RequestState::kPendingApproval);
+  EXPECT_TRUE(absl::StrContains(rotated.binding_note, "different credential"))
+      << rotated.binding_note;
+  EXPECT_FALSE(absl::StrContains(rotated.binding_note, secret_c_));
+  client::FormQuery form_req;
+  form_req.request_id = rotated.request_id;
+  absl::StatusOr<client::CredentialForm> form = approver_->GetForm(form_req);
   ASSERT_TRUE(form.ok()) << form.status();
   bool noted = false;
-  for (const auto& n : form->notes()) noted |= n == rotated.binding_note();
+  for (const auto& n : form->notes) noted |= n == rotated.binding_note;
   EXPECT_TRUE(noted);
   bindings = client_->ListBindings(v1::ListBindingsRequest());
   ASSERT_TRUE(bindings.ok());
@@ -321,7 +321,7 @@ TEST_F(ProviderDepthTest, RollbackRestoresTheEarlierValues) {
 
   // The agent now receives the first key again.
   v1::Grant g =
-      Approve(Submit(Need{"n1", ""}, v1::REQUEST_STATE_PENDING_APPROVAL));
+      Approve(Submit(Need{"n1", ""}, client::RequestState::kPendingApproval));
   EXPECT_EQ(g.credential_version(), 3);
   EXPECT_TRUE(Value(g, "access_key_id") == key_a_);
   EXPECT_TRUE(Value(g, "secret_access_key") == secret_a_);
@@ -348,18 +348,17 @@ TEST_F(ProviderDepthTest, RollbackRestoresTheEarlierValues) {
 }
 
 TEST_F(ProviderDepthTest, RedisCloudPasswordGeneratedEndToEnd) {
-  v1::ApprovalRequest r =
-      Submit(Need{"redis", "", "redis-cloud"}, v1::REQUEST_STATE_NEEDS_INPUT);
-  v1::GetCredentialFormRequest form_req;
-  form_req.set_request_id(r.request_id());
-  absl::StatusOr<v1::CredentialForm> form = approver_->GetForm(form_req);
+  client::ApprovalRequest r = Submit(Need{"redis", "", "redis-cloud"},
+                                     client::RequestState::kNeedsInput);
+  client::FormQuery form_req;
+  form_req.request_id = r.request_id;
+  absl::StatusOr<client::CredentialForm> form = approver_->GetForm(form_req);
   ASSERT_TRUE(form.ok()) << form.status();
   bool generatable = false, says = false;
-  for (const auto& f : form->fields()) {
-    if (f.spec().name() == "database_password")
-      generatable = f.spec().generatable();
+  for (const auto& f : form->fields) {
+    if (f.spec.name == "database_password") generatable = f.spec.generatable;
   }
-  for (const auto& n : form->notes()) {
+  for (const auto& n : form->notes) {
     says |= absl::StrContains(n, "generate") &&
             absl::StrContains(n, "database_password");
   }

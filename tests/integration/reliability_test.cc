@@ -64,11 +64,11 @@ v1::PutCredentialRequest AwsPut(const std::string& profile) {
   return r;
 }
 
-v1::CredentialNeeded AwsNeed(const std::string& need_id) {
-  v1::CredentialNeeded n;
-  n.set_need_id(need_id);
-  n.set_provider("aws");
-  n.set_action("deploy to AWS in us-east-1");
+client::CredentialNeeded AwsNeed(const std::string& need_id) {
+  client::CredentialNeeded n;
+  n.need_id = need_id;
+  n.provider = "aws";
+  n.action = "deploy to AWS in us-east-1";
   return n;
 }
 
@@ -123,9 +123,11 @@ int64_t RssKb(pid_t pid) {
   return -1;
 }
 
-bool IsTerminal(v1::RequestState s) {
-  return s == v1::REQUEST_STATE_GRANTED || s == v1::REQUEST_STATE_DENIED ||
-         s == v1::REQUEST_STATE_EXPIRED || s == v1::REQUEST_STATE_CANCELLED;
+bool IsTerminal(client::RequestState s) {
+  return s == client::RequestState::kGranted ||
+         s == client::RequestState::kDenied ||
+         s == client::RequestState::kExpired ||
+         s == client::RequestState::kCancelled;
 }
 
 // ---------------------------------------------------------------------------
@@ -162,8 +164,8 @@ void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack,
   auto pending = (*approver)->ListPending();
   ASSERT_TRUE(pending.ok()) << pending.status();
   std::set<std::string> now_pending;
-  for (const v1::ApprovalRequest& r : *pending)
-    now_pending.insert(r.request_id());
+  for (const client::ApprovalRequest& r : *pending)
+    now_pending.insert(r.request_id);
   for (const std::string& id : ack.pending) {
     EXPECT_TRUE(now_pending.count(id))
         << "pending request " << id << " was lost";
@@ -187,9 +189,9 @@ void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack,
   for (const std::string& id : ack.denied) {
     EXPECT_FALSE(now_pending.count(id))
         << "denied " << id << " is pending again";
-    v1::ApproveRequest again;
-    again.set_request_id(id);
-    again.set_scope(v1::SCOPE_ONCE);
+    client::Approval again;
+    again.request_id = id;
+    again.scope = client::Scope::kOnce;
     auto r = (*approver)->Approve(again);
     EXPECT_TRUE(absl::IsFailedPrecondition(r.status()))
         << id << ": " << r.status();
@@ -240,9 +242,9 @@ TEST(CrashTest, SigkillDuringWritesAndApprovalsLosesNothingAcknowledged) {
         const std::string need_id = absl::StrCat("n", i);
         if (!(*agent)->SendNeed(AwsNeed(need_id)).ok()) break;
         auto u = (*agent)->WaitForState(
-            need_id, v1::REQUEST_STATE_PENDING_APPROVAL, absl::Seconds(3));
+            need_id, client::RequestState::kPendingApproval, absl::Seconds(3));
         if (!u.ok()) break;
-        const std::string id = u->request_id();
+        const std::string id = u->request_id;
         {
           absl::MutexLock lock(&ack.mu);
           ack.pending.insert(id);
@@ -256,13 +258,13 @@ TEST(CrashTest, SigkillDuringWritesAndApprovalsLosesNothingAcknowledged) {
           ack.pending.erase(id);
         }
         if (i % 2 == 1) {
-          v1::ApproveRequest req;
-          req.set_request_id(id);
-          req.set_scope(v1::SCOPE_ONCE);
+          client::Approval req;
+          req.request_id = id;
+          req.scope = client::Scope::kOnce;
           auto r = (*approver)->Approve(req);
           if (!r.ok()) break;
           absl::MutexLock lock(&ack.mu);
-          ack.granted[id] = r->grant_id();
+          ack.granted[id] = r->grant_id;
         } else {
           if (!(*approver)->Deny(id, "crash test").ok()) break;
           absl::MutexLock lock(&ack.mu);
@@ -335,10 +337,10 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
       if (!approver.ok()) return;
       absl::Mutex qmu;
       std::deque<std::string> queue ABSL_GUARDED_BY(qmu);
-      auto watcher = (*approver)->Watch([&](const v1::ApprovalEvent& e) {
-        if (e.kind() != v1::ApprovalEvent::KIND_ADDED) return;
+      auto watcher = (*approver)->Watch([&](const client::ApprovalEvent& e) {
+        if (e.kind != client::ApprovalEvent::Kind::kAdded) return;
         absl::MutexLock lock(&qmu);
-        queue.push_back(e.request().request_id());
+        queue.push_back(e.request->request_id);
       });
       if (!watcher.ok()) return;
       std::mt19937 rng(a);
@@ -358,9 +360,9 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
         const int roll = std::uniform_int_distribution<int>(0, 99)(rng);
         absl::Status s;
         if (roll < 45) {
-          v1::ApproveRequest req;
-          req.set_request_id(id);
-          req.set_scope(v1::SCOPE_ONCE);
+          client::Approval req;
+          req.request_id = id;
+          req.scope = client::Scope::kOnce;
           s = (*approver)->Approve(req).status();
         } else if (roll < 80) {
           s = (*approver)->Deny(id, "soak");
@@ -420,19 +422,19 @@ TEST(SoakTest, HundredsOfSessionsAndSeveralApprovers) {
       auto decided = sessions[s]->WaitFor(need_id, absl::Seconds(15));
       ASSERT_TRUE(decided.ok()) << need_id << ": " << decided.status();
       int terminal = 0;
-      for (const v1::NeedUpdate& u : sessions[s]->Updates(need_id)) {
-        if (!IsTerminal(u.state())) continue;
+      for (const client::NeedUpdate& u : sessions[s]->Updates(need_id)) {
+        if (!IsTerminal(u.state)) continue;
         ++terminal;
-        switch (u.state()) {
-          case v1::REQUEST_STATE_GRANTED:
+        switch (u.state) {
+          case client::RequestState::kGranted:
             ++granted;
-            EXPECT_TRUE(grant_ids.insert(u.grant().grant_id()).second)
-                << "grant " << u.grant().grant_id() << " handed out twice";
+            EXPECT_TRUE(grant_ids.insert(u.grant->grant_id).second)
+                << "grant " << u.grant->grant_id << " handed out twice";
             break;
-          case v1::REQUEST_STATE_DENIED:
+          case client::RequestState::kDenied:
             ++denied;
             break;
-          case v1::REQUEST_STATE_EXPIRED:
+          case client::RequestState::kExpired:
             ++expired;
             break;
           default:
@@ -534,23 +536,23 @@ class FaultTest : public ::testing::Test {
     if (!agent.ok()) return false;
     EXPECT_TRUE((*agent)->SendNeed(AwsNeed(need_id)).ok());
     auto pending = (*agent)->WaitForState(
-        need_id, v1::REQUEST_STATE_PENDING_APPROVAL, absl::Seconds(3));
+        need_id, client::RequestState::kPendingApproval, absl::Seconds(3));
     if (!pending.ok()) {
       // The broker could not record the request: the agent must have been
       // told, not left waiting.
-      std::vector<v1::NeedUpdate> updates = (*agent)->Updates(need_id);
+      std::vector<client::NeedUpdate> updates = (*agent)->Updates(need_id);
       std::optional<absl::Status> end = (*agent)->EndStatus();
       EXPECT_TRUE(!updates.empty() || end.has_value())
           << "the agent was told nothing about " << need_id;
-      for (const auto& u : updates) last_refusal_ = u.message() + u.reason();
+      for (const auto& u : updates) last_refusal_ = u.message + u.reason;
       if (end.has_value()) last_refusal_ += end->ToString();
       return false;
     }
     auto approver = client::ApprovalClient::Connect(
         OptionsFor(*broker_, broker_->approver_token()));
-    v1::ApproveRequest req;
-    req.set_request_id(pending->request_id());
-    req.set_scope(v1::SCOPE_ONCE);
+    client::Approval req;
+    req.request_id = pending->request_id;
+    req.scope = client::Scope::kOnce;
     auto approved = (*approver)->Approve(req);
     if (!approved.ok()) {
       ExpectClearWriteFailure(approved.status());
@@ -559,8 +561,8 @@ class FaultTest : public ::testing::Test {
     }
     auto granted = (*agent)->WaitFor(need_id, kWait);
     EXPECT_TRUE(granted.ok()) << granted.status();
-    return granted.ok() && granted->state() == v1::REQUEST_STATE_GRANTED &&
-           granted->grant().values().count("secret_access_key") == 1;
+    return granted.ok() && granted->state == client::RequestState::kGranted &&
+           granted->grant->values.count("secret_access_key") == 1;
   }
 
   // Writes fail (the first few may still fit in space SQLite holds).

@@ -287,23 +287,23 @@ TEST_F(SecurityTest, ApprovalPinGatesApproveAndLocksOut) {
   options.token = broker_->approver_token();
   auto approval = client::ApprovalClient::Connect(options);
   ASSERT_TRUE(approval.ok());
-  v1::ApproveRequest req;
-  req.set_request_id("r-does-not-exist");
+  client::Approval req;
+  req.request_id = "r-does-not-exist";
   // No PIN, and a wrong one: PERMISSION_DENIED. The right PIN passes the
   // gate (and the unknown request is then NOT_FOUND).
   EXPECT_EQ((*approval)->Approve(req).status().code(),
             absl::StatusCode::kPermissionDenied);
-  req.set_pin(pin);
+  req.pin = SecretBytes(pin);
   EXPECT_EQ((*approval)->Approve(req).status().code(),
             absl::StatusCode::kNotFound);
-  req.set_pin("wrong-pin");
+  req.pin = SecretBytes("wrong-pin");
   absl::Status last;
   for (int i = 0; i < 5; ++i) {
     last = (*approval)->Approve(req).status();
     EXPECT_EQ(last.code(), absl::StatusCode::kPermissionDenied) << last;
   }
   EXPECT_TRUE(absl::StrContains(last.message(), "locked for 30 s")) << last;
-  req.set_pin(pin);
+  req.pin = SecretBytes(pin);
   absl::Status locked = (*approval)->Approve(req).status();
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted) << locked;
   // credctl approve gets the PIN from --pin_fd and hears the lockout.

@@ -179,9 +179,9 @@ TEST_F(SessionWireTest, InvalidUtf8InANeedIsRefusedAloneNamingTheFields) {
   options.token = broker_->approver_token();
   auto approver = client::ApprovalClient::Connect(options);
   ASSERT_TRUE(approver.ok()) << approver.status();
-  v1::ApproveRequest approve;
-  approve.set_request_id(pending.request_id());
-  approve.set_scope(v1::SCOPE_ONCE);
+  client::Approval approve;
+  approve.request_id = pending.request_id();
+  approve.scope = client::Scope::kOnce;
   auto approved = (*approver)->Approve(approve);
   ASSERT_TRUE(approved.ok()) << approved.status();
   v1::NeedUpdate granted;
@@ -275,7 +275,7 @@ TEST_F(SessionWireTest, RequestCredentialNamesInvalidUtf8Fields) {
   auto pending_list = (*approver)->ListPending();
   ASSERT_TRUE(pending_list.ok()) << pending_list.status();
   ASSERT_EQ(pending_list->size(), 1u);
-  EXPECT_EQ((*pending_list)[0].request_id(), pending.request_id());
+  EXPECT_EQ((*pending_list)[0].request_id, pending.request_id());
 }
 
 // A broker started locked (a passphrase store, no passphrase given) keeps

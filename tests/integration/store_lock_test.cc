@@ -379,17 +379,17 @@ TEST_F(StoreLockTest, AnAgentSessionSendsItsNeedAgainAfterTheUnlock) {
   options.token = broker_->agent_token();
   auto session = client::AgentSession::Connect(options, "");
   ASSERT_TRUE(session.ok()) << session.status();
-  v1::CredentialNeeded need;
-  need.set_need_id("n-locked");
-  need.set_provider("aws");
-  need.set_action("deploy from a session");
+  client::CredentialNeeded need;
+  need.need_id = "n-locked";
+  need.provider = "aws";
+  need.action = "deploy from a session";
   ASSERT_TRUE((*session)->SendNeed(need).ok());
-  absl::StatusOr<v1::NeedUpdate> locked = (*session)->WaitForState(
-      "n-locked", v1::REQUEST_STATE_PENDING_APPROVAL, kWait);
+  absl::StatusOr<client::NeedUpdate> locked = (*session)->WaitForState(
+      "n-locked", client::RequestState::kPendingApproval, kWait);
   ASSERT_TRUE(locked.ok()) << locked.status();
-  EXPECT_TRUE(locked->request_id().empty());
-  EXPECT_TRUE(absl::StrContains(locked->message(), "credctl unlock"))
-      << locked->message();
+  EXPECT_TRUE(locked->request_id.empty());
+  EXPECT_TRUE(absl::StrContains(locked->message, "credctl unlock"))
+      << locked->message;
 
   CommandResult unlock =
       CredctlWithInput({"unlock", "--passphrase_fd", "0"}, passphrase_ + "\n");
@@ -399,11 +399,11 @@ TEST_F(StoreLockTest, AnAgentSessionSendsItsNeedAgainAfterTheUnlock) {
   ASSERT_FALSE(id.empty()) << broker_->AllOutput();
   CommandResult approve = Credctl({"approve", id});
   ASSERT_EQ(approve.exit_code, 0) << approve.err;
-  absl::StatusOr<v1::NeedUpdate> granted =
+  absl::StatusOr<client::NeedUpdate> granted =
       (*session)->WaitFor("n-locked", kWait);
   ASSERT_TRUE(granted.ok()) << granted.status();
-  EXPECT_EQ(granted->state(), v1::REQUEST_STATE_GRANTED);
-  EXPECT_EQ(granted->request_id(), id);
+  EXPECT_EQ(granted->state, client::RequestState::kGranted);
+  EXPECT_EQ(granted->request_id, id);
   (*session)->Close().IgnoreError();
 }
 
