@@ -64,6 +64,15 @@ std::vector<ResourceBinding> FromProto(const v1::ListBindingsResponse& m);
 void ToProto(const std::vector<ResourceBinding>& v,
              v1::ListBindingsResponse* out);
 
+// AsProto (convert.h) for this file's types, which that template, declared
+// before them, does not see.
+template <typename P, typename T>
+P CredentialAsProto(const T& v) {
+  P out;
+  ToProto(v, &out);
+  return out;
+}
+
 }  // namespace internal
 }  // namespace client
 }  // namespace credbroker
