@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "client/internal/channel.h"
+#include "client/internal/convert_credential.h"
 #include "common/files.h"
 #include "common/secret.h"
 #include "common/status.h"
@@ -77,41 +78,82 @@ absl::StatusOr<std::unique_ptr<CredentialClient>> CredentialClient::Connect(
 
 using Stub = v1::CredentialService::Stub;
 
-absl::StatusOr<v1::ListProvidersResponse> CredentialClient::ListProviders() {
-  return impl_->Call<v1::ListProvidersRequest, v1::ListProvidersResponse>(
-      &Stub::ListProviders, v1::ListProvidersRequest());
+namespace {
+
+// A call's answer as the client's plain type, or the call's error.
+template <typename Response>
+auto Converted(absl::StatusOr<Response> response)
+    -> absl::StatusOr<decltype(internal::FromProto(*response))> {
+  if (!response.ok()) return response.status();
+  return internal::FromProto(*response);
 }
-absl::StatusOr<v1::ListCredentialsResponse> CredentialClient::ListCredentials(
-    const v1::ListCredentialsRequest& r) {
-  return impl_->Call<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
-      &Stub::ListCredentials, r);
+
+}  // namespace
+
+absl::StatusOr<std::vector<ProviderInfo>> CredentialClient::ListProviders() {
+  return Converted(
+      impl_->Call<v1::ListProvidersRequest, v1::ListProvidersResponse>(
+          &Stub::ListProviders, v1::ListProvidersRequest()));
 }
-absl::StatusOr<v1::CredentialSummary> CredentialClient::GetCredential(
-    const v1::GetCredentialRequest& r) {
-  return impl_->Call<v1::GetCredentialRequest, v1::CredentialSummary>(
-      &Stub::GetCredential, r);
+absl::StatusOr<CredentialPage> CredentialClient::ListCredentials(
+    const ListCredentialsOptions& options) {
+  v1::ListCredentialsRequest r;
+  internal::ToProto(options, &r);
+  return Converted(
+      impl_->Call<v1::ListCredentialsRequest, v1::ListCredentialsResponse>(
+          &Stub::ListCredentials, r));
 }
-absl::StatusOr<v1::PutCredentialResponse> CredentialClient::PutCredential(
-    const v1::PutCredentialRequest& r) {
-  return impl_->Call<v1::PutCredentialRequest, v1::PutCredentialResponse>(
-      &Stub::PutCredential, r);
+absl::StatusOr<CredentialSummary> CredentialClient::GetCredential(
+    const std::string& provider, const std::string& profile, int64_t version) {
+  v1::GetCredentialRequest r;
+  r.set_provider(provider);
+  r.set_profile(profile);
+  r.set_version(version);
+  return Converted(impl_->Call<v1::GetCredentialRequest, v1::CredentialSummary>(
+      &Stub::GetCredential, r));
 }
-absl::StatusOr<v1::DeleteCredentialResponse> CredentialClient::DeleteCredential(
-    const v1::DeleteCredentialRequest& r) {
-  return impl_->Call<v1::DeleteCredentialRequest, v1::DeleteCredentialResponse>(
-      &Stub::DeleteCredential, r);
+absl::StatusOr<StoredCredential> CredentialClient::PutCredential(
+    const CredentialInput& input) {
+  v1::PutCredentialRequest r;
+  internal::ToProto(input, &r);
+  absl::StatusOr<v1::PutCredentialResponse> response =
+      impl_->Call<v1::PutCredentialRequest, v1::PutCredentialResponse>(
+          &Stub::PutCredential, r);
+  internal::WipeSecrets(&r);
+  return Converted(std::move(response));
 }
-absl::StatusOr<v1::ValidateCredentialResponse>
-CredentialClient::ValidateCredential(const v1::ValidateCredentialRequest& r) {
-  return impl_
-      ->Call<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
-          &Stub::ValidateCredential, r);
+absl::StatusOr<int64_t> CredentialClient::DeleteCredential(
+    const std::string& provider, const std::string& profile) {
+  v1::DeleteCredentialRequest r;
+  r.set_provider(provider);
+  r.set_profile(profile);
+  absl::StatusOr<v1::DeleteCredentialResponse> response =
+      impl_->Call<v1::DeleteCredentialRequest, v1::DeleteCredentialResponse>(
+          &Stub::DeleteCredential, r);
+  if (!response.ok()) return response.status();
+  return response->versions_deleted();
 }
-absl::StatusOr<v1::ResolveRequirementsResponse>
-CredentialClient::ResolveRequirements(const v1::ResolveRequirementsRequest& r) {
-  return impl_
-      ->Call<v1::ResolveRequirementsRequest, v1::ResolveRequirementsResponse>(
-          &Stub::ResolveRequirements, r);
+absl::StatusOr<Diagnosis> CredentialClient::ValidateCredential(
+    const CredentialCandidate& candidate) {
+  v1::ValidateCredentialRequest r;
+  internal::ToProto(candidate, &r);
+  absl::StatusOr<v1::ValidateCredentialResponse> response =
+      impl_
+          ->Call<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
+              &Stub::ValidateCredential, r);
+  internal::WipeSecrets(&r);
+  return Converted(std::move(response));
+}
+absl::StatusOr<std::vector<Requirement>> CredentialClient::ResolveRequirements(
+    const std::vector<std::string>& targets, const std::string& profile,
+    const std::string& resource) {
+  v1::ResolveRequirementsRequest r;
+  internal::StringsToProto(targets, r.mutable_targets());
+  r.set_profile(profile);
+  r.set_resource(resource);
+  return Converted(impl_->Call<v1::ResolveRequirementsRequest,
+                               v1::ResolveRequirementsResponse>(
+      &Stub::ResolveRequirements, r));
 }
 absl::StatusOr<v1::ListGrantsResponse> CredentialClient::ListGrants(
     const v1::ListGrantsRequest& r) {
@@ -142,29 +184,42 @@ CredentialClient::RevokeStandingApproval(
                      v1::RevokeStandingApprovalResponse>(
       &Stub::RevokeStandingApproval, r);
 }
-absl::StatusOr<v1::ListCredentialVersionsResponse>
-CredentialClient::ListCredentialVersions(
-    const v1::ListCredentialVersionsRequest& r) {
-  return impl_->Call<v1::ListCredentialVersionsRequest,
-                     v1::ListCredentialVersionsResponse>(
-      &Stub::ListCredentialVersions, r);
+absl::StatusOr<CredentialHistory> CredentialClient::ListCredentialVersions(
+    const std::string& provider, const std::string& profile) {
+  v1::ListCredentialVersionsRequest r;
+  r.set_provider(provider);
+  r.set_profile(profile);
+  return Converted(impl_->Call<v1::ListCredentialVersionsRequest,
+                               v1::ListCredentialVersionsResponse>(
+      &Stub::ListCredentialVersions, r));
 }
-absl::StatusOr<v1::RollbackCredentialResponse>
-CredentialClient::RollbackCredential(const v1::RollbackCredentialRequest& r) {
-  return impl_
-      ->Call<v1::RollbackCredentialRequest, v1::RollbackCredentialResponse>(
-          &Stub::RollbackCredential, r);
+absl::StatusOr<RolledBackCredential> CredentialClient::RollbackCredential(
+    const std::string& provider, const std::string& profile, int64_t version) {
+  v1::RollbackCredentialRequest r;
+  r.set_provider(provider);
+  r.set_profile(profile);
+  r.set_version(version);
+  return Converted(
+      impl_
+          ->Call<v1::RollbackCredentialRequest, v1::RollbackCredentialResponse>(
+              &Stub::RollbackCredential, r));
 }
-absl::StatusOr<v1::SetDefaultProfileResponse>
-CredentialClient::SetDefaultProfile(const v1::SetDefaultProfileRequest& r) {
-  return impl_
-      ->Call<v1::SetDefaultProfileRequest, v1::SetDefaultProfileResponse>(
-          &Stub::SetDefaultProfile, r);
+absl::StatusOr<DefaultProfileChange> CredentialClient::SetDefaultProfile(
+    const std::string& provider, const std::string& profile) {
+  v1::SetDefaultProfileRequest r;
+  r.set_provider(provider);
+  r.set_profile(profile);
+  return Converted(
+      impl_->Call<v1::SetDefaultProfileRequest, v1::SetDefaultProfileResponse>(
+          &Stub::SetDefaultProfile, r));
 }
-absl::StatusOr<v1::ListBindingsResponse> CredentialClient::ListBindings(
-    const v1::ListBindingsRequest& r) {
-  return impl_->Call<v1::ListBindingsRequest, v1::ListBindingsResponse>(
-      &Stub::ListBindings, r);
+absl::StatusOr<std::vector<ResourceBinding>> CredentialClient::ListBindings(
+    const std::string& provider) {
+  v1::ListBindingsRequest r;
+  r.set_provider(provider);
+  return Converted(
+      impl_->Call<v1::ListBindingsRequest, v1::ListBindingsResponse>(
+          &Stub::ListBindings, r));
 }
 
 absl::StatusOr<v1::SetApprovalPinResponse> CredentialClient::SetApprovalPin(

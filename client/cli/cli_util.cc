@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/internal/convert.h"
 #include "common/errors.h"
 #include "common/secret.h"
 #include "google/protobuf/util/json_util.h"
@@ -342,6 +343,24 @@ void PrintFindings(
               << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
               << f.message() << "\n";
     if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
+  }
+}
+
+std::string TimeText(absl::Time t) {
+  if (t == absl::InfinitePast()) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M", t, absl::UTCTimeZone());
+}
+
+std::string ReadinessText(client::Readiness r) {
+  return ReadinessText(client::internal::ToProto(r));
+}
+
+void PrintFindings(const std::vector<client::Finding>& findings) {
+  for (const client::Finding& f : findings) {
+    std::cout << "  " << SeverityText(client::internal::ToProto(f.severity))
+              << ": " << (f.field.empty() ? "" : absl::StrCat(f.field, ": "))
+              << f.message << "\n";
+    if (!f.fix.empty()) std::cout << "    fix: " << f.fix << "\n";
   }
 }
 

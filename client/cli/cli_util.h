@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "client/credbroker/client.h"
 #include "common/secret.h"
 #include "credbroker/v1/types.pb.h"
@@ -92,6 +93,11 @@ std::string SeverityText(v1::Severity s);
 // Each finding on its own line ("  error: field: message"), then its fix.
 void PrintFindings(
     const google::protobuf::RepeatedPtrField<v1::Finding>& findings);
+// The same for the client's plain types (TimeText: FormatTime's format;
+// absl::FormatTime(absl::Time) would make that name ambiguous).
+std::string TimeText(absl::Time t);
+std::string ReadinessText(client::Readiness r);
+void PrintFindings(const std::vector<client::Finding>& findings);
 // "in 9m", "2m ago" relative to now.
 std::string Relative(const google::protobuf::Timestamp& t);
 

@@ -13,15 +13,16 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/credbroker/client.h"
+#include "client/internal/convert_credential.h"
 #include "common/json.h"
 
 namespace credbroker {
 namespace cli {
 namespace {
 
-std::string BindingStateName(v1::ResourceBinding::State s) {
+std::string BindingStateText(client::BindingState s) {
   return absl::AsciiStrToLower(
-      absl::StripPrefix(v1::ResourceBinding::State_Name(s), "STATE_"));
+      absl::StripPrefix(client::BindingStateName(s), "STATE_"));
 }
 
 // "--version N" as a positive number; 0 when absent or not one.
@@ -50,18 +51,17 @@ class ProviderCli {
   bool json() const { return args_.Switch("json"); }
 
   // Every stored credential of `provider` (every provider when empty).
-  absl::StatusOr<std::vector<v1::CredentialSummary>> ListStored(
+  absl::StatusOr<std::vector<client::CredentialSummary>> ListStored(
       const std::string& provider) {
-    v1::ListCredentialsRequest req;
-    req.set_provider(provider);
-    std::vector<v1::CredentialSummary> out;
+    client::ListCredentialsOptions req;
+    req.provider = provider;
+    std::vector<client::CredentialSummary> out;
     while (true) {
-      absl::StatusOr<v1::ListCredentialsResponse> r =
-          client_->ListCredentials(req);
+      absl::StatusOr<client::CredentialPage> r = client_->ListCredentials(req);
       if (!r.ok()) return r.status();
-      for (auto& c : *r->mutable_credentials()) out.push_back(std::move(c));
-      if (r->next_page_token().empty()) return out;
-      req.set_page_token(r->next_page_token());
+      for (auto& c : r->credentials) out.push_back(std::move(c));
+      if (r->next_page_token.empty()) return out;
+      req.page_token = r->next_page_token;
     }
   }
 
@@ -69,29 +69,29 @@ class ProviderCli {
 
   struct Diagnosis {
     std::string provider;
-    v1::ValidateCredentialResponse response;
+    client::Diagnosis response;
   };
 
   void PrintDiagnosis(const Diagnosis& d) {
-    const v1::ValidateCredentialResponse& r = d.response;
-    const bool ready = r.readiness() == v1::READINESS_READY;
-    std::cout << d.provider << "/" << r.profile() << ": "
-              << ReadinessText(r.readiness()) << (ready ? "" : " — not ready")
+    const client::Diagnosis& r = d.response;
+    const bool ready = r.readiness == client::Readiness::kReady;
+    std::cout << d.provider << "/" << r.profile << ": "
+              << ReadinessText(r.readiness) << (ready ? "" : " — not ready")
               << "\n";
-    if (!r.missing_fields().empty()) {
-      std::cout << "  missing: " << absl::StrJoin(r.missing_fields(), ", ")
+    if (!r.missing_fields.empty()) {
+      std::cout << "  missing: " << absl::StrJoin(r.missing_fields, ", ")
                 << " (add with `credctl set " << d.provider << " --profile "
-                << r.profile() << " --keep --field NAME`)\n";
+                << r.profile << " --keep --field NAME`)\n";
     }
-    PrintFindings(r.findings());
-    if (!r.manual_checks().empty()) {
+    PrintFindings(r.findings);
+    if (!r.manual_checks.empty()) {
       std::cout << "  if it still fails, check in the provider's console:\n";
-      for (const std::string& c : r.manual_checks())
+      for (const std::string& c : r.manual_checks)
         std::cout << "    - " << c << "\n";
     }
-    if (!r.required_permissions().empty()) {
+    if (!r.required_permissions.empty()) {
       std::cout << "  permissions it needs:\n";
-      for (const std::string& p : r.required_permissions())
+      for (const std::string& p : r.required_permissions)
         std::cout << "    - " << p << "\n";
     }
   }
@@ -122,12 +122,12 @@ class ProviderCli {
       targets.emplace_back(provider, profile);
       return targets;
     }
-    absl::StatusOr<std::vector<v1::CredentialSummary>> stored =
+    absl::StatusOr<std::vector<client::CredentialSummary>> stored =
         ListStored(provider);
     if (!stored.ok()) return stored.status();
-    for (const v1::CredentialSummary& c : *stored) {
-      if (args_.Has("profile") && c.profile() != profile) continue;
-      targets.emplace_back(c.provider(), c.profile());
+    for (const client::CredentialSummary& c : *stored) {
+      if (args_.Has("profile") && c.profile != profile) continue;
+      targets.emplace_back(c.provider, c.profile);
     }
     return targets;
   }
@@ -136,11 +136,10 @@ class ProviderCli {
       const std::vector<Target>& targets) {
     std::vector<Diagnosis> results;
     for (const auto& [provider, profile] : targets) {
-      v1::ValidateCredentialRequest req;
-      req.set_provider(provider);
-      req.set_profile(profile);
-      absl::StatusOr<v1::ValidateCredentialResponse> r =
-          client_->ValidateCredential(req);
+      client::CredentialCandidate req;
+      req.provider = provider;
+      req.profile = profile;
+      absl::StatusOr<client::Diagnosis> r = client_->ValidateCredential(req);
       if (!r.ok()) return r.status();
       results.push_back({provider, std::move(*r)});
     }
@@ -152,8 +151,11 @@ class ProviderCli {
     std::vector<std::string> items;
     for (const Diagnosis& d : results) {
       items.push_back(absl::StrCat(
-          "{\"provider\": ", JsonQuote(d.provider),
-          ", \"diagnosis\": ", ToJson(d.response, /*compact=*/true), "}"));
+          "{\"provider\": ", JsonQuote(d.provider), ", \"diagnosis\": ",
+          ToJson(client::internal::CredentialAsProto<
+                     v1::ValidateCredentialResponse>(d.response),
+                 /*compact=*/true),
+          "}"));
     }
     std::cout << "{\"all_ready\": " << (all_ready ? "true" : "false")
               << ", \"store_warning\": " << JsonQuote(store_warning)
@@ -201,7 +203,7 @@ class ProviderCli {
     if (!results.ok()) return PrintError(results.status());
     int not_ready = 0;
     for (const Diagnosis& d : *results) {
-      if (d.response.readiness() != v1::READINESS_READY) ++not_ready;
+      if (d.response.readiness != client::Readiness::kReady) ++not_ready;
     }
     const bool named_but_empty = !provider.empty() && results->empty();
     const int code = (not_ready > 0 || named_but_empty) ? 1 : 0;
@@ -218,30 +220,29 @@ class ProviderCli {
   int History() {
     if (args_.positional.size() != 1)
       return UsageError("history takes one PROVIDER");
-    v1::ListCredentialVersionsRequest req;
-    req.set_provider(args_.positional[0]);
-    req.set_profile(args_.Flag("profile"));
-    absl::StatusOr<v1::ListCredentialVersionsResponse> r =
-        client_->ListCredentialVersions(req);
+    absl::StatusOr<client::CredentialHistory> r =
+        client_->ListCredentialVersions(args_.positional[0],
+                                        args_.Flag("profile"));
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(*r) << "\n";
+      std::cout << ToJson(client::internal::CredentialAsProto<
+                          v1::ListCredentialVersionsResponse>(*r))
+                << "\n";
       return 0;
     }
-    std::cout << r->provider() << "/" << r->profile() << ": "
-              << r->versions_size() << " version"
-              << (r->versions_size() == 1 ? "" : "s")
+    std::cout << r->provider << "/" << r->profile << ": " << r->versions.size()
+              << " version" << (r->versions.size() == 1 ? "" : "s")
               << " (fingerprints only, never values)\n";
     std::printf("%4s  %-16s  %s\n", "VER", "CREATED (UTC)", "FINGERPRINT");
-    for (const v1::CredentialVersion& v : r->versions()) {
+    for (const client::CredentialVersion& v : r->versions) {
       std::string notes;
-      if (v.current()) notes += "  (current)";
-      if (v.has_rotation_period()) {
+      if (v.current) notes += "  (current)";
+      if (v.rotation_period != absl::ZeroDuration()) {
         absl::StrAppend(&notes, "  rotation every ",
-                        v.rotation_period().seconds() / 86400, "d");
+                        absl::ToInt64Seconds(v.rotation_period) / 86400, "d");
       }
-      std::printf("%4lld  %-16s  %s%s\n", static_cast<long long>(v.version()),
-                  FormatTime(v.created_at()).c_str(), v.fingerprint().c_str(),
+      std::printf("%4lld  %-16s  %s%s\n", static_cast<long long>(v.version),
+                  TimeText(v.created_at).c_str(), v.fingerprint.c_str(),
                   notes.c_str());
     }
     return 0;
@@ -253,23 +254,22 @@ class ProviderCli {
     const int64_t version = VersionFlag(args_);
     if (version == 0)
       return UsageError("rollback needs --version N (see `credctl history`)");
-    v1::RollbackCredentialRequest req;
-    req.set_provider(args_.positional[0]);
-    req.set_profile(args_.Flag("profile"));
-    req.set_version(version);
-    absl::StatusOr<v1::RollbackCredentialResponse> r =
-        client_->RollbackCredential(req);
+    absl::StatusOr<client::RolledBackCredential> r =
+        client_->RollbackCredential(args_.positional[0], args_.Flag("profile"),
+                                    version);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(*r) << "\n";
+      std::cout << ToJson(client::internal::CredentialAsProto<
+                          v1::RollbackCredentialResponse>(*r))
+                << "\n";
       return 0;
     }
-    const v1::CredentialSummary& c = r->credential();
-    std::cout << "Restored " << c.provider() << "/" << c.profile()
-              << " version " << r->restored_version() << " as version "
-              << c.version() << " (" << ReadinessText(c.readiness())
-              << "), fingerprint " << c.fingerprint() << "\n";
-    PrintFindings(r->findings());
+    const client::CredentialSummary& c = r->credential;
+    std::cout << "Restored " << c.provider << "/" << c.profile << " version "
+              << r->restored_version << " as version " << c.version << " ("
+              << ReadinessText(c.readiness) << "), fingerprint "
+              << c.fingerprint << "\n";
+    PrintFindings(r->findings);
     return 0;
   }
 
@@ -280,53 +280,53 @@ class ProviderCli {
       return UsageError("default takes PROVIDER [PROFILE]");
     const std::string& provider = args_.positional[0];
     if (args_.positional.size() == 2) {
-      v1::SetDefaultProfileRequest req;
-      req.set_provider(provider);
-      req.set_profile(args_.positional[1]);
-      absl::StatusOr<v1::SetDefaultProfileResponse> r =
-          client_->SetDefaultProfile(req);
+      absl::StatusOr<client::DefaultProfileChange> r =
+          client_->SetDefaultProfile(provider, args_.positional[1]);
       if (!r.ok()) return PrintError(r.status());
       if (json()) {
-        std::cout << ToJson(*r) << "\n";
+        std::cout << ToJson(client::internal::CredentialAsProto<
+                            v1::SetDefaultProfileResponse>(*r))
+                  << "\n";
         return 0;
       }
-      std::cout << r->provider() << ": the default profile is now "
-                << r->profile() << " (was " << r->previous_profile() << ")\n";
-      if (!r->configured()) {
-        std::cout << "  nothing is stored under " << r->profile()
-                  << " yet: `credctl set " << r->provider() << " --profile "
-                  << r->profile() << "`\n";
+      std::cout << r->provider << ": the default profile is now " << r->profile
+                << " (was " << r->previous_profile << ")\n";
+      if (!r->configured) {
+        std::cout << "  nothing is stored under " << r->profile
+                  << " yet: `credctl set " << r->provider << " --profile "
+                  << r->profile << "`\n";
       }
       return 0;
     }
-    absl::StatusOr<v1::ListProvidersResponse> providers =
+    absl::StatusOr<std::vector<client::ProviderInfo>> providers =
         client_->ListProviders();
     if (!providers.ok()) return PrintError(providers.status());
-    const v1::ProviderInfo* info = nullptr;
-    for (const v1::ProviderInfo& p : providers->providers()) {
-      if (p.id() == provider) info = &p;
+    const client::ProviderInfo* info = nullptr;
+    for (const client::ProviderInfo& p : *providers) {
+      if (p.id == provider) info = &p;
     }
     if (info == nullptr) {
       return PrintError(absl::NotFoundError(
           absl::StrCat("unknown provider \"", provider,
                        "\"; `credctl providers` lists them")));
     }
-    absl::StatusOr<std::vector<v1::CredentialSummary>> stored =
+    absl::StatusOr<std::vector<client::CredentialSummary>> stored =
         ListStored(provider);
     if (!stored.ok()) return PrintError(stored.status());
-    v1::SetDefaultProfileResponse
-        shown;  // The shape `default P PROFILE` prints.
-    shown.set_provider(provider);
-    shown.set_profile(info->default_profile());
-    for (const v1::CredentialSummary& c : *stored) {
-      if (c.profile() == shown.profile()) shown.set_configured(true);
+    client::DefaultProfileChange shown;  // As `default P PROFILE` prints.
+    shown.provider = provider;
+    shown.profile = info->default_profile;
+    for (const client::CredentialSummary& c : *stored) {
+      if (c.profile == shown.profile) shown.configured = true;
     }
     if (json()) {
-      std::cout << ToJson(shown) << "\n";
+      std::cout << ToJson(client::internal::CredentialAsProto<
+                          v1::SetDefaultProfileResponse>(shown))
+                << "\n";
       return 0;
     }
-    std::cout << provider << ": the default profile is " << shown.profile()
-              << (shown.configured() ? "" : " (nothing stored under it yet)")
+    std::cout << provider << ": the default profile is " << shown.profile
+              << (shown.configured ? "" : " (nothing stored under it yet)")
               << "\n";
     return 0;
   }
@@ -336,15 +336,19 @@ class ProviderCli {
   int Bindings() {
     if (args_.positional.size() > 1)
       return UsageError("bindings takes at most one PROVIDER");
-    v1::ListBindingsRequest req;
-    if (!args_.positional.empty()) req.set_provider(args_.positional[0]);
-    absl::StatusOr<v1::ListBindingsResponse> r = client_->ListBindings(req);
+    absl::StatusOr<std::vector<client::ResourceBinding>> r =
+        client_->ListBindings(args_.positional.empty() ? ""
+                                                       : args_.positional[0]);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(*r) << "\n";
+      std::cout
+          << ToJson(
+                 client::internal::CredentialAsProto<v1::ListBindingsResponse>(
+                     *r))
+          << "\n";
       return 0;
     }
-    if (r->bindings().empty()) {
+    if (r->empty()) {
       std::cout << "No resource bindings. A grant for a need whose context "
                    "names a resource (resource=, cluster= or cluster_id=) "
                    "records one.\n";
@@ -352,13 +356,13 @@ class ProviderCli {
     }
     std::printf("%-20s %-24s %3s  %-15s %-16s %s\n", "RESOURCE",
                 "PROVIDER/PROFILE", "VER", "STATE", "BOUND (UTC)", "GRANT");
-    for (const v1::ResourceBinding& b : r->bindings()) {
-      std::printf("%-20s %-24s %3lld  %-15s %-16s %s\n", b.resource().c_str(),
-                  absl::StrCat(b.provider(), "/", b.profile()).c_str(),
-                  static_cast<long long>(b.credential_version()),
-                  BindingStateName(b.state()).c_str(),
-                  FormatTime(b.created_at()).c_str(), b.grant_id().c_str());
-      if (!b.note().empty()) std::cout << "  note: " << b.note() << "\n";
+    for (const client::ResourceBinding& b : *r) {
+      std::printf("%-20s %-24s %3lld  %-15s %-16s %s\n", b.resource.c_str(),
+                  absl::StrCat(b.provider, "/", b.profile).c_str(),
+                  static_cast<long long>(b.credential_version),
+                  BindingStateText(b.state).c_str(),
+                  TimeText(b.created_at).c_str(), b.grant_id.c_str());
+      if (!b.note.empty()) std::cout << "  note: " << b.note << "\n";
     }
     return 0;
   }

@@ -8,11 +8,14 @@
 #ifndef CREDBROKER_CLIENT_CREDBROKER_CLIENT_H_
 #define CREDBROKER_CLIENT_CREDBROKER_CLIENT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/credbroker/credential_types.h"
 #include "common/secret.h"
 #include "credbroker/v1/credential_service.pb.h"
 #include "credbroker/v1/lock_service.pb.h"
@@ -56,19 +59,37 @@ class CredentialClient {
       const Options& options);
   ~CredentialClient();
 
-  absl::StatusOr<v1::ListProvidersResponse> ListProviders();
-  absl::StatusOr<v1::ListCredentialsResponse> ListCredentials(
-      const v1::ListCredentialsRequest& request);
-  absl::StatusOr<v1::CredentialSummary> GetCredential(
-      const v1::GetCredentialRequest& request);
-  absl::StatusOr<v1::PutCredentialResponse> PutCredential(
-      const v1::PutCredentialRequest& request);
-  absl::StatusOr<v1::DeleteCredentialResponse> DeleteCredential(
-      const v1::DeleteCredentialRequest& request);
-  absl::StatusOr<v1::ValidateCredentialResponse> ValidateCredential(
-      const v1::ValidateCredentialRequest& request);
-  absl::StatusOr<v1::ResolveRequirementsResponse> ResolveRequirements(
-      const v1::ResolveRequirementsRequest& request);
+  // The provider catalog.
+  absl::StatusOr<std::vector<ProviderInfo>> ListProviders();
+  // One page of the stored credentials, masked, ordered by provider and
+  // profile. INVALID_ARGUMENT for a bad page_size or page_token.
+  absl::StatusOr<CredentialPage> ListCredentials(
+      const ListCredentialsOptions& options = {});
+  // One provider/profile (empty profile: the provider's default), masked;
+  // version 0 is the current one. NOT_FOUND when nothing is stored.
+  absl::StatusOr<CredentialSummary> GetCredential(const std::string& provider,
+                                                  const std::string& profile,
+                                                  int64_t version = 0);
+  // Normalizes, validates and stores a new version. INVALID_ARGUMENT with
+  // field violations on bad values (nothing is stored). The values are
+  // wiped from the message once sent.
+  absl::StatusOr<StoredCredential> PutCredential(const CredentialInput& input);
+  // Removes every version; the number removed. NOT_FOUND when nothing is
+  // stored.
+  absl::StatusOr<int64_t> DeleteCredential(const std::string& provider,
+                                           const std::string& profile);
+  // Diagnoses candidate values (or the stored ones) without storing
+  // anything: problems are findings, not errors. NOT_FOUND when asked about
+  // the stored credential and none is.
+  absl::StatusOr<Diagnosis> ValidateCredential(
+      const CredentialCandidate& candidate);
+  // The credentials `targets` need, one per provider in target order; an
+  // empty profile means each provider's default (or the one bound to
+  // `resource`). INVALID_ARGUMENT naming each target that names no
+  // provider.
+  absl::StatusOr<std::vector<Requirement>> ResolveRequirements(
+      const std::vector<std::string>& targets, const std::string& profile = "",
+      const std::string& resource = "");
   absl::StatusOr<v1::ListGrantsResponse> ListGrants(
       const v1::ListGrantsRequest& request);
   absl::StatusOr<v1::RevokeGrantResponse> RevokeGrant(
@@ -80,15 +101,22 @@ class CredentialClient {
   absl::StatusOr<v1::RevokeStandingApprovalResponse> RevokeStandingApproval(
       const v1::RevokeStandingApprovalRequest& request);
   // History (times and fingerprints, never values) and rollback, which
-  // stores a new version with an earlier version's values.
-  absl::StatusOr<v1::ListCredentialVersionsResponse> ListCredentialVersions(
-      const v1::ListCredentialVersionsRequest& request);
-  absl::StatusOr<v1::RollbackCredentialResponse> RollbackCredential(
-      const v1::RollbackCredentialRequest& request);
-  absl::StatusOr<v1::SetDefaultProfileResponse> SetDefaultProfile(
-      const v1::SetDefaultProfileRequest& request);
-  absl::StatusOr<v1::ListBindingsResponse> ListBindings(
-      const v1::ListBindingsRequest& request);
+  // stores a new version with an earlier version's values. NOT_FOUND when
+  // nothing is stored.
+  absl::StatusOr<CredentialHistory> ListCredentialVersions(
+      const std::string& provider, const std::string& profile);
+  // NOT_FOUND for an unknown version; FAILED_PRECONDITION when it is the
+  // current one.
+  absl::StatusOr<RolledBackCredential> RollbackCredential(
+      const std::string& provider, const std::string& profile, int64_t version);
+  // The profile used for `provider` when a call leaves it empty (empty:
+  // back to "default"); it need not be stored yet.
+  absl::StatusOr<DefaultProfileChange> SetDefaultProfile(
+      const std::string& provider, const std::string& profile);
+  // Resource bindings of `provider` (empty: every provider), ordered by
+  // provider and resource.
+  absl::StatusOr<std::vector<ResourceBinding>> ListBindings(
+      const std::string& provider = "");
   // The approval PIN: set, change, clear (empty new_pin); its status.
   absl::StatusOr<v1::SetApprovalPinResponse> SetApprovalPin(
       const v1::SetApprovalPinRequest& request);

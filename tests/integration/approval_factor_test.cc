@@ -299,8 +299,7 @@ TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
   StartWithFactor({"--key_source=passphrase"});
   EXPECT_TRUE(absl::StrContains(broker_->stdout_text(), "LOCKED"))
       << broker_->stdout_text();
-  absl::StatusOr<v1::ListCredentialsResponse> locked =
-      client_->ListCredentials(v1::ListCredentialsRequest());
+  absl::StatusOr<client::CredentialPage> locked = client_->ListCredentials();
   EXPECT_EQ(locked.status().code(), absl::StatusCode::kFailedPrecondition)
       << locked.status();
   EXPECT_TRUE(absl::StrContains(locked.status().message(), "credctl unlock"))
@@ -331,18 +330,18 @@ TEST_F(ApprovalFactorTest, ALockedBrokerWaitsForAPersonToUnlockIt) {
   }
   ASSERT_EQ(right.exit_code, 0) << right.err;
   // The broker restarts its listeners unlocked.
-  absl::StatusOr<v1::ListCredentialsResponse> listed =
+  absl::StatusOr<client::CredentialPage> listed =
       absl::UnavailableError("not yet");
   for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
        absl::SleepFor(absl::Milliseconds(100))) {
     auto c = broker_->Client();
     if (c == nullptr) continue;
-    listed = c->ListCredentials(v1::ListCredentialsRequest());
+    listed = c->ListCredentials();
     if (listed.ok()) break;
   }
   ASSERT_TRUE(listed.ok()) << listed.status() << broker_->stderr_text();
-  ASSERT_EQ(listed->credentials_size(), 1);
-  EXPECT_EQ(listed->credentials(0).provider(), "aws");
+  ASSERT_EQ(listed->credentials.size(), 1u);
+  EXPECT_EQ(listed->credentials[0].provider, "aws");
   EXPECT_TRUE(
       absl::StrContains(broker_->stdout_text(), "credbrokerd: unlocked"));
   client_ = broker_->Client();

@@ -113,10 +113,9 @@ TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
                   .error_code(),
               grpc::StatusCode::PERMISSION_DENIED);
   }
-  absl::StatusOr<v1::ListCredentialsResponse> list =
-      client_->ListCredentials(v1::ListCredentialsRequest());
+  absl::StatusOr<client::CredentialPage> list = client_->ListCredentials();
   ASSERT_TRUE(list.ok()) << list.status();
-  EXPECT_EQ(list->credentials_size(), 0);
+  EXPECT_TRUE(list->credentials.empty());
 
   // The client library maps the same codes.
   auto no_token = broker_->ClientWithToken("");
@@ -135,10 +134,10 @@ TEST_F(AuthReflectionTest, CredentialServiceNeedsTheApproverToken) {
 // INVALID_ARGUMENT, once the caller is known; well-formed requests sent as
 // bytes are answered as from the generated stub.
 TEST_F(AuthReflectionTest, GetAndValidateReadTheirRequestBytesThemselves) {
-  v1::PutCredentialRequest put;
-  put.set_provider("aws");
-  (*put.mutable_values())["access_key_id"] = kAwsExampleKeyId;
-  (*put.mutable_values())["secret_access_key"] = kAwsExampleSecret;
+  client::CredentialInput put;
+  put.provider = "aws";
+  put.values["access_key_id"] = SecretBytes(kAwsExampleKeyId);
+  put.values["secret_access_key"] = SecretBytes(kAwsExampleSecret);
   ASSERT_TRUE(client_->PutCredential(put).ok());
 
   grpc::GenericStub generic(channel_);

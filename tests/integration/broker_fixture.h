@@ -86,10 +86,10 @@ inline std::string ViolationFields(const absl::Status& status) {
   return out;
 }
 
-inline const v1::MaskedField* FindField(const v1::CredentialSummary& c,
-                                        absl::string_view name) {
-  for (const auto& f : c.fields()) {
-    if (f.name() == name) return &f;
+inline const client::MaskedField* FindField(const client::CredentialSummary& c,
+                                            absl::string_view name) {
+  for (const client::MaskedField& f : c.fields) {
+    if (f.name == name) return &f;
   }
   return nullptr;
 }
@@ -137,39 +137,36 @@ class BrokerTest : public ::testing::Test {
     ASSERT_NE(client_, nullptr);
   }
 
-  absl::StatusOr<v1::PutCredentialResponse> Put(
+  absl::StatusOr<client::StoredCredential> Put(
       const std::string& provider, const std::string& profile,
       const std::map<std::string, std::string>& values,
       bool keep_existing = false) {
-    v1::PutCredentialRequest req;
-    req.set_provider(provider);
-    req.set_profile(profile);
-    req.set_keep_existing(keep_existing);
-    for (const auto& [k, v] : values) (*req.mutable_values())[k] = v;
+    client::CredentialInput req;
+    req.provider = provider;
+    req.profile = profile;
+    req.keep_existing = keep_existing;
+    for (const auto& [k, v] : values) req.values.emplace(k, SecretBytes(v));
     return client_->PutCredential(req);
   }
 
-  absl::StatusOr<v1::CredentialSummary> Get(const std::string& provider,
-                                            const std::string& profile,
-                                            int64_t version = 0) {
-    v1::GetCredentialRequest req;
-    req.set_provider(provider);
-    req.set_profile(profile);
-    req.set_version(version);
-    return client_->GetCredential(req);
+  absl::StatusOr<client::CredentialSummary> Get(const std::string& provider,
+                                                const std::string& profile,
+                                                int64_t version = 0) {
+    return client_->GetCredential(provider, profile, version);
   }
 
   // The provider's catalog entry (fails the test when absent).
-  v1::ProviderInfo ProviderInfo(const std::string& id) {
-    absl::StatusOr<v1::ListProvidersResponse> r = client_->ListProviders();
+  client::ProviderInfo ProviderInfo(const std::string& id) {
+    absl::StatusOr<std::vector<client::ProviderInfo>> r =
+        client_->ListProviders();
     EXPECT_TRUE(r.ok()) << r.status();
     if (r.ok()) {
-      for (const auto& p : r->providers()) {
-        if (p.id() == id) return p;
+      for (const client::ProviderInfo& p : *r) {
+        if (p.id == id) return p;
       }
     }
     ADD_FAILURE() << "provider " << id << " not in the catalog";
-    return v1::ProviderInfo();
+    return client::ProviderInfo();
   }
 
   // Values for every required field of Auth0's form, with `domain` in the
@@ -177,16 +174,16 @@ class BrokerTest : public ::testing::Test {
   std::map<std::string, std::string> Auth0Values(const std::string& domain,
                                                  std::string* domain_field) {
     std::map<std::string, std::string> values;
-    const v1::ProviderInfo auth0 = ProviderInfo("auth0");
-    for (const auto& f : auth0.fields()) {
-      if (f.derived()) continue;
-      if (absl::StrContains(f.name(), "domain")) {
-        values[f.name()] = domain;
-        *domain_field = f.name();
-      } else if (absl::StrContains(f.name(), "secret")) {
-        values[f.name()] = RandomString(64);
-      } else if (!f.optional()) {
-        values[f.name()] = RandomString(32);
+    const client::ProviderInfo auth0 = ProviderInfo("auth0");
+    for (const client::FieldSpec& f : auth0.fields) {
+      if (f.derived) continue;
+      if (absl::StrContains(f.name, "domain")) {
+        values[f.name] = domain;
+        *domain_field = f.name;
+      } else if (absl::StrContains(f.name, "secret")) {
+        values[f.name] = RandomString(64);
+      } else if (!f.optional) {
+        values[f.name] = RandomString(32);
       }
     }
     return values;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/internal/convert_credential.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -16,39 +17,47 @@ namespace {
 
 using CredentialServiceTest = BrokerTest;
 
-// No response to an approver may carry a secret value.
-template <typename Message>
-bool Contains(const Message& m, const std::string& secret) {
-  return absl::StrContains(m.SerializeAsString(), secret);
+// No response to an approver may carry a secret value: not in the answer's
+// message (the plain type converted back, field for field).
+template <typename Message, typename T>
+bool Contains(const T& answer, const std::string& secret) {
+  return absl::StrContains(
+      client::internal::CredentialAsProto<Message>(answer).SerializeAsString(),
+      secret);
+}
+bool Contains(const client::CredentialSummary& c, const std::string& secret) {
+  return absl::StrContains(
+      client::internal::AsProto<v1::CredentialSummary>(c).SerializeAsString(),
+      secret);
 }
 
 // For failure messages: names only, never values.
-std::string FindingFields(
-    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
+std::string FindingFields(const std::vector<client::Finding>& findings) {
   std::string out;
   for (const auto& f : findings) {
-    absl::StrAppend(&out, f.field(), ":", v1::Severity_Name(f.severity()), ":",
-                    f.code(), " ");
+    absl::StrAppend(&out, f.field, ":", client::SeverityName(f.severity), ":",
+                    f.code, " ");
   }
   return out;
 }
-std::string FieldNames(const v1::CredentialSummary& c) {
+std::string FieldNames(const client::CredentialSummary& c) {
   std::string out;
-  for (const auto& f : c.fields())
-    absl::StrAppend(&out, f.name(), f.set() ? "(set) " : " ");
+  for (const auto& f : c.fields)
+    absl::StrAppend(&out, f.name, f.set ? "(set) " : " ");
   return out;
 }
 
 TEST_F(CredentialServiceTest, ListProvidersHasTheWholeCatalog) {
-  absl::StatusOr<v1::ListProvidersResponse> r = client_->ListProviders();
+  absl::StatusOr<std::vector<client::ProviderInfo>> r =
+      client_->ListProviders();
   ASSERT_TRUE(r.ok()) << r.status();
   std::set<std::string> ids;
-  for (const auto& p : r->providers()) {
-    ids.insert(p.id());
-    EXPECT_FALSE(p.display_name().empty()) << p.id();
-    if (p.id() != "custom") {
-      EXPECT_FALSE(p.fields().empty()) << p.id();
-      EXPECT_FALSE(p.how_to_get().empty()) << p.id();
+  for (const auto& p : *r) {
+    ids.insert(p.id);
+    EXPECT_FALSE(p.display_name.empty()) << p.id;
+    if (p.id != "custom") {
+      EXPECT_FALSE(p.fields.empty()) << p.id;
+      EXPECT_FALSE(p.how_to_get.empty()) << p.id;
     }
   }
   for (const char* id :
@@ -56,99 +65,94 @@ TEST_F(CredentialServiceTest, ListProvidersHasTheWholeCatalog) {
         "netlify", "auth0", "vercel", "github", "slack", "custom"}) {
     EXPECT_TRUE(ids.count(id)) << id;
   }
-  v1::ProviderInfo aws = ProviderInfo("aws");
+  client::ProviderInfo aws = ProviderInfo("aws");
   bool key_id = false, secret = false;
-  for (const auto& f : aws.fields()) {
-    if (f.name() == "access_key_id") key_id = !f.sensitive();
-    if (f.name() == "secret_access_key") secret = f.sensitive();
+  for (const auto& f : aws.fields) {
+    if (f.name == "access_key_id") key_id = !f.sensitive;
+    if (f.name == "secret_access_key") secret = f.sensitive;
   }
   EXPECT_TRUE(key_id);
   EXPECT_TRUE(secret);
-  EXPECT_TRUE(ProviderInfo("custom").arbitrary_fields());
+  EXPECT_TRUE(ProviderInfo("custom").arbitrary_fields);
 }
 
 TEST_F(CredentialServiceTest, AwsSetShowListValidateDelete) {
-  absl::StatusOr<v1::PutCredentialResponse> put =
+  absl::StatusOr<client::StoredCredential> put =
       Put("aws", "",
           {{"access_key_id", kAwsExampleKeyId},
            {"secret_access_key", kAwsExampleSecret}});
   ASSERT_TRUE(put.ok()) << put.status();
-  EXPECT_FALSE(Contains(*put, kAwsExampleSecret));
-  const v1::CredentialSummary& c = put->credential();
-  EXPECT_EQ(c.provider(), "aws");
-  EXPECT_EQ(c.profile(), "default");
-  EXPECT_EQ(c.version(), 1);
-  EXPECT_EQ(c.readiness(), v1::READINESS_READY);
-  EXPECT_FALSE(c.fingerprint().empty());
-  const v1::MaskedField* id = FindField(c, "access_key_id");
+  EXPECT_FALSE(Contains<v1::PutCredentialResponse>(*put, kAwsExampleSecret));
+  const client::CredentialSummary& c = put->credential;
+  EXPECT_EQ(c.provider, "aws");
+  EXPECT_EQ(c.profile, "default");
+  EXPECT_EQ(c.version, 1);
+  EXPECT_EQ(c.readiness, client::Readiness::kReady);
+  EXPECT_FALSE(c.fingerprint.empty());
+  const client::MaskedField* id = FindField(c, "access_key_id");
   ASSERT_NE(id, nullptr);
-  EXPECT_TRUE(id->set());
-  EXPECT_EQ(id->display(), "AKIA…MPLE");
-  const v1::MaskedField* secret = FindField(c, "secret_access_key");
+  EXPECT_TRUE(id->set);
+  EXPECT_EQ(id->display, "AKIA…MPLE");
+  const client::MaskedField* secret = FindField(c, "secret_access_key");
   ASSERT_NE(secret, nullptr);
-  EXPECT_TRUE(secret->set());
-  EXPECT_TRUE(secret->sensitive());
+  EXPECT_TRUE(secret->set);
+  EXPECT_TRUE(secret->sensitive);
 
-  absl::StatusOr<v1::CredentialSummary> got = Get("aws", "default");
+  absl::StatusOr<client::CredentialSummary> got = Get("aws", "default");
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_FALSE(Contains(*got, kAwsExampleSecret));
-  EXPECT_EQ(got->version(), 1);
-  EXPECT_EQ(got->version_count(), 1);
-  EXPECT_EQ(got->fingerprint(), c.fingerprint());
-  EXPECT_EQ(got->readiness(), v1::READINESS_READY);
-  EXPECT_GT(got->created_at().seconds(), 0);
-  EXPECT_GT(got->rotation_due_at().seconds(), got->updated_at().seconds());
+  EXPECT_EQ(got->version, 1);
+  EXPECT_EQ(got->version_count, 1);
+  EXPECT_EQ(got->fingerprint, c.fingerprint);
+  EXPECT_EQ(got->readiness, client::Readiness::kReady);
+  EXPECT_GT(got->created_at, absl::UnixEpoch());
+  EXPECT_GT(got->rotation_due_at, got->updated_at);
 
-  absl::StatusOr<v1::ListCredentialsResponse> list =
-      client_->ListCredentials(v1::ListCredentialsRequest());
+  absl::StatusOr<client::CredentialPage> list = client_->ListCredentials();
   ASSERT_TRUE(list.ok()) << list.status();
-  ASSERT_EQ(list->credentials_size(), 1);
-  EXPECT_EQ(list->credentials(0).provider(), "aws");
-  EXPECT_EQ(list->credentials(0).readiness(), v1::READINESS_READY);
-  EXPECT_FALSE(Contains(*list, kAwsExampleSecret));
+  ASSERT_EQ(list->credentials.size(), 1u);
+  EXPECT_EQ(list->credentials[0].provider, "aws");
+  EXPECT_EQ(list->credentials[0].readiness, client::Readiness::kReady);
+  EXPECT_FALSE(Contains<v1::ListCredentialsResponse>(*list, kAwsExampleSecret));
 
-  v1::ValidateCredentialRequest stored;
-  stored.set_provider("aws");
-  absl::StatusOr<v1::ValidateCredentialResponse> v =
-      client_->ValidateCredential(stored);
+  client::CredentialCandidate stored;
+  stored.provider = "aws";
+  absl::StatusOr<client::Diagnosis> v = client_->ValidateCredential(stored);
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_TRUE(v->valid());
-  EXPECT_EQ(v->readiness(), v1::READINESS_READY);
-  EXPECT_FALSE(v->required_permissions().empty());
-  EXPECT_FALSE(Contains(*v, kAwsExampleSecret));
+  EXPECT_TRUE(v->valid);
+  EXPECT_EQ(v->readiness, client::Readiness::kReady);
+  EXPECT_FALSE(v->required_permissions.empty());
+  EXPECT_FALSE(Contains<v1::ValidateCredentialResponse>(*v, kAwsExampleSecret));
 
-  v1::DeleteCredentialRequest del;
-  del.set_provider("aws");
-  absl::StatusOr<v1::DeleteCredentialResponse> d =
-      client_->DeleteCredential(del);
+  absl::StatusOr<int64_t> d = client_->DeleteCredential("aws", "");
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(d->versions_deleted(), 1);
+  EXPECT_EQ(*d, 1);
   EXPECT_EQ(Get("aws", "default").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(client_->DeleteCredential(del).status().code(),
+  EXPECT_EQ(client_->DeleteCredential("aws", "").status().code(),
             absl::StatusCode::kNotFound);
-  list = client_->ListCredentials(v1::ListCredentialsRequest());
+  list = client_->ListCredentials();
   ASSERT_TRUE(list.ok()) << list.status();
-  EXPECT_EQ(list->credentials_size(), 0);
+  EXPECT_EQ(list->credentials.size(), 0u);
 }
 
 TEST_F(CredentialServiceTest, AwsStraySpacesAreTrimmedAndReported) {
-  absl::StatusOr<v1::PutCredentialResponse> put =
+  absl::StatusOr<client::StoredCredential> put =
       Put("aws", "",
           {{"access_key_id", absl::StrCat("  ", kAwsExampleKeyId, " ")},
            {"secret_access_key", absl::StrCat(kAwsExampleSecret, "\n")}});
   ASSERT_TRUE(put.ok()) << put.status();
-  EXPECT_EQ(put->credential().readiness(), v1::READINESS_READY);
+  EXPECT_EQ(put->credential.readiness, client::Readiness::kReady);
   bool reported = false;
-  for (const auto& f : put->findings()) {
-    if (f.field() == "access_key_id" && f.severity() == v1::SEVERITY_INFO)
+  for (const auto& f : put->findings) {
+    if (f.field == "access_key_id" && f.severity == client::Severity::kInfo)
       reported = true;
   }
-  EXPECT_TRUE(reported) << FindingFields(put->findings());
-  const v1::MaskedField* id = FindField(put->credential(), "access_key_id");
+  EXPECT_TRUE(reported) << FindingFields(put->findings);
+  const client::MaskedField* id = FindField(put->credential, "access_key_id");
   ASSERT_NE(id, nullptr);
-  EXPECT_EQ(id->display(), "AKIA…MPLE");
+  EXPECT_EQ(id->display, "AKIA…MPLE");
   // Same values as without the spaces: same fingerprint.
-  absl::StatusOr<v1::PutCredentialResponse> clean =
+  absl::StatusOr<client::StoredCredential> clean =
       Put("aws", "clean",
           {{"access_key_id", kAwsExampleKeyId},
            {"secret_access_key", kAwsExampleSecret}});
@@ -160,33 +164,34 @@ TEST_F(CredentialServiceTest, Auth0DomainIsNormalized) {
   std::map<std::string, std::string> values =
       Auth0Values("https://tenant.auth0.com/", &domain_field);
   ASSERT_FALSE(domain_field.empty()) << "auth0 has no domain field";
-  absl::StatusOr<v1::PutCredentialResponse> put = Put("auth0", "", values);
+  absl::StatusOr<client::StoredCredential> put = Put("auth0", "", values);
   ASSERT_TRUE(put.ok()) << put.status()
                         << " fields: " << ViolationFields(put.status());
-  const v1::MaskedField* domain = FindField(put->credential(), domain_field);
+  const client::MaskedField* domain = FindField(put->credential, domain_field);
   ASSERT_NE(domain, nullptr);
-  EXPECT_EQ(domain->display(), "tenant.auth0.com");
-  EXPECT_EQ(put->credential().readiness(), v1::READINESS_READY);
+  EXPECT_EQ(domain->display, "tenant.auth0.com");
+  EXPECT_EQ(put->credential.readiness, client::Readiness::kReady);
   bool reported = false;
-  for (const auto& f : put->findings()) reported |= f.field() == domain_field;
+  for (const auto& f : put->findings) reported |= f.field == domain_field;
   EXPECT_TRUE(reported) << "the normalization was not reported";
-  const v1::ProviderInfo info = ProviderInfo("auth0");
-  for (const auto& f : info.fields()) {
-    auto it = values.find(f.name());
-    if (f.sensitive() && it != values.end()) {
-      EXPECT_FALSE(Contains(*put, it->second)) << f.name();
+  const client::ProviderInfo info = ProviderInfo("auth0");
+  for (const auto& f : info.fields) {
+    auto it = values.find(f.name);
+    if (f.sensitive && it != values.end()) {
+      EXPECT_FALSE(Contains<v1::PutCredentialResponse>(*put, it->second))
+          << f.name;
     }
   }
 
-  absl::StatusOr<v1::CredentialSummary> got = Get("auth0", "default");
+  absl::StatusOr<client::CredentialSummary> got = Get("auth0", "default");
   ASSERT_TRUE(got.ok()) << got.status();
   domain = FindField(*got, domain_field);
   ASSERT_NE(domain, nullptr);
-  EXPECT_EQ(domain->display(), "tenant.auth0.com");
+  EXPECT_EQ(domain->display, "tenant.auth0.com");
 
   // A domain that is not one is refused, naming the field.
   values[domain_field] = "not a domain/at all";
-  absl::StatusOr<v1::PutCredentialResponse> bad = Put("auth0", "bad", values);
+  absl::StatusOr<client::StoredCredential> bad = Put("auth0", "bad", values);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(HasViolation(bad.status(), domain_field))
       << ViolationFields(bad.status());
@@ -197,41 +202,40 @@ TEST_F(CredentialServiceTest, GcpServiceAccountKeyFileGivesProjectAndEmail) {
   const std::string project = "cbit-project-" + RandomString(6, "0123456789");
   const std::string email = "deployer@" + project + ".iam.gserviceaccount.com";
   const std::string marker = RandomString(32);
-  v1::PutCredentialRequest req;
-  req.set_provider("gcp");
-  req.set_from_file(GcpServiceAccountJson(project, email, marker));
-  absl::StatusOr<v1::PutCredentialResponse> put = client_->PutCredential(req);
+  client::CredentialInput req;
+  req.provider = "gcp";
+  req.from_file = SecretBytes(GcpServiceAccountJson(project, email, marker));
+  absl::StatusOr<client::StoredCredential> put = client_->PutCredential(req);
   ASSERT_TRUE(put.ok()) << put.status()
                         << " fields: " << ViolationFields(put.status());
-  EXPECT_FALSE(Contains(*put, marker));
-  EXPECT_EQ(put->credential().readiness(), v1::READINESS_READY);
+  EXPECT_FALSE(Contains<v1::PutCredentialResponse>(*put, marker));
+  EXPECT_EQ(put->credential.readiness, client::Readiness::kReady);
   bool has_project = false, has_email = false;
-  for (const auto& f : put->credential().fields()) {
-    has_project |= f.display() == project;
-    has_email |= f.display() == email;
+  for (const auto& f : put->credential.fields) {
+    has_project |= f.display == project;
+    has_email |= f.display == email;
   }
-  EXPECT_TRUE(has_project) << FieldNames(put->credential());
-  EXPECT_TRUE(has_email) << FieldNames(put->credential());
+  EXPECT_TRUE(has_project) << FieldNames(put->credential);
+  EXPECT_TRUE(has_email) << FieldNames(put->credential);
 
-  v1::ValidateCredentialRequest vreq;
-  vreq.set_provider("gcp");
-  vreq.set_from_file(GcpServiceAccountJson(project, email, marker));
-  absl::StatusOr<v1::ValidateCredentialResponse> v =
-      client_->ValidateCredential(vreq);
+  client::CredentialCandidate vreq;
+  vreq.provider = "gcp";
+  vreq.from_file = SecretBytes(GcpServiceAccountJson(project, email, marker));
+  absl::StatusOr<client::Diagnosis> v = client_->ValidateCredential(vreq);
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_TRUE(v->valid());
-  EXPECT_FALSE(Contains(*v, marker));
+  EXPECT_TRUE(v->valid);
+  EXPECT_FALSE(Contains<v1::ValidateCredentialResponse>(*v, marker));
   bool validate_project = false;
-  for (const auto& f : v->fields()) validate_project |= f.display() == project;
+  for (const auto& f : v->fields) validate_project |= f.display == project;
   EXPECT_TRUE(validate_project);
 
   // A malformed key file: INVALID_ARGUMENT with a violation, nothing stored.
-  v1::PutCredentialRequest broken;
-  broken.set_provider("gcp");
-  broken.set_profile("broken");
-  broken.set_from_file("{\"type\": \"service_account\", \"project_id\": ");
-  absl::StatusOr<v1::PutCredentialResponse> bad =
-      client_->PutCredential(broken);
+  client::CredentialInput broken;
+  broken.provider = "gcp";
+  broken.profile = "broken";
+  broken.from_file =
+      SecretBytes("{\"type\": \"service_account\", \"project_id\": ");
+  absl::StatusOr<client::StoredCredential> bad = client_->PutCredential(broken);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(GetFieldViolations(bad.status()).empty());
   EXPECT_EQ(Get("gcp", "broken").status().code(), absl::StatusCode::kNotFound);
@@ -241,88 +245,83 @@ TEST_F(CredentialServiceTest, CustomSecretsAreStoredMasked) {
   const std::string db_url =
       "postgres://app:" + RandomString(24) + "@db.internal:5432/app";
   const std::string api_key = "sk_live_" + RandomString(32);
-  absl::StatusOr<v1::PutCredentialResponse> put =
+  absl::StatusOr<client::StoredCredential> put =
       Put("custom", "myapp",
           {{"database_url", db_url}, {"stripe_api_key", api_key}});
   ASSERT_TRUE(put.ok()) << put.status();
-  EXPECT_FALSE(Contains(*put, db_url));
-  EXPECT_FALSE(Contains(*put, api_key));
-  const v1::MaskedField* url = FindField(put->credential(), "database_url");
-  const v1::MaskedField* key = FindField(put->credential(), "stripe_api_key");
+  EXPECT_FALSE(Contains<v1::PutCredentialResponse>(*put, db_url));
+  EXPECT_FALSE(Contains<v1::PutCredentialResponse>(*put, api_key));
+  const client::MaskedField* url = FindField(put->credential, "database_url");
+  const client::MaskedField* key = FindField(put->credential, "stripe_api_key");
   ASSERT_NE(url, nullptr);
   ASSERT_NE(key, nullptr);
-  EXPECT_TRUE(url->set());
-  EXPECT_TRUE(url->sensitive());
-  EXPECT_TRUE(key->set());
-  EXPECT_TRUE(key->sensitive());
-  EXPECT_TRUE(
-      absl::EndsWith(key->display(), api_key.substr(api_key.size() - 4)));
-  EXPECT_EQ(put->credential().readiness(), v1::READINESS_READY);
+  EXPECT_TRUE(url->set);
+  EXPECT_TRUE(url->sensitive);
+  EXPECT_TRUE(key->set);
+  EXPECT_TRUE(key->sensitive);
+  EXPECT_TRUE(absl::EndsWith(key->display, api_key.substr(api_key.size() - 4)));
+  EXPECT_EQ(put->credential.readiness, client::Readiness::kReady);
 
-  absl::StatusOr<v1::CredentialSummary> got = Get("custom", "myapp");
+  absl::StatusOr<client::CredentialSummary> got = Get("custom", "myapp");
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(got->fields_size(), 2);
+  EXPECT_EQ(got->fields.size(), 2u);
   EXPECT_FALSE(Contains(*got, api_key));
 }
 
 TEST_F(CredentialServiceTest, VersionsAreKeptAndKeepExistingUpdates) {
   const std::string secret = NewAwsSecret();
   const std::string first_id = NewAwsKeyId();
-  absl::StatusOr<v1::PutCredentialResponse> v1r = Put(
+  absl::StatusOr<client::StoredCredential> v1r = Put(
       "aws", "", {{"access_key_id", first_id}, {"secret_access_key", secret}});
   ASSERT_TRUE(v1r.ok()) << v1r.status();
 
   // Only the key ID changes; the stored secret is kept.
-  absl::StatusOr<v1::PutCredentialResponse> v2r = Put(
+  absl::StatusOr<client::StoredCredential> v2r = Put(
       "aws", "", {{"access_key_id", kAwsExampleKeyId}}, /*keep_existing=*/true);
   ASSERT_TRUE(v2r.ok()) << v2r.status();
-  EXPECT_EQ(v2r->credential().version(), 2);
-  EXPECT_EQ(v2r->credential().version_count(), 2);
-  EXPECT_EQ(v2r->credential().readiness(), v1::READINESS_READY);
-  EXPECT_NE(v2r->credential().fingerprint(), v1r->credential().fingerprint());
-  const v1::MaskedField* kept =
-      FindField(v2r->credential(), "secret_access_key");
+  EXPECT_EQ(v2r->credential.version, 2);
+  EXPECT_EQ(v2r->credential.version_count, 2);
+  EXPECT_EQ(v2r->credential.readiness, client::Readiness::kReady);
+  EXPECT_NE(v2r->credential.fingerprint, v1r->credential.fingerprint);
+  const client::MaskedField* kept =
+      FindField(v2r->credential, "secret_access_key");
   ASSERT_NE(kept, nullptr);
-  EXPECT_TRUE(kept->set());
-  EXPECT_EQ(FindField(v2r->credential(), "access_key_id")->display(),
-            "AKIA…MPLE");
+  EXPECT_TRUE(kept->set);
+  EXPECT_EQ(FindField(v2r->credential, "access_key_id")->display, "AKIA…MPLE");
 
   // Without keep_existing the missing secret makes it refused.
-  absl::StatusOr<v1::PutCredentialResponse> partial =
+  absl::StatusOr<client::StoredCredential> partial =
       Put("aws", "", {{"access_key_id", kAwsExampleKeyId}});
   EXPECT_EQ(partial.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(HasViolation(partial.status(), "secret_access_key"))
       << ViolationFields(partial.status());
 
   // Version 1 is still readable; the current one is 2.
-  absl::StatusOr<v1::CredentialSummary> old = Get("aws", "default", 1);
+  absl::StatusOr<client::CredentialSummary> old = Get("aws", "default", 1);
   ASSERT_TRUE(old.ok()) << old.status();
-  EXPECT_EQ(old->version(), 1);
-  EXPECT_EQ(old->fingerprint(), v1r->credential().fingerprint());
-  EXPECT_EQ(FindField(*old, "access_key_id")->display(),
+  EXPECT_EQ(old->version, 1);
+  EXPECT_EQ(old->fingerprint, v1r->credential.fingerprint);
+  EXPECT_EQ(FindField(*old, "access_key_id")->display,
             absl::StrCat(first_id.substr(0, 4), "…", first_id.substr(16)));
-  absl::StatusOr<v1::CredentialSummary> cur = Get("aws", "default");
+  absl::StatusOr<client::CredentialSummary> cur = Get("aws", "default");
   ASSERT_TRUE(cur.ok()) << cur.status();
-  EXPECT_EQ(cur->version(), 2);
-  EXPECT_EQ(cur->version_count(), 2);
+  EXPECT_EQ(cur->version, 2);
+  EXPECT_EQ(cur->version_count, 2);
   EXPECT_EQ(Get("aws", "default", 99).status().code(),
             absl::StatusCode::kNotFound);
 
   // Custom: keep_existing adds a secret to the stored ones.
   ASSERT_TRUE(Put("custom", "", {{"a", "alpha-" + RandomString(12)}}).ok());
-  absl::StatusOr<v1::PutCredentialResponse> more =
+  absl::StatusOr<client::StoredCredential> more =
       Put("custom", "", {{"b", "bravo-" + RandomString(12)}}, true);
   ASSERT_TRUE(more.ok()) << more.status();
-  EXPECT_NE(FindField(more->credential(), "a"), nullptr);
-  EXPECT_NE(FindField(more->credential(), "b"), nullptr);
-  EXPECT_EQ(more->credential().version(), 2);
+  EXPECT_NE(FindField(more->credential, "a"), nullptr);
+  EXPECT_NE(FindField(more->credential, "b"), nullptr);
+  EXPECT_EQ(more->credential.version, 2);
 
-  v1::DeleteCredentialRequest del;
-  del.set_provider("aws");
-  absl::StatusOr<v1::DeleteCredentialResponse> d =
-      client_->DeleteCredential(del);
+  absl::StatusOr<int64_t> d = client_->DeleteCredential("aws", "");
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(d->versions_deleted(), 2);
+  EXPECT_EQ(*d, 2);
   EXPECT_EQ(Get("aws", "default", 1).status().code(),
             absl::StatusCode::kNotFound);
 }
@@ -337,28 +336,24 @@ TEST_F(CredentialServiceTest, TwoProfilesAreIndependent) {
                   {{"access_key_id", staging_id},
                    {"secret_access_key", NewAwsSecret()}})
                   .ok());
-  v1::ListCredentialsRequest lreq;
-  lreq.set_provider("aws");
-  absl::StatusOr<v1::ListCredentialsResponse> list =
-      client_->ListCredentials(lreq);
+  client::ListCredentialsOptions lreq;
+  lreq.provider = "aws";
+  absl::StatusOr<client::CredentialPage> list = client_->ListCredentials(lreq);
   ASSERT_TRUE(list.ok()) << list.status();
   std::set<std::string> profiles;
-  for (const auto& c : list->credentials()) profiles.insert(c.profile());
+  for (const auto& c : list->credentials) profiles.insert(c.profile);
   EXPECT_EQ(profiles, (std::set<std::string>{"default", "staging"}));
 
-  absl::StatusOr<v1::CredentialSummary> staging = Get("aws", "staging");
+  absl::StatusOr<client::CredentialSummary> staging = Get("aws", "staging");
   ASSERT_TRUE(staging.ok()) << staging.status();
-  EXPECT_EQ(staging->version(), 1);
-  EXPECT_NE(FindField(*staging, "access_key_id")->display(), "AKIA…MPLE");
+  EXPECT_EQ(staging->version, 1);
+  EXPECT_NE(FindField(*staging, "access_key_id")->display, "AKIA…MPLE");
 
-  v1::DeleteCredentialRequest del;
-  del.set_provider("aws");
-  del.set_profile("staging");
-  ASSERT_TRUE(client_->DeleteCredential(del).ok());
+  ASSERT_TRUE(client_->DeleteCredential("aws", "staging").ok());
   EXPECT_EQ(Get("aws", "staging").status().code(), absl::StatusCode::kNotFound);
-  absl::StatusOr<v1::CredentialSummary> def = Get("aws", "default");
+  absl::StatusOr<client::CredentialSummary> def = Get("aws", "default");
   ASSERT_TRUE(def.ok()) << def.status();
-  EXPECT_EQ(FindField(*def, "access_key_id")->display(), "AKIA…MPLE");
+  EXPECT_EQ(FindField(*def, "access_key_id")->display, "AKIA…MPLE");
 }
 
 TEST_F(CredentialServiceTest,
@@ -419,7 +414,7 @@ TEST_F(CredentialServiceTest,
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
-    absl::StatusOr<v1::PutCredentialResponse> r =
+    absl::StatusOr<client::StoredCredential> r =
         Put(c.provider, c.profile, c.values);
     ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
         << r.status();
@@ -428,33 +423,29 @@ TEST_F(CredentialServiceTest,
         << ViolationFields(r.status());
     EXPECT_FALSE(absl::StrContains(r.status().ToString(), kAwsExampleSecret));
   }
-  absl::StatusOr<v1::CredentialSummary> cur = Get("aws", "default");
+  absl::StatusOr<client::CredentialSummary> cur = Get("aws", "default");
   ASSERT_TRUE(cur.ok()) << cur.status();
-  EXPECT_EQ(cur->version(), 1);
-  EXPECT_EQ(cur->version_count(), 1);
+  EXPECT_EQ(cur->version, 1);
+  EXPECT_EQ(cur->version_count, 1);
   EXPECT_EQ(Get("aws", "new").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Get("custom", "big").status().code(), absl::StatusCode::kNotFound);
-  absl::StatusOr<v1::ListCredentialsResponse> list =
-      client_->ListCredentials(v1::ListCredentialsRequest());
+  absl::StatusOr<client::CredentialPage> list = client_->ListCredentials();
   ASSERT_TRUE(list.ok()) << list.status();
-  EXPECT_EQ(list->credentials_size(), 1);
+  EXPECT_EQ(list->credentials.size(), 1u);
 }
 
 TEST_F(CredentialServiceTest, MissingCredentialsAreNotFound) {
   EXPECT_EQ(Get("aws", "").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Get("slack", "nope").status().code(), absl::StatusCode::kNotFound);
-  v1::DeleteCredentialRequest del;
-  del.set_provider("github");
-  EXPECT_EQ(client_->DeleteCredential(del).status().code(),
+  EXPECT_EQ(client_->DeleteCredential("github", "").status().code(),
             absl::StatusCode::kNotFound);
-  v1::ValidateCredentialRequest v;
-  v.set_provider("vercel");
-  absl::StatusOr<v1::ValidateCredentialResponse> r =
-      client_->ValidateCredential(v);
+  client::CredentialCandidate v;
+  v.provider = "vercel";
+  absl::StatusOr<client::Diagnosis> r = client_->ValidateCredential(v);
   // Diagnosing what is stored when nothing is: NOT_FOUND, or a not-valid
   // answer naming the missing fields.
   if (r.ok()) {
-    EXPECT_FALSE(r->valid());
+    EXPECT_FALSE(r->valid);
   } else {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
   }
@@ -463,29 +454,28 @@ TEST_F(CredentialServiceTest, MissingCredentialsAreNotFound) {
 }
 
 TEST_F(CredentialServiceTest, ValidateDiagnosesCandidatesWithoutStoring) {
-  v1::ValidateCredentialRequest good;
-  good.set_provider("aws");
-  (*good.mutable_values())["access_key_id"] = kAwsExampleKeyId;
-  (*good.mutable_values())["secret_access_key"] = kAwsExampleSecret;
-  absl::StatusOr<v1::ValidateCredentialResponse> r =
-      client_->ValidateCredential(good);
+  client::CredentialCandidate good;
+  good.provider = "aws";
+  good.values["access_key_id"] = SecretBytes(kAwsExampleKeyId);
+  good.values["secret_access_key"] = SecretBytes(kAwsExampleSecret);
+  absl::StatusOr<client::Diagnosis> r = client_->ValidateCredential(good);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->valid());
-  EXPECT_FALSE(Contains(*r, kAwsExampleSecret));
+  EXPECT_TRUE(r->valid);
+  EXPECT_FALSE(Contains<v1::ValidateCredentialResponse>(*r, kAwsExampleSecret));
 
-  v1::ValidateCredentialRequest bad;
-  bad.set_provider("aws");
-  (*bad.mutable_values())["access_key_id"] = "AKIA-this-is-bad";
+  client::CredentialCandidate bad;
+  bad.provider = "aws";
+  bad.values["access_key_id"] = SecretBytes("AKIA-this-is-bad");
   r = client_->ValidateCredential(bad);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_FALSE(r->valid());
+  EXPECT_FALSE(r->valid);
   bool about_key = false;
-  for (const auto& f : r->findings()) {
-    if (f.field() == "access_key_id" && f.severity() == v1::SEVERITY_ERROR) {
-      about_key = !f.message().empty();
+  for (const auto& f : r->findings) {
+    if (f.field == "access_key_id" && f.severity == client::Severity::kError) {
+      about_key = !f.message.empty();
     }
   }
-  EXPECT_TRUE(about_key) << FindingFields(r->findings());
+  EXPECT_TRUE(about_key) << FindingFields(r->findings);
 
   EXPECT_EQ(Get("aws", "").status().code(), absl::StatusCode::kNotFound);
 }
@@ -505,36 +495,34 @@ TEST_F(CredentialServiceTest, ListCredentialsPages) {
   want.insert("aws/default");
 
   std::set<std::string> seen;
-  v1::ListCredentialsRequest req;
-  req.set_page_size(2);
+  client::ListCredentialsOptions req;
+  req.page_size = 2;
   int pages = 0;
   while (true) {
     ASSERT_LT(++pages, 10) << "paging does not end";
-    absl::StatusOr<v1::ListCredentialsResponse> r =
-        client_->ListCredentials(req);
+    absl::StatusOr<client::CredentialPage> r = client_->ListCredentials(req);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_LE(r->credentials_size(), 2);
-    for (const auto& c : r->credentials()) {
-      EXPECT_TRUE(seen.insert(c.provider() + "/" + c.profile()).second)
-          << "listed twice: " << c.provider() << "/" << c.profile();
+    EXPECT_LE(r->credentials.size(), 2u);
+    for (const auto& c : r->credentials) {
+      EXPECT_TRUE(seen.insert(c.provider + "/" + c.profile).second)
+          << "listed twice: " << c.provider << "/" << c.profile;
     }
-    if (r->next_page_token().empty()) break;
-    req.set_page_token(r->next_page_token());
+    if (r->next_page_token.empty()) break;
+    req.page_token = r->next_page_token;
   }
   EXPECT_EQ(seen, want);
   EXPECT_GE(pages, 3);
 
-  v1::ListCredentialsRequest only_custom;
-  only_custom.set_provider("custom");
-  absl::StatusOr<v1::ListCredentialsResponse> r =
+  client::ListCredentialsOptions only_custom;
+  only_custom.provider = "custom";
+  absl::StatusOr<client::CredentialPage> r =
       client_->ListCredentials(only_custom);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->credentials_size(), 5);
+  EXPECT_EQ(r->credentials.size(), 5u);
 
-  v1::ListCredentialsRequest bogus;
-  bogus.set_page_token("not a token!");
-  absl::StatusOr<v1::ListCredentialsResponse> b =
-      client_->ListCredentials(bogus);
+  client::ListCredentialsOptions bogus;
+  bogus.page_token = "not a token!";
+  absl::StatusOr<client::CredentialPage> b = client_->ListCredentials(bogus);
   EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(HasViolation(b.status(), "page_token"));
 }
@@ -547,43 +535,40 @@ TEST_F(CredentialServiceTest, RestartKeepsEverything) {
   ASSERT_TRUE(Put("aws", "", {{"access_key_id", NewAwsKeyId()}}, true).ok());
   ASSERT_TRUE(
       Put("custom", "svc", {{"token", "tok-" + RandomString(20)}}).ok());
-  absl::StatusOr<v1::ListCredentialsResponse> before =
-      client_->ListCredentials(v1::ListCredentialsRequest());
+  absl::StatusOr<client::CredentialPage> before = client_->ListCredentials();
   ASSERT_TRUE(before.ok()) << before.status();
-  ASSERT_EQ(before->credentials_size(), 2);
+  ASSERT_EQ(before->credentials.size(), 2u);
   const std::string approver = broker_->approver_token();
 
   Restart();
   if (HasFatalFailure()) return;
 
   EXPECT_EQ(broker_->approver_token(), approver);
-  absl::StatusOr<v1::ListCredentialsResponse> after =
-      client_->ListCredentials(v1::ListCredentialsRequest());
+  absl::StatusOr<client::CredentialPage> after = client_->ListCredentials();
   ASSERT_TRUE(after.ok()) << after.status();
-  ASSERT_EQ(after->credentials_size(), before->credentials_size());
-  for (int i = 0; i < after->credentials_size(); ++i) {
-    const auto& a = before->credentials(i);
-    const auto& b = after->credentials(i);
-    EXPECT_EQ(a.provider(), b.provider());
-    EXPECT_EQ(a.profile(), b.profile());
-    EXPECT_EQ(a.version(), b.version());
-    EXPECT_EQ(a.version_count(), b.version_count());
-    EXPECT_EQ(a.fingerprint(), b.fingerprint());
-    EXPECT_EQ(a.readiness(), b.readiness());
-    ASSERT_EQ(a.fields_size(), b.fields_size());
-    for (int j = 0; j < a.fields_size(); ++j) {
-      EXPECT_EQ(a.fields(j).display(), b.fields(j).display());
+  ASSERT_EQ(after->credentials.size(), before->credentials.size());
+  for (size_t i = 0; i < after->credentials.size(); ++i) {
+    const auto& a = before->credentials[i];
+    const auto& b = after->credentials[i];
+    EXPECT_EQ(a.provider, b.provider);
+    EXPECT_EQ(a.profile, b.profile);
+    EXPECT_EQ(a.version, b.version);
+    EXPECT_EQ(a.version_count, b.version_count);
+    EXPECT_EQ(a.fingerprint, b.fingerprint);
+    EXPECT_EQ(a.readiness, b.readiness);
+    ASSERT_EQ(a.fields.size(), b.fields.size());
+    for (size_t j = 0; j < a.fields.size(); ++j) {
+      EXPECT_EQ(a.fields[j].display, b.fields[j].display);
     }
   }
-  absl::StatusOr<v1::CredentialSummary> v1r = Get("aws", "default", 1);
+  absl::StatusOr<client::CredentialSummary> v1r = Get("aws", "default", 1);
   ASSERT_TRUE(v1r.ok()) << v1r.status();
-  EXPECT_EQ(FindField(*v1r, "access_key_id")->display(), "AKIA…MPLE");
-  v1::ValidateCredentialRequest stored;
-  stored.set_provider("aws");
-  absl::StatusOr<v1::ValidateCredentialResponse> v =
-      client_->ValidateCredential(stored);
+  EXPECT_EQ(FindField(*v1r, "access_key_id")->display, "AKIA…MPLE");
+  client::CredentialCandidate stored;
+  stored.provider = "aws";
+  absl::StatusOr<client::Diagnosis> v = client_->ValidateCredential(stored);
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_TRUE(v->valid());
+  EXPECT_TRUE(v->valid);
 }
 
 }  // namespace

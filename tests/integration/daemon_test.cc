@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/internal/convert_credential.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -168,7 +169,8 @@ TEST_F(DaemonTest, ExistingDataDirIsTightenedAndStaleSocketRemoved) {
   if (HasFatalFailure()) return;
   EXPECT_EQ(FileMode(data_dir()), 0700);
   EXPECT_EQ(FileMode(broker_->socket_path()), 0600);
-  absl::StatusOr<v1::ListProvidersResponse> r = client_->ListProviders();
+  absl::StatusOr<std::vector<client::ProviderInfo>> r =
+      client_->ListProviders();
   EXPECT_TRUE(r.ok()) << r.status();
 }
 
@@ -185,7 +187,8 @@ TEST_F(DaemonTest, SecondBrokerOnTheSameDataDirRefuses) {
       << second.stderr_text();
   // The first one is untouched and still serving.
   EXPECT_TRUE(IsSocket(broker_->socket_path()));
-  absl::StatusOr<v1::ListProvidersResponse> r = client_->ListProviders();
+  absl::StatusOr<std::vector<client::ProviderInfo>> r =
+      client_->ListProviders();
   EXPECT_TRUE(r.ok()) << r.status();
 }
 
@@ -249,10 +252,10 @@ TEST_F(DaemonTest, WrongKeyFileStopsTheStartAndOverwritesNothing) {
   ASSERT_TRUE(WriteFileBytes(key_path, *original, 0600).ok());
   StartBroker();
   if (HasFatalFailure()) return;
-  absl::StatusOr<v1::CredentialSummary> got = Get("aws", "default");
+  absl::StatusOr<client::CredentialSummary> got = Get("aws", "default");
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(got->version(), 1);
-  EXPECT_EQ(got->readiness(), v1::READINESS_READY);
+  EXPECT_EQ(got->version, 1);
+  EXPECT_EQ(got->readiness, client::Readiness::kReady);
 }
 
 // Every file of the data directory and every byte the daemon printed.
@@ -319,23 +322,23 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   for (const auto& [name, value] : auth0) {
     if (absl::StrContains(name, "secret")) markers.push_back(value);
   }
-  absl::StatusOr<v1::PutCredentialResponse> a = Put("auth0", "", auth0);
+  absl::StatusOr<client::StoredCredential> a = Put("auth0", "", auth0);
   EXPECT_TRUE(a.ok()) << a.status();
 
   const std::string key_marker = RandomString(40);
   markers.push_back(key_marker);
-  v1::PutCredentialRequest gcp;
-  gcp.set_provider("gcp");
-  gcp.set_from_file(GcpServiceAccountJson(
+  client::CredentialInput gcp;
+  gcp.provider = "gcp";
+  gcp.from_file = SecretBytes(GcpServiceAccountJson(
       "cbit-secret-test", "sa@cbit-secret-test.iam.gserviceaccount.com",
       key_marker));
-  absl::StatusOr<v1::PutCredentialResponse> g = client_->PutCredential(gcp);
+  absl::StatusOr<client::StoredCredential> g = client_->PutCredential(gcp);
   EXPECT_TRUE(g.ok()) << g.status();
 
   // Refused and validated values must not leak through error paths either.
   const std::string refused_secret = NewAwsSecret();
   markers.push_back(refused_secret);
-  absl::StatusOr<v1::PutCredentialResponse> refused =
+  absl::StatusOr<client::StoredCredential> refused =
       Put("aws", "bad",
           {{"access_key_id", "AKIA-not-a-key"},
            {"secret_access_key", refused_secret}});
@@ -343,7 +346,7 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   EXPECT_FALSE(absl::StrContains(refused.status().ToString(), refused_secret));
   const std::string wrong_field_secret = "cbit-misplaced-" + RandomString(32);
   markers.push_back(wrong_field_secret);
-  absl::StatusOr<v1::PutCredentialResponse> misplaced =
+  absl::StatusOr<client::StoredCredential> misplaced =
       Put("aws", "bad",
           {{"access_key_id", wrong_field_secret},
            {"secret_access_key", NewAwsSecret()}});
@@ -354,14 +357,16 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   }
   const std::string validated_secret = NewAwsSecret();
   markers.push_back(validated_secret);
-  v1::ValidateCredentialRequest validate;
-  validate.set_provider("aws");
-  (*validate.mutable_values())["access_key_id"] = "AKIA" + RandomString(3);
-  (*validate.mutable_values())["secret_access_key"] = validated_secret;
-  absl::StatusOr<v1::ValidateCredentialResponse> vr =
-      client_->ValidateCredential(validate);
+  client::CredentialCandidate validate;
+  validate.provider = "aws";
+  validate.values["access_key_id"] = SecretBytes("AKIA" + RandomString(3));
+  validate.values["secret_access_key"] = SecretBytes(validated_secret);
+  absl::StatusOr<client::Diagnosis> vr = client_->ValidateCredential(validate);
   ASSERT_TRUE(vr.ok()) << vr.status();
-  EXPECT_FALSE(absl::StrContains(vr->SerializeAsString(), validated_secret));
+  EXPECT_FALSE(absl::StrContains(
+      client::internal::CredentialAsProto<v1::ValidateCredentialResponse>(*vr)
+          .SerializeAsString(),
+      validated_secret));
 
   auto check = [&](const char* when) {
     for (const Haystack& h : Collect(*broker_)) {
@@ -396,24 +401,19 @@ struct Acked {
 // current version is at least the last acknowledged one.
 void ExpectAllPresent(client::CredentialClient& client, const Acked& acked) {
   for (const auto& [version, fingerprint] : acked.versions) {
-    v1::GetCredentialRequest req;
-    req.set_provider("custom");
-    req.set_profile(acked.profile);
-    req.set_version(version);
-    absl::StatusOr<v1::CredentialSummary> got = client.GetCredential(req);
+    absl::StatusOr<client::CredentialSummary> got =
+        client.GetCredential("custom", acked.profile, version);
     ASSERT_TRUE(got.ok()) << acked.profile << " version " << version << ": "
                           << got.status();
-    EXPECT_EQ(got->fingerprint(), fingerprint)
+    EXPECT_EQ(got->fingerprint, fingerprint)
         << acked.profile << " version " << version;
   }
   if (acked.last == 0) return;
-  v1::GetCredentialRequest req;
-  req.set_provider("custom");
-  req.set_profile(acked.profile);
-  absl::StatusOr<v1::CredentialSummary> cur = client.GetCredential(req);
+  absl::StatusOr<client::CredentialSummary> cur =
+      client.GetCredential("custom", acked.profile);
   ASSERT_TRUE(cur.ok()) << cur.status();
-  EXPECT_GE(cur->version(), acked.last) << acked.profile;
-  EXPECT_EQ(cur->readiness(), v1::READINESS_READY);
+  EXPECT_GE(cur->version, acked.last) << acked.profile;
+  EXPECT_EQ(cur->readiness, client::Readiness::kReady);
 }
 
 // Writes versions until a call fails (the broker was killed); returns the
@@ -421,18 +421,18 @@ void ExpectAllPresent(client::CredentialClient& client, const Acked& acked) {
 absl::Status WriteUntilFailure(client::CredentialClient& client, Acked& acked,
                                int round) {
   for (int i = 0; i < 100000; ++i) {
-    v1::PutCredentialRequest req;
-    req.set_provider("custom");
-    req.set_profile(acked.profile);
-    (*req.mutable_values())["counter"] =
-        absl::StrCat("durable-", round, "-", i, "-", RandomString(16));
-    (*req.mutable_values())["note"] = "written by the SIGKILL test";
-    absl::StatusOr<v1::PutCredentialResponse> put = client.PutCredential(req);
+    client::CredentialInput req;
+    req.provider = "custom";
+    req.profile = acked.profile;
+    req.values["counter"] = SecretBytes(
+        absl::StrCat("durable-", round, "-", i, "-", RandomString(16)));
+    req.values["note"] = SecretBytes("written by the SIGKILL test");
+    absl::StatusOr<client::StoredCredential> put = client.PutCredential(req);
     if (!put.ok()) return put.status();
-    const v1::CredentialSummary& c = put->credential();
-    EXPECT_GT(c.version(), acked.last);
-    acked.last = c.version();
-    acked.versions[c.version()] = c.fingerprint();
+    const client::CredentialSummary& c = put->credential;
+    EXPECT_GT(c.version, acked.last);
+    acked.last = c.version;
+    acked.versions[c.version] = c.fingerprint;
   }
   return absl::OkStatus();
 }
@@ -482,12 +482,12 @@ TEST_F(DaemonTest, SigkillLosesNoAcknowledgedWrite) {
   ExpectAllPresent(*client_, b);
   if (HasFatalFailure()) return;
   // The store still takes writes after the kills.
-  absl::StatusOr<v1::CredentialSummary> cur = Get("custom", a.profile);
+  absl::StatusOr<client::CredentialSummary> cur = Get("custom", a.profile);
   ASSERT_TRUE(cur.ok()) << cur.status();
-  absl::StatusOr<v1::PutCredentialResponse> after =
+  absl::StatusOr<client::StoredCredential> after =
       Put("custom", a.profile, {{"counter", "after-" + RandomString(16)}});
   ASSERT_TRUE(after.ok()) << after.status();
-  EXPECT_EQ(after->credential().version(), cur->version() + 1);
+  EXPECT_EQ(after->credential.version, cur->version + 1);
 }
 
 }  // namespace

@@ -437,7 +437,7 @@ TEST_F(FlowTest, ApproveWithNewValues) {
   // The values are stored now, and the form shows the secret only as set.
   auto stored = Get("aws", "");
   ASSERT_TRUE(stored.ok()) << stored.status();
-  EXPECT_EQ(stored->version(), 1);
+  EXPECT_EQ(stored->version, 1);
   ExpectAudit({"request.created", "credential.put", "request.approved",
                "grant.created"});
 }

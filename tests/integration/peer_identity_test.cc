@@ -81,9 +81,9 @@ class PeerIdentityTest : public BrokerTest {
     return r.ok() ? *r : CommandResult();
   }
   void PutCustom() {
-    v1::PutCredentialRequest put;
-    put.set_provider("custom");
-    (*put.mutable_values())["api_token"] = RandomString(24);
+    client::CredentialInput put;
+    put.provider = "custom";
+    put.values["api_token"] = SecretBytes(RandomString(24));
     auto stored = client_->PutCredential(put);
     ASSERT_TRUE(stored.ok()) << stored.status();
   }

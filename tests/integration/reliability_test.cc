@@ -55,12 +55,12 @@ client::Options OptionsFor(const BrokerProcess& broker,
   return o;
 }
 
-v1::PutCredentialRequest AwsPut(const std::string& profile) {
-  v1::PutCredentialRequest r;
-  r.set_provider("aws");
-  r.set_profile(profile);
-  (*r.mutable_values())["access_key_id"] = NewAwsKeyId();
-  (*r.mutable_values())["secret_access_key"] = NewAwsSecret();
+client::CredentialInput AwsPut(const std::string& profile) {
+  client::CredentialInput r;
+  r.provider = "aws";
+  r.profile = profile;
+  r.values["access_key_id"] = SecretBytes(NewAwsKeyId());
+  r.values["secret_access_key"] = SecretBytes(NewAwsSecret());
   return r;
 }
 
@@ -151,12 +151,9 @@ void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack,
   ASSERT_NE(client, nullptr);
   absl::MutexLock lock(&ack.mu);
   for (const auto& [profile, fingerprint] : ack.fingerprints) {
-    v1::GetCredentialRequest get;
-    get.set_provider("aws");
-    get.set_profile(profile);
-    auto got = client->GetCredential(get);  // Decrypts the values.
+    auto got = client->GetCredential("aws", profile);  // Decrypts the values.
     ASSERT_TRUE(got.ok()) << profile << ": " << got.status();
-    EXPECT_EQ(got->fingerprint(), fingerprint) << profile;
+    EXPECT_EQ(got->fingerprint, fingerprint) << profile;
   }
   auto approver = client::ApprovalClient::Connect(
       OptionsFor(broker, broker.approver_token()));
@@ -218,7 +215,7 @@ TEST(CrashTest, SigkillDuringWritesAndApprovalsLosesNothingAcknowledged) {
       auto r = broker.Client()->PutCredential(AwsPut("default"));
       ASSERT_TRUE(r.ok()) << r.status();
       absl::MutexLock lock(&ack.mu);
-      ack.fingerprints["default"] = r->credential().fingerprint();
+      ack.fingerprints["default"] = r->credential.fingerprint;
     }
     std::atomic<bool> stop{false};
     std::thread writer([&] {
@@ -228,7 +225,7 @@ TEST(CrashTest, SigkillDuringWritesAndApprovalsLosesNothingAcknowledged) {
         auto r = client->PutCredential(AwsPut(profile));
         if (!r.ok()) break;
         absl::MutexLock lock(&ack.mu);
-        ack.fingerprints[profile] = r->credential().fingerprint();
+        ack.fingerprints[profile] = r->credential.fingerprint;
       }
     });
     std::thread flow([&] {
@@ -507,24 +504,21 @@ class FaultTest : public ::testing::Test {
     client_ = broker_->Client();
     auto put = client_->PutCredential(AwsPut("default"));
     ASSERT_TRUE(put.ok()) << put.status();
-    stored_fingerprint_ = put->credential().fingerprint();
+    stored_fingerprint_ = put->credential.fingerprint;
   }
 
   // Reads of the stored credential work.
   void ExpectReadsWork() {
-    v1::GetCredentialRequest get;
-    get.set_provider("aws");
-    auto got = client_->GetCredential(get);
+    auto got = client_->GetCredential("aws", "");
     ASSERT_TRUE(got.ok()) << got.status();
-    EXPECT_EQ(got->fingerprint(), stored_fingerprint_);
-    v1::ListCredentialsRequest list;
-    auto listed = client_->ListCredentials(list);
+    EXPECT_EQ(got->fingerprint, stored_fingerprint_);
+    auto listed = client_->ListCredentials();
     ASSERT_TRUE(listed.ok()) << listed.status();
-    v1::ValidateCredentialRequest validate;
-    validate.set_provider("aws");
+    client::CredentialCandidate validate;
+    validate.provider = "aws";
     auto valid = client_->ValidateCredential(validate);
     ASSERT_TRUE(valid.ok()) << valid.status();
-    EXPECT_TRUE(valid->valid());
+    EXPECT_TRUE(valid->valid);
   }
 
   // A need for the stored credential, approved: GRANTED with the stored

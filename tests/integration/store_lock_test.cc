@@ -81,7 +81,7 @@ class StoreLockTest : public CredctlFixture {
             Put("aws", profile,
                 {{"access_key_id", key_id}, {"secret_access_key", secret}});
         ASSERT_TRUE(put.ok()) << put.status();
-        ASSERT_EQ(put->credential().version(), v);
+        ASSERT_EQ(put->credential.version, v);
         key_ids_[{profile, v}] = key_id;
       }
     }
@@ -91,16 +91,15 @@ class StoreLockTest : public CredctlFixture {
   void ExpectEveryVersionReadable(const std::string& when) {
     ASSERT_FALSE(key_ids_.empty());
     for (const auto& [which, key_id] : key_ids_) {
-      absl::StatusOr<v1::CredentialSummary> got =
+      absl::StatusOr<client::CredentialSummary> got =
           Get("aws", which.first, which.second);
       ASSERT_TRUE(got.ok()) << when << ": " << which.first << " v"
                             << which.second << ": " << got.status();
-      const v1::MaskedField* id = FindField(*got, "access_key_id");
+      const client::MaskedField* id = FindField(*got, "access_key_id");
       ASSERT_NE(id, nullptr);
       // Shown as "AKIA…" and the last four characters, which differ per
       // version.
-      EXPECT_TRUE(
-          absl::EndsWith(id->display(), key_id.substr(key_id.size() - 4)))
+      EXPECT_TRUE(absl::EndsWith(id->display, key_id.substr(key_id.size() - 4)))
           << when << ": " << which.first << " v" << which.second;
     }
     CommandResult verify = Credctl({"audit", "verify"});
@@ -268,7 +267,7 @@ TEST_F(StoreLockTest, AutoLockWipesTheKeyAndTheUnlockRestoresEverything) {
   EXPECT_TRUE(absl::StrContains(locked.message(), "credctl unlock"))
       << locked.message();
   EXPECT_EQ(locked.auto_lock_after_seconds(), 3);
-  absl::StatusOr<v1::CredentialSummary> read = Get("aws", "default");
+  absl::StatusOr<client::CredentialSummary> read = Get("aws", "default");
   EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition)
       << read.status();
   EXPECT_TRUE(absl::StrContains(read.status().message(), "credctl unlock"))
