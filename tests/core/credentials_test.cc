@@ -15,10 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "broker/crypto/crypto.h"
+#include "broker/store/forwarding_store.h"
 #include "broker/store/sqlite_store.h"
 #include "common/errors.h"
 #include "gtest/gtest.h"
-#include "tests/core/forwarding_store.h"
 
 namespace credbroker {
 namespace {
