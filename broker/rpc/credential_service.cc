@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -103,6 +104,25 @@ void FillValidateResponse(const ValidateResult& result,
   resp->set_profile(result.profile);
 }
 
+// The answer `cache` keeps for `key` while it holds; else what `read`
+// returns (filling the AnswerLife it is given), `fill`ed into a Message,
+// serialized, kept for `key` and returned. Errors are `read`'s. Inlined, so
+// that a kept answer costs no more than the lookup.
+template <typename Message, typename Read, typename Fill>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::StatusOr<grpc::Slice> KeptAnswer(
+    AnswerCache& cache, CredentialManager& credentials, std::string key,
+    const Read& read, const Fill& fill) {
+  if (std::optional<grpc::Slice> kept = cache.Find(key, credentials))
+    return *std::move(kept);
+  CredentialManager::AnswerLife life;
+  auto result = read(&life);
+  if (!result.ok()) return result.status();
+  grpc::Slice bytes =
+      Render<Message>([&](Message* message) { fill(*result, message); });
+  cache.Keep(std::move(key), bytes, life);
+  return bytes;
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::ListProviders(
@@ -145,35 +165,28 @@ grpc::ServerUnaryReactor* CredentialServiceImpl::ListCredentials(
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::GetCredentialAnswer(
     const v1::GetCredentialRequest& req) {
-  std::string key =
-      AnswerCache::Key('g', req.provider(), req.profile(), req.version());
-  if (std::optional<grpc::Slice> kept = answers_.Find(key, *credentials_))
-    return *std::move(kept);
-  CredentialManager::AnswerLife life;
-  CB_ASSIGN_OR_RETURN(
-      CredentialSummary summary,
-      credentials_->Get(req.provider(), req.profile(), req.version(), &life));
-  grpc::Slice bytes = Render<v1::CredentialSummary>(
-      [&](v1::CredentialSummary* message) { ToProto(summary, message); });
-  answers_.Keep(std::move(key), bytes, life);
-  return bytes;
+  return KeptAnswer<v1::CredentialSummary>(
+      answers_, *credentials_,
+      AnswerCache::Key('g', req.provider(), req.profile(), req.version()),
+      [&](CredentialManager::AnswerLife* life) {
+        return credentials_->Get(req.provider(), req.profile(), req.version(),
+                                 life);
+      },
+      [](const CredentialSummary& summary, v1::CredentialSummary* message) {
+        ToProto(summary, message);
+      });
 }
 
 absl::StatusOr<grpc::Slice> CredentialServiceImpl::StoredValidationAnswer(
     const v1::ValidateCredentialRequest& req) {
-  std::string key = AnswerCache::Key('v', req.provider(), req.profile(), 0);
-  if (std::optional<grpc::Slice> kept = answers_.Find(key, *credentials_))
-    return *std::move(kept);
-  CredentialManager::AnswerLife life;
-  CB_ASSIGN_OR_RETURN(
-      ValidateResult result,
-      credentials_->ValidateStored(req.provider(), req.profile(), &life));
-  grpc::Slice bytes = Render<v1::ValidateCredentialResponse>(
-      [&](v1::ValidateCredentialResponse* message) {
-        FillValidateResponse(result, message);
-      });
-  answers_.Keep(std::move(key), bytes, life);
-  return bytes;
+  return KeptAnswer<v1::ValidateCredentialResponse>(
+      answers_, *credentials_,
+      AnswerCache::Key('v', req.provider(), req.profile(), 0),
+      [&](CredentialManager::AnswerLife* life) {
+        return credentials_->ValidateStored(req.provider(), req.profile(),
+                                            life);
+      },
+      FillValidateResponse);
 }
 
 grpc::ServerUnaryReactor* CredentialServiceImpl::GetCredential(

@@ -148,7 +148,7 @@ class CredentialServiceImpl final : public CredentialServiceBase {
   RpcEnv env_;
   // The serialized answers to GetCredential and to ValidateCredential of
   // what is stored: sent from answers_ while they hold, else read from the
-  // CredentialManager, serialized and kept there.
+  // CredentialManager, serialized and kept there (one path: KeptAnswer).
   absl::StatusOr<grpc::Slice> GetCredentialAnswer(
       const v1::GetCredentialRequest& req);
   absl::StatusOr<grpc::Slice> StoredValidationAnswer(

@@ -61,7 +61,7 @@ bool GrantEnded(const GrantRecord& g, absl::Time now) {
 
 SpillingStore::SpillingStore(Store* primary, SpillOptions options,
                              std::function<absl::Time()> clock)
-    : primary_(primary),
+    : ForwardingStore(primary),
       options_(std::move(options)),
       clock_(clock ? std::move(clock) : [] { return absl::Now(); }) {}
 
@@ -88,7 +88,7 @@ absl::Status SpillingStore::OpenSpill(bool create) {
   if (id.ok()) {
     // A spill the primary took back already, whose files could not be
     // removed then: its rows are older than the primary's. Never reuse it.
-    absl::StatusOr<std::string> taken = primary_->GetMeta(SpillTakenKey(*id));
+    absl::StatusOr<std::string> taken = primary().GetMeta(SpillTakenKey(*id));
     if (!taken.ok() && !absl::IsNotFound(taken.status())) return taken.status();
     if (taken.ok()) {
       spill.reset();
@@ -135,7 +135,7 @@ absl::Status SpillingStore::WriteFlow(const FlowWrite& write,
       return spill_->WriteFlow(write, hash_fn);
     }
   }
-  absl::Status s = primary_->WriteFlow(write, hash_fn);
+  absl::Status s = primary().WriteFlow(write, hash_fn);
   if (s.ok() || !options_.open || !RefusedWrite(s)) return s;
   // A new credential version is never spilled: the store takes it with its
   // decision, or nothing is written and nothing released.
@@ -197,12 +197,12 @@ absl::Status SpillingStore::TakeBack(const TakeBackChecks& checks) {
   absl::MutexLock lock(&mu_);
   if (spill_ == nullptr) return absl::OkStatus();
   const std::string marker = SpillTakenKey(spill_id_);
-  absl::StatusOr<std::string> taken = primary_->GetMeta(marker);
+  absl::StatusOr<std::string> taken = primary().GetMeta(marker);
   if (!taken.ok() && !absl::IsNotFound(taken.status())) return taken.status();
   if (!taken.ok()) {
     CB_ASSIGN_OR_RETURN(FlowWrite all, ReadSpill(checks));
     all.meta.push_back({marker, absl::FormatTime(clock_())});
-    CB_RETURN_IF_ERROR(primary_->WriteFlow(all, checks.hash));
+    CB_RETURN_IF_ERROR(primary().WriteFlow(all, checks.hash));
     std::cerr << "credbrokerd: the store takes writes again; "
               << all.requests.size() << " requests, " << all.grants.size()
               << " grants and " << all.audit.size()
@@ -241,7 +241,7 @@ auto SpillingStore::ReadFlowRow(Read read) {
       if (!absl::IsNotFound(row.status())) return row;
     }
   }
-  return read(*primary_);
+  return read(primary());
 }
 
 absl::StatusOr<RequestRecord> SpillingStore::GetRequest(
@@ -270,7 +270,7 @@ absl::StatusOr<std::vector<RequestRecord>> SpillingStore::ListRequests(
       CB_ASSIGN_OR_RETURN(std::vector<RequestRecord> spilled,
                           spill_->ListRequests(/*open_only=*/false));
       CB_ASSIGN_OR_RETURN(std::vector<RequestRecord> rows,
-                          primary_->ListRequests(open_only));
+                          primary().ListRequests(open_only));
       std::vector<RequestRecord> merged = Merge(
           std::move(rows), std::move(spilled), [](const RequestRecord& r) {
             return std::make_pair(r.created_at, r.request_id);
@@ -286,7 +286,7 @@ absl::StatusOr<std::vector<RequestRecord>> SpillingStore::ListRequests(
       return merged;
     }
   }
-  return primary_->ListRequests(open_only);
+  return primary().ListRequests(open_only);
 }
 
 absl::StatusOr<std::vector<GrantRecord>> SpillingStore::ListGrants(
@@ -308,7 +308,7 @@ absl::StatusOr<std::vector<GrantRecord>> SpillingStore::ListGrants(
       from_primary.limit = static_cast<int>(std::min<int64_t>(
           kAll, int64_t{options.limit} + static_cast<int64_t>(spilled.size())));
       CB_ASSIGN_OR_RETURN(std::vector<GrantRecord> rows,
-                          primary_->ListGrants(from_primary));
+                          primary().ListGrants(from_primary));
       std::vector<GrantRecord> out;
       for (GrantRecord& g :
            Merge(std::move(rows), std::move(spilled), [](const GrantRecord& g) {
@@ -321,7 +321,7 @@ absl::StatusOr<std::vector<GrantRecord>> SpillingStore::ListGrants(
       return out;
     }
   }
-  return primary_->ListGrants(options);
+  return primary().ListGrants(options);
 }
 
 absl::StatusOr<std::vector<StandingRecord>> SpillingStore::ListStanding() {
@@ -331,14 +331,14 @@ absl::StatusOr<std::vector<StandingRecord>> SpillingStore::ListStanding() {
       CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> spilled,
                           spill_->ListStanding());
       CB_ASSIGN_OR_RETURN(std::vector<StandingRecord> rows,
-                          primary_->ListStanding());
+                          primary().ListStanding());
       return Merge(std::move(rows), std::move(spilled),
                    [](const StandingRecord& s) {
                      return std::make_pair(s.created_at, s.id);
                    });
     }
   }
-  return primary_->ListStanding();
+  return primary().ListStanding();
 }
 
 absl::StatusOr<std::vector<BindingRecord>> SpillingStore::ListBindings(
@@ -349,87 +349,21 @@ absl::StatusOr<std::vector<BindingRecord>> SpillingStore::ListBindings(
       CB_ASSIGN_OR_RETURN(std::vector<BindingRecord> spilled,
                           spill_->ListBindings(provider));
       CB_ASSIGN_OR_RETURN(std::vector<BindingRecord> rows,
-                          primary_->ListBindings(provider));
+                          primary().ListBindings(provider));
       return Merge(std::move(rows), std::move(spilled),
                    [](const BindingRecord& b) {
                      return std::make_pair(b.provider, b.resource);
                    });
     }
   }
-  return primary_->ListBindings(provider);
+  return primary().ListBindings(provider);
 }
 
 std::optional<Store::ChangeMark> SpillingStore::CurrentChangeMark() {
   absl::MutexLock lock(&mu_);
-  std::optional<ChangeMark> mark = primary_->CurrentChangeMark();
+  std::optional<ChangeMark> mark = primary().CurrentChangeMark();
   if (!mark.has_value()) return std::nullopt;
   return *mark + spill_changes_;
-}
-
-// --- The primary's alone ---
-
-absl::StatusOr<CredentialRecord> SpillingStore::PutCredential(
-    absl::string_view provider, absl::string_view profile,
-    absl::Duration rotation_period, const SealFn& seal,
-    const AuditOfFn& audit_of, const AuditHashFn& hash_fn) {
-  return primary_->PutCredential(provider, profile, rotation_period, seal,
-                                 audit_of, hash_fn);
-}
-
-absl::StatusOr<CredentialRecord> SpillingStore::GetCredential(
-    absl::string_view provider, absl::string_view profile, int64_t version) {
-  return primary_->GetCredential(provider, profile, version);
-}
-
-absl::StatusOr<std::vector<CredentialRecord>> SpillingStore::ListCredentials(
-    const ListCredentialsOptions& options) {
-  return primary_->ListCredentials(options);
-}
-
-absl::StatusOr<std::vector<CredentialRecord>> SpillingStore::ListVersions(
-    absl::string_view provider, absl::string_view profile) {
-  return primary_->ListVersions(provider, profile);
-}
-
-absl::StatusOr<int64_t> SpillingStore::DeleteCredential(
-    absl::string_view provider, absl::string_view profile,
-    const DeleteAuditFn& audit_of, const AuditHashFn& hash_fn) {
-  return primary_->DeleteCredential(provider, profile, audit_of, hash_fn);
-}
-
-absl::StatusOr<std::string> SpillingStore::GetMeta(absl::string_view key) {
-  return primary_->GetMeta(key);
-}
-
-absl::Status SpillingStore::PutMeta(absl::string_view key,
-                                    absl::string_view value) {
-  return primary_->PutMeta(key, value);
-}
-
-absl::StatusOr<AuditRecord> SpillingStore::AppendAudit(
-    AuditRecord event, const AuditHashFn& hash_fn) {
-  return primary_->AppendAudit(std::move(event), hash_fn);
-}
-
-absl::StatusOr<std::vector<AuditRecord>> SpillingStore::ListAudit(
-    const AuditQuery& query) {
-  return primary_->ListAudit(query);
-}
-
-absl::Status SpillingStore::ReserveSpace(int64_t bytes) {
-  return primary_->ReserveSpace(bytes);
-}
-
-absl::Status SpillingStore::CheckIntegrity() {
-  return primary_->CheckIntegrity();
-}
-
-Store::WriteStats SpillingStore::GetWriteStats() {
-  return primary_->GetWriteStats();
-}
-
-Store::ReadStats SpillingStore::GetReadStats() {
-  return primary_->GetReadStats();
 }
 
 }  // namespace credbroker

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "broker/store/forwarding_store.h"
 #include "broker/store/store.h"
 
 namespace credbroker {
@@ -46,7 +47,7 @@ struct SpillOptions {
   std::function<absl::Status()> remove;
 };
 
-class SpillingStore : public Store {
+class SpillingStore : public ForwardingStore {
  public:
   // What the primary takes back is checked by the caller's rules first.
   struct TakeBackChecks {
@@ -80,7 +81,7 @@ class SpillingStore : public Store {
   // from 250 ms up to 8 s while the primary still refuses writes.
   void TakeBackWhenDue(const TakeBackChecks& checks);
 
-  // --- Store ---
+  // --- Store: the flow's calls; every other one is the primary's alone ---
   absl::Status WriteFlow(const FlowWrite& write,
                          const AuditHashFn& hash_fn) override;
   absl::StatusOr<std::vector<RequestRecord>> ListRequests(
@@ -95,41 +96,14 @@ class SpillingStore : public Store {
                                            absl::string_view resource) override;
   absl::StatusOr<std::vector<BindingRecord>> ListBindings(
       absl::string_view provider) override;
-  absl::StatusOr<std::string> GetMeta(absl::string_view key) override;
   // Moves with the primary's mark and with each spilled write.
   std::optional<ChangeMark> CurrentChangeMark() override;
-
-  // The primary's alone.
-  absl::StatusOr<CredentialRecord> PutCredential(
-      absl::string_view provider, absl::string_view profile,
-      absl::Duration rotation_period, const SealFn& seal,
-      const AuditOfFn& audit_of = nullptr,
-      const AuditHashFn& hash_fn = nullptr) override;
-  absl::StatusOr<CredentialRecord> GetCredential(absl::string_view provider,
-                                                 absl::string_view profile,
-                                                 int64_t version) override;
-  absl::StatusOr<std::vector<CredentialRecord>> ListCredentials(
-      const ListCredentialsOptions& options) override;
-  absl::StatusOr<std::vector<CredentialRecord>> ListVersions(
-      absl::string_view provider, absl::string_view profile) override;
-  absl::StatusOr<int64_t> DeleteCredential(
-      absl::string_view provider, absl::string_view profile,
-      const DeleteAuditFn& audit_of = nullptr,
-      const AuditHashFn& hash_fn = nullptr) override;
-  absl::Status PutMeta(absl::string_view key, absl::string_view value) override;
-  absl::StatusOr<AuditRecord> AppendAudit(AuditRecord event,
-                                          const AuditHashFn& hash_fn) override;
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(
-      const AuditQuery& query) override;
-  absl::Status ReserveSpace(int64_t bytes) override;
-  absl::Status CheckIntegrity() override;
-  WriteStats GetWriteStats() override;
-  ReadStats GetReadStats() override;
 
  private:
   SpillingStore(Store* primary, SpillOptions options,
                 std::function<absl::Time()> clock);
 
+  Store& primary() const { return inner(); }
   static absl::Status RefuseSpilledVersion();
   // Opens the spill (making it with `create`); a spill the primary took
   // back already is removed, never reused.
@@ -143,7 +117,6 @@ class SpillingStore : public Store {
   template <typename Read>
   auto ReadFlowRow(Read read);
 
-  Store* const primary_;
   const SpillOptions options_;
   const std::function<absl::Time()> clock_;
 

@@ -13,6 +13,16 @@
 
 namespace credbroker {
 namespace sqlite_internal {
+namespace {
+
+// DATA_LOSS: a stored `what` does not decode.
+absl::Status Malformed(absl::string_view what) {
+  return absl::DataLossError(
+      absl::StrCat("the database holds a malformed ", what,
+                   " (restore the data directory from a backup)"));
+}
+
+}  // namespace
 
 // The columns ReadRecord() reads, in order, and the join they come from.
 #define CB_SELECT_RECORD                                                    \
@@ -111,9 +121,7 @@ absl::StatusOr<std::vector<std::string>> DecodeStrings(absl::string_view blob,
       size = size * 10 + static_cast<uint64_t>(blob[i] - '0');
     }
     if (!valid || size > blob.size() - colon - 1) {
-      return absl::DataLossError(
-          absl::StrCat("the database holds a malformed ", what,
-                       " (restore the data directory from a backup)"));
+      return Malformed(what);
     }
     out.emplace_back(blob.substr(colon + 1, size));
     blob.remove_prefix(colon + 1 + size);
@@ -223,9 +231,7 @@ absl::StatusOr<RequestRecord> ReadRequest(const Statement& s) {
       DecodeStrings(s.Bytes(6),
                     absl::StrCat("context of request ", r.request_id)));
   if (context.size() % 2 != 0) {
-    return absl::DataLossError(absl::StrCat(
-        "the database holds a malformed context of request ", r.request_id,
-        " (restore the data directory from a backup)"));
+    return Malformed(absl::StrCat("context of request ", r.request_id));
   }
   for (size_t i = 0; i < context.size(); i += 2) {
     r.context.emplace_back(std::move(context[i]), std::move(context[i + 1]));
@@ -323,6 +329,14 @@ absl::Status ValidateFlowWrite(const FlowWrite& write,
   }
   if (!write.audit.empty() && !hash_fn) {
     return absl::InvalidArgumentError("no audit hash function given");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLimit(int limit) {
+  if (limit <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("list limit must be positive, got ", limit));
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 #define CREDBROKER_BROKER_STORE_SQLITE_ROWS_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -55,6 +56,35 @@ GrantRecord ReadGrant(const Statement& s);
 StandingRecord ReadStanding(const Statement& s);
 BindingRecord ReadBinding(const Statement& s);
 
+// Every row `s` (prepared and bound) yields, each as `read` gives it;
+// `what` names the read in errors. A `read` that fails stops at that row.
+template <typename Record>
+absl::StatusOr<std::vector<Record>> StepAll(Statement& s,
+                                            absl::string_view what,
+                                            Record (*read)(const Statement&)) {
+  std::vector<Record> out;
+  while (true) {
+    absl::StatusOr<bool> row = s.Step(what);
+    if (!row.ok()) return row.status();
+    if (!*row) return out;
+    out.push_back(read(s));
+  }
+}
+template <typename Record>
+absl::StatusOr<std::vector<Record>> StepAll(
+    Statement& s, absl::string_view what,
+    absl::StatusOr<Record> (*read)(const Statement&)) {
+  std::vector<Record> out;
+  while (true) {
+    absl::StatusOr<bool> row = s.Step(what);
+    if (!row.ok()) return row.status();
+    if (!*row) return out;
+    absl::StatusOr<Record> record = read(s);
+    if (!record.ok()) return record.status();
+    out.push_back(*std::move(record));
+  }
+}
+
 // A list of arbitrary byte strings as one blob: each is "<decimal length>:"
 // followed by its bytes.
 std::string EncodeStrings(const std::vector<absl::string_view>& strings);
@@ -67,6 +97,9 @@ absl::StatusOr<std::vector<std::string>> DecodeStrings(absl::string_view blob,
 // come without `hash_fn`.
 absl::Status ValidateFlowWrite(const FlowWrite& write,
                                const Store::AuditHashFn& hash_fn);
+
+// INVALID_ARGUMENT when a list's `limit` is not positive.
+absl::Status ValidateLimit(int limit);
 
 // INVALID_ARGUMENT when `provider` or `profile` is empty.
 absl::Status ValidateIdentity(absl::string_view provider,

@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,18 +94,6 @@ absl::StatusOr<CredentialRecord> StepGet(Statement& s,
   return ReadRecord(s);
 }
 
-// Every row of a prepared, bound statement that selects credential records.
-absl::StatusOr<std::vector<CredentialRecord>> StepRecords(
-    Statement& s, absl::string_view what) {
-  std::vector<CredentialRecord> records;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(bool row, s.Step(what));
-    if (!row) break;
-    records.push_back(ReadRecord(s));
-  }
-  return records;
-}
-
 constexpr const char kGetMetaSql[] = "SELECT value FROM meta WHERE key = ?1";
 
 absl::StatusOr<std::string> StepGetMeta(Statement& s, absl::string_view key) {
@@ -180,10 +167,7 @@ absl::StatusOr<CredentialRecord> SqliteStore::GetCredential(
 
 absl::StatusOr<std::vector<CredentialRecord>> SqliteStore::ListCredentials(
     const ListCredentialsOptions& options) {
-  if (options.limit <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("list limit must be positive, got ", options.limit));
-  }
+  CB_RETURN_IF_ERROR(ValidateLimit(options.limit));
   const char* sql = kListAllSql;
   if (!options.provider.empty()) {
     const int cursor = options.after_provider.compare(options.provider);
@@ -196,7 +180,7 @@ absl::StatusOr<std::vector<CredentialRecord>> SqliteStore::ListCredentials(
       s.Bind(2, options.after_provider).Bind(3, options.after_profile);
     }
     s.Bind(4, static_cast<int64_t>(options.limit));
-    return StepRecords(s, "list credentials");
+    return StepAll(s, "list credentials", ReadRecord);
   });
 }
 
@@ -205,7 +189,7 @@ absl::StatusOr<std::vector<CredentialRecord>> SqliteStore::ListVersions(
   CB_RETURN_IF_ERROR(ValidateIdentity(provider, profile));
   return Read<std::vector<CredentialRecord>>(kVersionsSql, [&](Statement& s) {
     s.Bind(1, provider).Bind(2, profile);
-    return StepRecords(s, "list credential versions");
+    return StepAll(s, "list credential versions", ReadRecord);
   });
 }
 
@@ -296,29 +280,16 @@ Store::WriteStats SqliteStore::GetWriteStats() {
 
 absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(
     const AuditQuery& query) {
-  if (query.limit <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("list limit must be positive, got ", query.limit));
-  }
+  CB_RETURN_IF_ERROR(ValidateLimit(query.limit));
   absl::MutexLock lock(&mu_);
   CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListAuditSql));
   s.Bind(1, query.after_sequence)
-      .Bind(2, query.since == absl::InfinitePast()
-                   ? std::numeric_limits<int64_t>::min()
-                   : absl::ToUnixMicros(query.since))
-      .Bind(3, query.until == absl::InfiniteFuture()
-                   ? std::numeric_limits<int64_t>::max()
-                   : absl::ToUnixMicros(query.until))
+      .Bind(2, TimeToMicros(query.since))
+      .Bind(3, TimeToMicros(query.until))
       .Bind(4, query.provider)
       .Bind(5, query.kind)
       .Bind(6, static_cast<int64_t>(query.limit));
-  std::vector<AuditRecord> out;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(bool row, s.Step("list audit events"));
-    if (!row) break;
-    out.push_back(ReadAudit(s));
-  }
-  return out;
+  return StepAll(s, "list audit events", ReadAudit);
 }
 
 absl::StatusOr<std::vector<RequestRecord>> SqliteStore::ListRequests(
@@ -327,14 +298,7 @@ absl::StatusOr<std::vector<RequestRecord>> SqliteStore::ListRequests(
   CB_ASSIGN_OR_RETURN(Statement s, Prepare(open_only ? kListOpenRequestsSql
                                                      : kListRequestsSql));
   if (open_only) s.Bind(1, kPastMicros);
-  std::vector<RequestRecord> out;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(bool row, s.Step("list requests"));
-    if (!row) break;
-    CB_ASSIGN_OR_RETURN(RequestRecord r, ReadRequest(s));
-    out.push_back(std::move(r));
-  }
-  return out;
+  return StepAll(s, "list requests", ReadRequest);
 }
 
 absl::StatusOr<RequestRecord> SqliteStore::GetRequest(
@@ -349,10 +313,7 @@ absl::StatusOr<RequestRecord> SqliteStore::GetRequest(
 
 absl::StatusOr<std::vector<GrantRecord>> SqliteStore::ListGrants(
     const ListGrantsOptions& options) {
-  if (options.limit <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("list limit must be positive, got ", options.limit));
-  }
+  CB_RETURN_IF_ERROR(ValidateLimit(options.limit));
   absl::MutexLock lock(&mu_);
   CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListGrantsSql));
   s.Bind(1, TimeToMicros(options.after_created_at))
@@ -361,13 +322,7 @@ absl::StatusOr<std::vector<GrantRecord>> SqliteStore::ListGrants(
       .Bind(4, kFutureMicros)
       .Bind(5, TimeToMicros(options.now))
       .Bind(6, static_cast<int64_t>(options.limit));
-  std::vector<GrantRecord> out;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(bool row, s.Step("list grants"));
-    if (!row) break;
-    out.push_back(ReadGrant(s));
-  }
-  return out;
+  return StepAll(s, "list grants", ReadGrant);
 }
 
 absl::StatusOr<GrantRecord> SqliteStore::GetGrant(absl::string_view grant_id) {
@@ -382,13 +337,7 @@ absl::StatusOr<GrantRecord> SqliteStore::GetGrant(absl::string_view grant_id) {
 absl::StatusOr<std::vector<StandingRecord>> SqliteStore::ListStanding() {
   absl::MutexLock lock(&mu_);
   CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListStandingSql));
-  std::vector<StandingRecord> out;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(bool row, s.Step("list standing approvals"));
-    if (!row) break;
-    out.push_back(ReadStanding(s));
-  }
-  return out;
+  return StepAll(s, "list standing approvals", ReadStanding);
 }
 
 absl::StatusOr<BindingRecord> SqliteStore::GetBinding(
@@ -409,13 +358,7 @@ absl::StatusOr<std::vector<BindingRecord>> SqliteStore::ListBindings(
   absl::MutexLock lock(&mu_);
   CB_ASSIGN_OR_RETURN(Statement s, Prepare(kListBindingsSql));
   s.Bind(1, provider);
-  std::vector<BindingRecord> out;
-  while (true) {
-    CB_ASSIGN_OR_RETURN(bool row, s.Step("list resource bindings"));
-    if (!row) break;
-    out.push_back(ReadBinding(s));
-  }
-  return out;
+  return StepAll(s, "list resource bindings", ReadBinding);
 }
 
 }  // namespace sqlite_internal

@@ -11,9 +11,9 @@
 #include "broker/core/audit.h"
 #include "broker/core/credentials.h"
 #include "broker/crypto/crypto.h"
+#include "broker/store/forwarding_store.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
-#include "tests/core/forwarding_store.h"
 
 namespace credbroker {
 namespace {

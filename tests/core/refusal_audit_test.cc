@@ -13,9 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "broker/store/forwarding_store.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
-#include "tests/core/forwarding_store.h"
 
 namespace credbroker {
 namespace {

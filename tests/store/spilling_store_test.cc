@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "broker/store/forwarding_store.h"
 #include "broker/store/sqlite_store.h"
 #include "gtest/gtest.h"
-#include "tests/core/forwarding_store.h"
 
 namespace credbroker {
 namespace {
