@@ -12,7 +12,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/base/attributes.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -106,12 +105,12 @@ void FillValidateResponse(const ValidateResult& result,
 
 // The answer `cache` keeps for `key` while it holds; else what `read`
 // returns (filling the AnswerLife it is given), `fill`ed into a Message,
-// serialized, kept for `key` and returned. Errors are `read`'s. Inlined, so
-// that a kept answer costs no more than the lookup.
+// serialized, kept for `key` and returned. Errors are `read`'s.
 template <typename Message, typename Read, typename Fill>
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::StatusOr<grpc::Slice> KeptAnswer(
-    AnswerCache& cache, CredentialManager& credentials, std::string key,
-    const Read& read, const Fill& fill) {
+absl::StatusOr<grpc::Slice> KeptAnswer(AnswerCache& cache,
+                                       CredentialManager& credentials,
+                                       std::string key, const Read& read,
+                                       const Fill& fill) {
   if (std::optional<grpc::Slice> kept = cache.Find(key, credentials))
     return *std::move(kept);
   CredentialManager::AnswerLife life;
