@@ -90,7 +90,9 @@ struct ApprovalPinStatus {
   bool first_pin_needs_passphrase = false;
   // Set while the asking process may approve without the PIN.
   absl::Time window_until = absl::InfinitePast();
-  absl::Duration unlock_window = absl::ZeroDuration();  // Zero: never.
+  // How long a correct PIN opens that window for. Zero: never (a value,
+  // not "unset", for this field).
+  absl::Duration unlock_window = absl::ZeroDuration();
   bool passkey_required = false;
   int32_t passkeys = 0;  // How many are registered.
 };

@@ -182,9 +182,8 @@ void ToProto(const ApprovalPinStatus& v, v1::ApprovalPinStatus* out) {
   out->set_first_pin_needs_passphrase(v.first_pin_needs_passphrase);
   if (HasTime(v.window_until))
     ToProto(v.window_until, out->mutable_window_until());
-  if (v.unlock_window != absl::ZeroDuration()) {
-    ToProto(v.unlock_window, out->mutable_unlock_window());
-  }
+  // Zero is a value here ("never"), which the broker always sends.
+  ToProto(v.unlock_window, out->mutable_unlock_window());
   out->set_passkey_required(v.passkey_required);
   out->set_passkeys(v.passkeys);
 }
