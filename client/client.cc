@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "client/internal/channel.h"
+#include "client/internal/convert.h"
+#include "client/internal/convert_access.h"
 #include "client/internal/convert_credential.h"
 #include "common/files.h"
 #include "common/secret.h"
@@ -88,6 +90,15 @@ auto Converted(absl::StatusOr<Response> response)
   return internal::FromProto(*response);
 }
 
+// The message of a plain request. (internal::AsProto cannot: its template
+// sees only the conversions declared before it, in convert.h.)
+template <typename P, typename T>
+P Message(const T& value) {
+  P out;
+  internal::ToProto(value, &out);
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<ProviderInfo>> CredentialClient::ListProviders() {
@@ -155,34 +166,43 @@ absl::StatusOr<std::vector<Requirement>> CredentialClient::ResolveRequirements(
                                v1::ResolveRequirementsResponse>(
       &Stub::ResolveRequirements, r));
 }
-absl::StatusOr<v1::ListGrantsResponse> CredentialClient::ListGrants(
-    const v1::ListGrantsRequest& r) {
-  return impl_->Call<v1::ListGrantsRequest, v1::ListGrantsResponse>(
-      &Stub::ListGrants, r);
+absl::StatusOr<GrantPage> CredentialClient::ListGrants(
+    const GrantQuery& query) {
+  return Converted(impl_->Call<v1::ListGrantsRequest, v1::ListGrantsResponse>(
+      &Stub::ListGrants, Message<v1::ListGrantsRequest>(query)));
 }
-absl::StatusOr<v1::RevokeGrantResponse> CredentialClient::RevokeGrant(
-    const v1::RevokeGrantRequest& r) {
-  return impl_->Call<v1::RevokeGrantRequest, v1::RevokeGrantResponse>(
-      &Stub::RevokeGrant, r);
+absl::Status CredentialClient::RevokeGrant(const std::string& grant_id,
+                                           const std::string& reason) {
+  v1::RevokeGrantRequest request;
+  request.set_grant_id(grant_id);
+  request.set_reason(reason);
+  return impl_
+      ->Call<v1::RevokeGrantRequest, v1::RevokeGrantResponse>(
+          &Stub::RevokeGrant, request)
+      .status();
 }
-absl::StatusOr<v1::ListAuditEventsResponse> CredentialClient::ListAuditEvents(
-    const v1::ListAuditEventsRequest& r) {
-  return impl_->Call<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse>(
-      &Stub::ListAuditEvents, r);
+absl::StatusOr<AuditPage> CredentialClient::ListAuditEvents(
+    const AuditQuery& query) {
+  return Converted(
+      impl_->Call<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse>(
+          &Stub::ListAuditEvents, Message<v1::ListAuditEventsRequest>(query)));
 }
-absl::StatusOr<v1::ListStandingApprovalsResponse>
-CredentialClient::ListStandingApprovals(
-    const v1::ListStandingApprovalsRequest& r) {
-  return impl_->Call<v1::ListStandingApprovalsRequest,
-                     v1::ListStandingApprovalsResponse>(
-      &Stub::ListStandingApprovals, r);
+absl::StatusOr<std::vector<StandingApproval>>
+CredentialClient::ListStandingApprovals(bool include_ended) {
+  v1::ListStandingApprovalsRequest request;
+  request.set_include_ended(include_ended);
+  return Converted(impl_->Call<v1::ListStandingApprovalsRequest,
+                                v1::ListStandingApprovalsResponse>(
+      &Stub::ListStandingApprovals, request));
 }
-absl::StatusOr<v1::RevokeStandingApprovalResponse>
-CredentialClient::RevokeStandingApproval(
-    const v1::RevokeStandingApprovalRequest& r) {
-  return impl_->Call<v1::RevokeStandingApprovalRequest,
-                     v1::RevokeStandingApprovalResponse>(
-      &Stub::RevokeStandingApproval, r);
+absl::Status CredentialClient::RevokeStandingApproval(const std::string& id) {
+  v1::RevokeStandingApprovalRequest request;
+  request.set_id(id);
+  return impl_
+      ->Call<v1::RevokeStandingApprovalRequest,
+             v1::RevokeStandingApprovalResponse>(&Stub::RevokeStandingApproval,
+                                                 request)
+      .status();
 }
 absl::StatusOr<CredentialHistory> CredentialClient::ListCredentialVersions(
     const std::string& provider, const std::string& profile) {
@@ -222,37 +242,54 @@ absl::StatusOr<std::vector<ResourceBinding>> CredentialClient::ListBindings(
           &Stub::ListBindings, r));
 }
 
-absl::StatusOr<v1::SetApprovalPinResponse> CredentialClient::SetApprovalPin(
-    const v1::SetApprovalPinRequest& r) {
-  return impl_->Call<v1::SetApprovalPinRequest, v1::SetApprovalPinResponse>(
-      &Stub::SetApprovalPin, r);
+absl::StatusOr<bool> CredentialClient::SetApprovalPin(const PinChange& change) {
+  auto request = Message<v1::SetApprovalPinRequest>(change);
+  absl::StatusOr<v1::SetApprovalPinResponse> r =
+      impl_->Call<v1::SetApprovalPinRequest, v1::SetApprovalPinResponse>(
+          &Stub::SetApprovalPin, request);
+  internal::WipeSecrets(request);
+  if (!r.ok()) return r.status();
+  return r->pin_set();
 }
-absl::StatusOr<v1::ApprovalPinStatus> CredentialClient::GetApprovalPinStatus() {
-  return impl_->Call<v1::GetApprovalPinStatusRequest, v1::ApprovalPinStatus>(
-      &Stub::GetApprovalPinStatus, v1::GetApprovalPinStatusRequest());
+absl::StatusOr<ApprovalPinStatus> CredentialClient::GetApprovalPinStatus() {
+  return Converted(
+      impl_->Call<v1::GetApprovalPinStatusRequest, v1::ApprovalPinStatus>(
+          &Stub::GetApprovalPinStatus, v1::GetApprovalPinStatusRequest()));
 }
-absl::StatusOr<v1::PasskeyChallenge>
-CredentialClient::BeginPasskeyRegistration() {
-  return impl_->Call<v1::BeginPasskeyRegistrationRequest, v1::PasskeyChallenge>(
-      &Stub::BeginPasskeyRegistration, v1::BeginPasskeyRegistrationRequest());
+absl::StatusOr<PasskeyChallenge> CredentialClient::BeginPasskeyRegistration() {
+  return Converted(
+      impl_->Call<v1::BeginPasskeyRegistrationRequest, v1::PasskeyChallenge>(
+          &Stub::BeginPasskeyRegistration,
+          v1::BeginPasskeyRegistrationRequest()));
 }
-absl::StatusOr<v1::Passkey> CredentialClient::FinishPasskeyRegistration(
-    const v1::FinishPasskeyRegistrationRequest& r) {
-  return impl_->Call<v1::FinishPasskeyRegistrationRequest, v1::Passkey>(
-      &Stub::FinishPasskeyRegistration, r);
+absl::StatusOr<Passkey> CredentialClient::FinishPasskeyRegistration(
+    const PasskeyRegistration& registration) {
+  auto request = Message<v1::FinishPasskeyRegistrationRequest>(registration);
+  absl::StatusOr<v1::Passkey> r =
+      impl_->Call<v1::FinishPasskeyRegistrationRequest, v1::Passkey>(
+          &Stub::FinishPasskeyRegistration, request);
+  internal::WipeSecrets(request);
+  return Converted(std::move(r));
 }
-absl::StatusOr<v1::ListPasskeysResponse> CredentialClient::ListPasskeys() {
-  return impl_->Call<v1::ListPasskeysRequest, v1::ListPasskeysResponse>(
-      &Stub::ListPasskeys, v1::ListPasskeysRequest());
+absl::StatusOr<PasskeyList> CredentialClient::ListPasskeys() {
+  return Converted(
+      impl_->Call<v1::ListPasskeysRequest, v1::ListPasskeysResponse>(
+          &Stub::ListPasskeys, v1::ListPasskeysRequest()));
 }
-absl::StatusOr<v1::RemovePasskeyResponse> CredentialClient::RemovePasskey(
-    const v1::RemovePasskeyRequest& r) {
-  return impl_->Call<v1::RemovePasskeyRequest, v1::RemovePasskeyResponse>(
-      &Stub::RemovePasskey, r);
+absl::Status CredentialClient::RemovePasskey(const PasskeyRemoval& removal) {
+  auto request = Message<v1::RemovePasskeyRequest>(removal);
+  absl::Status status =
+      impl_
+          ->Call<v1::RemovePasskeyRequest, v1::RemovePasskeyResponse>(
+              &Stub::RemovePasskey, request)
+          .status();
+  internal::WipeSecrets(request);
+  return status;
 }
-absl::StatusOr<v1::VerifyAuditLogResponse> CredentialClient::VerifyAuditLog() {
-  return impl_->Call<v1::VerifyAuditLogRequest, v1::VerifyAuditLogResponse>(
-      &Stub::VerifyAuditLog, v1::VerifyAuditLogRequest());
+absl::StatusOr<AuditLogCheck> CredentialClient::VerifyAuditLog() {
+  return Converted(
+      impl_->Call<v1::VerifyAuditLogRequest, v1::VerifyAuditLogResponse>(
+          &Stub::VerifyAuditLog, v1::VerifyAuditLogRequest()));
 }
 
 absl::StatusOr<bool> CredentialClient::Unlock(const SecretBytes& passphrase) {
@@ -269,7 +306,7 @@ absl::StatusOr<bool> CredentialClient::Unlock(const SecretBytes& passphrase) {
   return response.unlocked_now();
 }
 
-absl::StatusOr<v1::LockState> CredentialClient::GetLockState() {
+absl::StatusOr<LockState> CredentialClient::GetLockState() {
   v1::LockState response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
@@ -278,7 +315,7 @@ absl::StatusOr<v1::LockState> CredentialClient::GetLockState() {
           ->GetLockState(&ctx, v1::GetLockStateRequest(), &response);
   if (!status.ok())
     return internal::FromCallStatus(status, impl_->channel.get());
-  return response;
+  return internal::FromProto(response);
 }
 
 absl::StatusOr<bool> CredentialClient::Lock() {
@@ -292,19 +329,17 @@ absl::StatusOr<bool> CredentialClient::Lock() {
   return response.locked_now();
 }
 
-absl::StatusOr<v1::RekeyResponse> CredentialClient::Rekey(
-    v1::RekeyRequest& request) {
+absl::StatusOr<RekeyResult> CredentialClient::Rekey(const KeyChange& change) {
+  auto request = Message<v1::RekeyRequest>(change);
   v1::RekeyResponse response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
   grpc::Status status =
       v1::LockService::NewStub(impl_->channel)->Rekey(&ctx, request, &response);
-  WipeString(*request.mutable_current_passphrase());
-  WipeString(*request.mutable_new_passphrase());
-  WipeString(*request.mutable_pin());
+  internal::WipeSecrets(request);
   if (!status.ok())
     return internal::FromCallStatus(status, impl_->channel.get());
-  return response;
+  return internal::FromProto(response);
 }
 
 }  // namespace client

@@ -264,18 +264,17 @@ int FdFlag(const Args& args, const std::string& name) {
 }
 
 absl::Status ChooseApprovalPin(const Args& args,
-                               const v1::ApprovalPinStatus& status,
-                               v1::SetApprovalPinRequest* req) {
+                               const client::ApprovalPinStatus& status,
+                               client::PinChange* change) {
   const char kNoInput[] =
       "the approval PIN is typed on a terminal (or read with --pin_fd N), "
       "never "
       "taken from arguments, the environment or a piped stdin";
-  if (!status.pin_set() && status.first_pin_needs_passphrase()) {
+  if (!status.pin_set && status.first_pin_needs_passphrase) {
     std::optional<std::string> pass =
         ReadSecret(args, "Store passphrase (to set the first PIN)");
     if (!pass || pass->empty()) return absl::InvalidArgumentError(kNoInput);
-    req->set_store_passphrase(*pass);
-    WipeString(*pass);
+    change->store_passphrase = SecretBytes::TakeFrom(*pass);
   }
   std::optional<std::string> next = ReadSecret(args, "New approval PIN");
   if (!next || next->empty()) return absl::InvalidArgumentError(kNoInput);
@@ -290,8 +289,7 @@ absl::Status ChooseApprovalPin(const Args& args,
       return absl::InvalidArgumentError("the two PINs differ; nothing changed");
     }
   }
-  req->set_new_pin(*next);
-  WipeString(*next);
+  change->new_pin = SecretBytes::TakeFrom(*next);
   return absl::OkStatus();
 }
 
@@ -299,6 +297,11 @@ std::string FormatTime(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return "-";
   return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
                           absl::UTCTimeZone());
+}
+
+std::string FormatUtcMinute(absl::Time t) {
+  if (t == absl::InfinitePast()) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M", t, absl::UTCTimeZone());
 }
 
 std::string Relative(const google::protobuf::Timestamp& t) {

@@ -79,13 +79,15 @@ std::optional<SecretBytes> ReadSecretLine(int fd, const std::string& label);
 int FdFlag(const Args& args, const std::string& name);
 // Asks the person to choose a new approval PIN (twice, unless it comes from
 // --pin_fd), and first for the store's passphrase when `status` says the
-// first PIN needs it; fills `req`. INVALID_ARGUMENT saying what to do when
+// first PIN needs it; fills `change`. INVALID_ARGUMENT saying what to do when
 // nothing could be read or the two PINs differ.
 absl::Status ChooseApprovalPin(const Args& args,
-                               const v1::ApprovalPinStatus& status,
-                               v1::SetApprovalPinRequest* req);
-// "2026-11-26 10:02" (UTC), or "-" for an unset time.
+                               const client::ApprovalPinStatus& status,
+                               client::PinChange* change);
+// "2026-11-26 10:02" (UTC), or "-" for an unset time (absl::InfinitePast()
+// for an absl::Time).
 std::string FormatTime(const google::protobuf::Timestamp& t);
+std::string FormatUtcMinute(absl::Time t);
 // "READY", "ROTATION_DUE", ... for a readiness.
 std::string ReadinessText(v1::Readiness r);
 // "note", "warning" or "error".

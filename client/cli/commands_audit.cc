@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "client/internal/convert_access.h"
 #include "common/text.h"
 
 namespace credbroker {
@@ -29,9 +30,9 @@ class AuditCli {
     if (!args_.positional.empty()) {
       return UsageError("audit takes no argument but `verify`");
     }
-    v1::ListAuditEventsRequest req;
-    req.set_provider(args_.Flag("provider"));
-    req.set_kind(args_.Flag("kind"));
+    client::AuditQuery query;
+    query.provider = args_.Flag("provider");
+    query.kind = args_.Flag("kind");
     for (const char* name : {"since", "until"}) {
       std::string text = args_.Flag(name);
       if (text.empty()) continue;
@@ -43,57 +44,57 @@ class AuditCli {
                                        "2026-11-26T10:00:00Z: ",
                                        err));
       }
-      auto* ts = std::string(name) == "since" ? req.mutable_since()
-                                              : req.mutable_until();
-      ts->set_seconds(absl::ToUnixSeconds(t));
+      // Whole seconds, as typed.
+      (std::string(name) == "since" ? query.since : query.until) =
+          absl::FromUnixSeconds(absl::ToUnixSeconds(t));
     }
-    v1::ListAuditEventsResponse all;
+    client::AuditPage all;
     while (true) {
-      absl::StatusOr<v1::ListAuditEventsResponse> r =
-          client_->ListAuditEvents(req);
+      absl::StatusOr<client::AuditPage> r = client_->ListAuditEvents(query);
       if (!r.ok()) return PrintError(r.status());
-      for (auto& e : *r->mutable_events()) *all.add_events() = std::move(e);
-      if (r->next_page_token().empty()) break;
-      req.set_page_token(r->next_page_token());
+      for (auto& e : r->events) all.events.push_back(std::move(e));
+      if (r->next_page_token.empty()) break;
+      query.page_token = r->next_page_token;
     }
     if (json()) {
-      std::cout << ToJson(all) << "\n";
+      v1::ListAuditEventsResponse message;
+      client::internal::ToProto(all, &message);
+      std::cout << ToJson(message) << "\n";
       return 0;
     }
-    for (const auto& e : all.events()) {
-      std::cout << e.sequence() << "  "
-                << absl::FormatTime("%Y-%m-%d %H:%M:%S",
-                                    absl::FromUnixSeconds(e.time().seconds()),
+    for (const client::AuditEvent& e : all.events) {
+      std::cout << e.sequence << "  "
+                << absl::FormatTime("%Y-%m-%d %H:%M:%S", e.time,
                                     absl::UTCTimeZone())
-                << "  " << e.kind() << "  "
-                << (e.role().empty() ? "-" : e.role());
-      if (!e.provider().empty())
-        std::cout << "  " << e.provider() << "/" << e.profile();
-      if (!e.action().empty())
-        std::cout << "  " << EscapeForTerminal(e.action());
-      std::cout << "  " << e.outcome();
-      if (!e.detail().empty())
-        std::cout << "  (" << EscapeForTerminal(e.detail()) << ")";
+                << "  " << e.kind << "  " << (e.role.empty() ? "-" : e.role);
+      if (!e.provider.empty())
+        std::cout << "  " << e.provider << "/" << e.profile;
+      if (!e.action.empty()) std::cout << "  " << EscapeForTerminal(e.action);
+      std::cout << "  " << e.outcome;
+      if (!e.detail.empty())
+        std::cout << "  (" << EscapeForTerminal(e.detail) << ")";
       std::cout << "\n";
     }
     return 0;
   }
 
   int VerifyAudit() {
-    absl::StatusOr<v1::VerifyAuditLogResponse> r = client_->VerifyAuditLog();
+    absl::StatusOr<client::AuditLogCheck> r = client_->VerifyAuditLog();
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(*r) << "\n";
-    } else if (r->intact()) {
-      std::cout << "OK: the audit log is intact (" << r->events_checked()
+      v1::VerifyAuditLogResponse message;
+      client::internal::ToProto(*r, &message);
+      std::cout << ToJson(message) << "\n";
+    } else if (r->intact) {
+      std::cout << "OK: the audit log is intact (" << r->events_checked
                 << " events chained)\n";
     } else {
-      std::cout << "BROKEN at event " << r->broken_at_sequence() << ": "
-                << r->problem() << "\n"
-                << "  " << r->events_checked()
+      std::cout << "BROKEN at event " << r->broken_at_sequence << ": "
+                << r->problem << "\n"
+                << "  " << r->events_checked
                 << " events before it are intact.\n";
     }
-    return r->intact() ? 0 : 1;
+    return r->intact ? 0 : 1;
   }
 
   const Args& args_;

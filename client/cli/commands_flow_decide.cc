@@ -109,27 +109,22 @@ absl::Status FlowCli::CollectValues(const std::string& request_id,
 }
 
 absl::Status FlowCli::AddPin(client::Approval* req) {
-  absl::StatusOr<v1::ApprovalPinStatus> status =
+  absl::StatusOr<client::ApprovalPinStatus> status =
       credentials().GetApprovalPinStatus();
   if (!status.ok()) return status.status();
-  if (!status->pin_set()) {
-    if (!status->required()) return absl::OkStatus();
+  if (!status->pin_set) {
+    if (!status->required) return absl::OkStatus();
     std::cerr << "No approval PIN is set yet. Choose one now: every approval "
                  "needs it, so an agent that can run commands as you cannot "
                  "approve itself.\n";
-    v1::SetApprovalPinRequest set;
+    client::PinChange set;
     absl::Status chosen = ChooseApprovalPin(args_, *status, &set);
     if (chosen.ok()) chosen = credentials().SetApprovalPin(set).status();
-    WipeString(*set.mutable_store_passphrase());
-    if (!chosen.ok()) {
-      WipeString(*set.mutable_new_pin());
-      return chosen;
-    }
-    req->pin = SecretBytes(set.new_pin());
-    WipeString(*set.mutable_new_pin());
+    if (!chosen.ok()) return chosen;
+    req->pin = set.new_pin;
     return absl::OkStatus();
   }
-  if (status->has_window_until()) return absl::OkStatus();
+  if (status->window_until != absl::InfinitePast()) return absl::OkStatus();
   std::optional<std::string> pin = ReadSecret(args_, "Approval PIN");
   if (pin) {
     req->pin = SecretBytes(*pin);

@@ -93,54 +93,51 @@ class LockCli {
     return next;
   }
 
-  absl::Status FillRekey(v1::RekeyRequest& req) {
+  absl::Status FillRekey(client::KeyChange& change) {
     const std::string to = args_.Flag("to", "passphrase");
     if (to != "passphrase" && to != "file") {
       return absl::InvalidArgumentError("--to is passphrase or file");
     }
-    absl::StatusOr<v1::LockState> state = client_->GetLockState();
+    absl::StatusOr<client::LockState> state = client_->GetLockState();
     if (!state.ok()) return state.status();
-    req.set_to(to == "file" ? v1::KEY_SOURCE_KEY_FILE
-                            : v1::KEY_SOURCE_PASSPHRASE);
+    change.to = to == "file" ? client::KeySource::kKeyFile
+                             : client::KeySource::kPassphrase;
     // In this order, one line each when read from one descriptor.
-    if (state->key_source() == v1::KEY_SOURCE_PASSPHRASE) {
+    if (state->key_source == client::KeySource::kPassphrase) {
       std::optional<SecretBytes> current =
           Secret("passphrase_fd", "Current store passphrase");
       if (!current)
         return absl::InvalidArgumentError(
             absl::StrCat("the passphrase ", kNoInput));
-      req.set_current_passphrase(current->Reveal().data(), current->size());
+      change.current_passphrase = std::move(*current);
     }
     if (to == "passphrase") {
       std::string error;
       std::optional<SecretBytes> next = NewPassphrase(error);
       if (!next) return absl::InvalidArgumentError(error);
-      req.set_new_passphrase(next->Reveal().data(), next->size());
+      change.new_passphrase = std::move(*next);
     }
-    absl::StatusOr<v1::ApprovalPinStatus> pin = client_->GetApprovalPinStatus();
-    if (pin.ok() && pin->pin_set()) {
+    absl::StatusOr<client::ApprovalPinStatus> pin =
+        client_->GetApprovalPinStatus();
+    if (pin.ok() && pin->pin_set) {
       std::optional<SecretBytes> typed = Secret("pin_fd", "Approval PIN");
       if (!typed)
         return absl::InvalidArgumentError(
             absl::StrCat("the approval PIN ", kNoInput));
-      req.set_pin(typed->Reveal().data(), typed->size());
+      change.pin = std::move(*typed);
     }
     return absl::OkStatus();
   }
 
   int Rekey() {
-    v1::RekeyRequest req;
-    absl::Status filled = FillRekey(req);
-    if (!filled.ok()) {
-      WipeString(*req.mutable_current_passphrase());
-      WipeString(*req.mutable_new_passphrase());
-      WipeString(*req.mutable_pin());
-      return PrintError(filled);
-    }
-    absl::StatusOr<v1::RekeyResponse> done = client_->Rekey(req);
+    client::KeyChange change;
+    absl::Status filled = FillRekey(change);
+    if (!filled.ok()) return PrintError(filled);
+    absl::StatusOr<client::RekeyResult> done = client_->Rekey(change);
     if (!done.ok()) return PrintError(done.status());
-    if (done->key_source() == v1::KEY_SOURCE_KEY_FILE) std::cout << "WARNING: ";
-    std::cout << "Rekeyed: " << done->message() << ".\n";
+    if (done->key_source == client::KeySource::kKeyFile)
+      std::cout << "WARNING: ";
+    std::cout << "Rekeyed: " << done->message << ".\n";
     return 0;
   }
 

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "client/credbroker/client.h"
+#include "client/internal/convert_access.h"
 #include "common/secret.h"
 
 namespace credbroker {
@@ -20,34 +22,36 @@ std::string AlgorithmName(int64_t alg) {
 }
 
 int List(client::CredentialClient& c, const Args& args) {
-  absl::StatusOr<v1::ListPasskeysResponse> r = c.ListPasskeys();
+  absl::StatusOr<client::PasskeyList> r = c.ListPasskeys();
   if (!r.ok()) return PrintError(r.status());
   if (args.Switch("json")) {
-    std::cout << ToJson(*r) << "\n";
+    v1::ListPasskeysResponse message;
+    client::internal::ToProto(*r, &message);
+    std::cout << ToJson(message) << "\n";
     return 0;
   }
-  if (r->passkeys().empty()) std::cout << "No passkey is registered.\n";
-  for (const v1::Passkey& p : r->passkeys()) {
-    std::cout << p.id() << "  " << p.name() << "  "
-              << AlgorithmName(p.algorithm()) << "  registered "
-              << FormatTime(p.created()) << " UTC, last used "
-              << FormatTime(p.last_used()) << (p.has_last_used() ? " UTC" : "")
-              << ", counter " << p.sign_count() << "\n";
+  if (r->passkeys.empty()) std::cout << "No passkey is registered.\n";
+  for (const client::Passkey& p : r->passkeys) {
+    const bool used = p.last_used != absl::InfinitePast();
+    std::cout << p.id << "  " << p.name << "  " << AlgorithmName(p.algorithm)
+              << "  registered " << FormatUtcMinute(p.created)
+              << " UTC, last used " << FormatUtcMinute(p.last_used)
+              << (used ? " UTC" : "") << ", counter " << p.sign_count << "\n";
   }
-  std::cout << (r->required()
+  std::cout << (r->required
                     ? "Approvals need a passkey (--require_passkey).\n"
                     : "Approvals take a passkey or the approval PIN.\n");
   return 0;
 }
 
 int Remove(client::CredentialClient& c, const Args& args) {
-  v1::RemovePasskeyRequest req;
+  client::PasskeyRemoval removal;
   if (args.Switch("all")) {
     if (args.positional.size() != 1)
       return UsageError("passkey remove --all takes no id");
-    req.set_all(true);
+    removal.all = true;
   } else if (args.positional.size() == 2) {
-    req.set_id(args.positional[1]);
+    removal.id = args.positional[1];
   } else {
     return UsageError(
         "passkey remove takes the passkey's id (credctl passkey list), or "
@@ -55,12 +59,11 @@ int Remove(client::CredentialClient& c, const Args& args) {
   }
   std::optional<std::string> pin = ReadSecret(args, "Approval PIN");
   if (!pin) return UsageError("no approval PIN given");
-  req.set_pin(*pin);
-  WipeString(*pin);
-  absl::StatusOr<v1::RemovePasskeyResponse> r = c.RemovePasskey(req);
-  WipeString(*req.mutable_pin());
-  if (!r.ok()) return PrintError(r.status());
-  std::cout << (req.all() ? "Every passkey removed.\n" : "Passkey removed.\n");
+  removal.pin = SecretBytes::TakeFrom(*pin);
+  absl::Status removed = c.RemovePasskey(removal);
+  if (!removed.ok()) return PrintError(removed);
+  std::cout << (removal.all ? "Every passkey removed.\n"
+                            : "Passkey removed.\n");
   return 0;
 }
 

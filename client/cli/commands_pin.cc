@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "absl/time/time.h"
+#include "client/internal/convert_access.h"
 #include "common/secret.h"
 
 namespace credbroker {
@@ -24,33 +26,35 @@ class PinCli {
   bool json() const { return args_.Switch("json"); }
 
   // pin status: what the broker says of the approval PIN.
-  int PrintStatus(const v1::ApprovalPinStatus& status) {
+  int PrintStatus(const client::ApprovalPinStatus& status) {
     if (json()) {
-      std::cout << ToJson(status) << "\n";
+      v1::ApprovalPinStatus message;
+      client::internal::ToProto(status, &message);
+      std::cout << ToJson(message) << "\n";
       return 0;
     }
     std::cout
-        << (status.pin_set()
+        << (status.pin_set
                 ? "An approval PIN is set: every approval must carry it.\n"
-            : status.required() ? "No approval PIN is set: approvals are "
-                                  "refused until one is (credctl pin set).\n"
-                                : "No approval PIN is set.\n");
-    if (!status.required()) {
+            : status.required ? "No approval PIN is set: approvals are "
+                                "refused until one is (credctl pin set).\n"
+                              : "No approval PIN is set.\n");
+    if (!status.required) {
       std::cout << "  WARNING: the broker runs with --approval_factor=none: "
                    "approvals need only the approver token, which an agent "
                    "running as you can read.\n";
     }
-    if (status.has_window_until()) {
+    if (status.window_until != absl::InfinitePast()) {
       std::cout << "  this process may approve without it until "
-                << FormatTime(status.window_until()) << " UTC\n";
+                << FormatUtcMinute(status.window_until) << " UTC\n";
     }
-    if (status.failed_attempts() > 0) {
+    if (status.failed_attempts > 0) {
       std::cout << "  wrong attempts since the last right one: "
-                << status.failed_attempts() << "\n";
+                << status.failed_attempts << "\n";
     }
-    if (status.has_locked_until()) {
+    if (status.locked_until != absl::InfinitePast()) {
       std::cout << "  approvals locked until "
-                << FormatTime(status.locked_until()) << " UTC\n";
+                << FormatUtcMinute(status.locked_until) << " UTC\n";
     }
     return 0;
   }
@@ -62,34 +66,29 @@ class PinCli {
         (sub != "set" && sub != "clear" && sub != "status")) {
       return UsageError("pin takes one of: set, clear, status");
     }
-    absl::StatusOr<v1::ApprovalPinStatus> status =
+    absl::StatusOr<client::ApprovalPinStatus> status =
         client_->GetApprovalPinStatus();
     if (!status.ok()) return PrintError(status.status());
     if (sub == "status") return PrintStatus(*status);
-    v1::SetApprovalPinRequest req;
-    if (status->pin_set()) {
+    client::PinChange change;
+    if (status->pin_set) {
       std::optional<std::string> current =
           ReadSecret(args_, "Current approval PIN");
       if (!current) return UsageError("no current PIN given");
-      req.set_current_pin(*current);
-      WipeString(*current);
+      change.current_pin = SecretBytes::TakeFrom(*current);
     } else if (sub == "clear") {
       std::cout << "No approval PIN is set.\n";
       return 0;
     }
     if (sub == "set") {
-      if (absl::Status s = ChooseApprovalPin(args_, *status, &req); !s.ok()) {
-        WipeString(*req.mutable_current_pin());
-        WipeString(*req.mutable_store_passphrase());
+      if (absl::Status s = ChooseApprovalPin(args_, *status, &change);
+          !s.ok()) {
         return PrintError(s);
       }
     }
-    absl::StatusOr<v1::SetApprovalPinResponse> r = client_->SetApprovalPin(req);
-    WipeString(*req.mutable_current_pin());
-    WipeString(*req.mutable_new_pin());
-    WipeString(*req.mutable_store_passphrase());
-    if (!r.ok()) return PrintError(r.status());
-    std::cout << (r->pin_set()
+    absl::StatusOr<bool> pin_set = client_->SetApprovalPin(change);
+    if (!pin_set.ok()) return PrintError(pin_set.status());
+    std::cout << (*pin_set
                       ? "Approval PIN set: every approval must now carry it.\n"
                       : "Approval PIN cleared.\n");
     return 0;

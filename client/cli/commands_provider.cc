@@ -100,11 +100,11 @@ class ProviderCli {
   // by every process running as the user, an agent too. "" when fine (or
   // when the broker cannot say).
   std::string StoreKeyWarning() {
-    absl::StatusOr<v1::LockState> state = client_->GetLockState();
-    if (!state.ok() || state->key_source() != v1::KEY_SOURCE_KEY_FILE)
+    absl::StatusOr<client::LockState> state = client_->GetLockState();
+    if (!state.ok() || state->key_source != client::KeySource::kKeyFile)
       return "";
     return absl::StrCat(
-        "the store's key is the file ", state->key_file(),
+        "the store's key is the file ", state->key_file,
         ": an agent running as you can read it and open every stored secret. "
         "Protect "
         "the store with a passphrase: credctl rekey --to=passphrase");

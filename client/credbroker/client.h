@@ -15,10 +15,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/credbroker/access_types.h"
 #include "client/credbroker/credential_types.h"
 #include "common/secret.h"
-#include "credbroker/v1/credential_service.pb.h"
-#include "credbroker/v1/lock_service.pb.h"
 
 namespace credbroker {
 namespace client {
@@ -90,16 +89,21 @@ class CredentialClient {
   absl::StatusOr<std::vector<Requirement>> ResolveRequirements(
       const std::vector<std::string>& targets, const std::string& profile = "",
       const std::string& resource = "");
-  absl::StatusOr<v1::ListGrantsResponse> ListGrants(
-      const v1::ListGrantsRequest& request);
-  absl::StatusOr<v1::RevokeGrantResponse> RevokeGrant(
-      const v1::RevokeGrantRequest& request);
-  absl::StatusOr<v1::ListAuditEventsResponse> ListAuditEvents(
-      const v1::ListAuditEventsRequest& request);
-  absl::StatusOr<v1::ListStandingApprovalsResponse> ListStandingApprovals(
-      const v1::ListStandingApprovalsRequest& request);
-  absl::StatusOr<v1::RevokeStandingApprovalResponse> RevokeStandingApproval(
-      const v1::RevokeStandingApprovalRequest& request);
+  // One page of grants, oldest first. INVALID_ARGUMENT for a bad page_size
+  // or page_token.
+  absl::StatusOr<GrantPage> ListGrants(const GrantQuery& query);
+  // Ends a grant now; its agent is told to stop using it. NOT_FOUND for an
+  // unknown grant, FAILED_PRECONDITION when it has already ended.
+  absl::Status RevokeGrant(const std::string& grant_id,
+                           const std::string& reason);
+  // One page of audit events, oldest first. INVALID_ARGUMENT for a bad
+  // page_size or page_token, or `until` before `since`.
+  absl::StatusOr<AuditPage> ListAuditEvents(const AuditQuery& query);
+  // Standing approvals, oldest first: the active ones, or all.
+  absl::StatusOr<std::vector<StandingApproval>> ListStandingApprovals(
+      bool include_ended);
+  // NOT_FOUND for an unknown id, FAILED_PRECONDITION when already revoked.
+  absl::Status RevokeStandingApproval(const std::string& id);
   // History (times and fingerprints, never values) and rollback, which
   // stores a new version with an earlier version's values. NOT_FOUND when
   // nothing is stored.
@@ -118,29 +122,29 @@ class CredentialClient {
   absl::StatusOr<std::vector<ResourceBinding>> ListBindings(
       const std::string& provider = "");
   // The approval PIN: set, change, clear (empty new_pin); its status.
-  absl::StatusOr<v1::SetApprovalPinResponse> SetApprovalPin(
-      const v1::SetApprovalPinRequest& request);
-  absl::StatusOr<v1::ApprovalPinStatus> GetApprovalPinStatus();
-  // Walks the audit log's hash chain; a break is in the response.
-  absl::StatusOr<v1::VerifyAuditLogResponse> VerifyAuditLog();
+  // SetApprovalPin returns whether a PIN is set now. Here and below, the
+  // copies of the PINs made for a call are wiped after it.
+  absl::StatusOr<bool> SetApprovalPin(const PinChange& change);
+  absl::StatusOr<ApprovalPinStatus> GetApprovalPinStatus();
+  // Walks the audit log's hash chain; a break is in the answer.
+  absl::StatusOr<AuditLogCheck> VerifyAuditLog();
   // Passkeys: registration (the ceremony itself runs in a browser), list,
   // removal.
-  absl::StatusOr<v1::PasskeyChallenge> BeginPasskeyRegistration();
-  absl::StatusOr<v1::Passkey> FinishPasskeyRegistration(
-      const v1::FinishPasskeyRegistrationRequest& request);
-  absl::StatusOr<v1::ListPasskeysResponse> ListPasskeys();
-  absl::StatusOr<v1::RemovePasskeyResponse> RemovePasskey(
-      const v1::RemovePasskeyRequest& request);
+  absl::StatusOr<PasskeyChallenge> BeginPasskeyRegistration();
+  absl::StatusOr<Passkey> FinishPasskeyRegistration(
+      const PasskeyRegistration& registration);
+  absl::StatusOr<PasskeyList> ListPasskeys();
+  absl::Status RemovePasskey(const PasskeyRemoval& removal);
   // Unlocks a locked broker with the store's passphrase. True when it was
   // locked.
   absl::StatusOr<bool> Unlock(const SecretBytes& passphrase);
   // Locked or not, and what protects the store's key.
-  absl::StatusOr<v1::LockState> GetLockState();
+  absl::StatusOr<LockState> GetLockState();
   // Locks now. True when it was unlocked.
   absl::StatusOr<bool> Lock();
-  // Changes what protects the store's key; the secrets in `request` (the
-  // passphrases, the PIN) are wiped.
-  absl::StatusOr<v1::RekeyResponse> Rekey(v1::RekeyRequest& request);
+  // Changes what protects the store's key. The copies of `change`'s secrets
+  // (the passphrases, the PIN) made for the call are wiped after it.
+  absl::StatusOr<RekeyResult> Rekey(const KeyChange& change);
 
  private:
   struct Impl;

@@ -352,18 +352,17 @@ class FlowTest : public BrokerTest {
 
   std::multiset<std::string> AuditKinds() {
     std::multiset<std::string> kinds;
-    v1::ListAuditEventsRequest req;
+    client::AuditQuery query;
     while (true) {
-      auto r = client_->ListAuditEvents(req);
+      auto r = client_->ListAuditEvents(query);
       EXPECT_TRUE(r.ok()) << r.status();
       if (!r.ok()) break;
-      for (const auto& e : r->events()) {
-        kinds.insert(e.kind());
-        EXPECT_FALSE(absl::StrContains(e.detail(), secret_))
-            << "secret in audit";
+      for (const auto& e : r->events) {
+        kinds.insert(e.kind);
+        EXPECT_FALSE(absl::StrContains(e.detail, secret_)) << "secret in audit";
       }
-      if (r->next_page_token().empty()) break;
-      req.set_page_token(r->next_page_token());
+      if (r->next_page_token.empty()) break;
+      query.page_token = r->next_page_token;
     }
     return kinds;
   }
@@ -458,12 +457,11 @@ TEST_F(FlowTest, ApproveStoredCredentialWithoutValues) {
   EXPECT_TRUE(HasAwsValues(granted->grant)) << "grant values differ";
   EXPECT_EQ(granted->grant->credential_version, 1);
 
-  v1::ListGrantsRequest lg;
-  auto grants = client_->ListGrants(lg);
+  auto grants = client_->ListGrants(client::GrantQuery());
   ASSERT_TRUE(grants.ok()) << grants.status();
-  ASSERT_EQ(grants->grants_size(), 1);
-  EXPECT_EQ(grants->grants(0).grant_id(), approved->grant_id);
-  EXPECT_EQ(grants->grants(0).request_id(), id);
+  ASSERT_EQ(grants->grants.size(), 1u);
+  EXPECT_EQ(grants->grants[0].grant_id, approved->grant_id);
+  EXPECT_EQ(grants->grants[0].request_id, id);
 
   // Released by the agent: ended, and a second release is refused.
   EXPECT_EQ(agent->ReleaseGrant(approved->grant_id), "OK");
@@ -717,16 +715,14 @@ TEST_F(FlowTest, StandingApprovalGrantsUntilRevoked) {
   // Outside the pattern: asks.
   Ask(*fresh, Need("n2", "aws", "delete the production database"));
 
-  v1::ListStandingApprovalsRequest ls;
-  auto listed = client_->ListStandingApprovals(ls);
+  auto listed = client_->ListStandingApprovals(/*include_ended=*/false);
   ASSERT_TRUE(listed.ok()) << listed.status();
-  ASSERT_EQ(listed->approvals_size(), 1);
-  EXPECT_EQ(listed->approvals(0).id(), approved->standing_approval_id);
-  EXPECT_EQ(listed->approvals(0).action_pattern(), "deploy *");
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, approved->standing_approval_id);
+  EXPECT_EQ((*listed)[0].action_pattern, "deploy *");
 
-  v1::RevokeStandingApprovalRequest rs;
-  rs.set_id(approved->standing_approval_id);
-  ASSERT_TRUE(client_->RevokeStandingApproval(rs).ok());
+  ASSERT_TRUE(
+      client_->RevokeStandingApproval(approved->standing_approval_id).ok());
   auto after = Agent("s-standing-3");
   Ask(*after, Need("n1", "aws", "deploy to eu-west-1"));
   ExpectAudit({"standing.created", "grant.created", "standing.revoked"});
@@ -790,12 +786,10 @@ TEST_F(FlowTest, RoleMatrix) {
   EXPECT_TRUE(
       absl::IsPermissionDenied(agent_credentials->ListProviders().status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
-      agent_credentials->ListGrants(v1::ListGrantsRequest()).status()));
+      agent_credentials->ListGrants(client::GrantQuery()).status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
-      agent_credentials->ListAuditEvents(v1::ListAuditEventsRequest())
-          .status()));
-  EXPECT_TRUE(absl::IsPermissionDenied(
-      agent_credentials->RevokeGrant(v1::RevokeGrantRequest()).status()));
+      agent_credentials->ListAuditEvents(client::AuditQuery()).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(agent_credentials->RevokeGrant("", "")));
 
   // The approver token on the agent's service.
   auto rc_status = client::RequestCredential(ApproverOptions(), Need("n1"), "",
@@ -831,24 +825,21 @@ TEST_F(FlowTest, RevokeGrantReachesTheAgent) {
   auto approved = approver->Approve(ApproveReq(id));
   ASSERT_TRUE(approved.ok());
   ASSERT_TRUE(agent->WaitFor("n1", kWait).ok());
-  v1::RevokeGrantRequest rg;
-  rg.set_grant_id(approved->grant_id);
-  rg.set_reason("key rotated");
-  ASSERT_TRUE(client_->RevokeGrant(rg).ok());
+  ASSERT_TRUE(client_->RevokeGrant(approved->grant_id, "key rotated").ok());
   auto revoked = agent->WaitFor("n1", kWait);  // The next decided update.
   ASSERT_TRUE(revoked.ok()) << revoked.status();
   EXPECT_EQ(revoked->state, client::RequestState::kRevoked);
   EXPECT_TRUE(absl::StrContains(revoked->reason, "key rotated"))
       << revoked->reason;
   EXPECT_FALSE(revoked->grant.has_value());
-  auto twice = client_->RevokeGrant(rg);
-  EXPECT_TRUE(absl::IsFailedPrecondition(twice.status())) << twice.status();
-  v1::ListGrantsRequest lg;
-  lg.set_include_ended(true);
+  absl::Status twice = client_->RevokeGrant(approved->grant_id, "key rotated");
+  EXPECT_TRUE(absl::IsFailedPrecondition(twice)) << twice;
+  client::GrantQuery lg;
+  lg.include_ended = true;
   auto grants = client_->ListGrants(lg);
   ASSERT_TRUE(grants.ok());
-  ASSERT_EQ(grants->grants_size(), 1);
-  EXPECT_TRUE(grants->grants(0).revoked());
+  ASSERT_EQ(grants->grants.size(), 1u);
+  EXPECT_TRUE(grants->grants[0].revoked);
   // Re-sending the need never hands the revoked grant out again.
   ASSERT_TRUE(agent->SendNeed(Need("n1")).ok());
   auto resent = agent->WaitFor("n1", kWait);
@@ -958,12 +949,12 @@ TEST_F(FlowTest, ApproversSeeTheAgentProcessFromTheKernel) {
       << peer;
   EXPECT_TRUE(absl::StrContains(peer, "flow_agent")) << peer;
   // Audit events carry the same identity.
-  v1::ListAuditEventsRequest req;
-  req.set_kind("request.created");
-  auto events = client_->ListAuditEvents(req);
+  client::AuditQuery query;
+  query.kind = "request.created";
+  auto events = client_->ListAuditEvents(query);
   ASSERT_TRUE(events.ok());
-  ASSERT_EQ(events->events_size(), 1);
-  EXPECT_TRUE(absl::StrContains(events->events(0).peer(),
+  ASSERT_EQ(events->events.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(events->events[0].peer,
                                 absl::StrCat("pid ", agent->pid())));
 }
 

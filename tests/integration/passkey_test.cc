@@ -65,18 +65,18 @@ class PasskeyTest : public CredctlFixture {
     return r.ok() ? *r : CommandResult();
   }
 
-  absl::StatusOr<v1::Passkey> Register(SoftAuthenticator& key,
-                                       const std::string& pin) {
+  absl::StatusOr<client::Passkey> Register(SoftAuthenticator& key,
+                                           const std::string& pin) {
     auto challenge = client_->BeginPasskeyRegistration();
     if (!challenge.ok()) return challenge.status();
     SoftRegistration reg =
-        key.Register(challenge->rp_id(), kOrigin, challenge->challenge());
-    v1::FinishPasskeyRegistrationRequest req;
-    req.set_pin(pin);
-    req.set_name("test key");
-    req.set_client_data_json(reg.client_data_json);
-    req.set_attestation_object(reg.attestation_object);
-    return client_->FinishPasskeyRegistration(req);
+        key.Register(challenge->rp_id, kOrigin, challenge->challenge);
+    client::PasskeyRegistration registration;
+    registration.pin = SecretBytes(pin);
+    registration.name = "test key";
+    registration.client_data_json = reg.client_data_json;
+    registration.attestation_object = reg.attestation_object;
+    return client_->FinishPasskeyRegistration(registration);
   }
 
   // The passkey's answer for approving `request_id`, from a challenge the
@@ -125,7 +125,7 @@ TEST_F(PasskeyTest, ARegisteredPasskeyApprovesAndTheAgentGetsTheGrant) {
   ASSERT_TRUE(registered.ok()) << registered.status();
   CommandResult list = Credctl({"passkey", "list"});
   EXPECT_EQ(list.exit_code, 0) << list.err;
-  EXPECT_TRUE(absl::StrContains(list.out, registered->id())) << list.out;
+  EXPECT_TRUE(absl::StrContains(list.out, registered->id)) << list.out;
   EXPECT_TRUE(absl::StrContains(list.out, "ES256")) << list.out;
 
   auto agent = StartRequest(
@@ -219,12 +219,12 @@ TEST_F(PasskeyTest, RegisteringAndRemovingNeedThePin) {
   auto registered = Register(key_, pin_);
   ASSERT_TRUE(registered.ok()) << registered.status();
   CommandResult refused =
-      CredctlWithPin({"passkey", "remove", registered->id()}, "nope\n");
+      CredctlWithPin({"passkey", "remove", registered->id}, "nope\n");
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(refused.err, "PERMISSION_DENIED"))
       << refused.err;
   CommandResult removed =
-      CredctlWithPin({"passkey", "remove", registered->id()}, pin_ + "\n");
+      CredctlWithPin({"passkey", "remove", registered->id}, pin_ + "\n");
   EXPECT_EQ(removed.exit_code, 0) << removed.err;
   CommandResult list = Credctl({"passkey", "list"});
   EXPECT_TRUE(absl::StrContains(list.out, "No passkey is registered"))

@@ -104,14 +104,14 @@ class PeerIdentityTest : public BrokerTest {
     EXPECT_TRUE(pending.ok()) << pending.status();
     return pending.ok() ? pending->request_id : "";
   }
-  std::vector<v1::AuditEvent> Audit(const std::string& kind) {
-    v1::ListAuditEventsRequest req;
-    req.set_kind(kind);
-    req.set_page_size(1000);
-    auto events = client_->ListAuditEvents(req);
+  std::vector<client::AuditEvent> Audit(const std::string& kind) {
+    client::AuditQuery query;
+    query.kind = kind;
+    query.page_size = 1000;
+    auto events = client_->ListAuditEvents(query);
     EXPECT_TRUE(events.ok()) << events.status();
     if (!events.ok()) return {};
-    return {events->events().begin(), events->events().end()};
+    return events->events;
   }
 
   std::string tcp_;
@@ -144,10 +144,9 @@ TEST_F(PeerIdentityTest, AnAgentsChildApprovingOverTcpIsRefusedAsSelfApproval) {
   auto still = (*approver)->ListPending();
   ASSERT_TRUE(still.ok());
   EXPECT_EQ(still->size(), 1u);
-  std::vector<v1::AuditEvent> refused = Audit("request.approve_refused");
+  std::vector<client::AuditEvent> refused = Audit("request.approve_refused");
   ASSERT_EQ(refused.size(), 1u);
-  EXPECT_TRUE(absl::StrContains(refused[0].peer(), "credctl"))
-      << refused[0].peer();
+  EXPECT_TRUE(absl::StrContains(refused[0].peer, "credctl")) << refused[0].peer;
 }
 
 // The attack in one shell line: `credctl request … & credctl approve …`.
@@ -176,10 +175,10 @@ kill "$agent"
   EXPECT_TRUE(absl::StrContains(r->out, "approve exit 1")) << r->out << r->err;
   EXPECT_TRUE(absl::StrContains(r->err, "PERMISSION_DENIED")) << r->err;
   EXPECT_TRUE(absl::StrContains(r->err, "agent's session")) << r->err;
-  std::vector<v1::AuditEvent> refused = Audit("request.approve_refused");
+  std::vector<client::AuditEvent> refused = Audit("request.approve_refused");
   ASSERT_EQ(refused.size(), 1u);
-  EXPECT_TRUE(absl::StrContains(refused[0].detail(), "agent's session"))
-      << refused[0].detail();
+  EXPECT_TRUE(absl::StrContains(refused[0].detail, "agent's session"))
+      << refused[0].detail;
   EXPECT_TRUE(Audit("request.approved").empty());
 }
 
@@ -305,13 +304,13 @@ TEST_F(PeerIdentityTest, ARefusalStormIsAuditedAtABoundedRate) {
   ASSERT_EQ(*code, 0) << broker_->stderr_text();
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
   client_ = broker_->Client();
-  std::vector<v1::AuditEvent> rows = Audit("call.refused");
-  std::vector<v1::AuditEvent> summaries = Audit("refusals.summarized");
+  std::vector<client::AuditEvent> rows = Audit("call.refused");
+  std::vector<client::AuditEvent> summaries = Audit("refusals.summarized");
   ASSERT_FALSE(summaries.empty());
   int64_t summarized = 0;
-  for (const v1::AuditEvent& e : summaries) {
+  for (const client::AuditEvent& e : summaries) {
     std::smatch m;
-    std::string detail = e.detail();
+    std::string detail = e.detail;
     ASSERT_TRUE(std::regex_search(
         detail, m, std::regex("^([0-9]+) more refusals from uid ")))
         << detail;
@@ -382,10 +381,10 @@ TEST_F(PeerIdentityTest, AnotherUsersTcpApproverCannotBeToldAndIsRefused) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(r.err, "PERMISSION_DENIED")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "cannot tell which process")) << r.err;
-  std::vector<v1::AuditEvent> refused = Audit("request.approve_refused");
+  std::vector<client::AuditEvent> refused = Audit("request.approve_refused");
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_TRUE(
-      absl::StrContains(refused[0].detail(), "cannot tell which process"));
+      absl::StrContains(refused[0].detail, "cannot tell which process"));
 }
 
 // Another user's connections to a socket it can reach are refused at the
@@ -420,17 +419,16 @@ TEST_F(PeerIdentityTest, AnotherUsersStormNeitherLocksOutNorFloodsTheOwner) {
   ASSERT_TRUE(code.ok());
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
   client_ = broker_->Client();
-  std::vector<v1::AuditEvent> rows = Audit("connection.refused");
+  std::vector<client::AuditEvent> rows = Audit("connection.refused");
   ASSERT_FALSE(rows.empty());
   EXPECT_LE(rows.size(), 10u);
-  EXPECT_TRUE(absl::StrContains(rows[0].peer(), "uid 65534")) << rows[0].peer();
+  EXPECT_TRUE(absl::StrContains(rows[0].peer, "uid 65534")) << rows[0].peer;
   int64_t summarized = 0;
-  for (const v1::AuditEvent& e : Audit("refusals.summarized")) {
-    if (e.peer() != "uid 65534") continue;
+  for (const client::AuditEvent& e : Audit("refusals.summarized")) {
+    if (e.peer != "uid 65534") continue;
     int64_t n = 0;
-    ASSERT_TRUE(
-        absl::SimpleAtoi(e.detail().substr(0, e.detail().find(' ')), &n))
-        << e.detail();
+    ASSERT_TRUE(absl::SimpleAtoi(e.detail.substr(0, e.detail.find(' ')), &n))
+        << e.detail;
     summarized += n;
   }
   // gRPC may connect more than once per credctl run; none goes unaccounted.

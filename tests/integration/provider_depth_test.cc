@@ -318,13 +318,12 @@ TEST_F(ProviderDepthTest, RollbackRestoresTheEarlierValues) {
   EXPECT_TRUE(Value(g, "secret_access_key") == secret_a_);
 
   // Audited, and the mistakes say what is wrong.
-  v1::ListAuditEventsRequest audit;
-  audit.set_kind("credential.rollback");
-  absl::StatusOr<v1::ListAuditEventsResponse> events =
-      client_->ListAuditEvents(audit);
+  client::AuditQuery audit;
+  audit.kind = "credential.rollback";
+  absl::StatusOr<client::AuditPage> events = client_->ListAuditEvents(audit);
   ASSERT_TRUE(events.ok()) << events.status();
-  ASSERT_EQ(events->events_size(), 1);
-  EXPECT_TRUE(absl::StrContains(events->events(0).detail(),
+  ASSERT_EQ(events->events.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(events->events[0].detail,
                                 "version 1 restored as version 3"));
   EXPECT_TRUE(absl::IsFailedPrecondition(
       client_->RollbackCredential("aws", "", 3).status()));

@@ -168,15 +168,15 @@ void VerifyAfterRestart(const BrokerProcess& broker, Acknowledged& ack,
         << "pending request " << id << " was lost";
   }
   std::set<std::string> grants;
-  v1::ListGrantsRequest lg;
-  lg.set_include_ended(true);
-  lg.set_page_size(1000);
+  client::GrantQuery lg;
+  lg.include_ended = true;
+  lg.page_size = 1000;
   while (true) {
     auto r = client->ListGrants(lg);
     ASSERT_TRUE(r.ok()) << r.status();
-    for (const v1::GrantInfo& g : r->grants()) grants.insert(g.grant_id());
-    if (r->next_page_token().empty()) break;
-    lg.set_page_token(r->next_page_token());
+    for (const client::GrantInfo& g : r->grants) grants.insert(g.grant_id);
+    if (r->next_page_token.empty()) break;
+    lg.page_token = r->next_page_token;
   }
   for (const auto& [request, grant] : ack.granted) {
     EXPECT_FALSE(now_pending.count(request))
@@ -702,15 +702,15 @@ TEST_F(FaultTest, DataDirTurnsReadOnly) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_NE(access(spill_db.c_str(), F_OK), 0);
-  v1::ListAuditEventsRequest query;
-  query.set_kind("request.approved");
-  query.set_page_size(100);
+  client::AuditQuery query;
+  query.kind = "request.approved";
+  query.page_size = 100;
   auto approvals = client_->ListAuditEvents(query);
   ASSERT_TRUE(approvals.ok()) << approvals.status();
-  EXPECT_EQ(approvals->events_size(), 2);
+  EXPECT_EQ(approvals->events.size(), 2u);
   auto chain = client_->VerifyAuditLog();
   ASSERT_TRUE(chain.ok()) << chain.status();
-  EXPECT_TRUE(chain->intact()) << chain->problem();
+  EXPECT_TRUE(chain->intact) << chain->problem;
   StopAndCheck();
 }
 

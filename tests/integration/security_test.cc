@@ -337,11 +337,11 @@ TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   EXPECT_FALSE(broker_->ClientWithToken("not-a-token")->ListProviders().ok());
   ASSERT_EQ(Credctl({"pin", "clear", "--pin_fd", "0"}, "first-pin\n").exit_code,
             0);
-  absl::StatusOr<v1::VerifyAuditLogResponse> ok =
+  absl::StatusOr<client::AuditLogCheck> ok =
       broker_->Client()->VerifyAuditLog();
   ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_TRUE(ok->intact());
-  EXPECT_GE(ok->events_checked(), 3);
+  EXPECT_TRUE(ok->intact);
+  EXPECT_GE(ok->events_checked, 3);
   CommandResult r = Credctl({"audit", "verify"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StartsWith(r.out, "OK")) << r.out;
@@ -360,12 +360,12 @@ TEST_F(SecurityTest, AuditVerifyFindsAnEditedEvent) {
   sqlite3_close(db);
   ASSERT_TRUE(broker_->Start().ok()) << broker_->stderr_text();
 
-  absl::StatusOr<v1::VerifyAuditLogResponse> broken =
+  absl::StatusOr<client::AuditLogCheck> broken =
       broker_->Client()->VerifyAuditLog();
   ASSERT_TRUE(broken.ok()) << broken.status();
-  EXPECT_FALSE(broken->intact());
-  EXPECT_EQ(broken->broken_at_sequence(), 2);
-  EXPECT_EQ(broken->events_checked(), 1);
+  EXPECT_FALSE(broken->intact);
+  EXPECT_EQ(broken->broken_at_sequence, 2);
+  EXPECT_EQ(broken->events_checked, 1);
   r = Credctl({"audit", "verify"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.out, "BROKEN at event 2")) << r.out;

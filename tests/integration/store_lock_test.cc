@@ -53,19 +53,19 @@ class StoreLockTest : public CredctlFixture {
 
   // The lock state once the broker (which restarts its listeners at each
   // change) answers with `locked`; a failure when it never does.
-  v1::LockState WaitForLockState(bool locked) {
-    absl::StatusOr<v1::LockState> state =
+  client::LockState WaitForLockState(bool locked) {
+    absl::StatusOr<client::LockState> state =
         absl::UnavailableError("not asked yet");
     for (absl::Time deadline = absl::Now() + kWait; absl::Now() < deadline;
          absl::SleepFor(absl::Milliseconds(100))) {
       client_ = broker_->Client();
       if (client_ == nullptr) continue;
       state = client_->GetLockState();
-      if (state.ok() && state->locked() == locked) return *state;
+      if (state.ok() && state->locked == locked) return *state;
     }
     ADD_FAILURE() << "never " << (locked ? "locked" : "unlocked") << ": "
                   << state.status() << broker_->AllOutput();
-    return v1::LockState();
+    return client::LockState();
   }
 
   // Three AWS profiles with 3, 2 and 1 versions; remembers each version's
@@ -153,7 +153,7 @@ TEST_F(StoreLockTest, RekeyInEachDirectionKeepsEveryVersion) {
   EXPECT_EQ(FileMode(key_file()), 0600);
   Restart({"--key_source=file", "--approval_factor=pin"});
   ExpectEveryVersionReadable("in key-file mode");
-  EXPECT_EQ(WaitForLockState(false).key_source(), v1::KEY_SOURCE_KEY_FILE);
+  EXPECT_EQ(WaitForLockState(false).key_source, client::KeySource::kKeyFile);
 
   CommandResult back = CredctlWithInput(
       {"rekey", "--to=passphrase", "--new_passphrase_fd", "0", "--pin_fd", "0"},
@@ -164,7 +164,7 @@ TEST_F(StoreLockTest, RekeyInEachDirectionKeepsEveryVersion) {
   ASSERT_TRUE(broker_->Stop().ok());
   StartWithPassphrase(passphrase_, {"--approval_factor=pin"});
   ExpectEveryVersionReadable("back on a passphrase");
-  EXPECT_EQ(WaitForLockState(false).key_source(), v1::KEY_SOURCE_PASSPHRASE);
+  EXPECT_EQ(WaitForLockState(false).key_source, client::KeySource::kPassphrase);
   CommandResult audit = Credctl({"audit", "--kind", "store.rekeyed"});
   const std::vector<absl::string_view> parts =
       absl::StrSplit(audit.out, "store.rekeyed");
@@ -191,13 +191,13 @@ TEST_F(StoreLockTest, RekeyWithoutThePassphraseOrThePinChangesNothing) {
   EXPECT_TRUE(absl::StrContains(wrong_pin.err, "PERMISSION_DENIED"))
       << wrong_pin.err;
   // Straight to the API with no PIN at all.
-  v1::RekeyRequest no_pin;
-  no_pin.set_to(v1::KEY_SOURCE_KEY_FILE);
-  no_pin.set_current_passphrase(passphrase_);
+  client::KeyChange no_pin;
+  no_pin.to = client::KeySource::kKeyFile;
+  no_pin.current_passphrase = SecretBytes(passphrase_);
   EXPECT_EQ(client_->Rekey(no_pin).status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_FALSE(FileExists(key_file()));
-  EXPECT_EQ(WaitForLockState(false).key_source(), v1::KEY_SOURCE_PASSPHRASE);
+  EXPECT_EQ(WaitForLockState(false).key_source, client::KeySource::kPassphrase);
 
   bool throttled = false;
   for (int i = 0; i < 8 && !throttled; ++i) {
@@ -220,11 +220,11 @@ TEST_F(StoreLockTest, RekeyWithoutThePassphraseOrThePinChangesNothing) {
 TEST_F(StoreLockTest, DoctorWarnsAboutAKeyFileStore) {
   ASSERT_TRUE(broker_->Start({"--key_source=file"}).ok());
   client_ = broker_->Client();
-  absl::StatusOr<v1::LockState> state = client_->GetLockState();
+  absl::StatusOr<client::LockState> state = client_->GetLockState();
   ASSERT_TRUE(state.ok()) << state.status();
-  EXPECT_FALSE(state->locked());
-  EXPECT_EQ(state->key_source(), v1::KEY_SOURCE_KEY_FILE);
-  EXPECT_EQ(state->key_file(), key_file());
+  EXPECT_FALSE(state->locked);
+  EXPECT_EQ(state->key_source, client::KeySource::kKeyFile);
+  EXPECT_EQ(state->key_file, key_file());
   CommandResult doctor = Credctl({"doctor"});
   EXPECT_TRUE(
       absl::StrContains(doctor.out, "an agent running as you can read it"))
@@ -240,10 +240,10 @@ TEST_F(StoreLockTest, DoctorWarnsAboutAKeyFileStore) {
   BrokerProcess passphrase_broker(other.path() + "/data", other.path());
   passphrase_broker.set_stdin_path(InputFile("pass", passphrase_ + "\n"));
   ASSERT_TRUE(passphrase_broker.Start({"--passphrase_fd=0"}).ok());
-  absl::StatusOr<v1::LockState> pass_state =
+  absl::StatusOr<client::LockState> pass_state =
       passphrase_broker.Client()->GetLockState();
   ASSERT_TRUE(pass_state.ok()) << pass_state.status();
-  EXPECT_EQ(pass_state->key_source(), v1::KEY_SOURCE_PASSPHRASE);
+  EXPECT_EQ(pass_state->key_source, client::KeySource::kPassphrase);
   absl::StatusOr<CommandResult> quiet = RunCommand(
       {CredctlPath(), "--data_dir", passphrase_broker.data_dir(), "doctor"},
       absl::Seconds(30));
@@ -263,10 +263,10 @@ TEST_F(StoreLockTest, AutoLockWipesTheKeyAndTheUnlockRestoresEverything) {
   ASSERT_NE(agent, nullptr);
   ASSERT_FALSE(WaitForPending("deploy before the lock").empty());
 
-  v1::LockState locked = WaitForLockState(true);
-  EXPECT_TRUE(absl::StrContains(locked.message(), "credctl unlock"))
-      << locked.message();
-  EXPECT_EQ(locked.auto_lock_after_seconds(), 3);
+  client::LockState locked = WaitForLockState(true);
+  EXPECT_TRUE(absl::StrContains(locked.message, "credctl unlock"))
+      << locked.message;
+  EXPECT_EQ(locked.auto_lock_after, absl::Seconds(3));
   absl::StatusOr<client::CredentialSummary> read = Get("aws", "default");
   EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition)
       << read.status();
