@@ -220,6 +220,7 @@ class RequestManager {
   // Registers a watcher. The snapshot of pending requests is delivered to
   // `listener` (kSnapshot..., kSnapshotDone) before any live event.
   int64_t Watch(WatchListener listener);
+  // The watcher's listener is never called again once Unwatch returns.
   void Unwatch(int64_t watcher);
 
   // The form for a request (request_id set) or for a stored credential.
@@ -330,6 +331,9 @@ class RequestManager {
                                     const Caller& caller,
                                     absl::string_view what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The open requests of one agent session, in need-id order.
+  std::vector<const RequestRecord*> OpenInSession(
+      const std::string& session_key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds to, and removes from, open_ and open_by_expiry_ together.
   void AddOpen(RequestRecord r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseOpen(const std::string& request_id)
@@ -419,10 +423,6 @@ class RequestManager {
   const RowMacs rows_;
   const Clock clock_;
   const RequestOptions options_;
-
-  // The open requests of one agent session, in need-id order.
-  std::vector<const RequestRecord*> OpenInSession(
-      const std::string& session_key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Guards the requests, grants and approvals below and sessions_; taken
   // before watchers_'s own lock (see WatcherRegistry).
