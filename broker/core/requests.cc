@@ -124,7 +124,8 @@ RequestManager::RequestManager(Store* store, CredentialManager* credentials,
       audit_(audit),
       rows_(sealer),
       clock_(std::move(clock)),
-      options_(options) {}
+      options_(options),
+      sessions_(options.grace_period) {}
 
 AuditRecord RequestManager::Event(absl::string_view kind, const Caller& caller,
                                   const RequestRecord* request,

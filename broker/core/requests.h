@@ -4,8 +4,9 @@
 // of gRPC: agents and watchers are listeners it calls with updates.
 //
 // Thread-safe. Every method may block on the store (SQLite) and must not be
-// called from a gRPC reactor. Listeners are called with the manager's lock
-// held, in event order: they must return quickly, must not block and must
+// called from a gRPC reactor. Listeners are called in event order: an
+// agent's with the manager's lock held, watchers' after it is released
+// (WatcherRegistry). Either must return quickly, must not block and must
 // not call back into the manager.
 #ifndef CREDBROKER_BROKER_CORE_REQUESTS_H_
 #define CREDBROKER_BROKER_CORE_REQUESTS_H_
@@ -25,10 +26,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "broker/core/agent_sessions.h"
 #include "broker/core/audit.h"
 #include "broker/core/caller.h"
 #include "broker/core/credentials.h"
 #include "broker/core/row_mac.h"
+#include "broker/core/watchers.h"
 #include "broker/store/store.h"
 
 namespace credbroker {
@@ -84,8 +87,9 @@ struct NeedUpdate {
 struct RequestView {
   RequestRecord record;
   bool agent_connected = false;
-  // The stored credential's readiness when the view was made; none when no
-  // credential is stored for the request's provider and profile.
+  // The stored credential's readiness, read outside the manager's lock when
+  // the view is handed out; none when no credential is stored for the
+  // request's provider and profile.
   std::optional<Readiness> credential_readiness;
 };
 
@@ -216,6 +220,7 @@ class RequestManager {
   // Registers a watcher. The snapshot of pending requests is delivered to
   // `listener` (kSnapshot..., kSnapshotDone) before any live event.
   int64_t Watch(WatchListener listener);
+  // The watcher's listener is never called again once Unwatch returns.
   void Unwatch(int64_t watcher);
 
   // The form for a request (request_id set) or for a stored credential.
@@ -259,22 +264,6 @@ class RequestManager {
   std::vector<RequestView> PendingRequests();
 
  private:
-  struct Session {
-    Caller caller;
-    // Every process that asked or attached in this session (the newest
-    // kMaxSessionProcesses): an approver running under any of them, or in
-    // the terminal session or process group of one, is the agent.
-    std::vector<Caller> processes;
-    static constexpr size_t kMaxSessionProcesses = 32;
-    // Adds `c` to `processes` unless it is there already or unidentified.
-    void Record(const Caller& c);
-    AgentListener listener;  // Empty while disconnected.
-    int64_t attachment = 0;
-    absl::Time disconnected_at = absl::InfiniteFuture();
-    // SESSION-scope approvals: provider/profile -> until.
-    std::map<std::pair<std::string, std::string>, absl::Time> approvals;
-  };
-
   // A change to apply: store writes plus the notifications they cause.
   struct Effects {
     FlowWrite write;
@@ -282,20 +271,33 @@ class RequestManager {
     std::vector<WatchEvent> watch_events;
   };
 
+  // The readiness of stored credentials by (provider, profile); nullopt
+  // when none is stored.
+  using Readinesses =
+      std::map<std::pair<std::string, std::string>, std::optional<Readiness>>;
+
   // Signs effects.write and writes it to the store in one transaction.
   absl::Status Commit(Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Notify(const Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void NotifyAgent(const std::string& session_key, const NeedUpdate& update)
+  // Gives effects.agent_updates to the agents' streams.
+  void TellAgents(const Effects& effects) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Without the lock: fills in the readiness of the credential each view
+  // names (`known`: read by the caller already), then gives `events` to the
+  // watchers at `ticket`'s turn (reserved under the lock, with the change).
+  void Publish(WatcherRegistry::Ticket ticket, std::vector<WatchEvent> events,
+               Readinesses known = {}) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sets view.credential_readiness from `read`, or reads it into `read`.
+  void AddReadiness(RequestView& view, Readinesses& read)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // AttachSession's refusal (audited) while `holder` is attached.
+  absl::Status RefuseAttach(const std::string& session_key,
+                            const Caller& holder, const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   AuditRecord Event(absl::string_view kind, const Caller& caller,
                     const RequestRecord* request, const GrantRecord* grant,
                     absl::string_view outcome, std::string detail) const;
-  // `r` as approvers see it, with the stored credential's readiness: read
-  // here, or `stored` as the caller read it already.
+  // `r` as approvers see it, but for the credential's readiness (read
+  // outside the lock: AddReadiness).
   RequestView ViewOf(const RequestRecord& r) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  RequestView ViewOf(const RequestRecord& r,
-                     const absl::StatusOr<CredentialSummary>& stored) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   NeedUpdate UpdateOf(const RequestRecord& r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -329,6 +331,9 @@ class RequestManager {
                                     const Caller& caller,
                                     absl::string_view what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The open requests of one agent session, in need-id order.
+  std::vector<const RequestRecord*> OpenInSession(
+      const std::string& session_key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds to, and removes from, open_ and open_by_expiry_ together.
   void AddOpen(RequestRecord r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseOpen(const std::string& request_id)
@@ -356,13 +361,26 @@ class RequestManager {
   absl::StatusOr<NeedUpdate> GrantWithoutAsking(RequestRecord r, Scope scope,
                                                 const std::string& detail,
                                                 absl::Time now,
-                                                const Caller& caller)
+                                                const Caller& caller,
+                                                Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<NeedUpdate> OpenRequest(
       RequestRecord r, bool usable,
       const absl::StatusOr<CredentialSummary>& stored, const ProviderSpec& spec,
-      const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Approve's steps (requests_decide.cc).
+      const Caller& caller, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The answer to a need sent again (see SubmitNeed); nullopt for a new one.
+  std::optional<NeedUpdate> Resent(const std::string& session_key,
+                                   const std::string& need_id,
+                                   const Caller& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED when the session has its limit of open needs.
+  absl::Status CheckRoom(const std::string& session_key) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Approve's steps (requests_decide.cc). The open request `request_id`,
+  // not past its expiry: NOT_FOUND or FAILED_PRECONDITION otherwise.
+  absl::StatusOr<RequestRecord> OpenToDecide(
+      const std::string& request_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<absl::Duration> ApproveTtl(ApproveInput& input) const;
   absl::Status PutOrCheckValues(
       ApproveInput& input, const RequestRecord& r, const Caller& caller,
@@ -378,7 +396,8 @@ class RequestManager {
                           absl::Time now, absl::Duration ttl,
                           const Caller& caller, Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // After a committed approval: the in-memory state, and the agent told.
+  // After a committed approval: the in-memory state, and the agent's
+  // update added to `effects`.
   void RecordApproval(const RequestRecord& r, Grant grant, Scope scope,
                       const std::string& decision, Effects& effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -388,7 +407,11 @@ class RequestManager {
                        const Caller& caller, Effects& effects,
                        std::string& rotation_key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Tick's steps (requests_grants.cc).
+  // Tick's steps (requests_grants.cc). CloseDue closes the requests past
+  // their timeout or whose agent is gone; false when that cannot be
+  // recorded (nothing changed).
+  bool CloseDue(absl::Time now, Effects& effects)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetAwaySessions(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Close(RequestRecord& r, RequestState state, std::string decision,
              absl::string_view audit_kind, const Caller& caller,
@@ -401,37 +424,31 @@ class RequestManager {
   const Clock clock_;
   const RequestOptions options_;
 
+  // Guards the requests, grants and approvals below and sessions_; taken
+  // before watchers_'s own lock (see WatcherRegistry).
   absl::Mutex mu_;
   // Open requests by id, and their (session_key, need_id) index.
-  // The open requests of one agent session, in need-id order.
-  std::vector<const RequestRecord*> OpenInSession(
-      const std::string& session_key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   std::map<std::string, RequestRecord> open_ ABSL_GUARDED_BY(mu_);
-  // What Tick looks at, so that a tick costs what is due rather than every
-  // open request and session: open requests by (expires_at, request_id),
-  // and sessions whose agent is away by (disconnected_at, session_key).
-  std::set<std::pair<absl::Time, std::string>> open_by_expiry_
-      ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<absl::Time, std::string>> away_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> by_need_
+      ABSL_GUARDED_BY(mu_);
+  // What Tick looks at, so that a tick costs what is due rather than every
+  // open request: open requests by (expires_at, request_id). (Sessions whose
+  // agent is away: sessions_.GoneAt.)
+  std::set<std::pair<absl::Time, std::string>> open_by_expiry_
       ABSL_GUARDED_BY(mu_);
   // Decided requests of live sessions, by (session_key, need_id), so that a
   // re-sent need gets its decision.
   std::map<std::pair<std::string, std::string>, RequestRecord> decided_
       ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, GrantRecord> active_grants_ ABSL_GUARDED_BY(mu_);
   std::vector<StandingRecord> standing_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, WatchListener> watchers_ ABSL_GUARDED_BY(mu_);
   // Keys "rotation_notified/<provider>/<profile>/<version>" of credential
   // versions watchers were told are due (also kept in the store's meta).
   std::set<std::string> rotation_notified_ ABSL_GUARDED_BY(mu_);
-  // The kernel's view of the agent behind each open request and each active
-  // grant (kept in memory: after a restart they are unknown).
-  std::map<std::string, Caller> request_agents_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Caller> grant_agents_ ABSL_GUARDED_BY(mu_);
-  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // The agents: their streams, processes, absences, SESSION approvals.
+  AgentSessions sessions_ ABSL_GUARDED_BY(mu_);
+  // The approvers' watchers; thread-safe on its own.
+  WatcherRegistry watchers_;
 };
 
 // Case-insensitive glob: '*' any run, '?' one character.

@@ -92,15 +92,7 @@ std::string RequestManager::SelfApprovalReason(const RequestRecord& r,
   // The process that asked, the one attached to its session now (an agent
   // that re-attached from a new process) and every other process recorded
   // for the session.
-  std::vector<const Caller*> agents;
-  if (auto a = request_agents_.find(r.request_id); a != request_agents_.end()) {
-    agents.push_back(&a->second);
-  }
-  if (auto s = sessions_.find(r.session_key); s != sessions_.end()) {
-    agents.push_back(&s->second.caller);
-    for (const Caller& c : s->second.processes) agents.push_back(&c);
-  }
-  for (const Caller* agent : agents) {
+  for (const Caller* agent : sessions_.AgentsOf(r.session_key, r.request_id)) {
     if (!agent->identified()) continue;
     if (options_.is_same_or_descendant(caller.pid, *agent)) {
       return absl::StrCat(
@@ -184,6 +176,10 @@ absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
     }
     provider_id = form.request->record.provider;
     profile = form.request->record.profile;
+  }
+  if (form.request.has_value()) {
+    Readinesses read;
+    AddReadiness(*form.request, read);
   } else if (provider_id.empty()) {
     return InvalidArgumentWithViolations(
         "say which form",
@@ -222,13 +218,45 @@ absl::StatusOr<Form> RequestManager::GetForm(const std::string& request_id,
 
 absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
                                                       const Caller& caller) {
-  absl::MutexLock lock(&mu_);
-  auto it = open_.find(input.request_id);
-  if (it == open_.end()) {
-    return DecidedRequestError(store_->GetRequest(input.request_id),
-                               input.request_id);
+  Effects effects;
+  ApproveResult result;
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    // Validate.
+    CB_ASSIGN_OR_RETURN(RequestRecord r, OpenToDecide(input.request_id));
+    CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "approve"));
+    CB_ASSIGN_OR_RETURN(absl::Duration ttl, ApproveTtl(input));
+    std::string pattern =
+        input.action_pattern.empty() ? r.action : input.action_pattern;
+    if (pattern.size() > kMaxAction) {
+      return InvalidArgumentWithViolations(
+          "action pattern too long",
+          {{"action_pattern",
+            absl::StrCat("at most ", kMaxAction, " characters")}});
+    }
+    // Plan: the values entered become a version written with the decision.
+    std::optional<CredentialManager::StoredValues> entered;
+    CB_RETURN_IF_ERROR(PutOrCheckValues(input, r, caller, effects, entered));
+    // Commit.
+    CB_ASSIGN_OR_RETURN(
+        result, GrantApproved(std::move(r), input.scope, ttl, pattern, caller,
+                              effects, std::move(entered)));
+    // Notify: the agent under the lock, the watchers after it.
+    TellAgents(effects);
+    ticket = watchers_.Reserve();
   }
-  RequestRecord r = it->second;
+  Publish(ticket, std::move(effects.watch_events));
+  return result;
+}
+
+absl::StatusOr<RequestRecord> RequestManager::OpenToDecide(
+    const std::string& request_id) const {
+  auto it = open_.find(request_id);
+  if (it == open_.end()) {
+    return DecidedRequestError(store_->GetRequest(request_id), request_id);
+  }
+  const RequestRecord& r = it->second;
   if (clock_() >= r.expires_at) {
     // Expired (maybe while the broker was down) but not yet swept by Tick.
     return absl::FailedPreconditionError(
@@ -237,22 +265,7 @@ absl::StatusOr<ApproveResult> RequestManager::Approve(ApproveInput input,
                                       absl::UTCTimeZone()),
                      "; the agent must ask again"));
   }
-  CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "approve"));
-  CB_ASSIGN_OR_RETURN(absl::Duration ttl, ApproveTtl(input));
-  std::string pattern =
-      input.action_pattern.empty() ? r.action : input.action_pattern;
-  if (pattern.size() > kMaxAction) {
-    return InvalidArgumentWithViolations(
-        "action pattern too long",
-        {{"action_pattern",
-          absl::StrCat("at most ", kMaxAction, " characters")}});
-  }
-
-  Effects effects;
-  std::optional<CredentialManager::StoredValues> entered;
-  CB_RETURN_IF_ERROR(PutOrCheckValues(input, r, caller, effects, entered));
-  return GrantApproved(std::move(r), input.scope, ttl, pattern, caller, effects,
-                       std::move(entered));
+  return r;
 }
 
 // Defaults input.scope and the grant's ttl, and checks the ttl's bounds.
@@ -411,18 +424,15 @@ void RequestManager::RecordApproval(const RequestRecord& r, Grant grant,
   by_need_.erase({r.session_key, r.need_id});
   decided_[{r.session_key, r.need_id}] = r;
   active_grants_[grant.record.grant_id] = grant.record;
-  request_agents_.erase(r.request_id);
+  sessions_.ForgetRequest(r.request_id);
   // The values reach the process attached to the session now; with none
   // attached, the first process of the session to ask again gets them.
-  if (auto s = sessions_.find(r.session_key);
-      s != sessions_.end() && s->second.listener) {
-    grant_agents_[grant.record.grant_id] = s->second.caller;
-  }
+  sessions_.HandToAttached(grant.record.grant_id, r.session_key);
   if (!effects.write.standing.empty())
     standing_.push_back(effects.write.standing[0]);
   if (scope == Scope::kSession) {
-    sessions_[r.session_key].approvals[{r.provider, r.profile}] =
-        grant.record.expires_at;
+    sessions_.Approve(r.session_key, r.provider, r.profile,
+                      grant.record.expires_at);
   }
   NeedUpdate u;
   u.need_id = r.need_id;
@@ -431,34 +441,38 @@ void RequestManager::RecordApproval(const RequestRecord& r, Grant grant,
   u.message = decision;
   u.grant = std::move(grant);
   effects.agent_updates.push_back({r.session_key, std::move(u)});
-  Notify(effects);
 }
 
 absl::Status RequestManager::Deny(const std::string& request_id,
                                   const std::string& reason,
                                   const Caller& caller) {
   CB_RETURN_IF_ERROR(CheckReason(reason));
-  absl::MutexLock lock(&mu_);
-  auto it = open_.find(request_id);
-  if (it == open_.end()) {
-    return DecidedRequestError(store_->GetRequest(request_id), request_id);
-  }
-  RequestRecord r = it->second;
-  CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "deny"));
   Effects effects;
-  Close(
-      r, RequestState::kDenied,
-      reason.empty() ? std::string("denied") : absl::StrCat("denied: ", reason),
-      "request.denied", caller, effects);
-  CB_RETURN_IF_ERROR(Commit(effects));
-  EraseOpen(r.request_id);
-  by_need_.erase({r.session_key, r.need_id});
-  request_agents_.erase(r.request_id);
-  decided_[{r.session_key, r.need_id}] = r;
-  NeedUpdate u = UpdateOf(r);
-  u.reason = reason.empty() ? "denied by the user" : reason;
-  effects.agent_updates.push_back({r.session_key, std::move(u)});
-  Notify(effects);
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = open_.find(request_id);
+    if (it == open_.end()) {
+      return DecidedRequestError(store_->GetRequest(request_id), request_id);
+    }
+    RequestRecord r = it->second;
+    CB_RETURN_IF_ERROR(CheckNotSelfApproval(r, caller, "deny"));
+    Close(r, RequestState::kDenied,
+          reason.empty() ? std::string("denied")
+                         : absl::StrCat("denied: ", reason),
+          "request.denied", caller, effects);
+    CB_RETURN_IF_ERROR(Commit(effects));
+    EraseOpen(r.request_id);
+    by_need_.erase({r.session_key, r.need_id});
+    sessions_.ForgetRequest(r.request_id);
+    decided_[{r.session_key, r.need_id}] = r;
+    NeedUpdate u = UpdateOf(r);
+    u.reason = reason.empty() ? "denied by the user" : reason;
+    effects.agent_updates.push_back({r.session_key, std::move(u)});
+    TellAgents(effects);
+    ticket = watchers_.Reserve();
+  }
+  Publish(ticket, std::move(effects.watch_events));
   return absl::OkStatus();
 }
 

@@ -165,18 +165,18 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
   if (it == active_grants_.end()) {
     return EndedGrantError(store_->GetGrant(grant_id), grant_id);
   }
-  auto holder = grant_agents_.find(grant_id);
+  const Caller* holder = sessions_.HolderOf(grant_id);
   std::string refusal;
   if (!caller.identified() && !caller.client_certificate) {
     refusal = absl::StrCat(
         "the broker cannot tell which process is calling (", caller.peer,
         "); release it over the Unix socket, or over TCP with a client "
         "certificate");
-  } else if (holder != grant_agents_.end() && holder->second.identified() &&
-             !holder->second.SameProcess(caller)) {
-    refusal = absl::StrCat(
-        "grant ", grant_id, " was handed to another process (",
-        holder->second.peer, "); only that process may release it");
+  } else if (holder != nullptr && holder->identified() &&
+             !holder->SameProcess(caller)) {
+    refusal =
+        absl::StrCat("grant ", grant_id, " was handed to another process (",
+                     holder->peer, "); only that process may release it");
   }
   if (!refusal.empty()) {
     Effects refused;
@@ -195,12 +195,9 @@ absl::Status RequestManager::ReleaseGrant(const std::string& grant_id,
       Event("grant.released", caller, nullptr, &g, "ok", ""));
   CB_RETURN_IF_ERROR(Commit(effects));
   active_grants_.erase(it);
-  grant_agents_.erase(grant_id);
-  if (g.scope == static_cast<int>(Scope::kSession)) {
-    auto s = sessions_.find(g.session_key);
-    if (s != sessions_.end())
-      s->second.approvals.erase({g.provider, g.profile});
-  }
+  sessions_.ForgetGrant(grant_id);
+  if (g.scope == static_cast<int>(Scope::kSession))
+    sessions_.DropApproval(g.session_key, g.provider, g.profile);
   return absl::OkStatus();
 }
 
@@ -227,9 +224,8 @@ absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
       Event("grant.revoked", caller, nullptr, &g, "ok", reason));
   CB_RETURN_IF_ERROR(Commit(effects));
   active_grants_.erase(it);
-  grant_agents_.erase(grant_id);
-  auto s = sessions_.find(g.session_key);
-  if (s != sessions_.end()) s->second.approvals.erase({g.provider, g.profile});
+  sessions_.ForgetGrant(grant_id);
+  sessions_.DropApproval(g.session_key, g.provider, g.profile);
   // Tell the agent to stop using the values.
   std::string need_id;
   for (const auto& [key, r] : decided_) {
@@ -243,7 +239,7 @@ absl::Status RequestManager::RevokeGrant(const std::string& grant_id,
   u.message =
       absl::StrCat("grant ", g.grant_id, " was revoked: stop using its values");
   effects.agent_updates.push_back({g.session_key, std::move(u)});
-  Notify(effects);
+  TellAgents(effects);
   return absl::OkStatus();
 }
 
@@ -279,8 +275,27 @@ absl::Status RequestManager::RevokeStanding(const std::string& id,
 }
 
 void RequestManager::Tick() {
-  absl::MutexLock lock(&mu_);
-  absl::Time now = clock_();
+  Effects effects;
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_();
+    if (!CloseDue(now, effects)) return;  // Retried on the next tick.
+    std::vector<std::string> expired_grants;
+    for (const auto& [id, g] : active_grants_) {
+      if (g.expires_at <= now) expired_grants.push_back(id);
+    }
+    for (const std::string& id : expired_grants) {
+      active_grants_.erase(id);
+      sessions_.ForgetGrant(id);
+    }
+    ForgetAwaySessions(now);
+    ticket = watchers_.Reserve();
+  }
+  Publish(ticket, std::move(effects.watch_events));
+}
+
+bool RequestManager::CloseDue(absl::Time now, Effects& effects) {
   // The due requests, in request-id order: true when past its timeout,
   // false when its agent has been away past the grace period.
   std::map<std::string, bool> due;
@@ -288,12 +303,11 @@ void RequestManager::Tick() {
        it != open_by_expiry_.end() && it->first <= now; ++it) {
     due[it->second] = true;
   }
-  for (auto it = away_.begin();
-       it != away_.end() && it->first + options_.grace_period <= now; ++it) {
-    for (const RequestRecord* r : OpenInSession(it->second))
+  for (const std::string& session_key : sessions_.GoneAt(now)) {
+    for (const RequestRecord* r : OpenInSession(session_key))
       due.emplace(r->request_id, false);
   }
-  Effects effects;
+  if (due.empty()) return true;
   std::vector<RequestRecord> closed;
   const Caller broker;
   for (const auto& [id, expired] : due) {
@@ -309,46 +323,29 @@ void RequestManager::Tick() {
     }
     closed.push_back(std::move(c));
   }
-  std::vector<std::string> expired_grants;
-  for (const auto& [id, g] : active_grants_) {
-    if (g.expires_at <= now) expired_grants.push_back(id);
+  if (!Commit(effects).ok()) return false;
+  for (RequestRecord& c : closed) {
+    EraseOpen(c.request_id);
+    sessions_.ForgetRequest(c.request_id);
+    by_need_.erase({c.session_key, c.need_id});
+    effects.agent_updates.push_back({c.session_key, UpdateOf(c)});
+    decided_[{c.session_key, c.need_id}] = std::move(c);
   }
-  if (!closed.empty()) {
-    absl::Status s = Commit(effects);
-    if (!s.ok()) return;  // Retried on the next tick.
-    for (RequestRecord& c : closed) {
-      EraseOpen(c.request_id);
-      request_agents_.erase(c.request_id);
-      by_need_.erase({c.session_key, c.need_id});
-      effects.agent_updates.push_back({c.session_key, UpdateOf(c)});
-      decided_[{c.session_key, c.need_id}] = std::move(c);
-    }
-    Notify(effects);
-  }
-  for (const std::string& id : expired_grants) {
-    active_grants_.erase(id);
-    grant_agents_.erase(id);
-  }
-  ForgetAwaySessions(now);
+  TellAgents(effects);
+  return true;
 }
 
 // Forgets sessions gone past the grace period with nothing open.
 void RequestManager::ForgetAwaySessions(absl::Time now) {
-  for (auto it = away_.begin();
-       it != away_.end() && it->first + options_.grace_period <= now;) {
-    const std::string& key = it->second;
+  for (const std::string& key : sessions_.GoneAt(now)) {
     // Both maps are ordered by session key first: look at this session's
     // entries only.
     const std::pair<std::string, std::string> first{key, std::string()};
     auto open = by_need_.lower_bound(first);
-    if (open != by_need_.end() && open->first.first == key) {
-      ++it;
-      continue;
-    }
+    if (open != by_need_.end() && open->first.first == key) continue;
     auto d = decided_.lower_bound(first);
     while (d != decided_.end() && d->first.first == key) d = decided_.erase(d);
-    sessions_.erase(key);
-    it = away_.erase(it);
+    sessions_.Forget(key);
   }
 }
 

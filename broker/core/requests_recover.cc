@@ -75,10 +75,7 @@ absl::Status RequestManager::LoadRows(absl::Time now, Loaded& loaded,
 
 void RequestManager::Install(Loaded& loaded, absl::Time now) {
   for (auto& [id, r] : loaded.open) {
-    Session& session = sessions_[r.session_key];
-    session.disconnected_at = now;
-    away_.insert({now, r.session_key});
-    session.caller.peer = r.agent_peer;
+    sessions_.RestoreAway(r.session_key, r.agent_peer, now);
     by_need_[{r.session_key, r.need_id}] = r.request_id;
     AddOpen(std::move(r));
   }

@@ -23,17 +23,17 @@ void RequestManager::HandOver(
         decided,
     const Caller& caller, NeedUpdate& u) {
   const std::string grant_id = u.grant->record.grant_id;
-  auto holder = grant_agents_.find(grant_id);
-  if (holder == grant_agents_.end()) {
-    grant_agents_[grant_id] = caller;  // Not handed to anyone yet.
+  const Caller* holder = sessions_.HolderOf(grant_id);
+  if (holder == nullptr) {
+    sessions_.SetHolder(grant_id, caller);  // Not handed to anyone yet.
     return;
   }
-  if (holder->second.SameProcess(caller)) return;
+  if (holder->SameProcess(caller)) return;
   u.grant.reset();
   u.state = RequestState::kCancelled;
-  u.reason = absl::StrCat(
-      "grant ", grant_id, " was handed to another process (",
-      holder->second.peer, "); send a new need to be asked for your own");
+  u.reason =
+      absl::StrCat("grant ", grant_id, " was handed to another process (",
+                   holder->peer, "); send a new need to be asked for your own");
   Effects refused;
   refused.write.audit.push_back(Event("grant.handover_refused", caller,
                                       &decided.second, nullptr,
@@ -41,36 +41,34 @@ void RequestManager::HandOver(
   Commit(refused).IgnoreError();
 }
 
-void RequestManager::NotifyAgent(const std::string& session_key,
-                                 const NeedUpdate& update) {
-  auto it = sessions_.find(session_key);
-  if (it != sessions_.end() && it->second.listener) it->second.listener(update);
+void RequestManager::TellAgents(const Effects& effects) {
+  for (const auto& [session_key, update] : effects.agent_updates)
+    sessions_.Tell(session_key, update);
 }
 
-void RequestManager::Notify(const Effects& effects) {
-  for (const auto& [session_key, update] : effects.agent_updates) {
-    auto it = sessions_.find(session_key);
-    if (it != sessions_.end() && it->second.listener)
-      it->second.listener(update);
+void RequestManager::Publish(WatcherRegistry::Ticket ticket,
+                             std::vector<WatchEvent> events,
+                             Readinesses known) {
+  for (WatchEvent& event : events) AddReadiness(event.request, known);
+  watchers_.Deliver(ticket, events);
+}
+
+void RequestManager::AddReadiness(RequestView& view, Readinesses& read) {
+  const RequestRecord& r = view.record;
+  if (r.provider.empty()) return;  // Not a request (kSnapshotDone).
+  auto [it, added] = read.try_emplace({r.provider, r.profile});
+  if (added) {
+    absl::StatusOr<CredentialSummary> stored =
+        credentials_->Get(r.provider, r.profile, 0);
+    if (stored.ok()) it->second = stored->readiness;
   }
-  for (const WatchEvent& event : effects.watch_events) {
-    for (const auto& [id, listener] : watchers_) listener(event);
-  }
+  view.credential_readiness = it->second;
 }
 
 RequestView RequestManager::ViewOf(const RequestRecord& r) const {
-  return ViewOf(r, credentials_->Get(r.provider, r.profile, 0));
-}
-
-RequestView RequestManager::ViewOf(
-    const RequestRecord& r,
-    const absl::StatusOr<CredentialSummary>& stored) const {
   RequestView v;
   v.record = r;
-  auto it = sessions_.find(r.session_key);
-  v.agent_connected =
-      it != sessions_.end() && static_cast<bool>(it->second.listener);
-  if (stored.ok()) v.credential_readiness = stored->readiness;
+  v.agent_connected = sessions_.Connected(r.session_key);
   return v;
 }
 
@@ -86,108 +84,95 @@ std::vector<const RequestRecord*> RequestManager::OpenInSession(
   return out;
 }
 
-void RequestManager::Session::Record(const Caller& c) {
-  if (!c.identified()) return;
-  for (const Caller& known : processes) {
-    if (known.SameProcess(c)) return;
-  }
-  if (processes.size() >= kMaxSessionProcesses)
-    processes.erase(processes.begin());
-  processes.push_back(c);
-}
-
 absl::StatusOr<int64_t> RequestManager::AttachSession(
     const std::string& session_key, const Caller& caller,
     AgentListener listener) {
-  absl::MutexLock lock(&mu_);
-  Session& session = sessions_[session_key];
-  if (session.listener && !session.caller.SameProcess(caller)) {
-    Effects refused;
-    refused.write.audit.push_back(Event(
-        "session.attach_refused", caller, nullptr, nullptr, "ALREADY_EXISTS",
-        absl::StrCat("session ", session_key, " is attached by ",
-                     session.caller.peer)));
-    Commit(refused).IgnoreError();
-    return absl::AlreadyExistsError(absl::StrCat(
-        "session ", session_key, " is attached by another live stream (",
-        session.caller.peer,
-        "); a session belongs to one agent process. Use a session key of your "
-        "own (or, if "
-        "that agent just exited, try again in a moment)"));
-  }
-  bool was_away =
-      !session.listener && session.disconnected_at != absl::InfiniteFuture();
-  // Known before: another process taking the session over (not the first
-  // attach, and not the same process coming back).
-  const bool other_process =
-      !session.caller.peer.empty() && !session.caller.SameProcess(caller);
-  away_.erase({session.disconnected_at, session_key});
-  if (other_process) {
-    // SESSION-scope approvals were given to the process that asked: a new
-    // process of the session is asked again.
-    session.approvals.clear();
-  }
-  session.caller = caller;
-  session.Record(caller);
-  session.listener = std::move(listener);
-  session.attachment = next_id_++;
-  session.disconnected_at = absl::InfiniteFuture();
-  if (was_away) {
-    Effects effects;
+  Effects effects;
+  AgentSessions::Attached attached;
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    if (const Caller* holder = sessions_.HeldByAnother(session_key, caller)) {
+      return RefuseAttach(session_key, *holder, caller);
+    }
+    attached = sessions_.Attach(session_key, caller, std::move(listener));
+    if (!attached.was_away) return attached.attachment;
     for (const RequestRecord* r : OpenInSession(session_key)) {
       WatchEvent e = MakeEvent(WatchEventKind::kAgentReconnected, ViewOf(*r));
-      if (other_process) {
+      if (attached.other_process) {
         e.message =
             absl::StrCat("re-attached from another process: ", caller.peer);
       }
       effects.watch_events.push_back(std::move(e));
     }
-    if (other_process) {
+    if (attached.other_process) {
       effects.write.audit.push_back(
           Event("session.reattached", caller, nullptr, nullptr, "ok",
                 "by another process; session approvals dropped"));
       Commit(effects).IgnoreError();
     }
-    Notify(effects);
+    ticket = watchers_.Reserve();
   }
-  return session.attachment;
+  Publish(ticket, std::move(effects.watch_events));
+  return attached.attachment;
+}
+
+absl::Status RequestManager::RefuseAttach(const std::string& session_key,
+                                          const Caller& holder,
+                                          const Caller& caller) {
+  Effects refused;
+  refused.write.audit.push_back(Event(
+      "session.attach_refused", caller, nullptr, nullptr, "ALREADY_EXISTS",
+      absl::StrCat("session ", session_key, " is attached by ", holder.peer)));
+  Commit(refused).IgnoreError();
+  return absl::AlreadyExistsError(absl::StrCat(
+      "session ", session_key, " is attached by another live stream (",
+      holder.peer,
+      "); a session belongs to one agent process. Use a session key of your "
+      "own (or, if that agent just exited, try again in a moment)"));
 }
 
 void RequestManager::DetachSession(const std::string& session_key,
                                    int64_t attachment) {
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(session_key);
-  if (it == sessions_.end() || it->second.attachment != attachment) return;
-  it->second.listener = nullptr;
-  it->second.disconnected_at = clock_();
-  away_.insert({it->second.disconnected_at, session_key});
-  Effects effects;
-  for (const RequestRecord* r : OpenInSession(session_key)) {
-    effects.watch_events.push_back(
-        MakeEvent(WatchEventKind::kAgentDisconnected, ViewOf(*r)));
+  std::vector<WatchEvent> events;
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!sessions_.Detach(session_key, attachment, clock_())) return;
+    for (const RequestRecord* r : OpenInSession(session_key)) {
+      events.push_back(
+          MakeEvent(WatchEventKind::kAgentDisconnected, ViewOf(*r)));
+    }
+    ticket = watchers_.Reserve();
   }
-  Notify(effects);
+  Publish(ticket, std::move(events));
 }
 
 int64_t RequestManager::Watch(WatchListener listener) {
-  absl::MutexLock lock(&mu_);
-  int64_t id = next_id_++;
-  for (const auto& [rid, r] : open_)
-    listener(MakeEvent(WatchEventKind::kSnapshot, ViewOf(r)));
-  listener(MakeEvent(WatchEventKind::kSnapshotDone, RequestView()));
-  watchers_[id] = std::move(listener);
-  return id;
+  std::vector<WatchEvent> snapshot;
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, r] : open_)
+      snapshot.push_back(MakeEvent(WatchEventKind::kSnapshot, ViewOf(r)));
+    ticket = watchers_.Reserve();
+  }
+  Readinesses read;
+  for (WatchEvent& event : snapshot) AddReadiness(event.request, read);
+  snapshot.push_back(MakeEvent(WatchEventKind::kSnapshotDone, RequestView()));
+  return watchers_.Add(ticket, std::move(listener), snapshot);
 }
 
-void RequestManager::Unwatch(int64_t watcher) {
-  absl::MutexLock lock(&mu_);
-  watchers_.erase(watcher);
-}
+void RequestManager::Unwatch(int64_t watcher) { watchers_.Remove(watcher); }
 
 std::vector<RequestView> RequestManager::PendingRequests() {
-  absl::MutexLock lock(&mu_);
   std::vector<RequestView> out;
-  for (const auto& [id, r] : open_) out.push_back(ViewOf(r));
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, r] : open_) out.push_back(ViewOf(r));
+  }
+  Readinesses read;
+  for (RequestView& view : out) AddReadiness(view, read);
   return out;
 }
 

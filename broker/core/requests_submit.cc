@@ -120,6 +120,7 @@ const StandingRecord* RequestManager::MatchStanding(const RequestRecord& r,
 
 absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(
     const std::string& session_key, const Caller& caller, Need need) {
+  // Validate, and read what the decision needs from the store, unlocked.
   CB_RETURN_IF_ERROR(CheckNeed(need));
   CB_ASSIGN_OR_RETURN(const Provider* provider,
                       credentials_->registry().Get(need.provider));
@@ -130,56 +131,80 @@ absl::StatusOr<NeedUpdate> RequestManager::SubmitNeed(
           [this](absl::string_view p, absl::string_view resource) {
             return store_->GetBinding(p, resource);
           }));
-
-  absl::MutexLock lock(&mu_);
-  const auto key = std::make_pair(session_key, need.need_id);
-  if (auto it = by_need_.find(key); it != by_need_.end()) {
-    NeedUpdate u = UpdateOf(open_.at(it->second));
-    NotifyAgent(session_key, u);
-    return u;
-  }
-  if (auto it = decided_.find(key); it != decided_.end()) {
-    NeedUpdate u = UpdateOf(it->second);
-    if (u.grant.has_value()) HandOver(*it, caller, u);
-    NotifyAgent(session_key, u);
-    return u;
-  }
-  const int open_in_session =
-      static_cast<int>(OpenInSession(session_key).size());
-  if (open_in_session >= options_.max_open_per_session) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this agent session already has ", open_in_session,
-        " needs waiting for a decision; wait for them or cancel some"));
-  }
-
-  const absl::Time now = clock_();
-  RequestRecord r = NewRequest(session_key, caller, need, provider->spec().id,
-                               choice, now, options_.pending_timeout);
-
-  absl::StatusOr<CredentialSummary> stored =
-      credentials_->Get(r.provider, r.profile, 0);
-  bool usable = stored.ok() && Usable(stored->readiness);
+  const absl::StatusOr<CredentialSummary> stored =
+      credentials_->Get(provider->spec().id, choice.profile, 0);
   if (!stored.ok() && !absl::IsNotFound(stored.status()) &&
       !absl::IsDataLoss(stored.status())) {
     return stored.status();
   }
+  const bool usable = stored.ok() && Usable(stored->readiness);
 
-  // A SESSION approval or a standing approval grants without asking.
-  std::string auto_detail;
-  const Scope auto_scope =
-      usable ? AutoScope(r, now, auto_detail) : Scope::kUnspecified;
-  if (auto_scope != Scope::kUnspecified) {
-    return GrantWithoutAsking(std::move(r), auto_scope, auto_detail, now,
-                              caller);
+  Effects effects;
+  NeedUpdate u;
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    // Plan: the answer already given, or a new request granted at once or
+    // opened for the user.
+    if (std::optional<NeedUpdate> again =
+            Resent(session_key, need.need_id, caller)) {
+      sessions_.Tell(session_key, *again);
+      return *again;
+    }
+    CB_RETURN_IF_ERROR(CheckRoom(session_key));
+    const absl::Time now = clock_();
+    RequestRecord r = NewRequest(session_key, caller, need, provider->spec().id,
+                                 choice, now, options_.pending_timeout);
+    std::string auto_detail;
+    const Scope auto_scope =
+        usable ? AutoScope(r, now, auto_detail) : Scope::kUnspecified;
+    // Commit.
+    CB_ASSIGN_OR_RETURN(
+        u, auto_scope != Scope::kUnspecified
+               ? GrantWithoutAsking(std::move(r), auto_scope, auto_detail, now,
+                                    caller, effects)
+               : OpenRequest(std::move(r), usable, stored, provider->spec(),
+                             caller, effects));
+    // Notify: the agent in order with its later updates, then the watchers.
+    sessions_.Tell(session_key, u);
+    ticket = watchers_.Reserve();
   }
-  return OpenRequest(std::move(r), usable, stored, provider->spec(), caller);
+  Readinesses known;
+  known[{provider->spec().id, choice.profile}] =
+      stored.ok() ? std::optional<Readiness>(stored->readiness) : std::nullopt;
+  Publish(ticket, std::move(effects.watch_events), std::move(known));
+  return u;
+}
+
+std::optional<NeedUpdate> RequestManager::Resent(const std::string& session_key,
+                                                 const std::string& need_id,
+                                                 const Caller& caller) {
+  const auto key = std::make_pair(session_key, need_id);
+  if (auto it = by_need_.find(key); it != by_need_.end()) {
+    return UpdateOf(open_.at(it->second));
+  }
+  if (auto it = decided_.find(key); it != decided_.end()) {
+    NeedUpdate u = UpdateOf(it->second);
+    if (u.grant.has_value()) HandOver(*it, caller, u);
+    return u;
+  }
+  return std::nullopt;
+}
+
+absl::Status RequestManager::CheckRoom(const std::string& session_key) const {
+  const int open_in_session =
+      static_cast<int>(OpenInSession(session_key).size());
+  if (open_in_session < options_.max_open_per_session) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "this agent session already has ", open_in_session,
+      " needs waiting for a decision; wait for them or cancel some"));
 }
 
 Scope RequestManager::AutoScope(const RequestRecord& r, absl::Time now,
                                 std::string& detail) {
-  Session& session = sessions_[r.session_key];
-  auto approval = session.approvals.find({r.provider, r.profile});
-  if (approval != session.approvals.end() && approval->second > now) {
+  std::optional<absl::Time> until =
+      sessions_.ApprovedUntil(r.session_key, r.provider, r.profile);
+  if (until.has_value() && *until > now) {
     detail = "granted under this session's approval";
     return Scope::kSession;
   }
@@ -192,12 +217,10 @@ Scope RequestManager::AutoScope(const RequestRecord& r, absl::Time now,
 
 absl::StatusOr<NeedUpdate> RequestManager::GrantWithoutAsking(
     RequestRecord r, Scope auto_scope, const std::string& auto_detail,
-    absl::Time now, const Caller& caller) {
-  const std::string& session_key = r.session_key;
-  Effects effects;
-  absl::Duration ttl =
+    absl::Time now, const Caller& caller, Effects& effects) {
+  const absl::Duration ttl =
       auto_scope == Scope::kSession
-          ? sessions_[session_key].approvals[{r.provider, r.profile}] - now
+          ? *sessions_.ApprovedUntil(r.session_key, r.provider, r.profile) - now
           : options_.once_ttl;
   std::string rotation_key;
   CB_ASSIGN_OR_RETURN(Grant grant, IssueGrant(r, auto_scope, ttl, now, caller,
@@ -217,24 +240,21 @@ absl::StatusOr<NeedUpdate> RequestManager::GrantWithoutAsking(
   CB_RETURN_IF_ERROR(Commit(effects));
   MarkRotationNotified(rotation_key);
   active_grants_[grant.record.grant_id] = grant.record;
-  grant_agents_[grant.record.grant_id] = caller;
-  decided_[{session_key, r.need_id}] = r;
+  sessions_.SetHolder(grant.record.grant_id, caller);
+  decided_[{r.session_key, r.need_id}] = r;
   NeedUpdate u;
   u.need_id = r.need_id;
   u.request_id = r.request_id;
   u.state = RequestState::kGranted;
   u.grant = std::move(grant);
   u.message = auto_detail;
-  NotifyAgent(session_key, u);
-  Notify(effects);  // Watchers: a rotation-due event, if any.
-  return u;
+  return u;  // Watchers: a rotation-due event, if any, is in `effects`.
 }
 
 absl::StatusOr<NeedUpdate> RequestManager::OpenRequest(
     RequestRecord r, bool usable,
     const absl::StatusOr<CredentialSummary>& stored, const ProviderSpec& spec,
-    const Caller& caller) {
-  const std::string session_key = r.session_key;
+    const Caller& caller, Effects& effects) {
   if (usable) {
     r.state = static_cast<int>(RequestState::kPendingApproval);
   } else {
@@ -243,46 +263,43 @@ absl::StatusOr<NeedUpdate> RequestManager::OpenRequest(
                            ? stored->missing_fields
                            : MissingFields(spec, FieldValues());
   }
-  Effects effects;
   effects.write.requests.push_back(r);
   effects.write.audit.push_back(
       Event("request.created", caller, &r, nullptr, "ok",
             std::string(RequestStateName(static_cast<RequestState>(r.state)))));
   CB_RETURN_IF_ERROR(Commit(effects));
-  by_need_[{session_key, r.need_id}] = r.request_id;
+  by_need_[{r.session_key, r.need_id}] = r.request_id;
   AddOpen(r);
-  request_agents_[r.request_id] = caller;
-  Session& session = sessions_[session_key];
-  if (session.caller.peer.empty()) session.caller = caller;
-  session.Record(caller);
-  effects.watch_events.push_back(
-      MakeEvent(WatchEventKind::kAdded, ViewOf(r, stored)));
-  NeedUpdate u = UpdateOf(r);
-  effects.agent_updates.push_back({session_key, u});
-  Notify(effects);
-  return u;
+  sessions_.RecordAsker(r.session_key, r.request_id, caller);
+  effects.watch_events.push_back(MakeEvent(WatchEventKind::kAdded, ViewOf(r)));
+  return UpdateOf(r);
 }
 
 absl::Status RequestManager::CancelNeed(const std::string& session_key,
                                         const std::string& need_id,
                                         const Caller& caller) {
-  absl::MutexLock lock(&mu_);
-  auto it = by_need_.find({session_key, need_id});
-  if (it == by_need_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("need \"", need_id, "\" is not waiting for a decision"));
-  }
-  RequestRecord r = open_.at(it->second);
   Effects effects;
-  Close(r, RequestState::kCancelled, "cancelled by the agent",
-        "request.cancelled", caller, effects);
-  CB_RETURN_IF_ERROR(Commit(effects));
-  EraseOpen(r.request_id);
-  request_agents_.erase(r.request_id);
-  by_need_.erase(it);
-  decided_[{session_key, need_id}] = r;
-  effects.agent_updates.push_back({session_key, UpdateOf(r)});
-  Notify(effects);
+  WatcherRegistry::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = by_need_.find({session_key, need_id});
+    if (it == by_need_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("need \"", need_id, "\" is not waiting for a decision"));
+    }
+    RequestRecord r = open_.at(it->second);
+    Close(r, RequestState::kCancelled, "cancelled by the agent",
+          "request.cancelled", caller, effects);
+    CB_RETURN_IF_ERROR(Commit(effects));
+    EraseOpen(r.request_id);
+    sessions_.ForgetRequest(r.request_id);
+    by_need_.erase(it);
+    decided_[{session_key, need_id}] = r;
+    effects.agent_updates.push_back({session_key, UpdateOf(r)});
+    TellAgents(effects);
+    ticket = watchers_.Reserve();
+  }
+  Publish(ticket, std::move(effects.watch_events));
   return absl::OkStatus();
 }
 
