@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/internal/channel.h"
-#include "client/internal/convert_flow.h"
+#include "client/internal/convert.h"
 #include "credbroker/v1/credential_broker.grpc.pb.h"
 
 namespace credbroker {

@@ -12,7 +12,6 @@
 #include "absl/synchronization/notification.h"
 #include "client/internal/channel.h"
 #include "client/internal/convert.h"
-#include "client/internal/convert_flow.h"
 #include "credbroker/v1/approval_service.grpc.pb.h"
 
 namespace credbroker {

@@ -6,8 +6,6 @@
 #include "absl/strings/strip.h"
 #include "client/internal/channel.h"
 #include "client/internal/convert.h"
-#include "client/internal/convert_access.h"
-#include "client/internal/convert_credential.h"
 #include "common/files.h"
 #include "common/secret.h"
 #include "common/status.h"
@@ -130,7 +128,7 @@ absl::StatusOr<StoredCredential> CredentialClient::PutCredential(
   absl::StatusOr<v1::PutCredentialResponse> response =
       impl_->Call<v1::PutCredentialRequest, v1::PutCredentialResponse>(
           &Stub::PutCredential, r);
-  internal::WipeSecrets(&r);
+  internal::WipeSecrets(r);
   return Converted(std::move(response));
 }
 absl::StatusOr<int64_t> CredentialClient::DeleteCredential(
@@ -152,7 +150,7 @@ absl::StatusOr<Diagnosis> CredentialClient::ValidateCredential(
       impl_
           ->Call<v1::ValidateCredentialRequest, v1::ValidateCredentialResponse>(
               &Stub::ValidateCredential, r);
-  internal::WipeSecrets(&r);
+  internal::WipeSecrets(r);
   return Converted(std::move(response));
 }
 absl::StatusOr<std::vector<Requirement>> CredentialClient::ResolveRequirements(
@@ -192,7 +190,7 @@ CredentialClient::ListStandingApprovals(bool include_ended) {
   v1::ListStandingApprovalsRequest request;
   request.set_include_ended(include_ended);
   return Converted(impl_->Call<v1::ListStandingApprovalsRequest,
-                                v1::ListStandingApprovalsResponse>(
+                               v1::ListStandingApprovalsResponse>(
       &Stub::ListStandingApprovals, request));
 }
 absl::Status CredentialClient::RevokeStandingApproval(const std::string& id) {

@@ -46,7 +46,8 @@ CREDBROKER_BIN="build/$preset/broker/credbrokerd" \
 # The executables whose tests run under TSan: everything with threads of
 # its own (executor, store writers, request manager races, the server) and
 # the integration tests, which drive the real daemon and client over gRPC.
-tsan_tests=(executor_test store_test credentials_test requests_test server_test
+tsan_tests=(executor_test store_test credentials_test requests_test watchers_test
+  server_test
   credential_service_integration_test auth_reflection_integration_test
   daemon_integration_test credctl_integration_test flow_integration_test
   credctl_flow_integration_test provider_depth_integration_test

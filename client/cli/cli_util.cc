@@ -293,20 +293,14 @@ absl::Status ChooseApprovalPin(const Args& args,
   return absl::OkStatus();
 }
 
-std::string FormatTime(const google::protobuf::Timestamp& t) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
-                          absl::UTCTimeZone());
-}
-
-std::string FormatUtcMinute(absl::Time t) {
+std::string TimeText(absl::Time t) {
   if (t == absl::InfinitePast()) return "-";
   return absl::FormatTime("%Y-%m-%d %H:%M", t, absl::UTCTimeZone());
 }
 
-std::string Relative(const google::protobuf::Timestamp& t) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "-";
-  absl::Duration d = absl::FromUnixSeconds(t.seconds()) - absl::Now();
+std::string Relative(absl::Time t) {
+  if (t == absl::InfinitePast()) return "-";
+  absl::Duration d = t - absl::Now();
   bool past = d < absl::ZeroDuration();
   if (past) d = -d;
   std::string text;
@@ -322,46 +316,27 @@ std::string Relative(const google::protobuf::Timestamp& t) {
   return past ? absl::StrCat(text, " ago") : absl::StrCat("in ", text);
 }
 
-std::string ReadinessText(v1::Readiness r) {
-  return std::string(absl::StripPrefix(v1::Readiness_Name(r), "READINESS_"));
+std::string ReadinessText(client::Readiness r) {
+  return std::string(absl::StripPrefix(client::ReadinessName(r), "READINESS_"));
 }
 
-std::string SeverityText(v1::Severity s) {
+std::string SeverityText(client::Severity s) {
   switch (s) {
-    case v1::SEVERITY_INFO:
+    case client::Severity::kInfo:
       return "note";
-    case v1::SEVERITY_WARNING:
+    case client::Severity::kWarning:
       return "warning";
-    case v1::SEVERITY_ERROR:
+    case client::Severity::kError:
       return "error";
     default:
       return "finding";
   }
 }
 
-void PrintFindings(
-    const google::protobuf::RepeatedPtrField<v1::Finding>& findings) {
-  for (const v1::Finding& f : findings) {
-    std::cout << "  " << SeverityText(f.severity()) << ": "
-              << (f.field().empty() ? "" : absl::StrCat(f.field(), ": "))
-              << f.message() << "\n";
-    if (!f.fix().empty()) std::cout << "    fix: " << f.fix() << "\n";
-  }
-}
-
-std::string TimeText(absl::Time t) {
-  if (t == absl::InfinitePast()) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M", t, absl::UTCTimeZone());
-}
-
-std::string ReadinessText(client::Readiness r) {
-  return ReadinessText(client::internal::ToProto(r));
-}
-
 void PrintFindings(const std::vector<client::Finding>& findings) {
   for (const client::Finding& f : findings) {
-    std::cout << "  " << SeverityText(client::internal::ToProto(f.severity))
-              << ": " << (f.field.empty() ? "" : absl::StrCat(f.field, ": "))
+    std::cout << "  " << SeverityText(f.severity) << ": "
+              << (f.field.empty() ? "" : absl::StrCat(f.field, ": "))
               << f.message << "\n";
     if (!f.fix.empty()) std::cout << "    fix: " << f.fix << "\n";
   }

@@ -12,10 +12,7 @@
 #include "absl/time/time.h"
 #include "client/credbroker/client.h"
 #include "common/secret.h"
-#include "credbroker/v1/types.pb.h"
 #include "google/protobuf/message.h"
-#include "google/protobuf/repeated_field.h"
-#include "google/protobuf/timestamp.pb.h"
 
 namespace credbroker {
 namespace cli {
@@ -84,24 +81,18 @@ int FdFlag(const Args& args, const std::string& name);
 absl::Status ChooseApprovalPin(const Args& args,
                                const client::ApprovalPinStatus& status,
                                client::PinChange* change);
-// "2026-11-26 10:02" (UTC), or "-" for an unset time (absl::InfinitePast()
-// for an absl::Time).
-std::string FormatTime(const google::protobuf::Timestamp& t);
-std::string FormatUtcMinute(absl::Time t);
-// "READY", "ROTATION_DUE", ... for a readiness.
-std::string ReadinessText(v1::Readiness r);
-// "note", "warning" or "error".
-std::string SeverityText(v1::Severity s);
-// Each finding on its own line ("  error: field: message"), then its fix.
-void PrintFindings(
-    const google::protobuf::RepeatedPtrField<v1::Finding>& findings);
-// The same for the client's plain types (TimeText: FormatTime's format;
-// absl::FormatTime(absl::Time) would make that name ambiguous).
+// "2026-11-26 10:02" (UTC), or "-" for an unset time (InfinitePast).
+// (Not FormatTime: absl::FormatTime(absl::Time) would make a call
+// ambiguous.)
 std::string TimeText(absl::Time t);
+// "in 9m", "2m ago" relative to now; "-" for an unset time.
+std::string Relative(absl::Time t);
+// "READY", "ROTATION_DUE", ... for a readiness.
 std::string ReadinessText(client::Readiness r);
+// "note", "warning" or "error".
+std::string SeverityText(client::Severity s);
+// Each finding on its own line ("  error: field: message"), then its fix.
 void PrintFindings(const std::vector<client::Finding>& findings);
-// "in 9m", "2m ago" relative to now.
-std::string Relative(const google::protobuf::Timestamp& t);
 
 }  // namespace cli
 }  // namespace credbroker

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "client/internal/convert_access.h"
+#include "client/internal/convert.h"
 #include "common/text.h"
 
 namespace credbroker {
@@ -57,9 +57,9 @@ class AuditCli {
       query.page_token = r->next_page_token;
     }
     if (json()) {
-      v1::ListAuditEventsResponse message;
-      client::internal::ToProto(all, &message);
-      std::cout << ToJson(message) << "\n";
+      std::cout
+          << ToJson(client::internal::AsProto<v1::ListAuditEventsResponse>(all))
+          << "\n";
       return 0;
     }
     for (const client::AuditEvent& e : all.events) {
@@ -82,9 +82,9 @@ class AuditCli {
     absl::StatusOr<client::AuditLogCheck> r = client_->VerifyAuditLog();
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      v1::VerifyAuditLogResponse message;
-      client::internal::ToProto(*r, &message);
-      std::cout << ToJson(message) << "\n";
+      std::cout << ToJson(client::internal::AsProto<v1::VerifyAuditLogResponse>(
+                       *r))
+                << "\n";
     } else if (r->intact) {
       std::cout << "OK: the audit log is intact (" << r->events_checked
                 << " events chained)\n";

@@ -14,7 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "client/internal/convert_credential.h"
+#include "client/internal/convert.h"
 #include "common/files.h"
 
 namespace credbroker {
@@ -96,11 +96,9 @@ class CredentialCli {
         client_->ListProviders();
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout
-          << ToJson(
-                 client::internal::CredentialAsProto<v1::ListProvidersResponse>(
-                     *r))
-          << "\n";
+      std::cout << ToJson(
+                       client::internal::AsProto<v1::ListProvidersResponse>(*r))
+                << "\n";
       return 0;
     }
     for (const client::ProviderInfo& p : *r) {
@@ -136,9 +134,9 @@ class CredentialCli {
       req.page_token = r->next_page_token;
     }
     if (json()) {
-      std::cout << ToJson(client::internal::CredentialAsProto<
-                          v1::ListCredentialsResponse>(all))
-                << "\n";
+      std::cout
+          << ToJson(client::internal::AsProto<v1::ListCredentialsResponse>(all))
+          << "\n";
       return 0;
     }
     if (all.credentials.empty()) {
@@ -319,11 +317,9 @@ class CredentialCli {
     absl::StatusOr<client::StoredCredential> r = client_->PutCredential(req);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout
-          << ToJson(
-                 client::internal::CredentialAsProto<v1::PutCredentialResponse>(
-                     *r))
-          << "\n";
+      std::cout << ToJson(
+                       client::internal::AsProto<v1::PutCredentialResponse>(*r))
+                << "\n";
       return 0;
     }
     const client::CredentialSummary& c = r->credential;
@@ -375,9 +371,10 @@ class CredentialCli {
     absl::StatusOr<client::Diagnosis> r = client_->ValidateCredential(req);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(client::internal::CredentialAsProto<
-                          v1::ValidateCredentialResponse>(*r))
-                << "\n";
+      std::cout
+          << ToJson(
+                 client::internal::AsProto<v1::ValidateCredentialResponse>(*r))
+          << "\n";
       return r->valid ? 0 : 1;
     }
     std::cout << *provider << ": " << (r->valid ? "valid" : "NOT valid") << " ("
@@ -403,9 +400,10 @@ class CredentialCli {
                                      resource);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(client::internal::CredentialAsProto<
-                          v1::ResolveRequirementsResponse>(*r))
-                << "\n";
+      std::cout
+          << ToJson(
+                 client::internal::AsProto<v1::ResolveRequirementsResponse>(*r))
+          << "\n";
       return 0;
     }
     for (const client::Requirement& q : *r) {

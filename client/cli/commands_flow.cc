@@ -47,19 +47,9 @@ std::string StateText(client::RequestState s) {
       absl::StripPrefix(client::RequestStateName(s), "REQUEST_STATE_"));
 }
 
-std::string ScopeText(v1::Scope s) {
-  return absl::AsciiStrToLower(absl::StripPrefix(v1::Scope_Name(s), "SCOPE_"));
-}
-
 std::string ScopeText(client::Scope s) {
   return absl::AsciiStrToLower(
       absl::StripPrefix(client::ScopeName(s), "SCOPE_"));
-}
-
-google::protobuf::Timestamp Stamp(absl::Time t) {
-  google::protobuf::Timestamp out;
-  if (client::internal::HasTime(t)) client::internal::ToProto(t, &out);
-  return out;
 }
 
 // One line for a request: id, provider/profile, action, context.
@@ -77,9 +67,8 @@ std::string RequestLine(const client::ApprovalRequest& r) {
 void PrintRequest(const client::ApprovalRequest& r, std::ostream& out) {
   out << RequestLine(r) << "\n"
       << "  state " << StateText(r.state) << ", expires "
-      << Relative(Stamp(r.expires_at)) << " ("
-      << FormatTime(Stamp(r.expires_at)) << " UTC), agent "
-      << (r.agent_connected ? "connected" : "disconnected");
+      << Relative(r.expires_at) << " (" << TimeText(r.expires_at)
+      << " UTC), agent " << (r.agent_connected ? "connected" : "disconnected");
   if (!r.agent_peer.empty())
     out << " (" << EscapeForTerminal(r.agent_peer) << ")";
   out << "\n";

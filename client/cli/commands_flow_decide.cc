@@ -10,7 +10,6 @@
 #include "absl/strings/str_join.h"
 #include "client/cli/commands_flow_internal.h"
 #include "client/internal/convert.h"
-#include "client/internal/convert_flow.h"
 #include "common/secret.h"
 #include "common/text.h"
 
@@ -50,9 +49,8 @@ int FlowCli::Form() {
   absl::StatusOr<client::CredentialForm> form = approval().GetForm(query);
   if (!form.ok()) return PrintError(form.status());
   if (json()) {
-    v1::CredentialForm m;
-    client::internal::ToProto(*form, &m);
-    std::cout << ToJson(m) << "\n";
+    std::cout << ToJson(client::internal::AsProto<v1::CredentialForm>(*form))
+              << "\n";
     return 0;
   }
   PrintForm(*form);
@@ -156,9 +154,8 @@ int FlowCli::Approve() {
   absl::StatusOr<client::ApprovalResult> r = approval().Approve(req);
   if (!r.ok()) return PrintError(r.status());
   if (json()) {
-    v1::ApproveResponse m;
-    client::internal::ToProto(*r, &m);
-    std::cout << ToJson(m) << "\n";
+    std::cout << ToJson(client::internal::AsProto<v1::ApproveResponse>(*r))
+              << "\n";
     return 0;
   }
   std::cout << "Approved " << req.request_id << " (" << ScopeText(req.scope)

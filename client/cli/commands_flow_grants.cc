@@ -11,23 +11,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/cli/commands_flow_internal.h"
-#include "client/internal/convert_access.h"
+#include "client/internal/convert.h"
 #include "common/secret.h"
 #include "common/text.h"
 
 namespace credbroker {
 namespace cli {
 namespace flow_internal {
-namespace {
-
-// "once", "session", "standing".
-std::string GrantScopeText(client::Scope s) {
-  return absl::AsciiStrToLower(
-      absl::StripPrefix(client::ScopeName(s), "SCOPE_"));
-}
-
-}  // namespace
-
 int FlowCli::Grants() {
   client::GrantQuery query;
   query.include_ended = args_.Switch("all");
@@ -40,9 +30,8 @@ int FlowCli::Grants() {
     query.page_token = r->next_page_token;
   }
   if (json()) {
-    v1::ListGrantsResponse message;
-    client::internal::ToProto(all, &message);
-    std::cout << ToJson(message) << "\n";
+    std::cout << ToJson(client::internal::AsProto<v1::ListGrantsResponse>(all))
+              << "\n";
     return 0;
   }
   if (all.grants.empty()) {
@@ -54,12 +43,12 @@ int FlowCli::Grants() {
               "ACTION");
   for (const auto& g : all.grants) {
     std::string status = g.end_reason.empty() ? "active" : g.end_reason;
-    std::printf(
-        "%-22s %-22s %3lld  %-8s %-16s %-14s %s\n", g.grant_id.c_str(),
-        absl::StrCat(g.provider, "/", g.profile).c_str(),
-        static_cast<long long>(g.credential_version),
-        GrantScopeText(g.scope).c_str(), FormatUtcMinute(g.expires_at).c_str(),
-        EscapeForTerminal(status).c_str(), EscapeForTerminal(g.action).c_str());
+    std::printf("%-22s %-22s %3lld  %-8s %-16s %-14s %s\n", g.grant_id.c_str(),
+                absl::StrCat(g.provider, "/", g.profile).c_str(),
+                static_cast<long long>(g.credential_version),
+                ScopeText(g.scope).c_str(), TimeText(g.expires_at).c_str(),
+                EscapeForTerminal(status).c_str(),
+                EscapeForTerminal(g.action).c_str());
   }
   return 0;
 }
@@ -101,9 +90,10 @@ int FlowCli::Standing() {
       credentials().ListStandingApprovals(args_.Switch("all"));
   if (!r.ok()) return PrintError(r.status());
   if (json()) {
-    v1::ListStandingApprovalsResponse message;
-    client::internal::ToProto(*r, &message);
-    std::cout << ToJson(message) << "\n";
+    std::cout
+        << ToJson(
+               client::internal::AsProto<v1::ListStandingApprovalsResponse>(*r))
+        << "\n";
     return 0;
   }
   if (r->empty()) {
@@ -112,9 +102,8 @@ int FlowCli::Standing() {
   }
   for (const client::StandingApproval& s : *r) {
     std::cout << s.id << "  " << s.provider << "/" << s.profile << "  \""
-              << s.action_pattern << "\"  until "
-              << FormatUtcMinute(s.expires_at) << " UTC"
-              << (s.revoked ? "  (revoked)" : "") << "\n";
+              << s.action_pattern << "\"  until " << TimeText(s.expires_at)
+              << " UTC" << (s.revoked ? "  (revoked)" : "") << "\n";
   }
   return 0;
 }

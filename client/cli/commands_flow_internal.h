@@ -25,16 +25,13 @@ namespace credbroker {
 namespace cli {
 namespace flow_internal {
 
+// "pending_approval", "granted", ...; "once", "session", "standing".
 std::string StateText(client::RequestState s);
-std::string ScopeText(v1::Scope s);
 std::string ScopeText(client::Scope s);
 // One line for a request: id, provider/profile, action, context.
 std::string RequestLine(const client::ApprovalRequest& r);
 // The request in full, for a person deciding on it.
 void PrintRequest(const client::ApprovalRequest& r, std::ostream& out);
-// `t` as the wire's Timestamp (unset: an empty one), for cli_util's
-// FormatTime and Relative.
-google::protobuf::Timestamp Stamp(absl::Time t);
 absl::StatusOr<client::Scope> ParseScope(const std::string& text);
 // A positive duration in whole seconds into *out; empty text leaves it.
 absl::Status ParseTtl(const std::string& text, absl::Duration* out);

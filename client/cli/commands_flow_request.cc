@@ -16,7 +16,6 @@
 #include "client/cli/commands_flow_internal.h"
 #include "client/credbroker/agent.h"
 #include "client/internal/convert.h"
-#include "client/internal/convert_flow.h"
 #include "common/secret.h"
 #include "common/text.h"
 

@@ -16,7 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli/commands_flow_internal.h"
-#include "client/internal/convert_flow.h"
+#include "client/internal/convert.h"
 #include "common/secret.h"
 #include "common/text.h"
 
@@ -86,9 +86,9 @@ bool AskApprovalTerms(const client::ApprovalRequest& r, client::Approval* req) {
 
 void FlowCli::PrintEventLine(const client::ApprovalEvent& e) {
   if (json()) {
-    v1::ApprovalEvent m;
-    client::internal::ToProto(e, &m);
-    std::cout << ToJson(m, /*compact=*/true) << std::endl;
+    std::cout << ToJson(client::internal::AsProto<v1::ApprovalEvent>(e),
+                        /*compact=*/true)
+              << std::endl;
     return;
   }
   if (e.kind == Kind::kSnapshotDone) {
@@ -110,7 +110,7 @@ void FlowCli::PrintEventLine(const client::ApprovalEvent& e) {
   if (!r.decision.empty()) {
     std::cout << "  " << EscapeForTerminal(r.decision);
   } else {
-    std::cout << "  expires " << Relative(Stamp(r.expires_at)) << ", agent "
+    std::cout << "  expires " << Relative(r.expires_at) << ", agent "
               << (r.agent_connected ? "connected" : "disconnected");
   }
   std::cout << std::endl;

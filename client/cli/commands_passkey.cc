@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/credbroker/client.h"
-#include "client/internal/convert_access.h"
+#include "client/internal/convert.h"
 #include "common/secret.h"
 
 namespace credbroker {
@@ -25,18 +25,17 @@ int List(client::CredentialClient& c, const Args& args) {
   absl::StatusOr<client::PasskeyList> r = c.ListPasskeys();
   if (!r.ok()) return PrintError(r.status());
   if (args.Switch("json")) {
-    v1::ListPasskeysResponse message;
-    client::internal::ToProto(*r, &message);
-    std::cout << ToJson(message) << "\n";
+    std::cout << ToJson(client::internal::AsProto<v1::ListPasskeysResponse>(*r))
+              << "\n";
     return 0;
   }
   if (r->passkeys.empty()) std::cout << "No passkey is registered.\n";
   for (const client::Passkey& p : r->passkeys) {
     const bool used = p.last_used != absl::InfinitePast();
     std::cout << p.id << "  " << p.name << "  " << AlgorithmName(p.algorithm)
-              << "  registered " << FormatUtcMinute(p.created)
-              << " UTC, last used " << FormatUtcMinute(p.last_used)
-              << (used ? " UTC" : "") << ", counter " << p.sign_count << "\n";
+              << "  registered " << TimeText(p.created) << " UTC, last used "
+              << TimeText(p.last_used) << (used ? " UTC" : "") << ", counter "
+              << p.sign_count << "\n";
   }
   std::cout << (r->required
                     ? "Approvals need a passkey (--require_passkey).\n"

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "client/internal/convert_access.h"
+#include "client/internal/convert.h"
 #include "common/secret.h"
 
 namespace credbroker {
@@ -28,9 +28,9 @@ class PinCli {
   // pin status: what the broker says of the approval PIN.
   int PrintStatus(const client::ApprovalPinStatus& status) {
     if (json()) {
-      v1::ApprovalPinStatus message;
-      client::internal::ToProto(status, &message);
-      std::cout << ToJson(message) << "\n";
+      std::cout << ToJson(
+                       client::internal::AsProto<v1::ApprovalPinStatus>(status))
+                << "\n";
       return 0;
     }
     std::cout
@@ -46,15 +46,15 @@ class PinCli {
     }
     if (status.window_until != absl::InfinitePast()) {
       std::cout << "  this process may approve without it until "
-                << FormatUtcMinute(status.window_until) << " UTC\n";
+                << TimeText(status.window_until) << " UTC\n";
     }
     if (status.failed_attempts > 0) {
       std::cout << "  wrong attempts since the last right one: "
                 << status.failed_attempts << "\n";
     }
     if (status.locked_until != absl::InfinitePast()) {
-      std::cout << "  approvals locked until "
-                << FormatUtcMinute(status.locked_until) << " UTC\n";
+      std::cout << "  approvals locked until " << TimeText(status.locked_until)
+                << " UTC\n";
     }
     return 0;
   }

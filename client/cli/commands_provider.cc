@@ -13,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/credbroker/client.h"
-#include "client/internal/convert_credential.h"
+#include "client/internal/convert.h"
 #include "common/json.h"
 
 namespace credbroker {
@@ -152,8 +152,8 @@ class ProviderCli {
     for (const Diagnosis& d : results) {
       items.push_back(absl::StrCat(
           "{\"provider\": ", JsonQuote(d.provider), ", \"diagnosis\": ",
-          ToJson(client::internal::CredentialAsProto<
-                     v1::ValidateCredentialResponse>(d.response),
+          ToJson(client::internal::AsProto<v1::ValidateCredentialResponse>(
+                     d.response),
                  /*compact=*/true),
           "}"));
     }
@@ -225,9 +225,11 @@ class ProviderCli {
                                         args_.Flag("profile"));
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(client::internal::CredentialAsProto<
-                          v1::ListCredentialVersionsResponse>(*r))
-                << "\n";
+      std::cout
+          << ToJson(
+                 client::internal::AsProto<v1::ListCredentialVersionsResponse>(
+                     *r))
+          << "\n";
       return 0;
     }
     std::cout << r->provider << "/" << r->profile << ": " << r->versions.size()
@@ -259,9 +261,10 @@ class ProviderCli {
                                     version);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout << ToJson(client::internal::CredentialAsProto<
-                          v1::RollbackCredentialResponse>(*r))
-                << "\n";
+      std::cout
+          << ToJson(
+                 client::internal::AsProto<v1::RollbackCredentialResponse>(*r))
+          << "\n";
       return 0;
     }
     const client::CredentialSummary& c = r->credential;
@@ -284,9 +287,10 @@ class ProviderCli {
           client_->SetDefaultProfile(provider, args_.positional[1]);
       if (!r.ok()) return PrintError(r.status());
       if (json()) {
-        std::cout << ToJson(client::internal::CredentialAsProto<
-                            v1::SetDefaultProfileResponse>(*r))
-                  << "\n";
+        std::cout
+            << ToJson(
+                   client::internal::AsProto<v1::SetDefaultProfileResponse>(*r))
+            << "\n";
         return 0;
       }
       std::cout << r->provider << ": the default profile is now " << r->profile
@@ -320,8 +324,9 @@ class ProviderCli {
       if (c.profile == shown.profile) shown.configured = true;
     }
     if (json()) {
-      std::cout << ToJson(client::internal::CredentialAsProto<
-                          v1::SetDefaultProfileResponse>(shown))
+      std::cout << ToJson(
+                       client::internal::AsProto<v1::SetDefaultProfileResponse>(
+                           shown))
                 << "\n";
       return 0;
     }
@@ -341,11 +346,9 @@ class ProviderCli {
                                                        : args_.positional[0]);
     if (!r.ok()) return PrintError(r.status());
     if (json()) {
-      std::cout
-          << ToJson(
-                 client::internal::CredentialAsProto<v1::ListBindingsResponse>(
-                     *r))
-          << "\n";
+      std::cout << ToJson(
+                       client::internal::AsProto<v1::ListBindingsResponse>(*r))
+                << "\n";
       return 0;
     }
     if (r->empty()) {

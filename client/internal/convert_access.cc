@@ -1,5 +1,3 @@
-#include "client/internal/convert_access.h"
-
 #include <string>
 
 #include "client/internal/convert.h"
@@ -148,15 +146,12 @@ void ToProto(const StandingApproval& v, v1::StandingApproval* out) {
 
 std::vector<StandingApproval> FromProto(
     const v1::ListStandingApprovalsResponse& m) {
-  std::vector<StandingApproval> v;
-  v.reserve(m.approvals_size());
-  for (const v1::StandingApproval& a : m.approvals()) v.push_back(FromProto(a));
-  return v;
+  return ListFromProto<StandingApproval>(m.approvals());
 }
 
 void ToProto(const std::vector<StandingApproval>& v,
              v1::ListStandingApprovalsResponse* out) {
-  for (const StandingApproval& a : v) ToProto(a, out->add_approvals());
+  ListToProto(v, out->mutable_approvals());
 }
 
 ApprovalPinStatus FromProto(const v1::ApprovalPinStatus& m) {
@@ -210,14 +205,13 @@ void ToProto(const Passkey& v, v1::Passkey* out) {
 
 PasskeyList FromProto(const v1::ListPasskeysResponse& m) {
   PasskeyList v;
-  v.passkeys.reserve(m.passkeys_size());
-  for (const v1::Passkey& p : m.passkeys()) v.passkeys.push_back(FromProto(p));
+  v.passkeys = ListFromProto<Passkey>(m.passkeys());
   v.required = m.required();
   return v;
 }
 
 void ToProto(const PasskeyList& v, v1::ListPasskeysResponse* out) {
-  for (const Passkey& p : v.passkeys) ToProto(p, out->add_passkeys());
+  ListToProto(v.passkeys, out->mutable_passkeys());
   out->set_required(v.required);
 }
 

@@ -1,29 +1,12 @@
-#include "client/internal/convert_credential.h"
-
 #include <string>
 
+#include "client/internal/convert.h"
 #include "common/secret.h"
 
 namespace credbroker {
 namespace client {
 namespace internal {
 namespace {
-
-// ListFromProto / ListToProto for this file's types: the templates of
-// convert.h do not see the overloads declared after them.
-template <typename T, typename P>
-std::vector<T> EachFromProto(const google::protobuf::RepeatedPtrField<P>& ms) {
-  std::vector<T> out;
-  out.reserve(ms.size());
-  for (const P& m : ms) out.push_back(FromProto(m));
-  return out;
-}
-template <typename T, typename P>
-void EachToProto(const std::vector<T>& vs,
-                 google::protobuf::RepeatedPtrField<P>* out) {
-  out->Reserve(out->size() + static_cast<int>(vs.size()));
-  for (const T& v : vs) ToProto(v, out->Add());
-}
 
 void ValuesToProto(const FieldValues& values,
                    google::protobuf::Map<std::string, std::string>* out) {
@@ -73,14 +56,14 @@ void ToProto(const CredentialCandidate& v, v1::ValidateCredentialRequest* out) {
   out->set_from_file(v.from_file.Reveal().data(), v.from_file.size());
 }
 
-void WipeSecrets(v1::PutCredentialRequest* request) {
-  WipeValues(request->mutable_values());
-  WipeString(*request->mutable_from_file());
+void WipeSecrets(v1::PutCredentialRequest& m) {
+  WipeValues(m.mutable_values());
+  WipeString(*m.mutable_from_file());
 }
 
-void WipeSecrets(v1::ValidateCredentialRequest* request) {
-  WipeValues(request->mutable_values());
-  WipeString(*request->mutable_from_file());
+void WipeSecrets(v1::ValidateCredentialRequest& m) {
+  WipeValues(m.mutable_values());
+  WipeString(*m.mutable_from_file());
 }
 
 std::vector<ProviderInfo> FromProto(const v1::ListProvidersResponse& m) {
@@ -164,11 +147,11 @@ void ToProto(const Requirement& v, v1::Requirement* out) {
 }
 
 std::vector<Requirement> FromProto(const v1::ResolveRequirementsResponse& m) {
-  return EachFromProto<Requirement>(m.requirements());
+  return ListFromProto<Requirement>(m.requirements());
 }
 void ToProto(const std::vector<Requirement>& v,
              v1::ResolveRequirementsResponse* out) {
-  EachToProto(v, out->mutable_requirements());
+  ListToProto(v, out->mutable_requirements());
 }
 
 CredentialVersion FromProto(const v1::CredentialVersion& m) {
@@ -194,14 +177,14 @@ CredentialHistory FromProto(const v1::ListCredentialVersionsResponse& m) {
   CredentialHistory v;
   v.provider = m.provider();
   v.profile = m.profile();
-  v.versions = EachFromProto<CredentialVersion>(m.versions());
+  v.versions = ListFromProto<CredentialVersion>(m.versions());
   return v;
 }
 void ToProto(const CredentialHistory& v,
              v1::ListCredentialVersionsResponse* out) {
   out->set_provider(v.provider);
   out->set_profile(v.profile);
-  EachToProto(v.versions, out->mutable_versions());
+  ListToProto(v.versions, out->mutable_versions());
 }
 
 RolledBackCredential FromProto(const v1::RollbackCredentialResponse& m) {
@@ -262,11 +245,11 @@ void ToProto(const ResourceBinding& v, v1::ResourceBinding* out) {
 }
 
 std::vector<ResourceBinding> FromProto(const v1::ListBindingsResponse& m) {
-  return EachFromProto<ResourceBinding>(m.bindings());
+  return ListFromProto<ResourceBinding>(m.bindings());
 }
 void ToProto(const std::vector<ResourceBinding>& v,
              v1::ListBindingsResponse* out) {
-  EachToProto(v, out->mutable_bindings());
+  ListToProto(v, out->mutable_bindings());
 }
 
 }  // namespace internal

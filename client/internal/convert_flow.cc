@@ -1,5 +1,4 @@
-#include "client/internal/convert_flow.h"
-
+#include "client/internal/convert.h"
 #include "common/secret.h"
 
 namespace credbroker {
@@ -80,9 +79,7 @@ CredentialForm FromProto(const v1::CredentialForm& m) {
   v.provider = m.provider();
   v.profile = m.profile();
   v.display_name = m.display_name();
-  // Not ListFromProto: its template cannot see the FormField conversions
-  // declared after it.
-  for (const v1::FormField& f : m.fields()) v.fields.push_back(FromProto(f));
+  v.fields = ListFromProto<FormField>(m.fields());
   v.how_to_get = StringsFromProto(m.how_to_get());
   v.required_permissions = StringsFromProto(m.required_permissions());
   if (m.has_request()) v.request = FromProto(m.request());
@@ -95,7 +92,7 @@ void ToProto(const CredentialForm& v, v1::CredentialForm* out) {
   out->set_provider(v.provider);
   out->set_profile(v.profile);
   out->set_display_name(v.display_name);
-  for (const FormField& f : v.fields) ToProto(f, out->add_fields());
+  ListToProto(v.fields, out->mutable_fields());
   StringsToProto(v.how_to_get, out->mutable_how_to_get());
   StringsToProto(v.required_permissions, out->mutable_required_permissions());
   if (v.request.has_value()) ToProto(*v.request, out->mutable_request());

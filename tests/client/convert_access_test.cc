@@ -2,7 +2,6 @@
 // lock) survives the conversion: answers round-trip message -> plain type
 // -> message, and requests built from a fully filled plain type set every
 // field of their message.
-#include "client/internal/convert_access.h"
 
 #include <string>
 #include <vector>

@@ -1,8 +1,8 @@
 // Every field of CredentialService's answers survives a round trip
 // message -> plain type -> message, and the requests the client sends carry
 // every field it set (and lose their values when wiped).
-#include "client/internal/convert_credential.h"
 
+#include "client/internal/convert.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/client/proto_filler.h"
@@ -74,7 +74,7 @@ TEST(ConvertCredentialTest, PutRequestCarriesEveryFieldUntilWiped) {
   EXPECT_EQ(m.generate(0), "database_password");
   EXPECT_EQ(m.rotation_period().seconds(), 30 * 86400);
 
-  WipeSecrets(&m);
+  WipeSecrets(m);
   EXPECT_TRUE(m.values().at("project_id").empty());
   EXPECT_TRUE(m.from_file().empty());
 }
@@ -101,7 +101,7 @@ TEST(ConvertCredentialTest, ValidateRequestCarriesEveryFieldUntilWiped) {
   EXPECT_EQ(m.values().at("secret_access_key"), "wJalrEXAMPLE");
   EXPECT_EQ(m.from_file(), "key file");
 
-  WipeSecrets(&m);
+  WipeSecrets(m);
   EXPECT_TRUE(m.values().at("secret_access_key").empty());
   EXPECT_TRUE(m.from_file().empty());
 }

@@ -1,8 +1,8 @@
 // Every field of the flow's messages (credential_broker.proto,
 // approval_service.proto) survives a round trip message -> plain type ->
 // message, and an unset sub-message stays unset.
-#include "client/internal/convert_flow.h"
 
+#include "client/internal/convert.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/client/proto_filler.h"

@@ -7,7 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "client/internal/convert_credential.h"
+#include "client/internal/convert.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -22,8 +22,7 @@ using CredentialServiceTest = BrokerTest;
 template <typename Message, typename T>
 bool Contains(const T& answer, const std::string& secret) {
   return absl::StrContains(
-      client::internal::CredentialAsProto<Message>(answer).SerializeAsString(),
-      secret);
+      client::internal::AsProto<Message>(answer).SerializeAsString(), secret);
 }
 bool Contains(const client::CredentialSummary& c, const std::string& secret) {
   return absl::StrContains(

@@ -21,7 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "client/internal/convert_credential.h"
+#include "client/internal/convert.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
 
@@ -364,7 +364,7 @@ TEST_F(DaemonTest, NoSecretInClearInTheDatabaseOrTheOutput) {
   absl::StatusOr<client::Diagnosis> vr = client_->ValidateCredential(validate);
   ASSERT_TRUE(vr.ok()) << vr.status();
   EXPECT_FALSE(absl::StrContains(
-      client::internal::CredentialAsProto<v1::ValidateCredentialResponse>(*vr)
+      client::internal::AsProto<v1::ValidateCredentialResponse>(*vr)
           .SerializeAsString(),
       validated_secret));
 

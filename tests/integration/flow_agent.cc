@@ -25,7 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "client/credbroker/agent.h"
-#include "client/internal/convert_flow.h"
+#include "client/internal/convert.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace {

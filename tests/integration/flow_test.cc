@@ -27,7 +27,7 @@
 #include "absl/time/time.h"
 #include "client/credbroker/agent.h"
 #include "client/credbroker/approval.h"
-#include "client/internal/convert_flow.h"
+#include "client/internal/convert.h"
 #include "common/secret.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"

@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/credbroker/approval.h"
-#include "client/internal/convert_credential.h"
+#include "client/internal/convert.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/integration/broker_fixture.h"
@@ -291,8 +291,7 @@ TEST_F(ProviderDepthTest, RollbackRestoresTheEarlierValues) {
   EXPECT_TRUE(history->versions[1].current);
   EXPECT_NE(history->versions[0].created_at, absl::InfinitePast());
   const std::string history_bytes =
-      client::internal::CredentialAsProto<v1::ListCredentialVersionsResponse>(
-          *history)
+      client::internal::AsProto<v1::ListCredentialVersionsResponse>(*history)
           .SerializeAsString();
   EXPECT_FALSE(absl::StrContains(history_bytes, secret_a_));
   EXPECT_FALSE(absl::StrContains(history_bytes, key_a_));
@@ -304,8 +303,7 @@ TEST_F(ProviderDepthTest, RollbackRestoresTheEarlierValues) {
   EXPECT_EQ(rolled->credential.version, 3);
   EXPECT_EQ(rolled->credential.fingerprint, fp1);
   EXPECT_FALSE(absl::StrContains(
-      client::internal::CredentialAsProto<v1::RollbackCredentialResponse>(
-          *rolled)
+      client::internal::AsProto<v1::RollbackCredentialResponse>(*rolled)
           .SerializeAsString(),
       secret_a_));
   EXPECT_EQ(client_->ListCredentialVersions("aws", "")->versions.size(), 3u);
