@@ -19,6 +19,7 @@
 #include "client/internal/convert.h"
 #include "common/errors.h"
 #include "common/secret.h"
+#include "common/secret_input.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace credbroker {
@@ -166,94 +167,25 @@ std::optional<std::string> Prompt(const std::string& label, bool hidden) {
   return line;
 }
 
-namespace {
-// One line of `fd`, byte by byte so that each call takes exactly one line.
-std::optional<std::string> ReadLineFromFd(int fd) {
-  std::string line;
-  // Sized once: a secret is never copied into a grown buffer left unwiped.
-  line.reserve(4097);
-  char c;
-  while (line.size() <= 4096) {
-    ssize_t n = read(fd, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (line.empty()) return std::nullopt;
-      break;
-    }
-    if (c == '\n') break;
-    line.push_back(c);
-  }
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  return line;
-}
-}  // namespace
-
-std::optional<std::string> ReadSecret(const Args& args,
-                                      const std::string& label) {
-  if (args.Has("pin_fd")) {
-    int fd = -1;
-    if (!absl::SimpleAtoi(args.Flag("pin_fd"), &fd) || fd < 0)
-      return std::nullopt;
-    return ReadLineFromFd(fd);
-  }
-  int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
-  if (tty < 0) return std::nullopt;
-  const std::string prompt = label + ": ";
-  (void)!write(tty, prompt.data(), prompt.size());
-  termios old{};
-  const bool quiet = tcgetattr(tty, &old) == 0;
-  if (quiet) {
-    termios no_echo = old;
-    no_echo.c_lflag &= ~ECHO;
-    tcsetattr(tty, TCSAFLUSH, &no_echo);
-  }
-  std::optional<std::string> line = ReadLineFromFd(tty);
-  if (quiet) tcsetattr(tty, TCSAFLUSH, &old);
-  (void)!write(tty, "\n", 1);
-  close(tty);
-  return line;
-}
-
-namespace {
-// One line of `fd` into a buffer sized once, then copied (trimmed) into
-// its own SecretBytes; nullopt when empty or over 4096 bytes.
-std::optional<SecretBytes> ReadSecretFromFd(int fd) {
-  constexpr size_t kMax = 4096;
-  SecretBytes buf = SecretBytes::Zeroed(kMax + 1);
-  size_t size = 0;
-  while (size <= kMax) {
-    ssize_t n = read(fd, buf.mutable_data() + size, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || buf.data()[size] == '\n') break;
-    ++size;
-  }
-  if (size > kMax) return std::nullopt;
-  if (size > 0 && buf.data()[size - 1] == '\r') --size;
-  if (size == 0) return std::nullopt;
-  SecretBytes line = SecretBytes::Zeroed(size);
-  std::copy(buf.data(), buf.data() + size, line.mutable_data());
-  return line;
-}
-}  // namespace
-
 std::optional<SecretBytes> ReadSecretLine(int fd, const std::string& label) {
-  if (fd >= 0) return ReadSecretFromFd(fd);
-  int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
-  if (tty < 0) return std::nullopt;
-  const std::string prompt = label + ": ";
-  (void)!write(tty, prompt.data(), prompt.size());
-  termios old{};
-  const bool quiet = tcgetattr(tty, &old) == 0;
-  if (quiet) {
-    termios no_echo = old;
-    no_echo.c_lflag &= ~ECHO;
-    tcsetattr(tty, TCSAFLUSH, &no_echo);
+  absl::StatusOr<SecretBytes> line;
+  if (fd >= 0) {
+    line = credbroker::ReadSecretLine(fd, label);
+  } else {
+    const int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (tty < 0) return std::nullopt;
+    line = PromptSecretLine(tty, label + ": ", label);
+    close(tty);
   }
-  std::optional<SecretBytes> line = ReadSecretFromFd(tty);
-  if (quiet) tcsetattr(tty, TCSAFLUSH, &old);
-  (void)!write(tty, "\n", 1);
-  close(tty);
-  return line;
+  if (!line.ok()) return std::nullopt;
+  return *std::move(line);
+}
+
+std::optional<SecretBytes> ReadSecret(const Args& args,
+                                      const std::string& label) {
+  const int fd = FdFlag(args, "pin_fd");
+  if (fd == -2) return std::nullopt;
+  return ReadSecretLine(fd, label);
 }
 
 int FdFlag(const Args& args, const std::string& name) {
@@ -268,28 +200,24 @@ absl::Status ChooseApprovalPin(const Args& args,
                                client::PinChange* change) {
   const char kNoInput[] =
       "the approval PIN is typed on a terminal (or read with --pin_fd N), "
-      "never "
-      "taken from arguments, the environment or a piped stdin";
+      "never taken from arguments, the environment or a piped stdin";
   if (!status.pin_set && status.first_pin_needs_passphrase) {
-    std::optional<std::string> pass =
+    std::optional<SecretBytes> pass =
         ReadSecret(args, "Store passphrase (to set the first PIN)");
-    if (!pass || pass->empty()) return absl::InvalidArgumentError(kNoInput);
-    change->store_passphrase = SecretBytes::TakeFrom(*pass);
+    if (!pass) return absl::InvalidArgumentError(kNoInput);
+    change->store_passphrase = *std::move(pass);
   }
-  std::optional<std::string> next = ReadSecret(args, "New approval PIN");
-  if (!next || next->empty()) return absl::InvalidArgumentError(kNoInput);
+  std::optional<SecretBytes> next = ReadSecret(args, "New approval PIN");
+  if (!next) return absl::InvalidArgumentError(kNoInput);
   // Asked twice when typed, where a typo cannot be seen.
   if (!args.Has("pin_fd")) {
-    std::optional<std::string> again =
+    std::optional<SecretBytes> again =
         ReadSecret(args, "New approval PIN again");
-    const bool same = again && *again == *next;
-    if (again) WipeString(*again);
-    if (!same) {
-      WipeString(*next);
+    if (!again || *again != *next) {
       return absl::InvalidArgumentError("the two PINs differ; nothing changed");
     }
   }
-  change->new_pin = SecretBytes::TakeFrom(*next);
+  change->new_pin = *std::move(next);
   return absl::OkStatus();
 }
 

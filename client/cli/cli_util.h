@@ -62,14 +62,13 @@ std::optional<std::string> Prompt(const std::string& label, bool hidden);
 // A human-presence secret (the approval PIN, the store's passphrase): one
 // line of the file descriptor given with --pin_fd N when set, else typed on
 // the controlling terminal (/dev/tty) without echo — never argv, the
-// environment or a piped stdin. nullopt when the input ended, when there is
-// no terminal, or when --pin_fd is not a descriptor number.
-std::optional<std::string> ReadSecret(const Args& args,
+// environment or a piped stdin. Read straight into SecretBytes (no
+// std::string ever holds it; common/secret_input.h). nullopt when nothing
+// could be read (no terminal, end of input, an empty line, a line over 4096
+// bytes) or --pin_fd is not a descriptor number.
+std::optional<SecretBytes> ReadSecret(const Args& args,
                                       const std::string& label);
-// A secret line read straight into a pre-sized SecretBytes (no std::string
-// ever holds it): from `fd` when >= 0, else typed on /dev/tty after
-// `label`, without echo. nullopt when nothing could be read (no terminal,
-// end of input, a line over 4096 bytes).
+// The same from `fd` when >= 0, else typed on /dev/tty after `label`.
 std::optional<SecretBytes> ReadSecretLine(int fd, const std::string& label);
 // The descriptor given with --NAME N: -1 when the flag is absent, -2 when
 // its value is not a descriptor number.

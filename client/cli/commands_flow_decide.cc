@@ -123,11 +123,8 @@ absl::Status FlowCli::AddPin(client::Approval* req) {
     return absl::OkStatus();
   }
   if (status->window_until != absl::InfinitePast()) return absl::OkStatus();
-  std::optional<std::string> pin = ReadSecret(args_, "Approval PIN");
-  if (pin) {
-    req->pin = SecretBytes(*pin);
-    WipeString(*pin);
-  }
+  std::optional<SecretBytes> pin = ReadSecret(args_, "Approval PIN");
+  if (pin) req->pin = *std::move(pin);
   return absl::OkStatus();
 }
 

@@ -56,9 +56,9 @@ int Remove(client::CredentialClient& c, const Args& args) {
         "passkey remove takes the passkey's id (credctl passkey list), or "
         "--all");
   }
-  std::optional<std::string> pin = ReadSecret(args, "Approval PIN");
+  std::optional<SecretBytes> pin = ReadSecret(args, "Approval PIN");
   if (!pin) return UsageError("no approval PIN given");
-  removal.pin = SecretBytes::TakeFrom(*pin);
+  removal.pin = *std::move(pin);
   absl::Status removed = c.RemovePasskey(removal);
   if (!removed.ok()) return PrintError(removed);
   std::cout << (removal.all ? "Every passkey removed.\n"

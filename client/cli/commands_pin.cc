@@ -72,10 +72,10 @@ class PinCli {
     if (sub == "status") return PrintStatus(*status);
     client::PinChange change;
     if (status->pin_set) {
-      std::optional<std::string> current =
+      std::optional<SecretBytes> current =
           ReadSecret(args_, "Current approval PIN");
       if (!current) return UsageError("no current PIN given");
-      change.current_pin = SecretBytes::TakeFrom(*current);
+      change.current_pin = *std::move(current);
     } else if (sub == "clear") {
       std::cout << "No approval PIN is set.\n";
       return 0;
