@@ -9,44 +9,13 @@
 #include "absl/time/time.h"
 #include "client/internal/convert.h"
 #include "common/secret.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "tests/client/proto_filler.h"
+#include "tests/client/round_trip.h"
 
 namespace credbroker {
 namespace client {
 namespace internal {
 namespace {
-
-template <typename T, typename P>
-void ExpectRoundTrip() {
-  P original;
-  testing::FillEveryField(&original);
-  const T value = FromProto(original);
-  P back;
-  ToProto(value, &back);
-  std::string differences;
-  google::protobuf::util::MessageDifferencer differ;
-  differ.ReportDifferencesToString(&differences);
-  EXPECT_TRUE(differ.Compare(original, back))
-      << P::descriptor()->full_name() << ": " << differences;
-}
-
-// internal::AsProto's template sees only convert.h's conversions.
-template <typename P, typename T>
-P Message(const T& value) {
-  P out;
-  ToProto(value, &out);
-  return out;
-}
-
-// A field the request's ToProto forgets stays at its default: not listed.
-void ExpectEveryFieldSet(const google::protobuf::Message& m) {
-  std::vector<const google::protobuf::FieldDescriptor*> set;
-  m.GetReflection()->ListFields(m, &set);
-  EXPECT_EQ(static_cast<int>(set.size()), m.GetDescriptor()->field_count())
-      << m.GetDescriptor()->full_name() << ": " << m.ShortDebugString();
-}
 
 TEST(ConvertAccessTest, AnswersKeepEveryField) {
   ExpectRoundTrip<GrantPage, v1::ListGrantsResponse>();
@@ -67,7 +36,7 @@ TEST(ConvertAccessTest, QueriesSetEveryField) {
   grants.include_ended = true;
   grants.page_size = 50;
   grants.page_token = "next";
-  const auto listed = Message<v1::ListGrantsRequest>(grants);
+  const auto listed = AsProto<v1::ListGrantsRequest>(grants);
   ExpectEveryFieldSet(listed);
   EXPECT_EQ(listed.page_size(), 50);
   EXPECT_EQ(listed.page_token(), "next");
@@ -79,14 +48,14 @@ TEST(ConvertAccessTest, QueriesSetEveryField) {
   audit.kind = "grant.issued";
   audit.page_size = 10;
   audit.page_token = "t";
-  const auto events = Message<v1::ListAuditEventsRequest>(audit);
+  const auto events = AsProto<v1::ListAuditEventsRequest>(audit);
   ExpectEveryFieldSet(events);
   EXPECT_EQ(events.since().seconds(), 1700000000);
   EXPECT_EQ(events.until().nanos(), 5000000);
   EXPECT_EQ(events.kind(), "grant.issued");
 
   // Unset times stay unset: no "since 1970".
-  const auto everything = Message<v1::ListAuditEventsRequest>(AuditQuery());
+  const auto everything = AsProto<v1::ListAuditEventsRequest>(AuditQuery());
   EXPECT_FALSE(everything.has_since());
   EXPECT_FALSE(everything.has_until());
 }
@@ -157,7 +126,7 @@ TEST(ConvertAccessTest, KeySourcesKeepTheWireNumbers) {
 TEST(ConvertAccessTest, UnsetTimesStayUnset) {
   v1::ApprovalPinStatus status;
   status.set_pin_set(true);
-  const auto pin = Message<v1::ApprovalPinStatus>(FromProto(status));
+  const auto pin = AsProto<v1::ApprovalPinStatus>(FromProto(status));
   EXPECT_FALSE(pin.has_locked_until());
   EXPECT_FALSE(pin.has_window_until());
   // "Never" is a value the broker always sends: credctl prints it.
@@ -169,7 +138,7 @@ TEST(ConvertAccessTest, UnsetTimesStayUnset) {
   passkey.mutable_created()->set_seconds(1700000000);
   const Passkey v = FromProto(passkey);
   EXPECT_EQ(v.last_used, absl::InfinitePast());
-  const auto back = Message<v1::Passkey>(v);
+  const auto back = AsProto<v1::Passkey>(v);
   EXPECT_TRUE(back.has_created());
   EXPECT_FALSE(back.has_last_used());
 }

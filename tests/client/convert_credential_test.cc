@@ -3,28 +3,13 @@
 // every field it set (and lose their values when wiped).
 
 #include "client/internal/convert.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "tests/client/proto_filler.h"
+#include "tests/client/round_trip.h"
 
 namespace credbroker {
 namespace client {
 namespace internal {
 namespace {
-
-template <typename T, typename P>
-void ExpectRoundTrip() {
-  P original;
-  testing::FillEveryField(&original);
-  const T value = FromProto(original);
-  P back;
-  ToProto(value, &back);
-  std::string differences;
-  google::protobuf::util::MessageDifferencer differ;
-  differ.ReportDifferencesToString(&differences);
-  EXPECT_TRUE(differ.Compare(original, back))
-      << P::descriptor()->full_name() << ": " << differences;
-}
 
 TEST(ConvertCredentialTest, AnswersKeepEveryField) {
   ExpectRoundTrip<std::vector<ProviderInfo>, v1::ListProvidersResponse>();

@@ -3,33 +3,13 @@
 // message, and an unset sub-message stays unset.
 
 #include "client/internal/convert.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "tests/client/proto_filler.h"
+#include "tests/client/round_trip.h"
 
 namespace credbroker {
 namespace client {
 namespace internal {
 namespace {
-
-template <typename T, typename P>
-void ExpectRoundTrip(const P& original) {
-  const T value = FromProto(original);
-  P back;
-  ToProto(value, &back);
-  std::string differences;
-  google::protobuf::util::MessageDifferencer differ;
-  differ.ReportDifferencesToString(&differences);
-  EXPECT_TRUE(differ.Compare(original, back))
-      << P::descriptor()->full_name() << ": " << differences;
-}
-
-template <typename T, typename P>
-void ExpectRoundTrip() {
-  P original;
-  testing::FillEveryField(&original);
-  ExpectRoundTrip<T>(original);
-}
 
 TEST(ConvertFlowTest, FlowMessagesKeepEveryField) {
   ExpectRoundTrip<NeedUpdate, v1::NeedUpdate>();
