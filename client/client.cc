@@ -88,15 +88,6 @@ auto Converted(absl::StatusOr<Response> response)
   return internal::FromProto(*response);
 }
 
-// The message of a plain request. (internal::AsProto cannot: its template
-// sees only the conversions declared before it, in convert.h.)
-template <typename P, typename T>
-P Message(const T& value) {
-  P out;
-  internal::ToProto(value, &out);
-  return out;
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<ProviderInfo>> CredentialClient::ListProviders() {
@@ -167,7 +158,7 @@ absl::StatusOr<std::vector<Requirement>> CredentialClient::ResolveRequirements(
 absl::StatusOr<GrantPage> CredentialClient::ListGrants(
     const GrantQuery& query) {
   return Converted(impl_->Call<v1::ListGrantsRequest, v1::ListGrantsResponse>(
-      &Stub::ListGrants, Message<v1::ListGrantsRequest>(query)));
+      &Stub::ListGrants, internal::AsProto<v1::ListGrantsRequest>(query)));
 }
 absl::Status CredentialClient::RevokeGrant(const std::string& grant_id,
                                            const std::string& reason) {
@@ -183,7 +174,8 @@ absl::StatusOr<AuditPage> CredentialClient::ListAuditEvents(
     const AuditQuery& query) {
   return Converted(
       impl_->Call<v1::ListAuditEventsRequest, v1::ListAuditEventsResponse>(
-          &Stub::ListAuditEvents, Message<v1::ListAuditEventsRequest>(query)));
+          &Stub::ListAuditEvents,
+          internal::AsProto<v1::ListAuditEventsRequest>(query)));
 }
 absl::StatusOr<std::vector<StandingApproval>>
 CredentialClient::ListStandingApprovals(bool include_ended) {
@@ -241,7 +233,7 @@ absl::StatusOr<std::vector<ResourceBinding>> CredentialClient::ListBindings(
 }
 
 absl::StatusOr<bool> CredentialClient::SetApprovalPin(const PinChange& change) {
-  auto request = Message<v1::SetApprovalPinRequest>(change);
+  auto request = internal::AsProto<v1::SetApprovalPinRequest>(change);
   absl::StatusOr<v1::SetApprovalPinResponse> r =
       impl_->Call<v1::SetApprovalPinRequest, v1::SetApprovalPinResponse>(
           &Stub::SetApprovalPin, request);
@@ -262,7 +254,8 @@ absl::StatusOr<PasskeyChallenge> CredentialClient::BeginPasskeyRegistration() {
 }
 absl::StatusOr<Passkey> CredentialClient::FinishPasskeyRegistration(
     const PasskeyRegistration& registration) {
-  auto request = Message<v1::FinishPasskeyRegistrationRequest>(registration);
+  auto request =
+      internal::AsProto<v1::FinishPasskeyRegistrationRequest>(registration);
   absl::StatusOr<v1::Passkey> r =
       impl_->Call<v1::FinishPasskeyRegistrationRequest, v1::Passkey>(
           &Stub::FinishPasskeyRegistration, request);
@@ -275,7 +268,7 @@ absl::StatusOr<PasskeyList> CredentialClient::ListPasskeys() {
           &Stub::ListPasskeys, v1::ListPasskeysRequest()));
 }
 absl::Status CredentialClient::RemovePasskey(const PasskeyRemoval& removal) {
-  auto request = Message<v1::RemovePasskeyRequest>(removal);
+  auto request = internal::AsProto<v1::RemovePasskeyRequest>(removal);
   absl::Status status =
       impl_
           ->Call<v1::RemovePasskeyRequest, v1::RemovePasskeyResponse>(
@@ -328,7 +321,7 @@ absl::StatusOr<bool> CredentialClient::Lock() {
 }
 
 absl::StatusOr<RekeyResult> CredentialClient::Rekey(const KeyChange& change) {
-  auto request = Message<v1::RekeyRequest>(change);
+  auto request = internal::AsProto<v1::RekeyRequest>(change);
   v1::RekeyResponse response;
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
